@@ -1,0 +1,1 @@
+"""copytrade: copy a master trader's fills onto follower accounts."""

@@ -1,0 +1,75 @@
+"""The project's own error types.
+
+``UserError`` carries a plain-language message safe to show a user (the bot's single
+error decorator turns it into a reply). ``VenueError`` and its subclasses are what every
+venue adapter maps vendor errors into, so the engine decides on retries by type only.
+"""
+
+from __future__ import annotations
+
+
+class CopytradeError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class UserError(CopytradeError):
+    """Bad input or a refused action; the message is meant for the user and holds no secret."""
+
+
+class NotFound(UserError):
+    pass
+
+
+class ConfigError(CopytradeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class VaultError(CopytradeError):
+    """A credential cannot be encrypted or decrypted with the configured keys."""
+
+
+class VenueError(CopytradeError):
+    """An error answered by (or on the way to) a venue, already stripped of secrets."""
+
+    retryable = False
+
+
+class AuthenticationError(VenueError):
+    """The key is wrong, expired or revoked: the follow is paused and the user told."""
+
+
+class PermissionDenied(VenueError):
+    """The key authenticates but may not do this (no trading permission, IP not whitelisted)."""
+
+
+class InsufficientFunds(VenueError):
+    pass
+
+
+class InvalidOrder(VenueError):
+    """The venue refused the order's parameters (filters, precision, duplicate client id)."""
+
+
+class UnknownSymbol(VenueError):
+    pass
+
+
+class RateLimited(VenueError):
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TemporaryError(VenueError):
+    """Network trouble, 5xx, maintenance: safe to retry when the order surely was not placed."""
+
+    retryable = True
+
+
+class OrderStatusUnknown(VenueError):
+    """The request may or may not have reached the venue (a timeout after sending).
+
+    Never retried blindly: the engine first looks the order up by client order id.
+    """

@@ -1,0 +1,227 @@
+"""Domain events and value types shared by the engine, venues, storage and bot.
+
+Plain frozen dataclasses with ``Decimal`` for every price and quantity: a float never
+enters the money path. Venue adapters convert at their edge.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> "Side":
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(str, enum.Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT_MARKET = "take_profit_market"
+
+
+class FillStatus(str, enum.Enum):
+    """Status of the master's order at the moment of the execution report."""
+
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_execution(self) -> bool:
+        return self in (FillStatus.PARTIALLY_FILLED, FillStatus.FILLED)
+
+
+class SizingMode(str, enum.Enum):
+    COEFFICIENT = "coefficient"  # follower qty = master qty x value
+    EQUITY_RATIO = "equity_ratio"  # master qty x follower equity / master equity x value
+    FIXED_NOTIONAL = "fixed_notional"  # value in quote currency per entry
+    FIXED_QUANTITY = "fixed_quantity"  # value in base units (or shares) per entry
+
+
+class FollowStatus(str, enum.Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class CopyStatus(str, enum.Enum):
+    PENDING = "pending"  # journaled, being sent; resolved on restart by client order id
+    PLACED = "placed"
+    FILLED = "filled"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class SkipReason(str, enum.Enum):
+    """Why an order was not sent. Each one is recorded and shown to the follower."""
+
+    SYMBOL_NOT_ALLOWED = "symbol_not_allowed"
+    SYMBOL_BLOCKED = "symbol_blocked"
+    ORDER_TYPE_FILTERED = "order_type_filtered"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    BELOW_MIN_QUANTITY = "below_min_quantity"
+    BELOW_MIN_NOTIONAL = "below_min_notional"
+    NO_POSITION_TO_EXIT = "no_position_to_exit"
+    MAX_POSITION = "max_position"
+    NO_EQUITY = "no_equity"
+    STALE_FILL = "stale_fill"
+    DRY_RUN = "dry_run"
+
+
+SKIP_EXPLANATIONS: dict[SkipReason, str] = {
+    SkipReason.SYMBOL_NOT_ALLOWED: "the symbol is not on your allow list",
+    SkipReason.SYMBOL_BLOCKED: "the symbol is on your block list",
+    SkipReason.ORDER_TYPE_FILTERED: "you chose not to copy this order type",
+    SkipReason.UNKNOWN_SYMBOL: "your exchange does not list this symbol",
+    SkipReason.BELOW_MIN_QUANTITY: "your share of the trade is below the exchange's minimum quantity",
+    SkipReason.BELOW_MIN_NOTIONAL: "your share of the trade is below the exchange's minimum order value",
+    SkipReason.NO_POSITION_TO_EXIT: "the master reduced a position you do not hold a copy of",
+    SkipReason.MAX_POSITION: "the order would exceed your maximum position",
+    SkipReason.NO_EQUITY: "your account equity could not be used for sizing",
+    SkipReason.STALE_FILL: "the master's fill arrived too late to copy safely",
+    SkipReason.DRY_RUN: "dry run is on: the order was sized and recorded, not sent",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of a master's order (a partial fill is its own Fill with its own trade id).
+
+    ``quantity`` is this execution's increment, never the order's cumulative filled quantity.
+    """
+
+    master_id: int
+    venue: str
+    trade_id: str
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    order_type: OrderType = OrderType.MARKET
+    status: FillStatus = FillStatus.FILLED
+    reduce_only: bool = False
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    executed_at: datetime = field(default_factory=utcnow)
+    master_equity: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("quantity", "price"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal):
+                raise TypeError(f"Fill.{name} must be a Decimal, got {type(value).__name__}")
+        if self.quantity <= 0:
+            raise ValueError(f"Fill.quantity must be positive, got {self.quantity}")
+        if self.price <= 0:
+            raise ValueError(f"Fill.price must be positive, got {self.price}")
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        return self.quantity * self.side.sign
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """A venue's trading rules for one symbol (lot step, tick, minimums)."""
+
+    symbol: str
+    base: str
+    quote: str
+    quantity_step: Decimal
+    price_tick: Decimal
+    min_quantity: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+    max_quantity: Decimal | None = None
+    contract_size: Decimal = Decimal(1)
+    derivative: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order the engine decided to send for one follow, already rounded to the venue's rules."""
+
+    follow_id: int
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    reduce_only: bool = False
+    reference_price: Decimal | None = None  # master's fill price, for slippage and notional
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.quantity, Decimal):
+            raise TypeError("OrderIntent.quantity must be a Decimal")
+        if self.quantity <= 0:
+            raise ValueError("OrderIntent.quantity must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    """What a venue answered for a placed order."""
+
+    venue_order_id: str
+    client_order_id: str
+    status: CopyStatus  # PLACED or FILLED
+    filled_quantity: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    fee: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: SkipReason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{SKIP_EXPLANATIONS[self.reason]} ({self.detail})" if self.detail else SKIP_EXPLANATIONS[self.reason]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """The outcome of copying one master fill for one follow: what the follower is notified of."""
+
+    follow_id: int
+    user_id: int
+    master_id: int
+    client_order_id: str
+    fill: Fill
+    status: CopyStatus
+    side: Side | None = None
+    requested_quantity: Decimal | None = None
+    filled_quantity: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    venue_order_id: str | None = None
+    skip: Skip | None = None
+    error: str | None = None
+    latency_ms: float | None = None  # a measurement, not money
+
+    @property
+    def reason(self) -> str | None:
+        if self.skip is not None:
+            return str(self.skip)
+        return self.error

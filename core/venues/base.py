@@ -1,0 +1,65 @@
+"""The one interface every venue adapter implements (ccxt, Angel One, paper).
+
+The engine sees only this: vendor SDK imports stay inside the adapters, and every vendor
+error is mapped to ``copytrade.core.errors`` at the adapter's edge.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from copytrade.core.model import Fill, MarketRules, OrderAck, OrderIntent
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    quantity: Decimal  # signed: long > 0, short < 0
+    entry_price: Decimal | None = None
+
+
+class Venue(abc.ABC):
+    """One authenticated account on one venue. One instance per account (ccxt's rule)."""
+
+    #: venue identifier stored with credentials and fills, e.g. "paper", "binanceusdm", "angelone"
+    name: str
+
+    @abc.abstractmethod
+    async def market(self, symbol: str) -> MarketRules:
+        """Trading rules for ``symbol``; raises ``UnknownSymbol`` if the venue does not list it."""
+
+    @abc.abstractmethod
+    async def equity(self) -> Decimal:
+        """Account equity in the quote currency used for equity-ratio sizing."""
+
+    @abc.abstractmethod
+    async def place_order(self, intent: OrderIntent) -> OrderAck:
+        """Send ``intent`` with its client order id. Raises a ``VenueError`` subclass on failure;
+        ``OrderStatusUnknown`` when the request may have reached the venue."""
+
+    @abc.abstractmethod
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+        """Look an order up by client order id; ``None`` when the venue has no such order."""
+
+    @abc.abstractmethod
+    async def positions(self) -> list[Position]:
+        """Open positions (spot: non-zero base balances of listed markets)."""
+
+    async def validate(self) -> None:
+        """Check the credentials authenticate and may trade. Raises ``AuthenticationError`` or
+        ``PermissionDenied`` with a plain explanation."""
+        await self.equity()
+
+    async def close(self) -> None:
+        """Release network resources. Called once on shutdown."""
+
+
+class FillSource(abc.ABC):
+    """A master account's stream of executions (websocket, or polling where there is no feed)."""
+
+    @abc.abstractmethod
+    def fills(self) -> AsyncIterator[Fill]:
+        """Yield the master's executions as they happen, recovering gaps on reconnect."""
