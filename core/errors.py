@@ -7,6 +7,8 @@ venue adapter maps vendor errors into, so the engine decides on retries by type 
 
 from __future__ import annotations
 
+import re
+
 
 class CopytradeError(Exception):
     """Base of every error this project raises on purpose."""
@@ -73,3 +75,9 @@ class OrderStatusUnknown(VenueError):
 
     Never retried blindly: the engine first looks the order up by client order id.
     """
+
+
+def error_code(exc: BaseException) -> str:
+    """A stable snake_case code for an error, stored with failed copies: ``InsufficientFunds``
+    becomes ``insufficient_funds``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()

@@ -216,12 +216,40 @@ class CopyResult:
     filled_quantity: Decimal = Decimal(0)
     average_price: Decimal | None = None
     venue_order_id: str | None = None
+    fee: Decimal = Decimal(0)
     skip: Skip | None = None
     error: str | None = None
+    error_code: str | None = None  # e.g. insufficient_funds, authentication
     latency_ms: float | None = None  # a measurement, not money
+
+    @property
+    def reason_code(self) -> str | None:
+        return self.skip.reason.value if self.skip is not None else self.error_code
 
     @property
     def reason(self) -> str | None:
         if self.skip is not None:
             return str(self.skip)
         return self.error
+
+
+@dataclass(frozen=True, slots=True)
+class FollowSettings:
+    """The engine's read-only view of one follow (a storage row, without anything secret)."""
+
+    follow_id: int
+    user_id: int
+    master_id: int
+    credential_id: str
+    sizing_mode: SizingMode = SizingMode.COEFFICIENT
+    sizing_value: Decimal = Decimal(1)
+    reverse: bool = False
+    max_position_notional: Decimal | None = None
+    allowed_symbols: frozenset[str] = frozenset()
+    blocked_symbols: frozenset[str] = frozenset()
+    order_types: frozenset[OrderType] = frozenset()  # empty: every type is copied
+    dry_run: bool = False
+    leverage: int | None = None
+    take_profit_pct: Decimal | None = None
+    stop_loss_pct: Decimal | None = None
+    daily_loss_limit: Decimal | None = None

@@ -32,6 +32,10 @@ class Venue(abc.ABC):
         """Trading rules for ``symbol``; raises ``UnknownSymbol`` if the venue does not list it."""
 
     @abc.abstractmethod
+    async def symbols(self) -> frozenset[str]:
+        """Every symbol the venue lists, in the form ``market`` accepts (validates allow lists)."""
+
+    @abc.abstractmethod
     async def equity(self) -> Decimal:
         """Account equity in the quote currency used for equity-ratio sizing."""
 

@@ -1,0 +1,5 @@
+import sys
+
+from copytrade.cli import main
+
+sys.exit(main())

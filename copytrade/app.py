@@ -1,0 +1,151 @@
+"""Builds the running system from ``Settings``: storage, vault, venues, engine, notifications.
+
+One place decides which venues exist in which mode: paper mode has only the simulated venue,
+so nothing can leave the process by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from copytrade.config import Mode, Settings
+from copytrade.core.engine import CopyEngine, EngineConfig
+from copytrade.core.errors import ConfigError, VaultError
+from copytrade.core.listeners.supervisor import ListenerSupervisor
+from copytrade.core.notifications import NotificationQueue
+from copytrade.core.services import Services
+from copytrade.core.vault import Vault, generate_key
+from copytrade.core.venues.base import FillSource, Venue
+from copytrade.core.venues.paper import PaperExchange, PaperFillSource, PaperVenue
+from copytrade.core.venues.registry import VenueAccount, VenueFactory, VenueRegistry
+from copytrade.storage.accounts import AccountStore
+from copytrade.storage.db import Database
+from copytrade.storage.journal import JournalStore
+from copytrade.storage.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+DEV_KEY_FILE = "dev-secret.key"
+
+
+def load_vault(settings: Settings) -> Vault:
+    """The vault from COPYTRADE_SECRET_KEY; in paper mode a generated key kept in the data dir.
+
+    Testnet and live refuse to start without an explicit key: a generated key on a server's
+    disk would sit next to the data it protects.
+    """
+    if settings.secret_key:
+        return Vault(settings.secret_key, settings.old_secret_keys)
+    if settings.mode is not Mode.PAPER:
+        raise ConfigError(
+            f"COPYTRADE_SECRET_KEY: required in {settings.mode.value} mode (generate one with `copytrade gen-key`)"
+        )
+    path = Path(settings.data_dir) / DEV_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_key())
+        log.warning("generated a development secret key in %s (paper mode only)", path)
+    return Vault(path.read_text().strip(), settings.old_secret_keys)
+
+
+async def check_vault_opens_every_credential(accounts: AccountStore, vault: Vault) -> None:
+    """Fail closed at start: a key that cannot open the stored credentials stops the service."""
+    for credential_id in await accounts.sealed_credential_ids():
+        sealed = await accounts.sealed_credential(credential_id)
+        if sealed is None:
+            continue
+        if not vault.can_open(sealed.ciphertext):
+            raise VaultError(
+                "COPYTRADE_SECRET_KEY does not match the key the stored credentials were sealed with "
+                "(wrong key? during a rotation, list the previous key in COPYTRADE_OLD_SECRET_KEYS)"
+            )
+        vault.decrypt(sealed.ciphertext, owner_id=sealed.user_id, credential_id=sealed.id)
+
+
+def paper_factory(exchange: PaperExchange) -> VenueFactory:
+    async def open_paper(account: VenueAccount) -> Venue:
+        balance = Decimal(account.secrets.get("balance", "10000"))
+        return exchange.account(account.credential_id, balance=balance)
+
+    return open_paper
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    accounts: AccountStore
+    journal: JournalStore
+    vault: Vault
+    venues: VenueRegistry
+    services: Services
+    engine: CopyEngine
+    notifications: NotificationQueue
+    listeners: ListenerSupervisor
+    paper: PaperExchange
+
+    async def master_equity(self, master_id: int) -> Decimal | None:
+        master = await self.accounts.master(master_id)
+        if master is None or master.credential_id is None:
+            return None
+        venue = await self.venues.venue_for(master.credential_id)
+        return await venue.equity()
+
+    async def open_fill_source(self, master_id: int) -> FillSource:
+        """The fill stream of one master, by its venue."""
+        master = await self.accounts.master(master_id)
+        if master is None or master.credential_id is None:
+            raise ConfigError(f"master {master_id} has no key to watch")
+        venue = await self.venues.venue_for(master.credential_id)
+        if isinstance(venue, PaperVenue):
+            for position in await venue.positions():
+                await self.journal.set_master_position(master_id, position.symbol, position.quantity)
+            return PaperFillSource(venue, master_id)
+        raise ConfigError(f"no fill listener for venue {master.venue} in this build")
+
+    async def start_listeners(self) -> None:
+        for master in await self.accounts.masters(include_hidden=True):
+            if master.credential_id is not None:
+                await self.listeners.start(master.id, lambda master_id=master.id: self.open_fill_source(master_id))
+
+    async def close(self) -> None:
+        await self.listeners.stop()
+        await self.engine.drain()
+        await self.venues.close()
+        await self.db.dispose()
+
+
+async def build_app(settings: Settings, *, paper: PaperExchange | None = None, migrate: bool = True) -> App:
+    vault = load_vault(settings)
+    if migrate:
+        await asyncio.to_thread(upgrade, settings.database_url)
+    db = Database(settings.database_url)
+    accounts = AccountStore(db)
+    journal = JournalStore(db)
+    await check_vault_opens_every_credential(accounts, vault)
+    exchange = paper or PaperExchange()
+    factories: dict[str, VenueFactory] = {"paper": paper_factory(exchange)}
+    venues = VenueRegistry(accounts, vault, factories)
+    notifications = NotificationQueue()
+    engine = CopyEngine(
+        journal,
+        venues,
+        notifications.publish,
+        EngineConfig(
+            max_fill_age=timedelta(seconds=float(settings.max_fill_age_seconds)),
+            max_concurrent_orders=settings.max_concurrent_orders,
+            per_account_concurrency=settings.per_account_concurrency,
+        ),
+    )
+    services = Services(accounts, vault, venues, engine.invalidate_follows)
+    app = App(settings, db, accounts, journal, vault, venues, services, engine, notifications, ListenerSupervisor(engine.on_fill), exchange)
+    engine.master_equity = app.master_equity
+    return app

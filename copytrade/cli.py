@@ -1,0 +1,212 @@
+"""The ``copytrade`` command. Configuration errors are one line naming the variable, never a
+traceback; exit status 2 for bad configuration or input, 1 for a failed operation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+from collections.abc import Sequence
+
+from copytrade.config import Settings, load_settings
+from copytrade.core.errors import ConfigError, UserError, VaultError
+
+log = logging.getLogger("copytrade")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="copytrade",
+        description="Copy a master trader's fills onto follower accounts. Settings come from the "
+        "environment (see README: TELEGRAM_BOT_TOKEN, DATABASE_URL, COPYTRADE_SECRET_KEY, ADMIN_IDS, COPYTRADE_MODE, ...).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the service (the Telegram bot when TELEGRAM_BOT_TOKEN is set; in paper mode without a token, "
+        "a headless copier with a simulated master)",
+    )
+    run.add_argument("--interval", type=_positive_float, default=3.0, help="paper mode without a token: seconds between simulated master trades (default 3)")
+    run.add_argument("--max-fills", type=_positive_int, default=None, help="paper mode without a token: stop after this many master fills")
+    run.add_argument("--seed", type=int, default=None, help="paper mode without a token: random seed of the simulated master")
+
+    demo = commands.add_parser("demo", help="offline demo: real engine and storage, a paper master, N paper followers")
+    demo.add_argument("--followers", type=_positive_int, default=14, help="number of paper followers (default 14)")
+    demo.add_argument("--fills", type=_positive_int, default=20, help="number of master fills to replay (default 20)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--json", action="store_true", help="print only one JSON summary object")
+
+    commands.add_parser("migrate", help="apply database migrations (also done automatically at start)")
+    commands.add_parser(
+        "rotate-key",
+        help="re-encrypt every stored credential with COPYTRADE_SECRET_KEY; old keys listed in COPYTRADE_OLD_SECRET_KEYS "
+        "are used to open rows not yet rotated (runs while the service keeps running)",
+    )
+    commands.add_parser("gen-key", help="print a new random COPYTRADE_SECRET_KEY")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "gen-key":
+        from copytrade.core.vault import generate_key
+
+        print(generate_key())
+        return 0
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for noisy in ("alembic", "apscheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        if args.command == "demo":
+            return asyncio.run(_demo(args))
+        if args.command == "migrate":
+            return _migrate(settings)
+        if args.command == "rotate-key":
+            return asyncio.run(_rotate_key(settings))
+        return asyncio.run(_run(settings, args))
+    except (ConfigError, VaultError, UserError) as exc:
+        print(f"copytrade: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from copytrade.demo import run_demo
+
+    summary = await run_demo(args.followers, args.fills, args.seed, echo=None if args.json else print)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print("\nSummary:", json.dumps(summary, indent=2))
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from copytrade.storage.migrate import current_revision, upgrade
+
+    upgrade(settings.database_url)
+    print(f"database at revision {current_revision(settings.database_url)}")
+    return 0
+
+
+async def _rotate_key(settings: Settings) -> int:
+    from copytrade.app import load_vault
+    from copytrade.storage.accounts import AccountStore
+    from copytrade.storage.db import Database
+
+    vault = load_vault(settings)
+    db = Database(settings.database_url)
+    accounts = AccountStore(db)
+    resealed = current = 0
+    failed: list[str] = []
+    try:
+        for credential_id in await accounts.sealed_credential_ids():
+            sealed = await accounts.sealed_credential(credential_id)
+            if sealed is None:
+                continue
+            if not vault.needs_rotation(sealed.ciphertext):
+                current += 1
+                continue
+            try:
+                new = vault.reseal(sealed.ciphertext, owner_id=sealed.user_id, credential_id=sealed.id)
+            except VaultError as exc:
+                failed.append(str(exc))
+                continue
+            if await accounts.replace_ciphertext(sealed.id, sealed.ciphertext, new):
+                resealed += 1
+    finally:
+        await db.dispose()
+    print(f"re-encrypted {resealed} credential(s); {current} already on the current key; {len(failed)} could not be opened")
+    for message in failed:
+        print(f"  {message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from copytrade.app import build_app
+    from copytrade.core.scheduler import build_scheduler
+
+    if settings.telegram_bot_token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN: the Telegram front end is not part of this build yet; unset it to run headless")
+    app = await build_app(settings)
+    scheduler = build_scheduler(app.engine)
+    try:
+        await app.engine.resume()
+        scheduler.start()
+        if not settings.is_paper:
+            await app.start_listeners()
+            await asyncio.Event().wait()  # until interrupted
+            return 0
+        return await _run_paper(app, args)
+    finally:
+        scheduler.shutdown(wait=False)
+        await app.close()
+
+
+async def _run_paper(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """Headless paper copier: a simulated master trades, followers copy, notifications print."""
+    from copytrade.bot.formatting import format_copy_result, format_follow_paused
+    from copytrade.core.engine import FollowPaused
+    from copytrade.core.venues.paper import PaperVenue
+    from copytrade.core.venues.paper_trader import PaperTrader
+    from copytrade.paper_setup import ensure_paper_setup
+
+    master_id, master_credential = await ensure_paper_setup(app)
+    master_venue = await app.venues.venue_for(master_credential)
+    assert isinstance(master_venue, PaperVenue)
+    await app.start_listeners()
+    trader = PaperTrader(app.paper, master_venue, random.Random(args.seed))
+
+    async def show(event) -> None:  # type: ignore[no-untyped-def]
+        user = await app.accounts.user(event.user_id)
+        who = user.display_name if user else f"user {event.user_id}"
+        text = format_follow_paused(event) if isinstance(event, FollowPaused) else format_copy_result(event)
+        print(f"→ {who}: {text.splitlines()[0]}", flush=True)
+
+    printer = asyncio.create_task(app.notifications.consume(show))
+    print(f"copytrade (paper): master #{master_id} trades every {args.interval}s; Ctrl-C to stop", flush=True)
+    fills = 0
+    try:
+        while args.max_fills is None or fills < args.max_fills:
+            action = await trader.step()
+            fills += 1
+            print(f"master: {action}", flush=True)
+            await asyncio.sleep(args.interval)
+        while app.listeners.health[master_id].fills < fills:  # the pump has taken every fill
+            await asyncio.sleep(0.05)
+        await app.listeners.idle()
+        while app.notifications.pending():
+            await asyncio.sleep(0.05)
+    finally:
+        printer.cancel()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Every setting, read from the environment in one place (12-factor).
+
+A missing or malformed value raises ``ConfigError`` whose message names the variable; the
+CLI prints it as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from copytrade.core.errors import ConfigError
+
+
+class Mode(str, enum.Enum):
+    PAPER = "paper"  # simulated venues only; nothing leaves the process
+    TESTNET = "testnet"  # exchanges' sandbox endpoints
+    LIVE = "live"  # real money
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+
+    telegram_bot_token: str | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_base_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_BASE_URL")
+    webhook_url: str | None = Field(default=None, validation_alias="WEBHOOK_URL")
+    port: int = Field(default=8080, validation_alias="PORT", ge=1, le=65535)
+    database_url: str = Field(default="sqlite:///data/copytrade.db", validation_alias="DATABASE_URL")
+    secret_key: str | None = Field(default=None, validation_alias="COPYTRADE_SECRET_KEY")
+    old_secret_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="COPYTRADE_OLD_SECRET_KEYS"
+    )
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, validation_alias="ADMIN_IDS")
+    mode: Mode = Field(default=Mode.PAPER, validation_alias="COPYTRADE_MODE")
+    data_dir: Path = Field(default=Path("data"), validation_alias="COPYTRADE_DATA_DIR")
+    max_fill_age_seconds: Decimal = Field(default=Decimal(30), validation_alias="MAX_FILL_AGE_SECONDS", gt=0)
+    max_concurrent_orders: int = Field(default=500, validation_alias="MAX_CONCURRENT_ORDERS", ge=1)
+    per_account_concurrency: int = Field(default=2, validation_alias="PER_ACCOUNT_CONCURRENCY", ge=1)
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return [int(p) for p in parts]
+            except ValueError:
+                raise ValueError("must be a comma-separated list of numeric Telegram user ids") from None
+        return value
+
+    @field_validator("old_secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL (expected sqlite:///path.db or postgresql://user@host/db)") from None
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"backend {backend!r} is not supported (use sqlite or postgresql)")
+        if backend != "sqlite" and not url.database:
+            raise ValueError("names no database")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return upper
+
+    @property
+    def is_paper(self) -> bool:
+        return self.mode is Mode.PAPER
+
+
+#: maps a field name to the environment variable a user sets, for error messages
+_ENV_NAMES = {name: (field.validation_alias or name.upper()) for name, field in Settings.model_fields.items()}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and ``.env``); raise ``ConfigError`` naming the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = str(first["loc"][0]) if first["loc"] else "?"
+        variable = _ENV_NAMES.get(location, location)
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{variable}: {message}") from None

@@ -1,0 +1,581 @@
+"""``CopyEngine.on_fill``: journal → plan per follow → place concurrently → record → notify.
+
+Guarantees:
+- **At most once.** The fill is journaled (unique per venue trade id) before anything is
+  sent; each copy order has a deterministic client order id and a journal row written before
+  it is sent. A duplicate delivery places nothing; a restart asks the venue by client order id
+  before sending anything it may already have sent.
+- **Never silently dropped.** Every follow gets a recorded result for every leg: placed,
+  filled, skipped with a reason, or failed with the venue's answer.
+- **Isolation.** Each follow is planned and sent in its own task, bounded per account; a slow
+  or failing follower delays only its own next order in the same symbol (orders of one follow
+  and symbol stay in fill order so that an exit is sized after the entry it closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from copytrade.core.errors import (
+    AuthenticationError,
+    OrderStatusUnknown,
+    PermissionDenied,
+    RateLimited,
+    TemporaryError,
+    UnknownSymbol,
+    VaultError,
+    VenueError,
+    error_code,
+)
+from copytrade.core.model import (
+    CopyResult,
+    CopyStatus,
+    Fill,
+    FollowSettings,
+    MarketRules,
+    OrderAck,
+    OrderIntent,
+    OrderType,
+    Side,
+    SizingMode,
+    Skip,
+    SkipReason,
+    utcnow,
+)
+from copytrade.core.risk import cap_to_max_position, check_filters
+from copytrade.core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
+from copytrade.core.venues.base import Venue
+from copytrade.storage.journal import CopyDraft, JournalEntry, JournalStore
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+
+
+class VenueProvider(Protocol):
+    async def venue_for(self, credential_id: str) -> Venue:
+        """The long-lived adapter for one stored credential (decrypted once, then cached)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FollowPaused:
+    """Published when the engine pauses a follow on its own (e.g. the venue rejected the key)."""
+
+    follow_id: int
+    user_id: int
+    reason: str
+
+
+Notify = Callable[[CopyResult | FollowPaused], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    max_fill_age: timedelta = timedelta(seconds=30)
+    max_concurrent_orders: int = 500
+    per_account_concurrency: int = 2
+    retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0)  # temporary errors, rate limits, lost answers
+    follows_ttl: float = 30.0  # seconds; settings changes also invalidate explicitly
+
+
+@dataclass(frozen=True, slots=True)
+class FillOutcome:
+    fill: Fill
+    duplicate: bool = False
+    ignored: bool = False  # not an execution (NEW, CANCELED, ...)
+    results: tuple[CopyResult, ...] = ()
+
+
+def client_order_id(fill: Fill, follow_id: int, leg_index: int) -> str:
+    """Deterministic per (master fill, follow, leg): 32 chars of [0-9a-z], valid on every venue."""
+    digest = hashlib.sha256(f"{fill.venue}|{fill.trade_id}|{follow_id}|{leg_index}".encode()).hexdigest()
+    return "ct" + digest[:30]
+
+
+def copied_order_type(fill: Fill) -> tuple[OrderType, Decimal | None]:
+    """The order type and limit price a follower uses for a master *execution*.
+
+    A stop or take-profit that executed has already triggered: re-placing it as a stop would
+    trigger at once or be refused, so its market variant is copied (a stop-limit keeps its limit).
+    """
+    if fill.order_type is OrderType.LIMIT:
+        return OrderType.LIMIT, fill.limit_price or fill.price
+    if fill.order_type is OrderType.STOP_LIMIT:
+        return OrderType.LIMIT, fill.limit_price or fill.price
+    return OrderType.MARKET, None
+
+
+@dataclass
+class _FollowCache:
+    follows: list[FollowSettings]
+    loaded_at: float
+
+
+@dataclass
+class CopyEngine:
+    journal: JournalStore
+    venues: VenueProvider
+    notify: Notify
+    config: EngineConfig = field(default_factory=EngineConfig)
+    clock: Callable[[], datetime] = utcnow
+    master_equity: Callable[[int], Awaitable[Decimal | None]] | None = None
+
+    def __post_init__(self) -> None:
+        self._follows: dict[int, _FollowCache] = {}
+        self._master_locks: dict[int, asyncio.Lock] = {}
+        self._account_slots: dict[str, asyncio.Semaphore] = {}
+        self._order_slots = asyncio.Semaphore(self.config.max_concurrent_orders)
+        self._positions: dict[tuple[int, str], Decimal] = {}
+        self._tails: dict[tuple[int, str], asyncio.Task[list[CopyResult]]] = {}
+
+    # -- public -------------------------------------------------------------------------------
+
+    async def on_fill(self, fill: Fill) -> FillOutcome:
+        """Copy one master execution to every active follow of that master."""
+        if not fill.status.is_execution:
+            return FillOutcome(fill, ignored=True)
+        received = time.monotonic()
+        lock = self._master_locks.setdefault(fill.master_id, asyncio.Lock())
+        async with lock:
+            entry = await self.journal.journal_fill(fill)
+            if entry is None:
+                return FillOutcome(fill, duplicate=True)
+            tasks = await self._start_copies(fill, entry, received)
+        results = [result for batch in await asyncio.gather(*tasks) for result in batch]
+        await self.journal.mark_planned(entry.fill_id)
+        return FillOutcome(fill, results=tuple(results))
+
+    def invalidate_follows(self, master_id: int | None = None) -> None:
+        """Settings changed: the next fill reloads follows (all masters when ``None``)."""
+        if master_id is None:
+            self._follows.clear()
+        else:
+            self._follows.pop(master_id, None)
+
+    def forget_positions(self, follow_id: int) -> None:
+        """The follow's copied positions changed outside the engine (reconciliation, reset)."""
+        for key in [k for k in self._positions if k[0] == follow_id]:
+            del self._positions[key]
+
+    async def resume(self) -> list[CopyResult]:
+        """After a restart: re-plan fills that were not fully processed, then settle every copy
+        left pending by asking its venue for the client order id. Nothing is sent twice."""
+        results: list[CopyResult] = []
+        for row in await self.journal.unplanned_fills():
+            assert row.id is not None
+            fill = Fill(
+                master_id=row.master_id,
+                venue=row.venue,
+                trade_id=row.trade_id,
+                order_id=row.order_id,
+                symbol=row.symbol,
+                side=row.side,
+                quantity=row.quantity,
+                price=row.price,
+                order_type=row.order_type,
+                reduce_only=row.reduce_only,
+                executed_at=row.executed_at,
+            )
+            tasks = await self._start_copies(fill, JournalEntry(row.id, row.master_position_before), time.monotonic())
+            results += [r for batch in await asyncio.gather(*tasks) for r in batch]
+            await self.journal.mark_planned(row.id)
+        for pending in await self.journal.pending_copies():
+            row = await self.journal.copy_order(pending.client_order_id)
+            fill_row = await self.journal.fill(pending.fill_id)
+            if row is None or fill_row is None or row.status is not CopyStatus.PENDING:
+                continue
+            results.append(await self._settle_pending(pending.credential_id, row.follow_id, row.user_id, fill_row, row))
+        return results
+
+    async def drain(self) -> None:
+        """Wait for every copy in flight (shutdown)."""
+        while self._tails:
+            await asyncio.gather(*list(self._tails.values()), return_exceptions=True)
+
+    # -- planning -----------------------------------------------------------------------------
+
+    async def _start_copies(self, fill: Fill, entry: JournalEntry, received: float) -> list[asyncio.Task[list[CopyResult]]]:
+        follows = await self._active_follows(fill.master_id)
+        stale = self.clock() - fill.executed_at > self.config.max_fill_age
+        master_equity = fill.master_equity
+        if master_equity is None and self.master_equity and any(f.sizing_mode is SizingMode.EQUITY_RATIO for f in follows):
+            master_equity = await self.master_equity(fill.master_id)
+        missing = [f.follow_id for f in follows if (f.follow_id, fill.symbol) not in self._positions]
+        if missing:
+            known = await self.journal.follow_positions(missing, fill.symbol)
+            for follow_id in missing:
+                self._positions.setdefault((follow_id, fill.symbol), known.get(follow_id, ZERO))
+        legs = split_legs(fill, entry.master_position_before)
+        tasks = []
+        for follow in follows:
+            key = (follow.follow_id, fill.symbol)
+            previous = self._tails.get(key)
+            task = asyncio.create_task(
+                self._copy_for_follow(follow, fill, entry.fill_id, legs, stale, master_equity, received, previous)
+            )
+            self._tails[key] = task
+            task.add_done_callback(lambda t, key=key: self._tails.pop(key) if self._tails.get(key) is t else None)
+            tasks.append(task)
+        return tasks
+
+    async def _active_follows(self, master_id: int) -> list[FollowSettings]:
+        cached = self._follows.get(master_id)
+        if cached is None or time.monotonic() - cached.loaded_at > self.config.follows_ttl:
+            cached = _FollowCache(await self.journal.active_follows(master_id), time.monotonic())
+            self._follows[master_id] = cached
+        return cached.follows
+
+    async def _copy_for_follow(
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        fill_id: int,
+        legs: list[LegPlan],
+        stale: bool,
+        master_equity: Decimal | None,
+        received: float,
+        previous: asyncio.Task[list[CopyResult]] | None,
+    ) -> list[CopyResult]:
+        if previous is not None:
+            await asyncio.wait([previous])  # keep this follow's orders in fill order
+        results = []
+        for index, leg in enumerate(legs):
+            cid = client_order_id(fill, follow.follow_id, index)
+            try:
+                result = await self._copy_leg(follow, fill, fill_id, leg, cid, stale, master_equity, received)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must cost one follower one order, never the others
+                log.exception("copy for follow %s failed unexpectedly", follow.follow_id)
+                result = await self._record_failure(follow, fill, fill_id, cid, f"internal error: {type(exc).__name__}", received)
+            results.append(result)
+            self.notify(result)
+        return results
+
+    async def _copy_leg(
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        fill_id: int,
+        leg: LegPlan,
+        cid: str,
+        stale: bool,
+        master_equity: Decimal | None,
+        received: float,
+    ) -> CopyResult:
+        if stale:
+            age = (self.clock() - fill.executed_at).total_seconds()
+            return await self._record_skip(follow, fill, fill_id, cid, Skip(SkipReason.STALE_FILL, f"{age:.0f}s old"))
+        if leg.leg is Leg.ENTRY:
+            rejected = check_filters(follow, fill)  # exits of copied positions are always copied
+            if rejected is not None:
+                return await self._record_skip(follow, fill, fill_id, cid, rejected)
+        try:
+            venue = await self.venues.venue_for(follow.credential_id)
+            rules = await venue.market(fill.symbol)
+        except UnknownSymbol as exc:
+            return await self._record_skip(follow, fill, fill_id, cid, Skip(SkipReason.UNKNOWN_SYMBOL, str(exc)))
+        except (VenueError, VaultError) as exc:
+            return await self._record_failure(follow, fill, fill_id, cid, str(exc), received, exc)
+        sized = await self._size(follow, fill, leg, rules, venue, master_equity)
+        if isinstance(sized, Skip):
+            return await self._record_skip(follow, fill, fill_id, cid, sized)
+        order_type, limit = copied_order_type(fill)
+        intent = OrderIntent(
+            follow_id=follow.follow_id,
+            client_order_id=cid,
+            symbol=fill.symbol,
+            side=sized.side,
+            quantity=sized.quantity,
+            order_type=order_type,
+            price=round_price(limit, rules.price_tick, sized.side) if limit is not None else None,
+            reduce_only=leg.leg is Leg.EXIT and rules.derivative,
+            reference_price=fill.price,
+        )
+        if follow.dry_run:
+            return await self._record_dry_run(follow, fill, fill_id, intent, rules)
+        existing = await self.journal.begin_copies([self._draft(follow, fill, fill_id, intent, CopyStatus.PENDING)])
+        if cid in existing:  # planned by an earlier run: never send before asking the venue
+            row = await self.journal.copy_order(cid)
+            assert row is not None
+            if row.status is not CopyStatus.PENDING:
+                return self._result_from_row(follow, fill, row)
+            try:
+                found = await self._lookup(venue, intent)
+            except OrderStatusUnknown as exc:
+                return await self._finish_failure(follow, fill, intent, str(exc), received, exc)
+            if found is not None:
+                return await self._acknowledged(follow, fill, intent, found, received)
+        return await self._send(follow, fill, venue, intent, received)
+
+    async def _size(
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        leg: LegPlan,
+        rules: MarketRules,
+        venue: Venue,
+        master_equity: Decimal | None,
+    ) -> Sized | Skip:
+        position = self._positions.get((follow.follow_id, fill.symbol), ZERO)
+        if leg.leg is Leg.EXIT:
+            fallback = None
+            if leg.exit_fraction is None:
+                fallback = await self._raw_entry(follow, fill, leg.master_quantity, venue, master_equity)
+                if isinstance(fallback, Skip):
+                    return fallback
+            return size_exit(leg, position, rules, fill.price, fallback_quantity=fallback)
+        raw = await self._raw_entry(follow, fill, leg.master_quantity, venue, master_equity)
+        if isinstance(raw, Skip):
+            return raw
+        quantity = fit_to_market(raw, rules, fill.price)
+        if isinstance(quantity, Skip):
+            return quantity
+        side = fill.side.opposite if follow.reverse else fill.side
+        if follow.max_position_notional is not None:
+            same_direction = position if (position > 0) == (side is Side.BUY) else ZERO
+            quantity, capped = cap_to_max_position(
+                quantity, same_direction, fill.price, follow.max_position_notional, step=rules.quantity_step, contract_size=rules.contract_size
+            )
+            if capped is not None:
+                return capped
+            refit = fit_to_market(quantity * rules.contract_size, rules, fill.price)
+            if isinstance(refit, Skip):
+                return Skip(SkipReason.MAX_POSITION, f"what fits under the limit is too small: {refit.detail}")
+            quantity = refit
+        return Sized(side, quantity)
+
+    async def _raw_entry(
+        self, follow: FollowSettings, fill: Fill, master_quantity: Decimal, venue: Venue, master_equity: Decimal | None
+    ) -> Decimal | Skip:
+        follower_equity = None
+        if follow.sizing_mode is SizingMode.EQUITY_RATIO:
+            try:
+                follower_equity = await venue.equity()
+            except VenueError as exc:
+                return Skip(SkipReason.NO_EQUITY, f"balance unavailable: {exc}")
+        return raw_entry_quantity(
+            follow.sizing_mode,
+            follow.sizing_value,
+            master_quantity,
+            fill.price,
+            follower_equity=follower_equity,
+            master_equity=master_equity,
+        )
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def _send(self, follow: FollowSettings, fill: Fill, venue: Venue, intent: OrderIntent, received: float) -> CopyResult:
+        slots = self._account_slots.setdefault(follow.credential_id, asyncio.Semaphore(self.config.per_account_concurrency))
+        try:
+            async with self._order_slots, slots:
+                ack = await self._place_with_retries(venue, intent)
+        except VenueError as exc:
+            return await self._finish_failure(follow, fill, intent, str(exc), received, exc)
+        return await self._acknowledged(follow, fill, intent, ack, received)
+
+    async def _acknowledged(self, follow: FollowSettings, fill: Fill, intent: OrderIntent, ack: OrderAck, received: float) -> CopyResult:
+        result = CopyResult(
+            follow_id=follow.follow_id,
+            user_id=follow.user_id,
+            master_id=fill.master_id,
+            client_order_id=intent.client_order_id,
+            fill=fill,
+            status=ack.status,
+            side=intent.side,
+            requested_quantity=intent.quantity,
+            filled_quantity=ack.filled_quantity,
+            average_price=ack.average_price,
+            venue_order_id=ack.venue_order_id,
+            fee=ack.fee,
+            latency_ms=(time.monotonic() - received) * 1000,
+        )
+        await self._finish(result)
+        return result
+
+    async def _place_with_retries(self, venue: Venue, intent: OrderIntent) -> OrderAck:
+        """Retry only what surely did not execute; after a lost answer, look before resending."""
+        delays = iter(self.config.retry_delays)
+        while True:
+            try:
+                return await venue.place_order(intent)
+            except OrderStatusUnknown:
+                found = await self._lookup(venue, intent)
+                if found is not None:
+                    return found
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+            except RateLimited as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                delay = max(delay, exc.retry_after or 0)
+            except TemporaryError:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
+
+    async def _lookup(self, venue: Venue, intent: OrderIntent) -> OrderAck | None:
+        for delay in (0, *self.config.retry_delays):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                return await venue.fetch_order(intent.client_order_id, intent.symbol)
+            except (TemporaryError, RateLimited, OrderStatusUnknown):
+                continue
+        raise OrderStatusUnknown(
+            f"order {intent.client_order_id} may have been placed and could not be looked up; it stays pending"
+        )
+
+    # -- recording ----------------------------------------------------------------------------
+
+    def _draft(self, follow: FollowSettings, fill: Fill, fill_id: int, intent: OrderIntent, status: CopyStatus, skip: Skip | None = None) -> CopyDraft:
+        return CopyDraft(
+            client_order_id=intent.client_order_id,
+            fill_id=fill_id,
+            follow_id=follow.follow_id,
+            user_id=follow.user_id,
+            symbol=fill.symbol,
+            side=intent.side,
+            order_type=intent.order_type,
+            reduce_only=intent.reduce_only,
+            status=status,
+            requested_quantity=intent.quantity,
+            master_price=fill.price,
+            limit_price=intent.price,
+            reason_code=skip.reason.value if skip else None,
+            reason=str(skip) if skip else None,
+            dry_run=follow.dry_run,
+        )
+
+    async def _record_skip(self, follow: FollowSettings, fill: Fill, fill_id: int, cid: str, skip: Skip) -> CopyResult:
+        draft = CopyDraft(
+            client_order_id=cid,
+            fill_id=fill_id,
+            follow_id=follow.follow_id,
+            user_id=follow.user_id,
+            symbol=fill.symbol,
+            side=None,
+            order_type=fill.order_type,
+            reduce_only=False,
+            status=CopyStatus.SKIPPED,
+            requested_quantity=None,
+            master_price=fill.price,
+            reason_code=skip.reason.value,
+            reason=str(skip),
+            dry_run=follow.dry_run,
+        )
+        await self.journal.begin_copies([draft])
+        return CopyResult(follow.follow_id, follow.user_id, fill.master_id, cid, fill, CopyStatus.SKIPPED, skip=skip)
+
+    async def _record_dry_run(self, follow: FollowSettings, fill: Fill, fill_id: int, intent: OrderIntent, rules: MarketRules) -> CopyResult:
+        """Sized and recorded, never sent; the copied position moves as if filled at the master's
+        price so that later exits are sized the same way they would be live."""
+        skip = Skip(SkipReason.DRY_RUN, f"would {intent.side.value} {intent.quantity} {rules.base}")
+        existing = await self.journal.begin_copies([self._draft(follow, fill, fill_id, intent, CopyStatus.SKIPPED, skip)])
+        result = CopyResult(
+            follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.SKIPPED,
+            side=intent.side, requested_quantity=intent.quantity, skip=skip,
+        )
+        if intent.client_order_id not in existing:
+            key = (follow.follow_id, fill.symbol)
+            signed = intent.quantity * intent.side.sign
+            self._positions[key] = self._positions.get(key, ZERO) + signed
+            await self.journal.finish_copies([result], [(follow.follow_id, fill.symbol, signed, fill.price)])
+        return result
+
+    async def _record_failure(
+        self, follow: FollowSettings, fill: Fill, fill_id: int, cid: str, message: str, received: float, exc: Exception | None = None
+    ) -> CopyResult:
+        code = error_code(exc) if exc is not None else "internal_error"
+        draft = CopyDraft(
+            client_order_id=cid, fill_id=fill_id, follow_id=follow.follow_id, user_id=follow.user_id, symbol=fill.symbol,
+            side=None, order_type=fill.order_type, reduce_only=False, status=CopyStatus.FAILED, requested_quantity=None,
+            master_price=fill.price, reason_code=code, reason=message,
+        )
+        await self.journal.begin_copies([draft])
+        result = CopyResult(
+            follow.follow_id, follow.user_id, fill.master_id, cid, fill, CopyStatus.FAILED, error=message, error_code=code,
+            latency_ms=(time.monotonic() - received) * 1000,
+        )
+        await self.journal.finish_copies([result], [])
+        await self._pause_if_key_rejected(follow, exc)
+        return result
+
+    async def _finish_failure(
+        self, follow: FollowSettings, fill: Fill, intent: OrderIntent, message: str, received: float, exc: VenueError
+    ) -> CopyResult:
+        if isinstance(exc, OrderStatusUnknown):
+            # Not knowing is not failing: the row stays pending and resume() settles it.
+            return CopyResult(
+                follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.PENDING,
+                side=intent.side, requested_quantity=intent.quantity, error=message,
+            )
+        result = CopyResult(
+            follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.FAILED,
+            side=intent.side, requested_quantity=intent.quantity, error=message, error_code=error_code(exc),
+            latency_ms=(time.monotonic() - received) * 1000,
+        )
+        await self.journal.finish_copies([result], [])
+        await self._pause_if_key_rejected(follow, exc)
+        return result
+
+    async def _pause_if_key_rejected(self, follow: FollowSettings, exc: Exception | None) -> None:
+        if isinstance(exc, (AuthenticationError, PermissionDenied, VaultError)):
+            reason = f"the exchange refused your key ({exc})"
+            if await self.journal.pause_follow(follow.follow_id, reason):
+                self.invalidate_follows(follow.master_id)
+                self.notify(FollowPaused(follow.follow_id, follow.user_id, reason))
+
+    async def _finish(self, result: CopyResult) -> None:
+        changes = []
+        if result.filled_quantity > 0 and result.side is not None:
+            key = (result.follow_id, result.fill.symbol)
+            signed = result.filled_quantity * result.side.sign
+            self._positions[key] = self._positions.get(key, ZERO) + signed
+            changes.append((result.follow_id, result.fill.symbol, signed, result.average_price or result.fill.price))
+        await self.journal.finish_copies([result], changes)
+
+    async def _settle_pending(self, credential_id: str, follow_id: int, user_id: int, fill_row, row) -> CopyResult:  # type: ignore[no-untyped-def]
+        fill = Fill(
+            master_id=fill_row.master_id, venue=fill_row.venue, trade_id=fill_row.trade_id, order_id=fill_row.order_id,
+            symbol=fill_row.symbol, side=fill_row.side, quantity=fill_row.quantity, price=fill_row.price,
+            order_type=fill_row.order_type, reduce_only=fill_row.reduce_only, executed_at=fill_row.executed_at,
+        )
+        base = CopyResult(follow_id, user_id, fill.master_id, row.client_order_id, fill, CopyStatus.PENDING, side=row.side,
+                          requested_quantity=row.requested_quantity)
+        try:
+            venue = await self.venues.venue_for(credential_id)
+            ack = await venue.fetch_order(row.client_order_id, row.symbol)
+        except (VenueError, VaultError) as exc:
+            return replace(base, error=f"still pending: {exc}")
+        if ack is None:
+            result = replace(
+                base, status=CopyStatus.FAILED, error_code="interrupted",
+                error="interrupted before the exchange received the order; not re-sent",
+            )
+            await self.journal.finish_copies([result], [])
+        else:
+            result = replace(base, status=ack.status, filled_quantity=ack.filled_quantity, average_price=ack.average_price,
+                             venue_order_id=ack.venue_order_id, fee=ack.fee)
+            await self._finish(result)
+        self.notify(result)
+        return result
+
+    def _result_from_row(self, follow: FollowSettings, fill: Fill, row) -> CopyResult:  # type: ignore[no-untyped-def]
+        return CopyResult(
+            follow.follow_id, follow.user_id, fill.master_id, row.client_order_id, fill, row.status, side=row.side,
+            requested_quantity=row.requested_quantity, filled_quantity=row.filled_quantity, average_price=row.average_price,
+            venue_order_id=row.venue_order_id, error=row.reason,
+        )

@@ -1,0 +1,100 @@
+"""Runs one fill stream per master and hands each fill to the engine without waiting for it,
+so that a slow follower never delays the master's next fill. A stream that dies is restarted
+with backoff; its health is kept for the admins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from copytrade.core.errors import NotFound
+from copytrade.core.model import Fill, utcnow
+from copytrade.core.venues.base import FillSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamHealth:
+    master_id: int
+    running: bool = False
+    fills: int = 0
+    restarts: int = 0
+    last_fill_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class ListenerSupervisor:
+    on_fill: Callable[[Fill], Awaitable[object]]
+    restart_delays: tuple[float, ...] = (1, 2, 5, 10, 30)
+    health: dict[int, StreamHealth] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._streams: dict[int, asyncio.Task[None]] = {}
+        self._copies: set[asyncio.Task[object]] = set()
+
+    async def start(self, master_id: int, open_source: Callable[[], Awaitable[FillSource]]) -> None:
+        """Open the master's stream (so nothing after this call is missed), then pump it."""
+        if master_id in self._streams and not self._streams[master_id].done():
+            return
+        health = self.health.setdefault(master_id, StreamHealth(master_id))
+        try:
+            first = await open_source()
+        except Exception as exc:
+            health.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("fill stream of master %s did not open: %s", master_id, health.last_error)
+            first = None
+        self._streams[master_id] = asyncio.create_task(self._run(master_id, open_source, first), name=f"master-{master_id}")
+
+    async def _run(self, master_id: int, open_source: Callable[[], Awaitable[FillSource]], source: FillSource | None) -> None:
+        health = self.health[master_id]
+        failures = 0
+        while True:
+            try:
+                if source is None:
+                    source = await open_source()
+                health.running = True
+                async for fill in source.fills():
+                    failures = 0
+                    health.fills += 1
+                    health.last_fill_at = utcnow()
+                    task = asyncio.create_task(self._copy(fill))
+                    self._copies.add(task)
+                    task.add_done_callback(self._copies.discard)
+            except asyncio.CancelledError:
+                health.running = False
+                raise
+            except Exception as exc:
+                health.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("fill stream of master %s stopped: %s", master_id, health.last_error)
+            source = None
+            health.running = False
+            health.restarts += 1
+            delay = self.restart_delays[min(failures, len(self.restart_delays) - 1)]
+            failures += 1
+            await asyncio.sleep(delay)
+
+    async def _copy(self, fill: Fill) -> object:
+        try:
+            return await self.on_fill(fill)
+        except NotFound as exc:
+            log.warning("%s", exc)
+        except Exception:
+            log.exception("copying fill %s of master %s failed", fill.trade_id, fill.master_id)
+        return None
+
+    async def idle(self) -> None:
+        """Wait until every fill handed over so far has been copied."""
+        while self._copies:
+            await asyncio.gather(*list(self._copies), return_exceptions=True)
+
+    async def stop(self) -> None:
+        for task in self._streams.values():
+            task.cancel()
+        await asyncio.gather(*self._streams.values(), return_exceptions=True)
+        self._streams.clear()
+        await self.idle()

@@ -1,0 +1,46 @@
+"""The engine publishes events here and moves on; a consumer (the Telegram sender, the console)
+drains them at its own pace. Publishing never blocks or fails trading."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from copytrade.core.engine import FollowPaused
+from copytrade.core.model import CopyResult
+
+log = logging.getLogger(__name__)
+
+Event = CopyResult | FollowPaused
+
+
+class NotificationQueue:
+    def __init__(self, maxsize: int = 100_000) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def publish(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # The result is in the journal (/history shows it); only the push message is lost.
+            self.dropped += 1
+            log.warning("notification queue full: %d notifications dropped so far", self.dropped)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def get(self) -> Event:
+        return await self._queue.get()
+
+    async def consume(self, handler: Callable[[Event], Awaitable[None]]) -> None:
+        """Deliver events forever; a failing delivery is logged and the next one goes on."""
+        while True:
+            event = await self._queue.get()
+            try:
+                await handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivering a notification failed")

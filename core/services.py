@@ -1,0 +1,227 @@
+"""Use cases behind every bot command and CLI verb. Handlers parse, authorize, call one of these
+and format; the rules (ownership, validation, key checks) live here.
+
+Every method taking a ``user_id`` only ever reads or changes that user's own rows: another
+user's follow or key id is answered with "not found", as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as secrets_module
+from decimal import Decimal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyotp
+
+from copytrade.core.errors import NotFound, UserError, VenueError
+from copytrade.core.model import FollowStatus
+from copytrade.core.risk import symbol_aliases
+from copytrade.core.validation import parse_decimal, validate_follow_changes
+from copytrade.core.vault import Vault, key_fingerprint
+from copytrade.core.venues.catalog import VENUES
+from copytrade.core.venues.registry import VenueAccount, VenueRegistry
+from copytrade.storage.accounts import AccountStore, CredentialView, MasterView
+from copytrade.storage.models import Credential, Follow, Master, MasterStatus, User
+
+_LABEL = re.compile(r"^[\w .@#-]{1,64}$", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowView:
+    follow: Follow
+    master_name: str
+    account_label: str
+
+
+def _clean_secrets(venue: str, raw: dict[str, str]) -> dict[str, str]:
+    spec = VENUES[venue]
+    cleaned: dict[str, str] = {}
+    for name in spec.fields:
+        value = (raw.get(name) or "").strip()
+        if not value:
+            raise UserError(f"the {name.replace('_', ' ')} is missing")
+        if len(value) > 512 or any(c.isspace() for c in value):
+            raise UserError(f"the {name.replace('_', ' ')} does not look right (no spaces, at most 512 characters)")
+        cleaned[name] = value
+    for name in spec.optional_fields:
+        value = (raw.get(name) or "").strip()
+        if value:
+            cleaned[name] = value
+    if "balance" in cleaned:
+        parse_decimal(cleaned["balance"], "starting balance", low=Decimal(0), high=Decimal(1_000_000_000))
+    if "pin" in cleaned and not re.fullmatch(r"\d{4,8}", cleaned["pin"]):
+        raise UserError("the PIN must be 4 to 8 digits")
+    if "totp_secret" in cleaned:
+        try:
+            pyotp.TOTP(cleaned["totp_secret"].upper()).now()
+        except Exception:  # pyotp raises binascii/ValueError variants for a bad seed
+            raise UserError("the TOTP secret is not a valid base32 seed") from None
+        cleaned["totp_secret"] = cleaned["totp_secret"].upper()
+    return cleaned
+
+
+class Services:
+    def __init__(self, accounts: AccountStore, vault: Vault, venues: VenueRegistry, on_follows_changed: Callable[[int], None]) -> None:
+        self.accounts = accounts
+        self.vault = vault
+        self.venues = venues
+        self._on_follows_changed = on_follows_changed
+
+    # -- users --------------------------------------------------------------------------------
+
+    async def register_user(self, telegram_id: int | None, display_name: str = "") -> User:
+        return await self.accounts.ensure_user(telegram_id, display_name)
+
+    # -- exchange accounts --------------------------------------------------------------------
+
+    async def connect_account(
+        self, user_id: int, venue: str, label: str, raw_secrets: dict[str, str], *, environment: str = "live"
+    ) -> CredentialView:
+        """Validate the key against the venue, then store it sealed. Nothing is stored on failure."""
+        if venue not in VENUES:
+            raise UserError(f"{venue!r} is not a supported venue; choose one of {', '.join(sorted(VENUES))}")
+        label = label.strip()
+        if not _LABEL.match(label):
+            raise UserError("the label must be 1 to 64 letters, digits, spaces or . @ # -")
+        cleaned = _clean_secrets(venue, raw_secrets)
+        credential_id = secrets_module.token_hex(16)
+        account = VenueAccount(credential_id, venue, environment, cleaned)
+        adapter = await self.venues.build(account)
+        try:
+            await adapter.validate()
+        except VenueError as exc:
+            raise UserError(f"{VENUES[venue].title} refused this key: {exc}") from None
+        finally:
+            await adapter.close()
+        row = Credential(
+            id=credential_id,
+            user_id=user_id,
+            venue=venue,
+            label=label,
+            environment=environment,
+            ciphertext=self.vault.encrypt(cleaned, owner_id=user_id, credential_id=credential_id),
+            key_fingerprint=key_fingerprint(cleaned[VENUES[venue].identity_field]),
+        )
+        view = await self.accounts.add_credential(row)
+        await self.accounts.mark_validated(credential_id)
+        return view
+
+    async def accounts_of(self, user_id: int) -> list[CredentialView]:
+        return await self.accounts.credentials(user_id)
+
+    async def own_account(self, user_id: int, credential_id: str) -> CredentialView:
+        view = await self.accounts.credential(credential_id)
+        if view is None or view.user_id != user_id:
+            raise NotFound("no such exchange account")
+        return view
+
+    async def remove_account(self, user_id: int, credential_id: str) -> CredentialView:
+        view = await self.own_account(user_id, credential_id)
+        in_use = await self.accounts.follows_using(credential_id)
+        if in_use:
+            raise UserError(f"{view.label} still copies {len(in_use)} master(s); stop those follows first")
+        await self.venues.forget(credential_id)
+        await self.accounts.delete_credential(credential_id)
+        return view
+
+    # -- masters ------------------------------------------------------------------------------
+
+    async def add_master(self, name: str, venue: str, *, owner_id: int, credential_id: str | None, description: str = "") -> MasterView:
+        name = name.strip()
+        if not 2 <= len(name) <= 64:
+            raise UserError("a master's name must be 2 to 64 characters")
+        if len(description) > 500:
+            raise UserError("the description may be at most 500 characters")
+        if credential_id is not None:
+            credential = await self.own_account(owner_id, credential_id)
+            if credential.venue != venue:
+                raise UserError(f"that key is for {credential.venue}, not {venue}")
+        return await self.accounts.add_master(Master(name=name, venue=venue, credential_id=credential_id, description=description.strip()))
+
+    async def masters(self, *, include_hidden: bool = False) -> list[MasterView]:
+        return await self.accounts.masters(include_hidden=include_hidden)
+
+    async def set_master_status(self, master_id: int, status: MasterStatus) -> None:
+        if not await self.accounts.set_master_status(master_id, status):
+            raise NotFound(f"no master with id {master_id}")
+        self._on_follows_changed(master_id)
+
+    # -- follows ------------------------------------------------------------------------------
+
+    async def follow(self, user_id: int, master_id: int, credential_id: str, settings: dict[str, Any] | None = None) -> Follow:
+        master = await self.accounts.master(master_id)
+        if master is None or master.status is MasterStatus.RETIRED:
+            raise NotFound("no such master")
+        credential = await self.own_account(user_id, credential_id)
+        if master.credential_id == credential_id:
+            raise UserError("a master cannot copy itself")
+        changes = validate_follow_changes(settings or {})
+        await self._check_symbols(credential.id, changes)
+        existing = await self.accounts.follow_for(master_id, credential_id)
+        if existing is not None and existing.status is not FollowStatus.STOPPED:
+            raise UserError(f"already following {master.name} with {credential.label} (error 80005)")
+        if existing is not None:  # a stopped follow is started again with the new settings
+            assert existing.id is not None
+            await self.accounts.clear_positions(existing.id)
+            row = await self.accounts.update_follow(existing.id, {**changes, "status": FollowStatus.ACTIVE, "status_reason": None})
+            assert row is not None
+        else:
+            row = await self.accounts.add_follow(Follow(user_id=user_id, master_id=master_id, credential_id=credential_id, **changes))
+        self._on_follows_changed(master_id)
+        return row
+
+    async def own_follow(self, user_id: int, follow_id: int) -> Follow:
+        row = await self.accounts.follow(follow_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound("no such follow")
+        return row
+
+    async def follows_of(self, user_id: int) -> list[Follow]:
+        return await self.accounts.follows_of_user(user_id)
+
+    async def update_follow(self, user_id: int, follow_id: int, changes: dict[str, Any]) -> Follow:
+        """Validate and apply settings; they take effect on the master's next fill."""
+        row = await self.own_follow(user_id, follow_id)
+        if row.status is FollowStatus.STOPPED:
+            raise UserError("this follow is stopped; follow the master again to copy it")
+        validated = validate_follow_changes(changes, current_mode=row.sizing_mode)
+        await self._check_symbols(row.credential_id, validated)
+        if validated.get("dry_run") is False and row.dry_run:
+            await self.accounts.clear_positions(follow_id)  # simulated positions must not be "closed" live
+        updated = await self.accounts.update_follow(follow_id, validated)
+        assert updated is not None
+        self._on_follows_changed(row.master_id)
+        return updated
+
+    async def set_status(self, user_id: int, follow_id: int, status: FollowStatus) -> Follow:
+        row = await self.own_follow(user_id, follow_id)
+        if row.status is FollowStatus.STOPPED and status is not FollowStatus.STOPPED:
+            raise UserError("this follow is stopped; follow the master again to copy it")
+        assert row.id is not None
+        await self.accounts.set_follow_status([row.id], status, None)
+        self._on_follows_changed(row.master_id)
+        row.status = status
+        return row
+
+    async def pause_all(self, reason: str) -> int:
+        """The admin kill switch: every active follow paused at once."""
+        count, master_ids = await self.accounts.pause_all_active(reason)
+        for master_id in master_ids:
+            self._on_follows_changed(master_id)
+        return count
+
+    async def _check_symbols(self, credential_id: str, changes: dict[str, Any]) -> None:
+        names = [*changes.get("allowed_symbols", []), *changes.get("blocked_symbols", [])]
+        if not names:
+            return
+        venue = await self.venues.venue_for(credential_id)
+        known: set[str] = set()
+        for symbol in await venue.symbols():
+            known |= symbol_aliases(symbol)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise UserError(f"{unknown[0]} is not traded on {venue.name}")
+

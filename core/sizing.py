@@ -1,0 +1,163 @@
+"""How much each follower trades for one master fill.
+
+Entries are sized by the follow's mode (coefficient, equity ratio, fixed notional, fixed
+quantity). Exits are sized against the follower's *own* copied position: when the master
+closes a fraction of its position the follower closes the same fraction of theirs, so partial
+exits stay proportional and a full exit leaves nothing behind. A fill that reverses the
+master's position is split into an exit leg and an entry leg.
+
+Everything rounds *down* to the venue's step, then checks the minimum quantity and minimum
+notional: an order too small becomes a recorded ``Skip`` with the numbers, never a crash.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from copytrade.core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
+
+ZERO = Decimal(0)
+
+
+class Leg(str, enum.Enum):
+    ENTRY = "entry"  # opens or adds to the follower's position
+    EXIT = "exit"  # reduces the follower's copied position (reduce-only)
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlan:
+    """One leg of the master's fill as seen from the master's position."""
+
+    leg: Leg
+    master_quantity: Decimal  # the part of the master's fill this leg covers
+    exit_fraction: Decimal | None = None  # EXIT: share of the master's position closed, 0 < f <= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Sized:
+    side: Side
+    quantity: Decimal  # in the venue's order units, on the step
+
+
+def split_legs(fill: Fill, master_position_before: Decimal) -> list[LegPlan]:
+    """Split a master fill into exit and entry legs against the master's prior net position.
+
+    A reduce-only fill the journal cannot match to a tracked position (the master opened it
+    before we watched) is still an exit, sized by the follow's mode and capped by the
+    follower's copied position: it must never open anything.
+    """
+    delta = fill.signed_quantity
+    if master_position_before == 0 or (master_position_before > 0) == (delta > 0):
+        if fill.reduce_only:
+            return [LegPlan(Leg.EXIT, fill.quantity, None)]
+        return [LegPlan(Leg.ENTRY, fill.quantity)]
+    held = abs(master_position_before)
+    closed = min(fill.quantity, held)
+    legs = [LegPlan(Leg.EXIT, closed, closed / held)]
+    opened = fill.quantity - closed
+    if opened > 0 and not fill.reduce_only:
+        legs.append(LegPlan(Leg.ENTRY, opened))
+    return legs
+
+
+def round_down(value: Decimal, step: Decimal) -> Decimal:
+    if step <= 0:
+        return value
+    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def round_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:
+    """Round a limit price onto the tick in the follower's favour: buys down, sells up."""
+    if tick <= 0:
+        return price
+    rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+    return (price / tick).to_integral_value(rounding=rounding) * tick
+
+
+def raw_entry_quantity(
+    mode: SizingMode,
+    value: Decimal,
+    master_quantity: Decimal,
+    price: Decimal,
+    *,
+    follower_equity: Decimal | None = None,
+    master_equity: Decimal | None = None,
+) -> Decimal | Skip:
+    """The unrounded base quantity a follow trades for ``master_quantity`` of the master's entry."""
+    if mode is SizingMode.COEFFICIENT:
+        return master_quantity * value
+    if mode is SizingMode.EQUITY_RATIO:
+        if not follower_equity or follower_equity <= 0:
+            return Skip(SkipReason.NO_EQUITY, f"your equity is {follower_equity or 0}")
+        if not master_equity or master_equity <= 0:
+            return Skip(SkipReason.NO_EQUITY, "the master's equity is unknown")
+        return master_quantity * follower_equity / master_equity * value
+    if mode is SizingMode.FIXED_NOTIONAL:
+        return value / price
+    if mode is SizingMode.FIXED_QUANTITY:
+        return value
+    raise ValueError(f"unknown sizing mode {mode!r}")
+
+
+def fit_to_market(base_quantity: Decimal, rules: MarketRules, price: Decimal, *, reduce_only: bool = False) -> Decimal | Skip:
+    """Convert base units to the venue's order units, round down, and check the minimums.
+
+    Reduce-only orders on derivatives are exempt from the minimum notional (venues accept a
+    small close so that a position can always be flattened).
+    """
+    units = base_quantity / rules.contract_size
+    quantity = round_down(units, rules.quantity_step)
+    if rules.max_quantity is not None and quantity > rules.max_quantity:
+        quantity = round_down(rules.max_quantity, rules.quantity_step)
+    minimum = max(rules.min_quantity, rules.quantity_step)
+    if quantity <= 0 or quantity < minimum:
+        return Skip(
+            SkipReason.BELOW_MIN_QUANTITY,
+            f"{_fmt(units)} {rules.base} rounds to {_fmt(quantity)}, minimum is {_fmt(minimum)}",
+        )
+    notional = quantity * rules.contract_size * price
+    if notional < rules.min_notional and not (reduce_only and rules.derivative):
+        return Skip(
+            SkipReason.BELOW_MIN_NOTIONAL,
+            f"{_fmt(quantity)} {rules.base} is {_fmt(notional.quantize(Decimal('0.01'), rounding=ROUND_FLOOR))} "
+            f"{rules.quote}, minimum is {_fmt(rules.min_notional)} {rules.quote}",
+        )
+    return quantity
+
+
+def size_exit(
+    plan: LegPlan,
+    follower_position: Decimal,
+    rules: MarketRules,
+    price: Decimal,
+    *,
+    fallback_quantity: Decimal | None = None,
+) -> Sized | Skip:
+    """Reduce the follower's copied position by the master's exit fraction.
+
+    ``follower_position`` is signed, in venue units. A full exit (fraction 1) closes all of it.
+    Without a fraction (an untracked reduce-only fill) ``fallback_quantity`` — the follow's
+    mode applied to the master's quantity, in base units — is used, capped at the position.
+    """
+    held = abs(follower_position)
+    if held == 0:
+        return Skip(SkipReason.NO_POSITION_TO_EXIT, f"no copied {rules.symbol} position")
+    side = Side.SELL if follower_position > 0 else Side.BUY
+    if plan.exit_fraction is not None and plan.exit_fraction >= 1:
+        return Sized(side, held)
+    if plan.exit_fraction is not None:
+        wanted = held * plan.exit_fraction
+    elif fallback_quantity is not None:
+        wanted = min(held, fallback_quantity / rules.contract_size)
+    else:
+        return Skip(SkipReason.NO_POSITION_TO_EXIT, "the master's exit size is unknown")
+    fitted = fit_to_market(wanted * rules.contract_size, rules, price, reduce_only=True)
+    if isinstance(fitted, Skip):
+        return fitted
+    return Sized(side, min(fitted, held))
+
+
+def _fmt(value: Decimal) -> str:
+    return format(value.normalize(), "f")

@@ -1,0 +1,150 @@
+"""Parsing and range checks for everything a user types. Each failure is a ``UserError`` whose
+message says what was wrong and what is accepted; nothing is changed when one is raised."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from copytrade.core.errors import UserError
+from copytrade.core.model import OrderType, SizingMode
+
+#: accepted range of ``sizing_value`` per mode (exclusive low, inclusive high)
+SIZING_LIMITS: dict[SizingMode, tuple[Decimal, Decimal, str]] = {
+    SizingMode.COEFFICIENT: (Decimal(0), Decimal(100), "a multiplier of the master's quantity"),
+    SizingMode.EQUITY_RATIO: (Decimal(0), Decimal(100), "a multiplier of your equity / the master's equity"),
+    SizingMode.FIXED_NOTIONAL: (Decimal(0), Decimal(10_000_000), "an order value in the quote currency"),
+    SizingMode.FIXED_QUANTITY: (Decimal(0), Decimal(1_000_000_000), "a quantity in base units or shares"),
+}
+TAKE_PROFIT_MAX = Decimal(100)
+STOP_LOSS_MAX = Decimal(100)
+MONEY_LIMIT_MAX = Decimal(1_000_000_000)
+LEVERAGE_MAX = 125
+SYMBOL_LIST_MAX = 100
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9/:_.&-]{0,39}$")
+_CLEAR = {"", "none", "off", "no", "-", "0"}
+_TRUE = {"on", "yes", "true", "1", "y"}
+_FALSE = {"off", "no", "false", "0", "n"}
+
+
+def parse_decimal(value: object, field: str, *, low: Decimal, high: Decimal, low_inclusive: bool = False) -> Decimal:
+    if isinstance(value, float):
+        raise UserError(f"{field} must be given as text or Decimal, not a float")
+    if isinstance(value, Decimal):
+        number = value
+    else:
+        try:
+            number = Decimal(str(value).strip().replace(",", "."))
+        except InvalidOperation:
+            raise UserError(f"{field} must be a number, got {str(value)[:20]!r}") from None
+    if not number.is_finite():
+        raise UserError(f"{field} must be a finite number")
+    too_low = number < low if low_inclusive else number <= low
+    if too_low or number > high:
+        bound = "at least" if low_inclusive else "more than"
+        raise UserError(f"{field} must be {bound} {low} and at most {high}, got {number}")
+    return number
+
+
+def parse_sizing(mode: object, value: object) -> tuple[SizingMode, Decimal]:
+    try:
+        sizing_mode = mode if isinstance(mode, SizingMode) else SizingMode(str(mode).strip().lower())
+    except ValueError:
+        names = ", ".join(m.value for m in SizingMode)
+        raise UserError(f"sizing mode must be one of {names}") from None
+    low, high, meaning = SIZING_LIMITS[sizing_mode]
+    name = "coefficient" if sizing_mode is SizingMode.COEFFICIENT else sizing_mode.value.replace("_", " ")
+    try:
+        return sizing_mode, parse_decimal(value, name, low=low, high=high)
+    except UserError as exc:
+        raise UserError(f"{exc} ({meaning})") from None
+
+
+def parse_optional_decimal(value: object, field: str, *, high: Decimal) -> Decimal | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR):
+        return None
+    return parse_decimal(value, field, low=Decimal(0), high=high)
+
+
+def parse_bool(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise UserError(f"{field} must be on or off")
+
+
+def parse_symbols(value: object, field: str) -> list[str]:
+    items = value if isinstance(value, (list, tuple, set, frozenset)) else re.split(r"[\s,;]+", str(value))
+    symbols = sorted({str(s).strip().upper() for s in items if str(s).strip() and str(s).strip().lower() not in _CLEAR})
+    if len(symbols) > SYMBOL_LIST_MAX:
+        raise UserError(f"{field} may hold at most {SYMBOL_LIST_MAX} symbols")
+    bad = [s for s in symbols if not _SYMBOL.match(s)]
+    if bad:
+        raise UserError(f"{bad[0][:40]!r} is not a symbol name")
+    return symbols
+
+
+def parse_order_types(value: object) -> list[str]:
+    families = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP_MARKET}
+    items = value if isinstance(value, (list, tuple, set, frozenset)) else re.split(r"[\s,;]+", str(value))
+    chosen = set()
+    for item in items:
+        text = str(item.value if isinstance(item, OrderType) else item).strip().lower()
+        if not text or text in ("all", "any"):
+            continue
+        if text in ("stop_market", "stop_limit", "take_profit_market"):
+            text = "stop"
+        if text not in families:
+            raise UserError(f"order type must be market, limit or stop, got {text[:20]!r}")
+        chosen.add(families[text].value)
+    return sorted(chosen)
+
+
+def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | None = None) -> dict[str, Any]:
+    """Check and convert a set of follow settings; raises before anything is changed."""
+    out: dict[str, Any] = {}
+    unknown = set(changes) - {
+        "sizing_mode", "sizing_value", "reverse", "take_profit_pct", "stop_loss_pct", "max_position_notional",
+        "daily_loss_limit", "leverage", "allowed_symbols", "blocked_symbols", "order_types", "dry_run",
+    }
+    if unknown:
+        raise UserError(f"unknown setting {sorted(unknown)[0]!r}")
+    if "sizing_mode" in changes or "sizing_value" in changes:
+        if "sizing_value" not in changes:
+            raise UserError("give a value together with the sizing mode")
+        mode = changes.get("sizing_mode", current_mode or SizingMode.COEFFICIENT)
+        out["sizing_mode"], out["sizing_value"] = parse_sizing(mode, changes["sizing_value"])
+    if "take_profit_pct" in changes:
+        out["take_profit_pct"] = parse_optional_decimal(changes["take_profit_pct"], "take-profit %", high=TAKE_PROFIT_MAX)
+    if "stop_loss_pct" in changes:
+        stop = parse_optional_decimal(changes["stop_loss_pct"], "stop-loss %", high=STOP_LOSS_MAX)
+        if stop is not None and stop >= STOP_LOSS_MAX:
+            raise UserError("stop-loss % must be below 100 (100 % means the price reached zero)")
+        out["stop_loss_pct"] = stop
+    if "max_position_notional" in changes:
+        out["max_position_notional"] = parse_optional_decimal(changes["max_position_notional"], "max position", high=MONEY_LIMIT_MAX)
+    if "daily_loss_limit" in changes:
+        out["daily_loss_limit"] = parse_optional_decimal(changes["daily_loss_limit"], "daily loss limit", high=MONEY_LIMIT_MAX)
+    if "leverage" in changes:
+        value = changes["leverage"]
+        if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR):
+            out["leverage"] = None
+        else:
+            leverage = parse_decimal(value, "leverage", low=Decimal(1), high=Decimal(LEVERAGE_MAX), low_inclusive=True)
+            if leverage != leverage.to_integral_value():
+                raise UserError("leverage must be a whole number")
+            out["leverage"] = int(leverage)
+    for name, label in (("allowed_symbols", "allow list"), ("blocked_symbols", "block list")):
+        if name in changes:
+            out[name] = parse_symbols(changes[name], label)
+    if "order_types" in changes:
+        out["order_types"] = parse_order_types(changes["order_types"])
+    for name, label in (("reverse", "reverse"), ("dry_run", "dry run")):
+        if name in changes:
+            out[name] = parse_bool(changes[name], label)
+    return out

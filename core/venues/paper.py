@@ -1,0 +1,376 @@
+"""An in-process simulated venue: the demo, dry runs, tests and benchmarks run on it.
+
+``PaperExchange`` is the shared world (markets with real-looking rules, a price feed);
+``PaperVenue`` is one account in it with its own balance, positions and orders. Accounts
+behave like a strict exchange: quantities must sit on the step, minimums are enforced,
+a client order id is accepted once, margin and spot holdings are checked. Latency and
+failures can be injected per account, and every execution can be watched as a ``Fill``
+stream, which is how a paper master feeds the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from copytrade.core.errors import InsufficientFunds, InvalidOrder, UnknownSymbol, VenueError
+from copytrade.core.model import (
+    CopyStatus,
+    Fill,
+    FillStatus,
+    MarketRules,
+    OrderAck,
+    OrderIntent,
+    OrderType,
+    Side,
+    utcnow,
+)
+from copytrade.core.venues.base import FillSource, Position, Venue
+
+ZERO = Decimal(0)
+
+
+def default_markets() -> dict[str, MarketRules]:
+    """Rules modelled on Binance USD-M futures and spot."""
+    rules = [
+        MarketRules("BTC/USDT:USDT", "BTC", "USDT", Decimal("0.001"), Decimal("0.1"), Decimal("0.001"), Decimal("100"), derivative=True),
+        MarketRules("ETH/USDT:USDT", "ETH", "USDT", Decimal("0.001"), Decimal("0.01"), Decimal("0.001"), Decimal("20"), derivative=True),
+        MarketRules("SOL/USDT:USDT", "SOL", "USDT", Decimal("1"), Decimal("0.001"), Decimal("1"), Decimal("5"), derivative=True),
+        MarketRules("BTC/USDT", "BTC", "USDT", Decimal("0.00001"), Decimal("0.01"), Decimal("0.00001"), Decimal("5")),
+        MarketRules("ETH/USDT", "ETH", "USDT", Decimal("0.0001"), Decimal("0.01"), Decimal("0.0001"), Decimal("5")),
+    ]
+    return {r.symbol: r for r in rules}
+
+
+def default_prices() -> dict[str, Decimal]:
+    return {
+        "BTC/USDT:USDT": Decimal("60000"),
+        "ETH/USDT:USDT": Decimal("3000"),
+        "SOL/USDT:USDT": Decimal("150"),
+        "BTC/USDT": Decimal("60000"),
+        "ETH/USDT": Decimal("3000"),
+    }
+
+
+class PaperExchange:
+    """The shared simulated market. Markets are held once, whatever the number of accounts."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        markets: dict[str, MarketRules] | None = None,
+        prices: dict[str, Decimal] | None = None,
+        *,
+        fee_rate: Decimal = Decimal("0.0004"),
+    ) -> None:
+        self.markets = markets if markets is not None else default_markets()
+        self.prices = prices if prices is not None else default_prices()
+        self.fee_rate = fee_rate
+        self._accounts: dict[str, PaperVenue] = {}
+        self._ids = itertools.count(1)
+
+    def rules(self, symbol: str) -> MarketRules:
+        try:
+            return self.markets[symbol]
+        except KeyError:
+            raise UnknownSymbol(f"{symbol} is not listed on the paper exchange") from None
+
+    def price(self, symbol: str) -> Decimal:
+        self.rules(symbol)
+        return self.prices[symbol]
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        """Move the market; resting orders whose price is crossed execute."""
+        self.rules(symbol)
+        self.prices[symbol] = price
+        for account in self._accounts.values():
+            account.on_price(symbol, price)
+
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+    def account(self, account_id: str, *, balance: Decimal = Decimal(10_000), leverage: int = 10, latency: float = 0.0) -> "PaperVenue":
+        """The account ``account_id``, created on first use (the same object afterwards)."""
+        if account_id not in self._accounts:
+            self._accounts[account_id] = PaperVenue(self, account_id, balance=balance, leverage=leverage, latency=latency)
+        return self._accounts[account_id]
+
+    def accounts(self) -> list["PaperVenue"]:
+        return list(self._accounts.values())
+
+
+@dataclass
+class _Holding:
+    quantity: Decimal = ZERO  # signed
+    entry_price: Decimal = ZERO
+
+
+@dataclass
+class PaperOrder:
+    venue_order_id: str
+    client_order_id: str
+    intent: OrderIntent
+    status: CopyStatus
+    filled: Decimal = ZERO
+    average_price: Decimal | None = None
+    fee: Decimal = ZERO
+
+    def ack(self) -> OrderAck:
+        return OrderAck(self.venue_order_id, self.client_order_id, self.status, self.filled, self.average_price, self.fee)
+
+
+@dataclass
+class _InjectedFailure:
+    error: VenueError
+    times: int
+    after_accepting: bool  # the order is booked, then the error raised (a lost response)
+
+
+@dataclass
+class PaperVenue(Venue):
+    exchange: PaperExchange
+    account_id: str
+    balance: Decimal = Decimal(10_000)  # cash in the quote currency
+    leverage: int = 10
+    latency: float = 0.0
+    orders: dict[str, PaperOrder] = field(default_factory=dict)  # by client order id
+    holdings: dict[str, _Holding] = field(default_factory=dict)
+    realized_pnl: Decimal = ZERO
+    fees_paid: Decimal = ZERO
+    place_calls: int = 0
+    _failures: deque[_InjectedFailure] = field(default_factory=deque)
+    _watchers: list[asyncio.Queue[Fill]] = field(default_factory=list)
+    _trade_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    master_id: int = 0  # set when this account is a master whose fills are watched
+    name: str = "paper"
+
+    # -- test and demo controls -------------------------------------------------------------
+
+    def fail_next(self, error: VenueError, *, times: int = 1, after_accepting: bool = False) -> None:
+        """Make the next ``times`` order placements raise ``error``.
+
+        With ``after_accepting`` the order is booked before the error is raised, as when a
+        response is lost after the venue executed the request.
+        """
+        self._failures.append(_InjectedFailure(error, times, after_accepting))
+
+    def _take_failure(self) -> _InjectedFailure | None:
+        if not self._failures:
+            return None
+        failure = self._failures[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            self._failures.popleft()
+        return failure
+
+    # -- Venue --------------------------------------------------------------------------------
+
+    async def market(self, symbol: str) -> MarketRules:
+        return self.exchange.rules(symbol)
+
+    async def symbols(self) -> frozenset[str]:
+        return frozenset(self.exchange.markets)
+
+    async def equity(self) -> Decimal:
+        equity = self.balance
+        for symbol, holding in self.holdings.items():
+            if holding.quantity == 0:
+                continue
+            rules = self.exchange.rules(symbol)
+            price = self.exchange.prices[symbol]
+            if rules.derivative:
+                equity += (price - holding.entry_price) * holding.quantity * rules.contract_size
+            else:
+                equity += holding.quantity * price
+        return equity
+
+    async def positions(self) -> list[Position]:
+        return [Position(s, h.quantity, h.entry_price) for s, h in self.holdings.items() if h.quantity != 0]
+
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+        await self._wait()
+        order = self.orders.get(client_order_id)
+        return order.ack() if order is not None else None
+
+    async def place_order(self, intent: OrderIntent) -> OrderAck:
+        self.place_calls += 1
+        await self._wait()
+        failure = self._take_failure()
+        if failure is not None and not failure.after_accepting:
+            raise failure.error
+        order = self._book(intent)
+        if failure is not None:
+            raise failure.error
+        return order.ack()
+
+    async def _wait(self) -> None:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+
+    # -- matching -----------------------------------------------------------------------------
+
+    def _book(self, intent: OrderIntent) -> PaperOrder:
+        if intent.client_order_id in self.orders:
+            raise InvalidOrder(f"duplicate client order id {intent.client_order_id}")
+        rules = self.exchange.rules(intent.symbol)
+        self._check_rules(intent, rules)
+        order = PaperOrder(self.exchange.next_id(), intent.client_order_id, intent, CopyStatus.PLACED)
+        price = self.exchange.prices[intent.symbol]
+        if self._executes_now(intent, price):
+            self._execute(order, rules, intent.price if intent.order_type is OrderType.LIMIT and intent.price else price)
+        self.orders[intent.client_order_id] = order
+        return order
+
+    def _check_rules(self, intent: OrderIntent, rules: MarketRules) -> None:
+        if intent.quantity % rules.quantity_step != 0:
+            raise InvalidOrder(f"quantity {intent.quantity} is not a multiple of the step {rules.quantity_step}")
+        if intent.quantity < rules.min_quantity:
+            raise InvalidOrder(f"quantity {intent.quantity} is below the minimum {rules.min_quantity}")
+        if intent.price is not None and intent.price % rules.price_tick != 0:
+            raise InvalidOrder(f"price {intent.price} is not on the tick {rules.price_tick}")
+        reference = intent.price or self.exchange.prices[intent.symbol]
+        notional = intent.quantity * rules.contract_size * reference
+        if notional < rules.min_notional and not (intent.reduce_only and rules.derivative):
+            raise InvalidOrder(f"order value {notional} is below the minimum {rules.min_notional}")
+        if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and intent.price is None:
+            raise InvalidOrder("a limit order needs a price")
+        if intent.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET) and intent.stop_price is None:
+            raise InvalidOrder("a stop order needs a stop price")
+
+    @staticmethod
+    def _executes_now(intent: OrderIntent, price: Decimal) -> bool:
+        if intent.order_type is OrderType.MARKET:
+            return True
+        if intent.order_type is OrderType.LIMIT:
+            assert intent.price is not None
+            return price <= intent.price if intent.side is Side.BUY else price >= intent.price
+        assert intent.stop_price is not None
+        if intent.order_type is OrderType.TAKE_PROFIT_MARKET:
+            return price <= intent.stop_price if intent.side is Side.BUY else price >= intent.stop_price
+        return price >= intent.stop_price if intent.side is Side.BUY else price <= intent.stop_price
+
+    def on_price(self, symbol: str, price: Decimal) -> None:
+        for order in list(self.orders.values()):
+            if order.intent.symbol == symbol and order.status is CopyStatus.PLACED and self._executes_now(order.intent, price):
+                fill_price = order.intent.price if order.intent.order_type is OrderType.LIMIT and order.intent.price else price
+                try:
+                    self._execute(order, self.exchange.rules(symbol), fill_price)
+                except VenueError:
+                    order.status = CopyStatus.FAILED  # rejected on trigger, as a venue cancels it
+
+    def _execute(self, order: PaperOrder, rules: MarketRules, price: Decimal) -> None:
+        intent = order.intent
+        holding = self.holdings.setdefault(intent.symbol, _Holding())
+        signed = intent.quantity * intent.side.sign
+        if intent.reduce_only and (holding.quantity == 0 or (holding.quantity > 0) == (signed > 0) or abs(signed) > abs(holding.quantity)):
+            raise InvalidOrder("reduce-only order would increase or reverse the position")
+        notional = intent.quantity * rules.contract_size * price
+        fee = (notional * self.exchange.fee_rate).quantize(Decimal("0.00000001"))
+        if rules.derivative:
+            self._execute_derivative(holding, signed, price, notional, fee, rules)
+        else:
+            self._execute_spot(holding, signed, price, notional, fee, rules)
+        self.fees_paid += fee
+        order.status = CopyStatus.FILLED
+        order.filled = intent.quantity
+        order.average_price = price
+        order.fee = fee
+        self._publish(order, price)
+
+    def _execute_derivative(self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules) -> None:
+        opening = holding.quantity == 0 or (holding.quantity > 0) == (signed > 0)
+        opened_part = abs(signed) if opening else max(ZERO, abs(signed) - abs(holding.quantity))
+        if opened_part > 0:
+            margin_needed = opened_part * rules.contract_size * price / self.leverage + fee
+            if margin_needed > self._available_margin():
+                raise InsufficientFunds(
+                    f"margin is insufficient: needs {margin_needed:.2f} {rules.quote}, available {self._available_margin():.2f}"
+                )
+        if opening:
+            total = holding.quantity + signed
+            holding.entry_price = (holding.entry_price * abs(holding.quantity) + price * abs(signed)) / abs(total)
+            holding.quantity = total
+        else:
+            closed = min(abs(signed), abs(holding.quantity))
+            direction = 1 if holding.quantity > 0 else -1
+            pnl = (price - holding.entry_price) * closed * direction * rules.contract_size
+            self.realized_pnl += pnl
+            self.balance += pnl
+            holding.quantity += signed
+            if holding.quantity == 0:
+                holding.entry_price = ZERO
+            elif (holding.quantity > 0) == (signed > 0):  # flipped: the remainder opened at this price
+                holding.entry_price = price
+        self.balance -= fee
+
+    def _execute_spot(self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules) -> None:
+        if signed > 0:
+            if notional + fee > self.balance:
+                raise InsufficientFunds(f"balance is insufficient: needs {notional + fee:.2f} {rules.quote}, have {self.balance:.2f}")
+            total = holding.quantity + signed
+            holding.entry_price = (holding.entry_price * holding.quantity + price * signed) / total
+            holding.quantity = total
+            self.balance -= notional + fee
+        else:
+            if -signed > holding.quantity:
+                raise InsufficientFunds(f"only {holding.quantity} {rules.base} held, cannot sell {-signed}")
+            self.realized_pnl += (price - holding.entry_price) * -signed
+            holding.quantity += signed
+            self.balance += notional - fee
+            if holding.quantity == 0:
+                holding.entry_price = ZERO
+
+    def _available_margin(self) -> Decimal:
+        used = ZERO
+        unrealized = ZERO
+        for symbol, holding in self.holdings.items():
+            rules = self.exchange.rules(symbol)
+            if rules.derivative and holding.quantity:
+                price = self.exchange.prices[symbol]
+                used += abs(holding.quantity) * rules.contract_size * price / self.leverage
+                unrealized += (price - holding.entry_price) * holding.quantity * rules.contract_size
+        return self.balance + unrealized - used
+
+    # -- fills as a stream (a paper master) -----------------------------------------------------
+
+    def _publish(self, order: PaperOrder, price: Decimal) -> None:
+        if not self._watchers:
+            return
+        intent = order.intent
+        fill = Fill(
+            master_id=self.master_id,
+            venue=f"paper:{self.account_id}",
+            trade_id=str(next(self._trade_ids)),
+            order_id=order.venue_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            price=price,
+            order_type=intent.order_type,
+            status=FillStatus.FILLED,
+            reduce_only=intent.reduce_only,
+            limit_price=intent.price,
+            stop_price=intent.stop_price,
+            executed_at=utcnow(),
+        )
+        for queue in self._watchers:
+            queue.put_nowait(fill)
+
+
+class PaperFillSource(FillSource):
+    """The executions of one paper account, as a master's fill stream."""
+
+    def __init__(self, venue: PaperVenue, master_id: int) -> None:
+        self._venue = venue
+        venue.master_id = master_id
+        self._queue: asyncio.Queue[Fill] = asyncio.Queue()
+        venue._watchers.append(self._queue)
+
+    async def fills(self) -> AsyncIterator[Fill]:
+        while True:
+            yield await self._queue.get()

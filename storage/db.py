@@ -1,0 +1,82 @@
+"""Engines and sessions. ``DATABASE_URL`` picks the backend; everything else is derived here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlmodel import create_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def _driver_url(database_url: str, *, asynchronous: bool) -> URL:
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite")
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")  # psycopg 3 serves both sync and async
+    raise ValueError(f"unsupported database backend {backend!r}")
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def create_sync_engine(database_url: str) -> Engine:
+    """For migrations and the CLI's one-off maintenance commands."""
+    ensure_sqlite_directory(database_url)
+    url = _driver_url(database_url, asynchronous=False)
+    engine = create_engine(url, poolclass=NullPool if url.get_backend_name() == "sqlite" else None)
+    if url.get_backend_name() == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+class Database:
+    """The async engine and a session factory; one per process."""
+
+    def __init__(self, database_url: str) -> None:
+        ensure_sqlite_directory(database_url)
+        url = _driver_url(database_url, asynchronous=True)
+        self.url = database_url
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        kwargs: dict[str, object] = {}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            _tune_sqlite(self.engine.sync_engine)
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A short unit of work: committed on success, rolled back on any error."""
+        async with self._sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

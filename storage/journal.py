@@ -1,0 +1,352 @@
+"""The copy journal: master fills, copy orders and the positions copies opened.
+
+Order of writes is what makes copying safe:
+1. ``journal_fill`` inserts the master fill (unique per venue + trade id) before anything is
+   placed; a second delivery of the same trade finds the row and is reported as a duplicate.
+2. ``begin_copies`` inserts one row per copy order (primary key: the deterministic client
+   order id) with status *pending* — or the final *skipped* — before the order is sent.
+3. ``finish_copies`` stores each result and moves the follow's copied position.
+On restart, pending rows are resolved by asking the venue for the client order id.
+
+Concurrent ``begin_copies``/``finish_copies`` calls are group-committed: one transaction
+carries every write that arrived while the previous one was running, and each caller
+resumes only once its own rows are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from copytrade.core.errors import NotFound
+from copytrade.core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, Side, utcnow
+from copytrade.core.risk import normalise_symbol_list
+from copytrade.storage.db import Database
+from copytrade.storage.models import CopyOrder, Follow, FollowPosition, Master, MasterFill, MasterPosition, MasterStatus
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    fill_id: int
+    master_position_before: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CopyDraft:
+    """A copy order row written before sending (pending) or as a final skip."""
+
+    client_order_id: str
+    fill_id: int
+    follow_id: int
+    user_id: int
+    symbol: str
+    side: Side | None
+    order_type: OrderType
+    reduce_only: bool
+    status: CopyStatus
+    requested_quantity: Decimal | None
+    master_price: Decimal
+    limit_price: Decimal | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCopy:
+    client_order_id: str
+    follow_id: int
+    credential_id: str
+    symbol: str
+    fill_id: int
+
+
+def follow_settings(row: Follow) -> FollowSettings:
+    assert row.id is not None
+    return FollowSettings(
+        follow_id=row.id,
+        user_id=row.user_id,
+        master_id=row.master_id,
+        credential_id=row.credential_id,
+        sizing_mode=row.sizing_mode,
+        sizing_value=row.sizing_value,
+        reverse=row.reverse,
+        max_position_notional=row.max_position_notional,
+        allowed_symbols=normalise_symbol_list(row.allowed_symbols),
+        blocked_symbols=normalise_symbol_list(row.blocked_symbols),
+        order_types=frozenset(OrderType(t) for t in row.order_types),
+        dry_run=row.dry_run,
+        leverage=row.leverage,
+        take_profit_pct=row.take_profit_pct,
+        stop_loss_pct=row.stop_loss_pct,
+        daily_loss_limit=row.daily_loss_limit,
+    )
+
+
+class _GroupCommit:
+    """Runs queued write jobs in shared transactions; each submitter awaits its own job."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: list[tuple[Callable[[AsyncSession], Awaitable[Any]], asyncio.Future[Any]]] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def submit(self, job: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((job, future))
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                async with self._db.session() as session:
+                    results = [await job(session) for job, _ in batch]
+            except Exception:
+                # One bad job must not fail the others: retry each alone to pin the error.
+                for job, future in batch:
+                    await self._run_alone(job, future)
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _run_alone(self, job: Callable[[AsyncSession], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
+        try:
+            async with self._db.session() as session:
+                result = await job(session)
+        except Exception as exc:  # handed to the submitter, who decides
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
+
+
+class JournalStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._writes = _GroupCommit(db)
+
+    # -- master fills -----------------------------------------------------------------------
+
+    async def journal_fill(self, fill: Fill) -> JournalEntry | None:
+        """Record the master's execution; ``None`` when this venue trade id was seen before.
+
+        Raises ``NotFound`` (writing nothing) for an unknown or retired master.
+        """
+        try:
+            async with self.db.session() as session:
+                master = await session.get(Master, fill.master_id)
+                if master is None or master.status is MasterStatus.RETIRED:
+                    raise NotFound(f"no active master with id {fill.master_id}: fill {fill.trade_id} not copied")
+                duplicate = await session.execute(
+                    select(MasterFill.id).where(MasterFill.venue == fill.venue, MasterFill.trade_id == fill.trade_id)
+                )
+                if duplicate.scalars().first() is not None:
+                    return None
+                position = await session.get(MasterPosition, (fill.master_id, fill.symbol))
+                before = position.quantity if position else ZERO
+                row = MasterFill(
+                    master_id=fill.master_id,
+                    venue=fill.venue,
+                    trade_id=fill.trade_id,
+                    order_id=fill.order_id,
+                    symbol=fill.symbol,
+                    side=fill.side,
+                    quantity=fill.quantity,
+                    price=fill.price,
+                    order_type=fill.order_type,
+                    reduce_only=fill.reduce_only,
+                    master_position_before=before,
+                    executed_at=fill.executed_at,
+                )
+                session.add(row)
+                if position is None:
+                    session.add(MasterPosition(master_id=fill.master_id, symbol=fill.symbol, quantity=fill.signed_quantity))
+                else:
+                    position.quantity = before + fill.signed_quantity
+                    session.add(position)
+                await session.flush()
+                assert row.id is not None
+                return JournalEntry(row.id, before)
+        except IntegrityError:
+            return None  # another process journaled the same trade a moment earlier
+
+    async def mark_planned(self, fill_id: int) -> None:
+        async with self.db.session() as session:
+            await session.execute(update(MasterFill).where(MasterFill.id == fill_id).values(planned=True))
+
+    async def last_fill_time(self, master_id: int) -> datetime | None:
+        """The execution time of the master's newest journaled fill: where gap recovery starts."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                select(MasterFill.executed_at).where(MasterFill.master_id == master_id).order_by(MasterFill.executed_at.desc()).limit(1)
+            )
+            return result.scalars().first()
+
+    async def set_master_position(self, master_id: int, symbol: str, quantity: Decimal) -> None:
+        """Seed the master's position from the venue, so a first sell is seen as an exit."""
+        async with self.db.session() as session:
+            row = await session.get(MasterPosition, (master_id, symbol))
+            if row is None:
+                session.add(MasterPosition(master_id=master_id, symbol=symbol, quantity=quantity))
+            else:
+                row.quantity = quantity
+                session.add(row)
+
+    # -- follows ------------------------------------------------------------------------------
+
+    async def active_follows(self, master_id: int) -> list[FollowSettings]:
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(Follow).where(Follow.master_id == master_id, Follow.status == FollowStatus.ACTIVE).order_by(Follow.id)
+            )
+            return [follow_settings(row) for row in rows.scalars()]
+
+    async def pause_follow(self, follow_id: int, reason: str) -> bool:
+        """Pause an active follow (e.g. its key was rejected); False if it was not active."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(Follow)
+                .where(Follow.id == follow_id, Follow.status == FollowStatus.ACTIVE)
+                .values(status=FollowStatus.PAUSED, status_reason=reason[:300], updated_at=utcnow())
+            )
+            return bool(result.rowcount)
+
+    async def follow_positions(self, follow_ids: Sequence[int], symbol: str) -> dict[int, Decimal]:
+        if not follow_ids:
+            return {}
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(FollowPosition.follow_id, FollowPosition.quantity).where(
+                    FollowPosition.follow_id.in_(follow_ids), FollowPosition.symbol == symbol
+                )
+            )
+            return {follow_id: quantity for follow_id, quantity in rows.all()}
+
+    # -- copy orders --------------------------------------------------------------------------
+
+    async def begin_copies(self, drafts: Sequence[CopyDraft]) -> set[str]:
+        """Insert copy rows; return the client order ids that already existed (not re-inserted).
+
+        An existing id means an earlier run planned this copy: the caller must look the order
+        up instead of sending it again.
+        """
+
+        async def job(session: AsyncSession) -> set[str]:
+            ids = [d.client_order_id for d in drafts]
+            existing_rows = await session.execute(select(CopyOrder.client_order_id).where(CopyOrder.client_order_id.in_(ids)))
+            existing = set(existing_rows.scalars())
+            now = utcnow()
+            for draft in drafts:
+                if draft.client_order_id in existing:
+                    continue
+                session.add(
+                    CopyOrder(
+                        client_order_id=draft.client_order_id,
+                        fill_id=draft.fill_id,
+                        follow_id=draft.follow_id,
+                        user_id=draft.user_id,
+                        symbol=draft.symbol,
+                        side=draft.side,
+                        order_type=draft.order_type,
+                        reduce_only=draft.reduce_only,
+                        status=draft.status,
+                        reason_code=draft.reason_code,
+                        reason=draft.reason[:500] if draft.reason else None,
+                        requested_quantity=draft.requested_quantity,
+                        master_price=draft.master_price,
+                        limit_price=draft.limit_price,
+                        dry_run=draft.dry_run,
+                        created_at=now,
+                        completed_at=now if draft.status is CopyStatus.SKIPPED else None,
+                    )
+                )
+            await session.flush()
+            return existing
+
+        return await self._writes.submit(job)
+
+    async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[tuple[int, str, Decimal, Decimal]]) -> None:
+        """Store final results and apply ``(follow_id, symbol, signed_qty, price)`` to copied positions."""
+
+        async def job(session: AsyncSession) -> None:
+            now = utcnow()
+            for result in results:
+                await session.execute(
+                    update(CopyOrder)
+                    .where(CopyOrder.client_order_id == result.client_order_id)
+                    .values(
+                        status=result.status,
+                        filled_quantity=result.filled_quantity,
+                        average_price=result.average_price,
+                        venue_order_id=result.venue_order_id,
+                        reason_code=result.reason_code,
+                        reason=(result.reason or None) and result.reason[:500],
+                        fee=result.fee,
+                        completed_at=now,
+                        latency_ms=result.latency_ms,
+                    )
+                )
+            for follow_id, symbol, signed_quantity, price in position_changes:
+                await _move_position(session, follow_id, symbol, signed_quantity, price, now)
+
+        await self._writes.submit(job)
+
+    async def pending_copies(self) -> list[PendingCopy]:
+        """Copy orders journaled as pending whose outcome was never recorded (a crash mid-send)."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(CopyOrder.client_order_id, CopyOrder.follow_id, Follow.credential_id, CopyOrder.symbol, CopyOrder.fill_id)
+                .join(Follow, Follow.id == CopyOrder.follow_id)
+                .where(CopyOrder.status == CopyStatus.PENDING)
+            )
+            return [PendingCopy(*row) for row in rows.all()]
+
+    async def copy_order(self, client_order_id: str) -> CopyOrder | None:
+        async with self.db.session() as session:
+            return await session.get(CopyOrder, client_order_id)
+
+    async def fill(self, fill_id: int) -> MasterFill | None:
+        async with self.db.session() as session:
+            return await session.get(MasterFill, fill_id)
+
+    async def unplanned_fills(self) -> list[MasterFill]:
+        async with self.db.session() as session:
+            rows = await session.execute(select(MasterFill).where(MasterFill.planned == False).order_by(MasterFill.id))  # noqa: E712
+            return list(rows.scalars())
+
+
+async def _move_position(session: AsyncSession, follow_id: int, symbol: str, signed: Decimal, price: Decimal, now: datetime) -> None:
+    row = await session.get(FollowPosition, (follow_id, symbol))
+    if row is None:
+        row = FollowPosition(follow_id=follow_id, symbol=symbol, quantity=ZERO, entry_price=None)
+    before = row.quantity
+    after = before + signed
+    if before == 0 or (before > 0) == (signed > 0):  # opening or adding
+        cost = (row.entry_price or ZERO) * abs(before) + price * abs(signed)
+        row.entry_price = cost / abs(after) if after else None
+    else:
+        closed = min(abs(signed), abs(before))
+        direction = 1 if before > 0 else -1
+        row.realized_pnl += (price - (row.entry_price or price)) * closed * direction
+        if after == 0:
+            row.entry_price = None
+        elif (after > 0) != (before > 0):  # reversed: the remainder opened at this price
+            row.entry_price = price
+    row.quantity = after
+    row.updated_at = now
+    session.add(row)

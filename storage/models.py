@@ -1,0 +1,178 @@
+"""Every table. The only plaintext about a credential is its venue, label and a fingerprint."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from copytrade.core.model import CopyStatus, FollowStatus, OrderType, Side, SizingMode, utcnow
+from copytrade.storage.types import ExactDecimal, UTCDateTime
+
+
+def _enum(enum_cls: type[enum.Enum]) -> SAEnum:
+    """Stored as the enum's value in a VARCHAR: no native enum types to migrate."""
+    return SAEnum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class MasterStatus(str, enum.Enum):
+    ACTIVE = "active"
+    HIDDEN = "hidden"  # still copied, not listed in /masters
+    RETIRED = "retired"  # no longer copied or listed
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int | None = Field(default=None, unique=True, index=True, sa_type=BigInteger)  # exceeds 2**31
+    display_name: str = Field(default="", max_length=128)
+    blocked_bot: bool = False  # the user blocked the bot: skip them in broadcasts
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Credential(SQLModel, table=True):
+    __tablename__ = "credentials"
+
+    id: str = Field(primary_key=True, max_length=32)  # random hex; part of the vault's associated data
+    user_id: int = Field(foreign_key="users.id", index=True)
+    venue: str = Field(max_length=32)
+    label: str = Field(max_length=64)
+    environment: str = Field(default="live", max_length=16)  # paper / testnet / live
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_fingerprint: str = Field(max_length=16)
+    last_validated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("user_id", "label", name="uq_credential_user_label"),)
+
+
+class Master(SQLModel, table=True):
+    __tablename__ = "masters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    description: str = Field(default="", max_length=500)
+    venue: str = Field(max_length=32)
+    credential_id: str | None = Field(default=None, foreign_key="credentials.id")
+    status: MasterStatus = Field(default=MasterStatus.ACTIVE, sa_type=_enum(MasterStatus))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Follow(SQLModel, table=True):
+    """The settings of one follower account copying one master."""
+
+    __tablename__ = "follows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    master_id: int = Field(foreign_key="masters.id", index=True)
+    credential_id: str = Field(foreign_key="credentials.id")
+    sizing_mode: SizingMode = Field(default=SizingMode.COEFFICIENT, sa_type=_enum(SizingMode))
+    sizing_value: Decimal = Field(default=Decimal(1), sa_type=ExactDecimal)
+    reverse: bool = False
+    take_profit_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    stop_loss_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    max_position_notional: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    daily_loss_limit: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    leverage: int | None = None
+    allowed_symbols: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    blocked_symbols: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    order_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: all
+    dry_run: bool = False
+    status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))
+    status_reason: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("master_id", "credential_id", name="uq_follow_master_credential"),)
+
+
+class MasterFill(SQLModel, table=True):
+    """The journal: every master execution, written before anything is placed."""
+
+    __tablename__ = "master_fills"
+
+    id: int | None = Field(default=None, primary_key=True)
+    master_id: int = Field(foreign_key="masters.id", index=True)
+    venue: str = Field(max_length=32)
+    trade_id: str = Field(max_length=64)
+    order_id: str = Field(max_length=64)
+    symbol: str = Field(max_length=64)
+    side: Side = Field(sa_type=_enum(Side))
+    quantity: Decimal = Field(sa_type=ExactDecimal)
+    price: Decimal = Field(sa_type=ExactDecimal)
+    order_type: OrderType = Field(sa_type=_enum(OrderType))
+    reduce_only: bool = False
+    master_position_before: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    executed_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    planned: bool = False  # every follow's copy order row exists (resume re-plans when False)
+
+    __table_args__ = (
+        UniqueConstraint("venue", "trade_id", name="uq_master_fill_venue_trade"),
+        Index("ix_master_fills_master_executed", "master_id", "executed_at"),
+    )
+
+
+class CopyOrder(SQLModel, table=True):
+    """One follow's copy of one master fill: placed, filled, skipped or failed, with the reason."""
+
+    __tablename__ = "copy_orders"
+
+    client_order_id: str = Field(primary_key=True, max_length=36)
+    fill_id: int = Field(foreign_key="master_fills.id", index=True)
+    follow_id: int = Field(foreign_key="follows.id", index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    symbol: str = Field(max_length=64)
+    side: Side | None = Field(default=None, sa_type=_enum(Side))
+    order_type: OrderType = Field(default=OrderType.MARKET, sa_type=_enum(OrderType))
+    reduce_only: bool = False
+    status: CopyStatus = Field(sa_type=_enum(CopyStatus), index=True)
+    reason_code: str | None = Field(default=None, max_length=32)
+    reason: str | None = Field(default=None, max_length=500)
+    requested_quantity: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    filled_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    average_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    limit_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    master_price: Decimal = Field(sa_type=ExactDecimal)
+    fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    venue_order_id: str | None = Field(default=None, max_length=64)
+    dry_run: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    latency_ms: float | None = None  # fill received -> venue answered; a measurement, not money
+
+
+class MasterPosition(SQLModel, table=True):
+    """The master's net position per symbol, from the journal: tells entries from exits."""
+
+    __tablename__ = "master_positions"
+
+    master_id: int = Field(foreign_key="masters.id", primary_key=True)
+    symbol: str = Field(primary_key=True, max_length=64)
+    quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+
+
+class FollowPosition(SQLModel, table=True):
+    """What the copies opened for one follow: exits are sized against this, not the whole account,
+    so a follower's own manual position in the same symbol is never closed by a copy."""
+
+    __tablename__ = "follow_positions"
+
+    follow_id: int = Field(foreign_key="follows.id", primary_key=True)
+    symbol: str = Field(primary_key=True, max_length=64)
+    quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
