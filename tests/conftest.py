@@ -1,0 +1,77 @@
+"""Shared fixtures: a migrated database on SQLite or PostgreSQL, and the stores over it.
+
+PostgreSQL runs at 127.0.0.1:5432 (trust auth, database ``test``; override with
+``TEST_POSTGRES_URL``). Each test gets a schema of its own, dropped afterwards, so tests never
+see each other's rows and the suite can run while another one does.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from copytrade.storage.accounts import AccountStore
+from copytrade.storage.db import Database
+from copytrade.storage.journal import JournalStore
+from copytrade.storage.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url(schema: str) -> str:
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'copytrade.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    dsn = POSTGRES_URL.replace("postgresql://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request) -> str:
+    """Both backends: storage behaviour must not depend on which one runs."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+
+
+@pytest.fixture
+async def db(database_url) -> AsyncIterator[Database]:
+    upgrade(database_url)
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_url) -> AsyncIterator[Database]:
+    """SQLite only: for engine tests whose subject is not the backend."""
+    upgrade(sqlite_url)
+    database = Database(sqlite_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def accounts(db) -> AccountStore:
+    return AccountStore(db)
+
+
+@pytest.fixture
+def journal(db) -> JournalStore:
+    return JournalStore(db)

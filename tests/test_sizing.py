@@ -1,0 +1,211 @@
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from copytrade.core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
+from copytrade.core.sizing import (
+    Leg,
+    LegPlan,
+    Sized,
+    fit_to_market,
+    raw_entry_quantity,
+    round_down,
+    round_price,
+    size_exit,
+    split_legs,
+)
+
+BTC = MarketRules("BTC/USDT:USDT", "BTC", "USDT", D("0.001"), D("0.1"), D("0.001"), D("100"), derivative=True)
+SPOT = MarketRules("ETH/USDT", "ETH", "USDT", D("0.0001"), D("0.01"), D("0.0001"), D("5"))
+
+
+def fill(side=Side.BUY, qty="1", price="100", reduce_only=False) -> Fill:
+    return Fill(1, "v", "t1", "o1", "BTC/USDT:USDT", side, D(qty), D(price), reduce_only=reduce_only)
+
+
+# -- legs -------------------------------------------------------------------------------------
+
+
+def test_fill_into_flat_position_is_an_entry():
+    assert split_legs(fill(Side.SELL, "2"), D(0)) == [LegPlan(Leg.ENTRY, D(2))]
+
+
+def test_fill_adding_to_position_is_an_entry():
+    assert split_legs(fill(Side.BUY, "1"), D(3)) == [LegPlan(Leg.ENTRY, D(1))]
+
+
+def test_partial_exit_carries_the_fraction_of_the_master_position():
+    assert split_legs(fill(Side.SELL, "1"), D(4)) == [LegPlan(Leg.EXIT, D(1), D("0.25"))]
+
+
+def test_full_exit_has_fraction_one():
+    assert split_legs(fill(Side.BUY, "4"), D(-4)) == [LegPlan(Leg.EXIT, D(4), D(1))]
+
+
+def test_reversal_splits_into_exit_then_entry():
+    assert split_legs(fill(Side.SELL, "5"), D(2)) == [LegPlan(Leg.EXIT, D(2), D(1)), LegPlan(Leg.ENTRY, D(3))]
+
+
+def test_reduce_only_never_opens_even_when_untracked():
+    assert split_legs(fill(Side.SELL, "1", reduce_only=True), D(0)) == [LegPlan(Leg.EXIT, D(1), None)]
+    assert split_legs(fill(Side.SELL, "5", reduce_only=True), D(2)) == [LegPlan(Leg.EXIT, D(2), D(1))]
+
+
+# -- entry quantities --------------------------------------------------------------------------
+
+
+def test_coefficient_multiplies_master_quantity():
+    assert raw_entry_quantity(SizingMode.COEFFICIENT, D("0.5"), D("0.3"), D(100)) == D("0.15")
+
+
+def test_equity_ratio_scales_by_follower_over_master_equity():
+    # seed 002: master 10,000 places 500; a 1,000 follower gets 10 %
+    assert raw_entry_quantity(
+        SizingMode.EQUITY_RATIO, D(1), D(5), D(100), follower_equity=D(1000), master_equity=D(10000)
+    ) == D("0.5")
+
+
+def test_equity_ratio_without_equity_is_a_skip():
+    result = raw_entry_quantity(SizingMode.EQUITY_RATIO, D(1), D(5), D(100), follower_equity=D(0), master_equity=D(10))
+    assert isinstance(result, Skip) and result.reason is SkipReason.NO_EQUITY
+    result = raw_entry_quantity(SizingMode.EQUITY_RATIO, D(1), D(5), D(100), follower_equity=D(10), master_equity=None)
+    assert isinstance(result, Skip) and result.reason is SkipReason.NO_EQUITY
+
+
+def test_fixed_notional_divides_by_price():
+    assert raw_entry_quantity(SizingMode.FIXED_NOTIONAL, D(500), D(9), D(250)) == D(2)
+
+
+def test_fixed_quantity_ignores_master_size():
+    assert raw_entry_quantity(SizingMode.FIXED_QUANTITY, D(50), D(9), D(250)) == D(50)
+
+
+# -- rounding and minimums ---------------------------------------------------------------------
+
+
+def test_round_down_to_step():
+    assert round_down(D("0.12345"), D("0.001")) == D("0.123")
+    assert round_down(D("7"), D("5")) == D("5")
+
+
+def test_limit_price_rounds_in_the_followers_favour():
+    assert round_price(D("100.07"), D("0.1"), Side.BUY) == D("100.0")
+    assert round_price(D("100.07"), D("0.1"), Side.SELL) == D("100.1")
+
+
+def test_quantity_below_minimum_is_a_skip_with_numbers():
+    result = fit_to_market(D("0.0004"), BTC, D(60000))
+    assert isinstance(result, Skip) and result.reason is SkipReason.BELOW_MIN_QUANTITY
+    assert "0.0004" in result.detail and "0.001" in result.detail
+
+
+def test_notional_below_minimum_is_a_skip_with_numbers():
+    result = fit_to_market(D("0.0015"), BTC, D(60000))  # rounds to 0.001 = 60 USDT < 100
+    assert isinstance(result, Skip) and result.reason is SkipReason.BELOW_MIN_NOTIONAL
+    assert "60" in result.detail and "100" in result.detail
+
+
+def test_exactly_at_the_minimum_notional_is_sent():
+    assert fit_to_market(D("0.002"), BTC, D(50000)) == D("0.002")
+
+
+def test_one_step_below_minimum_notional_is_skipped():
+    assert isinstance(fit_to_market(D("0.001"), BTC, D("99999.9")), Skip)
+
+
+def test_reduce_only_derivative_exit_is_exempt_from_min_notional_but_spot_is_not():
+    assert fit_to_market(D("0.001"), BTC, D(60000), reduce_only=True) == D("0.001")
+    assert isinstance(fit_to_market(D("0.0001"), SPOT, D(3000), reduce_only=True), Skip)
+
+
+def test_contract_size_converts_base_units_to_contracts():
+    rules = MarketRules("X/USD:BTC", "X", "USD", D(1), D("0.5"), D(1), D(0), contract_size=D(100), derivative=True)
+    assert fit_to_market(D(250), rules, D(10)) == D(2)
+
+
+def test_max_quantity_caps_the_order():
+    rules = MarketRules("X/USDT", "X", "USDT", D(1), D("0.01"), D(1), D(0), max_quantity=D(10))
+    assert fit_to_market(D(15), rules, D(1)) == D(10)
+
+
+# -- exits ---------------------------------------------------------------------------------------
+
+
+def test_partial_exit_closes_the_same_fraction_of_the_followers_position():
+    assert size_exit(LegPlan(Leg.EXIT, D(1), D("0.5")), D("0.3"), BTC, D(60000)) == Sized(Side.SELL, D("0.15"))
+
+
+def test_full_exit_closes_everything_even_off_step_dust():
+    assert size_exit(LegPlan(Leg.EXIT, D(1), D(1)), D("-0.0037"), BTC, D(60000)) == Sized(Side.BUY, D("0.0037"))
+
+
+def test_exit_without_a_copied_position_is_a_skip():
+    result = size_exit(LegPlan(Leg.EXIT, D(1), D("0.5")), D(0), BTC, D(60000))
+    assert isinstance(result, Skip) and result.reason is SkipReason.NO_POSITION_TO_EXIT
+
+
+def test_untracked_reduce_only_exit_is_capped_by_the_position():
+    result = size_exit(LegPlan(Leg.EXIT, D(5), None), D("0.2"), BTC, D(60000), fallback_quantity=D(5))
+    assert result == Sized(Side.SELL, D("0.2"))
+
+
+# -- properties ------------------------------------------------------------------------------
+
+steps = st.sampled_from([D("1"), D("0.1"), D("0.001"), D("0.00001"), D("5")])
+quantities = st.decimals(min_value=D("0.00001"), max_value=D("10000"), places=5, allow_nan=False, allow_infinity=False)
+prices = st.decimals(min_value=D("0.01"), max_value=D("100000"), places=2, allow_nan=False, allow_infinity=False)
+coefficients = st.decimals(min_value=D("0.001"), max_value=D("100"), places=3, allow_nan=False, allow_infinity=False)
+
+
+@given(quantities, coefficients, prices, steps, st.decimals(min_value=D(0), max_value=D(1000), places=2))
+def test_entry_is_never_above_the_masters_proportion_and_never_below_the_minimum(qty, k, price, step, min_notional):
+    rules = MarketRules("S", "B", "Q", step, D("0.01"), step, min_notional)
+    raw = raw_entry_quantity(SizingMode.COEFFICIENT, k, qty, price)
+    result = fit_to_market(raw, rules, price)
+    if isinstance(result, Skip):
+        assert result.reason in (SkipReason.BELOW_MIN_QUANTITY, SkipReason.BELOW_MIN_NOTIONAL)
+        return
+    assert isinstance(result, D)
+    assert result <= qty * k  # never above the master's proportion
+    assert result >= rules.min_quantity and result * price >= min_notional  # never below the venue minimum
+    assert result % step == 0  # on the step
+    assert qty * k - result < step  # and as close as the step allows
+
+
+@given(quantities, st.decimals(min_value=D("0.0001"), max_value=D(1), places=4), steps, prices)
+def test_partial_exit_is_never_more_than_the_fraction_of_the_position(position, fraction, step, price):
+    rules = MarketRules("S", "B", "Q", step, D("0.01"), step, D(0), derivative=True)
+    position = round_down(position, step)
+    assume(position > 0)
+    result = size_exit(LegPlan(Leg.EXIT, D(1), fraction), position, rules, price)
+    if isinstance(result, Skip):
+        assert position * fraction < step
+        return
+    assert result.side is Side.SELL
+    assert result.quantity <= position
+    assert result.quantity <= position * fraction or fraction == 1
+    assert isinstance(result.quantity, D)
+
+
+@given(st.decimals(min_value=D("0.01"), max_value=D(100), places=2), st.decimals(min_value=D("0.01"), max_value=D(100), places=2))
+def test_a_partial_then_full_exit_leaves_no_position(position, first_fraction_pct):
+    fraction = min(first_fraction_pct / 100, D(1))
+    rules = MarketRules("S", "B", "Q", D("0.01"), D("0.01"), D("0.01"), D(0), derivative=True)
+    remaining = position
+    first = size_exit(LegPlan(Leg.EXIT, D(1), fraction), remaining, rules, D(10))
+    if isinstance(first, Sized):
+        remaining -= first.quantity
+    if remaining:
+        last = size_exit(LegPlan(Leg.EXIT, D(1), D(1)), remaining, rules, D(10))
+        assert isinstance(last, Sized)
+        remaining -= last.quantity
+    assert remaining == 0
+
+
+@pytest.mark.parametrize("mode", list(SizingMode))
+def test_no_mode_ever_produces_a_float(mode):
+    raw = raw_entry_quantity(mode, D("1.5"), D("0.3"), D("123.45"), follower_equity=D(1000), master_equity=D(5000))
+    assert isinstance(raw, D)
+    assert isinstance(fit_to_market(raw, SPOT, D("123.45")), (D, Skip))
