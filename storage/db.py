@@ -8,10 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import create_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 def _driver_url(database_url: str, *, asynchronous: bool) -> URL:

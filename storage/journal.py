@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from copytrade.core.errors import NotFound
 from copytrade.core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, Side, utcnow
