@@ -1,0 +1,200 @@
+"""The pieces around the engine: the venue registry, fill-stream supervision, notifications,
+and the scheduler's settle job."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+import pytest
+
+from copytrade.core.engine import CopyEngine, EngineConfig, client_order_id
+from copytrade.core.errors import NotFound, VaultError
+from copytrade.core.listeners.supervisor import ListenerSupervisor
+from copytrade.core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderType, Side
+from copytrade.core.notifications import NotificationQueue
+from copytrade.core.scheduler import build_scheduler
+from copytrade.core.vault import Vault, generate_key
+from copytrade.core.venues.base import FillSource
+from copytrade.core.venues.paper import PaperExchange
+from copytrade.core.venues.registry import VenueRegistry
+from copytrade.storage.accounts import AccountStore
+from copytrade.storage.journal import CopyDraft, JournalStore
+from copytrade.storage.models import Credential, Follow, Master
+
+
+class CountingFactory:
+    def __init__(self, exchange: PaperExchange) -> None:
+        self.exchange = exchange
+        self.opened = 0
+        self.fail_first = 0
+
+    async def __call__(self, account):
+        self.opened += 1
+        await asyncio.sleep(0.01)  # give concurrent callers time to pile up
+        if self.fail_first:
+            self.fail_first -= 1
+            raise ConnectionError("venue unreachable")
+        return self.exchange.account(account.credential_id)
+
+
+async def _credential(accounts: AccountStore, vault: Vault, credential_id: str = "c" * 32) -> str:
+    user = await accounts.ensure_user(None, "u")
+    await accounts.add_credential(
+        Credential(
+            id=credential_id, user_id=user.id, venue="paper", label="main", key_fingerprint="f",
+            ciphertext=vault.encrypt({"api_key": "secret-key"}, owner_id=user.id, credential_id=credential_id),
+        )
+    )
+    return credential_id
+
+
+async def test_registry_opens_one_adapter_per_credential_under_concurrency(sqlite_db):
+    accounts, vault, factory = AccountStore(sqlite_db), Vault(generate_key()), CountingFactory(PaperExchange())
+    credential_id = await _credential(accounts, vault)
+    registry = VenueRegistry(accounts, vault, {"paper": factory})
+    venues = await asyncio.gather(*(registry.venue_for(credential_id) for _ in range(20)))
+    assert factory.opened == 1 and len({id(v) for v in venues}) == 1
+
+
+async def test_registry_retries_after_a_failed_open(sqlite_db):
+    accounts, vault, factory = AccountStore(sqlite_db), Vault(generate_key()), CountingFactory(PaperExchange())
+    factory.fail_first = 1
+    credential_id = await _credential(accounts, vault)
+    registry = VenueRegistry(accounts, vault, {"paper": factory})
+    with pytest.raises(ConnectionError):
+        await registry.venue_for(credential_id)
+    assert await registry.venue_for(credential_id) is not None
+    assert factory.opened == 2
+
+
+async def test_registry_refuses_a_credential_sealed_with_another_key(sqlite_db):
+    accounts = AccountStore(sqlite_db)
+    credential_id = await _credential(accounts, Vault(generate_key()))
+    registry = VenueRegistry(accounts, Vault(generate_key()), {"paper": CountingFactory(PaperExchange())})
+    with pytest.raises(VaultError):
+        await registry.venue_for(credential_id)
+
+
+async def test_registry_answers_not_found_for_a_removed_credential(sqlite_db):
+    registry = VenueRegistry(AccountStore(sqlite_db), Vault(generate_key()), {})
+    with pytest.raises(NotFound):
+        await registry.venue_for("0" * 32)
+
+
+class ScriptedSource(FillSource):
+    """Yields the given fills, then fails (a dropped connection)."""
+
+    def __init__(self, fills: list[Fill]) -> None:
+        self._fills = fills
+
+    async def fills(self):
+        for fill in self._fills:
+            yield fill
+        raise ConnectionError("socket closed")
+
+
+def _fill(trade_id: str) -> Fill:
+    return Fill(1, "v", trade_id, "o", "BTC/USDT:USDT", Side.BUY, D(1), D(1))
+
+
+async def test_supervisor_hands_every_fill_over_and_restarts_a_dropped_stream():
+    received: list[str] = []
+    opened = 0
+
+    async def on_fill(fill):
+        received.append(fill.trade_id)
+
+    async def open_source():
+        nonlocal opened
+        opened += 1
+        return ScriptedSource([_fill(f"{opened}-a"), _fill(f"{opened}-b")])
+
+    supervisor = ListenerSupervisor(on_fill, restart_delays=(0.001,))
+    await supervisor.start(1, open_source)
+    for _ in range(500):
+        if opened >= 3:
+            break
+        await asyncio.sleep(0.002)
+    await supervisor.stop()
+    assert {"1-a", "1-b", "2-a", "2-b"} <= set(received)
+    health = supervisor.health[1]
+    assert health.restarts >= 2 and "socket closed" in health.last_error and health.fills >= 4
+
+
+async def test_supervisor_keeps_going_when_copying_one_fill_fails():
+    copied: list[str] = []
+
+    async def on_fill(fill):
+        if fill.trade_id == "bad":
+            raise RuntimeError("boom")
+        copied.append(fill.trade_id)
+
+    async def open_source():
+        return ScriptedSource([_fill("bad"), _fill("good")])
+
+    supervisor = ListenerSupervisor(on_fill, restart_delays=(10,))
+    await supervisor.start(1, open_source)
+    await asyncio.sleep(0.05)
+    await supervisor.idle()
+    await supervisor.stop()
+    assert copied == ["good"]
+
+
+def _result(n: int) -> CopyResult:
+    return CopyResult(n, 1, 1, f"c{n}", _fill(str(n)), CopyStatus.FILLED)
+
+
+async def test_notifications_never_block_and_count_what_they_drop():
+    queue = NotificationQueue(maxsize=2)
+    for n in range(5):
+        queue.publish(_result(n))  # returns at once even when full
+    assert queue.pending() == 2 and queue.dropped == 3
+
+
+async def test_a_failing_delivery_does_not_stop_the_others():
+    queue = NotificationQueue()
+    delivered: list[int] = []
+
+    async def deliver(event):
+        if event.follow_id == 0:
+            raise RuntimeError("chat not found")
+        delivered.append(event.follow_id)
+
+    for n in range(3):
+        queue.publish(_result(n))
+    consumer = asyncio.create_task(queue.consume(deliver))
+    for _ in range(100):
+        if len(delivered) == 2:
+            break
+        await asyncio.sleep(0.005)
+    consumer.cancel()
+    assert delivered == [1, 2]
+
+
+async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
+    accounts, journal, vault = AccountStore(sqlite_db), JournalStore(sqlite_db), Vault(generate_key())
+    exchange = PaperExchange()
+
+    async def paper(account):
+        return exchange.account(account.credential_id)
+
+    credential_id = await _credential(accounts, vault)
+    master = await accounts.add_master(Master(name="M", venue="paper"))
+    user_id = (await accounts.credential(credential_id)).user_id
+    follow = await accounts.add_follow(Follow(user_id=user_id, master_id=master.id, credential_id=credential_id))
+    fill = Fill(master.id, "paper:m", "t1", "o1", "BTC/USDT:USDT", Side.BUY, D("0.01"), D(60000))
+    entry = await journal.journal_fill(fill)
+    await journal.mark_planned(entry.fill_id)
+    cid = client_order_id(fill, follow.id, 0)
+    await journal.begin_copies(
+        [CopyDraft(cid, entry.fill_id, follow.id, user_id, fill.symbol, Side.BUY, OrderType.MARKET, False, CopyStatus.PENDING, D("0.01"), fill.price)]
+    )
+    venue = exchange.account(credential_id)
+    await venue.place_order(OrderIntent(follow.id, cid, fill.symbol, Side.BUY, D("0.01")))
+    engine = CopyEngine(journal, VenueRegistry(accounts, vault, {"paper": paper}), lambda _e: None, EngineConfig())
+    scheduler = build_scheduler(engine, settle_every_seconds=3600)
+    job = scheduler.get_job("settle-pending")
+    await job.func()
+    assert (await journal.copy_order(cid)).status is CopyStatus.FILLED
+    assert venue.place_calls == 1
