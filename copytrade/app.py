@@ -19,6 +19,7 @@ from copytrade.core.engine import CopyEngine, EngineConfig
 from copytrade.core.errors import ConfigError, VaultError
 from copytrade.core.listeners.supervisor import ListenerSupervisor
 from copytrade.core.notifications import NotificationQueue
+from copytrade.core.positions import PositionCloser
 from copytrade.core.services import Services
 from copytrade.core.vault import Vault, generate_key
 from copytrade.core.venues.base import FillSource, Venue
@@ -91,6 +92,7 @@ class App:
     notifications: NotificationQueue
     listeners: ListenerSupervisor
     paper: PaperExchange
+    positions: PositionCloser | None = None  # closes a stopped follow's copied positions (/stop)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -115,6 +117,10 @@ class App:
         for master in await self.accounts.masters(include_hidden=True):
             if master.credential_id is not None:
                 await self.listeners.start(master.id, lambda master_id=master.id: self.open_fill_source(master_id))
+
+    async def start_listener(self, master_id: int) -> None:
+        """Watch one master's fills (a master added while the service runs)."""
+        await self.listeners.start(master_id, lambda: self.open_fill_source(master_id))
 
     async def close(self) -> None:
         await self.listeners.stop()
@@ -145,7 +151,8 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
             per_account_concurrency=settings.per_account_concurrency,
         ),
     )
-    services = Services(accounts, vault, venues, engine.invalidate_follows)
+    services = Services(accounts, vault, venues, engine.invalidate_follows, engine.forget_positions)
     app = App(settings, db, accounts, journal, vault, venues, services, engine, notifications, ListenerSupervisor(engine.on_fill), exchange)
     engine.master_equity = app.master_equity
+    app.positions = PositionCloser(accounts, venues, engine.forget_positions)
     return app

@@ -11,6 +11,9 @@ import random
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
+
 from copytrade.config import Settings, load_settings
 from copytrade.core.errors import ConfigError, UserError, VaultError
 
@@ -92,8 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, VaultError, UserError) as exc:
         print(f"copytrade: error: {exc}", file=sys.stderr)
         return 2
+    except (SQLAlchemyError, OSError) as exc:
+        if not isinstance(exc, (OperationalError, InterfaceError, OSError)):
+            raise
+        print(f"copytrade: error: DATABASE_URL: cannot open {_safe_url()}: {_first_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _safe_url() -> str:
+    try:
+        return make_url(load_settings().database_url).render_as_string(hide_password=True)
+    except (ConfigError, ArgumentError):
+        return "the database"
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return (str(original).strip().splitlines() or [type(original).__name__])[0]
 
 
 async def _demo(args: argparse.Namespace) -> int:

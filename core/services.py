@@ -64,11 +64,25 @@ def _clean_secrets(venue: str, raw: dict[str, str]) -> dict[str, str]:
 
 
 class Services:
-    def __init__(self, accounts: AccountStore, vault: Vault, venues: VenueRegistry, on_follows_changed: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        accounts: AccountStore,
+        vault: Vault,
+        venues: VenueRegistry,
+        on_follows_changed: Callable[[int], None],
+        on_positions_reset: Callable[[int], None],
+    ) -> None:
+        """``on_follows_changed(master_id)`` and ``on_positions_reset(follow_id)`` tell the engine
+        to drop what it cached, so that a change takes effect on the very next fill."""
         self.accounts = accounts
         self.vault = vault
         self.venues = venues
         self._on_follows_changed = on_follows_changed
+        self._on_positions_reset = on_positions_reset
+
+    async def _reset_positions(self, follow_id: int) -> None:
+        await self.accounts.clear_positions(follow_id)
+        self._on_positions_reset(follow_id)
 
     # -- users --------------------------------------------------------------------------------
 
@@ -165,7 +179,7 @@ class Services:
             raise UserError(f"already following {master.name} with {credential.label} (error 80005)")
         if existing is not None:  # a stopped follow is started again with the new settings
             assert existing.id is not None
-            await self.accounts.clear_positions(existing.id)
+            await self._reset_positions(existing.id)
             row = await self.accounts.update_follow(existing.id, {**changes, "status": FollowStatus.ACTIVE, "status_reason": None})
             assert row is not None
         else:
@@ -190,7 +204,7 @@ class Services:
         validated = validate_follow_changes(changes, current_mode=row.sizing_mode)
         await self._check_symbols(row.credential_id, validated)
         if validated.get("dry_run") is False and row.dry_run:
-            await self.accounts.clear_positions(follow_id)  # simulated positions must not be "closed" live
+            await self._reset_positions(follow_id)  # simulated positions must not be "closed" live
         updated = await self.accounts.update_follow(follow_id, validated)
         assert updated is not None
         self._on_follows_changed(row.master_id)
