@@ -3,10 +3,11 @@ the messages are plain text, split below Telegram's 4096-character limit by ``sp
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from copytrade.core.engine import FollowPaused
-from copytrade.core.model import CopyResult, CopyStatus, Side
+from copytrade.core.model import CopyResult, CopyStatus, Side, SizingMode
 
 TELEGRAM_LIMIT = 4096
 
@@ -80,3 +81,161 @@ def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     if current:
         parts.append(current)
     return parts
+
+
+# -- views for the Telegram commands (plain text; every function is data -> str) -------------
+
+SIZING_TITLES = {
+    SizingMode.COEFFICIENT: "Coefficient",
+    SizingMode.EQUITY_RATIO: "Equity ratio",
+    SizingMode.FIXED_NOTIONAL: "Fixed order value",
+    SizingMode.FIXED_QUANTITY: "Fixed quantity",
+}
+SIZING_HELP = {
+    SizingMode.COEFFICIENT: "your quantity = master's quantity × value (e.g. 0.5 copies half)",
+    SizingMode.EQUITY_RATIO: "master's quantity × your equity ÷ master's equity × value (1 = same risk as the master)",
+    SizingMode.FIXED_NOTIONAL: "every entry is worth this much in the quote currency (e.g. 100 USDT)",
+    SizingMode.FIXED_QUANTITY: "every entry is this many coins or shares",
+}
+NOT_ENFORCED = "saved; enforced once risk monitoring ships — not active yet"
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def sizing_text(mode: SizingMode, value) -> str:  # type: ignore[no-untyped-def]
+    if mode is SizingMode.COEFFICIENT:
+        return f"coefficient × {amount(value)}"
+    if mode is SizingMode.EQUITY_RATIO:
+        return f"equity ratio × {amount(value)}"
+    if mode is SizingMode.FIXED_NOTIONAL:
+        return f"{amount(value)} (quote currency) per entry"
+    return f"{amount(value)} units per entry"
+
+
+def percent(value) -> str:  # type: ignore[no-untyped-def]
+    return "off" if value is None else f"{amount(value)} %"
+
+
+def money(value) -> str:  # type: ignore[no-untyped-def]
+    return "off" if value is None else amount(value)
+
+
+def format_account(view) -> str:  # type: ignore[no-untyped-def]
+    """A connected exchange account: label, venue, fingerprint and last check — never the key."""
+    from copytrade.core.venues.catalog import VENUES
+
+    title = VENUES[view.venue].title if view.venue in VENUES else view.venue
+    return f"• {view.label} — {title}, key …{view.key_fingerprint[-6:]}, checked {when(view.last_validated_at)}"
+
+
+def format_accounts(views) -> str:  # type: ignore[no-untyped-def]
+    if not views:
+        return "No exchange accounts connected yet. Add one with /connect."
+    return "Your exchange accounts:\n" + "\n".join(format_account(v) for v in views)
+
+
+def format_master_line(rank: int, master) -> str:  # type: ignore[no-untyped-def]
+    hidden = f" [{master.status.value}]" if master.status.value != "active" else ""
+    return f"{rank}. {master.name}{hidden} — {master.venue}, {master.followers} follower(s)"
+
+
+def format_master(master) -> str:  # type: ignore[no-untyped-def]
+    lines = [f"👤 {master.name}", f"Venue: {master.venue}", f"Followers: {master.followers}"]
+    if master.status.value != "active":
+        lines.append(f"Status: {master.status.value}")
+    if master.description:
+        lines.append("")
+        lines.append(master.description)
+    lines.append("")
+    lines.append("Performance statistics (PnL, win rate, drawdown) are not published yet.")
+    return "\n".join(lines)
+
+
+def format_follow_settings(follow, master_name: str, account_label: str) -> str:  # type: ignore[no-untyped-def]
+    """Every setting of one follow, as shown by /settings and the follow summary."""
+    allowed = ", ".join(follow.allowed_symbols) or "all symbols"
+    blocked = ", ".join(follow.blocked_symbols) or "none"
+    status = follow.status.value + (f" ({follow.status_reason})" if follow.status_reason else "")
+    lines = [
+        f"#{follow.id or '-'} {master_name} → {account_label}",
+        f"Status: {status}",
+        f"Sizing: {sizing_text(follow.sizing_mode, follow.sizing_value)}",
+        f"Reverse: {'on' if follow.reverse else 'off'}",
+        f"Max position: {money(follow.max_position_notional)}",
+        f"Allow list: {allowed}",
+        f"Block list: {blocked}",
+        f"Dry run: {'on — orders are recorded, not sent' if follow.dry_run else 'off'}",
+        f"Take-profit: {percent(follow.take_profit_pct)}, stop-loss: {percent(follow.stop_loss_pct)}, "
+        f"daily loss limit: {money(follow.daily_loss_limit)}" + (
+            f" ({NOT_ENFORCED})" if (follow.take_profit_pct or follow.stop_loss_pct or follow.daily_loss_limit) else ""
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def format_positions(positions) -> str:  # type: ignore[no-untyped-def]
+    if not positions:
+        return "  no open copied positions"
+    return "\n".join(
+        f"  {p.symbol}: {'long' if p.quantity > 0 else 'short'} {amount(abs(p.quantity))} @ {amount(p.entry_price)}" for p in positions
+    )
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    order = ["filled", "placed", "skipped", "failed", "pending"]
+    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
+    return ", ".join(parts) if parts else "none"
+
+
+def format_history_line(order, master_name: str) -> str:  # type: ignore[no-untyped-def]
+    """One copy record with its outcome in plain words."""
+    side = order.side.value if order.side else "-"
+    qty = amount(order.filled_quantity) if order.filled_quantity else amount(order.requested_quantity)
+    head = f"{order.created_at.strftime('%m-%d %H:%M')} {master_name}: {side} {qty} {order.symbol}"
+    status = order.status.value
+    if status == "filled":
+        tail = f"filled @ {amount(order.average_price)} (master {amount(order.master_price)})"
+    elif status == "skipped":
+        tail = f"not copied — {order.reason or order.reason_code or 'no reason recorded'}"
+    elif status == "failed":
+        tail = f"failed — {order.reason or order.reason_code or 'no reason recorded'}"
+    elif status == "pending":
+        tail = "waiting for the exchange's answer (never sent twice)"
+    else:
+        tail = "placed, not filled yet"
+    return f"{head} — {tail}" + (" [dry run]" if order.dry_run else "")
+
+
+def format_close_outcomes(outcomes) -> str:  # type: ignore[no-untyped-def]
+    if not outcomes:
+        return "There were no copied positions to close."
+    lines = []
+    for o in outcomes:
+        if o.status.value == "filled":
+            lines.append(f"✅ {o.symbol}: {o.side.value} {amount(o.filled_quantity)} @ {amount(o.average_price)}")
+        elif o.status.value == "placed":
+            lines.append(f"📝 {o.symbol}: {o.side.value} {amount(o.quantity)} placed, not filled yet")
+        elif o.status.value == "skipped":
+            lines.append(f"⏭ {o.symbol}: {o.reason}")
+        else:
+            lines.append(f"❌ {o.symbol}: not closed — {o.reason}. Close it on the exchange.")
+    return "\n".join(lines)
+
+
+def format_broadcast_progress(done: int, total: int, delivered: int, blocked: int, failed: int, *, finished: bool = False) -> str:
+    head = "📣 Broadcast finished" if finished else f"📣 Sending… {done}/{total}"
+    return f"{head}\nDelivered: {delivered}\nBlocked the bot: {blocked}\nFailed: {failed}"
+
+
+def format_stats(counts: dict[str, int], copies_today: dict[str, int], pending_notifications: int, dropped: int) -> str:
+    return "\n".join([
+        "📊 Stats",
+        f"Users: {counts.get('users', 0)} ({counts.get('blocked', 0)} blocked the bot)",
+        f"Exchange accounts: {counts.get('credentials', 0)}",
+        f"Masters: {counts.get('masters_active', 0)} active, {counts.get('masters_hidden', 0)} hidden, {counts.get('masters_retired', 0)} retired",
+        f"Follows: {counts.get('follows_active', 0)} active, {counts.get('follows_paused', 0)} paused, {counts.get('follows_stopped', 0)} stopped",
+        f"Copies today: {format_counts(copies_today)}",
+        f"Notifications waiting: {pending_notifications}, dropped: {dropped}",
+    ])

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from copytrade.config import Mode, Settings
 from copytrade.core.engine import CopyEngine, EngineConfig
@@ -23,6 +24,7 @@ from copytrade.core.positions import PositionCloser
 from copytrade.core.services import Services
 from copytrade.core.vault import Vault, generate_key
 from copytrade.core.venues.base import FillSource, Venue
+from copytrade.core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
 from copytrade.core.venues.paper import PaperExchange, PaperFillSource, PaperVenue
 from copytrade.core.venues.registry import VenueAccount, VenueFactory, VenueRegistry
 from copytrade.storage.accounts import AccountStore
@@ -48,13 +50,16 @@ def load_vault(settings: Settings) -> Vault:
             f"COPYTRADE_SECRET_KEY: required in {settings.mode.value} mode (generate one with `copytrade gen-key`)"
         )
     path = Path(settings.data_dir) / DEV_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generate_key())
-        log.warning("generated a development secret key in %s (paper mode only)", path)
-    return Vault(path.read_text().strip(), settings.old_secret_keys)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(generate_key())
+            log.warning("generated a development secret key in %s (paper mode only)", path)
+        return Vault(path.read_text().strip(), settings.old_secret_keys)
+    except OSError as exc:
+        raise ConfigError(f"COPYTRADE_DATA_DIR: cannot keep the development key in {path}: {exc.strerror or exc}") from None
 
 
 async def check_vault_opens_every_credential(accounts: AccountStore, vault: Vault) -> None:
@@ -79,6 +84,42 @@ def paper_factory(exchange: PaperExchange) -> VenueFactory:
     return open_paper
 
 
+#: the ccxt exchanges followers can connect (core/venues/catalog.py has their fields)
+CCXT_VENUES = ("binanceusdm", "binance", "bybit", "okx")
+
+
+def ccxt_factory(markets: CcxtMarketsCache, *, sandbox: bool, urls: dict[str, dict[str, Any]]) -> VenueFactory:
+    async def open_ccxt(account: VenueAccount) -> Venue:
+        return CcxtVenue.create(
+            account.venue, account.secrets["api_key"], account.secrets["secret"], password=account.secrets.get("password"),
+            markets_cache=markets, sandbox=sandbox, url_overrides=urls.get(account.venue),
+        )
+
+    return open_ccxt
+
+
+def angelone_accounts(settings: Settings) -> Any:
+    """The Angel One sessions of this process (imported only when Angel One is enabled)."""
+    from copytrade.core.venues.angelone import AngelOneAccounts, AngelOneEndpoints
+
+    defaults = AngelOneEndpoints()
+    return AngelOneAccounts(
+        AngelOneEndpoints(
+            rest_root=settings.angelone_rest_url or defaults.rest_root,
+            order_updates_url=settings.angelone_ws_url or defaults.order_updates_url,
+            scrip_master_url=settings.angelone_scrip_master_url or defaults.scrip_master_url,
+            public_ip=settings.angelone_public_ip,
+        )
+    )
+
+
+def angelone_factory(accounts: Any, product: str) -> VenueFactory:
+    async def open_angelone(account: VenueAccount) -> Venue:
+        return accounts.venue(account.secrets, product=product)
+
+    return open_angelone
+
+
 @dataclass
 class App:
     settings: Settings
@@ -92,6 +133,8 @@ class App:
     notifications: NotificationQueue
     listeners: ListenerSupervisor
     paper: PaperExchange
+    angelone: Any = None  # AngelOneAccounts when Angel One is enabled
+    ccxt_markets: CcxtMarketsCache = field(default_factory=CcxtMarketsCache)
     positions: PositionCloser | None = None  # closes a stopped follow's copied positions (/stop)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
@@ -107,10 +150,25 @@ class App:
         if master is None or master.credential_id is None:
             raise ConfigError(f"master {master_id} has no key to watch")
         venue = await self.venues.venue_for(master.credential_id)
+        for position in await venue.positions():  # a first sell of an older long is an exit
+            await self.journal.set_master_position(master_id, position.symbol, position.quantity)
         if isinstance(venue, PaperVenue):
-            for position in await venue.positions():
-                await self.journal.set_master_position(master_id, position.symbol, position.quantity)
             return PaperFillSource(venue, master_id)
+        if isinstance(venue, CcxtVenue):
+            from copytrade.core.listeners.ccxt_listener import CcxtFillListener
+
+            account = await self.venues.account(master.credential_id)
+            stream = CcxtVenue.create(
+                account.venue, account.secrets["api_key"], account.secrets["secret"],
+                password=account.secrets.get("password"), markets_cache=self.ccxt_markets,
+                sandbox=self.settings.mode is Mode.TESTNET, url_overrides=self.settings.venue_urls.get(account.venue),
+                streaming=True,
+            )
+            return CcxtFillListener(stream, master_id=master_id, checkpoint=lambda: self.journal.last_fill_time(master_id))
+        if venue.name == "angelone":
+            from copytrade.core.listeners.angelone_listener import AngelOneFillSource
+
+            return AngelOneFillSource(venue.session, master_id)  # type: ignore[attr-defined]
         raise ConfigError(f"no fill listener for venue {master.venue} in this build")
 
     async def start_listeners(self) -> None:
@@ -122,10 +180,19 @@ class App:
         """Watch one master's fills (a master added while the service runs)."""
         await self.listeners.start(master_id, lambda: self.open_fill_source(master_id))
 
+    def register_jobs(self, scheduler: Any) -> None:
+        """The venues' own periodic work (broker sessions, instrument lists)."""
+        if self.angelone is not None:
+            from copytrade.core.venues.angelone import register_jobs
+
+            register_jobs(scheduler, self.angelone)
+
     async def close(self) -> None:
         await self.listeners.stop()
         await self.engine.drain()
         await self.venues.close()
+        if self.angelone is not None:
+            await self.angelone.close()
         await self.db.dispose()
 
 
@@ -139,6 +206,14 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
     await check_vault_opens_every_credential(accounts, vault)
     exchange = paper or PaperExchange()
     factories: dict[str, VenueFactory] = {"paper": paper_factory(exchange)}
+    ccxt_markets = CcxtMarketsCache()
+    if not settings.is_paper:
+        for exchange_id in CCXT_VENUES:
+            factories[exchange_id] = ccxt_factory(ccxt_markets, sandbox=settings.mode is Mode.TESTNET, urls=settings.venue_urls)
+    angelone = None
+    if settings.angelone_enabled:
+        angelone = angelone_accounts(settings)
+        factories["angelone"] = angelone_factory(angelone, settings.angelone_product)
     venues = VenueRegistry(accounts, vault, factories)
     notifications = NotificationQueue()
     engine = CopyEngine(
@@ -152,7 +227,10 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
         ),
     )
     services = Services(accounts, vault, venues, engine.invalidate_follows, engine.forget_positions)
-    app = App(settings, db, accounts, journal, vault, venues, services, engine, notifications, ListenerSupervisor(engine.on_fill), exchange)
+    app = App(
+        settings, db, accounts, journal, vault, venues, services, engine, notifications,
+        ListenerSupervisor(engine.on_fill), exchange, angelone, ccxt_markets,
+    )
     engine.master_equity = app.master_equity
     app.positions = PositionCloser(accounts, venues, engine.forget_positions)
     return app

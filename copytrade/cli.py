@@ -172,13 +172,14 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from copytrade.app import build_app
     from copytrade.core.scheduler import build_scheduler
 
-    if settings.telegram_bot_token:
-        raise ConfigError("TELEGRAM_BOT_TOKEN: the Telegram front end is not part of this build yet; unset it to run headless")
     app = await build_app(settings)
     scheduler = build_scheduler(app.engine)
+    app.register_jobs(scheduler)
     try:
         await app.engine.resume()
         scheduler.start()
+        if settings.telegram_bot_token:
+            return await _run_bot(app)
         if not settings.is_paper:
             await app.start_listeners()
             await asyncio.Event().wait()  # until interrupted
@@ -187,6 +188,25 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         scheduler.shutdown(wait=False)
         await app.close()
+
+
+async def _run_bot(app) -> int:  # type: ignore[no-untyped-def]
+    """The Telegram bot (polling, or webhook when WEBHOOK_URL is set) with every master watched;
+    SIGTERM (Heroku, Fly) and Ctrl-C stop it cleanly."""
+    import signal
+
+    from copytrade.bot.app import serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            pass
+    await app.start_listeners()
+    await serve(app, stop)
+    return 0
 
 
 async def _run_paper(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

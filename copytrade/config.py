@@ -7,9 +7,10 @@ CLI prints it as one line, never a traceback.
 from __future__ import annotations
 
 import enum
+import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
     max_concurrent_orders: int = Field(default=500, validation_alias="MAX_CONCURRENT_ORDERS", ge=1)
     per_account_concurrency: int = Field(default=2, validation_alias="PER_ACCOUNT_CONCURRENCY", ge=1)
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    venue_urls: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS")
+    angelone_rest_url: str | None = Field(default=None, validation_alias="ANGELONE_REST_URL")
+    angelone_ws_url: str | None = Field(default=None, validation_alias="ANGELONE_WS_URL")
+    angelone_scrip_master_url: str | None = Field(default=None, validation_alias="ANGELONE_SCRIP_MASTER_URL")
+    angelone_public_ip: str | None = Field(default=None, validation_alias="ANGELONE_PUBLIC_IP")
+    angelone_product: str = Field(default="INTRADAY", validation_alias="ANGELONE_PRODUCT")
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -77,6 +84,28 @@ class Settings(BaseSettings):
             raise ValueError("names no database")
         return value
 
+    @field_validator("venue_urls", mode="before")
+    @classmethod
+    def _parse_venue_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ValueError('must map exchange ids to URL objects, e.g. {"binanceusdm": {"fapiPrivate": "https://…"}}')
+        return value
+
+    @field_validator("angelone_product")
+    @classmethod
+    def _check_product(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in ("INTRADAY", "DELIVERY", "CARRYFORWARD", "MARGIN"):
+            raise ValueError("must be one of INTRADAY, DELIVERY, CARRYFORWARD, MARGIN")
+        return upper
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -88,6 +117,11 @@ class Settings(BaseSettings):
     @property
     def is_paper(self) -> bool:
         return self.mode is Mode.PAPER
+
+    @property
+    def angelone_enabled(self) -> bool:
+        """Angel One has no sandbox: it exists in live mode, or wherever its URL points elsewhere."""
+        return self.mode is Mode.LIVE or (self.mode is Mode.TESTNET and bool(self.angelone_rest_url))
 
 
 #: maps a field name to the environment variable a user sets, for error messages

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from copytrade.core.errors import (
     AuthenticationError,
+    InvalidOrder,
     OrderStatusUnknown,
     PermissionDenied,
     RateLimited,
@@ -384,13 +385,17 @@ class CopyEngine:
         return await self._acknowledged(follow, fill, intent, ack, received)
 
     async def _acknowledged(self, follow: FollowSettings, fill: Fill, intent: OrderIntent, ack: OrderAck, received: float) -> CopyResult:
+        if ack.status is CopyStatus.FAILED and ack.filled_quantity == 0:
+            rejected = InvalidOrder(f"the exchange rejected or cancelled order {ack.venue_order_id}")
+            return await self._finish_failure(follow, fill, intent, str(rejected), received, rejected)
+        status = CopyStatus.FILLED if ack.status is CopyStatus.FAILED else ack.status  # cancelled after a partial fill
         result = CopyResult(
             follow_id=follow.follow_id,
             user_id=follow.user_id,
             master_id=fill.master_id,
             client_order_id=intent.client_order_id,
             fill=fill,
-            status=ack.status,
+            status=status,
             side=intent.side,
             requested_quantity=intent.quantity,
             filled_quantity=ack.filled_quantity,

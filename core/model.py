@@ -186,7 +186,7 @@ class OrderAck:
 
     venue_order_id: str
     client_order_id: str
-    status: CopyStatus  # PLACED or FILLED
+    status: CopyStatus  # PLACED, FILLED, or FAILED when the venue rejected or cancelled it
     filled_quantity: Decimal = Decimal(0)
     average_price: Decimal | None = None
     fee: Decimal = Decimal(0)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pyotp
 
-from copytrade.core.errors import NotFound, UserError, VenueError
+from copytrade.core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
 from copytrade.core.model import FollowStatus
 from copytrade.core.risk import symbol_aliases
-from copytrade.core.validation import parse_decimal, validate_follow_changes
+from copytrade.core.validation import SETTING_FIELDS, parse_decimal, validate_follow_changes
 from copytrade.core.vault import Vault, key_fingerprint
 from copytrade.core.venues.catalog import VENUES
 from copytrade.core.venues.registry import VenueAccount, VenueRegistry
@@ -106,6 +106,8 @@ class Services:
         adapter = await self.venues.build(account)
         try:
             await adapter.validate()
+        except (TemporaryError, RateLimited, OrderStatusUnknown):
+            raise UserError(f"{VENUES[venue].title} could not be reached to check the key; nothing was saved, try again in a minute") from None
         except VenueError as exc:
             raise UserError(f"{VENUES[venue].title} refused this key: {exc}") from None
         finally:
@@ -180,7 +182,8 @@ class Services:
         if existing is not None:  # a stopped follow is started again with the new settings
             assert existing.id is not None
             await self._reset_positions(existing.id)
-            row = await self.accounts.update_follow(existing.id, {**changes, "status": FollowStatus.ACTIVE, "status_reason": None})
+            fresh = {name: getattr(Follow(user_id=user_id, master_id=master_id, credential_id=credential_id), name) for name in SETTING_FIELDS}
+            row = await self.accounts.update_follow(existing.id, {**fresh, **changes, "status": FollowStatus.ACTIVE, "status_reason": None})
             assert row is not None
         else:
             row = await self.accounts.add_follow(Follow(user_id=user_id, master_id=master_id, credential_id=credential_id, **changes))
@@ -239,3 +242,40 @@ class Services:
         if unknown:
             raise UserError(f"{unknown[0]} is not traded on {venue.name}")
 
+
+    # -- read models for the bot (added with the Telegram front end) ---------------------------
+
+    async def follow_views(self, user_id: int, *, include_stopped: bool = False) -> list[FollowView]:
+        """The user's follows with the master's name and the account's label, for display."""
+        follows = await self.accounts.follows_of_user(user_id, include_stopped=include_stopped)
+        labels = {view.id: view.label for view in await self.accounts.credentials(user_id)}
+        names: dict[int, str] = {}
+        out = []
+        for row in follows:
+            if row.master_id not in names:
+                master = await self.accounts.master(row.master_id)
+                names[row.master_id] = master.name if master else f"master #{row.master_id}"
+            out.append(FollowView(row, names[row.master_id], labels.get(row.credential_id, "removed account")))
+        return out
+
+    async def own_follow_view(self, user_id: int, follow_id: int) -> FollowView:
+        row = await self.own_follow(user_id, follow_id)
+        master = await self.accounts.master(row.master_id)
+        credential = await self.accounts.credential(row.credential_id)
+        return FollowView(row, master.name if master else f"master #{row.master_id}", credential.label if credential else "removed account")
+
+    async def master(self, master_id: int, *, include_hidden: bool = False) -> MasterView:
+        """One listed master (hidden ones only for admins); "not found" otherwise."""
+        for view in await self.accounts.masters(include_hidden=include_hidden):
+            if view.id == master_id:
+                return view
+        raise NotFound("no such master (it may have been retired)")
+
+    async def set_statuses(self, user_id: int, status: FollowStatus) -> list[Follow]:
+        """Pause or resume every follow of the user that is not stopped."""
+        changed = []
+        for row in await self.accounts.follows_of_user(user_id):
+            assert row.id is not None
+            if row.status is not status:
+                changed.append(await self.set_status(user_id, row.id, status))
+        return changed

@@ -105,13 +105,17 @@ def parse_order_types(value: object) -> list[str]:
     return sorted(chosen)
 
 
+#: every setting a follower may change (the columns of ``follows`` they own)
+SETTING_FIELDS = (
+    "sizing_mode", "sizing_value", "reverse", "take_profit_pct", "stop_loss_pct", "max_position_notional",
+    "daily_loss_limit", "leverage", "allowed_symbols", "blocked_symbols", "order_types", "dry_run",
+)
+
+
 def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | None = None) -> dict[str, Any]:
     """Check and convert a set of follow settings; raises before anything is changed."""
     out: dict[str, Any] = {}
-    unknown = set(changes) - {
-        "sizing_mode", "sizing_value", "reverse", "take_profit_pct", "stop_loss_pct", "max_position_notional",
-        "daily_loss_limit", "leverage", "allowed_symbols", "blocked_symbols", "order_types", "dry_run",
-    }
+    unknown = set(changes) - set(SETTING_FIELDS)
     if unknown:
         raise UserError(f"unknown setting {sorted(unknown)[0]!r}")
     if "sizing_mode" in changes or "sizing_value" in changes:
@@ -132,7 +136,7 @@ def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | 
         out["daily_loss_limit"] = parse_optional_decimal(changes["daily_loss_limit"], "daily loss limit", high=MONEY_LIMIT_MAX)
     if "leverage" in changes:
         value = changes["leverage"]
-        if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR):
+        if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR - {"0"}):
             out["leverage"] = None
         else:
             leverage = parse_decimal(value, "leverage", low=Decimal(1), high=Decimal(LEVERAGE_MAX), low_inclusive=True)

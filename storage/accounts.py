@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -252,3 +253,76 @@ class AccountStore:
                 select(CopyOrder).where(CopyOrder.user_id == user_id).order_by(CopyOrder.created_at.desc()).limit(limit).offset(offset)
             )
             return list(rows.scalars())
+
+    # -- added for the Telegram front end (read models, broadcasts, closing positions) ---------
+
+    async def set_blocked(self, user_id: int, blocked: bool) -> None:
+        """The user blocked (or unblocked) the bot: broadcasts skip blocked users."""
+        async with self.db.session() as session:
+            await session.execute(update(User).where(User.id == user_id).values(blocked_bot=blocked))
+
+    async def broadcast_recipients(self, master_id: int | None = None) -> list[tuple[int, int]]:
+        """``(user_id, telegram_id)`` of every reachable user, or of the followers of one master
+        (active or paused follows), ordered by user id."""
+        async with self.db.session() as session:
+            query = select(User.id, User.telegram_id).where(User.telegram_id.is_not(None), User.blocked_bot == False)  # noqa: E712
+            if master_id is not None:
+                followers = select(Follow.user_id).where(Follow.master_id == master_id, Follow.status != FollowStatus.STOPPED)
+                query = query.where(User.id.in_(followers))
+            rows = await session.execute(query.order_by(User.id))
+            return [(int(user_id), int(telegram_id)) for user_id, telegram_id in rows.all()]
+
+    async def follow_positions_of(self, follow_id: int) -> list[FollowPosition]:
+        """The copied positions of one follow that are still open."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(FollowPosition).where(FollowPosition.follow_id == follow_id, FollowPosition.quantity != Decimal(0)).order_by(FollowPosition.symbol)
+            )
+            return list(rows.scalars())
+
+    async def reduce_follow_position(self, follow_id: int, symbol: str, signed_quantity: Decimal, price: Decimal | None) -> None:
+        """Apply a closing order placed outside the engine (``/stop`` → close positions)."""
+        async with self.db.session() as session:
+            row = await session.get(FollowPosition, (follow_id, symbol))
+            if row is None:
+                return
+            before = row.quantity
+            row.quantity = before + signed_quantity
+            if price is not None and row.entry_price is not None and before != 0:
+                closed = min(abs(signed_quantity), abs(before))
+                row.realized_pnl += (price - row.entry_price) * closed * (1 if before > 0 else -1)
+            if row.quantity == 0:
+                row.entry_price = None
+            row.updated_at = utcnow()
+            session.add(row)
+
+    async def set_follow_reason(self, follow_id: int, reason: str | None) -> None:
+        async with self.db.session() as session:
+            await session.execute(update(Follow).where(Follow.id == follow_id).values(status_reason=reason and reason[:300]))
+
+    async def copy_counts_since(self, user_id: int | None, since: datetime) -> dict[str, int]:
+        """Copy orders created since ``since`` by status value (every user when ``user_id`` is None)."""
+        async with self.db.session() as session:
+            query = select(CopyOrder.status, func.count()).where(CopyOrder.created_at >= since)
+            if user_id is not None:
+                query = query.where(CopyOrder.user_id == user_id)
+            rows = await session.execute(query.group_by(CopyOrder.status))
+            return {getattr(status, "value", str(status)): int(n) for status, n in rows.all()}
+
+    async def copy_history_count(self, user_id: int) -> int:
+        async with self.db.session() as session:
+            return int((await session.execute(select(func.count()).select_from(CopyOrder).where(CopyOrder.user_id == user_id))).scalar_one())
+
+    async def counts(self) -> dict[str, int]:
+        """Totals for the admin's /stats."""
+        async with self.db.session() as session:
+            out = {
+                "users": (await session.execute(select(func.count()).select_from(User).where(User.telegram_id.is_not(None)))).scalar_one(),
+                "blocked": (await session.execute(select(func.count()).select_from(User).where(User.blocked_bot == True))).scalar_one(),  # noqa: E712
+                "credentials": (await session.execute(select(func.count()).select_from(Credential))).scalar_one(),
+            }
+            for status, n in (await session.execute(select(Master.status, func.count()).group_by(Master.status))).all():
+                out[f"masters_{getattr(status, 'value', status)}"] = n
+            for status, n in (await session.execute(select(Follow.status, func.count()).group_by(Follow.status))).all():
+                out[f"follows_{getattr(status, 'value', status)}"] = n
+            return {k: int(v) for k, v in out.items()}

@@ -72,7 +72,7 @@ class PendingCopy:
 
 
 def follow_settings(row: Follow) -> FollowSettings:
-    assert row.id is not None
+    assert row.id is not None and row.credential_id is not None, "an active follow always has a key"
     return FollowSettings(
         follow_id=row.id,
         user_id=row.user_id,

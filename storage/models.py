@@ -77,7 +77,8 @@ class Follow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     master_id: int = Field(foreign_key="masters.id", index=True)
-    credential_id: str = Field(foreign_key="credentials.id")
+    # NULL once the key is removed: a stopped follow keeps its history, the secret is gone
+    credential_id: str | None = Field(default=None, foreign_key="credentials.id", ondelete="SET NULL", nullable=True)
     sizing_mode: SizingMode = Field(default=SizingMode.COEFFICIENT, sa_type=_enum(SizingMode))
     sizing_value: Decimal = Field(default=Decimal(1), sa_type=ExactDecimal)
     reverse: bool = False

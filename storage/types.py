@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
+#: wide enough for NUMERIC(38, 18): the default context (28 digits) would round such values
+_EXACT = Context(prec=80)
+
+
 def plain_decimal(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (10, not 1E+1)."""
+    """Drop trailing zeros without switching to exponent notation (10, not 1E+1), exactly."""
     if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+        return value.quantize(Decimal(1), context=_EXACT)
+    return value.normalize(_EXACT)
+
+
+#: decimal places every backend stores; more than any venue's precision, and identical everywhere
+STORED_PLACES = Decimal(10) ** -18
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """NUMERIC(38, 18) where the database has it; text on SQLite, whose NUMERIC is a float."""
+    """NUMERIC(38, 18) where the database has it; text on SQLite, whose NUMERIC is a float.
+
+    Both store exactly 18 decimal places: a longer value (an average price such as 1/3) is
+    rounded half-even here, explicitly, so that no backend rounds it differently on its own.
+    """
 
     impl = Numeric
     cache_ok = True
@@ -33,7 +45,10 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"expected Decimal for a money column, got {type(value).__name__}")
-        return str(value) if dialect.name == "sqlite" else value
+        stored = value.quantize(STORED_PLACES, rounding=ROUND_HALF_EVEN, context=_EXACT)
+        if stored.adjusted() >= 20:
+            raise ValueError(f"{value} does not fit NUMERIC(38, 18)")
+        return str(stored) if dialect.name == "sqlite" else stored
 
     def process_result_value(self, value: object, dialect: Dialect) -> Decimal | None:
         if value is None:

@@ -67,10 +67,17 @@ class ListenerSupervisor:
                     task.add_done_callback(self._copies.discard)
             except asyncio.CancelledError:
                 health.running = False
+                if source is not None:
+                    await source.close()
                 raise
             except Exception as exc:
                 health.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("fill stream of master %s stopped: %s", master_id, health.last_error)
+            if source is not None:
+                try:
+                    await source.close()
+                except Exception:
+                    log.exception("closing the fill stream of master %s failed", master_id)
             source = None
             health.running = False
             health.restarts += 1

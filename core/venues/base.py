@@ -67,3 +67,6 @@ class FillSource(abc.ABC):
     @abc.abstractmethod
     def fills(self) -> AsyncIterator[Fill]:
         """Yield the master's executions as they happen, recovering gaps on reconnect."""
+
+    async def close(self) -> None:
+        """Release the stream's connections and threads. Called before a stream is reopened."""

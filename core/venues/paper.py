@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -146,6 +147,8 @@ class PaperVenue(Venue):
     _failures: deque[_InjectedFailure] = field(default_factory=deque)
     _watchers: list[asyncio.Queue[Fill]] = field(default_factory=list)
     _trade_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    #: trade ids must never repeat, even across restarts, since the journal keys fills on them
+    _trade_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
     master_id: int = 0  # set when this account is a master whose fills are watched
     name: str = "paper"
 
@@ -345,7 +348,7 @@ class PaperVenue(Venue):
         fill = Fill(
             master_id=self.master_id,
             venue=f"paper:{self.account_id}",
-            trade_id=str(next(self._trade_ids)),
+            trade_id=f"{self._trade_prefix}-{next(self._trade_ids)}",
             order_id=order.venue_order_id,
             symbol=intent.symbol,
             side=intent.side,

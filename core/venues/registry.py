@@ -64,11 +64,15 @@ class VenueRegistry:
         return await asyncio.shield(future)
 
     async def _open(self, credential_id: str) -> Venue:
+        return await self.build(await self.account(credential_id))
+
+    async def account(self, credential_id: str) -> VenueAccount:
+        """The decrypted account, for building a connection of another kind (a master's stream)."""
         sealed = await self._accounts.sealed_credential(credential_id)
         if sealed is None:
             raise NotFound(f"credential {credential_id} no longer exists")
         secrets = self._vault.decrypt(sealed.ciphertext, owner_id=sealed.user_id, credential_id=sealed.id)
-        return await self.build(VenueAccount(sealed.id, sealed.venue, sealed.environment, secrets))
+        return VenueAccount(sealed.id, sealed.venue, sealed.environment, secrets)
 
     async def forget(self, credential_id: str) -> None:
         """Close and drop the adapter of a removed or replaced credential."""

@@ -1,0 +1,294 @@
+"""The master's executions on Angel One: order-update websocket first, order-book polling behind it.
+
+The websocket (``SmartWebSocketOrderUpdate``) pushes every order change. When it is down the order
+book is polled (default every second, never faster than one request per second), and every
+(re)connect triggers one recovery poll for what happened in the gap. Both feeds go through one
+``FillTracker`` that remembers each order's cumulative filled quantity, so an execution is emitted
+once however many times, and by whichever feed, it is seen. A fill's quantity is the newly filled
+increment and its trade id is ``"{orderid}:{cumulative filled}"``.
+
+Orders already in the book when the listener starts are taken as the baseline and not copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from copytrade.core.errors import RateLimited, TemporaryError, VenueError
+from copytrade.core.model import Fill, FillStatus, OrderType, Side, utcnow
+from copytrade.core.venues.angelone import AngelOneSession, OrderUpdateSocket, SpacingLimiter
+from copytrade.core.venues.angelone_instruments import IST
+from copytrade.core.venues.base import FillSource
+
+log = logging.getLogger(__name__)
+
+VENUE_NAME = "angelone"
+MASTER_ORDER_TYPES = {
+    "MARKET": OrderType.MARKET,
+    "LIMIT": OrderType.LIMIT,
+    "STOPLOSS_LIMIT": OrderType.STOP_LIMIT,
+    "STOPLOSS_MARKET": OrderType.STOP_MARKET,
+}
+ANGEL_TIME_FORMAT = "%d-%b-%Y %H:%M:%S"  # "05-Jun-2024 10:35:49", India time
+PRICE_PLACES = Decimal("0.0001")
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def _executed_at(order: Mapping[str, Any]) -> datetime:
+    for key in ("exchorderupdatetime", "updatetime", "exchtime"):
+        text = str(order.get(key) or "")
+        try:
+            return datetime.strptime(text, ANGEL_TIME_FORMAT).replace(tzinfo=IST).astimezone(timezone.utc)
+        except ValueError:
+            continue
+    return utcnow()
+
+
+@dataclass
+class _OrderProgress:
+    filled: Decimal
+    average_price: Decimal
+
+
+class FillTracker:
+    """Turns order snapshots (from the socket or the book, in any order, any number of times) into
+    fills of the newly filled increments. Snapshots that are not newer than what was seen are ignored."""
+
+    def __init__(self, master_id: int) -> None:
+        self._master_id = master_id
+        self._orders: dict[str, _OrderProgress] = {}
+
+    def remember(self, order: Mapping[str, Any]) -> None:
+        """Record an order's progress without emitting it (the start-up baseline)."""
+        order_id = str(order.get("orderid") or "")
+        if order_id:
+            self._orders[order_id] = _OrderProgress(_decimal(order.get("filledshares")), _decimal(order.get("averageprice")))
+
+    def observe(self, order: Mapping[str, Any]) -> Fill | None:
+        """The fill for what ``order`` adds to its order's filled quantity, or None if nothing new."""
+        order_id = str(order.get("orderid") or "")
+        filled = _decimal(order.get("filledshares"))
+        if not order_id or filled <= 0:
+            return None
+        seen = self._orders.get(order_id, _OrderProgress(Decimal(0), Decimal(0)))
+        if filled <= seen.filled:
+            return None
+        average = _decimal(order.get("averageprice"))
+        side = {"BUY": Side.BUY, "SELL": Side.SELL}.get(str(order.get("transactiontype", "")).upper())
+        if side is None or average <= 0:
+            return None  # an unreadable snapshot: wait for a better one rather than guess
+        increment = filled - seen.filled
+        price = ((average * filled - seen.average_price * seen.filled) / increment).quantize(PRICE_PLACES)
+        if price <= 0:
+            price = average
+        self._orders[order_id] = _OrderProgress(filled, average)
+        order_type = MASTER_ORDER_TYPES.get(str(order.get("ordertype", "")).upper(), OrderType.MARKET)
+        quantity = _decimal(order.get("quantity"))
+        complete = str(order.get("status") or order.get("orderstatus") or "").lower() == "complete"
+        limit_price = _decimal(order.get("price"))
+        stop_price = _decimal(order.get("triggerprice"))
+        return Fill(
+            master_id=self._master_id,
+            venue=VENUE_NAME,
+            trade_id=f"{order_id}:{filled.normalize():f}",
+            order_id=order_id,
+            symbol=f"{str(order.get('exchange', '')).upper()}:{order.get('tradingsymbol', '')}",
+            side=side,
+            quantity=increment,
+            price=price,
+            order_type=order_type,
+            status=FillStatus.FILLED if complete or filled >= quantity else FillStatus.PARTIALLY_FILLED,
+            limit_price=limit_price if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and limit_price > 0 else None,
+            stop_price=stop_price if order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and stop_price > 0 else None,
+            executed_at=_executed_at(order),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerHealth:
+    connected: bool
+    mode: str  # "socket" or "polling"
+    last_event_at: datetime | None
+    reconnects: int
+    last_error: str | None = None
+
+
+class AngelOneFillSource(FillSource):
+    """One Angel One master account's executions as a ``Fill`` stream.
+
+    ``poll_interval`` applies while the socket is down, ``connected_poll_interval`` is a slow safety
+    net while it is up (a message can be lost without the socket dropping), ``min_poll_spacing``
+    caps order-book reads (Angel One allows one per second).
+    """
+
+    def __init__(
+        self,
+        session: AngelOneSession,
+        master_id: int,
+        *,
+        poll_interval: float = 1.0,
+        connected_poll_interval: float = 30.0,
+        min_poll_spacing: float = 1.0,
+        reconnect_delay: float = 1.0,
+        max_reconnect_delay: float = 30.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._session = session
+        self._master_id = master_id
+        self._tracker = FillTracker(master_id)
+        self._poll_interval = poll_interval
+        self._connected_poll_interval = connected_poll_interval
+        self._poll_spacing = SpacingLimiter(min_poll_spacing)
+        self._reconnect_delay = reconnect_delay
+        self._max_reconnect_delay = max_reconnect_delay
+        self._clock = clock
+        self._queue: asyncio.Queue[Fill] = asyncio.Queue()
+        self._poll_requested = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._socket: OrderUpdateSocket | None = None
+        self._socket_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"angelone-orders-{session.client_code}")
+        self._connected = False
+        self._ever_connected = False
+        self._last_event_at: datetime | None = None
+        self._reconnects = 0
+        self._last_error: str | None = None
+        self._closed = False
+
+    def health(self) -> ListenerHealth:
+        return ListenerHealth(
+            connected=self._connected,
+            mode="socket" if self._connected else "polling",
+            last_event_at=self._last_event_at,
+            reconnects=self._reconnects,
+            last_error=self._last_error,
+        )
+
+    async def fills(self) -> AsyncIterator[Fill]:
+        if not self._tasks:
+            await self._start()
+        while True:
+            yield await self._queue.get()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._socket is not None:
+            self._socket.close_connection()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._socket_thread.shutdown(wait=False, cancel_futures=True)
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Take the order book as the baseline, then start the socket and the poller."""
+        while True:
+            try:
+                baseline = await self._read_order_book()
+                break
+            except (TemporaryError, RateLimited) as exc:
+                self._last_error = str(exc)
+                log.warning("Angel One master %s: baseline order book read failed, retrying: %s", self._master_id, exc)
+                await asyncio.sleep(self._poll_interval)
+        for order in baseline:
+            self._tracker.remember(order)
+        self._tasks = [
+            asyncio.create_task(self._run_socket(), name=f"angelone-socket-{self._session.client_code}"),
+            asyncio.create_task(self._run_poller(), name=f"angelone-poller-{self._session.client_code}"),
+        ]
+
+    # -- feeds -------------------------------------------------------------------------------------
+
+    def _ingest(self, order: Mapping[str, Any]) -> None:
+        fill = self._tracker.observe(order)
+        if fill is not None:
+            self._queue.put_nowait(fill)
+
+    async def _read_order_book(self) -> list[Mapping[str, Any]]:
+        await self._poll_spacing.wait()
+        answer = await self._session.call("reading the master's order book", "orderBook")
+        return list(answer.get("data") or [])
+
+    async def _run_poller(self) -> None:
+        while True:
+            interval = self._connected_poll_interval if self._connected else self._poll_interval
+            try:
+                await asyncio.wait_for(self._poll_requested.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+            self._poll_requested.clear()
+            try:
+                for order in await self._read_order_book():
+                    self._ingest(order)
+                self._last_event_at = self._clock()
+            except VenueError as exc:
+                self._last_error = str(exc)
+                log.warning("Angel One master %s: order book poll failed: %s", self._master_id, exc)
+
+    async def _run_socket(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._reconnect_delay
+        while not self._closed:
+            opened = asyncio.Event()
+            try:
+                socket = self._session.order_update_socket(
+                    on_open=functools.partial(loop.call_soon_threadsafe, self._on_socket_open, opened),
+                    on_message=lambda text: loop.call_soon_threadsafe(self._on_socket_message, text),
+                    on_close=lambda: loop.call_soon_threadsafe(self._on_socket_closed),
+                )
+            except VenueError as exc:
+                self._last_error = str(exc)
+            else:
+                self._socket = socket
+                try:
+                    await loop.run_in_executor(self._socket_thread, socket.connect)
+                except asyncio.CancelledError:
+                    socket.close_connection()
+                    raise
+                except Exception as exc:  # a socket library failure: the poller covers, retry later
+                    self._last_error = f"order-update socket failed ({type(exc).__name__})"
+                    log.warning("Angel One master %s: %s", self._master_id, self._last_error)
+                self._on_socket_closed()
+            delay = self._reconnect_delay if opened.is_set() else min(delay * 2, self._max_reconnect_delay)
+            await asyncio.sleep(delay)
+
+    def _on_socket_open(self, opened: asyncio.Event) -> None:
+        opened.set()
+        if self._ever_connected:
+            self._reconnects += 1
+        self._ever_connected = True
+        self._connected = True
+        self._last_event_at = self._clock()
+        self._poll_requested.set()  # recover whatever happened while the socket was down
+        log.info("Angel One master %s: order-update socket connected", self._master_id)
+
+    def _on_socket_closed(self) -> None:
+        if self._connected:
+            self._connected = False
+            self._poll_requested.set()
+            log.warning("Angel One master %s: order-update socket closed; polling the order book", self._master_id)
+
+    def _on_socket_message(self, text: str) -> None:
+        self._last_event_at = self._clock()
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return  # heartbeats ("pong") and empty frames
+        order = message.get("orderData") if isinstance(message, dict) else None
+        if isinstance(order, dict) and order.get("orderid"):
+            self._ingest(order)

@@ -1,0 +1,355 @@
+"""A master's executions from a ccxt.pro websocket, with REST gap recovery on every (re)connect.
+
+``CcxtFillListener.fills()`` never ends on its own: any drop (error, close, a socket silent
+past ``heartbeat_seconds``) is recorded in ``health``, then the listener reconnects with
+exponential backoff. After each connect it asks the injected ``checkpoint()`` for the time of
+the master's last journaled fill and replays ``fetch_my_trades`` since then, so executions made
+while disconnected are yielded too. The journal is idempotent per venue trade id; within one
+run a trade id is also yielded only once.
+
+Binance needs a symbol for ``fetch_my_trades``: recovery covers the configured ``symbols``, the
+symbols of the master's open positions and every symbol seen on the stream in this run.
+Listen keys are created by ccxt.pro and kept alive here (``listen_key_refresh_seconds``), both
+through the (overridable) REST URLs; on reconnect a listen key is requested again, so an expired
+key cannot wedge the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from copytrade.core.errors import TemporaryError
+from copytrade.core.model import Fill, FillStatus, OrderType, Side, utcnow
+from copytrade.core.venues.base import FillSource
+from copytrade.core.venues.ccxt_venue import BINANCE_FAMILY, CcxtVenue, map_ccxt_error, to_decimal
+
+log = logging.getLogger(__name__)
+
+#: Binance order types (futures ``ot``/``origType``, spot ``o``/``type``) as the project's types.
+BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
+    "MARKET": OrderType.MARKET,
+    "LIMIT": OrderType.LIMIT,
+    "LIMIT_MAKER": OrderType.LIMIT,
+    "STOP_MARKET": OrderType.STOP_MARKET,
+    "STOP_LOSS": OrderType.STOP_MARKET,
+    "STOP": OrderType.STOP_LIMIT,
+    "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT_LIMIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET,
+}
+TRADES_PAGE = 1000
+SEEN_TRADE_IDS = 20_000
+
+
+class SilentSocket(TemporaryError):
+    """The socket stayed open but nothing (not even a pong) arrived within the heartbeat window."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerHealth:
+    connected: bool = False
+    last_event_at: datetime | None = None
+    reconnects: int = 0
+    last_error: str | None = None
+
+
+class CcxtFillListener(FillSource):
+    """Yields one ``Fill`` per execution of the master's orders on a ccxt.pro venue."""
+
+    def __init__(
+        self,
+        venue: CcxtVenue,
+        *,
+        master_id: int,
+        checkpoint: Callable[[], Awaitable[datetime | None]],
+        symbols: Iterable[str] = (),
+        heartbeat_seconds: float = 60.0,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        listen_key_refresh_seconds: float = 30 * 60,
+    ) -> None:
+        if not venue.exchange.has.get("watchMyTrades"):
+            raise ValueError("the master's venue must be created with streaming=True (ccxt.pro)")
+        self._venue = venue
+        self._exchange = venue.exchange
+        self._master_id = master_id
+        self._checkpoint = checkpoint
+        self._symbols = set(symbols)
+        self._heartbeat = heartbeat_seconds
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._listen_key_refresh = listen_key_refresh_seconds
+        self._started_at = utcnow()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._health = ListenerHealth()
+        # ccxt pings this often, so a live socket always answers within one heartbeat window.
+        self._exchange.streaming["keepAlive"] = int(heartbeat_seconds * 1000 / 3)
+
+    @property
+    def health(self) -> ListenerHealth:
+        return self._health
+
+    async def close(self) -> None:
+        """The listener owns its streaming venue: closing one closes the other."""
+        await self._venue.close()
+
+    async def fills(self) -> AsyncIterator[Fill]:
+        backoff = self._backoff_initial
+        while True:
+            connected_once = False
+            try:
+                async for fill in self._session():
+                    connected_once = True
+                    yield fill
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                message = str(map_ccxt_error(exc, exchange_id=self._venue.name, secrets=self._secrets()))
+                log.warning("master %s listener on %s dropped: %s", self._master_id, self._venue.name, message)
+                self._health = replace(self._health, connected=False, last_error=message)
+            finally:
+                await self._disconnect()
+            if connected_once or self._health.connected:
+                backoff = self._backoff_initial
+            self._health = replace(self._health, connected=False, reconnects=self._health.reconnects + 1)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._backoff_max)
+
+    # ------------------------------------------------------------------ one connection
+
+    async def _session(self) -> AsyncIterator[Fill]:
+        """Connect, recover the gap over REST, then stream until the socket fails or goes silent."""
+        await self._venue.ensure_markets()
+        opened_at = time.monotonic()
+        watch = asyncio.ensure_future(self._exchange.watch_my_trades())
+        try:
+            await self._wait_connected(watch)
+            self._health = replace(self._health, connected=True)
+            for fill in await self._recover_gap():
+                yield fill
+            next_keepalive = time.monotonic() + self._listen_key_refresh
+            while True:
+                if time.monotonic() >= next_keepalive:
+                    await self._keep_listen_key_alive()
+                    next_keepalive = time.monotonic() + self._listen_key_refresh
+                done, _ = await asyncio.wait({watch}, timeout=self._heartbeat / 4)
+                if watch in done:
+                    watch.result()  # raises when the socket failed
+                    watch = asyncio.ensure_future(self._exchange.watch_my_trades())
+                for fill in self._unseen_streamed():
+                    yield fill
+                if self._silent_for(opened_at) > self._heartbeat:
+                    raise SilentSocket(f"no message from {self._venue.name} for {self._heartbeat:g}s")
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+
+    async def _keep_listen_key_alive(self) -> None:
+        """Binance futures listen keys expire after 60 min without a PUT. ccxt 4.5.90 schedules its
+        keepalive once only (its reschedule check never matches in Python), so it is done here."""
+        if self._venue.name == "binanceusdm":
+            await self._venue.read(lambda: self._exchange.fapiPrivatePutListenKey())
+
+    async def _wait_connected(self, watch: asyncio.Future[Any]) -> None:
+        """Until a websocket is open (or the watch fails, or a heartbeat window passes)."""
+        deadline = time.monotonic() + self._heartbeat
+        while self._open_client() is None:
+            if watch.done():
+                watch.result()
+                return
+            if time.monotonic() > deadline:
+                raise SilentSocket(f"could not open the {self._venue.name} user-data stream in {self._heartbeat:g}s")
+            await asyncio.sleep(0.02)
+
+    def _open_client(self) -> Any | None:
+        clients = [c for c in (self._exchange.clients or {}).values() if c.connection is not None and not c.closed()]
+        return max(clients, key=lambda c: c.connectionEstablished or 0, default=None)
+
+    def _silent_for(self, opened_at: float) -> float:
+        client = self._open_client()
+        if client is None:
+            return time.monotonic() - opened_at
+        last_ms = max(client.last_message_at or 0, client.connectionEstablished or 0)
+        return (self._exchange.milliseconds() - last_ms) / 1000
+
+    async def _disconnect(self) -> None:
+        for url, client in list((self._exchange.clients or {}).items()):
+            if client.connection is not None:
+                try:  # a zombie peer never answers the close handshake: do not wait for it
+                    await asyncio.wait_for(client.close(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    log.info("%s: websocket close not acknowledged, abandoned", self._venue.name)
+            self._exchange.clients.pop(url, None)
+        if self._venue.name in BINANCE_FAMILY:
+            for bucket in self._exchange.options.values():
+                if isinstance(bucket, dict) and "listenKey" in bucket:
+                    bucket["lastAuthenticatedTime"] = 0  # ask for a (possibly new) listen key next time
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._exchange.apiKey or "", self._exchange.secret or "")
+
+    # ------------------------------------------------------------------ stream
+
+    def _unseen_streamed(self) -> list[Fill]:
+        """Trades in ccxt's cache not yet yielded: covers any that arrived while we were busy."""
+        fills = []
+        for trade in list(self._exchange.myTrades or []):
+            if str(trade.get("id")) in self._seen:
+                continue
+            self._symbols.add(trade["symbol"])
+            fill = self._fill_from_stream(trade)
+            if fill is not None and self._remember(fill.trade_id):
+                fills.append(fill)
+        if fills:
+            self._health = replace(self._health, last_event_at=utcnow())
+        return fills
+
+    def _fill_from_stream(self, trade: Mapping[str, Any]) -> Fill | None:
+        info = trade.get("info") or {}
+        binance = isinstance(info, dict) and "X" in info and "l" in info
+        quantity = to_decimal(info["l"]) if binance else to_decimal(trade.get("amount"))
+        price = to_decimal(info["L"]) if binance else to_decimal(trade.get("price"))
+        if not quantity or not price:
+            return None
+        raw_type = (info.get("ot") or info.get("o")) if binance else trade.get("type")
+        side = Side(trade["side"])
+        return self._fill(
+            trade_id=str(trade["id"]),
+            order_id=str(trade.get("order") or ""),
+            symbol=trade["symbol"],
+            side=side,
+            quantity=quantity,
+            price=price,
+            raw_type=raw_type,
+            filled=(info.get("X") == "FILLED") if binance else True,
+            reduce_only=_reduce_only(info, side) if binance else bool(trade.get("reduceOnly")),
+            limit_price=to_decimal(info.get("p")) if binance else None,
+            stop_price=to_decimal(info.get("sp") or info.get("P")) if binance else None,
+            executed_ms=trade.get("timestamp"),
+        )
+
+    # ------------------------------------------------------------------ REST gap recovery
+
+    async def _recover_gap(self) -> list[Fill]:
+        since = await self._checkpoint() or self._started_at
+        since_ms = int(since.timestamp() * 1000)
+        symbols = set(self._symbols)
+        if self._exchange.has.get("fetchPositions"):
+            symbols.update(p.symbol for p in await self._venue.positions())
+        fills: list[Fill] = []
+        for symbol in sorted(symbols) or [None]:
+            trades = await self._trades_since(symbol, since_ms)
+            fills.extend(await self._fills_from_rest(trades))
+        fills.sort(key=lambda f: (f.executed_at, f.trade_id))
+        recovered = [f for f in fills if self._remember(f.trade_id)]
+        if recovered:
+            log.info("master %s: recovered %d fills over REST", self._master_id, len(recovered))
+            self._health = replace(self._health, last_event_at=utcnow())
+        return recovered
+
+    async def _trades_since(self, symbol: str | None, since_ms: int) -> list[dict[str, Any]]:
+        trades: dict[str, dict[str, Any]] = {}
+        while True:
+            page = await self._venue.read(lambda s=since_ms: self._exchange.fetch_my_trades(symbol, s, TRADES_PAGE))
+            fresh = [t for t in page if str(t["id"]) not in trades]
+            trades.update((str(t["id"]), t) for t in fresh)
+            if len(page) < TRADES_PAGE or not fresh:
+                return sorted(trades.values(), key=lambda t: (t.get("timestamp") or 0, str(t["id"])))
+            since_ms = max(t.get("timestamp") or since_ms for t in page)
+
+    async def _fills_from_rest(self, trades: list[dict[str, Any]]) -> list[Fill]:
+        """REST trades lack the order's type, reduce-only flag and status: one order lookup each."""
+        orders: dict[str, Mapping[str, Any]] = {}
+        last_trade_of_order: dict[str, str] = {}
+        for trade in trades:
+            last_trade_of_order[str(trade.get("order"))] = str(trade["id"])
+        fills = []
+        for trade in trades:
+            if str(trade["id"]) in self._seen:
+                continue
+            order_id = str(trade.get("order"))
+            if order_id not in orders:
+                orders[order_id] = await self._venue.read(
+                    lambda: self._exchange.fetch_order(order_id, trade["symbol"])
+                )
+            fill = self._fill_from_rest(trade, orders[order_id], last_trade_of_order[order_id] == str(trade["id"]))
+            if fill is not None:
+                fills.append(fill)
+        return fills
+
+    def _fill_from_rest(self, trade: Mapping[str, Any], order: Mapping[str, Any], last_of_order: bool) -> Fill | None:
+        info = trade.get("info") or {}
+        order_info = order.get("info") or {}
+        quantity = to_decimal(info.get("qty")) or to_decimal(trade.get("amount"))
+        price = to_decimal(info.get("price")) or to_decimal(trade.get("price"))
+        if not quantity or not price:
+            return None
+        side = Side(trade["side"])
+        raw_type = order_info.get("origType") or order_info.get("type") or order.get("type")
+        return self._fill(
+            trade_id=str(trade["id"]),
+            order_id=str(trade.get("order") or ""),
+            symbol=trade["symbol"],
+            side=side,
+            quantity=quantity,
+            price=price,
+            raw_type=raw_type,
+            filled=last_of_order and order.get("status") == "closed",
+            reduce_only=bool(order.get("reduceOnly")) or _closes_hedge_side(order_info.get("positionSide"), side),
+            limit_price=to_decimal(order.get("price")),
+            stop_price=to_decimal(order.get("triggerPrice")),
+            executed_ms=trade.get("timestamp"),
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _fill(
+        self, *, trade_id: str, order_id: str, symbol: str, side: Side, quantity: Decimal, price: Decimal,
+        raw_type: Any, filled: bool, reduce_only: bool, limit_price: Decimal | None, stop_price: Decimal | None,
+        executed_ms: Any,
+    ) -> Fill:
+        order_type = BINANCE_ORDER_TYPES.get(str(raw_type or "").upper(), OrderType.MARKET)
+        executed_at = datetime.fromtimestamp(executed_ms / 1000, timezone.utc) if executed_ms else utcnow()
+        return Fill(
+            master_id=self._master_id,
+            venue=self._venue.name,
+            trade_id=trade_id,
+            order_id=order_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            price=price,
+            order_type=order_type,
+            status=FillStatus.FILLED if filled else FillStatus.PARTIALLY_FILLED,
+            reduce_only=reduce_only,
+            limit_price=limit_price if limit_price and order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+            stop_price=stop_price or None,
+            executed_at=executed_at,
+        )
+
+    def _remember(self, trade_id: str) -> bool:
+        """True the first time a trade id is seen in this run (bounded memory)."""
+        if trade_id in self._seen:
+            return False
+        self._seen[trade_id] = None
+        if len(self._seen) > SEEN_TRADE_IDS:
+            self._seen.popitem(last=False)
+        return True
+
+
+def _reduce_only(info: Mapping[str, Any], side: Side) -> bool:
+    """Binance futures: the reduce-only flag, a close-position order, or a hedge-mode close."""
+    return bool(info.get("R")) or bool(info.get("cp")) or _closes_hedge_side(info.get("ps"), side)
+
+
+def _closes_hedge_side(position_side: Any, side: Side) -> bool:
+    return (position_side == "LONG" and side is Side.SELL) or (position_side == "SHORT" and side is Side.BUY)

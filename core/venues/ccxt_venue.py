@@ -1,0 +1,615 @@
+"""Any ccxt exchange as a follower (or master) ``Venue``; Binance USD-M futures and spot first.
+
+One ccxt ``async_support`` instance (``ccxt.pro`` when ``streaming=True``) per account, its
+HTTP session reused until ``close()``. Markets are loaded once per (exchange id, sandbox) by a
+``CcxtMarketsCache`` object and shared with every other account on that venue.
+
+Money path: quantities and prices go through ccxt's truncating ``amount_to_precision`` /
+``price_to_precision`` and are re-checked against the market's minimum amount and cost before
+anything is sent; every number crossing this module's edge becomes a ``Decimal``.
+``place_order`` is never retried here: a timeout, a dropped connection or a 5xx while placing
+raises ``OrderStatusUnknown`` and the engine looks the order up by client order id first.
+Read calls are retried on ``TemporaryError`` with a short backoff.
+
+URL overrides (tests, proxies, regional hosts): ``url_overrides`` is merged into ccxt's
+``exchange.urls['api']`` after sandbox mode is applied. Keys are ccxt's API section names, the
+values base URLs; websocket bases sit under ``'ws'``. For Binance::
+
+    {
+        "public": "http://host/api/v3", "private": "http://host/api/v3", "sapi": "http://host/sapi/v1",
+        "fapiPublic": "http://host/fapi/v1", "fapiPrivate": "http://host/fapi/v1",
+        "fapiPublicV2": "http://host/fapi/v2", "fapiPrivateV2": "http://host/fapi/v2",
+        "fapiPublicV3": "http://host/fapi/v3", "fapiPrivateV3": "http://host/fapi/v3",
+        "ws": {"linear": "ws://host/ws", "spot": "ws://host/ws", "ws-api": {"spot": "ws://host/ws-api/v3"}},
+    }
+
+(ccxt.pro derives the futures user-data URL from ``ws.linear`` as ``…/private/ws?listenKey=…``.)
+
+Sandbox: Binance retired its futures testnet, so ``sandbox=True`` selects Binance's demo
+trading environment for the Binance family and ccxt's ``set_sandbox_mode`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import aiohttp
+import ccxt
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+from ccxt.base.decimal_to_precision import TRUNCATE
+
+from copytrade.core import errors
+from copytrade.core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, Side
+from copytrade.core.venues.base import Position, Venue
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ZERO = Decimal(0)
+BINANCE_FAMILY = frozenset({"binance", "binanceusdm"})
+
+#: Options for every instance: the copier never needs the currency list (a signed call per load).
+COMMON_OPTIONS: Mapping[str, Any] = {"fetchCurrencies": False}
+#: Per-exchange options: load only the market type the account trades, no margin pair lists.
+EXCHANGE_OPTIONS: Mapping[str, Mapping[str, Any]] = {
+    "binance": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
+    "binanceusdm": {"fetchMarkets": {"types": ["linear"]}},
+}
+#: ccxt.pro would otherwise fetch a positions snapshot (and leverage brackets) on connect.
+STREAMING_OPTIONS: Mapping[str, Any] = {
+    "watchPositions": {"fetchPositionsSnapshot": False},
+    "watchBalance": {"fetchBalanceSnapshot": False},
+}
+
+#: Binance error codes mapped directly: ccxt picks its per-market error table by the request's
+#: host name, so behind overridden URLs (proxy, tests) several codes would fall to generic types.
+BINANCE_CODES: Mapping[int, type[errors.VenueError]] = {
+    -1003: errors.RateLimited,  # too much request weight
+    -1015: errors.RateLimited,  # too many new orders
+    -1021: errors.TemporaryError,  # timestamp outside recvWindow: clock drift, resynced below
+    -1022: errors.AuthenticationError,  # signature not valid (wrong secret)
+    -2014: errors.AuthenticationError,  # API-key format invalid
+    -2015: errors.AuthenticationError,  # invalid API-key, IP, or permissions
+    -1013: errors.InvalidOrder,  # filter failure (LOT_SIZE, PRICE_FILTER, NOTIONAL)
+    -1106: errors.InvalidOrder,  # parameter sent when not required
+    -1111: errors.InvalidOrder,  # precision over the maximum
+    -1121: errors.UnknownSymbol,  # invalid symbol
+    -2010: errors.InvalidOrder,  # new order rejected (duplicate; balance is matched by message first)
+    -2013: errors.InvalidOrder,  # order does not exist
+    -2022: errors.InvalidOrder,  # reduce-only order rejected
+    -4015: errors.InvalidOrder,  # client order id not valid
+    -4061: errors.InvalidOrder,  # position side does not match the account's mode
+    -4116: errors.InvalidOrder,  # client order id duplicated
+    -4164: errors.InvalidOrder,  # notional below minimum
+    -2018: errors.InsufficientFunds,  # balance insufficient
+    -2019: errors.InsufficientFunds,  # margin insufficient
+}
+ORDER_DOES_NOT_EXIST = -2013
+BINANCE_CODE_PATTERN = re.compile(r'"code"\s*:\s*(-?\d+)')
+URL_QUERY_PATTERN = re.compile(r"(https?|wss?)://([^\s?]+)\?\S*")
+
+
+@dataclass(frozen=True, slots=True)
+class FuturesSettings:
+    """Per-symbol account settings applied once before the first order of that symbol.
+
+    ``hedge_mode`` None asks the venue once (Binance ``positionSide/dual``).
+    """
+
+    leverage: int | None = None
+    margin_mode: str | None = None  # "cross" or "isolated"
+    hedge_mode: bool | None = None
+
+
+class CcxtMarketsCache:
+    """Markets loaded once per (exchange id, sandbox) and shared by every account instance.
+
+    An object passed in by whoever builds venues, never module state.
+    """
+
+    def __init__(self) -> None:
+        self._sources: dict[tuple[str, bool], Any] = {}
+        self._locks: dict[tuple[str, bool], asyncio.Lock] = {}
+
+    async def attach(self, exchange: Any, *, sandbox: bool) -> None:
+        """Give ``exchange`` the shared markets, loading them with it if nobody has yet."""
+        key = (exchange.id, sandbox)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            source = self._sources.get(key)
+            if source is None:
+                await exchange.load_markets()
+                self._sources[key] = exchange
+                return
+        exchange.set_markets_from_exchange(source)
+
+    def forget(self, exchange_id: str, *, sandbox: bool) -> None:
+        """Drop a venue's markets so the next ``attach`` reloads them (e.g. a daily refresh)."""
+        self._sources.pop((exchange_id, sandbox), None)
+
+
+def map_ccxt_error(
+    exc: BaseException,
+    *,
+    exchange_id: str = "",
+    placing_order: bool = False,
+    retry_after: float | None = None,
+    secrets: Iterable[str] = (),
+) -> errors.VenueError:
+    """Translate a ccxt exception into the project's ``VenueError`` family.
+
+    ``placing_order``: the request may have reached the venue, so timeouts, dropped connections
+    and 5xx answers become ``OrderStatusUnknown`` (Binance documents 5xx as "status unknown").
+    The message is scrubbed of query strings (signatures) and of every value in ``secrets``.
+    """
+    message = _scrub(str(exc) or type(exc).__name__, secrets)
+    if isinstance(exc, errors.VenueError):
+        return exc
+    code = _binance_code(message) if exchange_id in BINANCE_FAMILY else None
+    if isinstance(exc, ccxt.InsufficientFunds):
+        return errors.InsufficientFunds(message)
+    if code is not None and code in BINANCE_CODES:
+        target = BINANCE_CODES[code]
+        if target is errors.RateLimited:
+            return errors.RateLimited(message, retry_after)
+        return target(message)
+    if isinstance(exc, (ccxt.PermissionDenied, ccxt.AccountSuspended)):
+        return errors.PermissionDenied(message)
+    if isinstance(exc, ccxt.AuthenticationError):
+        return errors.AuthenticationError(message)
+    if isinstance(exc, ccxt.BadSymbol):
+        return errors.UnknownSymbol(message)
+    if isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest)):
+        return errors.InvalidOrder(message)
+    if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
+        return errors.RateLimited(message, retry_after)
+    if isinstance(exc, ccxt.NetworkError):
+        if placing_order and _may_have_reached_venue(exc):
+            return errors.OrderStatusUnknown(message)
+        return errors.TemporaryError(message)
+    if isinstance(exc, ccxt.OperationFailed):
+        return errors.TemporaryError(message)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ClientError)):
+        return errors.OrderStatusUnknown(message) if placing_order else errors.TemporaryError(message)
+    return errors.VenueError(message)
+
+
+def _may_have_reached_venue(exc: BaseException) -> bool:
+    """False only when the connection was never opened: then the order surely was not sent."""
+    return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare on exchanges, the engine's own backoff applies
+
+
+def _binance_code(message: str) -> int | None:
+    match = BINANCE_CODE_PATTERN.search(message)
+    return int(match.group(1)) if match else None
+
+
+def _scrub(message: str, secrets: Iterable[str]) -> str:
+    message = URL_QUERY_PATTERN.sub(r"\1://\2?…", message)
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """ccxt numbers are floats or strings; ``str`` first keeps the shortest exact decimal form."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _deep_merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+class CcxtVenue(Venue):
+    """One account on one ccxt exchange."""
+
+    def __init__(
+        self,
+        exchange: Any,
+        *,
+        markets_cache: CcxtMarketsCache,
+        sandbox: bool = False,
+        settings: FuturesSettings = FuturesSettings(),
+        quote_currency: str = "USDT",
+        symbol_map: Mapping[str, str] | None = None,
+        read_retries: int = 2,
+        retry_backoff: float = 0.25,
+    ) -> None:
+        self.exchange = exchange
+        self.name: str = exchange.id
+        self.sandbox = sandbox
+        self.settings = settings
+        self.quote_currency = quote_currency
+        self.symbol_map = dict(symbol_map or {})
+        self._markets_cache = markets_cache
+        self._markets_ready = False
+        self._read_retries = read_retries
+        self._retry_backoff = retry_backoff
+        self._applied: dict[str, FuturesSettings] = {}
+        self._symbol_locks: dict[str, asyncio.Lock] = {}
+        self._hedge_mode: bool | None = settings.hedge_mode
+
+    @classmethod
+    def create(
+        cls,
+        exchange_id: str,
+        api_key: str,
+        secret: str,
+        *,
+        markets_cache: CcxtMarketsCache,
+        password: str | None = None,
+        sandbox: bool = False,
+        url_overrides: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        streaming: bool = False,
+        timeout_ms: int = 10_000,
+        enable_rate_limit: bool = True,
+        settings: FuturesSettings = FuturesSettings(),
+        **venue_kwargs: Any,
+    ) -> "CcxtVenue":
+        """Build the ccxt instance for one account. ``streaming`` uses ccxt.pro (a master feed)."""
+        module = ccxt_pro if streaming else ccxt_async
+        exchange_class = getattr(module, exchange_id, None)
+        if exchange_class is None:
+            raise errors.ConfigError(f"ccxt{' pro' if streaming else ''} has no exchange {exchange_id!r}")
+        merged_options: dict[str, Any] = {}
+        _deep_merge(merged_options, COMMON_OPTIONS)
+        _deep_merge(merged_options, EXCHANGE_OPTIONS.get(exchange_id, {}))
+        if streaming:
+            _deep_merge(merged_options, STREAMING_OPTIONS)
+        _deep_merge(merged_options, options or {})
+        config: dict[str, Any] = {
+            "apiKey": api_key,
+            "secret": secret,
+            "enableRateLimit": enable_rate_limit,
+            "timeout": timeout_ms,
+            "options": merged_options,
+        }
+        if password:
+            config["password"] = password
+        exchange = exchange_class(config)
+        if sandbox:
+            if exchange_id in BINANCE_FAMILY:
+                exchange.enable_demo_trading(True)
+            else:
+                exchange.set_sandbox_mode(True)
+        if url_overrides:
+            _deep_merge(exchange.urls["api"], url_overrides)
+        return cls(exchange, markets_cache=markets_cache, sandbox=sandbox, settings=settings, **venue_kwargs)
+
+    # ------------------------------------------------------------------ markets
+
+    async def ensure_markets(self) -> None:
+        if not self._markets_ready:
+            await self._call(lambda: self._markets_cache.attach(self.exchange, sandbox=self.sandbox), retry=True)
+            self._markets_ready = True
+
+    async def market(self, symbol: str) -> MarketRules:
+        await self.ensure_markets()
+        market = self._ccxt_market(symbol)
+        precision, limits = market.get("precision") or {}, market.get("limits") or {}
+        amount_limits, cost_limits = limits.get("amount") or {}, limits.get("cost") or {}
+        return MarketRules(
+            symbol=market["symbol"],
+            base=market["base"],
+            quote=market["quote"],
+            quantity_step=self._step(precision.get("amount")),
+            price_tick=self._step(precision.get("price")),
+            min_quantity=to_decimal(amount_limits.get("min")) or ZERO,
+            min_notional=to_decimal(cost_limits.get("min")) or ZERO,
+            max_quantity=to_decimal(amount_limits.get("max")),
+            contract_size=to_decimal(market.get("contractSize")) or Decimal(1),
+            derivative=bool(market.get("contract")),
+        )
+
+    async def symbols(self) -> frozenset[str]:
+        await self.ensure_markets()
+        return frozenset(self.exchange.markets or {})
+
+    async def follower_symbol(self, master_symbol: str) -> str:
+        """The symbol on this venue for a master's unified symbol (explicit map first)."""
+        await self.ensure_markets()
+        symbol = self.symbol_map.get(master_symbol, master_symbol)
+        self._ccxt_market(symbol)
+        return symbol
+
+    def _ccxt_market(self, symbol: str) -> dict[str, Any]:
+        markets = self.exchange.markets or {}
+        market = markets.get(symbol)
+        if market is None:
+            raise errors.UnknownSymbol(f"{self.name} does not list {symbol}")
+        return market
+
+    def _step(self, precision: Any) -> Decimal:
+        """ccxt precision is a tick size (TICK_SIZE mode) or a count of decimals (DECIMAL_PLACES)."""
+        value = to_decimal(precision)
+        if value is None:
+            return Decimal(0)
+        if self.exchange.precisionMode == ccxt.DECIMAL_PLACES:
+            return Decimal(1).scaleb(-int(value))
+        return value
+
+    # ------------------------------------------------------------------ account
+
+    async def equity(self) -> Decimal:
+        await self.ensure_markets()
+        balance = await self._call(self.exchange.fetch_balance, retry=True)
+        info = balance.get("info") or {}
+        if isinstance(info, dict) and "totalWalletBalance" in info:
+            return Decimal(info["totalWalletBalance"]) + Decimal(info.get("totalUnrealizedProfit") or "0")
+        total = (balance.get("total") or {}).get(self.quote_currency)
+        return to_decimal(total) or ZERO
+
+    async def positions(self) -> list[Position]:
+        await self.ensure_markets()
+        if self._is_derivatives_venue():
+            raw = await self._call(self.exchange.fetch_positions, retry=True)
+            return [p for p in (self._position(entry) for entry in raw) if p is not None]
+        balance = await self._call(self.exchange.fetch_balance, retry=True)
+        held = []
+        for currency, amount in (balance.get("total") or {}).items():
+            quantity = to_decimal(amount)
+            symbol = f"{currency}/{self.quote_currency}"
+            if currency != self.quote_currency and quantity and symbol in (self.exchange.markets or {}):
+                held.append(Position(symbol, quantity))
+        return held
+
+    def _position(self, entry: Mapping[str, Any]) -> Position | None:
+        info = entry.get("info") or {}
+        raw_amount = info.get("positionAmt") if isinstance(info, dict) else None
+        if raw_amount is not None:
+            quantity = Decimal(raw_amount)
+        else:
+            contracts = to_decimal(entry.get("contracts")) or ZERO
+            size = to_decimal(entry.get("contractSize")) or Decimal(1)
+            quantity = contracts * size * (-1 if entry.get("side") == "short" else 1)
+        if not quantity:
+            return None
+        return Position(entry["symbol"], quantity, to_decimal(entry.get("entryPrice")))
+
+    async def validate(self) -> None:
+        """Authenticate, read the balance, and refuse keys that may withdraw or may not trade."""
+        await self.ensure_markets()
+        if self.name in BINANCE_FAMILY:
+            restrictions = await self._call(self.exchange.sapi_get_account_apirestrictions, retry=True)
+            if restrictions.get("enableWithdrawals"):
+                raise errors.PermissionDenied(
+                    "withdrawal-enabled keys are refused: create a key with withdrawals switched off"
+                )
+            trading_flag = "enableFutures" if self._is_derivatives_venue() else "enableSpotAndMarginTrading"
+            if not restrictions.get(trading_flag):
+                raise errors.PermissionDenied(f"this key may not trade on {self.name}: enable {trading_flag} for it")
+        await self.equity()
+
+    def _is_derivatives_venue(self) -> bool:
+        default_type = self.exchange.options.get("defaultType", "spot")
+        return default_type in ("swap", "future", "linear", "inverse", "delivery")
+
+    # ------------------------------------------------------------------ orders
+
+    async def place_order(self, intent: OrderIntent, settings: FuturesSettings | None = None) -> OrderAck:
+        """Send ``intent`` once. Never retried here; see the module docstring."""
+        await self.ensure_markets()
+        market = self._ccxt_market(intent.symbol)
+        derivative = bool(market.get("contract"))
+        if derivative:
+            await self._prepare_symbol(intent.symbol, settings or self.settings)
+        amount = self._rounded_amount(intent)
+        price = self._rounded_price(intent.symbol, intent.price) if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+        self._check_minimums(intent, market, amount, price)
+        order_type, params = await self._order_params(intent, derivative)
+        try:
+            order = await self.exchange.create_order(
+                intent.symbol, order_type, intent.side.value, amount, price, params
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise self._map(exc, placing_order=True) from None
+        return self._ack(order, intent.client_order_id)
+
+    def _rounded_amount(self, intent: OrderIntent) -> str:
+        try:
+            return self.exchange.amount_to_precision(intent.symbol, format(intent.quantity, "f"))
+        except ccxt.InvalidOrder:
+            step = self._ccxt_market(intent.symbol)["precision"].get("amount")
+            raise errors.InvalidOrder(
+                f"{intent.symbol}: quantity {intent.quantity} rounds to zero with step {to_decimal(step)}"
+            ) from None
+
+    def _rounded_price(self, symbol: str, price: Decimal | None) -> str | None:
+        if price is None:
+            return None
+        precision = self._ccxt_market(symbol)["precision"].get("price")
+        return self.exchange.decimal_to_precision(
+            format(price, "f"), TRUNCATE, precision, self.exchange.precisionMode, self.exchange.paddingMode
+        )
+
+    def _check_minimums(self, intent: OrderIntent, market: Mapping[str, Any], amount: str, price: str | None) -> None:
+        limits = market.get("limits") or {}
+        quantity = Decimal(amount)
+        min_amount = to_decimal((limits.get("amount") or {}).get("min"))
+        if min_amount is not None and quantity < min_amount:
+            raise errors.InvalidOrder(f"{intent.symbol}: quantity {_plain(quantity)} is below the minimum {_plain(min_amount)}")
+        min_cost = to_decimal((limits.get("cost") or {}).get("min"))
+        reference = Decimal(price) if price is not None else (intent.stop_price or intent.reference_price)
+        if min_cost is None or reference is None or intent.reduce_only:
+            return  # Binance waives the minimum notional for reduce-only orders
+        contract_size = to_decimal(market.get("contractSize")) or Decimal(1)
+        notional = quantity * contract_size * reference
+        if notional < min_cost:
+            raise errors.InvalidOrder(
+                f"{intent.symbol}: order value {_plain(notional)} ({_plain(quantity)} x {_plain(reference)})"
+                f" is below the minimum {_plain(min_cost)}"
+            )
+
+    async def _order_params(self, intent: OrderIntent, derivative: bool) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        if intent.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET):
+            if intent.stop_price is None:
+                raise errors.InvalidOrder(f"{intent.order_type.value} order for {intent.symbol} has no stop price")
+            stop = self._rounded_price(intent.symbol, intent.stop_price)
+            key = "takeProfitPrice" if intent.order_type is OrderType.TAKE_PROFIT_MARKET else "stopLossPrice"
+            params[key] = stop
+        if derivative:
+            if await self._is_hedge_mode():
+                # hedge mode: buys open longs and close shorts; Binance rejects reduceOnly here
+                long_side = (intent.side is Side.BUY) != intent.reduce_only
+                params["positionSide"] = "LONG" if long_side else "SHORT"
+            elif intent.reduce_only:
+                params["reduceOnly"] = True
+        order_type = "limit" if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else "market"
+        return order_type, params
+
+    async def _is_hedge_mode(self) -> bool:
+        if self._hedge_mode is None:
+            if self.exchange.has.get("fetchPositionMode"):
+                answer = await self._call(self.exchange.fetch_position_mode, retry=True)
+                self._hedge_mode = bool(answer.get("hedged"))
+            else:
+                self._hedge_mode = False
+        return self._hedge_mode
+
+    async def _prepare_symbol(self, symbol: str, settings: FuturesSettings) -> None:
+        """Apply margin mode and leverage once per symbol (again only if the settings change)."""
+        if settings.leverage is None and settings.margin_mode is None:
+            return
+        lock = self._symbol_locks.setdefault(symbol, asyncio.Lock())
+        async with lock:
+            applied = self._applied.get(symbol)
+            if applied == settings:
+                return
+            if settings.margin_mode is not None and (applied is None or applied.margin_mode != settings.margin_mode):
+                await self._set_margin_mode(symbol, settings.margin_mode)
+            if settings.leverage is not None and (applied is None or applied.leverage != settings.leverage):
+                await self._call(lambda: self.exchange.set_leverage(settings.leverage, symbol), retry=True)
+            self._applied[symbol] = settings
+
+    async def _set_margin_mode(self, symbol: str, margin_mode: str) -> None:
+        try:
+            await self._call(lambda: self.exchange.set_margin_mode(margin_mode, symbol), retry=True, raw=True)
+        except ccxt.MarginModeAlreadySet:
+            return
+
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+        """Look the order up by client order id; conditional (algo) orders are tried second."""
+        await self.ensure_markets()
+        market = self._ccxt_market(symbol)
+        lookups: list[dict[str, Any]] = [{"clientOrderId": client_order_id}]
+        if market.get("contract") and self.name in BINANCE_FAMILY:
+            lookups.append({"clientOrderId": client_order_id, "trigger": True})
+        for params in lookups:
+            try:
+                order = await self._call(lambda p=params: self.exchange.fetch_order(None, symbol, p), retry=True, raw=True)
+            except ccxt.OrderNotFound:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _binance_code(str(exc)) == ORDER_DOES_NOT_EXIST:
+                    continue
+                raise self._map(exc) from None
+            return self._ack(order, client_order_id)
+        return None
+
+    def _ack(self, order: Mapping[str, Any], client_order_id: str) -> OrderAck:
+        info = order.get("info") or {}
+        filled = to_decimal(order.get("filled")) or ZERO
+        amount = to_decimal(order.get("amount"))
+        done = order.get("status") == "closed" or (amount is not None and filled > 0 and filled >= amount)
+        fee = ZERO
+        for entry in order.get("fees") or ([order["fee"]] if order.get("fee") else []):
+            fee += to_decimal((entry or {}).get("cost")) or ZERO
+        return OrderAck(
+            venue_order_id=str(order.get("id") or info.get("orderId") or info.get("algoId") or ""),
+            client_order_id=order.get("clientOrderId") or client_order_id,
+            status=CopyStatus.FILLED if done and filled > 0 else CopyStatus.PLACED,
+            filled_quantity=filled,
+            average_price=to_decimal(order.get("average")) if filled else None,
+            fee=fee,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def read(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a read-only ccxt call with this venue's error mapping and retries (for listeners)."""
+        await self.ensure_markets()
+        return await self._call(call, retry=True)
+
+    async def _call(self, call: Callable[[], Awaitable[T]], *, retry: bool, raw: bool = False) -> T:
+        """Run a read (or idempotent settings) call, retrying ``TemporaryError`` with backoff.
+
+        ``raw`` re-raises ccxt's own exception after retries so callers can match specific ones.
+        """
+        attempts = 1 + (self._read_retries if retry else 0)
+        for attempt in range(attempts):
+            try:
+                return await call()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                mapped = self._map(exc)
+                if isinstance(exc, ccxt.InvalidNonce) or _binance_code(str(exc)) == -1021:
+                    await self._resync_clock()
+                if not isinstance(mapped, errors.TemporaryError) or attempt == attempts - 1:
+                    if raw and isinstance(exc, ccxt.BaseError) and not isinstance(mapped, errors.TemporaryError):
+                        raise
+                    raise mapped from None
+                log.warning("%s: temporary error, retrying: %s", self.name, mapped)
+                await asyncio.sleep(self._retry_backoff * (2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _resync_clock(self) -> None:
+        """After a -1021 (clock outside recvWindow), measure the offset to the venue's clock."""
+        if not self.exchange.has.get("fetchTime"):
+            return
+        try:
+            await self.exchange.load_time_difference()
+        except Exception as exc:  # the original error is the one worth reporting
+            log.warning("%s: could not resync the clock: %s", self.name, self._map(exc))
+
+    def _map(self, exc: BaseException, *, placing_order: bool = False) -> errors.VenueError:
+        retry_after = None
+        if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)) or _binance_code(str(exc)) in (-1003, -1015):
+            headers = self.exchange.last_response_headers or {}
+            header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            retry_after = _seconds(header)
+        return map_ccxt_error(
+            exc,
+            exchange_id=self.name,
+            placing_order=placing_order,
+            retry_after=retry_after,
+            secrets=(self.exchange.apiKey, self.exchange.secret, getattr(self.exchange, "password", None) or ""),
+        )
+
+    async def close(self) -> None:
+        await self.exchange.close()

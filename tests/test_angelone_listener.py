@@ -1,0 +1,180 @@
+"""AngelOneFillSource: the master's fills from the order-update socket and the order book, each once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from copytrade.core.listeners.angelone_listener import AngelOneFillSource, FillTracker
+from copytrade.core.model import Fill, FillStatus, OrderType, Side
+from copytrade.core.venues.angelone import AngelOneAccounts, AngelOneEndpoints, SpacingLimiter
+from tests.fakes.smartapi import MASTER, FakeSmartApi, credentials_of, fresh_accounts
+
+WAIT_LIMIT_SECONDS = 10  # only a bound on a failing test, never an expectation
+
+
+@pytest.fixture
+def fake():
+    server = FakeSmartApi(fresh_accounts()).start()
+    yield server
+    server.stop()
+
+
+def make_source(fake: FakeSmartApi, **options) -> AngelOneFillSource:
+    endpoints = AngelOneEndpoints(rest_root=fake.rest_root, order_updates_url=fake.ws_url, scrip_master_url=fake.scrip_master_url)
+    accounts = AngelOneAccounts(endpoints, login_limiter=SpacingLimiter(0.0), session_options={"backoff_base": 0.01})
+    settings = {"poll_interval": 0.05, "connected_poll_interval": 3600.0, "min_poll_spacing": 0.0, "reconnect_delay": 0.05,
+                **options}
+    return AngelOneFillSource(accounts.session(credentials_of(MASTER)), master_id=3, **settings)
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT_LIMIT_SECONDS):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+class Collector:
+    """Drains a source's fills in the background so tests can wait on them."""
+
+    def __init__(self, source: AngelOneFillSource) -> None:
+        self.fills: list[Fill] = []
+        self._task = asyncio.create_task(self._drain(source))
+
+    async def _drain(self, source: AngelOneFillSource) -> None:
+        async for fill in source.fills():
+            self.fills.append(fill)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+@pytest.fixture
+async def running(fake):
+    """A started source with its collector; waits for the socket to connect."""
+    started: list[tuple[AngelOneFillSource, Collector]] = []
+
+    async def start(**options) -> tuple[AngelOneFillSource, Collector]:
+        source = make_source(fake, **options)
+        collector = Collector(source)
+        started.append((source, collector))
+        return source, collector
+
+    yield start
+    for source, collector in started:
+        await collector.stop()
+        await source.close()
+
+
+async def test_a_partial_then_complete_order_gives_two_increments_summing_to_the_order(fake, running):
+    source, collector = await running()
+    await wait_until(lambda: source.health().connected)
+
+    order = fake.master_order(MASTER.client_code, quantity=50, filled=20, average_price="612.00", order_type="LIMIT", price="612.50")
+    await wait_until(lambda: len(collector.fills) == 1)
+    fake.master_order(MASTER.client_code, order_id=order["orderid"], quantity=50, filled=50, average_price="612.30",
+                      order_type="LIMIT", price="612.50", status="complete")
+    await wait_until(lambda: len(collector.fills) == 2)
+
+    first, second = collector.fills
+    assert (first.quantity, first.status, first.trade_id) == (Decimal(20), FillStatus.PARTIALLY_FILLED, f"{order['orderid']}:20")
+    assert (second.quantity, second.status, second.trade_id) == (Decimal(30), FillStatus.FILLED, f"{order['orderid']}:50")
+    assert first.quantity + second.quantity == Decimal(50)
+    assert second.price == Decimal("612.5000")  # the second increment's own price from the averages
+    assert (first.symbol, first.side, first.order_type, first.limit_price, first.venue, first.master_id) == (
+        "NSE:SBIN-EQ", Side.BUY, OrderType.LIMIT, Decimal("612.5"), "angelone", 3)
+
+
+async def test_an_order_seen_by_the_socket_and_the_poller_is_emitted_once(fake, running):
+    source, collector = await running(connected_poll_interval=0.02)
+    await wait_until(lambda: source.health().connected)
+
+    fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="101.25", status="complete", side="SELL",
+                      symbol="NIFTY24DEC24000CE", exchange="NFO")
+    await wait_until(lambda: len(collector.fills) == 1)
+    polls_after_fill = fake.calls["order_book"]
+    await wait_until(lambda: fake.calls["order_book"] >= polls_after_fill + 3)
+    fake.push_order_update(MASTER.client_code, fake.orders_of(MASTER.client_code)[0])  # a duplicate push
+    await wait_until(lambda: fake.calls["order_book"] >= polls_after_fill + 5)
+
+    [fill] = collector.fills
+    assert (fill.symbol, fill.side, fill.quantity, fill.price) == ("NFO:NIFTY24DEC24000CE", Side.SELL, Decimal(10), Decimal("101.25"))
+
+
+async def test_orders_filled_while_the_socket_was_down_are_recovered_on_reconnect(fake, running):
+    source, collector = await running(poll_interval=3600.0)  # only the reconnect can recover the gap
+    await wait_until(lambda: source.health().connected)
+    polls_before_drop = fake.calls["order_book"]
+
+    fake.refuse_order_update_sockets = True
+    fake.drop_order_update_sockets()
+    await wait_until(lambda: not source.health().connected and fake.calls["order_book"] > polls_before_drop)
+    assert source.health().mode == "polling"
+    gap_order = fake.master_order(MASTER.client_code, quantity=5, filled=5, average_price="600.05", status="complete", push=False)
+    fake.refuse_order_update_sockets = False
+    await wait_until(lambda: source.health().connected and len(collector.fills) == 1)
+
+    assert collector.fills[0].order_id == gap_order["orderid"]
+    assert source.health().reconnects == 1
+
+
+async def test_the_order_book_is_polled_when_the_socket_is_unavailable(fake, running):
+    fake.refuse_order_update_sockets = True
+    source, collector = await running()
+    await wait_until(lambda: fake.calls["order_book"] >= 2)
+
+    fake.master_order(MASTER.client_code, quantity=3, filled=3, average_price="99.95", status="complete", push=False)
+    await wait_until(lambda: len(collector.fills) == 1)
+
+    health = source.health()
+    assert (health.connected, health.mode) == (False, "polling") and health.last_event_at is not None
+
+
+async def test_orders_already_in_the_book_at_start_are_not_copied(fake, running):
+    old = fake.master_order(MASTER.client_code, quantity=4, filled=4, average_price="10", status="complete", push=False)
+    source, collector = await running(connected_poll_interval=0.02)
+    await wait_until(lambda: source.health().connected)
+    polls = fake.calls["order_book"]
+
+    fake.master_order(MASTER.client_code, quantity=2, filled=2, average_price="11", status="complete")
+    await wait_until(lambda: len(collector.fills) == 1 and fake.calls["order_book"] >= polls + 3)
+
+    assert [f.order_id for f in collector.fills] != [old["orderid"]]
+    assert len(collector.fills) == 1
+
+
+async def test_the_listener_logs_in_again_once_when_its_token_is_refused(fake, running):
+    source, collector = await running()
+    await wait_until(lambda: source.health().connected)
+    fake.expire_sessions()
+    fake.refuse_order_update_sockets = True
+    fake.drop_order_update_sockets()
+
+    fake.master_order(MASTER.client_code, quantity=1, filled=1, average_price="5", status="complete", push=False)
+    await wait_until(lambda: len(collector.fills) == 1)
+    assert fake.logins[MASTER.client_code] == 2
+
+
+def test_tracker_ignores_stale_and_repeated_snapshots():
+    tracker = FillTracker(master_id=1)
+    order = {"orderid": "9", "filledshares": "30", "averageprice": 100.0, "quantity": "30", "transactiontype": "BUY",
+             "status": "complete", "exchange": "NSE", "tradingsymbol": "SBIN-EQ", "ordertype": "STOPLOSS_MARKET",
+             "triggerprice": 99.5, "price": 0.0}
+    stale = {**order, "filledshares": "10", "status": "open"}
+
+    fill = tracker.observe(order)
+    assert fill is not None and fill.quantity == Decimal(30) and fill.stop_price == Decimal("99.5")
+    assert fill.order_type is OrderType.STOP_MARKET and fill.limit_price is None
+    assert tracker.observe(order) is None
+    assert tracker.observe(stale) is None
+
+
+def test_tracker_skips_orders_without_an_execution():
+    tracker = FillTracker(master_id=1)
+    base = {"orderid": "5", "quantity": "10", "transactiontype": "BUY", "exchange": "NSE", "tradingsymbol": "SBIN-EQ"}
+    assert tracker.observe({**base, "filledshares": "0", "averageprice": 0.0, "status": "rejected"}) is None
+    assert tracker.observe({**base, "filledshares": "", "averageprice": 0.0, "status": "open"}) is None

@@ -1,0 +1,475 @@
+"""AngelOneVenue and its sessions, with the real smartapi-python against a local fake SmartAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import socket
+import sys
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pyotp
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from copytrade.core.errors import (
+    AuthenticationError,
+    InvalidOrder,
+    OrderStatusUnknown,
+    RateLimited,
+    TemporaryError,
+    UnknownSymbol,
+    UserError,
+)
+from copytrade.core.model import CopyStatus, OrderIntent, OrderType, Side
+from copytrade.core.venues.angelone import (
+    AngelOneAccounts,
+    AngelOneCredentials,
+    AngelOneEndpoints,
+    MultiWindowRateLimiter,
+    ProductType,
+    SpacingLimiter,
+    import_smartapi,
+    ordertag_for,
+    register_jobs,
+)
+from copytrade.core.venues.angelone_instruments import IST, InstrumentMaster
+from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
+
+FAST_SESSIONS = {"backoff_base": 0.01}
+
+
+@pytest.fixture
+def fake():
+    server = FakeSmartApi(fresh_accounts(), slow_answer_seconds=1.0).start()
+    yield server
+    server.stop()
+
+
+def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options) -> AngelOneAccounts:
+    endpoints = AngelOneEndpoints(rest_root=fake.rest_root, order_updates_url=fake.ws_url,
+                                  scrip_master_url=fake.scrip_master_url, request_timeout=timeout)
+    return AngelOneAccounts(endpoints, login_limiter=SpacingLimiter(0.0),
+                            session_options={**FAST_SESSIONS, **session_options})
+
+
+def intent(symbol: str = "NSE:SBIN-EQ", quantity: str = "10", order_type: OrderType = OrderType.MARKET, *,
+           price: str | None = None, stop_price: str | None = None, client_order_id: str = "ct-1-42-7",
+           follow_id: int = 1, side: Side = Side.BUY) -> OrderIntent:
+    return OrderIntent(
+        follow_id=follow_id, client_order_id=client_order_id, symbol=symbol, side=side, quantity=Decimal(quantity),
+        order_type=order_type, price=Decimal(price) if price else None, stop_price=Decimal(stop_price) if stop_price else None,
+    )
+
+
+# -- login and sessions ---------------------------------------------------------------------------
+
+
+async def test_validate_logs_in_with_the_totp_and_reads_profile_and_funds(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+
+    await venue.validate()
+
+    assert fake.logins[FOLLOWER.client_code] == 1
+    assert fake.calls["profile"] >= 1 and fake.calls["rms"] == 1
+    assert await venue.equity() == Decimal("250000.00")
+
+
+async def test_login_with_a_wrong_totp_raises_authentication_error(fake):
+    wrong_seed = pyotp.random_base32()
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER, totp_secret=wrong_seed))
+
+    with pytest.raises(AuthenticationError, match="Invalid totp"):
+        await venue.validate()
+    assert fake.failed_logins == 1 and fake.logins[FOLLOWER.client_code] == 0
+
+
+async def test_expired_token_triggers_exactly_one_login_and_one_retry(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    await venue.equity()
+    fake.expire_sessions()
+
+    assert await venue.equity() == Decimal("250000.00")
+    assert fake.logins[FOLLOWER.client_code] == 2
+    assert fake.calls["rms"] == 3  # first read, refused read, retried read
+
+
+async def test_token_refused_again_after_login_is_not_retried_in_a_loop(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    await venue.equity()
+    fake.fail_next("rms", "invalid_token", times=5)
+
+    with pytest.raises(AuthenticationError, match="refused a fresh session"):
+        await venue.equity()
+    assert fake.logins[FOLLOWER.client_code] == 2
+    assert fake.calls["rms"] == 3
+
+
+async def test_concurrent_calls_refused_together_log_in_once(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    await venue.equity()
+    fake.expire_sessions()
+
+    await asyncio.gather(*(venue.equity() for _ in range(4)))
+
+    assert fake.logins[FOLLOWER.client_code] == 2
+
+
+async def test_refresh_due_sessions_logs_in_again_after_the_daily_logout(fake):
+    now = [datetime(2024, 12, 20, 3, 0, tzinfo=timezone.utc)]  # 08:30 IST
+    accounts = make_accounts(fake, clock=lambda: now[0], daily_logout_ist=time(5, 0))
+    venue = accounts.venue(credentials_of(FOLLOWER))
+    await venue.equity()
+
+    assert await accounts.refresh_due_sessions() == []
+    now[0] += timedelta(hours=21)  # 05:30 IST the next day
+    assert await accounts.refresh_due_sessions() == [FOLLOWER.client_code]
+    assert await accounts.refresh_due_sessions() == []
+    assert fake.logins[FOLLOWER.client_code] == 2
+
+
+async def test_register_jobs_adds_the_session_refresh_and_instrument_reload():
+    scheduler = AsyncIOScheduler()
+    accounts = AngelOneAccounts()
+
+    register_jobs(scheduler, accounts)
+
+    assert {job.id for job in scheduler.get_jobs()} == {"angelone.refresh_sessions", "angelone.reload_instruments"}
+
+
+async def test_login_limiter_spaces_logins_of_many_accounts():
+    clock = [100.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter = SpacingLimiter(1.1, clock=lambda: clock[0], sleep=fake_sleep)
+    await asyncio.gather(*(limiter.wait() for _ in range(4)))
+
+    assert sorted(slept) == pytest.approx([1.1, 2.2, 3.3])
+
+
+async def test_order_limiter_waits_for_the_tightest_window():
+    clock = [0.0]
+
+    async def advance(seconds: float) -> None:
+        clock[0] += seconds
+
+    limiter = MultiWindowRateLimiter(((2, 1.0), (3, 60.0)), clock=lambda: clock[0], sleep=advance)
+    for _ in range(3):
+        await limiter.acquire()
+    assert clock[0] == pytest.approx(1.0)  # the third waited for the per-second window
+    await limiter.acquire()
+    assert clock[0] == pytest.approx(60.0)  # the fourth waited for the per-minute window
+
+
+def test_credentials_name_what_is_missing_and_hide_secrets_in_repr():
+    with pytest.raises(UserError, match="missing: pin"):
+        AngelOneCredentials.from_mapping(credentials_of(FOLLOWER, pin=""))
+    with pytest.raises(UserError, match="TOTP secret"):
+        AngelOneCredentials.from_mapping(credentials_of(FOLLOWER, totp_secret="not base32 !"))
+    text = repr(AngelOneCredentials.from_mapping(credentials_of(FOLLOWER)))
+    assert FOLLOWER.client_code in text
+    assert FOLLOWER.api_key not in text and FOLLOWER.pin not in text and FOLLOWER.totp_secret not in text
+
+
+# -- instruments --------------------------------------------------------------------------------
+
+
+async def test_market_rules_come_from_the_scrip_master_loaded_once(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+
+    option = await venue.market("NFO:NIFTY24DEC24000CE")
+    equity = await venue.market("nse:sbin-eq")
+    crude = await venue.market("MCX:CRUDEOIL24DECFUT")
+    await venue.market("BSE:SBIN")
+
+    assert (option.quantity_step, option.price_tick, option.min_quantity, option.derivative) == (
+        Decimal(25), Decimal("0.05"), Decimal(25), True)
+    assert (equity.symbol, equity.quantity_step, equity.derivative, equity.quote) == ("NSE:SBIN-EQ", Decimal(1), False, "INR")
+    assert crude.price_tick == Decimal(1)
+    assert await venue.symbols() == {"NSE:SBIN-EQ", "BSE:SBIN", "NFO:NIFTY24DEC24000CE", "MCX:CRUDEOIL24DECFUT"}
+    assert fake.scrip_master_downloads == 1
+
+
+@pytest.mark.parametrize("symbol", ["CDS:USDINR24DECFUT", "NSE:NOSUCH-EQ", "SBIN-EQ"])
+async def test_unlisted_or_malformed_symbols_are_unknown(fake, symbol):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    with pytest.raises(UnknownSymbol):
+        await venue.market(symbol)
+
+
+async def test_instrument_master_reloads_on_a_new_day_and_keeps_the_old_list_if_that_fails():
+    now = [datetime(2024, 12, 20, 3, 0, tzinfo=timezone.utc)]
+    downloads: list[str] = []
+    failing = [False]
+
+    def download(url: str):
+        downloads.append(url)
+        if failing[0]:
+            raise OSError("offline")
+        return SCRIP_MASTER_ROWS
+
+    master = InstrumentMaster("http://scrip.test/master.json", download=download, clock=lambda: now[0])
+    await master.instrument("NSE:SBIN-EQ")
+    await master.instrument("NSE:SBIN-EQ")
+    assert len(downloads) == 1 and master.loaded_on == date(2024, 12, 20)
+
+    now[0] += timedelta(days=1)
+    failing[0] = True
+    assert (await master.instrument("NSE:SBIN-EQ")).token == "3045"
+    await master.instrument("NSE:SBIN-EQ")  # within the retry delay: no new attempt
+    assert len(downloads) == 2 and master.loaded_on == date(2024, 12, 20)
+
+    failing[0] = False
+    now[0] += timedelta(minutes=10)
+    await master.instrument("NSE:SBIN-EQ")
+    assert len(downloads) == 3 and master.loaded_on == now[0].astimezone(IST).date()
+
+
+async def test_instrument_master_without_any_list_raises_temporary_error():
+    def download(url: str):
+        raise OSError("offline")
+
+    with pytest.raises(TemporaryError):
+        await InstrumentMaster("http://scrip.test/master.json", download=download).instrument("NSE:SBIN-EQ")
+
+
+# -- orders -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("order_type", "price", "stop_price", "variety", "angel_type", "sent_price", "sent_trigger"),
+    [
+        (OrderType.MARKET, None, None, "NORMAL", "MARKET", "0", "0"),
+        (OrderType.LIMIT, "612.33", None, "NORMAL", "LIMIT", "612.35", "0"),
+        (OrderType.STOP_LIMIT, "615", "612.01", "STOPLOSS", "STOPLOSS_LIMIT", "615.00", "612.00"),
+        (OrderType.STOP_MARKET, None, "612.08", "STOPLOSS", "STOPLOSS_MARKET", "0", "612.10"),
+    ],
+)
+async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
+        fake, order_type, price, stop_price, variety, angel_type, sent_price, sent_trigger):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER), follow_products={7: ProductType.DELIVERY})
+
+    ack = await venue.place_order(intent(order_type=order_type, price=price, stop_price=stop_price, follow_id=7,
+                                         client_order_id="ct-7-1001-abc"))
+
+    [order] = fake.orders_of(FOLLOWER.client_code)
+    assert ack.venue_order_id == order["orderid"] and ack.status is CopyStatus.PLACED
+    assert (order["variety"], order["ordertype"], order["producttype"]) == (variety, angel_type, "DELIVERY")
+    assert Decimal(order["price"]) == Decimal(sent_price) and Decimal(order["triggerprice"]) == Decimal(sent_trigger)
+    assert (order["tradingsymbol"], order["symboltoken"], order["exchange"]) == ("SBIN-EQ", "3045", "NSE")
+    assert order["ordertag"] == ordertag_for("ct-7-1001-abc") and len(order["ordertag"]) <= 20
+
+
+async def test_product_defaults_to_the_venue_setting(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER), product=ProductType.CARRYFORWARD)
+    await venue.place_order(intent("NFO:NIFTY24DEC24000CE", "25", side=Side.SELL))
+    [order] = fake.orders_of(FOLLOWER.client_code)
+    assert (order["producttype"], order["transactiontype"]) == ("CARRYFORWARD", "SELL")
+
+
+async def test_a_quantity_of_one_point_four_lots_is_sent_as_one_lot(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    await venue.place_order(intent("NFO:NIFTY24DEC24000CE", "35"))
+    [order] = fake.orders_of(FOLLOWER.client_code)
+    assert order["quantity"] == "25"
+
+
+async def test_a_quantity_below_one_lot_is_refused_without_sending(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    with pytest.raises(InvalidOrder, match="below one lot"):
+        await venue.place_order(intent("NFO:NIFTY24DEC24000CE", "24"))
+    assert fake.calls["place_order"] == 0
+
+
+async def test_take_profit_orders_are_refused_as_unsupported(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    with pytest.raises(InvalidOrder, match="take_profit_market"):
+        await venue.place_order(intent(order_type=OrderType.TAKE_PROFIT_MARKET, stop_price="600"))
+
+
+async def test_a_rate_limit_answer_is_retried_after_a_backoff(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    fake.fail_next("place_order", "rate_limit")
+
+    ack = await venue.place_order(intent())
+
+    assert fake.calls["place_order"] == 2
+    assert [o["orderid"] for o in fake.orders_of(FOLLOWER.client_code)] == [ack.venue_order_id]
+
+
+async def test_a_persistent_rate_limit_raises_rate_limited_with_a_retry_delay(fake):
+    venue = make_accounts(fake, rate_limit_retries=2).venue(credentials_of(FOLLOWER))
+    fake.fail_next("place_order", "rate_limit", times=3)
+
+    with pytest.raises(RateLimited) as raised:
+        await venue.place_order(intent())
+    assert raised.value.retry_after and raised.value.retry_after > 0
+    assert fake.calls["place_order"] == 3 and fake.orders_of(FOLLOWER.client_code) == []
+
+
+async def test_an_order_refused_for_an_invalid_token_is_placed_once_after_login(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    await venue.equity()
+    fake.expire_sessions()
+
+    await venue.place_order(intent())
+
+    assert len(fake.orders_of(FOLLOWER.client_code)) == 1 and fake.logins[FOLLOWER.client_code] == 2
+
+
+async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its_tag(fake):
+    venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
+    await venue.equity()
+    fake.fail_next("place_order", "timeout")
+
+    with pytest.raises(OrderStatusUnknown):
+        await venue.place_order(intent(client_order_id="ct-1-77-lost"))
+    ack = await venue.fetch_order("ct-1-77-lost", "NSE:SBIN-EQ")
+
+    assert fake.calls["place_order"] == 1
+    [order] = fake.orders_of(FOLLOWER.client_code)
+    assert ack is not None and ack.venue_order_id == order["orderid"]
+    assert (ack.status, ack.filled_quantity, ack.average_price) == (CopyStatus.FILLED, Decimal(10), Decimal("612.35"))
+
+
+async def test_a_bad_gateway_on_placing_is_status_unknown_not_a_retry(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    fake.fail_next("place_order", "bad_gateway")
+    with pytest.raises(OrderStatusUnknown):
+        await venue.place_order(intent())
+    assert fake.calls["place_order"] == 1
+
+
+async def test_an_order_angel_one_refuses_maps_to_invalid_order(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    fake.fail_next("place_order", "invalid_variety")
+    with pytest.raises(InvalidOrder, match="AB1008"):
+        await venue.place_order(intent())
+    assert fake.orders_of(FOLLOWER.client_code) == []
+
+
+async def test_a_limit_price_that_rounds_to_zero_is_refused_without_sending(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    with pytest.raises(InvalidOrder, match="not positive"):
+        await venue.place_order(intent(order_type=OrderType.LIMIT, price="0.01"))
+    assert fake.calls["place_order"] == 0
+
+
+async def test_fetch_order_of_an_unknown_client_order_id_is_none(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    await venue.place_order(intent(client_order_id="ct-1-1-a"))
+    assert await venue.fetch_order("ct-1-1-b", "NSE:SBIN-EQ") is None
+
+
+async def test_positions_come_from_the_position_book(fake):
+    fake.accounts[FOLLOWER.client_code].positions = [
+        {"exchange": "NFO", "tradingsymbol": "NIFTY24DEC24000CE", "netqty": "-50", "avgnetprice": "101.25"},
+        {"exchange": "NSE", "tradingsymbol": "SBIN-EQ", "netqty": "0", "avgnetprice": "0"},
+    ]
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    [position] = await venue.positions()
+    assert (position.symbol, position.quantity, position.entry_price) == ("NFO:NIFTY24DEC24000CE", Decimal(-50), Decimal("101.25"))
+
+
+def test_ordertags_are_short_deterministic_and_distinct():
+    long_ids = [f"copytrade-follow-{n}-master-fill-8f4696e6881fbab0" for n in range(50)]
+    tags = [ordertag_for(i) for i in long_ids]
+    assert all(len(t) <= 20 and t.isalnum() for t in tags)
+    assert len(set(tags)) == 50 and tags == [ordertag_for(i) for i in long_ids]
+    assert ordertag_for("ct17abc") == "ct17abc"
+
+
+# -- the SDK's hazards ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def network_attempts(monkeypatch):
+    """Record (and refuse) every name lookup and connection the process tries."""
+    attempts: list[object] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[:2])
+        raise OSError("network is off in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    for name in [n for n in sys.modules if n == "SmartApi" or n.startswith("SmartApi.")]:
+        monkeypatch.delitem(sys.modules, name)
+    return attempts
+
+
+def test_the_guarded_import_makes_no_connection(network_attempts):
+    sdk = import_smartapi()
+    assert network_attempts == []
+    assert sdk.SmartConnect.clientPublicIp  # the SDK's fallback address was set without a lookup
+
+
+def test_an_unguarded_import_would_reach_the_network(network_attempts, monkeypatch):
+    import logzero
+
+    monkeypatch.setattr(logzero.logger, "disabled", True)
+    importlib.import_module("SmartApi.smartConnect")
+    assert network_attempts != []
+
+
+class RecordEverything(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def every_log_record(caplog):
+    """Records from the root logger and from the loggers the SDK writes to (logzero's is not
+    propagated to the root, so caplog alone would miss it)."""
+    import logzero
+
+    caplog.set_level(logging.DEBUG)
+    handler = RecordEverything()
+    sdk_loggers = {logzero.logger, sys.modules["SmartApi.smartConnect"].logger,
+                   sys.modules["SmartApi.smartWebSocketOrderUpdate"].logger}
+    for logger in sdk_loggers:
+        logger.addHandler(handler)
+    yield lambda: [caplog.text, *handler.lines]
+    for logger in sdk_loggers:
+        logger.removeHandler(handler)
+
+
+async def test_no_secret_reaches_logs_output_or_files(fake, tmp_path, monkeypatch, every_log_record, capfd):
+    monkeypatch.chdir(tmp_path)
+    wrong_seed = pyotp.random_base32()
+    accounts = make_accounts(fake, timeout=0.3)
+    failing = accounts.venue(credentials_of(FOLLOWER, totp_secret=wrong_seed))
+    with pytest.raises(AuthenticationError) as failed_login:
+        await failing.validate()
+    sent_totp = [pyotp.TOTP(wrong_seed).at(datetime.now(timezone.utc) + timedelta(seconds=s)) for s in (-30, 0, 30)]
+
+    venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
+    await venue.equity()
+    fake.fail_next("place_order", "timeout")
+    with pytest.raises(OrderStatusUnknown) as lost:
+        await venue.place_order(intent())
+    fake.fail_next("rms", "bad_gateway")
+    with pytest.raises(TemporaryError) as bad_gateway:
+        await venue.equity()
+    assert fake.issued_tokens
+
+    secrets = [FOLLOWER.pin, FOLLOWER.api_key, FOLLOWER.totp_secret, wrong_seed, *sent_totp, *fake.issued_tokens]
+    out, err = capfd.readouterr()
+    texts = [out, err, *every_log_record()]
+    for raised in (failed_login.value, lost.value, bad_gateway.value):
+        texts += [str(raised), repr(raised), repr(raised.__cause__), repr(raised.__context__)]
+    texts += [p.read_text(errors="replace") for p in Path(tmp_path).rglob("*") if p.is_file()]
+    assert not (tmp_path / "logs").exists()
+    for secret in secrets:
+        assert all(secret not in text for text in texts), "a secret leaked"

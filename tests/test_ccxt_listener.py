@@ -1,0 +1,184 @@
+"""CcxtFillListener: real ccxt.pro (binanceusdm) user-data stream against the local fake Binance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from copytrade.core.listeners.ccxt_listener import CcxtFillListener
+from copytrade.core.model import Fill, FillStatus, OrderType, Side
+from copytrade.core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
+from tests.fakes.binance import FakeBinance
+
+MASTER_KEY, MASTER_SECRET = "master-key", "master-secret"
+MASTER_ID = 7
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition``; the timeout only turns a hang into a failure."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+class Harness:
+    """A running listener whose fills are collected; ``checkpoint`` is the last collected fill."""
+
+    def __init__(self, fake: FakeBinance, **listener_kwargs) -> None:
+        self.fake = fake
+        self.fills: list[Fill] = []
+        self.checkpoint_override: datetime | None = None
+        self.venue = CcxtVenue.create(
+            "binanceusdm", MASTER_KEY, MASTER_SECRET, markets_cache=CcxtMarketsCache(),
+            url_overrides=fake.url_overrides(), streaming=True, enable_rate_limit=False,
+            options=listener_kwargs.pop("options", {}),
+        )
+        listener_kwargs.setdefault("heartbeat_seconds", 5.0)
+        listener_kwargs.setdefault("backoff_initial", 0.05)
+        self.listener = CcxtFillListener(
+            self.venue, master_id=MASTER_ID, checkpoint=self.checkpoint, symbols=["BTC/USDT:USDT"], **listener_kwargs
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def checkpoint(self) -> datetime | None:
+        if self.fills:
+            return self.fills[-1].executed_at
+        return self.checkpoint_override
+
+    async def _collect(self) -> None:
+        async for fill in self.listener.fills():
+            self.fills.append(fill)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._collect())
+        await until(lambda: self.listener.health.connected)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.venue.close()
+
+    def trade_ids(self) -> list[str]:
+        return [f.trade_id for f in self.fills]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBinance]:
+    async with FakeBinance() as server:
+        server.add_account(MASTER_KEY, MASTER_SECRET)
+        yield server
+
+
+@pytest.fixture
+async def harness(fake: FakeBinance) -> AsyncIterator[Harness]:
+    running = Harness(fake)
+    yield running
+    await running.stop()
+
+
+async def test_streamed_executions_become_fills_with_increments(fake: FakeBinance, harness: Harness) -> None:
+    await harness.start()
+
+    order = await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), fills=[Decimal("0.004"), Decimal("0.006")], price=Decimal("60000.5"))
+    await until(lambda: len(harness.fills) == 2)
+
+    first, second = harness.fills
+    assert [f.quantity for f in harness.fills] == [Decimal("0.004"), Decimal("0.006")]
+    assert [f.status for f in harness.fills] == [FillStatus.PARTIALLY_FILLED, FillStatus.FILLED]
+    assert first.trade_id != second.trade_id and first.order_id == second.order_id == str(order.order_id)
+    assert (first.master_id, first.venue, first.symbol, first.side) == (MASTER_ID, "binanceusdm", "BTC/USDT:USDT", Side.BUY)
+    assert (first.price, first.order_type, first.reduce_only) == (Decimal("60000.5"), OrderType.MARKET, False)
+    assert first.executed_at.tzinfo is not None
+    assert harness.listener.health.last_event_at is not None
+
+
+async def test_reduce_only_and_limit_orders_carry_their_flags(fake: FakeBinance, harness: Harness) -> None:
+    await harness.start()
+
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), order_type="LIMIT", price=Decimal("59000"))
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "SELL", Decimal("0.010"), reduce_only=True)
+    await until(lambda: len(harness.fills) == 2)
+
+    entry, exit_ = harness.fills
+    assert (entry.order_type, entry.limit_price, entry.reduce_only) == (OrderType.LIMIT, Decimal("59000"), False)
+    assert (exit_.side, exit_.reduce_only, exit_.status) == (Side.SELL, True, FillStatus.FILLED)
+
+
+async def test_fills_during_a_dropped_socket_are_recovered_once(fake: FakeBinance, harness: Harness) -> None:
+    await harness.start()
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"))
+    await until(lambda: len(harness.fills) == 1)
+
+    await fake.drop_websockets(refuse_new=True)
+    await until(lambda: not harness.listener.health.connected)
+    gap_order = await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.020"), fills=[Decimal("0.005"), Decimal("0.015")])
+    assert len(harness.fills) == 1
+    fake.accept_websockets()
+    await until(lambda: harness.listener.health.connected and len(harness.fills) == 3)
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "SELL", Decimal("0.030"), reduce_only=True)
+    await until(lambda: len(harness.fills) == 4)
+
+    ids = harness.trade_ids()
+    assert len(ids) == len(set(ids)) == 4
+    recovered = harness.fills[1:3]
+    assert [f.order_id for f in recovered] == [str(gap_order.order_id)] * 2
+    assert [(f.quantity, f.status) for f in recovered] == [
+        (Decimal("0.005"), FillStatus.PARTIALLY_FILLED), (Decimal("0.015"), FillStatus.FILLED)]
+    assert harness.listener.health.reconnects >= 1
+    assert fake.count("GET", "/fapi/v1/userTrades") >= 2
+
+
+async def test_start_recovers_fills_after_the_checkpoint_only(fake: FakeBinance, harness: Harness) -> None:
+    await fake.master_trade(MASTER_KEY, "ETHUSDT", "BUY", Decimal("1.000"))
+    await asyncio.sleep(0.01)
+    harness.checkpoint_override = datetime.now(timezone.utc)
+    await asyncio.sleep(0.01)
+    await fake.master_trade(MASTER_KEY, "ETHUSDT", "SELL", Decimal("0.400"), reduce_only=True)
+
+    await harness.start()
+    await until(lambda: len(harness.fills) == 1)
+
+    [recovered] = harness.fills
+    assert (recovered.symbol, recovered.side, recovered.quantity, recovered.reduce_only) == (
+        "ETH/USDT:USDT", Side.SELL, Decimal("0.4"), True)
+
+
+async def test_silent_socket_is_treated_as_dead_and_reconnected(fake: FakeBinance) -> None:
+    harness = Harness(fake, heartbeat_seconds=0.6)
+    try:
+        await harness.start()
+        fake.silence_websockets()
+        await until(lambda: harness.listener.health.reconnects >= 1)
+        await until(lambda: harness.listener.health.connected)
+
+        await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"))
+        await until(lambda: len(harness.fills) == 1)
+
+        assert harness.listener.health.last_error is not None
+    finally:
+        await harness.stop()
+
+
+async def test_listen_key_is_kept_alive_through_the_overridden_urls(fake: FakeBinance) -> None:
+    harness = Harness(fake, listen_key_refresh_seconds=0.05, heartbeat_seconds=0.8)
+    try:
+        await harness.start()
+        await until(lambda: fake.count("PUT", "/fapi/v1/listenKey") >= 3)
+        assert fake.count("POST", "/fapi/v1/listenKey") == 1
+        assert harness.listener.health.reconnects == 0
+    finally:
+        await harness.stop()
+
+
+async def test_a_spot_venue_without_streaming_is_refused(fake: FakeBinance) -> None:
+    venue = CcxtVenue.create("binance", MASTER_KEY, MASTER_SECRET, markets_cache=CcxtMarketsCache(), url_overrides=fake.url_overrides())
+    try:
+        with pytest.raises(ValueError, match="streaming=True"):
+            CcxtFillListener(venue, master_id=1, checkpoint=lambda: None)  # type: ignore[arg-type, return-value]
+    finally:
+        await venue.close()

@@ -1,0 +1,422 @@
+"""CcxtVenue: the real ccxt (binanceusdm, binance) against the local fake Binance."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+
+import pytest
+
+from copytrade.core import errors
+from copytrade.core.model import CopyStatus, OrderIntent, OrderType, Side
+from copytrade.core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue, FuturesSettings, map_ccxt_error
+from tests.fakes.binance import FUTURES, SPOT, FakeBinance
+
+FUTURES_BTC = "BTC/USDT:USDT"
+SPOT_BTC = "BTC/USDT"
+KEY, SECRET = "follower-key-1234", "follower-secret-abcd"
+
+VenueFactory = Callable[..., Awaitable[CcxtVenue]]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBinance]:
+    async with FakeBinance() as server:
+        yield server
+
+
+@pytest.fixture
+async def make_venue(fake: FakeBinance) -> AsyncIterator[VenueFactory]:
+    """Builds venues against the fake (one shared markets cache by default); closes them all."""
+    created: list[CcxtVenue] = []
+    shared_cache = CcxtMarketsCache()
+
+    async def factory(exchange_id: str = "binanceusdm", api_key: str = KEY, secret: str = SECRET, **kwargs) -> CcxtVenue:
+        kwargs.setdefault("markets_cache", shared_cache)
+        kwargs.setdefault("retry_backoff", 0.01)
+        kwargs.setdefault("enable_rate_limit", False)
+        venue = CcxtVenue.create(exchange_id, api_key, secret, url_overrides=fake.url_overrides(), **kwargs)
+        created.append(venue)
+        return venue
+
+    yield factory
+    for venue in created:
+        await venue.close()
+
+
+def intent(client_order_id: str = "cp1", **overrides) -> OrderIntent:
+    values = dict(
+        follow_id=1, client_order_id=client_order_id, symbol=FUTURES_BTC, side=Side.BUY,
+        quantity=Decimal("0.010"), reference_price=Decimal("60000"),
+    )
+    values.update(overrides)
+    return OrderIntent(**values)
+
+
+def orders_with(fake: FakeBinance, client_order_id: str, market: str = FUTURES):
+    return fake.accounts[KEY].orders_with_client_id(market, client_order_id)
+
+
+# --------------------------------------------------------------------------- markets
+
+
+async def test_markets_are_loaded_once_and_shared_by_two_accounts(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    fake.add_account("other-key", "other-secret")
+    first = await make_venue()
+    second = await make_venue(api_key="other-key", secret="other-secret")
+
+    rules_first = await first.market(FUTURES_BTC)
+    rules_second = await second.market(FUTURES_BTC)
+
+    assert rules_first == rules_second
+    assert fake.count("GET", "/fapi/v1/exchangeInfo") == 1
+    assert second.exchange.markets is first.exchange.markets
+
+
+async def test_market_rules_come_from_the_exchange_filters(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    futures = await make_venue()
+    spot = await make_venue("binance")
+
+    perp = await futures.market(FUTURES_BTC)
+    cash = await spot.market(SPOT_BTC)
+
+    assert (perp.quantity_step, perp.price_tick, perp.min_quantity, perp.min_notional) == (
+        Decimal("0.001"), Decimal("0.1"), Decimal("0.001"), Decimal("100"))
+    assert perp.derivative and perp.contract_size == 1 and (perp.base, perp.quote) == ("BTC", "USDT")
+    assert (cash.quantity_step, cash.price_tick, cash.min_notional) == (Decimal("0.00001"), Decimal("0.01"), Decimal("5"))
+    assert not cash.derivative
+    assert fake.count("GET", "/api/v3/exchangeInfo") == 1 and fake.unknown_requests == []
+
+
+async def test_unknown_symbol_is_refused_with_the_symbol_named(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    venue = await make_venue()
+    with pytest.raises(errors.UnknownSymbol, match="DOGE/USDT:USDT"):
+        await venue.market("DOGE/USDT:USDT")
+
+
+async def test_master_symbol_missing_on_the_follower_venue_is_unknown(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    spot = await make_venue("binance")
+    mapped = await make_venue("binance", symbol_map={FUTURES_BTC: SPOT_BTC}, markets_cache=CcxtMarketsCache())
+
+    with pytest.raises(errors.UnknownSymbol, match="binance does not list SOL/USDT:USDT"):
+        await spot.follower_symbol("SOL/USDT:USDT")
+    assert await spot.follower_symbol(SPOT_BTC) == SPOT_BTC
+    assert await mapped.follower_symbol(FUTURES_BTC) == SPOT_BTC
+
+
+# --------------------------------------------------------------------------- orders
+
+
+async def test_market_order_is_copied_with_the_client_order_id(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+
+    ack = await venue.place_order(intent("cp-market-1"))
+
+    assert ack.status is CopyStatus.FILLED
+    assert (ack.client_order_id, ack.filled_quantity, ack.average_price) == ("cp-market-1", Decimal("0.01"), Decimal("60000"))
+    [order] = orders_with(fake, "cp-market-1")
+    assert (order.type, order.side, order.quantity) == ("MARKET", "BUY", Decimal("0.010"))
+    assert ack.venue_order_id == str(order.order_id)
+    [position] = await venue.positions()
+    assert (position.symbol, position.quantity, position.entry_price) == (FUTURES_BTC, Decimal("0.01"), Decimal("60000"))
+
+
+async def test_limit_order_rests_and_partial_fills_show_as_increments(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+
+    ack = await venue.place_order(intent("cp-limit", order_type=OrderType.LIMIT, price=Decimal("59000.07")))
+    [order] = orders_with(fake, "cp-limit")
+    assert ack.status is CopyStatus.PLACED and ack.filled_quantity == 0
+    assert (order.type, order.price) == ("LIMIT", Decimal("59000.0"))
+
+    await fake.fill_resting(KEY, order.order_id, Decimal("0.004"))
+    partial = await venue.fetch_order("cp-limit", FUTURES_BTC)
+    await fake.fill_resting(KEY, order.order_id)
+    complete = await venue.fetch_order("cp-limit", FUTURES_BTC)
+
+    assert partial is not None and (partial.status, partial.filled_quantity) == (CopyStatus.PLACED, Decimal("0.004"))
+    assert complete is not None and (complete.status, complete.filled_quantity) == (CopyStatus.FILLED, Decimal("0.01"))
+
+
+@pytest.mark.parametrize(
+    ("order_type", "wire_type"),
+    [(OrderType.STOP_MARKET, "STOP_MARKET"), (OrderType.TAKE_PROFIT_MARKET, "TAKE_PROFIT_MARKET")],
+)
+async def test_conditional_orders_rest_with_trigger_and_client_id(
+    fake: FakeBinance, make_venue: VenueFactory, order_type: OrderType, wire_type: str
+) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+
+    ack = await venue.place_order(intent("cp-cond", order_type=order_type, stop_price=Decimal("61000.05")))
+    found = await venue.fetch_order("cp-cond", FUTURES_BTC)
+
+    [order] = orders_with(fake, "cp-cond")
+    assert order.algo and (order.type, order.stop_price) == (wire_type, Decimal("61000.0"))
+    assert ack.status is CopyStatus.PLACED and found is not None and found.venue_order_id == str(order.order_id)
+
+
+async def test_reduce_only_exit_closes_the_position(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    await venue.place_order(intent("open"))
+
+    await venue.place_order(intent("exit", side=Side.SELL, reduce_only=True))
+
+    [exit_order] = orders_with(fake, "exit")
+    assert exit_order.reduce_only and exit_order.position_side == "BOTH"
+    assert await venue.positions() == []
+
+
+async def test_hedge_mode_derives_position_side_from_side_and_reduce_only(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET, hedge_mode=True)
+    venue = await make_venue()
+
+    await venue.place_order(intent("open-long"))
+    await venue.place_order(intent("open-short", side=Side.SELL))
+    await venue.place_order(intent("close-long", side=Side.SELL, reduce_only=True))
+
+    sides = {cid: orders_with(fake, cid)[0].position_side for cid in ("open-long", "open-short", "close-long")}
+    assert sides == {"open-long": "LONG", "open-short": "SHORT", "close-long": "LONG"}
+    [short] = await venue.positions()
+    assert short.quantity == Decimal("-0.01")
+    assert fake.count("GET", "/fapi/v1/positionSide/dual") == 1
+
+
+async def test_leverage_and_margin_mode_are_set_once_before_the_first_order(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    account = fake.add_account(KEY, SECRET)
+    venue = await make_venue(settings=FuturesSettings(leverage=5, margin_mode="isolated"))
+
+    await venue.place_order(intent("first"))
+    await venue.place_order(intent("second"))
+
+    relevant = [entry for entry in fake.request_log if entry[1] in ("/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/order")]
+    assert relevant == [
+        ("POST", "/fapi/v1/marginType"), ("POST", "/fapi/v1/leverage"), ("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/order"),
+    ]
+    assert (account.leverage["BTCUSDT"], account.margin_type["BTCUSDT"]) == (5, "ISOLATED")
+
+
+async def test_per_call_leverage_change_is_applied_again(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    account = fake.add_account(KEY, SECRET, margin_type={"BTCUSDT": "ISOLATED"})
+    venue = await make_venue()
+
+    await venue.place_order(intent("a"), FuturesSettings(leverage=3, margin_mode="isolated"))
+    await venue.place_order(intent("b"), FuturesSettings(leverage=7, margin_mode="isolated"))
+
+    assert account.leverage["BTCUSDT"] == 7
+    assert fake.count("POST", "/fapi/v1/leverage") == 2 and fake.count("POST", "/fapi/v1/marginType") == 1
+
+
+async def test_quantity_is_truncated_to_the_lot_step(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+
+    ack = await venue.place_order(intent("trunc", quantity=Decimal("0.0109")))
+
+    assert orders_with(fake, "trunc")[0].quantity == Decimal("0.010") and ack.filled_quantity == Decimal("0.01")
+
+
+async def test_order_below_min_notional_is_refused_with_the_numbers(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+
+    with pytest.raises(errors.InvalidOrder, match=r"order value 60 \(0\.001 x 60000\) is below the minimum 100$"):
+        await venue.place_order(intent("tiny", quantity=Decimal("0.001")))
+    with pytest.raises(errors.InvalidOrder, match="rounds to zero with step 0.001"):
+        await venue.place_order(intent("dust", quantity=Decimal("0.0004")))
+    assert fake.count("POST", "/fapi/v1/order") == 0
+
+
+async def test_reduce_only_exit_below_min_notional_is_still_sent(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    await venue.place_order(intent("open"))
+
+    ack = await venue.place_order(intent("small-exit", side=Side.SELL, quantity=Decimal("0.001"), reduce_only=True))
+
+    assert ack.status is CopyStatus.FILLED
+
+
+async def test_spot_market_order_reports_fee_and_spot_positions(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue("binance")
+
+    ack = await venue.place_order(intent("spot-buy", symbol=SPOT_BTC, quantity=Decimal("0.010009")))
+
+    assert (ack.status, ack.filled_quantity, ack.fee) == (CopyStatus.FILLED, Decimal("0.01"), Decimal("0.24"))
+    assert orders_with(fake, "spot-buy", SPOT)[0].quantity == Decimal("0.01000")
+    [position] = await venue.positions()
+    assert (position.symbol, position.quantity) == (SPOT_BTC, Decimal("0.01"))
+    assert await venue.equity() == Decimal("10000") - Decimal("600") - Decimal("0.24")
+
+
+async def test_futures_equity_is_wallet_plus_unrealized(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET, futures_wallet=Decimal("5000"))
+    venue = await make_venue()
+    await venue.place_order(intent("long"))
+    fee = Decimal("600") * fake.fee_rate
+
+    fake.set_mark_price("BTCUSDT", Decimal("61000"))
+
+    assert await venue.equity() == Decimal("5000") - fee + Decimal("10")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "msg", "expected"),
+    [
+        (400, -1013, "Filter failure: LOT_SIZE", errors.InvalidOrder),
+        (400, -2019, "Margin is insufficient.", errors.InsufficientFunds),
+        (401, -2015, "Invalid API-key, IP, or permissions for action.", errors.AuthenticationError),
+        (400, -4116, "ClientOrderId is duplicated.", errors.InvalidOrder),
+    ],
+)
+async def test_order_rejections_are_mapped(fake: FakeBinance, make_venue: VenueFactory, status, code, msg, expected) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    await venue.market(FUTURES_BTC)
+    fake.fail_next("POST", "/fapi/v1/order", status=status, code=code, msg=msg)
+
+    with pytest.raises(expected, match=str(code)) as caught:
+        await venue.place_order(intent())
+    assert type(caught.value) is expected
+
+
+async def test_margin_insufficient_from_the_matching_engine(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET, futures_wallet=Decimal("100"))
+    venue = await make_venue()
+    with pytest.raises(errors.InsufficientFunds, match="-2019"):
+        await venue.place_order(intent(quantity=Decimal("1")))
+
+
+async def test_rate_limit_carries_retry_after(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    await venue.market(FUTURES_BTC)
+    fake.fail_next("POST", "/fapi/v1/order", status=429, code=-1003, msg="Too many requests.", headers={"Retry-After": "7"})
+
+    with pytest.raises(errors.RateLimited) as caught:
+        await venue.place_order(intent())
+    assert caught.value.retry_after == 7.0
+
+
+async def test_server_error_on_a_read_is_temporary_and_retried(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue(read_retries=1)
+    await venue.market(FUTURES_BTC)
+    fake.fail_next("GET", "/fapi/v3/account", status=503, msg="Service Unavailable")
+    assert await venue.equity() == Decimal("10000")
+    assert fake.count("GET", "/fapi/v3/account") == 2
+
+    fake.fail_next("GET", "/fapi/v3/account", status=502, msg="Bad Gateway")
+    fake.fail_next("GET", "/fapi/v3/account", status=500, msg="Internal Server Error")
+    with pytest.raises(errors.TemporaryError):
+        await venue.equity()
+
+
+async def test_server_error_while_placing_is_status_unknown_and_not_retried(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    await venue.market(FUTURES_BTC)
+    fake.fail_next("POST", "/fapi/v1/order", status=503, msg="Service Unavailable")
+
+    with pytest.raises(errors.OrderStatusUnknown):
+        await venue.place_order(intent())
+    assert fake.count("POST", "/fapi/v1/order") == 1
+
+
+async def test_clock_drift_is_temporary_and_the_clock_is_resynced(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue(read_retries=0)
+    await venue.market(FUTURES_BTC)
+    fake.clock_skew_ms = 20_000
+
+    with pytest.raises(errors.TemporaryError, match="-1021"):
+        await venue.equity()
+    assert await venue.equity() == Decimal("10000")
+
+
+async def test_wrong_secret_is_an_authentication_error_without_secrets(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue(secret="not-the-secret")
+
+    with pytest.raises(errors.AuthenticationError, match="-1022") as caught:
+        await venue.equity()
+    assert KEY not in str(caught.value) and "not-the-secret" not in str(caught.value)
+
+
+async def test_timeout_while_placing_then_fetch_order_finds_the_single_order(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue(timeout_ms=300)
+    await venue.market(FUTURES_BTC)
+    fake.delay_next("POST", "/fapi/v1/order", 1.0)
+
+    with pytest.raises(errors.OrderStatusUnknown) as caught:
+        await venue.place_order(intent("cp-timeout"))
+    found = await venue.fetch_order("cp-timeout", FUTURES_BTC)
+
+    assert found is not None and (found.status, found.filled_quantity) == (CopyStatus.FILLED, Decimal("0.01"))
+    assert len(orders_with(fake, "cp-timeout")) == 1 and fake.count("POST", "/fapi/v1/order") == 1
+    assert "signature" not in str(caught.value) and KEY not in str(caught.value)
+
+
+async def test_fetch_order_of_an_unknown_client_id_is_none(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    futures = await make_venue()
+    spot = await make_venue("binance")
+
+    assert await futures.fetch_order("never-sent", FUTURES_BTC) is None
+    assert await spot.fetch_order("never-sent", SPOT_BTC) is None
+    assert fake.count("GET", "/fapi/v1/algoOrder") == 1
+
+
+def test_map_ccxt_error_scrubs_secrets_and_signed_queries() -> None:
+    import ccxt
+
+    raw = ccxt.RequestTimeout("binance GET http://h/api/v3/account?timestamp=1&signature=abc123 key=K1 secret=S1")
+    mapped = map_ccxt_error(raw, exchange_id="binance", placing_order=True, secrets=("K1", "S1"))
+
+    assert isinstance(mapped, errors.OrderStatusUnknown)
+    assert "abc123" not in str(mapped) and "K1" not in str(mapped) and "S1" not in str(mapped)
+    assert isinstance(map_ccxt_error(ccxt.RequestTimeout("x")), errors.TemporaryError)
+    assert isinstance(map_ccxt_error(ccxt.AccountSuspended("x")), errors.PermissionDenied)
+    assert isinstance(map_ccxt_error(ccxt.BadSymbol("x")), errors.UnknownSymbol)
+    assert isinstance(map_ccxt_error(ccxt.OrderNotFound("x")), errors.InvalidOrder)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+async def test_validate_refuses_a_withdrawal_enabled_key(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET, enable_withdrawals=True)
+    venue = await make_venue("binance")
+    with pytest.raises(errors.PermissionDenied, match="withdrawal-enabled keys are refused"):
+        await venue.validate()
+
+
+@pytest.mark.parametrize(("exchange_id", "flag"), [("binance", "enable_spot_trading"), ("binanceusdm", "enable_futures")])
+async def test_validate_refuses_a_key_that_may_not_trade(fake: FakeBinance, make_venue: VenueFactory, exchange_id, flag) -> None:
+    fake.add_account(KEY, SECRET, **{flag: False})
+    venue = await make_venue(exchange_id)
+    with pytest.raises(errors.PermissionDenied, match="may not trade"):
+        await venue.validate()
+
+
+async def test_validate_accepts_a_trading_key_and_reads_the_balance(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue("binance")
+    await venue.validate()
+    assert fake.count("GET", "/api/v3/account") == 1
+
+
+async def test_validate_with_an_unknown_key_is_an_authentication_error(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    venue = await make_venue("binance", api_key="revoked-key")
+    with pytest.raises(errors.AuthenticationError, match="-2015"):
+        await venue.validate()

@@ -1,0 +1,72 @@
+"""The whole path on the real smartapi-python: the master's completed order arrives on the
+order-update socket, the engine copies it, and the follower's order (whole lots, tagged) lands
+on the fake SmartAPI — wired as `copytrade run` wires it in live mode."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+import pytest
+
+from copytrade.app import build_app
+from copytrade.config import Mode, Settings
+from copytrade.core.model import CopyStatus
+from copytrade.core.vault import generate_key
+from copytrade.core.venues.angelone import ordertag_for
+from tests.fakes.smartapi import FOLLOWER, MASTER, FakeSmartApi, credentials_of, fresh_accounts
+
+
+@pytest.fixture
+def fake():
+    server = FakeSmartApi(fresh_accounts()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def app(fake, tmp_path):
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
+        secret_key=generate_key(),
+        mode=Mode.LIVE,
+        angelone_rest_url=fake.rest_root,
+        angelone_ws_url=fake.ws_url,
+        angelone_scrip_master_url=fake.scrip_master_url,
+        max_fill_age_seconds=D(10**9),  # the fake stamps every order with one fixed exchange time
+    )
+    application = await build_app(settings)
+    yield application
+    await application.close()
+
+
+async def _eventually(check, what: str) -> None:
+    for _ in range(400):
+        if check():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
+    services = app.services
+    owner = await services.register_user(4001, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(4002, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", credentials_of(FOLLOWER))
+    follow = await services.follow(user.id, master.id, key.id, {"sizing_value": "1.45"})
+    await app.start_listeners()
+    await _eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+
+    order = fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="801.5", status="complete")
+    await _eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's order")
+    fake.push_order_update(MASTER.client_code, order)  # the same order seen again (socket + poller)
+    await asyncio.sleep(0.2)
+    await app.listeners.idle()
+
+    [copied] = fake.orders_of(FOLLOWER.client_code)
+    assert (copied["tradingsymbol"], copied["transactiontype"], copied["quantity"]) == ("SBIN-EQ", "BUY", "14")  # 14.5 -> 14
+    [row] = await app.accounts.copy_history(user.id)
+    assert row.status in (CopyStatus.PLACED, CopyStatus.FILLED) and row.follow_id == follow.id
+    assert copied["ordertag"] == ordertag_for(row.client_order_id)

@@ -1,0 +1,101 @@
+"""The whole path on real ccxt: a master's Binance futures executions stream in over the
+user-data websocket, the engine copies them, and the followers' orders land on the fake
+exchange — wired exactly as `copytrade run` wires it (settings, vault, registry, listeners)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal as D
+
+import pytest
+
+from copytrade.app import build_app
+from copytrade.config import Mode, Settings
+from copytrade.core.model import CopyStatus
+from copytrade.core.vault import generate_key
+from tests.fakes.binance import FakeBinance
+
+MASTER = ("master-key-0001", "master-secret")
+FOLLOWERS = [("follower-key-0001", "follower-secret-1"), ("follower-key-0002", "follower-secret-2")]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBinance]:
+    async with FakeBinance() as server:
+        for key, secret in [MASTER, *FOLLOWERS]:
+            server.add_account(key, secret)
+        yield server
+
+
+@pytest.fixture
+async def app(fake, tmp_path):
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
+        secret_key=generate_key(),
+        mode=Mode.TESTNET,
+        venue_urls={"binanceusdm": fake.url_overrides(), "binance": fake.url_overrides()},
+    )
+    application = await build_app(settings)
+    yield application
+    await application.close()
+
+
+async def _eventually(check, what: str) -> None:
+    for _ in range(400):
+        if check():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _setup(app, fake):
+    services = app.services
+    owner = await services.register_user(1001, "master owner")
+    master_key = await services.connect_account(owner.id, "binanceusdm", "master", {"api_key": MASTER[0], "secret": MASTER[1]})
+    master = await services.add_master("Futures Pro", "binanceusdm", owner_id=owner.id, credential_id=master_key.id)
+    follows = []
+    for n, ((key, secret), coefficient) in enumerate(zip(FOLLOWERS, ("0.5", "1")), start=1):
+        user = await services.register_user(2000 + n, f"follower {n}")
+        credential = await services.connect_account(user.id, "binanceusdm", "main", {"api_key": key, "secret": secret})
+        follows.append(await services.follow(user.id, master.id, credential.id, {"sizing_value": coefficient}))
+    await app.start_listeners()
+    await _eventually(lambda: fake.open_websockets >= 1, "the master's user-data stream")
+    return master, follows
+
+
+async def test_master_executions_are_copied_to_followers_on_binance_futures(app, fake):
+    master, follows = await _setup(app, fake)
+    first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), fills=[D("0.1"), D("0.1")])
+    await _eventually(lambda: first.signed_position("BTCUSDT") == D("0.1") and second.signed_position("BTCUSDT") == D("0.2"), "entries")
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), reduce_only=True)
+    await _eventually(lambda: first.signed_position("BTCUSDT") == 0 and second.signed_position("BTCUSDT") == 0, "exits")
+
+    await app.listeners.idle()
+    rows = await app.accounts.copy_history((await app.accounts.follow(follows[0].id)).user_id, limit=50)
+    assert sorted(r.status for r in rows) == [CopyStatus.FILLED] * 3  # two partial entries, one exit
+    for account in (first, second):
+        client_ids = [o.client_order_id for o in account.orders.values()]
+        assert len(client_ids) == len(set(client_ids)) == 3  # each copy sent once
+        assert all(cid.startswith("ct") for cid in client_ids)
+
+
+async def test_key_with_withdrawals_enabled_is_refused_and_not_stored(app, fake):
+    fake.add_account("withdraw-key-0001", "withdraw-secret", enable_withdrawals=True)
+    user = await app.services.register_user(3001, "careless")
+    with pytest.raises(Exception, match="(?i)withdraw"):
+        await app.services.connect_account(user.id, "binance", "spot", {"api_key": "withdraw-key-0001", "secret": "withdraw-secret"})
+    assert await app.services.accounts_of(user.id) == []
+
+
+async def test_unreachable_exchange_is_not_reported_as_a_refused_key(app, fake):
+    closed_port = json.loads(json.dumps(fake.url_overrides()).replace(fake.base_url, "http://127.0.0.1:9"))
+    app.settings.venue_urls["binance"] = closed_port  # the factory reads the same mapping
+    user = await app.services.register_user(3002, "offline")
+    with pytest.raises(Exception, match="could not be reached"):
+        await app.services.connect_account(user.id, "binance", "spot", {"api_key": "any-key-0001", "secret": "any-secret"})
+    assert await app.services.accounts_of(user.id) == []
