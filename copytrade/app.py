@@ -150,8 +150,9 @@ class App:
         if master is None or master.credential_id is None:
             raise ConfigError(f"master {master_id} has no key to watch")
         venue = await self.venues.venue_for(master.credential_id)
-        for position in await venue.positions():  # a first sell of an older long is an exit
-            await self.journal.set_master_position(master_id, position.symbol, position.quantity)
+        # The venue is the truth when the stream opens: a first sell of an older long is an exit,
+        # and a position closed while we were away is not "closed" again.
+        await self.journal.replace_master_positions(master_id, {p.symbol: p.quantity for p in await venue.positions()})
         if isinstance(venue, PaperVenue):
             return PaperFillSource(venue, master_id)
         if isinstance(venue, CcxtVenue):

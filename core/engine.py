@@ -301,6 +301,8 @@ class CopyEngine:
             price=round_price(limit, rules.price_tick, sized.side) if limit is not None else None,
             reduce_only=leg.leg is Leg.EXIT and rules.derivative,
             reference_price=fill.price,
+            leverage=follow.leverage if rules.derivative else None,
+            product=fill.product,
         )
         if follow.dry_run:
             return await self._record_dry_run(follow, fill, fill_id, intent, rules)

@@ -126,6 +126,7 @@ class Fill:
     stop_price: Decimal | None = None
     executed_at: datetime = field(default_factory=utcnow)
     master_equity: Decimal | None = None
+    product: str | None = None  # venue-specific product of the master's order (Angel One: INTRADAY, ...)
 
     def __post_init__(self) -> None:
         for name in ("quantity", "price"):
@@ -172,6 +173,8 @@ class OrderIntent:
     stop_price: Decimal | None = None
     reduce_only: bool = False
     reference_price: Decimal | None = None  # master's fill price, for slippage and notional
+    leverage: int | None = None  # futures: applied before the first order of the symbol
+    product: str | None = None  # venue-specific product to copy (Angel One), else the venue's default
 
     def __post_init__(self) -> None:
         if not isinstance(self.quantity, Decimal):

@@ -139,6 +139,8 @@ class Services:
         in_use = await self.accounts.follows_using(credential_id)
         if in_use:
             raise UserError(f"{view.label} still copies {len(in_use)} master(s); stop those follows first")
+        if await self.accounts.masters_using(credential_id):
+            raise UserError(f"{view.label} is the key of a master trader; retire the master first")
         await self.venues.forget(credential_id)
         await self.accounts.delete_credential(credential_id)
         return view

@@ -17,6 +17,7 @@ SIZING_LIMITS: dict[SizingMode, tuple[Decimal, Decimal, str]] = {
     SizingMode.FIXED_NOTIONAL: (Decimal(0), Decimal(10_000_000), "an order value in the quote currency"),
     SizingMode.FIXED_QUANTITY: (Decimal(0), Decimal(1_000_000_000), "a quantity in base units or shares"),
 }
+MAX_DECIMAL_PLACES = 18  # what storage keeps (storage/types.py)
 TAKE_PROFIT_MAX = Decimal(100)
 STOP_LOSS_MAX = Decimal(100)
 MONEY_LIMIT_MAX = Decimal(1_000_000_000)
@@ -40,6 +41,8 @@ def parse_decimal(value: object, field: str, *, low: Decimal, high: Decimal, low
             raise UserError(f"{field} must be a number, got {str(value)[:20]!r}") from None
     if not number.is_finite():
         raise UserError(f"{field} must be a finite number")
+    if number.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
+        raise UserError(f"{field} may have at most {MAX_DECIMAL_PLACES} decimal places")
     too_low = number < low if low_inclusive else number <= low
     if too_low or number > high:
         bound = "at least" if low_inclusive else "more than"

@@ -201,6 +201,10 @@ class AccountStore:
                 query = query.where(Follow.status != FollowStatus.STOPPED)
             return list((await session.execute(query.order_by(Follow.id))).scalars())
 
+    async def masters_using(self, credential_id: str) -> list[Master]:
+        async with self.db.session() as session:
+            return list((await session.execute(select(Master).where(Master.credential_id == credential_id))).scalars())
+
     async def follows_using(self, credential_id: str) -> list[Follow]:
         async with self.db.session() as session:
             rows = await session.execute(

@@ -197,6 +197,17 @@ class JournalStore:
             )
             return result.scalars().first()
 
+    async def replace_master_positions(self, master_id: int, quantities: dict[str, Decimal]) -> None:
+        """Set the master's positions to ``quantities``; every other symbol becomes flat."""
+        async with self.db.session() as session:
+            rows = await session.execute(select(MasterPosition).where(MasterPosition.master_id == master_id))
+            for row in rows.scalars():
+                row.quantity = quantities.get(row.symbol, ZERO)
+                session.add(row)
+                quantities = {s: q for s, q in quantities.items() if s != row.symbol}
+            for symbol, quantity in quantities.items():
+                session.add(MasterPosition(master_id=master_id, symbol=symbol, quantity=quantity))
+
     async def set_master_position(self, master_id: int, symbol: str, quantity: Decimal) -> None:
         """Seed the master's position from the venue, so a first sell is seen as an exit."""
         async with self.db.session() as session:

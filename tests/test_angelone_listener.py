@@ -86,7 +86,7 @@ async def test_a_partial_then_complete_order_gives_two_increments_summing_to_the
     assert first.quantity + second.quantity == Decimal(50)
     assert second.price == Decimal("612.5000")  # the second increment's own price from the averages
     assert (first.symbol, first.side, first.order_type, first.limit_price, first.venue, first.master_id) == (
-        "NSE:SBIN-EQ", Side.BUY, OrderType.LIMIT, Decimal("612.5"), "angelone", 3)
+        "NSE:SBIN-EQ", Side.BUY, OrderType.LIMIT, Decimal("612.5"), "angelone:3", 3)
 
 
 async def test_an_order_seen_by_the_socket_and_the_poller_is_emitted_once(fake, running):

@@ -9,10 +9,13 @@ import pytest
 from copytrade.app import build_app
 from copytrade.cli import main
 from copytrade.config import Settings
-from copytrade.core.model import FollowStatus, SkipReason
+from sqlalchemy import select
+
+from copytrade.core.model import FollowStatus, OrderIntent, Side, SkipReason
 from copytrade.core.vault import generate_key
 from copytrade.core.venues.paper import PaperFillSource
 from copytrade.paper_setup import add_paper_follower, create_paper_master
+from copytrade.storage.models import MasterPosition
 
 BTC = "BTC/USDT:USDT"
 
@@ -31,8 +34,6 @@ async def _master_and_stream(app):
 
 
 async def _trade(app, venue, stream, side: str, qty: str):
-    from copytrade.core.model import OrderIntent, Side
-
     venue_side = Side(side)
     await venue.place_order(OrderIntent(0, f"m{venue.place_calls}", BTC, venue_side, D(qty), reduce_only=venue_side is Side.SELL))
     return await app.engine.on_fill(await anext(stream))
@@ -74,3 +75,14 @@ def test_unreachable_database_is_one_line_without_the_password(monkeypatch, tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("copytrade: error: DATABASE_URL: cannot open postgresql://bob:***@")
     assert "hunter2" not in err
+
+
+async def test_opening_a_masters_stream_takes_its_positions_from_the_venue(app):
+    master, key = await create_paper_master(app.services, "Restarted", "100000")
+    await app.journal.set_master_position(master.id, "ETH/USDT:USDT", D("-2"))  # stale: closed while we were away
+    venue = await app.venues.venue_for(key.id)
+    await venue.place_order(OrderIntent(0, "m-before", BTC, Side.BUY, D("0.1")))  # opened before the stream
+    await app.open_fill_source(master.id)
+    async with app.db.session() as session:
+        positions = {(p.symbol, p.quantity) for p in (await session.execute(select(MasterPosition))).scalars()}
+    assert positions == {("ETH/USDT:USDT", 0), (BTC, D("0.1"))}

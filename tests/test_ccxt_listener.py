@@ -91,7 +91,7 @@ async def test_streamed_executions_become_fills_with_increments(fake: FakeBinanc
     assert [f.quantity for f in harness.fills] == [Decimal("0.004"), Decimal("0.006")]
     assert [f.status for f in harness.fills] == [FillStatus.PARTIALLY_FILLED, FillStatus.FILLED]
     assert first.trade_id != second.trade_id and first.order_id == second.order_id == str(order.order_id)
-    assert (first.master_id, first.venue, first.symbol, first.side) == (MASTER_ID, "binanceusdm", "BTC/USDT:USDT", Side.BUY)
+    assert (first.master_id, first.venue, first.symbol, first.side) == (MASTER_ID, f"binanceusdm:{MASTER_ID}", "BTC/USDT:USDT", Side.BUY)
     assert (first.price, first.order_type, first.reduce_only) == (Decimal("60000.5"), OrderType.MARKET, False)
     assert first.executed_at.tzinfo is not None
     assert harness.listener.health.last_event_at is not None
@@ -182,3 +182,15 @@ async def test_a_spot_venue_without_streaming_is_refused(fake: FakeBinance) -> N
             CcxtFillListener(venue, master_id=1, checkpoint=lambda: None)  # type: ignore[arg-type, return-value]
     finally:
         await venue.close()
+
+
+def test_journal_key_separates_symbols_and_masters_sharing_a_trade_id() -> None:
+    from copytrade.core.listeners.ccxt_listener import journal_key
+
+    keys = {
+        journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123"),
+        journal_key("binanceusdm", 1, "ETH/USDT:USDT", "123"),  # Binance numbers trades per symbol
+        journal_key("binanceusdm", 2, "BTC/USDT:USDT", "123"),  # the other side of the same trade
+    }
+    assert len(keys) == 3
+    assert journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123") == journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123")

@@ -104,7 +104,7 @@ class FillTracker:
         stop_price = _decimal(order.get("triggerprice"))
         return Fill(
             master_id=self._master_id,
-            venue=VENUE_NAME,
+            venue=f"{VENUE_NAME}:{self._master_id}",  # order ids are per account: the master keys them
             trade_id=f"{order_id}:{filled.normalize():f}",
             order_id=order_id,
             symbol=f"{str(order.get('exchange', '')).upper()}:{order.get('tradingsymbol', '')}",

@@ -50,6 +50,16 @@ TRADES_PAGE = 1000
 SEEN_TRADE_IDS = 20_000
 
 
+def journal_key(exchange_id: str, master_id: int, symbol: str, trade_id: str) -> tuple[str, str]:
+    """The (venue, trade id) a fill is journaled under.
+
+    Exchange trade ids are not unique enough on their own: Binance numbers trades per symbol
+    (BTCUSDT and ETHUSDT both have a trade 123), and two masters on either side of one trade
+    see the same id. The master and the symbol make the key unique.
+    """
+    return f"{exchange_id}:{master_id}", f"{symbol}|{trade_id}"[:64]
+
+
 class SilentSocket(TemporaryError):
     """The socket stayed open but nothing (not even a pong) arrived within the heartbeat window."""
 
@@ -319,10 +329,11 @@ class CcxtFillListener(FillSource):
     ) -> Fill:
         order_type = BINANCE_ORDER_TYPES.get(str(raw_type or "").upper(), OrderType.MARKET)
         executed_at = datetime.fromtimestamp(executed_ms / 1000, timezone.utc) if executed_ms else utcnow()
+        venue, journal_trade_id = journal_key(self._venue.name, self._master_id, symbol, trade_id)
         return Fill(
             master_id=self._master_id,
-            venue=self._venue.name,
-            trade_id=trade_id,
+            venue=venue,
+            trade_id=journal_trade_id,
             order_id=order_id,
             symbol=symbol,
             side=side,

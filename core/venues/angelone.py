@@ -792,6 +792,15 @@ class AngelOneVenue(Venue):
     def session(self) -> AngelOneSession:
         return self._session
 
+    def _product_for(self, intent: OrderIntent) -> ProductType:
+        """The master's product when the fill carried one, else the follow's, else the default."""
+        if intent.product:
+            try:
+                return ProductType(intent.product.upper())
+            except ValueError:
+                log.warning("unknown Angel One product %r on a copy; using the configured one", intent.product)
+        return self._follow_products.get(intent.follow_id, self._product)
+
     async def market(self, symbol: str) -> MarketRules:
         return (await self._instruments.instrument(symbol)).market_rules()
 
@@ -857,7 +866,7 @@ class AngelOneVenue(Venue):
             "transactiontype": intent.side.value.upper(),
             "exchange": instrument.exchange,
             "ordertype": order_type,
-            "producttype": self._follow_products.get(intent.follow_id, self._product).value,
+            "producttype": self._product_for(intent).value,
             "duration": "DAY",
             "price": str(price),
             "triggerprice": str(trigger),

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -422,6 +423,8 @@ class CcxtVenue(Venue):
         market = self._ccxt_market(intent.symbol)
         derivative = bool(market.get("contract"))
         if derivative:
+            if settings is None and intent.leverage is not None:  # the follow's own leverage
+                settings = dataclasses.replace(self.settings, leverage=intent.leverage)
             await self._prepare_symbol(intent.symbol, settings or self.settings)
         amount = self._rounded_amount(intent)
         price = self._rounded_price(intent.symbol, intent.price) if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
