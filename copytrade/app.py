@@ -84,15 +84,13 @@ def paper_factory(exchange: PaperExchange) -> VenueFactory:
     return open_paper
 
 
-#: the ccxt exchanges followers can connect (core/venues/catalog.py has their fields)
-CCXT_VENUES = ("binanceusdm", "binance", "bybit", "okx")
+def ccxt_factory(markets: CcxtMarketsCache, *, testnet_mode: bool, urls: dict[str, dict[str, Any]]) -> VenueFactory:
+    """ccxt accounts: a testnet credential (or every one, in testnet mode) uses the sandbox."""
 
-
-def ccxt_factory(markets: CcxtMarketsCache, *, sandbox: bool, urls: dict[str, dict[str, Any]]) -> VenueFactory:
     async def open_ccxt(account: VenueAccount) -> Venue:
         return CcxtVenue.create(
             account.venue, account.secrets["api_key"], account.secrets["secret"], password=account.secrets.get("password"),
-            markets_cache=markets, sandbox=sandbox, url_overrides=urls.get(account.venue),
+            markets_cache=markets, sandbox=testnet_mode or account.environment == "testnet", url_overrides=urls.get(account.venue),
         )
 
     return open_ccxt
@@ -162,7 +160,8 @@ class App:
             stream = CcxtVenue.create(
                 account.venue, account.secrets["api_key"], account.secrets["secret"],
                 password=account.secrets.get("password"), markets_cache=self.ccxt_markets,
-                sandbox=self.settings.mode is Mode.TESTNET, url_overrides=self.settings.venue_urls.get(account.venue),
+                sandbox=self.settings.mode is Mode.TESTNET or account.environment == "testnet",
+                url_overrides=self.settings.venue_urls.get(account.venue),
                 streaming=True,
             )
             return CcxtFillListener(stream, master_id=master_id, checkpoint=lambda: self.journal.last_fill_time(master_id))
@@ -209,8 +208,8 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
     factories: dict[str, VenueFactory] = {"paper": paper_factory(exchange)}
     ccxt_markets = CcxtMarketsCache()
     if not settings.is_paper:
-        for exchange_id in CCXT_VENUES:
-            factories[exchange_id] = ccxt_factory(ccxt_markets, sandbox=settings.mode is Mode.TESTNET, urls=settings.venue_urls)
+        for exchange_id in settings.ccxt_exchanges:
+            factories[exchange_id] = ccxt_factory(ccxt_markets, testnet_mode=settings.mode is Mode.TESTNET, urls=settings.venue_urls)
     angelone = None
     if settings.angelone_enabled:
         angelone = angelone_accounts(settings)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_concurrent_orders: int = Field(default=500, validation_alias="MAX_CONCURRENT_ORDERS", ge=1)
     per_account_concurrency: int = Field(default=2, validation_alias="PER_ACCOUNT_CONCURRENCY", ge=1)
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    ccxt_exchanges: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["binanceusdm", "binance", "bybit", "okx"], validation_alias="COPYTRADE_CCXT_EXCHANGES"
+    )
     venue_urls: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS")
     angelone_rest_url: str | None = Field(default=None, validation_alias="ANGELONE_REST_URL")
     angelone_ws_url: str | None = Field(default=None, validation_alias="ANGELONE_WS_URL")
@@ -82,6 +85,18 @@ class Settings(BaseSettings):
             raise ValueError(f"backend {backend!r} is not supported (use sqlite or postgresql)")
         if backend != "sqlite" and not url.database:
             raise ValueError("names no database")
+        return value
+
+    @field_validator("ccxt_exchanges", mode="before")
+    @classmethod
+    def _check_exchanges(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip().lower() for p in value.split(",") if p.strip()]
+        import ccxt  # local: only when the variable is read
+
+        unknown = [name for name in value if name not in ccxt.exchanges]  # type: ignore[union-attr]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a ccxt exchange id (see ccxt.exchanges)")
         return value
 
     @field_validator("venue_urls", mode="before")

@@ -21,7 +21,7 @@ from copytrade.core.model import FollowStatus
 from copytrade.core.risk import symbol_aliases
 from copytrade.core.validation import SETTING_FIELDS, parse_decimal, validate_follow_changes
 from copytrade.core.vault import Vault, key_fingerprint
-from copytrade.core.venues.catalog import VENUES
+from copytrade.core.venues.catalog import VenueSpec, venue_spec
 from copytrade.core.venues.registry import VenueAccount, VenueRegistry
 from copytrade.storage.accounts import AccountStore, CredentialView, MasterView
 from copytrade.storage.models import Credential, Follow, Master, MasterStatus, User
@@ -36,8 +36,7 @@ class FollowView:
     account_label: str
 
 
-def _clean_secrets(venue: str, raw: dict[str, str]) -> dict[str, str]:
-    spec = VENUES[venue]
+def _clean_secrets(spec: VenueSpec, raw: dict[str, str]) -> dict[str, str]:
     cleaned: dict[str, str] = {}
     for name in spec.fields:
         value = (raw.get(name) or "").strip()
@@ -95,21 +94,25 @@ class Services:
         self, user_id: int, venue: str, label: str, raw_secrets: dict[str, str], *, environment: str = "live"
     ) -> CredentialView:
         """Validate the key against the venue, then store it sealed. Nothing is stored on failure."""
-        if venue not in VENUES:
-            raise UserError(f"{venue!r} is not a supported venue; choose one of {', '.join(sorted(VENUES))}")
+        spec = venue_spec(venue)
+        available = ", ".join(sorted(self.venues.venue_names))
+        if spec is None:
+            raise UserError(f"{venue!r} is not a supported venue; choose one of {available}")
         label = label.strip()
         if not _LABEL.match(label):
             raise UserError("the label must be 1 to 64 letters, digits, spaces or . @ # -")
-        cleaned = _clean_secrets(venue, raw_secrets)
+        cleaned = _clean_secrets(spec, raw_secrets)
+        if venue not in self.venues.venue_names:
+            raise UserError(f"{venue} is not available in this deployment ({spec.title}); choose one of {available}")
         credential_id = secrets_module.token_hex(16)
         account = VenueAccount(credential_id, venue, environment, cleaned)
         adapter = await self.venues.build(account)
         try:
             await adapter.validate()
         except (TemporaryError, RateLimited, OrderStatusUnknown):
-            raise UserError(f"{VENUES[venue].title} could not be reached to check the key; nothing was saved, try again in a minute") from None
+            raise UserError(f"{spec.title} could not be reached to check the key; nothing was saved, try again in a minute") from None
         except VenueError as exc:
-            raise UserError(f"{VENUES[venue].title} refused this key: {exc}") from None
+            raise UserError(f"{spec.title} refused this key: {exc}") from None
         finally:
             await adapter.close()
         row = Credential(
@@ -119,7 +122,7 @@ class Services:
             label=label,
             environment=environment,
             ciphertext=self.vault.encrypt(cleaned, owner_id=user_id, credential_id=credential_id),
-            key_fingerprint=key_fingerprint(cleaned[VENUES[venue].identity_field]),
+            key_fingerprint=key_fingerprint(cleaned[spec.identity_field]),
         )
         view = await self.accounts.add_credential(row)
         await self.accounts.mark_validated(credential_id)

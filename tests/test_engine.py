@@ -444,3 +444,10 @@ async def test_users_only_get_rows_of_their_own_follows(h):
     history = await h.accounts.copy_history(follow_a.user_id)
     assert {row.follow_id for row in history} == {a}
 
+
+
+async def test_follow_leverage_and_master_product_travel_with_the_order(h):
+    _, venue = await h.add_follower(leverage=5)
+    await h.engine.on_fill(h.fill(qty="0.1", product="CARRYFORWARD"))
+    [intent] = [o.intent for o in venue.orders.values()]
+    assert (intent.leverage, intent.product) == (5, "CARRYFORWARD")

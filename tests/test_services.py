@@ -276,7 +276,7 @@ BAD_KEYS = [
     pytest.param("paper", {}, "api key is missing", id="missing-key"),
     pytest.param("paper", {"api_key": "ok-key", "balance": "abc"}, "starting balance must be a number", id="bad-balance"),
     pytest.param("paper", {"api_key": "ok-key", "balance": "-5"}, "starting balance must be more than 0", id="negative-balance"),
-    pytest.param("kraken", {"api_key": "ok-key"}, "'kraken' is not a supported venue", id="unknown-venue"),
+    pytest.param("not-an-exchange", {"api_key": "ok-key"}, "'not-an-exchange' is not a supported venue", id="unknown-venue"),
     pytest.param("binance", {"api_key": "ok-key"}, "secret is missing", id="binance-without-secret"),
     pytest.param(
         "angelone", {"api_key": "ak", "client_code": "C123", "pin": "1234", "totp_secret": "0189"},

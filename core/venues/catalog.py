@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -34,4 +35,25 @@ FIELD_PROMPTS = {
     "pin": "PIN",
     "totp_secret": "TOTP secret (the base32 seed shown when you enabled TOTP)",
     "balance": "starting balance in USDT",
+    "uid": "user id (UID)",
 }
+
+
+#: ccxt's names for the credentials an exchange requires, mapped to the fields asked for
+_CCXT_FIELDS = (("apiKey", "api_key"), ("secret", "secret"), ("password", "password"), ("uid", "uid"))
+
+
+@functools.cache
+def venue_spec(name: str) -> VenueSpec | None:
+    """The spec of a named venue: the known ones above, else any exchange ccxt supports
+    (its required credentials as fields); ``None`` when nothing by that name exists."""
+    if name in VENUES:
+        return VENUES[name]
+    import ccxt  # local: paper-only deployments never load it
+
+    exchange_class = getattr(ccxt, name, None) if name in ccxt.exchanges else None
+    if exchange_class is None:
+        return None
+    required = exchange_class().requiredCredentials
+    fields = tuple(ours for theirs, ours in _CCXT_FIELDS if required.get(theirs))
+    return VenueSpec(name, exchange_class().name, fields or ("api_key", "secret"))
