@@ -16,13 +16,13 @@ resumes only once its own rows are durable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,52 +93,151 @@ def follow_settings(row: Follow) -> FollowSettings:
     )
 
 
-class _GroupCommit:
-    """Runs queued write jobs in shared transactions; each submitter awaits its own job."""
+@dataclass
+class _Submission:
+    drafts: Sequence[CopyDraft] = ()
+    results: Sequence[CopyResult] = ()
+    position_changes: Sequence[tuple[int, str, Decimal, Decimal]] = ()
+    future: asyncio.Future[set[str]] | None = None
+
+
+class _CopyWriter:
+    """Group commit for the hot path: every submission waiting while a transaction runs goes
+    into the next one, written with one SELECT, one multi-row INSERT and one executemany UPDATE.
+    Each submitter resumes when its own rows are durable; a failing batch is retried one
+    submission at a time so that only the bad one sees the error."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: list[tuple[Callable[[AsyncSession], Awaitable[Any]], asyncio.Future[Any]]] = []
+        self._queue: list[_Submission] = []
         self._running: asyncio.Task[None] | None = None
 
-    async def submit(self, job: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
+    async def submit(self, submission: _Submission) -> set[str]:
+        submission.future = asyncio.get_running_loop().create_future()
+        self._queue.append(submission)
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._drain())
-        return await future
+        return await submission.future
 
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                async with self._db.session() as session:
-                    results = [await job(session) for job, _ in batch]
+                existing = await self._write(batch)
             except Exception:
-                # One bad job must not fail the others: retry each alone to pin the error.
-                for job, future in batch:
-                    await self._run_alone(job, future)
+                for submission in batch:
+                    await self._write_alone(submission)
                 continue
-            for (_, future), result in zip(batch, results):
-                if not future.done():
-                    future.set_result(result)
+            claimed: set[str] = set()  # within a batch the first submission owns an id
+            for submission in batch:
+                assert submission.future is not None
+                ids = {d.client_order_id for d in submission.drafts}
+                already = (ids & existing) | (ids & claimed)
+                claimed |= ids
+                if not submission.future.done():
+                    submission.future.set_result(already)
 
-    async def _run_alone(self, job: Callable[[AsyncSession], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
+    async def _write_alone(self, submission: _Submission) -> None:
+        assert submission.future is not None
         try:
-            async with self._db.session() as session:
-                result = await job(session)
+            existing = await self._write([submission])
         except Exception as exc:  # handed to the submitter, who decides
-            if not future.done():
-                future.set_exception(exc)
+            if not submission.future.done():
+                submission.future.set_exception(exc)
             return
-        if not future.done():
-            future.set_result(result)
+        if not submission.future.done():
+            submission.future.set_result(existing)
+
+    async def _write(self, batch: list[_Submission]) -> set[str]:
+        drafts = [d for s in batch for d in s.drafts]
+        results = [r for s in batch for r in s.results]
+        changes = [c for s in batch for c in s.position_changes]
+        now = utcnow()
+        async with self._db.session() as session:
+            existing = await _insert_new_drafts(session, drafts, now) if drafts else set()
+            if results:
+                await session.execute(_RESULT_UPDATE, [_result_params(r, now) for r in results])
+            if changes:
+                await _move_positions(session, changes, now)
+        return existing
+
+
+_COPY_ORDERS = CopyOrder.__table__  # type: ignore[attr-defined]
+_RESULT_UPDATE = (
+    update(_COPY_ORDERS)
+    .where(_COPY_ORDERS.c.client_order_id == bindparam("b_cid"))
+    .values(
+        status=bindparam("b_status"),
+        filled_quantity=bindparam("b_filled"),
+        average_price=bindparam("b_price"),
+        venue_order_id=bindparam("b_venue_order_id"),
+        reason_code=bindparam("b_reason_code"),
+        reason=bindparam("b_reason"),
+        fee=bindparam("b_fee"),
+        completed_at=bindparam("b_completed_at"),
+        latency_ms=bindparam("b_latency_ms"),
+    )
+)
+
+
+def _result_params(result: CopyResult, now: datetime) -> dict[str, Any]:
+    return {
+        "b_cid": result.client_order_id,
+        "b_status": result.status,
+        "b_filled": result.filled_quantity,
+        "b_price": result.average_price,
+        "b_venue_order_id": result.venue_order_id,
+        "b_reason_code": result.reason_code,
+        "b_reason": (result.reason or None) and result.reason[:500],
+        "b_fee": result.fee,
+        "b_completed_at": now,
+        "b_latency_ms": result.latency_ms,
+    }
+
+
+async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft], now: datetime) -> set[str]:
+    ids = [d.client_order_id for d in drafts]
+    existing: set[str] = set()
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        rows = await session.execute(select(CopyOrder.client_order_id).where(CopyOrder.client_order_id.in_(ids[start : start + 500])))
+        existing |= set(rows.scalars())
+    fresh: dict[str, dict[str, Any]] = {}
+    for draft in drafts:
+        if draft.client_order_id in existing or draft.client_order_id in fresh:
+            continue
+        fresh[draft.client_order_id] = {
+            "client_order_id": draft.client_order_id,
+            "fill_id": draft.fill_id,
+            "follow_id": draft.follow_id,
+            "user_id": draft.user_id,
+            "symbol": draft.symbol,
+            "side": draft.side,
+            "order_type": draft.order_type,
+            "reduce_only": draft.reduce_only,
+            "status": draft.status,
+            "reason_code": draft.reason_code,
+            "reason": draft.reason[:500] if draft.reason else None,
+            "requested_quantity": draft.requested_quantity,
+            "filled_quantity": ZERO,
+            "average_price": None,
+            "limit_price": draft.limit_price,
+            "master_price": draft.master_price,
+            "fee": ZERO,
+            "venue_order_id": None,
+            "dry_run": draft.dry_run,
+            "created_at": now,
+            "completed_at": now if draft.status is CopyStatus.SKIPPED else None,
+            "latency_ms": None,
+        }
+    if fresh:
+        await session.execute(insert(_COPY_ORDERS), list(fresh.values()))
+    return existing
 
 
 class JournalStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._writes = _GroupCommit(db)
+        self._writes = _CopyWriter(db)
 
     # -- master fills -----------------------------------------------------------------------
 
@@ -256,66 +355,11 @@ class JournalStore:
         An existing id means an earlier run planned this copy: the caller must look the order
         up instead of sending it again.
         """
-
-        async def job(session: AsyncSession) -> set[str]:
-            ids = [d.client_order_id for d in drafts]
-            existing_rows = await session.execute(select(CopyOrder.client_order_id).where(CopyOrder.client_order_id.in_(ids)))
-            existing = set(existing_rows.scalars())
-            now = utcnow()
-            for draft in drafts:
-                if draft.client_order_id in existing:
-                    continue
-                session.add(
-                    CopyOrder(
-                        client_order_id=draft.client_order_id,
-                        fill_id=draft.fill_id,
-                        follow_id=draft.follow_id,
-                        user_id=draft.user_id,
-                        symbol=draft.symbol,
-                        side=draft.side,
-                        order_type=draft.order_type,
-                        reduce_only=draft.reduce_only,
-                        status=draft.status,
-                        reason_code=draft.reason_code,
-                        reason=draft.reason[:500] if draft.reason else None,
-                        requested_quantity=draft.requested_quantity,
-                        master_price=draft.master_price,
-                        limit_price=draft.limit_price,
-                        dry_run=draft.dry_run,
-                        created_at=now,
-                        completed_at=now if draft.status is CopyStatus.SKIPPED else None,
-                    )
-                )
-            await session.flush()
-            return existing
-
-        return await self._writes.submit(job)
+        return await self._writes.submit(_Submission(drafts=drafts))
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[tuple[int, str, Decimal, Decimal]]) -> None:
         """Store final results and apply ``(follow_id, symbol, signed_qty, price)`` to copied positions."""
-
-        async def job(session: AsyncSession) -> None:
-            now = utcnow()
-            for result in results:
-                await session.execute(
-                    update(CopyOrder)
-                    .where(CopyOrder.client_order_id == result.client_order_id)
-                    .values(
-                        status=result.status,
-                        filled_quantity=result.filled_quantity,
-                        average_price=result.average_price,
-                        venue_order_id=result.venue_order_id,
-                        reason_code=result.reason_code,
-                        reason=(result.reason or None) and result.reason[:500],
-                        fee=result.fee,
-                        completed_at=now,
-                        latency_ms=result.latency_ms,
-                    )
-                )
-            for follow_id, symbol, signed_quantity, price in position_changes:
-                await _move_position(session, follow_id, symbol, signed_quantity, price, now)
-
-        await self._writes.submit(job)
+        await self._writes.submit(_Submission(results=results, position_changes=position_changes))
 
     async def pending_copies(self) -> list[PendingCopy]:
         """Copy orders journaled as pending whose outcome was never recorded (a crash mid-send)."""
@@ -341,10 +385,28 @@ class JournalStore:
             return list(rows.scalars())
 
 
-async def _move_position(session: AsyncSession, follow_id: int, symbol: str, signed: Decimal, price: Decimal, now: datetime) -> None:
-    row = await session.get(FollowPosition, (follow_id, symbol))
-    if row is None:
-        row = FollowPosition(follow_id=follow_id, symbol=symbol, quantity=ZERO, entry_price=None)
+async def _move_positions(session: AsyncSession, changes: Sequence[tuple[int, str, Decimal, Decimal]], now: datetime) -> None:
+    """Apply position changes in order: one SELECT for the rows touched, then ORM updates."""
+    keys = {(follow_id, symbol) for follow_id, symbol, _, _ in changes}
+    follow_ids = sorted({k[0] for k in keys})
+    rows: dict[tuple[int, str], FollowPosition] = {}
+    for start in range(0, len(follow_ids), 500):
+        found = await session.execute(
+            select(FollowPosition).where(
+                FollowPosition.follow_id.in_(follow_ids[start : start + 500]),
+                FollowPosition.symbol.in_(sorted({k[1] for k in keys})),
+            )
+        )
+        rows.update({(row.follow_id, row.symbol): row for row in found.scalars()})
+    for follow_id, symbol, signed, price in changes:
+        row = rows.get((follow_id, symbol))
+        if row is None:
+            row = rows[(follow_id, symbol)] = FollowPosition(follow_id=follow_id, symbol=symbol, quantity=ZERO, entry_price=None)
+            session.add(row)
+        _apply_to_position(row, signed, price, now)
+
+
+def _apply_to_position(row: FollowPosition, signed: Decimal, price: Decimal, now: datetime) -> None:
     before = row.quantity
     after = before + signed
     if before == 0 or (before > 0) == (signed > 0):  # opening or adding
@@ -360,4 +422,3 @@ async def _move_position(session: AsyncSession, follow_id: int, symbol: str, sig
             row.entry_price = price
     row.quantity = after
     row.updated_at = now
-    session.add(row)
