@@ -124,9 +124,10 @@ def money(value) -> str:  # type: ignore[no-untyped-def]
 
 def format_account(view) -> str:  # type: ignore[no-untyped-def]
     """A connected exchange account: label, venue, fingerprint and last check — never the key."""
-    from copytrade.core.venues.catalog import VENUES
+    from copytrade.core.venues.catalog import venue_spec
 
-    title = VENUES[view.venue].title if view.venue in VENUES else view.venue
+    spec = venue_spec(view.venue)
+    title = spec.title if spec else view.venue
     return f"• {view.label} — {title}, key …{view.key_fingerprint[-6:]}, checked {when(view.last_validated_at)}"
 
 

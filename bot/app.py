@@ -1,0 +1,140 @@
+"""The python-telegram-bot ``Application`` over the service ``App``: handlers, the rate
+limiter, the notification sender, command registration, and polling or webhook mode."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import warnings
+from urllib.parse import urlparse
+
+from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.error import TelegramError
+from telegram.warnings import PTBUserWarning
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+
+from copytrade.bot.admin import admin_handlers
+from copytrade.bot.follow import follow_conversation, masters_handlers
+from copytrade.bot.keys import connect_conversation, key_handlers
+from copytrade.bot.notifier import Notifier
+from copytrade.bot.settings import settings_conversation
+from copytrade.bot.start import ADMIN_COMMANDS, FOLLOWER_COMMANDS, help_command, stale_button, start, unexpected_text, unknown_command
+from copytrade.bot.status import status_handlers
+
+log = logging.getLogger(__name__)
+
+#: retries of a request answered 429 (after waiting its retry_after)
+RATE_LIMIT_RETRIES = 3
+
+
+async def _nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_chat:
+        await update.effective_chat.send_message("Nothing to cancel.")
+
+
+async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("unhandled error in the Telegram application", exc_info=context.error)
+
+
+async def post_init(application: Application) -> None:
+    """Register the command lists and start draining notifications."""
+    app = application.bot_data["app"]
+    bot = application.bot
+    await bot.set_my_commands([BotCommand(name, text) for name, text in FOLLOWER_COMMANDS])
+    for admin_id in app.settings.admin_ids:
+        try:
+            await bot.set_my_commands([BotCommand(n, t) for n, t in (*FOLLOWER_COMMANDS, *ADMIN_COMMANDS)], scope=BotCommandScopeChat(admin_id))
+        except TelegramError as exc:  # the admin has not opened a chat with the bot yet
+            log.info("admin commands not registered for %s: %s", admin_id, exc)
+    notifier = Notifier(app, bot)
+    application.bot_data["notifier"] = notifier
+    notifier.start()
+
+
+async def post_shutdown(application: Application) -> None:
+    notifier = application.bot_data.pop("notifier", None)
+    if notifier is not None:
+        await notifier.stop()
+
+
+def build_application(app) -> Application:  # type: ignore[no-untyped-def]
+    settings = app.settings
+    if not settings.telegram_bot_token:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token)
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    if settings.telegram_api_base_url:
+        builder = builder.base_url(settings.telegram_api_base_url)
+    application = builder.build()
+    application.bot_data["app"] = app
+    with warnings.catch_warnings():
+        # Conversations are per user and chat on purpose (per_message=False): a dialogue's
+        # buttons are answered whichever message carries them.
+        warnings.filterwarnings("ignore", message=".*per_message=False.*", category=PTBUserWarning)
+        handlers = _handlers()
+    application.add_handlers(handlers)
+    application.add_error_handler(_log_error)
+    return application
+
+
+def _handlers() -> list[object]:
+    """In order: the first handler that matches an update takes it."""
+    return [
+        CommandHandler("start", start),
+        CommandHandler("help", help_command),
+        connect_conversation(),
+        follow_conversation(),
+        settings_conversation(),
+        *admin_handlers(),
+        *key_handlers(),
+        *masters_handlers(),
+        *status_handlers(),
+        CommandHandler("cancel", _nothing_to_cancel),
+        MessageHandler(filters.COMMAND, unknown_command),
+        MessageHandler(filters.TEXT & ~filters.COMMAND, unexpected_text),
+        CallbackQueryHandler(stale_button),
+    ]
+
+
+def webhook_secret(token: str) -> str:
+    """Telegram sends it back in a header, so only Telegram can post updates to the webhook."""
+    return hashlib.sha256(f"copytrade-webhook|{token}".encode()).hexdigest()[:48]
+
+
+async def serve(app, stop: asyncio.Event, *, poll_interval: float = 0.0, polling_timeout: int = 10) -> None:  # type: ignore[no-untyped-def]
+    """Run the bot until ``stop`` is set: polling, or a webhook on $PORT when WEBHOOK_URL is set."""
+    settings = app.settings
+    # httpx logs every request URL at INFO, and the Bot API URL carries the bot token; the
+    # telegram library logs whole updates (typed secrets included) at DEBUG.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger("telegram").getEffectiveLevel()))
+    application = build_application(app)
+    async with application:
+        await post_init(application)
+        await application.start()
+        try:
+            if settings.webhook_url:
+                path = urlparse(settings.webhook_url).path.lstrip("/")
+                await application.updater.start_webhook(
+                    listen="0.0.0.0",
+                    port=settings.port,
+                    url_path=path,
+                    webhook_url=settings.webhook_url,
+                    secret_token=webhook_secret(settings.telegram_bot_token),
+                )
+                log.info("Telegram bot listening for webhooks on port %s", settings.port)
+            else:
+                await application.updater.start_polling(poll_interval=poll_interval, timeout=polling_timeout)
+                log.info("Telegram bot polling for updates")
+            await stop.wait()
+        finally:
+            if application.updater.running:
+                await application.updater.stop()
+            await application.stop()
+            await post_shutdown(application)

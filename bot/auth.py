@@ -1,0 +1,113 @@
+"""Authorization and error handling in one place.
+
+Every handler is wrapped by ``handler()``: it resolves the Telegram user to our ``User`` row
+(or asks them to /start), checks the admin role from ``ADMIN_IDS``, answers callback queries,
+turns a ``UserError`` into a reply and logs anything else with its traceback — the chat only
+ever sees a generic apology, never internals or secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from copytrade.core.errors import UserError
+from copytrade.storage.models import User
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, User], Awaitable[Any]]
+
+NOT_REGISTERED = "Send /start first, then try again."
+ADMINS_ONLY = "⛔ This command is for administrators only."
+INTERNAL_ERROR = "Something went wrong on our side and was logged. Please try again in a minute."
+STALE_BUTTON = "This button is no longer valid. Send the command again."
+
+
+def get_app(context: ContextTypes.DEFAULT_TYPE):  # type: ignore[no-untyped-def]
+    """The service ``App`` the bot was built over."""
+    return context.application.bot_data["app"]
+
+
+def is_admin(context: ContextTypes.DEFAULT_TYPE, telegram_id: int) -> bool:
+    return telegram_id in get_app(context).settings.admin_ids
+
+
+async def reply(update: Update, text: str, **kwargs: Any) -> None:
+    """Answer in the chat the update came from (a message or a pressed button)."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await chat.send_message(text, **kwargs)
+
+
+def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
+    """Wrap a handler ``(update, context, user)``.
+
+    ``register``: create the user on first contact (only /start does). ``admin``: refuse anyone
+    not in ADMIN_IDS. A ``UserError`` is answered and the conversation stays where it was
+    (``None`` keeps a ConversationHandler in its state); nothing else leaks to the chat.
+    """
+
+    def decorate(func: Handler) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(func)
+        async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
+            query = update.callback_query
+            if query is not None:
+                try:
+                    await query.answer()
+                except TelegramError:
+                    log.debug("answering a callback query failed", exc_info=True)
+            tg_user = update.effective_user
+            if tg_user is None:
+                return None
+            try:
+                app = get_app(context)
+                if admin and tg_user.id not in app.settings.admin_ids:
+                    log.warning("non-admin %s tried an admin action", tg_user.id)
+                    await reply(update, ADMINS_ONLY)
+                    return None
+                if register:
+                    user = await app.services.register_user(tg_user.id, tg_user.full_name or tg_user.username or "")
+                else:
+                    user = await app.accounts.user_by_telegram_id(tg_user.id)
+                    if user is None:
+                        await reply(update, NOT_REGISTERED)
+                        return None
+                return await func(update, context, user)
+            except UserError as exc:
+                await reply(update, f"⚠️ {exc}")
+                return None
+            except TelegramError:
+                log.exception("Telegram refused a request while handling an update")
+                return None
+            except Exception:
+                log.exception("handler %s failed", func.__qualname__)
+                await reply(update, INTERNAL_ERROR)
+                return None
+
+        return wrapper
+
+    return decorate
+
+
+def callback_args(update: Update, count: int) -> list[str]:
+    """The ``count`` fields after the prefix of ``prefix:a:b``; a ``UserError`` (stale or
+    tampered button) when the data has another shape."""
+    data = update.callback_query.data if update.callback_query else None
+    parts = (data or "").split(":")
+    if len(parts) != count + 1 or not all(parts[1:]):
+        raise UserError(STALE_BUTTON)
+    return parts[1:]
+
+
+def int_arg(value: str) -> int:
+    if not value.isdigit() or len(value) > 12:
+        raise UserError(STALE_BUTTON)
+    return int(value)

@@ -1,0 +1,137 @@
+"""/settings: every setting of a follow, changed with buttons (on/off, sizing mode) or a typed
+value (numbers, symbol lists). Validated by the core; applied from the master's next fill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler, MessageHandler, filters
+
+from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from copytrade.bot.follow import CODE_OF_MODE, MODE_CODES
+from copytrade.bot.formatting import NOT_ENFORCED, SIZING_HELP, SIZING_TITLES, format_follow_settings
+from copytrade.bot.keyboards import column, keyboard
+from copytrade.core.errors import UserError
+from copytrade.core.model import FollowStatus, SizingMode
+from copytrade.storage.models import User
+
+VALUE = 0
+_KEY = "settings_edit"
+
+#: typed settings: code -> (field, prompt, clearable)
+TYPED: dict[str, tuple[str, str, bool]] = {
+    "tp": ("take_profit_pct", f"Send the take-profit in % (e.g. 5; {NOT_ENFORCED}).", True),
+    "sl": ("stop_loss_pct", f"Send the stop-loss in % (e.g. 3; {NOT_ENFORCED}).", True),
+    "mp": ("max_position_notional", "Send the maximum position value per symbol in the quote currency (e.g. 1000).", True),
+    "dl": ("daily_loss_limit", f"Send the daily loss limit in the quote currency (e.g. 200; {NOT_ENFORCED}).", True),
+    "al": ("allowed_symbols", "Send the symbols to copy, separated by spaces or commas (e.g. BTC ETH). Only these will be copied.", True),
+    "bl": ("blocked_symbols", "Send the symbols never to copy, separated by spaces or commas (e.g. DOGE).", True),
+}
+TOGGLES = {"rv": "reverse", "dr": "dry_run"}
+
+
+def settings_keyboard(follow) -> Any:  # type: ignore[no-untyped-def]
+    fid = follow.id
+    on = {True: "on", False: "off"}
+    return keyboard(
+        [("📏 Sizing", f"se:m:{fid}"), (f"🔁 Reverse: {on[follow.reverse]}", f"se:t:{fid}:rv")],
+        [("🎯 Take-profit", f"se:e:{fid}:tp"), ("🛑 Stop-loss", f"se:e:{fid}:sl")],
+        [("📦 Max position", f"se:e:{fid}:mp"), ("📉 Daily loss limit", f"se:e:{fid}:dl")],
+        [("✅ Allow list", f"se:e:{fid}:al"), ("🚫 Block list", f"se:e:{fid}:bl")],
+        [(f"🧪 Dry run: {on[follow.dry_run]}", f"se:t:{fid}:dr")],
+    )
+
+
+async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: int, note: str = "") -> None:
+    view = await get_app(context).services.own_follow_view(user.id, follow_id)
+    if view.follow.status is FollowStatus.STOPPED:
+        raise UserError("this follow is stopped; follow the master again to copy it")
+    text = (note + "\n\n" if note else "") + format_follow_settings(view.follow, view.master_name, view.account_label)
+    await reply(update, text, reply_markup=settings_keyboard(view.follow))
+
+
+@handler()
+async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
+    context.user_data.pop(_KEY, None)
+    views = await get_app(context).services.follow_views(user.id)
+    if not views:
+        await reply(update, "You are not following anyone yet. Start with /follow.")
+    elif len(views) == 1:
+        await _show(update, context, user, views[0].follow.id)
+    else:
+        await reply(update, "Which follow?", reply_markup=column([(f"#{v.follow.id} {v.master_name} → {v.account_label}", f"se:f:{v.follow.id}") for v in views]))
+    return ConversationHandler.END
+
+
+@handler()
+async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+    context.user_data.pop(_KEY, None)
+    data = update.callback_query.data or ""
+    services = get_app(context).services
+    action = data.split(":")[1] if data.count(":") >= 2 else ""
+    if action in ("f", "m"):
+        _, follow_id = callback_args(update, 2)
+        fid = int_arg(follow_id)
+        if action == "f":
+            await _show(update, context, user, fid)
+            return ConversationHandler.END
+        follow = await services.own_follow(user.id, fid)
+        lines = [f"Sizing now: {SIZING_TITLES[follow.sizing_mode]} {follow.sizing_value}. Choose the mode:"]
+        lines += [f"• {SIZING_TITLES[m]}: {SIZING_HELP[m]}" for m in SizingMode]
+        await reply(update, "\n".join(lines), reply_markup=column([(SIZING_TITLES[m], f"se:s:{fid}:{CODE_OF_MODE[m]}") for m in SizingMode]))
+        return ConversationHandler.END
+    _, follow_id, code = callback_args(update, 3)
+    fid = int_arg(follow_id)
+    follow = await services.own_follow(user.id, fid)  # ownership before anything else
+    if action == "t" and code in TOGGLES:
+        field = TOGGLES[code]
+        await services.update_follow(user.id, fid, {field: "off" if getattr(follow, field) else "on"})
+        await _show(update, context, user, fid, "Saved; applies from the master's next trade.")
+        return ConversationHandler.END
+    if action == "s" and code in MODE_CODES:
+        mode = MODE_CODES[code]
+        context.user_data[_KEY] = {"follow_id": fid, "field": "sizing", "mode": mode.value}
+        await reply(update, f"{SIZING_TITLES[mode]}: {SIZING_HELP[mode]}.\nSend the value (a number), or /cancel.")
+        return VALUE
+    if action == "e" and code in TYPED:
+        field, prompt, clearable = TYPED[code]
+        context.user_data[_KEY] = {"follow_id": fid, "field": field}
+        await reply(update, prompt + " Or /cancel.", reply_markup=keyboard([("Clear (off)", f"se:c:{fid}:{code}")]) if clearable else None)
+        return VALUE
+    if action == "c" and code in TYPED:
+        await services.update_follow(user.id, fid, {TYPED[code][0]: "none"})
+        await _show(update, context, user, fid, "Cleared; applies from the master's next trade.")
+        return ConversationHandler.END
+    raise UserError(STALE_BUTTON)
+
+
+@handler()
+async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+    edit = context.user_data.get(_KEY)
+    if not edit:
+        await reply(update, "Choose a setting with the buttons first (/settings).")
+        return ConversationHandler.END
+    text = update.effective_message.text or ""
+    changes = {"sizing_mode": edit["mode"], "sizing_value": text} if edit["field"] == "sizing" else {edit["field"]: text}
+    await get_app(context).services.update_follow(user.id, edit["follow_id"], changes)  # a UserError keeps the prompt open
+    context.user_data.pop(_KEY, None)
+    await _show(update, context, user, edit["follow_id"], "Saved; applies from the master's next trade.")
+    return ConversationHandler.END
+
+
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    context.user_data.pop(_KEY, None)
+    await reply(update, "Cancelled; nothing was changed.")
+    return ConversationHandler.END
+
+
+def settings_conversation() -> ConversationHandler:
+    return ConversationHandler(
+        entry_points=[CommandHandler("settings", settings), CallbackQueryHandler(settings_button, pattern=r"^se:")],
+        states={VALUE: [MessageHandler(filters.TEXT & ~filters.COMMAND, typed_value)]},
+        fallbacks=[CommandHandler("cancel", cancel), CallbackQueryHandler(settings_button, pattern=r"^se:")],
+        allow_reentry=True,
+        conversation_timeout=600,
+        name="settings",
+    )

@@ -1,0 +1,103 @@
+"""/start, /help and the answers for everything no other handler takes (unknown commands,
+unexpected text, expired buttons)."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from copytrade.bot.auth import STALE_BUTTON, get_app, handler, is_admin, reply
+from copytrade.storage.models import User
+
+FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "welcome, risks and the next step"),
+    ("help", "every command"),
+    ("connect", "add an exchange account (API keys)"),
+    ("keys", "list or remove your exchange accounts"),
+    ("masters", "masters you can copy"),
+    ("follow", "start copying a master"),
+    ("settings", "change sizing, filters and limits of a follow"),
+    ("pause", "pause copying (one follow or all)"),
+    ("resume", "resume copying"),
+    ("stop", "stop copying, keep or close the copied positions"),
+    ("status", "follows, open copied positions, today's copies"),
+    ("history", "every copy, skip and failure with its reason"),
+    ("cancel", "cancel the current dialogue"),
+)
+ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("addmaster", "register a master account"),
+    ("broadcast", "message all users or one master's followers"),
+    ("stats", "service statistics"),
+    ("pauseall", "kill switch: pause every follow"),
+)
+
+WELCOME = """👋 Welcome to copytrade.
+
+This bot copies the trades of a master trader onto your own exchange account in real time: when the master buys or sells, your account does the same, sized the way you choose. You are told about every copied trade, every skipped one and why.
+
+⚠️ Risks — please read:
+• Trading with leverage can lose more than you expect; past results of a master say nothing about the future.
+• Copies are never perfect: your price, size and timing differ from the master's (slippage, minimum order sizes, delays).
+• Your API key can trade on your account. Use a key WITHOUT withdrawal permission (keys that can withdraw are refused) and, where your exchange allows it, restrict it to this service's IP.
+• Only risk money you can afford to lose.
+
+Next step: connect your exchange account with /connect, then pick a master with /masters or /follow. /help lists every command."""
+
+
+def help_text(admin: bool) -> str:
+    lines = ["Commands:"] + [f"/{name} — {text}" for name, text in FOLLOWER_COMMANDS]
+    if admin:
+        lines += ["", "Admin:"] + [f"/{name} — {text}" for name, text in ADMIN_COMMANDS] + [
+            "(/masters also lets you hide, show or retire a master)"
+        ]
+    return "\n".join(lines)
+
+
+@handler(register=True)
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+    if user.blocked_bot:  # they came back after blocking the bot
+        assert user.id is not None
+        await get_app(context).accounts.set_blocked(user.id, False)
+    await reply(update, WELCOME)
+
+
+@handler()
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+    await reply(update, help_text(is_admin(context, update.effective_user.id)))
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    text = (update.effective_message.text or "").split()[0] if update.effective_message else ""
+    await reply(update, f"I don't know the command {text[:40]}. /help lists every command.")
+
+
+_LOOKS_SECRET = re.compile(r"^[A-Za-z0-9+/=_\-]{16,}$")
+
+
+async def unexpected_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text outside any dialogue. Something that looks like a key is deleted at once (a
+    /connect dialogue may have expired before it was pasted)."""
+    message = update.effective_message
+    if message is None:
+        return
+    if _LOOKS_SECRET.match((message.text or "").strip()):
+        try:
+            await message.delete()
+            await reply(update, "🔒 That looked like a key or secret, so I deleted it. To add an exchange account, start /connect.")
+        except TelegramError:
+            await reply(update, "🔒 That looked like a key or secret — please delete it from the chat. To add an exchange account, start /connect.")
+        return
+    await reply(update, "I was not expecting a message here. /help lists every command.")
+
+
+async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if query is not None:
+        try:
+            await query.answer(STALE_BUTTON, show_alert=True)
+        except TelegramError:
+            pass
+    await reply(update, STALE_BUTTON)

@@ -1,0 +1,426 @@
+"""A real Bot API emulator for end-to-end bot tests: the npm package ``telegram-test-api``
+(installed by scripts/test, pinned to 4.2.1) on 127.0.0.1, behind a small aiohttp proxy that
+fixes what python-telegram-bot v22 cannot read from it and adds Telegram's flood control.
+
+Fixed by the proxy (observed with 4.2.1): getMe lacks ``is_bot``; sendMessage returns ``date``
+in milliseconds and no ``from``; callback updates lack ``chat_instance``;
+editMessageText / editMessageReplyMarkup / answerCallbackQuery / deleteMessage return ``null``
+instead of ``true``; setMyCommands / getMyCommands / deleteMyCommands are missing; getUpdates
+ignores ``timeout`` (the proxy long-polls briefly, so the bot's normal polling works).
+
+Added by the proxy: Telegram's limit of about 30 messages per second (a token bucket; excess
+sends get 429 with ``retry_after``), chats that blocked the bot (403), and one-off 429s.
+
+``ChatUser`` plays a Telegram user through the emulator's client API: sends text and commands,
+presses inline buttons, and reads the chat as a user sees it (edits applied, deleted messages
+gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "node_modules" / "telegram-test-api"
+PINNED_VERSION = "4.2.1"
+BOT_USER = {"id": 666, "is_bot": True, "first_name": "copytrade test bot", "username": "TestNameBot"}
+
+_LAUNCHER = """
+const TelegramServer = require(process.argv[1]);
+const server = new TelegramServer({host: '127.0.0.1', port: Number(process.argv[2]), storeTimeout: 3600});
+server.start().then(() => console.log('ready'));
+process.on('SIGTERM', () => server.stop().then(() => process.exit(0)));
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def emulator_available() -> str | None:
+    """``None`` when the emulator can run, else why not (for a skip message)."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    manifest = PACKAGE / "package.json"
+    if not manifest.exists():
+        return f"telegram-test-api is not installed (npm install --no-save telegram-test-api@{PINNED_VERSION})"
+    version = json.loads(manifest.read_text())["version"]
+    if version != PINNED_VERSION:
+        return f"telegram-test-api {version} is installed, the tests are pinned to {PINNED_VERSION}"
+    return None
+
+
+class Emulator:
+    """The node process, started once per test session."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> None:
+        self._process = subprocess.Popen(
+            ["node", "-e", _LAUNCHER, str(PACKAGE), str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "NODE_ENV": "test"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"telegram-test-api exited: {self._process.stdout.read().decode(errors='replace')}")  # type: ignore[union-attr]
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("telegram-test-api did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
+
+
+@dataclass
+class FloodControl:
+    """Telegram's global limit for one bot: about ``rate`` messages per second."""
+
+    rate: float = 30.0
+    burst: float = 35.0  # a little tolerance over the limiter's own bucket of 30
+    tokens: float = 35.0
+    updated: float = field(default_factory=time.monotonic)
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class BotApiProxy:
+    """What the bot talks to (``base_url``); forwards to the emulator with the fixes above."""
+
+    def __init__(self, emulator_url: str) -> None:
+        self.emulator_url = emulator_url
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.commands: dict[str, list[dict[str, str]]] = {}  # scope (json) -> commands
+        self.blocked_chats: set[int] = set()
+        self.retry_once: dict[int, int] = {}  # chat id -> retry_after for its next send
+        self.flood = FloodControl()
+        self.too_many_requests = 0  # 429s caused by exceeding the rate (not injected ones)
+        self.sent_messages = 0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    def methods(self) -> list[str]:
+        return [method for method, _ in self.calls]
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        elif request.can_read_body:
+            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        return params
+
+    async def _forward(self, token: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self._session is not None
+        async with self._session.post(f"{self.emulator_url}/bot{token}/{method}", json=params) as response:
+            return await response.json(content_type=None)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        token, method = request.match_info["token"], request.match_info["method"]
+        params = await self._params(request)
+        self.calls.append((method, params))
+        if method in ("setMyCommands", "deleteMyCommands", "getMyCommands"):
+            scope = str(params.get("scope") or "default")
+            if method == "setMyCommands":
+                commands = params["commands"]
+                self.commands[scope] = json.loads(commands) if isinstance(commands, str) else commands
+                return web.json_response({"ok": True, "result": True})
+            if method == "deleteMyCommands":
+                self.commands.pop(scope, None)
+                return web.json_response({"ok": True, "result": True})
+            return web.json_response({"ok": True, "result": self.commands.get(scope, [])})
+        if method == "sendMessage":
+            chat_id = int(params["chat_id"])
+            if chat_id in self.blocked_chats:
+                return web.json_response({"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}, status=403)
+            if chat_id in self.retry_once:
+                retry_after = self.retry_once.pop(chat_id)
+                return self._too_many(retry_after)
+            if not self.flood.allow():
+                self.too_many_requests += 1
+                return self._too_many(1)
+            self.sent_messages += 1
+        if method == "getUpdates":
+            return web.json_response(await self._get_updates(token, params))
+        answer = await self._forward(token, method, params)
+        if "ok" not in answer:  # the emulator's own error shape
+            return web.json_response({"ok": False, "error_code": 400, "description": f"Bad Request: {answer.get('message')}"}, status=400)
+        if answer.get("ok") and method == "getMe":
+            answer["result"] = {**answer["result"], **BOT_USER}
+        if answer.get("ok") and method == "sendMessage":
+            result = answer["result"]
+            if result.get("date", 0) > 10**11:
+                result["date"] //= 1000
+            result.setdefault("from", BOT_USER)
+        if answer.get("ok") and answer.get("result") is None and method in (
+            "editMessageText", "editMessageReplyMarkup", "answerCallbackQuery", "deleteMessage", "setWebhook",
+        ):
+            answer["result"] = True
+        return web.json_response(answer)
+
+    @staticmethod
+    def _too_many(retry_after: int) -> web.Response:
+        return web.json_response(
+            {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}", "parameters": {"retry_after": retry_after}},
+            status=429,
+        )
+
+    async def _get_updates(self, token: str, params: dict[str, Any]) -> dict[str, Any]:
+        wait = min(float(params.get("timeout") or 0), 0.5)
+        deadline = time.monotonic() + wait
+        while True:
+            answer = await self._forward(token, "getUpdates", {})
+            if answer.get("result") or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        for update in answer.get("result") or []:
+            query = update.get("callback_query")
+            if query is not None:
+                query.setdefault("chat_instance", str(query["from"]["id"]))
+        return answer
+
+
+_ids = itertools.count(int(time.time() * 1000) % 10**9 * 10 + 7_000_000_000)
+
+
+def fresh_id() -> int:
+    """A Telegram user/chat id never used before in this session (unread updates persist)."""
+    return next(_ids)
+
+
+@dataclass
+class BotMessage:
+    message_id: int
+    text: str
+    buttons: list[tuple[str, str]]  # (text, callback data)
+
+
+class ChatUser:
+    """One Telegram user in a private chat with the bot, driven through the emulator."""
+
+    def __init__(self, session: aiohttp.ClientSession, emulator_url: str, token: str, user_id: int | None = None, name: str = "Tester") -> None:
+        self.session = session
+        self.url = emulator_url
+        self.token = token
+        self.id = user_id or fresh_id()
+        self.name = name
+        self.cursor = 0  # message id of the last bot message consumed by expect()
+
+    @property
+    def _from(self) -> dict[str, Any]:
+        return {"id": self.id, "is_bot": False, "first_name": self.name, "username": f"u{self.id}"}
+
+    @property
+    def _chat(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "private", "first_name": self.name, "username": f"u{self.id}"}
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        async with self.session.post(f"{self.url}/{path}", json=body) as response:
+            response.raise_for_status()
+            return await response.json(content_type=None)
+
+    async def send(self, text: str) -> None:
+        body = {"botToken": self.token, "from": self._from, "chat": self._chat, "text": text, "date": int(time.time())}
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            body["entities"] = [{"offset": 0, "length": length, "type": "bot_command"}]
+            await self._post("sendCommand", body)
+        else:
+            await self._post("sendMessage", body)
+
+    async def _history(self) -> list[dict[str, Any]]:
+        return (await self._post("getUpdatesHistory", {"token": self.token}))["result"]
+
+    async def messages(self) -> list[BotMessage]:
+        """The bot's messages in this chat as the user sees them now (edits applied)."""
+        out = []
+        for item in await self._history():
+            message = item.get("message") or {}
+            if "chat_id" not in message or str(message["chat_id"]) != str(self.id):
+                continue
+            markup = message.get("reply_markup") or {}
+            if isinstance(markup, str):
+                markup = json.loads(markup)
+            buttons = [(b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row]
+            out.append(BotMessage(int(item["messageId"]), str(message.get("text", "")), buttons))
+        return sorted(out, key=lambda m: m.message_id)
+
+    async def own_texts(self) -> list[str]:
+        """What the user's own messages in the chat still say (deleted ones are gone)."""
+        out = []
+        for item in await self._history():
+            message = item.get("message") or {}
+            if "callbackQuery" in item or (message.get("chat") or {}).get("id") != self.id:
+                continue
+            out.append(message.get("text", ""))
+        return out
+
+    async def expect(self, needle: str | Callable[[str], bool], timeout: float = 10.0) -> BotMessage:
+        """The next bot message (after the last one expected) whose text contains ``needle``."""
+        match = needle if callable(needle) else (lambda text: needle in text)
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while True:
+            seen = []
+            for message in await self.messages():
+                if message.message_id > self.cursor:
+                    seen.append(message.text)
+                    if match(message.text):
+                        self.cursor = message.message_id
+                        return message
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no bot message matching {needle!r}; new messages: {seen!r}")
+            await asyncio.sleep(0.05)
+
+    async def wait_text(self, message_id: int, needle: str, timeout: float = 20.0) -> str:
+        """Wait until message ``message_id`` (edited in place) contains ``needle``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in await self.messages():
+                if message.message_id == message_id and needle in message.text:
+                    return message.text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"message {message_id} never contained {needle!r}")
+            await asyncio.sleep(0.1)
+
+    async def press(self, label: str, message: BotMessage | None = None, timeout: float = 10.0) -> None:
+        """Press the inline button whose text contains ``label`` on ``message`` (default: the
+        newest bot message from the last one expected on that has such a button; waits for it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            candidates = [message] if message else [m for m in reversed(await self.messages()) if m.message_id >= self.cursor]
+            for candidate in candidates:
+                for text, data in candidate.buttons:
+                    if label in text:
+                        self.cursor = max(self.cursor, candidate.message_id)
+                        await self.press_data(data, candidate)
+                        return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no button {label!r} in {[c.buttons for c in candidates][:3]!r}")
+            await asyncio.sleep(0.05)
+
+    async def press_data(self, data: str, message: BotMessage) -> None:
+        """Send a callback query with any data — including data the bot never offered."""
+        await self._post("sendCallback", {
+            "botToken": self.token,
+            "from": self._from,
+            "data": data,
+            "message": {"message_id": message.message_id, "date": int(time.time()), "chat": self._chat, "from": BOT_USER, "text": message.text},
+        })
+
+
+class BotHarness:
+    """The real bot (``copytrade.bot.app.serve``) over a real ``App`` on a fresh SQLite
+    database, polling the emulator through the proxy; one per test, with its own bot token."""
+
+    def __init__(self, emulator: Emulator, tmp_path: Path, *, admin_ids: tuple[int, ...] = ()) -> None:
+        self.emulator = emulator
+        self.tmp_path = tmp_path
+        self.admin_ids = admin_ids
+        self.token = f"{fresh_id()}:test-{os.urandom(6).hex()}"
+        self.proxy = BotApiProxy(emulator.url)
+        self.app: Any = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "BotHarness":
+        from copytrade.app import build_app
+        from copytrade.bot.app import serve
+        from copytrade.config import load_settings
+        from copytrade.core.vault import generate_key
+
+        await self.proxy.start()
+        settings = load_settings(
+            telegram_bot_token=self.token,
+            telegram_api_base_url=self.proxy.base_url,
+            webhook_url=None,
+            database_url=f"sqlite:///{self.tmp_path / 'bot.db'}",
+            secret_key=generate_key(),
+            mode="paper",
+            admin_ids=list(self.admin_ids),
+            data_dir=self.tmp_path,
+        )
+        self.app = await build_app(settings)
+        self.session = aiohttp.ClientSession()
+        self._task = asyncio.create_task(serve(self.app, self._stop, polling_timeout=1))
+        deadline = time.monotonic() + 10
+        while "getUpdates" not in self.proxy.methods():
+            if self._task.done():
+                self._task.result()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bot did not start polling")
+            await asyncio.sleep(0.02)
+        return self
+
+    def user(self, name: str = "Tester", user_id: int | None = None) -> ChatUser:
+        assert self.session is not None
+        return ChatUser(self.session, self.emulator.url, self.token, user_id, name)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        try:
+            if self._task is not None:
+                await asyncio.wait_for(self._task, 15)
+        finally:
+            if self.app is not None:
+                await self.app.close()
+            if self.session is not None:
+                await self.session.close()
+            await self.proxy.stop()

@@ -1,0 +1,599 @@
+"""End to end: the real bot (python-telegram-bot v22, real handlers, real core and SQLite) against
+the telegram-test-api Bot API emulator on 127.0.0.1 (tests/fakes/telegram.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from copytrade.core.model import FollowStatus, OrderIntent, Side
+from copytrade.paper_setup import create_paper_master
+from tests.fakes.telegram import BotHarness, ChatUser, Emulator, emulator_available, fresh_id
+
+pytestmark = pytest.mark.skipif(emulator_available() is not None, reason=str(emulator_available()))
+
+ADMIN = fresh_id()
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    server = Emulator()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def bot(emulator, tmp_path):
+    async with BotHarness(emulator, tmp_path, admin_ids=(ADMIN,)) as harness:
+        yield harness
+
+
+async def start(user: ChatUser) -> None:
+    await user.send("/start")
+    await user.expect("Welcome to copytrade")
+
+
+async def test_start_welcomes_explains_risks_and_registers_commands(bot):
+    user = bot.user("Ann")
+    await user.send("/start")
+    welcome = await user.expect("Welcome to copytrade")
+    assert "Risks" in welcome.text and "withdraw" in welcome.text and "/connect" in welcome.text
+    assert await bot.app.accounts.user_by_telegram_id(user.id) is not None
+    await user.send("/help")
+    help_text = (await user.expect("Commands:")).text
+    for command in ("/connect", "/keys", "/masters", "/follow", "/settings", "/pause", "/resume", "/stop", "/status", "/history"):
+        assert command in help_text
+    assert "/broadcast" not in help_text  # admin commands only for admins
+    names = {c["command"] for c in bot.proxy.commands["default"]}
+    assert {"start", "connect", "follow", "settings", "stop", "history"} <= names
+    await user.send("/frobnicate")
+    await user.expect("I don't know the command /frobnicate")
+
+
+async def connect_paper(user: ChatUser, key: str, *, balance: str | None = None) -> None:
+    await user.send("/connect")
+    await user.expect("Which exchange")
+    await user.press("Paper trading")
+    await user.expect("Send your API key")
+    await user.send(key)
+    await user.expect("Got the API key")
+    await user.expect("starting balance")
+    if balance is None:
+        await user.press("Skip")
+    else:
+        await user.send(balance)
+    await user.expect("Name this account")
+    await user.press("Use")
+    await user.expect("Connected and stored encrypted")
+
+
+async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted(bot):
+    user = bot.user("Ben")
+    await start(user)
+    await user.send("/connect")
+    venues = await user.expect("Which exchange")
+    assert [text for text, _ in venues.buttons] == ["Paper trading (simulated)", "Cancel"]  # only what this deployment has
+    await user.press("Paper trading")
+    await user.expect("Send your API key")
+    await user.send("paper-secret-key-0001")
+    await user.expect("Got the API key (message deleted)")
+    await user.expect("starting balance")
+    await user.send("2500")
+    await user.expect("Got the starting balance")
+    await user.expect("Name this account")
+    await user.send("my paper")
+    done = await user.expect("Connected and stored encrypted")
+    assert "my paper" in done.text and "paper-secret-key-0001" not in done.text
+    own = await user.own_texts()
+    assert "paper-secret-key-0001" not in own and "2500" not in own  # deleted from the chat
+    assert "my paper" in own  # ordinary messages stay
+    app = bot.app
+    owner = await app.accounts.user_by_telegram_id(user.id)
+    [view] = await app.services.accounts_of(owner.id)
+    sealed = await app.accounts.sealed_credential(view.id)
+    assert b"paper-secret-key-0001" not in sealed.ciphertext
+    assert app.vault.decrypt(sealed.ciphertext, owner_id=owner.id, credential_id=view.id) == {"api_key": "paper-secret-key-0001", "balance": "2500"}
+    await user.send("/keys")
+    listing = await user.expect("Your exchange accounts")
+    assert "my paper" in listing.text and "paper-secret-key-0001" not in listing.text
+    await user.press("Remove my paper")
+    await user.expect("Remove my paper?")
+    await user.press("Yes, remove")
+    await user.expect("Removed my paper")
+    assert await app.services.accounts_of(owner.id) == []
+
+
+async def test_connect_refuses_a_key_the_venue_rejects_and_stores_nothing(bot):
+    from copytrade.core.errors import AuthenticationError
+
+    registry = bot.app.venues
+    real_factory = registry._factories["paper"]
+
+    async def refusing(account):
+        venue = await real_factory(account)
+        if account.secrets["api_key"].startswith("revoked"):
+            async def validate():
+                raise AuthenticationError("invalid API key")
+            venue.validate = validate
+        return venue
+
+    registry._factories["paper"] = refusing
+    user = bot.user("Cid")
+    await start(user)
+    await user.send("/connect")
+    await user.press("Paper trading")
+    await user.expect("Send your API key")
+    await user.send("has spaces in it")
+    await user.expect("does not look like")
+    await user.send("revoked-key-123")
+    await user.expect("Got the API key")
+    await user.press("Skip")
+    await user.press("Use")
+    refused = await user.expect("refused this key")
+    assert "invalid API key" in refused.text and "Nothing was stored" in refused.text
+    assert "revoked-key-123" not in await user.own_texts()
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    assert await bot.app.services.accounts_of(owner.id) == []
+
+
+async def paper_master(bot, name: str = "Paper Trend"):
+    """A master on the paper exchange whose fills the engine watches; returns (master, its venue)."""
+    master, key = await create_paper_master(bot.app.services, name, "100000")
+    await bot.app.start_listener(master.id)
+    return master, await bot.app.venues.venue_for(key.id)
+
+
+async def master_trades(venue, cid: str, side: Side, quantity: str, symbol: str = "BTC/USDT:USDT", reduce_only: bool = False) -> None:
+    await venue.place_order(OrderIntent(0, cid, symbol, side, Decimal(quantity), reduce_only=reduce_only))
+
+
+async def follow_master(user: ChatUser, master_name: str) -> None:
+    await user.send("/follow")
+    await user.expect("Which master")
+    await user.press(master_name)
+    await user.expect(f"Copy {master_name} with which account")
+    await user.press("(paper)")
+    await user.expect("How should your order size be computed")
+    await user.press("Coefficient")
+    await user.expect("Send the value")
+    await user.send("1")
+    await user.expect("Take-profit")
+    await user.press("No take-profit")
+    await user.expect("Stop-loss")
+    await user.press("No stop-loss")
+    await user.expect("Please check and confirm")
+    await user.press("Confirm")
+    await user.expect("✅ Following")
+
+
+async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(bot):
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Dee")
+    await start(user)
+    await user.send("/follow")
+    await user.expect("Connect an exchange account first")
+    await connect_paper(user, "dee-paper-key")
+    await user.send("/masters")
+    listing = await user.expect("Masters by followers")
+    assert "Paper Trend — paper, 0 follower(s)" in listing.text
+    await user.press("Paper Trend")
+    detail = await user.expect("👤 Paper Trend")
+    assert "simulated master trader" in detail.text and "not published yet" in detail.text  # no made-up statistics
+    await user.press("Follow")
+    await user.expect("Copy Paper Trend with which account")
+    await user.press("(paper)")
+    await user.press("Coefficient")
+    await user.expect("Send the value")
+    for bad, answer in (("abc", "must be a number"), ("0", "more than 0"), ("1e9", "at most 100")):
+        await user.send(bad)
+        assert answer in (await user.expect("coefficient")).text
+    await user.send("1")
+    await user.expect("Take-profit")
+    await user.send("500")
+    assert "at most 100" in (await user.expect("take-profit")).text
+    await user.send("5")
+    await user.expect("Stop-loss")
+    await user.press("No stop-loss")
+    summary = await user.expect("Please check and confirm")
+    assert "coefficient × 1" in summary.text and "Take-profit: 5 %" in summary.text and "not active yet" in summary.text
+    await user.press("Confirm")
+    await user.expect("✅ Following")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    assert follow.take_profit_pct == Decimal(5) and follow.status is FollowStatus.ACTIVE
+
+    await user.send("/follow")  # the same master with the same (only) account
+    await user.press("Paper Trend")
+    assert "error 80005" in (await user.expect("already following")).text
+
+    await master_trades(master_venue, "m-1", Side.BUY, "0.01")
+    copied = await user.expect("✅ Copied", timeout=15)
+    assert "bought 0.01 BTC/USDT:USDT" in copied.text and "Paper Trend: master buy 0.01" in copied.text and "slippage" in copied.text
+    await user.send("/status")
+    status = await user.expect("Your follows")
+    assert "Paper Trend" in status.text and "long 0.01" in status.text and "1 filled" in status.text
+    await user.send("/history")
+    history = await user.expect("Copy history")
+    assert "buy 0.01 BTC/USDT:USDT — filled @" in history.text
+
+
+async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Eve")
+    await start(user)
+    await connect_paper(user, "eve-paper-key")
+    await follow_master(user, "Paper Trend")
+
+    await user.send("/settings")
+    view = await user.expect("Sizing: coefficient × 1")
+    await user.press("Reverse: off", view)
+    await user.expect("Reverse: on")
+    await user.press("Reverse: on")
+    await user.expect("Reverse: off")
+    await user.press("Max position")
+    await user.expect("maximum position value")
+    await user.send("lots")
+    await user.expect("max position must be a number")
+    await user.send("5000")
+    assert "Max position: 5000" in (await user.expect("Saved")).text
+    await user.press("Sizing")
+    await user.expect("Choose the mode")
+    await user.press("Fixed order value")
+    await user.expect("Send the value")
+    await user.send("-5")
+    await user.expect("more than 0")
+    await user.send("700")
+    assert "700 (quote currency) per entry" in (await user.expect("Saved")).text
+    await user.press("Block list")
+    await user.send("NOPE")
+    await user.expect("NOPE is not traded")
+    await user.send("SOL")
+    assert "Block list: SOL" in (await user.expect("Saved")).text
+    await user.press("Block list")
+    await user.press("Clear (off)")
+    assert "Block list: none" in (await user.expect("Cleared")).text
+    await user.press("Dry run: off")
+    await user.expect("Dry run: on")
+    await user.press("Dry run: on")
+    await user.expect("Dry run: off")
+
+    await master_trades(master_venue, "m-1", Side.BUY, "0.01")  # the next fill uses the new sizing: 700 USDT
+    copied = await user.expect("✅ Copied", timeout=15)
+    assert "bought 0.011 BTC/USDT:USDT" in copied.text  # 700 / 60000 rounded down to the 0.001 step
+    await master_trades(master_venue, "m-2", Side.BUY, "0.02")
+    await user.expect("✅ Copied", timeout=15)
+
+    await user.send("/stop")
+    await user.press("Paper Trend")
+    question = await user.expect("What about the positions")
+    assert [t for t, _ in question.buttons] == ["Keep positions", "Close positions", "Don't stop"]
+    await user.press("Close positions")
+    stopped = await user.expect("stopped")
+    assert "✅ BTC/USDT:USDT: sell 0.022 @ 60000" in stopped.text
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [view] = await bot.app.services.accounts_of(owner.id)
+    follower_venue = await bot.app.venues.venue_for(view.id)
+    assert await follower_venue.positions() == []
+    [follow] = await bot.app.services.follow_views(owner.id, include_stopped=True)
+    assert follow.follow.status is FollowStatus.STOPPED
+    assert await bot.app.accounts.follow_positions_of(follow.follow.id) == []
+    await master_trades(master_venue, "m-3", Side.BUY, "0.01")  # no longer copied
+    await user.send("/status")
+    assert "not following anyone" in (await user.expect("following")).text
+
+
+async def test_admin_commands_and_buttons_refuse_non_admins(bot):
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Fay")
+    await start(user)
+    await connect_paper(user, "fay-paper-key")
+    await follow_master(user, "Paper Trend")
+    for command in ("/stats", "/pauseall", "/broadcast", "/addmaster"):
+        await user.send(command)
+        await user.expect("administrators only")
+    last = (await user.messages())[-1]
+    for forged in ("pa:ok", f"am:r:{master.id}", f"am:ry:{master.id}", f"am:h:{master.id}", "bc:ok"):
+        await user.press_data(forged, last)
+    for _ in range(4):  # bc:ok outside a broadcast dialogue is an expired button
+        await user.expect("administrators only")
+    await user.expect("no longer valid")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    assert follow.status is FollowStatus.ACTIVE  # the kill switch was not pulled
+    assert [m.name for m in await bot.app.services.masters()] == ["Paper Trend"]  # neither hidden nor retired
+
+
+async def test_buttons_carrying_another_users_ids_or_tampered_data_change_nothing(bot):
+    await paper_master(bot)
+    alice, mallory = bot.user("Alice"), bot.user("Mallory")
+    await start(alice)
+    await connect_paper(alice, "alice-paper-key")
+    await follow_master(alice, "Paper Trend")
+    owner = await bot.app.accounts.user_by_telegram_id(alice.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    [key] = await bot.app.services.accounts_of(owner.id)
+    await start(mallory)
+    await connect_paper(mallory, "mallory-paper-key")
+    last = (await mallory.messages())[-1]
+    for data, answer in (
+        (f"se:t:{follow.id}:rv", "no such follow"),
+        (f"se:e:{follow.id}:mp", "no such follow"),
+        (f"st:c:{follow.id}", "no such follow"),
+        (f"pz:f:{follow.id}", "no such follow"),
+        (f"ky:ok:{key.id}", "no such exchange account"),
+        (f"fw:a:{key.id}", "no longer valid"),  # no follow dialogue running: a stale button
+        ("se:t:1;DROP:rv", "no longer valid"),
+        ("st:k", "no longer valid"),
+        ("totally-unknown", "no longer valid"),
+    ):
+        await mallory.press_data(data, last)
+        await mallory.expect(answer)
+    [after] = await bot.app.services.follows_of(owner.id)
+    assert after.status is FollowStatus.ACTIVE and after.reverse is False
+    assert [k.id for k in await bot.app.services.accounts_of(owner.id)] == [key.id]
+
+
+async def test_broadcast_to_200_users_completes_under_the_rate_limiter(bot):
+    admin = bot.user("Admin", ADMIN)
+    await start(admin)
+    recipients = [fresh_id() for _ in range(200)]
+    for telegram_id in recipients:
+        await bot.app.services.register_user(telegram_id, "bulk user")
+    blocked = set(recipients[:3])
+    bot.proxy.blocked_chats |= blocked
+    bot.proxy.retry_once[recipients[10]] = 1  # Telegram answers 429 retry_after=1 once
+    await admin.send("/broadcast")
+    await admin.expect("Who should receive")
+    await admin.press("Everyone")
+    await admin.expect("Send the message text")
+    await admin.send("Maintenance tonight at 22:00 UTC")
+    preview = await admin.expect("Send this to everyone (201 user(s))")
+    assert "Maintenance tonight" in preview.text
+    await admin.press("Send")
+    progress = await admin.expect("Sending… 0/201")
+    final = await admin.expect("Broadcast finished", timeout=40)
+    assert "Delivered: 198" in final.text and "Blocked the bot: 3" in final.text and "Failed: 0" in final.text
+    assert "Broadcast finished" in await admin.wait_text(progress.message_id, "Broadcast finished")
+    assert bot.proxy.too_many_requests == 0  # never over Telegram's limit
+    sends = [p for m, p in bot.proxy.calls if m == "sendMessage" and int(p["chat_id"]) == recipients[10]]
+    assert len(sends) == 2  # the 429 was retried after retry_after, once
+    assert {t for _, t in await bot.app.accounts.broadcast_recipients()} == (set(recipients) - blocked) | {ADMIN}
+
+
+async def test_admin_adds_a_master_manages_it_and_pulls_the_kill_switch(bot):
+    admin = bot.user("Admin", ADMIN)
+    await start(admin)
+    await admin.send("/help")
+    assert "/broadcast" in (await admin.expect("Commands:")).text
+    await admin.send("/addmaster")
+    await admin.press("Paper trading")
+    await admin.expect("API key")
+    await admin.send("master-read-only-key")
+    await admin.expect("Got it (message deleted)")
+    await admin.press("Skip")
+    await admin.expect("Public name")
+    await admin.send("x")
+    await admin.expect("2 to 64 characters")
+    await admin.send("Trend Rider")
+    await admin.expect("Description")
+    await admin.send("BTC trend following, 3x leverage at most")
+    await admin.press("Register")
+    await admin.expect("registered")
+    assert "master-read-only-key" not in await admin.own_texts()
+    [master] = await bot.app.services.masters()
+    assert master.name == "Trend Rider" and master.description.startswith("BTC trend")
+    assert bot.app.listeners.health[master.id] is not None  # its fills are watched
+
+    follower = bot.user("Gus")
+    await start(follower)
+    await connect_paper(follower, "gus-paper-key")
+    await follow_master(follower, "Trend Rider")
+
+    await admin.send("/masters")
+    await admin.press("Trend Rider")
+    await admin.expect("👤 Trend Rider")
+    await admin.press("Hide")
+    await admin.expect("hidden from /masters")
+    assert await bot.app.services.masters() == []
+    await follower.send("/masters")
+    await follower.expect("No masters are listed yet")
+
+    await admin.send("/stats")
+    stats = await admin.expect("📊 Stats")
+    assert "Follows: 1 active" in stats.text and "Masters: 0 active, 1 hidden" in stats.text
+    await admin.send("/pauseall")
+    await admin.press("Pause everything")
+    await admin.expect("1 follow(s) paused")
+    owner = await bot.app.accounts.user_by_telegram_id(follower.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    assert follow.status is FollowStatus.PAUSED
+    await follower.send("/resume")
+    await follower.press("Trend Rider")
+    await follower.expect("resumed")
+
+
+async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bot):
+    from copytrade.core.errors import AuthenticationError
+
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Hal")
+    await start(user)
+    await connect_paper(user, "hal-paper-key")
+    await follow_master(user, "Paper Trend")
+    await user.send("/settings")
+    await user.press("Allow list")
+    await user.expect("Send the symbols to copy")
+    await user.send("ETH")
+    await user.expect("Allow list: ETH")
+    await master_trades(master_venue, "m-1", Side.BUY, "0.01")
+    skipped = await user.expect("⏭ Not copied", timeout=15)
+    assert "not on your allow list" in skipped.text
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [key] = await bot.app.services.accounts_of(owner.id)
+    follower_venue = await bot.app.venues.venue_for(key.id)
+    follower_venue.fail_next(AuthenticationError("API key revoked"))
+    await master_trades(master_venue, "m-2", Side.BUY, "0.1", symbol="ETH/USDT:USDT")
+    mark = user.cursor
+    await user.expect("❌ Copy failed", timeout=15)
+    user.cursor = mark  # the pause notice and the failure may arrive in either order
+    await user.expect("⏸ Copying paused", timeout=15)
+    texts = [m.text for m in await user.messages() if m.message_id > mark]
+    assert any("❌ Copy failed: API key revoked" in t for t in texts)
+    assert any("refused your key" in t and "/resume" in t for t in texts)
+    await user.send("/history")
+    history = await user.expect("Copy history")
+    assert "not copied — the symbol is not on your allow list" in history.text and "failed — API key revoked" in history.text
+
+
+async def test_bad_input_everywhere_gets_a_specific_answer_and_changes_nothing(bot):
+    user = bot.user("Ivy")
+    await user.send("/status")
+    await user.expect("Send /start first")
+    await start(user)
+    await user.send("hello there")
+    await user.expect("not expecting a message")
+    await user.send("AKIAABCDEF0123456789XYZ")  # a pasted key outside /connect
+    await user.expect("looked like a key")
+    assert "AKIAABCDEF0123456789XYZ" not in await user.own_texts()
+    await user.send("/cancel")
+    await user.expect("Nothing to cancel")
+    await user.send("/connect")
+    venues = await user.expect("Which exchange")
+    await user.send("/cancel")
+    await user.expect("Cancelled; nothing was stored")
+    await user.press("Paper trading", venues)  # a button of the cancelled dialogue
+    await user.expect("no longer valid")
+    await user.send("/settings")
+    await user.expect("not following anyone")
+    await user.send("/stop")
+    await user.expect("Nothing to stop")
+    await user.send("/history")
+    await user.expect("No copies yet")
+    await user.send("/keys")
+    await user.expect("No exchange accounts connected yet")
+
+
+async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(emulator, tmp_path):
+    import asyncio
+
+    import aiohttp
+
+    from copytrade.app import build_app
+    from copytrade.bot.app import serve, webhook_secret
+    from copytrade.config import load_settings
+    from copytrade.core.vault import generate_key
+    from tests.fakes.telegram import BotApiProxy, free_port
+
+    proxy = BotApiProxy(emulator.url)
+    await proxy.start()
+    port = free_port()
+    token = f"{fresh_id()}:webhook"
+    settings = load_settings(
+        telegram_bot_token=token, telegram_api_base_url=proxy.base_url, webhook_url=f"http://127.0.0.1:{port}/telegram-hook",
+        port=port, database_url=f"sqlite:///{tmp_path / 'w.db'}", secret_key=generate_key(), mode="paper", data_dir=tmp_path,
+    )
+    app = await build_app(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, stop))
+    try:
+        for _ in range(200):
+            if "setWebhook" in proxy.methods():
+                break
+            await asyncio.sleep(0.02)
+        [params] = [p for m, p in proxy.calls if m == "setWebhook"]
+        assert params["url"] == f"http://127.0.0.1:{port}/telegram-hook" and params["secret_token"] == webhook_secret(token)
+        user_id = fresh_id()
+        update = {"update_id": 1, "message": {"message_id": 1, "date": 1, "text": "/start", "chat": {"id": user_id, "type": "private"},
+                                               "from": {"id": user_id, "is_bot": False, "first_name": "Web"},
+                                               "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update) as response:
+                assert response.status == 403  # no secret: not from Telegram
+            headers = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(token)}
+            async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update, headers=headers) as response:
+                assert response.status == 200
+        for _ in range(200):
+            if await app.accounts.user_by_telegram_id(user_id) is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert await app.accounts.user_by_telegram_id(user_id) is not None
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await app.close()
+        await proxy.stop()
+
+
+async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_sigterm(emulator, tmp_path):
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    import aiohttp
+
+    from copytrade.core.vault import generate_key
+    from tests.fakes.telegram import BotApiProxy
+
+    proxy = BotApiProxy(emulator.url)
+    await proxy.start()
+    token = f"{fresh_id()}:cli"
+    env = {
+        **os.environ, "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE_URL": proxy.base_url, "COPYTRADE_MODE": "paper",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "COPYTRADE_SECRET_KEY": generate_key(), "COPYTRADE_DATA_DIR": str(tmp_path),
+        "ADMIN_IDS": "", "LOG_LEVEL": "WARNING",
+    }
+    env.pop("WEBHOOK_URL", None)  # polling
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "copytrade", "run", env=env, cwd=tmp_path,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            if "getUpdates" in proxy.methods() or process.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert "setMyCommands" in proxy.methods() and "getUpdates" in proxy.methods()
+        async with aiohttp.ClientSession() as session:
+            user = ChatUser(session, emulator.url, token, name="Cli")
+            await start(user)
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, output.decode(errors="replace")
+        assert b"Traceback" not in output
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await proxy.stop()
+
+
+async def test_masters_are_paginated_and_a_broadcast_can_target_one_masters_followers(bot):
+    for n in range(10):
+        await create_paper_master(bot.app.services, f"Master {n:02d}", "1000")
+    user = bot.user("Jo")
+    await start(user)
+    await user.send("/masters")
+    first = await user.expect("Masters by followers (page 1/2)")
+    assert "8. Master 07" in first.text and "Master 08" not in first.text
+    await user.press("Next ▶")
+    second = await user.expect("(page 2/2)")
+    assert "9. Master 08" in second.text and "10. Master 09" in second.text
+    assert [t for t, _ in second.buttons] == ["Master 08", "Master 09", "◀ Previous"]
+
+    await connect_paper(user, "jo-paper-key")
+    await follow_master(user, "Master 03")
+    outsider = bot.user("Kim")
+    await start(outsider)
+    admin = bot.user("Admin", ADMIN)
+    await start(admin)
+    await admin.send("/broadcast")
+    await admin.press("Followers of Master 03 (1)")
+    await admin.expect("Send the message text")
+    await admin.send("Master 03 pauses trading this week")
+    await admin.expect("(1 user(s))")
+    await admin.press("Send")
+    final = await admin.expect("Broadcast finished")
+    assert "Delivered: 1" in final.text
+    await user.expect("Master 03 pauses trading this week")
+    assert not any("pauses trading" in m.text for m in await outsider.messages())
