@@ -54,7 +54,7 @@ from copytrade.core.model import (
 from copytrade.core.risk import cap_to_max_position, check_filters
 from copytrade.core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
 from copytrade.core.venues.base import Venue
-from copytrade.storage.journal import CopyDraft, JournalEntry, JournalStore
+from copytrade.storage.journal import CopyDraft, JournalEntry, JournalStore, PositionChange
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +210,12 @@ class CopyEngine:
         master_equity = fill.master_equity
         if master_equity is None and self.master_equity and any(f.sizing_mode is SizingMode.EQUITY_RATIO for f in follows):
             master_equity = await self.master_equity(fill.master_id)
-        missing = [f.follow_id for f in follows if (f.follow_id, fill.symbol) not in self._positions]
-        if missing:
-            known = await self.journal.follow_positions(missing, fill.symbol)
-            for follow_id in missing:
-                self._positions.setdefault((follow_id, fill.symbol), known.get(follow_id, ZERO))
+        for simulated in (False, True):  # dry-run follows size exits against their simulated ledger
+            missing = [f.follow_id for f in follows if f.dry_run is simulated and (f.follow_id, fill.symbol) not in self._positions]
+            if missing:
+                known = await self.journal.follow_positions(missing, fill.symbol, simulated=simulated)
+                for follow_id in missing:
+                    self._positions.setdefault((follow_id, fill.symbol), known.get(follow_id, ZERO))
         legs = split_legs(fill, entry.master_position_before)
         tasks = []
         for follow in follows:
@@ -499,7 +500,7 @@ class CopyEngine:
             key = (follow.follow_id, fill.symbol)
             signed = intent.quantity * intent.side.sign
             self._positions[key] = self._positions.get(key, ZERO) + signed
-            await self.journal.finish_copies([result], [(follow.follow_id, fill.symbol, signed, fill.price)])
+            await self.journal.finish_copies([result], [PositionChange(follow.follow_id, fill.symbol, signed, fill.price, simulated=True)])
         return result
 
     async def _record_failure(
@@ -551,7 +552,7 @@ class CopyEngine:
             key = (result.follow_id, result.fill.symbol)
             signed = result.filled_quantity * result.side.sign
             self._positions[key] = self._positions.get(key, ZERO) + signed
-            changes.append((result.follow_id, result.fill.symbol, signed, result.average_price or result.fill.price))
+            changes.append(PositionChange(result.follow_id, result.fill.symbol, signed, result.average_price or result.fill.price))
         await self.journal.finish_copies([result], changes)
 
     async def _settle_pending(self, credential_id: str, follow_id: int, user_id: int, fill_row, row) -> CopyResult:  # type: ignore[no-untyped-def]

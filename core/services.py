@@ -79,8 +79,8 @@ class Services:
         self._on_follows_changed = on_follows_changed
         self._on_positions_reset = on_positions_reset
 
-    async def _reset_positions(self, follow_id: int) -> None:
-        await self.accounts.clear_positions(follow_id)
+    async def _reset_positions(self, follow_id: int, *, simulated: bool | None = None) -> None:
+        await self.accounts.clear_positions(follow_id, simulated=simulated)
         self._on_positions_reset(follow_id)
 
     # -- users --------------------------------------------------------------------------------
@@ -211,8 +211,9 @@ class Services:
             raise UserError("this follow is stopped; follow the master again to copy it")
         validated = validate_follow_changes(changes, current_mode=row.sizing_mode)
         await self._check_symbols(row.credential_id, validated)
-        if validated.get("dry_run") is False and row.dry_run:
-            await self._reset_positions(follow_id)  # simulated positions must not be "closed" live
+        if "dry_run" in validated and validated["dry_run"] != row.dry_run:
+            # a simulation starts afresh and ends without a trace; real positions stay as they are
+            await self._reset_positions(follow_id, simulated=True)
         updated = await self.accounts.update_follow(follow_id, validated)
         assert updated is not None
         self._on_follows_changed(row.master_id)

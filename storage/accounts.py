@@ -245,9 +245,13 @@ class AccountStore:
             master_ids = list(rows.scalars())
             return len(master_ids), set(master_ids)
 
-    async def clear_positions(self, follow_id: int) -> None:
+    async def clear_positions(self, follow_id: int, *, simulated: bool | None = None) -> None:
+        """Forget the follow's copied positions: the simulated ones, the real ones, or (None) both."""
         async with self.db.session() as session:
-            rows = await session.execute(select(FollowPosition).where(FollowPosition.follow_id == follow_id))
+            query = select(FollowPosition).where(FollowPosition.follow_id == follow_id)
+            if simulated is not None:
+                query = query.where(FollowPosition.simulated == simulated)
+            rows = await session.execute(query)
             for row in rows.scalars():
                 await session.delete(row)
 
@@ -280,14 +284,16 @@ class AccountStore:
         """The copied positions of one follow that are still open."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(FollowPosition).where(FollowPosition.follow_id == follow_id, FollowPosition.quantity != Decimal(0)).order_by(FollowPosition.symbol)
+                select(FollowPosition)
+                .where(FollowPosition.follow_id == follow_id, FollowPosition.simulated == False, FollowPosition.quantity != Decimal(0))  # noqa: E712
+                .order_by(FollowPosition.symbol)
             )
             return list(rows.scalars())
 
     async def reduce_follow_position(self, follow_id: int, symbol: str, signed_quantity: Decimal, price: Decimal | None) -> None:
         """Apply a closing order placed outside the engine (``/stop`` → close positions)."""
         async with self.db.session() as session:
-            row = await session.get(FollowPosition, (follow_id, symbol))
+            row = await session.get(FollowPosition, (follow_id, symbol, False))
             if row is None:
                 return
             before = row.quantity

@@ -63,6 +63,17 @@ class CopyDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionChange:
+    """A fill applied to one follow's copied position (``simulated`` for dry runs)."""
+
+    follow_id: int
+    symbol: str
+    signed_quantity: Decimal
+    price: Decimal
+    simulated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PendingCopy:
     client_order_id: str
     follow_id: int
@@ -97,7 +108,7 @@ def follow_settings(row: Follow) -> FollowSettings:
 class _Submission:
     drafts: Sequence[CopyDraft] = ()
     results: Sequence[CopyResult] = ()
-    position_changes: Sequence[tuple[int, str, Decimal, Decimal]] = ()
+    position_changes: Sequence[PositionChange] = ()
     future: asyncio.Future[set[str]] | None = None
 
 
@@ -336,13 +347,14 @@ class JournalStore:
             )
             return bool(result.rowcount)
 
-    async def follow_positions(self, follow_ids: Sequence[int], symbol: str) -> dict[int, Decimal]:
+    async def follow_positions(self, follow_ids: Sequence[int], symbol: str, *, simulated: bool = False) -> dict[int, Decimal]:
+        """The copied (or, for dry runs, simulated) position of each follow in ``symbol``."""
         if not follow_ids:
             return {}
         async with self.db.session() as session:
             rows = await session.execute(
                 select(FollowPosition.follow_id, FollowPosition.quantity).where(
-                    FollowPosition.follow_id.in_(follow_ids), FollowPosition.symbol == symbol
+                    FollowPosition.follow_id.in_(follow_ids), FollowPosition.symbol == symbol, FollowPosition.simulated == simulated
                 )
             )
             return {follow_id: quantity for follow_id, quantity in rows.all()}
@@ -357,8 +369,8 @@ class JournalStore:
         """
         return await self._writes.submit(_Submission(drafts=drafts))
 
-    async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[tuple[int, str, Decimal, Decimal]]) -> None:
-        """Store final results and apply ``(follow_id, symbol, signed_qty, price)`` to copied positions."""
+    async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:
+        """Store final results and apply the fills to the follows' copied (or simulated) positions."""
         await self._writes.submit(_Submission(results=results, position_changes=position_changes))
 
     async def pending_copies(self) -> list[PendingCopy]:
@@ -385,9 +397,9 @@ class JournalStore:
             return list(rows.scalars())
 
 
-async def _move_positions(session: AsyncSession, changes: Sequence[tuple[int, str, Decimal, Decimal]], now: datetime) -> None:
+async def _move_positions(session: AsyncSession, changes: Sequence[PositionChange], now: datetime) -> None:
     """Apply position changes in order: one SELECT for the rows touched, then ORM updates."""
-    keys = {(follow_id, symbol) for follow_id, symbol, _, _ in changes}
+    keys = {(c.follow_id, c.symbol) for c in changes}
     follow_ids = sorted({k[0] for k in keys})
     rows: dict[tuple[int, str], FollowPosition] = {}
     for start in range(0, len(follow_ids), 500):
@@ -397,13 +409,16 @@ async def _move_positions(session: AsyncSession, changes: Sequence[tuple[int, st
                 FollowPosition.symbol.in_(sorted({k[1] for k in keys})),
             )
         )
-        rows.update({(row.follow_id, row.symbol): row for row in found.scalars()})
-    for follow_id, symbol, signed, price in changes:
-        row = rows.get((follow_id, symbol))
+        rows.update({(row.follow_id, row.symbol, row.simulated): row for row in found.scalars()})
+    for change in changes:
+        key = (change.follow_id, change.symbol, change.simulated)
+        row = rows.get(key)
         if row is None:
-            row = rows[(follow_id, symbol)] = FollowPosition(follow_id=follow_id, symbol=symbol, quantity=ZERO, entry_price=None)
+            row = rows[key] = FollowPosition(
+                follow_id=change.follow_id, symbol=change.symbol, simulated=change.simulated, quantity=ZERO, entry_price=None
+            )
             session.add(row)
-        _apply_to_position(row, signed, price, now)
+        _apply_to_position(row, change.signed_quantity, change.price, now)
 
 
 def _apply_to_position(row: FollowPosition, signed: Decimal, price: Decimal, now: datetime) -> None:

@@ -173,6 +173,8 @@ class FollowPosition(SQLModel, table=True):
 
     follow_id: int = Field(foreign_key="follows.id", primary_key=True)
     symbol: str = Field(primary_key=True, max_length=64)
+    # dry-run copies move a ledger of their own: simulated and real positions never mix
+    simulated: bool = Field(default=False, primary_key=True)
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)

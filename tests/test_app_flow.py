@@ -86,3 +86,16 @@ async def test_opening_a_masters_stream_takes_its_positions_from_the_venue(app):
     async with app.db.session() as session:
         positions = {(p.symbol, p.quantity) for p in (await session.execute(select(MasterPosition))).scalars()}
     assert positions == {("ETH/USDT:USDT", 0), (BTC, D("0.1"))}
+
+
+async def test_dry_run_off_keeps_the_real_positions_copied_before_it(app):
+    master, venue, stream = await _master_and_stream(app)
+    follow, _ = await add_paper_follower(app.services, master.id, "f", "20000", {"sizing_value": "1"})
+    await _trade(app, venue, stream, "buy", "0.2")  # real: 0.2
+    await app.services.update_follow(follow.user_id, follow.id, {"dry_run": "on"})
+    await _trade(app, venue, stream, "buy", "0.1")  # simulated: 0.1
+    await app.services.update_follow(follow.user_id, follow.id, {"dry_run": "off"})
+    [real] = await app.accounts.follow_positions_of(follow.id)
+    assert real.quantity == D("0.2")
+    outcome = await _trade(app, venue, stream, "sell", "0.3")  # the master closes everything
+    assert outcome.results[0].filled_quantity == D("0.2")  # the real copy is closed in full

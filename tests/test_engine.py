@@ -78,9 +78,9 @@ class Harness:
                 query = query.where(getattr(CopyOrder, name) == value)
             return list((await session.execute(query)).scalars())
 
-    async def position(self, follow_id: int, symbol=BTC) -> D:
+    async def position(self, follow_id: int, symbol=BTC, *, simulated=False) -> D:
         async with self.db.session() as session:
-            row = await session.get(FollowPosition, (follow_id, symbol))
+            row = await session.get(FollowPosition, (follow_id, symbol, simulated))
             return row.quantity if row else D(0)
 
 
@@ -451,3 +451,14 @@ async def test_follow_leverage_and_master_product_travel_with_the_order(h):
     await h.engine.on_fill(h.fill(qty="0.1", product="CARRYFORWARD"))
     [intent] = [o.intent for o in venue.orders.values()]
     assert (intent.leverage, intent.product) == (5, "CARRYFORWARD")
+
+
+async def test_dry_run_positions_never_mix_with_real_ones(h):
+    follow_id, venue = await h.add_follower()
+    await h.engine.on_fill(h.fill(Side.BUY, "0.2"))  # real copy
+    await h.accounts.update_follow(follow_id, {"dry_run": True})
+    h.engine.invalidate_follows()
+    h.engine.forget_positions(follow_id)
+    await h.engine.on_fill(h.fill(Side.BUY, "0.1"))  # simulated
+    assert await h.position(follow_id) == D("0.2") and await h.position(follow_id, simulated=True) == D("0.1")
+    assert venue.place_calls == 1

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
+
+from copytrade.storage.journal import PositionChange
 from sqlalchemy import func, select
 
 from copytrade.app import App, build_app
@@ -380,19 +382,21 @@ async def test_update_follow_clears_optional_limits_with_off(app):
     assert row.take_profit_pct is None and row.leverage is None and row.allowed_symbols == []
 
 
-async def _give_position(app: App, follow_id: int) -> None:
-    await app.journal.finish_copies([], [(follow_id, "BTC/USDT:USDT", Decimal("0.5"), Decimal(60000))])
-    assert await app.journal.follow_positions([follow_id], "BTC/USDT:USDT") == {follow_id: Decimal("0.5")}
+async def _give_position(app: App, follow_id: int, *, simulated: bool = False) -> None:
+    await app.journal.finish_copies([], [PositionChange(follow_id, "BTC/USDT:USDT", Decimal("0.5"), Decimal(60000), simulated=simulated)])
+    assert await app.journal.follow_positions([follow_id], "BTC/USDT:USDT", simulated=simulated) == {follow_id: Decimal("0.5")}
 
 
 async def test_turning_dry_run_off_clears_the_simulated_positions(app):
     master_id = await new_master(app)
     user_id, _, follow = await follower(app, master_id, {"dry_run": "on"})
-    await _give_position(app, follow.id)
+    await _give_position(app, follow.id, simulated=True)
+    await _give_position(app, follow.id)  # a real copy from before dry run was switched on
     row = await app.services.update_follow(user_id, follow.id, {"dry_run": "off"})
     assert row.dry_run is False
-    assert await app.journal.follow_positions([follow.id], "BTC/USDT:USDT") == {}
-    assert await count(app, FollowPosition) == 0
+    assert await app.journal.follow_positions([follow.id], "BTC/USDT:USDT", simulated=True) == {}
+    assert await app.journal.follow_positions([follow.id], "BTC/USDT:USDT") == {follow.id: Decimal("0.5")}
+    assert await count(app, FollowPosition) == 1
 
 
 async def test_other_setting_changes_keep_the_positions(app):

@@ -21,7 +21,7 @@ from copytrade.core.vault import Vault, generate_key
 from copytrade.storage import models  # noqa: F401  (every table on the metadata)
 from copytrade.storage.accounts import AccountStore
 from copytrade.storage.db import Database, create_sync_engine
-from copytrade.storage.journal import CopyDraft, JournalStore
+from copytrade.storage.journal import CopyDraft, JournalStore, PositionChange
 from copytrade.storage.migrate import current_revision, head_revision, upgrade
 from copytrade.storage.models import (
     CopyOrder,
@@ -426,21 +426,21 @@ async def test_finish_copies_stores_the_failure_reason(db, journal):
 
 async def _position(db: Database, follow_id: int, symbol: str = "BTC") -> FollowPosition:
     async with db.session() as session:
-        return await session.get(FollowPosition, (follow_id, symbol))
+        return await session.get(FollowPosition, (follow_id, symbol, False))
 
 
 async def test_finish_copies_moves_the_follow_position_through_add_reduce_and_flip(db, journal):
     _, _, _, follow = await make_setup(db)
-    await journal.finish_copies([], [(follow.id, "BTC", Decimal(1), Decimal(100))])
-    await journal.finish_copies([], [(follow.id, "BTC", Decimal(1), Decimal(200))])
+    await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(1), Decimal(100))])
+    await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(1), Decimal(200))])
     position = await _position(db, follow.id)
     assert (position.quantity, position.entry_price, position.realized_pnl) == (Decimal(2), Decimal(150), Decimal(0))
 
-    await journal.finish_copies([], [(follow.id, "BTC", Decimal(-1), Decimal(250))])
+    await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(-1), Decimal(250))])
     position = await _position(db, follow.id)
     assert (position.quantity, position.entry_price, position.realized_pnl) == (Decimal(1), Decimal(150), Decimal(100))
 
-    await journal.finish_copies([], [(follow.id, "BTC", Decimal(-2), Decimal(300))])
+    await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(-2), Decimal(300))])
     position = await _position(db, follow.id)
     assert (position.quantity, position.entry_price, position.realized_pnl) == (Decimal(-1), Decimal(300), Decimal(250))
     assert await journal.follow_positions([follow.id], "BTC") == {follow.id: Decimal(-1)}
@@ -448,8 +448,8 @@ async def test_finish_copies_moves_the_follow_position_through_add_reduce_and_fl
 
 async def test_finish_copies_closing_a_short_realizes_profit_and_clears_entry(db, journal):
     _, _, _, follow = await make_setup(db)
-    await journal.finish_copies([], [(follow.id, "BTC", Decimal(-2), Decimal(300))])
-    await journal.finish_copies([], [(follow.id, "BTC", Decimal(2), Decimal(250))])
+    await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(-2), Decimal(300))])
+    await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(2), Decimal(250))])
     position = await _position(db, follow.id)
     assert (position.quantity, position.entry_price, position.realized_pnl) == (Decimal(0), None, Decimal(100))
 
