@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from copytrade.core.engine import FollowPaused
+from copytrade.core.risk_service import DriftFound, RiskNotice
 from copytrade.core.model import CopyResult, CopyStatus, Side, SizingMode
 
 TELEGRAM_LIMIT = 4096
@@ -36,7 +37,47 @@ def slippage_pct(result: CopyResult) -> Decimal | None:
     return (diff if result.side is Side.BUY else -diff).quantize(Decimal("0.01"))
 
 
+ORIGIN_TITLES = {
+    "take_profit": "🎯 Take-profit",
+    "stop_loss": "🛑 Stop-loss",
+    "sync": "🔁 Sync with your copy history",
+    "open": "📥 Opening the master's position",
+    "close": "🔒 Closing your copied position",
+}
+
+
+def format_direct_result(result: CopyResult) -> str:
+    """An order the copier placed itself (not a copy of a master fill)."""
+    title = ORIGIN_TITLES.get(result.origin, result.origin)
+    symbol = result.fill.symbol
+    if result.status is CopyStatus.FILLED:
+        return f"{title}: {_verb(result.side, result.status)} {amount(result.filled_quantity)} {symbol} @ {amount(result.average_price)}"
+    if result.status is CopyStatus.PLACED:
+        return f"{title}: order placed to {_verb(result.side, result.status)} {amount(result.requested_quantity)} {symbol}"
+    if result.status is CopyStatus.PENDING:
+        return f"{title}: the exchange did not answer for {symbol}; it will be checked and never sent twice"
+    if result.status is CopyStatus.SKIPPED:
+        return f"{title}: not sent for {symbol}: {result.reason}"
+    return f"{title} failed for {symbol}: {result.error}. Check the position on your exchange."
+
+
+def format_drift(event: DriftFound) -> str:
+    lines = [f"⚖️ Your exchange disagrees with your copy history (follow #{event.follow_id}):"]
+    for symbol, expected, actual in event.drifts:
+        lines.append(f"  {symbol}: copies say {amount(expected)}, your exchange shows {amount(actual)}")
+    lines.append(
+        "Sync orders were sent to fix it." if event.synced else "A manual trade, a missed copy, a stop or a liquidation can cause this. /sync brings it back in line."
+    )
+    return "\n".join(lines)
+
+
+def format_risk_notice(event: RiskNotice) -> str:
+    return f"⚠️ {event.text} (follow #{event.follow_id})"
+
+
 def format_copy_result(result: CopyResult, *, master_name: str | None = None) -> str:
+    if result.origin != "copy":
+        return format_direct_result(result)
     fill = result.fill
     who = f"{master_name}: " if master_name else ""
     master_line = f"{who}master {fill.side.value} {amount(fill.quantity)} {fill.symbol} @ {amount(fill.price)}"

@@ -10,8 +10,10 @@ import logging
 from telegram import Bot
 from telegram.error import Forbidden, TelegramError
 
-from copytrade.bot.formatting import format_copy_result, format_follow_paused, split_message
+from copytrade.bot.formatting import format_copy_result, format_drift, format_follow_paused, format_risk_notice, split_message
 from copytrade.core.engine import FollowPaused
+from copytrade.core.risk_service import DriftFound, RiskNotice
+from copytrade.core.model import CopyResult
 from copytrade.core.notifications import Event
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,17 @@ class Notifier:
     def text_for(self, event: Event, master_name: str | None) -> str:
         if isinstance(event, FollowPaused):
             return format_follow_paused(event)
+        if isinstance(event, DriftFound):
+            return format_drift(event)
+        if isinstance(event, RiskNotice):
+            return format_risk_notice(event)
         return format_copy_result(event, master_name=master_name)
 
     async def deliver(self, event: Event) -> None:
         user = await self.app.accounts.user(event.user_id)
         if user is None or user.telegram_id is None or user.blocked_bot:
             return  # accounts created outside Telegram (demo, paper setup) have no chat
-        master_name = None if isinstance(event, FollowPaused) else await self._master_name(event.master_id)
+        master_name = await self._master_name(event.master_id) if isinstance(event, CopyResult) else None
         try:
             for part in split_message(self.text_for(event, master_name)):
                 await self.bot.send_message(user.telegram_id, part)

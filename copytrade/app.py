@@ -21,6 +21,7 @@ from copytrade.core.errors import ConfigError, VaultError
 from copytrade.core.listeners.supervisor import ListenerSupervisor
 from copytrade.core.notifications import NotificationQueue
 from copytrade.core.positions import PositionCloser
+from copytrade.core.risk_service import RiskService, register_risk_jobs
 from copytrade.core.services import Services
 from copytrade.core.vault import Vault, generate_key
 from copytrade.core.venues.base import FillSource, Venue
@@ -134,6 +135,7 @@ class App:
     angelone: Any = None  # AngelOneAccounts when Angel One is enabled
     ccxt_markets: CcxtMarketsCache = field(default_factory=CcxtMarketsCache)
     positions: PositionCloser | None = None  # closes a stopped follow's copied positions (/stop)
+    risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, opening the master's positions
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -181,7 +183,11 @@ class App:
         await self.listeners.start(master_id, lambda: self.open_fill_source(master_id))
 
     def register_jobs(self, scheduler: Any) -> None:
-        """The venues' own periodic work (broker sessions, instrument lists)."""
+        """The risk controls' and the venues' periodic work (broker sessions, instrument lists)."""
+        assert self.risk is not None
+        register_risk_jobs(
+            scheduler, self.risk, watch_seconds=self.settings.risk_check_seconds, reconcile_seconds=self.settings.reconcile_seconds
+        )
         if self.angelone is not None:
             from copytrade.core.venues.angelone import register_jobs
 
@@ -232,5 +238,7 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
         ListenerSupervisor(engine.on_fill), exchange, angelone, ccxt_markets,
     )
     engine.master_equity = app.master_equity
+    app.risk = RiskService(journal, engine, notifications.publish)
+    engine.after_position_change = app.risk.after_position_change
     app.positions = PositionCloser(accounts, venues, engine.forget_positions)
     return app

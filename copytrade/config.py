@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     max_fill_age_seconds: Decimal = Field(default=Decimal(30), validation_alias="MAX_FILL_AGE_SECONDS", gt=0)
     max_concurrent_orders: int = Field(default=500, validation_alias="MAX_CONCURRENT_ORDERS", ge=1)
     per_account_concurrency: int = Field(default=2, validation_alias="PER_ACCOUNT_CONCURRENCY", ge=1)
+    risk_check_seconds: float = Field(default=10, validation_alias="RISK_CHECK_SECONDS", gt=0)
+    reconcile_seconds: float = Field(default=300, validation_alias="RECONCILE_SECONDS", gt=0)
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     ccxt_exchanges: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["binanceusdm", "binance", "bybit", "okx"], validation_alias="COPYTRADE_CCXT_EXCHANGES"

@@ -115,6 +115,31 @@ def copied_order_type(fill: Fill) -> tuple[OrderType, Decimal | None]:
     return OrderType.MARKET, None
 
 
+@dataclass(frozen=True, slots=True)
+class DirectOrder:
+    """An order the copier places on its own for one follow (see ``CopyEngine.place_direct``)."""
+
+    symbol: str
+    side: Side
+    quantity: Decimal
+    origin: str  # take_profit | stop_loss | sync | open | close
+    client_order_id: str
+    reference_price: Decimal
+    reduce_only: bool = False
+    moves_ledger: bool = True  # False for sync: it brings the venue to the ledger, not the reverse
+
+
+def direct_order_id(*parts: object) -> str:
+    """A deterministic client order id for an order the copier decides itself: the same
+    decision (same follow, symbol, reason and position) always gets the same id."""
+    return "cx" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:30]
+
+
+def _direct_fill(master_id: int, cid: str, origin: str, symbol: str, side: Side | None, quantity: Decimal | None, price: Decimal) -> Fill:
+    """The stand-in ``Fill`` a direct order's result carries (there is no master execution)."""
+    return Fill(master_id, "copytrade", cid, origin, symbol, side or Side.BUY, quantity or Decimal(1), price)
+
+
 @dataclass
 class _FollowCache:
     follows: list[FollowSettings]
@@ -129,6 +154,8 @@ class CopyEngine:
     config: EngineConfig = field(default_factory=EngineConfig)
     clock: Callable[[], datetime] = utcnow
     master_equity: Callable[[int], Awaitable[Decimal | None]] | None = None
+    #: called after a follow's real position moved (take-profit / stop-loss upkeep, loss limit)
+    after_position_change: Callable[[FollowSettings, str], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self._follows: dict[int, _FollowCache] = {}
@@ -191,9 +218,9 @@ class CopyEngine:
             await self.journal.mark_planned(row.id)
         for pending in await self.journal.pending_copies():
             row = await self.journal.copy_order(pending.client_order_id)
-            fill_row = await self.journal.fill(pending.fill_id)
-            if row is None or fill_row is None or row.status is not CopyStatus.PENDING:
+            if row is None or row.status is not CopyStatus.PENDING:
                 continue
+            fill_row = await self.journal.fill(pending.fill_id) if pending.fill_id is not None else None
             results.append(await self._settle_pending(pending.credential_id, row.follow_id, row.user_id, fill_row, row))
         return results
 
@@ -261,7 +288,19 @@ class CopyEngine:
                 result = await self._record_failure(follow, fill, fill_id, cid, f"internal error: {type(exc).__name__}", received)
             results.append(result)
             self.notify(result)
+            if result.filled_quantity > 0 and not follow.dry_run:
+                await self._position_changed(follow, fill.symbol)
         return results
+
+    async def _position_changed(self, follow: FollowSettings, symbol: str) -> None:
+        if self.after_position_change is None:
+            return
+        try:
+            await self.after_position_change(follow, symbol)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # protection upkeep must never break copying; the watcher retries
+            log.exception("upkeep after a position change of follow %s failed", follow.follow_id)
 
     async def _copy_leg(
         self,
@@ -291,6 +330,8 @@ class CopyEngine:
         sized = await self._size(follow, fill, leg, rules, venue, master_equity)
         if isinstance(sized, Skip):
             return await self._record_skip(follow, fill, fill_id, cid, sized)
+        if leg.leg is Leg.ENTRY and follow.entry_sides != "both" and (sized.side is Side.BUY) != (follow.entry_sides == "long"):
+            return await self._record_skip(follow, fill, fill_id, cid, Skip(SkipReason.SIDE_FILTERED, f"{follow.entry_sides} entries only"))
         order_type, limit = copied_order_type(fill)
         intent = OrderIntent(
             follow_id=follow.follow_id,
@@ -303,8 +344,14 @@ class CopyEngine:
             reduce_only=leg.leg is Leg.EXIT and rules.derivative,
             reference_price=fill.price,
             leverage=follow.leverage if rules.derivative else None,
+            margin_mode=follow.margin_mode if rules.derivative else None,
             product=fill.product,
         )
+        if leg.leg is Leg.ENTRY and follow.slippage_pct is not None and intent.order_type is OrderType.MARKET:
+            guarded = await self._slippage_guard(follow, fill, intent, venue, rules)
+            if isinstance(guarded, Skip):
+                return await self._record_skip(follow, fill, fill_id, cid, guarded)
+            intent = guarded
         if follow.dry_run:
             return await self._record_dry_run(follow, fill, fill_id, intent, rules)
         existing = await self.journal.begin_copies([self._draft(follow, fill, fill_id, intent, CopyStatus.PENDING)])
@@ -356,7 +403,40 @@ class CopyEngine:
             if isinstance(refit, Skip):
                 return Skip(SkipReason.MAX_POSITION, f"what fits under the limit is too small: {refit.detail}")
             quantity = refit
+        if follow.max_total_notional is not None:
+            used = await self.journal.copied_notional(follow.follow_id)
+            quantity, capped = cap_to_max_position(
+                quantity, used / fill.price, fill.price, follow.max_total_notional, step=rules.quantity_step, contract_size=Decimal(1)
+            )
+            if capped is not None:
+                return Skip(SkipReason.MAX_POSITION, f"all copied positions together: {capped.detail}")
+            refit = fit_to_market(quantity * rules.contract_size, rules, fill.price)
+            if isinstance(refit, Skip):
+                return Skip(SkipReason.MAX_POSITION, f"what fits under the total limit is too small: {refit.detail}")
+            quantity = refit
         return Sized(side, quantity)
+
+    async def _slippage_guard(
+        self, follow: FollowSettings, fill: Fill, intent: OrderIntent, venue: Venue, rules: MarketRules
+    ) -> OrderIntent | Skip:
+        """Skip a market copy (or send it as an IOC limit at the guard price) when the follower's
+        price has moved against them by more than the follow's limit since the master's fill."""
+        assert follow.slippage_pct is not None
+        try:
+            now = await venue.price(fill.symbol)
+        except VenueError as exc:
+            return Skip(SkipReason.SLIPPAGE, f"the price could not be read to check it ({exc})")
+        adverse = (now - fill.price) / fill.price * 100 * (1 if intent.side is Side.BUY else -1)
+        if adverse <= follow.slippage_pct:
+            return intent
+        if follow.slippage_action != "limit":
+            return Skip(
+                SkipReason.SLIPPAGE,
+                f"{adverse:.2f}% from the master's {fill.price} (now {now}), your limit is {follow.slippage_pct}%",
+            )
+        move = fill.price * follow.slippage_pct / 100
+        guard = fill.price + move if intent.side is Side.BUY else fill.price - move
+        return replace(intent, order_type=OrderType.LIMIT, price=round_price(guard, rules.price_tick, intent.side), time_in_force="IOC")
 
     async def _raw_entry(
         self, follow: FollowSettings, fill: Fill, master_quantity: Decimal, venue: Venue, master_equity: Decimal | None
@@ -378,16 +458,28 @@ class CopyEngine:
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def _send(self, follow: FollowSettings, fill: Fill, venue: Venue, intent: OrderIntent, received: float) -> CopyResult:
+    async def _send(
+        self, follow: FollowSettings, fill: Fill, venue: Venue, intent: OrderIntent, received: float, *, moves_ledger: bool = True
+    ) -> CopyResult:
         slots = self._account_slots.setdefault(follow.credential_id, asyncio.Semaphore(self.config.per_account_concurrency))
         try:
             async with self._order_slots, slots:
                 ack = await self._place_with_retries(venue, intent)
         except VenueError as exc:
             return await self._finish_failure(follow, fill, intent, str(exc), received, exc)
-        return await self._acknowledged(follow, fill, intent, ack, received)
+        return await self._acknowledged(follow, fill, intent, ack, received, moves_ledger=moves_ledger)
 
-    async def _acknowledged(self, follow: FollowSettings, fill: Fill, intent: OrderIntent, ack: OrderAck, received: float) -> CopyResult:
+    async def _acknowledged(
+        self, follow: FollowSettings, fill: Fill, intent: OrderIntent, ack: OrderAck, received: float, *, moves_ledger: bool = True
+    ) -> CopyResult:
+        if ack.status is CopyStatus.FAILED and ack.filled_quantity == 0 and intent.time_in_force == "IOC":
+            skip = Skip(SkipReason.SLIPPAGE, f"nothing filled at or better than the guard price {intent.price} (IOC)")
+            expired = CopyResult(
+                follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.SKIPPED,
+                side=intent.side, requested_quantity=intent.quantity, venue_order_id=ack.venue_order_id, skip=skip,
+            )
+            await self.journal.finish_copies([expired], [])
+            return expired
         if ack.status is CopyStatus.FAILED and ack.filled_quantity == 0:
             rejected = InvalidOrder(f"the exchange rejected or cancelled order {ack.venue_order_id}")
             return await self._finish_failure(follow, fill, intent, str(rejected), received, rejected)
@@ -407,7 +499,7 @@ class CopyEngine:
             fee=ack.fee,
             latency_ms=(time.monotonic() - received) * 1000,
         )
-        await self._finish(result)
+        await self._finish(result, moves_ledger=moves_ledger)
         return result
 
     async def _place_with_retries(self, venue: Venue, intent: OrderIntent) -> OrderAck:
@@ -504,13 +596,14 @@ class CopyEngine:
         return result
 
     async def _record_failure(
-        self, follow: FollowSettings, fill: Fill, fill_id: int, cid: str, message: str, received: float, exc: Exception | None = None
+        self, follow: FollowSettings, fill: Fill, fill_id: int | None, cid: str, message: str, received: float,
+        exc: Exception | None = None, *, origin: str = "copy",
     ) -> CopyResult:
         code = error_code(exc) if exc is not None else "internal_error"
         draft = CopyDraft(
             client_order_id=cid, fill_id=fill_id, follow_id=follow.follow_id, user_id=follow.user_id, symbol=fill.symbol,
             side=None, order_type=fill.order_type, reduce_only=False, status=CopyStatus.FAILED, requested_quantity=None,
-            master_price=fill.price, reason_code=code, reason=message,
+            master_price=fill.price, reason_code=code, reason=message, origin=origin,
         )
         await self.journal.begin_copies([draft])
         result = CopyResult(
@@ -546,23 +639,33 @@ class CopyEngine:
                 self.invalidate_follows(follow.master_id)
                 self.notify(FollowPaused(follow.follow_id, follow.user_id, reason))
 
-    async def _finish(self, result: CopyResult) -> None:
+    async def _finish(self, result: CopyResult, *, moves_ledger: bool = True) -> None:
         changes = []
-        if result.filled_quantity > 0 and result.side is not None:
+        if moves_ledger and result.filled_quantity > 0 and result.side is not None:
             key = (result.follow_id, result.fill.symbol)
             signed = result.filled_quantity * result.side.sign
             self._positions[key] = self._positions.get(key, ZERO) + signed
-            changes.append(PositionChange(result.follow_id, result.fill.symbol, signed, result.average_price or result.fill.price))
+            changes.append(
+                PositionChange(
+                    result.follow_id, result.fill.symbol, signed, result.average_price or result.fill.price,
+                    client_order_id=result.client_order_id,
+                )
+            )
         await self.journal.finish_copies([result], changes)
 
     async def _settle_pending(self, credential_id: str, follow_id: int, user_id: int, fill_row, row) -> CopyResult:  # type: ignore[no-untyped-def]
-        fill = Fill(
-            master_id=fill_row.master_id, venue=fill_row.venue, trade_id=fill_row.trade_id, order_id=fill_row.order_id,
-            symbol=fill_row.symbol, side=fill_row.side, quantity=fill_row.quantity, price=fill_row.price,
-            order_type=fill_row.order_type, reduce_only=fill_row.reduce_only, executed_at=fill_row.executed_at,
-        )
+        if fill_row is not None:
+            fill = Fill(
+                master_id=fill_row.master_id, venue=fill_row.venue, trade_id=fill_row.trade_id, order_id=fill_row.order_id,
+                symbol=fill_row.symbol, side=fill_row.side, quantity=fill_row.quantity, price=fill_row.price,
+                order_type=fill_row.order_type, reduce_only=fill_row.reduce_only, executed_at=fill_row.executed_at,
+            )
+        else:  # an order the copier placed itself: no master fill behind it
+            follow = await self.journal.follow_row(follow_id)
+            fill = _direct_fill(follow.master_id if follow else 0, row.client_order_id, row.origin, row.symbol, row.side,
+                                row.requested_quantity, row.master_price)
         base = CopyResult(follow_id, user_id, fill.master_id, row.client_order_id, fill, CopyStatus.PENDING, side=row.side,
-                          requested_quantity=row.requested_quantity)
+                          requested_quantity=row.requested_quantity, origin=row.origin)
         try:
             venue = await self.venues.venue_for(credential_id)
             ack = await venue.fetch_order(row.client_order_id, row.symbol)
@@ -578,6 +681,96 @@ class CopyEngine:
             result = replace(base, status=ack.status, filled_quantity=ack.filled_quantity, average_price=ack.average_price,
                              venue_order_id=ack.venue_order_id, fee=ack.fee)
             await self._finish(result)
+        self.notify(result)
+        return result
+
+    # -- orders the copier places itself ------------------------------------------------------
+
+    async def place_direct(self, follow: FollowSettings, order: "DirectOrder") -> CopyResult:
+        """Send an order the copier decided itself (take-profit, stop-loss, sync, opening the
+        master's positions, closing on the loss limit) through the same path as a copy: journaled
+        as pending first, never sent twice, recorded and notified. It waits for this follow's
+        copies in flight in the same symbol, so that it acts on the position they leave."""
+        return await self._chained(follow.follow_id, order.symbol, lambda: self._direct(follow, order))
+
+    async def record_venue_fill(
+        self, follow: FollowSettings, order: "DirectOrder", *, filled: Decimal, price: Decimal, fee: Decimal, venue_order_id: str
+    ) -> CopyResult:
+        """An order resting on the venue for this follow (a take-profit or stop-loss) executed:
+        journal it as filled, move the copied position and notify — once, however often seen."""
+        return await self._chained(
+            follow.follow_id, order.symbol, lambda: self._venue_fill(follow, order, filled, price, fee, venue_order_id)
+        )
+
+    async def _chained(self, follow_id: int, symbol: str, work: Callable[[], Awaitable[CopyResult]]) -> CopyResult:
+        """Run ``work`` after this follow's copies in flight in ``symbol``, in the same queue."""
+        key = (follow_id, symbol)
+        previous = self._tails.get(key)
+
+        async def after_previous() -> list[CopyResult]:
+            if previous is not None:
+                await asyncio.wait([previous])
+            return [await work()]
+
+        task = asyncio.create_task(after_previous())
+        self._tails[key] = task
+        task.add_done_callback(lambda t, key=key: self._tails.pop(key) if self._tails.get(key) is t else None)
+        return (await task)[0]
+
+    async def _venue_fill(
+        self, follow: FollowSettings, order: "DirectOrder", filled: Decimal, price: Decimal, fee: Decimal, venue_order_id: str
+    ) -> CopyResult:
+        fill = _direct_fill(follow.master_id, order.client_order_id, order.origin, order.symbol, order.side, order.quantity, order.reference_price)
+        intent = OrderIntent(follow.follow_id, order.client_order_id, order.symbol, order.side, order.quantity, reduce_only=order.reduce_only)
+        draft = replace(self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False)
+        if order.client_order_id in await self.journal.begin_copies([draft]):
+            row = await self.journal.copy_order(order.client_order_id)
+            assert row is not None
+            if row.status is not CopyStatus.PENDING:
+                return replace(self._result_from_row(follow, fill, row), origin=order.origin)
+        result = CopyResult(
+            follow.follow_id, follow.user_id, follow.master_id, order.client_order_id, fill, CopyStatus.FILLED, side=order.side,
+            requested_quantity=order.quantity, filled_quantity=filled, average_price=price, venue_order_id=venue_order_id, fee=fee,
+            origin=order.origin,
+        )
+        await self._finish(result, moves_ledger=order.moves_ledger)
+        self.notify(result)
+        return result
+
+    async def _direct(self, follow: FollowSettings, order: "DirectOrder") -> CopyResult:
+        received = time.monotonic()
+        fill = _direct_fill(follow.master_id, order.client_order_id, order.origin, order.symbol, order.side, order.quantity, order.reference_price)
+        try:
+            venue = await self.venues.venue_for(follow.credential_id)
+            rules = await venue.market(order.symbol)
+        except (VenueError, VaultError) as exc:
+            result = await self._record_failure(follow, fill, None, order.client_order_id, str(exc), received, exc, origin=order.origin)
+            result = replace(result, origin=order.origin)
+            self.notify(result)
+            return result
+        intent = OrderIntent(
+            follow_id=follow.follow_id, client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
+            quantity=order.quantity, reduce_only=order.reduce_only and rules.derivative, reference_price=order.reference_price,
+            leverage=follow.leverage if rules.derivative else None, margin_mode=follow.margin_mode if rules.derivative else None,
+        )
+        draft = replace(self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False)
+        existing = await self.journal.begin_copies([draft])
+        result: CopyResult | None = None
+        if order.client_order_id in existing:  # decided before (a retried job): never send twice
+            row = await self.journal.copy_order(order.client_order_id)
+            assert row is not None
+            if row.status is not CopyStatus.PENDING:
+                return replace(self._result_from_row(follow, fill, row), origin=order.origin)
+            try:
+                found = await self._lookup(venue, intent)
+            except OrderStatusUnknown as exc:
+                result = await self._finish_failure(follow, fill, intent, str(exc), received, exc)
+            else:
+                if found is not None:
+                    result = await self._acknowledged(follow, fill, intent, found, received, moves_ledger=order.moves_ledger)
+        if result is None:
+            result = await self._send(follow, fill, venue, intent, received, moves_ledger=order.moves_ledger)
+        result = replace(result, origin=order.origin)
         self.notify(result)
         return result
 

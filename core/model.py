@@ -87,6 +87,8 @@ class SkipReason(str, enum.Enum):
     NO_EQUITY = "no_equity"
     STALE_FILL = "stale_fill"
     DRY_RUN = "dry_run"
+    SIDE_FILTERED = "side_filtered"
+    SLIPPAGE = "slippage"
 
 
 SKIP_EXPLANATIONS: dict[SkipReason, str] = {
@@ -101,6 +103,8 @@ SKIP_EXPLANATIONS: dict[SkipReason, str] = {
     SkipReason.NO_EQUITY: "your account equity could not be used for sizing",
     SkipReason.STALE_FILL: "the master's fill arrived too late to copy safely",
     SkipReason.DRY_RUN: "dry run is on: the order was sized and recorded, not sent",
+    SkipReason.SIDE_FILTERED: "you chose to copy only the other side's entries",
+    SkipReason.SLIPPAGE: "the price on your exchange moved too far from the master's fill",
 }
 
 
@@ -174,6 +178,8 @@ class OrderIntent:
     reduce_only: bool = False
     reference_price: Decimal | None = None  # master's fill price, for slippage and notional
     leverage: int | None = None  # futures: applied before the first order of the symbol
+    margin_mode: str | None = None  # futures: cross | isolated, applied like the leverage
+    time_in_force: str | None = None  # "IOC": fill what is possible now, cancel the rest
     product: str | None = None  # venue-specific product to copy (Angel One), else the venue's default
 
     def __post_init__(self) -> None:
@@ -224,6 +230,7 @@ class CopyResult:
     error: str | None = None
     error_code: str | None = None  # e.g. insufficient_funds, authentication
     latency_ms: float | None = None  # a measurement, not money
+    origin: str = "copy"  # copy | take_profit | stop_loss | sync | open | close
 
     @property
     def reason_code(self) -> str | None:
@@ -256,3 +263,10 @@ class FollowSettings:
     take_profit_pct: Decimal | None = None
     stop_loss_pct: Decimal | None = None
     daily_loss_limit: Decimal | None = None
+    max_total_notional: Decimal | None = None
+    slippage_pct: Decimal | None = None
+    slippage_action: str = "skip"  # skip | limit
+    margin_mode: str | None = None
+    entry_sides: str = "both"  # both | long | short
+    close_on_daily_loss: bool = False
+    auto_sync: bool = False

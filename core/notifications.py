@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 
 from copytrade.core.engine import FollowPaused
 from copytrade.core.model import CopyResult
+from copytrade.core.risk_service import DriftFound, RiskNotice
 
 log = logging.getLogger(__name__)
 
-Event = CopyResult | FollowPaused
+Event = CopyResult | FollowPaused | DriftFound | RiskNotice
 
 
 class NotificationQueue:

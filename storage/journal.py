@@ -30,7 +30,17 @@ from copytrade.core.errors import NotFound
 from copytrade.core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, Side, utcnow
 from copytrade.core.risk import normalise_symbol_list
 from copytrade.storage.db import Database
-from copytrade.storage.models import CopyOrder, Follow, FollowPosition, Master, MasterFill, MasterPosition, MasterStatus
+from copytrade.storage.models import (
+    CopyOrder,
+    Follow,
+    FollowPosition,
+    Master,
+    MasterFill,
+    MasterPosition,
+    MasterStatus,
+    PositionDrift,
+    ProtectiveOrder,
+)
 
 ZERO = Decimal(0)
 
@@ -46,7 +56,7 @@ class CopyDraft:
     """A copy order row written before sending (pending) or as a final skip."""
 
     client_order_id: str
-    fill_id: int
+    fill_id: int | None  # None for orders the copier places itself (take-profit, sync, ...)
     follow_id: int
     user_id: int
     symbol: str
@@ -60,6 +70,7 @@ class CopyDraft:
     reason_code: str | None = None
     reason: str | None = None
     dry_run: bool = False
+    origin: str = "copy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,7 @@ class PositionChange:
     signed_quantity: Decimal
     price: Decimal
     simulated: bool = False
+    client_order_id: str | None = None  # the order whose fill this is: gets the realized PnL
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +91,7 @@ class PendingCopy:
     follow_id: int
     credential_id: str
     symbol: str
-    fill_id: int
+    fill_id: int | None
 
 
 def follow_settings(row: Follow) -> FollowSettings:
@@ -101,6 +113,13 @@ def follow_settings(row: Follow) -> FollowSettings:
         take_profit_pct=row.take_profit_pct,
         stop_loss_pct=row.stop_loss_pct,
         daily_loss_limit=row.daily_loss_limit,
+        max_total_notional=row.max_total_notional,
+        slippage_pct=row.slippage_pct,
+        slippage_action=row.slippage_action,
+        margin_mode=row.margin_mode,
+        entry_sides=row.entry_sides,
+        close_on_daily_loss=row.close_on_daily_loss,
+        auto_sync=row.auto_sync,
     )
 
 
@@ -169,7 +188,11 @@ class _CopyWriter:
             if results:
                 await session.execute(_RESULT_UPDATE, [_result_params(r, now) for r in results])
             if changes:
-                await _move_positions(session, changes, now)
+                realized = await _move_positions(session, changes, now)
+                if realized:
+                    await session.execute(
+                        _REALIZED_UPDATE, [{"b_cid": cid, "b_realized": amount} for cid, amount in realized.items()]
+                    )
         return existing
 
 
@@ -188,6 +211,11 @@ _RESULT_UPDATE = (
         completed_at=bindparam("b_completed_at"),
         latency_ms=bindparam("b_latency_ms"),
     )
+)
+
+
+_REALIZED_UPDATE = (
+    update(_COPY_ORDERS).where(_COPY_ORDERS.c.client_order_id == bindparam("b_cid")).values(realized_pnl=bindparam("b_realized"))
 )
 
 
@@ -236,6 +264,8 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
             "fee": ZERO,
             "venue_order_id": None,
             "dry_run": draft.dry_run,
+            "origin": draft.origin,
+            "realized_pnl": ZERO,
             "created_at": now,
             "completed_at": now if draft.status is CopyStatus.SKIPPED else None,
             "latency_ms": None,
@@ -383,6 +413,99 @@ class JournalStore:
             )
             return [PendingCopy(*row) for row in rows.all()]
 
+    async def follow_row(self, follow_id: int) -> Follow | None:
+        async with self.db.session() as session:
+            return await session.get(Follow, follow_id)
+
+    async def all_active_follows(self) -> list[FollowSettings]:
+        async with self.db.session() as session:
+            rows = await session.execute(select(Follow).where(Follow.status == FollowStatus.ACTIVE).order_by(Follow.id))
+            return [follow_settings(row) for row in rows.scalars()]
+
+    async def real_positions(self, follow_id: int) -> list[FollowPosition]:
+        """The follow's open copied positions (not the simulated ones of a dry run)."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(FollowPosition).where(
+                    FollowPosition.follow_id == follow_id, FollowPosition.simulated == False, FollowPosition.quantity != ZERO  # noqa: E712
+                )
+            )
+            return list(rows.scalars())
+
+    async def copied_notional(self, follow_id: int) -> Decimal:
+        """What the follow's copied positions cost, all symbols together (for the total cap)."""
+        return sum((abs(p.quantity) * (p.entry_price or ZERO) for p in await self.real_positions(follow_id)), ZERO)
+
+    async def realized_since(self, follow_id: int, since: datetime) -> Decimal:
+        """PnL realized by the follow's orders completed since ``since``, fees deducted."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(CopyOrder.realized_pnl, CopyOrder.fee).where(
+                    CopyOrder.follow_id == follow_id, CopyOrder.completed_at >= since, CopyOrder.dry_run == False  # noqa: E712
+                )
+            )
+            return sum((realized - fee for realized, fee in rows.all()), ZERO)
+
+    # -- take-profit / stop-loss orders resting on venues ---------------------------------------
+
+    async def protective_orders(self, follow_id: int, symbol: str | None = None, *, resting_only: bool = True) -> list[ProtectiveOrder]:
+        async with self.db.session() as session:
+            query = select(ProtectiveOrder).where(ProtectiveOrder.follow_id == follow_id)
+            if symbol is not None:
+                query = query.where(ProtectiveOrder.symbol == symbol)
+            if resting_only:
+                query = query.where(ProtectiveOrder.status.in_([CopyStatus.PENDING, CopyStatus.PLACED]))
+            return list((await session.execute(query.order_by(ProtectiveOrder.created_at))).scalars())
+
+    async def save_protective_order(self, order: ProtectiveOrder) -> bool:
+        """Journal a protective order before it is sent; False if that id exists already."""
+        try:
+            async with self.db.session() as session:
+                if await session.get(ProtectiveOrder, order.client_order_id) is not None:
+                    return False
+                session.add(order)
+            return True
+        except IntegrityError:
+            return False
+
+    async def set_protective_status(self, client_order_id: str, status: CopyStatus, venue_order_id: str | None = None) -> None:
+        async with self.db.session() as session:
+            values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+            if venue_order_id is not None:
+                values["venue_order_id"] = venue_order_id
+            await session.execute(update(ProtectiveOrder).where(ProtectiveOrder.client_order_id == client_order_id).values(**values))
+
+    # -- reconciliation -----------------------------------------------------------------------
+
+    async def master_symbols(self, master_id: int) -> set[str]:
+        async with self.db.session() as session:
+            rows = await session.execute(select(MasterPosition.symbol).where(MasterPosition.master_id == master_id))
+            return set(rows.scalars())
+
+    async def master_positions(self, master_id: int) -> dict[str, Decimal]:
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(MasterPosition.symbol, MasterPosition.quantity).where(MasterPosition.master_id == master_id, MasterPosition.quantity != ZERO)
+            )
+            return dict(rows.all())
+
+    async def replace_drifts(self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]) -> dict[str, tuple[Decimal, Decimal]]:
+        """Store this reconciliation's drifts (symbol -> (expected, actual)); returns the previous ones."""
+        async with self.db.session() as session:
+            rows = list((await session.execute(select(PositionDrift).where(PositionDrift.follow_id == follow_id))).scalars())
+            previous = {row.symbol: (row.expected, row.actual) for row in rows}
+            for row in rows:
+                await session.delete(row)
+            await session.flush()
+            for symbol, (expected, actual) in drifts.items():
+                session.add(PositionDrift(follow_id=follow_id, symbol=symbol, expected=expected, actual=actual))
+            return previous
+
+    async def drifts(self, follow_id: int) -> list[PositionDrift]:
+        async with self.db.session() as session:
+            rows = await session.execute(select(PositionDrift).where(PositionDrift.follow_id == follow_id).order_by(PositionDrift.symbol))
+            return list(rows.scalars())
+
     async def copy_order(self, client_order_id: str) -> CopyOrder | None:
         async with self.db.session() as session:
             return await session.get(CopyOrder, client_order_id)
@@ -397,8 +520,9 @@ class JournalStore:
             return list(rows.scalars())
 
 
-async def _move_positions(session: AsyncSession, changes: Sequence[PositionChange], now: datetime) -> None:
-    """Apply position changes in order: one SELECT for the rows touched, then ORM updates."""
+async def _move_positions(session: AsyncSession, changes: Sequence[PositionChange], now: datetime) -> dict[str, Decimal]:
+    """Apply position changes in order: one SELECT for the rows touched, then ORM updates.
+    Returns the PnL each change realized, by client order id (real positions only)."""
     keys = {(c.follow_id, c.symbol) for c in changes}
     follow_ids = sorted({k[0] for k in keys})
     rows: dict[tuple[int, str], FollowPosition] = {}
@@ -410,6 +534,7 @@ async def _move_positions(session: AsyncSession, changes: Sequence[PositionChang
             )
         )
         rows.update({(row.follow_id, row.symbol, row.simulated): row for row in found.scalars()})
+    realized_by_order: dict[str, Decimal] = {}
     for change in changes:
         key = (change.follow_id, change.symbol, change.simulated)
         row = rows.get(key)
@@ -418,10 +543,15 @@ async def _move_positions(session: AsyncSession, changes: Sequence[PositionChang
                 follow_id=change.follow_id, symbol=change.symbol, simulated=change.simulated, quantity=ZERO, entry_price=None
             )
             session.add(row)
-        _apply_to_position(row, change.signed_quantity, change.price, now)
+        realized = _apply_to_position(row, change.signed_quantity, change.price, now)
+        if change.client_order_id and realized and not change.simulated:
+            realized_by_order[change.client_order_id] = realized_by_order.get(change.client_order_id, ZERO) + realized
+    return realized_by_order
 
 
-def _apply_to_position(row: FollowPosition, signed: Decimal, price: Decimal, now: datetime) -> None:
+def _apply_to_position(row: FollowPosition, signed: Decimal, price: Decimal, now: datetime) -> Decimal:
+    """Move one position by a fill; returns the PnL the fill realized (zero when it opened)."""
+    realized = ZERO
     before = row.quantity
     after = before + signed
     if before == 0 or (before > 0) == (signed > 0):  # opening or adding
@@ -430,10 +560,12 @@ def _apply_to_position(row: FollowPosition, signed: Decimal, price: Decimal, now
     else:
         closed = min(abs(signed), abs(before))
         direction = 1 if before > 0 else -1
-        row.realized_pnl += (price - (row.entry_price or price)) * closed * direction
+        realized = (price - (row.entry_price or price)) * closed * direction
+        row.realized_pnl += realized
         if after == 0:
             row.entry_price = None
         elif (after > 0) != (before > 0):  # reversed: the remainder opened at this price
             row.entry_price = price
     row.quantity = after
     row.updated_at = now
+    return realized

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, UniqueConstraint
@@ -91,6 +91,13 @@ class Follow(SQLModel, table=True):
     blocked_symbols: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     order_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: all
     dry_run: bool = False
+    max_total_notional: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # all symbols together
+    slippage_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # guard on market copies
+    slippage_action: str = Field(default="skip", max_length=8)  # skip | limit (IOC at the guard price)
+    margin_mode: str | None = Field(default=None, max_length=16)  # cross | isolated (futures)
+    entry_sides: str = Field(default="both", max_length=8)  # both | long | short: which entries are copied
+    close_on_daily_loss: bool = False
+    auto_sync: bool = False  # reconciliation fixes drift by itself instead of only reporting it
     status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))
     status_reason: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -127,12 +134,16 @@ class MasterFill(SQLModel, table=True):
 
 
 class CopyOrder(SQLModel, table=True):
-    """One follow's copy of one master fill: placed, filled, skipped or failed, with the reason."""
+    """One order for one follow — a copy of a master fill, or an order the copier placed on its
+    own (take-profit, stop-loss, sync, opening the master's positions, /stop close) — with its
+    outcome: placed, filled, skipped or failed, and the reason."""
 
     __tablename__ = "copy_orders"
 
     client_order_id: str = Field(primary_key=True, max_length=36)
-    fill_id: int = Field(foreign_key="master_fills.id", index=True)
+    fill_id: int | None = Field(default=None, foreign_key="master_fills.id", index=True, nullable=True)  # None: not a copy
+    origin: str = Field(default="copy", max_length=16)  # copy | take_profit | stop_loss | sync | open | close
+    realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # of the copied position, fees excluded
     follow_id: int = Field(foreign_key="follows.id", index=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     symbol: str = Field(max_length=64)
@@ -153,6 +164,37 @@ class CopyOrder(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     latency_ms: float | None = None  # fill received -> venue answered; a measurement, not money
+
+
+class ProtectiveOrder(SQLModel, table=True):
+    """A take-profit or stop-loss order resting on the venue for one follow's copied position."""
+
+    __tablename__ = "protective_orders"
+
+    client_order_id: str = Field(primary_key=True, max_length=36)
+    follow_id: int = Field(foreign_key="follows.id", index=True)
+    symbol: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # take_profit | stop_loss
+    side: Side = Field(sa_type=_enum(Side))
+    quantity: Decimal = Field(sa_type=ExactDecimal)
+    trigger_price: Decimal = Field(sa_type=ExactDecimal)
+    status: CopyStatus = Field(sa_type=_enum(CopyStatus))  # PLACED while resting; FILLED, FAILED once done
+    venue_order_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PositionDrift(SQLModel, table=True):
+    """The last reconciliation's finding for one follow and symbol: what the copy history says
+    the follower holds, and what the venue says."""
+
+    __tablename__ = "position_drifts"
+
+    follow_id: int = Field(foreign_key="follows.id", primary_key=True)
+    symbol: str = Field(primary_key=True, max_length=64)
+    expected: Decimal = Field(sa_type=ExactDecimal)
+    actual: Decimal = Field(sa_type=ExactDecimal)
+    detected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class MasterPosition(SQLModel, table=True):
@@ -178,4 +220,85 @@ class FollowPosition(SQLModel, table=True):
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# -- statistics, equity snapshots and daily summaries (issue 8) -------------------------------
+
+
+class MasterStats(SQLModel, table=True):
+    """A master's trading statistics, kept incrementally from the journal (``master_fills``):
+    every fill with an id up to ``last_fill_id`` has been counted, each exactly once."""
+
+    __tablename__ = "master_stats"
+
+    master_id: int = Field(foreign_key="masters.id", primary_key=True)
+    last_fill_id: int = 0
+    fills: int = 0
+    round_trips: int = 0
+    wins: int = 0
+    losses: int = 0
+    untracked_closes: int = 0  # round trips closed whose opening the journal never saw (no known cost)
+    realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # gross: master fills carry no fee
+    gross_profit: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    gross_loss: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # a positive amount
+    peak_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    max_drawdown: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # on the realized PnL curve
+    holding_seconds: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # summed over closed round trips
+    first_fill_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_fill_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class MasterStatsLot(SQLModel, table=True):
+    """The open round trip of a master in one symbol, as the statistics see it (average cost)."""
+
+    __tablename__ = "master_stats_lots"
+
+    master_id: int = Field(foreign_key="masters.id", primary_key=True)
+    symbol: str = Field(primary_key=True, max_length=64)
+    quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # signed
+    entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # None: cost unknown
+    opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    trip_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # realized so far in this round trip
+
+
+class MasterDailyPnl(SQLModel, table=True):
+    """A master's realized PnL, fills and closed round trips per UTC day."""
+
+    __tablename__ = "master_daily_pnl"
+
+    master_id: int = Field(foreign_key="masters.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    fills: int = 0
+    round_trips: int = 0
+
+
+class EquitySnapshot(SQLModel, table=True):
+    """Account equity of a master (``scope`` "master", ``subject_id`` = master id) or of a
+    follow's account (``scope`` "follow", ``subject_id`` = follow id), one row per UTC day
+    (a later snapshot the same day replaces the earlier one)."""
+
+    __tablename__ = "equity_snapshots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=16)
+    subject_id: int
+    day: date
+    equity: Decimal = Field(sa_type=ExactDecimal)
+    taken_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("scope", "subject_id", "day", name="uq_equity_snapshot_subject_day"),)
+
+
+class DailySummarySetting(SQLModel, table=True):
+    """A user's daily summary message: off by default; sent once a day at ``minute_of_day`` UTC."""
+
+    __tablename__ = "daily_summary_settings"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    enabled: bool = False
+    minute_of_day: int = 8 * 60  # minutes after midnight UTC
+    last_sent_on: date | None = None
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -473,3 +473,13 @@ async def test_no_secret_reaches_logs_output_or_files(fake, tmp_path, monkeypatc
     assert not (tmp_path / "logs").exists()
     for secret in secrets:
         assert all(secret not in text for text in texts), "a secret leaked"
+
+
+async def test_price_and_cancel_of_a_resting_order(fake) -> None:
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    fake.last_prices["SBIN-EQ"] = "801.25"
+    assert await venue.price("NSE:SBIN-EQ") == Decimal("801.25")
+    await venue.place_order(intent(order_type=OrderType.LIMIT, price="700", client_order_id="ct-rest-1"))
+    assert await venue.cancel_order("ct-rest-1", "NSE:SBIN-EQ") is True
+    assert (await venue.fetch_order("ct-rest-1", "NSE:SBIN-EQ")).status is CopyStatus.FAILED
+    assert await venue.cancel_order("ct-rest-1", "NSE:SBIN-EQ") is False

@@ -420,3 +420,32 @@ async def test_validate_with_an_unknown_key_is_an_authentication_error(fake: Fak
     venue = await make_venue("binance", api_key="revoked-key")
     with pytest.raises(errors.AuthenticationError, match="-2015"):
         await venue.validate()
+
+
+# --------------------------------------------------------------------------- prices, cancels, IOC
+
+
+async def test_price_comes_from_the_ticker(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    venue = await make_venue()
+    fake.set_mark_price("BTCUSDT", Decimal("61234.5"))
+    assert await venue.price(FUTURES_BTC) == Decimal("61234.5")
+
+
+async def test_resting_order_is_cancelled_once(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    await venue.place_order(intent("rest1", order_type=OrderType.LIMIT, price=Decimal("50000")))
+    assert await venue.cancel_order("rest1", FUTURES_BTC) is True
+    assert orders_with(fake, "rest1")[0].status == "CANCELED"
+    assert await venue.cancel_order("rest1", FUTURES_BTC) is False
+    assert await venue.cancel_order("never-placed", FUTURES_BTC) is False
+
+
+async def test_ioc_limit_fills_now_or_expires(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    filled = await venue.place_order(intent("ioc1", order_type=OrderType.LIMIT, price=Decimal("60010"), time_in_force="IOC"))
+    assert filled.status is CopyStatus.FILLED and orders_with(fake, "ioc1")[0].time_in_force == "IOC"
+    expired = await venue.place_order(intent("ioc2", order_type=OrderType.LIMIT, price=Decimal("59000"), time_in_force="IOC"))
+    assert (expired.status, expired.filled_quantity) == (CopyStatus.FAILED, 0)
+    assert orders_with(fake, "ioc2")[0].status == "EXPIRED"

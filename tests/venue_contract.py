@@ -70,3 +70,10 @@ class VenueContract:
         rules = await venue.market(listed_symbol)
         with pytest.raises(InvalidOrder):
             await venue.place_order(OrderIntent(1, "ctcontract00000000000000000000004", listed_symbol, Side.BUY, rules.quantity_step / 3))
+
+    async def test_price_is_a_positive_decimal(self, venue, listed_symbol):
+        price = await venue.price(listed_symbol)
+        assert isinstance(price, Decimal) and price > 0
+
+    async def test_cancelling_an_unknown_order_is_false(self, venue, listed_symbol):
+        assert await venue.cancel_order("ctnever0000000000000000000000009", listed_symbol) is False

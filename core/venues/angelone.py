@@ -867,7 +867,7 @@ class AngelOneVenue(Venue):
             "exchange": instrument.exchange,
             "ordertype": order_type,
             "producttype": self._product_for(intent).value,
-            "duration": "DAY",
+            "duration": "IOC" if intent.time_in_force == "IOC" else "DAY",
             "price": str(price),
             "triggerprice": str(trigger),
             "squareoff": "0",
@@ -875,6 +875,26 @@ class AngelOneVenue(Venue):
             "quantity": str(int(quantity)),
             "ordertag": ordertag_for(intent.client_order_id),
         }
+
+    async def price(self, symbol: str) -> Decimal:
+        instrument = await self._instruments.instrument(symbol)
+        answer = await self._session.call(
+            "reading a price", "ltpData", instrument.exchange, instrument.trading_symbol, instrument.token
+        )
+        return _decimal((answer.get("data") or {}).get("ltp"))
+
+    async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
+        tag = ordertag_for(client_order_id)
+        answer = await self._session.call("looking an order up", "orderBook")
+        resting = [
+            row for row in answer.get("data") or []
+            if row.get("ordertag") == tag and str(row.get("status") or "").lower() in ("open", "trigger pending", "open pending")
+        ]
+        if not resting:
+            return False
+        row = resting[-1]
+        await self._session.call("cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL"))
+        return True
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
         tag = ordertag_for(client_order_id)

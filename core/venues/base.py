@@ -52,6 +52,18 @@ class Venue(abc.ABC):
     async def positions(self) -> list[Position]:
         """Open positions (spot: non-zero base balances of listed markets)."""
 
+    @abc.abstractmethod
+    async def price(self, symbol: str) -> Decimal:
+        """The current price of ``symbol`` (last trade or mark): slippage guard, TP/SL watch, PnL."""
+
+    #: True when the venue holds stop-market / take-profit-market orders itself (TP/SL are then
+    #: placed there); False when a price watcher must close positions instead.
+    supports_conditional_orders: bool = False
+
+    @abc.abstractmethod
+    async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
+        """Cancel an open order; False when it no longer rests (filled, cancelled, unknown)."""
+
     async def validate(self) -> None:
         """Check the credentials authenticate and may trade. Raises ``AuthenticationError`` or
         ``PermissionDenied`` with a plain explanation."""

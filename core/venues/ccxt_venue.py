@@ -36,6 +36,7 @@ import copy
 import dataclasses
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -45,6 +46,7 @@ import aiohttp
 import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
+from ccxt.async_support.base.throttler import Throttler
 from ccxt.base.decimal_to_precision import TRUNCATE
 
 from copytrade.core import errors
@@ -94,6 +96,7 @@ BINANCE_CODES: Mapping[int, type[errors.VenueError]] = {
     -2019: errors.InsufficientFunds,  # margin insufficient
 }
 ORDER_DOES_NOT_EXIST = -2013
+UNKNOWN_ORDER_SENT = -2011  # cancelling an order that is no longer open
 BINANCE_CODE_PATTERN = re.compile(r'"code"\s*:\s*(-?\d+)')
 URL_QUERY_PATTERN = re.compile(r"(https?|wss?)://([^\s?]+)\?\S*")
 
@@ -222,6 +225,50 @@ def to_decimal(value: Any) -> Decimal | None:
         return None
 
 
+class LeakyBucketThrottler(Throttler):
+    """ccxt's leaky bucket (same capacity, refill rate and costs), with two faults fixed.
+
+    - ccxt refills the bucket only while its loop runs; the loop stops when the queue empties and
+      restarts with a fresh clock. So an account idle for an hour still waited ``cost x rateLimit``
+      before its next request: ~200 ms before every Binance futures order (cost 4 x 50 ms). Here
+      the bucket refills with wall time, idle time included, capped at its capacity as before.
+    - ccxt's loop polls every millisecond while it waits: a thousand throttled accounts meant a
+      million wake-ups a second, starving the event loop. Here it sleeps until the tokens are due.
+
+    The sustained rate per account is exactly ccxt's; only idle time is no longer wasted.
+    """
+
+    def __init__(self, config: dict[str, Any], loop: Any = None) -> None:
+        super().__init__(config, loop)
+        self._refilled_ms: float | None = None
+
+    def _refill(self) -> None:
+        now = time.time() * 1000
+        if self._refilled_ms is not None:
+            config = self.config
+            config["tokens"] = min(config["tokens"] + (now - self._refilled_ms) * config["refillRate"], config["capacity"])
+        self._refilled_ms = now
+
+    async def leaky_bucket_loop(self) -> None:
+        config = self.config
+        while self.running:
+            self._refill()
+            future, cost = self.queue[0]
+            cost = config["cost"] if cost is None else cost
+            if config["tokens"] >= 0:
+                config["tokens"] -= cost
+                if not future.done():
+                    future.set_result(None)
+                self.queue.popleft()
+                await asyncio.sleep(0)  # context switch, as ccxt does
+                if not self.queue:
+                    self.running = False
+            else:
+                rate = config["refillRate"]
+                due_s = -config["tokens"] / rate / 1000 if rate > 0 else 0.0
+                await asyncio.sleep(max(config["delay"], due_s))
+
+
 def _deep_merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
@@ -298,6 +345,8 @@ class CcxtVenue(Venue):
         if password:
             config["password"] = password
         exchange = exchange_class(config)
+        if enable_rate_limit and exchange.throttler is not None:
+            exchange.throttler = LeakyBucketThrottler(exchange.tokenBucket, exchange.asyncio_loop)
         if sandbox:
             if exchange_id in BINANCE_FAMILY:
                 exchange.enable_demo_trading(True)
@@ -423,8 +472,12 @@ class CcxtVenue(Venue):
         market = self._ccxt_market(intent.symbol)
         derivative = bool(market.get("contract"))
         if derivative:
-            if settings is None and intent.leverage is not None:  # the follow's own leverage
-                settings = dataclasses.replace(self.settings, leverage=intent.leverage)
+            if settings is None and (intent.leverage is not None or intent.margin_mode is not None):  # the follow's own
+                settings = dataclasses.replace(
+                    self.settings,
+                    leverage=intent.leverage if intent.leverage is not None else self.settings.leverage,
+                    margin_mode=intent.margin_mode or self.settings.margin_mode,
+                )
             await self._prepare_symbol(intent.symbol, settings or self.settings)
         amount = self._rounded_amount(intent)
         price = self._rounded_price(intent.symbol, intent.price) if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
@@ -491,6 +544,8 @@ class CcxtVenue(Venue):
             elif intent.reduce_only:
                 params["reduceOnly"] = True
         order_type = "limit" if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else "market"
+        if order_type == "limit" and intent.time_in_force == "IOC":
+            params["timeInForce"] = "IOC"
         return order_type, params
 
     async def _is_hedge_mode(self) -> bool:
@@ -523,6 +578,30 @@ class CcxtVenue(Venue):
         except ccxt.MarginModeAlreadySet:
             return
 
+    async def price(self, symbol: str) -> Decimal:
+        """Last traded price from the ticker."""
+        await self.ensure_markets()
+        ticker = await self._call(lambda: self.exchange.fetch_ticker(symbol), retry=True)
+        price = to_decimal(ticker.get("last") or ticker.get("close"))
+        if price is None or price <= 0:
+            raise errors.TemporaryError(f"{self.name} gave no price for {symbol}")
+        return price
+
+    async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
+        """Cancel a resting order by client order id; False when it is no longer open."""
+        await self.ensure_markets()
+        try:
+            await self._call(lambda: self.exchange.cancel_order(None, symbol, {"clientOrderId": client_order_id}), retry=True, raw=True)
+        except ccxt.OrderNotFound:
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if _binance_code(str(exc)) in (ORDER_DOES_NOT_EXIST, UNKNOWN_ORDER_SENT):
+                return False
+            raise self._map(exc) from None
+        return True
+
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
         """Look the order up by client order id; conditional (algo) orders are tried second."""
         await self.ensure_markets()
@@ -552,10 +631,14 @@ class CcxtVenue(Venue):
         fee = ZERO
         for entry in order.get("fees") or ([order["fee"]] if order.get("fee") else []):
             fee += to_decimal((entry or {}).get("cost")) or ZERO
+        if order.get("status") in ("canceled", "expired", "rejected"):  # over: whatever filled is all there is
+            status = CopyStatus.FILLED if filled > 0 else CopyStatus.FAILED
+        else:
+            status = CopyStatus.FILLED if done and filled > 0 else CopyStatus.PLACED
         return OrderAck(
             venue_order_id=str(order.get("id") or info.get("orderId") or info.get("algoId") or ""),
             client_order_id=order.get("clientOrderId") or client_order_id,
-            status=CopyStatus.FILLED if done and filled > 0 else CopyStatus.PLACED,
+            status=status,
             filled_quantity=filled,
             average_price=to_decimal(order.get("average")) if filled else None,
             fee=fee,

@@ -179,6 +179,19 @@ class PaperVenue(Venue):
     async def symbols(self) -> frozenset[str]:
         return frozenset(self.exchange.markets)
 
+    supports_conditional_orders = True  # stop and take-profit orders rest here and trigger on price
+
+    async def price(self, symbol: str) -> Decimal:
+        return self.exchange.price(symbol)
+
+    async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
+        await self._wait()
+        order = self.orders.get(client_order_id)
+        if order is None or order.status is not CopyStatus.PLACED:
+            return False
+        order.status = CopyStatus.FAILED  # cancelled: as a venue reports it, nothing filled
+        return True
+
     async def equity(self) -> Decimal:
         equity = self.balance
         for symbol, holding in self.holdings.items():
@@ -226,6 +239,8 @@ class PaperVenue(Venue):
         price = self.exchange.prices[intent.symbol]
         if self._executes_now(intent, price):
             self._execute(order, rules, intent.price if intent.order_type is OrderType.LIMIT and intent.price else price)
+        elif intent.time_in_force == "IOC":
+            order.status = CopyStatus.FAILED  # immediate-or-cancel: nothing could fill, so nothing rests
         self.orders[intent.client_order_id] = order
         return order
 

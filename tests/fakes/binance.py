@@ -105,6 +105,7 @@ class FakeOrder:
     time_ms: int = 0
     update_ms: int = 0
     algo: bool = False
+    time_in_force: str = "GTC"
 
     @property
     def average(self) -> Decimal:
@@ -178,8 +179,11 @@ class Injection:
 class FakeBinance:
     """The fake exchange server. Start and stop with ``async with`` (or ``start()``/``stop()``)."""
 
-    def __init__(self, *, fee_rate: Decimal = Decimal("0.0004")) -> None:
+    def __init__(self, *, fee_rate: Decimal = Decimal("0.0004"), latency: float = 0.0) -> None:
+        """``latency``: seconds every REST request waits before it is handled (a network round
+        trip to a distant exchange; the benchmarks use it). Websocket frames are not delayed."""
         self.fee_rate = fee_rate
+        self.latency = latency
         self.accounts: dict[str, FakeAccount] = {}
         self.mark_prices: dict[str, Decimal] = {"BTCUSDT": Decimal("60000"), "ETHUSDT": Decimal("3000"), "SOLUSDT": Decimal("150")}
         self.requests: Counter[tuple[str, str]] = Counter()
@@ -345,6 +349,8 @@ class FakeBinance:
         method = request.method
         if path in ("/ws", "/private/ws") or path.startswith("/ws/"):
             return await self._websocket(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         self.requests[(method, path)] += 1
         self.request_log.append((method, path))
         injection = self._take_injection(method, path)
@@ -405,6 +411,18 @@ class FakeBinance:
 
     async def _time(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         return {"serverTime": self.now_ms() + self.clock_skew_ms}
+
+    async def _ticker(self, account: None, params: dict[str, str]) -> dict[str, Any]:
+        symbol = params.get("symbol", "")
+        if symbol not in self.mark_prices:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        last = text(self.mark_prices[symbol])
+        now = self.now_ms()
+        return {
+            "symbol": symbol, "lastPrice": last, "openPrice": last, "highPrice": last, "lowPrice": last, "priceChange": "0",
+            "priceChangePercent": "0", "weightedAvgPrice": last, "volume": "0", "quoteVolume": "0",
+            "openTime": now - 86_400_000, "closeTime": now, "count": 0,
+        }
 
     async def _futures_exchange_info(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         return {
@@ -534,6 +552,12 @@ class FakeBinance:
         order = self._new_order(account, FUTURES, params, client_id_key="newClientOrderId", type_key="type", stop_key="stopPrice")
         if order.type == "MARKET":
             await self._execute(account, order, [order.quantity], self.mark_prices[order.symbol])
+        elif order.type == "LIMIT" and order.time_in_force == "IOC":
+            mark = self.mark_prices[order.symbol]
+            if (order.side == "BUY" and mark <= order.price) or (order.side == "SELL" and mark >= order.price):
+                await self._execute(account, order, [order.quantity], mark)
+            else:
+                order.status = "EXPIRED"  # immediate-or-cancel: nothing rests
         return futures_order_json(order)
 
     async def _futures_new_algo_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
@@ -651,6 +675,7 @@ class FakeBinance:
         order = FakeOrder(
             next(self._order_ids), client_order_id, market, instrument.symbol, side, order_type, quantity,
             price=price, stop_price=stop_price, reduce_only=reduce_only, position_side=position_side, time_ms=now, update_ms=now,
+            time_in_force=params.get("timeInForce", "GTC"),
         )
         account.orders[order.order_id] = order
         return order
@@ -926,6 +951,8 @@ def spot_trade_json(t: FakeTrade) -> dict[str, Any]:
 # (method, path) -> (handler, security): NONE, USER_STREAM (API key only) or SIGNED.
 ROUTES = {
     ("GET", "/fapi/v1/time"): (FakeBinance._time, "NONE"),
+    ("GET", "/fapi/v1/ticker/24hr"): (FakeBinance._ticker, "NONE"),
+    ("GET", "/api/v3/ticker/24hr"): (FakeBinance._ticker, "NONE"),
     ("GET", "/fapi/v1/exchangeInfo"): (FakeBinance._futures_exchange_info, "NONE"),
     ("GET", "/fapi/v2/account"): (FakeBinance._futures_account, "SIGNED"),
     ("GET", "/fapi/v3/account"): (FakeBinance._futures_account, "SIGNED"),

@@ -32,6 +32,8 @@ ROUTES = {
     "place_order": "/rest/secure/angelbroking/order/v1/placeOrder",
     "order_book": "/rest/secure/angelbroking/order/v1/getOrderBook",
     "position": "/rest/secure/angelbroking/order/v1/getPosition",
+    "ltp": "/rest/secure/angelbroking/order/v1/getLtpData",
+    "cancel_order": "/rest/secure/angelbroking/order/v1/cancelOrder",
 }
 ORDER_UPDATES_PATH = "/smart-order-update"
 SCRIP_MASTER_PATH = "/OpenAPIScripMaster.json"
@@ -87,6 +89,7 @@ class FakeSmartApi:
         self.accounts = {account.client_code: account for account in accounts}
         self.scrip_master = scrip_master if scrip_master is not None else SCRIP_MASTER_ROWS
         self.slow_answer_seconds = slow_answer_seconds
+        self.last_prices: dict[str, str] = {}  # trading symbol -> last traded price (getLtpData)
         self.calls: Counter[str] = Counter()
         self.logins: Counter[str] = Counter()
         self.failed_logins = 0
@@ -273,6 +276,16 @@ class FakeSmartApi:
                 return {**ok, "data": [dict(order) for order in account.orders] or None}
         if route == "logout":
             return {**ok, "data": ""}
+        if route == "ltp":
+            price = self.last_prices.get(body.get("tradingsymbol", ""), "612.35")
+            return {**ok, "data": {"exchange": body.get("exchange"), "tradingsymbol": body.get("tradingsymbol"), "ltp": float(price)}}
+        if route == "cancel_order":
+            with self._lock:
+                for order in account.orders:
+                    if order["orderid"] == body.get("orderid") and order["status"] in ("open", "trigger pending"):
+                        order["status"] = order["orderstatus"] = "cancelled"
+                        return {**ok, "data": {"orderid": order["orderid"]}}
+            return {"status": False, "message": "Order not found", "errorcode": "AB1010", "data": None}
         if route == "place_order":
             return self._place_order(account, body)
         raise AssertionError(route)

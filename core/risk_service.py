@@ -1,0 +1,395 @@
+"""The controls that act between master fills: take-profit / stop-loss, the daily loss limit,
+reconciliation of copied positions with the venue, and opening the master's positions for a
+new follow. Every order they send goes through ``CopyEngine.place_direct`` (journaled first,
+deterministic client order id, never sent twice, recorded and notified).
+
+Take-profit and stop-loss are set in percent of the follower's own average entry price. Where
+the venue holds conditional orders (``Venue.supports_conditional_orders``) they rest there,
+reduce-only, resized whenever the copied position changes and cancelled when it closes; a
+triggered one is recorded like a copy. Elsewhere ``watch`` compares the venue's price with the
+levels and closes the position when one is crossed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timezone
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from copytrade.core.engine import CopyEngine, DirectOrder, FollowPaused, direct_order_id
+from copytrade.core.errors import UnknownSymbol, VaultError, VenueError
+from copytrade.core.model import (
+    CopyResult,
+    CopyStatus,
+    FollowSettings,
+    OrderIntent,
+    OrderType,
+    Side,
+    SizingMode,
+    Skip,
+    SkipReason,
+    utcnow,
+)
+from copytrade.core.sizing import fit_to_market, raw_entry_quantity, round_down
+from copytrade.core.venues.base import Venue
+from copytrade.storage.journal import JournalStore
+from copytrade.storage.models import FollowPosition, ProtectiveOrder
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+TAKE_PROFIT = "take_profit"
+STOP_LOSS = "stop_loss"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFound:
+    """Published when reconciliation finds the venue disagreeing with the copy history."""
+
+    follow_id: int
+    user_id: int
+    drifts: tuple[tuple[str, Decimal, Decimal], ...]  # (symbol, expected, actual)
+    synced: bool  # auto-sync sent orders to fix it
+
+
+@dataclass(frozen=True, slots=True)
+class RiskNotice:
+    """Something the follower must know about their protection (e.g. a refused stop-loss)."""
+
+    follow_id: int
+    user_id: int
+    text: str
+
+
+def protection_levels(
+    quantity: Decimal, entry: Decimal, take_profit_pct: Decimal | None, stop_loss_pct: Decimal | None, tick: Decimal
+) -> tuple[Decimal | None, Decimal | None]:
+    """Trigger prices for a position of signed ``quantity`` entered at ``entry``, on the tick.
+
+    Each level is rounded towards the entry price, so it never triggers later than asked.
+    """
+    long = quantity > 0
+
+    def on_tick(price: Decimal, rounding: str) -> Decimal:
+        return (price / tick).to_integral_value(rounding=rounding) * tick if tick > 0 else price
+
+    take_profit = stop_loss = None
+    if take_profit_pct is not None:
+        move = entry * take_profit_pct / 100
+        take_profit = on_tick(entry + move, ROUND_FLOOR) if long else on_tick(entry - move, ROUND_CEILING)
+    if stop_loss_pct is not None:
+        move = entry * stop_loss_pct / 100
+        stop_loss = on_tick(entry - move, ROUND_CEILING) if long else on_tick(entry + move, ROUND_FLOOR)
+    return take_profit, stop_loss
+
+
+def crossed(quantity: Decimal, price: Decimal, take_profit: Decimal | None, stop_loss: Decimal | None) -> str | None:
+    """Which level ``price`` has reached for a position of signed ``quantity`` (None: neither)."""
+    long = quantity > 0
+    if take_profit is not None and (price >= take_profit if long else price <= take_profit):
+        return TAKE_PROFIT
+    if stop_loss is not None and (price <= stop_loss if long else price >= stop_loss):
+        return STOP_LOSS
+    return None
+
+
+class RiskService:
+    def __init__(
+        self,
+        journal: JournalStore,
+        engine: CopyEngine,
+        notify: Callable[[object], None],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.journal = journal
+        self.engine = engine
+        self.notify = notify
+        self.clock = clock
+
+    async def _venue(self, follow: FollowSettings) -> Venue:
+        return await self.engine.venues.venue_for(follow.credential_id)
+
+    # -- after every change of a follow's copied position ----------------------------------------
+
+    async def after_position_change(self, follow: FollowSettings, symbol: str) -> None:
+        """The engine's hook: keep resting TP/SL in step, then check the loss limit."""
+        await self.protect(follow, symbol)
+        await self.check_daily_loss(follow)
+
+    async def protect(self, follow: FollowSettings, symbol: str) -> None:
+        """Make the venue's resting take-profit / stop-loss match the copied position."""
+        try:
+            venue = await self._venue(follow)
+        except (VenueError, VaultError):
+            return
+        if not venue.supports_conditional_orders:
+            return  # the price watcher covers this venue
+        position = next((p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol), None)
+        desired: dict[str, tuple[Decimal, Decimal]] = {}  # kind -> (quantity, trigger)
+        if position is not None and position.entry_price is not None and (follow.take_profit_pct or follow.stop_loss_pct):
+            rules = await venue.market(symbol)
+            take_profit, stop_loss = protection_levels(
+                position.quantity, position.entry_price, follow.take_profit_pct, follow.stop_loss_pct, rules.price_tick
+            )
+            for kind, trigger in ((TAKE_PROFIT, take_profit), (STOP_LOSS, stop_loss)):
+                if trigger is not None and trigger > 0:
+                    desired[kind] = (abs(position.quantity), trigger)
+        for order in await self.journal.protective_orders(follow.follow_id, symbol):
+            if desired.get(order.kind) == (order.quantity, order.trigger_price):
+                del desired[order.kind]  # already resting as wanted
+                continue
+            await self._cancel(venue, order)
+        if position is None:
+            return
+        close_side = Side.SELL if position.quantity > 0 else Side.BUY
+        version = position.updated_at.isoformat()  # one id per state of the position: a retry reuses it
+        for kind, (quantity, trigger) in desired.items():
+            await self._place_protective(follow, venue, symbol, kind, close_side, quantity, trigger, version)
+
+    async def _cancel(self, venue: Venue, order: ProtectiveOrder) -> None:
+        try:
+            await venue.cancel_order(order.client_order_id, order.symbol)
+        except VenueError as exc:
+            log.warning("cancelling %s %s failed: %s", order.kind, order.client_order_id, exc)
+            return
+        await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
+
+    async def _place_protective(
+        self, follow: FollowSettings, venue: Venue, symbol: str, kind: str, side: Side, quantity: Decimal, trigger: Decimal,
+        version: str,
+    ) -> None:
+        cid = direct_order_id("protect", follow.follow_id, symbol, kind, quantity, trigger, version)
+        order = ProtectiveOrder(
+            client_order_id=cid, follow_id=follow.follow_id, symbol=symbol, kind=kind, side=side, quantity=quantity,
+            trigger_price=trigger, status=CopyStatus.PENDING,
+        )
+        if not await self.journal.save_protective_order(order):
+            return  # decided before: the existing row is the truth
+        order_type = OrderType.TAKE_PROFIT_MARKET if kind == TAKE_PROFIT else OrderType.STOP_MARKET
+        intent = OrderIntent(follow.follow_id, cid, symbol, side, quantity, order_type=order_type, stop_price=trigger, reduce_only=True)
+        try:
+            ack = await venue.place_order(intent)
+        except VenueError as exc:
+            await self.journal.set_protective_status(cid, CopyStatus.FAILED)
+            label = kind.replace("_", "-")
+            self.notify(RiskNotice(follow.follow_id, follow.user_id, f"your {label} order for {symbol} was refused: {exc}"))
+            return
+        await self.journal.set_protective_status(cid, ack.status, ack.venue_order_id)
+        if ack.status is CopyStatus.FILLED:
+            await self._record_triggered(follow, order, ack.filled_quantity, ack.average_price or trigger, ack.fee, ack.venue_order_id)
+
+    async def _record_triggered(
+        self, follow: FollowSettings, order: ProtectiveOrder, filled: Decimal, price: Decimal, fee: Decimal, venue_order_id: str
+    ) -> None:
+        direct = DirectOrder(order.symbol, order.side, order.quantity, order.kind, order.client_order_id, order.trigger_price, reduce_only=True)
+        await self.engine.record_venue_fill(follow, direct, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id)
+        await self.journal.set_protective_status(order.client_order_id, CopyStatus.FILLED)
+        await self.protect(follow, order.symbol)  # the sibling order goes, or is resized
+
+    # -- the periodic watch -------------------------------------------------------------------
+
+    async def watch(self) -> list[CopyResult]:
+        """One pass over every active follow: resting TP/SL that triggered, levels crossed on
+        venues without conditional orders, and the daily loss limit."""
+        results: list[CopyResult] = []
+        for follow in await self.journal.all_active_follows():
+            try:
+                results += await self._watch_follow(follow)
+            except (VenueError, VaultError) as exc:
+                log.warning("risk watch of follow %s: %s", follow.follow_id, exc)
+        return results
+
+    async def _watch_follow(self, follow: FollowSettings) -> list[CopyResult]:
+        results: list[CopyResult] = []
+        if follow.dry_run:
+            return results
+        positions = await self.journal.real_positions(follow.follow_id)
+        if positions and (follow.take_profit_pct is not None or follow.stop_loss_pct is not None):
+            venue = await self._venue(follow)
+            for position in positions:
+                if venue.supports_conditional_orders:
+                    await self._check_resting(follow, venue, position.symbol)
+                else:
+                    result = await self._close_if_crossed(follow, venue, position)
+                    if result is not None:
+                        results.append(result)
+        await self.check_daily_loss(follow)
+        return results
+
+    async def _check_resting(self, follow: FollowSettings, venue: Venue, symbol: str) -> None:
+        for order in await self.journal.protective_orders(follow.follow_id, symbol):
+            ack = await venue.fetch_order(order.client_order_id, symbol)
+            if ack is None:
+                continue
+            if ack.status is CopyStatus.FILLED:
+                await self._record_triggered(follow, order, ack.filled_quantity, ack.average_price or order.trigger_price, ack.fee, ack.venue_order_id)
+            elif ack.status is CopyStatus.FAILED:
+                await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
+                await self.protect(follow, symbol)  # cancelled or expired on the venue: put it back
+
+    async def _close_if_crossed(self, follow: FollowSettings, venue: Venue, position: FollowPosition) -> CopyResult | None:
+        if position.entry_price is None:
+            return None
+        rules = await venue.market(position.symbol)
+        take_profit, stop_loss = protection_levels(
+            position.quantity, position.entry_price, follow.take_profit_pct, follow.stop_loss_pct, rules.price_tick
+        )
+        price = await venue.price(position.symbol)
+        kind = crossed(position.quantity, price, take_profit, stop_loss)
+        if kind is None:
+            return None
+        side = Side.SELL if position.quantity > 0 else Side.BUY
+        cid = direct_order_id(kind, follow.follow_id, position.symbol, position.quantity, position.entry_price)
+        order = DirectOrder(position.symbol, side, abs(position.quantity), kind, cid, price, reduce_only=True)
+        return await self.engine.place_direct(follow, order)
+
+    # -- daily loss limit -----------------------------------------------------------------------
+
+    async def daily_pnl(self, follow: FollowSettings) -> Decimal:
+        """Realized (fees deducted) since 00:00 UTC plus unrealized at the venue's prices."""
+        now = self.clock()
+        midnight = datetime.combine(now.astimezone(timezone.utc).date(), time(0), tzinfo=timezone.utc)
+        pnl = await self.journal.realized_since(follow.follow_id, midnight)
+        positions = await self.journal.real_positions(follow.follow_id)
+        if positions:
+            venue = await self._venue(follow)
+            for position in positions:
+                if position.entry_price is None:
+                    continue
+                try:
+                    price = await venue.price(position.symbol)
+                except VenueError:
+                    continue  # counted at the next check
+                rules = await venue.market(position.symbol)
+                pnl += (price - position.entry_price) * position.quantity * rules.contract_size
+        return pnl
+
+    async def check_daily_loss(self, follow: FollowSettings) -> bool:
+        """Pause the follow (and close its positions if it says so) once today's loss reaches
+        the limit; True when it was paused now."""
+        if follow.daily_loss_limit is None:
+            return False
+        pnl = await self.daily_pnl(follow)
+        if pnl > -follow.daily_loss_limit:
+            return False
+        reason = f"daily loss limit reached: {pnl.quantize(Decimal('0.01'))} today, limit {follow.daily_loss_limit}"
+        if not await self.journal.pause_follow(follow.follow_id, reason):
+            return False
+        self.engine.invalidate_follows(follow.master_id)
+        self.notify(FollowPaused(follow.follow_id, follow.user_id, reason))
+        if follow.close_on_daily_loss:
+            await self.close_positions(follow, origin="close")
+        return True
+
+    async def close_positions(self, follow: FollowSettings, *, origin: str) -> list[CopyResult]:
+        """Close every copied position of the follow with reduce-only market orders."""
+        results = []
+        venue = await self._venue(follow)
+        for position in await self.journal.real_positions(follow.follow_id):
+            for order in await self.journal.protective_orders(follow.follow_id, position.symbol):
+                await self._cancel(venue, order)
+            side = Side.SELL if position.quantity > 0 else Side.BUY
+            cid = direct_order_id(origin, follow.follow_id, position.symbol, position.quantity, position.updated_at.isoformat())
+            price = position.entry_price or await venue.price(position.symbol)
+            order = DirectOrder(position.symbol, side, abs(position.quantity), origin, cid, price, reduce_only=True)
+            results.append(await self.engine.place_direct(follow, order))
+        return results
+
+    # -- reconciliation -------------------------------------------------------------------------
+
+    async def reconcile(self, follow: FollowSettings) -> dict[str, tuple[Decimal, Decimal]]:
+        """Compare the venue's positions with the copy history; record and report the drift
+        (missed copy, manual trade, TP/SL hit elsewhere, liquidation). Auto-sync fixes it."""
+        venue = await self._venue(follow)
+        expected = {p.symbol: p.quantity for p in await self.journal.real_positions(follow.follow_id)}
+        watched = set(expected) | await self.journal.master_symbols(follow.master_id)
+        actual = {p.symbol: p.quantity for p in await venue.positions() if p.symbol in watched}
+        drifts: dict[str, tuple[Decimal, Decimal]] = {}
+        for symbol in sorted(set(expected) | set(actual)):
+            want, have = expected.get(symbol, ZERO), actual.get(symbol, ZERO)
+            step = (await venue.market(symbol)).quantity_step
+            if abs(want - have) >= step:
+                drifts[symbol] = (want, have)
+        previous = await self.journal.replace_drifts(follow.follow_id, drifts)
+        if drifts and drifts != previous:
+            synced = follow.auto_sync
+            if synced:
+                await self.sync(follow)
+            self.notify(DriftFound(follow.follow_id, follow.user_id, tuple((s, w, h) for s, (w, h) in drifts.items()), synced))
+        return drifts
+
+    async def reconcile_all(self) -> int:
+        count = 0
+        for follow in await self.journal.all_active_follows():
+            if follow.dry_run:
+                continue
+            try:
+                count += bool(await self.reconcile(follow))
+            except (VenueError, VaultError) as exc:
+                log.warning("reconciling follow %s: %s", follow.follow_id, exc)
+        return count
+
+    async def sync(self, follow: FollowSettings) -> list[CopyResult]:
+        """Bring the venue in line with the copy history with market orders (``/sync``)."""
+        venue = await self._venue(follow)
+        results = []
+        for drift in await self.journal.drifts(follow.follow_id):
+            delta = drift.expected - drift.actual
+            rules = await venue.market(drift.symbol)
+            quantity = round_down(abs(delta), rules.quantity_step)
+            if quantity <= 0:
+                continue
+            side = Side.BUY if delta > 0 else Side.SELL
+            reduces = drift.actual != 0 and (drift.actual > 0) != (delta > 0) and quantity <= abs(drift.actual)
+            cid = direct_order_id("sync", follow.follow_id, drift.symbol, drift.expected, drift.actual)
+            price = await venue.price(drift.symbol)
+            order = DirectOrder(drift.symbol, side, quantity, "sync", cid, price, reduce_only=reduces, moves_ledger=False)
+            results.append(await self.engine.place_direct(follow, order))
+        await self.journal.replace_drifts(follow.follow_id, {})
+        return results
+
+    # -- a new follow takes over the master's open positions ---------------------------------------
+
+    async def open_master_positions(self, follow: FollowSettings) -> list[CopyResult | Skip]:
+        """Open the master's current positions at the follow's proportion (an entry each)."""
+        venue = await self._venue(follow)
+        outcomes: list[CopyResult | Skip] = []
+        master_equity = None
+        if follow.sizing_mode is SizingMode.EQUITY_RATIO and self.engine.master_equity is not None:
+            master_equity = await self.engine.master_equity(follow.master_id)
+        for symbol, master_quantity in sorted((await self.journal.master_positions(follow.master_id)).items()):
+            try:
+                rules = await venue.market(symbol)
+                price = await venue.price(symbol)
+                follower_equity = await venue.equity() if follow.sizing_mode is SizingMode.EQUITY_RATIO else None
+            except VenueError as exc:
+                reason = SkipReason.UNKNOWN_SYMBOL if isinstance(exc, UnknownSymbol) else SkipReason.NO_EQUITY
+                outcomes.append(Skip(reason, f"{symbol}: {exc}"))
+                continue
+            raw = raw_entry_quantity(
+                follow.sizing_mode, follow.sizing_value, abs(master_quantity), price,
+                follower_equity=follower_equity, master_equity=master_equity,
+            )
+            quantity = raw if isinstance(raw, Skip) else fit_to_market(raw, rules, price)
+            if isinstance(quantity, Skip):
+                outcomes.append(quantity)
+                continue
+            side = Side.BUY if master_quantity > 0 else Side.SELL
+            if follow.reverse:
+                side = side.opposite
+            cid = direct_order_id("open", follow.follow_id, symbol, master_quantity)
+            outcomes.append(await self.engine.place_direct(follow, DirectOrder(symbol, side, quantity, "open", cid, price)))
+        return outcomes
+
+
+
+def register_risk_jobs(scheduler, risk: RiskService, *, watch_seconds: float, reconcile_seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """The risk watch (TP/SL triggers and price levels, loss limits) and reconciliation, on the
+    service's ``AsyncIOScheduler``."""
+    scheduler.add_job(risk.watch, "interval", seconds=watch_seconds, id="risk-watch", replace_existing=True,
+                      max_instances=1, coalesce=True)
+    scheduler.add_job(risk.reconcile_all, "interval", seconds=reconcile_seconds, id="reconcile", replace_existing=True,
+                      max_instances=1, coalesce=True)

@@ -1,0 +1,100 @@
+"""A copy engine on real storage (SQLite) with paper venues, for engine and risk tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import select
+
+from copytrade.core.engine import CopyEngine, EngineConfig
+from copytrade.core.model import Fill, Side, utcnow
+from copytrade.core.risk_service import RiskService
+from copytrade.core.vault import Vault, generate_key
+from copytrade.core.venues.paper import PaperExchange, PaperVenue
+from copytrade.core.venues.registry import VenueRegistry
+from copytrade.storage.accounts import AccountStore
+from copytrade.storage.journal import JournalStore
+from copytrade.storage.models import CopyOrder, Credential, Follow, FollowPosition, Master
+
+BTC = "BTC/USDT:USDT"
+
+
+@dataclass
+class Harness:
+    db: object
+    accounts: AccountStore
+    journal: JournalStore
+    exchange: PaperExchange
+    vault: Vault
+    registry: VenueRegistry
+    events: list = field(default_factory=list)
+    engine: CopyEngine | None = None
+    master_id: int = 0
+    trades: int = 0
+    risk: RiskService | None = None
+    now: datetime | None = None  # the risk service's clock when set
+
+    def build_engine(self, **config) -> CopyEngine:
+        self.engine = CopyEngine(
+            self.journal,
+            self.registry,
+            self.events.append,
+            EngineConfig(retry_delays=(0.001, 0.001, 0.001), **config),
+        )
+        self.risk = RiskService(self.journal, self.engine, self.events.append, clock=lambda: self.now or utcnow())
+        self.engine.after_position_change = self.risk.after_position_change
+        return self.engine
+
+    async def add_follower(self, balance="100000", **settings) -> tuple[int, PaperVenue]:
+        user = await self.accounts.ensure_user(None, "f")
+        credential_id = f"c{user.id:030d}"
+        blob = self.vault.encrypt({"api_key": "k", "balance": balance}, owner_id=user.id, credential_id=credential_id)
+        await self.accounts.add_credential(
+            Credential(id=credential_id, user_id=user.id, venue="paper", label="main", ciphertext=blob, key_fingerprint="f")
+        )
+        follow = await self.accounts.add_follow(Follow(user_id=user.id, master_id=self.master_id, credential_id=credential_id, **settings))
+        venue = await self.registry.venue_for(credential_id)
+        assert isinstance(venue, PaperVenue)
+        if self.engine:
+            self.engine.invalidate_follows()
+        return follow.id, venue
+
+    def fill(self, side=Side.BUY, qty="1", price=None, symbol=BTC, **kw) -> Fill:
+        self.trades += 1
+        price = D(price) if price is not None else self.exchange.prices[symbol]
+        return Fill(self.master_id, "paper:master", f"t{self.trades}", f"o{self.trades}", symbol, side, D(qty), price, **kw)
+
+    async def rows(self, **where) -> list[CopyOrder]:
+        async with self.db.session() as session:
+            query = select(CopyOrder)
+            for name, value in where.items():
+                query = query.where(getattr(CopyOrder, name) == value)
+            return list((await session.execute(query)).scalars())
+
+    async def position(self, follow_id: int, symbol=BTC, *, simulated=False) -> D:
+        async with self.db.session() as session:
+            row = await session.get(FollowPosition, (follow_id, symbol, simulated))
+            return row.quantity if row else D(0)
+
+
+@pytest.fixture
+async def h(sqlite_db) -> Harness:
+    accounts = AccountStore(sqlite_db)
+    exchange = PaperExchange()
+    vault = Vault(generate_key())
+
+    async def paper(account):
+        return exchange.account(account.credential_id, balance=D(account.secrets.get("balance", "10000")))
+
+    harness = Harness(sqlite_db, accounts, JournalStore(sqlite_db), exchange, vault, VenueRegistry(accounts, vault, {"paper": paper}))
+    owner = await accounts.ensure_user(None, "master")
+    master = await accounts.add_master(Master(name="M", venue="paper"))
+    assert owner.id and master.id
+    harness.master_id = master.id
+    harness.build_engine()
+    return harness
+
+
