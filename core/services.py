@@ -285,3 +285,60 @@ class Services:
             if row.status is not status:
                 changed.append(await self.set_status(user_id, row.id, status))
         return changed
+
+    # -- statistics, PnL, charts, exports, daily summaries (issue 8; see core/reports.py) ------
+
+    @property
+    def stats(self) -> "StatsService":
+        """The statistics service over the same database and venues (created on first use)."""
+        service = getattr(self, "_stats_service", None)
+        if service is None:
+            from copytrade.core.reports import StatsService
+
+            service = self._stats_service = StatsService.for_database(self.accounts.db, self.venues)
+        return service
+
+    async def ranked_masters(self, sort_by: str = "followers", *, include_hidden: bool = False, descending: bool | None = None) -> "list[MasterStatistics]":
+        """``/masters``: listed masters with their statistics, best first by ``sort_by`` (a key of
+        ``copytrade.core.reports.RANK_KEYS``); statistics are brought up to date first."""
+        return await self.stats.ranked_masters(sort_by, include_hidden=include_hidden, descending=descending)
+
+    async def master_statistics(self, master_id: int, *, include_hidden: bool = False) -> "MasterStatistics":
+        """A master's detail page: every statistic (``NotFound`` for an unlisted master)."""
+        return await self.stats.master_detail(master_id, include_hidden=include_hidden)
+
+    async def master_chart(self, master_id: int, *, days: int = 90, include_hidden: bool = False) -> bytes:
+        """PNG (800×450) of the master's equity curve (or cumulative realized PnL without snapshots)."""
+        return await self.stats.master_chart(master_id, days=days, include_hidden=include_hidden)
+
+    async def follow_pnl(self, user_id: int, *, period: str | None = None, follow_id: int | None = None) -> "PnlReport":
+        """``/pnl [period]`` numbers: the user's own follows only (another's follow id: ``NotFound``)."""
+        return await self.stats.follow_pnl(user_id, period=period, follow_id=follow_id)
+
+    async def pnl_chart(self, user_id: int, *, period: str | None = None, follow_id: int | None = None) -> "tuple[PnlReport, bytes]":
+        """``/pnl [period]``: the report and a PNG of the user's PnL curve against the master's."""
+        return await self.stats.pnl_chart(user_id, period=period, follow_id=follow_id)
+
+    async def export_copy_log(self, user_id: int, *, follow_id: int | None = None, fmt: str = "csv") -> "ExportFile":
+        """``/export``: the user's own copy log as CSV or JSON (ownership enforced here)."""
+        return await self.stats.export_user_log(user_id, follow_id=follow_id, fmt=fmt)
+
+    async def export_admin_log(self, *, master_id: int | None = None, fmt: str = "csv") -> "ExportFile":
+        """Admins only (the bot checks the role): one master's copy log, or the whole system's."""
+        return await self.stats.export_admin_log(master_id=master_id, fmt=fmt)
+
+    async def admin_stats(self, *, days: int = 7, listener_health: "dict[int, Any] | None" = None) -> "AdminStats":
+        """Admin ``/stats``: copies per day, status and reason counts, p50/p99 latency, follows and
+        stream health (pass ``App.listeners.health``)."""
+        return await self.stats.admin_stats(days=days, listener_health=listener_health)
+
+    async def set_daily_summary(self, user_id: int, *, enabled: bool, at: str | None = None) -> "DailySummarySetting":
+        """Turn the user's daily summary on or off; ``at`` is "HH:MM" UTC (default 08:00)."""
+        return await self.stats.set_daily_summary(user_id, enabled=enabled, at=at)
+
+    async def daily_summary_setting(self, user_id: int) -> "DailySummarySetting":
+        return await self.stats.daily_summary_setting(user_id)
+
+    async def due_daily_summaries(self, now: "datetime | None" = None) -> "list[DailySummary]":
+        """Summaries due now (each once per day), for the bot to send: ``user_id``, ``telegram_id``, ``text``."""
+        return await self.stats.due_daily_summaries(now)
