@@ -112,7 +112,15 @@ def parse_order_types(value: object) -> list[str]:
 SETTING_FIELDS = (
     "sizing_mode", "sizing_value", "reverse", "take_profit_pct", "stop_loss_pct", "max_position_notional",
     "daily_loss_limit", "leverage", "allowed_symbols", "blocked_symbols", "order_types", "dry_run",
+    "max_total_notional", "slippage_pct", "slippage_action", "margin_mode", "entry_sides", "close_on_daily_loss",
+    "auto_sync",
 )
+SLIPPAGE_MAX = Decimal(50)
+_CHOICES = {
+    "slippage_action": ("skip", "limit"),
+    "margin_mode": ("cross", "isolated"),
+    "entry_sides": ("both", "long", "short"),
+}
 
 
 def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | None = None) -> dict[str, Any]:
@@ -151,7 +159,21 @@ def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | 
             out[name] = parse_symbols(changes[name], label)
     if "order_types" in changes:
         out["order_types"] = parse_order_types(changes["order_types"])
-    for name, label in (("reverse", "reverse"), ("dry_run", "dry run")):
+    for name, label in (("reverse", "reverse"), ("dry_run", "dry run"), ("close_on_daily_loss", "close on loss limit"), ("auto_sync", "auto-sync")):
         if name in changes:
             out[name] = parse_bool(changes[name], label)
+    if "max_total_notional" in changes:
+        out["max_total_notional"] = parse_optional_decimal(changes["max_total_notional"], "max total position", high=MONEY_LIMIT_MAX)
+    if "slippage_pct" in changes:
+        out["slippage_pct"] = parse_optional_decimal(changes["slippage_pct"], "slippage limit %", high=SLIPPAGE_MAX)
+    for name, choices in _CHOICES.items():
+        if name in changes:
+            value = changes[name]
+            text = "" if value is None else str(value).strip().lower()
+            if name == "margin_mode" and text in _CLEAR:
+                out[name] = None
+                continue
+            if text not in choices:
+                raise UserError(f"{name.replace('_', ' ')} must be one of {', '.join(choices)}")
+            out[name] = text
     return out

@@ -230,3 +230,31 @@ async def test_a_new_follow_can_take_over_the_masters_positions_once(h):
     assert await h.position(follow_id) == D("0.2") and await h.position(follow_id, ETH) == D(-1)
     again = await h.risk.open_master_positions(follow)  # a repeated request places nothing new
     assert len(venue.orders) == 2 and all(r.status is CopyStatus.FILLED for r in again)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"slippage_pct": "80"}, "slippage limit % must be"),
+        ({"slippage_pct": "-1"}, "slippage limit % must be"),
+        ({"slippage_action": "maybe"}, "slippage action must be one of skip, limit"),
+        ({"entry_sides": "sideways"}, "entry sides must be one of both, long, short"),
+        ({"margin_mode": "portfolio"}, "margin mode must be one of cross, isolated"),
+        ({"max_total_notional": "abc"}, "max total position must be a number"),
+        ({"auto_sync": "perhaps"}, "auto-sync must be on or off"),
+    ],
+)
+def test_bad_risk_settings_are_refused_with_a_specific_message(changes, message):
+    from copytrade.core.errors import UserError
+    from copytrade.core.validation import validate_follow_changes
+
+    with pytest.raises(UserError, match=message):
+        validate_follow_changes(changes)
+
+
+def test_risk_settings_are_parsed():
+    from copytrade.core.validation import validate_follow_changes
+
+    assert validate_follow_changes(
+        {"slippage_pct": "0.5", "slippage_action": "LIMIT", "entry_sides": "long", "margin_mode": "off", "auto_sync": "on"}
+    ) == {"slippage_pct": D("0.5"), "slippage_action": "limit", "entry_sides": "long", "margin_mode": None, "auto_sync": True}
