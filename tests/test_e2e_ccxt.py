@@ -99,3 +99,42 @@ async def test_unreachable_exchange_is_not_reported_as_a_refused_key(app, fake):
     with pytest.raises(Exception, match="could not be reached"):
         await app.services.connect_account(user.id, "binance", "spot", {"api_key": "any-key-0001", "secret": "any-secret"})
     assert await app.services.accounts_of(user.id) == []
+
+
+def _resting_algo(account):
+    return sorted(
+        (o.type, o.stop_price, o.quantity) for o in account.orders.values() if o.algo and o.status == "NEW"
+    )
+
+
+async def test_take_profit_and_stop_loss_live_on_binance_with_the_position(app, fake):
+    master, follows = await _setup(app, fake)
+    first = fake.accounts[FOLLOWERS[0][0]]  # coefficient 0.5
+    await app.services.update_follow(follows[0].user_id, follows[0].id, {"take_profit_pct": "10", "stop_loss_pct": "5"})
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"))  # follower: 0.2 @ 60000
+    await _eventually(lambda: len(_resting_algo(first)) == 2, "TP and SL resting on the exchange")
+    assert _resting_algo(first) == [("STOP_MARKET", D(57000), D("0.2")), ("TAKE_PROFIT_MARKET", D(66000), D("0.2"))]
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), reduce_only=True)  # half out: resized
+    await _eventually(lambda: [q for *_, q in _resting_algo(first)] == [D("0.1"), D("0.1")], "TP/SL resized")
+
+    fake.set_mark_price("BTCUSDT", D(56900))
+    await fake.trigger_conditional(FOLLOWERS[0][0])  # the exchange fires the stop
+    await app.risk.watch()
+    assert first.signed_position("BTCUSDT") == 0
+    assert _resting_algo(first) == []  # the take-profit was cancelled with it
+    [stop] = [r for r in await app.accounts.copy_history(follows[0].user_id, limit=50) if r.origin == "stop_loss"]
+    assert stop.status is CopyStatus.FILLED and stop.filled_quantity == D("0.1")
+    await app.risk.watch()  # seen again: recorded once
+    assert len([r for r in await app.accounts.copy_history(follows[0].user_id, limit=50) if r.origin == "stop_loss"]) == 1
+
+
+async def test_a_full_exit_leaves_no_protective_order_behind(app, fake):
+    master, follows = await _setup(app, fake)
+    first = fake.accounts[FOLLOWERS[0][0]]
+    await app.services.update_follow(follows[0].user_id, follows[0].id, {"take_profit_pct": "10", "stop_loss_pct": "5"})
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"))
+    await _eventually(lambda: len(_resting_algo(first)) == 2, "TP and SL resting")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.4"), reduce_only=True)
+    await _eventually(lambda: first.signed_position("BTCUSDT") == 0 and _resting_algo(first) == [], "exit and cancels")

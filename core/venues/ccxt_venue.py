@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ZERO = Decimal(0)
 BINANCE_FAMILY = frozenset({"binance", "binanceusdm"})
+#: venues whose resting stop-market / take-profit-market orders carry the follower's TP/SL
+CONDITIONAL_ORDER_VENUES = frozenset({"binanceusdm"})
 
 #: Options for every instance: the copier never needs the currency list (a signed call per load).
 COMMON_OPTIONS: Mapping[str, Any] = {"fetchCurrencies": False}
@@ -587,20 +589,34 @@ class CcxtVenue(Venue):
             raise errors.TemporaryError(f"{self.name} gave no price for {symbol}")
         return price
 
+    @property
+    def supports_conditional_orders(self) -> bool:  # type: ignore[override]
+        """Binance USD-M holds stop-market and take-profit-market orders (its algo orders)."""
+        return self.name in CONDITIONAL_ORDER_VENUES
+
     async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
-        """Cancel a resting order by client order id; False when it is no longer open."""
+        """Cancel a resting order by client order id (conditional orders are tried second);
+        False when it is no longer open."""
         await self.ensure_markets()
-        try:
-            await self._call(lambda: self.exchange.cancel_order(None, symbol, {"clientOrderId": client_order_id}), retry=True, raw=True)
-        except ccxt.OrderNotFound:
-            return False
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if _binance_code(str(exc)) in (ORDER_DOES_NOT_EXIST, UNKNOWN_ORDER_SENT):
-                return False
-            raise self._map(exc) from None
-        return True
+        attempts: list[dict[str, Any]] = [{"clientOrderId": client_order_id}]
+        if self._ccxt_market(symbol).get("contract") and self.name in BINANCE_FAMILY:
+            attempts.append({"clientOrderId": client_order_id, "trigger": True})
+        for params in attempts:
+            try:
+                await self._call(lambda p=params: self.exchange.cancel_order(None, symbol, p), retry=True, raw=True)
+            except ccxt.OrderNotFound:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                code = _binance_code(str(exc))
+                if code == ORDER_DOES_NOT_EXIST:
+                    continue
+                if code == UNKNOWN_ORDER_SENT:
+                    return False  # found, but no longer open
+                raise self._map(exc) from None
+            return True
+        return False
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
         """Look the order up by client order id; conditional (algo) orders are tried second."""
@@ -620,6 +636,12 @@ class CcxtVenue(Venue):
                 if _binance_code(str(exc)) == ORDER_DOES_NOT_EXIST:
                     continue
                 raise self._map(exc) from None
+            actual = str((order.get("info") or {}).get("actualOrderId") or "")
+            if actual and actual != "0":
+                # a triggered conditional order: its fill lives on the market order it created
+                child = await self._call(lambda: self.exchange.fetch_order(actual, symbol), retry=True)
+                ack = self._ack(child, client_order_id)
+                return dataclasses.replace(ack, venue_order_id=str(order.get("id") or ack.venue_order_id))
             return self._ack(order, client_order_id)
         return None
 

@@ -106,6 +106,7 @@ class FakeOrder:
     update_ms: int = 0
     algo: bool = False
     time_in_force: str = "GTC"
+    actual_order_id: int | None = None  # a triggered algo order: the market order it created
 
     @property
     def average(self) -> Decimal:
@@ -293,8 +294,20 @@ class FakeBinance:
                 hit = mark >= order.stop_price if order.side == "BUY" else mark <= order.stop_price
             else:
                 hit = mark <= order.stop_price if order.side == "BUY" else mark >= order.stop_price
-            if hit:
+            if not hit:
+                continue
+            if not order.algo:
                 await self._execute(account, order, [order.quantity], mark)
+                continue
+            # As Binance does: the triggered algo order finishes and places a market order.
+            now = self.now_ms()
+            child = FakeOrder(
+                next(self._order_ids), f"algo_{order.order_id}", order.market, order.symbol, order.side, "MARKET",
+                order.quantity, reduce_only=order.reduce_only, position_side=order.position_side, time_ms=now, update_ms=now,
+            )
+            account.orders[child.order_id] = child
+            order.status, order.actual_order_id, order.update_ms = "FINISHED", child.order_id, now
+            await self._execute(account, child, [child.quantity], mark)
 
     async def master_trade(
         self,
@@ -573,6 +586,13 @@ class FakeBinance:
 
     async def _futures_get_algo_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         order = self._find_order(account, FUTURES, params, "clientAlgoId", algo=True)
+        return algo_order_json(order)
+
+    async def _futures_cancel_algo_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        order = self._find_order(account, FUTURES, params, "clientAlgoId", algo=True)
+        if order.status != "NEW":
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        order.status = "CANCELED"
         return algo_order_json(order)
 
     async def _futures_cancel_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
@@ -911,7 +931,8 @@ def algo_order_json(o: FakeOrder) -> dict[str, Any]:
         "quantity": text(o.quantity), "algoStatus": status, "triggerPrice": text(o.stop_price), "price": text(o.price),
         "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE",
         "priceMatch": "NONE", "closePosition": False, "priceProtect": False, "reduceOnly": o.reduce_only,
-        "createTime": o.time_ms, "updateTime": o.update_ms, "triggerTime": 0, "goodTillDate": 0,
+        "createTime": o.time_ms, "updateTime": o.update_ms, "triggerTime": o.update_ms if o.actual_order_id else 0,
+        "goodTillDate": 0, "actualOrderId": str(o.actual_order_id or ""),
     }
 
 
@@ -970,6 +991,7 @@ ROUTES = {
     ("DELETE", "/fapi/v1/order"): (FakeBinance._futures_cancel_order, "SIGNED"),
     ("POST", "/fapi/v1/algoOrder"): (FakeBinance._futures_new_algo_order, "SIGNED"),
     ("GET", "/fapi/v1/algoOrder"): (FakeBinance._futures_get_algo_order, "SIGNED"),
+    ("DELETE", "/fapi/v1/algoOrder"): (FakeBinance._futures_cancel_algo_order, "SIGNED"),
     ("GET", "/fapi/v1/userTrades"): (FakeBinance._futures_user_trades, "SIGNED"),
     ("POST", "/fapi/v1/listenKey"): (FakeBinance._listen_key, "USER_STREAM"),
     ("PUT", "/fapi/v1/listenKey"): (FakeBinance._keepalive_listen_key, "USER_STREAM"),
