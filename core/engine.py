@@ -55,6 +55,7 @@ from copytrade.core.risk import cap_to_max_position, check_filters
 from copytrade.core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
 from copytrade.core.venues.base import Venue
 from copytrade.storage.journal import CopyDraft, JournalEntry, JournalStore, PositionChange
+from copytrade.storage.models import MasterFill
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,15 @@ def direct_order_id(*parts: object) -> str:
     return "cx" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:30]
 
 
+def _journaled_fill(row: MasterFill) -> Fill:
+    """The ``Fill`` a journal row records (resuming after a restart)."""
+    return Fill(
+        master_id=row.master_id, venue=row.venue, trade_id=row.trade_id, order_id=row.order_id, symbol=row.symbol,
+        side=row.side, quantity=row.quantity, price=row.price, order_type=row.order_type, reduce_only=row.reduce_only,
+        executed_at=row.executed_at,
+    )
+
+
 def _direct_fill(master_id: int, cid: str, origin: str, symbol: str, side: Side | None, quantity: Decimal | None, price: Decimal) -> Fill:
     """The stand-in ``Fill`` a direct order's result carries (there is no master execution)."""
     return Fill(master_id, "copytrade", cid, origin, symbol, side or Side.BUY, quantity or Decimal(1), price)
@@ -200,19 +210,7 @@ class CopyEngine:
         results: list[CopyResult] = []
         for row in await self.journal.unplanned_fills():
             assert row.id is not None
-            fill = Fill(
-                master_id=row.master_id,
-                venue=row.venue,
-                trade_id=row.trade_id,
-                order_id=row.order_id,
-                symbol=row.symbol,
-                side=row.side,
-                quantity=row.quantity,
-                price=row.price,
-                order_type=row.order_type,
-                reduce_only=row.reduce_only,
-                executed_at=row.executed_at,
-            )
+            fill = _journaled_fill(row)
             tasks = await self._start_copies(fill, JournalEntry(row.id, row.master_position_before), time.monotonic())
             results += [r for batch in await asyncio.gather(*tasks) for r in batch]
             await self.journal.mark_planned(row.id)
@@ -655,11 +653,7 @@ class CopyEngine:
 
     async def _settle_pending(self, credential_id: str, follow_id: int, user_id: int, fill_row, row) -> CopyResult:  # type: ignore[no-untyped-def]
         if fill_row is not None:
-            fill = Fill(
-                master_id=fill_row.master_id, venue=fill_row.venue, trade_id=fill_row.trade_id, order_id=fill_row.order_id,
-                symbol=fill_row.symbol, side=fill_row.side, quantity=fill_row.quantity, price=fill_row.price,
-                order_type=fill_row.order_type, reduce_only=fill_row.reduce_only, executed_at=fill_row.executed_at,
-            )
+            fill = _journaled_fill(fill_row)
         else:  # an order the copier placed itself: no master fill behind it
             follow = await self.journal.follow_row(follow_id)
             fill = _direct_fill(follow.master_id if follow else 0, row.client_order_id, row.origin, row.symbol, row.side,

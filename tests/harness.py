@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal as D
@@ -20,6 +21,15 @@ from copytrade.storage.journal import JournalStore
 from copytrade.storage.models import CopyOrder, Credential, Follow, FollowPosition, Master
 
 BTC = "BTC/USDT:USDT"
+
+
+async def eventually(check, what: str) -> None:
+    """Wait (bounded) until ``check()`` holds: for effects that arrive over a socket or a task."""
+    for _ in range(400):
+        if check():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from copytrade.core.model import CopyStatus
 from copytrade.core.vault import generate_key
 from copytrade.core.venues.angelone import ordertag_for
 from tests.fakes.smartapi import FOLLOWER, MASTER, FakeSmartApi, credentials_of, fresh_accounts
+from tests.harness import eventually
 
 
 @pytest.fixture
@@ -40,14 +41,6 @@ async def app(fake, tmp_path):
     await application.close()
 
 
-async def _eventually(check, what: str) -> None:
-    for _ in range(400):
-        if check():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
     services = app.services
     owner = await services.register_user(4001, "master owner")
@@ -57,10 +50,10 @@ async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
     key = await services.connect_account(user.id, "angelone", "main", credentials_of(FOLLOWER))
     follow = await services.follow(user.id, master.id, key.id, {"sizing_value": "1.45"})
     await app.start_listeners()
-    await _eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
 
     order = fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="801.5", status="complete")
-    await _eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's order")
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's order")
     fake.push_order_update(MASTER.client_code, order)  # the same order seen again (socket + poller)
     await asyncio.sleep(0.2)
     await app.listeners.idle()

@@ -16,6 +16,7 @@ from copytrade.config import Mode, Settings
 from copytrade.core.model import CopyStatus
 from copytrade.core.vault import generate_key
 from tests.fakes.binance import FakeBinance
+from tests.harness import eventually
 
 MASTER = ("master-key-0001", "master-secret")
 FOLLOWERS = [("follower-key-0001", "follower-secret-1"), ("follower-key-0002", "follower-secret-2")]
@@ -42,14 +43,6 @@ async def app(fake, tmp_path):
     await application.close()
 
 
-async def _eventually(check, what: str) -> None:
-    for _ in range(400):
-        if check():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def _setup(app, fake):
     services = app.services
     owner = await services.register_user(1001, "master owner")
@@ -61,7 +54,7 @@ async def _setup(app, fake):
         credential = await services.connect_account(user.id, "binanceusdm", "main", {"api_key": key, "secret": secret})
         follows.append(await services.follow(user.id, master.id, credential.id, {"sizing_value": coefficient}))
     await app.start_listeners()
-    await _eventually(lambda: fake.open_websockets >= 1, "the master's user-data stream")
+    await eventually(lambda: fake.open_websockets >= 1, "the master's user-data stream")
     return master, follows
 
 
@@ -70,10 +63,10 @@ async def test_master_executions_are_copied_to_followers_on_binance_futures(app,
     first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), fills=[D("0.1"), D("0.1")])
-    await _eventually(lambda: first.signed_position("BTCUSDT") == D("0.1") and second.signed_position("BTCUSDT") == D("0.2"), "entries")
+    await eventually(lambda: first.signed_position("BTCUSDT") == D("0.1") and second.signed_position("BTCUSDT") == D("0.2"), "entries")
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), reduce_only=True)
-    await _eventually(lambda: first.signed_position("BTCUSDT") == 0 and second.signed_position("BTCUSDT") == 0, "exits")
+    await eventually(lambda: first.signed_position("BTCUSDT") == 0 and second.signed_position("BTCUSDT") == 0, "exits")
 
     await app.listeners.idle()
     rows = await app.accounts.copy_history((await app.accounts.follow(follows[0].id)).user_id, limit=50)
@@ -113,11 +106,11 @@ async def test_take_profit_and_stop_loss_live_on_binance_with_the_position(app, 
     await app.services.update_follow(follows[0].user_id, follows[0].id, {"take_profit_pct": "10", "stop_loss_pct": "5"})
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"))  # follower: 0.2 @ 60000
-    await _eventually(lambda: len(_resting_algo(first)) == 2, "TP and SL resting on the exchange")
+    await eventually(lambda: len(_resting_algo(first)) == 2, "TP and SL resting on the exchange")
     assert _resting_algo(first) == [("STOP_MARKET", D(57000), D("0.2")), ("TAKE_PROFIT_MARKET", D(66000), D("0.2"))]
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), reduce_only=True)  # half out: resized
-    await _eventually(lambda: [q for *_, q in _resting_algo(first)] == [D("0.1"), D("0.1")], "TP/SL resized")
+    await eventually(lambda: [q for *_, q in _resting_algo(first)] == [D("0.1"), D("0.1")], "TP/SL resized")
 
     fake.set_mark_price("BTCUSDT", D(56900))
     await fake.trigger_conditional(FOLLOWERS[0][0])  # the exchange fires the stop
@@ -135,6 +128,6 @@ async def test_a_full_exit_leaves_no_protective_order_behind(app, fake):
     first = fake.accounts[FOLLOWERS[0][0]]
     await app.services.update_follow(follows[0].user_id, follows[0].id, {"take_profit_pct": "10", "stop_loss_pct": "5"})
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"))
-    await _eventually(lambda: len(_resting_algo(first)) == 2, "TP and SL resting")
+    await eventually(lambda: len(_resting_algo(first)) == 2, "TP and SL resting")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.4"), reduce_only=True)
-    await _eventually(lambda: first.signed_position("BTCUSDT") == 0 and _resting_algo(first) == [], "exit and cancels")
+    await eventually(lambda: first.signed_position("BTCUSDT") == 0 and _resting_algo(first) == [], "exit and cancels")
