@@ -95,6 +95,10 @@ def crossed(quantity: Decimal, price: Decimal, take_profit: Decimal | None, stop
     return None
 
 
+def _protected(follow: FollowSettings) -> bool:
+    return follow.take_profit_pct is not None or follow.stop_loss_pct is not None
+
+
 class RiskService:
     def __init__(
         self,
@@ -115,8 +119,10 @@ class RiskService:
     # -- after every change of a follow's copied position ----------------------------------------
 
     async def after_position_change(self, follow: FollowSettings, symbol: str) -> None:
-        """The engine's hook: keep resting TP/SL in step, then check the loss limit."""
-        await self.protect(follow, symbol)
+        """The engine's hook: keep resting TP/SL in step, then check the loss limit. A follow
+        with neither costs nothing here (this runs after every filled copy)."""
+        if _protected(follow):
+            await self.protect(follow, symbol)
         await self.check_daily_loss(follow)
 
     async def protect(self, follow: FollowSettings, symbol: str) -> None:
@@ -195,8 +201,14 @@ class RiskService:
         """One pass over every active follow: resting TP/SL that triggered, levels crossed on
         venues without conditional orders, and the daily loss limit."""
         results: list[CopyResult] = []
+        leftovers = await self.journal.follows_with_resting_protection()
         for follow in await self.journal.all_active_follows():
+            if not (_protected(follow) or follow.daily_loss_limit is not None or follow.follow_id in leftovers):
+                continue
             try:
+                if follow.follow_id in leftovers and not _protected(follow):
+                    for symbol in leftovers[follow.follow_id]:
+                        await self.protect(follow, symbol)  # TP/SL switched off: cancel what rests
                 results += await self._watch_follow(follow)
             except (VenueError, VaultError) as exc:
                 log.warning("risk watch of follow %s: %s", follow.follow_id, exc)

@@ -457,6 +457,19 @@ class JournalStore:
                 query = query.where(ProtectiveOrder.status.in_([CopyStatus.PENDING, CopyStatus.PLACED]))
             return list((await session.execute(query.order_by(ProtectiveOrder.created_at))).scalars())
 
+    async def follows_with_resting_protection(self) -> dict[int, set[str]]:
+        """Follow id -> symbols with a take-profit / stop-loss order still resting (one query)."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(ProtectiveOrder.follow_id, ProtectiveOrder.symbol).where(
+                    ProtectiveOrder.status.in_([CopyStatus.PENDING, CopyStatus.PLACED])
+                )
+            )
+            found: dict[int, set[str]] = {}
+            for follow_id, symbol in rows.all():
+                found.setdefault(follow_id, set()).add(symbol)
+            return found
+
     async def save_protective_order(self, order: ProtectiveOrder) -> bool:
         """Journal a protective order before it is sent; False if that id exists already."""
         try:

@@ -258,3 +258,12 @@ def test_risk_settings_are_parsed():
     assert validate_follow_changes(
         {"slippage_pct": "0.5", "slippage_action": "LIMIT", "entry_sides": "long", "margin_mode": "off", "auto_sync": "on"}
     ) == {"slippage_pct": D("0.5"), "slippage_action": "limit", "entry_sides": "long", "margin_mode": None, "auto_sync": True}
+
+
+async def test_switching_tp_sl_off_cancels_what_rests(h):
+    follow_id, venue = await h.add_follower(take_profit_pct=D(10), stop_loss_pct=D(5))
+    await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000"))
+    assert len(resting(venue)) == 2
+    await h.accounts.update_follow(follow_id, {"take_profit_pct": None, "stop_loss_pct": None})
+    await h.risk.watch()
+    assert resting(venue) == [] and await h.journal.protective_orders(follow_id) == []
