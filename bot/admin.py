@@ -15,7 +15,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler, MessageHandler, filters
 
 from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
-from copytrade.bot.formatting import format_broadcast_progress, format_stats, split_message
+from copytrade.bot.formatting import format_admin_stats, format_broadcast_progress, format_stats, split_message
 from copytrade.bot.keyboards import column, keyboard
 from copytrade.bot.keys import available_venues, delete_secret_message, spec_of
 from copytrade.core.errors import UserError
@@ -332,9 +332,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) 
     app = get_app(context)
     today = datetime.combine(datetime.now(timezone.utc).date(), dtime(), tzinfo=timezone.utc)
     text = format_stats(await app.accounts.counts(), await app.accounts.copy_counts_since(None, today), app.notifications.pending(), app.notifications.dropped)
-    streams = app.listeners.health
-    if streams:
-        text += "\nMaster streams: " + ", ".join(f"#{h.master_id} {'up' if h.running else 'down'}" for h in streams.values())
+    text += "\n" + format_admin_stats(await app.services.admin_stats(listener_health=app.listeners.health))
     for part in split_message(text):
         await reply(update, part)
 

@@ -18,9 +18,11 @@ from copytrade.bot.admin import admin_handlers
 from copytrade.bot.follow import follow_conversation, masters_handlers
 from copytrade.bot.keys import connect_conversation, key_handlers
 from copytrade.bot.notifier import Notifier
+from copytrade.bot.reports import report_handlers, summary_sender
 from copytrade.bot.settings import settings_conversation
 from copytrade.bot.start import ADMIN_COMMANDS, FOLLOWER_COMMANDS, help_command, stale_button, start, unexpected_text, unknown_command
 from copytrade.bot.status import status_handlers
+from copytrade.core.scheduler import add_daily_summary_job
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,12 @@ async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None
     log.error("unhandled error in the Telegram application", exc_info=context.error)
 
 
+DAILY_SUMMARY_JOB = "daily-summaries"
+
+
 async def post_init(application: Application) -> None:
-    """Register the command lists and start draining notifications."""
+    """Register the command lists, start draining notifications and, with the service's
+    scheduler (``serve(..., scheduler=)``), deliver the due daily summaries every minute."""
     app = application.bot_data["app"]
     bot = application.bot
     await bot.set_my_commands([BotCommand(name, text) for name, text in FOLLOWER_COMMANDS])
@@ -50,9 +56,15 @@ async def post_init(application: Application) -> None:
     notifier = Notifier(app, bot)
     application.bot_data["notifier"] = notifier
     notifier.start()
+    scheduler = application.bot_data.get("scheduler")
+    if scheduler is not None:
+        add_daily_summary_job(scheduler, app.services.stats, summary_sender(app, bot))
 
 
 async def post_shutdown(application: Application) -> None:
+    scheduler = application.bot_data.get("scheduler")
+    if scheduler is not None and scheduler.get_job(DAILY_SUMMARY_JOB) is not None:
+        scheduler.remove_job(DAILY_SUMMARY_JOB)
     notifier = application.bot_data.pop("notifier", None)
     if notifier is not None:
         await notifier.stop()
@@ -95,6 +107,7 @@ def _handlers() -> list[object]:
         *key_handlers(),
         *masters_handlers(),
         *status_handlers(),
+        *report_handlers(),
         CommandHandler("cancel", _nothing_to_cancel),
         MessageHandler(filters.COMMAND, unknown_command),
         MessageHandler(filters.TEXT & ~filters.COMMAND, unexpected_text),
@@ -107,14 +120,17 @@ def webhook_secret(token: str) -> str:
     return hashlib.sha256(f"copytrade-webhook|{token}".encode()).hexdigest()[:48]
 
 
-async def serve(app, stop: asyncio.Event, *, poll_interval: float = 0.0, polling_timeout: int = 10) -> None:  # type: ignore[no-untyped-def]
-    """Run the bot until ``stop`` is set: polling, or a webhook on $PORT when WEBHOOK_URL is set."""
+async def serve(app, stop: asyncio.Event, *, poll_interval: float = 0.0, polling_timeout: int = 10, scheduler=None) -> None:  # type: ignore[no-untyped-def]
+    """Run the bot until ``stop`` is set: polling, or a webhook on $PORT when WEBHOOK_URL is set.
+    ``scheduler``: the service's ``AsyncIOScheduler``; the bot adds its daily-summary job to it."""
     settings = app.settings
     # httpx logs every request URL at INFO, and the Bot API URL carries the bot token; the
     # telegram library logs whole updates (typed secrets included) at DEBUG.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger("telegram").getEffectiveLevel()))
     application = build_application(app)
+    if scheduler is not None:
+        application.bot_data["scheduler"] = scheduler
     async with application:
         await post_init(application)
         await application.start()

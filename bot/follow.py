@@ -1,62 +1,99 @@
-"""/masters (ranked, paginated, detail with a Follow button) and /follow (master → account →
-sizing mode → value → take-profit → stop-loss → summary → Confirm)."""
+"""/masters (ranked by any statistic, paginated; a master's page with every statistic, its
+equity-curve chart and a Follow button) and /follow (master → account → sizing mode → value →
+take-profit → stop-loss → the master's open positions: copy now or only new trades → summary →
+Confirm)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler, MessageHandler, filters
 
 from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, is_admin, reply
-from copytrade.bot.formatting import SIZING_HELP, SIZING_TITLES, format_follow_settings, format_master, format_master_line
-from copytrade.bot.keyboards import column, keyboard, pager
-from copytrade.core.errors import UserError
+from copytrade.bot.formatting import (
+    RANK_TITLES,
+    SIZING_HELP,
+    SIZING_TITLES,
+    TP_SL_EXPLAINED,
+    format_follow_settings,
+    format_master_line,
+    format_master_positions,
+    format_master_statistics,
+    format_open_outcomes,
+    split_message,
+)
+from copytrade.bot.keyboards import button, column, keyboard, pager, rows
+from copytrade.core.errors import UserError, VaultError, VenueError
 from copytrade.core.model import SizingMode
+from copytrade.core.reports import RANK_KEYS
 from copytrade.core.validation import parse_sizing, validate_follow_changes
+from copytrade.storage.journal import follow_settings
 from copytrade.storage.models import Follow, MasterStatus, User
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 8
-#: ranking options of /masters: code -> (title, sort key). PnL, win rate and drawdown join here
-#: once master statistics exist; the sort row is shown only when there is a choice.
-SORTS: dict[str, tuple[str, Any]] = {
-    "f": ("followers", lambda m: (-m.followers, m.id)),
-}
+DEFAULT_SORT = "followers"
 MODE_CODES = {"c": SizingMode.COEFFICIENT, "e": SizingMode.EQUITY_RATIO, "n": SizingMode.FIXED_NOTIONAL, "q": SizingMode.FIXED_QUANTITY}
 CODE_OF_MODE = {mode: code for code, mode in MODE_CODES.items()}
 
-ACCOUNT, MODE, VALUE, TAKE_PROFIT, STOP_LOSS, CONFIRM = range(6)
+ACCOUNT, MODE, VALUE, TAKE_PROFIT, STOP_LOSS, OPEN_POSITIONS, CONFIRM = range(7)
 _KEY = "follow"
 
 
 # -- /masters ---------------------------------------------------------------------------------
 
 
+def _masters_markup(chunk: list[Any], sort: str, page: int, pages: int) -> InlineKeyboardMarkup:
+    markup = rows([(s.name, f"ms:d:{s.master_id}:{sort}") for s in chunk])
+    nav = pager(f"ms:l:{sort}", page, pages)
+    if nav:
+        markup.append([button(text, data) for text, data in nav])
+    sorts = [(("• " if key == sort else "") + RANK_TITLES[key], f"ms:l:{key}:0") for key in RANK_KEYS]
+    return InlineKeyboardMarkup(markup + rows(sorts, per_row=3))
+
+
 async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort: str, page: int) -> None:
-    if sort not in SORTS:
+    if sort not in RANK_KEYS:
         raise UserError(STALE_BUTTON)
     admin = is_admin(context, update.effective_user.id)
-    masters = sorted(await get_app(context).services.masters(include_hidden=admin), key=SORTS[sort][1])
-    if not masters:
+    ranked = await get_app(context).services.ranked_masters(sort, include_hidden=admin)
+    if not ranked:
         await reply(update, "No masters are listed yet." + (" Add one with /addmaster." if admin else ""))
         return
-    pages = (len(masters) + PAGE_SIZE - 1) // PAGE_SIZE
+    pages = (len(ranked) + PAGE_SIZE - 1) // PAGE_SIZE
     page = min(page, pages - 1)
-    chunk = masters[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
-    lines = [f"Masters by {SORTS[sort][0]} (page {page + 1}/{pages}):"]
-    lines += [format_master_line(page * PAGE_SIZE + i + 1, m) for i, m in enumerate(chunk)]
-    lines.append("\nTap a master for details.")
-    sort_row = [(("• " if code == sort else "") + title, f"ms:l:{code}:0") for code, (title, _) in SORTS.items()] if len(SORTS) > 1 else []
-    await reply(
-        update,
-        "\n".join(lines),
-        reply_markup=column([(m.name, f"ms:d:{m.id}") for m in chunk], pager(f"ms:l:{sort}", page, pages), sort_row),
-    )
+    chunk = ranked[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    lines = [f"Masters by {RANK_TITLES[sort]} (page {page + 1}/{pages}):"]
+    lines += [format_master_line(page * PAGE_SIZE + i + 1, m, sort) for i, m in enumerate(chunk)]
+    lines.append("\nPnL and drawdown are the master's own, gross of fees; — means not known yet. "
+                 "Tap a master for every statistic and the chart, or a button below to sort differently.")
+    await reply(update, split_message("\n".join(lines))[0], reply_markup=_masters_markup(chunk, sort, page, pages))
 
 
 @handler()
 async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
-    await _masters_page(update, context, "f", 0)
+    await _masters_page(update, context, DEFAULT_SORT, 0)
+
+
+async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, master_id: int, sort: str) -> None:
+    admin = is_admin(context, update.effective_user.id)
+    services = get_app(context).services
+    stats = await services.master_statistics(master_id, include_hidden=admin)
+    try:
+        chart: bytes | None = await services.master_chart(master_id, include_hidden=admin)
+    except Exception:  # a chart that cannot be drawn never hides the statistics
+        log.exception("chart of master %s failed", master_id)
+        chart = None
+    if chart is not None:
+        await update.effective_chat.send_photo(chart, caption=f"📈 {stats.name}: equity (or realized PnL) over the last 90 days")
+    buttons = [[("➕ Follow", f"fw:m:{stats.master_id}"), ("◀ Back", f"ms:l:{sort}:0")]]
+    if admin:
+        visibility = ("👁 Show", f"am:a:{stats.master_id}") if stats.status is MasterStatus.HIDDEN else ("🙈 Hide", f"am:h:{stats.master_id}")
+        buttons.append([visibility, ("🗄 Retire", f"am:r:{stats.master_id}")])
+    await reply(update, split_message(format_master_statistics(stats))[0], reply_markup=keyboard(*buttons))
 
 
 @handler()
@@ -66,16 +103,10 @@ async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, use
         _, sort, page = callback_args(update, 3)
         await _masters_page(update, context, sort, int_arg(page))
         return
-    action, master_id = callback_args(update, 2)
-    if action != "d":
+    action, master_id, sort = callback_args(update, 3)
+    if action != "d" or sort not in RANK_KEYS:
         raise UserError(STALE_BUTTON)
-    admin = is_admin(context, update.effective_user.id)
-    master = await get_app(context).services.master(int_arg(master_id), include_hidden=admin)
-    buttons = [[("➕ Follow", f"fw:m:{master.id}"), ("◀ Back", "ms:l:f:0")]]
-    if admin:
-        visibility = ("👁 Show", f"am:a:{master.id}") if master.status is MasterStatus.HIDDEN else ("🙈 Hide", f"am:h:{master.id}")
-        buttons.append([visibility, ("🗄 Retire", f"am:r:{master.id}")])
-    await reply(update, format_master(master), reply_markup=keyboard(*buttons))
+    await _master_detail(update, context, int_arg(master_id), sort)
 
 
 # -- /follow ----------------------------------------------------------------------------------
@@ -98,7 +129,7 @@ async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     if update.callback_query is not None:  # "Follow" pressed on a master's detail
         _, master_id = callback_args(update, 2)
         return await _master_chosen(update, context, user, int_arg(master_id))
-    listed = sorted(await services.masters(), key=SORTS["f"][1])
+    listed = sorted(await services.masters(), key=lambda m: (-m.followers, m.id))
     if not listed:
         await reply(update, "No masters are listed yet.")
         return ConversationHandler.END
@@ -162,7 +193,7 @@ async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     await reply(
         update,
         "Take-profit: close a copied position when it gains this many percent (e.g. 5). Send a number, or:\n"
-        "(Take-profit and stop-loss are saved now and enforced once risk monitoring ships — not active yet.)",
+        f"(Take-profit and stop-loss are set {TP_SL_EXPLAINED}.)",
         reply_markup=keyboard([("No take-profit", "fw:tp:none")]),
     )
     return TAKE_PROFIT
@@ -189,12 +220,39 @@ async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, u
     text = "none" if update.callback_query else (update.effective_message.text or "")
     validate_follow_changes({"stop_loss_pct": text})
     state["settings"]["stop_loss_pct"] = text
-    validated = validate_follow_changes(state["settings"])
-    preview = Follow(user_id=user.id, master_id=state["master_id"], credential_id=state["credential_id"], **validated)
+    validate_follow_changes(state["settings"])
+    held = await get_app(context).journal.master_positions(state["master_id"])
+    if not held:
+        state["open_now"] = False
+        return await _summary(update, state, user)
     await reply(
         update,
-        "Please check and confirm:\n\n" + format_follow_settings(preview, state["master_name"], state["account_label"])
-        + "\n\nCopying starts with the master's next trade; positions the master already holds are not copied.",
+        f"{state['master_name']} holds open positions now: {format_master_positions(held)}.\n"
+        "Copy them now at your sizing (market orders on your account as soon as you confirm), "
+        "or only copy the master's new trades?",
+        reply_markup=keyboard([("📥 Copy the master's open positions now", "fw:op:now")], [("Only new trades", "fw:op:new")], [("Cancel", "fw:x")]),
+    )
+    return OPEN_POSITIONS
+
+
+@handler()
+async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+    state = _state(context)
+    _, choice = callback_args(update, 2)
+    if choice not in ("now", "new"):
+        raise UserError(STALE_BUTTON)
+    state["open_now"] = choice == "now"
+    return await _summary(update, state, user)
+
+
+async def _summary(update: Update, state: dict[str, Any], user: User) -> int:
+    validated = validate_follow_changes(state["settings"])
+    preview = Follow(user_id=user.id, master_id=state["master_id"], credential_id=state["credential_id"], **validated)
+    opening = ("The master's open positions are copied at your sizing as soon as you confirm; then every new trade."
+               if state["open_now"] else "Copying starts with the master's next trade; positions the master already holds are not copied.")
+    await reply(
+        update,
+        "Please check and confirm:\n\n" + format_follow_settings(preview, state["master_name"], state["account_label"]) + "\n\n" + opening,
         reply_markup=keyboard([("✅ Confirm", "fw:ok"), ("Cancel", "fw:x")]),
     )
     return CONFIRM
@@ -203,11 +261,21 @@ async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 @handler()
 async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
     state = _state(context)
-    services = get_app(context).services
-    row = await services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
+    app = get_app(context)
+    row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
     context.user_data.pop(_KEY, None)
     await reply(update, "✅ Following.\n\n" + format_follow_settings(row, state["master_name"], state["account_label"])
                 + "\n\nYou will get a message for every copied trade. Change settings with /settings.")
+    if state.get("open_now"):
+        await reply(update, f"Opening {state['master_name']}'s current positions on {state['account_label']}…")
+        try:
+            outcomes = await app.risk.open_master_positions(follow_settings(row))
+        except (VenueError, VaultError) as exc:
+            await reply(update, f"❌ The master's open positions were not copied: your exchange could not be used ({exc}). "
+                                "You follow the master from the next trade.")
+            return ConversationHandler.END
+        for part in split_message("📥 The master's open positions:\n" + format_open_outcomes(outcomes)):
+            await reply(update, part)
     return ConversationHandler.END
 
 
@@ -229,6 +297,7 @@ def follow_conversation() -> ConversationHandler:
             VALUE: [CallbackQueryHandler(follow_pick_mode, pattern=r"^fw:s:"), MessageHandler(text, follow_value)],
             TAKE_PROFIT: [CallbackQueryHandler(follow_take_profit, pattern=r"^fw:tp:none$"), MessageHandler(text, follow_take_profit)],
             STOP_LOSS: [CallbackQueryHandler(follow_stop_loss, pattern=r"^fw:sl:none$"), MessageHandler(text, follow_stop_loss)],
+            OPEN_POSITIONS: [CallbackQueryHandler(follow_open_positions, pattern=r"^fw:op:")],
             CONFIRM: [CallbackQueryHandler(follow_confirm, pattern=r"^fw:ok$")],
         },
         fallbacks=[CommandHandler("cancel", follow_cancel), CallbackQueryHandler(follow_cancel, pattern=r"^fw:x$")],

@@ -3,12 +3,13 @@ the messages are plain text, split below Telegram's 4096-character limit by ``sp
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from copytrade.core.engine import FollowPaused
 from copytrade.core.risk_service import DriftFound, RiskNotice
-from copytrade.core.model import CopyResult, CopyStatus, Side, SizingMode
+from copytrade.core.model import CopyResult, CopyStatus, Side, SizingMode, Skip
 
 TELEGRAM_LIMIT = 4096
 
@@ -138,7 +139,15 @@ SIZING_HELP = {
     SizingMode.FIXED_NOTIONAL: "every entry is worth this much in the quote currency (e.g. 100 USDT)",
     SizingMode.FIXED_QUANTITY: "every entry is this many coins or shares",
 }
-NOT_ENFORCED = "saved; enforced once risk monitoring ships — not active yet"
+#: what take-profit / stop-loss and the daily loss limit do, as the bot explains them
+TP_SL_EXPLAINED = (
+    "in % of your own average entry price: a resting reduce-only order on your exchange where it supports them, "
+    "otherwise the price is watched every few seconds and the position closed when the level is crossed"
+)
+LOSS_LIMIT_EXPLAINED = (
+    "when today's loss (UTC day, realized after fees plus open positions at the current price) reaches it, "
+    "the follow is paused; with “close on loss limit” on, the copied positions are closed too"
+)
 
 
 def when(moment: datetime | None) -> str:
@@ -178,20 +187,132 @@ def format_accounts(views) -> str:  # type: ignore[no-untyped-def]
     return "Your exchange accounts:\n" + "\n".join(format_account(v) for v in views)
 
 
-def format_master_line(rank: int, master) -> str:  # type: ignore[no-untyped-def]
+UNKNOWN = "—"
+
+
+def signed(value: Decimal | None) -> str:
+    """Money with its sign and thousands separators (``—`` when unknown)."""
+    return UNKNOWN if value is None else f"{value:+,.2f}"
+
+
+def plain_money(value: Decimal | None) -> str:
+    return UNKNOWN if value is None else f"{value:,.2f}"
+
+
+def ratio(value: Decimal | float | None, *, sign: bool = False) -> str:
+    """A fraction as a percentage (0.05 → 5.0 %)."""
+    if value is None:
+        return UNKNOWN
+    number = Decimal(str(value)) * 100
+    return f"{number:+.1f} %" if sign else f"{number:.1f} %"
+
+
+def duration(value: timedelta | None) -> str:
+    if value is None:
+        return UNKNOWN
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{secs} s"
+
+
+#: /masters sort keys (copytrade.core.reports.RANK_KEYS) as buttons and headings say them
+RANK_TITLES: dict[str, str] = {
+    "followers": "followers",
+    "pnl": "PnL",
+    "pnl_pct": "PnL %",
+    "pnl_30d": "30-day PnL",
+    "pnl_30d_pct": "30-day PnL %",
+    "win_rate": "win rate",
+    "profit_factor": "profit factor",
+    "drawdown": "drawdown",
+    "drawdown_pct": "drawdown %",
+    "sharpe": "Sharpe",
+    "trades": "trades",
+    "holding": "holding time",
+    "trading_days": "trading days",
+}
+
+
+def rank_value(stats, key: str) -> str:  # type: ignore[no-untyped-def]
+    """The statistic a ranking is sorted by, in words."""
+    values = {
+        "pnl_pct": lambda s: ratio(s.realized_pnl_pct, sign=True),
+        "pnl_30d": lambda s: signed(s.pnl_30d),
+        "pnl_30d_pct": lambda s: ratio(s.pnl_30d_pct, sign=True),
+        "profit_factor": lambda s: UNKNOWN if s.profit_factor is None else f"{s.profit_factor:.2f}",
+        "drawdown_pct": lambda s: ratio(s.max_drawdown_pct),
+        "sharpe": lambda s: UNKNOWN if s.sharpe is None else f"{s.sharpe:.2f}",
+        "trades": lambda s: str(s.round_trips),
+        "holding": lambda s: duration(s.avg_holding),
+        "trading_days": lambda s: str(s.trading_days),
+    }
+    return values[key](stats) if key in values else ""
+
+
+def format_master_line(rank: int, master, sort: str = "followers") -> str:  # type: ignore[no-untyped-def]
+    """One master of /masters; with statistics (``MasterStatistics``): PnL, win rate, max
+    drawdown and the figure the list is sorted by, ``—`` where it is not known yet."""
     hidden = f" [{master.status.value}]" if master.status.value != "active" else ""
-    return f"{rank}. {master.name}{hidden} — {master.venue}, {master.followers} follower(s)"
+    line = f"{rank}. {master.name}{hidden} — {master.venue}, {master.followers} follower(s)"
+    if not hasattr(master, "realized_pnl"):
+        return line
+    pnl = signed(master.realized_pnl) + (f" ({ratio(master.realized_pnl_pct, sign=True)})" if master.realized_pnl_pct is not None else "")
+    drawdown = plain_money(master.max_drawdown) + (f" ({ratio(master.max_drawdown_pct)})" if master.max_drawdown_pct is not None else "")
+    line += f"\n    PnL {pnl} · win rate {ratio(master.win_rate)} · max drawdown {drawdown}"
+    extra = rank_value(master, sort)
+    if extra:
+        line += f" · {RANK_TITLES[sort]} {extra}"
+    return line
 
 
-def format_master(master) -> str:  # type: ignore[no-untyped-def]
-    lines = [f"👤 {master.name}", f"Venue: {master.venue}", f"Followers: {master.followers}"]
-    if master.status.value != "active":
-        lines.append(f"Status: {master.status.value}")
-    if master.description:
-        lines.append("")
-        lines.append(master.description)
-    lines.append("")
-    lines.append("Performance statistics (PnL, win rate, drawdown) are not published yet.")
+def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
+    """A master's detail page: every statistic (``MasterStatistics``), ``—`` where unknown."""
+    head = [f"👤 {stats.name}", f"Venue: {stats.venue} · followers: {stats.followers}"]
+    if stats.status.value != "active":
+        head.append(f"Status: {stats.status.value}")
+    if stats.description:
+        head += ["", stats.description]
+    pnl_pct = f" ({ratio(stats.realized_pnl_pct, sign=True)} of the first equity)" if stats.realized_pnl_pct is not None else ""
+    pnl_30d_pct = f" ({ratio(stats.pnl_30d_pct, sign=True)})" if stats.pnl_30d_pct is not None else ""
+    drawdown_pct = f" ({ratio(stats.max_drawdown_pct)} of equity)" if stats.max_drawdown_pct is not None else ""
+    if stats.round_trips:
+        wins = f"{ratio(stats.win_rate)} ({stats.wins} won, {stats.losses} lost of {stats.round_trips} round trips)"
+    else:
+        wins = f"{UNKNOWN} (no closed round trip yet)"
+    if stats.profit_factor is not None:
+        factor = f"{stats.profit_factor:.2f}"
+    else:
+        factor = UNKNOWN + (" (no losing round trip yet)" if stats.round_trips else "")
+    source = {"equity_snapshots": "daily equity", "daily_realized_pnl": "daily realized PnL"}.get(stats.sharpe_source or "", "")
+    sharpe = UNKNOWN if stats.sharpe is None else f"{stats.sharpe:.2f}" + (f" (from {source})" if source else "")
+    equity = f"{plain_money(stats.equity)} on {stats.equity_day}" if stats.equity is not None else UNKNOWN
+    positions = ", ".join(f"{symbol} {'long' if qty > 0 else 'short'} {amount(abs(qty))}" for symbol, qty in stats.open_positions) or "none"
+    lines = head + [
+        "",
+        "📊 Statistics (gross: the master's fills carry no fees)",
+        f"Realized PnL: {signed(stats.realized_pnl)}{pnl_pct}",
+        f"Last 30 days: {signed(stats.pnl_30d)}{pnl_30d_pct}",
+        f"Win rate: {wins}",
+        f"Profit factor: {factor}",
+        f"Max drawdown: {plain_money(stats.max_drawdown)}{drawdown_pct}",
+        f"Sharpe ratio: {sharpe}",
+        f"Average holding time: {duration(stats.avg_holding)}",
+        f"Trading days: {stats.trading_days} · fills: {stats.fills}",
+        f"First fill: {when(stats.first_fill_at) if stats.first_fill_at else UNKNOWN} · last fill: {when(stats.last_fill_at) if stats.last_fill_at else UNKNOWN}",
+        f"Equity: {equity}",
+        f"Open positions: {positions}",
+    ]
+    if stats.untracked_closes:
+        lines.append(f"({stats.untracked_closes} close(s) of positions opened before tracking began are left out of the win rate)")
+    lines += ["", "Past results say nothing about the future."]
     return "\n".join(lines)
 
 
@@ -209,12 +330,28 @@ def format_follow_settings(follow, master_name: str, account_label: str) -> str:
         f"Allow list: {allowed}",
         f"Block list: {blocked}",
         f"Dry run: {'on — orders are recorded, not sent' if follow.dry_run else 'off'}",
-        f"Take-profit: {percent(follow.take_profit_pct)}, stop-loss: {percent(follow.stop_loss_pct)}, "
-        f"daily loss limit: {money(follow.daily_loss_limit)}" + (
-            f" ({NOT_ENFORCED})" if (follow.take_profit_pct or follow.stop_loss_pct or follow.daily_loss_limit) else ""
+        f"Take-profit: {percent(follow.take_profit_pct)}, stop-loss: {percent(follow.stop_loss_pct)}"
+        + (" (of your own entry price; resting orders where your exchange supports them, otherwise watched every few seconds)"
+           if (follow.take_profit_pct is not None or follow.stop_loss_pct is not None) else ""),
+        f"Daily loss limit: {money(follow.daily_loss_limit)}" + (
+            (" — pauses the follow and closes the copied positions" if follow.close_on_daily_loss else " — pauses the follow")
+            if follow.daily_loss_limit is not None else ""
         ),
+        f"Close on loss limit: {'on' if follow.close_on_daily_loss else 'off'}",
+        f"Max total position: {money(follow.max_total_notional)}",
+        f"Slippage limit: {percent(follow.slippage_pct)}" + (
+            f" — {SLIPPAGE_ACTIONS.get(follow.slippage_action, follow.slippage_action)}" if follow.slippage_pct is not None else ""
+        ),
+        f"Entries copied: {ENTRY_SIDES.get(follow.entry_sides, follow.entry_sides)}",
+        f"Margin mode: {MARGIN_MODES.get(follow.margin_mode, follow.margin_mode)}",
+        f"Auto-sync: {'on — drift found by the periodic check is fixed at once' if follow.auto_sync else 'off — drift is reported; /sync fixes it'}",
     ]
     return "\n".join(lines)
+
+
+SLIPPAGE_ACTIONS = {"skip": "skip the copy", "limit": "limit order at the allowed price (IOC)"}
+ENTRY_SIDES = {"both": "long and short", "long": "long only", "short": "short only"}
+MARGIN_MODES = {None: "exchange default", "cross": "cross", "isolated": "isolated"}
 
 
 def format_positions(positions) -> str:  # type: ignore[no-untyped-def]
@@ -250,22 +387,6 @@ def format_history_line(order, master_name: str) -> str:  # type: ignore[no-unty
     return f"{head} — {tail}" + (" [dry run]" if order.dry_run else "")
 
 
-def format_close_outcomes(outcomes) -> str:  # type: ignore[no-untyped-def]
-    if not outcomes:
-        return "There were no copied positions to close."
-    lines = []
-    for o in outcomes:
-        if o.status.value == "filled":
-            lines.append(f"✅ {o.symbol}: {o.side.value} {amount(o.filled_quantity)} @ {amount(o.average_price)}")
-        elif o.status.value == "placed":
-            lines.append(f"📝 {o.symbol}: {o.side.value} {amount(o.quantity)} placed, not filled yet")
-        elif o.status.value == "skipped":
-            lines.append(f"⏭ {o.symbol}: {o.reason}")
-        else:
-            lines.append(f"❌ {o.symbol}: not closed — {o.reason}. Close it on the exchange.")
-    return "\n".join(lines)
-
-
 def format_broadcast_progress(done: int, total: int, delivered: int, blocked: int, failed: int, *, finished: bool = False) -> str:
     head = "📣 Broadcast finished" if finished else f"📣 Sending… {done}/{total}"
     return f"{head}\nDelivered: {delivered}\nBlocked the bot: {blocked}\nFailed: {failed}"
@@ -281,3 +402,143 @@ def format_stats(counts: dict[str, int], copies_today: dict[str, int], pending_n
         f"Copies today: {format_counts(copies_today)}",
         f"Notifications waiting: {pending_notifications}, dropped: {dropped}",
     ])
+
+
+# -- issue 6: sync, opening the master's positions, closing, drift in /status -------------------
+
+
+def format_drift_rows(drifts) -> str:  # type: ignore[no-untyped-def]
+    """The last reconciliation's findings (``PositionDrift`` rows) under a follow in /status."""
+    return "\n".join(
+        f"  ⚖️ {d.symbol}: copies say {amount(d.expected)}, your exchange shows {amount(d.actual)} "
+        f"(checked {when(d.detected_at)}) — /sync fixes it"
+        for d in drifts
+    )
+
+
+def format_sync_preview(title: str, drifts: dict[str, tuple[Decimal, Decimal]]) -> str:
+    """What /sync found and what it would send (``RiskService.reconcile``'s answer)."""
+    if not drifts:
+        return f"✅ {title}: your exchange matches your copy history; nothing to sync."
+    lines = [f"⚖️ {title}: your exchange disagrees with your copy history:"]
+    for symbol, (expected, actual) in drifts.items():
+        delta = expected - actual
+        verb = "buy" if delta > 0 else "sell"
+        lines.append(f"  {symbol}: copies say {amount(expected)}, your exchange shows {amount(actual)} → {verb} {amount(abs(delta))}")
+    lines.append("\nSync sends market orders on your account to bring it in line with the copy history "
+                 "(a manual trade in these symbols would be undone).")
+    return "\n".join(lines)
+
+
+def format_direct_results(results: Sequence[CopyResult], *, empty: str) -> str:
+    """Orders the copier placed itself (sync, close), one line each."""
+    return "\n".join(format_direct_result(r) for r in results) if results else empty
+
+
+def format_open_outcomes(outcomes: Sequence[CopyResult | Skip]) -> str:
+    """``RiskService.open_master_positions``: each order placed, or why a position was not opened."""
+    if not outcomes:
+        return "The master holds no open position now; copying starts with the next trade."
+    lines = []
+    for outcome in outcomes:
+        if isinstance(outcome, Skip):
+            lines.append(f"⏭ Not opened: {outcome}")
+        else:
+            lines.append(format_direct_result(outcome))
+    return "\n".join(lines)
+
+
+def format_master_positions(positions: dict[str, Decimal]) -> str:
+    return ", ".join(f"{symbol} {'long' if qty > 0 else 'short'} {amount(abs(qty))}" for symbol, qty in sorted(positions.items())) or "none"
+
+
+# -- issue 8: PnL, daily summary, admin statistics -------------------------------------------
+
+
+def period_title(label: str) -> str:
+    if label == "all":
+        return "all time"
+    if label == "today":
+        return "today (UTC)"
+    return f"the last {label}"
+
+
+def format_pnl(report) -> str:  # type: ignore[no-untyped-def]
+    """/pnl: per follow and in total (``PnlReport``): realized after fees, open positions at the
+    current price, and what the master made over the same days scaled to the follow."""
+    since = f" (since {report.period.first_day}, UTC)" if report.period.first_day else ""
+    if not report.follows:
+        return "You have not followed anyone yet, so there is no PnL. Start with /follow."
+    lines = [f"💰 PnL over {period_title(report.period.label)}{since}"]
+    for item in report.follows:
+        flags = []
+        if item.status.value != "active":
+            flags.append(item.status.value)
+        if item.dry_run:
+            flags.append("dry run")
+        lines.append(f"\n#{item.follow_id} {item.master_name} → {item.account_label}" + (f" ({', '.join(flags)})" if flags else ""))
+        lines.append(f"  Realized: {signed(item.realized)} (fees {plain_money(item.fees)}) · open: {signed(item.unrealized)}"
+                     + ("" if item.unrealized_complete else " (some positions have no price now)") + f" · total {signed(item.total)}")
+        for position in item.positions:
+            if position.simulated:
+                continue
+            mark = f", now {amount(position.mark_price)}" if position.mark_price is not None else ", no price now"
+            lines.append(f"  {position.symbol}: {'long' if position.quantity > 0 else 'short'} {amount(abs(position.quantity))} "
+                         f"@ {amount(position.entry_price)}{mark} → {signed(position.unrealized)}")
+        if item.expected is not None and item.tracking_difference is not None:
+            lines.append(f"  The master over the same days, scaled to you: {signed(item.expected)}; "
+                         f"you differ by {signed(item.tracking_difference)} (rounding, skips, slippage, fees)")
+        if item.simulated_realized is not None:
+            lines.append(f"  Dry run (simulated, not in the totals): {signed(item.simulated_realized)}")
+        lines.append(f"  Copies: {format_counts(dict(item.copies))}")
+    lines.append(f"\nTotal: {signed(report.total)} (realized {signed(report.realized)} after {plain_money(report.fees)} fees, "
+                 f"open {signed(report.unrealized)})")
+    if report.tracking_difference is not None and report.expected is not None:
+        lines.append(f"The masters, scaled to you: {signed(report.expected)}; difference {signed(report.tracking_difference)}")
+    return "\n".join(lines)
+
+
+def format_summary_setting(setting) -> str:  # type: ignore[no-untyped-def]
+    at = f"{setting.minute_of_day // 60:02d}:{setting.minute_of_day % 60:02d} UTC"
+    if setting.enabled:
+        return f"🗓 Daily summary: on, every day at {at} — yesterday's copies, realized PnL, skips and failures."
+    return f"🗓 Daily summary: off. Turn it on with /summary on [HH:MM] (UTC; {at} if no time is given)."
+
+
+def _reason_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def format_admin_stats(stats) -> str:  # type: ignore[no-untyped-def]
+    """Admin /stats (``AdminStats``): copies per day, outcome rates with reasons, latency,
+    follows and the master streams' health."""
+    total = sum(stats.status_counts.values())
+    lines = [f"\n📈 Copies, last {(stats.until.date() - stats.since.date()).days + 1} days (UTC):"]
+    if stats.copies_per_day:
+        lines += [f"  {day:%m-%d}: {format_counts(counts)}" for day, counts in stats.copies_per_day.items()]
+    else:
+        lines.append("  none")
+
+    def rate(value: float | None) -> str:
+        return UNKNOWN if value is None else f"{value * 100:.1f} %"
+
+    lines.append(f"Success {rate(stats.success_rate)}, skipped {rate(stats.skip_rate)}, failed {rate(stats.failure_rate)} of {total} copies")
+    for status, title in (("skipped", "Skipped by reason"), ("failed", "Failed by reason")):
+        if stats.reason_counts.get(status):
+            lines.append(f"{title}: {_reason_counts(stats.reason_counts[status])}")
+    if stats.latency_samples:
+        lines.append(f"Latency: p50 {stats.latency_p50_ms:.0f} ms, p99 {stats.latency_p99_ms:.0f} ms ({stats.latency_samples} copies)")
+    else:
+        lines.append(f"Latency: {UNKNOWN} (no copy placed yet)")
+    others = ", ".join(f"{n} {status}" for status, n in sorted(stats.follows.items()) if status != "active")
+    lines.append(f"Active follows: {stats.active_follows}" + (f" ({others})" if others else ""))
+    if stats.listeners:
+        lines.append("Master streams:")
+        for h in stats.listeners:
+            state = "up" if h.running else "down"
+            last = f", last fill {when(h.last_fill_at)}" if h.last_fill_at else ""
+            error = f" — last error: {h.last_error[:120]}" if h.last_error and not h.running else ""
+            lines.append(f"  #{h.master_id} {state}: {h.fills} fills, {h.restarts} restart(s){last}{error}")
+    else:
+        lines.append("Master streams: none running")
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from telegram import Bot
 from telegram.error import Forbidden, TelegramError
@@ -25,6 +26,29 @@ class Notifier:
         self.bot = bot
         self._master_names: dict[int, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._shown_drifts: dict[int, tuple[tuple[object, ...], float]] = {}  # follow id -> (drifts, monotonic deadline)
+
+    def drift_shown(self, follow_id: int, drifts: tuple[tuple[object, ...], ...], seconds: float) -> None:
+        """/sync has just shown the user this finding in its answer: the notice the same check
+        published is left out (a different finding, or an auto-sync that sent orders, still goes
+        out). Call it right after the check returns, before any await: the notice is queued
+        during the check and this task cannot run in between."""
+        self._shown_drifts[follow_id] = (drifts, time.monotonic() + seconds)
+
+    def _already_shown(self, event: Event) -> bool:
+        if not isinstance(event, DriftFound) or event.synced:
+            return False
+        shown = self._shown_drifts.get(event.follow_id)
+        if shown is None:
+            return False
+        drifts, deadline = shown
+        if deadline < time.monotonic():
+            del self._shown_drifts[event.follow_id]
+            return False
+        if drifts != event.drifts:
+            return False
+        del self._shown_drifts[event.follow_id]  # left out once
+        return True
 
     def start(self) -> None:
         if self._task is None:
@@ -57,6 +81,8 @@ class Notifier:
         return format_copy_result(event, master_name=master_name)
 
     async def deliver(self, event: Event) -> None:
+        if self._already_shown(event):
+            return
         user = await self.app.accounts.user(event.user_id)
         if user is None or user.telegram_id is None or user.blocked_bot:
             return  # accounts created outside Telegram (demo, paper setup) have no chat

@@ -1,5 +1,7 @@
-"""/settings: every setting of a follow, changed with buttons (on/off, sizing mode) or a typed
-value (numbers, symbol lists). Validated by the core; applied from the master's next fill."""
+"""/settings: every setting of a follow, changed with buttons wherever the choice is finite
+(on/off, sizing mode, slippage action, entry sides, margin mode) or a typed value (numbers,
+symbol lists). Validated by the core (a bad value is answered and nothing changes); applied from
+the master's next fill."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, Con
 
 from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
 from copytrade.bot.follow import CODE_OF_MODE, MODE_CODES
-from copytrade.bot.formatting import NOT_ENFORCED, SIZING_HELP, SIZING_TITLES, format_follow_settings
+from copytrade.bot.formatting import (
+    LOSS_LIMIT_EXPLAINED,
+    SIZING_HELP,
+    SIZING_TITLES,
+    TP_SL_EXPLAINED,
+    format_follow_settings,
+)
 from copytrade.bot.keyboards import column, keyboard
 from copytrade.core.errors import UserError
 from copytrade.core.model import FollowStatus, SizingMode
@@ -21,14 +29,30 @@ _KEY = "settings_edit"
 
 #: typed settings: code -> (field, prompt, clearable)
 TYPED: dict[str, tuple[str, str, bool]] = {
-    "tp": ("take_profit_pct", f"Send the take-profit in % (e.g. 5; {NOT_ENFORCED}).", True),
-    "sl": ("stop_loss_pct", f"Send the stop-loss in % (e.g. 3; {NOT_ENFORCED}).", True),
+    "tp": ("take_profit_pct", f"Send the take-profit in % (e.g. 5). It is set {TP_SL_EXPLAINED}.", True),
+    "sl": ("stop_loss_pct", f"Send the stop-loss in % (e.g. 3). It is set {TP_SL_EXPLAINED}.", True),
     "mp": ("max_position_notional", "Send the maximum position value per symbol in the quote currency (e.g. 1000).", True),
-    "dl": ("daily_loss_limit", f"Send the daily loss limit in the quote currency (e.g. 200; {NOT_ENFORCED}).", True),
+    "mt": ("max_total_notional", "Send the maximum value of all copied positions together, in the quote currency (e.g. 5000). "
+           "An entry that would go over it is not copied.", True),
+    "dl": ("daily_loss_limit", f"Send the daily loss limit in the quote currency (e.g. 200): {LOSS_LIMIT_EXPLAINED}.", True),
+    "sp": ("slippage_pct", "Send the slippage limit in % (e.g. 0.5, at most 50): how far your exchange's price may be from the "
+           "master's fill before a market copy is skipped or sent as a limit order (see “Slippage action”).", True),
     "al": ("allowed_symbols", "Send the symbols to copy, separated by spaces or commas (e.g. BTC ETH). Only these will be copied.", True),
     "bl": ("blocked_symbols", "Send the symbols never to copy, separated by spaces or commas (e.g. DOGE).", True),
 }
-TOGGLES = {"rv": "reverse", "dr": "dry_run"}
+TOGGLES = {"rv": "reverse", "dr": "dry_run", "cl": "close_on_daily_loss", "as": "auto_sync"}
+#: settings with a few choices: code -> (field, question, {value code: (stored value, button text)})
+CHOICES: dict[str, tuple[str, str, dict[str, tuple[str, str]]]] = {
+    "sa": ("slippage_action", "When the price moved past your slippage limit:", {
+        "skip": ("skip", "Skip the copy"), "limit": ("limit", "Send a limit order at the limit (IOC)"),
+    }),
+    "es": ("entry_sides", "Which of the master's entries should be copied? (Exits are always copied.)", {
+        "both": ("both", "Long and short"), "long": ("long", "Long only"), "short": ("short", "Short only"),
+    }),
+    "mm": ("margin_mode", "Margin mode of copied futures orders:", {
+        "cross": ("cross", "Cross"), "isolated": ("isolated", "Isolated"), "none": ("none", "Exchange default"),
+    }),
+}
 
 
 def settings_keyboard(follow) -> Any:  # type: ignore[no-untyped-def]
@@ -37,9 +61,12 @@ def settings_keyboard(follow) -> Any:  # type: ignore[no-untyped-def]
     return keyboard(
         [("📏 Sizing", f"se:m:{fid}"), (f"🔁 Reverse: {on[follow.reverse]}", f"se:t:{fid}:rv")],
         [("🎯 Take-profit", f"se:e:{fid}:tp"), ("🛑 Stop-loss", f"se:e:{fid}:sl")],
-        [("📦 Max position", f"se:e:{fid}:mp"), ("📉 Daily loss limit", f"se:e:{fid}:dl")],
+        [("📉 Daily loss limit", f"se:e:{fid}:dl"), (f"🔒 Close on loss limit: {on[follow.close_on_daily_loss]}", f"se:t:{fid}:cl")],
+        [("📦 Max position", f"se:e:{fid}:mp"), ("🧮 Max total position", f"se:e:{fid}:mt")],
+        [("🐢 Slippage limit", f"se:e:{fid}:sp"), (f"Slippage action: {follow.slippage_action}", f"se:o:{fid}:sa")],
+        [(f"↕ Entries: {follow.entry_sides}", f"se:o:{fid}:es"), (f"⚙ Margin: {follow.margin_mode or 'default'}", f"se:o:{fid}:mm")],
         [("✅ Allow list", f"se:e:{fid}:al"), ("🚫 Block list", f"se:e:{fid}:bl")],
-        [(f"🧪 Dry run: {on[follow.dry_run]}", f"se:t:{fid}:dr")],
+        [(f"🧪 Dry run: {on[follow.dry_run]}", f"se:t:{fid}:dr"), (f"⚖️ Auto-sync: {on[follow.auto_sync]}", f"se:t:{fid}:as")],
     )
 
 
@@ -81,6 +108,16 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
         lines += [f"• {SIZING_TITLES[m]}: {SIZING_HELP[m]}" for m in SizingMode]
         await reply(update, "\n".join(lines), reply_markup=column([(SIZING_TITLES[m], f"se:s:{fid}:{CODE_OF_MODE[m]}") for m in SizingMode]))
         return ConversationHandler.END
+    if action == "v":  # a choice was picked: se:v:<follow>:<setting>:<value>
+        _, follow_id, code, value = callback_args(update, 4)
+        fid = int_arg(follow_id)
+        await services.own_follow(user.id, fid)
+        if code not in CHOICES or value not in CHOICES[code][2]:
+            raise UserError(STALE_BUTTON)
+        field, _, options = CHOICES[code]
+        await services.update_follow(user.id, fid, {field: options[value][0]})
+        await _show(update, context, user, fid, "Saved; applies from the master's next trade.")
+        return ConversationHandler.END
     _, follow_id, code = callback_args(update, 3)
     fid = int_arg(follow_id)
     follow = await services.own_follow(user.id, fid)  # ownership before anything else
@@ -88,6 +125,13 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
         field = TOGGLES[code]
         await services.update_follow(user.id, fid, {field: "off" if getattr(follow, field) else "on"})
         await _show(update, context, user, fid, "Saved; applies from the master's next trade.")
+        return ConversationHandler.END
+    if action == "o" and code in CHOICES:
+        field, question, options = CHOICES[code]
+        current = getattr(follow, field) or "none"
+        await reply(update, question, reply_markup=column(
+            [(("• " if value == current else "") + text, f"se:v:{fid}:{code}:{value}") for value, (_, text) in options.items()]
+        ))
         return ConversationHandler.END
     if action == "s" and code in MODE_CODES:
         mode = MODE_CODES[code]

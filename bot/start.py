@@ -23,14 +23,18 @@ FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
     ("pause", "pause copying (one follow or all)"),
     ("resume", "resume copying"),
     ("stop", "stop copying, keep or close the copied positions"),
-    ("status", "follows, open copied positions, today's copies"),
+    ("status", "follows, open copied positions, drift, today's copies"),
+    ("sync", "compare your exchange with the copies and fix the difference"),
     ("history", "every copy, skip and failure with its reason"),
+    ("pnl", "your PnL with a chart: /pnl [today|7d|30d|3m|1y|all]"),
+    ("export", "your copy log as a file: /export [csv|json]"),
+    ("summary", "daily summary: /summary on [HH:MM] | off (UTC)"),
     ("cancel", "cancel the current dialogue"),
 )
 ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("addmaster", "register a master account"),
     ("broadcast", "message all users or one master's followers"),
-    ("stats", "service statistics"),
+    ("stats", "service statistics: copies, outcomes, latency, streams"),
     ("pauseall", "kill switch: pause every follow"),
 )
 
@@ -51,7 +55,7 @@ def help_text(admin: bool) -> str:
     lines = ["Commands:"] + [f"/{name} — {text}" for name, text in FOLLOWER_COMMANDS]
     if admin:
         lines += ["", "Admin:"] + [f"/{name} — {text}" for name, text in ADMIN_COMMANDS] + [
-            "(/masters also lets you hide, show or retire a master)"
+            "(/masters also lets you hide, show or retire a master; /export master <id> or /export all exports any copy log)"
         ]
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""/status, /history, /pause, /resume and /stop (keep or close the copied positions)."""
+"""/status, /history, /pause, /resume, /stop (keep or close the copied positions) and /sync
+(compare the exchange with the copy history, then bring it in line after a confirmation)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
 from copytrade.bot.formatting import (
-    format_close_outcomes,
     format_counts,
+    format_direct_results,
+    format_drift_rows,
     format_history_line,
     format_positions,
+    format_sync_preview,
     sizing_text,
     split_message,
 )
 from copytrade.bot.keyboards import column, keyboard, pager
-from copytrade.core.errors import UserError
-from copytrade.core.model import FollowStatus
-from copytrade.core.positions import stop_follow
-from copytrade.storage.models import User
+from copytrade.core.errors import UserError, VaultError, VenueError
+from copytrade.core.model import CopyResult, FollowStatus
+from copytrade.storage.journal import follow_settings
+from copytrade.storage.models import Follow, User
 
 HISTORY_PAGE = 10
 
@@ -41,6 +44,9 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User)
         lines.append(f"\n#{f.id} {view.master_name} → {view.account_label}: {f.status.value}{reason}")
         lines.append(f"  sizing {sizing_text(f.sizing_mode, f.sizing_value)}" + (", reverse" if f.reverse else "") + (", dry run" if f.dry_run else ""))
         lines.append(format_positions(await app.accounts.follow_positions_of(f.id)))
+        drifts = await app.journal.drifts(f.id)
+        if drifts:
+            lines.append(format_drift_rows(drifts))
     lines.append(f"\nToday's copies: {format_counts(await app.accounts.copy_counts_since(user.id, _today()))}")
     for part in split_message("\n".join(lines)):
         await reply(update, part)
@@ -123,6 +129,17 @@ async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE
         await reply(update, f"▶️ Follow #{row.id} resumed: copying from the master's next trade.")
 
 
+async def stop_follow(app, user_id: int, follow_id: int, *, close_positions: bool) -> tuple[Follow, list[CopyResult]]:  # type: ignore[no-untyped-def]
+    """Stop copying (ownership checked by the service), then optionally close what the copier
+    opened: reduce-only market orders through ``RiskService.close_positions`` — only the
+    follow's copied positions, never the user's own; journaled first with an id derived from
+    the position, so pressing "Close" again looks the order up instead of sending it twice."""
+    follow = await app.services.set_status(user_id, follow_id, FollowStatus.STOPPED)
+    if not close_positions:
+        return follow, []
+    return follow, await app.risk.close_positions(follow_settings(follow), origin="close")
+
+
 @handler()
 async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
     action, target = callback_args(update, 2)
@@ -155,13 +172,116 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
     if action not in ("k", "c"):
         raise UserError(STALE_BUTTON)
     for follow_id in follow_ids:
-        follow, outcomes = await stop_follow(app.services, app.positions, user.id, follow_id, close_positions=action == "c")
+        follow = await app.services.own_follow(user.id, follow_id)
+        try:
+            follow, results = await stop_follow(app, user.id, follow_id, close_positions=action == "c")
+        except (VenueError, VaultError) as exc:  # stopped, but the exchange could not be used to close
+            await reply(update, f"⏹ Follow #{follow.id} stopped.\n❌ Your copied positions could not be closed: {exc}. "
+                                "Close them on your exchange.")
+            continue
         text = f"⏹ Follow #{follow.id} stopped."
         if action == "c":
-            text += "\n" + format_close_outcomes(outcomes)
+            empty = ("Dry run was on: nothing real was opened, so nothing was sent." if follow.dry_run
+                     else "There were no copied positions to close.")
+            text += "\n" + format_direct_results(results, empty=empty)
         else:
             text += " Copied positions were kept open; manage them on your exchange."
-        await reply(update, text)
+        for part in split_message(text):
+            await reply(update, part)
+
+
+# -- /sync ------------------------------------------------------------------------------------
+
+#: how long the drift notice of a check /sync made itself may still be left out (see
+#: ``Notifier.drift_shown``); the notifier normally takes it within milliseconds
+SYNC_NOTICE_WINDOW = 30.0
+
+
+def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> None:  # type: ignore[type-arg]
+    """The user sees ``drifts`` in /sync's answer: the notifier leaves out the same notice.
+    Called right after ``reconcile`` returns, with no await in between."""
+    notifier = context.application.bot_data.get("notifier")
+    if notifier is not None and drifts:
+        notifier.drift_shown(follow_id, tuple((s, w, h) for s, (w, h) in drifts.items()), SYNC_NOTICE_WINDOW)
+
+
+async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: int):  # type: ignore[no-untyped-def]
+    view = await get_app(context).services.own_follow_view(user.id, follow_id)
+    if view.follow.status is FollowStatus.STOPPED:
+        raise UserError("this follow is stopped; there is nothing to sync")
+    if view.follow.dry_run:
+        raise UserError("dry run is on for this follow: no real order was copied, so there is nothing to sync")
+    return view
+
+
+async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: int) -> None:
+    app = get_app(context)
+    view = await _syncable(context, user, follow_id)
+    title = f"#{view.follow.id} {view.master_name} → {view.account_label}"
+    try:
+        drifts = await app.risk.reconcile(follow_settings(view.follow))
+    except (VenueError, VaultError) as exc:
+        raise UserError(f"your exchange could not be asked for its positions: {exc}; nothing was sent, try again later") from None
+    _shown(context, view.follow.id, drifts)
+    if not drifts:
+        await reply(update, format_sync_preview(title, drifts))
+        return
+    if not await app.journal.drifts(view.follow.id):  # auto-sync has already sent the orders (and cleared the finding)
+        await reply(update, format_sync_preview(title, drifts).split("\n\n")[0]
+                    + "\n\nAuto-sync is on: the orders to fix it were sent; each result follows as a message.")
+        return
+    await reply(update, format_sync_preview(title, drifts),
+                reply_markup=keyboard([("🔁 Sync now", f"sy:ok:{view.follow.id}"), ("Leave it", f"sy:x:{view.follow.id}")]))
+
+
+@handler()
+async def sync(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+    views = [v for v in await get_app(context).services.follow_views(user.id) if not v.follow.dry_run]
+    if not views:
+        await reply(update, "Nothing to sync: you have no follow copying real orders. Start with /follow.")
+        return
+    if len(views) == 1:
+        await _check(update, context, user, views[0].follow.id)
+        return
+    buttons = [(f"#{v.follow.id} {v.master_name} → {v.account_label}", f"sy:f:{v.follow.id}") for v in views]
+    await reply(update, "Which follow should be compared with your exchange?", reply_markup=column(buttons))
+
+
+@handler()
+async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+    action, target = callback_args(update, 2)
+    follow_id = int_arg(target)
+    if action == "f":
+        await _check(update, context, user, follow_id)
+        return
+    if action == "x":
+        await get_app(context).services.own_follow(user.id, follow_id)
+        await reply(update, "Nothing was sent. The difference stays listed in /status; /sync when you want to fix it.")
+        return
+    if action != "ok":
+        raise UserError(STALE_BUTTON)
+    app = get_app(context)
+    view = await _syncable(context, user, follow_id)
+    settings = follow_settings(view.follow)
+    try:
+        results = await app.risk.sync(settings)
+    except (VenueError, VaultError) as exc:
+        raise UserError(f"your exchange could not be reached: {exc}; /sync again later") from None
+    text = "🔁 Sync:\n" + format_direct_results(results, empty="Nothing was left to send (the difference was already gone).")
+    try:
+        remaining = await app.risk.reconcile(settings)  # check the outcome with the exchange
+    except (VenueError, VaultError):
+        remaining = None
+    else:
+        _shown(context, follow_id, remaining)
+    if remaining is None:
+        text += "\n\nYour exchange could not be asked again just now; /status shows the next check."
+    elif remaining:
+        text += "\n\n" + format_sync_preview(f"#{follow_id}", remaining).split("\n\n")[0] + "\nCheck these on your exchange."
+    else:
+        text += "\n\n✅ Your exchange now matches your copy history."
+    for part in split_message(text):
+        await reply(update, part)
 
 
 def status_handlers() -> list[Any]:
@@ -174,4 +294,6 @@ def status_handlers() -> list[Any]:
         CommandHandler("stop", stop),
         CallbackQueryHandler(pause_resume_button, pattern=r"^(pz|rs):"),
         CallbackQueryHandler(stop_button, pattern=r"^st:"),
+        CommandHandler("sync", sync),
+        CallbackQueryHandler(sync_button, pattern=r"^sy:"),
     ]

@@ -20,7 +20,6 @@ from copytrade.core.engine import CopyEngine, EngineConfig
 from copytrade.core.errors import ConfigError, VaultError
 from copytrade.core.listeners.supervisor import ListenerSupervisor
 from copytrade.core.notifications import NotificationQueue
-from copytrade.core.positions import PositionCloser
 from copytrade.core.risk_service import RiskService, register_risk_jobs
 from copytrade.core.services import Services
 from copytrade.core.vault import Vault, generate_key
@@ -134,8 +133,7 @@ class App:
     paper: PaperExchange
     angelone: Any = None  # AngelOneAccounts when Angel One is enabled
     ccxt_markets: CcxtMarketsCache = field(default_factory=CcxtMarketsCache)
-    positions: PositionCloser | None = None  # closes a stopped follow's copied positions (/stop)
-    risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, opening the master's positions
+    risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -240,5 +238,4 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
     engine.master_equity = app.master_equity
     app.risk = RiskService(journal, engine, notifications.publish)
     engine.after_position_change = app.risk.after_position_change
-    app.positions = PositionCloser(accounts, venues, engine.forget_positions)
     return app

@@ -179,7 +179,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await app.engine.resume()
         scheduler.start()
         if settings.telegram_bot_token:
-            return await _run_bot(app)
+            return await _run_bot(app, scheduler)
         if not settings.is_paper:
             await app.start_listeners()
             await asyncio.Event().wait()  # until interrupted
@@ -190,9 +190,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await app.close()
 
 
-async def _run_bot(app) -> int:  # type: ignore[no-untyped-def]
-    """The Telegram bot (polling, or webhook when WEBHOOK_URL is set) with every master watched;
-    SIGTERM (Heroku, Fly) and Ctrl-C stop it cleanly."""
+async def _run_bot(app, scheduler=None) -> int:  # type: ignore[no-untyped-def]
+    """The Telegram bot (polling, or webhook when WEBHOOK_URL is set) with every master watched
+    and the daily summaries delivered (a job on ``scheduler``); SIGTERM (Heroku, Fly) and
+    Ctrl-C stop it cleanly."""
     import signal
 
     from copytrade.bot.app import serve
@@ -205,7 +206,7 @@ async def _run_bot(app) -> int:  # type: ignore[no-untyped-def]
         except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
             pass
     await app.start_listeners()
-    await serve(app, stop)
+    await serve(app, stop, scheduler=scheduler)
     return 0
 
 

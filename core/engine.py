@@ -696,6 +696,24 @@ class CopyEngine:
             follow.follow_id, order.symbol, lambda: self._venue_fill(follow, order, filled, price, fee, venue_order_id)
         )
 
+    async def record_direct_skip(self, follow: FollowSettings, order: "DirectOrder", skip: Skip) -> CopyResult:
+        """An order the copier decided but cannot send (e.g. a remainder below the venue's
+        minimum): recorded with its reason and notified, like any skipped copy."""
+        fill = _direct_fill(follow.master_id, order.client_order_id, order.origin, order.symbol, order.side, order.quantity, order.reference_price)
+        draft = CopyDraft(
+            client_order_id=order.client_order_id, fill_id=None, follow_id=follow.follow_id, user_id=follow.user_id,
+            symbol=order.symbol, side=order.side, order_type=OrderType.MARKET, reduce_only=order.reduce_only,
+            status=CopyStatus.SKIPPED, requested_quantity=order.quantity, master_price=order.reference_price,
+            reason_code=skip.reason.value, reason=str(skip), origin=order.origin,
+        )
+        await self.journal.begin_copies([draft])
+        result = CopyResult(
+            follow.follow_id, follow.user_id, follow.master_id, order.client_order_id, fill, CopyStatus.SKIPPED,
+            side=order.side, requested_quantity=order.quantity, skip=skip, origin=order.origin,
+        )
+        self.notify(result)
+        return result
+
     async def _chained(self, follow_id: int, symbol: str, work: Callable[[], Awaitable[CopyResult]]) -> CopyResult:
         """Run ``work`` after this follow's copies in flight in ``symbol``, in the same queue."""
         key = (follow_id, symbol)

@@ -253,10 +253,9 @@ class RiskService:
         kind = crossed(position.quantity, price, take_profit, stop_loss)
         if kind is None:
             return None
-        side = Side.SELL if position.quantity > 0 else Side.BUY
         cid = direct_order_id(kind, follow.follow_id, position.symbol, position.quantity, position.entry_price)
-        order = DirectOrder(position.symbol, side, abs(position.quantity), kind, cid, price, reduce_only=True)
-        return await self.engine.place_direct(follow, order)
+        results = await self._close(follow, venue, position, kind, cid, price)
+        return results[0] if results else None
 
     # -- daily loss limit -----------------------------------------------------------------------
 
@@ -303,11 +302,32 @@ class RiskService:
         for position in await self.journal.real_positions(follow.follow_id):
             for order in await self.journal.protective_orders(follow.follow_id, position.symbol):
                 await self._cancel(venue, order)
-            side = Side.SELL if position.quantity > 0 else Side.BUY
             cid = direct_order_id(origin, follow.follow_id, position.symbol, position.quantity, position.updated_at.isoformat())
             price = position.entry_price or await venue.price(position.symbol)
-            order = DirectOrder(position.symbol, side, abs(position.quantity), origin, cid, price, reduce_only=True)
+            results += await self._close(follow, venue, position, origin, cid, price)
+        return results
+
+    async def _close(
+        self, follow: FollowSettings, venue: Venue, position: FollowPosition, origin: str, cid: str, price: Decimal
+    ) -> list[CopyResult]:
+        """Close a copied position with a reduce-only market order on the venue's step; what is
+        below the step or the minimum is reported (recorded as a skip), never sent unrounded."""
+        rules = await venue.market(position.symbol)
+        held = abs(position.quantity)
+        quantity = round_down(held, rules.quantity_step)
+        side = Side.SELL if position.quantity > 0 else Side.BUY
+        results = []
+        if quantity >= max(rules.min_quantity, rules.quantity_step):
+            order = DirectOrder(position.symbol, side, quantity, origin, cid, price, reduce_only=True)
             results.append(await self.engine.place_direct(follow, order))
+        else:
+            quantity = ZERO
+        remainder = held - quantity
+        if remainder > 0:
+            leftover = DirectOrder(position.symbol, side, remainder, origin, direct_order_id(cid, "remainder"), price, reduce_only=True)
+            minimum = max(rules.min_quantity, rules.quantity_step)
+            skip = Skip(SkipReason.BELOW_MIN_QUANTITY, f"{remainder} {rules.base} is below the step or minimum {minimum}; close it on your exchange")
+            results.append(await self.engine.record_direct_skip(follow, leftover, skip))
         return results
 
     # -- reconciliation -------------------------------------------------------------------------

@@ -1,17 +1,20 @@
-"""/stop → "close positions": core/positions.py against the paper venue and a real database."""
+"""/stop → "close positions": the bot's ``stop_follow`` over ``RiskService.close_positions``
+(journaled, reduce-only, never sent twice) against the paper venue and a real database."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
 
 from copytrade.app import build_app
+from copytrade.bot.formatting import format_copy_result
+from copytrade.bot.status import stop_follow
 from copytrade.config import load_settings
 from copytrade.core.errors import OrderStatusUnknown, UserError
-from copytrade.core.model import CopyStatus, FollowStatus, OrderIntent, Side
-from copytrade.core.positions import stop_follow
+from copytrade.core.model import CopyResult, CopyStatus, FollowStatus, OrderIntent, Side
 from copytrade.core.vault import generate_key
 from copytrade.paper_setup import add_paper_follower, create_paper_master
 from copytrade.storage.models import FollowPosition
@@ -22,6 +25,7 @@ async def app(tmp_path):
     settings = load_settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", secret_key=generate_key(), mode="paper", data_dir=tmp_path,
                              telegram_bot_token=None)
     application = await build_app(settings)
+    application.engine.config = replace(application.engine.config, retry_delays=(0.01, 0.01))
     yield application
     await application.close()
 
@@ -37,56 +41,78 @@ async def copied(app, quantity: str, symbol: str = "BTC/USDT:USDT"):
         if await app.accounts.follow_positions_of(follow.id):
             break
         await asyncio.sleep(0.02)
+    await app.engine.drain()
     return follow, await app.venues.venue_for(key.id)
+
+
+def published(app) -> list[object]:
+    events = []
+    while app.notifications.pending():
+        events.append(app.notifications._queue.get_nowait())
+    return events
 
 
 async def test_close_sells_only_what_the_copier_opened_never_the_manual_position(app):
     follow, venue = await copied(app, "0.02")
     await venue.place_order(OrderIntent(0, "manual-1", "BTC/USDT:USDT", Side.BUY, D("0.05")))  # the user's own trade
-    stopped, outcomes = await stop_follow(app.services, app.positions, follow.user_id, follow.id, close_positions=True)
-    assert stopped.status is FollowStatus.STOPPED
-    [outcome] = outcomes
-    assert (outcome.status, outcome.side, outcome.filled_quantity) == (CopyStatus.FILLED, Side.SELL, D("0.02"))
-    assert outcome.client_order_id.startswith("cx")
+    published(app)
+    stopped, [result] = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    assert stopped.status is FollowStatus.STOPPED and (await app.accounts.follow(follow.id)).status is FollowStatus.STOPPED
+    assert (result.status, result.side, result.filled_quantity, result.origin) == (CopyStatus.FILLED, Side.SELL, D("0.02"), "close")
+    assert result.client_order_id.startswith("cx")
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", D("0.05"))]
     assert await app.accounts.follow_positions_of(follow.id) == []
-    row = await app.accounts.follow(follow.id)
-    assert "positions closed on stop: sell 0.02 BTC/USDT:USDT" in row.status_reason
+    row = await app.journal.copy_order(result.client_order_id)  # journaled like a copy
+    assert row.status is CopyStatus.FILLED and row.reduce_only
+    [notice] = [e for e in published(app) if isinstance(e, CopyResult)]
+    assert format_copy_result(notice).startswith("🔒 Closing your copied position: sold 0.02 BTC/USDT:USDT")
 
 
 async def test_keep_positions_leaves_them_open(app):
     follow, venue = await copied(app, "0.02")
-    _, outcomes = await stop_follow(app.services, app.positions, follow.user_id, follow.id, close_positions=False)
-    assert outcomes == [] and [p.quantity for p in await venue.positions()] == [D("0.02")]
+    stopped, results = await stop_follow(app, follow.user_id, follow.id, close_positions=False)
+    assert stopped.status is FollowStatus.STOPPED
+    assert results == [] and [p.quantity for p in await venue.positions()] == [D("0.02")]
 
 
-async def test_an_active_follow_is_not_closed_and_another_users_follow_is_not_found(app):
-    follow, _ = await copied(app, "0.02")
-    with pytest.raises(UserError):
-        await app.positions.close_follow(await app.accounts.follow(follow.id))
+async def test_another_users_follow_is_not_found_and_nothing_is_sent(app):
+    follow, venue = await copied(app, "0.02")
+    calls = venue.place_calls
     with pytest.raises(UserError, match="no such follow"):
-        await stop_follow(app.services, app.positions, follow.user_id + 1000, follow.id, close_positions=True)
+        await stop_follow(app, follow.user_id + 1000, follow.id, close_positions=True)
+    assert venue.place_calls == calls and (await app.accounts.follow(follow.id)).status is FollowStatus.ACTIVE
 
 
 async def test_a_close_whose_answer_was_lost_is_found_by_client_id_not_sent_twice(app):
     follow, venue = await copied(app, "0.02")
-    await app.services.set_status(follow.user_id, follow.id, FollowStatus.PAUSED)
-    paused = await app.accounts.follow(follow.id)
+    real_fetch = venue.fetch_order
+
+    async def unreachable(client_order_id, symbol):
+        raise OrderStatusUnknown("connection reset")
+
     venue.fail_next(OrderStatusUnknown("timed out after sending"), after_accepting=True)
-    [first] = await app.positions.close_follow(paused)
-    assert first.status is CopyStatus.FAILED
+    venue.fetch_order = unreachable  # the lookup fails too: the close stays pending
+    _, [first] = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    assert first.status is CopyStatus.PENDING
     calls = venue.place_calls
-    [second] = await app.positions.close_follow(paused)
+    venue.fetch_order = real_fetch
+    _, [second] = await stop_follow(app, follow.user_id, follow.id, close_positions=True)  # "Close" pressed again
     assert second.status is CopyStatus.FILLED and second.client_order_id == first.client_order_id
     assert venue.place_calls == calls  # looked up, not re-sent
-    assert await venue.positions() == []
+    assert await venue.positions() == [] and await app.accounts.follow_positions_of(follow.id) == []
+    _, third = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    assert third == [] and venue.place_calls == calls  # nothing left to close
 
 
-async def test_a_remainder_below_the_minimum_is_reported_not_sent(app):
+async def test_a_remainder_below_the_minimum_is_reported_and_the_rest_closed(app):
     follow, venue = await copied(app, "0.02")
-    async with app.db.session() as session:
+    async with app.db.session() as session:  # 0.4 SOL: below the paper exchange's step and minimum of 1
         session.add(FollowPosition(follow_id=follow.id, symbol="SOL/USDT:USDT", quantity=D("0.4"), entry_price=D(150)))
-    await app.services.set_status(follow.user_id, follow.id, FollowStatus.PAUSED)
-    outcomes = {o.symbol: o for o in await app.positions.close_follow(await app.accounts.follow(follow.id))}
-    assert outcomes["SOL/USDT:USDT"].status is CopyStatus.SKIPPED and "below the exchange's minimum 1" in outcomes["SOL/USDT:USDT"].reason
+    _, results = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    outcomes = {r.fill.symbol: r for r in results}
+    sol = outcomes["SOL/USDT:USDT"]
+    assert sol.status is CopyStatus.SKIPPED and "0.4 SOL is below the step or minimum 1" in sol.reason  # never sent unrounded
+    text = format_copy_result(sol)
+    assert "not sent for SOL/USDT:USDT" in text and "close it on your exchange" in text
     assert outcomes["BTC/USDT:USDT"].status is CopyStatus.FILLED
+    assert await venue.positions() == []

@@ -179,8 +179,10 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
     listing = await user.expect("Masters by followers")
     assert "Paper Trend — paper, 0 follower(s)" in listing.text
     await user.press("Paper Trend")
+    chart = await user.expect("Paper Trend", kind="photo")
+    assert bot.proxy.files[chart.photo].content.startswith(b"\x89PNG")
     detail = await user.expect("👤 Paper Trend")
-    assert "simulated master trader" in detail.text and "not published yet" in detail.text  # no made-up statistics
+    assert "simulated master trader" in detail.text and "Win rate: — (no closed round trip yet)" in detail.text  # no made-up statistics
     await user.press("Follow")
     await user.expect("Copy Paper Trend with which account")
     await user.press("(paper)")
@@ -197,7 +199,8 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
     await user.expect("Stop-loss")
     await user.press("No stop-loss")
     summary = await user.expect("Please check and confirm")
-    assert "coefficient × 1" in summary.text and "Take-profit: 5 %" in summary.text and "not active yet" in summary.text
+    assert "coefficient × 1" in summary.text and "Take-profit: 5 %" in summary.text and "of your own entry price" in summary.text
+    assert "not active" not in summary.text and "positions the master already holds are not copied" in summary.text
     await user.press("Confirm")
     await user.expect("✅ Following")
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
@@ -271,7 +274,7 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
     assert [t for t, _ in question.buttons] == ["Keep positions", "Close positions", "Don't stop"]
     await user.press("Close positions")
     stopped = await user.expect("stopped")
-    assert "✅ BTC/USDT:USDT: sell 0.022 @ 60000" in stopped.text
+    assert "🔒 Closing your copied position: sold 0.022 BTC/USDT:USDT @ 60000" in stopped.text
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [view] = await bot.app.services.accounts_of(owner.id)
     follower_venue = await bot.app.venues.venue_for(view.id)
@@ -403,6 +406,7 @@ async def test_admin_adds_a_master_manages_it_and_pulls_the_kill_switch(bot):
     await admin.send("/stats")
     stats = await admin.expect("📊 Stats")
     assert "Follows: 1 active" in stats.text and "Masters: 0 active, 1 hidden" in stats.text
+    assert "Copies, last 7 days" in stats.text and "Active follows: 1" in stats.text and f"#{master.id} up" in stats.text
     await admin.send("/pauseall")
     await admin.press("Pause everything")
     await admin.expect("1 follow(s) paused")
@@ -579,7 +583,8 @@ async def test_masters_are_paginated_and_a_broadcast_can_target_one_masters_foll
     await user.press("Next ▶")
     second = await user.expect("(page 2/2)")
     assert "9. Master 08" in second.text and "10. Master 09" in second.text
-    assert [t for t, _ in second.buttons] == ["Master 08", "Master 09", "◀ Previous"]
+    assert [t for t, _ in second.buttons][:3] == ["Master 08", "Master 09", "◀ Previous"]
+    assert "• followers" in [t for t, _ in second.buttons]  # the sort buttons follow
 
     await connect_paper(user, "jo-paper-key")
     await follow_master(user, "Master 03")
@@ -597,3 +602,335 @@ async def test_masters_are_paginated_and_a_broadcast_can_target_one_masters_foll
     assert "Delivered: 1" in final.text
     await user.expect("Master 03 pauses trading this week")
     assert not any("pauses trading" in m.text for m in await outsider.messages())
+
+
+# -- issue 6: risk settings, /sync, opening the master's positions, risk notices ----------------
+
+
+async def follower_venue(bot, user: ChatUser):
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [key] = await bot.app.services.accounts_of(owner.id)
+    return owner, await bot.app.venues.venue_for(key.id)
+
+
+async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_where_finite(bot):
+    await paper_master(bot)
+    user = bot.user("Lea")
+    await start(user)
+    await connect_paper(user, "lea-paper-key")
+    await follow_master(user, "Paper Trend")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [before] = await bot.app.services.follows_of(owner.id)
+
+    await user.send("/settings")
+    view = await user.expect("Slippage limit: off")
+    assert "Take-profit: off" in view.text and "not active" not in view.text
+    await user.press("Slippage limit", view)
+    assert "how far your exchange's price may be" in (await user.expect("Send the slippage limit")).text
+    await user.send("80")
+    assert "slippage limit % must be more than 0 and at most 50, got 80" in (await user.expect("slippage limit")).text
+    [unchanged] = await bot.app.services.follows_of(owner.id)
+    assert unchanged.slippage_pct is None and unchanged.updated_at == before.updated_at  # nothing was changed
+    await user.send("0.5")
+    assert "Slippage limit: 0.5 % — skip the copy" in (await user.expect("Saved")).text
+    await user.press("Slippage action: skip")
+    choices = await user.expect("When the price moved past your slippage limit")
+    assert [t for t, _ in choices.buttons] == ["• Skip the copy", "Send a limit order at the limit (IOC)"]
+    await user.press("Send a limit order", choices)
+    assert "Slippage limit: 0.5 % — limit order at the allowed price (IOC)" in (await user.expect("Saved")).text
+    await user.press("Entries: both")
+    await user.press("Long only")
+    assert "Entries copied: long only" in (await user.expect("Saved")).text
+    await user.press("Margin: default")
+    await user.press("Isolated")
+    assert "Margin mode: isolated" in (await user.expect("Saved")).text
+    await user.press("Max total position")
+    await user.expect("maximum value of all copied positions together")
+    await user.send("-3")
+    await user.expect("max total position must be more than 0")
+    await user.send("5000")
+    assert "Max total position: 5000" in (await user.expect("Saved")).text
+    await user.press("Daily loss limit")
+    prompt = await user.expect("Send the daily loss limit")
+    assert "the follow is paused" in prompt.text and "close on loss limit" in prompt.text
+    await user.send("200")
+    await user.expect("Daily loss limit: 200 — pauses the follow\n")
+    await user.press("Close on loss limit: off")
+    assert "Daily loss limit: 200 — pauses the follow and closes the copied positions" in (await user.expect("Saved")).text
+    await user.press("Auto-sync: off")
+    assert "Auto-sync: on" in (await user.expect("Saved")).text
+    await user.press("Stop-loss")
+    assert "resting reduce-only order" in (await user.expect("Send the stop-loss")).text
+    await user.send("100")
+    await user.expect("stop-loss % must be below 100")
+    await user.send("3")
+    assert "stop-loss: 3 % (of your own entry price" in (await user.expect("Saved")).text
+
+    [after] = await bot.app.services.follows_of(owner.id)
+    assert (after.slippage_pct, after.slippage_action, after.entry_sides, after.margin_mode) == (Decimal("0.5"), "limit", "long", "isolated")
+    assert (after.max_total_notional, after.daily_loss_limit, after.close_on_daily_loss, after.auto_sync, after.stop_loss_pct) == (
+        Decimal(5000), Decimal(200), True, True, Decimal(3))
+    last = (await user.messages())[-1]
+    await user.press_data(f"se:v:{after.id}:es:sideways", last)  # a value the buttons never offer
+    await user.expect("no longer valid")
+    assert (await bot.app.services.follows_of(owner.id))[0].entry_sides == "long"
+
+
+async def test_sync_shows_the_drift_asks_then_brings_the_exchange_in_line_and_notices_reach_the_user(bot):
+    from copytrade.core.errors import InvalidOrder
+    from copytrade.storage.journal import follow_settings
+
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Max")
+    await start(user)
+    await connect_paper(user, "max-paper-key")
+    await follow_master(user, "Paper Trend")
+    await user.send("/sync")
+    await user.expect("your exchange matches your copy history; nothing to sync")
+    owner, venue = await follower_venue(bot, user)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    last = (await user.messages())[-1]
+    await bot.app.services.update_follow(owner.id, follow.id, {"dry_run": "on"})
+    await user.press_data(f"sy:f:{follow.id}", last)
+    await user.expect("dry run is on for this follow")
+    await bot.app.services.update_follow(owner.id, follow.id, {"dry_run": "off"})
+    await master_trades(master_venue, "m-1", Side.BUY, "0.01")
+    await user.expect("✅ Copied", timeout=15)
+    await venue.place_order(OrderIntent(0, "manual-1", "BTC/USDT:USDT", Side.BUY, Decimal("0.05")))  # a trade made by hand
+
+    await user.send("/sync")
+    preview = await user.expect("disagrees with your copy history")
+    assert "BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06 → sell 0.05" in preview.text
+    assert [t for t, _ in preview.buttons] == ["🔁 Sync now", "Leave it"]
+    await user.press("Leave it", preview)
+    await user.expect("Nothing was sent")
+    await user.send("/status")
+    status = await user.expect("Your follows")
+    assert "⚖️ BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06" in status.text and "long 0.01" in status.text
+    await user.press("Sync now", preview)
+    done = await user.expect("🔁 Sync:")
+    assert "sold 0.05 BTC/USDT:USDT" in done.text and "✅ Your exchange now matches your copy history" in done.text
+    assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.01"))]
+    assert await bot.app.journal.drifts(follow.id) == []
+    await user.send("/status")
+    assert "⚖️" not in (await user.expect("Your follows")).text
+    # the drift /sync showed was not sent a second time as a notice
+    assert not any("disagrees with your copy history (follow #" in m.text for m in await user.messages())
+
+    # the periodic reconciliation and the risk controls reach the user through the notifier
+    await venue.place_order(OrderIntent(0, "manual-2", "BTC/USDT:USDT", Side.BUY, Decimal("0.02")))
+    await bot.app.risk.reconcile_all()
+    notice = await user.expect(f"disagrees with your copy history (follow #{follow.id})")
+    assert "copies say 0.01, your exchange shows 0.03" in notice.text and "/sync" in notice.text
+    await bot.app.services.update_follow(owner.id, follow.id, {"stop_loss_pct": "3"})
+    venue.fail_next(InvalidOrder("stop orders are disabled for this account"))
+    await bot.app.risk.protect(follow_settings(await bot.app.accounts.follow(follow.id)), "BTC/USDT:USDT")
+    refused = await user.expect("⚠️ your stop-loss order for BTC/USDT:USDT was refused")
+    assert "stop orders are disabled" in refused.text and f"(follow #{follow.id})" in refused.text
+
+
+async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
+    master, _ = await paper_master(bot)
+    await bot.app.journal.set_master_position(master.id, "BTC/USDT:USDT", Decimal("0.02"))
+    await bot.app.journal.set_master_position(master.id, "SOL/USDT:USDT", Decimal("-0.3"))  # below the minimum of 1 at coefficient 1
+    user = bot.user("Ned")
+    await start(user)
+    await connect_paper(user, "ned-paper-key")
+    await user.send("/follow")
+    await user.press("Paper Trend")
+    await user.press("(paper)")
+    await user.press("Coefficient")
+    await user.expect("Send the value")
+    await user.send("1")
+    await user.press("No take-profit")
+    await user.press("No stop-loss")
+    question = await user.expect("holds open positions now")
+    assert "BTC/USDT:USDT long 0.02, SOL/USDT:USDT short 0.3" in question.text
+    assert [t for t, _ in question.buttons] == ["📥 Copy the master's open positions now", "Only new trades", "Cancel"]
+    await user.press("Copy the master's open positions now", question)
+    summary = await user.expect("Please check and confirm")
+    assert "The master's open positions are copied at your sizing as soon as you confirm" in summary.text
+    await user.press("Confirm")
+    await user.expect("✅ Following")
+    opened = await user.expect("📥 The master's open positions:", timeout=15)
+    assert "📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000" in opened.text
+    assert "⏭ Not opened: your share of the trade is below the exchange's minimum quantity" in opened.text
+    owner, venue = await follower_venue(bot, user)
+    assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.02"))]
+    [follow] = await bot.app.services.follows_of(owner.id)
+    assert [(p.symbol, p.quantity) for p in await bot.app.accounts.follow_positions_of(follow.id)] == [("BTC/USDT:USDT", Decimal("0.02"))]
+
+
+async def test_only_new_trades_leaves_the_masters_positions_alone(bot):
+    master, _ = await paper_master(bot)
+    await bot.app.journal.set_master_position(master.id, "BTC/USDT:USDT", Decimal("0.02"))
+    user = bot.user("Oda")
+    await start(user)
+    await connect_paper(user, "oda-paper-key")
+    await user.send("/follow")
+    await user.press("Paper Trend")
+    await user.press("(paper)")
+    await user.press("Coefficient")
+    await user.expect("Send the value")
+    await user.send("1")
+    await user.press("No take-profit")
+    await user.press("No stop-loss")
+    await user.press("Only new trades")
+    assert "positions the master already holds are not copied" in (await user.expect("Please check and confirm")).text
+    await user.press("Confirm")
+    await user.expect("✅ Following")
+    _, venue = await follower_venue(bot, user)
+    assert await venue.positions() == [] and venue.place_calls == 0
+
+
+# -- issue 8: /masters ranking and detail, /pnl, /export, /summary ------------------------------
+
+
+async def wait_fills(bot, master_id: int, count: int) -> None:
+    import asyncio
+
+    for _ in range(300):
+        if bot.app.listeners.health[master_id].fills >= count:
+            break
+        await asyncio.sleep(0.02)
+    await bot.app.listeners.idle()
+    await bot.app.engine.drain()
+
+
+async def test_masters_sort_by_any_statistic_and_a_masters_page_has_every_number_and_the_chart(bot):
+    bot.app.services.stats.settle_seconds = 0  # count fills at once (the scheduler waits a little for late commits)
+    bot.app.services.stats.refresh_interval = 0
+    await paper_master(bot, "Beta Quiet")
+    alpha, alpha_venue = await paper_master(bot, "Alpha Gains")
+    await master_trades(alpha_venue, "a-1", Side.BUY, "0.01")
+    bot.app.paper.set_price("BTC/USDT:USDT", Decimal(61000))
+    await master_trades(alpha_venue, "a-2", Side.SELL, "0.01")
+    await wait_fills(bot, alpha.id, 2)
+    user = bot.user("Pia")
+    await start(user)
+    await user.send("/masters")
+    by_followers = await user.expect("Masters by followers (page 1/1)")
+    assert by_followers.text.index("1. Beta Quiet") < by_followers.text.index("2. Alpha Gains")  # a tie: the older first
+    assert "PnL +0.00 · win rate — · max drawdown 0.00" in by_followers.text  # Beta: no trade yet
+    assert "PnL +10.00 · win rate 100.0 % · max drawdown 0.00" in by_followers.text
+    await user.press("PnL", by_followers)
+    by_pnl = await user.expect("Masters by PnL (page 1/1)")
+    assert by_pnl.text.index("1. Alpha Gains") < by_pnl.text.index("2. Beta Quiet")
+    assert "• PnL" in [t for t, _ in by_pnl.buttons]
+    await user.press("win rate", by_pnl)
+    by_wins = await user.expect("Masters by win rate")
+    assert "1. Alpha Gains" in by_wins.text
+    await user.press("Alpha Gains", by_wins)
+    chart = await user.expect("Alpha Gains", kind="photo")
+    assert bot.proxy.files[chart.photo].content.startswith(b"\x89PNG") and bot.proxy.files[chart.photo].kind == "photo"
+    detail = await user.expect("👤 Alpha Gains")
+    for part in ("Realized PnL: +10.00", "Win rate: 100.0 % (1 won, 0 lost of 1 round trips)", "Max drawdown: 0.00",
+                 "Trading days: 1 · fills: 2", "Open positions: none", "Profit factor: — (no losing round trip yet)"):
+        assert part in detail.text, part
+    assert [t for t, _ in detail.buttons] == ["➕ Follow", "◀ Back"]
+    await user.press("Back", detail)
+    assert "1. Alpha Gains" in (await user.expect("Masters by win rate")).text
+    await user.press_data("ms:l:astrology:0", detail)
+    await user.expect("no longer valid")
+
+
+async def test_pnl_sends_a_chart_and_the_numbers_and_refuses_a_bad_period(bot):
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Quinn")
+    await start(user)
+    await user.send("/pnl")
+    await user.expect("not followed anyone yet")
+    await connect_paper(user, "quinn-paper-key")
+    await follow_master(user, "Paper Trend")
+    await master_trades(master_venue, "m-1", Side.BUY, "0.01")
+    await user.expect("✅ Copied", timeout=15)
+    await user.send("/pnl 5x")
+    assert "the period is a number of days, weeks, months or years (7d, 4w, 3m, 1y), today or all" in (await user.expect("⚠️")).text
+    await user.send("/pnl 7d")
+    photo = await user.expect("Your PnL over the last 7d", kind="photo")
+    assert bot.proxy.files[photo.photo].content.startswith(b"\x89PNG")
+    numbers = await user.expect("💰 PnL over the last 7d")
+    assert "Paper Trend → paper" in numbers.text and "Copies: 1 filled" in numbers.text and "BTC/USDT:USDT: long 0.01 @ 60000" in numbers.text
+    assert "Total:" in numbers.text
+    await user.send("/pnl")
+    await user.expect("Your PnL over the last 30d", kind="photo")
+
+
+async def test_export_sends_the_copy_log_as_a_document_and_admin_scopes_are_for_admins(bot):
+    import csv
+    import io
+    import json
+
+    from copytrade.core.export import COLUMNS
+
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Rae")
+    await start(user)
+    await user.send("/export")
+    await user.expect("Nothing to export yet: your copy log is empty")
+    await connect_paper(user, "rae-paper-key")
+    await follow_master(user, "Paper Trend")
+    await master_trades(master_venue, "m-1", Side.BUY, "0.01")
+    await user.expect("✅ Copied", timeout=15)
+    await user.send("/export")
+    message = await user.expect("Your copy log: 1 row(s)", kind="document")
+    assert message.document["file_name"].startswith("copylog-") and message.document["file_name"].endswith(".csv")
+    rows = list(csv.reader(io.StringIO(bot.proxy.files[message.document["file_id"]].content.decode("utf-8"))))
+    assert rows[0] == list(COLUMNS) and len(rows) == 2
+    record = dict(zip(rows[0], rows[1]))
+    assert (record["symbol"], record["side"], record["filled_quantity"], record["status"], record["master"]) == (
+        "BTC/USDT:USDT", "buy", "0.01", "filled", "Paper Trend")
+    await user.send("/export json")
+    as_json = await user.expect("Your copy log", kind="document")
+    assert as_json.document["file_name"].endswith(".json")
+    json.loads(bot.proxy.files[as_json.document["file_id"]].content)
+    await user.send("/export xml")
+    assert "Usage: /export [csv|json]" in (await user.expect("⚠️")).text
+    for forbidden in ("/export all", f"/export master {master.id}"):
+        await user.send(forbidden)
+        await user.expect("administrators only")
+    assert sum(1 for f in bot.proxy.files.values() if f.kind == "document") == 2  # nothing else was sent
+
+    admin = bot.user("Admin", ADMIN)
+    await start(admin)
+    await admin.send("/export all")
+    everything = await admin.expect("Every master's copy log", kind="document")
+    assert everything.document["file_name"].startswith("copylog-all")
+    await admin.send(f"/export master {master.id} json")
+    await admin.expect(f"Master #{master.id}'s copy log", kind="document")
+    await admin.send("/export master 999")
+    await admin.expect("no master with id 999")
+
+
+async def test_summary_on_and_off_and_the_due_summary_is_delivered_once(bot):
+    user = bot.user("Sol")
+    await start(user)
+    await user.send("/summary")
+    assert "Daily summary: off" in (await user.expect("Usage: /summary on")).text
+    await user.send("/summary on 25:99")
+    await user.expect("the time is HH:MM in UTC")
+    await user.send("/summary sometimes")
+    await user.expect("Usage: /summary on [HH:MM] (UTC) or /summary off")
+    await user.send("/summary on 00:00")
+    await user.expect("Saved. 🗓 Daily summary: on, every day at 00:00 UTC")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    setting = await bot.app.services.daily_summary_setting(owner.id)
+    assert setting.enabled and setting.minute_of_day == 0
+
+    job = bot.scheduler.get_job("daily-summaries")  # what the service's scheduler runs every minute
+    await job.func()
+    delivered = await user.expect("🗓 Daily summary for")
+    assert "No copies yesterday." in delivered.text
+    await job.func()  # once a day only
+    await user.send("/summary off")
+    await user.expect("Saved. 🗓 Daily summary: off")
+    assert sum("Daily summary for" in m.text for m in await user.messages()) == 1
+    assert not (await bot.app.services.daily_summary_setting(owner.id)).enabled
+
+    gone = bot.user("Tod")  # turned it on, then blocked the bot
+    await start(gone)
+    await gone.send("/summary on 00:00")
+    await gone.expect("Saved.")
+    bot.proxy.blocked_chats.add(gone.id)
+    await job.func()
+    assert (await bot.app.accounts.user_by_telegram_id(gone.id)).blocked_bot  # no more attempts until they /start again

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import pytest
 
 from copytrade.bot.formatting import (
+    RANK_TITLES,
+    duration,
     format_account,
     format_accounts,
+    format_admin_stats,
     format_broadcast_progress,
-    format_close_outcomes,
     format_counts,
+    format_direct_results,
+    format_drift,
+    format_drift_rows,
     format_follow_settings,
     format_history_line,
-    format_master,
     format_master_line,
+    format_master_statistics,
+    format_open_outcomes,
+    format_pnl,
     format_positions,
+    format_risk_notice,
     format_stats,
+    format_summary_setting,
+    format_sync_preview,
+    ratio,
+    signed,
     sizing_text,
 )
 from copytrade.bot.keyboards import button, column, pager
-from copytrade.core.model import CopyStatus, OrderType, Side, SizingMode
-from copytrade.core.positions import CloseOutcome
+from copytrade.core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side, SizingMode, Skip, SkipReason
+from copytrade.core.reports import RANK_KEYS, AdminStats, FollowPnl, ListenerView, MasterStatistics, OpenPositionView, PnlReport
+from copytrade.core.risk_service import DriftFound, RiskNotice
+from copytrade.core.stats import Period
 from copytrade.storage.accounts import CredentialView, MasterView
-from copytrade.storage.models import CopyOrder, Follow, FollowPosition, MasterStatus
+from copytrade.storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, MasterStatus, PositionDrift
 
 NOW = datetime(2026, 5, 1, 12, 30, tzinfo=timezone.utc)
 
@@ -37,14 +51,57 @@ def test_an_account_is_shown_by_label_venue_and_fingerprint_never_the_key():
     assert "No exchange accounts" in format_accounts([])
 
 
-def test_master_views_show_only_numbers_that_exist():
+def master_stats(**changes) -> MasterStatistics:
+    base = dict(
+        master_id=3, name="Trend", description="BTC swing trades", venue="paper", status=MasterStatus.ACTIVE, followers=12,
+        fills=40, round_trips=20, wins=11, losses=9, win_rate=D("0.55"), profit_factor=D("1.8512"), realized_pnl=D("1234.5"),
+        realized_pnl_pct=D("0.1234"), pnl_30d=D("-200"), pnl_30d_pct=D("-0.02"), max_drawdown=D("300"), max_drawdown_pct=D("0.081"),
+        sharpe=1.234, sharpe_source="equity_snapshots", avg_holding=timedelta(hours=3, minutes=20), trading_days=14,
+        open_positions=(("BTC/USDT:USDT", D("0.5")), ("ETH/USDT:USDT", D("-2"))), equity=D("10000"), equity_day=NOW.date(),
+        first_fill_at=NOW, last_fill_at=NOW, untracked_closes=0,
+    )
+    return MasterStatistics(**{**base, **changes})
+
+
+def unknown_master(**changes) -> MasterStatistics:
+    """A master without trades or equity snapshots yet."""
+    return master_stats(
+        fills=0, round_trips=0, wins=0, losses=0, win_rate=None, profit_factor=None, realized_pnl=D(0), realized_pnl_pct=None,
+        pnl_30d=D(0), pnl_30d_pct=None, max_drawdown=D(0), max_drawdown_pct=None, sharpe=None, sharpe_source=None,
+        avg_holding=None, trading_days=0, open_positions=(), equity=None, equity_day=None, first_fill_at=None,
+        last_fill_at=None, **changes,
+    )
+
+
+def test_master_lines_show_pnl_win_rate_and_drawdown_with_a_dash_where_unknown():
     master = MasterView(3, "Trend", "BTC swing trades", "paper", MasterStatus.ACTIVE, "k", 12)
-    assert format_master_line(1, master) == "1. Trend — paper, 12 follower(s)"
-    detail = format_master(master)
-    assert "Followers: 12" in detail and "BTC swing trades" in detail
-    assert "PnL" in detail and "not published yet" in detail and "%" not in detail
-    hidden = MasterView(4, "Quiet", "", "paper", MasterStatus.HIDDEN, None, 0)
-    assert "[hidden]" in format_master_line(2, hidden)
+    assert format_master_line(1, master) == "1. Trend — paper, 12 follower(s)"  # a master without statistics
+    line = format_master_line(1, master_stats())
+    assert line.startswith("1. Trend — paper, 12 follower(s)")
+    assert "PnL +1,234.50 (+12.3 %)" in line and "win rate 55.0 %" in line and "max drawdown 300.00 (8.1 %)" in line
+    assert "Sharpe 1.23" in format_master_line(1, master_stats(), "sharpe")
+    fresh = format_master_line(2, unknown_master(status=MasterStatus.HIDDEN), "profit_factor")
+    assert "[hidden]" in fresh and "win rate —" in fresh and "profit factor —" in fresh and "PnL +0.00 ·" in fresh
+    assert set(RANK_TITLES) == set(RANK_KEYS)  # every sort key has a title
+
+
+def test_master_detail_shows_every_statistic():
+    text = format_master_statistics(master_stats(untracked_closes=2))
+    for part in ("👤 Trend", "followers: 12", "BTC swing trades", "Realized PnL: +1,234.50 (+12.3 % of the first equity)",
+                 "Last 30 days: -200.00 (-2.0 %)", "Win rate: 55.0 % (11 won, 9 lost of 20 round trips)", "Profit factor: 1.85",
+                 "Max drawdown: 300.00 (8.1 % of equity)", "Sharpe ratio: 1.23 (from daily equity)", "Average holding time: 3 h 20 min",
+                 "Trading days: 14 · fills: 40", "Equity: 10,000.00 on 2026-05-01", "BTC/USDT:USDT long 0.5, ETH/USDT:USDT short 2",
+                 "2 close(s) of positions opened before tracking began", "gross"):
+        assert part in text, part
+    empty = format_master_statistics(unknown_master())
+    assert "Win rate: — (no closed round trip yet)" in empty and "Sharpe ratio: —" in empty and "Equity: —" in empty
+    assert "Open positions: none" in empty and "Profit factor: —" in empty
+
+
+def test_number_helpers():
+    assert signed(D("-1234.567")) == "-1,234.57" and signed(None) == "—"
+    assert ratio(D("0.0512")) == "5.1 %" and ratio(D("0.05"), sign=True) == "+5.0 %" and ratio(None) == "—"
+    assert duration(timedelta(days=2, hours=3)) == "2 d 3 h" and duration(timedelta(seconds=42)) == "42 s" and duration(None) == "—"
 
 
 @pytest.mark.parametrize(
@@ -60,15 +117,26 @@ def test_sizing_is_described_in_words(mode, value, expected):
     assert sizing_text(mode, value) == expected
 
 
-def test_follow_settings_list_every_setting_and_flag_unenforced_limits():
+def test_follow_settings_list_every_setting_and_say_how_the_risk_limits_act():
     follow = Follow(id=7, user_id=1, master_id=2, credential_id="c", sizing_mode=SizingMode.COEFFICIENT, sizing_value=D(2),
-                    allowed_symbols=["BTC"], blocked_symbols=[], take_profit_pct=D(5))
+                    allowed_symbols=["BTC"], blocked_symbols=[], take_profit_pct=D(5), daily_loss_limit=D(200), close_on_daily_loss=True,
+                    max_total_notional=D(5000), slippage_pct=D("0.5"), slippage_action="limit", entry_sides="long", margin_mode="isolated",
+                    auto_sync=True)
     text = format_follow_settings(follow, "Trend", "main")
     for part in ("#7 Trend → main", "coefficient × 2", "Reverse: off", "Max position: off", "Allow list: BTC",
-                 "Block list: none", "Dry run: off", "Take-profit: 5 %", "stop-loss: off", "not active yet"):
-        assert part in text
-    plain = Follow(id=8, user_id=1, master_id=2, credential_id="c")
-    assert "not active yet" not in format_follow_settings(plain, "Trend", "main")
+                 "Block list: none", "Dry run: off", "Take-profit: 5 %", "stop-loss: off", "of your own entry price",
+                 "resting orders where your exchange supports them, otherwise watched every few seconds",
+                 "Daily loss limit: 200 — pauses the follow and closes the copied positions", "Close on loss limit: on",
+                 "Max total position: 5000", "Slippage limit: 0.5 % — limit order at the allowed price (IOC)",
+                 "Entries copied: long only", "Margin mode: isolated", "Auto-sync: on"):
+        assert part in text, part
+    assert "not active" not in text and "enforced once" not in text
+    plain = format_follow_settings(Follow(id=8, user_id=1, master_id=2, credential_id="c"), "Trend", "main")
+    for part in ("Take-profit: off, stop-loss: off\n", "Daily loss limit: off\n", "Slippage limit: off\n", "Entries copied: long and short",
+                 "Margin mode: exchange default", "Auto-sync: off — drift is reported; /sync fixes it"):
+        assert part in plain, part
+    paused_only = format_follow_settings(Follow(id=9, user_id=1, master_id=2, credential_id="c", daily_loss_limit=D(50)), "T", "m")
+    assert "Daily loss limit: 50 — pauses the follow\n" in paused_only
 
 
 def test_history_lines_give_every_outcome_in_plain_words():
@@ -84,21 +152,91 @@ def test_history_lines_give_every_outcome_in_plain_words():
     assert format_history_line(dry, "Trend").endswith("[dry run]")
 
 
-def test_positions_counts_and_close_outcomes():
+def direct(origin: str, status: CopyStatus, side: Side = Side.SELL, **fields) -> CopyResult:
+    fill = Fill(1, "copytrade", "cx1", origin, "BTC/USDT:USDT", side, D("0.01"), D(60000))
+    return CopyResult(1, 1, 1, "cx1", fill, status, side=side, requested_quantity=D("0.01"), origin=origin, **fields)
+
+
+def test_positions_counts_and_orders_the_copier_placed_itself():
     assert "no open copied positions" in format_positions([])
     short = FollowPosition(follow_id=1, symbol="ETH/USDT:USDT", quantity=D("-0.50"), entry_price=D(3000))
     assert format_positions([short]) == "  ETH/USDT:USDT: short 0.5 @ 3000"
     assert format_counts({}) == "none"
     assert format_counts({"skipped": 2, "filled": 3}) == "3 filled, 2 skipped"
-    outcomes = [
-        CloseOutcome("BTC/USDT:USDT", Side.SELL, D("0.01"), CopyStatus.FILLED, D("0.01"), D(60000)),
-        CloseOutcome("SOL/USDT:USDT", Side.BUY, D("0.4"), CopyStatus.SKIPPED, reason="0.4 is below the exchange's minimum 1"),
-        CloseOutcome("ETH/USDT:USDT", Side.SELL, D("1"), CopyStatus.FAILED, reason="exchange unavailable"),
-    ]
-    text = format_close_outcomes(outcomes)
-    assert "✅ BTC/USDT:USDT: sell 0.01 @ 60000" in text and "⏭ SOL/USDT:USDT: 0.4 is below" in text
-    assert "❌ ETH/USDT:USDT: not closed — exchange unavailable. Close it on the exchange." in text
-    assert "no copied positions" in format_close_outcomes([])
+    closed = direct("close", CopyStatus.FILLED, filled_quantity=D("0.01"), average_price=D(60000))
+    failed = direct("close", CopyStatus.FAILED, error="exchange unavailable")
+    text = format_direct_results([closed, failed], empty="nothing")
+    assert "🔒 Closing your copied position: sold 0.01 BTC/USDT:USDT @ 60000" in text
+    assert "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. Check the position on your exchange." in text
+    assert format_direct_results([], empty="There were no copied positions to close.") == "There were no copied positions to close."
+    opened = direct("open", CopyStatus.FILLED, side=Side.BUY, filled_quantity=D("0.01"), average_price=D(60000))
+    outcomes = format_open_outcomes([opened, Skip(SkipReason.BELOW_MIN_QUANTITY, "ETH/USDT:USDT: 0.0004 < 0.001")])
+    assert "📥 Opening the master's position: bought 0.01 BTC/USDT:USDT @ 60000" in outcomes
+    assert "⏭ Not opened: your share of the trade is below the exchange's minimum quantity (ETH/USDT:USDT: 0.0004 < 0.001)" in outcomes
+    assert "holds no open position" in format_open_outcomes([])
+
+
+def test_drift_sync_preview_and_risk_notices():
+    drift = PositionDrift(follow_id=4, symbol="BTC/USDT:USDT", expected=D("0.01"), actual=D("0.06"), detected_at=NOW)
+    assert format_drift_rows([drift]) == (
+        "  ⚖️ BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06 (checked 2026-05-01 12:30 UTC) — /sync fixes it"
+    )
+    preview = format_sync_preview("#4 Trend → main", {"BTC/USDT:USDT": (D("0.01"), D("0.06")), "ETH/USDT:USDT": (D("1"), D("0"))})
+    assert "BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06 → sell 0.05" in preview
+    assert "ETH/USDT:USDT: copies say 1, your exchange shows 0 → buy 1" in preview and "market orders" in preview
+    assert format_sync_preview("#4", {}).startswith("✅ #4: your exchange matches")
+    notice = format_drift(DriftFound(4, 1, (("BTC/USDT:USDT", D("0.01"), D("0.06")),), synced=False))
+    assert "copies say 0.01, your exchange shows 0.06" in notice and "/sync" in notice
+    assert format_risk_notice(RiskNotice(4, 1, "your stop-loss order for BTC was refused: x")) == (
+        "⚠️ your stop-loss order for BTC was refused: x (follow #4)"
+    )
+
+
+def follow_pnl(**changes) -> FollowPnl:
+    period = Period("30d", NOW.replace(hour=0, minute=0, day=1), NOW)
+    base = dict(
+        follow_id=4, master_id=3, master_name="Trend", account_label="main", status=FollowStatus.ACTIVE, dry_run=False, period=period,
+        realized=D("12.3"), realized_gross=D("12.7"), fees=D("0.4"), unrealized=D("5"), unrealized_complete=True, total=D("17.3"),
+        positions=(OpenPositionView("BTC/USDT:USDT", D("0.01"), D(60000), D(60500), "venue", D("5")),),
+        ledger_realized=D("12.7"), simulated_realized=None, master_realized=D(13), scale=D(1), expected=D(13),
+        tracking_difference=D("-0.7"), copies={"filled": 3, "skipped": 1}, series=(), master_series=(),
+    )
+    return FollowPnl(**{**base, **changes})
+
+
+def test_pnl_report_per_follow_and_in_total():
+    item = follow_pnl()
+    report = PnlReport(1, item.period, (item,), D("12.3"), D("0.4"), D("5"), D("17.3"), D(13), D("-0.7"))
+    text = format_pnl(report)
+    for part in ("💰 PnL over the last 30d (since 2026-05-01, UTC)", "#4 Trend → main", "Realized: +12.30 (fees 0.40) · open: +5.00 · total +17.30",
+                 "BTC/USDT:USDT: long 0.01 @ 60000, now 60500 → +5.00", "scaled to you: +13.00; you differ by -0.70",
+                 "Copies: 3 filled, 1 skipped", "Total: +17.30 (realized +12.30 after 0.40 fees, open +5.00)"):
+        assert part in text, part
+    dry = follow_pnl(dry_run=True, status=FollowStatus.PAUSED, simulated_realized=D(7), expected=None, tracking_difference=None)
+    text = format_pnl(PnlReport(1, dry.period, (dry,), D(0), D(0), D(0), D(0), None, None))
+    assert "(paused, dry run)" in text and "Dry run (simulated, not in the totals): +7.00" in text and "scaled to you" not in text
+    assert "not followed anyone" in format_pnl(PnlReport(1, item.period, (), D(0), D(0), D(0), D(0), None, None))
+
+
+def test_summary_setting_and_admin_stats():
+    assert format_summary_setting(DailySummarySetting(user_id=1, enabled=True, minute_of_day=8 * 60 + 5)).startswith(
+        "🗓 Daily summary: on, every day at 08:05 UTC")
+    assert "off" in format_summary_setting(DailySummarySetting(user_id=1))
+    stats = AdminStats(
+        since=NOW.replace(day=1, hour=0, minute=0) - timedelta(days=6), until=NOW,
+        copies_per_day={NOW.date(): {"filled": 8, "skipped": 2}}, status_counts={"filled": 8, "skipped": 2},
+        reason_counts={"skipped": {"symbol_blocked": 2}}, success_rate=0.8, skip_rate=0.2, failure_rate=0.0,
+        latency_p50_ms=120.4, latency_p99_ms=901.0, latency_samples=8, follows={"active": 5, "paused": 1}, active_follows=5,
+        listeners=(ListenerView(1, True, 57, 0, NOW, None), ListenerView(2, False, 0, 3, None, "connection refused")),
+    )
+    text = format_admin_stats(stats)
+    for part in ("Copies, last 7 days", "05-01: 8 filled, 2 skipped", "Success 80.0 %, skipped 20.0 %, failed 0.0 % of 10 copies",
+                 "Skipped by reason: symbol blocked 2", "Latency: p50 120 ms, p99 901 ms (8 copies)", "Active follows: 5 (1 paused)",
+                 "#1 up: 57 fills, 0 restart(s), last fill 2026-05-01 12:30 UTC", "#2 down: 0 fills, 3 restart(s) — last error: connection refused"):
+        assert part in text, part
+    empty = AdminStats(NOW, NOW, {}, {}, {}, None, None, None, None, None, 0, {}, 0, ())
+    text = format_admin_stats(empty)
+    assert "none" in text and "Success —" in text and "Latency: —" in text and "Master streams: none running" in text
 
 
 def test_broadcast_progress_and_stats():

@@ -12,6 +12,7 @@ import pytest
 from copytrade.core.engine import FollowPaused
 from copytrade.core.model import CopyStatus, FollowStatus, OrderIntent, Side, SkipReason, utcnow
 from copytrade.core.risk_service import DriftFound, crossed, protection_levels
+from copytrade.storage.journal import PositionChange
 from tests.harness import BTC, h  # noqa: F401  (h is the fixture)
 
 ETH = "ETH/USDT:USDT"
@@ -267,3 +268,13 @@ async def test_switching_tp_sl_off_cancels_what_rests(h):
     await h.accounts.update_follow(follow_id, {"take_profit_pct": None, "stop_loss_pct": None})
     await h.risk.watch()
     assert resting(venue) == [] and await h.journal.protective_orders(follow_id) == []
+
+
+async def test_closing_rounds_to_the_step_and_reports_the_remainder(h):
+    follow_id, venue = await h.add_follower(sizing_mode="fixed_notional", sizing_value=D(1))
+    await h.journal.finish_copies([], [PositionChange(follow_id, "SOL/USDT:USDT", D("40.4"), D(150))])  # off the step of 1
+    await venue.place_order(OrderIntent(0, "seed", "SOL/USDT:USDT", Side.BUY, D(41)))
+    results = await h.risk.close_positions(await follow_settings(h, follow_id), origin="close")
+    assert [(r.status, r.filled_quantity or r.requested_quantity) for r in results] == [(CopyStatus.FILLED, D(40)), (CopyStatus.SKIPPED, D("0.4"))]
+    assert results[1].skip.reason is SkipReason.BELOW_MIN_QUANTITY
+    assert len(await h.rows(follow_id=follow_id, origin="close")) == 2  # both recorded

@@ -9,7 +9,11 @@ instead of ``true``; setMyCommands / getMyCommands / deleteMyCommands are missin
 ignores ``timeout`` (the proxy long-polls briefly, so the bot's normal polling works).
 
 Added by the proxy: Telegram's limit of about 30 messages per second (a token bucket; excess
-sends get 429 with ``retry_after``), chats that blocked the bot (403), and one-off 429s.
+sends get 429 with ``retry_after``), chats that blocked the bot (403), and one-off 429s; and
+``sendPhoto`` / ``sendDocument``, which the emulator lacks: the uploaded file (multipart, as
+python-telegram-bot sends it) is kept in ``BotApiProxy.files`` under a new file id, and the
+emulator stores a message carrying the caption as its text and a Telegram-shaped ``photo`` or
+``document`` field, so the chat shows it like any other message.
 
 ``ChatUser`` plays a Telegram user through the emulator's client API: sends text and commands,
 presses inline buttons, and reads the chat as a user sees it (edits applied, deleted messages
@@ -100,6 +104,17 @@ class Emulator:
             self._process = None
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """A photo or document the bot sent, as the proxy received it."""
+
+    kind: str  # "photo" or "document"
+    file_id: str
+    filename: str
+    mime_type: str
+    content: bytes
+
+
 @dataclass
 class FloodControl:
     """Telegram's global limit for one bot: about ``rate`` messages per second."""
@@ -131,6 +146,8 @@ class BotApiProxy:
         self.flood = FloodControl()
         self.too_many_requests = 0  # 429s caused by exceeding the rate (not injected ones)
         self.sent_messages = 0
+        self.files: dict[str, UploadedFile] = {}  # file id -> what the bot uploaded
+        self._file_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -159,12 +176,31 @@ class BotApiProxy:
             await self._session.close()
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
+        """The request's parameters; an uploaded file stays a ``web.FileField``."""
         params: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
             params.update(await request.json())
         elif request.can_read_body:
-            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, (str, web.FileField))})
         return params
+
+    def _store_upload(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Keep the uploaded file; the message body the emulator stores in its place."""
+        upload = params.get(kind)
+        if not isinstance(upload, web.FileField):
+            raise web.HTTPBadRequest(text=f"{kind} must be an uploaded file in this emulator")
+        content = upload.file.read()
+        file_id = f"{kind}-{next(self._file_ids)}"
+        filename = upload.filename or kind
+        mime = upload.content_type or "application/octet-stream"
+        self.files[file_id] = UploadedFile(kind, file_id, filename, mime, content)
+        body = {k: v for k, v in params.items() if k not in (kind, "caption") and isinstance(v, str)}
+        body["text"] = params.get("caption") or ""
+        if kind == "photo":
+            body["photo"] = [{"file_id": file_id, "file_unique_id": file_id, "width": 800, "height": 450, "file_size": len(content)}]
+        else:
+            body["document"] = {"file_id": file_id, "file_unique_id": file_id, "file_name": filename, "mime_type": mime, "file_size": len(content)}
+        return body
 
     async def _forward(self, token: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
         assert self._session is not None
@@ -185,7 +221,7 @@ class BotApiProxy:
                 self.commands.pop(scope, None)
                 return web.json_response({"ok": True, "result": True})
             return web.json_response({"ok": True, "result": self.commands.get(scope, [])})
-        if method == "sendMessage":
+        if method in ("sendMessage", "sendPhoto", "sendDocument"):
             chat_id = int(params["chat_id"])
             if chat_id in self.blocked_chats:
                 return web.json_response({"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}, status=403)
@@ -198,6 +234,9 @@ class BotApiProxy:
             self.sent_messages += 1
         if method == "getUpdates":
             return web.json_response(await self._get_updates(token, params))
+        if method in ("sendPhoto", "sendDocument"):
+            params = self._store_upload("photo" if method == "sendPhoto" else "document", params)
+            method = "sendMessage"
         answer = await self._forward(token, method, params)
         if "ok" not in answer:  # the emulator's own error shape
             return web.json_response({"ok": False, "error_code": 400, "description": f"Bad Request: {answer.get('message')}"}, status=400)
@@ -247,8 +286,10 @@ def fresh_id() -> int:
 @dataclass
 class BotMessage:
     message_id: int
-    text: str
+    text: str  # a photo's or document's caption
     buttons: list[tuple[str, str]]  # (text, callback data)
+    photo: str | None = None  # file id of a photo (BotApiProxy.files)
+    document: dict[str, Any] | None = None  # file_id, file_name, mime_type, file_size
 
 
 class ChatUser:
@@ -298,7 +339,9 @@ class ChatUser:
             if isinstance(markup, str):
                 markup = json.loads(markup)
             buttons = [(b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row]
-            out.append(BotMessage(int(item["messageId"]), str(message.get("text", "")), buttons))
+            photo = message.get("photo") or None
+            out.append(BotMessage(int(item["messageId"]), str(message.get("text", "")), buttons,
+                                  photo[-1]["file_id"] if photo else None, message.get("document") or None))
         return sorted(out, key=lambda m: m.message_id)
 
     async def own_texts(self) -> list[str]:
@@ -311,8 +354,9 @@ class ChatUser:
             out.append(message.get("text", ""))
         return out
 
-    async def expect(self, needle: str | Callable[[str], bool], timeout: float = 10.0) -> BotMessage:
-        """The next bot message (after the last one expected) whose text contains ``needle``."""
+    async def expect(self, needle: str | Callable[[str], bool], timeout: float = 10.0, *, kind: str | None = None) -> BotMessage:
+        """The next bot message (after the last one expected) whose text contains ``needle``;
+        with ``kind`` ("photo" or "document") only such a message, ``needle`` in its caption."""
         match = needle if callable(needle) else (lambda text: needle in text)
         deadline = time.monotonic() + timeout
         seen: list[str] = []
@@ -321,6 +365,8 @@ class ChatUser:
             for message in await self.messages():
                 if message.message_id > self.cursor:
                     seen.append(message.text)
+                    if kind == "photo" and message.photo is None or kind == "document" and message.document is None:
+                        continue
                     if match(message.text):
                         self.cursor = message.message_id
                         return message
@@ -367,7 +413,9 @@ class ChatUser:
 
 class BotHarness:
     """The real bot (``copytrade.bot.app.serve``) over a real ``App`` on a fresh SQLite
-    database, polling the emulator through the proxy; one per test, with its own bot token."""
+    database, polling the emulator through the proxy; one per test, with its own bot token.
+    ``scheduler`` is handed to the bot as the service's scheduler but never started: a test runs
+    a job itself (``scheduler.get_job(id).func()``), so nothing fires on its own."""
 
     def __init__(self, emulator: Emulator, tmp_path: Path, *, admin_ids: tuple[int, ...] = ()) -> None:
         self.emulator = emulator
@@ -376,11 +424,14 @@ class BotHarness:
         self.token = f"{fresh_id()}:test-{os.urandom(6).hex()}"
         self.proxy = BotApiProxy(emulator.url)
         self.app: Any = None
+        self.scheduler: Any = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "BotHarness":
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         from copytrade.app import build_app
         from copytrade.bot.app import serve
         from copytrade.config import load_settings
@@ -399,7 +450,8 @@ class BotHarness:
         )
         self.app = await build_app(settings)
         self.session = aiohttp.ClientSession()
-        self._task = asyncio.create_task(serve(self.app, self._stop, polling_timeout=1))
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._task = asyncio.create_task(serve(self.app, self._stop, polling_timeout=1, scheduler=self.scheduler))
         deadline = time.monotonic() + 10
         while "getUpdates" not in self.proxy.methods():
             if self._task.done():
