@@ -198,3 +198,30 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     await job.func()
     assert (await journal.copy_order(cid)).status is CopyStatus.FILLED
     assert venue.place_calls == 1
+
+
+class ListenerWithHealth(ScriptedSource):
+    """A source reporting its own health, as the websocket listeners do."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        from types import SimpleNamespace
+
+        self.health = SimpleNamespace(connected=False, reconnects=3, last_event_at=None, last_error="socket silent for 60s")
+
+    async def fills(self):
+        await asyncio.Event().wait()
+        yield  # pragma: no cover
+
+
+async def test_stream_health_includes_the_listeners_own_reconnects():
+    supervisor = ListenerSupervisor(lambda fill: asyncio.sleep(0))
+
+    async def open_source():
+        return ListenerWithHealth()
+
+    await supervisor.start(5, open_source)
+    await asyncio.sleep(0.01)
+    view = supervisor.health[5]
+    await supervisor.stop()
+    assert (view.running, view.restarts, view.last_error) == (False, 3, "socket silent for 60s")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from copytrade.core.errors import NotFound
@@ -31,17 +31,37 @@ class StreamHealth:
 class ListenerSupervisor:
     on_fill: Callable[[Fill], Awaitable[object]]
     restart_delays: tuple[float, ...] = (1, 2, 5, 10, 30)
-    health: dict[int, StreamHealth] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._health: dict[int, StreamHealth] = {}
+        self._sources: dict[int, FillSource] = {}
         self._streams: dict[int, asyncio.Task[None]] = {}
         self._copies: set[asyncio.Task[object]] = set()
+
+    @property
+    def health(self) -> dict[int, StreamHealth]:
+        """Each master's stream as admins see it: the supervisor's counts merged with the
+        listener's own view (a websocket listener reconnects by itself, unseen from here)."""
+        merged = {}
+        for master_id, health in self._health.items():
+            view = replace(health)
+            own = getattr(self._sources.get(master_id), "health", None)
+            own = own() if callable(own) else own
+            if own is not None:
+                view.running = view.running and bool(getattr(own, "connected", True))
+                view.restarts += int(getattr(own, "reconnects", 0) or 0)
+                last_event = getattr(own, "last_event_at", None)
+                if last_event is not None and (view.last_fill_at is None or last_event > view.last_fill_at):
+                    view.last_fill_at = last_event
+                view.last_error = getattr(own, "last_error", None) or view.last_error
+            merged[master_id] = view
+        return merged
 
     async def start(self, master_id: int, open_source: Callable[[], Awaitable[FillSource]]) -> None:
         """Open the master's stream (so nothing after this call is missed), then pump it."""
         if master_id in self._streams and not self._streams[master_id].done():
             return
-        health = self.health.setdefault(master_id, StreamHealth(master_id))
+        health = self._health.setdefault(master_id, StreamHealth(master_id))
         try:
             first = await open_source()
         except Exception as exc:
@@ -51,12 +71,13 @@ class ListenerSupervisor:
         self._streams[master_id] = asyncio.create_task(self._run(master_id, open_source, first), name=f"master-{master_id}")
 
     async def _run(self, master_id: int, open_source: Callable[[], Awaitable[FillSource]], source: FillSource | None) -> None:
-        health = self.health[master_id]
+        health = self._health[master_id]
         failures = 0
         while True:
             try:
                 if source is None:
                     source = await open_source()
+                self._sources[master_id] = source
                 health.running = True
                 async for fill in source.fills():
                     failures = 0
