@@ -7,6 +7,7 @@ so nothing can leave the process by accident.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from dataclasses import dataclass, field
@@ -198,6 +199,21 @@ class App:
         if self.angelone is not None:
             await self.angelone.close()
         await self.db.dispose()
+
+
+#: The first generation's threshold: Python's default (700 allocations) makes one fill for
+#: 10,000 followers run hundreds of collections, the older ones walking the whole heap
+#: (bench/: 179 -> 103 us per follower at 5,000 followers).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Once the service is built: what is alive now (modules, metadata, caches) moves to the
+    permanent generation, which collections no longer walk, and collections run less often
+    during a fill's burst of short-lived objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def build_app(settings: Settings, *, paper: PaperExchange | None = None, migrate: bool = True) -> App:

@@ -32,6 +32,13 @@ class NotificationQueue:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    def take_all(self) -> list[Event]:
+        """Everything queued now, without waiting (a consumer that delivers in batches)."""
+        events = []
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
     async def get(self) -> Event:
         return await self._queue.get()
 

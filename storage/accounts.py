@@ -114,6 +114,17 @@ class AccountStore:
             row = await session.get(Credential, credential_id)
             return SealedCredential(row.id, row.user_id, row.venue, row.environment, row.ciphertext) if row else None
 
+    async def sealed_credentials(self, credential_ids: Sequence[str]) -> list[SealedCredential]:
+        """Many at once (bounded IN lists); ids that no longer exist are left out."""
+        found: list[SealedCredential] = []
+        ids = list(credential_ids)
+        columns = (Credential.id, Credential.user_id, Credential.venue, Credential.environment, Credential.ciphertext)
+        async with self.db.session() as session:
+            for start in range(0, len(ids), 500):
+                rows = await session.execute(select(*columns).where(Credential.id.in_(ids[start : start + 500])))
+                found += [SealedCredential(*row) for row in rows]
+        return found
+
     async def sealed_credential_ids(self) -> list[str]:
         async with self.db.session() as session:
             return list((await session.execute(select(Credential.id).order_by(Credential.id))).scalars())

@@ -367,6 +367,14 @@ class JournalStore:
             )
             return [follow_settings(row) for row in rows.scalars()]
 
+    async def active_follow_credentials(self) -> list[str]:
+        """The credential of every active follow, of every master (warming venues up at start)."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(Follow.credential_id).where(Follow.status == FollowStatus.ACTIVE).distinct().order_by(Follow.credential_id)
+            )
+            return list(rows.scalars())
+
     async def pause_follow(self, follow_id: int, reason: str) -> bool:
         """Pause an active follow (e.g. its key was rejected); False if it was not active."""
         async with self.db.session() as session:
@@ -533,52 +541,95 @@ class JournalStore:
             return list(rows.scalars())
 
 
+_POSITIONS = FollowPosition.__table__  # type: ignore[attr-defined]
+_POSITION_UPDATE = (
+    update(_POSITIONS)
+    .where(
+        _POSITIONS.c.follow_id == bindparam("b_follow_id"),
+        _POSITIONS.c.symbol == bindparam("b_symbol"),
+        _POSITIONS.c.simulated == bindparam("b_simulated"),
+    )
+    .values(
+        quantity=bindparam("b_quantity"),
+        entry_price=bindparam("b_entry_price"),
+        realized_pnl=bindparam("b_realized_pnl"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+
+
+@dataclass(slots=True)
+class _Position:
+    """One ``follow_positions`` row while a batch moves it (plain values, no ORM tracking:
+    a fill for 10,000 followers moves 10,000 rows)."""
+
+    quantity: Decimal
+    entry_price: Decimal | None
+    realized_pnl: Decimal
+    stored: bool
+
+    def apply(self, signed: Decimal, price: Decimal) -> Decimal:
+        """Move the position by a fill; returns the PnL the fill realized (zero when it opened)."""
+        realized = ZERO
+        before = self.quantity
+        after = before + signed
+        if before == 0 or (before > 0) == (signed > 0):  # opening or adding
+            cost = (self.entry_price or ZERO) * abs(before) + price * abs(signed)
+            self.entry_price = cost / abs(after) if after else None
+        else:
+            closed = min(abs(signed), abs(before))
+            direction = 1 if before > 0 else -1
+            realized = (price - (self.entry_price or price)) * closed * direction
+            self.realized_pnl += realized
+            if after == 0:
+                self.entry_price = None
+            elif (after > 0) != (before > 0):  # reversed: the remainder opened at this price
+                self.entry_price = price
+        self.quantity = after
+        return realized
+
+
 async def _move_positions(session: AsyncSession, changes: Sequence[PositionChange], now: datetime) -> dict[str, Decimal]:
-    """Apply position changes in order: one SELECT for the rows touched, then ORM updates.
-    Returns the PnL each change realized, by client order id (real positions only)."""
+    """Apply position changes in order: one SELECT for the rows touched, then one executemany
+    UPDATE and one multi-row INSERT. Returns the PnL each change realized, by client order id
+    (real positions only)."""
     keys = {(c.follow_id, c.symbol) for c in changes}
     follow_ids = sorted({k[0] for k in keys})
-    rows: dict[tuple[int, str], FollowPosition] = {}
+    symbols = sorted({k[1] for k in keys})
+    positions: dict[tuple[int, str, bool], _Position] = {}
+    columns = (_POSITIONS.c.follow_id, _POSITIONS.c.symbol, _POSITIONS.c.simulated, _POSITIONS.c.quantity, _POSITIONS.c.entry_price, _POSITIONS.c.realized_pnl)
     for start in range(0, len(follow_ids), 500):
         found = await session.execute(
-            select(FollowPosition).where(
-                FollowPosition.follow_id.in_(follow_ids[start : start + 500]),
-                FollowPosition.symbol.in_(sorted({k[1] for k in keys})),
-            )
+            select(*columns).where(_POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols))
         )
-        rows.update({(row.follow_id, row.symbol, row.simulated): row for row in found.scalars()})
+        for follow_id, symbol, simulated, quantity, entry_price, realized_pnl in found:
+            positions[(follow_id, symbol, bool(simulated))] = _Position(quantity, entry_price, realized_pnl, stored=True)
     realized_by_order: dict[str, Decimal] = {}
     for change in changes:
         key = (change.follow_id, change.symbol, change.simulated)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = FollowPosition(
-                follow_id=change.follow_id, symbol=change.symbol, simulated=change.simulated, quantity=ZERO, entry_price=None
-            )
-            session.add(row)
-        realized = _apply_to_position(row, change.signed_quantity, change.price, now)
+        position = positions.get(key)
+        if position is None:
+            position = positions[key] = _Position(ZERO, None, ZERO, stored=False)
+        realized = position.apply(change.signed_quantity, change.price)
         if change.client_order_id and realized and not change.simulated:
             realized_by_order[change.client_order_id] = realized_by_order.get(change.client_order_id, ZERO) + realized
+    touched = sorted({(c.follow_id, c.symbol, c.simulated) for c in changes})
+    updates, inserts = [], []
+    for key in touched:
+        follow_id, symbol, simulated = key
+        position = positions[key]
+        if position.stored:
+            updates.append({
+                "b_follow_id": follow_id, "b_symbol": symbol, "b_simulated": simulated, "b_quantity": position.quantity,
+                "b_entry_price": position.entry_price, "b_realized_pnl": position.realized_pnl, "b_updated_at": now,
+            })
+        else:
+            inserts.append({
+                "follow_id": follow_id, "symbol": symbol, "simulated": simulated, "quantity": position.quantity,
+                "entry_price": position.entry_price, "realized_pnl": position.realized_pnl, "updated_at": now,
+            })
+    if updates:
+        await session.execute(_POSITION_UPDATE, updates)
+    if inserts:
+        await session.execute(insert(_POSITIONS), inserts)
     return realized_by_order
-
-
-def _apply_to_position(row: FollowPosition, signed: Decimal, price: Decimal, now: datetime) -> Decimal:
-    """Move one position by a fill; returns the PnL the fill realized (zero when it opened)."""
-    realized = ZERO
-    before = row.quantity
-    after = before + signed
-    if before == 0 or (before > 0) == (signed > 0):  # opening or adding
-        cost = (row.entry_price or ZERO) * abs(before) + price * abs(signed)
-        row.entry_price = cost / abs(after) if after else None
-    else:
-        closed = min(abs(signed), abs(before))
-        direction = 1 if before > 0 else -1
-        realized = (price - (row.entry_price or price)) * closed * direction
-        row.realized_pnl += realized
-        if after == 0:
-            row.entry_price = None
-        elif (after > 0) != (before > 0):  # reversed: the remainder opened at this price
-            row.entry_price = price
-    row.quantity = after
-    row.updated_at = now
-    return realized

@@ -77,6 +77,21 @@ async def test_master_executions_are_copied_to_followers_on_binance_futures(app,
         assert all(cid.startswith("ct") for cid in client_ids)
 
 
+async def test_warm_up_at_start_leaves_the_first_copy_nothing_to_fetch_but_its_order(app, fake):
+    master, follows = await _setup(app, fake)
+    position_mode = ("GET", "/fapi/v1/positionSide/dual")
+    before = fake.count(*position_mode)
+    await app.engine.warm_up()
+    assert fake.count(*position_mode) == before + len(FOLLOWERS)  # one per follower account
+    venues = [await app.venues.venue_for(f.credential_id) for f in follows]
+    assert venues[0].exchange.ssl_context is venues[1].exchange.ssl_context  # the CA bundle loaded once
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"))
+    first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
+    await eventually(lambda: first.signed_position("BTCUSDT") == D("0.05") and second.signed_position("BTCUSDT") == D("0.1"), "entries")
+    assert fake.count(*position_mode) == before + len(FOLLOWERS)  # the copies asked nothing again
+
+
 async def test_key_with_withdrawals_enabled_is_refused_and_not_stored(app, fake):
     fake.add_account("withdraw-key-0001", "withdraw-secret", enable_withdrawals=True)
     user = await app.services.register_user(3001, "careless")

@@ -82,6 +82,46 @@ async def test_registry_answers_not_found_for_a_removed_credential(sqlite_db):
         await registry.venue_for("0" * 32)
 
 
+async def test_registry_opens_many_with_one_read_and_leaves_bad_keys_to_venue_for(sqlite_db):
+    accounts, vault, factory = AccountStore(sqlite_db), Vault(generate_key()), CountingFactory(PaperExchange())
+    good = [await _credential(accounts, vault, str(n) * 32) for n in range(3)]
+    foreign = await _credential(accounts, Vault(generate_key()), "f" * 32)  # sealed with another key
+    registry = VenueRegistry(accounts, vault, {"paper": factory})
+    await registry.open_many([*good, foreign, "9" * 32, good[0]])
+    assert factory.opened == 3  # once each; the bad ones did not stop the good ones
+    await asyncio.gather(*(registry.venue_for(c) for c in good))
+    assert factory.opened == 3  # already open
+    with pytest.raises(VaultError):
+        await registry.venue_for(foreign)
+    with pytest.raises(NotFound):
+        await registry.venue_for("9" * 32)
+
+
+class SlowClosingVenue:
+    def __init__(self, closing: list[str], name: str) -> None:
+        self.closing, self.name = closing, name
+
+    async def close(self) -> None:
+        self.closing.append(self.name)
+        await asyncio.sleep(0.05)
+        self.closing.append(f"{self.name} closed")
+
+
+async def test_registry_closes_every_venue_at_once(sqlite_db):
+    accounts, vault = AccountStore(sqlite_db), Vault(generate_key())
+    events: list[str] = []
+    credentials = [await _credential(accounts, vault, str(n) * 32) for n in range(3)]
+
+    async def factory(account):
+        return SlowClosingVenue(events, account.credential_id[:1])
+
+    registry = VenueRegistry(accounts, vault, {"paper": factory})
+    await registry.open_many(credentials)
+    await registry.close()
+    assert events[:3] == ["0", "1", "2"]  # every close began before any finished (ccxt waits 250 ms in each)
+    assert sorted(events[3:]) == ["0 closed", "1 closed", "2 closed"]
+
+
 class ScriptedSource(FillSource):
     """Yields the given fills, then fails (a dropped connection)."""
 

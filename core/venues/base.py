@@ -69,6 +69,10 @@ class Venue(abc.ABC):
         ``PermissionDenied`` with a plain explanation."""
         await self.equity()
 
+    async def warm_up(self) -> None:
+        """Fetch now what the first order would otherwise wait for (markets, account mode), so
+        that it does not: called when the service starts. Failures are left for the order."""
+
     async def close(self) -> None:
         """Release network resources. Called once on shutdown."""
 

@@ -4,13 +4,21 @@ on shutdown. Adapters are built by per-venue factories so the engine never impor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from copytrade.core.errors import NotFound, UserError
 from copytrade.core.vault import Vault
 from copytrade.core.venues.base import Venue
-from copytrade.storage.accounts import AccountStore
+from copytrade.storage.accounts import AccountStore, SealedCredential
+
+log = logging.getLogger(__name__)
+
+#: adapters built between two yields to the event loop
+OPEN_BATCH = 20
+#: accounts warming up at once (each makes a request or two)
+WARM_UP_CONCURRENCY = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,10 @@ class VenueRegistry:
         self._vault = vault
         self._factories = factories
         self._venues: dict[str, asyncio.Future[Venue]] = {}
+
+    def register(self, venue: str, factory: VenueFactory) -> None:
+        """Add a venue to this deployment (the benchmarks' instant venue, a plug-in adapter)."""
+        self._factories[venue] = factory
 
     @property
     def venue_names(self) -> frozenset[str]:
@@ -63,6 +75,51 @@ class VenueRegistry:
             future.set_result(venue)
         return await asyncio.shield(future)
 
+    async def open_many(self, credential_ids: Sequence[str], *, warm_up: bool = False) -> None:
+        """Open every adapter not yet open, reading their credentials in one query: after a
+        restart the first fill would otherwise open 10,000 followers one database read at a
+        time. Builds yield to the event loop every few adapters (a ccxt instance costs ~3 ms
+        of CPU), so copies in flight keep moving. With ``warm_up``, each adapter then fetches
+        what its first order needs, a bounded number at a time. Failures are left for
+        ``venue_for`` to raise to the copy that needs the venue."""
+        wanted = [c for c in dict.fromkeys(credential_ids) if c not in self._venues]
+        sealed = {s.id: s for s in await self._accounts.sealed_credentials(wanted)} if wanted else {}
+        for start in range(0, len(wanted), OPEN_BATCH):
+            await asyncio.gather(*(self._open_sealed(c, sealed.get(c)) for c in wanted[start : start + OPEN_BATCH]))
+            await asyncio.sleep(0)
+        if warm_up:
+            slots = asyncio.Semaphore(WARM_UP_CONCURRENCY)
+
+            async def warm(credential_id: str) -> None:
+                future = self._venues.get(credential_id)
+                if future is None or not future.done() or future.cancelled() or future.exception():
+                    return
+                async with slots:
+                    try:
+                        await future.result().warm_up()
+                    except Exception as exc:  # the first order will try again and report it
+                        log.info("warming up the venue of credential %s failed: %s", credential_id, exc)
+
+            await asyncio.gather(*(warm(c) for c in dict.fromkeys(credential_ids)))
+
+    async def _open_sealed(self, credential_id: str, sealed: SealedCredential | None) -> None:
+        if sealed is None or credential_id in self._venues:
+            return  # a missing credential is reported by venue_for
+        future = asyncio.get_running_loop().create_future()
+        self._venues[credential_id] = future
+        try:
+            venue = await self.build(self._unseal(sealed))
+        except asyncio.CancelledError:
+            del self._venues[credential_id]
+            future.cancel()
+            raise
+        except Exception as exc:
+            del self._venues[credential_id]  # the next venue_for tries again and reports the error
+            future.set_exception(exc)
+            future.exception()  # marked retrieved: concurrent waiters re-raise it themselves
+            return
+        future.set_result(venue)
+
     async def _open(self, credential_id: str) -> Venue:
         return await self.build(await self.account(credential_id))
 
@@ -71,6 +128,9 @@ class VenueRegistry:
         sealed = await self._accounts.sealed_credential(credential_id)
         if sealed is None:
             raise NotFound(f"credential {credential_id} no longer exists")
+        return self._unseal(sealed)
+
+    def _unseal(self, sealed: SealedCredential) -> VenueAccount:
         secrets = self._vault.decrypt(sealed.ciphertext, owner_id=sealed.user_id, credential_id=sealed.id)
         return VenueAccount(sealed.id, sealed.venue, sealed.environment, secrets)
 
@@ -81,5 +141,8 @@ class VenueRegistry:
             await future.result().close()
 
     async def close(self) -> None:
-        for credential_id in list(self._venues):
-            await self.forget(credential_id)
+        """All at once: ccxt waits 250 ms in each ``close``, so a thousand accounts closed one
+        after another would outlast the 30 s a platform gives a stopping process."""
+        results = await asyncio.gather(*(self.forget(c) for c in list(self._venues)), return_exceptions=True)
+        for error in (r for r in results if isinstance(r, Exception)):
+            log.warning("closing a venue failed: %s", error)

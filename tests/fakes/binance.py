@@ -208,7 +208,9 @@ class FakeBinance:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # a deep accept queue: a thousand accounts connect at once in the benchmarks, and a
+        # full queue drops connections that then wait seconds for a SYN retransmit
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # ephemeral port chosen by the OS
 
