@@ -12,12 +12,13 @@ from urllib.parse import urlparse
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.warnings import PTBUserWarning
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from copytrade.bot.admin import admin_handlers
 from copytrade.bot.follow import follow_conversation, masters_handlers
 from copytrade.bot.keys import connect_conversation, key_handlers
 from copytrade.bot.notifier import Notifier
+from copytrade.bot.ratelimit import TelegramPacer
 from copytrade.bot.reports import report_handlers, summary_sender
 from copytrade.bot.settings import settings_conversation
 from copytrade.bot.start import ADMIN_COMMANDS, FOLLOWER_COMMANDS, help_command, stale_button, start, unexpected_text, unknown_command
@@ -26,8 +27,6 @@ from copytrade.core.scheduler import add_daily_summary_job
 
 log = logging.getLogger(__name__)
 
-#: retries of a request answered 429 (after waiting its retry_after)
-RATE_LIMIT_RETRIES = 3
 
 
 async def _nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -77,7 +76,7 @@ def build_application(app) -> Application:  # type: ignore[no-untyped-def]
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(TelegramPacer())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )

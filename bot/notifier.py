@@ -1,5 +1,5 @@
 """Drains the engine's notification queue into Telegram messages. The engine only ever puts an
-event on the queue; this task sends at Telegram's pace (through the bot's rate limiter), so a
+event on the queue; these tasks send at Telegram's pace (through the bot's rate limiter), so a
 slow or failing Telegram never delays trading."""
 
 from __future__ import annotations
@@ -19,13 +19,20 @@ from copytrade.core.notifications import Event
 
 log = logging.getLogger(__name__)
 
+#: Messages in flight at once. One sender waits a full round trip to Telegram per message
+#: (50-150 ms from a cloud host), which alone caps it at 7-20 messages a second; the rate
+#: limiter, not this number, keeps the total under Telegram's limit.
+SENDERS = 8
+
 
 class Notifier:
     def __init__(self, app, bot: Bot) -> None:  # type: ignore[no-untyped-def]
         self.app = app
         self.bot = bot
         self._master_names: dict[int, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        # one lane per sender; a user's events always take the same lane, so they arrive in order
+        self._lanes: list[asyncio.Queue[Event]] = []
         self._shown_drifts: dict[int, tuple[tuple[object, ...], float]] = {}  # follow id -> (drifts, monotonic deadline)
 
     def drift_shown(self, follow_id: int, drifts: tuple[tuple[object, ...], ...], seconds: float) -> None:
@@ -51,17 +58,36 @@ class Notifier:
         return True
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.app.notifications.consume(self.deliver), name="telegram-notifier")
+        if self._tasks:
+            return
+        self._lanes = [asyncio.Queue() for _ in range(SENDERS)]
+        self._tasks = [asyncio.create_task(self.app.notifications.consume(self._route), name="telegram-notifier")]
+        self._tasks += [
+            asyncio.create_task(self._send_lane(lane), name=f"telegram-notifier-{number}") for number, lane in enumerate(self._lanes)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        self._tasks = []
+
+    async def _route(self, event: Event) -> None:
+        self._lanes[event.user_id % len(self._lanes)].put_nowait(event)
+
+    async def _send_lane(self, lane: asyncio.Queue[Event]) -> None:
+        while True:
+            event = await lane.get()
+            try:
+                await self.deliver(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivering a notification failed")
 
     async def _master_name(self, master_id: int) -> str | None:
         if master_id not in self._master_names:

@@ -10,6 +10,7 @@ import logging
 import random
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
@@ -70,10 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         "are used to open rows not yet rotated (runs while the service keeps running)",
     )
     commands.add_parser("gen-key", help="print a new random COPYTRADE_SECRET_KEY")
+    commands.add_parser(
+        "bench",
+        help="run the benchmarks from a source checkout (the same as python -m bench; copytrade bench --help lists its options)",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its options are its own: handed over unparsed
+        return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "gen-key":
         from copytrade.core.vault import generate_key
@@ -102,6 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _bench(arguments: list[str]) -> int:
+    """The benchmarks are not part of the installed package (they drive the test fakes): they
+    run from the checkout this package was installed from in editable mode."""
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "bench" / "__main__.py").is_file() or not (checkout / "tests" / "fakes").is_dir():
+        print("copytrade: error: bench: the benchmarks need a source checkout (git clone, then pip install -e '.[dev]')", file=sys.stderr)
+        return 2
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    from bench.__main__ import main as bench_main
+
+    return bench_main(arguments)
 
 
 def _safe_url() -> str:
@@ -169,14 +192,18 @@ async def _rotate_key(settings: Settings) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from copytrade.app import build_app
+    from copytrade.app import build_app, tune_garbage_collector
     from copytrade.core.scheduler import build_scheduler
 
     app = await build_app(settings)
+    tune_garbage_collector()
     scheduler = build_scheduler(app.engine)
     app.register_jobs(scheduler)
+    warming: asyncio.Task[None] | None = None
     try:
         await app.engine.resume()
+        # in the background: the bot answers at once, a fill meanwhile opens what it needs itself
+        warming = asyncio.create_task(app.engine.warm_up(), name="venue-warm-up")
         scheduler.start()
         if settings.telegram_bot_token:
             return await _run_bot(app, scheduler)
@@ -186,6 +213,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         return await _run_paper(app, args)
     finally:
+        if warming is not None:
+            warming.cancel()
         scheduler.shutdown(wait=False)
         await app.close()
 

@@ -8,8 +8,8 @@ editMessageText / editMessageReplyMarkup / answerCallbackQuery / deleteMessage r
 instead of ``true``; setMyCommands / getMyCommands / deleteMyCommands are missing; getUpdates
 ignores ``timeout`` (the proxy long-polls briefly, so the bot's normal polling works).
 
-Added by the proxy: Telegram's limit of about 30 messages per second (a token bucket; excess
-sends get 429 with ``retry_after``), chats that blocked the bot (403), and one-off 429s; and
+Added by the proxy: Telegram's limit of 30 messages per second (no more than 30 in any second;
+excess sends get 429 with ``retry_after``), chats that blocked the bot (403), and one-off 429s; and
 ``sendPhoto`` / ``sendDocument``, which the emulator lacks: the uploaded file (multipart, as
 python-telegram-bot sends it) is kept in ``BotApiProxy.files`` under a new file id, and the
 emulator stores a message carrying the caption as its text and a Telegram-shaped ``photo`` or
@@ -30,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,21 +118,21 @@ class UploadedFile:
 
 @dataclass
 class FloodControl:
-    """Telegram's global limit for one bot: about ``rate`` messages per second."""
+    """Telegram's global limit for one bot, read strictly: at most ``limit`` messages in any
+    ``window`` seconds; the one over it is refused (429, retry_after) and does not count."""
 
-    rate: float = 30.0
-    burst: float = 35.0  # a little tolerance over the limiter's own bucket of 30
-    tokens: float = 35.0
-    updated: float = field(default_factory=time.monotonic)
+    limit: int = 30
+    window: float = 1.0
+    accepted: deque[float] = field(default_factory=deque)
 
     def allow(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        while self.accepted and now - self.accepted[0] >= self.window:
+            self.accepted.popleft()
+        if len(self.accepted) >= self.limit:
+            return False
+        self.accepted.append(now)
+        return True
 
 
 class BotApiProxy:
