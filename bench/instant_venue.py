@@ -1,0 +1,66 @@
+"""A venue that answers every order at once, filled at the reference price, and keeps nothing:
+what the engine-overhead benchmark times is then the engine's own work, not a venue's.
+
+The answer comes on the event loop's next turn (one ``sleep(0)``), as from any venue behind a
+socket: an adapter that answered within the call would let each copy record its result before
+the next copy's order is even sent, which no real venue does."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from decimal import Decimal
+
+from copytrade.core.errors import UnknownSymbol
+from copytrade.core.model import CopyStatus, MarketRules, OrderAck, OrderIntent
+from copytrade.core.venues.base import Position, Venue
+
+from copytrade.core.venues.registry import VenueAccount
+
+NAME = "instant"
+SYMBOL = "BTC/USDT:USDT"
+RULES = MarketRules(
+    symbol=SYMBOL, base="BTC", quote="USDT", quantity_step=Decimal("0.001"), price_tick=Decimal("0.1"),
+    min_quantity=Decimal("0.001"), min_notional=Decimal(5), derivative=True,
+)
+
+
+class InstantVenue(Venue):
+    name = NAME
+
+    def __init__(self) -> None:
+        self._order_ids = itertools.count(1)
+
+    async def market(self, symbol: str) -> MarketRules:
+        if symbol != SYMBOL:
+            raise UnknownSymbol(f"{symbol} is not listed on the instant venue")
+        return RULES
+
+    async def symbols(self) -> frozenset[str]:
+        return frozenset({SYMBOL})
+
+    async def equity(self) -> Decimal:
+        return Decimal(1_000_000)
+
+    async def place_order(self, intent: OrderIntent) -> OrderAck:
+        await asyncio.sleep(0)
+        return OrderAck(
+            venue_order_id=str(next(self._order_ids)), client_order_id=intent.client_order_id, status=CopyStatus.FILLED,
+            filled_quantity=intent.quantity, average_price=intent.reference_price,
+        )
+
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+        return None
+
+    async def positions(self) -> list[Position]:
+        return []
+
+    async def price(self, symbol: str) -> Decimal:
+        return Decimal(60_000)
+
+    async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
+        return False
+
+
+async def open_instant_venue(account: VenueAccount) -> Venue:
+    return InstantVenue()

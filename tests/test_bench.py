@@ -1,0 +1,58 @@
+"""The benchmark suite runs end to end at small sizes and reports its fixed keys (no timing is
+asserted: the figures belong to the machine; README, Benchmarks, has a full run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import KEYS, main
+from copytrade.cli import main as copytrade_main
+from tests.fakes.telegram import emulator_available
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(emulator_available() is not None, reason=f"Bot API emulator: {emulator_available()}")
+def test_quick_run_of_every_benchmark_prints_the_fixed_keys(tmp_path):
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", "--report", str(report)],
+        cwd=ROOT, capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    headline = json.loads(done.stdout)
+    assert list(headline) == list(KEYS)
+    assert all(isinstance(value, (int, float)) and value >= 0 for value in headline.values()), headline
+    assert headline["notify_429s"] == 0  # the pacer never goes over Telegram's 30 a second
+    details = json.loads(report.read_text())
+    assert details["quick"] is True and details["headline"] == headline
+    assert details["ccxt"]["baseline"]["followers"] == 10
+    assert details["ccxt"]["server_requests"]["POST /fapi/v1/order"] >= 10 * 3  # every copy and the baseline's orders reached the fake
+    assert details["memory"]["runs"][0]["markets_shared"] is True
+
+
+def test_a_benchmark_left_out_reports_null(capsys):
+    assert main(["--quick", "--json", "--only", "engine"]) == 0
+    headline = json.loads(capsys.readouterr().out)
+    assert headline["engine_ms_per_follower"] > 0
+    assert {key for key, value in headline.items() if value is None} == set(KEYS) - {"engine_ms_per_follower"}
+
+
+def test_unknown_benchmark_and_negative_delay_are_refused(capsys):
+    assert main(["--only", "engine,warp"]) == 2
+    assert "unknown benchmark warp" in capsys.readouterr().err
+    assert main(["--rtt", "-1"]) == 2
+    assert "--rtt" in capsys.readouterr().err
+
+
+def test_copytrade_bench_hands_its_arguments_to_the_suite(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        copytrade_main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert "--quick" in capsys.readouterr().out
