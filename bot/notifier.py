@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 #: (50-150 ms from a cloud host), which alone caps it at 7-20 messages a second; the rate
 #: limiter, not this number, keeps the total under Telegram's limit.
 SENDERS = 8
+#: events waiting in one sender's lane; the backlog beyond stays in the engine's bounded queue,
+#: where /stats counts it and an overflow is counted as dropped
+LANE_DEPTH = 4
 
 
 class Notifier:
@@ -60,7 +63,7 @@ class Notifier:
     def start(self) -> None:
         if self._tasks:
             return
-        self._lanes = [asyncio.Queue() for _ in range(SENDERS)]
+        self._lanes = [asyncio.Queue(LANE_DEPTH) for _ in range(SENDERS)]
         self._tasks = [asyncio.create_task(self.app.notifications.consume(self._route), name="telegram-notifier")]
         self._tasks += [
             asyncio.create_task(self._send_lane(lane), name=f"telegram-notifier-{number}") for number, lane in enumerate(self._lanes)
@@ -77,7 +80,7 @@ class Notifier:
         self._tasks = []
 
     async def _route(self, event: Event) -> None:
-        self._lanes[event.user_id % len(self._lanes)].put_nowait(event)
+        await self._lanes[event.user_id % len(self._lanes)].put(event)
 
     async def _send_lane(self, lane: asyncio.Queue[Event]) -> None:
         while True:

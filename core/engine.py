@@ -242,10 +242,6 @@ class CopyEngine:
 
     async def _start_copies(self, fill: Fill, entry: JournalEntry, received: float) -> list[asyncio.Task[list[CopyResult]]]:
         follows = await self._active_follows(fill.master_id)
-        try:
-            await self.venues.open_many([f.credential_id for f in follows])
-        except Exception:  # only a shortcut: each copy opens its venue itself and records why not
-            log.exception("opening the venues of master %s's followers in one go failed", fill.master_id)
         stale = self.clock() - fill.executed_at > self.config.max_fill_age
         master_equity = fill.master_equity
         if master_equity is None and self.master_equity and any(f.sizing_mode is SizingMode.EQUITY_RATIO for f in follows):
@@ -274,6 +270,10 @@ class CopyEngine:
         if cached is None or time.monotonic() - cached.loaded_at > self.config.follows_ttl:
             cached = _FollowCache(await self.journal.active_follows(master_id), time.monotonic())
             self._follows[master_id] = cached
+            try:  # once per load, not per fill: venues not open yet are opened in one go
+                await self.venues.open_many([f.credential_id for f in cached.follows])
+            except Exception:  # only a shortcut: each copy opens its venue itself and records why not
+                log.exception("opening the venues of master %s's followers in one go failed", master_id)
         return cached.follows
 
     async def _copy_for_follow(

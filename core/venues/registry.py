@@ -59,20 +59,7 @@ class VenueRegistry:
     async def venue_for(self, credential_id: str) -> Venue:
         future = self._venues.get(credential_id)
         if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._venues[credential_id] = future
-            try:
-                venue = await self._open(credential_id)
-            except asyncio.CancelledError:
-                del self._venues[credential_id]
-                future.cancel()
-                raise
-            except Exception as exc:
-                del self._venues[credential_id]  # let the next call try again
-                future.set_exception(exc)
-                future.exception()  # marked retrieved: concurrent waiters re-raise it themselves
-                raise
-            future.set_result(venue)
+            return await self._open_once(credential_id, self.account(credential_id))
         return await asyncio.shield(future)
 
     async def open_many(self, credential_ids: Sequence[str], *, warm_up: bool = False) -> None:
@@ -105,23 +92,33 @@ class VenueRegistry:
     async def _open_sealed(self, credential_id: str, sealed: SealedCredential | None) -> None:
         if sealed is None or credential_id in self._venues:
             return  # a missing credential is reported by venue_for
+
+        async def unsealed() -> VenueAccount:
+            return self._unseal(sealed)
+
+        try:
+            await self._open_once(credential_id, unsealed())
+        except Exception:
+            return  # the next venue_for tries again and reports the error
+
+    async def _open_once(self, credential_id: str, account: Awaitable[VenueAccount]) -> Venue:
+        """Build the adapter with concurrent callers waiting on one future; a failure is
+        forgotten so that the next call tries again."""
         future = asyncio.get_running_loop().create_future()
         self._venues[credential_id] = future
         try:
-            venue = await self.build(self._unseal(sealed))
+            venue = await self.build(await account)
         except asyncio.CancelledError:
             del self._venues[credential_id]
             future.cancel()
             raise
         except Exception as exc:
-            del self._venues[credential_id]  # the next venue_for tries again and reports the error
+            del self._venues[credential_id]
             future.set_exception(exc)
             future.exception()  # marked retrieved: concurrent waiters re-raise it themselves
-            return
+            raise
         future.set_result(venue)
-
-    async def _open(self, credential_id: str) -> Venue:
-        return await self.build(await self.account(credential_id))
+        return venue
 
     async def account(self, credential_id: str) -> VenueAccount:
         """The decrypted account, for building a connection of another kind (a master's stream)."""
