@@ -47,7 +47,15 @@ class Sizes:
     notify: int
 
 
-FULL = Sizes(engine=(100, 1_000, 10_000), ccxt=(100, 1_000), baseline=100, repetitions=5, detect_events=200, memory=(1_000, 10_000), notify=1_000)
+FULL = Sizes(
+    engine=(100, 1_000, 10_000),
+    ccxt=(100, 1_000),
+    baseline=100,
+    repetitions=5,
+    detect_events=200,
+    memory=(1_000, 10_000),
+    notify=1_000,
+)
 QUICK = Sizes(engine=(50,), ccxt=(10,), baseline=10, repetitions=2, detect_events=5, memory=(20,), notify=40)
 
 
@@ -59,11 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
         "Telegram notification fan-out. See README, Benchmarks.",
     )
     parser.add_argument("--json", action="store_true", help="print only one JSON object with the fixed keys")
-    parser.add_argument("--quick", action="store_true", help="small sizes: checks every benchmark runs (seconds, not minutes)")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all)")
-    parser.add_argument("--rtt", type=float, default=0.02, help="seconds the fake exchange waits before answering each REST request (default 0.02)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: checks every benchmark runs (seconds, not minutes)"
+    )
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all)"
+    )
+    parser.add_argument(
+        "--rtt",
+        type=float,
+        default=0.02,
+        help="seconds the fake exchange waits before answering each REST request (default 0.02)",
+    )
     parser.add_argument("--report", type=Path, default=None, help="also write every measurement as JSON to this file")
-    parser.add_argument("--profile", type=Path, default=None, help="write pyinstrument profiles of the engine and ccxt runs here (pip install pyinstrument)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write pyinstrument profiles of the engine and ccxt runs here (pip install pyinstrument)",
+    )
     return parser
 
 
@@ -72,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
-        print(f"bench: error: --only: unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})", file=sys.stderr)
+        print(
+            f"bench: error: --only: unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})",
+            file=sys.stderr,
+        )
         return 2
     if args.rtt < 0:
         print("bench: error: --rtt must be zero or more seconds", file=sys.stderr)
@@ -114,7 +139,9 @@ async def run(chosen: list[str], sizes: Sizes, rtt: float, *, progress: bool) ->
             note(f"engine overhead, {n} followers")
             report["engine"].append(await run_engine_overhead(n, sizes.repetitions))
     if "ccxt" in chosen:
-        note(f"ccxt client path, {', '.join(map(str, sizes.ccxt))} followers, RTT {rtt * 1000:.0f} ms; sequential baseline at {sizes.baseline}")
+        note(
+            f"ccxt client path, {', '.join(map(str, sizes.ccxt))} followers, RTT {rtt * 1000:.0f} ms; sequential baseline at {sizes.baseline}"
+        )
         report["ccxt"] = await run_ccxt_path(list(sizes.ccxt), sizes.repetitions, rtt=rtt, baseline_n=sizes.baseline)
     if "detect" in chosen:
         note(f"detection, {sizes.detect_events} websocket events")

@@ -23,13 +23,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from copytrade.config import Mode
-from copytrade.core.model import CopyStatus, OrderIntent, OrderType, Side
-from copytrade.core.venues.ccxt_venue import CcxtVenue
-
 from bench.common import PlaceOrderClock, add_master, profiled, seed_accounts, summary, temp_app
 from bench.engine_overhead import master_fill
 from bench.fake_exchange import account_key, fake_exchange
+from copytrade.config import Mode
+from core.model import CopyStatus, OrderIntent, OrderType, Side
+from core.venues.ccxt_venue import CcxtVenue
 
 QUANTITY = Decimal("0.01")
 PRICE = Decimal("60000")
@@ -91,8 +90,13 @@ async def _sequential_baseline(app: Any, credential_ids: list[str], repetitions:
         started = time.perf_counter()
         for index, venue in enumerate(venues):  # the seeds' loop: one follower after another
             intent = OrderIntent(
-                follow_id=index, client_order_id=f"seq{batch}x{index}x{time.time_ns() % 10**9}", symbol="BTC/USDT:USDT",
-                side=side, quantity=QUANTITY, order_type=OrderType.MARKET, reference_price=PRICE,
+                follow_id=index,
+                client_order_id=f"seq{batch}x{index}x{time.time_ns() % 10**9}",
+                symbol="BTC/USDT:USDT",
+                side=side,
+                quantity=QUANTITY,
+                order_type=OrderType.MARKET,
+                reference_price=PRICE,
             )
             await venue.place_order(intent)
         totals.append((time.perf_counter() - started) * 1000)
@@ -107,7 +111,13 @@ async def run_ccxt_path(
     ``gap``: seconds between fills. ccxt's limiter spaces one account's orders by cost x rateLimit
     (200 ms for a Binance futures order), so fills closer together than that measure the limiter.
     """
-    out: dict[str, Any] = {"rtt_ms": rtt * 1000, "ccxt_rate_limiter": True, "gap_between_fills_s": gap, "runs": [], "baseline": None}
+    out: dict[str, Any] = {
+        "rtt_ms": rtt * 1000,
+        "ccxt_rate_limiter": True,
+        "gap_between_fills_s": gap,
+        "runs": [],
+        "baseline": None,
+    }
     sizes = list(ns) + ([baseline_n] if baseline_n and baseline_n not in ns else [])
     async with fake_exchange(rtt) as fake:
         await fake.add_accounts("master", len(sizes))
@@ -116,17 +126,23 @@ async def run_ccxt_path(
         async with temp_app(mode=Mode.TESTNET, venue_urls={"binanceusdm": fake.url_overrides()}) as app:
             for number, n in enumerate(sizes):
                 key, secret = account_key("master", number)
-                master_id, _ = await add_master(app, "binanceusdm", {"api_key": key, "secret": secret}, "testnet", name=f"Bench {number}")
+                master_id, _ = await add_master(
+                    app, "binanceusdm", {"api_key": key, "secret": secret}, "testnet", name=f"Bench {number}"
+                )
                 follows = await seed_accounts(
-                    app, "binanceusdm",
+                    app,
+                    "binanceusdm",
                     ({"api_key": k, "secret": s} for k, s in (account_key(f"follower{number}", i) for i in range(n))),
-                    "testnet", master_id=master_id,
+                    "testnet",
+                    master_id=master_id,
                 )
                 run = await _engine_runs(app, master_id, n, repetitions, gap)
                 if n in ns:
                     out["runs"].append(run)
                 if n == baseline_n:
-                    baseline = await _sequential_baseline(app, [credential for _, credential in follows], repetitions, gap)
+                    baseline = await _sequential_baseline(
+                        app, [credential for _, credential in follows], repetitions, gap
+                    )
                     baseline["engine_fill_to_last_ack_ms"] = run["fill_to_last_ack_ms"]
                     baseline["speedup_p50"] = round(baseline["total_ms"]["p50"] / run["fill_to_last_ack_ms"]["p50"], 1)
                     out["baseline"] = baseline

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from copytrade.config import Mode, Settings
-from copytrade.core.engine import EngineConfig
-from copytrade.core.vault import generate_key, key_fingerprint
-from copytrade.storage.models import Credential, Follow, Master, User
+from core.engine import EngineConfig
+from core.vault import generate_key, key_fingerprint
+from storage.models import Credential, Follow, Master, User
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -66,7 +66,9 @@ def settled_rss_mb() -> float:
 
 
 @contextlib.asynccontextmanager
-async def temp_app(*, mode: Mode = Mode.PAPER, venue_urls: dict[str, Any] | None = None, **settings: Any) -> AsyncIterator[Any]:
+async def temp_app(
+    *, mode: Mode = Mode.PAPER, venue_urls: dict[str, Any] | None = None, **settings: Any
+) -> AsyncIterator[Any]:
     """``build_app`` on a fresh SQLite file in a temporary directory, closed afterwards."""
     from copytrade.app import build_app, tune_garbage_collector
 
@@ -93,7 +95,9 @@ async def temp_app(*, mode: Mode = Mode.PAPER, venue_urls: dict[str, Any] | None
             await app.close()
 
 
-async def add_master(app: Any, venue: str, api_secrets: dict[str, str], environment: str, name: str = "Bench Master") -> tuple[int, str]:
+async def add_master(
+    app: Any, venue: str, api_secrets: dict[str, str], environment: str, name: str = "Bench Master"
+) -> tuple[int, str]:
     """A master row with its sealed credential, written directly (no venue validation)."""
     [(master_id, credential_id)] = await seed_accounts(app, venue, [api_secrets], environment, master_name=name)
     return master_id, credential_id
@@ -123,9 +127,7 @@ async def seed_accounts(
         users = [{"display_name": f"bench {prefix} {i}", "telegram_id": None} for i in range(len(account_secrets))]
         first = (await session.execute(select(User.id).order_by(User.id.desc()).limit(1))).scalar() or 0
         await session.execute(insert(User), users)
-        user_ids = list(
-            (await session.execute(select(User.id).where(User.id > first).order_by(User.id))).scalars()
-        )
+        user_ids = list((await session.execute(select(User.id).where(User.id > first).order_by(User.id))).scalars())
         credentials = []
         for user_id, raw in zip(user_ids, account_secrets):
             credential_id = secrets.token_hex(16)
@@ -152,12 +154,16 @@ async def seed_accounts(
         assert master_id is not None
         settings = {"sizing_value": Decimal(1), **(follow_settings or {})}
         follows = [
-            Follow(user_id=user_id, master_id=master_id, credential_id=credential["id"], **settings).model_dump(exclude={"id"})
+            Follow(user_id=user_id, master_id=master_id, credential_id=credential["id"], **settings).model_dump(
+                exclude={"id"}
+            )
             for user_id, credential in zip(user_ids, credentials)
         ]
         first_follow = (await session.execute(select(Follow.id).order_by(Follow.id.desc()).limit(1))).scalar() or 0
         await session.execute(insert(Follow), follows)
-        follow_ids = list((await session.execute(select(Follow.id).where(Follow.id > first_follow).order_by(Follow.id))).scalars())
+        follow_ids = list(
+            (await session.execute(select(Follow.id).where(Follow.id > first_follow).order_by(Follow.id))).scalars()
+        )
     app.engine.invalidate_follows(master_id)
     return list(zip(follow_ids, [c["id"] for c in credentials]))
 
@@ -171,7 +177,7 @@ class PlaceOrderClock:
         self._class, self._when = venue_class, when
         self._original = venue_class.place_order
 
-    def __enter__(self) -> "PlaceOrderClock":
+    def __enter__(self) -> PlaceOrderClock:
         original, times, at_call = self._original, self.times, self._when == "called"
 
         async def timed_place_order(venue: Any, intent: Any, *args: Any, **kwargs: Any) -> Any:

@@ -13,10 +13,9 @@ import asyncio
 import time
 from typing import Any
 
-from copytrade.config import Mode
-
 from bench.common import add_master, summary, temp_app
 from bench.fake_exchange import account_key, fake_exchange
+from copytrade.config import Mode
 
 
 async def run_detection(repetitions: int = 50, gap: float = 0.05) -> dict[str, Any]:

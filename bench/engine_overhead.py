@@ -19,19 +19,29 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from copytrade.core.model import CopyStatus, Fill, OrderType, Side, utcnow
-
 from bench.common import PlaceOrderClock, add_master, profiled, seed_accounts, summary, temp_app
-from bench.instant_venue import NAME as INSTANT, SYMBOL, InstantVenue, open_instant_venue
+from bench.instant_venue import NAME as INSTANT
+from bench.instant_venue import SYMBOL, InstantVenue, open_instant_venue
+from core.model import CopyStatus, Fill, OrderType, Side, utcnow
 
 _trade_ids = itertools.count(1)
 
 
-def master_fill(master_id: int, side: Side, quantity: Decimal = Decimal("0.01"), price: Decimal = Decimal("60000")) -> Fill:
+def master_fill(
+    master_id: int, side: Side, quantity: Decimal = Decimal("0.01"), price: Decimal = Decimal("60000")
+) -> Fill:
     trade = next(_trade_ids)
     return Fill(
-        master_id=master_id, venue="bench", trade_id=f"t{time.time_ns()}-{trade}", order_id=f"o{trade}", symbol=SYMBOL,
-        side=side, quantity=quantity, price=price, order_type=OrderType.MARKET, executed_at=utcnow(),
+        master_id=master_id,
+        venue="bench",
+        trade_id=f"t{time.time_ns()}-{trade}",
+        order_id=f"o{trade}",
+        symbol=SYMBOL,
+        side=side,
+        quantity=quantity,
+        price=price,
+        order_type=OrderType.MARKET,
+        executed_at=utcnow(),
     )
 
 
@@ -39,7 +49,9 @@ async def run_engine_overhead(n: int, repetitions: int = 5) -> dict[str, Any]:
     async with temp_app() as app:
         app.venues.register(INSTANT, open_instant_venue)
         master_id, _ = await add_master(app, INSTANT, {"api_key": "bench-master"}, "live")
-        await seed_accounts(app, INSTANT, ({"api_key": f"bench-follower-{i}"} for i in range(n)), "live", master_id=master_id)
+        await seed_accounts(
+            app, INSTANT, ({"api_key": f"bench-follower-{i}"} for i in range(n)), "live", master_id=master_id
+        )
 
         # cold: the first fill opens every follower's venue (one read of the keys, each decrypted)
         started = time.perf_counter()

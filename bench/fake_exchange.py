@@ -111,8 +111,15 @@ class FakeExchangeProcess:
     async def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.fake_exchange", "--latency", str(self.latency),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT), env=env,
+            sys.executable,
+            "-m",
+            "bench.fake_exchange",
+            "--latency",
+            str(self.latency),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=str(ROOT),
+            env=env,
         )
         assert self._process.stdout is not None
         line = await asyncio.wait_for(self._process.stdout.readline(), timeout=60)
@@ -129,7 +136,7 @@ class FakeExchangeProcess:
             self._process.stdin.close()
             try:
                 await asyncio.wait_for(self._process.wait(), timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._process.kill()
                 await self._process.wait()
 
@@ -143,7 +150,11 @@ class FakeExchangeProcess:
         await self._call("POST", "accounts", {"prefix": prefix, "count": count})
 
     async def trade(self, api_key: str, symbol: str, side: str, quantity: str) -> list[int]:
-        return (await self._call("POST", "trade", {"api_key": api_key, "symbol": symbol, "side": side, "quantity": quantity}))["sent_ns"]
+        return (
+            await self._call(
+                "POST", "trade", {"api_key": api_key, "symbol": symbol, "side": side, "quantity": quantity}
+            )
+        )["sent_ns"]
 
     async def stats(self) -> dict[str, Any]:
         return await self._call("GET", "stats")
@@ -161,7 +172,9 @@ async def fake_exchange(latency: float) -> AsyncIterator[FakeExchangeProcess]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds every REST request waits before it is handled")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds every REST request waits before it is handled"
+    )
     args = parser.parse_args()
     asyncio.run(serve(args.latency))
 

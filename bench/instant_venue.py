@@ -11,17 +11,22 @@ import asyncio
 import itertools
 from decimal import Decimal
 
-from copytrade.core.errors import UnknownSymbol
-from copytrade.core.model import CopyStatus, MarketRules, OrderAck, OrderIntent
-from copytrade.core.venues.base import Position, Venue
-
-from copytrade.core.venues.registry import VenueAccount
+from core.errors import UnknownSymbol
+from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent
+from core.venues.base import Position, Venue
+from core.venues.registry import VenueAccount
 
 NAME = "instant"
 SYMBOL = "BTC/USDT:USDT"
 RULES = MarketRules(
-    symbol=SYMBOL, base="BTC", quote="USDT", quantity_step=Decimal("0.001"), price_tick=Decimal("0.1"),
-    min_quantity=Decimal("0.001"), min_notional=Decimal(5), derivative=True,
+    symbol=SYMBOL,
+    base="BTC",
+    quote="USDT",
+    quantity_step=Decimal("0.001"),
+    price_tick=Decimal("0.1"),
+    min_quantity=Decimal("0.001"),
+    min_notional=Decimal(5),
+    derivative=True,
 )
 
 
@@ -45,8 +50,11 @@ class InstantVenue(Venue):
     async def place_order(self, intent: OrderIntent) -> OrderAck:
         await asyncio.sleep(0)
         return OrderAck(
-            venue_order_id=str(next(self._order_ids)), client_order_id=intent.client_order_id, status=CopyStatus.FILLED,
-            filled_quantity=intent.quantity, average_price=intent.reference_price,
+            venue_order_id=str(next(self._order_ids)),
+            client_order_id=intent.client_order_id,
+            status=CopyStatus.FILLED,
+            filled_quantity=intent.quantity,
+            average_price=intent.reference_price,
         )
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:

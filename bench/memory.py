@@ -17,22 +17,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from copytrade.core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
-
 from bench.common import settled_rss_mb
 from bench.fake_exchange import account_key, fake_exchange
+from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
 
 
 async def _measure(n: int, fake: Any, prefix: str) -> dict[str, Any]:
     cache = CcxtMarketsCache()
     urls = fake.url_overrides()
-    first = CcxtVenue.create("binanceusdm", *account_key(prefix, 0), markets_cache=cache, sandbox=True, url_overrides=urls)
+    first = CcxtVenue.create(
+        "binanceusdm", *account_key(prefix, 0), markets_cache=cache, sandbox=True, url_overrides=urls
+    )
     await first.ensure_markets()  # the one markets load every other account shares
     await first._is_hedge_mode()
     before = settled_rss_mb()
     venues = [first]
     for index in range(1, n + 1):
-        venue = CcxtVenue.create("binanceusdm", *account_key(prefix, index), markets_cache=cache, sandbox=True, url_overrides=urls)
+        venue = CcxtVenue.create(
+            "binanceusdm", *account_key(prefix, index), markets_cache=cache, sandbox=True, url_overrides=urls
+        )
         await venue.ensure_markets()
         venues.append(venue)
     opened = settled_rss_mb()

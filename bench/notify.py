@@ -1,6 +1,6 @@
 """Benchmark 6 — notification fan-out: N copy notifications through the bot's own sender.
 
-The real bot (``copytrade.bot.app.serve``: python-telegram-bot, the ``Notifier`` it starts, the
+The real bot (``bot.app.serve``: python-telegram-bot, the ``Notifier`` it starts, the
 ``TelegramPacer`` rate limiter) against the Bot API emulator the end-to-end tests use
 (``telegram-test-api`` from npm, behind ``tests.fakes.telegram.BotApiProxy``), which admits at
 most 30 messages in any one second and answers the rest 429 with ``retry_after``. N users each
@@ -17,10 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from copytrade.core.model import CopyResult, CopyStatus, Side
-
 from bench.common import add_master
 from bench.engine_overhead import master_fill
+from core.model import CopyResult, CopyStatus, Side
 
 
 async def run_notify(n: int) -> dict[str, Any]:
@@ -43,15 +42,25 @@ async def run_notify(n: int) -> dict[str, Any]:
                 for number, user in enumerate(users):
                     app.notifications.publish(
                         CopyResult(
-                            follow_id=number + 1, user_id=user.id, master_id=master_id, client_order_id=f"bench{number}", fill=fill,
-                            status=CopyStatus.FILLED, side=Side.BUY, requested_quantity=Decimal("0.01"),
-                            filled_quantity=Decimal("0.01"), average_price=Decimal("60000.5"), latency_ms=42.0,
+                            follow_id=number + 1,
+                            user_id=user.id,
+                            master_id=master_id,
+                            client_order_id=f"bench{number}",
+                            fill=fill,
+                            status=CopyStatus.FILLED,
+                            side=Side.BUY,
+                            requested_quantity=Decimal("0.01"),
+                            filled_quantity=Decimal("0.01"),
+                            average_price=Decimal("60000.5"),
+                            latency_ms=42.0,
                         )
                     )
                 deadline = started + n / 30 * 3 + 30
                 while bot.proxy.sent_messages - before < n:
                     if time.perf_counter() > deadline:
-                        raise RuntimeError(f"only {bot.proxy.sent_messages - before} of {n} notifications delivered in time")
+                        raise RuntimeError(
+                            f"only {bot.proxy.sent_messages - before} of {n} notifications delivered in time"
+                        )
                     await asyncio.sleep(0.005)
                 elapsed = time.perf_counter() - started
                 too_many = bot.proxy.too_many_requests

@@ -7,20 +7,28 @@ import asyncio
 import logging
 import re
 import time
-from datetime import datetime, time as dtime, timezone
+from datetime import UTC, datetime
+from datetime import time as dtime
 from typing import Any
 
 from telegram import Bot, Update
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
-from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
-from copytrade.bot.formatting import format_admin_stats, format_broadcast_progress, format_stats, split_message
-from copytrade.bot.keyboards import column, keyboard
-from copytrade.bot.keys import available_venues, delete_secret_message, spec_of
-from copytrade.core.errors import UserError
-from copytrade.core.venues.catalog import FIELD_PROMPTS
-from copytrade.storage.models import MasterStatus, User
+from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from bot.formatting import format_admin_stats, format_broadcast_progress, format_stats, split_message
+from bot.keyboards import column, keyboard
+from bot.keys import available_venues, delete_secret_message, spec_of
+from core.errors import UserError
+from core.venues.catalog import FIELD_PROMPTS
+from storage.models import MasterStatus, User
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +42,11 @@ async def _am_ask(update: Update, state: dict[str, Any]) -> int:
     if state["pending"]:
         name = state["pending"][0]
         optional = name in spec_of(state["venue"]).optional_fields
-        await reply(update, f"Send the master account's {FIELD_PROMPTS.get(name, name)}" + (", or skip it." if optional else "."),
-                    reply_markup=keyboard([("Skip", "ad:skip")]) if optional else None)
+        await reply(
+            update,
+            f"Send the master account's {FIELD_PROMPTS.get(name, name)}" + (", or skip it." if optional else "."),
+            reply_markup=keyboard([("Skip", "ad:skip")]) if optional else None,
+        )
         return AM_SECRET
     await reply(update, "Public name of this master (2 to 64 characters), as followers will see it:")
     return AM_NAME
@@ -45,8 +56,11 @@ async def _am_ask(update: Update, state: dict[str, Any]) -> int:
 async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
     context.user_data.pop(_AM, None)
     buttons = [(spec_of(name).title, f"ad:v:{name}") for name in available_venues(context)]
-    await reply(update, "Register a master account. Which venue? A read-only key is enough: the master's trades are only watched.",
-                reply_markup=column(buttons, [("Cancel", "ad:x")]))
+    await reply(
+        update,
+        "Register a master account. Which venue? A read-only key is enough: the master's trades are only watched.",
+        reply_markup=column(buttons, [("Cancel", "ad:x")]),
+    )
     return AM_SECRET
 
 
@@ -98,8 +112,11 @@ async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
     if name.lower() in taken:
         raise UserError(f"a master named {name!r} already exists; choose another name")
     state["name"] = name
-    await reply(update, "Description for followers (strategy, markets, risk; at most 500 characters):",
-                reply_markup=keyboard([("No description", "ad:nodesc")]))
+    await reply(
+        update,
+        "Description for followers (strategy, markets, risk; at most 500 characters):",
+        reply_markup=keyboard([("No description", "ad:nodesc")]),
+    )
     return AM_DESCRIPTION
 
 
@@ -134,17 +151,24 @@ async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
     label = "master " + (re.sub(r"[^\w .@#-]", "", state["name"]).strip() or "account")
     await reply(update, f"Checking the key with {spec_of(state['venue']).title}…")
     try:
-        key = await app.services.connect_account(user.id, state["venue"], label[:64], state["values"], environment=app.settings.mode.value)
+        key = await app.services.connect_account(
+            user.id, state["venue"], label[:64], state["values"], environment=app.settings.mode.value
+        )
     except UserError as exc:
         await reply(update, f"❌ {exc}\nNothing was stored. Start again with /addmaster.")
         return ConversationHandler.END
     try:
-        master = await app.services.add_master(state["name"], state["venue"], owner_id=user.id, credential_id=key.id, description=state["description"])
+        master = await app.services.add_master(
+            state["name"], state["venue"], owner_id=user.id, credential_id=key.id, description=state["description"]
+        )
     except UserError:
         await app.services.remove_account(user.id, key.id)
         raise
     await app.start_listener(master.id)
-    await reply(update, f"✅ Master #{master.id} “{master.name}” registered; its trades are now watched. It is listed in /masters.")
+    await reply(
+        update,
+        f"✅ Master #{master.id} “{master.name}” registered; its trades are now watched. It is listed in /masters.",
+    )
     return ConversationHandler.END
 
 
@@ -161,9 +185,16 @@ def addmaster_conversation() -> ConversationHandler:
     return ConversationHandler(
         entry_points=[CommandHandler("addmaster", addmaster)],
         states={
-            AM_SECRET: [CallbackQueryHandler(am_venue, pattern=r"^ad:v:"), CallbackQueryHandler(am_skip, pattern=r"^ad:skip$"), MessageHandler(text, am_secret)],
+            AM_SECRET: [
+                CallbackQueryHandler(am_venue, pattern=r"^ad:v:"),
+                CallbackQueryHandler(am_skip, pattern=r"^ad:skip$"),
+                MessageHandler(text, am_secret),
+            ],
             AM_NAME: [MessageHandler(text, am_name)],
-            AM_DESCRIPTION: [MessageHandler(text, am_description), CallbackQueryHandler(am_description, pattern=r"^ad:nodesc$")],
+            AM_DESCRIPTION: [
+                MessageHandler(text, am_description),
+                CallbackQueryHandler(am_description, pattern=r"^ad:nodesc$"),
+            ],
             AM_CONFIRM: [CallbackQueryHandler(am_confirm, pattern=r"^ad:ok$")],
         },
         fallbacks=[CommandHandler("cancel", am_cancel), CallbackQueryHandler(am_cancel, pattern=r"^ad:x$")],
@@ -188,8 +219,11 @@ async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user
         await services.set_master_status(master.id, MasterStatus.ACTIVE)
         await reply(update, f"👁 {master.name} is listed in /masters again.")
     elif action == "r":
-        await reply(update, f"Retire {master.name}? It is no longer listed and nobody can start following it.",
-                    reply_markup=keyboard([("Yes, retire", f"am:ry:{master.id}"), ("No", "am:n:0")]))
+        await reply(
+            update,
+            f"Retire {master.name}? It is no longer listed and nobody can start following it.",
+            reply_markup=keyboard([("Yes, retire", f"am:ry:{master.id}"), ("No", "am:n:0")]),
+        )
     elif action == "ry":
         await services.set_master_status(master.id, MasterStatus.RETIRED)
         await reply(update, f"🗄 {master.name} retired.")
@@ -214,7 +248,9 @@ PROGRESS_EVERY_SECONDS = 2.0
 async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
     context.user_data.pop(_BC, None)
     masters = await get_app(context).services.masters(include_hidden=True)
-    buttons = [("Everyone", "bc:a:all")] + [(f"Followers of {m.name} ({m.followers})", f"bc:a:{m.id}") for m in masters[:30]]
+    buttons = [("Everyone", "bc:a:all")] + [
+        (f"Followers of {m.name} ({m.followers})", f"bc:a:{m.id}") for m in masters[:30]
+    ]
     await reply(update, "Who should receive the broadcast?", reply_markup=column(buttons, [("Cancel", "bc:x")]))
     return BC_AUDIENCE
 
@@ -241,8 +277,11 @@ async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
         raise UserError("the message must be 1 to 4096 characters")
     recipients = await get_app(context).accounts.broadcast_recipients(state["master_id"])
     state["text"] = text
-    await reply(update, f"Send this to {state['audience']} ({len(recipients)} user(s))?\n\n{text}"[:4096],
-                reply_markup=keyboard([("📣 Send", "bc:ok"), ("Cancel", "bc:x")]))
+    await reply(
+        update,
+        f"Send this to {state['audience']} ({len(recipients)} user(s))?\n\n{text}"[:4096],
+        reply_markup=keyboard([("📣 Send", "bc:ok"), ("Cancel", "bc:x")]),
+    )
     return BC_CONFIRM
 
 
@@ -261,7 +300,9 @@ async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
     return ConversationHandler.END
 
 
-async def run_broadcast(bot: Bot, app, recipients: list[tuple[int, int]], text: str, chat_id: int, progress_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def run_broadcast(
+    bot: Bot, app, recipients: list[tuple[int, int]], text: str, chat_id: int, progress_id: int
+) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Send to every recipient through the bot's rate limiter (≈30 messages/s, RetryAfter
     honoured), editing the progress message as it goes; a final count is sent at the end."""
     counts = {"delivered": 0, "blocked": 0, "failed": 0}
@@ -284,7 +325,11 @@ async def run_broadcast(bot: Bot, app, recipients: list[tuple[int, int]], text: 
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS and done < len(recipients):
                 last_progress = time.monotonic()
                 try:
-                    await bot.edit_message_text(format_broadcast_progress(done, len(recipients), **counts), chat_id=chat_id, message_id=progress_id)
+                    await bot.edit_message_text(
+                        format_broadcast_progress(done, len(recipients), **counts),
+                        chat_id=chat_id,
+                        message_id=progress_id,
+                    )
                 except TelegramError:
                     log.debug("progress update failed", exc_info=True)
 
@@ -330,8 +375,13 @@ def broadcast_conversation() -> ConversationHandler:
 @handler(admin=True)
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
     app = get_app(context)
-    today = datetime.combine(datetime.now(timezone.utc).date(), dtime(), tzinfo=timezone.utc)
-    text = format_stats(await app.accounts.counts(), await app.accounts.copy_counts_since(None, today), app.notifications.pending(), app.notifications.dropped)
+    today = datetime.combine(datetime.now(UTC).date(), dtime(), tzinfo=UTC)
+    text = format_stats(
+        await app.accounts.counts(),
+        await app.accounts.copy_counts_since(None, today),
+        app.notifications.pending(),
+        app.notifications.dropped,
+    )
     text += "\n" + format_admin_stats(await app.services.admin_stats(listener_health=app.listeners.health))
     for part in split_message(text):
         await reply(update, part)
@@ -339,8 +389,11 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) 
 
 @handler(admin=True)
 async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
-    await reply(update, "⚠️ Kill switch: pause EVERY active follow of every user now? Open positions stay as they are.",
-                reply_markup=keyboard([("⏸ Pause everything", "pa:ok"), ("Cancel", "pa:x")]))
+    await reply(
+        update,
+        "⚠️ Kill switch: pause EVERY active follow of every user now? Open positions stay as they are.",
+        reply_markup=keyboard([("⏸ Pause everything", "pa:ok"), ("Cancel", "pa:x")]),
+    )
 
 
 @handler(admin=True)
@@ -351,7 +404,9 @@ async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
         return
     if data != "pa:ok":
         raise UserError(STALE_BUTTON)
-    count = await get_app(context).services.pause_all("paused by an administrator (kill switch); /resume when told it is safe")
+    count = await get_app(context).services.pause_all(
+        "paused by an administrator (kill switch); /resume when told it is safe"
+    )
     await reply(update, f"⏸ Kill switch: {count} follow(s) paused. Nothing will be copied until users /resume.")
 
 

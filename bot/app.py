@@ -11,22 +11,37 @@ from urllib.parse import urlparse
 
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 from telegram.warnings import PTBUserWarning
-from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from copytrade.bot.admin import admin_handlers
-from copytrade.bot.follow import follow_conversation, masters_handlers
-from copytrade.bot.keys import connect_conversation, key_handlers
-from copytrade.bot.notifier import Notifier
-from copytrade.bot.ratelimit import TelegramPacer
-from copytrade.bot.reports import report_handlers, summary_sender
-from copytrade.bot.settings import settings_conversation
-from copytrade.bot.start import ADMIN_COMMANDS, FOLLOWER_COMMANDS, help_command, stale_button, start, unexpected_text, unknown_command
-from copytrade.bot.status import status_handlers
-from copytrade.core.scheduler import add_daily_summary_job
+from bot.admin import admin_handlers
+from bot.follow import follow_conversation, masters_handlers
+from bot.keys import connect_conversation, key_handlers
+from bot.notifier import Notifier
+from bot.ratelimit import TelegramPacer
+from bot.reports import report_handlers, summary_sender
+from bot.settings import settings_conversation
+from bot.start import (
+    ADMIN_COMMANDS,
+    FOLLOWER_COMMANDS,
+    help_command,
+    stale_button,
+    start,
+    unexpected_text,
+    unknown_command,
+)
+from bot.status import status_handlers
+from core.scheduler import add_daily_summary_job
 
 log = logging.getLogger(__name__)
-
 
 
 async def _nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -49,7 +64,10 @@ async def post_init(application: Application) -> None:
     await bot.set_my_commands([BotCommand(name, text) for name, text in FOLLOWER_COMMANDS])
     for admin_id in app.settings.admin_ids:
         try:
-            await bot.set_my_commands([BotCommand(n, t) for n, t in (*FOLLOWER_COMMANDS, *ADMIN_COMMANDS)], scope=BotCommandScopeChat(admin_id))
+            await bot.set_my_commands(
+                [BotCommand(n, t) for n, t in (*FOLLOWER_COMMANDS, *ADMIN_COMMANDS)],
+                scope=BotCommandScopeChat(admin_id),
+            )
         except TelegramError as exc:  # the admin has not opened a chat with the bot yet
             log.info("admin commands not registered for %s: %s", admin_id, exc)
     notifier = Notifier(app, bot)
@@ -119,7 +137,9 @@ def webhook_secret(token: str) -> str:
     return hashlib.sha256(f"copytrade-webhook|{token}".encode()).hexdigest()[:48]
 
 
-async def serve(app, stop: asyncio.Event, *, poll_interval: float = 0.0, polling_timeout: int = 10, scheduler=None) -> None:  # type: ignore[no-untyped-def]
+async def serve(
+    app, stop: asyncio.Event, *, poll_interval: float = 0.0, polling_timeout: int = 10, scheduler=None
+) -> None:  # type: ignore[no-untyped-def]
     """Run the bot until ``stop`` is set: polling, or a webhook on $PORT when WEBHOOK_URL is set.
     ``scheduler``: the service's ``AsyncIOScheduler``; the bot adds its daily-summary job to it."""
     settings = app.settings

@@ -17,8 +17,8 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from copytrade.core.errors import UserError
-from copytrade.storage.models import User
+from core.errors import UserError
+from storage.models import User
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,17 @@ import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
-from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, is_admin, reply
-from copytrade.bot.formatting import (
+from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, is_admin, reply
+from bot.formatting import (
     RANK_TITLES,
     SIZING_HELP,
     SIZING_TITLES,
@@ -24,19 +31,24 @@ from copytrade.bot.formatting import (
     format_open_outcomes,
     split_message,
 )
-from copytrade.bot.keyboards import button, column, keyboard, pager, rows
-from copytrade.core.errors import UserError, VaultError, VenueError
-from copytrade.core.model import SizingMode
-from copytrade.core.reports import RANK_KEYS
-from copytrade.core.validation import parse_sizing, validate_follow_changes
-from copytrade.storage.journal import follow_settings
-from copytrade.storage.models import Follow, MasterStatus, User
+from bot.keyboards import button, column, keyboard, pager, rows
+from core.errors import UserError, VaultError, VenueError
+from core.model import SizingMode
+from core.reports import RANK_KEYS
+from core.validation import parse_sizing, validate_follow_changes
+from storage.journal import follow_settings
+from storage.models import Follow, MasterStatus, User
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 8
 DEFAULT_SORT = "followers"
-MODE_CODES = {"c": SizingMode.COEFFICIENT, "e": SizingMode.EQUITY_RATIO, "n": SizingMode.FIXED_NOTIONAL, "q": SizingMode.FIXED_QUANTITY}
+MODE_CODES = {
+    "c": SizingMode.COEFFICIENT,
+    "e": SizingMode.EQUITY_RATIO,
+    "n": SizingMode.FIXED_NOTIONAL,
+    "q": SizingMode.FIXED_QUANTITY,
+}
 CODE_OF_MODE = {mode: code for code, mode in MODE_CODES.items()}
 
 ACCOUNT, MODE, VALUE, TAKE_PROFIT, STOP_LOSS, OPEN_POSITIONS, CONFIRM = range(7)
@@ -65,11 +77,13 @@ async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort
         return
     pages = (len(ranked) + PAGE_SIZE - 1) // PAGE_SIZE
     page = min(page, pages - 1)
-    chunk = ranked[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    chunk = ranked[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     lines = [f"Masters by {RANK_TITLES[sort]} (page {page + 1}/{pages}):"]
     lines += [format_master_line(page * PAGE_SIZE + i + 1, m, sort) for i, m in enumerate(chunk)]
-    lines.append("\nPnL and drawdown are the master's own, gross of fees; — means not known yet. "
-                 "Tap a master for every statistic and the chart, or a button below to sort differently.")
+    lines.append(
+        "\nPnL and drawdown are the master's own, gross of fees; — means not known yet. "
+        "Tap a master for every statistic and the chart, or a button below to sort differently."
+    )
     await reply(update, split_message("\n".join(lines))[0], reply_markup=_masters_markup(chunk, sort, page, pages))
 
 
@@ -88,10 +102,16 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
         log.exception("chart of master %s failed", master_id)
         chart = None
     if chart is not None:
-        await update.effective_chat.send_photo(chart, caption=f"📈 {stats.name}: equity (or realized PnL) over the last 90 days")
+        await update.effective_chat.send_photo(
+            chart, caption=f"📈 {stats.name}: equity (or realized PnL) over the last 90 days"
+        )
     buttons = [[("➕ Follow", f"fw:m:{stats.master_id}"), ("◀ Back", f"ms:l:{sort}:0")]]
     if admin:
-        visibility = ("👁 Show", f"am:a:{stats.master_id}") if stats.status is MasterStatus.HIDDEN else ("🙈 Hide", f"am:h:{stats.master_id}")
+        visibility = (
+            ("👁 Show", f"am:a:{stats.master_id}")
+            if stats.status is MasterStatus.HIDDEN
+            else ("🙈 Hide", f"am:h:{stats.master_id}")
+        )
         buttons.append([visibility, ("🗄 Retire", f"am:r:{stats.master_id}")])
     await reply(update, split_message(format_master_statistics(stats))[0], reply_markup=keyboard(*buttons))
 
@@ -133,7 +153,11 @@ async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     if not listed:
         await reply(update, "No masters are listed yet.")
         return ConversationHandler.END
-    await reply(update, "Which master do you want to copy?", reply_markup=column([(m.name, f"fw:m:{m.id}") for m in listed[:40]], [("Cancel", "fw:x")]))
+    await reply(
+        update,
+        "Which master do you want to copy?",
+        reply_markup=column([(m.name, f"fw:m:{m.id}") for m in listed[:40]], [("Cancel", "fw:x")]),
+    )
     return ACCOUNT
 
 
@@ -146,11 +170,18 @@ async def follow_pick_master(update: Update, context: ContextTypes.DEFAULT_TYPE,
 async def _master_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, master_id: int) -> int | None:
     services = get_app(context).services
     master = await services.master(master_id)
-    following = {f.follow.credential_id for f in await services.follow_views(user.id) if f.follow.master_id == master.id}
-    accounts = [a for a in await services.accounts_of(user.id) if a.id not in following and a.id != master.credential_id]
+    following = {
+        f.follow.credential_id for f in await services.follow_views(user.id) if f.follow.master_id == master.id
+    }
+    accounts = [
+        a for a in await services.accounts_of(user.id) if a.id not in following and a.id != master.credential_id
+    ]
     if not accounts:
-        await reply(update, f"You are already following {master.name} with every connected account (error 80005). "
-                            "Change it with /settings, or /connect another account.")
+        await reply(
+            update,
+            f"You are already following {master.name} with every connected account (error 80005). "
+            "Change it with /settings, or /connect another account.",
+        )
         return ConversationHandler.END
     context.user_data[_KEY] = {"master_id": master.id, "master_name": master.name, "settings": {}}
     await reply(
@@ -167,8 +198,14 @@ async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE
     _, credential_id = callback_args(update, 2)
     account = await get_app(context).services.own_account(user.id, credential_id)
     state["credential_id"], state["account_label"] = account.id, account.label
-    lines = ["How should your order size be computed?"] + [f"• {SIZING_TITLES[m]}: {SIZING_HELP[m]}" for m in SizingMode]
-    await reply(update, "\n".join(lines), reply_markup=column([(SIZING_TITLES[m], f"fw:s:{CODE_OF_MODE[m]}") for m in SizingMode], [("Cancel", "fw:x")]))
+    lines = ["How should your order size be computed?"] + [
+        f"• {SIZING_TITLES[m]}: {SIZING_HELP[m]}" for m in SizingMode
+    ]
+    await reply(
+        update,
+        "\n".join(lines),
+        reply_markup=column([(SIZING_TITLES[m], f"fw:s:{CODE_OF_MODE[m]}") for m in SizingMode], [("Cancel", "fw:x")]),
+    )
     return VALUE
 
 
@@ -200,8 +237,11 @@ async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 async def _ask_stop_loss(update: Update) -> int:
-    await reply(update, "Stop-loss: close a copied position when it loses this many percent (e.g. 3). Send a number, or:",
-                reply_markup=keyboard([("No stop-loss", "fw:sl:none")]))
+    await reply(
+        update,
+        "Stop-loss: close a copied position when it loses this many percent (e.g. 3). Send a number, or:",
+        reply_markup=keyboard([("No stop-loss", "fw:sl:none")]),
+    )
     return STOP_LOSS
 
 
@@ -230,7 +270,11 @@ async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, u
         f"{state['master_name']} holds open positions now: {format_master_positions(held)}.\n"
         "Copy them now at your sizing (market orders on your account as soon as you confirm), "
         "or only copy the master's new trades?",
-        reply_markup=keyboard([("📥 Copy the master's open positions now", "fw:op:now")], [("Only new trades", "fw:op:new")], [("Cancel", "fw:x")]),
+        reply_markup=keyboard(
+            [("📥 Copy the master's open positions now", "fw:op:now")],
+            [("Only new trades", "fw:op:new")],
+            [("Cancel", "fw:x")],
+        ),
     )
     return OPEN_POSITIONS
 
@@ -248,11 +292,17 @@ async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TY
 async def _summary(update: Update, state: dict[str, Any], user: User) -> int:
     validated = validate_follow_changes(state["settings"])
     preview = Follow(user_id=user.id, master_id=state["master_id"], credential_id=state["credential_id"], **validated)
-    opening = ("The master's open positions are copied at your sizing as soon as you confirm; then every new trade."
-               if state["open_now"] else "Copying starts with the master's next trade; positions the master already holds are not copied.")
+    opening = (
+        "The master's open positions are copied at your sizing as soon as you confirm; then every new trade."
+        if state["open_now"]
+        else "Copying starts with the master's next trade; positions the master already holds are not copied."
+    )
     await reply(
         update,
-        "Please check and confirm:\n\n" + format_follow_settings(preview, state["master_name"], state["account_label"]) + "\n\n" + opening,
+        "Please check and confirm:\n\n"
+        + format_follow_settings(preview, state["master_name"], state["account_label"])
+        + "\n\n"
+        + opening,
         reply_markup=keyboard([("✅ Confirm", "fw:ok"), ("Cancel", "fw:x")]),
     )
     return CONFIRM
@@ -264,15 +314,22 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     app = get_app(context)
     row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
     context.user_data.pop(_KEY, None)
-    await reply(update, "✅ Following.\n\n" + format_follow_settings(row, state["master_name"], state["account_label"])
-                + "\n\nYou will get a message for every copied trade. Change settings with /settings.")
+    await reply(
+        update,
+        "✅ Following.\n\n"
+        + format_follow_settings(row, state["master_name"], state["account_label"])
+        + "\n\nYou will get a message for every copied trade. Change settings with /settings.",
+    )
     if state.get("open_now"):
         await reply(update, f"Opening {state['master_name']}'s current positions on {state['account_label']}…")
         try:
             outcomes = await app.risk.open_master_positions(follow_settings(row))
         except (VenueError, VaultError) as exc:
-            await reply(update, f"❌ The master's open positions were not copied: your exchange could not be used ({exc}). "
-                                "You follow the master from the next trade.")
+            await reply(
+                update,
+                f"❌ The master's open positions were not copied: your exchange could not be used ({exc}). "
+                "You follow the master from the next trade.",
+            )
             return ConversationHandler.END
         for part in split_message("📥 The master's open positions:\n" + format_open_outcomes(outcomes)):
             await reply(update, part)
@@ -295,8 +352,14 @@ def follow_conversation() -> ConversationHandler:
             ACCOUNT: [CallbackQueryHandler(follow_pick_master, pattern=r"^fw:m:")],
             MODE: [CallbackQueryHandler(follow_pick_account, pattern=r"^fw:a:")],
             VALUE: [CallbackQueryHandler(follow_pick_mode, pattern=r"^fw:s:"), MessageHandler(text, follow_value)],
-            TAKE_PROFIT: [CallbackQueryHandler(follow_take_profit, pattern=r"^fw:tp:none$"), MessageHandler(text, follow_take_profit)],
-            STOP_LOSS: [CallbackQueryHandler(follow_stop_loss, pattern=r"^fw:sl:none$"), MessageHandler(text, follow_stop_loss)],
+            TAKE_PROFIT: [
+                CallbackQueryHandler(follow_take_profit, pattern=r"^fw:tp:none$"),
+                MessageHandler(text, follow_take_profit),
+            ],
+            STOP_LOSS: [
+                CallbackQueryHandler(follow_stop_loss, pattern=r"^fw:sl:none$"),
+                MessageHandler(text, follow_stop_loss),
+            ],
             OPEN_POSITIONS: [CallbackQueryHandler(follow_open_positions, pattern=r"^fw:op:")],
             CONFIRM: [CallbackQueryHandler(follow_confirm, pattern=r"^fw:ok$")],
         },

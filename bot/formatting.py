@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from copytrade.core.engine import FollowPaused
-from copytrade.core.risk_service import DriftFound, RiskNotice
-from copytrade.core.model import CopyResult, CopyStatus, Side, SizingMode, Skip
+from core.engine import FollowPaused
+from core.model import CopyResult, CopyStatus, Side, SizingMode, Skip
+from core.risk_service import DriftFound, RiskNotice
 
 TELEGRAM_LIMIT = 4096
 
@@ -54,7 +54,9 @@ def format_direct_result(result: CopyResult) -> str:
     if result.status is CopyStatus.FILLED:
         return f"{title}: {_verb(result.side, result.status)} {amount(result.filled_quantity)} {symbol} @ {amount(result.average_price)}"
     if result.status is CopyStatus.PLACED:
-        return f"{title}: order placed to {_verb(result.side, result.status)} {amount(result.requested_quantity)} {symbol}"
+        return (
+            f"{title}: order placed to {_verb(result.side, result.status)} {amount(result.requested_quantity)} {symbol}"
+        )
     if result.status is CopyStatus.PENDING:
         return f"{title}: the exchange did not answer for {symbol}; it will be checked and never sent twice"
     if result.status is CopyStatus.SKIPPED:
@@ -67,7 +69,9 @@ def format_drift(event: DriftFound) -> str:
     for symbol, expected, actual in event.drifts:
         lines.append(f"  {symbol}: copies say {amount(expected)}, your exchange shows {amount(actual)}")
     lines.append(
-        "Sync orders were sent to fix it." if event.synced else "A manual trade, a missed copy, a stop or a liquidation can cause this. /sync brings it back in line."
+        "Sync orders were sent to fix it."
+        if event.synced
+        else "A manual trade, a missed copy, a stop or a liquidation can cause this. /sync brings it back in line."
     )
     return "\n".join(lines)
 
@@ -174,7 +178,7 @@ def money(value) -> str:  # type: ignore[no-untyped-def]
 
 def format_account(view) -> str:  # type: ignore[no-untyped-def]
     """A connected exchange account: label, venue, fingerprint and last check — never the key."""
-    from copytrade.core.venues.catalog import venue_spec
+    from core.venues.catalog import venue_spec
 
     spec = venue_spec(view.venue)
     title = spec.title if spec else view.venue
@@ -223,7 +227,7 @@ def duration(value: timedelta | None) -> str:
     return f"{secs} s"
 
 
-#: /masters sort keys (copytrade.core.reports.RANK_KEYS) as buttons and headings say them
+#: /masters sort keys (core.reports.RANK_KEYS) as buttons and headings say them
 RANK_TITLES: dict[str, str] = {
     "followers": "followers",
     "pnl": "PnL",
@@ -264,8 +268,12 @@ def format_master_line(rank: int, master, sort: str = "followers") -> str:  # ty
     line = f"{rank}. {master.name}{hidden} — {master.venue}, {master.followers} follower(s)"
     if not hasattr(master, "realized_pnl"):
         return line
-    pnl = signed(master.realized_pnl) + (f" ({ratio(master.realized_pnl_pct, sign=True)})" if master.realized_pnl_pct is not None else "")
-    drawdown = plain_money(master.max_drawdown) + (f" ({ratio(master.max_drawdown_pct)})" if master.max_drawdown_pct is not None else "")
+    pnl = signed(master.realized_pnl) + (
+        f" ({ratio(master.realized_pnl_pct, sign=True)})" if master.realized_pnl_pct is not None else ""
+    )
+    drawdown = plain_money(master.max_drawdown) + (
+        f" ({ratio(master.max_drawdown_pct)})" if master.max_drawdown_pct is not None else ""
+    )
     line += f"\n    PnL {pnl} · win rate {ratio(master.win_rate)} · max drawdown {drawdown}"
     extra = rank_value(master, sort)
     if extra:
@@ -280,7 +288,11 @@ def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
         head.append(f"Status: {stats.status.value}")
     if stats.description:
         head += ["", stats.description]
-    pnl_pct = f" ({ratio(stats.realized_pnl_pct, sign=True)} of the first equity)" if stats.realized_pnl_pct is not None else ""
+    pnl_pct = (
+        f" ({ratio(stats.realized_pnl_pct, sign=True)} of the first equity)"
+        if stats.realized_pnl_pct is not None
+        else ""
+    )
     pnl_30d_pct = f" ({ratio(stats.pnl_30d_pct, sign=True)})" if stats.pnl_30d_pct is not None else ""
     drawdown_pct = f" ({ratio(stats.max_drawdown_pct)} of equity)" if stats.max_drawdown_pct is not None else ""
     if stats.round_trips:
@@ -291,10 +303,17 @@ def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
         factor = f"{stats.profit_factor:.2f}"
     else:
         factor = UNKNOWN + (" (no losing round trip yet)" if stats.round_trips else "")
-    source = {"equity_snapshots": "daily equity", "daily_realized_pnl": "daily realized PnL"}.get(stats.sharpe_source or "", "")
+    source = {"equity_snapshots": "daily equity", "daily_realized_pnl": "daily realized PnL"}.get(
+        stats.sharpe_source or "", ""
+    )
     sharpe = UNKNOWN if stats.sharpe is None else f"{stats.sharpe:.2f}" + (f" (from {source})" if source else "")
     equity = f"{plain_money(stats.equity)} on {stats.equity_day}" if stats.equity is not None else UNKNOWN
-    positions = ", ".join(f"{symbol} {'long' if qty > 0 else 'short'} {amount(abs(qty))}" for symbol, qty in stats.open_positions) or "none"
+    positions = (
+        ", ".join(
+            f"{symbol} {'long' if qty > 0 else 'short'} {amount(abs(qty))}" for symbol, qty in stats.open_positions
+        )
+        or "none"
+    )
     lines = head + [
         "",
         "📊 Statistics (gross: the master's fills carry no fees)",
@@ -311,7 +330,9 @@ def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
         f"Open positions: {positions}",
     ]
     if stats.untracked_closes:
-        lines.append(f"({stats.untracked_closes} close(s) of positions opened before tracking began are left out of the win rate)")
+        lines.append(
+            f"({stats.untracked_closes} close(s) of positions opened before tracking began are left out of the win rate)"
+        )
     lines += ["", "Past results say nothing about the future."]
     return "\n".join(lines)
 
@@ -331,16 +352,28 @@ def format_follow_settings(follow, master_name: str, account_label: str) -> str:
         f"Block list: {blocked}",
         f"Dry run: {'on — orders are recorded, not sent' if follow.dry_run else 'off'}",
         f"Take-profit: {percent(follow.take_profit_pct)}, stop-loss: {percent(follow.stop_loss_pct)}"
-        + (" (of your own entry price; resting orders where your exchange supports them, otherwise watched every few seconds)"
-           if (follow.take_profit_pct is not None or follow.stop_loss_pct is not None) else ""),
-        f"Daily loss limit: {money(follow.daily_loss_limit)}" + (
-            (" — pauses the follow and closes the copied positions" if follow.close_on_daily_loss else " — pauses the follow")
-            if follow.daily_loss_limit is not None else ""
+        + (
+            " (of your own entry price; resting orders where your exchange supports them, otherwise watched every few seconds)"
+            if (follow.take_profit_pct is not None or follow.stop_loss_pct is not None)
+            else ""
+        ),
+        f"Daily loss limit: {money(follow.daily_loss_limit)}"
+        + (
+            (
+                " — pauses the follow and closes the copied positions"
+                if follow.close_on_daily_loss
+                else " — pauses the follow"
+            )
+            if follow.daily_loss_limit is not None
+            else ""
         ),
         f"Close on loss limit: {'on' if follow.close_on_daily_loss else 'off'}",
         f"Max total position: {money(follow.max_total_notional)}",
-        f"Slippage limit: {percent(follow.slippage_pct)}" + (
-            f" — {SLIPPAGE_ACTIONS.get(follow.slippage_action, follow.slippage_action)}" if follow.slippage_pct is not None else ""
+        f"Slippage limit: {percent(follow.slippage_pct)}"
+        + (
+            f" — {SLIPPAGE_ACTIONS.get(follow.slippage_action, follow.slippage_action)}"
+            if follow.slippage_pct is not None
+            else ""
         ),
         f"Entries copied: {ENTRY_SIDES.get(follow.entry_sides, follow.entry_sides)}",
         f"Margin mode: {MARGIN_MODES.get(follow.margin_mode, follow.margin_mode)}",
@@ -358,7 +391,8 @@ def format_positions(positions) -> str:  # type: ignore[no-untyped-def]
     if not positions:
         return "  no open copied positions"
     return "\n".join(
-        f"  {p.symbol}: {'long' if p.quantity > 0 else 'short'} {amount(abs(p.quantity))} @ {amount(p.entry_price)}" for p in positions
+        f"  {p.symbol}: {'long' if p.quantity > 0 else 'short'} {amount(abs(p.quantity))} @ {amount(p.entry_price)}"
+        for p in positions
     )
 
 
@@ -387,21 +421,25 @@ def format_history_line(order, master_name: str) -> str:  # type: ignore[no-unty
     return f"{head} — {tail}" + (" [dry run]" if order.dry_run else "")
 
 
-def format_broadcast_progress(done: int, total: int, delivered: int, blocked: int, failed: int, *, finished: bool = False) -> str:
+def format_broadcast_progress(
+    done: int, total: int, delivered: int, blocked: int, failed: int, *, finished: bool = False
+) -> str:
     head = "📣 Broadcast finished" if finished else f"📣 Sending… {done}/{total}"
     return f"{head}\nDelivered: {delivered}\nBlocked the bot: {blocked}\nFailed: {failed}"
 
 
 def format_stats(counts: dict[str, int], copies_today: dict[str, int], pending_notifications: int, dropped: int) -> str:
-    return "\n".join([
-        "📊 Stats",
-        f"Users: {counts.get('users', 0)} ({counts.get('blocked', 0)} blocked the bot)",
-        f"Exchange accounts: {counts.get('credentials', 0)}",
-        f"Masters: {counts.get('masters_active', 0)} active, {counts.get('masters_hidden', 0)} hidden, {counts.get('masters_retired', 0)} retired",
-        f"Follows: {counts.get('follows_active', 0)} active, {counts.get('follows_paused', 0)} paused, {counts.get('follows_stopped', 0)} stopped",
-        f"Copies today: {format_counts(copies_today)}",
-        f"Notifications waiting: {pending_notifications}, dropped: {dropped}",
-    ])
+    return "\n".join(
+        [
+            "📊 Stats",
+            f"Users: {counts.get('users', 0)} ({counts.get('blocked', 0)} blocked the bot)",
+            f"Exchange accounts: {counts.get('credentials', 0)}",
+            f"Masters: {counts.get('masters_active', 0)} active, {counts.get('masters_hidden', 0)} hidden, {counts.get('masters_retired', 0)} retired",
+            f"Follows: {counts.get('follows_active', 0)} active, {counts.get('follows_paused', 0)} paused, {counts.get('follows_stopped', 0)} stopped",
+            f"Copies today: {format_counts(copies_today)}",
+            f"Notifications waiting: {pending_notifications}, dropped: {dropped}",
+        ]
+    )
 
 
 # -- issue 6: sync, opening the master's positions, closing, drift in /status -------------------
@@ -424,9 +462,13 @@ def format_sync_preview(title: str, drifts: dict[str, tuple[Decimal, Decimal]]) 
     for symbol, (expected, actual) in drifts.items():
         delta = expected - actual
         verb = "buy" if delta > 0 else "sell"
-        lines.append(f"  {symbol}: copies say {amount(expected)}, your exchange shows {amount(actual)} → {verb} {amount(abs(delta))}")
-    lines.append("\nSync sends market orders on your account to bring it in line with the copy history "
-                 "(a manual trade in these symbols would be undone).")
+        lines.append(
+            f"  {symbol}: copies say {amount(expected)}, your exchange shows {amount(actual)} → {verb} {amount(abs(delta))}"
+        )
+    lines.append(
+        "\nSync sends market orders on your account to bring it in line with the copy history "
+        "(a manual trade in these symbols would be undone)."
+    )
     return "\n".join(lines)
 
 
@@ -449,7 +491,12 @@ def format_open_outcomes(outcomes: Sequence[CopyResult | Skip]) -> str:
 
 
 def format_master_positions(positions: dict[str, Decimal]) -> str:
-    return ", ".join(f"{symbol} {'long' if qty > 0 else 'short'} {amount(abs(qty))}" for symbol, qty in sorted(positions.items())) or "none"
+    return (
+        ", ".join(
+            f"{symbol} {'long' if qty > 0 else 'short'} {amount(abs(qty))}" for symbol, qty in sorted(positions.items())
+        )
+        or "none"
+    )
 
 
 # -- issue 8: PnL, daily summary, admin statistics -------------------------------------------
@@ -476,25 +523,39 @@ def format_pnl(report) -> str:  # type: ignore[no-untyped-def]
             flags.append(item.status.value)
         if item.dry_run:
             flags.append("dry run")
-        lines.append(f"\n#{item.follow_id} {item.master_name} → {item.account_label}" + (f" ({', '.join(flags)})" if flags else ""))
-        lines.append(f"  Realized: {signed(item.realized)} (fees {plain_money(item.fees)}) · open: {signed(item.unrealized)}"
-                     + ("" if item.unrealized_complete else " (some positions have no price now)") + f" · total {signed(item.total)}")
+        lines.append(
+            f"\n#{item.follow_id} {item.master_name} → {item.account_label}"
+            + (f" ({', '.join(flags)})" if flags else "")
+        )
+        lines.append(
+            f"  Realized: {signed(item.realized)} (fees {plain_money(item.fees)}) · open: {signed(item.unrealized)}"
+            + ("" if item.unrealized_complete else " (some positions have no price now)")
+            + f" · total {signed(item.total)}"
+        )
         for position in item.positions:
             if position.simulated:
                 continue
             mark = f", now {amount(position.mark_price)}" if position.mark_price is not None else ", no price now"
-            lines.append(f"  {position.symbol}: {'long' if position.quantity > 0 else 'short'} {amount(abs(position.quantity))} "
-                         f"@ {amount(position.entry_price)}{mark} → {signed(position.unrealized)}")
+            lines.append(
+                f"  {position.symbol}: {'long' if position.quantity > 0 else 'short'} {amount(abs(position.quantity))} "
+                f"@ {amount(position.entry_price)}{mark} → {signed(position.unrealized)}"
+            )
         if item.expected is not None and item.tracking_difference is not None:
-            lines.append(f"  The master over the same days, scaled to you: {signed(item.expected)}; "
-                         f"you differ by {signed(item.tracking_difference)} (rounding, skips, slippage, fees)")
+            lines.append(
+                f"  The master over the same days, scaled to you: {signed(item.expected)}; "
+                f"you differ by {signed(item.tracking_difference)} (rounding, skips, slippage, fees)"
+            )
         if item.simulated_realized is not None:
             lines.append(f"  Dry run (simulated, not in the totals): {signed(item.simulated_realized)}")
         lines.append(f"  Copies: {format_counts(dict(item.copies))}")
-    lines.append(f"\nTotal: {signed(report.total)} (realized {signed(report.realized)} after {plain_money(report.fees)} fees, "
-                 f"open {signed(report.unrealized)})")
+    lines.append(
+        f"\nTotal: {signed(report.total)} (realized {signed(report.realized)} after {plain_money(report.fees)} fees, "
+        f"open {signed(report.unrealized)})"
+    )
     if report.tracking_difference is not None and report.expected is not None:
-        lines.append(f"The masters, scaled to you: {signed(report.expected)}; difference {signed(report.tracking_difference)}")
+        lines.append(
+            f"The masters, scaled to you: {signed(report.expected)}; difference {signed(report.tracking_difference)}"
+        )
     return "\n".join(lines)
 
 
@@ -506,7 +567,9 @@ def format_summary_setting(setting) -> str:  # type: ignore[no-untyped-def]
 
 
 def _reason_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return ", ".join(
+        f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
 
 
 def format_admin_stats(stats) -> str:  # type: ignore[no-untyped-def]
@@ -522,12 +585,16 @@ def format_admin_stats(stats) -> str:  # type: ignore[no-untyped-def]
     def rate(value: float | None) -> str:
         return UNKNOWN if value is None else f"{value * 100:.1f} %"
 
-    lines.append(f"Success {rate(stats.success_rate)}, skipped {rate(stats.skip_rate)}, failed {rate(stats.failure_rate)} of {total} copies")
+    lines.append(
+        f"Success {rate(stats.success_rate)}, skipped {rate(stats.skip_rate)}, failed {rate(stats.failure_rate)} of {total} copies"
+    )
     for status, title in (("skipped", "Skipped by reason"), ("failed", "Failed by reason")):
         if stats.reason_counts.get(status):
             lines.append(f"{title}: {_reason_counts(stats.reason_counts[status])}")
     if stats.latency_samples:
-        lines.append(f"Latency: p50 {stats.latency_p50_ms:.0f} ms, p99 {stats.latency_p99_ms:.0f} ms ({stats.latency_samples} copies)")
+        lines.append(
+            f"Latency: p50 {stats.latency_p50_ms:.0f} ms, p99 {stats.latency_p99_ms:.0f} ms ({stats.latency_samples} copies)"
+        )
     else:
         lines.append(f"Latency: {UNKNOWN} (no copy placed yet)")
     others = ", ".join(f"{n} {status}" for status, n in sorted(stats.follows.items()) if status != "active")

@@ -18,12 +18,12 @@ from telegram.ext import (
     filters,
 )
 
-from copytrade.bot.auth import callback_args, get_app, handler, reply
-from copytrade.bot.formatting import format_account, format_accounts
-from copytrade.bot.keyboards import column, keyboard
-from copytrade.core.errors import UserError
-from copytrade.core.venues.catalog import FIELD_PROMPTS, VENUES, VenueSpec, venue_spec
-from copytrade.storage.models import User
+from bot.auth import callback_args, get_app, handler, reply
+from bot.formatting import format_account, format_accounts
+from bot.keyboards import column, keyboard
+from core.errors import UserError
+from core.venues.catalog import FIELD_PROMPTS, VENUES, VenueSpec, venue_spec
+from storage.models import User
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,11 @@ async def _ask_field(update: Update, state: dict[str, Any]) -> int:
     name = state["pending"][0]
     spec = spec_of(state["venue"])
     if name in spec.optional_fields:
-        await reply(update, f"Send the {FIELD_PROMPTS.get(name, name)}, or skip it.", reply_markup=keyboard([("Skip", "cn:skip")]))
+        await reply(
+            update,
+            f"Send the {FIELD_PROMPTS.get(name, name)}, or skip it.",
+            reply_markup=keyboard([("Skip", "cn:skip")]),
+        )
     else:
         await reply(update, f"Send your {FIELD_PROMPTS.get(name, name)}.")
     return SECRET
@@ -109,7 +113,10 @@ async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     spec = spec_of(venue)
     state = {"venue": venue, "pending": [*spec.fields, *spec.optional_fields], "values": {}}
     context.user_data[_KEY] = state
-    await reply(update, f"{spec.title}: I will ask for {', '.join(FIELD_PROMPTS.get(f, f).split(' (')[0] for f in state['pending'])}.")
+    await reply(
+        update,
+        f"{spec.title}: I will ask for {', '.join(FIELD_PROMPTS.get(f, f).split(' (')[0] for f in state['pending'])}.",
+    )
     return await _ask_field(update, state)
 
 
@@ -124,7 +131,10 @@ async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     value = (update.effective_message.text or "").strip()
     if not value or len(value) > 512 or any(c.isspace() for c in value):
         state["pending"].insert(0, name)
-        await reply(update, f"That does not look like a {FIELD_PROMPTS.get(name, name).split(' (')[0]} (no spaces, at most 512 characters). Send it again.")
+        await reply(
+            update,
+            f"That does not look like a {FIELD_PROMPTS.get(name, name).split(' (')[0]} (no spaces, at most 512 characters). Send it again.",
+        )
         return SECRET
     state["values"][name] = value
     await reply(update, f"🔒 Got the {FIELD_PROMPTS.get(name, name).split(' (')[0]} (message deleted).")
@@ -152,7 +162,9 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
     app = get_app(context)
     await reply(update, f"Checking the key with {spec_of(state['venue']).title}…")
     try:
-        view = await app.services.connect_account(user.id, state["venue"], label, state["values"], environment=app.settings.mode.value)
+        view = await app.services.connect_account(
+            user.id, state["venue"], label, state["values"], environment=app.settings.mode.value
+        )
     except UserError as exc:
         if "label" in str(exc):  # only the name was wrong: keep the secrets, ask again
             await reply(update, f"⚠️ {exc}")

@@ -11,11 +11,11 @@ import time
 from telegram import Bot
 from telegram.error import Forbidden, TelegramError
 
-from copytrade.bot.formatting import format_copy_result, format_drift, format_follow_paused, format_risk_notice, split_message
-from copytrade.core.engine import FollowPaused
-from copytrade.core.risk_service import DriftFound, RiskNotice
-from copytrade.core.model import CopyResult
-from copytrade.core.notifications import Event
+from bot.formatting import format_copy_result, format_drift, format_follow_paused, format_risk_notice, split_message
+from core.engine import FollowPaused
+from core.model import CopyResult
+from core.notifications import Event
+from core.risk_service import DriftFound, RiskNotice
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
         # one lane per sender; a user's events always take the same lane, so they arrive in order
         self._lanes: list[asyncio.Queue[Event]] = []
-        self._shown_drifts: dict[int, tuple[tuple[object, ...], float]] = {}  # follow id -> (drifts, monotonic deadline)
+        self._shown_drifts: dict[
+            int, tuple[tuple[object, ...], float]
+        ] = {}  # follow id -> (drifts, monotonic deadline)
 
     def drift_shown(self, follow_id: int, drifts: tuple[tuple[object, ...], ...], seconds: float) -> None:
         """/sync has just shown the user this finding in its answer: the notice the same check
@@ -66,7 +68,8 @@ class Notifier:
         self._lanes = [asyncio.Queue(LANE_DEPTH) for _ in range(SENDERS)]
         self._tasks = [asyncio.create_task(self.app.notifications.consume(self._route), name="telegram-notifier")]
         self._tasks += [
-            asyncio.create_task(self._send_lane(lane), name=f"telegram-notifier-{number}") for number, lane in enumerate(self._lanes)
+            asyncio.create_task(self._send_lane(lane), name=f"telegram-notifier-{number}")
+            for number, lane in enumerate(self._lanes)
         ]
 
     async def stop(self) -> None:

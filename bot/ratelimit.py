@@ -69,7 +69,13 @@ class TelegramPacer(BaseRateLimiter[int]):
                     raise
                 pause = _seconds(exc.retry_after) + PAUSE_MARGIN
                 self._paused_until = max(self._paused_until, asyncio.get_running_loop().time() + pause)
-                log.warning("Telegram flood control on %s: pausing %.1fs (retry %d of %d)", endpoint, pause, attempt + 1, retries)
+                log.warning(
+                    "Telegram flood control on %s: pausing %.1fs (retry %d of %d)",
+                    endpoint,
+                    pause,
+                    attempt + 1,
+                    retries,
+                )
                 if not paced:
                     await asyncio.sleep(pause)
         raise AssertionError("unreachable")  # itertools.count() never ends

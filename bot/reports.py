@@ -12,10 +12,10 @@ from telegram import Bot, Update
 from telegram.error import Forbidden
 from telegram.ext import CommandHandler, ContextTypes
 
-from copytrade.bot.auth import ADMINS_ONLY, get_app, handler, is_admin, reply
-from copytrade.bot.formatting import format_pnl, format_summary_setting, period_title, split_message
-from copytrade.core.errors import UserError
-from copytrade.storage.models import User
+from bot.auth import ADMINS_ONLY, get_app, handler, is_admin, reply
+from bot.formatting import format_pnl, format_summary_setting, period_title, split_message
+from core.errors import UserError
+from storage.models import User
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) ->
         return
     if chart is not None:
         await update.effective_chat.send_photo(
-            chart, caption=f"💰 Your PnL over {period_title(report.period.label)}: realized after fees, against the master's scaled to you"
+            chart,
+            caption=f"💰 Your PnL over {period_title(report.period.label)}: realized after fees, against the master's scaled to you",
         )
     for part in split_message(format_pnl(report)):
         await reply(update, part)
@@ -110,7 +111,9 @@ async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
     args = [a.strip().lower() for a in context.args or []]
     services = get_app(context).services
     if not args:
-        await reply(update, format_summary_setting(await services.daily_summary_setting(user.id)) + "\n" + SUMMARY_USAGE)
+        await reply(
+            update, format_summary_setting(await services.daily_summary_setting(user.id)) + "\n" + SUMMARY_USAGE
+        )
         return
     if args[0] == "on" and len(args) <= 2:
         setting = await services.set_daily_summary(user.id, enabled=True, at=args[1] if len(args) == 2 else None)

@@ -9,8 +9,8 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from copytrade.bot.auth import STALE_BUTTON, get_app, handler, is_admin, reply
-from copytrade.storage.models import User
+from bot.auth import STALE_BUTTON, get_app, handler, is_admin, reply
+from storage.models import User
 
 FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "welcome, risks and the next step"),
@@ -54,9 +54,13 @@ Next step: connect your exchange account with /connect, then pick a master with 
 def help_text(admin: bool) -> str:
     lines = ["Commands:"] + [f"/{name} — {text}" for name, text in FOLLOWER_COMMANDS]
     if admin:
-        lines += ["", "Admin:"] + [f"/{name} — {text}" for name, text in ADMIN_COMMANDS] + [
-            "(/masters also lets you hide, show or retire a master; /export master <id> or /export all exports any copy log)"
-        ]
+        lines += (
+            ["", "Admin:"]
+            + [f"/{name} — {text}" for name, text in ADMIN_COMMANDS]
+            + [
+                "(/masters also lets you hide, show or retire a master; /export master <id> or /export all exports any copy log)"
+            ]
+        )
     return "\n".join(lines)
 
 
@@ -90,9 +94,15 @@ async def unexpected_text(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if _LOOKS_SECRET.match((message.text or "").strip()):
         try:
             await message.delete()
-            await reply(update, "🔒 That looked like a key or secret, so I deleted it. To add an exchange account, start /connect.")
+            await reply(
+                update,
+                "🔒 That looked like a key or secret, so I deleted it. To add an exchange account, start /connect.",
+            )
         except TelegramError:
-            await reply(update, "🔒 That looked like a key or secret — please delete it from the chat. To add an exchange account, start /connect.")
+            await reply(
+                update,
+                "🔒 That looked like a key or secret — please delete it from the chat. To add an exchange account, start /connect.",
+            )
         return
     await reply(update, "I was not expecting a message here. /help lists every command.")
 

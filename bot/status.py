@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
-from copytrade.bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
-from copytrade.bot.formatting import (
+from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from bot.formatting import (
     format_counts,
     format_direct_results,
     format_drift_rows,
@@ -20,17 +20,17 @@ from copytrade.bot.formatting import (
     sizing_text,
     split_message,
 )
-from copytrade.bot.keyboards import column, keyboard, pager
-from copytrade.core.errors import UserError, VaultError, VenueError
-from copytrade.core.model import CopyResult, FollowStatus
-from copytrade.storage.journal import follow_settings
-from copytrade.storage.models import Follow, User
+from bot.keyboards import column, keyboard, pager
+from core.errors import UserError, VaultError, VenueError
+from core.model import CopyResult, FollowStatus
+from storage.journal import follow_settings
+from storage.models import Follow, User
 
 HISTORY_PAGE = 10
 
 
 def _today() -> datetime:
-    return datetime.combine(datetime.now(timezone.utc).date(), time(), tzinfo=timezone.utc)
+    return datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
 
 
 @handler()
@@ -42,7 +42,11 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User)
         f = view.follow
         reason = f" — {f.status_reason}" if f.status_reason and f.status is not FollowStatus.ACTIVE else ""
         lines.append(f"\n#{f.id} {view.master_name} → {view.account_label}: {f.status.value}{reason}")
-        lines.append(f"  sizing {sizing_text(f.sizing_mode, f.sizing_value)}" + (", reverse" if f.reverse else "") + (", dry run" if f.dry_run else ""))
+        lines.append(
+            f"  sizing {sizing_text(f.sizing_mode, f.sizing_value)}"
+            + (", reverse" if f.reverse else "")
+            + (", dry run" if f.dry_run else "")
+        )
         lines.append(format_positions(await app.accounts.follow_positions_of(f.id)))
         drifts = await app.journal.drifts(f.id)
         if drifts:
@@ -86,11 +90,16 @@ _VERBS = {"pz": ("pause", FollowStatus.ACTIVE), "rs": ("resume", FollowStatus.PA
 
 async def _choose(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, prefix: str) -> None:
     verb, wanted = _VERBS[prefix]
-    views = [v for v in await get_app(context).services.follow_views(user.id) if wanted is None or v.follow.status is wanted]
+    views = [
+        v for v in await get_app(context).services.follow_views(user.id) if wanted is None or v.follow.status is wanted
+    ]
     if not views:
         await reply(update, f"Nothing to {verb}." + (" Start with /follow." if prefix != "rs" else ""))
         return
-    buttons = [(f"#{v.follow.id} {v.master_name} → {v.account_label} ({v.follow.status.value})", f"{prefix}:f:{v.follow.id}") for v in views]
+    buttons = [
+        (f"#{v.follow.id} {v.master_name} → {v.account_label} ({v.follow.status.value})", f"{prefix}:f:{v.follow.id}")
+        for v in views
+    ]
     extra = [(f"All ({len(views)})", f"{prefix}:all:-")] if len(views) > 1 else []
     await reply(update, f"Which follow do you want to {verb}?", reply_markup=column(buttons, extra))
 
@@ -124,7 +133,10 @@ async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE
         raise UserError(STALE_BUTTON)
     row = await services.set_status(user.id, int_arg(target), new)
     if new is FollowStatus.PAUSED:
-        await reply(update, f"⏸ Follow #{row.id} paused: the master's trades are not copied until you /resume. Copied positions stay open.")
+        await reply(
+            update,
+            f"⏸ Follow #{row.id} paused: the master's trades are not copied until you /resume. Copied positions stay open.",
+        )
     else:
         await reply(update, f"▶️ Follow #{row.id} resumed: copying from the master's next trade.")
 
@@ -176,13 +188,19 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
         try:
             follow, results = await stop_follow(app, user.id, follow_id, close_positions=action == "c")
         except (VenueError, VaultError) as exc:  # stopped, but the exchange could not be used to close
-            await reply(update, f"⏹ Follow #{follow.id} stopped.\n❌ Your copied positions could not be closed: {exc}. "
-                                "Close them on your exchange.")
+            await reply(
+                update,
+                f"⏹ Follow #{follow.id} stopped.\n❌ Your copied positions could not be closed: {exc}. "
+                "Close them on your exchange.",
+            )
             continue
         text = f"⏹ Follow #{follow.id} stopped."
         if action == "c":
-            empty = ("Dry run was on: nothing real was opened, so nothing was sent." if follow.dry_run
-                     else "There were no copied positions to close.")
+            empty = (
+                "Dry run was on: nothing real was opened, so nothing was sent."
+                if follow.dry_run
+                else "There were no copied positions to close."
+            )
             text += "\n" + format_direct_results(results, empty=empty)
         else:
             text += " Copied positions were kept open; manage them on your exchange."
@@ -221,17 +239,25 @@ async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User,
     try:
         drifts = await app.risk.reconcile(follow_settings(view.follow))
     except (VenueError, VaultError) as exc:
-        raise UserError(f"your exchange could not be asked for its positions: {exc}; nothing was sent, try again later") from None
+        raise UserError(
+            f"your exchange could not be asked for its positions: {exc}; nothing was sent, try again later"
+        ) from None
     _shown(context, view.follow.id, drifts)
     if not drifts:
         await reply(update, format_sync_preview(title, drifts))
         return
     if not await app.journal.drifts(view.follow.id):  # auto-sync has already sent the orders (and cleared the finding)
-        await reply(update, format_sync_preview(title, drifts).split("\n\n")[0]
-                    + "\n\nAuto-sync is on: the orders to fix it were sent; each result follows as a message.")
+        await reply(
+            update,
+            format_sync_preview(title, drifts).split("\n\n")[0]
+            + "\n\nAuto-sync is on: the orders to fix it were sent; each result follows as a message.",
+        )
         return
-    await reply(update, format_sync_preview(title, drifts),
-                reply_markup=keyboard([("🔁 Sync now", f"sy:ok:{view.follow.id}"), ("Leave it", f"sy:x:{view.follow.id}")]))
+    await reply(
+        update,
+        format_sync_preview(title, drifts),
+        reply_markup=keyboard([("🔁 Sync now", f"sy:ok:{view.follow.id}"), ("Leave it", f"sy:x:{view.follow.id}")]),
+    )
 
 
 @handler()
@@ -267,7 +293,9 @@ async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
         results = await app.risk.sync(settings)
     except (VenueError, VaultError) as exc:
         raise UserError(f"your exchange could not be reached: {exc}; /sync again later") from None
-    text = "🔁 Sync:\n" + format_direct_results(results, empty="Nothing was left to send (the difference was already gone).")
+    text = "🔁 Sync:\n" + format_direct_results(
+        results, empty="Nothing was left to send (the difference was already gone)."
+    )
     try:
         remaining = await app.risk.reconcile(settings)  # check the outcome with the exchange
     except (VenueError, VaultError):
@@ -277,7 +305,11 @@ async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
     if remaining is None:
         text += "\n\nYour exchange could not be asked again just now; /status shows the next check."
     elif remaining:
-        text += "\n\n" + format_sync_preview(f"#{follow_id}", remaining).split("\n\n")[0] + "\nCheck these on your exchange."
+        text += (
+            "\n\n"
+            + format_sync_preview(f"#{follow_id}", remaining).split("\n\n")[0]
+            + "\nCheck these on your exchange."
+        )
     else:
         text += "\n\n✅ Your exchange now matches your copy history."
     for part in split_message(text):

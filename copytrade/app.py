@@ -17,21 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from copytrade.config import Mode, Settings
-from copytrade.core.engine import CopyEngine, EngineConfig
-from copytrade.core.errors import ConfigError, VaultError
-from copytrade.core.listeners.supervisor import ListenerSupervisor
-from copytrade.core.notifications import NotificationQueue
-from copytrade.core.risk_service import RiskService, register_risk_jobs
-from copytrade.core.services import Services
-from copytrade.core.vault import Vault, generate_key
-from copytrade.core.venues.base import FillSource, Venue
-from copytrade.core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
-from copytrade.core.venues.paper import PaperExchange, PaperFillSource, PaperVenue
-from copytrade.core.venues.registry import VenueAccount, VenueFactory, VenueRegistry
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.db import Database
-from copytrade.storage.journal import JournalStore
-from copytrade.storage.migrate import upgrade
+from core.engine import CopyEngine, EngineConfig
+from core.errors import ConfigError, VaultError
+from core.listeners.supervisor import ListenerSupervisor
+from core.notifications import NotificationQueue
+from core.risk_service import RiskService, register_risk_jobs
+from core.services import Services
+from core.vault import Vault, generate_key
+from core.venues.base import FillSource, Venue
+from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
+from core.venues.paper import PaperExchange, PaperFillSource, PaperVenue
+from core.venues.registry import VenueAccount, VenueFactory, VenueRegistry
+from storage.accounts import AccountStore
+from storage.db import Database
+from storage.journal import JournalStore
+from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ def load_vault(settings: Settings) -> Vault:
             log.warning("generated a development secret key in %s (paper mode only)", path)
         return Vault(path.read_text().strip(), settings.old_secret_keys)
     except OSError as exc:
-        raise ConfigError(f"COPYTRADE_DATA_DIR: cannot keep the development key in {path}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"COPYTRADE_DATA_DIR: cannot keep the development key in {path}: {exc.strerror or exc}"
+        ) from None
 
 
 async def check_vault_opens_every_credential(accounts: AccountStore, vault: Vault) -> None:
@@ -90,8 +92,13 @@ def ccxt_factory(markets: CcxtMarketsCache, *, testnet_mode: bool, urls: dict[st
 
     async def open_ccxt(account: VenueAccount) -> Venue:
         return CcxtVenue.create(
-            account.venue, account.secrets["api_key"], account.secrets["secret"], password=account.secrets.get("password"),
-            markets_cache=markets, sandbox=testnet_mode or account.environment == "testnet", url_overrides=urls.get(account.venue),
+            account.venue,
+            account.secrets["api_key"],
+            account.secrets["secret"],
+            password=account.secrets.get("password"),
+            markets_cache=markets,
+            sandbox=testnet_mode or account.environment == "testnet",
+            url_overrides=urls.get(account.venue),
         )
 
     return open_ccxt
@@ -99,7 +106,7 @@ def ccxt_factory(markets: CcxtMarketsCache, *, testnet_mode: bool, urls: dict[st
 
 def angelone_accounts(settings: Settings) -> Any:
     """The Angel One sessions of this process (imported only when Angel One is enabled)."""
-    from copytrade.core.venues.angelone import AngelOneAccounts, AngelOneEndpoints
+    from core.venues.angelone import AngelOneAccounts, AngelOneEndpoints
 
     defaults = AngelOneEndpoints()
     return AngelOneAccounts(
@@ -155,19 +162,24 @@ class App:
         if isinstance(venue, PaperVenue):
             return PaperFillSource(venue, master_id)
         if isinstance(venue, CcxtVenue):
-            from copytrade.core.listeners.ccxt_listener import CcxtFillListener
+            from core.listeners.ccxt_listener import CcxtFillListener
 
             account = await self.venues.account(master.credential_id)
             stream = CcxtVenue.create(
-                account.venue, account.secrets["api_key"], account.secrets["secret"],
-                password=account.secrets.get("password"), markets_cache=self.ccxt_markets,
+                account.venue,
+                account.secrets["api_key"],
+                account.secrets["secret"],
+                password=account.secrets.get("password"),
+                markets_cache=self.ccxt_markets,
                 sandbox=self.settings.mode is Mode.TESTNET or account.environment == "testnet",
                 url_overrides=self.settings.venue_urls.get(account.venue),
                 streaming=True,
             )
-            return CcxtFillListener(stream, master_id=master_id, checkpoint=lambda: self.journal.last_fill_time(master_id))
+            return CcxtFillListener(
+                stream, master_id=master_id, checkpoint=lambda: self.journal.last_fill_time(master_id)
+            )
         if venue.name == "angelone":
-            from copytrade.core.listeners.angelone_listener import AngelOneFillSource
+            from core.listeners.angelone_listener import AngelOneFillSource
 
             return AngelOneFillSource(venue.session, master_id)  # type: ignore[attr-defined]
         raise ConfigError(f"no fill listener for venue {master.venue} in this build")
@@ -185,10 +197,13 @@ class App:
         """The risk controls' and the venues' periodic work (broker sessions, instrument lists)."""
         assert self.risk is not None
         register_risk_jobs(
-            scheduler, self.risk, watch_seconds=self.settings.risk_check_seconds, reconcile_seconds=self.settings.reconcile_seconds
+            scheduler,
+            self.risk,
+            watch_seconds=self.settings.risk_check_seconds,
+            reconcile_seconds=self.settings.reconcile_seconds,
         )
         if self.angelone is not None:
-            from copytrade.core.venues.angelone import register_jobs
+            from core.venues.angelone import register_jobs
 
             register_jobs(scheduler, self.angelone)
 
@@ -229,7 +244,9 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
     ccxt_markets = CcxtMarketsCache()
     if not settings.is_paper:
         for exchange_id in settings.ccxt_exchanges:
-            factories[exchange_id] = ccxt_factory(ccxt_markets, testnet_mode=settings.mode is Mode.TESTNET, urls=settings.venue_urls)
+            factories[exchange_id] = ccxt_factory(
+                ccxt_markets, testnet_mode=settings.mode is Mode.TESTNET, urls=settings.venue_urls
+            )
     angelone = None
     if settings.angelone_enabled:
         angelone = angelone_accounts(settings)
@@ -248,8 +265,19 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
     )
     services = Services(accounts, vault, venues, engine.invalidate_follows, engine.forget_positions)
     app = App(
-        settings, db, accounts, journal, vault, venues, services, engine, notifications,
-        ListenerSupervisor(engine.on_fill), exchange, angelone, ccxt_markets,
+        settings,
+        db,
+        accounts,
+        journal,
+        vault,
+        venues,
+        services,
+        engine,
+        notifications,
+        ListenerSupervisor(engine.on_fill),
+        exchange,
+        angelone,
+        ccxt_markets,
     )
     engine.master_equity = app.master_equity
     app.risk = RiskService(journal, engine, notifications.publish)

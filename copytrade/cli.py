@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 
 from copytrade.config import Settings, load_settings
-from copytrade.core.errors import ConfigError, UserError, VaultError
+from core.errors import ConfigError, UserError, VaultError
 
 log = logging.getLogger("copytrade")
 
@@ -54,9 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the service (the Telegram bot when TELEGRAM_BOT_TOKEN is set; in paper mode without a token, "
         "a headless copier with a simulated master)",
     )
-    run.add_argument("--interval", type=_positive_float, default=3.0, help="paper mode without a token: seconds between simulated master trades (default 3)")
-    run.add_argument("--max-fills", type=_positive_int, default=None, help="paper mode without a token: stop after this many master fills")
-    run.add_argument("--seed", type=int, default=None, help="paper mode without a token: random seed of the simulated master")
+    run.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=3.0,
+        help="paper mode without a token: seconds between simulated master trades (default 3)",
+    )
+    run.add_argument(
+        "--max-fills",
+        type=_positive_int,
+        default=None,
+        help="paper mode without a token: stop after this many master fills",
+    )
+    run.add_argument(
+        "--seed", type=int, default=None, help="paper mode without a token: random seed of the simulated master"
+    )
 
     demo = commands.add_parser("demo", help="offline demo: real engine and storage, a paper master, N paper followers")
     demo.add_argument("--followers", type=_positive_int, default=14, help="number of paper followers (default 14)")
@@ -85,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "gen-key":
-        from copytrade.core.vault import generate_key
+        from core.vault import generate_key
 
         print(generate_key())
         return 0
@@ -118,7 +130,10 @@ def _bench(arguments: list[str]) -> int:
     run from the checkout this package was installed from in editable mode."""
     checkout = Path(__file__).resolve().parents[1]
     if not (checkout / "bench" / "__main__.py").is_file() or not (checkout / "tests" / "fakes").is_dir():
-        print("copytrade: error: bench: the benchmarks need a source checkout (git clone, then pip install -e '.[dev]')", file=sys.stderr)
+        print(
+            "copytrade: error: bench: the benchmarks need a source checkout (git clone, then pip install -e '.[dev]')",
+            file=sys.stderr,
+        )
         return 2
     if str(checkout) not in sys.path:
         sys.path.insert(0, str(checkout))
@@ -151,7 +166,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from copytrade.storage.migrate import current_revision, upgrade
+    from storage.migrate import current_revision, upgrade
 
     upgrade(settings.database_url)
     print(f"database at revision {current_revision(settings.database_url)}")
@@ -160,8 +175,8 @@ def _migrate(settings: Settings) -> int:
 
 async def _rotate_key(settings: Settings) -> int:
     from copytrade.app import load_vault
-    from copytrade.storage.accounts import AccountStore
-    from copytrade.storage.db import Database
+    from storage.accounts import AccountStore
+    from storage.db import Database
 
     vault = load_vault(settings)
     db = Database(settings.database_url)
@@ -185,7 +200,9 @@ async def _rotate_key(settings: Settings) -> int:
                 resealed += 1
     finally:
         await db.dispose()
-    print(f"re-encrypted {resealed} credential(s); {current} already on the current key; {len(failed)} could not be opened")
+    print(
+        f"re-encrypted {resealed} credential(s); {current} already on the current key; {len(failed)} could not be opened"
+    )
     for message in failed:
         print(f"  {message}", file=sys.stderr)
     return 1 if failed else 0
@@ -193,7 +210,7 @@ async def _rotate_key(settings: Settings) -> int:
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from copytrade.app import build_app, tune_garbage_collector
-    from copytrade.core.scheduler import build_scheduler
+    from core.scheduler import build_scheduler
 
     app = await build_app(settings)
     tune_garbage_collector()
@@ -225,7 +242,7 @@ async def _run_bot(app, scheduler=None) -> int:  # type: ignore[no-untyped-def]
     Ctrl-C stop it cleanly."""
     import signal
 
-    from copytrade.bot.app import serve
+    from bot.app import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -241,11 +258,11 @@ async def _run_bot(app, scheduler=None) -> int:  # type: ignore[no-untyped-def]
 
 async def _run_paper(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     """Headless paper copier: a simulated master trades, followers copy, notifications print."""
-    from copytrade.bot.formatting import format_copy_result, format_follow_paused
-    from copytrade.core.engine import FollowPaused
-    from copytrade.core.venues.paper import PaperVenue
-    from copytrade.core.venues.paper_trader import PaperTrader
+    from bot.formatting import format_copy_result, format_follow_paused
     from copytrade.paper_setup import ensure_paper_setup
+    from core.engine import FollowPaused
+    from core.venues.paper import PaperVenue
+    from core.venues.paper_trader import PaperTrader
 
     master_id, master_credential = await ensure_paper_setup(app)
     master_venue = await app.venues.venue_for(master_credential)

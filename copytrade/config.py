@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from copytrade.core.errors import ConfigError
+from core.errors import ConfigError
 
 
 class Mode(str, enum.Enum):
@@ -81,7 +81,9 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError("is not a database URL (expected sqlite:///path.db or postgresql://user@host/db)") from None
+            raise ValueError(
+                "is not a database URL (expected sqlite:///path.db or postgresql://user@host/db)"
+            ) from None
         backend = url.get_backend_name()
         if backend not in ("sqlite", "postgresql", "postgres"):
             raise ValueError(f"backend {backend!r} is not supported (use sqlite or postgresql)")

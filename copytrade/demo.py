@@ -19,16 +19,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from copytrade.bot.formatting import format_copy_result, format_follow_paused
+from bot.formatting import format_copy_result, format_follow_paused
 from copytrade.config import Mode, Settings
-from copytrade.core.engine import EngineConfig, FollowPaused
-from copytrade.core.errors import AuthenticationError, OrderStatusUnknown, TemporaryError, VenueError
-from copytrade.core.model import CopyStatus
-from copytrade.core.vault import generate_key
-from copytrade.core.venues.paper import PaperFillSource, PaperVenue
-from copytrade.core.venues.paper_trader import PaperTrader
 from copytrade.paper_setup import add_paper_follower, create_paper_master
-from copytrade.storage.models import CopyOrder
+from core.engine import EngineConfig, FollowPaused
+from core.errors import AuthenticationError, OrderStatusUnknown, TemporaryError, VenueError
+from core.model import CopyStatus
+from core.vault import generate_key
+from core.venues.paper import PaperFillSource, PaperVenue
+from core.venues.paper_trader import PaperTrader
+from storage.models import CopyOrder
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ PROFILES: tuple[Profile, ...] = (
     ),
     Profile("capped at 3000", "20000", {"sizing_value": "1", "max_position_notional": "3000"}),
     Profile("underfunded", "40", {"sizing_value": "1"}),
-    Profile("revoked key", "20000", {"sizing_value": "1"}, ((AuthenticationError("API key rejected (-2015)"), 1, False),)),
+    Profile(
+        "revoked key", "20000", {"sizing_value": "1"}, ((AuthenticationError("API key rejected (-2015)"), 1, False),)
+    ),
 )
 
 
@@ -141,4 +143,3 @@ async def _summary(app, fills: int, redelivered: int) -> dict[str, Any]:  # type
         "redelivered_fills_ignored": redelivered,
         "by_reason": dict(sorted(reasons.items())),
     }
-

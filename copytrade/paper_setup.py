@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from copytrade.core.services import Services
-from copytrade.storage.accounts import CredentialView, MasterView
-from copytrade.storage.models import Follow
+from core.services import Services
+from storage.accounts import CredentialView, MasterView
+from storage.models import Follow
 
 PAPER_MASTER_NAME = "Paper Trend"
 
@@ -16,7 +16,11 @@ PAPER_MASTER_NAME = "Paper Trend"
 DEFAULT_FOLLOWERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("Alice (x1)", "20000", {"sizing_value": "1"}),
     ("Bob (equity ratio)", "5000", {"sizing_mode": "equity_ratio", "sizing_value": "1"}),
-    ("Carol (BTC only, 500 USDT)", "10000", {"sizing_mode": "fixed_notional", "sizing_value": "500", "allowed_symbols": "BTC"}),
+    (
+        "Carol (BTC only, 500 USDT)",
+        "10000",
+        {"sizing_mode": "fixed_notional", "sizing_value": "500", "allowed_symbols": "BTC"},
+    ),
 )
 
 
@@ -27,8 +31,12 @@ def _paper_key(role: str, name: str) -> str:
 async def create_paper_master(services: Services, name: str, balance: str) -> tuple[MasterView, CredentialView]:
     owner = await services.register_user(None, f"{name} (master)")
     assert owner.id is not None
-    key = await services.connect_account(owner.id, "paper", "master", {"api_key": _paper_key("master", name), "balance": balance}, environment="paper")
-    master = await services.add_master(name, "paper", owner_id=owner.id, credential_id=key.id, description="simulated master trader")
+    key = await services.connect_account(
+        owner.id, "paper", "master", {"api_key": _paper_key("master", name), "balance": balance}, environment="paper"
+    )
+    master = await services.add_master(
+        name, "paper", owner_id=owner.id, credential_id=key.id, description="simulated master trader"
+    )
     return master, key
 
 
@@ -37,7 +45,9 @@ async def add_paper_follower(
 ) -> tuple[Follow, CredentialView]:
     user = await services.register_user(None, name)
     assert user.id is not None
-    key = await services.connect_account(user.id, "paper", "main", {"api_key": _paper_key("follower", name), "balance": balance}, environment="paper")
+    key = await services.connect_account(
+        user.id, "paper", "main", {"api_key": _paper_key("follower", name), "balance": balance}, environment="paper"
+    )
     follow = await services.follow(user.id, master_id, key.id, {"sizing_mode": "coefficient", **settings})
     return follow, key
 

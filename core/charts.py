@@ -32,7 +32,9 @@ class Series:
     dashed: bool = False
 
 
-def line_chart_png(title: str, series: Sequence[Series], *, y_label: str = "", width: int = WIDTH, height: int = HEIGHT) -> bytes:
+def line_chart_png(
+    title: str, series: Sequence[Series], *, y_label: str = "", width: int = WIDTH, height: int = HEIGHT
+) -> bytes:
     """A line chart as PNG bytes of exactly ``width`` × ``height`` pixels (blocking: see
     ``render_line_chart``). With no points at all the chart says so instead of being blank."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -56,7 +58,9 @@ def line_chart_png(title: str, series: Sequence[Series], *, y_label: str = "", w
         axes.legend(loc="upper left", fontsize=9)
         figure.autofmt_xdate()
     else:
-        axes.text(0.5, 0.5, "no data for this period yet", ha="center", va="center", transform=axes.transAxes, color="#666666")
+        axes.text(
+            0.5, 0.5, "no data for this period yet", ha="center", va="center", transform=axes.transAxes, color="#666666"
+        )
         axes.set_xticks([])
         axes.set_yticks([])
     axes.set_title(title, fontsize=12)
@@ -69,7 +73,9 @@ def line_chart_png(title: str, series: Sequence[Series], *, y_label: str = "", w
     return buffer.getvalue()
 
 
-async def render_line_chart(title: str, series: Sequence[Series], *, y_label: str = "", width: int = WIDTH, height: int = HEIGHT) -> bytes:
+async def render_line_chart(
+    title: str, series: Sequence[Series], *, y_label: str = "", width: int = WIDTH, height: int = HEIGHT
+) -> bytes:
     """``line_chart_png`` off the event loop."""
     return await asyncio.to_thread(line_chart_png, title, series, y_label=y_label, width=width, height=height)
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from copytrade.core.errors import (
+from core.errors import (
     AuthenticationError,
     InvalidOrder,
     OrderStatusUnknown,
@@ -36,7 +36,7 @@ from copytrade.core.errors import (
     VenueError,
     error_code,
 )
-from copytrade.core.model import (
+from core.model import (
     CopyResult,
     CopyStatus,
     Fill,
@@ -51,11 +51,11 @@ from copytrade.core.model import (
     SkipReason,
     utcnow,
 )
-from copytrade.core.risk import cap_to_max_position, check_filters
-from copytrade.core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
-from copytrade.core.venues.base import Venue
-from copytrade.storage.journal import CopyDraft, JournalEntry, JournalStore, PositionChange
-from copytrade.storage.models import MasterFill
+from core.risk import cap_to_max_position, check_filters
+from core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
+from core.venues.base import Venue
+from storage.journal import CopyDraft, JournalEntry, JournalStore, PositionChange
+from storage.models import MasterFill
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +144,23 @@ def direct_order_id(*parts: object) -> str:
 def _journaled_fill(row: MasterFill) -> Fill:
     """The ``Fill`` a journal row records (resuming after a restart)."""
     return Fill(
-        master_id=row.master_id, venue=row.venue, trade_id=row.trade_id, order_id=row.order_id, symbol=row.symbol,
-        side=row.side, quantity=row.quantity, price=row.price, order_type=row.order_type, reduce_only=row.reduce_only,
+        master_id=row.master_id,
+        venue=row.venue,
+        trade_id=row.trade_id,
+        order_id=row.order_id,
+        symbol=row.symbol,
+        side=row.side,
+        quantity=row.quantity,
+        price=row.price,
+        order_type=row.order_type,
+        reduce_only=row.reduce_only,
         executed_at=row.executed_at,
     )
 
 
-def _direct_fill(master_id: int, cid: str, origin: str, symbol: str, side: Side | None, quantity: Decimal | None, price: Decimal) -> Fill:
+def _direct_fill(
+    master_id: int, cid: str, origin: str, symbol: str, side: Side | None, quantity: Decimal | None, price: Decimal
+) -> Fill:
     """The stand-in ``Fill`` a direct order's result carries (there is no master execution)."""
     return Fill(master_id, "copytrade", cid, origin, symbol, side or Side.BUY, quantity or Decimal(1), price)
 
@@ -240,14 +250,24 @@ class CopyEngine:
 
     # -- planning -----------------------------------------------------------------------------
 
-    async def _start_copies(self, fill: Fill, entry: JournalEntry, received: float) -> list[asyncio.Task[list[CopyResult]]]:
+    async def _start_copies(
+        self, fill: Fill, entry: JournalEntry, received: float
+    ) -> list[asyncio.Task[list[CopyResult]]]:
         follows = await self._active_follows(fill.master_id)
         stale = self.clock() - fill.executed_at > self.config.max_fill_age
         master_equity = fill.master_equity
-        if master_equity is None and self.master_equity and any(f.sizing_mode is SizingMode.EQUITY_RATIO for f in follows):
+        if (
+            master_equity is None
+            and self.master_equity
+            and any(f.sizing_mode is SizingMode.EQUITY_RATIO for f in follows)
+        ):
             master_equity = await self.master_equity(fill.master_id)
         for simulated in (False, True):  # dry-run follows size exits against their simulated ledger
-            missing = [f.follow_id for f in follows if f.dry_run is simulated and (f.follow_id, fill.symbol) not in self._positions]
+            missing = [
+                f.follow_id
+                for f in follows
+                if f.dry_run is simulated and (f.follow_id, fill.symbol) not in self._positions
+            ]
             if missing:
                 known = await self.journal.follow_positions(missing, fill.symbol, simulated=simulated)
                 for follow_id in missing:
@@ -298,7 +318,9 @@ class CopyEngine:
                 raise
             except Exception as exc:  # a bug must cost one follower one order, never the others
                 log.exception("copy for follow %s failed unexpectedly", follow.follow_id)
-                result = await self._record_failure(follow, fill, fill_id, cid, f"internal error: {type(exc).__name__}", received)
+                result = await self._record_failure(
+                    follow, fill, fill_id, cid, f"internal error: {type(exc).__name__}", received
+                )
             results.append(result)
             self.notify(result)
             if result.filled_quantity > 0 and not follow.dry_run:
@@ -343,8 +365,14 @@ class CopyEngine:
         sized = await self._size(follow, fill, leg, rules, venue, master_equity)
         if isinstance(sized, Skip):
             return await self._record_skip(follow, fill, fill_id, cid, sized)
-        if leg.leg is Leg.ENTRY and follow.entry_sides != "both" and (sized.side is Side.BUY) != (follow.entry_sides == "long"):
-            return await self._record_skip(follow, fill, fill_id, cid, Skip(SkipReason.SIDE_FILTERED, f"{follow.entry_sides} entries only"))
+        if (
+            leg.leg is Leg.ENTRY
+            and follow.entry_sides != "both"
+            and (sized.side is Side.BUY) != (follow.entry_sides == "long")
+        ):
+            return await self._record_skip(
+                follow, fill, fill_id, cid, Skip(SkipReason.SIDE_FILTERED, f"{follow.entry_sides} entries only")
+            )
         order_type, limit = copied_order_type(fill)
         intent = OrderIntent(
             follow_id=follow.follow_id,
@@ -408,7 +436,12 @@ class CopyEngine:
         if follow.max_position_notional is not None:
             same_direction = position if (position > 0) == (side is Side.BUY) else ZERO
             quantity, capped = cap_to_max_position(
-                quantity, same_direction, fill.price, follow.max_position_notional, step=rules.quantity_step, contract_size=rules.contract_size
+                quantity,
+                same_direction,
+                fill.price,
+                follow.max_position_notional,
+                step=rules.quantity_step,
+                contract_size=rules.contract_size,
             )
             if capped is not None:
                 return capped
@@ -419,7 +452,12 @@ class CopyEngine:
         if follow.max_total_notional is not None:
             used = await self.journal.copied_notional(follow.follow_id)
             quantity, capped = cap_to_max_position(
-                quantity, used / fill.price, fill.price, follow.max_total_notional, step=rules.quantity_step, contract_size=Decimal(1)
+                quantity,
+                used / fill.price,
+                fill.price,
+                follow.max_total_notional,
+                step=rules.quantity_step,
+                contract_size=Decimal(1),
             )
             if capped is not None:
                 return Skip(SkipReason.MAX_POSITION, f"all copied positions together: {capped.detail}")
@@ -449,7 +487,12 @@ class CopyEngine:
             )
         move = fill.price * follow.slippage_pct / 100
         guard = fill.price + move if intent.side is Side.BUY else fill.price - move
-        return replace(intent, order_type=OrderType.LIMIT, price=round_price(guard, rules.price_tick, intent.side), time_in_force="IOC")
+        return replace(
+            intent,
+            order_type=OrderType.LIMIT,
+            price=round_price(guard, rules.price_tick, intent.side),
+            time_in_force="IOC",
+        )
 
     async def _raw_entry(
         self, follow: FollowSettings, fill: Fill, master_quantity: Decimal, venue: Venue, master_equity: Decimal | None
@@ -472,9 +515,18 @@ class CopyEngine:
     # -- sending ------------------------------------------------------------------------------
 
     async def _send(
-        self, follow: FollowSettings, fill: Fill, venue: Venue, intent: OrderIntent, received: float, *, moves_ledger: bool = True
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        venue: Venue,
+        intent: OrderIntent,
+        received: float,
+        *,
+        moves_ledger: bool = True,
     ) -> CopyResult:
-        slots = self._account_slots.setdefault(follow.credential_id, asyncio.Semaphore(self.config.per_account_concurrency))
+        slots = self._account_slots.setdefault(
+            follow.credential_id, asyncio.Semaphore(self.config.per_account_concurrency)
+        )
         try:
             async with self._order_slots, slots:
                 ack = await self._place_with_retries(venue, intent)
@@ -483,13 +535,28 @@ class CopyEngine:
         return await self._acknowledged(follow, fill, intent, ack, received, moves_ledger=moves_ledger)
 
     async def _acknowledged(
-        self, follow: FollowSettings, fill: Fill, intent: OrderIntent, ack: OrderAck, received: float, *, moves_ledger: bool = True
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        intent: OrderIntent,
+        ack: OrderAck,
+        received: float,
+        *,
+        moves_ledger: bool = True,
     ) -> CopyResult:
         if ack.status is CopyStatus.FAILED and ack.filled_quantity == 0 and intent.time_in_force == "IOC":
             skip = Skip(SkipReason.SLIPPAGE, f"nothing filled at or better than the guard price {intent.price} (IOC)")
             expired = CopyResult(
-                follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.SKIPPED,
-                side=intent.side, requested_quantity=intent.quantity, venue_order_id=ack.venue_order_id, skip=skip,
+                follow.follow_id,
+                follow.user_id,
+                fill.master_id,
+                intent.client_order_id,
+                fill,
+                CopyStatus.SKIPPED,
+                side=intent.side,
+                requested_quantity=intent.quantity,
+                venue_order_id=ack.venue_order_id,
+                skip=skip,
             )
             await self.journal.finish_copies([expired], [])
             return expired
@@ -553,7 +620,15 @@ class CopyEngine:
 
     # -- recording ----------------------------------------------------------------------------
 
-    def _draft(self, follow: FollowSettings, fill: Fill, fill_id: int, intent: OrderIntent, status: CopyStatus, skip: Skip | None = None) -> CopyDraft:
+    def _draft(
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        fill_id: int,
+        intent: OrderIntent,
+        status: CopyStatus,
+        skip: Skip | None = None,
+    ) -> CopyDraft:
         return CopyDraft(
             client_order_id=intent.client_order_id,
             fill_id=fill_id,
@@ -592,35 +667,74 @@ class CopyEngine:
         await self.journal.begin_copies([draft])
         return CopyResult(follow.follow_id, follow.user_id, fill.master_id, cid, fill, CopyStatus.SKIPPED, skip=skip)
 
-    async def _record_dry_run(self, follow: FollowSettings, fill: Fill, fill_id: int, intent: OrderIntent, rules: MarketRules) -> CopyResult:
+    async def _record_dry_run(
+        self, follow: FollowSettings, fill: Fill, fill_id: int, intent: OrderIntent, rules: MarketRules
+    ) -> CopyResult:
         """Sized and recorded, never sent; the copied position moves as if filled at the master's
         price so that later exits are sized the same way they would be live."""
         skip = Skip(SkipReason.DRY_RUN, f"would {intent.side.value} {intent.quantity} {rules.base}")
-        existing = await self.journal.begin_copies([self._draft(follow, fill, fill_id, intent, CopyStatus.SKIPPED, skip)])
+        existing = await self.journal.begin_copies(
+            [self._draft(follow, fill, fill_id, intent, CopyStatus.SKIPPED, skip)]
+        )
         result = CopyResult(
-            follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.SKIPPED,
-            side=intent.side, requested_quantity=intent.quantity, skip=skip,
+            follow.follow_id,
+            follow.user_id,
+            fill.master_id,
+            intent.client_order_id,
+            fill,
+            CopyStatus.SKIPPED,
+            side=intent.side,
+            requested_quantity=intent.quantity,
+            skip=skip,
         )
         if intent.client_order_id not in existing:
             key = (follow.follow_id, fill.symbol)
             signed = intent.quantity * intent.side.sign
             self._positions[key] = self._positions.get(key, ZERO) + signed
-            await self.journal.finish_copies([result], [PositionChange(follow.follow_id, fill.symbol, signed, fill.price, simulated=True)])
+            await self.journal.finish_copies(
+                [result], [PositionChange(follow.follow_id, fill.symbol, signed, fill.price, simulated=True)]
+            )
         return result
 
     async def _record_failure(
-        self, follow: FollowSettings, fill: Fill, fill_id: int | None, cid: str, message: str, received: float,
-        exc: Exception | None = None, *, origin: str = "copy",
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        fill_id: int | None,
+        cid: str,
+        message: str,
+        received: float,
+        exc: Exception | None = None,
+        *,
+        origin: str = "copy",
     ) -> CopyResult:
         code = error_code(exc) if exc is not None else "internal_error"
         draft = CopyDraft(
-            client_order_id=cid, fill_id=fill_id, follow_id=follow.follow_id, user_id=follow.user_id, symbol=fill.symbol,
-            side=None, order_type=fill.order_type, reduce_only=False, status=CopyStatus.FAILED, requested_quantity=None,
-            master_price=fill.price, reason_code=code, reason=message, origin=origin,
+            client_order_id=cid,
+            fill_id=fill_id,
+            follow_id=follow.follow_id,
+            user_id=follow.user_id,
+            symbol=fill.symbol,
+            side=None,
+            order_type=fill.order_type,
+            reduce_only=False,
+            status=CopyStatus.FAILED,
+            requested_quantity=None,
+            master_price=fill.price,
+            reason_code=code,
+            reason=message,
+            origin=origin,
         )
         await self.journal.begin_copies([draft])
         result = CopyResult(
-            follow.follow_id, follow.user_id, fill.master_id, cid, fill, CopyStatus.FAILED, error=message, error_code=code,
+            follow.follow_id,
+            follow.user_id,
+            fill.master_id,
+            cid,
+            fill,
+            CopyStatus.FAILED,
+            error=message,
+            error_code=code,
             latency_ms=(time.monotonic() - received) * 1000,
         )
         await self.journal.finish_copies([result], [])
@@ -633,12 +747,27 @@ class CopyEngine:
         if isinstance(exc, OrderStatusUnknown):
             # Not knowing is not failing: the row stays pending and resume() settles it.
             return CopyResult(
-                follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.PENDING,
-                side=intent.side, requested_quantity=intent.quantity, error=message,
+                follow.follow_id,
+                follow.user_id,
+                fill.master_id,
+                intent.client_order_id,
+                fill,
+                CopyStatus.PENDING,
+                side=intent.side,
+                requested_quantity=intent.quantity,
+                error=message,
             )
         result = CopyResult(
-            follow.follow_id, follow.user_id, fill.master_id, intent.client_order_id, fill, CopyStatus.FAILED,
-            side=intent.side, requested_quantity=intent.quantity, error=message, error_code=error_code(exc),
+            follow.follow_id,
+            follow.user_id,
+            fill.master_id,
+            intent.client_order_id,
+            fill,
+            CopyStatus.FAILED,
+            side=intent.side,
+            requested_quantity=intent.quantity,
+            error=message,
+            error_code=error_code(exc),
             latency_ms=(time.monotonic() - received) * 1000,
         )
         await self.journal.finish_copies([result], [])
@@ -660,7 +789,10 @@ class CopyEngine:
             self._positions[key] = self._positions.get(key, ZERO) + signed
             changes.append(
                 PositionChange(
-                    result.follow_id, result.fill.symbol, signed, result.average_price or result.fill.price,
+                    result.follow_id,
+                    result.fill.symbol,
+                    signed,
+                    result.average_price or result.fill.price,
                     client_order_id=result.client_order_id,
                 )
             )
@@ -671,10 +803,26 @@ class CopyEngine:
             fill = _journaled_fill(fill_row)
         else:  # an order the copier placed itself: no master fill behind it
             follow = await self.journal.follow_row(follow_id)
-            fill = _direct_fill(follow.master_id if follow else 0, row.client_order_id, row.origin, row.symbol, row.side,
-                                row.requested_quantity, row.master_price)
-        base = CopyResult(follow_id, user_id, fill.master_id, row.client_order_id, fill, CopyStatus.PENDING, side=row.side,
-                          requested_quantity=row.requested_quantity, origin=row.origin)
+            fill = _direct_fill(
+                follow.master_id if follow else 0,
+                row.client_order_id,
+                row.origin,
+                row.symbol,
+                row.side,
+                row.requested_quantity,
+                row.master_price,
+            )
+        base = CopyResult(
+            follow_id,
+            user_id,
+            fill.master_id,
+            row.client_order_id,
+            fill,
+            CopyStatus.PENDING,
+            side=row.side,
+            requested_quantity=row.requested_quantity,
+            origin=row.origin,
+        )
         try:
             venue = await self.venues.venue_for(credential_id)
             ack = await venue.fetch_order(row.client_order_id, row.symbol)
@@ -682,20 +830,28 @@ class CopyEngine:
             return replace(base, error=f"still pending: {exc}")
         if ack is None:
             result = replace(
-                base, status=CopyStatus.FAILED, error_code="interrupted",
+                base,
+                status=CopyStatus.FAILED,
+                error_code="interrupted",
                 error="interrupted before the exchange received the order; not re-sent",
             )
             await self.journal.finish_copies([result], [])
         else:
-            result = replace(base, status=ack.status, filled_quantity=ack.filled_quantity, average_price=ack.average_price,
-                             venue_order_id=ack.venue_order_id, fee=ack.fee)
+            result = replace(
+                base,
+                status=ack.status,
+                filled_quantity=ack.filled_quantity,
+                average_price=ack.average_price,
+                venue_order_id=ack.venue_order_id,
+                fee=ack.fee,
+            )
             await self._finish(result)
         self.notify(result)
         return result
 
     # -- orders the copier places itself ------------------------------------------------------
 
-    async def place_direct(self, follow: FollowSettings, order: "DirectOrder") -> CopyResult:
+    async def place_direct(self, follow: FollowSettings, order: DirectOrder) -> CopyResult:
         """Send an order the copier decided itself (take-profit, stop-loss, sync, opening the
         master's positions, closing on the loss limit) through the same path as a copy: journaled
         as pending first, never sent twice, recorded and notified. It waits for this follow's
@@ -703,7 +859,14 @@ class CopyEngine:
         return await self._chained(follow.follow_id, order.symbol, lambda: self._direct(follow, order))
 
     async def record_venue_fill(
-        self, follow: FollowSettings, order: "DirectOrder", *, filled: Decimal, price: Decimal, fee: Decimal, venue_order_id: str
+        self,
+        follow: FollowSettings,
+        order: DirectOrder,
+        *,
+        filled: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        venue_order_id: str,
     ) -> CopyResult:
         """An order resting on the venue for this follow (a take-profit or stop-loss) executed:
         journal it as filled, move the copied position and notify — once, however often seen."""
@@ -711,20 +874,46 @@ class CopyEngine:
             follow.follow_id, order.symbol, lambda: self._venue_fill(follow, order, filled, price, fee, venue_order_id)
         )
 
-    async def record_direct_skip(self, follow: FollowSettings, order: "DirectOrder", skip: Skip) -> CopyResult:
+    async def record_direct_skip(self, follow: FollowSettings, order: DirectOrder, skip: Skip) -> CopyResult:
         """An order the copier decided but cannot send (e.g. a remainder below the venue's
         minimum): recorded with its reason and notified, like any skipped copy."""
-        fill = _direct_fill(follow.master_id, order.client_order_id, order.origin, order.symbol, order.side, order.quantity, order.reference_price)
+        fill = _direct_fill(
+            follow.master_id,
+            order.client_order_id,
+            order.origin,
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.reference_price,
+        )
         draft = CopyDraft(
-            client_order_id=order.client_order_id, fill_id=None, follow_id=follow.follow_id, user_id=follow.user_id,
-            symbol=order.symbol, side=order.side, order_type=OrderType.MARKET, reduce_only=order.reduce_only,
-            status=CopyStatus.SKIPPED, requested_quantity=order.quantity, master_price=order.reference_price,
-            reason_code=skip.reason.value, reason=str(skip), origin=order.origin,
+            client_order_id=order.client_order_id,
+            fill_id=None,
+            follow_id=follow.follow_id,
+            user_id=follow.user_id,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=OrderType.MARKET,
+            reduce_only=order.reduce_only,
+            status=CopyStatus.SKIPPED,
+            requested_quantity=order.quantity,
+            master_price=order.reference_price,
+            reason_code=skip.reason.value,
+            reason=str(skip),
+            origin=order.origin,
         )
         await self.journal.begin_copies([draft])
         result = CopyResult(
-            follow.follow_id, follow.user_id, follow.master_id, order.client_order_id, fill, CopyStatus.SKIPPED,
-            side=order.side, requested_quantity=order.quantity, skip=skip, origin=order.origin,
+            follow.follow_id,
+            follow.user_id,
+            follow.master_id,
+            order.client_order_id,
+            fill,
+            CopyStatus.SKIPPED,
+            side=order.side,
+            requested_quantity=order.quantity,
+            skip=skip,
+            origin=order.origin,
         )
         self.notify(result)
         return result
@@ -745,42 +934,93 @@ class CopyEngine:
         return (await task)[0]
 
     async def _venue_fill(
-        self, follow: FollowSettings, order: "DirectOrder", filled: Decimal, price: Decimal, fee: Decimal, venue_order_id: str
+        self,
+        follow: FollowSettings,
+        order: DirectOrder,
+        filled: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        venue_order_id: str,
     ) -> CopyResult:
-        fill = _direct_fill(follow.master_id, order.client_order_id, order.origin, order.symbol, order.side, order.quantity, order.reference_price)
-        intent = OrderIntent(follow.follow_id, order.client_order_id, order.symbol, order.side, order.quantity, reduce_only=order.reduce_only)
-        draft = replace(self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False)
+        fill = _direct_fill(
+            follow.master_id,
+            order.client_order_id,
+            order.origin,
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.reference_price,
+        )
+        intent = OrderIntent(
+            follow.follow_id,
+            order.client_order_id,
+            order.symbol,
+            order.side,
+            order.quantity,
+            reduce_only=order.reduce_only,
+        )
+        draft = replace(
+            self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False
+        )
         if order.client_order_id in await self.journal.begin_copies([draft]):
             row = await self.journal.copy_order(order.client_order_id)
             assert row is not None
             if row.status is not CopyStatus.PENDING:
                 return replace(self._result_from_row(follow, fill, row), origin=order.origin)
         result = CopyResult(
-            follow.follow_id, follow.user_id, follow.master_id, order.client_order_id, fill, CopyStatus.FILLED, side=order.side,
-            requested_quantity=order.quantity, filled_quantity=filled, average_price=price, venue_order_id=venue_order_id, fee=fee,
+            follow.follow_id,
+            follow.user_id,
+            follow.master_id,
+            order.client_order_id,
+            fill,
+            CopyStatus.FILLED,
+            side=order.side,
+            requested_quantity=order.quantity,
+            filled_quantity=filled,
+            average_price=price,
+            venue_order_id=venue_order_id,
+            fee=fee,
             origin=order.origin,
         )
         await self._finish(result, moves_ledger=order.moves_ledger)
         self.notify(result)
         return result
 
-    async def _direct(self, follow: FollowSettings, order: "DirectOrder") -> CopyResult:
+    async def _direct(self, follow: FollowSettings, order: DirectOrder) -> CopyResult:
         received = time.monotonic()
-        fill = _direct_fill(follow.master_id, order.client_order_id, order.origin, order.symbol, order.side, order.quantity, order.reference_price)
+        fill = _direct_fill(
+            follow.master_id,
+            order.client_order_id,
+            order.origin,
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.reference_price,
+        )
         try:
             venue = await self.venues.venue_for(follow.credential_id)
             rules = await venue.market(order.symbol)
         except (VenueError, VaultError) as exc:
-            result = await self._record_failure(follow, fill, None, order.client_order_id, str(exc), received, exc, origin=order.origin)
+            result = await self._record_failure(
+                follow, fill, None, order.client_order_id, str(exc), received, exc, origin=order.origin
+            )
             result = replace(result, origin=order.origin)
             self.notify(result)
             return result
         intent = OrderIntent(
-            follow_id=follow.follow_id, client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
-            quantity=order.quantity, reduce_only=order.reduce_only and rules.derivative, reference_price=order.reference_price,
-            leverage=follow.leverage if rules.derivative else None, margin_mode=follow.margin_mode if rules.derivative else None,
+            follow_id=follow.follow_id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            reduce_only=order.reduce_only and rules.derivative,
+            reference_price=order.reference_price,
+            leverage=follow.leverage if rules.derivative else None,
+            margin_mode=follow.margin_mode if rules.derivative else None,
         )
-        draft = replace(self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False)
+        draft = replace(
+            self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False
+        )
         existing = await self.journal.begin_copies([draft])
         result: CopyResult | None = None
         if order.client_order_id in existing:  # decided before (a retried job): never send twice
@@ -794,7 +1034,9 @@ class CopyEngine:
                 result = await self._finish_failure(follow, fill, intent, str(exc), received, exc)
             else:
                 if found is not None:
-                    result = await self._acknowledged(follow, fill, intent, found, received, moves_ledger=order.moves_ledger)
+                    result = await self._acknowledged(
+                        follow, fill, intent, found, received, moves_ledger=order.moves_ledger
+                    )
         if result is None:
             result = await self._send(follow, fill, venue, intent, received, moves_ledger=order.moves_ledger)
         result = replace(result, origin=order.origin)
@@ -803,7 +1045,16 @@ class CopyEngine:
 
     def _result_from_row(self, follow: FollowSettings, fill: Fill, row) -> CopyResult:  # type: ignore[no-untyped-def]
         return CopyResult(
-            follow.follow_id, follow.user_id, fill.master_id, row.client_order_id, fill, row.status, side=row.side,
-            requested_quantity=row.requested_quantity, filled_quantity=row.filled_quantity, average_price=row.average_price,
-            venue_order_id=row.venue_order_id, error=row.reason,
+            follow.follow_id,
+            follow.user_id,
+            fill.master_id,
+            row.client_order_id,
+            fill,
+            row.status,
+            side=row.side,
+            requested_quantity=row.requested_quantity,
+            filled_quantity=row.filled_quantity,
+            average_price=row.average_price,
+            venue_order_id=row.venue_order_id,
+            error=row.reason,
         )

@@ -19,8 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from copytrade.storage.stats import ExportRow
-from copytrade.storage.types import plain_decimal
+from storage.stats import ExportRow
+from storage.types import plain_decimal
 
 #: every column, in order (the fields of a classic copy log, and more)
 COLUMNS: tuple[str, ...] = (
@@ -127,7 +127,9 @@ def row_values(row: ExportRow) -> dict[str, Any]:
         average_price=copy.average_price,
         limit_price=copy.limit_price,
         fee=copy.fee,
-        slippage_bps=slippage_bps(sign, copy.master_price, copy.average_price) if copy.filled_quantity and fill is not None else None,
+        slippage_bps=slippage_bps(sign, copy.master_price, copy.average_price)
+        if copy.filled_quantity and fill is not None
+        else None,
         status=copy.status,
         reason_code=copy.reason_code,
         reason=copy.reason,
@@ -166,12 +168,16 @@ def to_csv(lines: Iterable[dict[str, Any]]) -> tuple[bytes, int]:
 def to_json(lines: Iterable[dict[str, Any]], *, scope: str, generated_at: datetime) -> tuple[bytes, int]:
     """``{"scope", "generated_at", "columns", "rows": [{column: text or null}]}``; numbers as
     strings so that no reader turns money into floats."""
-    rows = [{name: (_text(line.get(name)) if line.get(name) is not None else None) for name in COLUMNS} for line in lines]
+    rows = [
+        {name: (_text(line.get(name)) if line.get(name) is not None else None) for name in COLUMNS} for line in lines
+    ]
     document = {"scope": scope, "generated_at": generated_at.isoformat(), "columns": list(COLUMNS), "rows": rows}
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"), len(rows)
 
 
-async def build_export(rows: AsyncIterable[ExportRow], *, fmt: str, scope: str, basename: str, generated_at: datetime) -> ExportFile:
+async def build_export(
+    rows: AsyncIterable[ExportRow], *, fmt: str, scope: str, basename: str, generated_at: datetime
+) -> ExportFile:
     lines = await _collect(rows)
     if fmt == "csv":
         content, count = to_csv(lines)

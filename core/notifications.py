@@ -7,9 +7,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from copytrade.core.engine import FollowPaused
-from copytrade.core.model import CopyResult
-from copytrade.core.risk_service import DriftFound, RiskNotice
+from core.engine import FollowPaused
+from core.model import CopyResult
+from core.risk_service import DriftFound, RiskNotice
 
 log = logging.getLogger(__name__)
 

@@ -36,15 +36,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from copytrade.core.charts import Series, render_line_chart
-from copytrade.core.errors import NotFound, UserError
-from copytrade.core.export import ExportFile, build_export
-from copytrade.core.model import CopyStatus, FollowStatus, SizingMode, utcnow
-from copytrade.core.stats import (
+from core.charts import Series, render_line_chart
+from core.errors import NotFound, UserError
+from core.export import ExportFile, build_export
+from core.model import CopyStatus, FollowStatus, SizingMode, utcnow
+from core.stats import (
     ZERO,
     Period,
     apply_fills,
@@ -61,11 +62,11 @@ from copytrade.core.stats import (
     utc_day,
     win_rate,
 )
-from copytrade.core.venues.base import Venue
-from copytrade.storage.accounts import AccountStore, MasterView
-from copytrade.storage.db import Database
-from copytrade.storage.models import DailySummarySetting, Follow, MasterStats, MasterStatus
-from copytrade.storage.stats import StatsStore
+from core.venues.base import Venue
+from storage.accounts import AccountStore, MasterView
+from storage.db import Database
+from storage.models import DailySummarySetting, Follow, MasterStats, MasterStatus
+from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -245,12 +246,14 @@ class StatsService:
     _refreshed: dict[int, datetime] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def for_database(cls, db: Database, venues: VenueProvider | None, **options: Any) -> "StatsService":
+    def for_database(cls, db: Database, venues: VenueProvider | None, **options: Any) -> StatsService:
         return cls(StatsStore(db), AccountStore(db), venues, **options)
 
     # -- master statistics: incremental update ---------------------------------------------------
 
-    async def update_master_stats(self, master_id: int, *, batch_size: int = 2000, max_batches: int | None = None) -> int:
+    async def update_master_stats(
+        self, master_id: int, *, batch_size: int = 2000, max_batches: int | None = None
+    ) -> int:
         """Count the master's fills journaled since the last update; returns how many."""
         lock = self._locks.setdefault(master_id, asyncio.Lock())
         async with lock:
@@ -267,7 +270,9 @@ class StatsService:
                 if not fills:
                     break
                 state = await self.store.load_state(master_id, {utc_day(f.executed_at) for f in fills})
-                if state.last_fill_id != last or not await self.store.save_state(master_id, last, apply_fills(state, fills)):
+                if state.last_fill_id != last or not await self.store.save_state(
+                    master_id, last, apply_fills(state, fills)
+                ):
                     conflicts += 1  # another updater got there first: reload and go on
                     if conflicts > 5:
                         log.warning("statistics of master %s: too many concurrent updates, will retry later", master_id)
@@ -318,10 +323,19 @@ class StatsService:
         snapshots = await self.store.snapshots("master", ids)
         positions = await self.store.master_open_positions(ids)
         today = utc_day(self.clock())
-        return [self._statistics(v, stats.get(v.id), daily[v.id], snapshots[v.id], positions[v.id], today) for v in views]
+        return [
+            self._statistics(v, stats.get(v.id), daily[v.id], snapshots[v.id], positions[v.id], today) for v in views
+        ]
 
-    def _statistics(self, view: MasterView, row: MasterStats | None, daily: list, snapshots: list[tuple[date, Decimal]],
-                    positions: list[tuple[str, Decimal]], today: date) -> MasterStatistics:
+    def _statistics(
+        self,
+        view: MasterView,
+        row: MasterStats | None,
+        daily: list,
+        snapshots: list[tuple[date, Decimal]],
+        positions: list[tuple[str, Decimal]],
+        today: date,
+    ) -> MasterStatistics:
         row = row or MasterStats(master_id=view.id)
         window_start = today - timedelta(days=29)
         pnl_30d = sum((d.realized_pnl for d in daily if d.day >= window_start), ZERO)
@@ -338,21 +352,43 @@ class StatsService:
         if sharpe is None:
             source = None
         return MasterStatistics(
-            master_id=view.id, name=view.name, description=view.description, venue=view.venue, status=view.status,
-            followers=view.followers, fills=row.fills, round_trips=row.round_trips, wins=row.wins, losses=row.losses,
-            win_rate=win_rate(row.wins, row.round_trips), profit_factor=profit_factor(row.gross_profit, row.gross_loss),
-            realized_pnl=row.realized_pnl, realized_pnl_pct=row.realized_pnl / base if base and base > 0 else None,
-            pnl_30d=pnl_30d, pnl_30d_pct=pnl_30d / base_30d if base_30d and base_30d > 0 else None,
-            max_drawdown=row.max_drawdown, max_drawdown_pct=max_drawdown_pct([e for _, e in snapshots]) if len(snapshots) >= 2 else None,
-            sharpe=sharpe, sharpe_source=source,
+            master_id=view.id,
+            name=view.name,
+            description=view.description,
+            venue=view.venue,
+            status=view.status,
+            followers=view.followers,
+            fills=row.fills,
+            round_trips=row.round_trips,
+            wins=row.wins,
+            losses=row.losses,
+            win_rate=win_rate(row.wins, row.round_trips),
+            profit_factor=profit_factor(row.gross_profit, row.gross_loss),
+            realized_pnl=row.realized_pnl,
+            realized_pnl_pct=row.realized_pnl / base if base and base > 0 else None,
+            pnl_30d=pnl_30d,
+            pnl_30d_pct=pnl_30d / base_30d if base_30d and base_30d > 0 else None,
+            max_drawdown=row.max_drawdown,
+            max_drawdown_pct=max_drawdown_pct([e for _, e in snapshots]) if len(snapshots) >= 2 else None,
+            sharpe=sharpe,
+            sharpe_source=source,
             avg_holding=timedelta(seconds=float(row.holding_seconds / row.round_trips)) if row.round_trips else None,
-            trading_days=sum(1 for d in daily if d.fills > 0), open_positions=tuple(positions),
-            equity=snapshots[-1][1] if snapshots else None, equity_day=snapshots[-1][0] if snapshots else None,
-            first_fill_at=row.first_fill_at, last_fill_at=row.last_fill_at, untracked_closes=row.untracked_closes,
+            trading_days=sum(1 for d in daily if d.fills > 0),
+            open_positions=tuple(positions),
+            equity=snapshots[-1][1] if snapshots else None,
+            equity_day=snapshots[-1][0] if snapshots else None,
+            first_fill_at=row.first_fill_at,
+            last_fill_at=row.last_fill_at,
+            untracked_closes=row.untracked_closes,
         )
 
     async def ranked_masters(
-        self, sort_by: str = "followers", *, include_hidden: bool = False, descending: bool | None = None, refresh: bool = True
+        self,
+        sort_by: str = "followers",
+        *,
+        include_hidden: bool = False,
+        descending: bool | None = None,
+        refresh: bool = True,
     ) -> list[MasterStatistics]:
         """Listed masters with their statistics, best first by ``sort_by`` (a ``RANK_KEYS`` key;
         masters without a value for it come last)."""
@@ -360,7 +396,9 @@ class StatsService:
             raise UserError(f"cannot sort by {sort_by!r}; choose one of {', '.join(RANK_KEYS)}")
         attribute, higher_first = RANK_KEYS[sort_by]
         reverse = higher_first if descending is None else descending
-        items = await self.master_statistics(await self.accounts.masters(include_hidden=include_hidden), refresh=refresh)
+        items = await self.master_statistics(
+            await self.accounts.masters(include_hidden=include_hidden), refresh=refresh
+        )
         known = [s for s in items if getattr(s, attribute) is not None]
         unknown = [s for s in items if getattr(s, attribute) is None]
         known.sort(key=lambda s: s.master_id)
@@ -449,12 +487,20 @@ class StatsService:
         expected = sum(scaled, ZERO) if scaled else None
         tracked = [i.realized for i in items if i.expected is not None]
         return PnlReport(
-            user_id=user_id, period=span, follows=tuple(items), realized=realized, fees=sum((i.fees for i in items), ZERO),
-            unrealized=sum((i.unrealized for i in items), ZERO), total=sum((i.total for i in items), ZERO),
-            expected=expected, tracking_difference=(sum(tracked, ZERO) - expected) if expected is not None else None,
+            user_id=user_id,
+            period=span,
+            follows=tuple(items),
+            realized=realized,
+            fees=sum((i.fees for i in items), ZERO),
+            unrealized=sum((i.unrealized for i in items), ZERO),
+            total=sum((i.total for i in items), ZERO),
+            expected=expected,
+            tracking_difference=(sum(tracked, ZERO) - expected) if expected is not None else None,
         )
 
-    async def _follow_pnl(self, follow: Follow, span: Period, names: dict[int, str], labels: dict[str, str], now: datetime) -> FollowPnl:
+    async def _follow_pnl(
+        self, follow: Follow, span: Period, names: dict[int, str], labels: dict[str, str], now: datetime
+    ) -> FollowPnl:
         assert follow.id is not None
         live = replay(await self.store.follow_executions(follow.id, simulated=False))
         simulated_rows = await self.store.follow_executions(follow.id, simulated=True)
@@ -468,8 +514,17 @@ class StatsService:
             if row.quantity == 0:
                 continue
             mark, source = marks.get(row.symbol, (None, None))
-            positions.append(OpenPositionView(row.symbol, row.quantity, row.entry_price, mark, source,
-                                              unrealized(row.quantity, row.entry_price, mark), row.simulated))
+            positions.append(
+                OpenPositionView(
+                    row.symbol,
+                    row.quantity,
+                    row.entry_price,
+                    mark,
+                    source,
+                    unrealized(row.quantity, row.entry_price, mark),
+                    row.simulated,
+                )
+            )
         real_positions = [p for p in positions if not p.simulated]
         open_pnl = sum((p.unrealized for p in real_positions if p.unrealized is not None), ZERO)
         # the master over the same days, from when this follow existed
@@ -484,18 +539,33 @@ class StatsService:
         series = cumulative(dense_daily(net_by_day, first_day, today)) if first_day <= today else []
         master_series = (
             cumulative(dense_daily({d.day: d.realized_pnl * scale for d in master_days}, first_day, today))
-            if scale is not None and first_day <= today else []
+            if scale is not None and first_day <= today
+            else []
         )
         return FollowPnl(
-            follow_id=follow.id, master_id=follow.master_id, master_name=names.get(follow.master_id, f"master #{follow.master_id}"),
-            account_label=labels.get(follow.credential_id or "", "removed account"), status=follow.status, dry_run=follow.dry_run,
-            period=span, realized=gross - fees, realized_gross=gross, fees=fees, unrealized=open_pnl,
-            unrealized_complete=all(p.unrealized is not None for p in real_positions), total=gross - fees + open_pnl,
-            positions=tuple(positions), ledger_realized=sum((p.realized_pnl for p in ledger if not p.simulated), ZERO),
+            follow_id=follow.id,
+            master_id=follow.master_id,
+            master_name=names.get(follow.master_id, f"master #{follow.master_id}"),
+            account_label=labels.get(follow.credential_id or "", "removed account"),
+            status=follow.status,
+            dry_run=follow.dry_run,
+            period=span,
+            realized=gross - fees,
+            realized_gross=gross,
+            fees=fees,
+            unrealized=open_pnl,
+            unrealized_complete=all(p.unrealized is not None for p in real_positions),
+            total=gross - fees + open_pnl,
+            positions=tuple(positions),
+            ledger_realized=sum((p.realized_pnl for p in ledger if not p.simulated), ZERO),
             simulated_realized=simulated.realized(span) if simulated is not None else None,
-            master_realized=master_realized, scale=scale, expected=expected,
+            master_realized=master_realized,
+            scale=scale,
+            expected=expected,
             tracking_difference=(gross - fees - expected) if expected is not None else None,
-            copies=await self.store.follow_copy_counts(follow.id, span.start), series=tuple(series), master_series=tuple(master_series),
+            copies=await self.store.follow_copy_counts(follow.id, span.start),
+            series=tuple(series),
+            master_series=tuple(master_series),
         )
 
     async def _scale(self, follow: Follow, span: Period) -> Decimal | None:
@@ -525,7 +595,9 @@ class StatsService:
             out[symbol] = (price, "last_fill")
         return out
 
-    async def pnl_chart(self, user_id: int, *, period: str | None = None, follow_id: int | None = None) -> tuple[PnlReport, bytes]:
+    async def pnl_chart(
+        self, user_id: int, *, period: str | None = None, follow_id: int | None = None
+    ) -> tuple[PnlReport, bytes]:
         """The report and a PNG (800×450) of the follower's cumulative realized PnL (net of fees)
         against the master's over the same days, scaled to the follow. Rendered off the event loop."""
         report = await self.follow_pnl(user_id, period=period, follow_id=follow_id)
@@ -546,7 +618,13 @@ class StatsService:
     # -- copy log export -------------------------------------------------------------------------
 
     async def export_user_log(
-        self, user_id: int, *, follow_id: int | None = None, fmt: str = "csv", since: datetime | None = None, until: datetime | None = None
+        self,
+        user_id: int,
+        *,
+        follow_id: int | None = None,
+        fmt: str = "csv",
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> ExportFile:
         """The copy log of the user's own follows (only ``follow_id`` when given; another user's
         follow id is "not found"). Every master fill since each follow began, with what was done."""
@@ -559,12 +637,21 @@ class StatsService:
         ids = [f.id for f in follows if f.id is not None]
         now = self.clock()
         name = f"copylog-follow{follow_id}" if follow_id is not None else "copylog"
-        return await build_export(self.store.export_rows(follow_ids=ids, since=since, until=until), fmt=fmt,
-                                  scope=f"user {user_id}" + (f", follow {follow_id}" if follow_id else ""),
-                                  basename=f"{name}-{now:%Y%m%d-%H%M}", generated_at=now)
+        return await build_export(
+            self.store.export_rows(follow_ids=ids, since=since, until=until),
+            fmt=fmt,
+            scope=f"user {user_id}" + (f", follow {follow_id}" if follow_id else ""),
+            basename=f"{name}-{now:%Y%m%d-%H%M}",
+            generated_at=now,
+        )
 
     async def export_admin_log(
-        self, *, master_id: int | None = None, fmt: str = "csv", since: datetime | None = None, until: datetime | None = None
+        self,
+        *,
+        master_id: int | None = None,
+        fmt: str = "csv",
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> ExportFile:
         """Admins only (the caller checks the role): one master's log, or every master's."""
         _check_format(fmt)
@@ -572,9 +659,13 @@ class StatsService:
             raise NotFound(f"no master with id {master_id}")
         now = self.clock()
         name = f"copylog-master{master_id}" if master_id is not None else "copylog-all"
-        return await build_export(self.store.export_rows(master_id=master_id, since=since, until=until), fmt=fmt,
-                                  scope=f"master {master_id}" if master_id is not None else "all",
-                                  basename=f"{name}-{now:%Y%m%d-%H%M}", generated_at=now)
+        return await build_export(
+            self.store.export_rows(master_id=master_id, since=since, until=until),
+            fmt=fmt,
+            scope=f"master {master_id}" if master_id is not None else "all",
+            basename=f"{name}-{now:%Y%m%d-%H%M}",
+            generated_at=now,
+        )
 
     # -- admin statistics ------------------------------------------------------------------------
 
@@ -585,7 +676,7 @@ class StatsService:
         if not 1 <= days <= 90:
             raise UserError("the window is 1 to 90 days")
         now = self.clock()
-        since = datetime.combine(utc_day(now) - timedelta(days=days - 1), dtime(0), tzinfo=timezone.utc)
+        since = datetime.combine(utc_day(now) - timedelta(days=days - 1), dtime(0), tzinfo=UTC)
         events = await self.store.copy_events(since, now + timedelta(seconds=1))
         per_day: dict[date, dict[str, int]] = {}
         statuses: dict[str, int] = {}
@@ -610,12 +701,20 @@ class StatsService:
             for _, h in sorted((listener_health or {}).items())
         )
         return AdminStats(
-            since=since, until=now, copies_per_day=dict(sorted(per_day.items())), status_counts=statuses, reason_counts=reasons,
+            since=since,
+            until=now,
+            copies_per_day=dict(sorted(per_day.items())),
+            status_counts=statuses,
+            reason_counts=reasons,
             success_rate=(statuses.get("filled", 0) + statuses.get("placed", 0)) / total if total else None,
             skip_rate=statuses.get("skipped", 0) / total if total else None,
             failure_rate=statuses.get("failed", 0) / total if total else None,
-            latency_p50_ms=percentile(latencies, 50), latency_p99_ms=percentile(latencies, 99), latency_samples=len(latencies),
-            follows=follows, active_follows=follows.get(FollowStatus.ACTIVE.value, 0), listeners=listeners,
+            latency_p50_ms=percentile(latencies, 50),
+            latency_p99_ms=percentile(latencies, 99),
+            latency_samples=len(latencies),
+            follows=follows,
+            active_follows=follows.get(FollowStatus.ACTIVE.value, 0),
+            listeners=listeners,
         )
 
     # -- daily summaries ---------------------------------------------------------------------------
@@ -623,7 +722,9 @@ class StatsService:
     async def daily_summary_setting(self, user_id: int) -> DailySummarySetting:
         return await self.store.summary_setting(user_id) or DailySummarySetting(user_id=user_id)
 
-    async def set_daily_summary(self, user_id: int, *, enabled: bool, at: str | dtime | None = None) -> DailySummarySetting:
+    async def set_daily_summary(
+        self, user_id: int, *, enabled: bool, at: str | dtime | None = None
+    ) -> DailySummarySetting:
         """Turn the user's daily summary on or off; ``at`` is the UTC time ("HH:MM" or a ``time``)."""
         minute = None
         if at is not None:
@@ -638,7 +739,7 @@ class StatsService:
 
     async def daily_summary_text(self, user_id: int, day: date) -> str:
         """Plain text: the day's copies, realized PnL (net of fees) and skips and failures with reasons."""
-        start = datetime.combine(day, dtime(0), tzinfo=timezone.utc)
+        start = datetime.combine(day, dtime(0), tzinfo=UTC)
         rows = await self.store.user_copy_events(user_id, start, start + timedelta(days=1))
         realized = ZERO
         fees = ZERO
@@ -654,7 +755,9 @@ class StatsService:
         for copy, master_name in rows:
             counts[copy.status.value] = counts.get(copy.status.value, 0) + 1
             per_master[master_name] = per_master.get(master_name, 0) + 1
-            target = skips if copy.status is CopyStatus.SKIPPED else failures if copy.status is CopyStatus.FAILED else None
+            target = (
+                skips if copy.status is CopyStatus.SKIPPED else failures if copy.status is CopyStatus.FAILED else None
+            )
             if target is not None:
                 key = copy.reason_code or "unspecified"
                 target[key] = target.get(key, 0) + 1
@@ -669,9 +772,19 @@ class StatsService:
             lines.append("By master: " + ", ".join(f"{name} {n}" for name, n in sorted(per_master.items())))
         lines.append(f"Realized PnL: {_money(realized - fees)} (fees {fees:,.2f})")
         if skips:
-            lines.append("Skipped: " + ", ".join(f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(skips.items(), key=lambda kv: -kv[1])))
+            lines.append(
+                "Skipped: "
+                + ", ".join(
+                    f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(skips.items(), key=lambda kv: -kv[1])
+                )
+            )
         if failures:
-            lines.append("Failed: " + ", ".join(f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(failures.items(), key=lambda kv: -kv[1])))
+            lines.append(
+                "Failed: "
+                + ", ".join(
+                    f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(failures.items(), key=lambda kv: -kv[1])
+                )
+            )
         return "\n".join(lines)
 
     async def due_daily_summaries(self, now: datetime | None = None) -> list[DailySummary]:
@@ -744,16 +857,24 @@ def _money(value: Decimal) -> str:
 
 def pnl_text(report: PnlReport) -> str:
     """The numbers of a ``/pnl`` report as plain text (the bot may format its own)."""
-    lines = [f"PnL over {report.period.label}" + (f" (since {report.period.first_day})" if report.period.first_day else "")]
+    lines = [
+        f"PnL over {report.period.label}" + (f" (since {report.period.first_day})" if report.period.first_day else "")
+    ]
     for item in report.follows:
         lines.append(f"• {item.master_name} → {item.account_label}{' (dry run)' if item.dry_run else ''}")
-        lines.append(f"  realized {_money(item.realized)} (fees {item.fees:,.2f}), unrealized {_money(item.unrealized)}"
-                     + ("" if item.unrealized_complete else " (some positions without a price)"))
+        lines.append(
+            f"  realized {_money(item.realized)} (fees {item.fees:,.2f}), unrealized {_money(item.unrealized)}"
+            + ("" if item.unrealized_complete else " (some positions without a price)")
+        )
         if item.expected is not None and item.tracking_difference is not None:
-            lines.append(f"  master over the same days, scaled to you: {_money(item.expected)}; difference {_money(item.tracking_difference)}")
+            lines.append(
+                f"  master over the same days, scaled to you: {_money(item.expected)}; difference {_money(item.tracking_difference)}"
+            )
         if item.simulated_realized is not None:
             lines.append(f"  dry-run (simulated) realized: {_money(item.simulated_realized)}")
-    lines.append(f"Total: {_money(report.total)} (realized {_money(report.realized)}, unrealized {_money(report.unrealized)})")
+    lines.append(
+        f"Total: {_money(report.total)} (realized {_money(report.realized)}, unrealized {_money(report.unrealized)})"
+    )
     if report.tracking_difference is not None:
         lines.append(f"Against the masters: {_money(report.tracking_difference)}")
     return "\n".join(lines)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from copytrade.core.model import Fill, FollowSettings, OrderType, Skip, SkipReason
-from copytrade.core.sizing import round_down
+from core.model import Fill, FollowSettings, OrderType, Skip, SkipReason
+from core.sizing import round_down
 
 _LEADING_NAME = re.compile(r"^[A-Z&]+")
 
@@ -74,7 +74,8 @@ def cap_to_max_position(
     room = max_notional - abs(current_position) * unit_value
     if room <= 0:
         return Decimal(0), Skip(
-            SkipReason.MAX_POSITION, f"position is already {abs(current_position) * unit_value:.2f}, limit {max_notional}"
+            SkipReason.MAX_POSITION,
+            f"position is already {abs(current_position) * unit_value:.2f}, limit {max_notional}",
         )
     if quantity * unit_value <= room:
         return quantity, None

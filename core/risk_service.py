@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from copytrade.core.engine import CopyEngine, DirectOrder, FollowPaused, direct_order_id
-from copytrade.core.errors import UnknownSymbol, VaultError, VenueError
-from copytrade.core.model import (
+from core.engine import CopyEngine, DirectOrder, FollowPaused, direct_order_id
+from core.errors import UnknownSymbol, VaultError, VenueError
+from core.model import (
     CopyResult,
     CopyStatus,
     FollowSettings,
@@ -32,10 +32,10 @@ from copytrade.core.model import (
     SkipReason,
     utcnow,
 )
-from copytrade.core.sizing import fit_to_market, raw_entry_quantity, round_down
-from copytrade.core.venues.base import Venue
-from copytrade.storage.journal import JournalStore
-from copytrade.storage.models import FollowPosition, ProtectiveOrder
+from core.sizing import fit_to_market, raw_entry_quantity, round_down
+from core.venues.base import Venue
+from storage.journal import JournalStore
+from storage.models import FollowPosition, ProtectiveOrder
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,11 @@ class RiskService:
             return  # the price watcher covers this venue
         position = next((p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol), None)
         desired: dict[str, tuple[Decimal, Decimal]] = {}  # kind -> (quantity, trigger)
-        if position is not None and position.entry_price is not None and (follow.take_profit_pct or follow.stop_loss_pct):
+        if (
+            position is not None
+            and position.entry_price is not None
+            and (follow.take_profit_pct or follow.stop_loss_pct)
+        ):
             rules = await venue.market(symbol)
             take_profit, stop_loss = protection_levels(
                 position.quantity, position.entry_price, follow.take_profit_pct, follow.stop_loss_pct, rules.price_tick
@@ -164,34 +168,69 @@ class RiskService:
         await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
 
     async def _place_protective(
-        self, follow: FollowSettings, venue: Venue, symbol: str, kind: str, side: Side, quantity: Decimal, trigger: Decimal,
+        self,
+        follow: FollowSettings,
+        venue: Venue,
+        symbol: str,
+        kind: str,
+        side: Side,
+        quantity: Decimal,
+        trigger: Decimal,
         version: str,
     ) -> None:
         cid = direct_order_id("protect", follow.follow_id, symbol, kind, quantity, trigger, version)
         order = ProtectiveOrder(
-            client_order_id=cid, follow_id=follow.follow_id, symbol=symbol, kind=kind, side=side, quantity=quantity,
-            trigger_price=trigger, status=CopyStatus.PENDING,
+            client_order_id=cid,
+            follow_id=follow.follow_id,
+            symbol=symbol,
+            kind=kind,
+            side=side,
+            quantity=quantity,
+            trigger_price=trigger,
+            status=CopyStatus.PENDING,
         )
         if not await self.journal.save_protective_order(order):
             return  # decided before: the existing row is the truth
         order_type = OrderType.TAKE_PROFIT_MARKET if kind == TAKE_PROFIT else OrderType.STOP_MARKET
-        intent = OrderIntent(follow.follow_id, cid, symbol, side, quantity, order_type=order_type, stop_price=trigger, reduce_only=True)
+        intent = OrderIntent(
+            follow.follow_id, cid, symbol, side, quantity, order_type=order_type, stop_price=trigger, reduce_only=True
+        )
         try:
             ack = await venue.place_order(intent)
         except VenueError as exc:
             await self.journal.set_protective_status(cid, CopyStatus.FAILED)
             label = kind.replace("_", "-")
-            self.notify(RiskNotice(follow.follow_id, follow.user_id, f"your {label} order for {symbol} was refused: {exc}"))
+            self.notify(
+                RiskNotice(follow.follow_id, follow.user_id, f"your {label} order for {symbol} was refused: {exc}")
+            )
             return
         await self.journal.set_protective_status(cid, ack.status, ack.venue_order_id)
         if ack.status is CopyStatus.FILLED:
-            await self._record_triggered(follow, order, ack.filled_quantity, ack.average_price or trigger, ack.fee, ack.venue_order_id)
+            await self._record_triggered(
+                follow, order, ack.filled_quantity, ack.average_price or trigger, ack.fee, ack.venue_order_id
+            )
 
     async def _record_triggered(
-        self, follow: FollowSettings, order: ProtectiveOrder, filled: Decimal, price: Decimal, fee: Decimal, venue_order_id: str
+        self,
+        follow: FollowSettings,
+        order: ProtectiveOrder,
+        filled: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        venue_order_id: str,
     ) -> None:
-        direct = DirectOrder(order.symbol, order.side, order.quantity, order.kind, order.client_order_id, order.trigger_price, reduce_only=True)
-        await self.engine.record_venue_fill(follow, direct, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id)
+        direct = DirectOrder(
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.kind,
+            order.client_order_id,
+            order.trigger_price,
+            reduce_only=True,
+        )
+        await self.engine.record_venue_fill(
+            follow, direct, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id
+        )
         await self.journal.set_protective_status(order.client_order_id, CopyStatus.FILLED)
         await self.protect(follow, order.symbol)  # the sibling order goes, or is resized
 
@@ -237,12 +276,21 @@ class RiskService:
             if ack is None:
                 continue
             if ack.status is CopyStatus.FILLED:
-                await self._record_triggered(follow, order, ack.filled_quantity, ack.average_price or order.trigger_price, ack.fee, ack.venue_order_id)
+                await self._record_triggered(
+                    follow,
+                    order,
+                    ack.filled_quantity,
+                    ack.average_price or order.trigger_price,
+                    ack.fee,
+                    ack.venue_order_id,
+                )
             elif ack.status is CopyStatus.FAILED:
                 await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
                 await self.protect(follow, symbol)  # cancelled or expired on the venue: put it back
 
-    async def _close_if_crossed(self, follow: FollowSettings, venue: Venue, position: FollowPosition) -> CopyResult | None:
+    async def _close_if_crossed(
+        self, follow: FollowSettings, venue: Venue, position: FollowPosition
+    ) -> CopyResult | None:
         if position.entry_price is None:
             return None
         rules = await venue.market(position.symbol)
@@ -262,7 +310,7 @@ class RiskService:
     async def daily_pnl(self, follow: FollowSettings) -> Decimal:
         """Realized (fees deducted) since 00:00 UTC plus unrealized at the venue's prices."""
         now = self.clock()
-        midnight = datetime.combine(now.astimezone(timezone.utc).date(), time(0), tzinfo=timezone.utc)
+        midnight = datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
         pnl = await self.journal.realized_since(follow.follow_id, midnight)
         positions = await self.journal.real_positions(follow.follow_id)
         if positions:
@@ -302,7 +350,9 @@ class RiskService:
         for position in await self.journal.real_positions(follow.follow_id):
             for order in await self.journal.protective_orders(follow.follow_id, position.symbol):
                 await self._cancel(venue, order)
-            cid = direct_order_id(origin, follow.follow_id, position.symbol, position.quantity, position.updated_at.isoformat())
+            cid = direct_order_id(
+                origin, follow.follow_id, position.symbol, position.quantity, position.updated_at.isoformat()
+            )
             price = position.entry_price or await venue.price(position.symbol)
             results += await self._close(follow, venue, position, origin, cid, price)
         return results
@@ -324,9 +374,14 @@ class RiskService:
             quantity = ZERO
         remainder = held - quantity
         if remainder > 0:
-            leftover = DirectOrder(position.symbol, side, remainder, origin, direct_order_id(cid, "remainder"), price, reduce_only=True)
+            leftover = DirectOrder(
+                position.symbol, side, remainder, origin, direct_order_id(cid, "remainder"), price, reduce_only=True
+            )
             minimum = max(rules.min_quantity, rules.quantity_step)
-            skip = Skip(SkipReason.BELOW_MIN_QUANTITY, f"{remainder} {rules.base} is below the step or minimum {minimum}; close it on your exchange")
+            skip = Skip(
+                SkipReason.BELOW_MIN_QUANTITY,
+                f"{remainder} {rules.base} is below the step or minimum {minimum}; close it on your exchange",
+            )
             results.append(await self.engine.record_direct_skip(follow, leftover, skip))
         return results
 
@@ -350,7 +405,9 @@ class RiskService:
             synced = follow.auto_sync
             if synced:
                 await self.sync(follow)
-            self.notify(DriftFound(follow.follow_id, follow.user_id, tuple((s, w, h) for s, (w, h) in drifts.items()), synced))
+            self.notify(
+                DriftFound(follow.follow_id, follow.user_id, tuple((s, w, h) for s, (w, h) in drifts.items()), synced)
+            )
         return drifts
 
     async def reconcile_all(self) -> int:
@@ -378,7 +435,9 @@ class RiskService:
             reduces = drift.actual != 0 and (drift.actual > 0) != (delta > 0) and quantity <= abs(drift.actual)
             cid = direct_order_id("sync", follow.follow_id, drift.symbol, drift.expected, drift.actual)
             price = await venue.price(drift.symbol)
-            order = DirectOrder(drift.symbol, side, quantity, "sync", cid, price, reduce_only=reduces, moves_ledger=False)
+            order = DirectOrder(
+                drift.symbol, side, quantity, "sync", cid, price, reduce_only=reduces, moves_ledger=False
+            )
             results.append(await self.engine.place_direct(follow, order))
         await self.journal.replace_drifts(follow.follow_id, {})
         return results
@@ -402,8 +461,12 @@ class RiskService:
                 outcomes.append(Skip(reason, f"{symbol}: {exc}"))
                 continue
             raw = raw_entry_quantity(
-                follow.sizing_mode, follow.sizing_value, abs(master_quantity), price,
-                follower_equity=follower_equity, master_equity=master_equity,
+                follow.sizing_mode,
+                follow.sizing_value,
+                abs(master_quantity),
+                price,
+                follower_equity=follower_equity,
+                master_equity=master_equity,
             )
             quantity = raw if isinstance(raw, Skip) else fit_to_market(raw, rules, price)
             if isinstance(quantity, Skip):
@@ -413,15 +476,30 @@ class RiskService:
             if follow.reverse:
                 side = side.opposite
             cid = direct_order_id("open", follow.follow_id, symbol, master_quantity)
-            outcomes.append(await self.engine.place_direct(follow, DirectOrder(symbol, side, quantity, "open", cid, price)))
+            outcomes.append(
+                await self.engine.place_direct(follow, DirectOrder(symbol, side, quantity, "open", cid, price))
+            )
         return outcomes
-
 
 
 def register_risk_jobs(scheduler, risk: RiskService, *, watch_seconds: float, reconcile_seconds: float) -> None:  # type: ignore[no-untyped-def]
     """The risk watch (TP/SL triggers and price levels, loss limits) and reconciliation, on the
     service's ``AsyncIOScheduler``."""
-    scheduler.add_job(risk.watch, "interval", seconds=watch_seconds, id="risk-watch", replace_existing=True,
-                      max_instances=1, coalesce=True)
-    scheduler.add_job(risk.reconcile_all, "interval", seconds=reconcile_seconds, id="reconcile", replace_existing=True,
-                      max_instances=1, coalesce=True)
+    scheduler.add_job(
+        risk.watch,
+        "interval",
+        seconds=watch_seconds,
+        id="risk-watch",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        risk.reconcile_all,
+        "interval",
+        seconds=reconcile_seconds,
+        id="reconcile",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+    )

@@ -7,19 +7,25 @@ from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from copytrade.core.engine import CopyEngine
-from copytrade.core.reports import StatsService
+from core.engine import CopyEngine
+from core.reports import StatsService
 
 log = logging.getLogger(__name__)
 
 
 def build_scheduler(
-    engine: CopyEngine, *, settle_every_seconds: int = 60, stats: StatsService | None = None, stats_every_seconds: int = 60
+    engine: CopyEngine,
+    *,
+    settle_every_seconds: int = 60,
+    stats: StatsService | None = None,
+    stats_every_seconds: int = 60,
 ) -> AsyncIOScheduler:
     """Jobs: settle copies left pending by a lost exchange answer (asks the venue by client id);
     the statistics jobs of ``add_stats_jobs`` (``stats`` defaults to a service over the engine's
     database and venues)."""
-    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+    scheduler = AsyncIOScheduler(
+        timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+    )
 
     async def settle_pending() -> None:
         settled = await engine.resume()
@@ -27,7 +33,11 @@ def build_scheduler(
             log.info("settled %d pending copies", len(settled))
 
     scheduler.add_job(settle_pending, "interval", seconds=settle_every_seconds, id="settle-pending")
-    add_stats_jobs(scheduler, stats or StatsService.for_database(engine.journal.db, engine.venues), every_seconds=stats_every_seconds)
+    add_stats_jobs(
+        scheduler,
+        stats or StatsService.for_database(engine.journal.db, engine.venues),
+        every_seconds=stats_every_seconds,
+    )
     return scheduler
 
 
@@ -43,13 +53,17 @@ def add_stats_jobs(scheduler: AsyncIOScheduler, stats: StatsService, *, every_se
 
     async def snapshot_equity() -> None:
         report = await stats.snapshot_equity()
-        log.info("equity snapshots: %d masters, %d follows, %d failed", report.masters, report.follows, len(report.failed))
+        log.info(
+            "equity snapshots: %d masters, %d follows, %d failed", report.masters, report.follows, len(report.failed)
+        )
 
     scheduler.add_job(update_statistics, "interval", seconds=every_seconds, id="stats-update")
     scheduler.add_job(snapshot_equity, "cron", minute=55, id="equity-snapshots", misfire_grace_time=1800)
 
 
-def add_daily_summary_job(scheduler: AsyncIOScheduler, stats: StatsService, deliver: Callable[[int, str], Awaitable[object]]) -> None:
+def add_daily_summary_job(
+    scheduler: AsyncIOScheduler, stats: StatsService, deliver: Callable[[int, str], Awaitable[object]]
+) -> None:
     """For the bot: every minute, each daily summary that is due is handed to
     ``deliver(telegram_id, text)`` (a failure to deliver one never stops the others)."""
 

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import re
 import secrets as secrets_module
-from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pyotp
 
-from copytrade.core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
-from copytrade.core.model import FollowStatus
-from copytrade.core.risk import symbol_aliases
-from copytrade.core.validation import SETTING_FIELDS, parse_decimal, validate_follow_changes
-from copytrade.core.vault import Vault, key_fingerprint
-from copytrade.core.venues.catalog import VenueSpec, venue_spec
-from copytrade.core.venues.registry import VenueAccount, VenueRegistry
-from copytrade.storage.accounts import AccountStore, CredentialView, MasterView
-from copytrade.storage.models import Credential, Follow, Master, MasterStatus, User
+from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
+from core.model import FollowStatus
+from core.risk import symbol_aliases
+from core.validation import SETTING_FIELDS, parse_decimal, validate_follow_changes
+from core.vault import Vault, key_fingerprint
+from core.venues.catalog import VenueSpec, venue_spec
+from core.venues.registry import VenueAccount, VenueRegistry
+from storage.accounts import AccountStore, CredentialView, MasterView
+from storage.models import Credential, Follow, Master, MasterStatus, User
 
 _LABEL = re.compile(r"^[\w .@#-]{1,64}$", re.UNICODE)
 
@@ -110,7 +110,9 @@ class Services:
         try:
             await adapter.validate()
         except (TemporaryError, RateLimited, OrderStatusUnknown):
-            raise UserError(f"{spec.title} could not be reached to check the key; nothing was saved, try again in a minute") from None
+            raise UserError(
+                f"{spec.title} could not be reached to check the key; nothing was saved, try again in a minute"
+            ) from None
         except VenueError as exc:
             raise UserError(f"{spec.title} refused this key: {exc}") from None
         finally:
@@ -150,7 +152,9 @@ class Services:
 
     # -- masters ------------------------------------------------------------------------------
 
-    async def add_master(self, name: str, venue: str, *, owner_id: int, credential_id: str | None, description: str = "") -> MasterView:
+    async def add_master(
+        self, name: str, venue: str, *, owner_id: int, credential_id: str | None, description: str = ""
+    ) -> MasterView:
         name = name.strip()
         if not 2 <= len(name) <= 64:
             raise UserError("a master's name must be 2 to 64 characters")
@@ -160,7 +164,9 @@ class Services:
             credential = await self.own_account(owner_id, credential_id)
             if credential.venue != venue:
                 raise UserError(f"that key is for {credential.venue}, not {venue}")
-        return await self.accounts.add_master(Master(name=name, venue=venue, credential_id=credential_id, description=description.strip()))
+        return await self.accounts.add_master(
+            Master(name=name, venue=venue, credential_id=credential_id, description=description.strip())
+        )
 
     async def masters(self, *, include_hidden: bool = False) -> list[MasterView]:
         return await self.accounts.masters(include_hidden=include_hidden)
@@ -172,7 +178,9 @@ class Services:
 
     # -- follows ------------------------------------------------------------------------------
 
-    async def follow(self, user_id: int, master_id: int, credential_id: str, settings: dict[str, Any] | None = None) -> Follow:
+    async def follow(
+        self, user_id: int, master_id: int, credential_id: str, settings: dict[str, Any] | None = None
+    ) -> Follow:
         master = await self.accounts.master(master_id)
         if master is None or master.status is MasterStatus.RETIRED:
             raise NotFound("no such master")
@@ -187,11 +195,18 @@ class Services:
         if existing is not None:  # a stopped follow is started again with the new settings
             assert existing.id is not None
             await self._reset_positions(existing.id)
-            fresh = {name: getattr(Follow(user_id=user_id, master_id=master_id, credential_id=credential_id), name) for name in SETTING_FIELDS}
-            row = await self.accounts.update_follow(existing.id, {**fresh, **changes, "status": FollowStatus.ACTIVE, "status_reason": None})
+            fresh = {
+                name: getattr(Follow(user_id=user_id, master_id=master_id, credential_id=credential_id), name)
+                for name in SETTING_FIELDS
+            }
+            row = await self.accounts.update_follow(
+                existing.id, {**fresh, **changes, "status": FollowStatus.ACTIVE, "status_reason": None}
+            )
             assert row is not None
         else:
-            row = await self.accounts.add_follow(Follow(user_id=user_id, master_id=master_id, credential_id=credential_id, **changes))
+            row = await self.accounts.add_follow(
+                Follow(user_id=user_id, master_id=master_id, credential_id=credential_id, **changes)
+            )
         self._on_follows_changed(master_id)
         return row
 
@@ -248,7 +263,6 @@ class Services:
         if unknown:
             raise UserError(f"{unknown[0]} is not traded on {venue.name}")
 
-
     # -- read models for the bot (added with the Telegram front end) ---------------------------
 
     async def follow_views(self, user_id: int, *, include_stopped: bool = False) -> list[FollowView]:
@@ -268,7 +282,11 @@ class Services:
         row = await self.own_follow(user_id, follow_id)
         master = await self.accounts.master(row.master_id)
         credential = await self.accounts.credential(row.credential_id)
-        return FollowView(row, master.name if master else f"master #{row.master_id}", credential.label if credential else "removed account")
+        return FollowView(
+            row,
+            master.name if master else f"master #{row.master_id}",
+            credential.label if credential else "removed account",
+        )
 
     async def master(self, master_id: int, *, include_hidden: bool = False) -> MasterView:
         """One listed master (hidden ones only for admins); "not found" otherwise."""
@@ -289,21 +307,23 @@ class Services:
     # -- statistics, PnL, charts, exports, daily summaries (issue 8; see core/reports.py) ------
 
     @property
-    def stats(self) -> "StatsService":
+    def stats(self) -> StatsService:
         """The statistics service over the same database and venues (created on first use)."""
         service = getattr(self, "_stats_service", None)
         if service is None:
-            from copytrade.core.reports import StatsService
+            from core.reports import StatsService
 
             service = self._stats_service = StatsService.for_database(self.accounts.db, self.venues)
         return service
 
-    async def ranked_masters(self, sort_by: str = "followers", *, include_hidden: bool = False, descending: bool | None = None) -> "list[MasterStatistics]":
+    async def ranked_masters(
+        self, sort_by: str = "followers", *, include_hidden: bool = False, descending: bool | None = None
+    ) -> list[MasterStatistics]:
         """``/masters``: listed masters with their statistics, best first by ``sort_by`` (a key of
-        ``copytrade.core.reports.RANK_KEYS``); statistics are brought up to date first."""
+        ``core.reports.RANK_KEYS``); statistics are brought up to date first."""
         return await self.stats.ranked_masters(sort_by, include_hidden=include_hidden, descending=descending)
 
-    async def master_statistics(self, master_id: int, *, include_hidden: bool = False) -> "MasterStatistics":
+    async def master_statistics(self, master_id: int, *, include_hidden: bool = False) -> MasterStatistics:
         """A master's detail page: every statistic (``NotFound`` for an unlisted master)."""
         return await self.stats.master_detail(master_id, include_hidden=include_hidden)
 
@@ -311,34 +331,36 @@ class Services:
         """PNG (800×450) of the master's equity curve (or cumulative realized PnL without snapshots)."""
         return await self.stats.master_chart(master_id, days=days, include_hidden=include_hidden)
 
-    async def follow_pnl(self, user_id: int, *, period: str | None = None, follow_id: int | None = None) -> "PnlReport":
+    async def follow_pnl(self, user_id: int, *, period: str | None = None, follow_id: int | None = None) -> PnlReport:
         """``/pnl [period]`` numbers: the user's own follows only (another's follow id: ``NotFound``)."""
         return await self.stats.follow_pnl(user_id, period=period, follow_id=follow_id)
 
-    async def pnl_chart(self, user_id: int, *, period: str | None = None, follow_id: int | None = None) -> "tuple[PnlReport, bytes]":
+    async def pnl_chart(
+        self, user_id: int, *, period: str | None = None, follow_id: int | None = None
+    ) -> tuple[PnlReport, bytes]:
         """``/pnl [period]``: the report and a PNG of the user's PnL curve against the master's."""
         return await self.stats.pnl_chart(user_id, period=period, follow_id=follow_id)
 
-    async def export_copy_log(self, user_id: int, *, follow_id: int | None = None, fmt: str = "csv") -> "ExportFile":
+    async def export_copy_log(self, user_id: int, *, follow_id: int | None = None, fmt: str = "csv") -> ExportFile:
         """``/export``: the user's own copy log as CSV or JSON (ownership enforced here)."""
         return await self.stats.export_user_log(user_id, follow_id=follow_id, fmt=fmt)
 
-    async def export_admin_log(self, *, master_id: int | None = None, fmt: str = "csv") -> "ExportFile":
+    async def export_admin_log(self, *, master_id: int | None = None, fmt: str = "csv") -> ExportFile:
         """Admins only (the bot checks the role): one master's copy log, or the whole system's."""
         return await self.stats.export_admin_log(master_id=master_id, fmt=fmt)
 
-    async def admin_stats(self, *, days: int = 7, listener_health: "dict[int, Any] | None" = None) -> "AdminStats":
+    async def admin_stats(self, *, days: int = 7, listener_health: dict[int, Any] | None = None) -> AdminStats:
         """Admin ``/stats``: copies per day, status and reason counts, p50/p99 latency, follows and
         stream health (pass ``App.listeners.health``)."""
         return await self.stats.admin_stats(days=days, listener_health=listener_health)
 
-    async def set_daily_summary(self, user_id: int, *, enabled: bool, at: str | None = None) -> "DailySummarySetting":
+    async def set_daily_summary(self, user_id: int, *, enabled: bool, at: str | None = None) -> DailySummarySetting:
         """Turn the user's daily summary on or off; ``at`` is "HH:MM" UTC (default 08:00)."""
         return await self.stats.set_daily_summary(user_id, enabled=enabled, at=at)
 
-    async def daily_summary_setting(self, user_id: int) -> "DailySummarySetting":
+    async def daily_summary_setting(self, user_id: int) -> DailySummarySetting:
         return await self.stats.daily_summary_setting(user_id)
 
-    async def due_daily_summaries(self, now: "datetime | None" = None) -> "list[DailySummary]":
+    async def due_daily_summaries(self, now: datetime | None = None) -> list[DailySummary]:
         """Summaries due now (each once per day), for the bot to send: ``user_id``, ``telegram_id``, ``text``."""
         return await self.stats.due_daily_summaries(now)

@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from copytrade.core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
+from core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
 
 ZERO = Decimal(0)
 
@@ -101,7 +101,9 @@ def raw_entry_quantity(
     raise ValueError(f"unknown sizing mode {mode!r}")
 
 
-def fit_to_market(base_quantity: Decimal, rules: MarketRules, price: Decimal, *, reduce_only: bool = False) -> Decimal | Skip:
+def fit_to_market(
+    base_quantity: Decimal, rules: MarketRules, price: Decimal, *, reduce_only: bool = False
+) -> Decimal | Skip:
     """Convert base units to the venue's order units, round down, and check the minimums.
 
     Reduce-only orders on derivatives are exempt from the minimum notional (venues accept a

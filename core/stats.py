@@ -28,11 +28,11 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from copytrade.core.errors import UserError
-from copytrade.core.model import Side
+from core.errors import UserError
+from core.model import Side
 
 ZERO = Decimal(0)
 PLACES = Decimal(10) ** -18  # what ExactDecimal stores on every backend
@@ -47,7 +47,7 @@ def q(value: Decimal) -> Decimal:
 
 
 def utc_day(moment: datetime) -> date:
-    return moment.astimezone(timezone.utc).date()
+    return moment.astimezone(UTC).date()
 
 
 # -- master round trips --------------------------------------------------------------------------
@@ -124,7 +124,9 @@ def _realize(state: StatsState, day: DayStats, pnl: Decimal) -> None:
     state.max_drawdown = max(state.max_drawdown, q(state.peak_pnl - state.realized_pnl))
 
 
-def _close_trip(state: StatsState, day: DayStats, symbol: str, lot: Lot, closed_at: datetime, trips: list[RoundTrip] | None) -> None:
+def _close_trip(
+    state: StatsState, day: DayStats, symbol: str, lot: Lot, closed_at: datetime, trips: list[RoundTrip] | None
+) -> None:
     if lot.entry_price is None or lot.opened_at is None:
         state.untracked_closes += 1
         return
@@ -138,7 +140,9 @@ def _close_trip(state: StatsState, day: DayStats, symbol: str, lot: Lot, closed_
         state.losses += 1
         state.gross_loss = q(state.gross_loss - pnl)
     held = closed_at - lot.opened_at
-    state.holding_seconds = q(state.holding_seconds + Decimal(held.days * 86400 + held.seconds) + Decimal(held.microseconds) / 1_000_000)
+    state.holding_seconds = q(
+        state.holding_seconds + Decimal(held.days * 86400 + held.seconds) + Decimal(held.microseconds) / 1_000_000
+    )
     if trips is not None:
         trips.append(RoundTrip(symbol, lot.opened_at, closed_at, pnl))
 
@@ -302,7 +306,7 @@ def parse_period(text: str | None, now: datetime) -> Period:
     """``today``, ``7d``, ``4w``, ``3m``, ``1y`` or ``all`` (default ``30d``): the last N UTC days,
     today included."""
     raw = (text or "30d").strip().lower()
-    midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
     if raw in ("all", "max", "ever"):
         return Period("all", None, now)
     if raw in ("today", "day", "1d"):

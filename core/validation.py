@@ -7,8 +7,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from copytrade.core.errors import UserError
-from copytrade.core.model import OrderType, SizingMode
+from core.errors import UserError
+from core.model import OrderType, SizingMode
 
 #: accepted range of ``sizing_value`` per mode (exclusive low, inclusive high)
 SIZING_LIMITS: dict[SizingMode, tuple[Decimal, Decimal, str]] = {
@@ -110,9 +110,24 @@ def parse_order_types(value: object) -> list[str]:
 
 #: every setting a follower may change (the columns of ``follows`` they own)
 SETTING_FIELDS = (
-    "sizing_mode", "sizing_value", "reverse", "take_profit_pct", "stop_loss_pct", "max_position_notional",
-    "daily_loss_limit", "leverage", "allowed_symbols", "blocked_symbols", "order_types", "dry_run",
-    "max_total_notional", "slippage_pct", "slippage_action", "margin_mode", "entry_sides", "close_on_daily_loss",
+    "sizing_mode",
+    "sizing_value",
+    "reverse",
+    "take_profit_pct",
+    "stop_loss_pct",
+    "max_position_notional",
+    "daily_loss_limit",
+    "leverage",
+    "allowed_symbols",
+    "blocked_symbols",
+    "order_types",
+    "dry_run",
+    "max_total_notional",
+    "slippage_pct",
+    "slippage_action",
+    "margin_mode",
+    "entry_sides",
+    "close_on_daily_loss",
     "auto_sync",
 )
 SLIPPAGE_MAX = Decimal(50)
@@ -135,16 +150,22 @@ def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | 
         mode = changes.get("sizing_mode", current_mode or SizingMode.COEFFICIENT)
         out["sizing_mode"], out["sizing_value"] = parse_sizing(mode, changes["sizing_value"])
     if "take_profit_pct" in changes:
-        out["take_profit_pct"] = parse_optional_decimal(changes["take_profit_pct"], "take-profit %", high=TAKE_PROFIT_MAX)
+        out["take_profit_pct"] = parse_optional_decimal(
+            changes["take_profit_pct"], "take-profit %", high=TAKE_PROFIT_MAX
+        )
     if "stop_loss_pct" in changes:
         stop = parse_optional_decimal(changes["stop_loss_pct"], "stop-loss %", high=STOP_LOSS_MAX)
         if stop is not None and stop >= STOP_LOSS_MAX:
             raise UserError("stop-loss % must be below 100 (100 % means the price reached zero)")
         out["stop_loss_pct"] = stop
     if "max_position_notional" in changes:
-        out["max_position_notional"] = parse_optional_decimal(changes["max_position_notional"], "max position", high=MONEY_LIMIT_MAX)
+        out["max_position_notional"] = parse_optional_decimal(
+            changes["max_position_notional"], "max position", high=MONEY_LIMIT_MAX
+        )
     if "daily_loss_limit" in changes:
-        out["daily_loss_limit"] = parse_optional_decimal(changes["daily_loss_limit"], "daily loss limit", high=MONEY_LIMIT_MAX)
+        out["daily_loss_limit"] = parse_optional_decimal(
+            changes["daily_loss_limit"], "daily loss limit", high=MONEY_LIMIT_MAX
+        )
     if "leverage" in changes:
         value = changes["leverage"]
         if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR - {"0"}):
@@ -159,11 +180,18 @@ def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | 
             out[name] = parse_symbols(changes[name], label)
     if "order_types" in changes:
         out["order_types"] = parse_order_types(changes["order_types"])
-    for name, label in (("reverse", "reverse"), ("dry_run", "dry run"), ("close_on_daily_loss", "close on loss limit"), ("auto_sync", "auto-sync")):
+    for name, label in (
+        ("reverse", "reverse"),
+        ("dry_run", "dry run"),
+        ("close_on_daily_loss", "close on loss limit"),
+        ("auto_sync", "auto-sync"),
+    ):
         if name in changes:
             out[name] = parse_bool(changes[name], label)
     if "max_total_notional" in changes:
-        out["max_total_notional"] = parse_optional_decimal(changes["max_total_notional"], "max total position", high=MONEY_LIMIT_MAX)
+        out["max_total_notional"] = parse_optional_decimal(
+            changes["max_total_notional"], "max total position", high=MONEY_LIMIT_MAX
+        )
     if "slippage_pct" in changes:
         out["slippage_pct"] = parse_optional_decimal(changes["slippage_pct"], "slippage limit %", high=SLIPPAGE_MAX)
     for name, choices in _CHOICES.items():

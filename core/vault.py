@@ -21,7 +21,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from copytrade.core.errors import VaultError
+from core.errors import VaultError
 
 _VERSION = b"v1"
 _KEY_ID_LEN = 8
@@ -83,7 +83,9 @@ class Vault:
                 "(set COPYTRADE_SECRET_KEY or add the old key to COPYTRADE_OLD_SECRET_KEYS)"
             )
         try:
-            plaintext = aead.decrypt(nonce, blob[2 + _KEY_ID_LEN + _NONCE_LEN :], self._associated_data(owner_id, credential_id))
+            plaintext = aead.decrypt(
+                nonce, blob[2 + _KEY_ID_LEN + _NONCE_LEN :], self._associated_data(owner_id, credential_id)
+            )
         except InvalidTag:
             raise VaultError(
                 f"credential {credential_id} failed authentication: it was altered or belongs to another row"
@@ -97,4 +99,8 @@ class Vault:
         return blob[2 : 2 + _KEY_ID_LEN] in self._keys
 
     def reseal(self, blob: bytes, *, owner_id: int, credential_id: str) -> bytes:
-        return self.encrypt(self.decrypt(blob, owner_id=owner_id, credential_id=credential_id), owner_id=owner_id, credential_id=credential_id)
+        return self.encrypt(
+            self.decrypt(blob, owner_id=owner_id, credential_id=credential_id),
+            owner_id=owner_id,
+            credential_id=credential_id,
+        )

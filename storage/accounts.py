@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from copytrade.core.errors import UserError
-from copytrade.core.model import FollowStatus, utcnow
-from copytrade.storage.db import Database
-from copytrade.storage.models import CopyOrder, Credential, Follow, FollowPosition, Master, MasterStatus, User
+from core.errors import UserError
+from core.model import FollowStatus, utcnow
+from storage.db import Database
+from storage.models import CopyOrder, Credential, Follow, FollowPosition, Master, MasterStatus, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,16 @@ class MasterView:
 
 
 def _view(row: Credential) -> CredentialView:
-    return CredentialView(row.id, row.user_id, row.venue, row.label, row.environment, row.key_fingerprint, row.last_validated_at, row.created_at)
+    return CredentialView(
+        row.id,
+        row.user_id,
+        row.venue,
+        row.label,
+        row.environment,
+        row.key_fingerprint,
+        row.last_validated_at,
+        row.created_at,
+    )
 
 
 class AccountStore:
@@ -69,7 +78,9 @@ class AccountStore:
     async def ensure_user(self, telegram_id: int | None, display_name: str = "") -> User:
         async with self.db.session() as session:
             if telegram_id is not None:
-                existing = (await session.execute(select(User).where(User.telegram_id == telegram_id))).scalars().first()
+                existing = (
+                    (await session.execute(select(User).where(User.telegram_id == telegram_id))).scalars().first()
+                )
                 if existing is not None:
                     if display_name and existing.display_name != display_name:
                         existing.display_name = display_name[:128]
@@ -101,7 +112,9 @@ class AccountStore:
 
     async def credentials(self, user_id: int) -> list[CredentialView]:
         async with self.db.session() as session:
-            rows = await session.execute(select(Credential).where(Credential.user_id == user_id).order_by(Credential.created_at))
+            rows = await session.execute(
+                select(Credential).where(Credential.user_id == user_id).order_by(Credential.created_at)
+            )
             return [_view(r) for r in rows.scalars()]
 
     async def credential(self, credential_id: str) -> CredentialView | None:
@@ -133,13 +146,17 @@ class AccountStore:
         """Compare-and-swap, so a rotation never overwrites a blob changed meanwhile."""
         async with self.db.session() as session:
             result = await session.execute(
-                update(Credential).where(Credential.id == credential_id, Credential.ciphertext == old).values(ciphertext=new)
+                update(Credential)
+                .where(Credential.id == credential_id, Credential.ciphertext == old)
+                .values(ciphertext=new)
             )
             return bool(result.rowcount)
 
     async def mark_validated(self, credential_id: str) -> None:
         async with self.db.session() as session:
-            await session.execute(update(Credential).where(Credential.id == credential_id).values(last_validated_at=utcnow()))
+            await session.execute(
+                update(Credential).where(Credential.id == credential_id).values(last_validated_at=utcnow())
+            )
 
     async def delete_credential(self, credential_id: str) -> None:
         async with self.db.session() as session:
@@ -155,7 +172,9 @@ class AccountStore:
                 session.add(master)
                 await session.flush()
                 assert master.id is not None
-                return MasterView(master.id, master.name, master.description, master.venue, master.status, master.credential_id, 0)
+                return MasterView(
+                    master.id, master.name, master.description, master.venue, master.status, master.credential_id, 0
+                )
         except IntegrityError:
             raise UserError(f"a master named {master.name!r} already exists") from None
 
@@ -174,7 +193,9 @@ class AccountStore:
                 .where(Master.status.in_(statuses))
                 .order_by(Master.id)
             )
-            return [MasterView(m.id, m.name, m.description, m.venue, m.status, m.credential_id, n) for m, n in rows.all()]
+            return [
+                MasterView(m.id, m.name, m.description, m.venue, m.status, m.credential_id, n) for m, n in rows.all()
+            ]
 
     async def master(self, master_id: int) -> Master | None:
         async with self.db.session() as session:
@@ -202,7 +223,9 @@ class AccountStore:
 
     async def follow_for(self, master_id: int, credential_id: str) -> Follow | None:
         async with self.db.session() as session:
-            rows = await session.execute(select(Follow).where(Follow.master_id == master_id, Follow.credential_id == credential_id))
+            rows = await session.execute(
+                select(Follow).where(Follow.master_id == master_id, Follow.credential_id == credential_id)
+            )
             return rows.scalars().first()
 
     async def follows_of_user(self, user_id: int, *, include_stopped: bool = False) -> list[Follow]:
@@ -240,7 +263,9 @@ class AccountStore:
             return 0
         async with self.db.session() as session:
             result = await session.execute(
-                update(Follow).where(Follow.id.in_(follow_ids)).values(status=status, status_reason=reason, updated_at=utcnow())
+                update(Follow)
+                .where(Follow.id.in_(follow_ids))
+                .values(status=status, status_reason=reason, updated_at=utcnow())
             )
             return int(result.rowcount or 0)
 
@@ -269,7 +294,11 @@ class AccountStore:
     async def copy_history(self, user_id: int, *, limit: int = 20, offset: int = 0) -> list[CopyOrder]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(CopyOrder).where(CopyOrder.user_id == user_id).order_by(CopyOrder.created_at.desc()).limit(limit).offset(offset)
+                select(CopyOrder)
+                .where(CopyOrder.user_id == user_id)
+                .order_by(CopyOrder.created_at.desc())
+                .limit(limit)
+                .offset(offset)
             )
             return list(rows.scalars())
 
@@ -286,7 +315,9 @@ class AccountStore:
         async with self.db.session() as session:
             query = select(User.id, User.telegram_id).where(User.telegram_id.is_not(None), User.blocked_bot == False)  # noqa: E712
             if master_id is not None:
-                followers = select(Follow.user_id).where(Follow.master_id == master_id, Follow.status != FollowStatus.STOPPED)
+                followers = select(Follow.user_id).where(
+                    Follow.master_id == master_id, Follow.status != FollowStatus.STOPPED
+                )
                 query = query.where(User.id.in_(followers))
             rows = await session.execute(query.order_by(User.id))
             return [(int(user_id), int(telegram_id)) for user_id, telegram_id in rows.all()]
@@ -296,12 +327,18 @@ class AccountStore:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(FollowPosition)
-                .where(FollowPosition.follow_id == follow_id, FollowPosition.simulated == False, FollowPosition.quantity != Decimal(0))  # noqa: E712
+                .where(
+                    FollowPosition.follow_id == follow_id,
+                    FollowPosition.simulated == False,
+                    FollowPosition.quantity != Decimal(0),
+                )  # noqa: E712
                 .order_by(FollowPosition.symbol)
             )
             return list(rows.scalars())
 
-    async def reduce_follow_position(self, follow_id: int, symbol: str, signed_quantity: Decimal, price: Decimal | None) -> None:
+    async def reduce_follow_position(
+        self, follow_id: int, symbol: str, signed_quantity: Decimal, price: Decimal | None
+    ) -> None:
         """Apply a closing order placed outside the engine (``/stop`` → close positions)."""
         async with self.db.session() as session:
             row = await session.get(FollowPosition, (follow_id, symbol, False))
@@ -319,7 +356,9 @@ class AccountStore:
 
     async def set_follow_reason(self, follow_id: int, reason: str | None) -> None:
         async with self.db.session() as session:
-            await session.execute(update(Follow).where(Follow.id == follow_id).values(status_reason=reason and reason[:300]))
+            await session.execute(
+                update(Follow).where(Follow.id == follow_id).values(status_reason=reason and reason[:300])
+            )
 
     async def copy_counts_since(self, user_id: int | None, since: datetime) -> dict[str, int]:
         """Copy orders created since ``since`` by status value (every user when ``user_id`` is None)."""
@@ -332,14 +371,24 @@ class AccountStore:
 
     async def copy_history_count(self, user_id: int) -> int:
         async with self.db.session() as session:
-            return int((await session.execute(select(func.count()).select_from(CopyOrder).where(CopyOrder.user_id == user_id))).scalar_one())
+            return int(
+                (
+                    await session.execute(
+                        select(func.count()).select_from(CopyOrder).where(CopyOrder.user_id == user_id)
+                    )
+                ).scalar_one()
+            )
 
     async def counts(self) -> dict[str, int]:
         """Totals for the admin's /stats."""
         async with self.db.session() as session:
             out = {
-                "users": (await session.execute(select(func.count()).select_from(User).where(User.telegram_id.is_not(None)))).scalar_one(),
-                "blocked": (await session.execute(select(func.count()).select_from(User).where(User.blocked_bot == True))).scalar_one(),  # noqa: E712
+                "users": (
+                    await session.execute(select(func.count()).select_from(User).where(User.telegram_id.is_not(None)))
+                ).scalar_one(),
+                "blocked": (
+                    await session.execute(select(func.count()).select_from(User).where(User.blocked_bot == True))
+                ).scalar_one(),  # noqa: E712
                 "credentials": (await session.execute(select(func.count()).select_from(Credential))).scalar_one(),
             }
             for status, n in (await session.execute(select(Master.status, func.count()).group_by(Master.status))).all():

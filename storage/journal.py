@@ -26,11 +26,11 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from copytrade.core.errors import NotFound
-from copytrade.core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, Side, utcnow
-from copytrade.core.risk import normalise_symbol_list
-from copytrade.storage.db import Database
-from copytrade.storage.models import (
+from core.errors import NotFound
+from core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, Side, utcnow
+from core.risk import normalise_symbol_list
+from storage.db import Database
+from storage.models import (
     CopyOrder,
     Follow,
     FollowPosition,
@@ -215,7 +215,9 @@ _RESULT_UPDATE = (
 
 
 _REALIZED_UPDATE = (
-    update(_COPY_ORDERS).where(_COPY_ORDERS.c.client_order_id == bindparam("b_cid")).values(realized_pnl=bindparam("b_realized"))
+    update(_COPY_ORDERS)
+    .where(_COPY_ORDERS.c.client_order_id == bindparam("b_cid"))
+    .values(realized_pnl=bindparam("b_realized"))
 )
 
 
@@ -238,7 +240,9 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
     ids = [d.client_order_id for d in drafts]
     existing: set[str] = set()
     for start in range(0, len(ids), 500):  # bounded IN lists
-        rows = await session.execute(select(CopyOrder.client_order_id).where(CopyOrder.client_order_id.in_(ids[start : start + 500])))
+        rows = await session.execute(
+            select(CopyOrder.client_order_id).where(CopyOrder.client_order_id.in_(ids[start : start + 500]))
+        )
         existing |= set(rows.scalars())
     fresh: dict[str, dict[str, Any]] = {}
     for draft in drafts:
@@ -315,7 +319,9 @@ class JournalStore:
                 )
                 session.add(row)
                 if position is None:
-                    session.add(MasterPosition(master_id=fill.master_id, symbol=fill.symbol, quantity=fill.signed_quantity))
+                    session.add(
+                        MasterPosition(master_id=fill.master_id, symbol=fill.symbol, quantity=fill.signed_quantity)
+                    )
                 else:
                     position.quantity = before + fill.signed_quantity
                     session.add(position)
@@ -333,7 +339,10 @@ class JournalStore:
         """The execution time of the master's newest journaled fill: where gap recovery starts."""
         async with self.db.session() as session:
             result = await session.execute(
-                select(MasterFill.executed_at).where(MasterFill.master_id == master_id).order_by(MasterFill.executed_at.desc()).limit(1)
+                select(MasterFill.executed_at)
+                .where(MasterFill.master_id == master_id)
+                .order_by(MasterFill.executed_at.desc())
+                .limit(1)
             )
             return result.scalars().first()
 
@@ -363,7 +372,9 @@ class JournalStore:
     async def active_follows(self, master_id: int) -> list[FollowSettings]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(Follow).where(Follow.master_id == master_id, Follow.status == FollowStatus.ACTIVE).order_by(Follow.id)
+                select(Follow)
+                .where(Follow.master_id == master_id, Follow.status == FollowStatus.ACTIVE)
+                .order_by(Follow.id)
             )
             return [follow_settings(row) for row in rows.scalars()]
 
@@ -371,7 +382,10 @@ class JournalStore:
         """The credential of every active follow, of every master (warming venues up at start)."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(Follow.credential_id).where(Follow.status == FollowStatus.ACTIVE).distinct().order_by(Follow.credential_id)
+                select(Follow.credential_id)
+                .where(Follow.status == FollowStatus.ACTIVE)
+                .distinct()
+                .order_by(Follow.credential_id)
             )
             return list(rows.scalars())
 
@@ -385,14 +399,18 @@ class JournalStore:
             )
             return bool(result.rowcount)
 
-    async def follow_positions(self, follow_ids: Sequence[int], symbol: str, *, simulated: bool = False) -> dict[int, Decimal]:
+    async def follow_positions(
+        self, follow_ids: Sequence[int], symbol: str, *, simulated: bool = False
+    ) -> dict[int, Decimal]:
         """The copied (or, for dry runs, simulated) position of each follow in ``symbol``."""
         if not follow_ids:
             return {}
         async with self.db.session() as session:
             rows = await session.execute(
                 select(FollowPosition.follow_id, FollowPosition.quantity).where(
-                    FollowPosition.follow_id.in_(follow_ids), FollowPosition.symbol == symbol, FollowPosition.simulated == simulated
+                    FollowPosition.follow_id.in_(follow_ids),
+                    FollowPosition.symbol == symbol,
+                    FollowPosition.simulated == simulated,
                 )
             )
             return {follow_id: quantity for follow_id, quantity in rows.all()}
@@ -415,7 +433,13 @@ class JournalStore:
         """Copy orders journaled as pending whose outcome was never recorded (a crash mid-send)."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(CopyOrder.client_order_id, CopyOrder.follow_id, Follow.credential_id, CopyOrder.symbol, CopyOrder.fill_id)
+                select(
+                    CopyOrder.client_order_id,
+                    CopyOrder.follow_id,
+                    Follow.credential_id,
+                    CopyOrder.symbol,
+                    CopyOrder.fill_id,
+                )
                 .join(Follow, Follow.id == CopyOrder.follow_id)
                 .where(CopyOrder.status == CopyStatus.PENDING)
             )
@@ -435,7 +459,9 @@ class JournalStore:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(FollowPosition).where(
-                    FollowPosition.follow_id == follow_id, FollowPosition.simulated == False, FollowPosition.quantity != ZERO  # noqa: E712
+                    FollowPosition.follow_id == follow_id,
+                    FollowPosition.simulated == False,
+                    FollowPosition.quantity != ZERO,  # noqa: E712
                 )
             )
             return list(rows.scalars())
@@ -449,14 +475,18 @@ class JournalStore:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(CopyOrder.realized_pnl, CopyOrder.fee).where(
-                    CopyOrder.follow_id == follow_id, CopyOrder.completed_at >= since, CopyOrder.dry_run == False  # noqa: E712
+                    CopyOrder.follow_id == follow_id,
+                    CopyOrder.completed_at >= since,
+                    CopyOrder.dry_run == False,  # noqa: E712
                 )
             )
             return sum((realized - fee for realized, fee in rows.all()), ZERO)
 
     # -- take-profit / stop-loss orders resting on venues ---------------------------------------
 
-    async def protective_orders(self, follow_id: int, symbol: str | None = None, *, resting_only: bool = True) -> list[ProtectiveOrder]:
+    async def protective_orders(
+        self, follow_id: int, symbol: str | None = None, *, resting_only: bool = True
+    ) -> list[ProtectiveOrder]:
         async with self.db.session() as session:
             query = select(ProtectiveOrder).where(ProtectiveOrder.follow_id == follow_id)
             if symbol is not None:
@@ -489,12 +519,16 @@ class JournalStore:
         except IntegrityError:
             return False
 
-    async def set_protective_status(self, client_order_id: str, status: CopyStatus, venue_order_id: str | None = None) -> None:
+    async def set_protective_status(
+        self, client_order_id: str, status: CopyStatus, venue_order_id: str | None = None
+    ) -> None:
         async with self.db.session() as session:
             values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
             if venue_order_id is not None:
                 values["venue_order_id"] = venue_order_id
-            await session.execute(update(ProtectiveOrder).where(ProtectiveOrder.client_order_id == client_order_id).values(**values))
+            await session.execute(
+                update(ProtectiveOrder).where(ProtectiveOrder.client_order_id == client_order_id).values(**values)
+            )
 
     # -- reconciliation -----------------------------------------------------------------------
 
@@ -506,14 +540,20 @@ class JournalStore:
     async def master_positions(self, master_id: int) -> dict[str, Decimal]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(MasterPosition.symbol, MasterPosition.quantity).where(MasterPosition.master_id == master_id, MasterPosition.quantity != ZERO)
+                select(MasterPosition.symbol, MasterPosition.quantity).where(
+                    MasterPosition.master_id == master_id, MasterPosition.quantity != ZERO
+                )
             )
             return dict(rows.all())
 
-    async def replace_drifts(self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]) -> dict[str, tuple[Decimal, Decimal]]:
+    async def replace_drifts(
+        self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]
+    ) -> dict[str, tuple[Decimal, Decimal]]:
         """Store this reconciliation's drifts (symbol -> (expected, actual)); returns the previous ones."""
         async with self.db.session() as session:
-            rows = list((await session.execute(select(PositionDrift).where(PositionDrift.follow_id == follow_id))).scalars())
+            rows = list(
+                (await session.execute(select(PositionDrift).where(PositionDrift.follow_id == follow_id))).scalars()
+            )
             previous = {row.symbol: (row.expected, row.actual) for row in rows}
             for row in rows:
                 await session.delete(row)
@@ -524,7 +564,9 @@ class JournalStore:
 
     async def drifts(self, follow_id: int) -> list[PositionDrift]:
         async with self.db.session() as session:
-            rows = await session.execute(select(PositionDrift).where(PositionDrift.follow_id == follow_id).order_by(PositionDrift.symbol))
+            rows = await session.execute(
+                select(PositionDrift).where(PositionDrift.follow_id == follow_id).order_by(PositionDrift.symbol)
+            )
             return list(rows.scalars())
 
     async def copy_order(self, client_order_id: str) -> CopyOrder | None:
@@ -589,7 +631,9 @@ class _Position:
         return realized
 
 
-async def _move_positions(session: AsyncSession, changes: Sequence[PositionChange], now: datetime) -> dict[str, Decimal]:
+async def _move_positions(
+    session: AsyncSession, changes: Sequence[PositionChange], now: datetime
+) -> dict[str, Decimal]:
     """Apply position changes in order: one SELECT for the rows touched, then one executemany
     UPDATE and one multi-row INSERT. Returns the PnL each change realized, by client order id
     (real positions only)."""
@@ -597,13 +641,24 @@ async def _move_positions(session: AsyncSession, changes: Sequence[PositionChang
     follow_ids = sorted({k[0] for k in keys})
     symbols = sorted({k[1] for k in keys})
     positions: dict[tuple[int, str, bool], _Position] = {}
-    columns = (_POSITIONS.c.follow_id, _POSITIONS.c.symbol, _POSITIONS.c.simulated, _POSITIONS.c.quantity, _POSITIONS.c.entry_price, _POSITIONS.c.realized_pnl)
+    columns = (
+        _POSITIONS.c.follow_id,
+        _POSITIONS.c.symbol,
+        _POSITIONS.c.simulated,
+        _POSITIONS.c.quantity,
+        _POSITIONS.c.entry_price,
+        _POSITIONS.c.realized_pnl,
+    )
     for start in range(0, len(follow_ids), 500):
         found = await session.execute(
-            select(*columns).where(_POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols))
+            select(*columns).where(
+                _POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols)
+            )
         )
         for follow_id, symbol, simulated, quantity, entry_price, realized_pnl in found:
-            positions[(follow_id, symbol, bool(simulated))] = _Position(quantity, entry_price, realized_pnl, stored=True)
+            positions[(follow_id, symbol, bool(simulated))] = _Position(
+                quantity, entry_price, realized_pnl, stored=True
+            )
     realized_by_order: dict[str, Decimal] = {}
     for change in changes:
         key = (change.follow_id, change.symbol, change.simulated)
@@ -619,15 +674,29 @@ async def _move_positions(session: AsyncSession, changes: Sequence[PositionChang
         follow_id, symbol, simulated = key
         position = positions[key]
         if position.stored:
-            updates.append({
-                "b_follow_id": follow_id, "b_symbol": symbol, "b_simulated": simulated, "b_quantity": position.quantity,
-                "b_entry_price": position.entry_price, "b_realized_pnl": position.realized_pnl, "b_updated_at": now,
-            })
+            updates.append(
+                {
+                    "b_follow_id": follow_id,
+                    "b_symbol": symbol,
+                    "b_simulated": simulated,
+                    "b_quantity": position.quantity,
+                    "b_entry_price": position.entry_price,
+                    "b_realized_pnl": position.realized_pnl,
+                    "b_updated_at": now,
+                }
+            )
         else:
-            inserts.append({
-                "follow_id": follow_id, "symbol": symbol, "simulated": simulated, "quantity": position.quantity,
-                "entry_price": position.entry_price, "realized_pnl": position.realized_pnl, "updated_at": now,
-            })
+            inserts.append(
+                {
+                    "follow_id": follow_id,
+                    "symbol": symbol,
+                    "simulated": simulated,
+                    "quantity": position.quantity,
+                    "entry_price": position.entry_price,
+                    "realized_pnl": position.realized_pnl,
+                    "updated_at": now,
+                }
+            )
     if updates:
         await session.execute(_POSITION_UPDATE, updates)
     if inserts:

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from copytrade.storage.db import create_sync_engine
+from storage.db import create_sync_engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

@@ -6,12 +6,12 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from copytrade.core.model import CopyStatus, FollowStatus, OrderType, Side, SizingMode, utcnow
-from copytrade.storage.types import ExactDecimal, UTCDateTime
+from core.model import CopyStatus, FollowStatus, OrderType, Side, SizingMode, utcnow
+from storage.types import ExactDecimal, UTCDateTime
 
 
 def _enum(enum_cls: type[enum.Enum]) -> SAEnum:
@@ -141,7 +141,9 @@ class CopyOrder(SQLModel, table=True):
     __tablename__ = "copy_orders"
 
     client_order_id: str = Field(primary_key=True, max_length=36)
-    fill_id: int | None = Field(default=None, foreign_key="master_fills.id", index=True, nullable=True)  # None: not a copy
+    fill_id: int | None = Field(
+        default=None, foreign_key="master_fills.id", index=True, nullable=True
+    )  # None: not a copy
     origin: str = Field(default="copy", max_length=16)  # copy | take_profit | stop_loss | sync | open | close
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # of the copied position, fees excluded
     follow_id: int = Field(foreign_key="follows.id", index=True)

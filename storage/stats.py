@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from copytrade.core.model import CopyStatus, FollowStatus, utcnow
-from copytrade.core.stats import CopyExecution, DayStats, Lot, StatFill, StatsState
-from copytrade.storage.db import Database
-from copytrade.storage.models import (
+from core.model import CopyStatus, FollowStatus, utcnow
+from core.stats import CopyExecution, DayStats, Lot, StatFill, StatsState
+from storage.db import Database
+from storage.models import (
     CopyOrder,
     Credential,
     DailySummarySetting,
@@ -40,8 +40,19 @@ from copytrade.storage.models import (
 ZERO = Decimal(0)
 
 _STATE_FIELDS = (
-    "fills", "round_trips", "wins", "losses", "untracked_closes", "realized_pnl", "gross_profit", "gross_loss",
-    "peak_pnl", "max_drawdown", "holding_seconds", "first_fill_at", "last_fill_at",
+    "fills",
+    "round_trips",
+    "wins",
+    "losses",
+    "untracked_closes",
+    "realized_pnl",
+    "gross_profit",
+    "gross_loss",
+    "peak_pnl",
+    "max_drawdown",
+    "holding_seconds",
+    "first_fill_at",
+    "last_fill_at",
 )
 
 
@@ -110,8 +121,14 @@ class StatsStore:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(
-                    MasterFill.id, MasterFill.symbol, MasterFill.side, MasterFill.quantity, MasterFill.price,
-                    MasterFill.executed_at, MasterFill.master_position_before, MasterFill.received_at,
+                    MasterFill.id,
+                    MasterFill.symbol,
+                    MasterFill.side,
+                    MasterFill.quantity,
+                    MasterFill.price,
+                    MasterFill.executed_at,
+                    MasterFill.master_position_before,
+                    MasterFill.received_at,
                 )
                 .where(MasterFill.master_id == master_id, MasterFill.id > after_id)
                 .order_by(MasterFill.id)
@@ -133,7 +150,9 @@ class StatsStore:
                 state.lots[lot.symbol] = Lot(lot.quantity, lot.entry_price, lot.opened_at, lot.trip_pnl)
             if days:
                 found = await session.execute(
-                    select(MasterDailyPnl).where(MasterDailyPnl.master_id == master_id, MasterDailyPnl.day.in_(sorted(days)))
+                    select(MasterDailyPnl).where(
+                        MasterDailyPnl.master_id == master_id, MasterDailyPnl.day.in_(sorted(days))
+                    )
                 )
                 for day in found.scalars():
                     state.days[day.day] = DayStats(day.realized_pnl, day.fills, day.round_trips)
@@ -160,18 +179,30 @@ class StatsStore:
                     await session.flush()  # a concurrent first insert fails here
                 await session.execute(delete(MasterStatsLot).where(MasterStatsLot.master_id == master_id))
                 for symbol, lot in sorted(state.lots.items()):
-                    session.add(MasterStatsLot(
-                        master_id=master_id, symbol=symbol, quantity=lot.quantity, entry_price=lot.entry_price,
-                        opened_at=lot.opened_at, trip_pnl=lot.trip_pnl,
-                    ))
+                    session.add(
+                        MasterStatsLot(
+                            master_id=master_id,
+                            symbol=symbol,
+                            quantity=lot.quantity,
+                            entry_price=lot.entry_price,
+                            opened_at=lot.opened_at,
+                            trip_pnl=lot.trip_pnl,
+                        )
+                    )
                 if state.days:
                     existing = await session.execute(
-                        select(MasterDailyPnl).where(MasterDailyPnl.master_id == master_id, MasterDailyPnl.day.in_(sorted(state.days)))
+                        select(MasterDailyPnl).where(
+                            MasterDailyPnl.master_id == master_id, MasterDailyPnl.day.in_(sorted(state.days))
+                        )
                     )
                     rows = {row.day: row for row in existing.scalars()}
                     for day, stats in state.days.items():
                         row = rows.get(day) or MasterDailyPnl(master_id=master_id, day=day)
-                        row.realized_pnl, row.fills, row.round_trips = stats.realized_pnl, stats.fills, stats.round_trips
+                        row.realized_pnl, row.fills, row.round_trips = (
+                            stats.realized_pnl,
+                            stats.fills,
+                            stats.round_trips,
+                        )
                         session.add(row)
         except (_Conflict, IntegrityError):
             return False
@@ -193,10 +224,14 @@ class StatsStore:
 
     async def master_lots(self, master_id: int) -> list[MasterStatsLot]:
         async with self.db.session() as session:
-            rows = await session.execute(select(MasterStatsLot).where(MasterStatsLot.master_id == master_id).order_by(MasterStatsLot.symbol))
+            rows = await session.execute(
+                select(MasterStatsLot).where(MasterStatsLot.master_id == master_id).order_by(MasterStatsLot.symbol)
+            )
             return list(rows.scalars())
 
-    async def master_daily(self, master_ids: Sequence[int], since: date | None = None) -> dict[int, list[MasterDailyPnl]]:
+    async def master_daily(
+        self, master_ids: Sequence[int], since: date | None = None
+    ) -> dict[int, list[MasterDailyPnl]]:
         """Daily rows per master, in day order."""
         out: dict[int, list[MasterDailyPnl]] = {m: [] for m in master_ids}
         if not master_ids:
@@ -231,7 +266,10 @@ class StatsStore:
         async with self.db.session() as session:
             for symbol in sorted(set(symbols)):
                 found = await session.execute(
-                    select(MasterFill.price).where(MasterFill.symbol == symbol).order_by(MasterFill.executed_at.desc(), MasterFill.id.desc()).limit(1)
+                    select(MasterFill.price)
+                    .where(MasterFill.symbol == symbol)
+                    .order_by(MasterFill.executed_at.desc(), MasterFill.id.desc())
+                    .limit(1)
                 )
                 price = found.scalars().first()
                 if price is not None:
@@ -246,11 +284,19 @@ class StatsStore:
             try:
                 async with self.db.session() as session:
                     found = await session.execute(
-                        select(EquitySnapshot).where(EquitySnapshot.scope == scope, EquitySnapshot.subject_id == subject_id, EquitySnapshot.day == day)
+                        select(EquitySnapshot).where(
+                            EquitySnapshot.scope == scope,
+                            EquitySnapshot.subject_id == subject_id,
+                            EquitySnapshot.day == day,
+                        )
                     )
                     row = found.scalars().first()
                     if row is None:
-                        session.add(EquitySnapshot(scope=scope, subject_id=subject_id, day=day, equity=equity, taken_at=taken_at))
+                        session.add(
+                            EquitySnapshot(
+                                scope=scope, subject_id=subject_id, day=day, equity=equity, taken_at=taken_at
+                            )
+                        )
                     else:
                         row.equity, row.taken_at = equity, taken_at
                         session.add(row)
@@ -258,7 +304,9 @@ class StatsStore:
             except IntegrityError:
                 continue  # a concurrent first snapshot of the day: update it instead
 
-    async def snapshots(self, scope: str, subject_ids: Sequence[int], since: date | None = None) -> dict[int, list[tuple[date, Decimal]]]:
+    async def snapshots(
+        self, scope: str, subject_ids: Sequence[int], since: date | None = None
+    ) -> dict[int, list[tuple[date, Decimal]]]:
         out: dict[int, list[tuple[date, Decimal]]] = {s: [] for s in subject_ids}
         if not subject_ids:
             return out
@@ -268,7 +316,9 @@ class StatsStore:
             )
             if since is not None:
                 query = query.where(EquitySnapshot.day >= since)
-            for subject_id, day, equity in (await session.execute(query.order_by(EquitySnapshot.subject_id, EquitySnapshot.day))).all():
+            for subject_id, day, equity in (
+                await session.execute(query.order_by(EquitySnapshot.subject_id, EquitySnapshot.day))
+            ).all():
                 out[subject_id].append((day, equity))
         return out
 
@@ -292,7 +342,9 @@ class StatsStore:
 
     async def follows_of(self, user_id: int) -> list[Follow]:
         async with self.db.session() as session:
-            return list((await session.execute(select(Follow).where(Follow.user_id == user_id).order_by(Follow.id))).scalars())
+            return list(
+                (await session.execute(select(Follow).where(Follow.user_id == user_id).order_by(Follow.id))).scalars()
+            )
 
     async def labels(self, credential_ids: Sequence[str]) -> dict[str, str]:
         ids = [c for c in set(credential_ids) if c]
@@ -324,20 +376,41 @@ class StatsStore:
             else:
                 query = query.where(CopyOrder.dry_run == False, CopyOrder.status.in_(_EXECUTED))  # noqa: E712
             # rows are written in the order the follow's orders were sent (per follow and symbol)
-            rows = await session.execute(query.order_by(CopyOrder.created_at, CopyOrder.reduce_only.desc(), CopyOrder.client_order_id))
+            rows = await session.execute(
+                query.order_by(CopyOrder.created_at, CopyOrder.reduce_only.desc(), CopyOrder.client_order_id)
+            )
             out = []
             for copy, executed_at in rows.all():
                 if simulated:
                     if copy.requested_quantity is not None and copy.requested_quantity > 0:
-                        out.append(CopyExecution(executed_at or copy.created_at, copy.symbol, copy.side, copy.requested_quantity, copy.master_price))
+                        out.append(
+                            CopyExecution(
+                                executed_at or copy.created_at,
+                                copy.symbol,
+                                copy.side,
+                                copy.requested_quantity,
+                                copy.master_price,
+                            )
+                        )
                 elif copy.filled_quantity > 0:  # compared here: SQLite keeps decimals as text
                     at = copy.completed_at or copy.created_at
-                    out.append(CopyExecution(at, copy.symbol, copy.side, copy.filled_quantity, copy.average_price or copy.master_price, copy.fee))
+                    out.append(
+                        CopyExecution(
+                            at,
+                            copy.symbol,
+                            copy.side,
+                            copy.filled_quantity,
+                            copy.average_price or copy.master_price,
+                            copy.fee,
+                        )
+                    )
             return out
 
     async def follow_positions(self, follow_id: int) -> list[FollowPosition]:
         async with self.db.session() as session:
-            rows = await session.execute(select(FollowPosition).where(FollowPosition.follow_id == follow_id).order_by(FollowPosition.symbol))
+            rows = await session.execute(
+                select(FollowPosition).where(FollowPosition.follow_id == follow_id).order_by(FollowPosition.symbol)
+            )
             return list(rows.scalars())
 
     async def follow_copy_counts(self, follow_id: int, since: datetime | None) -> dict[str, int]:
@@ -391,7 +464,15 @@ class StatsStore:
         own = await self._own_orders(master_id=master_id, since=since, until=until)
         labels = await self.labels([credential_id for _, credential_id, _ in own if credential_id])
         pending = [
-            ExportRow(None, mid, names.get(mid, f"master #{mid}"), copy, copy.follow_id, copy.user_id, labels.get(cid or "", "removed account"))
+            ExportRow(
+                None,
+                mid,
+                names.get(mid, f"master #{mid}"),
+                copy,
+                copy.follow_id,
+                copy.user_id,
+                labels.get(cid or "", "removed account"),
+            )
             for copy, cid, mid in own
         ]
         after = 0
@@ -411,12 +492,16 @@ class StatsStore:
                     select(CopyOrder, Follow.credential_id)
                     .join(Follow, Follow.id == CopyOrder.follow_id)
                     .where(CopyOrder.fill_id.in_([f.id for f in fills]))
-                    .order_by(CopyOrder.fill_id, CopyOrder.follow_id, CopyOrder.reduce_only.desc(), CopyOrder.client_order_id)
+                    .order_by(
+                        CopyOrder.fill_id, CopyOrder.follow_id, CopyOrder.reduce_only.desc(), CopyOrder.client_order_id
+                    )
                 )
                 by_fill: dict[int, list[tuple[CopyOrder, str | None]]] = {}
                 for copy, credential_id in copies.all():
                     by_fill.setdefault(copy.fill_id or 0, []).append((copy, credential_id))
-            labels.update(await self.labels([c for pairs in by_fill.values() for _, c in pairs if c and c not in labels]))
+            labels.update(
+                await self.labels([c for pairs in by_fill.values() for _, c in pairs if c and c not in labels])
+            )
             for fill in fills:
                 while pending and pending[0].at < fill.executed_at:
                     yield pending.pop(0)
@@ -425,13 +510,26 @@ class StatsStore:
                 if not pairs:
                     yield ExportRow(fill, fill.master_id, name, None, None, None, None)
                 for copy, credential_id in pairs:
-                    yield ExportRow(fill, fill.master_id, name, copy, copy.follow_id, copy.user_id, labels.get(credential_id or "", "removed account"))
+                    yield ExportRow(
+                        fill,
+                        fill.master_id,
+                        name,
+                        copy,
+                        copy.follow_id,
+                        copy.user_id,
+                        labels.get(credential_id or "", "removed account"),
+                    )
             after = fills[-1].id or 0
         for row in pending:
             yield row
 
     async def _own_orders(
-        self, *, follow_id: int | None = None, master_id: int | None = None, since: datetime | None = None, until: datetime | None = None
+        self,
+        *,
+        follow_id: int | None = None,
+        master_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[tuple[CopyOrder, str | None, int]]:
         """Orders the copier placed on its own (no master fill), with the follow's key and master."""
         async with self.db.session() as session:
@@ -451,7 +549,9 @@ class StatsStore:
             rows = await session.execute(query.order_by(CopyOrder.created_at, CopyOrder.client_order_id))
             return [(copy, credential_id, int(mid)) for copy, credential_id, mid in rows.all()]
 
-    async def _follow_rows(self, follow_id: int, since: datetime | None, until: datetime | None, batch: int) -> AsyncIterator[ExportRow]:
+    async def _follow_rows(
+        self, follow_id: int, since: datetime | None, until: datetime | None, batch: int
+    ) -> AsyncIterator[ExportRow]:
         async with self.db.session() as session:
             follow = await session.get(Follow, follow_id)
             if follow is None:
@@ -467,7 +567,9 @@ class StatsStore:
         after = 0
         while True:
             async with self.db.session() as session:
-                copied = select(CopyOrder.fill_id).where(CopyOrder.follow_id == follow_id, CopyOrder.fill_id.is_not(None))
+                copied = select(CopyOrder.fill_id).where(
+                    CopyOrder.follow_id == follow_id, CopyOrder.fill_id.is_not(None)
+                )
                 query = select(MasterFill).where(
                     MasterFill.master_id == follow.master_id,
                     MasterFill.id > after,
@@ -502,8 +604,9 @@ class StatsStore:
     async def copy_events(self, since: datetime, until: datetime) -> list[CopyEvent]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(CopyOrder.created_at, CopyOrder.status, CopyOrder.reason_code, CopyOrder.latency_ms)
-                .where(CopyOrder.created_at >= since, CopyOrder.created_at < until)
+                select(CopyOrder.created_at, CopyOrder.status, CopyOrder.reason_code, CopyOrder.latency_ms).where(
+                    CopyOrder.created_at >= since, CopyOrder.created_at < until
+                )
             )
             return [CopyEvent(*row) for row in rows.all()]
 
@@ -573,4 +676,3 @@ class StatsStore:
                 .values(last_sent_on=today)
             )
             return bool(result.rowcount)
-

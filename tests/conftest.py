@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.db import Database
-from copytrade.storage.journal import JournalStore
-from copytrade.storage.migrate import upgrade
+from storage.accounts import AccountStore
+from storage.db import Database
+from storage.journal import JournalStore
+from storage.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -10,15 +10,15 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import select
 
-from copytrade.core.engine import CopyEngine, EngineConfig
-from copytrade.core.model import Fill, Side, utcnow
-from copytrade.core.risk_service import RiskService
-from copytrade.core.vault import Vault, generate_key
-from copytrade.core.venues.paper import PaperExchange, PaperVenue
-from copytrade.core.venues.registry import VenueRegistry
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.journal import JournalStore
-from copytrade.storage.models import CopyOrder, Credential, Follow, FollowPosition, Master
+from core.engine import CopyEngine, EngineConfig
+from core.model import Fill, Side, utcnow
+from core.risk_service import RiskService
+from core.vault import Vault, generate_key
+from core.venues.paper import PaperExchange, PaperVenue
+from core.venues.registry import VenueRegistry
+from storage.accounts import AccountStore
+from storage.journal import JournalStore
+from storage.models import CopyOrder, Credential, Follow, FollowPosition, Master
 
 BTC = "BTC/USDT:USDT"
 
@@ -63,9 +63,13 @@ class Harness:
         credential_id = f"c{user.id:030d}"
         blob = self.vault.encrypt({"api_key": "k", "balance": balance}, owner_id=user.id, credential_id=credential_id)
         await self.accounts.add_credential(
-            Credential(id=credential_id, user_id=user.id, venue="paper", label="main", ciphertext=blob, key_fingerprint="f")
+            Credential(
+                id=credential_id, user_id=user.id, venue="paper", label="main", ciphertext=blob, key_fingerprint="f"
+            )
         )
-        follow = await self.accounts.add_follow(Follow(user_id=user.id, master_id=self.master_id, credential_id=credential_id, **settings))
+        follow = await self.accounts.add_follow(
+            Follow(user_id=user.id, master_id=self.master_id, credential_id=credential_id, **settings)
+        )
         venue = await self.registry.venue_for(credential_id)
         assert isinstance(venue, PaperVenue)
         if self.engine:
@@ -75,7 +79,9 @@ class Harness:
     def fill(self, side=Side.BUY, qty="1", price=None, symbol=BTC, **kw) -> Fill:
         self.trades += 1
         price = D(price) if price is not None else self.exchange.prices[symbol]
-        return Fill(self.master_id, "paper:master", f"t{self.trades}", f"o{self.trades}", symbol, side, D(qty), price, **kw)
+        return Fill(
+            self.master_id, "paper:master", f"t{self.trades}", f"o{self.trades}", symbol, side, D(qty), price, **kw
+        )
 
     async def rows(self, **where) -> list[CopyOrder]:
         async with self.db.session() as session:
@@ -99,12 +105,12 @@ async def h(sqlite_db) -> Harness:
     async def paper(account):
         return exchange.account(account.credential_id, balance=D(account.secrets.get("balance", "10000")))
 
-    harness = Harness(sqlite_db, accounts, JournalStore(sqlite_db), exchange, vault, VenueRegistry(accounts, vault, {"paper": paper}))
+    harness = Harness(
+        sqlite_db, accounts, JournalStore(sqlite_db), exchange, vault, VenueRegistry(accounts, vault, {"paper": paper})
+    )
     owner = await accounts.ensure_user(None, "master")
     master = await accounts.add_master(Master(name="M", venue="paper"))
     assert owner.id and master.id
     harness.master_id = master.id
     harness.build_engine()
     return harness
-
-

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from copytrade.core.listeners.angelone_listener import AngelOneFillSource, FillTracker
-from copytrade.core.model import Fill, FillStatus, OrderType, Side
-from copytrade.core.venues.angelone import AngelOneAccounts, AngelOneEndpoints, SpacingLimiter
+from core.listeners.angelone_listener import AngelOneFillSource, FillTracker
+from core.model import Fill, FillStatus, OrderType, Side
+from core.venues.angelone import AngelOneAccounts, AngelOneEndpoints, SpacingLimiter
 from tests.fakes.smartapi import MASTER, FakeSmartApi, credentials_of, fresh_accounts
 
 WAIT_LIMIT_SECONDS = 10  # only a bound on a failing test, never an expectation
@@ -24,10 +24,17 @@ def fake():
 
 
 def make_source(fake: FakeSmartApi, **options) -> AngelOneFillSource:
-    endpoints = AngelOneEndpoints(rest_root=fake.rest_root, order_updates_url=fake.ws_url, scrip_master_url=fake.scrip_master_url)
+    endpoints = AngelOneEndpoints(
+        rest_root=fake.rest_root, order_updates_url=fake.ws_url, scrip_master_url=fake.scrip_master_url
+    )
     accounts = AngelOneAccounts(endpoints, login_limiter=SpacingLimiter(0.0), session_options={"backoff_base": 0.01})
-    settings = {"poll_interval": 0.05, "connected_poll_interval": 3600.0, "min_poll_spacing": 0.0, "reconnect_delay": 0.05,
-                **options}
+    settings = {
+        "poll_interval": 0.05,
+        "connected_poll_interval": 3600.0,
+        "min_poll_spacing": 0.0,
+        "reconnect_delay": 0.05,
+        **options,
+    }
     return AngelOneFillSource(accounts.session(credentials_of(MASTER)), master_id=3, **settings)
 
 
@@ -74,27 +81,59 @@ async def test_a_partial_then_complete_order_gives_two_increments_summing_to_the
     source, collector = await running()
     await wait_until(lambda: source.health().connected)
 
-    order = fake.master_order(MASTER.client_code, quantity=50, filled=20, average_price="612.00", order_type="LIMIT", price="612.50")
+    order = fake.master_order(
+        MASTER.client_code, quantity=50, filled=20, average_price="612.00", order_type="LIMIT", price="612.50"
+    )
     await wait_until(lambda: len(collector.fills) == 1)
-    fake.master_order(MASTER.client_code, order_id=order["orderid"], quantity=50, filled=50, average_price="612.30",
-                      order_type="LIMIT", price="612.50", status="complete")
+    fake.master_order(
+        MASTER.client_code,
+        order_id=order["orderid"],
+        quantity=50,
+        filled=50,
+        average_price="612.30",
+        order_type="LIMIT",
+        price="612.50",
+        status="complete",
+    )
     await wait_until(lambda: len(collector.fills) == 2)
 
     first, second = collector.fills
-    assert (first.quantity, first.status, first.trade_id) == (Decimal(20), FillStatus.PARTIALLY_FILLED, f"{order['orderid']}:20")
-    assert (second.quantity, second.status, second.trade_id) == (Decimal(30), FillStatus.FILLED, f"{order['orderid']}:50")
+    assert (first.quantity, first.status, first.trade_id) == (
+        Decimal(20),
+        FillStatus.PARTIALLY_FILLED,
+        f"{order['orderid']}:20",
+    )
+    assert (second.quantity, second.status, second.trade_id) == (
+        Decimal(30),
+        FillStatus.FILLED,
+        f"{order['orderid']}:50",
+    )
     assert first.quantity + second.quantity == Decimal(50)
     assert second.price == Decimal("612.5000")  # the second increment's own price from the averages
     assert (first.symbol, first.side, first.order_type, first.limit_price, first.venue, first.master_id) == (
-        "NSE:SBIN-EQ", Side.BUY, OrderType.LIMIT, Decimal("612.5"), "angelone:3", 3)
+        "NSE:SBIN-EQ",
+        Side.BUY,
+        OrderType.LIMIT,
+        Decimal("612.5"),
+        "angelone:3",
+        3,
+    )
 
 
 async def test_an_order_seen_by_the_socket_and_the_poller_is_emitted_once(fake, running):
     source, collector = await running(connected_poll_interval=0.02)
     await wait_until(lambda: source.health().connected)
 
-    fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="101.25", status="complete", side="SELL",
-                      symbol="NIFTY24DEC24000CE", exchange="NFO")
+    fake.master_order(
+        MASTER.client_code,
+        quantity=10,
+        filled=10,
+        average_price="101.25",
+        status="complete",
+        side="SELL",
+        symbol="NIFTY24DEC24000CE",
+        exchange="NFO",
+    )
     await wait_until(lambda: len(collector.fills) == 1)
     polls_after_fill = fake.calls["order_book"]
     await wait_until(lambda: fake.calls["order_book"] >= polls_after_fill + 3)
@@ -102,7 +141,12 @@ async def test_an_order_seen_by_the_socket_and_the_poller_is_emitted_once(fake, 
     await wait_until(lambda: fake.calls["order_book"] >= polls_after_fill + 5)
 
     [fill] = collector.fills
-    assert (fill.symbol, fill.side, fill.quantity, fill.price) == ("NFO:NIFTY24DEC24000CE", Side.SELL, Decimal(10), Decimal("101.25"))
+    assert (fill.symbol, fill.side, fill.quantity, fill.price) == (
+        "NFO:NIFTY24DEC24000CE",
+        Side.SELL,
+        Decimal(10),
+        Decimal("101.25"),
+    )
 
 
 async def test_orders_filled_while_the_socket_was_down_are_recovered_on_reconnect(fake, running):
@@ -114,7 +158,9 @@ async def test_orders_filled_while_the_socket_was_down_are_recovered_on_reconnec
     fake.drop_order_update_sockets()
     await wait_until(lambda: not source.health().connected and fake.calls["order_book"] > polls_before_drop)
     assert source.health().mode == "polling"
-    gap_order = fake.master_order(MASTER.client_code, quantity=5, filled=5, average_price="600.05", status="complete", push=False)
+    gap_order = fake.master_order(
+        MASTER.client_code, quantity=5, filled=5, average_price="600.05", status="complete", push=False
+    )
     fake.refuse_order_update_sockets = False
     await wait_until(lambda: source.health().connected and len(collector.fills) == 1)
 
@@ -161,9 +207,19 @@ async def test_the_listener_logs_in_again_once_when_its_token_is_refused(fake, r
 
 def test_tracker_ignores_stale_and_repeated_snapshots():
     tracker = FillTracker(master_id=1)
-    order = {"orderid": "9", "filledshares": "30", "averageprice": 100.0, "quantity": "30", "transactiontype": "BUY",
-             "status": "complete", "exchange": "NSE", "tradingsymbol": "SBIN-EQ", "ordertype": "STOPLOSS_MARKET",
-             "triggerprice": 99.5, "price": 0.0}
+    order = {
+        "orderid": "9",
+        "filledshares": "30",
+        "averageprice": 100.0,
+        "quantity": "30",
+        "transactiontype": "BUY",
+        "status": "complete",
+        "exchange": "NSE",
+        "tradingsymbol": "SBIN-EQ",
+        "ordertype": "STOPLOSS_MARKET",
+        "triggerprice": 99.5,
+        "price": 0.0,
+    }
     stale = {**order, "filledshares": "10", "status": "open"}
 
     fill = tracker.observe(order)

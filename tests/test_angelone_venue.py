@@ -7,7 +7,7 @@ import importlib
 import logging
 import socket
 import sys
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pyotp
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from copytrade.core.errors import (
+from core.errors import (
     AuthenticationError,
     InvalidOrder,
     OrderStatusUnknown,
@@ -24,8 +24,8 @@ from copytrade.core.errors import (
     UnknownSymbol,
     UserError,
 )
-from copytrade.core.model import CopyStatus, OrderIntent, OrderType, Side
-from copytrade.core.venues.angelone import (
+from core.model import CopyStatus, OrderIntent, OrderType, Side
+from core.venues.angelone import (
     AngelOneAccounts,
     AngelOneCredentials,
     AngelOneEndpoints,
@@ -36,7 +36,7 @@ from copytrade.core.venues.angelone import (
     ordertag_for,
     register_jobs,
 )
-from copytrade.core.venues.angelone_instruments import IST, InstrumentMaster
+from core.venues.angelone_instruments import IST, InstrumentMaster
 from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
 
 FAST_SESSIONS = {"backoff_base": 0.01}
@@ -50,18 +50,37 @@ def fake():
 
 
 def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options) -> AngelOneAccounts:
-    endpoints = AngelOneEndpoints(rest_root=fake.rest_root, order_updates_url=fake.ws_url,
-                                  scrip_master_url=fake.scrip_master_url, request_timeout=timeout)
-    return AngelOneAccounts(endpoints, login_limiter=SpacingLimiter(0.0),
-                            session_options={**FAST_SESSIONS, **session_options})
+    endpoints = AngelOneEndpoints(
+        rest_root=fake.rest_root,
+        order_updates_url=fake.ws_url,
+        scrip_master_url=fake.scrip_master_url,
+        request_timeout=timeout,
+    )
+    return AngelOneAccounts(
+        endpoints, login_limiter=SpacingLimiter(0.0), session_options={**FAST_SESSIONS, **session_options}
+    )
 
 
-def intent(symbol: str = "NSE:SBIN-EQ", quantity: str = "10", order_type: OrderType = OrderType.MARKET, *,
-           price: str | None = None, stop_price: str | None = None, client_order_id: str = "ct-1-42-7",
-           follow_id: int = 1, side: Side = Side.BUY) -> OrderIntent:
+def intent(
+    symbol: str = "NSE:SBIN-EQ",
+    quantity: str = "10",
+    order_type: OrderType = OrderType.MARKET,
+    *,
+    price: str | None = None,
+    stop_price: str | None = None,
+    client_order_id: str = "ct-1-42-7",
+    follow_id: int = 1,
+    side: Side = Side.BUY,
+) -> OrderIntent:
     return OrderIntent(
-        follow_id=follow_id, client_order_id=client_order_id, symbol=symbol, side=side, quantity=Decimal(quantity),
-        order_type=order_type, price=Decimal(price) if price else None, stop_price=Decimal(stop_price) if stop_price else None,
+        follow_id=follow_id,
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=side,
+        quantity=Decimal(quantity),
+        order_type=order_type,
+        price=Decimal(price) if price else None,
+        stop_price=Decimal(stop_price) if stop_price else None,
     )
 
 
@@ -119,7 +138,7 @@ async def test_concurrent_calls_refused_together_log_in_once(fake):
 
 
 async def test_refresh_due_sessions_logs_in_again_after_the_daily_logout(fake):
-    now = [datetime(2024, 12, 20, 3, 0, tzinfo=timezone.utc)]  # 08:30 IST
+    now = [datetime(2024, 12, 20, 3, 0, tzinfo=UTC)]  # 08:30 IST
     accounts = make_accounts(fake, clock=lambda: now[0], daily_logout_ist=time(5, 0))
     venue = accounts.venue(credentials_of(FOLLOWER))
     await venue.equity()
@@ -189,8 +208,17 @@ async def test_market_rules_come_from_the_scrip_master_loaded_once(fake):
     await venue.market("BSE:SBIN")
 
     assert (option.quantity_step, option.price_tick, option.min_quantity, option.derivative) == (
-        Decimal(25), Decimal("0.05"), Decimal(25), True)
-    assert (equity.symbol, equity.quantity_step, equity.derivative, equity.quote) == ("NSE:SBIN-EQ", Decimal(1), False, "INR")
+        Decimal(25),
+        Decimal("0.05"),
+        Decimal(25),
+        True,
+    )
+    assert (equity.symbol, equity.quantity_step, equity.derivative, equity.quote) == (
+        "NSE:SBIN-EQ",
+        Decimal(1),
+        False,
+        "INR",
+    )
     assert crude.price_tick == Decimal(1)
     assert await venue.symbols() == {"NSE:SBIN-EQ", "BSE:SBIN", "NFO:NIFTY24DEC24000CE", "MCX:CRUDEOIL24DECFUT"}
     assert fake.scrip_master_downloads == 1
@@ -204,7 +232,7 @@ async def test_unlisted_or_malformed_symbols_are_unknown(fake, symbol):
 
 
 async def test_instrument_master_reloads_on_a_new_day_and_keeps_the_old_list_if_that_fails():
-    now = [datetime(2024, 12, 20, 3, 0, tzinfo=timezone.utc)]
+    now = [datetime(2024, 12, 20, 3, 0, tzinfo=UTC)]
     downloads: list[str] = []
     failing = [False]
 
@@ -252,11 +280,13 @@ async def test_instrument_master_without_any_list_raises_temporary_error():
     ],
 )
 async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
-        fake, order_type, price, stop_price, variety, angel_type, sent_price, sent_trigger):
+    fake, order_type, price, stop_price, variety, angel_type, sent_price, sent_trigger
+):
     venue = make_accounts(fake).venue(credentials_of(FOLLOWER), follow_products={7: ProductType.DELIVERY})
 
-    ack = await venue.place_order(intent(order_type=order_type, price=price, stop_price=stop_price, follow_id=7,
-                                         client_order_id="ct-7-1001-abc"))
+    ack = await venue.place_order(
+        intent(order_type=order_type, price=price, stop_price=stop_price, follow_id=7, client_order_id="ct-7-1001-abc")
+    )
 
     [order] = fake.orders_of(FOLLOWER.client_code)
     assert ack.venue_order_id == order["orderid"] and ack.status is CopyStatus.PLACED
@@ -374,7 +404,11 @@ async def test_positions_come_from_the_position_book(fake):
     ]
     venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
     [position] = await venue.positions()
-    assert (position.symbol, position.quantity, position.entry_price) == ("NFO:NIFTY24DEC24000CE", Decimal(-50), Decimal("101.25"))
+    assert (position.symbol, position.quantity, position.entry_price) == (
+        "NFO:NIFTY24DEC24000CE",
+        Decimal(-50),
+        Decimal("101.25"),
+    )
 
 
 def test_ordertags_are_short_deterministic_and_distinct():
@@ -436,8 +470,11 @@ def every_log_record(caplog):
 
     caplog.set_level(logging.DEBUG)
     handler = RecordEverything()
-    sdk_loggers = {logzero.logger, sys.modules["SmartApi.smartConnect"].logger,
-                   sys.modules["SmartApi.smartWebSocketOrderUpdate"].logger}
+    sdk_loggers = {
+        logzero.logger,
+        sys.modules["SmartApi.smartConnect"].logger,
+        sys.modules["SmartApi.smartWebSocketOrderUpdate"].logger,
+    }
     for logger in sdk_loggers:
         logger.addHandler(handler)
     yield lambda: [caplog.text, *handler.lines]
@@ -452,7 +489,7 @@ async def test_no_secret_reaches_logs_output_or_files(fake, tmp_path, monkeypatc
     failing = accounts.venue(credentials_of(FOLLOWER, totp_secret=wrong_seed))
     with pytest.raises(AuthenticationError) as failed_login:
         await failing.validate()
-    sent_totp = [pyotp.TOTP(wrong_seed).at(datetime.now(timezone.utc) + timedelta(seconds=s)) for s in (-30, 0, 30)]
+    sent_totp = [pyotp.TOTP(wrong_seed).at(datetime.now(UTC) + timedelta(seconds=s)) for s in (-30, 0, 30)]
 
     venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
     await venue.equity()

@@ -5,24 +5,25 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
+from sqlalchemy import select
 
 from copytrade.app import build_app
 from copytrade.cli import main
 from copytrade.config import Settings
-from sqlalchemy import select
-
-from copytrade.core.model import FollowStatus, OrderIntent, Side, SkipReason
-from copytrade.core.vault import generate_key
-from copytrade.core.venues.paper import PaperFillSource
 from copytrade.paper_setup import add_paper_follower, create_paper_master
-from copytrade.storage.models import MasterPosition
+from core.model import FollowStatus, OrderIntent, Side, SkipReason
+from core.vault import generate_key
+from core.venues.paper import PaperFillSource
+from storage.models import MasterPosition
 
 BTC = "BTC/USDT:USDT"
 
 
 @pytest.fixture
 async def app(tmp_path):
-    application = await build_app(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", secret_key=generate_key(), data_dir=tmp_path))
+    application = await build_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", secret_key=generate_key(), data_dir=tmp_path)
+    )
     yield application
     await application.close()
 
@@ -35,7 +36,9 @@ async def _master_and_stream(app):
 
 async def _trade(app, venue, stream, side: str, qty: str):
     venue_side = Side(side)
-    await venue.place_order(OrderIntent(0, f"m{venue.place_calls}", BTC, venue_side, D(qty), reduce_only=venue_side is Side.SELL))
+    await venue.place_order(
+        OrderIntent(0, f"m{venue.place_calls}", BTC, venue_side, D(qty), reduce_only=venue_side is Side.SELL)
+    )
     return await app.engine.on_fill(await anext(stream))
 
 

@@ -23,7 +23,10 @@ def test_quick_run_of_every_benchmark_prints_the_fixed_keys(tmp_path):
     report = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", "--report", str(report)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     headline = json.loads(done.stdout)
@@ -33,7 +36,9 @@ def test_quick_run_of_every_benchmark_prints_the_fixed_keys(tmp_path):
     details = json.loads(report.read_text())
     assert details["quick"] is True and details["headline"] == headline
     assert details["ccxt"]["baseline"]["followers"] == 10
-    assert details["ccxt"]["server_requests"]["POST /fapi/v1/order"] >= 10 * 3  # every copy and the baseline's orders reached the fake
+    assert (
+        details["ccxt"]["server_requests"]["POST /fapi/v1/order"] >= 10 * 3
+    )  # every copy and the baseline's orders reached the fake
     assert details["memory"]["runs"][0]["markets_shared"] is True
 
 

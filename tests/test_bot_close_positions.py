@@ -9,21 +9,26 @@ from decimal import Decimal as D
 
 import pytest
 
+from bot.formatting import format_copy_result
+from bot.status import stop_follow
 from copytrade.app import build_app
-from copytrade.bot.formatting import format_copy_result
-from copytrade.bot.status import stop_follow
 from copytrade.config import load_settings
-from copytrade.core.errors import OrderStatusUnknown, UserError
-from copytrade.core.model import CopyResult, CopyStatus, FollowStatus, OrderIntent, Side
-from copytrade.core.vault import generate_key
 from copytrade.paper_setup import add_paper_follower, create_paper_master
-from copytrade.storage.models import FollowPosition
+from core.errors import OrderStatusUnknown, UserError
+from core.model import CopyResult, CopyStatus, FollowStatus, OrderIntent, Side
+from core.vault import generate_key
+from storage.models import FollowPosition
 
 
 @pytest.fixture
 async def app(tmp_path):
-    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", secret_key=generate_key(), mode="paper", data_dir=tmp_path,
-                             telegram_bot_token=None)
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        secret_key=generate_key(),
+        mode="paper",
+        data_dir=tmp_path,
+        telegram_bot_token=None,
+    )
     application = await build_app(settings)
     application.engine.config = replace(application.engine.config, retry_delays=(0.01, 0.01))
     yield application
@@ -33,7 +38,9 @@ async def app(tmp_path):
 async def copied(app, quantity: str, symbol: str = "BTC/USDT:USDT"):
     """A follower whose copier opened ``quantity`` of ``symbol`` (a master fill, really copied)."""
     master, master_key = await create_paper_master(app.services, f"M{quantity}{symbol[:3]}", "100000")
-    follow, key = await add_paper_follower(app.services, master.id, f"F{quantity}{symbol[:3]}", "20000", {"sizing_value": "1"})
+    follow, key = await add_paper_follower(
+        app.services, master.id, f"F{quantity}{symbol[:3]}", "20000", {"sizing_value": "1"}
+    )
     await app.start_listener(master.id)
     master_venue = await app.venues.venue_for(master_key.id)
     await master_venue.place_order(OrderIntent(0, "m1", symbol, Side.BUY, D(quantity)))
@@ -57,8 +64,15 @@ async def test_close_sells_only_what_the_copier_opened_never_the_manual_position
     await venue.place_order(OrderIntent(0, "manual-1", "BTC/USDT:USDT", Side.BUY, D("0.05")))  # the user's own trade
     published(app)
     stopped, [result] = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
-    assert stopped.status is FollowStatus.STOPPED and (await app.accounts.follow(follow.id)).status is FollowStatus.STOPPED
-    assert (result.status, result.side, result.filled_quantity, result.origin) == (CopyStatus.FILLED, Side.SELL, D("0.02"), "close")
+    assert (
+        stopped.status is FollowStatus.STOPPED and (await app.accounts.follow(follow.id)).status is FollowStatus.STOPPED
+    )
+    assert (result.status, result.side, result.filled_quantity, result.origin) == (
+        CopyStatus.FILLED,
+        Side.SELL,
+        D("0.02"),
+        "close",
+    )
     assert result.client_order_id.startswith("cx")
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", D("0.05"))]
     assert await app.accounts.follow_positions_of(follow.id) == []
@@ -111,7 +125,9 @@ async def test_a_remainder_below_the_minimum_is_reported_and_the_rest_closed(app
     _, results = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
     outcomes = {r.fill.symbol: r for r in results}
     sol = outcomes["SOL/USDT:USDT"]
-    assert sol.status is CopyStatus.SKIPPED and "0.4 SOL is below the step or minimum 1" in sol.reason  # never sent unrounded
+    assert (
+        sol.status is CopyStatus.SKIPPED and "0.4 SOL is below the step or minimum 1" in sol.reason
+    )  # never sent unrounded
     text = format_copy_result(sol)
     assert "not sent for SOL/USDT:USDT" in text and "close it on your exchange" in text
     assert outcomes["BTC/USDT:USDT"].status is CopyStatus.FILLED

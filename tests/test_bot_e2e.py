@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from copytrade.core.model import FollowStatus, OrderIntent, Side
 from copytrade.paper_setup import create_paper_master
+from core.model import FollowStatus, OrderIntent, Side
 from tests.fakes.telegram import BotHarness, ChatUser, Emulator, emulator_available, fresh_id
 
 pytestmark = pytest.mark.skipif(emulator_available() is not None, reason=str(emulator_available()))
@@ -43,7 +43,18 @@ async def test_start_welcomes_explains_risks_and_registers_commands(bot):
     assert await bot.app.accounts.user_by_telegram_id(user.id) is not None
     await user.send("/help")
     help_text = (await user.expect("Commands:")).text
-    for command in ("/connect", "/keys", "/masters", "/follow", "/settings", "/pause", "/resume", "/stop", "/status", "/history"):
+    for command in (
+        "/connect",
+        "/keys",
+        "/masters",
+        "/follow",
+        "/settings",
+        "/pause",
+        "/resume",
+        "/stop",
+        "/status",
+        "/history",
+    ):
         assert command in help_text
     assert "/broadcast" not in help_text  # admin commands only for admins
     names = {c["command"] for c in bot.proxy.commands["default"]}
@@ -74,7 +85,10 @@ async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted
     await start(user)
     await user.send("/connect")
     venues = await user.expect("Which exchange")
-    assert [text for text, _ in venues.buttons] == ["Paper trading (simulated)", "Cancel"]  # only what this deployment has
+    assert [text for text, _ in venues.buttons] == [
+        "Paper trading (simulated)",
+        "Cancel",
+    ]  # only what this deployment has
     await user.press("Paper trading")
     await user.expect("Send your API key")
     await user.send("paper-secret-key-0001")
@@ -94,7 +108,10 @@ async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted
     [view] = await app.services.accounts_of(owner.id)
     sealed = await app.accounts.sealed_credential(view.id)
     assert b"paper-secret-key-0001" not in sealed.ciphertext
-    assert app.vault.decrypt(sealed.ciphertext, owner_id=owner.id, credential_id=view.id) == {"api_key": "paper-secret-key-0001", "balance": "2500"}
+    assert app.vault.decrypt(sealed.ciphertext, owner_id=owner.id, credential_id=view.id) == {
+        "api_key": "paper-secret-key-0001",
+        "balance": "2500",
+    }
     await user.send("/keys")
     listing = await user.expect("Your exchange accounts")
     assert "my paper" in listing.text and "paper-secret-key-0001" not in listing.text
@@ -106,7 +123,7 @@ async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted
 
 
 async def test_connect_refuses_a_key_the_venue_rejects_and_stores_nothing(bot):
-    from copytrade.core.errors import AuthenticationError
+    from core.errors import AuthenticationError
 
     registry = bot.app.venues
     real_factory = registry._factories["paper"]
@@ -114,8 +131,10 @@ async def test_connect_refuses_a_key_the_venue_rejects_and_stores_nothing(bot):
     async def refusing(account):
         venue = await real_factory(account)
         if account.secrets["api_key"].startswith("revoked"):
+
             async def validate():
                 raise AuthenticationError("invalid API key")
+
             venue.validate = validate
         return venue
 
@@ -145,7 +164,9 @@ async def paper_master(bot, name: str = "Paper Trend"):
     return master, await bot.app.venues.venue_for(key.id)
 
 
-async def master_trades(venue, cid: str, side: Side, quantity: str, symbol: str = "BTC/USDT:USDT", reduce_only: bool = False) -> None:
+async def master_trades(
+    venue, cid: str, side: Side, quantity: str, symbol: str = "BTC/USDT:USDT", reduce_only: bool = False
+) -> None:
     await venue.place_order(OrderIntent(0, cid, symbol, side, Decimal(quantity), reduce_only=reduce_only))
 
 
@@ -182,7 +203,9 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
     chart = await user.expect("Paper Trend", kind="photo")
     assert bot.proxy.files[chart.photo].content.startswith(b"\x89PNG")
     detail = await user.expect("👤 Paper Trend")
-    assert "simulated master trader" in detail.text and "Win rate: — (no closed round trip yet)" in detail.text  # no made-up statistics
+    assert (
+        "simulated master trader" in detail.text and "Win rate: — (no closed round trip yet)" in detail.text
+    )  # no made-up statistics
     await user.press("Follow")
     await user.expect("Copy Paper Trend with which account")
     await user.press("(paper)")
@@ -199,7 +222,11 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
     await user.expect("Stop-loss")
     await user.press("No stop-loss")
     summary = await user.expect("Please check and confirm")
-    assert "coefficient × 1" in summary.text and "Take-profit: 5 %" in summary.text and "of your own entry price" in summary.text
+    assert (
+        "coefficient × 1" in summary.text
+        and "Take-profit: 5 %" in summary.text
+        and "of your own entry price" in summary.text
+    )
     assert "not active" not in summary.text and "positions the master already holds are not copied" in summary.text
     await user.press("Confirm")
     await user.expect("✅ Following")
@@ -213,7 +240,11 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
 
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
     copied = await user.expect("✅ Copied", timeout=15)
-    assert "bought 0.01 BTC/USDT:USDT" in copied.text and "Paper Trend: master buy 0.01" in copied.text and "slippage" in copied.text
+    assert (
+        "bought 0.01 BTC/USDT:USDT" in copied.text
+        and "Paper Trend: master buy 0.01" in copied.text
+        and "slippage" in copied.text
+    )
     await user.send("/status")
     status = await user.expect("Your follows")
     assert "Paper Trend" in status.text and "long 0.01" in status.text and "1 filled" in status.text
@@ -406,7 +437,9 @@ async def test_admin_adds_a_master_manages_it_and_pulls_the_kill_switch(bot):
     await admin.send("/stats")
     stats = await admin.expect("📊 Stats")
     assert "Follows: 1 active" in stats.text and "Masters: 0 active, 1 hidden" in stats.text
-    assert "Copies, last 7 days" in stats.text and "Active follows: 1" in stats.text and f"#{master.id} up" in stats.text
+    assert (
+        "Copies, last 7 days" in stats.text and "Active follows: 1" in stats.text and f"#{master.id} up" in stats.text
+    )
     await admin.send("/pauseall")
     await admin.press("Pause everything")
     await admin.expect("1 follow(s) paused")
@@ -419,7 +452,7 @@ async def test_admin_adds_a_master_manages_it_and_pulls_the_kill_switch(bot):
 
 
 async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bot):
-    from copytrade.core.errors import AuthenticationError
+    from core.errors import AuthenticationError
 
     master, master_venue = await paper_master(bot)
     user = bot.user("Hal")
@@ -448,7 +481,10 @@ async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bo
     assert any("refused your key" in t and "/resume" in t for t in texts)
     await user.send("/history")
     history = await user.expect("Copy history")
-    assert "not copied — the symbol is not on your allow list" in history.text and "failed — API key revoked" in history.text
+    assert (
+        "not copied — the symbol is not on your allow list" in history.text
+        and "failed — API key revoked" in history.text
+    )
 
 
 async def test_bad_input_everywhere_gets_a_specific_answer_and_changes_nothing(bot):
@@ -484,10 +520,10 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
 
     import aiohttp
 
+    from bot.app import serve, webhook_secret
     from copytrade.app import build_app
-    from copytrade.bot.app import serve, webhook_secret
     from copytrade.config import load_settings
-    from copytrade.core.vault import generate_key
+    from core.vault import generate_key
     from tests.fakes.telegram import BotApiProxy, free_port
 
     proxy = BotApiProxy(emulator.url)
@@ -495,8 +531,14 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
     port = free_port()
     token = f"{fresh_id()}:webhook"
     settings = load_settings(
-        telegram_bot_token=token, telegram_api_base_url=proxy.base_url, webhook_url=f"http://127.0.0.1:{port}/telegram-hook",
-        port=port, database_url=f"sqlite:///{tmp_path / 'w.db'}", secret_key=generate_key(), mode="paper", data_dir=tmp_path,
+        telegram_bot_token=token,
+        telegram_api_base_url=proxy.base_url,
+        webhook_url=f"http://127.0.0.1:{port}/telegram-hook",
+        port=port,
+        database_url=f"sqlite:///{tmp_path / 'w.db'}",
+        secret_key=generate_key(),
+        mode="paper",
+        data_dir=tmp_path,
     )
     app = await build_app(settings)
     stop = asyncio.Event()
@@ -507,11 +549,21 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
                 break
             await asyncio.sleep(0.02)
         [params] = [p for m, p in proxy.calls if m == "setWebhook"]
-        assert params["url"] == f"http://127.0.0.1:{port}/telegram-hook" and params["secret_token"] == webhook_secret(token)
+        assert params["url"] == f"http://127.0.0.1:{port}/telegram-hook" and params["secret_token"] == webhook_secret(
+            token
+        )
         user_id = fresh_id()
-        update = {"update_id": 1, "message": {"message_id": 1, "date": 1, "text": "/start", "chat": {"id": user_id, "type": "private"},
-                                               "from": {"id": user_id, "is_bot": False, "first_name": "Web"},
-                                               "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 1,
+                "text": "/start",
+                "chat": {"id": user_id, "type": "private"},
+                "from": {"id": user_id, "is_bot": False, "first_name": "Web"},
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            },
+        }
         async with aiohttp.ClientSession() as session:
             async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update) as response:
                 assert response.status == 403  # no secret: not from Telegram
@@ -538,20 +590,34 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
 
     import aiohttp
 
-    from copytrade.core.vault import generate_key
+    from core.vault import generate_key
     from tests.fakes.telegram import BotApiProxy
 
     proxy = BotApiProxy(emulator.url)
     await proxy.start()
     token = f"{fresh_id()}:cli"
     env = {
-        **os.environ, "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE_URL": proxy.base_url, "COPYTRADE_MODE": "paper",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "COPYTRADE_SECRET_KEY": generate_key(), "COPYTRADE_DATA_DIR": str(tmp_path),
-        "ADMIN_IDS": "", "LOG_LEVEL": "WARNING",
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": token,
+        "TELEGRAM_API_BASE_URL": proxy.base_url,
+        "COPYTRADE_MODE": "paper",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "COPYTRADE_SECRET_KEY": generate_key(),
+        "COPYTRADE_DATA_DIR": str(tmp_path),
+        "ADMIN_IDS": "",
+        "LOG_LEVEL": "WARNING",
     }
     env.pop("WEBHOOK_URL", None)  # polling
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "copytrade", "run", env=env, cwd=tmp_path,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "copytrade",
+        "run",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         for _ in range(600):
             if "getUpdates" in proxy.methods() or process.returncode is not None:
@@ -656,7 +722,9 @@ async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_w
     await user.send("200")
     await user.expect("Daily loss limit: 200 — pauses the follow\n")
     await user.press("Close on loss limit: off")
-    assert "Daily loss limit: 200 — pauses the follow and closes the copied positions" in (await user.expect("Saved")).text
+    assert (
+        "Daily loss limit: 200 — pauses the follow and closes the copied positions" in (await user.expect("Saved")).text
+    )
     await user.press("Auto-sync: off")
     assert "Auto-sync: on" in (await user.expect("Saved")).text
     await user.press("Stop-loss")
@@ -667,9 +735,19 @@ async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_w
     assert "stop-loss: 3 % (of your own entry price" in (await user.expect("Saved")).text
 
     [after] = await bot.app.services.follows_of(owner.id)
-    assert (after.slippage_pct, after.slippage_action, after.entry_sides, after.margin_mode) == (Decimal("0.5"), "limit", "long", "isolated")
-    assert (after.max_total_notional, after.daily_loss_limit, after.close_on_daily_loss, after.auto_sync, after.stop_loss_pct) == (
-        Decimal(5000), Decimal(200), True, True, Decimal(3))
+    assert (after.slippage_pct, after.slippage_action, after.entry_sides, after.margin_mode) == (
+        Decimal("0.5"),
+        "limit",
+        "long",
+        "isolated",
+    )
+    assert (
+        after.max_total_notional,
+        after.daily_loss_limit,
+        after.close_on_daily_loss,
+        after.auto_sync,
+        after.stop_loss_pct,
+    ) == (Decimal(5000), Decimal(200), True, True, Decimal(3))
     last = (await user.messages())[-1]
     await user.press_data(f"se:v:{after.id}:es:sideways", last)  # a value the buttons never offer
     await user.expect("no longer valid")
@@ -677,8 +755,8 @@ async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_w
 
 
 async def test_sync_shows_the_drift_asks_then_brings_the_exchange_in_line_and_notices_reach_the_user(bot):
-    from copytrade.core.errors import InvalidOrder
-    from copytrade.storage.journal import follow_settings
+    from core.errors import InvalidOrder
+    from storage.journal import follow_settings
 
     master, master_venue = await paper_master(bot)
     user = bot.user("Max")
@@ -696,7 +774,9 @@ async def test_sync_shows_the_drift_asks_then_brings_the_exchange_in_line_and_no
     await bot.app.services.update_follow(owner.id, follow.id, {"dry_run": "off"})
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
     await user.expect("✅ Copied", timeout=15)
-    await venue.place_order(OrderIntent(0, "manual-1", "BTC/USDT:USDT", Side.BUY, Decimal("0.05")))  # a trade made by hand
+    await venue.place_order(
+        OrderIntent(0, "manual-1", "BTC/USDT:USDT", Side.BUY, Decimal("0.05"))
+    )  # a trade made by hand
 
     await user.send("/sync")
     preview = await user.expect("disagrees with your copy history")
@@ -732,7 +812,9 @@ async def test_sync_shows_the_drift_asks_then_brings_the_exchange_in_line_and_no
 async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     master, _ = await paper_master(bot)
     await bot.app.journal.set_master_position(master.id, "BTC/USDT:USDT", Decimal("0.02"))
-    await bot.app.journal.set_master_position(master.id, "SOL/USDT:USDT", Decimal("-0.3"))  # below the minimum of 1 at coefficient 1
+    await bot.app.journal.set_master_position(
+        master.id, "SOL/USDT:USDT", Decimal("-0.3")
+    )  # below the minimum of 1 at coefficient 1
     user = bot.user("Ned")
     await start(user)
     await connect_paper(user, "ned-paper-key")
@@ -758,7 +840,9 @@ async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     owner, venue = await follower_venue(bot, user)
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.02"))]
     [follow] = await bot.app.services.follows_of(owner.id)
-    assert [(p.symbol, p.quantity) for p in await bot.app.accounts.follow_positions_of(follow.id)] == [("BTC/USDT:USDT", Decimal("0.02"))]
+    assert [(p.symbol, p.quantity) for p in await bot.app.accounts.follow_positions_of(follow.id)] == [
+        ("BTC/USDT:USDT", Decimal("0.02"))
+    ]
 
 
 async def test_only_new_trades_leaves_the_masters_positions_alone(bot):
@@ -810,7 +894,9 @@ async def test_masters_sort_by_any_statistic_and_a_masters_page_has_every_number
     await start(user)
     await user.send("/masters")
     by_followers = await user.expect("Masters by followers (page 1/1)")
-    assert by_followers.text.index("1. Beta Quiet") < by_followers.text.index("2. Alpha Gains")  # a tie: the older first
+    assert by_followers.text.index("1. Beta Quiet") < by_followers.text.index(
+        "2. Alpha Gains"
+    )  # a tie: the older first
     assert "PnL +0.00 · win rate — · max drawdown 0.00" in by_followers.text  # Beta: no trade yet
     assert "PnL +10.00 · win rate 100.0 % · max drawdown 0.00" in by_followers.text
     await user.press("PnL", by_followers)
@@ -824,8 +910,14 @@ async def test_masters_sort_by_any_statistic_and_a_masters_page_has_every_number
     chart = await user.expect("Alpha Gains", kind="photo")
     assert bot.proxy.files[chart.photo].content.startswith(b"\x89PNG") and bot.proxy.files[chart.photo].kind == "photo"
     detail = await user.expect("👤 Alpha Gains")
-    for part in ("Realized PnL: +10.00", "Win rate: 100.0 % (1 won, 0 lost of 1 round trips)", "Max drawdown: 0.00",
-                 "Trading days: 1 · fills: 2", "Open positions: none", "Profit factor: — (no losing round trip yet)"):
+    for part in (
+        "Realized PnL: +10.00",
+        "Win rate: 100.0 % (1 won, 0 lost of 1 round trips)",
+        "Max drawdown: 0.00",
+        "Trading days: 1 · fills: 2",
+        "Open positions: none",
+        "Profit factor: — (no losing round trip yet)",
+    ):
         assert part in detail.text, part
     assert [t for t, _ in detail.buttons] == ["➕ Follow", "◀ Back"]
     await user.press("Back", detail)
@@ -845,12 +937,19 @@ async def test_pnl_sends_a_chart_and_the_numbers_and_refuses_a_bad_period(bot):
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
     await user.expect("✅ Copied", timeout=15)
     await user.send("/pnl 5x")
-    assert "the period is a number of days, weeks, months or years (7d, 4w, 3m, 1y), today or all" in (await user.expect("⚠️")).text
+    assert (
+        "the period is a number of days, weeks, months or years (7d, 4w, 3m, 1y), today or all"
+        in (await user.expect("⚠️")).text
+    )
     await user.send("/pnl 7d")
     photo = await user.expect("Your PnL over the last 7d", kind="photo")
     assert bot.proxy.files[photo.photo].content.startswith(b"\x89PNG")
     numbers = await user.expect("💰 PnL over the last 7d")
-    assert "Paper Trend → paper" in numbers.text and "Copies: 1 filled" in numbers.text and "BTC/USDT:USDT: long 0.01 @ 60000" in numbers.text
+    assert (
+        "Paper Trend → paper" in numbers.text
+        and "Copies: 1 filled" in numbers.text
+        and "BTC/USDT:USDT: long 0.01 @ 60000" in numbers.text
+    )
     assert "Total:" in numbers.text
     await user.send("/pnl")
     await user.expect("Your PnL over the last 30d", kind="photo")
@@ -861,7 +960,7 @@ async def test_export_sends_the_copy_log_as_a_document_and_admin_scopes_are_for_
     import io
     import json
 
-    from copytrade.core.export import COLUMNS
+    from core.export import COLUMNS
 
     master, master_venue = await paper_master(bot)
     user = bot.user("Rae")
@@ -879,7 +978,12 @@ async def test_export_sends_the_copy_log_as_a_document_and_admin_scopes_are_for_
     assert rows[0] == list(COLUMNS) and len(rows) == 2
     record = dict(zip(rows[0], rows[1]))
     assert (record["symbol"], record["side"], record["filled_quantity"], record["status"], record["master"]) == (
-        "BTC/USDT:USDT", "buy", "0.01", "filled", "Paper Trend")
+        "BTC/USDT:USDT",
+        "buy",
+        "0.01",
+        "filled",
+        "Paper Trend",
+    )
     await user.send("/export json")
     as_json = await user.expect("Your copy log", kind="document")
     assert as_json.document["file_name"].endswith(".json")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 
-from copytrade.bot.formatting import (
+from bot.formatting import (
     RANK_TITLES,
     duration,
     format_account,
@@ -33,15 +33,15 @@ from copytrade.bot.formatting import (
     signed,
     sizing_text,
 )
-from copytrade.bot.keyboards import button, column, pager
-from copytrade.core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side, SizingMode, Skip, SkipReason
-from copytrade.core.reports import RANK_KEYS, AdminStats, FollowPnl, ListenerView, MasterStatistics, OpenPositionView, PnlReport
-from copytrade.core.risk_service import DriftFound, RiskNotice
-from copytrade.core.stats import Period
-from copytrade.storage.accounts import CredentialView, MasterView
-from copytrade.storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, MasterStatus, PositionDrift
+from bot.keyboards import button, column, pager
+from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side, SizingMode, Skip, SkipReason
+from core.reports import RANK_KEYS, AdminStats, FollowPnl, ListenerView, MasterStatistics, OpenPositionView, PnlReport
+from core.risk_service import DriftFound, RiskNotice
+from core.stats import Period
+from storage.accounts import CredentialView, MasterView
+from storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, MasterStatus, PositionDrift
 
-NOW = datetime(2026, 5, 1, 12, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
 
 
 def test_an_account_is_shown_by_label_venue_and_fingerprint_never_the_key():
@@ -53,12 +53,34 @@ def test_an_account_is_shown_by_label_venue_and_fingerprint_never_the_key():
 
 def master_stats(**changes) -> MasterStatistics:
     base = dict(
-        master_id=3, name="Trend", description="BTC swing trades", venue="paper", status=MasterStatus.ACTIVE, followers=12,
-        fills=40, round_trips=20, wins=11, losses=9, win_rate=D("0.55"), profit_factor=D("1.8512"), realized_pnl=D("1234.5"),
-        realized_pnl_pct=D("0.1234"), pnl_30d=D("-200"), pnl_30d_pct=D("-0.02"), max_drawdown=D("300"), max_drawdown_pct=D("0.081"),
-        sharpe=1.234, sharpe_source="equity_snapshots", avg_holding=timedelta(hours=3, minutes=20), trading_days=14,
-        open_positions=(("BTC/USDT:USDT", D("0.5")), ("ETH/USDT:USDT", D("-2"))), equity=D("10000"), equity_day=NOW.date(),
-        first_fill_at=NOW, last_fill_at=NOW, untracked_closes=0,
+        master_id=3,
+        name="Trend",
+        description="BTC swing trades",
+        venue="paper",
+        status=MasterStatus.ACTIVE,
+        followers=12,
+        fills=40,
+        round_trips=20,
+        wins=11,
+        losses=9,
+        win_rate=D("0.55"),
+        profit_factor=D("1.8512"),
+        realized_pnl=D("1234.5"),
+        realized_pnl_pct=D("0.1234"),
+        pnl_30d=D("-200"),
+        pnl_30d_pct=D("-0.02"),
+        max_drawdown=D("300"),
+        max_drawdown_pct=D("0.081"),
+        sharpe=1.234,
+        sharpe_source="equity_snapshots",
+        avg_holding=timedelta(hours=3, minutes=20),
+        trading_days=14,
+        open_positions=(("BTC/USDT:USDT", D("0.5")), ("ETH/USDT:USDT", D("-2"))),
+        equity=D("10000"),
+        equity_day=NOW.date(),
+        first_fill_at=NOW,
+        last_fill_at=NOW,
+        untracked_closes=0,
     )
     return MasterStatistics(**{**base, **changes})
 
@@ -66,10 +88,28 @@ def master_stats(**changes) -> MasterStatistics:
 def unknown_master(**changes) -> MasterStatistics:
     """A master without trades or equity snapshots yet."""
     return master_stats(
-        fills=0, round_trips=0, wins=0, losses=0, win_rate=None, profit_factor=None, realized_pnl=D(0), realized_pnl_pct=None,
-        pnl_30d=D(0), pnl_30d_pct=None, max_drawdown=D(0), max_drawdown_pct=None, sharpe=None, sharpe_source=None,
-        avg_holding=None, trading_days=0, open_positions=(), equity=None, equity_day=None, first_fill_at=None,
-        last_fill_at=None, **changes,
+        fills=0,
+        round_trips=0,
+        wins=0,
+        losses=0,
+        win_rate=None,
+        profit_factor=None,
+        realized_pnl=D(0),
+        realized_pnl_pct=None,
+        pnl_30d=D(0),
+        pnl_30d_pct=None,
+        max_drawdown=D(0),
+        max_drawdown_pct=None,
+        sharpe=None,
+        sharpe_source=None,
+        avg_holding=None,
+        trading_days=0,
+        open_positions=(),
+        equity=None,
+        equity_day=None,
+        first_fill_at=None,
+        last_fill_at=None,
+        **changes,
     )
 
 
@@ -87,11 +127,23 @@ def test_master_lines_show_pnl_win_rate_and_drawdown_with_a_dash_where_unknown()
 
 def test_master_detail_shows_every_statistic():
     text = format_master_statistics(master_stats(untracked_closes=2))
-    for part in ("👤 Trend", "followers: 12", "BTC swing trades", "Realized PnL: +1,234.50 (+12.3 % of the first equity)",
-                 "Last 30 days: -200.00 (-2.0 %)", "Win rate: 55.0 % (11 won, 9 lost of 20 round trips)", "Profit factor: 1.85",
-                 "Max drawdown: 300.00 (8.1 % of equity)", "Sharpe ratio: 1.23 (from daily equity)", "Average holding time: 3 h 20 min",
-                 "Trading days: 14 · fills: 40", "Equity: 10,000.00 on 2026-05-01", "BTC/USDT:USDT long 0.5, ETH/USDT:USDT short 2",
-                 "2 close(s) of positions opened before tracking began", "gross"):
+    for part in (
+        "👤 Trend",
+        "followers: 12",
+        "BTC swing trades",
+        "Realized PnL: +1,234.50 (+12.3 % of the first equity)",
+        "Last 30 days: -200.00 (-2.0 %)",
+        "Win rate: 55.0 % (11 won, 9 lost of 20 round trips)",
+        "Profit factor: 1.85",
+        "Max drawdown: 300.00 (8.1 % of equity)",
+        "Sharpe ratio: 1.23 (from daily equity)",
+        "Average holding time: 3 h 20 min",
+        "Trading days: 14 · fills: 40",
+        "Equity: 10,000.00 on 2026-05-01",
+        "BTC/USDT:USDT long 0.5, ETH/USDT:USDT short 2",
+        "2 close(s) of positions opened before tracking began",
+        "gross",
+    ):
         assert part in text, part
     empty = format_master_statistics(unknown_master())
     assert "Win rate: — (no closed round trip yet)" in empty and "Sharpe ratio: —" in empty and "Equity: —" in empty
@@ -101,7 +153,11 @@ def test_master_detail_shows_every_statistic():
 def test_number_helpers():
     assert signed(D("-1234.567")) == "-1,234.57" and signed(None) == "—"
     assert ratio(D("0.0512")) == "5.1 %" and ratio(D("0.05"), sign=True) == "+5.0 %" and ratio(None) == "—"
-    assert duration(timedelta(days=2, hours=3)) == "2 d 3 h" and duration(timedelta(seconds=42)) == "42 s" and duration(None) == "—"
+    assert (
+        duration(timedelta(days=2, hours=3)) == "2 d 3 h"
+        and duration(timedelta(seconds=42)) == "42 s"
+        and duration(None) == "—"
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,33 +174,84 @@ def test_sizing_is_described_in_words(mode, value, expected):
 
 
 def test_follow_settings_list_every_setting_and_say_how_the_risk_limits_act():
-    follow = Follow(id=7, user_id=1, master_id=2, credential_id="c", sizing_mode=SizingMode.COEFFICIENT, sizing_value=D(2),
-                    allowed_symbols=["BTC"], blocked_symbols=[], take_profit_pct=D(5), daily_loss_limit=D(200), close_on_daily_loss=True,
-                    max_total_notional=D(5000), slippage_pct=D("0.5"), slippage_action="limit", entry_sides="long", margin_mode="isolated",
-                    auto_sync=True)
+    follow = Follow(
+        id=7,
+        user_id=1,
+        master_id=2,
+        credential_id="c",
+        sizing_mode=SizingMode.COEFFICIENT,
+        sizing_value=D(2),
+        allowed_symbols=["BTC"],
+        blocked_symbols=[],
+        take_profit_pct=D(5),
+        daily_loss_limit=D(200),
+        close_on_daily_loss=True,
+        max_total_notional=D(5000),
+        slippage_pct=D("0.5"),
+        slippage_action="limit",
+        entry_sides="long",
+        margin_mode="isolated",
+        auto_sync=True,
+    )
     text = format_follow_settings(follow, "Trend", "main")
-    for part in ("#7 Trend → main", "coefficient × 2", "Reverse: off", "Max position: off", "Allow list: BTC",
-                 "Block list: none", "Dry run: off", "Take-profit: 5 %", "stop-loss: off", "of your own entry price",
-                 "resting orders where your exchange supports them, otherwise watched every few seconds",
-                 "Daily loss limit: 200 — pauses the follow and closes the copied positions", "Close on loss limit: on",
-                 "Max total position: 5000", "Slippage limit: 0.5 % — limit order at the allowed price (IOC)",
-                 "Entries copied: long only", "Margin mode: isolated", "Auto-sync: on"):
+    for part in (
+        "#7 Trend → main",
+        "coefficient × 2",
+        "Reverse: off",
+        "Max position: off",
+        "Allow list: BTC",
+        "Block list: none",
+        "Dry run: off",
+        "Take-profit: 5 %",
+        "stop-loss: off",
+        "of your own entry price",
+        "resting orders where your exchange supports them, otherwise watched every few seconds",
+        "Daily loss limit: 200 — pauses the follow and closes the copied positions",
+        "Close on loss limit: on",
+        "Max total position: 5000",
+        "Slippage limit: 0.5 % — limit order at the allowed price (IOC)",
+        "Entries copied: long only",
+        "Margin mode: isolated",
+        "Auto-sync: on",
+    ):
         assert part in text, part
     assert "not active" not in text and "enforced once" not in text
     plain = format_follow_settings(Follow(id=8, user_id=1, master_id=2, credential_id="c"), "Trend", "main")
-    for part in ("Take-profit: off, stop-loss: off\n", "Daily loss limit: off\n", "Slippage limit: off\n", "Entries copied: long and short",
-                 "Margin mode: exchange default", "Auto-sync: off — drift is reported; /sync fixes it"):
+    for part in (
+        "Take-profit: off, stop-loss: off\n",
+        "Daily loss limit: off\n",
+        "Slippage limit: off\n",
+        "Entries copied: long and short",
+        "Margin mode: exchange default",
+        "Auto-sync: off — drift is reported; /sync fixes it",
+    ):
         assert part in plain, part
-    paused_only = format_follow_settings(Follow(id=9, user_id=1, master_id=2, credential_id="c", daily_loss_limit=D(50)), "T", "m")
+    paused_only = format_follow_settings(
+        Follow(id=9, user_id=1, master_id=2, credential_id="c", daily_loss_limit=D(50)), "T", "m"
+    )
     assert "Daily loss limit: 50 — pauses the follow\n" in paused_only
 
 
 def test_history_lines_give_every_outcome_in_plain_words():
-    base = dict(client_order_id="x", fill_id=1, follow_id=1, user_id=1, symbol="BTC/USDT:USDT", side=Side.BUY,
-                order_type=OrderType.MARKET, master_price=D(60000), created_at=NOW)
+    base = dict(
+        client_order_id="x",
+        fill_id=1,
+        follow_id=1,
+        user_id=1,
+        symbol="BTC/USDT:USDT",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        master_price=D(60000),
+        created_at=NOW,
+    )
     filled = CopyOrder(status=CopyStatus.FILLED, filled_quantity=D("0.010"), average_price=D(60010), **base)
-    assert format_history_line(filled, "Trend") == "05-01 12:30 Trend: buy 0.01 BTC/USDT:USDT — filled @ 60010 (master 60000)"
-    skipped = CopyOrder(status=CopyStatus.SKIPPED, requested_quantity=None, reason="the symbol is on your block list", **base)
+    assert (
+        format_history_line(filled, "Trend")
+        == "05-01 12:30 Trend: buy 0.01 BTC/USDT:USDT — filled @ 60010 (master 60000)"
+    )
+    skipped = CopyOrder(
+        status=CopyStatus.SKIPPED, requested_quantity=None, reason="the symbol is on your block list", **base
+    )
     assert "not copied — the symbol is on your block list" in format_history_line(skipped, "Trend")
     failed = CopyOrder(status=CopyStatus.FAILED, reason_code="insufficient_funds", **base)
     assert "failed — insufficient_funds" in format_history_line(failed, "Trend")
@@ -167,12 +274,21 @@ def test_positions_counts_and_orders_the_copier_placed_itself():
     failed = direct("close", CopyStatus.FAILED, error="exchange unavailable")
     text = format_direct_results([closed, failed], empty="nothing")
     assert "🔒 Closing your copied position: sold 0.01 BTC/USDT:USDT @ 60000" in text
-    assert "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. Check the position on your exchange." in text
-    assert format_direct_results([], empty="There were no copied positions to close.") == "There were no copied positions to close."
+    assert (
+        "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. Check the position on your exchange."
+        in text
+    )
+    assert (
+        format_direct_results([], empty="There were no copied positions to close.")
+        == "There were no copied positions to close."
+    )
     opened = direct("open", CopyStatus.FILLED, side=Side.BUY, filled_quantity=D("0.01"), average_price=D(60000))
     outcomes = format_open_outcomes([opened, Skip(SkipReason.BELOW_MIN_QUANTITY, "ETH/USDT:USDT: 0.0004 < 0.001")])
     assert "📥 Opening the master's position: bought 0.01 BTC/USDT:USDT @ 60000" in outcomes
-    assert "⏭ Not opened: your share of the trade is below the exchange's minimum quantity (ETH/USDT:USDT: 0.0004 < 0.001)" in outcomes
+    assert (
+        "⏭ Not opened: your share of the trade is below the exchange's minimum quantity (ETH/USDT:USDT: 0.0004 < 0.001)"
+        in outcomes
+    )
     assert "holds no open position" in format_open_outcomes([])
 
 
@@ -181,7 +297,9 @@ def test_drift_sync_preview_and_risk_notices():
     assert format_drift_rows([drift]) == (
         "  ⚖️ BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06 (checked 2026-05-01 12:30 UTC) — /sync fixes it"
     )
-    preview = format_sync_preview("#4 Trend → main", {"BTC/USDT:USDT": (D("0.01"), D("0.06")), "ETH/USDT:USDT": (D("1"), D("0"))})
+    preview = format_sync_preview(
+        "#4 Trend → main", {"BTC/USDT:USDT": (D("0.01"), D("0.06")), "ETH/USDT:USDT": (D("1"), D("0"))}
+    )
     assert "BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06 → sell 0.05" in preview
     assert "ETH/USDT:USDT: copies say 1, your exchange shows 0 → buy 1" in preview and "market orders" in preview
     assert format_sync_preview("#4", {}).startswith("✅ #4: your exchange matches")
@@ -195,11 +313,29 @@ def test_drift_sync_preview_and_risk_notices():
 def follow_pnl(**changes) -> FollowPnl:
     period = Period("30d", NOW.replace(hour=0, minute=0, day=1), NOW)
     base = dict(
-        follow_id=4, master_id=3, master_name="Trend", account_label="main", status=FollowStatus.ACTIVE, dry_run=False, period=period,
-        realized=D("12.3"), realized_gross=D("12.7"), fees=D("0.4"), unrealized=D("5"), unrealized_complete=True, total=D("17.3"),
+        follow_id=4,
+        master_id=3,
+        master_name="Trend",
+        account_label="main",
+        status=FollowStatus.ACTIVE,
+        dry_run=False,
+        period=period,
+        realized=D("12.3"),
+        realized_gross=D("12.7"),
+        fees=D("0.4"),
+        unrealized=D("5"),
+        unrealized_complete=True,
+        total=D("17.3"),
         positions=(OpenPositionView("BTC/USDT:USDT", D("0.01"), D(60000), D(60500), "venue", D("5")),),
-        ledger_realized=D("12.7"), simulated_realized=None, master_realized=D(13), scale=D(1), expected=D(13),
-        tracking_difference=D("-0.7"), copies={"filled": 3, "skipped": 1}, series=(), master_series=(),
+        ledger_realized=D("12.7"),
+        simulated_realized=None,
+        master_realized=D(13),
+        scale=D(1),
+        expected=D(13),
+        tracking_difference=D("-0.7"),
+        copies={"filled": 3, "skipped": 1},
+        series=(),
+        master_series=(),
     )
     return FollowPnl(**{**base, **changes})
 
@@ -208,31 +344,60 @@ def test_pnl_report_per_follow_and_in_total():
     item = follow_pnl()
     report = PnlReport(1, item.period, (item,), D("12.3"), D("0.4"), D("5"), D("17.3"), D(13), D("-0.7"))
     text = format_pnl(report)
-    for part in ("💰 PnL over the last 30d (since 2026-05-01, UTC)", "#4 Trend → main", "Realized: +12.30 (fees 0.40) · open: +5.00 · total +17.30",
-                 "BTC/USDT:USDT: long 0.01 @ 60000, now 60500 → +5.00", "scaled to you: +13.00; you differ by -0.70",
-                 "Copies: 3 filled, 1 skipped", "Total: +17.30 (realized +12.30 after 0.40 fees, open +5.00)"):
+    for part in (
+        "💰 PnL over the last 30d (since 2026-05-01, UTC)",
+        "#4 Trend → main",
+        "Realized: +12.30 (fees 0.40) · open: +5.00 · total +17.30",
+        "BTC/USDT:USDT: long 0.01 @ 60000, now 60500 → +5.00",
+        "scaled to you: +13.00; you differ by -0.70",
+        "Copies: 3 filled, 1 skipped",
+        "Total: +17.30 (realized +12.30 after 0.40 fees, open +5.00)",
+    ):
         assert part in text, part
-    dry = follow_pnl(dry_run=True, status=FollowStatus.PAUSED, simulated_realized=D(7), expected=None, tracking_difference=None)
+    dry = follow_pnl(
+        dry_run=True, status=FollowStatus.PAUSED, simulated_realized=D(7), expected=None, tracking_difference=None
+    )
     text = format_pnl(PnlReport(1, dry.period, (dry,), D(0), D(0), D(0), D(0), None, None))
-    assert "(paused, dry run)" in text and "Dry run (simulated, not in the totals): +7.00" in text and "scaled to you" not in text
+    assert (
+        "(paused, dry run)" in text
+        and "Dry run (simulated, not in the totals): +7.00" in text
+        and "scaled to you" not in text
+    )
     assert "not followed anyone" in format_pnl(PnlReport(1, item.period, (), D(0), D(0), D(0), D(0), None, None))
 
 
 def test_summary_setting_and_admin_stats():
     assert format_summary_setting(DailySummarySetting(user_id=1, enabled=True, minute_of_day=8 * 60 + 5)).startswith(
-        "🗓 Daily summary: on, every day at 08:05 UTC")
+        "🗓 Daily summary: on, every day at 08:05 UTC"
+    )
     assert "off" in format_summary_setting(DailySummarySetting(user_id=1))
     stats = AdminStats(
-        since=NOW.replace(day=1, hour=0, minute=0) - timedelta(days=6), until=NOW,
-        copies_per_day={NOW.date(): {"filled": 8, "skipped": 2}}, status_counts={"filled": 8, "skipped": 2},
-        reason_counts={"skipped": {"symbol_blocked": 2}}, success_rate=0.8, skip_rate=0.2, failure_rate=0.0,
-        latency_p50_ms=120.4, latency_p99_ms=901.0, latency_samples=8, follows={"active": 5, "paused": 1}, active_follows=5,
+        since=NOW.replace(day=1, hour=0, minute=0) - timedelta(days=6),
+        until=NOW,
+        copies_per_day={NOW.date(): {"filled": 8, "skipped": 2}},
+        status_counts={"filled": 8, "skipped": 2},
+        reason_counts={"skipped": {"symbol_blocked": 2}},
+        success_rate=0.8,
+        skip_rate=0.2,
+        failure_rate=0.0,
+        latency_p50_ms=120.4,
+        latency_p99_ms=901.0,
+        latency_samples=8,
+        follows={"active": 5, "paused": 1},
+        active_follows=5,
         listeners=(ListenerView(1, True, 57, 0, NOW, None), ListenerView(2, False, 0, 3, None, "connection refused")),
     )
     text = format_admin_stats(stats)
-    for part in ("Copies, last 7 days", "05-01: 8 filled, 2 skipped", "Success 80.0 %, skipped 20.0 %, failed 0.0 % of 10 copies",
-                 "Skipped by reason: symbol blocked 2", "Latency: p50 120 ms, p99 901 ms (8 copies)", "Active follows: 5 (1 paused)",
-                 "#1 up: 57 fills, 0 restart(s), last fill 2026-05-01 12:30 UTC", "#2 down: 0 fills, 3 restart(s) — last error: connection refused"):
+    for part in (
+        "Copies, last 7 days",
+        "05-01: 8 filled, 2 skipped",
+        "Success 80.0 %, skipped 20.0 %, failed 0.0 % of 10 copies",
+        "Skipped by reason: symbol blocked 2",
+        "Latency: p50 120 ms, p99 901 ms (8 copies)",
+        "Active follows: 5 (1 paused)",
+        "#1 up: 57 fills, 0 restart(s), last fill 2026-05-01 12:30 UTC",
+        "#2 down: 0 fills, 3 restart(s) — last error: connection refused",
+    ):
         assert part in text, part
     empty = AdminStats(NOW, NOW, {}, {}, {}, None, None, None, None, None, 0, {}, 0, ())
     text = format_admin_stats(empty)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from copytrade.core.listeners.ccxt_listener import CcxtFillListener
-from copytrade.core.model import Fill, FillStatus, OrderType, Side
-from copytrade.core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
+from core.listeners.ccxt_listener import CcxtFillListener
+from core.model import Fill, FillStatus, OrderType, Side
+from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
 from tests.fakes.binance import FakeBinance
 
 MASTER_KEY, MASTER_SECRET = "master-key", "master-secret"
@@ -33,8 +33,13 @@ class Harness:
         self.fills: list[Fill] = []
         self.checkpoint_override: datetime | None = None
         self.venue = CcxtVenue.create(
-            "binanceusdm", MASTER_KEY, MASTER_SECRET, markets_cache=CcxtMarketsCache(),
-            url_overrides=fake.url_overrides(), streaming=True, enable_rate_limit=False,
+            "binanceusdm",
+            MASTER_KEY,
+            MASTER_SECRET,
+            markets_cache=CcxtMarketsCache(),
+            url_overrides=fake.url_overrides(),
+            streaming=True,
+            enable_rate_limit=False,
             options=listener_kwargs.pop("options", {}),
         )
         listener_kwargs.setdefault("heartbeat_seconds", 5.0)
@@ -84,14 +89,26 @@ async def harness(fake: FakeBinance) -> AsyncIterator[Harness]:
 async def test_streamed_executions_become_fills_with_increments(fake: FakeBinance, harness: Harness) -> None:
     await harness.start()
 
-    order = await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), fills=[Decimal("0.004"), Decimal("0.006")], price=Decimal("60000.5"))
+    order = await fake.master_trade(
+        MASTER_KEY,
+        "BTCUSDT",
+        "BUY",
+        Decimal("0.010"),
+        fills=[Decimal("0.004"), Decimal("0.006")],
+        price=Decimal("60000.5"),
+    )
     await until(lambda: len(harness.fills) == 2)
 
     first, second = harness.fills
     assert [f.quantity for f in harness.fills] == [Decimal("0.004"), Decimal("0.006")]
     assert [f.status for f in harness.fills] == [FillStatus.PARTIALLY_FILLED, FillStatus.FILLED]
     assert first.trade_id != second.trade_id and first.order_id == second.order_id == str(order.order_id)
-    assert (first.master_id, first.venue, first.symbol, first.side) == (MASTER_ID, f"binanceusdm:{MASTER_ID}", "BTC/USDT:USDT", Side.BUY)
+    assert (first.master_id, first.venue, first.symbol, first.side) == (
+        MASTER_ID,
+        f"binanceusdm:{MASTER_ID}",
+        "BTC/USDT:USDT",
+        Side.BUY,
+    )
     assert (first.price, first.order_type, first.reduce_only) == (Decimal("60000.5"), OrderType.MARKET, False)
     assert first.executed_at.tzinfo is not None
     assert harness.listener.health.last_event_at is not None
@@ -116,7 +133,9 @@ async def test_fills_during_a_dropped_socket_are_recovered_once(fake: FakeBinanc
 
     await fake.drop_websockets(refuse_new=True)
     await until(lambda: not harness.listener.health.connected)
-    gap_order = await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.020"), fills=[Decimal("0.005"), Decimal("0.015")])
+    gap_order = await fake.master_trade(
+        MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.020"), fills=[Decimal("0.005"), Decimal("0.015")]
+    )
     assert len(harness.fills) == 1
     fake.accept_websockets()
     await until(lambda: harness.listener.health.connected and len(harness.fills) == 3)
@@ -128,7 +147,9 @@ async def test_fills_during_a_dropped_socket_are_recovered_once(fake: FakeBinanc
     recovered = harness.fills[1:3]
     assert [f.order_id for f in recovered] == [str(gap_order.order_id)] * 2
     assert [(f.quantity, f.status) for f in recovered] == [
-        (Decimal("0.005"), FillStatus.PARTIALLY_FILLED), (Decimal("0.015"), FillStatus.FILLED)]
+        (Decimal("0.005"), FillStatus.PARTIALLY_FILLED),
+        (Decimal("0.015"), FillStatus.FILLED),
+    ]
     assert harness.listener.health.reconnects >= 1
     assert fake.count("GET", "/fapi/v1/userTrades") >= 2
 
@@ -136,7 +157,7 @@ async def test_fills_during_a_dropped_socket_are_recovered_once(fake: FakeBinanc
 async def test_start_recovers_fills_after_the_checkpoint_only(fake: FakeBinance, harness: Harness) -> None:
     await fake.master_trade(MASTER_KEY, "ETHUSDT", "BUY", Decimal("1.000"))
     await asyncio.sleep(0.01)
-    harness.checkpoint_override = datetime.now(timezone.utc)
+    harness.checkpoint_override = datetime.now(UTC)
     await asyncio.sleep(0.01)
     await fake.master_trade(MASTER_KEY, "ETHUSDT", "SELL", Decimal("0.400"), reduce_only=True)
 
@@ -145,7 +166,11 @@ async def test_start_recovers_fills_after_the_checkpoint_only(fake: FakeBinance,
 
     [recovered] = harness.fills
     assert (recovered.symbol, recovered.side, recovered.quantity, recovered.reduce_only) == (
-        "ETH/USDT:USDT", Side.SELL, Decimal("0.4"), True)
+        "ETH/USDT:USDT",
+        Side.SELL,
+        Decimal("0.4"),
+        True,
+    )
 
 
 async def test_silent_socket_is_treated_as_dead_and_reconnected(fake: FakeBinance) -> None:
@@ -176,7 +201,9 @@ async def test_listen_key_is_kept_alive_through_the_overridden_urls(fake: FakeBi
 
 
 async def test_a_spot_venue_without_streaming_is_refused(fake: FakeBinance) -> None:
-    venue = CcxtVenue.create("binance", MASTER_KEY, MASTER_SECRET, markets_cache=CcxtMarketsCache(), url_overrides=fake.url_overrides())
+    venue = CcxtVenue.create(
+        "binance", MASTER_KEY, MASTER_SECRET, markets_cache=CcxtMarketsCache(), url_overrides=fake.url_overrides()
+    )
     try:
         with pytest.raises(ValueError, match="streaming=True"):
             CcxtFillListener(venue, master_id=1, checkpoint=lambda: None)  # type: ignore[arg-type, return-value]
@@ -185,7 +212,7 @@ async def test_a_spot_venue_without_streaming_is_refused(fake: FakeBinance) -> N
 
 
 def test_journal_key_separates_symbols_and_masters_sharing_a_trade_id() -> None:
-    from copytrade.core.listeners.ccxt_listener import journal_key
+    from core.listeners.ccxt_listener import journal_key
 
     keys = {
         journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123"),
@@ -193,4 +220,6 @@ def test_journal_key_separates_symbols_and_masters_sharing_a_trade_id() -> None:
         journal_key("binanceusdm", 2, "BTC/USDT:USDT", "123"),  # the other side of the same trade
     }
     assert len(keys) == 3
-    assert journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123") == journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123")
+    assert journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123") == journal_key(
+        "binanceusdm", 1, "BTC/USDT:USDT", "123"
+    )

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from copytrade.core import errors
-from copytrade.core.model import CopyStatus, OrderIntent, OrderType, Side
-from copytrade.core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue, FuturesSettings, map_ccxt_error
+from core import errors
+from core.model import CopyStatus, OrderIntent, OrderType, Side
+from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue, FuturesSettings, map_ccxt_error
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
 
 FUTURES_BTC = "BTC/USDT:USDT"
@@ -31,7 +31,9 @@ async def make_venue(fake: FakeBinance) -> AsyncIterator[VenueFactory]:
     created: list[CcxtVenue] = []
     shared_cache = CcxtMarketsCache()
 
-    async def factory(exchange_id: str = "binanceusdm", api_key: str = KEY, secret: str = SECRET, **kwargs) -> CcxtVenue:
+    async def factory(
+        exchange_id: str = "binanceusdm", api_key: str = KEY, secret: str = SECRET, **kwargs
+    ) -> CcxtVenue:
         kwargs.setdefault("markets_cache", shared_cache)
         kwargs.setdefault("retry_backoff", 0.01)
         kwargs.setdefault("enable_rate_limit", False)
@@ -46,8 +48,12 @@ async def make_venue(fake: FakeBinance) -> AsyncIterator[VenueFactory]:
 
 def intent(client_order_id: str = "cp1", **overrides) -> OrderIntent:
     values = dict(
-        follow_id=1, client_order_id=client_order_id, symbol=FUTURES_BTC, side=Side.BUY,
-        quantity=Decimal("0.010"), reference_price=Decimal("60000"),
+        follow_id=1,
+        client_order_id=client_order_id,
+        symbol=FUTURES_BTC,
+        side=Side.BUY,
+        quantity=Decimal("0.010"),
+        reference_price=Decimal("60000"),
     )
     values.update(overrides)
     return OrderIntent(**values)
@@ -83,9 +89,17 @@ async def test_market_rules_come_from_the_exchange_filters(fake: FakeBinance, ma
     cash = await spot.market(SPOT_BTC)
 
     assert (perp.quantity_step, perp.price_tick, perp.min_quantity, perp.min_notional) == (
-        Decimal("0.001"), Decimal("0.1"), Decimal("0.001"), Decimal("100"))
+        Decimal("0.001"),
+        Decimal("0.1"),
+        Decimal("0.001"),
+        Decimal("100"),
+    )
     assert perp.derivative and perp.contract_size == 1 and (perp.base, perp.quote) == ("BTC", "USDT")
-    assert (cash.quantity_step, cash.price_tick, cash.min_notional) == (Decimal("0.00001"), Decimal("0.01"), Decimal("5"))
+    assert (cash.quantity_step, cash.price_tick, cash.min_notional) == (
+        Decimal("0.00001"),
+        Decimal("0.01"),
+        Decimal("5"),
+    )
     assert not cash.derivative
     assert fake.count("GET", "/api/v3/exchangeInfo") == 1 and fake.unknown_requests == []
 
@@ -96,7 +110,9 @@ async def test_unknown_symbol_is_refused_with_the_symbol_named(fake: FakeBinance
         await venue.market("DOGE/USDT:USDT")
 
 
-async def test_master_symbol_missing_on_the_follower_venue_is_unknown(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_master_symbol_missing_on_the_follower_venue_is_unknown(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     spot = await make_venue("binance")
     mapped = await make_venue("binance", symbol_map={FUTURES_BTC: SPOT_BTC}, markets_cache=CcxtMarketsCache())
 
@@ -116,15 +132,25 @@ async def test_market_order_is_copied_with_the_client_order_id(fake: FakeBinance
     ack = await venue.place_order(intent("cp-market-1"))
 
     assert ack.status is CopyStatus.FILLED
-    assert (ack.client_order_id, ack.filled_quantity, ack.average_price) == ("cp-market-1", Decimal("0.01"), Decimal("60000"))
+    assert (ack.client_order_id, ack.filled_quantity, ack.average_price) == (
+        "cp-market-1",
+        Decimal("0.01"),
+        Decimal("60000"),
+    )
     [order] = orders_with(fake, "cp-market-1")
     assert (order.type, order.side, order.quantity) == ("MARKET", "BUY", Decimal("0.010"))
     assert ack.venue_order_id == str(order.order_id)
     [position] = await venue.positions()
-    assert (position.symbol, position.quantity, position.entry_price) == (FUTURES_BTC, Decimal("0.01"), Decimal("60000"))
+    assert (position.symbol, position.quantity, position.entry_price) == (
+        FUTURES_BTC,
+        Decimal("0.01"),
+        Decimal("60000"),
+    )
 
 
-async def test_limit_order_rests_and_partial_fills_show_as_increments(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_limit_order_rests_and_partial_fills_show_as_increments(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
 
@@ -172,7 +198,9 @@ async def test_reduce_only_exit_closes_the_position(fake: FakeBinance, make_venu
     assert await venue.positions() == []
 
 
-async def test_hedge_mode_derives_position_side_from_side_and_reduce_only(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_hedge_mode_derives_position_side_from_side_and_reduce_only(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     fake.add_account(KEY, SECRET, hedge_mode=True)
     venue = await make_venue()
 
@@ -187,16 +215,25 @@ async def test_hedge_mode_derives_position_side_from_side_and_reduce_only(fake: 
     assert fake.count("GET", "/fapi/v1/positionSide/dual") == 1
 
 
-async def test_leverage_and_margin_mode_are_set_once_before_the_first_order(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_leverage_and_margin_mode_are_set_once_before_the_first_order(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     account = fake.add_account(KEY, SECRET)
     venue = await make_venue(settings=FuturesSettings(leverage=5, margin_mode="isolated"))
 
     await venue.place_order(intent("first"))
     await venue.place_order(intent("second"))
 
-    relevant = [entry for entry in fake.request_log if entry[1] in ("/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/order")]
+    relevant = [
+        entry
+        for entry in fake.request_log
+        if entry[1] in ("/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/order")
+    ]
     assert relevant == [
-        ("POST", "/fapi/v1/marginType"), ("POST", "/fapi/v1/leverage"), ("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/order"),
+        ("POST", "/fapi/v1/marginType"),
+        ("POST", "/fapi/v1/leverage"),
+        ("POST", "/fapi/v1/order"),
+        ("POST", "/fapi/v1/order"),
     ]
     assert (account.leverage["BTCUSDT"], account.margin_type["BTCUSDT"]) == (5, "ISOLATED")
 
@@ -221,7 +258,9 @@ async def test_quantity_is_truncated_to_the_lot_step(fake: FakeBinance, make_ven
     assert orders_with(fake, "trunc")[0].quantity == Decimal("0.010") and ack.filled_quantity == Decimal("0.01")
 
 
-async def test_order_below_min_notional_is_refused_with_the_numbers(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_order_below_min_notional_is_refused_with_the_numbers(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
 
@@ -278,7 +317,9 @@ async def test_futures_equity_is_wallet_plus_unrealized(fake: FakeBinance, make_
         (400, -4116, "ClientOrderId is duplicated.", errors.InvalidOrder),
     ],
 )
-async def test_order_rejections_are_mapped(fake: FakeBinance, make_venue: VenueFactory, status, code, msg, expected) -> None:
+async def test_order_rejections_are_mapped(
+    fake: FakeBinance, make_venue: VenueFactory, status, code, msg, expected
+) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
     await venue.market(FUTURES_BTC)
@@ -300,7 +341,9 @@ async def test_rate_limit_carries_retry_after(fake: FakeBinance, make_venue: Ven
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
     await venue.market(FUTURES_BTC)
-    fake.fail_next("POST", "/fapi/v1/order", status=429, code=-1003, msg="Too many requests.", headers={"Retry-After": "7"})
+    fake.fail_next(
+        "POST", "/fapi/v1/order", status=429, code=-1003, msg="Too many requests.", headers={"Retry-After": "7"}
+    )
 
     with pytest.raises(errors.RateLimited) as caught:
         await venue.place_order(intent())
@@ -321,7 +364,9 @@ async def test_server_error_on_a_read_is_temporary_and_retried(fake: FakeBinance
         await venue.equity()
 
 
-async def test_server_error_while_placing_is_status_unknown_and_not_retried(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_server_error_while_placing_is_status_unknown_and_not_retried(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
     await venue.market(FUTURES_BTC)
@@ -343,7 +388,9 @@ async def test_clock_drift_is_temporary_and_the_clock_is_resynced(fake: FakeBina
     assert await venue.equity() == Decimal("10000")
 
 
-async def test_wrong_secret_is_an_authentication_error_without_secrets(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_wrong_secret_is_an_authentication_error_without_secrets(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue(secret="not-the-secret")
 
@@ -352,7 +399,9 @@ async def test_wrong_secret_is_an_authentication_error_without_secrets(fake: Fak
     assert KEY not in str(caught.value) and "not-the-secret" not in str(caught.value)
 
 
-async def test_timeout_while_placing_then_fetch_order_finds_the_single_order(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_timeout_while_placing_then_fetch_order_finds_the_single_order(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue(timeout_ms=300)
     await venue.market(FUTURES_BTC)
@@ -401,22 +450,30 @@ async def test_validate_refuses_a_withdrawal_enabled_key(fake: FakeBinance, make
         await venue.validate()
 
 
-@pytest.mark.parametrize(("exchange_id", "flag"), [("binance", "enable_spot_trading"), ("binanceusdm", "enable_futures")])
-async def test_validate_refuses_a_key_that_may_not_trade(fake: FakeBinance, make_venue: VenueFactory, exchange_id, flag) -> None:
+@pytest.mark.parametrize(
+    ("exchange_id", "flag"), [("binance", "enable_spot_trading"), ("binanceusdm", "enable_futures")]
+)
+async def test_validate_refuses_a_key_that_may_not_trade(
+    fake: FakeBinance, make_venue: VenueFactory, exchange_id, flag
+) -> None:
     fake.add_account(KEY, SECRET, **{flag: False})
     venue = await make_venue(exchange_id)
     with pytest.raises(errors.PermissionDenied, match="may not trade"):
         await venue.validate()
 
 
-async def test_validate_accepts_a_trading_key_and_reads_the_balance(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_validate_accepts_a_trading_key_and_reads_the_balance(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue("binance")
     await venue.validate()
     assert fake.count("GET", "/api/v3/account") == 1
 
 
-async def test_validate_with_an_unknown_key_is_an_authentication_error(fake: FakeBinance, make_venue: VenueFactory) -> None:
+async def test_validate_with_an_unknown_key_is_an_authentication_error(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
     venue = await make_venue("binance", api_key="revoked-key")
     with pytest.raises(errors.AuthenticationError, match="-2015"):
         await venue.validate()
@@ -444,8 +501,12 @@ async def test_resting_order_is_cancelled_once(fake: FakeBinance, make_venue: Ve
 async def test_ioc_limit_fills_now_or_expires(fake: FakeBinance, make_venue: VenueFactory) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
-    filled = await venue.place_order(intent("ioc1", order_type=OrderType.LIMIT, price=Decimal("60010"), time_in_force="IOC"))
+    filled = await venue.place_order(
+        intent("ioc1", order_type=OrderType.LIMIT, price=Decimal("60010"), time_in_force="IOC")
+    )
     assert filled.status is CopyStatus.FILLED and orders_with(fake, "ioc1")[0].time_in_force == "IOC"
-    expired = await venue.place_order(intent("ioc2", order_type=OrderType.LIMIT, price=Decimal("59000"), time_in_force="IOC"))
+    expired = await venue.place_order(
+        intent("ioc2", order_type=OrderType.LIMIT, price=Decimal("59000"), time_in_force="IOC")
+    )
     assert (expired.status, expired.filled_quantity) == (CopyStatus.FAILED, 0)
     assert orders_with(fake, "ioc2")[0].status == "EXPIRED"

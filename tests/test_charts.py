@@ -10,16 +10,22 @@ from decimal import Decimal as D
 import pytest
 from PIL import Image
 
-from copytrade.core import charts
-from copytrade.core.charts import HEIGHT, WIDTH, Series, line_chart_png, png_size, render_line_chart
+from core import charts
+from core.charts import HEIGHT, WIDTH, Series, line_chart_png, png_size, render_line_chart
 
 
 def curve(days: int, start: str = "0", step: str = "12.5") -> list[tuple[date, D]]:
-    return [(date(2025, 1, 1) + timedelta(days=i), D(start) + D(step) * i * (-1 if i % 3 == 0 else 1)) for i in range(days)]
+    return [
+        (date(2025, 1, 1) + timedelta(days=i), D(start) + D(step) * i * (-1 if i % 3 == 0 else 1)) for i in range(days)
+    ]
 
 
 def test_a_chart_is_a_valid_png_of_the_expected_size():
-    data = line_chart_png("PnL 30d", [Series("you", curve(30)), Series("master (scaled)", curve(30, step="15"), dashed=True)], y_label="USDT")
+    data = line_chart_png(
+        "PnL 30d",
+        [Series("you", curve(30)), Series("master (scaled)", curve(30, step="15"), dashed=True)],
+        y_label="USDT",
+    )
     assert png_size(data) == (WIDTH, HEIGHT) == (800, 450)
     image = Image.open(io.BytesIO(data))
     image.verify()  # a well-formed PNG, not just a header

@@ -13,17 +13,32 @@ from sqlalchemy import text
 
 from copytrade.app import build_app
 from copytrade.cli import main
-from copytrade.config import Mode, Settings
-from copytrade.core.errors import VaultError
-from copytrade.core.vault import Vault, generate_key
-from copytrade.storage.db import create_sync_engine
-from copytrade.storage.migrate import head_revision
+from copytrade.config import Settings
+from core.errors import VaultError
+from core.vault import Vault, generate_key
+from storage.db import create_sync_engine
+from storage.migrate import head_revision
 
 ENV_VARS = (
-    "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "WEBHOOK_URL", "PORT", "DATABASE_URL", "COPYTRADE_SECRET_KEY",
-    "COPYTRADE_OLD_SECRET_KEYS", "ADMIN_IDS", "COPYTRADE_MODE", "COPYTRADE_DATA_DIR", "MAX_FILL_AGE_SECONDS",
-    "MAX_CONCURRENT_ORDERS", "PER_ACCOUNT_CONCURRENCY", "LOG_LEVEL", "ANGELONE_REST_URL", "ANGELONE_WS_URL",
-    "ANGELONE_SCRIP_MASTER_URL", "ANGELONE_PUBLIC_IP", "ANGELONE_PRODUCT",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_API_BASE_URL",
+    "WEBHOOK_URL",
+    "PORT",
+    "DATABASE_URL",
+    "COPYTRADE_SECRET_KEY",
+    "COPYTRADE_OLD_SECRET_KEYS",
+    "ADMIN_IDS",
+    "COPYTRADE_MODE",
+    "COPYTRADE_DATA_DIR",
+    "MAX_FILL_AGE_SECONDS",
+    "MAX_CONCURRENT_ORDERS",
+    "PER_ACCOUNT_CONCURRENCY",
+    "LOG_LEVEL",
+    "ANGELONE_REST_URL",
+    "ANGELONE_WS_URL",
+    "ANGELONE_SCRIP_MASTER_URL",
+    "ANGELONE_PUBLIC_IP",
+    "ANGELONE_PRODUCT",
 )
 
 

@@ -12,14 +12,29 @@ import pytest
 
 from copytrade.app import DEV_KEY_FILE, load_vault
 from copytrade.config import Mode, Settings, load_settings
-from copytrade.core.errors import ConfigError, VaultError
-from copytrade.core.vault import generate_key
+from core.errors import ConfigError, VaultError
+from core.vault import generate_key
 
 ENV_VARS = (
-    "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "WEBHOOK_URL", "PORT", "DATABASE_URL", "COPYTRADE_SECRET_KEY",
-    "COPYTRADE_OLD_SECRET_KEYS", "ADMIN_IDS", "COPYTRADE_MODE", "COPYTRADE_DATA_DIR", "MAX_FILL_AGE_SECONDS",
-    "MAX_CONCURRENT_ORDERS", "PER_ACCOUNT_CONCURRENCY", "LOG_LEVEL", "ANGELONE_REST_URL", "ANGELONE_WS_URL",
-    "ANGELONE_SCRIP_MASTER_URL", "ANGELONE_PUBLIC_IP", "ANGELONE_PRODUCT",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_API_BASE_URL",
+    "WEBHOOK_URL",
+    "PORT",
+    "DATABASE_URL",
+    "COPYTRADE_SECRET_KEY",
+    "COPYTRADE_OLD_SECRET_KEYS",
+    "ADMIN_IDS",
+    "COPYTRADE_MODE",
+    "COPYTRADE_DATA_DIR",
+    "MAX_FILL_AGE_SECONDS",
+    "MAX_CONCURRENT_ORDERS",
+    "PER_ACCOUNT_CONCURRENCY",
+    "LOG_LEVEL",
+    "ANGELONE_REST_URL",
+    "ANGELONE_WS_URL",
+    "ANGELONE_SCRIP_MASTER_URL",
+    "ANGELONE_PUBLIC_IP",
+    "ANGELONE_PRODUCT",
 )
 
 
@@ -122,7 +137,12 @@ def test_port_limits_are_accepted(monkeypatch, value):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("LOG_LEVEL", "loud"), ("MAX_FILL_AGE_SECONDS", "0"), ("MAX_CONCURRENT_ORDERS", "0"), ("PER_ACCOUNT_CONCURRENCY", "x")],
+    [
+        ("LOG_LEVEL", "loud"),
+        ("MAX_FILL_AGE_SECONDS", "0"),
+        ("MAX_CONCURRENT_ORDERS", "0"),
+        ("PER_ACCOUNT_CONCURRENCY", "x"),
+    ],
 )
 def test_other_bad_values_raise_naming_their_variable(monkeypatch, name, value):
     assert config_error(monkeypatch, **{name: value}).startswith(name)
@@ -165,7 +185,9 @@ def test_live_mode_with_a_secret_key_uses_it_and_writes_no_key_file(tmp_path):
     key = generate_key()
     vault = load_vault(Settings(mode=Mode.LIVE, secret_key=key, data_dir=tmp_path))
     blob = vault.encrypt({"k": "v"}, owner_id=1, credential_id="c")
-    assert load_vault(Settings(mode=Mode.LIVE, secret_key=key, data_dir=tmp_path)).decrypt(blob, owner_id=1, credential_id="c") == {"k": "v"}
+    assert load_vault(Settings(mode=Mode.LIVE, secret_key=key, data_dir=tmp_path)).decrypt(
+        blob, owner_id=1, credential_id="c"
+    ) == {"k": "v"}
     assert not (tmp_path / DEV_KEY_FILE).exists()
 
 
@@ -192,7 +214,7 @@ def test_paper_mode_without_a_key_generates_a_private_dev_key_and_reuses_it(tmp_
 
 def test_paper_mode_dev_key_is_used_together_with_old_keys(tmp_path):
     old = generate_key()
-    from copytrade.core.vault import Vault
+    from core.vault import Vault
 
     blob = Vault(old).encrypt({"a": "b"}, owner_id=1, credential_id="c")
     vault = load_vault(Settings(mode=Mode.PAPER, data_dir=tmp_path, old_secret_keys=[old]))

@@ -11,9 +11,9 @@ import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Mode, Settings
-from copytrade.core.model import CopyStatus
-from copytrade.core.vault import generate_key
-from copytrade.core.venues.angelone import ordertag_for
+from core.model import CopyStatus
+from core.vault import generate_key
+from core.venues.angelone import ordertag_for
 from tests.fakes.smartapi import FOLLOWER, MASTER, FakeSmartApi, credentials_of, fresh_accounts
 from tests.harness import eventually
 
@@ -59,7 +59,11 @@ async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
     await app.listeners.idle()
 
     [copied] = fake.orders_of(FOLLOWER.client_code)
-    assert (copied["tradingsymbol"], copied["transactiontype"], copied["quantity"]) == ("SBIN-EQ", "BUY", "14")  # 14.5 -> 14
+    assert (copied["tradingsymbol"], copied["transactiontype"], copied["quantity"]) == (
+        "SBIN-EQ",
+        "BUY",
+        "14",
+    )  # 14.5 -> 14
     [row] = await app.accounts.copy_history(user.id)
     assert row.status in (CopyStatus.PLACED, CopyStatus.FILLED) and row.follow_id == follow.id
     assert copied["ordertag"] == ordertag_for(row.client_order_id)

@@ -4,7 +4,6 @@ exchange — wired exactly as `copytrade run` wires it (settings, vault, registr
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
@@ -13,8 +12,8 @@ import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Mode, Settings
-from copytrade.core.model import CopyStatus
-from copytrade.core.vault import generate_key
+from core.model import CopyStatus
+from core.vault import generate_key
 from tests.fakes.binance import FakeBinance
 from tests.harness import eventually
 
@@ -46,7 +45,9 @@ async def app(fake, tmp_path):
 async def _setup(app, fake):
     services = app.services
     owner = await services.register_user(1001, "master owner")
-    master_key = await services.connect_account(owner.id, "binanceusdm", "master", {"api_key": MASTER[0], "secret": MASTER[1]})
+    master_key = await services.connect_account(
+        owner.id, "binanceusdm", "master", {"api_key": MASTER[0], "secret": MASTER[1]}
+    )
     master = await services.add_master("Futures Pro", "binanceusdm", owner_id=owner.id, credential_id=master_key.id)
     follows = []
     for n, ((key, secret), coefficient) in enumerate(zip(FOLLOWERS, ("0.5", "1")), start=1):
@@ -63,7 +64,10 @@ async def test_master_executions_are_copied_to_followers_on_binance_futures(app,
     first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), fills=[D("0.1"), D("0.1")])
-    await eventually(lambda: first.signed_position("BTCUSDT") == D("0.1") and second.signed_position("BTCUSDT") == D("0.2"), "entries")
+    await eventually(
+        lambda: first.signed_position("BTCUSDT") == D("0.1") and second.signed_position("BTCUSDT") == D("0.2"),
+        "entries",
+    )
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), reduce_only=True)
     await eventually(lambda: first.signed_position("BTCUSDT") == 0 and second.signed_position("BTCUSDT") == 0, "exits")
@@ -88,7 +92,10 @@ async def test_warm_up_at_start_leaves_the_first_copy_nothing_to_fetch_but_its_o
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"))
     first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
-    await eventually(lambda: first.signed_position("BTCUSDT") == D("0.05") and second.signed_position("BTCUSDT") == D("0.1"), "entries")
+    await eventually(
+        lambda: first.signed_position("BTCUSDT") == D("0.05") and second.signed_position("BTCUSDT") == D("0.1"),
+        "entries",
+    )
     assert fake.count(*position_mode) == before + len(FOLLOWERS)  # the copies asked nothing again
 
 
@@ -96,7 +103,9 @@ async def test_key_with_withdrawals_enabled_is_refused_and_not_stored(app, fake)
     fake.add_account("withdraw-key-0001", "withdraw-secret", enable_withdrawals=True)
     user = await app.services.register_user(3001, "careless")
     with pytest.raises(Exception, match="(?i)withdraw"):
-        await app.services.connect_account(user.id, "binance", "spot", {"api_key": "withdraw-key-0001", "secret": "withdraw-secret"})
+        await app.services.connect_account(
+            user.id, "binance", "spot", {"api_key": "withdraw-key-0001", "secret": "withdraw-secret"}
+        )
     assert await app.services.accounts_of(user.id) == []
 
 
@@ -105,14 +114,14 @@ async def test_unreachable_exchange_is_not_reported_as_a_refused_key(app, fake):
     app.settings.venue_urls["binance"] = closed_port  # the factory reads the same mapping
     user = await app.services.register_user(3002, "offline")
     with pytest.raises(Exception, match="could not be reached"):
-        await app.services.connect_account(user.id, "binance", "spot", {"api_key": "any-key-0001", "secret": "any-secret"})
+        await app.services.connect_account(
+            user.id, "binance", "spot", {"api_key": "any-key-0001", "secret": "any-secret"}
+        )
     assert await app.services.accounts_of(user.id) == []
 
 
 def _resting_algo(account):
-    return sorted(
-        (o.type, o.stop_price, o.quantity) for o in account.orders.values() if o.algo and o.status == "NEW"
-    )
+    return sorted((o.type, o.stop_price, o.quantity) for o in account.orders.values() if o.algo and o.status == "NEW")
 
 
 async def test_take_profit_and_stop_loss_live_on_binance_with_the_position(app, fake):
@@ -135,7 +144,9 @@ async def test_take_profit_and_stop_loss_live_on_binance_with_the_position(app, 
     [stop] = [r for r in await app.accounts.copy_history(follows[0].user_id, limit=50) if r.origin == "stop_loss"]
     assert stop.status is CopyStatus.FILLED and stop.filled_quantity == D("0.1")
     await app.risk.watch()  # seen again: recorded once
-    assert len([r for r in await app.accounts.copy_history(follows[0].user_id, limit=50) if r.origin == "stop_loss"]) == 1
+    assert (
+        len([r for r in await app.accounts.copy_history(follows[0].user_id, limit=50) if r.origin == "stop_loss"]) == 1
+    )
 
 
 async def test_a_full_exit_leaves_no_protective_order_behind(app, fake):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
 from sqlalchemy import func, select
 
-from copytrade.core.engine import CopyEngine, EngineConfig, FollowPaused, client_order_id
-from copytrade.core.errors import (
+from core.engine import FollowPaused, client_order_id
+from core.errors import (
     AuthenticationError,
     InsufficientFunds,
     NotFound,
@@ -19,15 +18,11 @@ from copytrade.core.errors import (
     RateLimited,
     TemporaryError,
 )
-from copytrade.core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
-from copytrade.core.vault import Vault, generate_key
-from copytrade.core.venues.paper import PaperExchange, PaperVenue
-from copytrade.core.venues.registry import VenueRegistry
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.journal import CopyDraft, JournalStore
-from copytrade.storage.models import CopyOrder, Credential, Follow, FollowPosition, Master, MasterFill
+from core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
+from core.venues.paper import PaperVenue
+from storage.journal import CopyDraft
+from storage.models import MasterFill
 from tests.harness import BTC, Harness, h  # noqa: F401  (h is the fixture)
-
 
 
 async def test_fill_is_copied_to_every_active_follow(h):
@@ -328,8 +323,21 @@ async def _journal_pending(h, follow_id: int, venue: PaperVenue, *, reached_venu
     entry = await h.journal.journal_fill(fill)
     cid = client_order_id(fill, follow_id, 0)
     await h.journal.begin_copies(
-        [CopyDraft(cid, entry.fill_id, follow_id, (await h.accounts.follow(follow_id)).user_id, BTC, Side.BUY,
-                   OrderType.MARKET, False, CopyStatus.PENDING, D("0.1"), fill.price)]
+        [
+            CopyDraft(
+                cid,
+                entry.fill_id,
+                follow_id,
+                (await h.accounts.follow(follow_id)).user_id,
+                BTC,
+                Side.BUY,
+                OrderType.MARKET,
+                False,
+                CopyStatus.PENDING,
+                D("0.1"),
+                fill.price,
+            )
+        ]
     )
     if reached_venue:
         await venue.place_order(OrderIntent(follow_id, cid, BTC, Side.BUY, D("0.1")))
@@ -371,7 +379,6 @@ async def test_users_only_get_rows_of_their_own_follows(h):
     follow_a = await h.accounts.follow(a)
     history = await h.accounts.copy_history(follow_a.user_id)
     assert {row.follow_id for row in history} == {a}
-
 
 
 async def test_follow_leverage_and_master_product_travel_with_the_order(h):

@@ -10,14 +10,24 @@ from decimal import Decimal as D
 
 import pytest
 
-from copytrade.core.errors import NotFound, UserError
-from copytrade.core.export import COLUMNS, NOT_COPIED, slippage_bps
-from copytrade.core.model import CopyStatus, FollowStatus, Side, utcnow
-from copytrade.storage.models import CopyOrder, Master
+from core.errors import NotFound, UserError
+from core.export import COLUMNS, NOT_COPIED, slippage_bps
+from core.model import CopyStatus, FollowStatus, Side, utcnow
+from storage.models import CopyOrder, Master
 from tests.test_reports import BTC, ETH, round_trip_and_open_position, world  # noqa: F401  (fixture)
 
-SEED_LOG_FIELDS = {"timestamp", "master_order_id", "symbol", "master_side", "master_quantity", "master_price", "account",
-                   "client_order_id", "status", "reason"}  # what a classic copy log (seed 001) records, by our names
+SEED_LOG_FIELDS = {
+    "timestamp",
+    "master_order_id",
+    "symbol",
+    "master_side",
+    "master_quantity",
+    "master_price",
+    "account",
+    "client_order_id",
+    "status",
+    "reason",
+}  # what a classic copy log (seed 001) records, by our names
 
 
 def read_csv(content: bytes) -> tuple[list[str], list[dict[str, str]]]:
@@ -29,19 +39,45 @@ def read_csv(content: bytes) -> tuple[list[str], list[dict[str, str]]]:
 async def test_csv_round_trips_through_the_csv_module_with_every_column(world):
     follows = await round_trip_and_open_position(world)
     export = await world.stats.export_user_log(world.users["alice"])
-    assert export.mime_type == "text/csv" and export.filename.startswith("copylog-") and export.filename.endswith(".csv")
+    assert (
+        export.mime_type == "text/csv" and export.filename.startswith("copylog-") and export.filename.endswith(".csv")
+    )
     header, rows = read_csv(export.content)
     assert tuple(header) == COLUMNS
     assert SEED_LOG_FIELDS <= set(header)
-    required = {"timestamp", "master", "master_order_id", "master_trade_id", "symbol", "master_side", "master_quantity", "master_price",
-                "follow_id", "account", "client_order_id", "side", "requested_quantity", "filled_quantity", "average_price", "fee",
-                "status", "reason_code", "reason", "latency_ms", "dry_run"}
+    required = {
+        "timestamp",
+        "master",
+        "master_order_id",
+        "master_trade_id",
+        "symbol",
+        "master_side",
+        "master_quantity",
+        "master_price",
+        "follow_id",
+        "account",
+        "client_order_id",
+        "side",
+        "requested_quantity",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "status",
+        "reason_code",
+        "reason",
+        "latency_ms",
+        "dry_run",
+    }
     assert required <= set(header)
     assert export.rows == len(rows) == 3
     assert {r["follow_id"] for r in rows} == {str(follows["alice"])}
     buy, sell, eth = rows
     assert (buy["symbol"], buy["master_side"], buy["side"], buy["status"]) == (BTC, "buy", "buy", "filled")
-    assert D(buy["master_quantity"]) == D(1) and D(buy["filled_quantity"]) == D("0.5") and D(buy["requested_quantity"]) == D("0.5")
+    assert (
+        D(buy["master_quantity"]) == D(1)
+        and D(buy["filled_quantity"]) == D("0.5")
+        and D(buy["requested_quantity"]) == D("0.5")
+    )
     assert D(buy["average_price"]) == D(60000) and D(buy["fee"]) == D(12) and D(buy["slippage_bps"]) == D(0)
     assert D(sell["master_price"]) == D(61000) and sell["side"] == "sell" and sell["reduce_only"] == "true"
     assert eth["symbol"] == ETH and float(eth["latency_ms"]) >= 0
@@ -55,7 +91,9 @@ async def test_json_export_has_the_same_rows(world):
     document = json.loads(export.content)
     assert export.filename.endswith(".json") and document["columns"] == list(COLUMNS)
     assert [(r["symbol"], r["status"], r["reason_code"]) for r in document["rows"]] == [
-        (BTC, "skipped", "symbol_not_allowed"), (BTC, "skipped", "no_position_to_exit"), (ETH, "filled", None)
+        (BTC, "skipped", "symbol_not_allowed"),
+        (BTC, "skipped", "no_position_to_exit"),
+        (ETH, "filled", None),
     ]
     assert document["rows"][2]["filled_quantity"] == "1"  # numbers as strings, never floats
     with pytest.raises(UserError):
@@ -72,7 +110,9 @@ async def test_a_follower_can_never_export_another_followers_data(world):
         _header, rows = read_csv((await world.stats.export_user_log(world.users[name])).content)
         assert {r["follow_id"] for r in rows} == {str(follows[name])}
         assert {r["user_id"] for r in rows} == {str(world.users[name])}
-    _header, rows = read_csv((await world.stats.export_user_log(world.users["alice"], follow_id=follows["alice"])).content)
+    _header, rows = read_csv(
+        (await world.stats.export_user_log(world.users["alice"], follow_id=follows["alice"])).content
+    )
     assert len(rows) == 3
     stranger = await world.accounts.ensure_user(999_001, "stranger")
     _header, rows = read_csv((await world.stats.export_user_log(stranger.id)).content)
@@ -112,11 +152,26 @@ def test_slippage_is_positive_when_worse_for_the_follower():
 async def add_own_close(world, follow_id: int, user_id: int) -> None:
     """An order the copier placed itself (as /stop → close does): no master fill behind it."""
     async with world.db.session() as session:
-        session.add(CopyOrder(
-            client_order_id="cx" + "7" * 30, fill_id=None, origin="close", follow_id=follow_id, user_id=user_id, symbol=ETH,
-            side=Side.SELL, reduce_only=True, status=CopyStatus.FILLED, requested_quantity=D("0.5"), filled_quantity=D("0.5"),
-            average_price=D(3100), master_price=D(3100), fee=D("0.62"), created_at=utcnow(), completed_at=utcnow(),
-        ))
+        session.add(
+            CopyOrder(
+                client_order_id="cx" + "7" * 30,
+                fill_id=None,
+                origin="close",
+                follow_id=follow_id,
+                user_id=user_id,
+                symbol=ETH,
+                side=Side.SELL,
+                reduce_only=True,
+                status=CopyStatus.FILLED,
+                requested_quantity=D("0.5"),
+                filled_quantity=D("0.5"),
+                average_price=D(3100),
+                master_price=D(3100),
+                fee=D("0.62"),
+                created_at=utcnow(),
+                completed_at=utcnow(),
+            )
+        )
 
 
 async def test_orders_the_copier_placed_itself_are_in_the_log_and_the_pnl(world):
@@ -125,7 +180,13 @@ async def test_orders_the_copier_placed_itself_are_in_the_log_and_the_pnl(world)
     _header, rows = read_csv((await world.stats.export_user_log(world.users["alice"])).content)
     assert [r["origin"] for r in rows] == ["copy", "copy", "copy", "close"]
     close = rows[-1]
-    assert (close["symbol"], close["side"], close["status"], close["master_trade_id"], close["master"]) == (ETH, "sell", "filled", "", "Trend")
+    assert (close["symbol"], close["side"], close["status"], close["master_trade_id"], close["master"]) == (
+        ETH,
+        "sell",
+        "filled",
+        "",
+        "Trend",
+    )
     _header, rows = read_csv((await world.stats.export_admin_log(master_id=world.master_id)).content)
     assert [r["origin"] for r in rows][-1] == "close" and len(rows) == 10
     (item,) = (await world.stats.follow_pnl(world.users["alice"])).follows

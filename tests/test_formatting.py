@@ -1,8 +1,8 @@
 from decimal import Decimal as D
 
-from copytrade.bot.formatting import format_copy_result, format_follow_paused, slippage_pct, split_message
-from copytrade.core.engine import FollowPaused
-from copytrade.core.model import CopyResult, CopyStatus, Fill, Side, Skip, SkipReason
+from bot.formatting import format_copy_result, format_follow_paused, slippage_pct, split_message
+from core.engine import FollowPaused
+from core.model import CopyResult, CopyStatus, Fill, Side, Skip, SkipReason
 
 FILL = Fill(1, "v", "t", "o", "BTC/USDT:USDT", Side.BUY, D("0.2"), D("60000"))
 
@@ -13,7 +13,13 @@ def result(**kw) -> CopyResult:
 
 def test_filled_copy_shows_quantities_prices_slippage_and_latency():
     text = format_copy_result(
-        result(status=CopyStatus.FILLED, side=Side.BUY, filled_quantity=D("0.100"), average_price=D("60060"), latency_ms=42.4)
+        result(
+            status=CopyStatus.FILLED,
+            side=Side.BUY,
+            filled_quantity=D("0.100"),
+            average_price=D("60060"),
+            latency_ms=42.4,
+        )
     )
     assert "bought 0.1 BTC/USDT:USDT @ 60060" in text
     assert "master 60000" in text and "slippage 0.10%" in text and "42 ms" in text
@@ -26,7 +32,9 @@ def test_slippage_is_positive_when_the_follower_paid_more_or_sold_for_less():
 
 
 def test_skip_explains_the_reason_in_plain_words():
-    text = format_copy_result(result(status=CopyStatus.SKIPPED, skip=Skip(SkipReason.BELOW_MIN_NOTIONAL, "60 USDT, minimum is 100 USDT")))
+    text = format_copy_result(
+        result(status=CopyStatus.SKIPPED, skip=Skip(SkipReason.BELOW_MIN_NOTIONAL, "60 USDT, minimum is 100 USDT"))
+    )
     assert text.startswith("⏭ Not copied: your share of the trade is below the exchange's minimum order value")
     assert "minimum is 100 USDT" in text
 

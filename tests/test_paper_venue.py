@@ -2,9 +2,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from copytrade.core.errors import InsufficientFunds, InvalidOrder, OrderStatusUnknown
-from copytrade.core.model import CopyStatus, FillStatus, OrderIntent, OrderType, Side
-from copytrade.core.venues.paper import PaperExchange, PaperFillSource
+from core.errors import InsufficientFunds, InvalidOrder, OrderStatusUnknown
+from core.model import CopyStatus, FillStatus, OrderIntent, OrderType, Side
+from core.venues.paper import PaperExchange, PaperFillSource
 from tests.venue_contract import VenueContract
 
 BTC = "BTC/USDT:USDT"
@@ -93,7 +93,9 @@ async def test_limit_order_rests_until_the_price_crosses(exchange):
 async def test_stop_order_triggers_on_the_stop_price(exchange):
     venue = exchange.account("a")
     await venue.place_order(order("c1", qty="0.01"))
-    await venue.place_order(order("c2", Side.SELL, "0.01", order_type=OrderType.STOP_MARKET, stop_price=D(59000), reduce_only=True))
+    await venue.place_order(
+        order("c2", Side.SELL, "0.01", order_type=OrderType.STOP_MARKET, stop_price=D(59000), reduce_only=True)
+    )
     exchange.set_price(BTC, D(59500))
     assert (await venue.fetch_order("c2", BTC)).status is CopyStatus.PLACED
     exchange.set_price(BTC, D(58999))

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from telegram.error import RetryAfter
 
-from copytrade.bot.ratelimit import PAUSE_MARGIN, TelegramPacer
+from bot.ratelimit import PAUSE_MARGIN, TelegramPacer
 
 
 class Recorder:

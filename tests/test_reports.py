@@ -6,25 +6,25 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 
-from copytrade.core.charts import png_size
-from copytrade.core.engine import CopyEngine, EngineConfig
-from copytrade.core.errors import NotFound, UserError
-from copytrade.core.listeners.supervisor import StreamHealth
-from copytrade.core.model import Fill, Side, SizingMode, utcnow
-from copytrade.core.reports import StatsService
-from copytrade.core.services import Services
-from copytrade.core.vault import Vault, generate_key
-from copytrade.core.venues.paper import PaperExchange
-from copytrade.core.venues.registry import VenueRegistry
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.journal import JournalStore
-from copytrade.storage.models import Credential, Follow, Master, MasterStatus
-from copytrade.storage.stats import StatsStore
+from core.charts import png_size
+from core.engine import CopyEngine, EngineConfig
+from core.errors import NotFound, UserError
+from core.listeners.supervisor import StreamHealth
+from core.model import Fill, Side, SizingMode, utcnow
+from core.reports import StatsService
+from core.services import Services
+from core.vault import Vault, generate_key
+from core.venues.paper import PaperExchange
+from core.venues.registry import VenueRegistry
+from storage.accounts import AccountStore
+from storage.journal import JournalStore
+from storage.models import Credential, Follow, Master, MasterStatus
+from storage.stats import StatsStore
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 _telegram_ids = itertools.count(5000)
@@ -49,7 +49,11 @@ class World:
     async def key(self, user_id: int, label: str = "main") -> str:
         credential_id = f"k{next(_key_ids):031d}"
         blob = self.vault.encrypt({"api_key": "k", "balance": "100000"}, owner_id=user_id, credential_id=credential_id)
-        await self.accounts.add_credential(Credential(id=credential_id, user_id=user_id, venue="paper", label=label, ciphertext=blob, key_fingerprint="f"))
+        await self.accounts.add_credential(
+            Credential(
+                id=credential_id, user_id=user_id, venue="paper", label=label, ciphertext=blob, key_fingerprint="f"
+            )
+        )
         return credential_id
 
     async def follower(self, name: str, master_id: int | None = None, **settings) -> int:
@@ -59,14 +63,25 @@ class World:
             self.users[name], self.telegram[name] = user.id, telegram_id
         user_id = self.users[name]
         credential_id = await self.key(user_id, f"{name} account {master_id or self.master_id}")
-        follow = await self.accounts.add_follow(Follow(user_id=user_id, master_id=master_id or self.master_id, credential_id=credential_id, **settings))
+        follow = await self.accounts.add_follow(
+            Follow(user_id=user_id, master_id=master_id or self.master_id, credential_id=credential_id, **settings)
+        )
         self.engine.invalidate_follows()
         return follow.id
 
     async def trade(self, side: Side, qty: str, price: str, symbol: str = BTC, master_id: int | None = None):
         self.exchange.set_price(symbol, D(price))
         self.trades += 1
-        fill = Fill(master_id or self.master_id, "paper:master", f"t{self.trades}", f"o{self.trades}", symbol, side, D(qty), D(price))
+        fill = Fill(
+            master_id or self.master_id,
+            "paper:master",
+            f"t{self.trades}",
+            f"o{self.trades}",
+            symbol,
+            side,
+            D(qty),
+            D(price),
+        )
         return await self.engine.on_fill(fill)
 
     def services(self) -> Services:
@@ -85,7 +100,16 @@ async def world(db) -> World:
     registry = VenueRegistry(accounts, vault, {"paper": paper})
     journal = JournalStore(db)
     engine = CopyEngine(journal, registry, lambda _e: None, EngineConfig(retry_delays=(0.001,)))
-    w = World(db, accounts, journal, exchange, vault, registry, engine, StatsService.for_database(db, registry, settle_seconds=0))
+    w = World(
+        db,
+        accounts,
+        journal,
+        exchange,
+        vault,
+        registry,
+        engine,
+        StatsService.for_database(db, registry, settle_seconds=0),
+    )
     owner = await accounts.ensure_user(None, "master owner")
     master = await accounts.add_master(Master(name="Trend", venue="paper", credential_id=await w.key(owner.id)))
     w.master_id = master.id
@@ -120,14 +144,25 @@ async def test_follower_pnl_realized_with_fees_unrealized_at_the_mark_and_tracki
     assert item.realized == D("475.2")
     assert item.unrealized == D(50) and item.unrealized_complete  # 0.5 ETH × (3100 − 3000)
     (position,) = item.positions
-    assert (position.symbol, position.quantity, position.entry_price, position.mark_price, position.mark_source) == (ETH, D("0.5"), D(3000), D(3100), "venue")
+    assert (position.symbol, position.quantity, position.entry_price, position.mark_price, position.mark_source) == (
+        ETH,
+        D("0.5"),
+        D(3000),
+        D(3100),
+        "venue",
+    )
     assert item.total == D("525.2")
     assert item.ledger_realized == D(500)
     assert item.master_realized == D(1000) and item.scale == D("0.5") and item.expected == D(500)
     assert item.tracking_difference == D("-24.8")  # fees are what following cost here
     assert item.copies == {"filled": 3}
     assert item.series[-1][1] == D("475.2") and item.master_series[-1][1] == D(500)
-    assert (report.realized, report.unrealized, report.total, report.tracking_difference) == (D("475.2"), D(50), D("525.2"), D("-24.8"))
+    assert (report.realized, report.unrealized, report.total, report.tracking_difference) == (
+        D("475.2"),
+        D(50),
+        D("525.2"),
+        D("-24.8"),
+    )
     assert "Trend" in report.text and "+475.20" in report.text
 
 
@@ -214,9 +249,19 @@ async def test_equity_snapshots_of_masters_and_follows(world):
 
 async def test_a_failing_account_does_not_stop_the_snapshots(world):
     await world.follower("gina")
-    await world.accounts.add_credential(Credential(id="broken" + "0" * 26, user_id=world.users["gina"], venue="paper", label="broken",
-                                                   ciphertext=b"not sealed", key_fingerprint="f"))
-    await world.accounts.add_follow(Follow(user_id=world.users["gina"], master_id=world.master_id, credential_id="broken" + "0" * 26))
+    await world.accounts.add_credential(
+        Credential(
+            id="broken" + "0" * 26,
+            user_id=world.users["gina"],
+            venue="paper",
+            label="broken",
+            ciphertext=b"not sealed",
+            key_fingerprint="f",
+        )
+    )
+    await world.accounts.add_follow(
+        Follow(user_id=world.users["gina"], master_id=world.master_id, credential_id="broken" + "0" * 26)
+    )
     report = await world.stats.snapshot_equity()
     assert report.follows == 1 and len(report.failed) == 1
 
@@ -231,7 +276,11 @@ async def test_admin_stats(world):
     assert stats.status_counts == {"filled": 7, "skipped": 2}
     assert stats.reason_counts == {"skipped": {"symbol_not_allowed": 1, "no_position_to_exit": 1}}
     assert sum(sum(v.values()) for v in stats.copies_per_day.values()) == 9
-    assert stats.success_rate == pytest.approx(7 / 9) and stats.skip_rate == pytest.approx(2 / 9) and stats.failure_rate == 0
+    assert (
+        stats.success_rate == pytest.approx(7 / 9)
+        and stats.skip_rate == pytest.approx(2 / 9)
+        and stats.failure_rate == 0
+    )
     assert stats.latency_samples == 7 and 0 <= stats.latency_p50_ms <= stats.latency_p99_ms
     assert stats.active_follows == 3 and stats.follows == {"active": 3}
     assert [(l.master_id, l.running, l.fills) for l in stats.listeners] == [(world.master_id, True, 3)]
@@ -247,7 +296,7 @@ async def test_daily_summary_is_off_by_default_and_sent_once_a_day_at_the_users_
     alice, carol = world.users["alice"], world.users["carol"]
     assert (await world.stats.daily_summary_setting(alice)).enabled is False
     tomorrow = utcnow().date() + timedelta(days=1)
-    early = datetime.combine(tomorrow, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=7, minutes=59)
+    early = datetime.combine(tomorrow, datetime.min.time(), tzinfo=UTC) + timedelta(hours=7, minutes=59)
     assert await world.stats.due_daily_summaries(early + timedelta(minutes=2)) == []  # nobody turned it on
     await world.stats.set_daily_summary(alice, enabled=True, at="08:00")
     await world.stats.set_daily_summary(carol, enabled=True, at="07:30")

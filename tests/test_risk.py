@@ -2,8 +2,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from copytrade.core.model import Fill, FollowSettings, OrderType, Side, SkipReason
-from copytrade.core.risk import cap_to_max_position, check_filters, normalise_symbol_list, symbol_aliases
+from core.model import Fill, FollowSettings, OrderType, Side, SkipReason
+from core.risk import cap_to_max_position, check_filters, normalise_symbol_list, symbol_aliases
 
 
 def settings(**kw) -> FollowSettings:

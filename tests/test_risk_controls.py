@@ -9,10 +9,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from copytrade.core.engine import FollowPaused
-from copytrade.core.model import CopyStatus, FollowStatus, OrderIntent, Side, SkipReason, utcnow
-from copytrade.core.risk_service import DriftFound, crossed, protection_levels
-from copytrade.storage.journal import PositionChange
+from core.engine import FollowPaused
+from core.model import CopyStatus, FollowStatus, OrderIntent, Side, SkipReason, utcnow
+from core.risk_service import DriftFound, crossed, protection_levels
+from storage.journal import PositionChange
 from tests.harness import BTC, h  # noqa: F401  (h is the fixture)
 
 ETH = "ETH/USDT:USDT"
@@ -161,7 +161,9 @@ async def test_slippage_guard_in_limit_mode_sends_an_ioc_at_the_guard_price(h):
     result = (await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000"))).results[0]
     [order] = venue.orders.values()
     assert (order.intent.order_type.value, order.intent.price, order.intent.time_in_force) == ("limit", D(60300), "IOC")
-    assert result.status is CopyStatus.SKIPPED and result.skip.reason is SkipReason.SLIPPAGE  # nothing at 60300: cancelled
+    assert (
+        result.status is CopyStatus.SKIPPED and result.skip.reason is SkipReason.SLIPPAGE
+    )  # nothing at 60300: cancelled
     assert await h.position(follow_id) == 0
 
 
@@ -227,7 +229,10 @@ async def test_a_new_follow_can_take_over_the_masters_positions_once(h):
     follow_id, venue = await h.add_follower(sizing_value=D("0.5"))
     follow = await follow_settings(h, follow_id)
     outcomes = await h.risk.open_master_positions(follow)
-    assert {(r.fill.symbol, r.side, r.filled_quantity) for r in outcomes} == {(BTC, Side.BUY, D("0.2")), (ETH, Side.SELL, D(1))}
+    assert {(r.fill.symbol, r.side, r.filled_quantity) for r in outcomes} == {
+        (BTC, Side.BUY, D("0.2")),
+        (ETH, Side.SELL, D(1)),
+    }
     assert await h.position(follow_id) == D("0.2") and await h.position(follow_id, ETH) == D(-1)
     again = await h.risk.open_master_positions(follow)  # a repeated request places nothing new
     assert len(venue.orders) == 2 and all(r.status is CopyStatus.FILLED for r in again)
@@ -246,19 +251,31 @@ async def test_a_new_follow_can_take_over_the_masters_positions_once(h):
     ],
 )
 def test_bad_risk_settings_are_refused_with_a_specific_message(changes, message):
-    from copytrade.core.errors import UserError
-    from copytrade.core.validation import validate_follow_changes
+    from core.errors import UserError
+    from core.validation import validate_follow_changes
 
     with pytest.raises(UserError, match=message):
         validate_follow_changes(changes)
 
 
 def test_risk_settings_are_parsed():
-    from copytrade.core.validation import validate_follow_changes
+    from core.validation import validate_follow_changes
 
     assert validate_follow_changes(
-        {"slippage_pct": "0.5", "slippage_action": "LIMIT", "entry_sides": "long", "margin_mode": "off", "auto_sync": "on"}
-    ) == {"slippage_pct": D("0.5"), "slippage_action": "limit", "entry_sides": "long", "margin_mode": None, "auto_sync": True}
+        {
+            "slippage_pct": "0.5",
+            "slippage_action": "LIMIT",
+            "entry_sides": "long",
+            "margin_mode": "off",
+            "auto_sync": "on",
+        }
+    ) == {
+        "slippage_pct": D("0.5"),
+        "slippage_action": "limit",
+        "entry_sides": "long",
+        "margin_mode": None,
+        "auto_sync": True,
+    }
 
 
 async def test_switching_tp_sl_off_cancels_what_rests(h):
@@ -272,9 +289,14 @@ async def test_switching_tp_sl_off_cancels_what_rests(h):
 
 async def test_closing_rounds_to_the_step_and_reports_the_remainder(h):
     follow_id, venue = await h.add_follower(sizing_mode="fixed_notional", sizing_value=D(1))
-    await h.journal.finish_copies([], [PositionChange(follow_id, "SOL/USDT:USDT", D("40.4"), D(150))])  # off the step of 1
+    await h.journal.finish_copies(
+        [], [PositionChange(follow_id, "SOL/USDT:USDT", D("40.4"), D(150))]
+    )  # off the step of 1
     await venue.place_order(OrderIntent(0, "seed", "SOL/USDT:USDT", Side.BUY, D(41)))
     results = await h.risk.close_positions(await follow_settings(h, follow_id), origin="close")
-    assert [(r.status, r.filled_quantity or r.requested_quantity) for r in results] == [(CopyStatus.FILLED, D(40)), (CopyStatus.SKIPPED, D("0.4"))]
+    assert [(r.status, r.filled_quantity or r.requested_quantity) for r in results] == [
+        (CopyStatus.FILLED, D(40)),
+        (CopyStatus.SKIPPED, D("0.4")),
+    ]
     assert results[1].skip.reason is SkipReason.BELOW_MIN_QUANTITY
     assert len(await h.rows(follow_id=follow_id, origin="close")) == 2  # both recorded

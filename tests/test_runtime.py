@@ -8,19 +8,19 @@ from decimal import Decimal as D
 
 import pytest
 
-from copytrade.core.engine import CopyEngine, EngineConfig, client_order_id
-from copytrade.core.errors import NotFound, VaultError
-from copytrade.core.listeners.supervisor import ListenerSupervisor
-from copytrade.core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderType, Side
-from copytrade.core.notifications import NotificationQueue
-from copytrade.core.scheduler import build_scheduler
-from copytrade.core.vault import Vault, generate_key
-from copytrade.core.venues.base import FillSource
-from copytrade.core.venues.paper import PaperExchange
-from copytrade.core.venues.registry import VenueRegistry
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.journal import CopyDraft, JournalStore
-from copytrade.storage.models import Credential, Follow, Master
+from core.engine import CopyEngine, EngineConfig, client_order_id
+from core.errors import NotFound, VaultError
+from core.listeners.supervisor import ListenerSupervisor
+from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderType, Side
+from core.notifications import NotificationQueue
+from core.scheduler import build_scheduler
+from core.vault import Vault, generate_key
+from core.venues.base import FillSource
+from core.venues.paper import PaperExchange
+from core.venues.registry import VenueRegistry
+from storage.accounts import AccountStore
+from storage.journal import CopyDraft, JournalStore
+from storage.models import Credential, Follow, Master
 
 
 class CountingFactory:
@@ -42,7 +42,11 @@ async def _credential(accounts: AccountStore, vault: Vault, credential_id: str =
     user = await accounts.ensure_user(None, "u")
     await accounts.add_credential(
         Credential(
-            id=credential_id, user_id=user.id, venue="paper", label="main", key_fingerprint="f",
+            id=credential_id,
+            user_id=user.id,
+            venue="paper",
+            label="main",
+            key_fingerprint="f",
             ciphertext=vault.encrypt({"api_key": "secret-key"}, owner_id=user.id, credential_id=credential_id),
         )
     )
@@ -228,7 +232,21 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     await journal.mark_planned(entry.fill_id)
     cid = client_order_id(fill, follow.id, 0)
     await journal.begin_copies(
-        [CopyDraft(cid, entry.fill_id, follow.id, user_id, fill.symbol, Side.BUY, OrderType.MARKET, False, CopyStatus.PENDING, D("0.01"), fill.price)]
+        [
+            CopyDraft(
+                cid,
+                entry.fill_id,
+                follow.id,
+                user_id,
+                fill.symbol,
+                Side.BUY,
+                OrderType.MARKET,
+                False,
+                CopyStatus.PENDING,
+                D("0.01"),
+                fill.price,
+            )
+        ]
     )
     venue = exchange.account(credential_id)
     await venue.place_order(OrderIntent(follow.id, cid, fill.symbol, Side.BUY, D("0.01")))
@@ -247,7 +265,9 @@ class ListenerWithHealth(ScriptedSource):
         super().__init__([])
         from types import SimpleNamespace
 
-        self.health = SimpleNamespace(connected=False, reconnects=3, last_event_at=None, last_error="socket silent for 60s")
+        self.health = SimpleNamespace(
+            connected=False, reconnects=3, last_event_at=None, last_error="socket silent for 60s"
+        )
 
     async def fills(self):
         await asyncio.Event().wait()

@@ -8,17 +8,16 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-
-from copytrade.storage.journal import PositionChange
 from sqlalchemy import func, select
 
 from copytrade.app import App, build_app
 from copytrade.config import Mode, Settings
-from copytrade.core.errors import NotFound, UserError
-from copytrade.core.model import CopyStatus, Fill, FollowStatus, OrderIntent, Side, SkipReason, SizingMode
-from copytrade.core.vault import generate_key
-from copytrade.core.venues.paper import PaperVenue
-from copytrade.storage.models import Credential, Follow, FollowPosition, MasterStatus
+from core.errors import NotFound, UserError
+from core.model import CopyStatus, Fill, FollowStatus, OrderIntent, Side, SizingMode, SkipReason
+from core.vault import generate_key
+from core.venues.paper import PaperVenue
+from storage.journal import PositionChange
+from storage.models import Credential, Follow, FollowPosition, MasterStatus
 
 _names = itertools.count(1)
 _trades = itertools.count(1)
@@ -59,7 +58,9 @@ async def new_master(app: App, name: str | None = None) -> int:
     return master.id
 
 
-async def follower(app: App, master_id: int, settings: dict | None = None, balance: str = "10000") -> tuple[int, str, Follow]:
+async def follower(
+    app: App, master_id: int, settings: dict | None = None, balance: str = "10000"
+) -> tuple[int, str, Follow]:
     """A new user with a paper key following ``master_id``: (user id, credential id, follow)."""
     user_id = await new_user(app)
     credential_id = await paper_account(app, user_id, balance=balance)
@@ -80,8 +81,14 @@ async def snapshot(app: App, follow_id: int) -> dict:
 def master_fill(master_id: int, side: Side, quantity: str, symbol: str = "BTC/USDT", price: str = "60000") -> Fill:
     trade = next(_trades)
     return Fill(
-        master_id=master_id, venue="paper:test-master", trade_id=f"t{trade}", order_id=f"o{trade}", symbol=symbol,
-        side=side, quantity=Decimal(quantity), price=Decimal(price),
+        master_id=master_id,
+        venue="paper:test-master",
+        trade_id=f"t{trade}",
+        order_id=f"o{trade}",
+        symbol=symbol,
+        side=side,
+        quantity=Decimal(quantity),
+        price=Decimal(price),
     )
 
 
@@ -97,7 +104,9 @@ BAD_FOLLOW_SETTINGS = [
     pytest.param({"sizing_value": "Infinity"}, "coefficient must be a finite number", id="coefficient-infinity"),
     pytest.param({"sizing_value": 1.5}, "not a float", id="coefficient-float"),
     pytest.param({"sizing_mode": "martingale", "sizing_value": "1"}, "sizing mode must be one of", id="mode-unknown"),
-    pytest.param({"sizing_mode": "fixed_notional"}, "give a value together with the sizing mode", id="mode-without-value"),
+    pytest.param(
+        {"sizing_mode": "fixed_notional"}, "give a value together with the sizing mode", id="mode-without-value"
+    ),
     pytest.param({"take_profit_pct": "500"}, "take-profit % must be more than 0 and at most 100", id="take-profit-500"),
     pytest.param({"stop_loss_pct": "100"}, "stop-loss % must be below 100", id="stop-loss-100"),
     pytest.param({"stop_loss_pct": "-5"}, "stop-loss %", id="stop-loss-negative"),
@@ -108,7 +117,9 @@ BAD_FOLLOW_SETTINGS = [
     pytest.param({"allowed_symbols": "BTC, DOGE"}, "DOGE is not traded on paper", id="allow-unknown-symbol"),
     pytest.param({"blocked_symbols": "DOGE"}, "DOGE", id="block-unknown-symbol"),
     pytest.param({"allowed_symbols": "BTC$"}, "is not a symbol name", id="allow-bad-name"),
-    pytest.param({"order_types": "iceberg"}, "order type must be market, limit or stop, got 'iceberg'", id="order-type"),
+    pytest.param(
+        {"order_types": "iceberg"}, "order type must be market, limit or stop, got 'iceberg'", id="order-type"
+    ),
     pytest.param({"reverse": "maybe"}, "reverse must be on or off", id="reverse-garbage"),
     pytest.param({"max_position_notional": "-1"}, "max position", id="max-position-negative"),
     pytest.param({"status": "active"}, "unknown setting 'status'", id="not-a-setting"),
@@ -276,24 +287,39 @@ BAD_KEYS = [
     pytest.param("paper", {"api_key": "x" * 513}, "api key does not look right", id="key-too-long"),
     pytest.param("paper", {"api_key": "   "}, "api key is missing", id="blank-key"),
     pytest.param("paper", {}, "api key is missing", id="missing-key"),
-    pytest.param("paper", {"api_key": "ok-key", "balance": "abc"}, "starting balance must be a number", id="bad-balance"),
-    pytest.param("paper", {"api_key": "ok-key", "balance": "-5"}, "starting balance must be more than 0", id="negative-balance"),
-    pytest.param("not-an-exchange", {"api_key": "ok-key"}, "'not-an-exchange' is not a supported venue", id="unknown-venue"),
+    pytest.param(
+        "paper", {"api_key": "ok-key", "balance": "abc"}, "starting balance must be a number", id="bad-balance"
+    ),
+    pytest.param(
+        "paper", {"api_key": "ok-key", "balance": "-5"}, "starting balance must be more than 0", id="negative-balance"
+    ),
+    pytest.param(
+        "not-an-exchange", {"api_key": "ok-key"}, "'not-an-exchange' is not a supported venue", id="unknown-venue"
+    ),
     pytest.param("binance", {"api_key": "ok-key"}, "secret is missing", id="binance-without-secret"),
     pytest.param(
-        "angelone", {"api_key": "ak", "client_code": "C123", "pin": "1234", "totp_secret": "0189"},
-        "TOTP secret is not a valid base32 seed", id="angelone-bad-totp",
+        "angelone",
+        {"api_key": "ak", "client_code": "C123", "pin": "1234", "totp_secret": "0189"},
+        "TOTP secret is not a valid base32 seed",
+        id="angelone-bad-totp",
     ),
     pytest.param(
-        "angelone", {"api_key": "ak", "client_code": "C123", "pin": "12ab", "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"},
-        "PIN must be 4 to 8 digits", id="angelone-bad-pin",
+        "angelone",
+        {"api_key": "ak", "client_code": "C123", "pin": "12ab", "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"},
+        "PIN must be 4 to 8 digits",
+        id="angelone-bad-pin",
     ),
     pytest.param(
-        "angelone", {"api_key": "ak", "client_code": "C123", "pin": "1234", "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"},
-        "angelone is not available", id="angelone-valid-looking-but-not-in-paper-mode",
+        "angelone",
+        {"api_key": "ak", "client_code": "C123", "pin": "1234", "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"},
+        "angelone is not available",
+        id="angelone-valid-looking-but-not-in-paper-mode",
     ),
     pytest.param(
-        "binanceusdm", {"api_key": "ak", "secret": "sk"}, "binanceusdm is not available", id="binance-not-in-paper-mode",
+        "binanceusdm",
+        {"api_key": "ak", "secret": "sk"},
+        "binanceusdm is not available",
+        id="binance-not-in-paper-mode",
     ),
 ]
 
@@ -325,7 +351,9 @@ async def test_connect_account_twice_with_the_same_label_is_refused(app):
 
 async def test_connect_account_stores_a_sealed_validated_key(app):
     user_id = await new_user(app)
-    view = await app.services.connect_account(user_id, "paper", " main ", {"api_key": "  my-paper-key  "}, environment="paper")
+    view = await app.services.connect_account(
+        user_id, "paper", " main ", {"api_key": "  my-paper-key  "}, environment="paper"
+    )
     assert view.label == "main" and view.venue == "paper" and view.environment == "paper"
     assert "my-paper-key" not in view.key_fingerprint
     stored = await app.accounts.credential(view.id)
@@ -360,8 +388,11 @@ async def test_update_follow_changes_the_settings_as_decimals(app):
     )
     row = await app.accounts.follow(follow.id)
     for name, expected in (
-        ("sizing_value", Decimal("0.5")), ("take_profit_pct", Decimal("12.5")), ("stop_loss_pct", Decimal(7)),
-        ("max_position_notional", Decimal(2500)), ("daily_loss_limit", Decimal(300)),
+        ("sizing_value", Decimal("0.5")),
+        ("take_profit_pct", Decimal("12.5")),
+        ("stop_loss_pct", Decimal(7)),
+        ("max_position_notional", Decimal(2500)),
+        ("daily_loss_limit", Decimal(300)),
     ):
         value = getattr(row, name)
         assert isinstance(value, Decimal) and value == expected, name
@@ -376,15 +407,23 @@ async def test_update_follow_changes_the_settings_as_decimals(app):
 
 async def test_update_follow_clears_optional_limits_with_off(app):
     master_id = await new_master(app)
-    user_id, _, follow = await follower(app, master_id, {"take_profit_pct": "10", "leverage": "5", "allowed_symbols": "BTC"})
-    await app.services.update_follow(user_id, follow.id, {"take_profit_pct": "off", "leverage": "none", "allowed_symbols": "-"})
+    user_id, _, follow = await follower(
+        app, master_id, {"take_profit_pct": "10", "leverage": "5", "allowed_symbols": "BTC"}
+    )
+    await app.services.update_follow(
+        user_id, follow.id, {"take_profit_pct": "off", "leverage": "none", "allowed_symbols": "-"}
+    )
     row = await app.accounts.follow(follow.id)
     assert row.take_profit_pct is None and row.leverage is None and row.allowed_symbols == []
 
 
 async def _give_position(app: App, follow_id: int, *, simulated: bool = False) -> None:
-    await app.journal.finish_copies([], [PositionChange(follow_id, "BTC/USDT:USDT", Decimal("0.5"), Decimal(60000), simulated=simulated)])
-    assert await app.journal.follow_positions([follow_id], "BTC/USDT:USDT", simulated=simulated) == {follow_id: Decimal("0.5")}
+    await app.journal.finish_copies(
+        [], [PositionChange(follow_id, "BTC/USDT:USDT", Decimal("0.5"), Decimal(60000), simulated=simulated)]
+    )
+    assert await app.journal.follow_positions([follow_id], "BTC/USDT:USDT", simulated=simulated) == {
+        follow_id: Decimal("0.5")
+    }
 
 
 async def test_turning_dry_run_off_clears_the_simulated_positions(app):
@@ -452,13 +491,19 @@ async def test_a_stopped_follow_can_be_followed_again_reusing_its_row(app):
 async def test_following_again_after_stop_starts_from_the_new_settings_only(app):
     master_id = await new_master(app)
     user_id, credential_id, follow = await follower(
-        app, master_id, {"sizing_value": "5", "reverse": "on", "dry_run": "on", "allowed_symbols": "BTC", "leverage": "20"}
+        app,
+        master_id,
+        {"sizing_value": "5", "reverse": "on", "dry_run": "on", "allowed_symbols": "BTC", "leverage": "20"},
     )
     await app.services.set_status(user_id, follow.id, FollowStatus.STOPPED)
     again = await app.services.follow(user_id, master_id, credential_id, {})
     fresh = Follow(user_id=user_id, master_id=master_id, credential_id=credential_id)
     assert (again.sizing_value, again.reverse, again.dry_run, again.allowed_symbols, again.leverage) == (
-        fresh.sizing_value, fresh.reverse, fresh.dry_run, fresh.allowed_symbols, fresh.leverage,
+        fresh.sizing_value,
+        fresh.reverse,
+        fresh.dry_run,
+        fresh.allowed_symbols,
+        fresh.leverage,
     )
 
 
@@ -508,12 +553,16 @@ async def test_a_paused_follow_is_not_copied_on_the_next_fill(app):
 # (fixed in 8775044; before it, a live exit was sized against the forgotten position).
 
 
-async def _follower_holding_its_own_btc(app: App, master_id: int, settings: dict) -> tuple[int, str, Follow, PaperVenue]:
+async def _follower_holding_its_own_btc(
+    app: App, master_id: int, settings: dict
+) -> tuple[int, str, Follow, PaperVenue]:
     user_id, credential_id, follow = await follower(app, master_id, settings, balance="200000")
     venue = await app.venues.venue_for(credential_id)
     assert isinstance(venue, PaperVenue)
     # the follower's own manual trade, unrelated to copying
-    await venue.place_order(OrderIntent(follow_id=0, client_order_id="manual-1", symbol="BTC/USDT", side=Side.BUY, quantity=Decimal(1)))
+    await venue.place_order(
+        OrderIntent(follow_id=0, client_order_id="manual-1", symbol="BTC/USDT", side=Side.BUY, quantity=Decimal(1))
+    )
     return user_id, credential_id, follow, venue
 
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from copytrade.core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
-from copytrade.core.sizing import (
+from core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
+from core.sizing import (
     Leg,
     LegPlan,
     Sized,
@@ -189,7 +189,10 @@ def test_partial_exit_is_never_more_than_the_fraction_of_the_position(position, 
     assert isinstance(result.quantity, D)
 
 
-@given(st.decimals(min_value=D("0.01"), max_value=D(100), places=2), st.decimals(min_value=D("0.01"), max_value=D(100), places=2))
+@given(
+    st.decimals(min_value=D("0.01"), max_value=D(100), places=2),
+    st.decimals(min_value=D("0.01"), max_value=D(100), places=2),
+)
 def test_a_partial_then_full_exit_leaves_no_position(position, first_fraction_pct):
     fraction = min(first_fraction_pct / 100, D(1))
     rules = MarketRules("S", "B", "Q", D("0.01"), D("0.01"), D("0.01"), D(0), derivative=True)

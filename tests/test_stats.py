@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from copytrade.core.errors import UserError
-from copytrade.core.model import Fill, Side
-from copytrade.core.reports import StatsService
-from copytrade.core.stats import (
+from core.errors import UserError
+from core.model import Fill, Side
+from core.reports import StatsService
+from core.stats import (
     DayStats,
     Period,
     StatFill,
@@ -32,14 +32,14 @@ from copytrade.core.stats import (
     sharpe_ratio,
     win_rate,
 )
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.db import Database
-from copytrade.storage.journal import JournalStore
-from copytrade.storage.migrate import upgrade
-from copytrade.storage.models import Credential, Follow, Master, MasterDailyPnl, MasterStats, MasterStatsLot
-from copytrade.storage.stats import StatsStore
+from storage.accounts import AccountStore
+from storage.db import Database
+from storage.journal import JournalStore
+from storage.migrate import upgrade
+from storage.models import Credential, Follow, Master, MasterDailyPnl, MasterStats, MasterStatsLot
+from storage.stats import StatsStore
 
-UTC = timezone.utc
+UTC = UTC
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 _ids = itertools.count(1)
 
@@ -61,7 +61,10 @@ FIXTURE = [
 
 
 def stat_fills(rows=FIXTURE) -> list[StatFill]:
-    return [StatFill(i, s, side, D(qty), D(price), when, D(before)) for i, (s, side, qty, price, when, before) in enumerate(rows, 1)]
+    return [
+        StatFill(i, s, side, D(qty), D(price), when, D(before))
+        for i, (s, side, qty, price, when, before) in enumerate(rows, 1)
+    ]
 
 
 # -- pure computations ---------------------------------------------------------------------------
@@ -213,7 +216,14 @@ async def make_master(db: Database, name: str | None = None, *, followers: int =
     for _ in range(followers):
         user = await accounts.ensure_user(None, "f")
         async with db.session() as session:
-            credential = Credential(id=f"c{next(_ids):031d}", user_id=user.id, venue="paper", label="k", ciphertext=b"x", key_fingerprint="f")
+            credential = Credential(
+                id=f"c{next(_ids):031d}",
+                user_id=user.id,
+                venue="paper",
+                label="k",
+                ciphertext=b"x",
+                key_fingerprint="f",
+            )
             session.add(credential)
             await session.flush()
             session.add(Follow(user_id=user.id, master_id=master.id, credential_id=credential.id))
@@ -230,8 +240,16 @@ async def journal_rows(journal: JournalStore, master_id: int, rows=FIXTURE) -> N
 async def stored_state(db: Database, master_id: int):
     async with db.session() as session:
         stats = await session.get(MasterStats, master_id)
-        lots = (await session.execute(select(MasterStatsLot).where(MasterStatsLot.master_id == master_id).order_by(MasterStatsLot.symbol))).scalars()
-        days = (await session.execute(select(MasterDailyPnl).where(MasterDailyPnl.master_id == master_id).order_by(MasterDailyPnl.day))).scalars()
+        lots = (
+            await session.execute(
+                select(MasterStatsLot).where(MasterStatsLot.master_id == master_id).order_by(MasterStatsLot.symbol)
+            )
+        ).scalars()
+        days = (
+            await session.execute(
+                select(MasterDailyPnl).where(MasterDailyPnl.master_id == master_id).order_by(MasterDailyPnl.day)
+            )
+        ).scalars()
         head = stats.model_dump(exclude={"updated_at"}) if stats else None
         return head, [lot.model_dump() for lot in lots], [day.model_dump() for day in days]
 
@@ -279,7 +297,9 @@ async def test_incremental_updates_in_any_batches_equal_a_full_recompute(db, jou
 
 
 @given(rows=fill_rows, sizes=st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=6))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 def test_property_database_chunking_equals_recompute(tmp_path_factory, rows, sizes):
     url = f"sqlite:///{tmp_path_factory.mktemp('stats') / 'p.db'}"
     upgrade(url)
@@ -291,8 +311,19 @@ def test_property_database_chunking_equals_recompute(tmp_path_factory, rows, siz
             master_id = await make_master(db)
             for fill in build_fills(rows):
                 n = next(_ids)
-                await journal.journal_fill(Fill(master_id, "paper:m", f"t{n}", f"o{n}", fill.symbol, fill.side, fill.quantity, fill.price,
-                                                executed_at=fill.executed_at))
+                await journal.journal_fill(
+                    Fill(
+                        master_id,
+                        "paper:m",
+                        f"t{n}",
+                        f"o{n}",
+                        fill.symbol,
+                        fill.side,
+                        fill.quantity,
+                        fill.price,
+                        executed_at=fill.executed_at,
+                    )
+                )
             stats = service(db)
             for size in itertools.cycle(sizes):
                 if not await stats.update_master_stats(master_id, batch_size=size, max_batches=1):
@@ -302,7 +333,10 @@ def test_property_database_chunking_equals_recompute(tmp_path_factory, rows, siz
             assert await stored_state(db, master_id) == incremental
             # the journal knows the true positions: the same as the pure fold without outside exposure
             expected = apply_fills(StatsState(), build_fills([(*row[:5], False) for row in rows]))
-            assert (incremental[0]["realized_pnl"], incremental[0]["round_trips"]) == (expected.realized_pnl, expected.round_trips)
+            assert (incremental[0]["realized_pnl"], incremental[0]["round_trips"]) == (
+                expected.realized_pnl,
+                expected.round_trips,
+            )
         finally:
             await db.dispose()
 
@@ -313,7 +347,9 @@ async def test_concurrent_updaters_never_count_a_fill_twice(db, journal):
     master_id = await make_master(db)
     await journal_rows(journal, master_id)
     first, second = service(db), service(db)  # two processes: separate locks
-    counted = await asyncio.gather(*(s.update_master_stats(master_id, batch_size=2) for s in (first, second, first, second)))
+    counted = await asyncio.gather(
+        *(s.update_master_stats(master_id, batch_size=2) for s in (first, second, first, second))
+    )
     assert sum(counted) == 6
     head, _lots, _days = await stored_state(db, master_id)
     assert head["fills"] == 6 and head["realized_pnl"] == D(15)
@@ -334,7 +370,9 @@ async def test_percentages_and_sharpe_come_from_equity_snapshots(db, journal):
     store = StatsStore(db)
     for day, equity in ((1, "1000"), (2, "1100"), (3, "990"), (4, "1089")):
         await store.save_snapshot("master", master_id, date(2025, 1, day), D(equity), at(day, 23))
-    await store.save_snapshot("master", master_id, date(2025, 1, 4), D(1089), at(4, 23, 55))  # same day: replaced, not added
+    await store.save_snapshot(
+        "master", master_id, date(2025, 1, 4), D(1089), at(4, 23, 55)
+    )  # same day: replaced, not added
     stats = service(db, clock=lambda: at(5, 12))
     detail = await stats.master_detail(master_id)
     assert detail.sharpe_source == "equity_snapshots"
@@ -350,7 +388,9 @@ async def test_masters_rank_by_any_statistic_with_unknown_values_last(db, journa
     bad = await make_master(db, "Bad", followers=3)
     idle = await make_master(db, "Idle")
     await journal_rows(journal, good)
-    await journal_rows(journal, bad, [(BTC, Side.BUY, "1", "100", at(1, 10), "0"), (BTC, Side.SELL, "1", "70", at(1, 11), "1")])
+    await journal_rows(
+        journal, bad, [(BTC, Side.BUY, "1", "100", at(1, 10), "0"), (BTC, Side.SELL, "1", "70", at(1, 11), "1")]
+    )
     stats = service(db, clock=lambda: at(10, 0))
     names = lambda items: [s.name for s in items if s.master_id in (good, bad, idle)]  # noqa: E731
     assert names(await stats.ranked_masters("followers")) == ["Bad", "Good", "Idle"]
@@ -376,4 +416,3 @@ async def test_update_all_masters(db, journal):
     await journal_rows(journal, a)
     await journal_rows(journal, b, FIXTURE[:2])
     assert await service(db).update_all_master_stats() == 8
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -15,15 +15,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel
 
-from copytrade.core.errors import NotFound, UserError
-from copytrade.core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side
-from copytrade.core.vault import Vault, generate_key
-from copytrade.storage import models  # noqa: F401  (every table on the metadata)
-from copytrade.storage.accounts import AccountStore
-from copytrade.storage.db import Database, create_sync_engine
-from copytrade.storage.journal import CopyDraft, JournalStore, PositionChange
-from copytrade.storage.migrate import current_revision, head_revision, upgrade
-from copytrade.storage.models import (
+from core.errors import NotFound, UserError
+from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side
+from core.vault import Vault, generate_key
+from storage import models  # noqa: F401  (every table on the metadata)
+from storage.accounts import AccountStore
+from storage.db import Database, create_sync_engine
+from storage.journal import CopyDraft, PositionChange
+from storage.migrate import current_revision, head_revision, upgrade
+from storage.models import (
     CopyOrder,
     Credential,
     Follow,
@@ -69,7 +69,11 @@ async def make_credential(
 
 
 async def make_master(
-    db: Database, *, name: str | None = None, status: MasterStatus = MasterStatus.ACTIVE, credential_id: str | None = None
+    db: Database,
+    *,
+    name: str | None = None,
+    status: MasterStatus = MasterStatus.ACTIVE,
+    credential_id: str | None = None,
 ) -> Master:
     async with db.session() as session:
         row = Master(name=name or f"master {next(_ids)}", venue="paper", credential_id=credential_id, status=status)
@@ -95,8 +99,16 @@ async def make_setup(db: Database) -> tuple[User, Credential, Master, Follow]:
     return user, credential, master, follow
 
 
-def make_fill(master_id: int, trade_id: str, *, side: Side = Side.BUY, quantity: str = "1", price: str = "60000",
-              venue: str = "paper:master", symbol: str = "BTC/USDT:USDT") -> Fill:
+def make_fill(
+    master_id: int,
+    trade_id: str,
+    *,
+    side: Side = Side.BUY,
+    quantity: str = "1",
+    price: str = "60000",
+    venue: str = "paper:master",
+    symbol: str = "BTC/USDT:USDT",
+) -> Fill:
     return Fill(
         master_id=master_id,
         venue=venue,
@@ -106,7 +118,7 @@ def make_fill(master_id: int, trade_id: str, *, side: Side = Side.BUY, quantity:
         side=side,
         quantity=Decimal(quantity),
         price=Decimal(price),
-        executed_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        executed_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
     )
 
 
@@ -384,7 +396,12 @@ async def test_one_failing_begin_copies_does_not_fail_the_others_in_its_group(db
 
 def _result(fill: Fill, follow: Follow, client_order_id: str, **fields) -> CopyResult:
     return CopyResult(
-        follow_id=follow.id, user_id=follow.user_id, master_id=fill.master_id, client_order_id=client_order_id, fill=fill, **fields
+        follow_id=follow.id,
+        user_id=follow.user_id,
+        master_id=fill.master_id,
+        client_order_id=client_order_id,
+        fill=fill,
+        **fields,
     )
 
 
@@ -396,8 +413,16 @@ async def test_finish_copies_stores_the_outcome(db, journal):
     await journal.finish_copies(
         [
             _result(
-                fill, follow, "coid-1", status=CopyStatus.FILLED, side=Side.BUY, filled_quantity=Decimal("0.5"),
-                average_price=Decimal("60001.5"), venue_order_id="v-9", fee=Decimal("0.012"), latency_ms=12.5,
+                fill,
+                follow,
+                "coid-1",
+                status=CopyStatus.FILLED,
+                side=Side.BUY,
+                filled_quantity=Decimal("0.5"),
+                average_price=Decimal("60001.5"),
+                venue_order_id="v-9",
+                fee=Decimal("0.012"),
+                latency_ms=12.5,
             )
         ],
         [],
@@ -416,7 +441,17 @@ async def test_finish_copies_stores_the_failure_reason(db, journal):
     entry = await journal.journal_fill(fill)
     await journal.begin_copies([draft("coid-1", entry.fill_id, follow)])
     await journal.finish_copies(
-        [_result(fill, follow, "coid-1", status=CopyStatus.FAILED, error="margin is insufficient", error_code="insufficient_funds")], []
+        [
+            _result(
+                fill,
+                follow,
+                "coid-1",
+                status=CopyStatus.FAILED,
+                error="margin is insufficient",
+                error_code="insufficient_funds",
+            )
+        ],
+        [],
     )
     row = await journal.copy_order("coid-1")
     assert row.status is CopyStatus.FAILED
@@ -469,7 +504,9 @@ async def test_active_follows_excludes_paused_and_stopped(db, journal):
     user = await make_user(db)
     master = await make_master(db)
     creds = [await make_credential(db, user.id) for _ in range(3)]
-    active = await make_follow(db, user.id, master.id, creds[0].id, sizing_value=Decimal("0.25"), allowed_symbols=["btc"])
+    active = await make_follow(
+        db, user.id, master.id, creds[0].id, sizing_value=Decimal("0.25"), allowed_symbols=["btc"]
+    )
     await make_follow(db, user.id, master.id, creds[1].id, status=FollowStatus.PAUSED)
     await make_follow(db, user.id, master.id, creds[2].id, status=FollowStatus.STOPPED)
     follows = await journal.active_follows(master.id)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copytrade.core.errors import VaultError
-from copytrade.core.vault import Vault, generate_key, key_fingerprint
+from core.errors import VaultError
+from core.vault import Vault, generate_key, key_fingerprint
 
 SECRETS = {"api_key": "visible-api-key-123", "secret": "top-secret-value-XYZ"}
 KEY_A = generate_key()

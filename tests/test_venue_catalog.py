@@ -6,10 +6,10 @@ import pytest
 
 from copytrade.app import ccxt_factory
 from copytrade.config import load_settings
-from copytrade.core.errors import ConfigError
-from copytrade.core.venues.catalog import VENUES, venue_spec
-from copytrade.core.venues.ccxt_venue import CcxtMarketsCache
-from copytrade.core.venues.registry import VenueAccount
+from core.errors import ConfigError
+from core.venues.catalog import VENUES, venue_spec
+from core.venues.ccxt_venue import CcxtMarketsCache
+from core.venues.registry import VenueAccount
 
 
 def test_known_venues_keep_their_curated_spec():
@@ -37,7 +37,9 @@ def test_ccxt_exchanges_are_configurable_and_checked(monkeypatch, tmp_path):
         load_settings()
 
 
-@pytest.mark.parametrize("environment, testnet_mode, sandbox", [("live", False, False), ("testnet", False, True), ("live", True, True)])
+@pytest.mark.parametrize(
+    "environment, testnet_mode, sandbox", [("live", False, False), ("testnet", False, True), ("live", True, True)]
+)
 async def test_sandbox_is_chosen_per_credential_or_by_testnet_mode(environment, testnet_mode, sandbox):
     factory = ccxt_factory(CcxtMarketsCache(), testnet_mode=testnet_mode, urls={})
     venue = await factory(VenueAccount("c" * 32, "binanceusdm", environment, {"api_key": "k", "secret": "s"}))

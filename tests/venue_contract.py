@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from copytrade.core.errors import InvalidOrder, UnknownSymbol, VenueError
-from copytrade.core.model import CopyStatus, OrderIntent, Side
-from copytrade.core.sizing import fit_to_market
+from core.errors import InvalidOrder, UnknownSymbol, VenueError
+from core.model import CopyStatus, OrderIntent, Side
+from core.sizing import fit_to_market
 
 
 class VenueContract:
@@ -21,7 +21,9 @@ class VenueContract:
     def order_quantity(self):
         async def sized(venue, symbol: str, price: Decimal) -> Decimal:
             rules = await venue.market(symbol)
-            quantity = fit_to_market(rules.min_notional / price * 2 + rules.min_quantity * rules.contract_size, rules, price)
+            quantity = fit_to_market(
+                rules.min_notional / price * 2 + rules.min_quantity * rules.contract_size, rules, price
+            )
             assert isinstance(quantity, Decimal)
             return quantity
 
@@ -41,9 +43,13 @@ class VenueContract:
     async def test_equity_is_a_decimal(self, venue):
         assert isinstance(await venue.equity(), Decimal)
 
-    async def test_market_order_carries_the_client_order_id_and_can_be_looked_up(self, venue, listed_symbol, price, order_quantity):
+    async def test_market_order_carries_the_client_order_id_and_can_be_looked_up(
+        self, venue, listed_symbol, price, order_quantity
+    ):
         quantity = await order_quantity(venue, listed_symbol, price)
-        ack = await venue.place_order(OrderIntent(1, "ctcontract00000000000000000000001", listed_symbol, Side.BUY, quantity))
+        ack = await venue.place_order(
+            OrderIntent(1, "ctcontract00000000000000000000001", listed_symbol, Side.BUY, quantity)
+        )
         assert ack.client_order_id == "ctcontract00000000000000000000001"
         assert ack.status in (CopyStatus.PLACED, CopyStatus.FILLED)
         found = await venue.fetch_order("ctcontract00000000000000000000001", listed_symbol)
@@ -61,7 +67,9 @@ class VenueContract:
 
     async def test_filled_buy_shows_in_positions(self, venue, listed_symbol, price, order_quantity):
         quantity = await order_quantity(venue, listed_symbol, price)
-        ack = await venue.place_order(OrderIntent(1, "ctcontract00000000000000000000003", listed_symbol, Side.BUY, quantity))
+        ack = await venue.place_order(
+            OrderIntent(1, "ctcontract00000000000000000000003", listed_symbol, Side.BUY, quantity)
+        )
         if ack.status is CopyStatus.FILLED:
             positions = {p.symbol: p.quantity for p in await venue.positions()}
             assert positions.get(listed_symbol, 0) >= quantity
@@ -69,7 +77,9 @@ class VenueContract:
     async def test_order_off_the_step_is_refused(self, venue, listed_symbol):
         rules = await venue.market(listed_symbol)
         with pytest.raises(InvalidOrder):
-            await venue.place_order(OrderIntent(1, "ctcontract00000000000000000000004", listed_symbol, Side.BUY, rules.quantity_step / 3))
+            await venue.place_order(
+                OrderIntent(1, "ctcontract00000000000000000000004", listed_symbol, Side.BUY, rules.quantity_step / 3)
+            )
 
     async def test_price_is_a_positive_decimal(self, venue, listed_symbol):
         price = await venue.price(listed_symbol)

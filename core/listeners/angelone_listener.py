@@ -19,15 +19,15 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from copytrade.core.errors import RateLimited, TemporaryError, VenueError
-from copytrade.core.model import Fill, FillStatus, OrderType, Side, utcnow
-from copytrade.core.venues.angelone import AngelOneSession, OrderUpdateSocket, SpacingLimiter
-from copytrade.core.venues.angelone_instruments import IST
-from copytrade.core.venues.base import FillSource
+from core.errors import RateLimited, TemporaryError, VenueError
+from core.model import Fill, FillStatus, OrderType, Side, utcnow
+from core.venues.angelone import AngelOneSession, OrderUpdateSocket, SpacingLimiter
+from core.venues.angelone_instruments import IST
+from core.venues.base import FillSource
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _executed_at(order: Mapping[str, Any]) -> datetime:
     for key in ("exchorderupdatetime", "updatetime", "exchtime"):
         text = str(order.get(key) or "")
         try:
-            return datetime.strptime(text, ANGEL_TIME_FORMAT).replace(tzinfo=IST).astimezone(timezone.utc)
+            return datetime.strptime(text, ANGEL_TIME_FORMAT).replace(tzinfo=IST).astimezone(UTC)
         except ValueError:
             continue
     return utcnow()
@@ -77,7 +77,9 @@ class FillTracker:
         """Record an order's progress without emitting it (the start-up baseline)."""
         order_id = str(order.get("orderid") or "")
         if order_id:
-            self._orders[order_id] = _OrderProgress(_decimal(order.get("filledshares")), _decimal(order.get("averageprice")))
+            self._orders[order_id] = _OrderProgress(
+                _decimal(order.get("filledshares")), _decimal(order.get("averageprice"))
+            )
 
     def observe(self, order: Mapping[str, Any]) -> Fill | None:
         """The fill for what ``order`` adds to its order's filled quantity, or None if nothing new."""
@@ -113,8 +115,12 @@ class FillTracker:
             price=price,
             order_type=order_type,
             status=FillStatus.FILLED if complete or filled >= quantity else FillStatus.PARTIALLY_FILLED,
-            limit_price=limit_price if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and limit_price > 0 else None,
-            stop_price=stop_price if order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and stop_price > 0 else None,
+            limit_price=limit_price
+            if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and limit_price > 0
+            else None,
+            stop_price=stop_price
+            if order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and stop_price > 0
+            else None,
             executed_at=_executed_at(order),
         )
 
@@ -161,7 +167,9 @@ class AngelOneFillSource(FillSource):
         self._poll_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._socket: OrderUpdateSocket | None = None
-        self._socket_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"angelone-orders-{session.client_code}")
+        self._socket_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"angelone-orders-{session.client_code}"
+        )
         self._connected = False
         self._ever_connected = False
         self._last_event_at: datetime | None = None

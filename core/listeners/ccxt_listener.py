@@ -22,14 +22,14 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from copytrade.core.errors import TemporaryError
-from copytrade.core.model import Fill, FillStatus, OrderType, Side, utcnow
-from copytrade.core.venues.base import FillSource
-from copytrade.core.venues.ccxt_venue import BINANCE_FAMILY, CcxtVenue, map_ccxt_error, to_decimal
+from core.errors import TemporaryError
+from core.model import Fill, FillStatus, OrderType, Side, utcnow
+from core.venues.base import FillSource
+from core.venues.ccxt_venue import BINANCE_FAMILY, CcxtVenue, map_ccxt_error, to_decimal
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class CcxtFillListener(FillSource):
             if client.connection is not None:
                 try:  # a zombie peer never answers the close handshake: do not wait for it
                     await asyncio.wait_for(client.close(), timeout=1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.info("%s: websocket close not acknowledged, abandoned", self._venue.name)
             self._exchange.clients.pop(url, None)
         if self._venue.name in BINANCE_FAMILY:
@@ -288,9 +288,7 @@ class CcxtFillListener(FillSource):
                 continue
             order_id = str(trade.get("order"))
             if order_id not in orders:
-                orders[order_id] = await self._venue.read(
-                    lambda: self._exchange.fetch_order(order_id, trade["symbol"])
-                )
+                orders[order_id] = await self._venue.read(lambda: self._exchange.fetch_order(order_id, trade["symbol"]))
             fill = self._fill_from_rest(trade, orders[order_id], last_trade_of_order[order_id] == str(trade["id"]))
             if fill is not None:
                 fills.append(fill)
@@ -323,12 +321,23 @@ class CcxtFillListener(FillSource):
     # ------------------------------------------------------------------ helpers
 
     def _fill(
-        self, *, trade_id: str, order_id: str, symbol: str, side: Side, quantity: Decimal, price: Decimal,
-        raw_type: Any, filled: bool, reduce_only: bool, limit_price: Decimal | None, stop_price: Decimal | None,
+        self,
+        *,
+        trade_id: str,
+        order_id: str,
+        symbol: str,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        raw_type: Any,
+        filled: bool,
+        reduce_only: bool,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
         executed_ms: Any,
     ) -> Fill:
         order_type = BINANCE_ORDER_TYPES.get(str(raw_type or "").upper(), OrderType.MARKET)
-        executed_at = datetime.fromtimestamp(executed_ms / 1000, timezone.utc) if executed_ms else utcnow()
+        executed_at = datetime.fromtimestamp(executed_ms / 1000, UTC) if executed_ms else utcnow()
         venue, journal_trade_id = journal_key(self._venue.name, self._master_id, symbol, trade_id)
         return Fill(
             master_id=self._master_id,

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from copytrade.core.errors import NotFound
-from copytrade.core.model import Fill, utcnow
-from copytrade.core.venues.base import FillSource
+from core.errors import NotFound
+from core.model import Fill, utcnow
+from core.venues.base import FillSource
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,13 @@ class ListenerSupervisor:
             health.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("fill stream of master %s did not open: %s", master_id, health.last_error)
             first = None
-        self._streams[master_id] = asyncio.create_task(self._run(master_id, open_source, first), name=f"master-{master_id}")
+        self._streams[master_id] = asyncio.create_task(
+            self._run(master_id, open_source, first), name=f"master-{master_id}"
+        )
 
-    async def _run(self, master_id: int, open_source: Callable[[], Awaitable[FillSource]], source: FillSource | None) -> None:
+    async def _run(
+        self, master_id: int, open_source: Callable[[], Awaitable[FillSource]], source: FillSource | None
+    ) -> None:
         health = self._health[master_id]
         failures = 0
         while True:

@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from types import ModuleType
 from typing import Any, NamedTuple, NoReturn
@@ -45,7 +45,7 @@ import pyotp
 import requests
 import websocket
 
-from copytrade.core.errors import (
+from core.errors import (
     AuthenticationError,
     InsufficientFunds,
     InvalidOrder,
@@ -57,9 +57,9 @@ from copytrade.core.errors import (
     UserError,
     VenueError,
 )
-from copytrade.core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, utcnow
-from copytrade.core.venues.angelone_instruments import IST, SCRIP_MASTER_URL, Instrument, InstrumentMaster
-from copytrade.core.venues.base import Position, Venue
+from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, utcnow
+from core.venues.angelone_instruments import IST, SCRIP_MASTER_URL, Instrument, InstrumentMaster
+from core.venues.base import Position, Venue
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class AngelOneCredentials:
     REQUIRED = ("api_key", "client_code", "pin", "totp_secret")
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, str]) -> "AngelOneCredentials":
+    def from_mapping(cls, values: Mapping[str, str]) -> AngelOneCredentials:
         """Build from a stored credential dict; ``UserError`` names what is missing or malformed."""
         missing = [key for key in cls.REQUIRED if not str(values.get(key) or "").strip()]
         if missing:
@@ -277,8 +277,15 @@ class AngelOneCredentials:
         try:
             pyotp.TOTP(secret).now()
         except (binascii.Error, ValueError):
-            raise UserError("the Angel One TOTP secret is not valid: paste the base32 key shown under the QR code") from None
-        return cls(str(values["api_key"]).strip(), str(values["client_code"]).strip().upper(), str(values["pin"]).strip(), secret)
+            raise UserError(
+                "the Angel One TOTP secret is not valid: paste the base32 key shown under the QR code"
+            ) from None
+        return cls(
+            str(values["api_key"]).strip(),
+            str(values["client_code"]).strip().upper(),
+            str(values["pin"]).strip(),
+            secret,
+        )
 
     def current_totp(self) -> str:
         return pyotp.TOTP(self.totp_secret).now()
@@ -307,8 +314,13 @@ class SpacingLimiter:
     about N x interval instead of queueing behind each other's network time.
     """
 
-    def __init__(self, interval: float, *, clock: Callable[[], float] = time_module.monotonic,
-                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time_module.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
         self._interval = interval
         self._clock = clock
         self._sleep = sleep
@@ -331,9 +343,13 @@ class MultiWindowRateLimiter:
     overtake an earlier caller.
     """
 
-    def __init__(self, limits: Sequence[tuple[int, float]] = PLACE_ORDER_LIMITS, *,
-                 clock: Callable[[], float] = time_module.monotonic,
-                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        limits: Sequence[tuple[int, float]] = PLACE_ORDER_LIMITS,
+        *,
+        clock: Callable[[], float] = time_module.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
         self._limits = tuple(limits)
         self._horizon = max(window for _, window in self._limits)
         self._clock = clock
@@ -374,7 +390,7 @@ def _jwt_expiry(jwt: str) -> datetime | None:
     try:
         payload = jwt.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return datetime.fromtimestamp(int(claims["exp"]), timezone.utc)
+        return datetime.fromtimestamp(int(claims["exp"]), UTC)
     except (IndexError, ValueError, KeyError, TypeError, binascii.Error):
         return None
 
@@ -405,7 +421,7 @@ class AngelOneSession:
 
     Calls go through ``call``, which runs the SDK in a worker thread, logs in again once (not in a
     loop) when the token is refused, backs off on rate-limit answers and maps every failure to
-    ``copytrade.core.errors`` with a message free of secrets.
+    ``core.errors`` with a message free of secrets.
     """
 
     def __init__(
@@ -469,12 +485,17 @@ class AngelOneSession:
         await self._login_limiter.wait()
         endpoints = self._endpoints
         client = _QuietSmartConnect(
-            self._credentials.api_key, root=endpoints.rest_root, timeout=endpoints.request_timeout, public_ip=endpoints.public_ip
+            self._credentials.api_key,
+            root=endpoints.rest_root,
+            timeout=endpoints.request_timeout,
+            public_ip=endpoints.public_ip,
         )
         operation = f"logging in client {self.client_code}"
         try:
             try:
-                answer = await self._run(client.generateSession, self.client_code, self._credentials.pin, self._credentials.current_totp())
+                answer = await self._run(
+                    client.generateSession, self.client_code, self._credentials.pin, self._credentials.current_totp()
+                )
             except Exception as exc:
                 raise self._map_exception(exc, operation, placing=False) from None
             if not isinstance(answer, Mapping) or answer.get("status") is not True or not client.access_token:
@@ -552,8 +573,9 @@ class AngelOneSession:
                 log.info("Angel One rate limit while %s; retrying in %.2f s", operation, delay)
                 await asyncio.sleep(delay)
 
-    async def _call_once(self, client: _QuietSmartConnect, operation: str, method: str, args: tuple[Any, ...],
-                         placing: bool) -> Mapping[str, Any]:
+    async def _call_once(
+        self, client: _QuietSmartConnect, operation: str, method: str, args: tuple[Any, ...], placing: bool
+    ) -> Mapping[str, Any]:
         try:
             answer = await self._run(getattr(client, method), *args)
         except Exception as exc:
@@ -609,8 +631,9 @@ class AngelOneSession:
 
     # -- order updates ----------------------------------------------------------------------------
 
-    def order_update_socket(self, *, on_open: Callable[[], None], on_message: Callable[[str], None],
-                            on_close: Callable[[], None]) -> OrderUpdateSocket:
+    def order_update_socket(
+        self, *, on_open: Callable[[], None], on_message: Callable[[str], None], on_close: Callable[[], None]
+    ) -> OrderUpdateSocket:
         """A socket for this account's order updates, carrying the current session's tokens."""
         client = self._client
         if client is None:
@@ -659,12 +682,15 @@ class AngelOneAccounts:
         key = (credentials.client_code, credentials.api_key)
         if key not in self._sessions:
             self._sessions[key] = AngelOneSession(
-                credentials, endpoints=self.endpoints, login_limiter=self.login_limiter, executor=self._executor,
+                credentials,
+                endpoints=self.endpoints,
+                login_limiter=self.login_limiter,
+                executor=self._executor,
                 **self._session_options,
             )
         return self._sessions[key]
 
-    def venue(self, credentials: AngelOneCredentials | Mapping[str, str], **options: Any) -> "AngelOneVenue":
+    def venue(self, credentials: AngelOneCredentials | Mapping[str, str], **options: Any) -> AngelOneVenue:
         """The venue factory: one ``AngelOneVenue`` for a stored credential dict
         ``{api_key, client_code, pin, totp_secret}``; ``options`` as ``AngelOneVenue``'s."""
         return AngelOneVenue(self.session(credentials), self.instruments, **options)
@@ -682,8 +708,11 @@ class AngelOneAccounts:
             if isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
-                log.warning("Angel One session refresh for client %s failed: %s", session.client_code,
-                            result if isinstance(result, VenueError) else type(result).__name__)
+                log.warning(
+                    "Angel One session refresh for client %s failed: %s",
+                    session.client_code,
+                    result if isinstance(result, VenueError) else type(result).__name__,
+                )
             else:
                 refreshed.append(session.client_code)
         return refreshed
@@ -705,12 +734,24 @@ def register_jobs(
     catches the daily logout within minutes. The scrip master is republished early each morning.
     """
     scheduler.add_job(
-        accounts.refresh_due_sessions, "interval", seconds=refresh_every.total_seconds(),
-        id="angelone.refresh_sessions", replace_existing=True, max_instances=1, coalesce=True,
+        accounts.refresh_due_sessions,
+        "interval",
+        seconds=refresh_every.total_seconds(),
+        id="angelone.refresh_sessions",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
     )
     scheduler.add_job(
-        accounts.instruments.refresh, "cron", hour=instruments_reload_at_ist.hour, minute=instruments_reload_at_ist.minute,
-        timezone=IST, id="angelone.reload_instruments", replace_existing=True, max_instances=1, coalesce=True,
+        accounts.instruments.refresh,
+        "cron",
+        hour=instruments_reload_at_ist.hour,
+        minute=instruments_reload_at_ist.minute,
+        timezone=IST,
+        id="angelone.reload_instruments",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
     )
 
 
@@ -834,7 +875,9 @@ class AngelOneVenue(Venue):
         instrument = await self._instruments.instrument(intent.symbol)
         params = self._order_params(intent, instrument)
         await self._order_limiter.acquire()
-        answer = await self._session.call(f"placing an order for {intent.symbol}", "placeOrderFullResponse", params, placing=True)
+        answer = await self._session.call(
+            f"placing an order for {intent.symbol}", "placeOrderFullResponse", params, placing=True
+        )
         order_id = (answer.get("data") or {}).get("orderid")
         if not order_id:
             raise OrderStatusUnknown(f"Angel One accepted the order for {intent.symbol} without an order id")
@@ -856,9 +899,13 @@ class AngelOneVenue(Venue):
                 raise InvalidOrder(f"a {intent.order_type.value} order needs a stop price")
             trigger = round_to_tick(intent.stop_price, instrument.tick_size)
         if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price <= 0:
-            raise InvalidOrder(f"price {intent.price} of {intent.symbol} is not positive on tick {instrument.tick_size}")
+            raise InvalidOrder(
+                f"price {intent.price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
+            )
         if intent.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and trigger <= 0:
-            raise InvalidOrder(f"stop price {intent.stop_price} of {intent.symbol} is not positive on tick {instrument.tick_size}")
+            raise InvalidOrder(
+                f"stop price {intent.stop_price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
+            )
         return {
             "variety": variety,
             "tradingsymbol": instrument.trading_symbol,
@@ -887,13 +934,17 @@ class AngelOneVenue(Venue):
         tag = ordertag_for(client_order_id)
         answer = await self._session.call("looking an order up", "orderBook")
         resting = [
-            row for row in answer.get("data") or []
-            if row.get("ordertag") == tag and str(row.get("status") or "").lower() in ("open", "trigger pending", "open pending")
+            row
+            for row in answer.get("data") or []
+            if row.get("ordertag") == tag
+            and str(row.get("status") or "").lower() in ("open", "trigger pending", "open pending")
         ]
         if not resting:
             return False
         row = resting[-1]
-        await self._session.call("cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL"))
+        await self._session.call(
+            "cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL")
+        )
         return True
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:

@@ -14,13 +14,13 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 import requests
 
-from copytrade.core.errors import TemporaryError, UnknownSymbol
-from copytrade.core.model import MarketRules
+from core.errors import TemporaryError, UnknownSymbol
+from core.model import MarketRules
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class InstrumentMaster:
         url: str = SCRIP_MASTER_URL,
         *,
         download: Callable[[str], list[Mapping[str, str]]] = download_scrip_master,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._url = url
         self._download = download
@@ -184,9 +184,15 @@ class InstrumentMaster:
             raise
         except Exception as exc:  # any download or decode failure: the list is unusable
             if not self._instruments:
-                raise TemporaryError(f"Angel One's instrument list could not be loaded ({type(exc).__name__})") from None
+                raise TemporaryError(
+                    f"Angel One's instrument list could not be loaded ({type(exc).__name__})"
+                ) from None
             self._next_attempt = now + RELOAD_RETRY_DELAY
-            log.warning("Angel One instrument list reload failed (%s); keeping the list of %s", type(exc).__name__, self._loaded_on)
+            log.warning(
+                "Angel One instrument list reload failed (%s); keeping the list of %s",
+                type(exc).__name__,
+                self._loaded_on,
+            )
             return
         self._instruments = instruments
         self._symbols = frozenset(instruments)

@@ -1,7 +1,7 @@
 """The one interface every venue adapter implements (ccxt, Angel One, paper).
 
 The engine sees only this: vendor SDK imports stay inside the adapters, and every vendor
-error is mapped to ``copytrade.core.errors`` at the adapter's edge.
+error is mapped to ``core.errors`` at the adapter's edge.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from copytrade.core.model import Fill, MarketRules, OrderAck, OrderIntent
+from core.model import Fill, MarketRules, OrderAck, OrderIntent
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,9 +50,9 @@ import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.throttler import Throttler
 from ccxt.base.decimal_to_precision import TRUNCATE
 
-from copytrade.core import errors
-from copytrade.core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, Side
-from copytrade.core.venues.base import Position, Venue
+from core import errors
+from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, Side
+from core.venues.base import Position, Venue
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,9 @@ class LeakyBucketThrottler(Throttler):
         now = time.time() * 1000
         if self._refilled_ms is not None:
             config = self.config
-            config["tokens"] = min(config["tokens"] + (now - self._refilled_ms) * config["refillRate"], config["capacity"])
+            config["tokens"] = min(
+                config["tokens"] + (now - self._refilled_ms) * config["refillRate"], config["capacity"]
+            )
         self._refilled_ms = now
 
     async def leaky_bucket_loop(self) -> None:
@@ -336,7 +338,7 @@ class CcxtVenue(Venue):
         enable_rate_limit: bool = True,
         settings: FuturesSettings = FuturesSettings(),
         **venue_kwargs: Any,
-    ) -> "CcxtVenue":
+    ) -> CcxtVenue:
         """Build the ccxt instance for one account. ``streaming`` uses ccxt.pro (a master feed)."""
         module = ccxt_pro if streaming else ccxt_async
         exchange_class = getattr(module, exchange_id, None)
@@ -500,7 +502,11 @@ class CcxtVenue(Venue):
                 )
             await self._prepare_symbol(intent.symbol, settings or self.settings)
         amount = self._rounded_amount(intent)
-        price = self._rounded_price(intent.symbol, intent.price) if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+        price = (
+            self._rounded_price(intent.symbol, intent.price)
+            if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+            else None
+        )
         self._check_minimums(intent, market, amount, price)
         order_type, params = await self._order_params(intent, derivative)
         try:
@@ -535,7 +541,9 @@ class CcxtVenue(Venue):
         quantity = Decimal(amount)
         min_amount = to_decimal((limits.get("amount") or {}).get("min"))
         if min_amount is not None and quantity < min_amount:
-            raise errors.InvalidOrder(f"{intent.symbol}: quantity {_plain(quantity)} is below the minimum {_plain(min_amount)}")
+            raise errors.InvalidOrder(
+                f"{intent.symbol}: quantity {_plain(quantity)} is below the minimum {_plain(min_amount)}"
+            )
         min_cost = to_decimal((limits.get("cost") or {}).get("min"))
         reference = Decimal(price) if price is not None else (intent.stop_price or intent.reference_price)
         if min_cost is None or reference is None or intent.reduce_only:
@@ -645,7 +653,9 @@ class CcxtVenue(Venue):
             lookups.append({"clientOrderId": client_order_id, "trigger": True})
         for params in lookups:
             try:
-                order = await self._call(lambda p=params: self.exchange.fetch_order(None, symbol, p), retry=True, raw=True)
+                order = await self._call(
+                    lambda p=params: self.exchange.fetch_order(None, symbol, p), retry=True, raw=True
+                )
             except ccxt.OrderNotFound:
                 continue
             except asyncio.CancelledError:

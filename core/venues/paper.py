@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from copytrade.core.errors import InsufficientFunds, InvalidOrder, UnknownSymbol, VenueError
-from copytrade.core.model import (
+from core.errors import InsufficientFunds, InvalidOrder, UnknownSymbol, VenueError
+from core.model import (
     CopyStatus,
     Fill,
     FillStatus,
@@ -30,7 +30,7 @@ from copytrade.core.model import (
     Side,
     utcnow,
 )
-from copytrade.core.venues.base import FillSource, Position, Venue
+from core.venues.base import FillSource, Position, Venue
 
 ZERO = Decimal(0)
 
@@ -38,9 +38,29 @@ ZERO = Decimal(0)
 def default_markets() -> dict[str, MarketRules]:
     """Rules modelled on Binance USD-M futures and spot."""
     rules = [
-        MarketRules("BTC/USDT:USDT", "BTC", "USDT", Decimal("0.001"), Decimal("0.1"), Decimal("0.001"), Decimal("100"), derivative=True),
-        MarketRules("ETH/USDT:USDT", "ETH", "USDT", Decimal("0.001"), Decimal("0.01"), Decimal("0.001"), Decimal("20"), derivative=True),
-        MarketRules("SOL/USDT:USDT", "SOL", "USDT", Decimal("1"), Decimal("0.001"), Decimal("1"), Decimal("5"), derivative=True),
+        MarketRules(
+            "BTC/USDT:USDT",
+            "BTC",
+            "USDT",
+            Decimal("0.001"),
+            Decimal("0.1"),
+            Decimal("0.001"),
+            Decimal("100"),
+            derivative=True,
+        ),
+        MarketRules(
+            "ETH/USDT:USDT",
+            "ETH",
+            "USDT",
+            Decimal("0.001"),
+            Decimal("0.01"),
+            Decimal("0.001"),
+            Decimal("20"),
+            derivative=True,
+        ),
+        MarketRules(
+            "SOL/USDT:USDT", "SOL", "USDT", Decimal("1"), Decimal("0.001"), Decimal("1"), Decimal("5"), derivative=True
+        ),
         MarketRules("BTC/USDT", "BTC", "USDT", Decimal("0.00001"), Decimal("0.01"), Decimal("0.00001"), Decimal("5")),
         MarketRules("ETH/USDT", "ETH", "USDT", Decimal("0.0001"), Decimal("0.01"), Decimal("0.0001"), Decimal("5")),
     ]
@@ -95,13 +115,17 @@ class PaperExchange:
     def next_id(self) -> str:
         return str(next(self._ids))
 
-    def account(self, account_id: str, *, balance: Decimal = Decimal(10_000), leverage: int = 10, latency: float = 0.0) -> "PaperVenue":
+    def account(
+        self, account_id: str, *, balance: Decimal = Decimal(10_000), leverage: int = 10, latency: float = 0.0
+    ) -> PaperVenue:
         """The account ``account_id``, created on first use (the same object afterwards)."""
         if account_id not in self._accounts:
-            self._accounts[account_id] = PaperVenue(self, account_id, balance=balance, leverage=leverage, latency=latency)
+            self._accounts[account_id] = PaperVenue(
+                self, account_id, balance=balance, leverage=leverage, latency=latency
+            )
         return self._accounts[account_id]
 
-    def accounts(self) -> list["PaperVenue"]:
+    def accounts(self) -> list[PaperVenue]:
         return list(self._accounts.values())
 
 
@@ -122,7 +146,9 @@ class PaperOrder:
     fee: Decimal = ZERO
 
     def ack(self) -> OrderAck:
-        return OrderAck(self.venue_order_id, self.client_order_id, self.status, self.filled, self.average_price, self.fee)
+        return OrderAck(
+            self.venue_order_id, self.client_order_id, self.status, self.filled, self.average_price, self.fee
+        )
 
 
 @dataclass
@@ -238,7 +264,9 @@ class PaperVenue(Venue):
         order = PaperOrder(self.exchange.next_id(), intent.client_order_id, intent, CopyStatus.PLACED)
         price = self.exchange.prices[intent.symbol]
         if self._executes_now(intent, price):
-            self._execute(order, rules, intent.price if intent.order_type is OrderType.LIMIT and intent.price else price)
+            self._execute(
+                order, rules, intent.price if intent.order_type is OrderType.LIMIT and intent.price else price
+            )
         elif intent.time_in_force == "IOC":
             order.status = CopyStatus.FAILED  # immediate-or-cancel: nothing could fill, so nothing rests
         self.orders[intent.client_order_id] = order
@@ -257,7 +285,10 @@ class PaperVenue(Venue):
             raise InvalidOrder(f"order value {notional} is below the minimum {rules.min_notional}")
         if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and intent.price is None:
             raise InvalidOrder("a limit order needs a price")
-        if intent.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET) and intent.stop_price is None:
+        if (
+            intent.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET)
+            and intent.stop_price is None
+        ):
             raise InvalidOrder("a stop order needs a stop price")
 
     @staticmethod
@@ -274,8 +305,14 @@ class PaperVenue(Venue):
 
     def on_price(self, symbol: str, price: Decimal) -> None:
         for order in list(self.orders.values()):
-            if order.intent.symbol == symbol and order.status is CopyStatus.PLACED and self._executes_now(order.intent, price):
-                fill_price = order.intent.price if order.intent.order_type is OrderType.LIMIT and order.intent.price else price
+            if (
+                order.intent.symbol == symbol
+                and order.status is CopyStatus.PLACED
+                and self._executes_now(order.intent, price)
+            ):
+                fill_price = (
+                    order.intent.price if order.intent.order_type is OrderType.LIMIT and order.intent.price else price
+                )
                 try:
                     self._execute(order, self.exchange.rules(symbol), fill_price)
                 except VenueError:
@@ -285,7 +322,9 @@ class PaperVenue(Venue):
         intent = order.intent
         holding = self.holdings.setdefault(intent.symbol, _Holding())
         signed = intent.quantity * intent.side.sign
-        if intent.reduce_only and (holding.quantity == 0 or (holding.quantity > 0) == (signed > 0) or abs(signed) > abs(holding.quantity)):
+        if intent.reduce_only and (
+            holding.quantity == 0 or (holding.quantity > 0) == (signed > 0) or abs(signed) > abs(holding.quantity)
+        ):
             raise InvalidOrder("reduce-only order would increase or reverse the position")
         notional = intent.quantity * rules.contract_size * price
         fee = (notional * self.exchange.fee_rate).quantize(Decimal("0.00000001"))
@@ -300,7 +339,9 @@ class PaperVenue(Venue):
         order.fee = fee
         self._publish(order, price)
 
-    def _execute_derivative(self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules) -> None:
+    def _execute_derivative(
+        self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules
+    ) -> None:
         opening = holding.quantity == 0 or (holding.quantity > 0) == (signed > 0)
         opened_part = abs(signed) if opening else max(ZERO, abs(signed) - abs(holding.quantity))
         if opened_part > 0:
@@ -326,10 +367,14 @@ class PaperVenue(Venue):
                 holding.entry_price = price
         self.balance -= fee
 
-    def _execute_spot(self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules) -> None:
+    def _execute_spot(
+        self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules
+    ) -> None:
         if signed > 0:
             if notional + fee > self.balance:
-                raise InsufficientFunds(f"balance is insufficient: needs {notional + fee:.2f} {rules.quote}, have {self.balance:.2f}")
+                raise InsufficientFunds(
+                    f"balance is insufficient: needs {notional + fee:.2f} {rules.quote}, have {self.balance:.2f}"
+                )
             total = holding.quantity + signed
             holding.entry_price = (holding.entry_price * holding.quantity + price * signed) / total
             holding.quantity = total

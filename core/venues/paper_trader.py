@@ -8,9 +8,9 @@ import itertools
 import random
 from decimal import ROUND_FLOOR, Decimal
 
-from copytrade.core.model import OrderIntent, OrderType, Side
-from copytrade.core.sizing import round_down
-from copytrade.core.venues.paper import PaperExchange, PaperVenue
+from core.model import OrderIntent, OrderType, Side
+from core.sizing import round_down
+from core.venues.paper import PaperExchange, PaperVenue
 
 #: typical master order size per symbol, in base units (low, high)
 SIZES = {
@@ -21,7 +21,9 @@ SIZES = {
 
 
 class PaperTrader:
-    def __init__(self, exchange: PaperExchange, account: PaperVenue, rng: random.Random, symbols: tuple[str, ...] = tuple(SIZES)) -> None:
+    def __init__(
+        self, exchange: PaperExchange, account: PaperVenue, rng: random.Random, symbols: tuple[str, ...] = tuple(SIZES)
+    ) -> None:
         self.exchange = exchange
         self.account = account
         self.rng = rng
@@ -39,7 +41,9 @@ class PaperTrader:
             rules = self.exchange.rules(symbol)
             change = Decimal(self.rng.uniform(-0.01, 0.01)).quantize(Decimal("0.0001"))
             price = self.exchange.prices[symbol] * (1 + change)
-            self.exchange.set_price(symbol, (price / rules.price_tick).to_integral_value(ROUND_FLOOR) * rules.price_tick)
+            self.exchange.set_price(
+                symbol, (price / rules.price_tick).to_integral_value(ROUND_FLOOR) * rules.price_tick
+            )
 
     async def step(self) -> str:
         """Move prices, then make one trade; returns what was done, in words."""

@@ -8,10 +8,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from copytrade.core.errors import NotFound, UserError
-from copytrade.core.vault import Vault
-from copytrade.core.venues.base import Venue
-from copytrade.storage.accounts import AccountStore, SealedCredential
+from core.errors import NotFound, UserError
+from core.vault import Vault
+from core.venues.base import Venue
+from storage.accounts import AccountStore, SealedCredential
 
 log = logging.getLogger(__name__)
 

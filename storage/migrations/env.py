@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
-
-from copytrade.storage import models  # noqa: F401  (registers every table on the metadata)
-from copytrade.storage.db import create_sync_engine
 from sqlmodel import SQLModel
+
+from storage import models  # noqa: F401  (registers every table on the metadata)
+from storage.db import create_sync_engine
 
 config = context.config
 engine = create_sync_engine(config.attributes["database_url"])

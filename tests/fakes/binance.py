@@ -31,7 +31,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -186,7 +186,11 @@ class FakeBinance:
         self.fee_rate = fee_rate
         self.latency = latency
         self.accounts: dict[str, FakeAccount] = {}
-        self.mark_prices: dict[str, Decimal] = {"BTCUSDT": Decimal("60000"), "ETHUSDT": Decimal("3000"), "SOLUSDT": Decimal("150")}
+        self.mark_prices: dict[str, Decimal] = {
+            "BTCUSDT": Decimal("60000"),
+            "ETHUSDT": Decimal("3000"),
+            "SOLUSDT": Decimal("150"),
+        }
         self.requests: Counter[tuple[str, str]] = Counter()
         self.request_log: list[tuple[str, str]] = []
         self.unknown_requests: list[tuple[str, str]] = []
@@ -220,7 +224,7 @@ class FakeBinance:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "FakeBinance":
+    async def __aenter__(self) -> FakeBinance:
         await self.start()
         return self
 
@@ -267,7 +271,16 @@ class FakeBinance:
     def count(self, method: str, path: str) -> int:
         return self.requests[(method, path)]
 
-    def fail_next(self, method: str, path: str, *, status: int, code: int = 0, msg: str = "", headers: dict[str, str] | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int,
+        code: int = 0,
+        msg: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """The next ``method path`` request is answered with this error instead of being processed."""
         self._injections.append(Injection(method, path, status=status, code=code, msg=msg, headers=headers))
 
@@ -278,7 +291,9 @@ class FakeBinance:
     def set_mark_price(self, symbol: str, price: Decimal) -> None:
         self.mark_prices[symbol] = price
 
-    async def fill_resting(self, api_key: str, order_id: int, quantity: Decimal | None = None, price: Decimal | None = None) -> None:
+    async def fill_resting(
+        self, api_key: str, order_id: int, quantity: Decimal | None = None, price: Decimal | None = None
+    ) -> None:
         """Execute (part of) a resting limit order, as if the market traded through it."""
         account = self.accounts[api_key]
         order = account.orders[order_id]
@@ -304,8 +319,17 @@ class FakeBinance:
             # As Binance does: the triggered algo order finishes and places a market order.
             now = self.now_ms()
             child = FakeOrder(
-                next(self._order_ids), f"algo_{order.order_id}", order.market, order.symbol, order.side, "MARKET",
-                order.quantity, reduce_only=order.reduce_only, position_side=order.position_side, time_ms=now, update_ms=now,
+                next(self._order_ids),
+                f"algo_{order.order_id}",
+                order.market,
+                order.symbol,
+                order.side,
+                "MARKET",
+                order.quantity,
+                reduce_only=order.reduce_only,
+                position_side=order.position_side,
+                time_ms=now,
+                update_ms=now,
             )
             account.orders[child.order_id] = child
             order.status, order.actual_order_id, order.update_ms = "FINISHED", child.order_id, now
@@ -330,8 +354,18 @@ class FakeBinance:
         account = self.accounts[api_key]
         now = self.now_ms()
         order = FakeOrder(
-            next(self._order_ids), f"web_{next(self._order_ids)}", market, symbol, side, order_type, quantity,
-            price=price or ZERO, reduce_only=reduce_only, position_side=position_side, time_ms=now, update_ms=now,
+            next(self._order_ids),
+            f"web_{next(self._order_ids)}",
+            market,
+            symbol,
+            side,
+            order_type,
+            quantity,
+            price=price or ZERO,
+            reduce_only=reduce_only,
+            position_side=position_side,
+            time_ms=now,
+            update_ms=now,
         )
         account.orders[order.order_id] = order
         await self._execute(account, order, fills or [quantity], price or self.mark_prices[symbol])
@@ -397,7 +431,9 @@ class FakeBinance:
                 return injection
         return None
 
-    def _authenticate(self, request: web.Request, body: str, params: dict[str, str], security: str) -> FakeAccount | None:
+    def _authenticate(
+        self, request: web.Request, body: str, params: dict[str, str], security: str
+    ) -> FakeAccount | None:
         if security == "NONE":
             return None
         api_key = request.headers.get("X-MBX-APIKEY")
@@ -410,8 +446,10 @@ class FakeBinance:
         total = request.query_string + body
         match = re.search(r"&?signature=([0-9a-fA-F]+)", total)
         if match is None:
-            raise BinanceError(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
-        payload = total[: match.start()] + total[match.end():]
+            raise BinanceError(
+                400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed."
+            )
+        payload = total[: match.start()] + total[match.end() :]
         expected = hmac.new(account.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, match.group(1).lower()):
             raise BinanceError(400, -1022, "Signature for this request is not valid.")
@@ -434,9 +472,19 @@ class FakeBinance:
         last = text(self.mark_prices[symbol])
         now = self.now_ms()
         return {
-            "symbol": symbol, "lastPrice": last, "openPrice": last, "highPrice": last, "lowPrice": last, "priceChange": "0",
-            "priceChangePercent": "0", "weightedAvgPrice": last, "volume": "0", "quoteVolume": "0",
-            "openTime": now - 86_400_000, "closeTime": now, "count": 0,
+            "symbol": symbol,
+            "lastPrice": last,
+            "openPrice": last,
+            "highPrice": last,
+            "lowPrice": last,
+            "priceChange": "0",
+            "priceChangePercent": "0",
+            "weightedAvgPrice": last,
+            "volume": "0",
+            "quoteVolume": "0",
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+            "count": 0,
         }
 
     async def _futures_exchange_info(self, account: None, params: dict[str, str]) -> dict[str, Any]:
@@ -495,12 +543,19 @@ class FakeBinance:
         }
 
     async def _futures_balance(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
-        return [{
-            "accountAlias": "fake", "asset": "USDT", "balance": text(account.futures_wallet),
-            "crossWalletBalance": text(account.futures_wallet), "crossUnPnl": "0",
-            "availableBalance": text(self._available_margin(account)), "maxWithdrawAmount": text(self._available_margin(account)),
-            "marginAvailable": True, "updateTime": self.now_ms(),
-        }]
+        return [
+            {
+                "accountAlias": "fake",
+                "asset": "USDT",
+                "balance": text(account.futures_wallet),
+                "crossWalletBalance": text(account.futures_wallet),
+                "crossUnPnl": "0",
+                "availableBalance": text(self._available_margin(account)),
+                "maxWithdrawAmount": text(self._available_margin(account)),
+                "marginAvailable": True,
+                "updateTime": self.now_ms(),
+            }
+        ]
 
     async def _position_risk(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
         rows = []
@@ -509,24 +564,50 @@ class FakeBinance:
                 continue
             amount = -pos.amount if position_side == "SHORT" else pos.amount
             mark = self.mark_prices[symbol]
-            rows.append({
-                "symbol": symbol, "positionSide": position_side, "positionAmt": text(amount),
-                "entryPrice": text(pos.entry_price), "breakEvenPrice": text(pos.entry_price), "markPrice": text(mark),
-                "unRealizedProfit": text(self._unrealized(account, (symbol, position_side), pos)),
-                "liquidationPrice": "0", "isolatedMargin": "0", "notional": text(amount * mark),
-                "marginAsset": "USDT", "isolatedWallet": "0", "initialMargin": "0", "maintMargin": "0",
-                "positionInitialMargin": "0", "openOrderInitialMargin": "0", "adl": 0, "bidNotional": "0",
-                "askNotional": "0", "updateTime": self.now_ms(),
-                "leverage": str(account.leverage.get(symbol, 20)),
-                "marginType": account.margin_type.get(symbol, "cross").lower(),
-            })
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "positionSide": position_side,
+                    "positionAmt": text(amount),
+                    "entryPrice": text(pos.entry_price),
+                    "breakEvenPrice": text(pos.entry_price),
+                    "markPrice": text(mark),
+                    "unRealizedProfit": text(self._unrealized(account, (symbol, position_side), pos)),
+                    "liquidationPrice": "0",
+                    "isolatedMargin": "0",
+                    "notional": text(amount * mark),
+                    "marginAsset": "USDT",
+                    "isolatedWallet": "0",
+                    "initialMargin": "0",
+                    "maintMargin": "0",
+                    "positionInitialMargin": "0",
+                    "openOrderInitialMargin": "0",
+                    "adl": 0,
+                    "bidNotional": "0",
+                    "askNotional": "0",
+                    "updateTime": self.now_ms(),
+                    "leverage": str(account.leverage.get(symbol, 20)),
+                    "marginType": account.margin_type.get(symbol, "cross").lower(),
+                }
+            )
         return rows
 
     async def _leverage_bracket(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
         return [
-            {"symbol": i.symbol, "notionalCoef": 1.0, "brackets": [
-                {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0.0},
-            ]}
+            {
+                "symbol": i.symbol,
+                "notionalCoef": 1.0,
+                "brackets": [
+                    {
+                        "bracket": 1,
+                        "initialLeverage": 125,
+                        "notionalCap": 50000,
+                        "notionalFloor": 0,
+                        "maintMarginRatio": 0.004,
+                        "cum": 0.0,
+                    },
+                ],
+            }
             for i in FUTURES_INSTRUMENTS
         ]
 
@@ -564,7 +645,9 @@ class FakeBinance:
     # ----------------------------------------------------------------- orders
 
     async def _futures_new_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        order = self._new_order(account, FUTURES, params, client_id_key="newClientOrderId", type_key="type", stop_key="stopPrice")
+        order = self._new_order(
+            account, FUTURES, params, client_id_key="newClientOrderId", type_key="type", stop_key="stopPrice"
+        )
         if order.type == "MARKET":
             await self._execute(account, order, [order.quantity], self.mark_prices[order.symbol])
         elif order.type == "LIMIT" and order.time_in_force == "IOC":
@@ -578,7 +661,9 @@ class FakeBinance:
     async def _futures_new_algo_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         if params.get("algoType") != "CONDITIONAL":
             raise BinanceError(400, -1102, "Mandatory parameter 'algoType' was not sent, was empty/null, or malformed.")
-        order = self._new_order(account, FUTURES, params, client_id_key="clientAlgoId", type_key="type", stop_key="triggerPrice")
+        order = self._new_order(
+            account, FUTURES, params, client_id_key="clientAlgoId", type_key="type", stop_key="triggerPrice"
+        )
         order.algo = True
         return algo_order_json(order)
 
@@ -609,23 +694,41 @@ class FakeBinance:
 
     async def _spot_account(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         return {
-            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
-            "canTrade": account.enable_spot_trading, "canWithdraw": account.enable_withdrawals, "canDeposit": True,
-            "brokered": False, "requireSelfTradePrevention": False, "updateTime": self.now_ms(), "accountType": "SPOT",
-            "balances": [{"asset": asset, "free": text(amount), "locked": "0"} for asset, amount in account.spot_balances.items()],
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "canTrade": account.enable_spot_trading,
+            "canWithdraw": account.enable_withdrawals,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "updateTime": self.now_ms(),
+            "accountType": "SPOT",
+            "balances": [
+                {"asset": asset, "free": text(amount), "locked": "0"} for asset, amount in account.spot_balances.items()
+            ],
             "permissions": ["SPOT"],
         }
 
     async def _api_restrictions(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         return {
-            "ipRestrict": False, "createTime": 1700000000000, "enableReading": True,
-            "enableWithdrawals": account.enable_withdrawals, "enableInternalTransfer": False,
-            "permitsUniversalTransfer": False, "enableVanillaOptions": False, "enableMargin": False,
-            "enableFutures": account.enable_futures, "enableSpotAndMarginTrading": account.enable_spot_trading,
+            "ipRestrict": False,
+            "createTime": 1700000000000,
+            "enableReading": True,
+            "enableWithdrawals": account.enable_withdrawals,
+            "enableInternalTransfer": False,
+            "permitsUniversalTransfer": False,
+            "enableVanillaOptions": False,
+            "enableMargin": False,
+            "enableFutures": account.enable_futures,
+            "enableSpotAndMarginTrading": account.enable_spot_trading,
         }
 
     async def _spot_new_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        order = self._new_order(account, SPOT, params, client_id_key="newClientOrderId", type_key="type", stop_key="stopPrice")
+        order = self._new_order(
+            account, SPOT, params, client_id_key="newClientOrderId", type_key="type", stop_key="stopPrice"
+        )
         fills: list[FakeTrade] = []
         if order.type == "MARKET":
             fills = await self._execute(account, order, [order.quantity], self.mark_prices[order.symbol])
@@ -655,7 +758,16 @@ class FakeBinance:
                 return instrument
         raise BinanceError(400, -1121, "Invalid symbol.")
 
-    def _new_order(self, account: FakeAccount, market: str, params: dict[str, str], *, client_id_key: str, type_key: str, stop_key: str) -> FakeOrder:
+    def _new_order(
+        self,
+        account: FakeAccount,
+        market: str,
+        params: dict[str, str],
+        *,
+        client_id_key: str,
+        type_key: str,
+        stop_key: str,
+    ) -> FakeOrder:
         instrument = self._instrument(market, params.get("symbol", ""))
         side = params.get("side", "")
         order_type = params.get(type_key, "")
@@ -681,7 +793,11 @@ class FakeBinance:
             if reduce_only and not closing:
                 raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
             if not closing and quantity * reference < instrument.min_notional:
-                raise BinanceError(400, -4164, f"Order's notional must be no smaller than {text(instrument.min_notional)} (unless you choose reduce only).")
+                raise BinanceError(
+                    400,
+                    -4164,
+                    f"Order's notional must be no smaller than {text(instrument.min_notional)} (unless you choose reduce only).",
+                )
             if not closing:
                 leverage = Decimal(account.leverage.get(instrument.symbol, 20))
                 if quantity * reference / leverage > self._available_margin(account):
@@ -689,14 +805,27 @@ class FakeBinance:
         else:
             if quantity * reference < instrument.min_notional:
                 raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
-            if side == "BUY" and quantity * reference * (1 + self.fee_rate) > account.spot_balances.get(instrument.quote, ZERO):
+            if side == "BUY" and quantity * reference * (1 + self.fee_rate) > account.spot_balances.get(
+                instrument.quote, ZERO
+            ):
                 raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
             if side == "SELL" and quantity > account.spot_balances.get(instrument.base, ZERO):
                 raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
         now = self.now_ms()
         order = FakeOrder(
-            next(self._order_ids), client_order_id, market, instrument.symbol, side, order_type, quantity,
-            price=price, stop_price=stop_price, reduce_only=reduce_only, position_side=position_side, time_ms=now, update_ms=now,
+            next(self._order_ids),
+            client_order_id,
+            market,
+            instrument.symbol,
+            side,
+            order_type,
+            quantity,
+            price=price,
+            stop_price=stop_price,
+            reduce_only=reduce_only,
+            position_side=position_side,
+            time_ms=now,
+            update_ms=now,
             time_in_force=params.get("timeInForce", "GTC"),
         )
         account.orders[order.order_id] = order
@@ -736,12 +865,25 @@ class FakeBinance:
         amount = -pos.amount if position_side == "SHORT" else pos.amount
         return (self.mark_prices[symbol] - pos.entry_price) * amount
 
-    async def _execute(self, account: FakeAccount, order: FakeOrder, pieces: list[Decimal], price: Decimal) -> list[FakeTrade]:
+    async def _execute(
+        self, account: FakeAccount, order: FakeOrder, pieces: list[Decimal], price: Decimal
+    ) -> list[FakeTrade]:
         trades = []
         for piece in pieces:
             now = self.now_ms()
             commission = piece * price * self.fee_rate
-            trade = FakeTrade(next(self._trade_ids), order.order_id, order.market, order.symbol, order.side, piece, price, commission, order.position_side, now)
+            trade = FakeTrade(
+                next(self._trade_ids),
+                order.order_id,
+                order.market,
+                order.symbol,
+                order.side,
+                piece,
+                price,
+                commission,
+                order.position_side,
+                now,
+            )
             order.executed += piece
             order.cum_quote += piece * price
             order.commission += commission
@@ -784,20 +926,26 @@ class FakeBinance:
                 pos.entry_price = price
         return realized
 
-    def _apply_spot_fill(self, account: FakeAccount, order: FakeOrder, quantity: Decimal, price: Decimal, commission: Decimal) -> None:
+    def _apply_spot_fill(
+        self, account: FakeAccount, order: FakeOrder, quantity: Decimal, price: Decimal, commission: Decimal
+    ) -> None:
         instrument = self._instrument(SPOT, order.symbol)
         sign = 1 if order.side == "BUY" else -1
         balances = account.spot_balances
         balances[instrument.base] = balances.get(instrument.base, ZERO) + sign * quantity
         balances[instrument.quote] = balances.get(instrument.quote, ZERO) - sign * quantity * price - commission
 
-    def _find_order(self, account: FakeAccount, market: str, params: dict[str, str], client_key: str, *, algo: bool) -> FakeOrder:
+    def _find_order(
+        self, account: FakeAccount, market: str, params: dict[str, str], client_key: str, *, algo: bool
+    ) -> FakeOrder:
         client_order_id = params.get(client_key)
         order_id = params.get("algoId" if algo else "orderId")
         for order in account.orders.values():
             if order.market != market or order.algo != algo:
                 continue
-            if (client_order_id and order.client_order_id == client_order_id) or (order_id and str(order.order_id) == order_id):
+            if (client_order_id and order.client_order_id == client_order_id) or (
+                order_id and str(order.order_id) == order_id
+            ):
                 return order
         raise BinanceError(400, -2013, "Order does not exist.")
 
@@ -809,7 +957,8 @@ class FakeBinance:
         from_id = int(params.get("fromId", 0))
         limit = int(params.get("limit", 500))
         selected = [
-            t for t in account.trades
+            t
+            for t in account.trades
             if t.market == market and t.symbol == symbol and t.time_ms >= start and t.trade_id >= from_id
         ]
         return selected[:limit]
@@ -833,7 +982,7 @@ class FakeBinance:
                     continue
                 try:
                     message = await ws.receive(timeout=0.05)  # short, so silence takes effect promptly
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
@@ -846,16 +995,44 @@ class FakeBinance:
         if order.market != FUTURES:
             return
         event = {
-            "e": "ORDER_TRADE_UPDATE", "E": trade.time_ms, "T": trade.time_ms,
+            "e": "ORDER_TRADE_UPDATE",
+            "E": trade.time_ms,
+            "T": trade.time_ms,
             "o": {
-                "s": order.symbol, "c": order.client_order_id, "S": order.side, "o": "MARKET" if order.stop_price else order.type,
-                "f": "GTC", "q": text(order.quantity), "p": text(order.price), "ap": text(order.average),
-                "sp": text(order.stop_price), "x": "TRADE", "X": order.status, "i": order.order_id,
-                "l": text(trade.quantity), "z": text(order.executed), "L": text(trade.price),
-                "N": "USDT", "n": text(trade.commission), "T": trade.time_ms, "t": trade.trade_id,
-                "b": "0", "a": "0", "m": False, "R": order.reduce_only, "wt": "CONTRACT_PRICE",
-                "ot": order.type, "ps": order.position_side, "cp": False, "rp": text(trade.realized_pnl),
-                "pP": False, "si": 0, "ss": 0, "V": "EXPIRE_TAKER", "pm": "NONE", "gtd": 0,
+                "s": order.symbol,
+                "c": order.client_order_id,
+                "S": order.side,
+                "o": "MARKET" if order.stop_price else order.type,
+                "f": "GTC",
+                "q": text(order.quantity),
+                "p": text(order.price),
+                "ap": text(order.average),
+                "sp": text(order.stop_price),
+                "x": "TRADE",
+                "X": order.status,
+                "i": order.order_id,
+                "l": text(trade.quantity),
+                "z": text(order.executed),
+                "L": text(trade.price),
+                "N": "USDT",
+                "n": text(trade.commission),
+                "T": trade.time_ms,
+                "t": trade.trade_id,
+                "b": "0",
+                "a": "0",
+                "m": False,
+                "R": order.reduce_only,
+                "wt": "CONTRACT_PRICE",
+                "ot": order.type,
+                "ps": order.position_side,
+                "cp": False,
+                "rp": text(trade.realized_pnl),
+                "pP": False,
+                "si": 0,
+                "ss": 0,
+                "V": "EXPIRE_TAKER",
+                "pm": "NONE",
+                "gtd": 0,
             },
         }
         for ws, api_key in list(self._sockets.items()):
@@ -868,43 +1045,109 @@ class FakeBinance:
 
 def futures_symbol_info(i: Instrument) -> dict[str, Any]:
     return {
-        "symbol": i.symbol, "pair": i.symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
-        "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
-        "baseAsset": i.base, "quoteAsset": i.quote, "marginAsset": i.quote,
-        "pricePrecision": decimals(i.tick_size), "quantityPrecision": decimals(i.step_size),
-        "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": ["PoW"],
-        "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+        "symbol": i.symbol,
+        "pair": i.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": i.base,
+        "quoteAsset": i.quote,
+        "marginAsset": i.quote,
+        "pricePrecision": decimals(i.tick_size),
+        "quantityPrecision": decimals(i.step_size),
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": ["PoW"],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
         "maxMoveOrderLimit": 10000,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "4529764", "tickSize": text(i.tick_size)},
             {"filterType": "LOT_SIZE", "minQty": text(i.min_qty), "maxQty": "1000", "stepSize": text(i.step_size)},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": text(i.min_qty), "maxQty": "120", "stepSize": text(i.step_size)},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": text(i.min_qty),
+                "maxQty": "120",
+                "stepSize": text(i.step_size),
+            },
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
             {"filterType": "MIN_NOTIONAL", "notional": text(i.min_notional)},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
         ],
-        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+            "TRAILING_STOP_MARKET",
+        ],
         "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
     }
 
 
 def spot_symbol_info(i: Instrument) -> dict[str, Any]:
     return {
-        "symbol": i.symbol, "status": "TRADING", "baseAsset": i.base, "baseAssetPrecision": 8,
-        "quoteAsset": i.quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+        "symbol": i.symbol,
+        "status": "TRADING",
+        "baseAsset": i.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": i.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": text(i.tick_size), "maxPrice": "1000000.00", "tickSize": text(i.tick_size)},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": text(i.tick_size),
+                "maxPrice": "1000000.00",
+                "tickSize": text(i.tick_size),
+            },
             {"filterType": "LOT_SIZE", "minQty": text(i.min_qty), "maxQty": "9000.00", "stepSize": text(i.step_size)},
             {"filterType": "MARKET_LOT_SIZE", "minQty": "0", "maxQty": "100", "stepSize": "0"},
-            {"filterType": "NOTIONAL", "minNotional": text(i.min_notional), "applyMinToMarket": True, "maxNotional": "9000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": text(i.min_notional),
+                "applyMinToMarket": True,
+                "maxNotional": "9000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
         ],
-        "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
 
@@ -915,40 +1158,94 @@ def decimals(step: Decimal) -> int:
 
 def futures_order_json(o: FakeOrder) -> dict[str, Any]:
     return {
-        "orderId": o.order_id, "symbol": o.symbol, "status": o.status, "clientOrderId": o.client_order_id,
-        "price": text(o.price), "avgPrice": text(o.average), "origQty": text(o.quantity), "executedQty": text(o.executed),
-        "cumQty": text(o.executed), "cumQuote": text(o.cum_quote), "timeInForce": "GTC", "type": o.type,
-        "reduceOnly": o.reduce_only, "closePosition": False, "side": o.side, "positionSide": o.position_side,
-        "stopPrice": text(o.stop_price), "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": o.type,
-        "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
-        "time": o.time_ms, "updateTime": o.update_ms,
+        "orderId": o.order_id,
+        "symbol": o.symbol,
+        "status": o.status,
+        "clientOrderId": o.client_order_id,
+        "price": text(o.price),
+        "avgPrice": text(o.average),
+        "origQty": text(o.quantity),
+        "executedQty": text(o.executed),
+        "cumQty": text(o.executed),
+        "cumQuote": text(o.cum_quote),
+        "timeInForce": "GTC",
+        "type": o.type,
+        "reduceOnly": o.reduce_only,
+        "closePosition": False,
+        "side": o.side,
+        "positionSide": o.position_side,
+        "stopPrice": text(o.stop_price),
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": o.type,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "goodTillDate": 0,
+        "time": o.time_ms,
+        "updateTime": o.update_ms,
     }
 
 
 def algo_order_json(o: FakeOrder) -> dict[str, Any]:
     status = {"NEW": "NEW", "CANCELED": "CANCELED"}.get(o.status, "FINISHED")
     return {
-        "algoId": o.order_id, "clientAlgoId": o.client_order_id, "algoType": "CONDITIONAL", "orderType": o.type,
-        "symbol": o.symbol, "side": o.side, "positionSide": o.position_side, "timeInForce": "GTC",
-        "quantity": text(o.quantity), "algoStatus": status, "triggerPrice": text(o.stop_price), "price": text(o.price),
-        "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE",
-        "priceMatch": "NONE", "closePosition": False, "priceProtect": False, "reduceOnly": o.reduce_only,
-        "createTime": o.time_ms, "updateTime": o.update_ms, "triggerTime": o.update_ms if o.actual_order_id else 0,
-        "goodTillDate": 0, "actualOrderId": str(o.actual_order_id or ""),
+        "algoId": o.order_id,
+        "clientAlgoId": o.client_order_id,
+        "algoType": "CONDITIONAL",
+        "orderType": o.type,
+        "symbol": o.symbol,
+        "side": o.side,
+        "positionSide": o.position_side,
+        "timeInForce": "GTC",
+        "quantity": text(o.quantity),
+        "algoStatus": status,
+        "triggerPrice": text(o.stop_price),
+        "price": text(o.price),
+        "icebergQuantity": None,
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "workingType": "CONTRACT_PRICE",
+        "priceMatch": "NONE",
+        "closePosition": False,
+        "priceProtect": False,
+        "reduceOnly": o.reduce_only,
+        "createTime": o.time_ms,
+        "updateTime": o.update_ms,
+        "triggerTime": o.update_ms if o.actual_order_id else 0,
+        "goodTillDate": 0,
+        "actualOrderId": str(o.actual_order_id or ""),
     }
 
 
 def spot_order_json(o: FakeOrder, fills: list[FakeTrade] | None) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "symbol": o.symbol, "orderId": o.order_id, "orderListId": -1, "clientOrderId": o.client_order_id,
-        "transactTime": o.update_ms, "time": o.time_ms, "updateTime": o.update_ms,
-        "price": text(o.price), "origQty": text(o.quantity), "executedQty": text(o.executed),
-        "cummulativeQuoteQty": text(o.cum_quote), "status": o.status, "timeInForce": "GTC", "type": o.type,
-        "side": o.side, "stopPrice": text(o.stop_price), "workingTime": o.time_ms, "selfTradePreventionMode": "NONE",
+        "symbol": o.symbol,
+        "orderId": o.order_id,
+        "orderListId": -1,
+        "clientOrderId": o.client_order_id,
+        "transactTime": o.update_ms,
+        "time": o.time_ms,
+        "updateTime": o.update_ms,
+        "price": text(o.price),
+        "origQty": text(o.quantity),
+        "executedQty": text(o.executed),
+        "cummulativeQuoteQty": text(o.cum_quote),
+        "status": o.status,
+        "timeInForce": "GTC",
+        "type": o.type,
+        "side": o.side,
+        "stopPrice": text(o.stop_price),
+        "workingTime": o.time_ms,
+        "selfTradePreventionMode": "NONE",
     }
     if fills is not None:
         result["fills"] = [
-            {"price": text(t.price), "qty": text(t.quantity), "commission": text(t.commission), "commissionAsset": "USDT", "tradeId": t.trade_id}
+            {
+                "price": text(t.price),
+                "qty": text(t.quantity),
+                "commission": text(t.commission),
+                "commissionAsset": "USDT",
+                "tradeId": t.trade_id,
+            }
             for t in fills
         ]
     return result
@@ -956,18 +1253,38 @@ def spot_order_json(o: FakeOrder, fills: list[FakeTrade] | None) -> dict[str, An
 
 def futures_trade_json(t: FakeTrade) -> dict[str, Any]:
     return {
-        "buyer": t.side == "BUY", "commission": text(t.commission), "commissionAsset": "USDT", "id": t.trade_id,
-        "maker": False, "orderId": t.order_id, "price": text(t.price), "qty": text(t.quantity),
-        "quoteQty": text(t.price * t.quantity), "realizedPnl": text(t.realized_pnl), "side": t.side,
-        "positionSide": t.position_side, "symbol": t.symbol, "time": t.time_ms,
+        "buyer": t.side == "BUY",
+        "commission": text(t.commission),
+        "commissionAsset": "USDT",
+        "id": t.trade_id,
+        "maker": False,
+        "orderId": t.order_id,
+        "price": text(t.price),
+        "qty": text(t.quantity),
+        "quoteQty": text(t.price * t.quantity),
+        "realizedPnl": text(t.realized_pnl),
+        "side": t.side,
+        "positionSide": t.position_side,
+        "symbol": t.symbol,
+        "time": t.time_ms,
     }
 
 
 def spot_trade_json(t: FakeTrade) -> dict[str, Any]:
     return {
-        "symbol": t.symbol, "id": t.trade_id, "orderId": t.order_id, "orderListId": -1, "price": text(t.price),
-        "qty": text(t.quantity), "quoteQty": text(t.price * t.quantity), "commission": text(t.commission),
-        "commissionAsset": "USDT", "time": t.time_ms, "isBuyer": t.side == "BUY", "isMaker": False, "isBestMatch": True,
+        "symbol": t.symbol,
+        "id": t.trade_id,
+        "orderId": t.order_id,
+        "orderListId": -1,
+        "price": text(t.price),
+        "qty": text(t.quantity),
+        "quoteQty": text(t.price * t.quantity),
+        "commission": text(t.commission),
+        "commissionAsset": "USDT",
+        "time": t.time_ms,
+        "isBuyer": t.side == "BUY",
+        "isMaker": False,
+        "isBestMatch": True,
     }
 
 

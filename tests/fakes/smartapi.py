@@ -43,16 +43,61 @@ INVALID_TOKEN = {"status": False, "message": "Invalid Token", "errorcode": "AG80
 RATE_LIMIT_TEXT = "Access denied because of exceeding access rate"
 
 SCRIP_MASTER_ROWS: list[dict[str, str]] = [
-    {"token": "3045", "symbol": "SBIN-EQ", "name": "SBIN", "expiry": "", "strike": "-1.000000", "lotsize": "1",
-     "instrumenttype": "", "exch_seg": "NSE", "tick_size": "5.000000"},
-    {"token": "500112", "symbol": "SBIN", "name": "SBIN", "expiry": "", "strike": "-1.000000", "lotsize": "1",
-     "instrumenttype": "", "exch_seg": "BSE", "tick_size": "5.000000"},
-    {"token": "43650", "symbol": "NIFTY24DEC24000CE", "name": "NIFTY", "expiry": "26DEC2024", "strike": "2400000.000000",
-     "lotsize": "25", "instrumenttype": "OPTIDX", "exch_seg": "NFO", "tick_size": "5.000000"},
-    {"token": "234230", "symbol": "CRUDEOIL24DECFUT", "name": "CRUDEOIL", "expiry": "18DEC2024", "strike": "-1.000000",
-     "lotsize": "100", "instrumenttype": "FUTCOM", "exch_seg": "MCX", "tick_size": "100.000000"},
-    {"token": "1", "symbol": "USDINR24DECFUT", "name": "USDINR", "expiry": "27DEC2024", "strike": "-1.000000",
-     "lotsize": "1000", "instrumenttype": "FUTCUR", "exch_seg": "CDS", "tick_size": "0.250000"},
+    {
+        "token": "3045",
+        "symbol": "SBIN-EQ",
+        "name": "SBIN",
+        "expiry": "",
+        "strike": "-1.000000",
+        "lotsize": "1",
+        "instrumenttype": "",
+        "exch_seg": "NSE",
+        "tick_size": "5.000000",
+    },
+    {
+        "token": "500112",
+        "symbol": "SBIN",
+        "name": "SBIN",
+        "expiry": "",
+        "strike": "-1.000000",
+        "lotsize": "1",
+        "instrumenttype": "",
+        "exch_seg": "BSE",
+        "tick_size": "5.000000",
+    },
+    {
+        "token": "43650",
+        "symbol": "NIFTY24DEC24000CE",
+        "name": "NIFTY",
+        "expiry": "26DEC2024",
+        "strike": "2400000.000000",
+        "lotsize": "25",
+        "instrumenttype": "OPTIDX",
+        "exch_seg": "NFO",
+        "tick_size": "5.000000",
+    },
+    {
+        "token": "234230",
+        "symbol": "CRUDEOIL24DECFUT",
+        "name": "CRUDEOIL",
+        "expiry": "18DEC2024",
+        "strike": "-1.000000",
+        "lotsize": "100",
+        "instrumenttype": "FUTCOM",
+        "exch_seg": "MCX",
+        "tick_size": "100.000000",
+    },
+    {
+        "token": "1",
+        "symbol": "USDINR24DECFUT",
+        "name": "USDINR",
+        "expiry": "27DEC2024",
+        "strike": "-1.000000",
+        "lotsize": "1000",
+        "instrumenttype": "FUTCUR",
+        "exch_seg": "CDS",
+        "tick_size": "0.250000",
+    },
 ]
 
 
@@ -84,8 +129,13 @@ class FakeSmartApi:
     processed, the answer arrives after the client gave up) or ``"bad_gateway"``.
     """
 
-    def __init__(self, accounts: list[FakeAccount], *, scrip_master: list[dict[str, str]] | None = None,
-                 slow_answer_seconds: float = 1.5) -> None:
+    def __init__(
+        self,
+        accounts: list[FakeAccount],
+        *,
+        scrip_master: list[dict[str, str]] | None = None,
+        slow_answer_seconds: float = 1.5,
+    ) -> None:
         self.accounts = {account.client_code: account for account in accounts}
         self.scrip_master = scrip_master if scrip_master is not None else SCRIP_MASTER_ROWS
         self.slow_answer_seconds = slow_answer_seconds
@@ -110,7 +160,7 @@ class FakeSmartApi:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def start(self) -> "FakeSmartApi":
+    def start(self) -> FakeSmartApi:
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
 
@@ -176,19 +226,45 @@ class FakeSmartApi:
         with self._lock:
             return [dict(order) for order in self.accounts[client_code].orders]
 
-    def master_order(self, client_code: str, *, symbol: str = "SBIN-EQ", exchange: str = "NSE", side: str = "BUY",
-                     quantity: int = 10, filled: int = 0, average_price: str = "0", order_type: str = "MARKET",
-                     price: str = "0", trigger_price: str = "0", status: str = "open", order_id: str | None = None,
-                     push: bool = True) -> dict[str, Any]:
+    def master_order(
+        self,
+        client_code: str,
+        *,
+        symbol: str = "SBIN-EQ",
+        exchange: str = "NSE",
+        side: str = "BUY",
+        quantity: int = 10,
+        filled: int = 0,
+        average_price: str = "0",
+        order_type: str = "MARKET",
+        price: str = "0",
+        trigger_price: str = "0",
+        status: str = "open",
+        order_id: str | None = None,
+        push: bool = True,
+    ) -> dict[str, Any]:
         """Add or update an order in ``client_code``'s book; ``push`` sends it on the order-update socket."""
         order = {
             "variety": "STOPLOSS" if order_type.startswith("STOPLOSS") else "NORMAL",
-            "ordertype": order_type, "producttype": "INTRADAY", "duration": "DAY",
-            "price": float(price), "triggerprice": float(trigger_price), "quantity": str(quantity),
-            "tradingsymbol": symbol, "transactiontype": side, "exchange": exchange, "symboltoken": "3045",
-            "averageprice": float(average_price), "filledshares": str(filled), "unfilledshares": str(quantity - filled),
-            "orderid": order_id or str(next(self._order_ids)), "status": status, "orderstatus": status,
-            "ordertag": "", "updatetime": "20-Dec-2024 10:35:49", "exchorderupdatetime": "20-Dec-2024 10:35:49",
+            "ordertype": order_type,
+            "producttype": "INTRADAY",
+            "duration": "DAY",
+            "price": float(price),
+            "triggerprice": float(trigger_price),
+            "quantity": str(quantity),
+            "tradingsymbol": symbol,
+            "transactiontype": side,
+            "exchange": exchange,
+            "symboltoken": "3045",
+            "averageprice": float(average_price),
+            "filledshares": str(filled),
+            "unfilledshares": str(quantity - filled),
+            "orderid": order_id or str(next(self._order_ids)),
+            "status": status,
+            "orderstatus": status,
+            "ordertag": "",
+            "updatetime": "20-Dec-2024 10:35:49",
+            "exchorderupdatetime": "20-Dec-2024 10:35:49",
         }
         with self._lock:
             book = self.accounts[client_code].orders
@@ -198,7 +274,13 @@ class FakeSmartApi:
         return order
 
     def push_order_update(self, client_code: str, order: Mapping[str, Any]) -> None:
-        message = {"user-id": client_code, "status-code": "200", "order-status": "AB05", "error-message": "", "orderData": dict(order)}
+        message = {
+            "user-id": client_code,
+            "status-code": "200",
+            "order-status": "AB05",
+            "error-message": "",
+            "orderData": dict(order),
+        }
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(self._send_all(client_code, json.dumps(message)), self._loop).result(5)
 
@@ -215,15 +297,21 @@ class FakeSmartApi:
                 failure = self._failures[route].popleft() if self._failures[route] else None
             account = self._account_for_key(request.headers.get("X-PrivateKey", ""))
             if account is None or any(not request.headers.get(h) for h in CLIENT_HEADERS):
-                return web.json_response({"status": False, "message": "Invalid API Key", "errorcode": "AG8004", "data": None})
+                return web.json_response(
+                    {"status": False, "message": "Invalid API Key", "errorcode": "AG8004", "data": None}
+                )
             if request.headers.get("X-UserType") != "USER" or request.headers.get("X-SourceID") != "WEB":
-                return web.json_response({"status": False, "message": "Invalid source", "errorcode": "AG8004", "data": None})
+                return web.json_response(
+                    {"status": False, "message": "Invalid source", "errorcode": "AG8004", "data": None}
+                )
             if failure == "rate_limit":
                 return web.Response(status=403, text=RATE_LIMIT_TEXT)
             if failure == "invalid_token":
                 return web.json_response(INVALID_TOKEN)
             if failure == "invalid_variety":
-                return web.json_response({"status": False, "message": "Invalid Order Variety", "errorcode": "AB1008", "data": None})
+                return web.json_response(
+                    {"status": False, "message": "Invalid Order Variety", "errorcode": "AB1008", "data": None}
+                )
             if failure == "bad_gateway":
                 return web.Response(status=502, text="<html>502 Bad Gateway</html>", content_type="text/html")
             body = await request.json() if request.method == "POST" and request.can_read_body else {}
@@ -260,8 +348,12 @@ class FakeSmartApi:
             self._sessions[jwt] = account.client_code
             self._feed_tokens[account.client_code] = feed
             self.logins[account.client_code] += 1
-        return {"status": True, "message": "SUCCESS", "errorcode": "",
-                "data": {"jwtToken": jwt, "refreshToken": refresh, "feedToken": feed}}
+        return {
+            "status": True,
+            "message": "SUCCESS",
+            "errorcode": "",
+            "data": {"jwtToken": jwt, "refreshToken": refresh, "feedToken": feed},
+        }
 
     def _secure(self, route: str, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any]:
         ok = {"status": True, "message": "SUCCESS", "errorcode": ""}
@@ -278,7 +370,14 @@ class FakeSmartApi:
             return {**ok, "data": ""}
         if route == "ltp":
             price = self.last_prices.get(body.get("tradingsymbol", ""), "612.35")
-            return {**ok, "data": {"exchange": body.get("exchange"), "tradingsymbol": body.get("tradingsymbol"), "ltp": float(price)}}
+            return {
+                **ok,
+                "data": {
+                    "exchange": body.get("exchange"),
+                    "tradingsymbol": body.get("tradingsymbol"),
+                    "ltp": float(price),
+                },
+            }
         if route == "cancel_order":
             with self._lock:
                 for order in account.orders:
@@ -294,11 +393,27 @@ class FakeSmartApi:
         def refuse(message: str, code: str) -> dict[str, Any]:
             return {"status": False, "message": message, "errorcode": code, "data": None}
 
-        required = ("variety", "tradingsymbol", "symboltoken", "transactiontype", "exchange", "ordertype",
-                    "producttype", "duration", "quantity")
+        required = (
+            "variety",
+            "tradingsymbol",
+            "symboltoken",
+            "transactiontype",
+            "exchange",
+            "ordertype",
+            "producttype",
+            "duration",
+            "quantity",
+        )
         if any(not body.get(key) for key in required):
             return refuse("Invalid order parameters", "AB4000")
-        row = next((r for r in self.scrip_master if r["exch_seg"] == body["exchange"] and r["symbol"] == body["tradingsymbol"]), None)
+        row = next(
+            (
+                r
+                for r in self.scrip_master
+                if r["exch_seg"] == body["exchange"] and r["symbol"] == body["tradingsymbol"]
+            ),
+            None,
+        )
         if row is None or row["token"] != body["symboltoken"]:
             return refuse("Symbol not found", "AB1009")
         if len(str(body.get("ordertag", ""))) > 20:
@@ -317,13 +432,23 @@ class FakeSmartApi:
             return refuse("Invalid trigger price", "AB4000")
         order_id = str(next(self._order_ids))
         market = body["ordertype"] == "MARKET"
-        order = {**body, "orderid": order_id, "status": "complete" if market else "open",
-                 "orderstatus": "complete" if market else "open", "filledshares": str(quantity) if market else "0",
-                 "averageprice": 612.35 if market else 0.0, "ordertag": body.get("ordertag", "")}
+        order = {
+            **body,
+            "orderid": order_id,
+            "status": "complete" if market else "open",
+            "orderstatus": "complete" if market else "open",
+            "filledshares": str(quantity) if market else "0",
+            "averageprice": 612.35 if market else 0.0,
+            "ordertag": body.get("ordertag", ""),
+        }
         with self._lock:
             account.orders.append(order)
-        return {"status": True, "message": "SUCCESS", "errorcode": "",
-                "data": {"script": body["tradingsymbol"], "orderid": order_id, "uniqueorderid": str(uuid.uuid4())}}
+        return {
+            "status": True,
+            "message": "SUCCESS",
+            "errorcode": "",
+            "data": {"script": body["tradingsymbol"], "orderid": order_id, "uniqueorderid": str(uuid.uuid4())},
+        }
 
     async def _scrip_master_handler(self, request: web.Request) -> web.Response:
         self.scrip_master_downloads += 1
@@ -336,17 +461,30 @@ class FakeSmartApi:
             return web.Response(status=503, text="unavailable")
         client_code = self._client_for_bearer(request.headers.get("Authorization", ""))
         account = self.accounts.get(request.headers.get("x-client-code", ""))
-        if (client_code is None or account is None or client_code != account.client_code
-                or request.headers.get("x-api-key") != account.api_key
-                or request.headers.get("x-feed-token") != self._feed_tokens.get(client_code)):
+        if (
+            client_code is None
+            or account is None
+            or client_code != account.client_code
+            or request.headers.get("x-api-key") != account.api_key
+            or request.headers.get("x-feed-token") != self._feed_tokens.get(client_code)
+        ):
             return web.Response(status=401, text="Unauthorized")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.order_update_connections += 1
         self._sockets[client_code].add(ws)
         empty_order = {"orderid": "", "filledshares": "", "status": ""}
-        await ws.send_str(json.dumps({"user-id": client_code, "status-code": "200", "order-status": "AB00",
-                                      "error-message": "", "orderData": empty_order}))
+        await ws.send_str(
+            json.dumps(
+                {
+                    "user-id": client_code,
+                    "status-code": "200",
+                    "order-status": "AB00",
+                    "error-message": "",
+                    "orderData": empty_order,
+                }
+            )
+        )
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT and message.data == "ping":
@@ -367,14 +505,22 @@ class FakeSmartApi:
 
 # -- helpers shared by the Angel One test modules ----------------------------------------------------
 
-MASTER = FakeAccount(api_key="master-api-key-7Q2", client_code="M70001", pin="7314", totp_secret="KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU")
-FOLLOWER = FakeAccount(api_key="follower-api-key-9Z4", client_code="F80002", pin="4821", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+MASTER = FakeAccount(
+    api_key="master-api-key-7Q2", client_code="M70001", pin="7314", totp_secret="KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"
+)
+FOLLOWER = FakeAccount(
+    api_key="follower-api-key-9Z4", client_code="F80002", pin="4821", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
 
 
 def credentials_of(account: FakeAccount, **overrides: str) -> dict[str, str]:
     """The stored credential dict an operator would enter for ``account``."""
-    values = {"api_key": account.api_key, "client_code": account.client_code, "pin": account.pin,
-              "totp_secret": account.totp_secret}
+    values = {
+        "api_key": account.api_key,
+        "client_code": account.client_code,
+        "pin": account.pin,
+        "totp_secret": account.totp_secret,
+    }
     return {**values, **overrides}
 
 

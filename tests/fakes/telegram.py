@@ -82,7 +82,10 @@ class Emulator:
     def start(self, timeout: float = 20) -> None:
         self._process = subprocess.Popen(
             ["node", "-e", _LAUNCHER, str(PACKAGE), str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "NODE_ENV": "test"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "NODE_ENV": "test"},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -198,9 +201,17 @@ class BotApiProxy:
         body = {k: v for k, v in params.items() if k not in (kind, "caption") and isinstance(v, str)}
         body["text"] = params.get("caption") or ""
         if kind == "photo":
-            body["photo"] = [{"file_id": file_id, "file_unique_id": file_id, "width": 800, "height": 450, "file_size": len(content)}]
+            body["photo"] = [
+                {"file_id": file_id, "file_unique_id": file_id, "width": 800, "height": 450, "file_size": len(content)}
+            ]
         else:
-            body["document"] = {"file_id": file_id, "file_unique_id": file_id, "file_name": filename, "mime_type": mime, "file_size": len(content)}
+            body["document"] = {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_name": filename,
+                "mime_type": mime,
+                "file_size": len(content),
+            }
         return body
 
     async def _forward(self, token: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +236,10 @@ class BotApiProxy:
         if method in ("sendMessage", "sendPhoto", "sendDocument"):
             chat_id = int(params["chat_id"])
             if chat_id in self.blocked_chats:
-                return web.json_response({"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}, status=403)
+                return web.json_response(
+                    {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+                    status=403,
+                )
             if chat_id in self.retry_once:
                 retry_after = self.retry_once.pop(chat_id)
                 return self._too_many(retry_after)
@@ -240,7 +254,9 @@ class BotApiProxy:
             method = "sendMessage"
         answer = await self._forward(token, method, params)
         if "ok" not in answer:  # the emulator's own error shape
-            return web.json_response({"ok": False, "error_code": 400, "description": f"Bad Request: {answer.get('message')}"}, status=400)
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": f"Bad Request: {answer.get('message')}"}, status=400
+            )
         if answer.get("ok") and method == "getMe":
             answer["result"] = {**answer["result"], **BOT_USER}
         if answer.get("ok") and method == "sendMessage":
@@ -248,8 +264,17 @@ class BotApiProxy:
             if result.get("date", 0) > 10**11:
                 result["date"] //= 1000
             result.setdefault("from", BOT_USER)
-        if answer.get("ok") and answer.get("result") is None and method in (
-            "editMessageText", "editMessageReplyMarkup", "answerCallbackQuery", "deleteMessage", "setWebhook",
+        if (
+            answer.get("ok")
+            and answer.get("result") is None
+            and method
+            in (
+                "editMessageText",
+                "editMessageReplyMarkup",
+                "answerCallbackQuery",
+                "deleteMessage",
+                "setWebhook",
+            )
         ):
             answer["result"] = True
         return web.json_response(answer)
@@ -257,7 +282,12 @@ class BotApiProxy:
     @staticmethod
     def _too_many(retry_after: int) -> web.Response:
         return web.json_response(
-            {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}", "parameters": {"retry_after": retry_after}},
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {retry_after}",
+                "parameters": {"retry_after": retry_after},
+            },
             status=429,
         )
 
@@ -296,7 +326,14 @@ class BotMessage:
 class ChatUser:
     """One Telegram user in a private chat with the bot, driven through the emulator."""
 
-    def __init__(self, session: aiohttp.ClientSession, emulator_url: str, token: str, user_id: int | None = None, name: str = "Tester") -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        emulator_url: str,
+        token: str,
+        user_id: int | None = None,
+        name: str = "Tester",
+    ) -> None:
         self.session = session
         self.url = emulator_url
         self.token = token
@@ -339,10 +376,19 @@ class ChatUser:
             markup = message.get("reply_markup") or {}
             if isinstance(markup, str):
                 markup = json.loads(markup)
-            buttons = [(b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row]
+            buttons = [
+                (b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row
+            ]
             photo = message.get("photo") or None
-            out.append(BotMessage(int(item["messageId"]), str(message.get("text", "")), buttons,
-                                  photo[-1]["file_id"] if photo else None, message.get("document") or None))
+            out.append(
+                BotMessage(
+                    int(item["messageId"]),
+                    str(message.get("text", "")),
+                    buttons,
+                    photo[-1]["file_id"] if photo else None,
+                    message.get("document") or None,
+                )
+            )
         return sorted(out, key=lambda m: m.message_id)
 
     async def own_texts(self) -> list[str]:
@@ -355,7 +401,9 @@ class ChatUser:
             out.append(message.get("text", ""))
         return out
 
-    async def expect(self, needle: str | Callable[[str], bool], timeout: float = 10.0, *, kind: str | None = None) -> BotMessage:
+    async def expect(
+        self, needle: str | Callable[[str], bool], timeout: float = 10.0, *, kind: str | None = None
+    ) -> BotMessage:
         """The next bot message (after the last one expected) whose text contains ``needle``;
         with ``kind`` ("photo" or "document") only such a message, ``needle`` in its caption."""
         match = needle if callable(needle) else (lambda text: needle in text)
@@ -391,7 +439,9 @@ class ChatUser:
         newest bot message from the last one expected on that has such a button; waits for it)."""
         deadline = time.monotonic() + timeout
         while True:
-            candidates = [message] if message else [m for m in reversed(await self.messages()) if m.message_id >= self.cursor]
+            candidates = (
+                [message] if message else [m for m in reversed(await self.messages()) if m.message_id >= self.cursor]
+            )
             for candidate in candidates:
                 for text, data in candidate.buttons:
                     if label in text:
@@ -404,16 +454,25 @@ class ChatUser:
 
     async def press_data(self, data: str, message: BotMessage) -> None:
         """Send a callback query with any data — including data the bot never offered."""
-        await self._post("sendCallback", {
-            "botToken": self.token,
-            "from": self._from,
-            "data": data,
-            "message": {"message_id": message.message_id, "date": int(time.time()), "chat": self._chat, "from": BOT_USER, "text": message.text},
-        })
+        await self._post(
+            "sendCallback",
+            {
+                "botToken": self.token,
+                "from": self._from,
+                "data": data,
+                "message": {
+                    "message_id": message.message_id,
+                    "date": int(time.time()),
+                    "chat": self._chat,
+                    "from": BOT_USER,
+                    "text": message.text,
+                },
+            },
+        )
 
 
 class BotHarness:
-    """The real bot (``copytrade.bot.app.serve``) over a real ``App`` on a fresh SQLite
+    """The real bot (``bot.app.serve``) over a real ``App`` on a fresh SQLite
     database, polling the emulator through the proxy; one per test, with its own bot token.
     ``scheduler`` is handed to the bot as the service's scheduler but never started: a test runs
     a job itself (``scheduler.get_job(id).func()``), so nothing fires on its own."""
@@ -430,13 +489,13 @@ class BotHarness:
         self._task: asyncio.Task[None] | None = None
         self.session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> "BotHarness":
+    async def __aenter__(self) -> BotHarness:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        from bot.app import serve
         from copytrade.app import build_app
-        from copytrade.bot.app import serve
         from copytrade.config import load_settings
-        from copytrade.core.vault import generate_key
+        from core.vault import generate_key
 
         await self.proxy.start()
         settings = load_settings(

@@ -37,4 +37,6 @@ def downgrade() -> None:
     with op.batch_alter_table("follows") as batch_op:
         batch_op.drop_constraint(_NEW_FK, type_="foreignkey")
         batch_op.alter_column("credential_id", existing_type=sa.String(length=32), nullable=False)
-        batch_op.create_foreign_key(_OLD_FK[dialect] if dialect == "postgresql" else None, "credentials", ["credential_id"], ["id"])
+        batch_op.create_foreign_key(
+            _OLD_FK[dialect] if dialect == "postgresql" else None, "credentials", ["credential_id"], ["id"]
+        )

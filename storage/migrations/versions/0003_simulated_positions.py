@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import copytrade.storage.types
+import storage.types
 
 revision = "0003"
 down_revision = "0002"
@@ -25,10 +25,10 @@ def _columns(simulated: bool) -> list[sa.Column]:
     columns = [
         sa.Column("follow_id", sa.Integer(), nullable=False),
         sa.Column("symbol", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("quantity", copytrade.storage.types.ExactDecimal(), nullable=False),
-        sa.Column("entry_price", copytrade.storage.types.ExactDecimal(), nullable=True),
-        sa.Column("realized_pnl", copytrade.storage.types.ExactDecimal(), nullable=False),
-        sa.Column("updated_at", copytrade.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("quantity", storage.types.ExactDecimal(), nullable=False),
+        sa.Column("entry_price", storage.types.ExactDecimal(), nullable=True),
+        sa.Column("realized_pnl", storage.types.ExactDecimal(), nullable=False),
+        sa.Column("updated_at", storage.types.UTCDateTime(timezone=True), nullable=False),
     ]
     if simulated:
         columns.insert(2, sa.Column("simulated", sa.Boolean(), nullable=False))
