@@ -18,9 +18,9 @@ from core.errors import (
     RateLimited,
     TemporaryError,
 )
+from core.journal import CopyDraft
 from core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
 from core.venues.paper import PaperVenue
-from storage.journal import CopyDraft
 from storage.models import MasterFill
 from tests.harness import BTC, Harness, h  # noqa: F401  (h is the fixture)
 

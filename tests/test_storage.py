@@ -16,12 +16,12 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel
 
 from core.errors import NotFound, UserError
+from core.journal import CopyDraft, PositionChange
 from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side
 from core.vault import Vault, generate_key
 from storage import models  # noqa: F401  (every table on the metadata)
 from storage.accounts import AccountStore
 from storage.db import Database, create_sync_engine
-from storage.journal import CopyDraft, PositionChange
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import (
     CopyOrder,
