@@ -105,7 +105,7 @@ class RiskService:
         self,
         journal: RiskLedger,
         engine: CopyEngine,
-        notify: Callable[[object], None],
+        notify: Callable[[FollowPaused | DriftFound | RiskNotice], None],
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
