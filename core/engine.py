@@ -842,8 +842,8 @@ class CopyEngine:
             requested_quantity=row.requested_quantity,
             origin=row.origin,
         )
-        if credential_id is None:  # the follow's key was removed: the venue cannot be asked
-            raise NotFound(f"credential {credential_id} no longer exists")
+        if credential_id is None:  # the follow's key was removed: its venue cannot be asked
+            raise NotFound(f"follow {follow_id} has no key left to look up pending order {row.client_order_id}")
         try:
             venue = await self.venues.venue_for(credential_id)
             ack = await venue.fetch_order(row.client_order_id, row.symbol)
