@@ -214,7 +214,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     app = await build_app(settings)
     tune_garbage_collector()
-    scheduler = build_scheduler(app.engine)
+    scheduler = build_scheduler(app.engine, stats=app.services.stats)
     app.register_jobs(scheduler)
     warming: asyncio.Task[None] | None = None
     try:

@@ -27,6 +27,7 @@ from typing import Protocol
 from core.errors import (
     AuthenticationError,
     InvalidOrder,
+    NotFound,
     OrderStatusUnknown,
     PermissionDenied,
     RateLimited,
@@ -36,6 +37,7 @@ from core.errors import (
     VenueError,
     error_code,
 )
+from core.journal import CopyDraft, CopyJournal, CopyRecord, JournaledFill, JournalEntry, PositionChange
 from core.model import (
     CopyResult,
     CopyStatus,
@@ -54,8 +56,6 @@ from core.model import (
 from core.risk import cap_to_max_position, check_filters
 from core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
 from core.venues.base import Venue
-from storage.journal import CopyDraft, JournalEntry, JournalStore, PositionChange
-from storage.models import MasterFill
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def direct_order_id(*parts: object) -> str:
     return "cx" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:30]
 
 
-def _journaled_fill(row: MasterFill) -> Fill:
+def _journaled_fill(row: JournaledFill) -> Fill:
     """The ``Fill`` a journal row records (resuming after a restart)."""
     return Fill(
         master_id=row.master_id,
@@ -173,7 +173,7 @@ class _FollowCache:
 
 @dataclass
 class CopyEngine:
-    journal: JournalStore
+    journal: CopyJournal
     venues: VenueProvider
     notify: Notify
     config: EngineConfig = field(default_factory=EngineConfig)
@@ -223,12 +223,13 @@ class CopyEngine:
         """After a restart: re-plan fills that were not fully processed, then settle every copy
         left pending by asking its venue for the client order id. Nothing is sent twice."""
         results: list[CopyResult] = []
-        for row in await self.journal.unplanned_fills():
-            assert row.id is not None
-            fill = _journaled_fill(row)
-            tasks = await self._start_copies(fill, JournalEntry(row.id, row.master_position_before), time.monotonic())
+        for journaled in await self.journal.unplanned_fills():
+            assert journaled.id is not None
+            fill = _journaled_fill(journaled)
+            entry = JournalEntry(journaled.id, journaled.master_position_before)
+            tasks = await self._start_copies(fill, entry, time.monotonic())
             results += [r for batch in await asyncio.gather(*tasks) for r in batch]
-            await self.journal.mark_planned(row.id)
+            await self.journal.mark_planned(journaled.id)
         for pending in await self.journal.pending_copies():
             row = await self.journal.copy_order(pending.client_order_id)
             if row is None or row.status is not CopyStatus.PENDING:
@@ -280,10 +281,20 @@ class CopyEngine:
             task = asyncio.create_task(
                 self._copy_for_follow(follow, fill, entry.fill_id, legs, stale, master_equity, received, previous)
             )
-            self._tails[key] = task
-            task.add_done_callback(lambda t, key=key: self._tails.pop(key) if self._tails.get(key) is t else None)
+            self._queue_last(key, task)
             tasks.append(task)
         return tasks
+
+    def _queue_last(self, key: tuple[int, str], task: asyncio.Task[list[CopyResult]]) -> None:
+        """``task`` is now the last of this follow's work in this symbol (the next one waits for
+        it); forgotten once done unless a later one took its place."""
+        self._tails[key] = task
+
+        def forget(done: asyncio.Task[list[CopyResult]]) -> None:
+            if self._tails.get(key) is done:
+                del self._tails[key]
+
+        task.add_done_callback(forget)
 
     async def _active_follows(self, master_id: int) -> list[FollowSettings]:
         cached = self._follows.get(master_id)
@@ -420,11 +431,12 @@ class CopyEngine:
     ) -> Sized | Skip:
         position = self._positions.get((follow.follow_id, fill.symbol), ZERO)
         if leg.leg is Leg.EXIT:
-            fallback = None
+            fallback: Decimal | None = None
             if leg.exit_fraction is None:
-                fallback = await self._raw_entry(follow, fill, leg.master_quantity, venue, master_equity)
-                if isinstance(fallback, Skip):
-                    return fallback
+                untracked = await self._raw_entry(follow, fill, leg.master_quantity, venue, master_equity)
+                if isinstance(untracked, Skip):
+                    return untracked
+                fallback = untracked
             return size_exit(leg, position, rules, fill.price, fallback_quantity=fallback)
         raw = await self._raw_entry(follow, fill, leg.master_quantity, venue, master_equity)
         if isinstance(raw, Skip):
@@ -798,13 +810,20 @@ class CopyEngine:
             )
         await self.journal.finish_copies([result], changes)
 
-    async def _settle_pending(self, credential_id: str, follow_id: int, user_id: int, fill_row, row) -> CopyResult:  # type: ignore[no-untyped-def]
+    async def _settle_pending(
+        self,
+        credential_id: str | None,
+        follow_id: int,
+        user_id: int,
+        fill_row: JournaledFill | None,
+        row: CopyRecord,
+    ) -> CopyResult:
         if fill_row is not None:
             fill = _journaled_fill(fill_row)
         else:  # an order the copier placed itself: no master fill behind it
-            follow = await self.journal.follow_row(follow_id)
+            master_id = await self.journal.master_id_of_follow(follow_id)
             fill = _direct_fill(
-                follow.master_id if follow else 0,
+                master_id if master_id is not None else 0,
                 row.client_order_id,
                 row.origin,
                 row.symbol,
@@ -823,6 +842,8 @@ class CopyEngine:
             requested_quantity=row.requested_quantity,
             origin=row.origin,
         )
+        if credential_id is None:  # the follow's key was removed: its venue cannot be asked
+            raise NotFound(f"follow {follow_id} has no key left to look up pending order {row.client_order_id}")
         try:
             venue = await self.venues.venue_for(credential_id)
             ack = await venue.fetch_order(row.client_order_id, row.symbol)
@@ -929,8 +950,7 @@ class CopyEngine:
             return [await work()]
 
         task = asyncio.create_task(after_previous())
-        self._tails[key] = task
-        task.add_done_callback(lambda t, key=key: self._tails.pop(key) if self._tails.get(key) is t else None)
+        self._queue_last(key, task)
         return (await task)[0]
 
     async def _venue_fill(
@@ -1001,12 +1021,12 @@ class CopyEngine:
             venue = await self.venues.venue_for(follow.credential_id)
             rules = await venue.market(order.symbol)
         except (VenueError, VaultError) as exc:
-            result = await self._record_failure(
+            failed = await self._record_failure(
                 follow, fill, None, order.client_order_id, str(exc), received, exc, origin=order.origin
             )
-            result = replace(result, origin=order.origin)
-            self.notify(result)
-            return result
+            failed = replace(failed, origin=order.origin)
+            self.notify(failed)
+            return failed
         intent = OrderIntent(
             follow_id=follow.follow_id,
             client_order_id=order.client_order_id,
@@ -1043,7 +1063,7 @@ class CopyEngine:
         self.notify(result)
         return result
 
-    def _result_from_row(self, follow: FollowSettings, fill: Fill, row) -> CopyResult:  # type: ignore[no-untyped-def]
+    def _result_from_row(self, follow: FollowSettings, fill: Fill, row: CopyRecord) -> CopyResult:
         return CopyResult(
             follow.follow_id,
             follow.user_id,

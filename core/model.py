@@ -16,7 +16,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Side(str, enum.Enum):
+class Side(enum.StrEnum):
     BUY = "buy"
     SELL = "sell"
 
@@ -29,7 +29,7 @@ class Side(str, enum.Enum):
         return 1 if self is Side.BUY else -1
 
 
-class OrderType(str, enum.Enum):
+class OrderType(enum.StrEnum):
     MARKET = "market"
     LIMIT = "limit"
     STOP_MARKET = "stop_market"
@@ -37,7 +37,7 @@ class OrderType(str, enum.Enum):
     TAKE_PROFIT_MARKET = "take_profit_market"
 
 
-class FillStatus(str, enum.Enum):
+class FillStatus(enum.StrEnum):
     """Status of the master's order at the moment of the execution report."""
 
     NEW = "new"
@@ -52,20 +52,20 @@ class FillStatus(str, enum.Enum):
         return self in (FillStatus.PARTIALLY_FILLED, FillStatus.FILLED)
 
 
-class SizingMode(str, enum.Enum):
+class SizingMode(enum.StrEnum):
     COEFFICIENT = "coefficient"  # follower qty = master qty x value
     EQUITY_RATIO = "equity_ratio"  # master qty x follower equity / master equity x value
     FIXED_NOTIONAL = "fixed_notional"  # value in quote currency per entry
     FIXED_QUANTITY = "fixed_quantity"  # value in base units (or shares) per entry
 
 
-class FollowStatus(str, enum.Enum):
+class FollowStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     STOPPED = "stopped"
 
 
-class CopyStatus(str, enum.Enum):
+class CopyStatus(enum.StrEnum):
     PENDING = "pending"  # journaled, being sent; resolved on restart by client order id
     PLACED = "placed"
     FILLED = "filled"
@@ -73,7 +73,7 @@ class CopyStatus(str, enum.Enum):
     FAILED = "failed"
 
 
-class SkipReason(str, enum.Enum):
+class SkipReason(enum.StrEnum):
     """Why an order was not sent. Each one is recorded and shown to the follower."""
 
     SYMBOL_NOT_ALLOWED = "symbol_not_allowed"

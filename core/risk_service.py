@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 from core.engine import CopyEngine, DirectOrder, FollowPaused, direct_order_id
 from core.errors import UnknownSymbol, VaultError, VenueError
+from core.journal import CopiedPosition, ProtectiveOrder, RiskLedger
 from core.model import (
     CopyResult,
     CopyStatus,
@@ -34,8 +37,6 @@ from core.model import (
 )
 from core.sizing import fit_to_market, raw_entry_quantity, round_down
 from core.venues.base import Venue
-from storage.journal import JournalStore
-from storage.models import FollowPosition, ProtectiveOrder
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,9 @@ def _protected(follow: FollowSettings) -> bool:
 class RiskService:
     def __init__(
         self,
-        journal: JournalStore,
+        journal: RiskLedger,
         engine: CopyEngine,
-        notify: Callable[[object], None],
+        notify: Callable[[FollowPaused | DriftFound | RiskNotice], None],
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -289,7 +290,7 @@ class RiskService:
                 await self.protect(follow, symbol)  # cancelled or expired on the venue: put it back
 
     async def _close_if_crossed(
-        self, follow: FollowSettings, venue: Venue, position: FollowPosition
+        self, follow: FollowSettings, venue: Venue, position: CopiedPosition
     ) -> CopyResult | None:
         if position.entry_price is None:
             return None
@@ -358,7 +359,7 @@ class RiskService:
         return results
 
     async def _close(
-        self, follow: FollowSettings, venue: Venue, position: FollowPosition, origin: str, cid: str, price: Decimal
+        self, follow: FollowSettings, venue: Venue, position: CopiedPosition, origin: str, cid: str, price: Decimal
     ) -> list[CopyResult]:
         """Close a copied position with a reduce-only market order on the venue's step; what is
         below the step or the minimum is reported (recorded as a skip), never sent unrounded."""
@@ -482,7 +483,9 @@ class RiskService:
         return outcomes
 
 
-def register_risk_jobs(scheduler, risk: RiskService, *, watch_seconds: float, reconcile_seconds: float) -> None:  # type: ignore[no-untyped-def]
+def register_risk_jobs(
+    scheduler: AsyncIOScheduler, risk: RiskService, *, watch_seconds: float, reconcile_seconds: float
+) -> None:
     """The risk watch (TP/SL triggers and price levels, loss limits) and reconciliation, on the
     service's ``AsyncIOScheduler``."""
     scheduler.add_job(

@@ -16,13 +16,12 @@ log = logging.getLogger(__name__)
 def build_scheduler(
     engine: CopyEngine,
     *,
+    stats: StatsService,
     settle_every_seconds: int = 60,
-    stats: StatsService | None = None,
     stats_every_seconds: int = 60,
 ) -> AsyncIOScheduler:
     """Jobs: settle copies left pending by a lost exchange answer (asks the venue by client id);
-    the statistics jobs of ``add_stats_jobs`` (``stats`` defaults to a service over the engine's
-    database and venues)."""
+    the statistics jobs of ``add_stats_jobs``."""
     scheduler = AsyncIOScheduler(
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
@@ -33,11 +32,7 @@ def build_scheduler(
             log.info("settled %d pending copies", len(settled))
 
     scheduler.add_job(settle_pending, "interval", seconds=settle_every_seconds, id="settle-pending")
-    add_stats_jobs(
-        scheduler,
-        stats or StatsService.for_database(engine.journal.db, engine.venues),
-        every_seconds=stats_every_seconds,
-    )
+    add_stats_jobs(scheduler, stats, every_seconds=stats_every_seconds)
     return scheduler
 
 

@@ -21,7 +21,7 @@ from core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
 ZERO = Decimal(0)
 
 
-class Leg(str, enum.Enum):
+class Leg(enum.StrEnum):
     ENTRY = "entry"  # opens or adds to the follower's position
     EXIT = "exit"  # reduces the follower's copied position (reduce-only)
 

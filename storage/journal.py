@@ -22,12 +22,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import CursorResult, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.errors import NotFound
-from core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, Side, utcnow
+from core.journal import CopyDraft, JournalEntry, PendingCopy, PositionChange, ProtectiveOrder
+from core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, utcnow
 from core.risk import normalise_symbol_list
 from storage.db import Database
 from storage.models import (
@@ -39,59 +41,11 @@ from storage.models import (
     MasterPosition,
     MasterStatus,
     PositionDrift,
-    ProtectiveOrder,
 )
+from storage.models import ProtectiveOrder as ProtectiveOrderRow
 
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    fill_id: int
-    master_position_before: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class CopyDraft:
-    """A copy order row written before sending (pending) or as a final skip."""
-
-    client_order_id: str
-    fill_id: int | None  # None for orders the copier places itself (take-profit, sync, ...)
-    follow_id: int
-    user_id: int
-    symbol: str
-    side: Side | None
-    order_type: OrderType
-    reduce_only: bool
-    status: CopyStatus
-    requested_quantity: Decimal | None
-    master_price: Decimal
-    limit_price: Decimal | None = None
-    reason_code: str | None = None
-    reason: str | None = None
-    dry_run: bool = False
-    origin: str = "copy"
-
-
-@dataclass(frozen=True, slots=True)
-class PositionChange:
-    """A fill applied to one follow's copied position (``simulated`` for dry runs)."""
-
-    follow_id: int
-    symbol: str
-    signed_quantity: Decimal
-    price: Decimal
-    simulated: bool = False
-    client_order_id: str | None = None  # the order whose fill this is: gets the realized PnL
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCopy:
-    client_order_id: str
-    follow_id: int
-    credential_id: str
-    symbol: str
-    fill_id: int | None
+_RESTING = (CopyStatus.PENDING, CopyStatus.PLACED)  # a protective order still on the venue
 
 
 def follow_settings(row: Follow) -> FollowSettings:
@@ -196,7 +150,7 @@ class _CopyWriter:
         return existing
 
 
-_COPY_ORDERS = CopyOrder.__table__  # type: ignore[attr-defined]
+_COPY_ORDERS = CopyOrder.metadata.tables[CopyOrder.__tablename__]  # SQLAlchemy Core on the hot path
 _RESULT_UPDATE = (
     update(_COPY_ORDERS)
     .where(_COPY_ORDERS.c.client_order_id == bindparam("b_cid"))
@@ -241,7 +195,7 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
     existing: set[str] = set()
     for start in range(0, len(ids), 500):  # bounded IN lists
         rows = await session.execute(
-            select(CopyOrder.client_order_id).where(CopyOrder.client_order_id.in_(ids[start : start + 500]))
+            select(col(CopyOrder.client_order_id)).where(col(CopyOrder.client_order_id).in_(ids[start : start + 500]))
         )
         existing |= set(rows.scalars())
     fresh: dict[str, dict[str, Any]] = {}
@@ -297,7 +251,9 @@ class JournalStore:
                 if master is None or master.status is MasterStatus.RETIRED:
                     raise NotFound(f"no active master with id {fill.master_id}: fill {fill.trade_id} not copied")
                 duplicate = await session.execute(
-                    select(MasterFill.id).where(MasterFill.venue == fill.venue, MasterFill.trade_id == fill.trade_id)
+                    select(col(MasterFill.id)).where(
+                        col(MasterFill.venue) == fill.venue, col(MasterFill.trade_id) == fill.trade_id
+                    )
                 )
                 if duplicate.scalars().first() is not None:
                     return None
@@ -333,15 +289,15 @@ class JournalStore:
 
     async def mark_planned(self, fill_id: int) -> None:
         async with self.db.session() as session:
-            await session.execute(update(MasterFill).where(MasterFill.id == fill_id).values(planned=True))
+            await session.execute(update(MasterFill).where(col(MasterFill.id) == fill_id).values(planned=True))
 
     async def last_fill_time(self, master_id: int) -> datetime | None:
         """The execution time of the master's newest journaled fill: where gap recovery starts."""
         async with self.db.session() as session:
             result = await session.execute(
-                select(MasterFill.executed_at)
-                .where(MasterFill.master_id == master_id)
-                .order_by(MasterFill.executed_at.desc())
+                select(col(MasterFill.executed_at))
+                .where(col(MasterFill.master_id) == master_id)
+                .order_by(col(MasterFill.executed_at).desc())
                 .limit(1)
             )
             return result.scalars().first()
@@ -349,7 +305,7 @@ class JournalStore:
     async def replace_master_positions(self, master_id: int, quantities: dict[str, Decimal]) -> None:
         """Set the master's positions to ``quantities``; every other symbol becomes flat."""
         async with self.db.session() as session:
-            rows = await session.execute(select(MasterPosition).where(MasterPosition.master_id == master_id))
+            rows = await session.execute(select(MasterPosition).where(col(MasterPosition.master_id) == master_id))
             for row in rows.scalars():
                 row.quantity = quantities.get(row.symbol, ZERO)
                 session.add(row)
@@ -373,8 +329,8 @@ class JournalStore:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(Follow)
-                .where(Follow.master_id == master_id, Follow.status == FollowStatus.ACTIVE)
-                .order_by(Follow.id)
+                .where(col(Follow.master_id) == master_id, col(Follow.status) == FollowStatus.ACTIVE)
+                .order_by(col(Follow.id))
             )
             return [follow_settings(row) for row in rows.scalars()]
 
@@ -382,21 +338,22 @@ class JournalStore:
         """The credential of every active follow, of every master (warming venues up at start)."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(Follow.credential_id)
-                .where(Follow.status == FollowStatus.ACTIVE)
+                select(col(Follow.credential_id))
+                .where(col(Follow.status) == FollowStatus.ACTIVE)
                 .distinct()
-                .order_by(Follow.credential_id)
+                .order_by(col(Follow.credential_id))
             )
-            return list(rows.scalars())
+            return [credential_id for credential_id in rows.scalars() if credential_id is not None]  # always set
 
     async def pause_follow(self, follow_id: int, reason: str) -> bool:
         """Pause an active follow (e.g. its key was rejected); False if it was not active."""
         async with self.db.session() as session:
             result = await session.execute(
                 update(Follow)
-                .where(Follow.id == follow_id, Follow.status == FollowStatus.ACTIVE)
+                .where(col(Follow.id) == follow_id, col(Follow.status) == FollowStatus.ACTIVE)
                 .values(status=FollowStatus.PAUSED, status_reason=reason[:300], updated_at=utcnow())
             )
+            assert isinstance(result, CursorResult)  # an UPDATE's result counts its rows
             return bool(result.rowcount)
 
     async def follow_positions(
@@ -407,10 +364,10 @@ class JournalStore:
             return {}
         async with self.db.session() as session:
             rows = await session.execute(
-                select(FollowPosition.follow_id, FollowPosition.quantity).where(
-                    FollowPosition.follow_id.in_(follow_ids),
-                    FollowPosition.symbol == symbol,
-                    FollowPosition.simulated == simulated,
+                select(col(FollowPosition.follow_id), col(FollowPosition.quantity)).where(
+                    col(FollowPosition.follow_id).in_(follow_ids),
+                    col(FollowPosition.symbol) == symbol,
+                    col(FollowPosition.simulated) == simulated,
                 )
             )
             return {follow_id: quantity for follow_id, quantity in rows.all()}
@@ -434,24 +391,27 @@ class JournalStore:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(
-                    CopyOrder.client_order_id,
-                    CopyOrder.follow_id,
-                    Follow.credential_id,
-                    CopyOrder.symbol,
-                    CopyOrder.fill_id,
+                    col(CopyOrder.client_order_id),
+                    col(CopyOrder.follow_id),
+                    col(Follow.credential_id),
+                    col(CopyOrder.symbol),
+                    col(CopyOrder.fill_id),
                 )
-                .join(Follow, Follow.id == CopyOrder.follow_id)
-                .where(CopyOrder.status == CopyStatus.PENDING)
+                .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
+                .where(col(CopyOrder.status) == CopyStatus.PENDING)
             )
             return [PendingCopy(*row) for row in rows.all()]
 
-    async def follow_row(self, follow_id: int) -> Follow | None:
+    async def master_id_of_follow(self, follow_id: int) -> int | None:
         async with self.db.session() as session:
-            return await session.get(Follow, follow_id)
+            follow = await session.get(Follow, follow_id)
+            return follow.master_id if follow else None
 
     async def all_active_follows(self) -> list[FollowSettings]:
         async with self.db.session() as session:
-            rows = await session.execute(select(Follow).where(Follow.status == FollowStatus.ACTIVE).order_by(Follow.id))
+            rows = await session.execute(
+                select(Follow).where(col(Follow.status) == FollowStatus.ACTIVE).order_by(col(Follow.id))
+            )
             return [follow_settings(row) for row in rows.scalars()]
 
     async def real_positions(self, follow_id: int) -> list[FollowPosition]:
@@ -459,9 +419,9 @@ class JournalStore:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(FollowPosition).where(
-                    FollowPosition.follow_id == follow_id,
-                    FollowPosition.simulated == False,
-                    FollowPosition.quantity != ZERO,  # noqa: E712
+                    col(FollowPosition.follow_id) == follow_id,
+                    col(FollowPosition.simulated) == False,  # noqa: E712
+                    col(FollowPosition.quantity) != ZERO,
                 )
             )
             return list(rows.scalars())
@@ -474,10 +434,10 @@ class JournalStore:
         """PnL realized by the follow's orders completed since ``since``, fees deducted."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(CopyOrder.realized_pnl, CopyOrder.fee).where(
-                    CopyOrder.follow_id == follow_id,
-                    CopyOrder.completed_at >= since,
-                    CopyOrder.dry_run == False,  # noqa: E712
+                select(col(CopyOrder.realized_pnl), col(CopyOrder.fee)).where(
+                    col(CopyOrder.follow_id) == follow_id,
+                    col(CopyOrder.completed_at) >= since,
+                    col(CopyOrder.dry_run) == False,  # noqa: E712
                 )
             )
             return sum((realized - fee for realized, fee in rows.all()), ZERO)
@@ -488,19 +448,32 @@ class JournalStore:
         self, follow_id: int, symbol: str | None = None, *, resting_only: bool = True
     ) -> list[ProtectiveOrder]:
         async with self.db.session() as session:
-            query = select(ProtectiveOrder).where(ProtectiveOrder.follow_id == follow_id)
+            query = select(ProtectiveOrderRow).where(col(ProtectiveOrderRow.follow_id) == follow_id)
             if symbol is not None:
-                query = query.where(ProtectiveOrder.symbol == symbol)
+                query = query.where(col(ProtectiveOrderRow.symbol) == symbol)
             if resting_only:
-                query = query.where(ProtectiveOrder.status.in_([CopyStatus.PENDING, CopyStatus.PLACED]))
-            return list((await session.execute(query.order_by(ProtectiveOrder.created_at))).scalars())
+                query = query.where(col(ProtectiveOrderRow.status).in_(_RESTING))
+            rows = await session.execute(query.order_by(col(ProtectiveOrderRow.created_at)))
+            return [
+                ProtectiveOrder(
+                    client_order_id=row.client_order_id,
+                    follow_id=row.follow_id,
+                    symbol=row.symbol,
+                    kind=row.kind,
+                    side=row.side,
+                    quantity=row.quantity,
+                    trigger_price=row.trigger_price,
+                    status=row.status,
+                )
+                for row in rows.scalars()
+            ]
 
     async def follows_with_resting_protection(self) -> dict[int, set[str]]:
         """Follow id -> symbols with a take-profit / stop-loss order still resting (one query)."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(ProtectiveOrder.follow_id, ProtectiveOrder.symbol).where(
-                    ProtectiveOrder.status.in_([CopyStatus.PENDING, CopyStatus.PLACED])
+                select(col(ProtectiveOrderRow.follow_id), col(ProtectiveOrderRow.symbol)).where(
+                    col(ProtectiveOrderRow.status).in_(_RESTING)
                 )
             )
             found: dict[int, set[str]] = {}
@@ -512,9 +485,20 @@ class JournalStore:
         """Journal a protective order before it is sent; False if that id exists already."""
         try:
             async with self.db.session() as session:
-                if await session.get(ProtectiveOrder, order.client_order_id) is not None:
+                if await session.get(ProtectiveOrderRow, order.client_order_id) is not None:
                     return False
-                session.add(order)
+                session.add(
+                    ProtectiveOrderRow(
+                        client_order_id=order.client_order_id,
+                        follow_id=order.follow_id,
+                        symbol=order.symbol,
+                        kind=order.kind,
+                        side=order.side,
+                        quantity=order.quantity,
+                        trigger_price=order.trigger_price,
+                        status=order.status,
+                    )
+                )
             return True
         except IntegrityError:
             return False
@@ -527,21 +511,25 @@ class JournalStore:
             if venue_order_id is not None:
                 values["venue_order_id"] = venue_order_id
             await session.execute(
-                update(ProtectiveOrder).where(ProtectiveOrder.client_order_id == client_order_id).values(**values)
+                update(ProtectiveOrderRow)
+                .where(col(ProtectiveOrderRow.client_order_id) == client_order_id)
+                .values(**values)
             )
 
     # -- reconciliation -----------------------------------------------------------------------
 
     async def master_symbols(self, master_id: int) -> set[str]:
         async with self.db.session() as session:
-            rows = await session.execute(select(MasterPosition.symbol).where(MasterPosition.master_id == master_id))
+            rows = await session.execute(
+                select(col(MasterPosition.symbol)).where(col(MasterPosition.master_id) == master_id)
+            )
             return set(rows.scalars())
 
     async def master_positions(self, master_id: int) -> dict[str, Decimal]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(MasterPosition.symbol, MasterPosition.quantity).where(
-                    MasterPosition.master_id == master_id, MasterPosition.quantity != ZERO
+                select(col(MasterPosition.symbol), col(MasterPosition.quantity)).where(
+                    col(MasterPosition.master_id) == master_id, col(MasterPosition.quantity) != ZERO
                 )
             )
             return dict(rows.all())
@@ -552,7 +540,9 @@ class JournalStore:
         """Store this reconciliation's drifts (symbol -> (expected, actual)); returns the previous ones."""
         async with self.db.session() as session:
             rows = list(
-                (await session.execute(select(PositionDrift).where(PositionDrift.follow_id == follow_id))).scalars()
+                (
+                    await session.execute(select(PositionDrift).where(col(PositionDrift.follow_id) == follow_id))
+                ).scalars()
             )
             previous = {row.symbol: (row.expected, row.actual) for row in rows}
             for row in rows:
@@ -565,7 +555,9 @@ class JournalStore:
     async def drifts(self, follow_id: int) -> list[PositionDrift]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(PositionDrift).where(PositionDrift.follow_id == follow_id).order_by(PositionDrift.symbol)
+                select(PositionDrift)
+                .where(col(PositionDrift.follow_id) == follow_id)
+                .order_by(col(PositionDrift.symbol))
             )
             return list(rows.scalars())
 
@@ -579,11 +571,13 @@ class JournalStore:
 
     async def unplanned_fills(self) -> list[MasterFill]:
         async with self.db.session() as session:
-            rows = await session.execute(select(MasterFill).where(MasterFill.planned == False).order_by(MasterFill.id))  # noqa: E712
+            rows = await session.execute(
+                select(MasterFill).where(col(MasterFill.planned) == False).order_by(col(MasterFill.id))  # noqa: E712
+            )
             return list(rows.scalars())
 
 
-_POSITIONS = FollowPosition.__table__  # type: ignore[attr-defined]
+_POSITIONS = FollowPosition.metadata.tables[FollowPosition.__tablename__]
 _POSITION_UPDATE = (
     update(_POSITIONS)
     .where(

@@ -10,14 +10,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal as D
 
 import psycopg
 import pytest
 
+from core.vault import Vault, generate_key
+from core.venues.paper import PaperExchange
+from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database
 from storage.journal import JournalStore
 from storage.migrate import upgrade
+from storage.models import Master
+from tests.harness import Harness
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -75,3 +81,24 @@ def accounts(db) -> AccountStore:
 @pytest.fixture
 def journal(db) -> JournalStore:
     return JournalStore(db)
+
+
+@pytest.fixture
+async def h(sqlite_db) -> Harness:
+    """A copy engine and risk service on SQLite with paper venues and one master (``tests/harness.py``)."""
+    accounts = AccountStore(sqlite_db)
+    exchange = PaperExchange()
+    vault = Vault(generate_key())
+
+    async def paper(account):
+        return exchange.account(account.credential_id, balance=D(account.secrets.get("balance", "10000")))
+
+    harness = Harness(
+        sqlite_db, accounts, JournalStore(sqlite_db), exchange, vault, VenueRegistry(accounts, vault, {"paper": paper})
+    )
+    owner = await accounts.ensure_user(None, "master")
+    master = await accounts.add_master(Master(name="M", venue="paper"))
+    assert owner.id and master.id
+    harness.master_id = master.id
+    harness.build_engine()
+    return harness

@@ -7,18 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal as D
 
-import pytest
 from sqlalchemy import select
 
 from core.engine import CopyEngine, EngineConfig
 from core.model import Fill, Side, utcnow
 from core.risk_service import RiskService
-from core.vault import Vault, generate_key
+from core.vault import Vault
 from core.venues.paper import PaperExchange, PaperVenue
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
+from storage.db import Database
 from storage.journal import JournalStore
-from storage.models import CopyOrder, Credential, Follow, FollowPosition, Master
+from storage.models import CopyOrder, Credential, Follow, FollowPosition
 
 BTC = "BTC/USDT:USDT"
 
@@ -34,7 +34,7 @@ async def eventually(check, what: str) -> None:
 
 @dataclass
 class Harness:
-    db: object
+    db: Database
     accounts: AccountStore
     journal: JournalStore
     exchange: PaperExchange
@@ -60,6 +60,7 @@ class Harness:
 
     async def add_follower(self, balance="100000", **settings) -> tuple[int, PaperVenue]:
         user = await self.accounts.ensure_user(None, "f")
+        assert user.id is not None
         credential_id = f"c{user.id:030d}"
         blob = self.vault.encrypt({"api_key": "k", "balance": balance}, owner_id=user.id, credential_id=credential_id)
         await self.accounts.add_credential(
@@ -74,6 +75,7 @@ class Harness:
         assert isinstance(venue, PaperVenue)
         if self.engine:
             self.engine.invalidate_follows()
+        assert follow.id is not None
         return follow.id, venue
 
     def fill(self, side=Side.BUY, qty="1", price=None, symbol=BTC, **kw) -> Fill:
@@ -94,23 +96,3 @@ class Harness:
         async with self.db.session() as session:
             row = await session.get(FollowPosition, (follow_id, symbol, simulated))
             return row.quantity if row else D(0)
-
-
-@pytest.fixture
-async def h(sqlite_db) -> Harness:
-    accounts = AccountStore(sqlite_db)
-    exchange = PaperExchange()
-    vault = Vault(generate_key())
-
-    async def paper(account):
-        return exchange.account(account.credential_id, balance=D(account.secrets.get("balance", "10000")))
-
-    harness = Harness(
-        sqlite_db, accounts, JournalStore(sqlite_db), exchange, vault, VenueRegistry(accounts, vault, {"paper": paper})
-    )
-    owner = await accounts.ensure_user(None, "master")
-    master = await accounts.add_master(Master(name="M", venue="paper"))
-    assert owner.id and master.id
-    harness.master_id = master.id
-    harness.build_engine()
-    return harness

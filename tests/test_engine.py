@@ -18,11 +18,11 @@ from core.errors import (
     RateLimited,
     TemporaryError,
 )
+from core.journal import CopyDraft
 from core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
 from core.venues.paper import PaperVenue
-from storage.journal import CopyDraft
 from storage.models import MasterFill
-from tests.harness import BTC, Harness, h  # noqa: F401  (h is the fixture)
+from tests.harness import BTC
 
 
 async def test_fill_is_copied_to_every_active_follow(h):
@@ -207,6 +207,7 @@ class GatedVenue(PaperVenue):
     gate: asyncio.Event | None = None
 
     async def place_order(self, intent):
+        assert self.gate is not None, "the test sets the gate before sending"
         await self.gate.wait()
         return await super().place_order(intent)
 

@@ -10,10 +10,10 @@ from decimal import Decimal as D
 import pytest
 
 from core.engine import FollowPaused
+from core.journal import PositionChange
 from core.model import CopyStatus, FollowStatus, OrderIntent, Side, SkipReason, utcnow
 from core.risk_service import DriftFound, crossed, protection_levels
-from storage.journal import PositionChange
-from tests.harness import BTC, h  # noqa: F401  (h is the fixture)
+from tests.harness import BTC
 
 ETH = "ETH/USDT:USDT"
 

@@ -10,16 +10,18 @@ import pytest
 
 from core.engine import CopyEngine, EngineConfig, client_order_id
 from core.errors import NotFound, VaultError
+from core.journal import CopyDraft
 from core.listeners.supervisor import ListenerSupervisor
 from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderType, Side
 from core.notifications import NotificationQueue
+from core.reports import StatsService
 from core.scheduler import build_scheduler
 from core.vault import Vault, generate_key
 from core.venues.base import FillSource
 from core.venues.paper import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
-from storage.journal import CopyDraft, JournalStore
+from storage.journal import JournalStore
 from storage.models import Credential, Follow, Master
 
 
@@ -251,7 +253,7 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     venue = exchange.account(credential_id)
     await venue.place_order(OrderIntent(follow.id, cid, fill.symbol, Side.BUY, D("0.01")))
     engine = CopyEngine(journal, VenueRegistry(accounts, vault, {"paper": paper}), lambda _e: None, EngineConfig())
-    scheduler = build_scheduler(engine, settle_every_seconds=3600)
+    scheduler = build_scheduler(engine, stats=StatsService.for_database(sqlite_db, None), settle_every_seconds=3600)
     job = scheduler.get_job("settle-pending")
     await job.func()
     assert (await journal.copy_order(cid)).status is CopyStatus.FILLED

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from copytrade.app import App, build_app
 from copytrade.config import Mode, Settings
 from core.errors import NotFound, UserError
+from core.journal import PositionChange
 from core.model import CopyStatus, Fill, FollowStatus, OrderIntent, Side, SizingMode, SkipReason
 from core.vault import generate_key
 from core.venues.paper import PaperVenue
-from storage.journal import PositionChange
 from storage.models import Credential, Follow, FollowPosition, MasterStatus
 
 _names = itertools.count(1)

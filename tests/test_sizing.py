@@ -163,6 +163,7 @@ coefficients = st.decimals(min_value=D("0.001"), max_value=D("100"), places=3, a
 def test_entry_is_never_above_the_masters_proportion_and_never_below_the_minimum(qty, k, price, step, min_notional):
     rules = MarketRules("S", "B", "Q", step, D("0.01"), step, min_notional)
     raw = raw_entry_quantity(SizingMode.COEFFICIENT, k, qty, price)
+    assert isinstance(raw, D)  # the coefficient mode needs no equity: never a skip
     result = fit_to_market(raw, rules, price)
     if isinstance(result, Skip):
         assert result.reason in (SkipReason.BELOW_MIN_QUANTITY, SkipReason.BELOW_MIN_NOTIONAL)

@@ -7,21 +7,22 @@ import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import StatementError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from core.errors import NotFound, UserError
+from core.journal import CopyDraft, PositionChange
 from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side
 from core.vault import Vault, generate_key
 from storage import models  # noqa: F401  (every table on the metadata)
 from storage.accounts import AccountStore
 from storage.db import Database, create_sync_engine
-from storage.journal import CopyDraft, PositionChange
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import (
     CopyOrder,
@@ -41,6 +42,12 @@ _ids = itertools.count(1)
 # -- helpers: prerequisite rows -------------------------------------------------------------------
 
 
+def saved(row_id: int | None) -> int:
+    """The id of a flushed row (SQLModel types a primary key ``int | None`` until its INSERT)."""
+    assert row_id is not None
+    return row_id
+
+
 async def make_user(db: Database, *, telegram_id: int | None = None, name: str = "user") -> User:
     async with db.session() as session:
         user = User(telegram_id=telegram_id, display_name=name)
@@ -50,13 +57,13 @@ async def make_user(db: Database, *, telegram_id: int | None = None, name: str =
 
 
 async def make_credential(
-    db: Database, user_id: int, *, label: str | None = None, venue: str = "paper", ciphertext: bytes = b"sealed"
+    db: Database, user_id: int | None, *, label: str | None = None, venue: str = "paper", ciphertext: bytes = b"sealed"
 ) -> Credential:
     number = next(_ids)
     async with db.session() as session:
         row = Credential(
             id=f"cred{number:028d}",
-            user_id=user_id,
+            user_id=saved(user_id),
             venue=venue,
             label=label or f"account {number}",
             environment="paper",
@@ -82,9 +89,11 @@ async def make_master(
         return row
 
 
-async def make_follow(db: Database, user_id: int, master_id: int, credential_id: str, **fields) -> Follow:
+async def make_follow(
+    db: Database, user_id: int | None, master_id: int | None, credential_id: str, **fields: Any
+) -> Follow:
     async with db.session() as session:
-        row = Follow(user_id=user_id, master_id=master_id, credential_id=credential_id, **fields)
+        row = Follow(user_id=saved(user_id), master_id=saved(master_id), credential_id=credential_id, **fields)
         session.add(row)
         await session.flush()
         return row
@@ -100,7 +109,7 @@ async def make_setup(db: Database) -> tuple[User, Credential, Master, Follow]:
 
 
 def make_fill(
-    master_id: int,
+    master_id: int | None,
     trade_id: str,
     *,
     side: Side = Side.BUY,
@@ -110,7 +119,7 @@ def make_fill(
     symbol: str = "BTC/USDT:USDT",
 ) -> Fill:
     return Fill(
-        master_id=master_id,
+        master_id=saved(master_id),
         venue=venue,
         trade_id=trade_id,
         order_id=f"order-{trade_id}",
@@ -126,7 +135,7 @@ def draft(client_order_id: str, fill_id: int, follow: Follow, *, status: CopySta
     return CopyDraft(
         client_order_id=client_order_id,
         fill_id=fill_id,
-        follow_id=follow.id,
+        follow_id=saved(follow.id),
         user_id=follow.user_id,
         symbol="BTC/USDT:USDT",
         side=Side.BUY,
@@ -172,7 +181,8 @@ async def test_running_upgrade_twice_is_a_no_op_that_keeps_the_data(database_url
         user = await make_user(db, telegram_id=42, name="kept")
         await asyncio.to_thread(upgrade, database_url)
         assert current_revision(database_url) == head_revision()
-        assert (await AccountStore(db).user(user.id)).display_name == "kept"
+        kept = await AccountStore(db).user(saved(user.id))
+        assert kept is not None and kept.display_name == "kept"
         assert await count(db, User) == 1
     finally:
         await db.dispose()
@@ -256,7 +266,7 @@ async def test_set_master_position_seeds_the_position_before_the_first_fill(db, 
 async def test_exact_decimal_round_trips_money_values_exactly(db, value):
     master = await make_master(db)
     async with db.session() as session:
-        session.add(MasterPosition(master_id=master.id, symbol="X", quantity=Decimal(value)))
+        session.add(MasterPosition(master_id=saved(master.id), symbol="X", quantity=Decimal(value)))
     async with db.session() as session:
         row = await session.get(MasterPosition, (master.id, "X"))
     assert isinstance(row.quantity, Decimal)
@@ -267,7 +277,7 @@ async def test_exact_decimal_round_trips_a_38_digit_value_exactly(db):
     value = Decimal("12345678901234567890.123456789012345678")
     master = await make_master(db)
     async with db.session() as session:
-        session.add(MasterPosition(master_id=master.id, symbol="X", quantity=value))
+        session.add(MasterPosition(master_id=saved(master.id), symbol="X", quantity=value))
     async with db.session() as session:
         row = await session.get(MasterPosition, (master.id, "X"))
     assert row.quantity == value
@@ -286,7 +296,7 @@ async def test_exact_decimal_round_trips_a_38_digit_value_exactly(db):
 async def test_exact_decimal_rounds_beyond_18_places_the_same_on_every_backend(db, value, stored):
     master = await make_master(db)
     async with db.session() as session:
-        session.add(MasterPosition(master_id=master.id, symbol="X", quantity=value))
+        session.add(MasterPosition(master_id=saved(master.id), symbol="X", quantity=value))
     async with db.session() as session:
         row = await session.get(MasterPosition, (master.id, "X"))
     assert row.quantity == stored
@@ -296,7 +306,9 @@ async def test_exact_decimal_refuses_a_value_too_large_for_numeric_38_18(db):
     master = await make_master(db)
     with pytest.raises(StatementError, match="does not fit"):
         async with db.session() as session:
-            session.add(MasterPosition(master_id=master.id, symbol="X", quantity=Decimal("123456789012345678901.5")))
+            session.add(
+                MasterPosition(master_id=saved(master.id), symbol="X", quantity=Decimal("123456789012345678901.5"))
+            )
     assert await count(db, MasterPosition) == 0
 
 
@@ -304,7 +316,7 @@ async def test_exact_decimal_refuses_a_float_for_a_money_column(db):
     master = await make_master(db)
     with pytest.raises(StatementError, match="expected Decimal"):
         async with db.session() as session:
-            session.add(MasterPosition(master_id=master.id, symbol="X", quantity=0.1))  # type: ignore[arg-type]
+            session.add(MasterPosition(master_id=saved(master.id), symbol="X", quantity=0.1))  # type: ignore[arg-type]
     assert await count(db, MasterPosition) == 0
 
 
@@ -370,7 +382,7 @@ async def test_concurrent_begin_copies_all_land_exactly_once(db, journal):
     results = await asyncio.gather(*(journal.begin_copies([draft(i, entry.fill_id, follow)]) for i in ids))
     assert results == [set()] * 50
     async with db.session() as session:
-        stored = list((await session.execute(select(CopyOrder.client_order_id))).scalars())
+        stored = list((await session.execute(select(col(CopyOrder.client_order_id)))).scalars())
     assert sorted(stored) == ids
 
 
@@ -396,7 +408,7 @@ async def test_one_failing_begin_copies_does_not_fail_the_others_in_its_group(db
 
 def _result(fill: Fill, follow: Follow, client_order_id: str, **fields) -> CopyResult:
     return CopyResult(
-        follow_id=follow.id,
+        follow_id=saved(follow.id),
         user_id=follow.user_id,
         master_id=fill.master_id,
         client_order_id=client_order_id,
@@ -461,11 +473,14 @@ async def test_finish_copies_stores_the_failure_reason(db, journal):
 
 async def _position(db: Database, follow_id: int, symbol: str = "BTC") -> FollowPosition:
     async with db.session() as session:
-        return await session.get(FollowPosition, (follow_id, symbol, False))
+        position = await session.get(FollowPosition, (follow_id, symbol, False))
+    assert position is not None
+    return position
 
 
 async def test_finish_copies_moves_the_follow_position_through_add_reduce_and_flip(db, journal):
     _, _, _, follow = await make_setup(db)
+    assert follow.id is not None
     await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(1), Decimal(100))])
     await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(1), Decimal(200))])
     position = await _position(db, follow.id)
@@ -483,6 +498,7 @@ async def test_finish_copies_moves_the_follow_position_through_add_reduce_and_fl
 
 async def test_finish_copies_closing_a_short_realizes_profit_and_clears_entry(db, journal):
     _, _, _, follow = await make_setup(db)
+    assert follow.id is not None
     await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(-2), Decimal(300))])
     await journal.finish_copies([], [PositionChange(follow.id, "BTC", Decimal(2), Decimal(250))])
     position = await _position(db, follow.id)
@@ -513,7 +529,7 @@ async def test_active_follows_excludes_paused_and_stopped(db, journal):
     assert [f.follow_id for f in follows] == [active.id]
     assert follows[0].sizing_value == Decimal("0.25")
     assert follows[0].allowed_symbols == frozenset({"BTC"})
-    assert await journal.active_follows(master.id + 1000) == []
+    assert await journal.active_follows(saved(master.id) + 1000) == []
 
 
 # -- AccountStore ---------------------------------------------------------------------------------
@@ -523,9 +539,10 @@ async def test_add_follow_twice_for_same_master_and_credential_raises_80005(db, 
     user = await make_user(db)
     credential = await make_credential(db, user.id)
     master = await make_master(db)
-    await accounts.add_follow(Follow(user_id=user.id, master_id=master.id, credential_id=credential.id))
+    user_id, master_id = saved(user.id), saved(master.id)
+    await accounts.add_follow(Follow(user_id=user_id, master_id=master_id, credential_id=credential.id))
     with pytest.raises(UserError, match="80005"):
-        await accounts.add_follow(Follow(user_id=user.id, master_id=master.id, credential_id=credential.id))
+        await accounts.add_follow(Follow(user_id=user_id, master_id=master_id, credential_id=credential.id))
     assert await count(db, Follow) == 1
 
 
@@ -533,8 +550,10 @@ async def test_credential_label_is_unique_per_user_only(db, accounts):
     alice = await make_user(db, name="alice")
     bob = await make_user(db, name="bob")
 
-    def row(user_id: int, cid: str) -> Credential:
-        return Credential(id=cid, user_id=user_id, venue="paper", label="main", ciphertext=b"x", key_fingerprint="f")
+    def row(user_id: int | None, cid: str) -> Credential:
+        return Credential(
+            id=cid, user_id=saved(user_id), venue="paper", label="main", ciphertext=b"x", key_fingerprint="f"
+        )
 
     await accounts.add_credential(row(alice.id, "c1"))
     with pytest.raises(UserError, match="main"):
@@ -583,6 +602,7 @@ async def test_pause_all_active_pauses_everything_active_and_returns_master_ids(
 
 async def test_credential_ciphertext_column_never_holds_the_plaintext_secret(db, accounts):
     user = await make_user(db)
+    assert user.id is not None
     vault = Vault(generate_key())
     secret = "SUPER-SECRET-api-secret-value-0123456789"
     blob = vault.encrypt({"api_key": "my-api-key-visible", "secret": secret}, owner_id=user.id, credential_id="c1")

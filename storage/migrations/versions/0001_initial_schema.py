@@ -6,7 +6,7 @@ Create Date: 2026-11-21 20:08:32.883039
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import storage.types

@@ -10,7 +10,7 @@ Create Date: 2026-11-21 20:45:00
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import storage.types
@@ -53,8 +53,10 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_sqlite(
             True,
-            "INSERT INTO _follow_positions_new (follow_id, symbol, simulated, quantity, entry_price, realized_pnl, updated_at) "
-            "SELECT p.follow_id, p.symbol, COALESCE(f.dry_run, 0), p.quantity, p.entry_price, p.realized_pnl, p.updated_at "
+            "INSERT INTO _follow_positions_new"
+            " (follow_id, symbol, simulated, quantity, entry_price, realized_pnl, updated_at) "
+            "SELECT p.follow_id, p.symbol, COALESCE(f.dry_run, 0), p.quantity, p.entry_price, p.realized_pnl,"
+            " p.updated_at "
             "FROM follow_positions p LEFT JOIN follows f ON f.id = p.follow_id",
         )
         return
@@ -70,7 +72,8 @@ def downgrade() -> None:
         _rebuild_sqlite(
             False,
             "INSERT INTO _follow_positions_new (follow_id, symbol, quantity, entry_price, realized_pnl, updated_at) "
-            "SELECT follow_id, symbol, quantity, entry_price, realized_pnl, updated_at FROM follow_positions WHERE NOT simulated",
+            "SELECT follow_id, symbol, quantity, entry_price, realized_pnl, updated_at"
+            " FROM follow_positions WHERE NOT simulated",
         )
         return
     op.execute("DELETE FROM follow_positions WHERE simulated")

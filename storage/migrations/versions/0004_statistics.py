@@ -11,7 +11,7 @@ Create Date: 2026-11-21 20:45:05
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import storage.types

@@ -8,7 +8,7 @@ Create Date: 2026-11-21 20:47:10.668892
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import storage.types

@@ -1,0 +1,290 @@
+"""The journal and the copy ledger as core sees them: the contracts and the values they carry.
+
+``CopyJournal`` is what ``CopyEngine`` needs (master fills, copy orders, follows, and the copied
+positions exits are sized against); ``RiskLedger`` is what ``RiskService`` needs (copied
+positions, resting take-profit / stop-loss orders, drifts, the master's positions). Both are
+Protocols: ``storage.journal.JournalStore`` satisfies them structurally, and core never imports
+storage.
+
+What core *writes* crosses as frozen dataclasses defined here. What core only *reads* back from
+a row (a journaled fill, a copy order, a copied position, a drift) is a Protocol of exactly the
+attributes it reads, as read-only properties: storage hands over its rows unchanged, so its other
+readers (the bot, the statistics) keep every column, and core can neither depend on a column it
+does not name nor write to a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from core.model import CopyResult, CopyStatus, Fill, FollowSettings, OrderType, Side
+
+# -- values core writes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """A master fill as journaled: its id, and the master's position in its symbol before it."""
+
+    fill_id: int
+    master_position_before: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CopyDraft:
+    """A copy order row written before sending (pending) or as a final skip."""
+
+    client_order_id: str
+    fill_id: int | None  # None for orders the copier places itself (take-profit, sync, ...)
+    follow_id: int
+    user_id: int
+    symbol: str
+    side: Side | None
+    order_type: OrderType
+    reduce_only: bool
+    status: CopyStatus
+    requested_quantity: Decimal | None
+    master_price: Decimal
+    limit_price: Decimal | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    dry_run: bool = False
+    origin: str = "copy"
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChange:
+    """A fill applied to one follow's copied position (``simulated`` for dry runs)."""
+
+    follow_id: int
+    symbol: str
+    signed_quantity: Decimal
+    price: Decimal
+    simulated: bool = False
+    client_order_id: str | None = None  # the order whose fill this is: gets the realized PnL
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCopy:
+    """A copy order journaled as pending whose outcome was never recorded (a crash mid-send)."""
+
+    client_order_id: str
+    follow_id: int
+    credential_id: str | None  # None once the follow's key was removed
+    symbol: str
+    fill_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectiveOrder:
+    """A take-profit or stop-loss order for one follow's copied position, resting on the venue.
+
+    ``RiskService`` decides it and journals it before sending; the journal gives it back while
+    it rests (status PENDING or PLACED)."""
+
+    client_order_id: str
+    follow_id: int
+    symbol: str
+    kind: str  # take_profit | stop_loss
+    side: Side
+    quantity: Decimal
+    trigger_price: Decimal
+    status: CopyStatus
+
+
+# -- rows core reads back ------------------------------------------------------------------------
+
+
+class JournaledFill(Protocol):
+    """A master fill as the journal recorded it (re-planned after a restart)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def master_id(self) -> int: ...
+    @property
+    def venue(self) -> str: ...
+    @property
+    def trade_id(self) -> str: ...
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def order_type(self) -> OrderType: ...
+    @property
+    def reduce_only(self) -> bool: ...
+    @property
+    def master_position_before(self) -> Decimal: ...
+    @property
+    def executed_at(self) -> datetime: ...
+
+
+class CopyRecord(Protocol):
+    """A journaled copy order and its outcome so far (looked up before anything is re-sent)."""
+
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def follow_id(self) -> int: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side | None: ...
+    @property
+    def status(self) -> CopyStatus: ...
+    @property
+    def requested_quantity(self) -> Decimal | None: ...
+    @property
+    def filled_quantity(self) -> Decimal: ...
+    @property
+    def average_price(self) -> Decimal | None: ...
+    @property
+    def master_price(self) -> Decimal: ...
+    @property
+    def venue_order_id(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+class CopiedPosition(Protocol):
+    """What the copies opened for one follow in one symbol (never the follower's own trades)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...  # signed
+    @property
+    def entry_price(self) -> Decimal | None: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+class Drift(Protocol):
+    """The last reconciliation's finding in one symbol: the copy history's position and the venue's."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def expected(self) -> Decimal: ...
+    @property
+    def actual(self) -> Decimal: ...
+
+
+# -- the contracts -------------------------------------------------------------------------------
+
+
+class CopyJournal(Protocol):
+    """The engine's journal: the order of its writes is what makes copying at most once."""
+
+    async def journal_fill(self, fill: Fill) -> JournalEntry | None:
+        """Record the master's execution before anything is placed; ``None`` for a repeat
+        delivery of the same trade. Raises ``NotFound`` for an unknown or retired master."""
+        ...
+
+    async def mark_planned(self, fill_id: int) -> None:
+        """Every follow of the fill has its copy order row: a restart need not re-plan it."""
+        ...
+
+    async def unplanned_fills(self) -> Sequence[JournaledFill]:
+        """Fills journaled before a crash whose copies were not all planned, oldest first."""
+        ...
+
+    async def fill(self, fill_id: int) -> JournaledFill | None: ...
+
+    async def active_follows(self, master_id: int) -> list[FollowSettings]: ...
+
+    async def active_follow_credentials(self) -> list[str]:
+        """The credential of every active follow, of every master."""
+        ...
+
+    async def master_id_of_follow(self, follow_id: int) -> int | None: ...
+
+    async def pause_follow(self, follow_id: int, reason: str) -> bool:
+        """Pause an active follow; False if it was not active."""
+        ...
+
+    async def follow_positions(
+        self, follow_ids: Sequence[int], symbol: str, *, simulated: bool = False
+    ) -> dict[int, Decimal]:
+        """The copied (or, for dry runs, simulated) position of each follow in ``symbol``."""
+        ...
+
+    async def copied_notional(self, follow_id: int) -> Decimal:
+        """What the follow's copied positions cost, all symbols together."""
+        ...
+
+    async def begin_copies(self, drafts: Sequence[CopyDraft]) -> set[str]:
+        """Journal copy orders before sending; returns the ids journaled before (never resend
+        those without asking the venue)."""
+        ...
+
+    async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:
+        """Store final results and move the follows' copied (or simulated) positions."""
+        ...
+
+    async def pending_copies(self) -> Sequence[PendingCopy]: ...
+
+    async def copy_order(self, client_order_id: str) -> CopyRecord | None: ...
+
+
+class RiskLedger(Protocol):
+    """The risk controls' view of the ledger: copied positions and what protects them."""
+
+    async def all_active_follows(self) -> list[FollowSettings]: ...
+
+    async def pause_follow(self, follow_id: int, reason: str) -> bool:
+        """Pause an active follow; False if it was not active."""
+        ...
+
+    async def real_positions(self, follow_id: int) -> Sequence[CopiedPosition]:
+        """The follow's open copied positions (not the simulated ones of a dry run)."""
+        ...
+
+    async def realized_since(self, follow_id: int, since: datetime) -> Decimal:
+        """PnL realized by the follow's orders completed since ``since``, fees deducted."""
+        ...
+
+    async def protective_orders(self, follow_id: int, symbol: str | None = None) -> Sequence[ProtectiveOrder]:
+        """The follow's take-profit / stop-loss orders still resting, oldest first."""
+        ...
+
+    async def follows_with_resting_protection(self) -> dict[int, set[str]]:
+        """Follow id -> symbols with a take-profit / stop-loss order still resting."""
+        ...
+
+    async def save_protective_order(self, order: ProtectiveOrder) -> bool:
+        """Journal a protective order before it is sent; False if that id exists already."""
+        ...
+
+    async def set_protective_status(
+        self, client_order_id: str, status: CopyStatus, venue_order_id: str | None = None
+    ) -> None: ...
+
+    async def master_symbols(self, master_id: int) -> set[str]: ...
+
+    async def master_positions(self, master_id: int) -> dict[str, Decimal]:
+        """The master's open positions (non-zero), by symbol."""
+        ...
+
+    async def replace_drifts(
+        self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """Store this reconciliation's drifts (symbol -> (expected, actual)); returns the previous ones."""
+        ...
+
+    async def drifts(self, follow_id: int) -> Sequence[Drift]: ...
