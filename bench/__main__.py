@@ -140,7 +140,8 @@ async def run(chosen: list[str], sizes: Sizes, rtt: float, *, progress: bool) ->
             report["engine"].append(await run_engine_overhead(n, sizes.repetitions))
     if "ccxt" in chosen:
         note(
-            f"ccxt client path, {', '.join(map(str, sizes.ccxt))} followers, RTT {rtt * 1000:.0f} ms; sequential baseline at {sizes.baseline}"
+            f"ccxt client path, {', '.join(map(str, sizes.ccxt))} followers, RTT {rtt * 1000:.0f} ms; "
+            f"sequential baseline at {sizes.baseline}"
         )
         report["ccxt"] = await run_ccxt_path(list(sizes.ccxt), sizes.repetitions, rtt=rtt, baseline_n=sizes.baseline)
     if "detect" in chosen:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlmodel import col
 
 from copytrade.config import Mode, Settings
 from core.engine import EngineConfig
@@ -125,11 +126,13 @@ async def seed_accounts(
     async with app.db.session() as session:
         prefix = secrets.token_hex(4)
         users = [{"display_name": f"bench {prefix} {i}", "telegram_id": None} for i in range(len(account_secrets))]
-        first = (await session.execute(select(User.id).order_by(User.id.desc()).limit(1))).scalar() or 0
+        first = (await session.execute(select(col(User.id)).order_by(col(User.id).desc()).limit(1))).scalar() or 0
         await session.execute(insert(User), users)
-        user_ids = list((await session.execute(select(User.id).where(User.id > first).order_by(User.id))).scalars())
+        user_ids = list(
+            (await session.execute(select(col(User.id)).where(col(User.id) > first).order_by(col(User.id)))).scalars()
+        )
         credentials = []
-        for user_id, raw in zip(user_ids, account_secrets):
+        for user_id, raw in zip(user_ids, account_secrets, strict=True):
             credential_id = secrets.token_hex(16)
             credentials.append(
                 {
@@ -144,7 +147,7 @@ async def seed_accounts(
             )
         await session.execute(insert(Credential), credentials)
         if master_name is not None:
-            for user_id, credential in zip(user_ids, credentials):
+            for credential in credentials:
                 master = Master(name=master_name, venue=venue, credential_id=credential["id"])
                 session.add(master)
                 await session.flush()
@@ -157,22 +160,28 @@ async def seed_accounts(
             Follow(user_id=user_id, master_id=master_id, credential_id=credential["id"], **settings).model_dump(
                 exclude={"id"}
             )
-            for user_id, credential in zip(user_ids, credentials)
+            for user_id, credential in zip(user_ids, credentials, strict=True)
         ]
-        first_follow = (await session.execute(select(Follow.id).order_by(Follow.id.desc()).limit(1))).scalar() or 0
+        first_follow = (
+            await session.execute(select(col(Follow.id)).order_by(col(Follow.id).desc()).limit(1))
+        ).scalar() or 0
         await session.execute(insert(Follow), follows)
         follow_ids = list(
-            (await session.execute(select(Follow.id).where(Follow.id > first_follow).order_by(Follow.id))).scalars()
+            (
+                await session.execute(
+                    select(col(Follow.id)).where(col(Follow.id) > first_follow).order_by(col(Follow.id))
+                )
+            ).scalars()
         )
     app.engine.invalidate_follows(master_id)
-    return list(zip(follow_ids, [c["id"] for c in credentials]))
+    return list(zip(follow_ids, [c["id"] for c in credentials], strict=True))
 
 
 class PlaceOrderClock:
     """While installed, notes ``time.perf_counter()`` at every ``place_order`` of a venue class:
     when the call is made (``when="called"``) or when it returns (``when="returned"``)."""
 
-    def __init__(self, venue_class: type, when: str) -> None:
+    def __init__(self, venue_class: type[Any], when: str) -> None:
         self.times: list[float] = []
         self._class, self._when = venue_class, when
         self._original = venue_class.place_order

@@ -38,7 +38,7 @@ def account_key(prefix: str, index: int) -> tuple[str, str]:
 def _server_class() -> type:
     from tests.fakes.binance import FakeBinance
 
-    class BenchBinance(FakeBinance):  # type: ignore[misc, valid-type]
+    class BenchBinance(FakeBinance):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.sent_ns: list[int] = []

@@ -90,7 +90,8 @@ class Vault:
             raise VaultError(
                 f"credential {credential_id} failed authentication: it was altered or belongs to another row"
             ) from None
-        return json.loads(plaintext)
+        secrets: dict[str, str] = json.loads(plaintext)
+        return secrets
 
     def needs_rotation(self, blob: bytes) -> bool:
         return blob[2 : 2 + _KEY_ID_LEN] != self._current_id
