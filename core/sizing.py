@@ -13,8 +13,10 @@ notional: an order too small becomes a recorded ``Skip`` with the numbers, never
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from fractions import Fraction
 
 from core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
 
@@ -32,7 +34,9 @@ class LegPlan:
 
     leg: Leg
     master_quantity: Decimal  # the part of the master's fill this leg covers
-    exit_fraction: Decimal | None = None  # EXIT: share of the master's position closed, 0 < f <= 1
+    #: EXIT: share of the master's position closed, 0 < f <= 1. A ``Fraction``, exact: in Decimal,
+    #: 0.001/0.003 times 0.003 is 0.000999…, one lot step short of the exit it stands for.
+    exit_fraction: Fraction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ def split_legs(fill: Fill, master_position_before: Decimal) -> list[LegPlan]:
         return [LegPlan(Leg.ENTRY, fill.quantity)]
     held = abs(master_position_before)
     closed = min(fill.quantity, held)
-    legs = [LegPlan(Leg.EXIT, closed, closed / held)]
+    legs = [LegPlan(Leg.EXIT, closed, Fraction(closed) / Fraction(held))]
     opened = fill.quantity - closed
     if opened > 0 and not fill.reduce_only:
         legs.append(LegPlan(Leg.ENTRY, opened))
@@ -66,6 +70,13 @@ def round_down(value: Decimal, step: Decimal) -> Decimal:
     if step <= 0:
         return value
     return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def _steps_down(value: Fraction, step: Decimal) -> Decimal:
+    """An exact quantity rounded down onto the step, with no Decimal division on the way."""
+    if step <= 0:
+        return Decimal(value.numerator) / Decimal(value.denominator)
+    return math.floor(value / Fraction(step)) * step
 
 
 def round_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:
@@ -110,7 +121,13 @@ def fit_to_market(
     small close so that a position can always be flattened).
     """
     units = base_quantity / rules.contract_size
-    quantity = round_down(units, rules.quantity_step)
+    return _fit_units(units, round_down(units, rules.quantity_step), rules, price, reduce_only=reduce_only)
+
+
+def _fit_units(
+    units: Decimal, quantity: Decimal, rules: MarketRules, price: Decimal, *, reduce_only: bool
+) -> Decimal | Skip:
+    """Check ``quantity`` (``units`` rounded down to the step) against the venue's limits."""
     if rules.max_quantity is not None and quantity > rules.max_quantity:
         quantity = round_down(rules.max_quantity, rules.quantity_step)
     minimum = max(rules.min_quantity, rules.quantity_step)
@@ -150,12 +167,15 @@ def size_exit(
     if plan.exit_fraction is not None and plan.exit_fraction >= 1:
         return Sized(side, held)
     if plan.exit_fraction is not None:
-        wanted = held * plan.exit_fraction
+        exact = Fraction(held) * plan.exit_fraction
+        wanted = _steps_down(exact, rules.quantity_step)
+        fitted = _fit_units(
+            Decimal(exact.numerator) / Decimal(exact.denominator), wanted, rules, price, reduce_only=True
+        )
     elif fallback_quantity is not None:
-        wanted = min(held, fallback_quantity / rules.contract_size)
+        fitted = fit_to_market(min(held * rules.contract_size, fallback_quantity), rules, price, reduce_only=True)
     else:
         return Skip(SkipReason.NO_POSITION_TO_EXIT, "the master's exit size is unknown")
-    fitted = fit_to_market(wanted * rules.contract_size, rules, price, reduce_only=True)
     if isinstance(fitted, Skip):
         return fitted
     return Sized(side, min(fitted, held))

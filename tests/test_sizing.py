@@ -1,4 +1,5 @@
 from decimal import Decimal as D
+from fractions import Fraction as F
 
 import pytest
 from hypothesis import assume, given
@@ -37,20 +38,20 @@ def test_fill_adding_to_position_is_an_entry():
 
 
 def test_partial_exit_carries_the_fraction_of_the_master_position():
-    assert split_legs(fill(Side.SELL, "1"), D(4)) == [LegPlan(Leg.EXIT, D(1), D("0.25"))]
+    assert split_legs(fill(Side.SELL, "1"), D(4)) == [LegPlan(Leg.EXIT, D(1), F("0.25"))]
 
 
 def test_full_exit_has_fraction_one():
-    assert split_legs(fill(Side.BUY, "4"), D(-4)) == [LegPlan(Leg.EXIT, D(4), D(1))]
+    assert split_legs(fill(Side.BUY, "4"), D(-4)) == [LegPlan(Leg.EXIT, D(4), F(1))]
 
 
 def test_reversal_splits_into_exit_then_entry():
-    assert split_legs(fill(Side.SELL, "5"), D(2)) == [LegPlan(Leg.EXIT, D(2), D(1)), LegPlan(Leg.ENTRY, D(3))]
+    assert split_legs(fill(Side.SELL, "5"), D(2)) == [LegPlan(Leg.EXIT, D(2), F(1)), LegPlan(Leg.ENTRY, D(3))]
 
 
 def test_reduce_only_never_opens_even_when_untracked():
     assert split_legs(fill(Side.SELL, "1", reduce_only=True), D(0)) == [LegPlan(Leg.EXIT, D(1), None)]
-    assert split_legs(fill(Side.SELL, "5", reduce_only=True), D(2)) == [LegPlan(Leg.EXIT, D(2), D(1))]
+    assert split_legs(fill(Side.SELL, "5", reduce_only=True), D(2)) == [LegPlan(Leg.EXIT, D(2), F(1))]
 
 
 # -- entry quantities --------------------------------------------------------------------------
@@ -134,15 +135,15 @@ def test_max_quantity_caps_the_order():
 
 
 def test_partial_exit_closes_the_same_fraction_of_the_followers_position():
-    assert size_exit(LegPlan(Leg.EXIT, D(1), D("0.5")), D("0.3"), BTC, D(60000)) == Sized(Side.SELL, D("0.15"))
+    assert size_exit(LegPlan(Leg.EXIT, D(1), F("0.5")), D("0.3"), BTC, D(60000)) == Sized(Side.SELL, D("0.15"))
 
 
 def test_full_exit_closes_everything_even_off_step_dust():
-    assert size_exit(LegPlan(Leg.EXIT, D(1), D(1)), D("-0.0037"), BTC, D(60000)) == Sized(Side.BUY, D("0.0037"))
+    assert size_exit(LegPlan(Leg.EXIT, D(1), F(1)), D("-0.0037"), BTC, D(60000)) == Sized(Side.BUY, D("0.0037"))
 
 
 def test_exit_without_a_copied_position_is_a_skip():
-    result = size_exit(LegPlan(Leg.EXIT, D(1), D("0.5")), D(0), BTC, D(60000))
+    result = size_exit(LegPlan(Leg.EXIT, D(1), F("0.5")), D(0), BTC, D(60000))
     assert isinstance(result, Skip) and result.reason is SkipReason.NO_POSITION_TO_EXIT
 
 
@@ -180,7 +181,7 @@ def test_partial_exit_is_never_more_than_the_fraction_of_the_position(position, 
     rules = MarketRules("S", "B", "Q", step, D("0.01"), step, D(0), derivative=True)
     position = round_down(position, step)
     assume(position > 0)
-    result = size_exit(LegPlan(Leg.EXIT, D(1), fraction), position, rules, price)
+    result = size_exit(LegPlan(Leg.EXIT, D(1), F(fraction)), position, rules, price)
     if isinstance(result, Skip):
         assert position * fraction < step
         return
@@ -198,11 +199,11 @@ def test_a_partial_then_full_exit_leaves_no_position(position, first_fraction_pc
     fraction = min(first_fraction_pct / 100, D(1))
     rules = MarketRules("S", "B", "Q", D("0.01"), D("0.01"), D("0.01"), D(0), derivative=True)
     remaining = position
-    first = size_exit(LegPlan(Leg.EXIT, D(1), fraction), remaining, rules, D(10))
+    first = size_exit(LegPlan(Leg.EXIT, D(1), F(fraction)), remaining, rules, D(10))
     if isinstance(first, Sized):
         remaining -= first.quantity
     if remaining:
-        last = size_exit(LegPlan(Leg.EXIT, D(1), D(1)), remaining, rules, D(10))
+        last = size_exit(LegPlan(Leg.EXIT, D(1), F(1)), remaining, rules, D(10))
         assert isinstance(last, Sized)
         remaining -= last.quantity
     assert remaining == 0
@@ -213,3 +214,37 @@ def test_no_mode_ever_produces_a_float(mode):
     raw = raw_entry_quantity(mode, D("1.5"), D("0.3"), D("123.45"), follower_equity=D(1000), master_equity=D(5000))
     assert isinstance(raw, D)
     assert isinstance(fit_to_market(raw, SPOT, D("123.45")), (D, Skip))
+
+
+# -- exits land on the exact proportional target (issue 13, item 9) ---------------------------
+
+
+def test_a_third_of_the_masters_position_closes_exactly_a_third_of_the_followers():
+    """0.001/0.003 is 0.333…3 in Decimal; times 0.003 it was 0.000999…, one step short, rounded to 0."""
+    legs = split_legs(fill(Side.SELL, "0.001"), D("0.003"))
+    assert size_exit(legs[0], D("0.003"), BTC, D(60000)) == Sized(Side.SELL, D("0.001"))
+
+
+def test_closing_a_position_in_equal_parts_never_skips_a_part():
+    master, follower = D("0.007"), D("0.007")
+    for _ in range(7):
+        (leg,) = split_legs(fill(Side.SELL, "0.001"), master)
+        sized = size_exit(leg, follower, BTC, D(60000))
+        assert sized == Sized(Side.SELL, D("0.001"))
+        master, follower = master - D("0.001"), follower - sized.quantity
+    assert master == follower == 0
+
+
+@given(
+    st.integers(min_value=1, max_value=10_000),
+    st.integers(min_value=1, max_value=10_000),
+    st.integers(min_value=1, max_value=50),
+)
+def test_a_proportional_exit_is_the_exact_share_rounded_down_to_the_step(held_steps, closed_steps, ratio):
+    """Master and follower in the same proportion: the follower closes exactly ``ratio`` times the master."""
+    assume(closed_steps <= held_steps)
+    step = D("0.001")
+    master_held, master_closed = held_steps * step, closed_steps * step
+    (leg, *_) = split_legs(fill(Side.SELL, str(master_closed)), master_held)
+    result = size_exit(leg, master_held * ratio, BTC, D(60000))
+    assert result == Sized(Side.SELL, master_closed * ratio)
