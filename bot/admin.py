@@ -7,8 +7,6 @@ import asyncio
 import logging
 import re
 import time
-from datetime import UTC, datetime
-from datetime import time as dtime
 from typing import Any
 
 from telegram import Bot, Update
@@ -27,8 +25,9 @@ from bot.formatting import format_admin_stats, format_broadcast_progress, format
 from bot.keyboards import column, keyboard
 from bot.keys import available_venues, delete_secret_message, spec_of
 from core.errors import UserError
+from core.model import MasterStatus
+from core.records import UserRecord
 from core.venues.catalog import FIELD_PROMPTS
-from storage.models import MasterStatus, User
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ async def _am_ask(update: Update, state: dict[str, Any]) -> int:
 
 
 @handler(admin=True)
-async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
+async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
     context.user_data.pop(_AM, None)
     buttons = [(spec_of(name).title, f"ad:v:{name}") for name in available_venues(context)]
     await reply(
@@ -65,7 +64,7 @@ async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _, venue = callback_args(update, 2)
     if venue not in available_venues(context):
         raise UserError("that venue is not available in this deployment")
@@ -76,7 +75,7 @@ async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler(admin=True)
-async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     await delete_secret_message(update)
     state = context.user_data.get(_AM)
     if not state or not state["pending"]:
@@ -92,7 +91,7 @@ async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.get(_AM)
     if not state or not state["pending"] or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
@@ -101,7 +100,7 @@ async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler(admin=True)
-async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.get(_AM)
     if not state or state["pending"]:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
@@ -131,7 +130,7 @@ async def _am_summary(update: Update, state: dict[str, Any]) -> int:
 
 
 @handler(admin=True)
-async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.get(_AM)
     if not state or "name" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
@@ -143,7 +142,7 @@ async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler(admin=True)
-async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.pop(_AM, None)
     if not state or "description" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
@@ -208,7 +207,7 @@ def addmaster_conversation() -> ConversationHandler:
 
 
 @handler(admin=True)
-async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     action, master_id = callback_args(update, 2)
     services = get_app(context).services
     master = await services.master(int_arg(master_id), include_hidden=True)
@@ -232,7 +231,7 @@ async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user
 
 
 @handler(admin=True)
-async def manage_master_no(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def manage_master_no(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await reply(update, "Nothing was changed.")
 
 
@@ -245,7 +244,7 @@ PROGRESS_EVERY_SECONDS = 2.0
 
 
 @handler(admin=True)
-async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
+async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
     context.user_data.pop(_BC, None)
     masters = await get_app(context).services.masters(include_hidden=True)
     buttons = [("Everyone", "bc:a:all")] + [
@@ -256,7 +255,7 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _, target = callback_args(update, 2)
     if target == "all":
         context.user_data[_BC] = {"master_id": None, "audience": "everyone"}
@@ -268,14 +267,14 @@ async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
 
 
 @handler(admin=True)
-async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.get(_BC)
     if not state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
     text = update.effective_message.text or ""
     if not text.strip() or len(text) > 4096:
         raise UserError("the message must be 1 to 4096 characters")
-    recipients = await get_app(context).accounts.broadcast_recipients(state["master_id"])
+    recipients = await get_app(context).services.broadcast_recipients(state["master_id"])
     state["text"] = text
     await reply(
         update,
@@ -286,12 +285,12 @@ async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler(admin=True)
-async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.pop(_BC, None)
     if not state or "text" not in state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
     app = get_app(context)
-    recipients = await app.accounts.broadcast_recipients(state["master_id"])
+    recipients = await app.services.broadcast_recipients(state["master_id"])
     progress = await update.effective_chat.send_message(format_broadcast_progress(0, len(recipients), 0, 0, 0))
     context.application.create_task(
         run_broadcast(context.bot, app, recipients, state["text"], progress.chat_id, progress.message_id),
@@ -317,7 +316,7 @@ async def run_broadcast(
                 counts["delivered"] += 1
             except Forbidden:  # blocked the bot or deactivated
                 counts["blocked"] += 1
-                await app.accounts.set_blocked(user_id, True)
+                await app.services.set_blocked(user_id, True)
             except (BadRequest, RetryAfter, TelegramError) as exc:
                 counts["failed"] += 1
                 log.warning("broadcast to user %s failed: %s", user_id, exc)
@@ -373,12 +372,11 @@ def broadcast_conversation() -> ConversationHandler:
 
 
 @handler(admin=True)
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     app = get_app(context)
-    today = datetime.combine(datetime.now(UTC).date(), dtime(), tzinfo=UTC)
     text = format_stats(
-        await app.accounts.counts(),
-        await app.accounts.copy_counts_since(None, today),
+        await app.services.system_counts(),
+        await app.services.copies_today(None),
         app.notifications.pending(),
         app.notifications.dropped,
     )
@@ -388,7 +386,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) 
 
 
 @handler(admin=True)
-async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await reply(
         update,
         "⚠️ Kill switch: pause EVERY active follow of every user now? Open positions stay as they are.",
@@ -397,7 +395,7 @@ async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler(admin=True)
-async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     data = update.callback_query.data
     if data == "pa:x":
         await reply(update, "Nothing was paused.")

@@ -18,11 +18,11 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from core.errors import UserError
-from storage.models import User
+from core.records import UserRecord
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, User], Awaitable[Any]]
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, UserRecord], Awaitable[Any]]
 
 NOT_REGISTERED = "Send /start first, then try again."
 ADMINS_ONLY = "⛔ This command is for administrators only."
@@ -76,7 +76,7 @@ def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler
                 if register:
                     user = await app.services.register_user(tg_user.id, tg_user.full_name or tg_user.username or "")
                 else:
-                    user = await app.accounts.user_by_telegram_id(tg_user.id)
+                    user = await app.services.user_by_telegram_id(tg_user.id)
                     if user is None:
                         await reply(update, NOT_REGISTERED)
                         return None

@@ -33,11 +33,10 @@ from bot.formatting import (
 )
 from bot.keyboards import button, column, keyboard, pager, rows
 from core.errors import UserError, VaultError, VenueError
-from core.model import SizingMode
+from core.model import MasterStatus, SizingMode
+from core.records import UserRecord
 from core.reports import RANK_KEYS
 from core.validation import parse_sizing, validate_follow_changes
-from storage.journal import follow_settings
-from storage.models import Follow, MasterStatus, User
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort
 
 
 @handler()
-async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await _masters_page(update, context, DEFAULT_SORT, 0)
 
 
@@ -117,7 +116,7 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
 
 
 @handler()
-async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     data = update.callback_query.data or ""
     if data.startswith("ms:l:"):
         _, sort, page = callback_args(update, 3)
@@ -140,7 +139,7 @@ def _state(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
 
 
 @handler()
-async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     context.user_data.pop(_KEY, None)
     services = get_app(context).services
     if not await services.accounts_of(user.id):
@@ -162,12 +161,14 @@ async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 @handler()
-async def follow_pick_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_pick_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _, master_id = callback_args(update, 2)
     return await _master_chosen(update, context, user, int_arg(master_id))
 
 
-async def _master_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, master_id: int) -> int | None:
+async def _master_chosen(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, master_id: int
+) -> int | None:
     services = get_app(context).services
     master = await services.master(master_id)
     following = {
@@ -193,7 +194,7 @@ async def _master_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler()
-async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     _, credential_id = callback_args(update, 2)
     account = await get_app(context).services.own_account(user.id, credential_id)
@@ -210,7 +211,7 @@ async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE
 
 
 @handler()
-async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     _, code = callback_args(update, 2)
     if code not in MODE_CODES:
@@ -221,7 +222,7 @@ async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 
 
 @handler()
-async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     if "mode" not in state:
         raise UserError("choose a sizing mode with the buttons above first")
@@ -246,7 +247,7 @@ async def _ask_stop_loss(update: Update) -> int:
 
 
 @handler()
-async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     text = "none" if update.callback_query else (update.effective_message.text or "")
     validate_follow_changes({"take_profit_pct": text})
@@ -255,16 +256,16 @@ async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE,
 
 
 @handler()
-async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     text = "none" if update.callback_query else (update.effective_message.text or "")
     validate_follow_changes({"stop_loss_pct": text})
     state["settings"]["stop_loss_pct"] = text
     validate_follow_changes(state["settings"])
-    held = await get_app(context).journal.master_positions(state["master_id"])
+    held = await get_app(context).services.master_positions(state["master_id"])
     if not held:
         state["open_now"] = False
-        return await _summary(update, state, user)
+        return await _summary(update, context, state, user)
     await reply(
         update,
         f"{state['master_name']} holds open positions now: {format_master_positions(held)}.\n"
@@ -280,18 +281,18 @@ async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 
 
 @handler()
-async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     _, choice = callback_args(update, 2)
     if choice not in ("now", "new"):
         raise UserError(STALE_BUTTON)
     state["open_now"] = choice == "now"
-    return await _summary(update, state, user)
+    return await _summary(update, context, state, user)
 
 
-async def _summary(update: Update, state: dict[str, Any], user: User) -> int:
-    validated = validate_follow_changes(state["settings"])
-    preview = Follow(user_id=user.id, master_id=state["master_id"], credential_id=state["credential_id"], **validated)
+async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: dict[str, Any], user: UserRecord) -> int:
+    services = get_app(context).services
+    preview = services.preview_follow(user.id, state["master_id"], state["credential_id"], state["settings"])
     opening = (
         "The master's open positions are copied at your sizing as soon as you confirm; then every new trade."
         if state["open_now"]
@@ -309,7 +310,7 @@ async def _summary(update: Update, state: dict[str, Any], user: User) -> int:
 
 
 @handler()
-async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     app = get_app(context)
     row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
@@ -323,7 +324,7 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     if state.get("open_now"):
         await reply(update, f"Opening {state['master_name']}'s current positions on {state['account_label']}…")
         try:
-            outcomes = await app.risk.open_master_positions(follow_settings(row))
+            outcomes = await app.services.open_master_positions(user.id, row.id)
         except (VenueError, VaultError) as exc:
             await reply(
                 update,

@@ -22,8 +22,8 @@ from bot.auth import callback_args, get_app, handler, reply
 from bot.formatting import format_account, format_accounts
 from bot.keyboards import column, keyboard
 from core.errors import UserError
+from core.records import UserRecord
 from core.venues.catalog import FIELD_PROMPTS, VENUES, VenueSpec, venue_spec
-from storage.models import User
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ TIMEOUT_SECONDS = 600
 def available_venues(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
     """Venues this deployment can open (paper mode: only the simulated one): the catalog's
     in its order, then any other configured exchange by name."""
-    names = get_app(context).venues.venue_names
+    names = get_app(context).services.venue_names
     known = [name for name in VENUES if name in names]
     return known + sorted(n for n in names if n not in VENUES and venue_spec(n) is not None)
 
@@ -64,7 +64,7 @@ def _forget(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @handler()
-async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _forget(context)
     venues = available_venues(context)
     buttons = [(spec_of(name).title, f"cn:v:{name}") for name in venues]
@@ -91,7 +91,9 @@ async def _ask_field(update: Update, state: dict[str, Any]) -> int:
     return SECRET
 
 
-async def _ask_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, state: dict[str, Any]) -> int:
+async def _ask_label(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, state: dict[str, Any]
+) -> int:
     taken = {view.label for view in await get_app(context).services.accounts_of(user.id)}
     number = 1
     while f"{state['venue']} {number}" in taken:
@@ -106,7 +108,7 @@ async def _ask_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
 
 
 @handler()
-async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     (action, venue) = callback_args(update, 2)
     if action != "v" or venue not in available_venues(context):
         raise UserError("that exchange is not available in this deployment; choose one of the buttons")
@@ -121,7 +123,7 @@ async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 @handler()
-async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     await delete_secret_message(update)  # first, whatever happens next
     state = context.user_data.get(_KEY)
     if not state or not state.get("pending"):
@@ -144,7 +146,7 @@ async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler()
-async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.get(_KEY)
     if not state or not state.get("pending") or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
@@ -154,7 +156,7 @@ async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
     return await _ask_label(update, context, user, state)
 
 
-async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, label: str) -> int | None:
+async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, label: str) -> int | None:
     state = context.user_data.get(_KEY)
     if not state or state.get("pending"):
         await reply(update, "This dialogue has expired. Start again with /connect.")
@@ -178,12 +180,12 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler()
-async def typed_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def typed_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     return await _finish(update, context, user, update.effective_message.text or "")
 
 
 @handler()
-async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = context.user_data.get(_KEY) or {}
     return await _finish(update, context, user, state.get("default_label", ""))
 
@@ -226,14 +228,14 @@ def connect_conversation() -> ConversationHandler:
 
 
 @handler()
-async def keys(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def keys(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     views = await get_app(context).services.accounts_of(user.id)
     buttons = [(f"Remove {v.label}", f"ky:rm:{v.id}") for v in views]
     await reply(update, format_accounts(views), reply_markup=column(buttons) if buttons else None)
 
 
 @handler()
-async def remove_key(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def remove_key(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     action, credential_id = callback_args(update, 2)
     services = get_app(context).services
     if action == "rm":

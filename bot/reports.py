@@ -14,8 +14,10 @@ from telegram.ext import CommandHandler, ContextTypes
 
 from bot.auth import ADMINS_ONLY, get_app, handler, is_admin, reply
 from bot.formatting import format_pnl, format_summary_setting, period_title, split_message
+from bot.report_text import daily_summary_text
 from core.errors import UserError
-from storage.models import User
+from core.records import UserRecord
+from core.reports import DailySummary
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ SUMMARY_USAGE = "Usage: /summary on [HH:MM] (UTC) or /summary off."
 
 
 @handler()
-async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     args = context.args or []
     if len(args) > 1:
         raise UserError(PNL_USAGE)
@@ -67,7 +69,7 @@ def _format_arg(args: list[str]) -> str:
 
 
 @handler()
-async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     args = [a.strip() for a in context.args or []]
     services = get_app(context).services
     scope = args[0].lower() if args else ""
@@ -107,7 +109,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User)
 
 
 @handler()
-async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     args = [a.strip().lower() for a in context.args or []]
     services = get_app(context).services
     if not args:
@@ -124,18 +126,16 @@ async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
     await reply(update, "Saved. " + format_summary_setting(setting))
 
 
-def summary_sender(app, bot: Bot) -> Callable[[int, str], Awaitable[None]]:  # type: ignore[no-untyped-def]
-    """``deliver(telegram_id, text)`` for ``add_daily_summary_job``: sent through the bot (its
-    rate limiter); a user who blocked the bot is marked so and gets no more summaries."""
+def summary_sender(app, bot: Bot) -> Callable[[DailySummary], Awaitable[None]]:  # type: ignore[no-untyped-def]
+    """``deliver(summary)`` for ``add_daily_summary_job``: sent through the bot (its rate
+    limiter); a user who blocked the bot is marked so and gets no more summaries."""
 
-    async def deliver(telegram_id: int, text: str) -> None:
+    async def deliver(summary: DailySummary) -> None:
         try:
-            for part in split_message("🗓 " + text):
-                await bot.send_message(telegram_id, part)
+            for part in split_message("🗓 " + daily_summary_text(summary.activity)):
+                await bot.send_message(summary.telegram_id, part)
         except Forbidden:
-            user = await app.accounts.user_by_telegram_id(telegram_id)
-            if user is not None and user.id is not None:
-                await app.accounts.set_blocked(user.id, True)
+            await app.services.set_blocked(summary.user_id, True)
             log.info("a daily summary could not be delivered: the user blocked the bot")
 
     return deliver

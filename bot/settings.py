@@ -29,7 +29,7 @@ from bot.formatting import (
 from bot.keyboards import column, keyboard
 from core.errors import UserError
 from core.model import FollowStatus, SizingMode
-from storage.models import User
+from core.records import UserRecord
 
 VALUE = 0
 _KEY = "settings_edit"
@@ -123,7 +123,9 @@ def settings_keyboard(follow) -> Any:  # type: ignore[no-untyped-def]
     )
 
 
-async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: int, note: str = "") -> None:
+async def _show(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int, note: str = ""
+) -> None:
     view = await get_app(context).services.own_follow_view(user.id, follow_id)
     if view.follow.status is FollowStatus.STOPPED:
         raise UserError("this follow is stopped; follow the master again to copy it")
@@ -132,7 +134,7 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, 
 
 
 @handler()
-async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
+async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
     context.user_data.pop(_KEY, None)
     views = await get_app(context).services.follow_views(user.id)
     if not views:
@@ -151,7 +153,7 @@ async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler()
-async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     context.user_data.pop(_KEY, None)
     data = update.callback_query.data or ""
     services = get_app(context).services
@@ -225,7 +227,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
 
 
 @handler()
-async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     edit = context.user_data.get(_KEY)
     if not edit:
         await reply(update, "Choose a setting with the buttons first (/settings).")

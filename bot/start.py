@@ -10,7 +10,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.auth import STALE_BUTTON, get_app, handler, is_admin, reply
-from storage.models import User
+from core.records import UserRecord
 
 FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "welcome, risks and the next step"),
@@ -65,15 +65,15 @@ def help_text(admin: bool) -> str:
 
 
 @handler(register=True)
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     if user.blocked_bot:  # they came back after blocking the bot
         assert user.id is not None
-        await get_app(context).accounts.set_blocked(user.id, False)
+        await get_app(context).services.set_blocked(user.id, False)
     await reply(update, WELCOME)
 
 
 @handler()
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await reply(update, help_text(is_admin(context, update.effective_user.id)))
 
 

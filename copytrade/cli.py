@@ -214,7 +214,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     app = await build_app(settings)
     tune_garbage_collector()
-    scheduler = build_scheduler(app.engine)
+    scheduler = build_scheduler(app.engine, app.services.stats)
     app.register_jobs(scheduler)
     warming: asyncio.Task[None] | None = None
     try:
@@ -271,7 +271,7 @@ async def _run_paper(app, args: argparse.Namespace) -> int:  # type: ignore[no-u
     trader = PaperTrader(app.paper, master_venue, random.Random(args.seed))
 
     async def show(event) -> None:  # type: ignore[no-untyped-def]
-        user = await app.accounts.user(event.user_id)
+        user = await app.services.user(event.user_id)
         who = user.display_name if user else f"user {event.user_id}"
         text = format_follow_paused(event) if isinstance(event, FollowPaused) else format_copy_result(event)
         print(f"→ {who}: {text.splitlines()[0]}", flush=True)

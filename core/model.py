@@ -65,6 +65,12 @@ class FollowStatus(str, enum.Enum):
     STOPPED = "stopped"
 
 
+class MasterStatus(str, enum.Enum):
+    ACTIVE = "active"
+    HIDDEN = "hidden"  # still copied, not listed in /masters
+    RETIRED = "retired"  # no longer copied or listed
+
+
 class CopyStatus(str, enum.Enum):
     PENDING = "pending"  # journaled, being sent; resolved on restart by client order id
     PLACED = "placed"

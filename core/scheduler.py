@@ -8,21 +8,20 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.engine import CopyEngine
-from core.reports import StatsService
+from core.reports import DailySummary, StatsService
 
 log = logging.getLogger(__name__)
 
 
 def build_scheduler(
     engine: CopyEngine,
+    stats: StatsService,
     *,
     settle_every_seconds: int = 60,
-    stats: StatsService | None = None,
     stats_every_seconds: int = 60,
 ) -> AsyncIOScheduler:
     """Jobs: settle copies left pending by a lost exchange answer (asks the venue by client id);
-    the statistics jobs of ``add_stats_jobs`` (``stats`` defaults to a service over the engine's
-    database and venues)."""
+    the statistics jobs of ``add_stats_jobs``."""
     scheduler = AsyncIOScheduler(
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
@@ -33,11 +32,7 @@ def build_scheduler(
             log.info("settled %d pending copies", len(settled))
 
     scheduler.add_job(settle_pending, "interval", seconds=settle_every_seconds, id="settle-pending")
-    add_stats_jobs(
-        scheduler,
-        stats or StatsService.for_database(engine.journal.db, engine.venues),
-        every_seconds=stats_every_seconds,
-    )
+    add_stats_jobs(scheduler, stats, every_seconds=stats_every_seconds)
     return scheduler
 
 
@@ -62,15 +57,15 @@ def add_stats_jobs(scheduler: AsyncIOScheduler, stats: StatsService, *, every_se
 
 
 def add_daily_summary_job(
-    scheduler: AsyncIOScheduler, stats: StatsService, deliver: Callable[[int, str], Awaitable[object]]
+    scheduler: AsyncIOScheduler, stats: StatsService, deliver: Callable[[DailySummary], Awaitable[object]]
 ) -> None:
-    """For the bot: every minute, each daily summary that is due is handed to
-    ``deliver(telegram_id, text)`` (a failure to deliver one never stops the others)."""
+    """For the bot: every minute, each daily summary that is due is handed to ``deliver``
+    (a failure to deliver one never stops the others)."""
 
     async def send_summaries() -> None:
         for summary in await stats.due_daily_summaries():
             try:
-                await deliver(summary.telegram_id, summary.text)
+                await deliver(summary)
             except Exception:
                 log.exception("daily summary for user %s not delivered", summary.user_id)
 

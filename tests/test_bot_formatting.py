@@ -34,12 +34,23 @@ from bot.formatting import (
     sizing_text,
 )
 from bot.keyboards import button, column, pager
-from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side, SizingMode, Skip, SkipReason
+from core.model import (
+    CopyResult,
+    CopyStatus,
+    Fill,
+    FollowStatus,
+    MasterStatus,
+    OrderType,
+    Side,
+    SizingMode,
+    Skip,
+    SkipReason,
+)
+from core.records import CredentialView, MasterView
 from core.reports import RANK_KEYS, AdminStats, FollowPnl, ListenerView, MasterStatistics, OpenPositionView, PnlReport
 from core.risk_service import DriftFound, RiskNotice
 from core.stats import Period
-from storage.accounts import CredentialView, MasterView
-from storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, MasterStatus, PositionDrift
+from storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, PositionDrift
 
 NOW = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
 

@@ -11,12 +11,14 @@ from decimal import Decimal as D
 
 import pytest
 
+from bot.report_text import daily_summary_text, pnl_text
 from core.charts import png_size
 from core.engine import CopyEngine, EngineConfig
 from core.errors import NotFound, UserError
 from core.listeners.supervisor import StreamHealth
 from core.model import Fill, Side, SizingMode, utcnow
 from core.reports import StatsService
+from core.risk_service import RiskService
 from core.services import Services
 from core.vault import Vault, generate_key
 from core.venues.paper import PaperExchange
@@ -85,7 +87,16 @@ class World:
         return await self.engine.on_fill(fill)
 
     def services(self) -> Services:
-        return Services(self.accounts, self.vault, self.registry, lambda _m: None, lambda _f: None)
+        return Services(
+            self.accounts,
+            self.vault,
+            self.registry,
+            lambda _m: None,
+            lambda _f: None,
+            stats=StatsService(StatsStore(self.db), self.accounts, self.registry),
+            risk=RiskService(self.journal, self.engine, lambda _e: None),
+            journal=self.journal,
+        )
 
 
 @pytest.fixture
@@ -108,7 +119,7 @@ async def world(db) -> World:
         vault,
         registry,
         engine,
-        StatsService.for_database(db, registry, settle_seconds=0),
+        StatsService(StatsStore(db), accounts, registry, settle_seconds=0),
     )
     owner = await accounts.ensure_user(None, "master owner")
     master = await accounts.add_master(Master(name="Trend", venue="paper", credential_id=await w.key(owner.id)))
@@ -163,7 +174,7 @@ async def test_follower_pnl_realized_with_fees_unrealized_at_the_mark_and_tracki
         D("525.2"),
         D("-24.8"),
     )
-    assert "Trend" in report.text and "+475.20" in report.text
+    assert "Trend" in pnl_text(report) and "+475.20" in pnl_text(report)
 
 
 async def test_skips_show_up_as_tracking_difference(world):
@@ -215,7 +226,7 @@ async def test_dry_run_pnl_is_reported_apart(world):
 
 async def test_mark_falls_back_to_the_last_fill_price_without_a_venue(world):
     await round_trip_and_open_position(world)
-    stats = StatsService.for_database(world.db, None, settle_seconds=0)
+    stats = StatsService(StatsStore(world.db), world.accounts, None, settle_seconds=0)
     (item,) = (await stats.follow_pnl(world.users["alice"])).follows
     (position,) = item.positions
     assert (position.mark_price, position.mark_source, position.unrealized) == (D(3000), "last_fill", D(0))
@@ -302,10 +313,14 @@ async def test_daily_summary_is_off_by_default_and_sent_once_a_day_at_the_users_
     await world.stats.set_daily_summary(carol, enabled=True, at="07:30")
     due = await world.stats.due_daily_summaries(early)
     assert [(s.user_id, s.telegram_id) for s in due] == [(carol, world.telegram["carol"])]
-    assert "2 skipped" in due[0].text and "symbol not allowed ×1, no position to exit ×1" in due[0].text
+    assert "2 skipped" in daily_summary_text(
+        due[0].activity
+    ) and "symbol not allowed ×1, no position to exit ×1" in daily_summary_text(due[0].activity)
     due = await world.stats.due_daily_summaries(early + timedelta(minutes=1))
     assert [s.user_id for s in due] == [alice]
-    assert "3 filled" in due[0].text and "Realized PnL: +475.20 (fees 24.80)" in due[0].text
+    assert "3 filled" in daily_summary_text(
+        due[0].activity
+    ) and "Realized PnL: +475.20 (fees 24.80)" in daily_summary_text(due[0].activity)
     assert await world.stats.due_daily_summaries(early + timedelta(hours=3)) == []  # once a day
     with pytest.raises(UserError):
         await world.stats.set_daily_summary(alice, enabled=True, at="8 o'clock")

@@ -13,6 +13,7 @@ from core.errors import NotFound, VaultError
 from core.listeners.supervisor import ListenerSupervisor
 from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderType, Side
 from core.notifications import NotificationQueue
+from core.reports import StatsService
 from core.scheduler import build_scheduler
 from core.vault import Vault, generate_key
 from core.venues.base import FillSource
@@ -21,6 +22,7 @@ from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.journal import CopyDraft, JournalStore
 from storage.models import Credential, Follow, Master
+from storage.stats import StatsStore
 
 
 class CountingFactory:
@@ -250,8 +252,10 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     )
     venue = exchange.account(credential_id)
     await venue.place_order(OrderIntent(follow.id, cid, fill.symbol, Side.BUY, D("0.01")))
-    engine = CopyEngine(journal, VenueRegistry(accounts, vault, {"paper": paper}), lambda _e: None, EngineConfig())
-    scheduler = build_scheduler(engine, settle_every_seconds=3600)
+    registry = VenueRegistry(accounts, vault, {"paper": paper})
+    engine = CopyEngine(journal, registry, lambda _e: None, EngineConfig())
+    stats = StatsService(StatsStore(journal.db), accounts, registry)
+    scheduler = build_scheduler(engine, stats, settle_every_seconds=3600)
     job = scheduler.get_job("settle-pending")
     await job.func()
     assert (await journal.copy_order(cid)).status is CopyStatus.FILLED

@@ -255,7 +255,7 @@ async def stored_state(db: Database, master_id: int):
 
 
 def service(db: Database, **options) -> StatsService:
-    return StatsService.for_database(db, None, settle_seconds=0, **options)
+    return StatsService(StatsStore(db), AccountStore(db), None, settle_seconds=0, **options)
 
 
 async def test_statistics_from_the_journal_match_the_hand_computed_fixture(db, journal):
@@ -358,7 +358,7 @@ async def test_concurrent_updaters_never_count_a_fill_twice(db, journal):
 async def test_fills_younger_than_the_settle_time_wait_for_the_next_pass(db, journal):
     master_id = await make_master(db)
     await journal_rows(journal, master_id)
-    stats = StatsService.for_database(db, None, settle_seconds=60)
+    stats = StatsService(StatsStore(db), AccountStore(db), None, settle_seconds=60)
     assert await stats.update_master_stats(master_id) == 0
     stats.settle_seconds = 0
     assert await stats.update_master_stats(master_id) == 6
