@@ -20,7 +20,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from bot.auth import (
+    STALE_BUTTON,
+    callback_args,
+    callback_data,
+    chat_of,
+    get_app,
+    handler,
+    int_arg,
+    message_text,
+    reply,
+    user_data,
+)
 from bot.formatting import format_admin_stats, format_broadcast_progress, format_stats, split_message
 from bot.keyboards import column, keyboard
 from bot.keys import available_venues, delete_secret_message, spec_of
@@ -53,7 +64,7 @@ async def _am_ask(update: Update, state: dict[str, Any]) -> int:
 
 @handler(admin=True)
 async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
-    context.user_data.pop(_AM, None)
+    user_data(context).pop(_AM, None)
     buttons = [(spec_of(name).title, f"ad:v:{name}") for name in available_venues(context)]
     await reply(
         update,
@@ -70,18 +81,18 @@ async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
         raise UserError("that venue is not available in this deployment")
     spec = spec_of(venue)
     state = {"venue": venue, "pending": [*spec.fields, *spec.optional_fields], "values": {}}
-    context.user_data[_AM] = state
+    user_data(context)[_AM] = state
     return await _am_ask(update, state)
 
 
 @handler(admin=True)
 async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     await delete_secret_message(update)
-    state = context.user_data.get(_AM)
+    state = user_data(context).get(_AM)
     if not state or not state["pending"]:
         await reply(update, "Choose the venue with the buttons first (or /cancel).")
         return None
-    value = (update.effective_message.text or "").strip()
+    value = message_text(update).strip()
     if not value or len(value) > 512 or any(c.isspace() for c in value):
         await reply(update, "That does not look right (no spaces, at most 512 characters). Send it again.")
         return AM_SECRET
@@ -92,7 +103,7 @@ async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 @handler(admin=True)
 async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.get(_AM)
+    state = user_data(context).get(_AM)
     if not state or not state["pending"] or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
     state["pending"].pop(0)
@@ -101,10 +112,10 @@ async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 @handler(admin=True)
 async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.get(_AM)
+    state = user_data(context).get(_AM)
     if not state or state["pending"]:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
-    name = (update.effective_message.text or "").strip()
+    name = message_text(update).strip()
     if not 2 <= len(name) <= 64:
         raise UserError("a master's name must be 2 to 64 characters")
     taken = {m.name.lower() for m in await get_app(context).services.masters(include_hidden=True)}
@@ -131,10 +142,10 @@ async def _am_summary(update: Update, state: dict[str, Any]) -> int:
 
 @handler(admin=True)
 async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.get(_AM)
+    state = user_data(context).get(_AM)
     if not state or "name" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
-    text = "" if update.callback_query else (update.effective_message.text or "").strip()
+    text = "" if update.callback_query else message_text(update).strip()
     if len(text) > 500:
         raise UserError("the description may be at most 500 characters")
     state["description"] = text
@@ -143,7 +154,7 @@ async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 @handler(admin=True)
 async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.pop(_AM, None)
+    state = user_data(context).pop(_AM, None)
     if not state or "description" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
     app = get_app(context)
@@ -172,7 +183,7 @@ async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
 
 
 async def am_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    context.user_data.pop(_AM, None)
+    user_data(context).pop(_AM, None)
     if update.callback_query:
         await update.callback_query.answer()
     await reply(update, "Cancelled; nothing was stored.")
@@ -245,7 +256,7 @@ PROGRESS_EVERY_SECONDS = 2.0
 
 @handler(admin=True)
 async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
-    context.user_data.pop(_BC, None)
+    user_data(context).pop(_BC, None)
     masters = await get_app(context).services.masters(include_hidden=True)
     buttons = [("Everyone", "bc:a:all")] + [
         (f"Followers of {m.name} ({m.followers})", f"bc:a:{m.id}") for m in masters[:30]
@@ -258,20 +269,20 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _, target = callback_args(update, 2)
     if target == "all":
-        context.user_data[_BC] = {"master_id": None, "audience": "everyone"}
+        user_data(context)[_BC] = {"master_id": None, "audience": "everyone"}
     else:
         master = await get_app(context).services.master(int_arg(target), include_hidden=True)
-        context.user_data[_BC] = {"master_id": master.id, "audience": f"followers of {master.name}"}
+        user_data(context)[_BC] = {"master_id": master.id, "audience": f"followers of {master.name}"}
     await reply(update, "Send the message text (plain text, up to 4096 characters).")
     return BC_TEXT
 
 
 @handler(admin=True)
 async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.get(_BC)
+    state = user_data(context).get(_BC)
     if not state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
-    text = update.effective_message.text or ""
+    text = message_text(update)
     if not text.strip() or len(text) > 4096:
         raise UserError("the message must be 1 to 4096 characters")
     recipients = await get_app(context).services.broadcast_recipients(state["master_id"])
@@ -286,12 +297,12 @@ async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 @handler(admin=True)
 async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.pop(_BC, None)
+    state = user_data(context).pop(_BC, None)
     if not state or "text" not in state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
     app = get_app(context)
     recipients = await app.services.broadcast_recipients(state["master_id"])
-    progress = await update.effective_chat.send_message(format_broadcast_progress(0, len(recipients), 0, 0, 0))
+    progress = await chat_of(update).send_message(format_broadcast_progress(0, len(recipients), 0, 0, 0))
     context.application.create_task(
         run_broadcast(context.bot, app, recipients, state["text"], progress.chat_id, progress.message_id),
         name="broadcast",
@@ -301,7 +312,7 @@ async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
 
 async def run_broadcast(
     bot: Bot, app, recipients: list[tuple[int, int]], text: str, chat_id: int, progress_id: int
-) -> dict[str, int]:  # type: ignore[no-untyped-def]
+) -> dict[str, int]:
     """Send to every recipient through the bot's rate limiter (≈30 messages/s, RetryAfter
     honoured), editing the progress message as it goes; a final count is sent at the end."""
     counts = {"delivered": 0, "blocked": 0, "failed": 0}
@@ -325,7 +336,9 @@ async def run_broadcast(
                 last_progress = time.monotonic()
                 try:
                     await bot.edit_message_text(
-                        format_broadcast_progress(done, len(recipients), **counts),
+                        format_broadcast_progress(
+                            done, len(recipients), counts["delivered"], counts["blocked"], counts["failed"]
+                        ),
                         chat_id=chat_id,
                         message_id=progress_id,
                     )
@@ -346,7 +359,7 @@ async def run_broadcast(
 
 
 async def bc_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    context.user_data.pop(_BC, None)
+    user_data(context).pop(_BC, None)
     if update.callback_query:
         await update.callback_query.answer()
     await reply(update, "Broadcast cancelled; nothing was sent.")
@@ -396,7 +409,7 @@ async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 @handler(admin=True)
 async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
-    data = update.callback_query.data
+    data = callback_data(update)
     if data == "pa:x":
         await reply(update, "Nothing was paused.")
         return

@@ -18,7 +18,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, is_admin, reply
+from bot.auth import (
+    STALE_BUTTON,
+    callback_args,
+    callback_data,
+    chat_of,
+    get_app,
+    handler,
+    int_arg,
+    is_admin,
+    message_text,
+    reply,
+    sender_id,
+    user_data,
+)
 from bot.formatting import (
     RANK_TITLES,
     SIZING_HELP,
@@ -69,7 +82,7 @@ def _masters_markup(chunk: list[Any], sort: str, page: int, pages: int) -> Inlin
 async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort: str, page: int) -> None:
     if sort not in RANK_KEYS:
         raise UserError(STALE_BUTTON)
-    admin = is_admin(context, update.effective_user.id)
+    admin = is_admin(context, sender_id(update))
     ranked = await get_app(context).services.ranked_masters(sort, include_hidden=admin)
     if not ranked:
         await reply(update, "No masters are listed yet." + (" Add one with /addmaster." if admin else ""))
@@ -92,7 +105,7 @@ async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, master_id: int, sort: str) -> None:
-    admin = is_admin(context, update.effective_user.id)
+    admin = is_admin(context, sender_id(update))
     services = get_app(context).services
     stats = await services.master_statistics(master_id, include_hidden=admin)
     try:
@@ -101,7 +114,7 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
         log.exception("chart of master %s failed", master_id)
         chart = None
     if chart is not None:
-        await update.effective_chat.send_photo(
+        await chat_of(update).send_photo(
             chart, caption=f"📈 {stats.name}: equity (or realized PnL) over the last 90 days"
         )
     buttons = [[("➕ Follow", f"fw:m:{stats.master_id}"), ("◀ Back", f"ms:l:{sort}:0")]]
@@ -117,7 +130,7 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
 
 @handler()
 async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
-    data = update.callback_query.data or ""
+    data = callback_data(update)
     if data.startswith("ms:l:"):
         _, sort, page = callback_args(update, 3)
         await _masters_page(update, context, sort, int_arg(page))
@@ -132,7 +145,7 @@ async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 def _state(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
-    state = context.user_data.get(_KEY)
+    state = user_data(context).get(_KEY)
     if state is None:
         raise UserError("This dialogue has expired. Start again with /follow.")
     return state
@@ -140,7 +153,7 @@ def _state(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
 
 @handler()
 async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
     services = get_app(context).services
     if not await services.accounts_of(user.id):
         await reply(update, "Connect an exchange account first with /connect, then come back to /follow.")
@@ -184,7 +197,7 @@ async def _master_chosen(
             "Change it with /settings, or /connect another account.",
         )
         return ConversationHandler.END
-    context.user_data[_KEY] = {"master_id": master.id, "master_name": master.name, "settings": {}}
+    user_data(context)[_KEY] = {"master_id": master.id, "master_name": master.name, "settings": {}}
     await reply(
         update,
         f"Copy {master.name} with which account?",
@@ -226,7 +239,7 @@ async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     state = _state(context)
     if "mode" not in state:
         raise UserError("choose a sizing mode with the buttons above first")
-    mode, value = parse_sizing(state["mode"], update.effective_message.text or "")
+    mode, value = parse_sizing(state["mode"], message_text(update))
     state["settings"].update(sizing_mode=mode.value, sizing_value=str(value))
     await reply(
         update,
@@ -249,7 +262,7 @@ async def _ask_stop_loss(update: Update) -> int:
 @handler()
 async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
-    text = "none" if update.callback_query else (update.effective_message.text or "")
+    text = "none" if update.callback_query else message_text(update)
     validate_follow_changes({"take_profit_pct": text})
     state["settings"]["take_profit_pct"] = text
     return await _ask_stop_loss(update)
@@ -258,7 +271,7 @@ async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE,
 @handler()
 async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
-    text = "none" if update.callback_query else (update.effective_message.text or "")
+    text = "none" if update.callback_query else message_text(update)
     validate_follow_changes({"stop_loss_pct": text})
     state["settings"]["stop_loss_pct"] = text
     validate_follow_changes(state["settings"])
@@ -314,7 +327,7 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     state = _state(context)
     app = get_app(context)
     row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
     await reply(
         update,
         "✅ Following.\n\n"
@@ -338,7 +351,7 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 async def follow_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
     if update.callback_query:
         await update.callback_query.answer()
     await reply(update, "Cancelled; nothing was changed.")

@@ -158,7 +158,7 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
 
 
-def sizing_text(mode: SizingMode, value) -> str:  # type: ignore[no-untyped-def]
+def sizing_text(mode: SizingMode, value) -> str:
     if mode is SizingMode.COEFFICIENT:
         return f"coefficient × {amount(value)}"
     if mode is SizingMode.EQUITY_RATIO:
@@ -168,15 +168,15 @@ def sizing_text(mode: SizingMode, value) -> str:  # type: ignore[no-untyped-def]
     return f"{amount(value)} units per entry"
 
 
-def percent(value) -> str:  # type: ignore[no-untyped-def]
+def percent(value) -> str:
     return "off" if value is None else f"{amount(value)} %"
 
 
-def money(value) -> str:  # type: ignore[no-untyped-def]
+def money(value) -> str:
     return "off" if value is None else amount(value)
 
 
-def format_account(view) -> str:  # type: ignore[no-untyped-def]
+def format_account(view) -> str:
     """A connected exchange account: label, venue, fingerprint and last check — never the key."""
     from core.venues.catalog import venue_spec
 
@@ -185,7 +185,7 @@ def format_account(view) -> str:  # type: ignore[no-untyped-def]
     return f"• {view.label} — {title}, key …{view.key_fingerprint[-6:]}, checked {when(view.last_validated_at)}"
 
 
-def format_accounts(views) -> str:  # type: ignore[no-untyped-def]
+def format_accounts(views) -> str:
     if not views:
         return "No exchange accounts connected yet. Add one with /connect."
     return "Your exchange accounts:\n" + "\n".join(format_account(v) for v in views)
@@ -245,7 +245,7 @@ RANK_TITLES: dict[str, str] = {
 }
 
 
-def rank_value(stats, key: str) -> str:  # type: ignore[no-untyped-def]
+def rank_value(stats, key: str) -> str:
     """The statistic a ranking is sorted by, in words."""
     values = {
         "pnl_pct": lambda s: ratio(s.realized_pnl_pct, sign=True),
@@ -261,7 +261,7 @@ def rank_value(stats, key: str) -> str:  # type: ignore[no-untyped-def]
     return values[key](stats) if key in values else ""
 
 
-def format_master_line(rank: int, master, sort: str = "followers") -> str:  # type: ignore[no-untyped-def]
+def format_master_line(rank: int, master, sort: str = "followers") -> str:
     """One master of /masters; with statistics (``MasterStatistics``): PnL, win rate, max
     drawdown and the figure the list is sorted by, ``—`` where it is not known yet."""
     hidden = f" [{master.status.value}]" if master.status.value != "active" else ""
@@ -281,7 +281,7 @@ def format_master_line(rank: int, master, sort: str = "followers") -> str:  # ty
     return line
 
 
-def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
+def format_master_statistics(stats) -> str:
     """A master's detail page: every statistic (``MasterStatistics``), ``—`` where unknown."""
     head = [f"👤 {stats.name}", f"Venue: {stats.venue} · followers: {stats.followers}"]
     if stats.status.value != "active":
@@ -337,7 +337,7 @@ def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def format_follow_settings(follow, master_name: str, account_label: str) -> str:  # type: ignore[no-untyped-def]
+def format_follow_settings(follow, master_name: str, account_label: str) -> str:
     """Every setting of one follow, as shown by /settings and the follow summary."""
     allowed = ", ".join(follow.allowed_symbols) or "all symbols"
     blocked = ", ".join(follow.blocked_symbols) or "none"
@@ -387,7 +387,7 @@ ENTRY_SIDES = {"both": "long and short", "long": "long only", "short": "short on
 MARGIN_MODES = {None: "exchange default", "cross": "cross", "isolated": "isolated"}
 
 
-def format_positions(positions) -> str:  # type: ignore[no-untyped-def]
+def format_positions(positions) -> str:
     if not positions:
         return "  no open copied positions"
     return "\n".join(
@@ -402,7 +402,7 @@ def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(parts) if parts else "none"
 
 
-def format_history_line(order, master_name: str) -> str:  # type: ignore[no-untyped-def]
+def format_history_line(order, master_name: str) -> str:
     """One copy record with its outcome in plain words."""
     side = order.side.value if order.side else "-"
     qty = amount(order.filled_quantity) if order.filled_quantity else amount(order.requested_quantity)
@@ -445,7 +445,7 @@ def format_stats(counts: dict[str, int], copies_today: dict[str, int], pending_n
 # -- issue 6: sync, opening the master's positions, closing, drift in /status -------------------
 
 
-def format_drift_rows(drifts) -> str:  # type: ignore[no-untyped-def]
+def format_drift_rows(drifts) -> str:
     """The last reconciliation's findings (``PositionDrift`` rows) under a follow in /status."""
     return "\n".join(
         f"  ⚖️ {d.symbol}: copies say {amount(d.expected)}, your exchange shows {amount(d.actual)} "
@@ -510,7 +510,7 @@ def period_title(label: str) -> str:
     return f"the last {label}"
 
 
-def format_pnl(report) -> str:  # type: ignore[no-untyped-def]
+def format_pnl(report) -> str:
     """/pnl: per follow and in total (``PnlReport``): realized after fees, open positions at the
     current price, and what the master made over the same days scaled to the follow."""
     since = f" (since {report.period.first_day}, UTC)" if report.period.first_day else ""
@@ -559,7 +559,7 @@ def format_pnl(report) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def format_summary_setting(setting) -> str:  # type: ignore[no-untyped-def]
+def format_summary_setting(setting) -> str:
     at = f"{setting.minute_of_day // 60:02d}:{setting.minute_of_day % 60:02d} UTC"
     if setting.enabled:
         return f"🗓 Daily summary: on, every day at {at} — yesterday's copies, realized PnL, skips and failures."
@@ -572,7 +572,7 @@ def _reason_counts(counts: dict[str, int]) -> str:
     )
 
 
-def format_admin_stats(stats) -> str:  # type: ignore[no-untyped-def]
+def format_admin_stats(stats) -> str:
     """Admin /stats (``AdminStats``): copies per day, outcome rates with reasons, latency,
     follows and the master streams' health."""
     total = sum(stats.status_counts.values())

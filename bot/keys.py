@@ -18,7 +18,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import callback_args, get_app, handler, reply
+from bot.auth import callback_args, get_app, handler, message_text, reply, user_data
 from bot.formatting import format_account, format_accounts
 from bot.keyboards import column, keyboard
 from core.errors import UserError
@@ -50,6 +50,8 @@ def spec_of(venue: str) -> VenueSpec:
 async def delete_secret_message(update: Update) -> bool:
     """Delete the user's message at once; say so when Telegram refuses."""
     message = update.effective_message
+    if message is None:
+        return False
     try:
         await message.delete()
         return True
@@ -60,7 +62,7 @@ async def delete_secret_message(update: Update) -> bool:
 
 
 def _forget(context: ContextTypes.DEFAULT_TYPE) -> None:
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
 
 
 @handler()
@@ -114,7 +116,7 @@ async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
         raise UserError("that exchange is not available in this deployment; choose one of the buttons")
     spec = spec_of(venue)
     state = {"venue": venue, "pending": [*spec.fields, *spec.optional_fields], "values": {}}
-    context.user_data[_KEY] = state
+    user_data(context)[_KEY] = state
     await reply(
         update,
         f"{spec.title}: I will ask for {', '.join(FIELD_PROMPTS.get(f, f).split(' (')[0] for f in state['pending'])}.",
@@ -125,12 +127,12 @@ async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 @handler()
 async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     await delete_secret_message(update)  # first, whatever happens next
-    state = context.user_data.get(_KEY)
+    state = user_data(context).get(_KEY)
     if not state or not state.get("pending"):
         await reply(update, "This dialogue has expired. Start again with /connect.")
         return ConversationHandler.END
     name = state["pending"].pop(0)
-    value = (update.effective_message.text or "").strip()
+    value = message_text(update).strip()
     if not value or len(value) > 512 or any(c.isspace() for c in value):
         state["pending"].insert(0, name)
         await reply(
@@ -147,7 +149,7 @@ async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 @handler()
 async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.get(_KEY)
+    state = user_data(context).get(_KEY)
     if not state or not state.get("pending") or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
     state["pending"].pop(0)
@@ -157,7 +159,7 @@ async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
 
 
 async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, label: str) -> int | None:
-    state = context.user_data.get(_KEY)
+    state = user_data(context).get(_KEY)
     if not state or state.get("pending"):
         await reply(update, "This dialogue has expired. Start again with /connect.")
         return ConversationHandler.END
@@ -181,12 +183,12 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 @handler()
 async def typed_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    return await _finish(update, context, user, update.effective_message.text or "")
+    return await _finish(update, context, user, message_text(update))
 
 
 @handler()
 async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = context.user_data.get(_KEY) or {}
+    state = user_data(context).get(_KEY) or {}
     return await _finish(update, context, user, state.get("default_label", ""))
 
 

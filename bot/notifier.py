@@ -29,7 +29,7 @@ LANE_DEPTH = 4
 
 
 class Notifier:
-    def __init__(self, app, bot: Bot) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, bot: Bot) -> None:
         self.app = app
         self.bot = bot
         self._master_names: dict[int, str] = {}

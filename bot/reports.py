@@ -12,7 +12,7 @@ from telegram import Bot, Update
 from telegram.error import Forbidden
 from telegram.ext import CommandHandler, ContextTypes
 
-from bot.auth import ADMINS_ONLY, get_app, handler, is_admin, reply
+from bot.auth import ADMINS_ONLY, chat_of, get_app, handler, is_admin, reply, sender_id
 from bot.formatting import format_pnl, format_summary_setting, period_title, split_message
 from bot.report_text import daily_summary_text
 from core.errors import UserError
@@ -49,7 +49,7 @@ async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserReco
         await reply(update, "You have not followed anyone yet, so there is no PnL. Start with /follow.")
         return
     if chart is not None:
-        await update.effective_chat.send_photo(
+        await chat_of(update).send_photo(
             chart,
             caption=f"💰 Your PnL over {period_title(report.period.label)}: realized after fees, against the master's scaled to you",
         )
@@ -74,8 +74,8 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserR
     services = get_app(context).services
     scope = args[0].lower() if args else ""
     if scope in ("master", "all"):
-        if not is_admin(context, update.effective_user.id):
-            log.warning("non-admin %s tried /export %s", update.effective_user.id, scope)
+        if not is_admin(context, sender_id(update)):
+            log.warning("non-admin %s tried /export %s", sender_id(update), scope)
             await reply(update, ADMINS_ONLY)
             return
         if scope == "all":
@@ -90,14 +90,14 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserR
         try:
             fmt = _format_arg(args)
         except UserError:
-            usage = EXPORT_USAGE + (" " + EXPORT_ADMIN_USAGE if is_admin(context, update.effective_user.id) else "")
+            usage = EXPORT_USAGE + (" " + EXPORT_ADMIN_USAGE if is_admin(context, sender_id(update)) else "")
             raise UserError(usage) from None
         file = await services.export_copy_log(user.id, fmt=fmt)
         what = "your copy log"
     if file.rows == 0:
         await reply(update, f"Nothing to export yet: {what} is empty.")
         return
-    await update.effective_chat.send_document(
+    await chat_of(update).send_document(
         file.content,
         filename=file.filename,
         caption=f"🧾 {what[0].upper()}{what[1:]}: {file.rows} row(s) — every master fill and what was done for it, "
@@ -126,7 +126,7 @@ async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
     await reply(update, "Saved. " + format_summary_setting(setting))
 
 
-def summary_sender(app, bot: Bot) -> Callable[[DailySummary], Awaitable[None]]:  # type: ignore[no-untyped-def]
+def summary_sender(app, bot: Bot) -> Callable[[DailySummary], Awaitable[None]]:
     """``deliver(summary)`` for ``add_daily_summary_job``: sent through the bot (its rate
     limiter); a user who blocked the bot is marked so and gets no more summaries."""
 

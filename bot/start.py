@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.auth import STALE_BUTTON, get_app, handler, is_admin, reply
+from bot.auth import STALE_BUTTON, get_app, handler, is_admin, message_text, reply, sender_id
 from core.records import UserRecord
 
 FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
@@ -74,11 +74,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRe
 
 @handler()
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
-    await reply(update, help_text(is_admin(context, update.effective_user.id)))
+    await reply(update, help_text(is_admin(context, sender_id(update))))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    text = (update.effective_message.text or "").split()[0] if update.effective_message else ""
+    text = message_text(update).split()[0] if update.effective_message else ""
     await reply(update, f"I don't know the command {text[:40]}. /help lists every command.")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from bot.auth import STALE_BUTTON, callback_args, callback_data, get_app, handler, int_arg, reply
 from bot.formatting import (
     format_counts,
     format_direct_results,
@@ -114,7 +114,7 @@ async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRec
 
 @handler()
 async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
-    prefix = (update.callback_query.data or "")[:2]
+    prefix = callback_data(update)[:2]
     action, target = callback_args(update, 2)
     services = get_app(context).services
     new = FollowStatus.PAUSED if prefix == "pz" else FollowStatus.ACTIVE
@@ -197,7 +197,7 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
 SYNC_NOTICE_WINDOW = 30.0
 
 
-def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> None:  # type: ignore[type-arg]
+def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> None:
     """The user sees ``drifts`` in /sync's answer: the notifier leaves out the same notice.
     Called right after ``reconcile`` returns, with no await in between."""
     notifier = context.application.bot_data.get("notifier")
@@ -205,7 +205,7 @@ def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> 
         notifier.drift_shown(follow_id, tuple((s, w, h) for s, (w, h) in drifts.items()), SYNC_NOTICE_WINDOW)
 
 
-async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int):  # type: ignore[no-untyped-def]
+async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int):
     view = await get_app(context).services.own_follow_view(user.id, follow_id)
     if view.follow.status is FollowStatus.STOPPED:
         raise UserError("this follow is stopped; there is nothing to sync")

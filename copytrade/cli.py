@@ -236,7 +236,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await app.close()
 
 
-async def _run_bot(app, scheduler=None) -> int:  # type: ignore[no-untyped-def]
+async def _run_bot(app, scheduler=None) -> int:
     """The Telegram bot (polling, or webhook when WEBHOOK_URL is set) with every master watched
     and the daily summaries delivered (a job on ``scheduler``); SIGTERM (Heroku, Fly) and
     Ctrl-C stop it cleanly."""
@@ -256,7 +256,7 @@ async def _run_bot(app, scheduler=None) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
-async def _run_paper(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _run_paper(app, args: argparse.Namespace) -> int:
     """Headless paper copier: a simulated master trades, followers copy, notifications print."""
     from bot.formatting import format_copy_result, format_follow_paused
     from copytrade.paper_setup import ensure_paper_setup
@@ -270,7 +270,7 @@ async def _run_paper(app, args: argparse.Namespace) -> int:  # type: ignore[no-u
     await app.start_listeners()
     trader = PaperTrader(app.paper, master_venue, random.Random(args.seed))
 
-    async def show(event) -> None:  # type: ignore[no-untyped-def]
+    async def show(event) -> None:
         user = await app.services.user(event.user_id)
         who = user.display_name if user else f"user {event.user_id}"
         text = format_follow_paused(event) if isinstance(event, FollowPaused) else format_copy_result(event)

@@ -51,7 +51,7 @@ async def add_paper_follower(
     return follow, key
 
 
-async def ensure_paper_setup(app) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+async def ensure_paper_setup(app) -> tuple[int, str]:
     """The paper master (created with default followers on first run); its id and key id."""
     for master in await app.services.masters(include_hidden=True):
         if master.name == PAPER_MASTER_NAME and master.credential_id:
