@@ -133,7 +133,8 @@ async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 async def _am_summary(update: Update, state: dict[str, Any]) -> int:
     await reply(
         update,
-        f"Register master “{state['name']}” on {spec_of(state['venue']).title}?\n{state['description'] or '(no description)'}\n\n"
+        f"Register master “{state['name']}” on "
+        f"{spec_of(state['venue']).title}?\n{state['description'] or '(no description)'}\n\n"
         "The key is checked with the venue first, then stored encrypted.",
         reply_markup=keyboard([("✅ Register", "ad:ok"), ("Cancel", "ad:x")]),
     )

@@ -137,7 +137,8 @@ async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, use
         state["pending"].insert(0, name)
         await reply(
             update,
-            f"That does not look like a {FIELD_PROMPTS.get(name, name).split(' (')[0]} (no spaces, at most 512 characters). Send it again.",
+            f"That does not look like a {FIELD_PROMPTS.get(name, name).split(' (')[0]} (no spaces, at most "
+            "512 characters). Send it again.",
         )
         return SECRET
     state["values"][name] = value

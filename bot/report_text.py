@@ -24,7 +24,8 @@ def pnl_text(report: PnlReport) -> str:
         )
         if item.expected is not None and item.tracking_difference is not None:
             lines.append(
-                f"  master over the same days, scaled to you: {signed(item.expected)}; difference {signed(item.tracking_difference)}"
+                f"  master over the same days, scaled to you: {signed(item.expected)}; difference "
+                f"{signed(item.tracking_difference)}"
             )
         if item.simulated_realized is not None:
             lines.append(f"  dry-run (simulated) realized: {signed(item.simulated_realized)}")

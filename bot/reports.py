@@ -51,7 +51,10 @@ async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserReco
     if chart is not None:
         await chat_of(update).send_photo(
             chart,
-            caption=f"💰 Your PnL over {period_title(report.period.label)}: realized after fees, against the master's scaled to you",
+            caption=(
+                f"💰 Your PnL over {period_title(report.period.label)}: realized after fees, against the master's "
+                "scaled to you"
+            ),
         )
     for part in split_message(format_pnl(report)):
         await reply(update, part)

@@ -38,17 +38,24 @@ ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("pauseall", "kill switch: pause every follow"),
 )
 
-WELCOME = """👋 Welcome to copytrade.
-
-This bot copies the trades of a master trader onto your own exchange account in real time: when the master buys or sells, your account does the same, sized the way you choose. You are told about every copied trade, every skipped one and why.
-
-⚠️ Risks — please read:
-• Trading with leverage can lose more than you expect; past results of a master say nothing about the future.
-• Copies are never perfect: your price, size and timing differ from the master's (slippage, minimum order sizes, delays).
-• Your API key can trade on your account. Use a key WITHOUT withdrawal permission (keys that can withdraw are refused) and, where your exchange allows it, restrict it to this service's IP.
-• Only risk money you can afford to lose.
-
-Next step: connect your exchange account with /connect, then pick a master with /masters or /follow. /help lists every command."""
+WELCOME = (
+    "👋 Welcome to copytrade.\n"
+    "\n"
+    "This bot copies the trades of a master trader onto your own exchange account in real time: when the master "
+    "buys or sells, your account does the same, sized the way you choose. You are told about every copied trade, "
+    "every skipped one and why.\n"
+    "\n"
+    "⚠️ Risks — please read:\n"
+    "• Trading with leverage can lose more than you expect; past results of a master say nothing about the future.\n"
+    "• Copies are never perfect: your price, size and timing differ from the master's (slippage, minimum order "
+    "sizes, delays).\n"
+    "• Your API key can trade on your account. Use a key WITHOUT withdrawal permission (keys that can withdraw are "
+    "refused) and, where your exchange allows it, restrict it to this service's IP.\n"
+    "• Only risk money you can afford to lose.\n"
+    "\n"
+    "Next step: connect your exchange account with /connect, then pick a master with /masters or /follow. "
+    "/help lists every command."
+)
 
 
 def help_text(admin: bool) -> str:
@@ -58,7 +65,8 @@ def help_text(admin: bool) -> str:
             ["", "Admin:"]
             + [f"/{name} — {text}" for name, text in ADMIN_COMMANDS]
             + [
-                "(/masters also lets you hide, show or retire a master; /export master <id> or /export all exports any copy log)"
+                "(/masters also lets you hide, show or retire a master; "
+                "/export master <id> or /export all exports any copy log)"
             ]
         )
     return "\n".join(lines)
@@ -101,7 +109,8 @@ async def unexpected_text(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         except TelegramError:
             await reply(
                 update,
-                "🔒 That looked like a key or secret — please delete it from the chat. To add an exchange account, start /connect.",
+                "🔒 That looked like a key or secret — please delete it from the chat. "
+                "To add an exchange account, start /connect.",
             )
         return
     await reply(update, "I was not expecting a message here. /help lists every command.")

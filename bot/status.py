@@ -128,7 +128,8 @@ async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE
     if new is FollowStatus.PAUSED:
         await reply(
             update,
-            f"⏸ Follow #{row.id} paused: the master's trades are not copied until you /resume. Copied positions stay open.",
+            f"⏸ Follow #{row.id} paused: the master's trades are not copied until you /resume. Copied "
+            "positions stay open.",
         )
     else:
         await reply(update, f"▶️ Follow #{row.id} resumed: copying from the master's next trade.")

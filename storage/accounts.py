@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, func, select, update
+from sqlalchemy import CursorResult, Result, false, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -366,8 +366,8 @@ class AccountStore:
         (active or paused follows), ordered by user id."""
         async with self.db.session() as session:
             query = select(col(User.id), col(User.telegram_id)).where(
-                col(User.telegram_id).is_not(None), col(User.blocked_bot) == False
-            )  # noqa: E712
+                col(User.telegram_id).is_not(None), col(User.blocked_bot) == false()
+            )
             if master_id is not None:
                 followers = select(col(Follow.user_id)).where(
                     col(Follow.master_id) == master_id, col(Follow.status) != FollowStatus.STOPPED
@@ -383,9 +383,9 @@ class AccountStore:
                 select(FollowPosition)
                 .where(
                     col(FollowPosition.follow_id) == follow_id,
-                    col(FollowPosition.simulated) == False,
+                    col(FollowPosition.simulated) == false(),
                     col(FollowPosition.quantity) != Decimal(0),
-                )  # noqa: E712
+                )
                 .order_by(col(FollowPosition.symbol))
             )
             return list(rows.scalars())
@@ -419,8 +419,8 @@ class AccountStore:
                     )
                 ).scalar_one(),
                 "blocked": (
-                    await session.execute(select(func.count()).select_from(User).where(col(User.blocked_bot) == True))
-                ).scalar_one(),  # noqa: E712
+                    await session.execute(select(func.count()).select_from(User).where(col(User.blocked_bot) == true()))
+                ).scalar_one(),
                 "credentials": (await session.execute(select(func.count()).select_from(Credential))).scalar_one(),
             }
             for status, n in (

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, false, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -346,9 +346,9 @@ class StatsStore:
                 .where(col(CopyOrder.follow_id) == follow_id, col(CopyOrder.side).is_not(None))
             )
             if simulated:
-                query = query.where(col(CopyOrder.dry_run) == True, col(CopyOrder.reason_code) == "dry_run")  # noqa: E712
+                query = query.where(col(CopyOrder.dry_run) == true(), col(CopyOrder.reason_code) == "dry_run")
             else:
-                query = query.where(col(CopyOrder.dry_run) == False, col(CopyOrder.status).in_(_EXECUTED))  # noqa: E712
+                query = query.where(col(CopyOrder.dry_run) == false(), col(CopyOrder.status).in_(_EXECUTED))
             # rows are written in the order the follow's orders were sent (per follow and symbol)
             rows = await session.execute(
                 query.order_by(
@@ -409,9 +409,9 @@ class StatsStore:
                 .join(MasterFill, col(MasterFill.id) == col(CopyOrder.fill_id))
                 .where(
                     col(CopyOrder.follow_id) == follow_id,
-                    col(CopyOrder.dry_run) == False,
+                    col(CopyOrder.dry_run) == false(),
                     col(CopyOrder.status).in_(_EXECUTED),
-                )  # noqa: E712
+                )
             )
             if since is not None:
                 query = query.where(col(CopyOrder.created_at) >= since)
@@ -648,11 +648,11 @@ class StatsStore:
                 select(col(User.id), col(User.telegram_id))
                 .join(DailySummarySetting, col(DailySummarySetting.user_id) == col(User.id))
                 .where(
-                    col(DailySummarySetting.enabled) == True,  # noqa: E712
+                    col(DailySummarySetting.enabled) == true(),
                     col(DailySummarySetting.minute_of_day) <= minute_of_day,
                     (col(DailySummarySetting.last_sent_on).is_(None)) | (col(DailySummarySetting.last_sent_on) < today),
                     col(User.telegram_id).is_not(None),
-                    col(User.blocked_bot) == False,  # noqa: E712
+                    col(User.blocked_bot) == false(),
                 )
                 .order_by(col(User.id))
             )
