@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 
@@ -244,7 +245,7 @@ def test_follow_settings_list_every_setting_and_say_how_the_risk_limits_act():
 
 
 def test_history_lines_give_every_outcome_in_plain_words():
-    base = dict(
+    base: dict[str, Any] = dict(
         client_order_id="x",
         fill_id=1,
         follow_id=1,
@@ -286,8 +287,8 @@ def test_positions_counts_and_orders_the_copier_placed_itself():
     text = format_direct_results([closed, failed], empty="nothing")
     assert "🔒 Closing your copied position: sold 0.01 BTC/USDT:USDT @ 60000" in text
     assert (
-        "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. Check the position on your exchange."
-        in text
+        "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. "
+        "Check the position on your exchange." in text
     )
     assert (
         format_direct_results([], empty="There were no copied positions to close.")

@@ -14,8 +14,15 @@ from bot.report_text import daily_summary_text
 from core.errors import NotFound, UserError
 from core.export import COLUMNS, NOT_COPIED, slippage_bps
 from core.model import CopyStatus, FollowStatus, Side, utcnow
+from storage.db import Database
 from storage.models import CopyOrder, Master
-from tests.test_reports import BTC, ETH, round_trip_and_open_position, world  # noqa: F401  (fixture)
+from tests.test_reports import BTC, ETH, World, make_world, round_trip_and_open_position
+
+
+@pytest.fixture
+async def world(db: Database) -> World:
+    return await make_world(db)
+
 
 SEED_LOG_FIELDS = {
     "timestamp",

@@ -24,6 +24,7 @@ from core.vault import Vault, generate_key
 from core.venues.paper import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
+from storage.db import Database
 from storage.journal import JournalStore
 from storage.models import Credential, Follow, Master, MasterStatus
 from storage.stats import StatsStore
@@ -35,7 +36,7 @@ _key_ids = itertools.count(1)
 
 @dataclass
 class World:
-    db: object
+    db: Database
     accounts: AccountStore
     journal: JournalStore
     exchange: PaperExchange
@@ -62,6 +63,7 @@ class World:
         if name not in self.users:
             telegram_id = next(_telegram_ids)
             user = await self.accounts.ensure_user(telegram_id, name)
+            assert user.id is not None
             self.users[name], self.telegram[name] = user.id, telegram_id
         user_id = self.users[name]
         credential_id = await self.key(user_id, f"{name} account {master_id or self.master_id}")
@@ -69,6 +71,7 @@ class World:
             Follow(user_id=user_id, master_id=master_id or self.master_id, credential_id=credential_id, **settings)
         )
         self.engine.invalidate_follows()
+        assert follow.id is not None
         return follow.id
 
     async def trade(self, side: Side, qty: str, price: str, symbol: str = BTC, master_id: int | None = None):
@@ -100,7 +103,12 @@ class World:
 
 
 @pytest.fixture
-async def world(db) -> World:
+async def world(db: Database) -> World:
+    return await make_world(db)
+
+
+async def make_world(db: Database) -> World:
+    """A paper master "Trend" with an owner, on a fresh database (no followers yet)."""
     accounts = AccountStore(db)
     exchange = PaperExchange()
     vault = Vault(generate_key())
@@ -122,6 +130,7 @@ async def world(db) -> World:
         StatsService(StatsStore(db), accounts, registry, settle_seconds=0),
     )
     owner = await accounts.ensure_user(None, "master owner")
+    assert owner.id is not None
     master = await accounts.add_master(Master(name="Trend", venue="paper", credential_id=await w.key(owner.id)))
     w.master_id = master.id
     return w
@@ -294,7 +303,7 @@ async def test_admin_stats(world):
     )
     assert stats.latency_samples == 7 and 0 <= stats.latency_p50_ms <= stats.latency_p99_ms
     assert stats.active_follows == 3 and stats.follows == {"active": 3}
-    assert [(l.master_id, l.running, l.fills) for l in stats.listeners] == [(world.master_id, True, 3)]
+    assert [(line.master_id, line.running, line.fills) for line in stats.listeners] == [(world.master_id, True, 3)]
     with pytest.raises(UserError):
         await world.stats.admin_stats(days=0)
 
