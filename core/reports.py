@@ -441,7 +441,8 @@ class StatsService:
     async def snapshot_equity(self) -> SnapshotReport:
         """Store today's equity of every master and every follow's account (one venue call per
         account). A later call the same day replaces that day's values."""
-        if self.venues is None:
+        venues = self.venues
+        if venues is None:
             return SnapshotReport(0, 0, ("no venues configured",))
         now = self.clock()
         day = utc_day(now)
@@ -453,7 +454,7 @@ class StatsService:
         async def fetch(credential_id: str) -> None:
             async with limit:
                 try:
-                    venue = await self.venues.venue_for(credential_id)  # type: ignore[union-attr]
+                    venue = await venues.venue_for(credential_id)
                     equities[credential_id] = await asyncio.wait_for(venue.equity(), 30)
                 except Exception as exc:  # one account's failure never stops the others
                     equities[credential_id] = exc
