@@ -7,8 +7,6 @@ import asyncio
 import logging
 import re
 import time
-from datetime import UTC, datetime
-from datetime import time as dtime
 from typing import Any
 
 from telegram import Bot, Update
@@ -22,13 +20,25 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from bot.auth import (
+    STALE_BUTTON,
+    callback_args,
+    callback_data,
+    chat_of,
+    get_app,
+    handler,
+    int_arg,
+    message_text,
+    reply,
+    user_data,
+)
 from bot.formatting import format_admin_stats, format_broadcast_progress, format_stats, split_message
 from bot.keyboards import column, keyboard
 from bot.keys import available_venues, delete_secret_message, spec_of
 from core.errors import UserError
+from core.model import MasterStatus
+from core.records import UserRecord
 from core.venues.catalog import FIELD_PROMPTS
-from storage.models import MasterStatus, User
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +63,8 @@ async def _am_ask(update: Update, state: dict[str, Any]) -> int:
 
 
 @handler(admin=True)
-async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
-    context.user_data.pop(_AM, None)
+async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+    user_data(context).pop(_AM, None)
     buttons = [(spec_of(name).title, f"ad:v:{name}") for name in available_venues(context)]
     await reply(
         update,
@@ -65,24 +75,24 @@ async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _, venue = callback_args(update, 2)
     if venue not in available_venues(context):
         raise UserError("that venue is not available in this deployment")
     spec = spec_of(venue)
     state = {"venue": venue, "pending": [*spec.fields, *spec.optional_fields], "values": {}}
-    context.user_data[_AM] = state
+    user_data(context)[_AM] = state
     return await _am_ask(update, state)
 
 
 @handler(admin=True)
-async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     await delete_secret_message(update)
-    state = context.user_data.get(_AM)
+    state = user_data(context).get(_AM)
     if not state or not state["pending"]:
         await reply(update, "Choose the venue with the buttons first (or /cancel).")
         return None
-    value = (update.effective_message.text or "").strip()
+    value = message_text(update).strip()
     if not value or len(value) > 512 or any(c.isspace() for c in value):
         await reply(update, "That does not look right (no spaces, at most 512 characters). Send it again.")
         return AM_SECRET
@@ -92,8 +102,8 @@ async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.get(_AM)
+async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).get(_AM)
     if not state or not state["pending"] or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
     state["pending"].pop(0)
@@ -101,11 +111,11 @@ async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler(admin=True)
-async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.get(_AM)
+async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).get(_AM)
     if not state or state["pending"]:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
-    name = (update.effective_message.text or "").strip()
+    name = message_text(update).strip()
     if not 2 <= len(name) <= 64:
         raise UserError("a master's name must be 2 to 64 characters")
     taken = {m.name.lower() for m in await get_app(context).services.masters(include_hidden=True)}
@@ -123,7 +133,8 @@ async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 async def _am_summary(update: Update, state: dict[str, Any]) -> int:
     await reply(
         update,
-        f"Register master “{state['name']}” on {spec_of(state['venue']).title}?\n{state['description'] or '(no description)'}\n\n"
+        f"Register master “{state['name']}” on "
+        f"{spec_of(state['venue']).title}?\n{state['description'] or '(no description)'}\n\n"
         "The key is checked with the venue first, then stored encrypted.",
         reply_markup=keyboard([("✅ Register", "ad:ok"), ("Cancel", "ad:x")]),
     )
@@ -131,11 +142,11 @@ async def _am_summary(update: Update, state: dict[str, Any]) -> int:
 
 
 @handler(admin=True)
-async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.get(_AM)
+async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).get(_AM)
     if not state or "name" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
-    text = "" if update.callback_query else (update.effective_message.text or "").strip()
+    text = "" if update.callback_query else message_text(update).strip()
     if len(text) > 500:
         raise UserError("the description may be at most 500 characters")
     state["description"] = text
@@ -143,8 +154,8 @@ async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler(admin=True)
-async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.pop(_AM, None)
+async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).pop(_AM, None)
     if not state or "description" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
     app = get_app(context)
@@ -173,7 +184,7 @@ async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
 
 
 async def am_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    context.user_data.pop(_AM, None)
+    user_data(context).pop(_AM, None)
     if update.callback_query:
         await update.callback_query.answer()
     await reply(update, "Cancelled; nothing was stored.")
@@ -208,7 +219,7 @@ def addmaster_conversation() -> ConversationHandler:
 
 
 @handler(admin=True)
-async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     action, master_id = callback_args(update, 2)
     services = get_app(context).services
     master = await services.master(int_arg(master_id), include_hidden=True)
@@ -232,7 +243,7 @@ async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user
 
 
 @handler(admin=True)
-async def manage_master_no(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def manage_master_no(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await reply(update, "Nothing was changed.")
 
 
@@ -245,8 +256,8 @@ PROGRESS_EVERY_SECONDS = 2.0
 
 
 @handler(admin=True)
-async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
-    context.user_data.pop(_BC, None)
+async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+    user_data(context).pop(_BC, None)
     masters = await get_app(context).services.masters(include_hidden=True)
     buttons = [("Everyone", "bc:a:all")] + [
         (f"Followers of {m.name} ({m.followers})", f"bc:a:{m.id}") for m in masters[:30]
@@ -256,26 +267,26 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _, target = callback_args(update, 2)
     if target == "all":
-        context.user_data[_BC] = {"master_id": None, "audience": "everyone"}
+        user_data(context)[_BC] = {"master_id": None, "audience": "everyone"}
     else:
         master = await get_app(context).services.master(int_arg(target), include_hidden=True)
-        context.user_data[_BC] = {"master_id": master.id, "audience": f"followers of {master.name}"}
+        user_data(context)[_BC] = {"master_id": master.id, "audience": f"followers of {master.name}"}
     await reply(update, "Send the message text (plain text, up to 4096 characters).")
     return BC_TEXT
 
 
 @handler(admin=True)
-async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.get(_BC)
+async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).get(_BC)
     if not state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
-    text = update.effective_message.text or ""
+    text = message_text(update)
     if not text.strip() or len(text) > 4096:
         raise UserError("the message must be 1 to 4096 characters")
-    recipients = await get_app(context).accounts.broadcast_recipients(state["master_id"])
+    recipients = await get_app(context).services.broadcast_recipients(state["master_id"])
     state["text"] = text
     await reply(
         update,
@@ -286,13 +297,13 @@ async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler(admin=True)
-async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.pop(_BC, None)
+async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).pop(_BC, None)
     if not state or "text" not in state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
     app = get_app(context)
-    recipients = await app.accounts.broadcast_recipients(state["master_id"])
-    progress = await update.effective_chat.send_message(format_broadcast_progress(0, len(recipients), 0, 0, 0))
+    recipients = await app.services.broadcast_recipients(state["master_id"])
+    progress = await chat_of(update).send_message(format_broadcast_progress(0, len(recipients), 0, 0, 0))
     context.application.create_task(
         run_broadcast(context.bot, app, recipients, state["text"], progress.chat_id, progress.message_id),
         name="broadcast",
@@ -302,7 +313,7 @@ async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
 
 async def run_broadcast(
     bot: Bot, app, recipients: list[tuple[int, int]], text: str, chat_id: int, progress_id: int
-) -> dict[str, int]:  # type: ignore[no-untyped-def]
+) -> dict[str, int]:
     """Send to every recipient through the bot's rate limiter (≈30 messages/s, RetryAfter
     honoured), editing the progress message as it goes; a final count is sent at the end."""
     counts = {"delivered": 0, "blocked": 0, "failed": 0}
@@ -317,7 +328,7 @@ async def run_broadcast(
                 counts["delivered"] += 1
             except Forbidden:  # blocked the bot or deactivated
                 counts["blocked"] += 1
-                await app.accounts.set_blocked(user_id, True)
+                await app.services.set_blocked(user_id, True)
             except (BadRequest, RetryAfter, TelegramError) as exc:
                 counts["failed"] += 1
                 log.warning("broadcast to user %s failed: %s", user_id, exc)
@@ -326,7 +337,9 @@ async def run_broadcast(
                 last_progress = time.monotonic()
                 try:
                     await bot.edit_message_text(
-                        format_broadcast_progress(done, len(recipients), **counts),
+                        format_broadcast_progress(
+                            done, len(recipients), counts["delivered"], counts["blocked"], counts["failed"]
+                        ),
                         chat_id=chat_id,
                         message_id=progress_id,
                     )
@@ -347,7 +360,7 @@ async def run_broadcast(
 
 
 async def bc_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    context.user_data.pop(_BC, None)
+    user_data(context).pop(_BC, None)
     if update.callback_query:
         await update.callback_query.answer()
     await reply(update, "Broadcast cancelled; nothing was sent.")
@@ -373,12 +386,11 @@ def broadcast_conversation() -> ConversationHandler:
 
 
 @handler(admin=True)
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     app = get_app(context)
-    today = datetime.combine(datetime.now(UTC).date(), dtime(), tzinfo=UTC)
     text = format_stats(
-        await app.accounts.counts(),
-        await app.accounts.copy_counts_since(None, today),
+        await app.services.system_counts(),
+        await app.services.copies_today(None),
         app.notifications.pending(),
         app.notifications.dropped,
     )
@@ -388,7 +400,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) 
 
 
 @handler(admin=True)
-async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await reply(
         update,
         "⚠️ Kill switch: pause EVERY active follow of every user now? Open positions stay as they are.",
@@ -397,8 +409,8 @@ async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler(admin=True)
-async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
-    data = update.callback_query.data
+async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    data = callback_data(update)
     if data == "pa:x":
         await reply(update, "Nothing was paused.")
         return

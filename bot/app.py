@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import warnings
+from typing import Any
 from urllib.parse import urlparse
 
 from telegram import BotCommand, BotCommandScopeChat, Update
@@ -14,6 +15,7 @@ from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -87,7 +89,7 @@ async def post_shutdown(application: Application) -> None:
         await notifier.stop()
 
 
-def build_application(app) -> Application:  # type: ignore[no-untyped-def]
+def build_application(app) -> Application:
     settings = app.settings
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
@@ -112,7 +114,7 @@ def build_application(app) -> Application:  # type: ignore[no-untyped-def]
     return application
 
 
-def _handlers() -> list[object]:
+def _handlers() -> list[BaseHandler[Update, Any, Any]]:
     """In order: the first handler that matches an update takes it."""
     return [
         CommandHandler("start", start),
@@ -139,7 +141,7 @@ def webhook_secret(token: str) -> str:
 
 async def serve(
     app, stop: asyncio.Event, *, poll_interval: float = 0.0, polling_timeout: int = 10, scheduler=None
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Run the bot until ``stop`` is set: polling, or a webhook on $PORT when WEBHOOK_URL is set.
     ``scheduler``: the service's ``AsyncIOScheduler``; the bot adds its daily-summary job to it."""
     settings = app.settings
@@ -150,13 +152,16 @@ async def serve(
     application = build_application(app)
     if scheduler is not None:
         application.bot_data["scheduler"] = scheduler
+    updater = application.updater
+    if updater is None:
+        raise RuntimeError("the Telegram application was built without an updater")
     async with application:
         await post_init(application)
         await application.start()
         try:
             if settings.webhook_url:
                 path = urlparse(settings.webhook_url).path.lstrip("/")
-                await application.updater.start_webhook(
+                await updater.start_webhook(
                     listen="0.0.0.0",
                     port=settings.port,
                     url_path=path,
@@ -165,11 +170,11 @@ async def serve(
                 )
                 log.info("Telegram bot listening for webhooks on port %s", settings.port)
             else:
-                await application.updater.start_polling(poll_interval=poll_interval, timeout=polling_timeout)
+                await updater.start_polling(poll_interval=poll_interval, timeout=polling_timeout)
                 log.info("Telegram bot polling for updates")
             await stop.wait()
         finally:
-            if application.updater.running:
-                await application.updater.stop()
+            if updater.running:
+                await updater.stop()
             await application.stop()
             await post_shutdown(application)

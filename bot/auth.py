@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from telegram import Update
+from telegram import Chat, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from core.errors import UserError
-from storage.models import User
+from core.records import UserRecord
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, User], Awaitable[Any]]
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, UserRecord], Awaitable[Any]]
+#: what python-telegram-bot calls: ``(update, context)``
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, Any]]
 
 NOT_REGISTERED = "Send /start first, then try again."
 ADMINS_ONLY = "⛔ This command is for administrators only."
@@ -30,13 +32,48 @@ INTERNAL_ERROR = "Something went wrong on our side and was logged. Please try ag
 STALE_BUTTON = "This button is no longer valid. Send the command again."
 
 
-def get_app(context: ContextTypes.DEFAULT_TYPE):  # type: ignore[no-untyped-def]
+def get_app(context: ContextTypes.DEFAULT_TYPE) -> Any:
     """The service ``App`` the bot was built over."""
     return context.application.bot_data["app"]
 
 
 def is_admin(context: ContextTypes.DEFAULT_TYPE, telegram_id: int) -> bool:
     return telegram_id in get_app(context).settings.admin_ids
+
+
+def user_data(context: ContextTypes.DEFAULT_TYPE) -> dict[Any, Any]:
+    """The user's dialogue state (every update a handler sees comes from a user)."""
+    data = context.user_data
+    if data is None:
+        raise RuntimeError("an update without a user reached a handler")
+    return data
+
+
+def message_text(update: Update) -> str:
+    """The text of the message the update carries ("" for none)."""
+    message = update.effective_message
+    return (message.text or "") if message is not None else ""
+
+
+def callback_data(update: Update) -> str:
+    """The data of the pressed button ("" for none)."""
+    query = update.callback_query
+    return (query.data or "") if query is not None else ""
+
+
+def sender_id(update: Update) -> int:
+    """The Telegram id of whoever sent the update."""
+    sender = update.effective_user
+    if sender is None:
+        raise RuntimeError("an update without a user reached a handler")
+    return sender.id
+
+
+def chat_of(update: Update) -> Chat:
+    chat = update.effective_chat
+    if chat is None:
+        raise RuntimeError("an update without a chat reached a handler")
+    return chat
 
 
 async def reply(update: Update, text: str, **kwargs: Any) -> None:
@@ -47,7 +84,7 @@ async def reply(update: Update, text: str, **kwargs: Any) -> None:
     await chat.send_message(text, **kwargs)
 
 
-def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
+def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler], Callback]:
     """Wrap a handler ``(update, context, user)``.
 
     ``register``: create the user on first contact (only /start does). ``admin``: refuse anyone
@@ -55,7 +92,7 @@ def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler
     (``None`` keeps a ConversationHandler in its state); nothing else leaks to the chat.
     """
 
-    def decorate(func: Handler) -> Callable[..., Awaitable[Any]]:
+    def decorate(func: Handler) -> Callback:
         @functools.wraps(func)
         async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
             query = update.callback_query
@@ -76,7 +113,7 @@ def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler
                 if register:
                     user = await app.services.register_user(tg_user.id, tg_user.full_name or tg_user.username or "")
                 else:
-                    user = await app.accounts.user_by_telegram_id(tg_user.id)
+                    user = await app.services.user_by_telegram_id(tg_user.id)
                     if user is None:
                         await reply(update, NOT_REGISTERED)
                         return None
@@ -100,8 +137,7 @@ def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler
 def callback_args(update: Update, count: int) -> list[str]:
     """The ``count`` fields after the prefix of ``prefix:a:b``; a ``UserError`` (stale or
     tampered button) when the data has another shape."""
-    data = update.callback_query.data if update.callback_query else None
-    parts = (data or "").split(":")
+    parts = callback_data(update).split(":")
     if len(parts) != count + 1 or not all(parts[1:]):
         raise UserError(STALE_BUTTON)
     return parts[1:]

@@ -18,7 +18,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, is_admin, reply
+from bot.auth import (
+    STALE_BUTTON,
+    callback_args,
+    callback_data,
+    chat_of,
+    get_app,
+    handler,
+    int_arg,
+    is_admin,
+    message_text,
+    reply,
+    sender_id,
+    user_data,
+)
 from bot.formatting import (
     RANK_TITLES,
     SIZING_HELP,
@@ -33,11 +46,10 @@ from bot.formatting import (
 )
 from bot.keyboards import button, column, keyboard, pager, rows
 from core.errors import UserError, VaultError, VenueError
-from core.model import SizingMode
+from core.model import MasterStatus, SizingMode
+from core.records import UserRecord
 from core.reports import RANK_KEYS
 from core.validation import parse_sizing, validate_follow_changes
-from storage.journal import follow_settings
-from storage.models import Follow, MasterStatus, User
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +82,7 @@ def _masters_markup(chunk: list[Any], sort: str, page: int, pages: int) -> Inlin
 async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort: str, page: int) -> None:
     if sort not in RANK_KEYS:
         raise UserError(STALE_BUTTON)
-    admin = is_admin(context, update.effective_user.id)
+    admin = is_admin(context, sender_id(update))
     ranked = await get_app(context).services.ranked_masters(sort, include_hidden=admin)
     if not ranked:
         await reply(update, "No masters are listed yet." + (" Add one with /addmaster." if admin else ""))
@@ -88,12 +100,12 @@ async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort
 
 
 @handler()
-async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await _masters_page(update, context, DEFAULT_SORT, 0)
 
 
 async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, master_id: int, sort: str) -> None:
-    admin = is_admin(context, update.effective_user.id)
+    admin = is_admin(context, sender_id(update))
     services = get_app(context).services
     stats = await services.master_statistics(master_id, include_hidden=admin)
     try:
@@ -102,7 +114,7 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
         log.exception("chart of master %s failed", master_id)
         chart = None
     if chart is not None:
-        await update.effective_chat.send_photo(
+        await chat_of(update).send_photo(
             chart, caption=f"📈 {stats.name}: equity (or realized PnL) over the last 90 days"
         )
     buttons = [[("➕ Follow", f"fw:m:{stats.master_id}"), ("◀ Back", f"ms:l:{sort}:0")]]
@@ -117,8 +129,8 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
 
 
 @handler()
-async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
-    data = update.callback_query.data or ""
+async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    data = callback_data(update)
     if data.startswith("ms:l:"):
         _, sort, page = callback_args(update, 3)
         await _masters_page(update, context, sort, int_arg(page))
@@ -133,15 +145,15 @@ async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 def _state(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
-    state = context.user_data.get(_KEY)
+    state = user_data(context).get(_KEY)
     if state is None:
         raise UserError("This dialogue has expired. Start again with /follow.")
     return state
 
 
 @handler()
-async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    context.user_data.pop(_KEY, None)
+async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    user_data(context).pop(_KEY, None)
     services = get_app(context).services
     if not await services.accounts_of(user.id):
         await reply(update, "Connect an exchange account first with /connect, then come back to /follow.")
@@ -162,12 +174,14 @@ async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 @handler()
-async def follow_pick_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_pick_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _, master_id = callback_args(update, 2)
     return await _master_chosen(update, context, user, int_arg(master_id))
 
 
-async def _master_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, master_id: int) -> int | None:
+async def _master_chosen(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, master_id: int
+) -> int | None:
     services = get_app(context).services
     master = await services.master(master_id)
     following = {
@@ -183,7 +197,7 @@ async def _master_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE, use
             "Change it with /settings, or /connect another account.",
         )
         return ConversationHandler.END
-    context.user_data[_KEY] = {"master_id": master.id, "master_name": master.name, "settings": {}}
+    user_data(context)[_KEY] = {"master_id": master.id, "master_name": master.name, "settings": {}}
     await reply(
         update,
         f"Copy {master.name} with which account?",
@@ -193,7 +207,7 @@ async def _master_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler()
-async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     _, credential_id = callback_args(update, 2)
     account = await get_app(context).services.own_account(user.id, credential_id)
@@ -210,7 +224,7 @@ async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE
 
 
 @handler()
-async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     _, code = callback_args(update, 2)
     if code not in MODE_CODES:
@@ -221,11 +235,11 @@ async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 
 
 @handler()
-async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     if "mode" not in state:
         raise UserError("choose a sizing mode with the buttons above first")
-    mode, value = parse_sizing(state["mode"], update.effective_message.text or "")
+    mode, value = parse_sizing(state["mode"], message_text(update))
     state["settings"].update(sizing_mode=mode.value, sizing_value=str(value))
     await reply(
         update,
@@ -246,25 +260,25 @@ async def _ask_stop_loss(update: Update) -> int:
 
 
 @handler()
-async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
-    text = "none" if update.callback_query else (update.effective_message.text or "")
+    text = "none" if update.callback_query else message_text(update)
     validate_follow_changes({"take_profit_pct": text})
     state["settings"]["take_profit_pct"] = text
     return await _ask_stop_loss(update)
 
 
 @handler()
-async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
-    text = "none" if update.callback_query else (update.effective_message.text or "")
+    text = "none" if update.callback_query else message_text(update)
     validate_follow_changes({"stop_loss_pct": text})
     state["settings"]["stop_loss_pct"] = text
     validate_follow_changes(state["settings"])
-    held = await get_app(context).journal.master_positions(state["master_id"])
+    held = await get_app(context).services.master_positions(state["master_id"])
     if not held:
         state["open_now"] = False
-        return await _summary(update, state, user)
+        return await _summary(update, context, state, user)
     await reply(
         update,
         f"{state['master_name']} holds open positions now: {format_master_positions(held)}.\n"
@@ -280,18 +294,18 @@ async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 
 
 @handler()
-async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     _, choice = callback_args(update, 2)
     if choice not in ("now", "new"):
         raise UserError(STALE_BUTTON)
     state["open_now"] = choice == "now"
-    return await _summary(update, state, user)
+    return await _summary(update, context, state, user)
 
 
-async def _summary(update: Update, state: dict[str, Any], user: User) -> int:
-    validated = validate_follow_changes(state["settings"])
-    preview = Follow(user_id=user.id, master_id=state["master_id"], credential_id=state["credential_id"], **validated)
+async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: dict[str, Any], user: UserRecord) -> int:
+    services = get_app(context).services
+    preview = services.preview_follow(user.id, state["master_id"], state["credential_id"], state["settings"])
     opening = (
         "The master's open positions are copied at your sizing as soon as you confirm; then every new trade."
         if state["open_now"]
@@ -309,11 +323,11 @@ async def _summary(update: Update, state: dict[str, Any], user: User) -> int:
 
 
 @handler()
-async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     state = _state(context)
     app = get_app(context)
     row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
     await reply(
         update,
         "✅ Following.\n\n"
@@ -323,7 +337,7 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     if state.get("open_now"):
         await reply(update, f"Opening {state['master_name']}'s current positions on {state['account_label']}…")
         try:
-            outcomes = await app.risk.open_master_positions(follow_settings(row))
+            outcomes = await app.services.open_master_positions(user.id, row.id)
         except (VenueError, VaultError) as exc:
             await reply(
                 update,
@@ -337,7 +351,7 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 async def follow_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
     if update.callback_query:
         await update.callback_query.answer()
     await reply(update, "Cancelled; nothing was changed.")

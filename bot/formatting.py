@@ -52,7 +52,10 @@ def format_direct_result(result: CopyResult) -> str:
     title = ORIGIN_TITLES.get(result.origin, result.origin)
     symbol = result.fill.symbol
     if result.status is CopyStatus.FILLED:
-        return f"{title}: {_verb(result.side, result.status)} {amount(result.filled_quantity)} {symbol} @ {amount(result.average_price)}"
+        return (
+            f"{title}: {_verb(result.side, result.status)} {amount(result.filled_quantity)} {symbol} @ "
+            f"{amount(result.average_price)}"
+        )
     if result.status is CopyStatus.PLACED:
         return (
             f"{title}: order placed to {_verb(result.side, result.status)} {amount(result.requested_quantity)} {symbol}"
@@ -94,15 +97,22 @@ def format_copy_result(result: CopyResult, *, master_name: str | None = None) ->
             f"@ {amount(result.average_price)} (master {amount(fill.price)}, slippage {slip}%{latency})\n{master_line}"
         )
     if result.status is CopyStatus.PLACED:
-        return f"📝 Order placed: {_verb(result.side, result.status)} {amount(result.requested_quantity)} {fill.symbol}\n{master_line}"
+        return (
+            f"📝 Order placed: {_verb(result.side, result.status)} {amount(result.requested_quantity)} "
+            f"{fill.symbol}\n{master_line}"
+        )
     if result.status is CopyStatus.SKIPPED:
         return f"⏭ Not copied: {result.reason}\n{master_line}"
     if result.status is CopyStatus.PENDING:
         return (
             f"⏳ Unconfirmed: the exchange did not answer for {_verb(result.side, result.status)} "
-            f"{amount(result.requested_quantity)} {fill.symbol}; it will be checked and never sent twice.\n{master_line}"
+            f"{amount(result.requested_quantity)} {fill.symbol}; it will be checked and never sent "
+            f"twice.\n{master_line}"
         )
-    return f"❌ Copy failed: {result.error}\n{master_line}\nCheck your balance and key permissions; the next trade will be tried as usual."
+    return (
+        f"❌ Copy failed: {result.error}\n{master_line}\nCheck your balance and key permissions; the next trade "
+        "will be tried as usual."
+    )
 
 
 def format_follow_paused(event: FollowPaused) -> str:
@@ -158,7 +168,7 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
 
 
-def sizing_text(mode: SizingMode, value) -> str:  # type: ignore[no-untyped-def]
+def sizing_text(mode: SizingMode, value) -> str:
     if mode is SizingMode.COEFFICIENT:
         return f"coefficient × {amount(value)}"
     if mode is SizingMode.EQUITY_RATIO:
@@ -168,15 +178,15 @@ def sizing_text(mode: SizingMode, value) -> str:  # type: ignore[no-untyped-def]
     return f"{amount(value)} units per entry"
 
 
-def percent(value) -> str:  # type: ignore[no-untyped-def]
+def percent(value) -> str:
     return "off" if value is None else f"{amount(value)} %"
 
 
-def money(value) -> str:  # type: ignore[no-untyped-def]
+def money(value) -> str:
     return "off" if value is None else amount(value)
 
 
-def format_account(view) -> str:  # type: ignore[no-untyped-def]
+def format_account(view) -> str:
     """A connected exchange account: label, venue, fingerprint and last check — never the key."""
     from core.venues.catalog import venue_spec
 
@@ -185,7 +195,7 @@ def format_account(view) -> str:  # type: ignore[no-untyped-def]
     return f"• {view.label} — {title}, key …{view.key_fingerprint[-6:]}, checked {when(view.last_validated_at)}"
 
 
-def format_accounts(views) -> str:  # type: ignore[no-untyped-def]
+def format_accounts(views) -> str:
     if not views:
         return "No exchange accounts connected yet. Add one with /connect."
     return "Your exchange accounts:\n" + "\n".join(format_account(v) for v in views)
@@ -245,7 +255,7 @@ RANK_TITLES: dict[str, str] = {
 }
 
 
-def rank_value(stats, key: str) -> str:  # type: ignore[no-untyped-def]
+def rank_value(stats, key: str) -> str:
     """The statistic a ranking is sorted by, in words."""
     values = {
         "pnl_pct": lambda s: ratio(s.realized_pnl_pct, sign=True),
@@ -261,7 +271,7 @@ def rank_value(stats, key: str) -> str:  # type: ignore[no-untyped-def]
     return values[key](stats) if key in values else ""
 
 
-def format_master_line(rank: int, master, sort: str = "followers") -> str:  # type: ignore[no-untyped-def]
+def format_master_line(rank: int, master, sort: str = "followers") -> str:
     """One master of /masters; with statistics (``MasterStatistics``): PnL, win rate, max
     drawdown and the figure the list is sorted by, ``—`` where it is not known yet."""
     hidden = f" [{master.status.value}]" if master.status.value != "active" else ""
@@ -281,7 +291,7 @@ def format_master_line(rank: int, master, sort: str = "followers") -> str:  # ty
     return line
 
 
-def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
+def format_master_statistics(stats) -> str:
     """A master's detail page: every statistic (``MasterStatistics``), ``—`` where unknown."""
     head = [f"👤 {stats.name}", f"Venue: {stats.venue} · followers: {stats.followers}"]
     if stats.status.value != "active":
@@ -325,19 +335,21 @@ def format_master_statistics(stats) -> str:  # type: ignore[no-untyped-def]
         f"Sharpe ratio: {sharpe}",
         f"Average holding time: {duration(stats.avg_holding)}",
         f"Trading days: {stats.trading_days} · fills: {stats.fills}",
-        f"First fill: {when(stats.first_fill_at) if stats.first_fill_at else UNKNOWN} · last fill: {when(stats.last_fill_at) if stats.last_fill_at else UNKNOWN}",
+        f"First fill: {when(stats.first_fill_at) if stats.first_fill_at else UNKNOWN} · last fill: "
+        f"{when(stats.last_fill_at) if stats.last_fill_at else UNKNOWN}",
         f"Equity: {equity}",
         f"Open positions: {positions}",
     ]
     if stats.untracked_closes:
         lines.append(
-            f"({stats.untracked_closes} close(s) of positions opened before tracking began are left out of the win rate)"
+            f"({stats.untracked_closes} close(s) of positions opened before tracking began are left out of "
+            "the win rate)"
         )
     lines += ["", "Past results say nothing about the future."]
     return "\n".join(lines)
 
 
-def format_follow_settings(follow, master_name: str, account_label: str) -> str:  # type: ignore[no-untyped-def]
+def format_follow_settings(follow, master_name: str, account_label: str) -> str:
     """Every setting of one follow, as shown by /settings and the follow summary."""
     allowed = ", ".join(follow.allowed_symbols) or "all symbols"
     blocked = ", ".join(follow.blocked_symbols) or "none"
@@ -353,7 +365,8 @@ def format_follow_settings(follow, master_name: str, account_label: str) -> str:
         f"Dry run: {'on — orders are recorded, not sent' if follow.dry_run else 'off'}",
         f"Take-profit: {percent(follow.take_profit_pct)}, stop-loss: {percent(follow.stop_loss_pct)}"
         + (
-            " (of your own entry price; resting orders where your exchange supports them, otherwise watched every few seconds)"
+            " (of your own entry price; resting orders where your exchange supports them, otherwise watched "
+            "every few seconds)"
             if (follow.take_profit_pct is not None or follow.stop_loss_pct is not None)
             else ""
         ),
@@ -377,7 +390,12 @@ def format_follow_settings(follow, master_name: str, account_label: str) -> str:
         ),
         f"Entries copied: {ENTRY_SIDES.get(follow.entry_sides, follow.entry_sides)}",
         f"Margin mode: {MARGIN_MODES.get(follow.margin_mode, follow.margin_mode)}",
-        f"Auto-sync: {'on — drift found by the periodic check is fixed at once' if follow.auto_sync else 'off — drift is reported; /sync fixes it'}",
+        "Auto-sync: "
+        + (
+            "on — drift found by the periodic check is fixed at once"
+            if follow.auto_sync
+            else "off — drift is reported; /sync fixes it"
+        ),
     ]
     return "\n".join(lines)
 
@@ -387,7 +405,7 @@ ENTRY_SIDES = {"both": "long and short", "long": "long only", "short": "short on
 MARGIN_MODES = {None: "exchange default", "cross": "cross", "isolated": "isolated"}
 
 
-def format_positions(positions) -> str:  # type: ignore[no-untyped-def]
+def format_positions(positions) -> str:
     if not positions:
         return "  no open copied positions"
     return "\n".join(
@@ -402,7 +420,7 @@ def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(parts) if parts else "none"
 
 
-def format_history_line(order, master_name: str) -> str:  # type: ignore[no-untyped-def]
+def format_history_line(order, master_name: str) -> str:
     """One copy record with its outcome in plain words."""
     side = order.side.value if order.side else "-"
     qty = amount(order.filled_quantity) if order.filled_quantity else amount(order.requested_quantity)
@@ -434,8 +452,10 @@ def format_stats(counts: dict[str, int], copies_today: dict[str, int], pending_n
             "📊 Stats",
             f"Users: {counts.get('users', 0)} ({counts.get('blocked', 0)} blocked the bot)",
             f"Exchange accounts: {counts.get('credentials', 0)}",
-            f"Masters: {counts.get('masters_active', 0)} active, {counts.get('masters_hidden', 0)} hidden, {counts.get('masters_retired', 0)} retired",
-            f"Follows: {counts.get('follows_active', 0)} active, {counts.get('follows_paused', 0)} paused, {counts.get('follows_stopped', 0)} stopped",
+            f"Masters: {counts.get('masters_active', 0)} active, {counts.get('masters_hidden', 0)} hidden, "
+            f"{counts.get('masters_retired', 0)} retired",
+            f"Follows: {counts.get('follows_active', 0)} active, {counts.get('follows_paused', 0)} paused, "
+            f"{counts.get('follows_stopped', 0)} stopped",
             f"Copies today: {format_counts(copies_today)}",
             f"Notifications waiting: {pending_notifications}, dropped: {dropped}",
         ]
@@ -445,7 +465,7 @@ def format_stats(counts: dict[str, int], copies_today: dict[str, int], pending_n
 # -- issue 6: sync, opening the master's positions, closing, drift in /status -------------------
 
 
-def format_drift_rows(drifts) -> str:  # type: ignore[no-untyped-def]
+def format_drift_rows(drifts) -> str:
     """The last reconciliation's findings (``PositionDrift`` rows) under a follow in /status."""
     return "\n".join(
         f"  ⚖️ {d.symbol}: copies say {amount(d.expected)}, your exchange shows {amount(d.actual)} "
@@ -463,7 +483,8 @@ def format_sync_preview(title: str, drifts: dict[str, tuple[Decimal, Decimal]]) 
         delta = expected - actual
         verb = "buy" if delta > 0 else "sell"
         lines.append(
-            f"  {symbol}: copies say {amount(expected)}, your exchange shows {amount(actual)} → {verb} {amount(abs(delta))}"
+            f"  {symbol}: copies say {amount(expected)}, your exchange shows {amount(actual)} → {verb} "
+            f"{amount(abs(delta))}"
         )
     lines.append(
         "\nSync sends market orders on your account to bring it in line with the copy history "
@@ -510,7 +531,7 @@ def period_title(label: str) -> str:
     return f"the last {label}"
 
 
-def format_pnl(report) -> str:  # type: ignore[no-untyped-def]
+def format_pnl(report) -> str:
     """/pnl: per follow and in total (``PnlReport``): realized after fees, open positions at the
     current price, and what the master made over the same days scaled to the follow."""
     since = f" (since {report.period.first_day}, UTC)" if report.period.first_day else ""
@@ -559,7 +580,7 @@ def format_pnl(report) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def format_summary_setting(setting) -> str:  # type: ignore[no-untyped-def]
+def format_summary_setting(setting) -> str:
     at = f"{setting.minute_of_day // 60:02d}:{setting.minute_of_day % 60:02d} UTC"
     if setting.enabled:
         return f"🗓 Daily summary: on, every day at {at} — yesterday's copies, realized PnL, skips and failures."
@@ -572,7 +593,7 @@ def _reason_counts(counts: dict[str, int]) -> str:
     )
 
 
-def format_admin_stats(stats) -> str:  # type: ignore[no-untyped-def]
+def format_admin_stats(stats) -> str:
     """Admin /stats (``AdminStats``): copies per day, outcome rates with reasons, latency,
     follows and the master streams' health."""
     total = sum(stats.status_counts.values())
@@ -586,14 +607,16 @@ def format_admin_stats(stats) -> str:  # type: ignore[no-untyped-def]
         return UNKNOWN if value is None else f"{value * 100:.1f} %"
 
     lines.append(
-        f"Success {rate(stats.success_rate)}, skipped {rate(stats.skip_rate)}, failed {rate(stats.failure_rate)} of {total} copies"
+        f"Success {rate(stats.success_rate)}, skipped {rate(stats.skip_rate)}, failed "
+        f"{rate(stats.failure_rate)} of {total} copies"
     )
     for status, title in (("skipped", "Skipped by reason"), ("failed", "Failed by reason")):
         if stats.reason_counts.get(status):
             lines.append(f"{title}: {_reason_counts(stats.reason_counts[status])}")
     if stats.latency_samples:
         lines.append(
-            f"Latency: p50 {stats.latency_p50_ms:.0f} ms, p99 {stats.latency_p99_ms:.0f} ms ({stats.latency_samples} copies)"
+            f"Latency: p50 {stats.latency_p50_ms:.0f} ms, p99 {stats.latency_p99_ms:.0f} ms "
+            f"({stats.latency_samples} copies)"
         )
     else:
         lines.append(f"Latency: {UNKNOWN} (no copy placed yet)")

@@ -25,13 +25,13 @@ def rows(buttons: Iterable[Button], per_row: int = 1) -> list[list[InlineKeyboar
     return out
 
 
-def keyboard(*groups: Sequence[Sequence[Button]] | Sequence[Button]) -> InlineKeyboardMarkup:
+def keyboard(*groups: Sequence[Button]) -> InlineKeyboardMarkup:
     """``keyboard([("A", "a:1"), ("B", "b:1")], [("Cancel", "x")])``: each argument is one row."""
     markup: list[list[InlineKeyboardButton]] = []
     for group in groups:
         if not group:
             continue
-        markup.append([button(text, data) for text, data in group])  # type: ignore[misc]
+        markup.append([button(text, data) for text, data in group])
     return InlineKeyboardMarkup(markup)
 
 

@@ -18,12 +18,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import callback_args, get_app, handler, reply
+from bot.auth import callback_args, get_app, handler, message_text, reply, user_data
 from bot.formatting import format_account, format_accounts
 from bot.keyboards import column, keyboard
 from core.errors import UserError
+from core.records import UserRecord
 from core.venues.catalog import FIELD_PROMPTS, VENUES, VenueSpec, venue_spec
-from storage.models import User
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ TIMEOUT_SECONDS = 600
 def available_venues(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
     """Venues this deployment can open (paper mode: only the simulated one): the catalog's
     in its order, then any other configured exchange by name."""
-    names = get_app(context).venues.venue_names
+    names = get_app(context).services.venue_names
     known = [name for name in VENUES if name in names]
     return known + sorted(n for n in names if n not in VENUES and venue_spec(n) is not None)
 
@@ -50,6 +50,8 @@ def spec_of(venue: str) -> VenueSpec:
 async def delete_secret_message(update: Update) -> bool:
     """Delete the user's message at once; say so when Telegram refuses."""
     message = update.effective_message
+    if message is None:
+        return False
     try:
         await message.delete()
         return True
@@ -60,11 +62,11 @@ async def delete_secret_message(update: Update) -> bool:
 
 
 def _forget(context: ContextTypes.DEFAULT_TYPE) -> None:
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
 
 
 @handler()
-async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _forget(context)
     venues = available_venues(context)
     buttons = [(spec_of(name).title, f"cn:v:{name}") for name in venues]
@@ -91,7 +93,9 @@ async def _ask_field(update: Update, state: dict[str, Any]) -> int:
     return SECRET
 
 
-async def _ask_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, state: dict[str, Any]) -> int:
+async def _ask_label(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, state: dict[str, Any]
+) -> int:
     taken = {view.label for view in await get_app(context).services.accounts_of(user.id)}
     number = 1
     while f"{state['venue']} {number}" in taken:
@@ -106,13 +110,13 @@ async def _ask_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
 
 
 @handler()
-async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     (action, venue) = callback_args(update, 2)
     if action != "v" or venue not in available_venues(context):
         raise UserError("that exchange is not available in this deployment; choose one of the buttons")
     spec = spec_of(venue)
     state = {"venue": venue, "pending": [*spec.fields, *spec.optional_fields], "values": {}}
-    context.user_data[_KEY] = state
+    user_data(context)[_KEY] = state
     await reply(
         update,
         f"{spec.title}: I will ask for {', '.join(FIELD_PROMPTS.get(f, f).split(' (')[0] for f in state['pending'])}.",
@@ -121,19 +125,20 @@ async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 @handler()
-async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
+async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     await delete_secret_message(update)  # first, whatever happens next
-    state = context.user_data.get(_KEY)
+    state = user_data(context).get(_KEY)
     if not state or not state.get("pending"):
         await reply(update, "This dialogue has expired. Start again with /connect.")
         return ConversationHandler.END
     name = state["pending"].pop(0)
-    value = (update.effective_message.text or "").strip()
+    value = message_text(update).strip()
     if not value or len(value) > 512 or any(c.isspace() for c in value):
         state["pending"].insert(0, name)
         await reply(
             update,
-            f"That does not look like a {FIELD_PROMPTS.get(name, name).split(' (')[0]} (no spaces, at most 512 characters). Send it again.",
+            f"That does not look like a {FIELD_PROMPTS.get(name, name).split(' (')[0]} (no spaces, at most "
+            "512 characters). Send it again.",
         )
         return SECRET
     state["values"][name] = value
@@ -144,8 +149,8 @@ async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler()
-async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.get(_KEY)
+async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).get(_KEY)
     if not state or not state.get("pending") or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
     state["pending"].pop(0)
@@ -154,8 +159,8 @@ async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
     return await _ask_label(update, context, user, state)
 
 
-async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, label: str) -> int | None:
-    state = context.user_data.get(_KEY)
+async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, label: str) -> int | None:
+    state = user_data(context).get(_KEY)
     if not state or state.get("pending"):
         await reply(update, "This dialogue has expired. Start again with /connect.")
         return ConversationHandler.END
@@ -178,13 +183,13 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler()
-async def typed_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    return await _finish(update, context, user, update.effective_message.text or "")
+async def typed_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    return await _finish(update, context, user, message_text(update))
 
 
 @handler()
-async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    state = context.user_data.get(_KEY) or {}
+async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    state = user_data(context).get(_KEY) or {}
     return await _finish(update, context, user, state.get("default_label", ""))
 
 
@@ -226,14 +231,14 @@ def connect_conversation() -> ConversationHandler:
 
 
 @handler()
-async def keys(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def keys(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     views = await get_app(context).services.accounts_of(user.id)
     buttons = [(f"Remove {v.label}", f"ky:rm:{v.id}") for v in views]
     await reply(update, format_accounts(views), reply_markup=column(buttons) if buttons else None)
 
 
 @handler()
-async def remove_key(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def remove_key(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     action, credential_id = callback_args(update, 2)
     services = get_app(context).services
     if action == "rm":

@@ -29,7 +29,7 @@ LANE_DEPTH = 4
 
 
 class Notifier:
-    def __init__(self, app, bot: Bot) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, bot: Bot) -> None:
         self.app = app
         self.bot = bot
         self._master_names: dict[int, str] = {}
@@ -97,10 +97,10 @@ class Notifier:
 
     async def _master_name(self, master_id: int) -> str | None:
         if master_id not in self._master_names:
-            master = await self.app.accounts.master(master_id)
-            if master is None:
+            name = await self.app.services.master_name(master_id)
+            if name is None:
                 return None
-            self._master_names[master_id] = master.name
+            self._master_names[master_id] = name
         return self._master_names[master_id]
 
     def text_for(self, event: Event, master_name: str | None) -> str:
@@ -115,7 +115,7 @@ class Notifier:
     async def deliver(self, event: Event) -> None:
         if self._already_shown(event):
             return
-        user = await self.app.accounts.user(event.user_id)
+        user = await self.app.services.user(event.user_id)
         if user is None or user.telegram_id is None or user.blocked_bot:
             return  # accounts created outside Telegram (demo, paper setup) have no chat
         master_name = await self._master_name(event.master_id) if isinstance(event, CopyResult) else None
@@ -124,7 +124,7 @@ class Notifier:
                 await self.bot.send_message(user.telegram_id, part)
         except Forbidden:
             assert user.id is not None
-            await self.app.accounts.set_blocked(user.id, True)
+            await self.app.services.set_blocked(user.id, True)
             log.info("user %s blocked the bot; notifications to them stop until they /start again", user.id)
         except TelegramError as exc:
             log.warning("notification to user %s not delivered: %s", user.id, exc)

@@ -12,10 +12,12 @@ from telegram import Bot, Update
 from telegram.error import Forbidden
 from telegram.ext import CommandHandler, ContextTypes
 
-from bot.auth import ADMINS_ONLY, get_app, handler, is_admin, reply
+from bot.auth import ADMINS_ONLY, chat_of, get_app, handler, is_admin, reply, sender_id
 from bot.formatting import format_pnl, format_summary_setting, period_title, split_message
+from bot.report_text import daily_summary_text
 from core.errors import UserError
-from storage.models import User
+from core.records import UserRecord
+from core.reports import DailySummary
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ SUMMARY_USAGE = "Usage: /summary on [HH:MM] (UTC) or /summary off."
 
 
 @handler()
-async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     args = context.args or []
     if len(args) > 1:
         raise UserError(PNL_USAGE)
@@ -47,9 +49,12 @@ async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) ->
         await reply(update, "You have not followed anyone yet, so there is no PnL. Start with /follow.")
         return
     if chart is not None:
-        await update.effective_chat.send_photo(
+        await chat_of(update).send_photo(
             chart,
-            caption=f"💰 Your PnL over {period_title(report.period.label)}: realized after fees, against the master's scaled to you",
+            caption=(
+                f"💰 Your PnL over {period_title(report.period.label)}: realized after fees, against the master's "
+                "scaled to you"
+            ),
         )
     for part in split_message(format_pnl(report)):
         await reply(update, part)
@@ -67,13 +72,13 @@ def _format_arg(args: list[str]) -> str:
 
 
 @handler()
-async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     args = [a.strip() for a in context.args or []]
     services = get_app(context).services
     scope = args[0].lower() if args else ""
     if scope in ("master", "all"):
-        if not is_admin(context, update.effective_user.id):
-            log.warning("non-admin %s tried /export %s", update.effective_user.id, scope)
+        if not is_admin(context, sender_id(update)):
+            log.warning("non-admin %s tried /export %s", sender_id(update), scope)
             await reply(update, ADMINS_ONLY)
             return
         if scope == "all":
@@ -88,14 +93,14 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User)
         try:
             fmt = _format_arg(args)
         except UserError:
-            usage = EXPORT_USAGE + (" " + EXPORT_ADMIN_USAGE if is_admin(context, update.effective_user.id) else "")
+            usage = EXPORT_USAGE + (" " + EXPORT_ADMIN_USAGE if is_admin(context, sender_id(update)) else "")
             raise UserError(usage) from None
         file = await services.export_copy_log(user.id, fmt=fmt)
         what = "your copy log"
     if file.rows == 0:
         await reply(update, f"Nothing to export yet: {what} is empty.")
         return
-    await update.effective_chat.send_document(
+    await chat_of(update).send_document(
         file.content,
         filename=file.filename,
         caption=f"🧾 {what[0].upper()}{what[1:]}: {file.rows} row(s) — every master fill and what was done for it, "
@@ -107,7 +112,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User)
 
 
 @handler()
-async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     args = [a.strip().lower() for a in context.args or []]
     services = get_app(context).services
     if not args:
@@ -124,18 +129,16 @@ async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
     await reply(update, "Saved. " + format_summary_setting(setting))
 
 
-def summary_sender(app, bot: Bot) -> Callable[[int, str], Awaitable[None]]:  # type: ignore[no-untyped-def]
-    """``deliver(telegram_id, text)`` for ``add_daily_summary_job``: sent through the bot (its
-    rate limiter); a user who blocked the bot is marked so and gets no more summaries."""
+def summary_sender(app, bot: Bot) -> Callable[[DailySummary], Awaitable[None]]:
+    """``deliver(summary)`` for ``add_daily_summary_job``: sent through the bot (its rate
+    limiter); a user who blocked the bot is marked so and gets no more summaries."""
 
-    async def deliver(telegram_id: int, text: str) -> None:
+    async def deliver(summary: DailySummary) -> None:
         try:
-            for part in split_message("🗓 " + text):
-                await bot.send_message(telegram_id, part)
+            for part in split_message("🗓 " + daily_summary_text(summary.activity)):
+                await bot.send_message(summary.telegram_id, part)
         except Forbidden:
-            user = await app.accounts.user_by_telegram_id(telegram_id)
-            if user is not None and user.id is not None:
-                await app.accounts.set_blocked(user.id, True)
+            await app.services.set_blocked(summary.user_id, True)
             log.info("a daily summary could not be delivered: the user blocked the bot")
 
     return deliver

@@ -17,7 +17,17 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from bot.auth import (
+    STALE_BUTTON,
+    callback_args,
+    callback_data,
+    get_app,
+    handler,
+    int_arg,
+    message_text,
+    reply,
+    user_data,
+)
 from bot.follow import CODE_OF_MODE, MODE_CODES
 from bot.formatting import (
     LOSS_LIMIT_EXPLAINED,
@@ -29,7 +39,7 @@ from bot.formatting import (
 from bot.keyboards import column, keyboard
 from core.errors import UserError
 from core.model import FollowStatus, SizingMode
-from storage.models import User
+from core.records import UserRecord
 
 VALUE = 0
 _KEY = "settings_edit"
@@ -99,7 +109,7 @@ CHOICES: dict[str, tuple[str, str, dict[str, tuple[str, str]]]] = {
 }
 
 
-def settings_keyboard(follow) -> Any:  # type: ignore[no-untyped-def]
+def settings_keyboard(follow) -> Any:
     fid = follow.id
     on = {True: "on", False: "off"}
     return keyboard(
@@ -123,7 +133,9 @@ def settings_keyboard(follow) -> Any:  # type: ignore[no-untyped-def]
     )
 
 
-async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: int, note: str = "") -> None:
+async def _show(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int, note: str = ""
+) -> None:
     view = await get_app(context).services.own_follow_view(user.id, follow_id)
     if view.follow.status is FollowStatus.STOPPED:
         raise UserError("this follow is stopped; follow the master again to copy it")
@@ -132,8 +144,8 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, 
 
 
 @handler()
-async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int:
-    context.user_data.pop(_KEY, None)
+async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+    user_data(context).pop(_KEY, None)
     views = await get_app(context).services.follow_views(user.id)
     if not views:
         await reply(update, "You are not following anyone yet. Start with /follow.")
@@ -151,9 +163,9 @@ async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler()
-async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    context.user_data.pop(_KEY, None)
-    data = update.callback_query.data or ""
+async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    user_data(context).pop(_KEY, None)
+    data = callback_data(update)
     services = get_app(context).services
     action = data.split(":")[1] if data.count(":") >= 2 else ""
     if action in ("f", "m"):
@@ -205,12 +217,12 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
         return ConversationHandler.END
     if action == "s" and code in MODE_CODES:
         mode = MODE_CODES[code]
-        context.user_data[_KEY] = {"follow_id": fid, "field": "sizing", "mode": mode.value}
+        user_data(context)[_KEY] = {"follow_id": fid, "field": "sizing", "mode": mode.value}
         await reply(update, f"{SIZING_TITLES[mode]}: {SIZING_HELP[mode]}.\nSend the value (a number), or /cancel.")
         return VALUE
     if action == "e" and code in TYPED:
         field, prompt, clearable = TYPED[code]
-        context.user_data[_KEY] = {"follow_id": fid, "field": field}
+        user_data(context)[_KEY] = {"follow_id": fid, "field": field}
         await reply(
             update,
             prompt + " Or /cancel.",
@@ -225,25 +237,25 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
 
 
 @handler()
-async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> int | None:
-    edit = context.user_data.get(_KEY)
+async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    edit = user_data(context).get(_KEY)
     if not edit:
         await reply(update, "Choose a setting with the buttons first (/settings).")
         return ConversationHandler.END
-    text = update.effective_message.text or ""
+    text = message_text(update)
     changes = (
         {"sizing_mode": edit["mode"], "sizing_value": text} if edit["field"] == "sizing" else {edit["field"]: text}
     )
     await get_app(context).services.update_follow(
         user.id, edit["follow_id"], changes
     )  # a UserError keeps the prompt open
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
     await _show(update, context, user, edit["follow_id"], "Saved; applies from the master's next trade.")
     return ConversationHandler.END
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    context.user_data.pop(_KEY, None)
+    user_data(context).pop(_KEY, None)
     await reply(update, "Cancelled; nothing was changed.")
     return ConversationHandler.END
 

@@ -9,8 +9,8 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.auth import STALE_BUTTON, get_app, handler, is_admin, reply
-from storage.models import User
+from bot.auth import STALE_BUTTON, get_app, handler, is_admin, message_text, reply, sender_id
+from core.records import UserRecord
 
 FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "welcome, risks and the next step"),
@@ -38,17 +38,24 @@ ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("pauseall", "kill switch: pause every follow"),
 )
 
-WELCOME = """👋 Welcome to copytrade.
-
-This bot copies the trades of a master trader onto your own exchange account in real time: when the master buys or sells, your account does the same, sized the way you choose. You are told about every copied trade, every skipped one and why.
-
-⚠️ Risks — please read:
-• Trading with leverage can lose more than you expect; past results of a master say nothing about the future.
-• Copies are never perfect: your price, size and timing differ from the master's (slippage, minimum order sizes, delays).
-• Your API key can trade on your account. Use a key WITHOUT withdrawal permission (keys that can withdraw are refused) and, where your exchange allows it, restrict it to this service's IP.
-• Only risk money you can afford to lose.
-
-Next step: connect your exchange account with /connect, then pick a master with /masters or /follow. /help lists every command."""
+WELCOME = (
+    "👋 Welcome to copytrade.\n"
+    "\n"
+    "This bot copies the trades of a master trader onto your own exchange account in real time: when the master "
+    "buys or sells, your account does the same, sized the way you choose. You are told about every copied trade, "
+    "every skipped one and why.\n"
+    "\n"
+    "⚠️ Risks — please read:\n"
+    "• Trading with leverage can lose more than you expect; past results of a master say nothing about the future.\n"
+    "• Copies are never perfect: your price, size and timing differ from the master's (slippage, minimum order "
+    "sizes, delays).\n"
+    "• Your API key can trade on your account. Use a key WITHOUT withdrawal permission (keys that can withdraw are "
+    "refused) and, where your exchange allows it, restrict it to this service's IP.\n"
+    "• Only risk money you can afford to lose.\n"
+    "\n"
+    "Next step: connect your exchange account with /connect, then pick a master with /masters or /follow. "
+    "/help lists every command."
+)
 
 
 def help_text(admin: bool) -> str:
@@ -58,27 +65,28 @@ def help_text(admin: bool) -> str:
             ["", "Admin:"]
             + [f"/{name} — {text}" for name, text in ADMIN_COMMANDS]
             + [
-                "(/masters also lets you hide, show or retire a master; /export master <id> or /export all exports any copy log)"
+                "(/masters also lets you hide, show or retire a master; "
+                "/export master <id> or /export all exports any copy log)"
             ]
         )
     return "\n".join(lines)
 
 
 @handler(register=True)
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     if user.blocked_bot:  # they came back after blocking the bot
         assert user.id is not None
-        await get_app(context).accounts.set_blocked(user.id, False)
+        await get_app(context).services.set_blocked(user.id, False)
     await reply(update, WELCOME)
 
 
 @handler()
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
-    await reply(update, help_text(is_admin(context, update.effective_user.id)))
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    await reply(update, help_text(is_admin(context, sender_id(update))))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    text = (update.effective_message.text or "").split()[0] if update.effective_message else ""
+    text = message_text(update).split()[0] if update.effective_message else ""
     await reply(update, f"I don't know the command {text[:40]}. /help lists every command.")
 
 
@@ -101,7 +109,8 @@ async def unexpected_text(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         except TelegramError:
             await reply(
                 update,
-                "🔒 That looked like a key or secret — please delete it from the chat. To add an exchange account, start /connect.",
+                "🔒 That looked like a key or secret — please delete it from the chat. "
+                "To add an exchange account, start /connect.",
             )
         return
     await reply(update, "I was not expecting a message here. /help lists every command.")

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
 from typing import Any
 
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.auth import STALE_BUTTON, callback_args, get_app, handler, int_arg, reply
+from bot.auth import STALE_BUTTON, callback_args, callback_data, get_app, handler, int_arg, reply
 from bot.formatting import (
     format_counts,
     format_direct_results,
@@ -22,24 +21,19 @@ from bot.formatting import (
 )
 from bot.keyboards import column, keyboard, pager
 from core.errors import UserError, VaultError, VenueError
-from core.model import CopyResult, FollowStatus
-from storage.journal import follow_settings
-from storage.models import Follow, User
+from core.model import FollowStatus
+from core.records import UserRecord
 
 HISTORY_PAGE = 10
 
 
-def _today() -> datetime:
-    return datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
-
-
 @handler()
-async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
-    app = get_app(context)
-    views = await app.services.follow_views(user.id)
-    lines = ["📋 Your follows:"] if views else ["You are not following anyone. Start with /follow."]
-    for view in views:
-        f = view.follow
+async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    services = get_app(context).services
+    statuses = await services.follow_statuses(user.id)
+    lines = ["📋 Your follows:"] if statuses else ["You are not following anyone. Start with /follow."]
+    for item in statuses:
+        view, f = item.view, item.view.follow
         reason = f" — {f.status_reason}" if f.status_reason and f.status is not FollowStatus.ACTIVE else ""
         lines.append(f"\n#{f.id} {view.master_name} → {view.account_label}: {f.status.value}{reason}")
         lines.append(
@@ -47,25 +41,24 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User)
             + (", reverse" if f.reverse else "")
             + (", dry run" if f.dry_run else "")
         )
-        lines.append(format_positions(await app.accounts.follow_positions_of(f.id)))
-        drifts = await app.journal.drifts(f.id)
-        if drifts:
-            lines.append(format_drift_rows(drifts))
-    lines.append(f"\nToday's copies: {format_counts(await app.accounts.copy_counts_since(user.id, _today()))}")
+        lines.append(format_positions(item.positions))
+        if item.drifts:
+            lines.append(format_drift_rows(item.drifts))
+    lines.append(f"\nToday's copies: {format_counts(await services.copies_today(user.id))}")
     for part in split_message("\n".join(lines)):
         await reply(update, part)
 
 
-async def _history_page(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, page: int) -> None:
-    app = get_app(context)
-    total = await app.accounts.copy_history_count(user.id)
+async def _history_page(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, page: int) -> None:
+    services = get_app(context).services
+    total = await services.copy_history_count(user.id)
     if total == 0:
         await reply(update, "No copies yet. Every copied trade, skip and failure will be listed here.")
         return
     pages = (total + HISTORY_PAGE - 1) // HISTORY_PAGE
     page = min(max(page, 0), pages - 1)
-    orders = await app.accounts.copy_history(user.id, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE)
-    names = {v.follow.id: v.master_name for v in await app.services.follow_views(user.id, include_stopped=True)}
+    orders = await services.copy_history(user.id, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE)
+    names = {v.follow.id: v.master_name for v in await services.follow_views(user.id, include_stopped=True)}
     lines = [f"🧾 Copy history (page {page + 1}/{pages}, newest first):"]
     lines += [format_history_line(o, names.get(o.follow_id, f"follow #{o.follow_id}")) for o in orders]
     nav = pager("hi:p", page, pages)
@@ -73,12 +66,12 @@ async def _history_page(update: Update, context: ContextTypes.DEFAULT_TYPE, user
 
 
 @handler()
-async def history(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def history(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await _history_page(update, context, user, 0)
 
 
 @handler()
-async def history_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def history_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     _, page = callback_args(update, 2)
     await _history_page(update, context, user, int_arg(page))
 
@@ -88,7 +81,7 @@ async def history_button(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 _VERBS = {"pz": ("pause", FollowStatus.ACTIVE), "rs": ("resume", FollowStatus.PAUSED), "st": ("stop", None)}
 
 
-async def _choose(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, prefix: str) -> None:
+async def _choose(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, prefix: str) -> None:
     verb, wanted = _VERBS[prefix]
     views = [
         v for v in await get_app(context).services.follow_views(user.id) if wanted is None or v.follow.status is wanted
@@ -105,23 +98,23 @@ async def _choose(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler()
-async def pause(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def pause(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await _choose(update, context, user, "pz")
 
 
 @handler()
-async def resume(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def resume(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await _choose(update, context, user, "rs")
 
 
 @handler()
-async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     await _choose(update, context, user, "st")
 
 
 @handler()
-async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
-    prefix = (update.callback_query.data or "")[:2]
+async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    prefix = callback_data(update)[:2]
     action, target = callback_args(update, 2)
     services = get_app(context).services
     new = FollowStatus.PAUSED if prefix == "pz" else FollowStatus.ACTIVE
@@ -135,25 +128,15 @@ async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE
     if new is FollowStatus.PAUSED:
         await reply(
             update,
-            f"⏸ Follow #{row.id} paused: the master's trades are not copied until you /resume. Copied positions stay open.",
+            f"⏸ Follow #{row.id} paused: the master's trades are not copied until you /resume. Copied "
+            "positions stay open.",
         )
     else:
         await reply(update, f"▶️ Follow #{row.id} resumed: copying from the master's next trade.")
 
 
-async def stop_follow(app, user_id: int, follow_id: int, *, close_positions: bool) -> tuple[Follow, list[CopyResult]]:  # type: ignore[no-untyped-def]
-    """Stop copying (ownership checked by the service), then optionally close what the copier
-    opened: reduce-only market orders through ``RiskService.close_positions`` — only the
-    follow's copied positions, never the user's own; journaled first with an id derived from
-    the position, so pressing "Close" again looks the order up instead of sending it twice."""
-    follow = await app.services.set_status(user_id, follow_id, FollowStatus.STOPPED)
-    if not close_positions:
-        return follow, []
-    return follow, await app.risk.close_positions(follow_settings(follow), origin="close")
-
-
 @handler()
-async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     action, target = callback_args(update, 2)
     app = get_app(context)
     if action == "x":
@@ -186,7 +169,7 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
     for follow_id in follow_ids:
         follow = await app.services.own_follow(user.id, follow_id)
         try:
-            follow, results = await stop_follow(app, user.id, follow_id, close_positions=action == "c")
+            follow, results = await app.services.stop_follow(user.id, follow_id, close_positions=action == "c")
         except (VenueError, VaultError) as exc:  # stopped, but the exchange could not be used to close
             await reply(
                 update,
@@ -215,7 +198,7 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
 SYNC_NOTICE_WINDOW = 30.0
 
 
-def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> None:  # type: ignore[type-arg]
+def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> None:
     """The user sees ``drifts`` in /sync's answer: the notifier leaves out the same notice.
     Called right after ``reconcile`` returns, with no await in between."""
     notifier = context.application.bot_data.get("notifier")
@@ -223,7 +206,7 @@ def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> 
         notifier.drift_shown(follow_id, tuple((s, w, h) for s, (w, h) in drifts.items()), SYNC_NOTICE_WINDOW)
 
 
-async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: int):  # type: ignore[no-untyped-def]
+async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int):
     view = await get_app(context).services.own_follow_view(user.id, follow_id)
     if view.follow.status is FollowStatus.STOPPED:
         raise UserError("this follow is stopped; there is nothing to sync")
@@ -232,12 +215,12 @@ async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: i
     return view
 
 
-async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User, follow_id: int) -> None:
+async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int) -> None:
     app = get_app(context)
     view = await _syncable(context, user, follow_id)
     title = f"#{view.follow.id} {view.master_name} → {view.account_label}"
     try:
-        drifts = await app.risk.reconcile(follow_settings(view.follow))
+        drifts = await app.services.check_drift(user.id, view.follow.id)
     except (VenueError, VaultError) as exc:
         raise UserError(
             f"your exchange could not be asked for its positions: {exc}; nothing was sent, try again later"
@@ -246,7 +229,9 @@ async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User,
     if not drifts:
         await reply(update, format_sync_preview(title, drifts))
         return
-    if not await app.journal.drifts(view.follow.id):  # auto-sync has already sent the orders (and cleared the finding)
+    if not await app.services.drift_pending(
+        user.id, view.follow.id
+    ):  # auto-sync has already sent the orders (and cleared the finding)
         await reply(
             update,
             format_sync_preview(title, drifts).split("\n\n")[0]
@@ -261,7 +246,7 @@ async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User,
 
 
 @handler()
-async def sync(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def sync(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     views = [v for v in await get_app(context).services.follow_views(user.id) if not v.follow.dry_run]
     if not views:
         await reply(update, "Nothing to sync: you have no follow copying real orders. Start with /follow.")
@@ -274,7 +259,7 @@ async def sync(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -
 
 
 @handler()
-async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User) -> None:
+async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
     action, target = callback_args(update, 2)
     follow_id = int_arg(target)
     if action == "f":
@@ -287,17 +272,16 @@ async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
     if action != "ok":
         raise UserError(STALE_BUTTON)
     app = get_app(context)
-    view = await _syncable(context, user, follow_id)
-    settings = follow_settings(view.follow)
+    await _syncable(context, user, follow_id)
     try:
-        results = await app.risk.sync(settings)
+        results = await app.services.sync(user.id, follow_id)
     except (VenueError, VaultError) as exc:
         raise UserError(f"your exchange could not be reached: {exc}; /sync again later") from None
     text = "🔁 Sync:\n" + format_direct_results(
         results, empty="Nothing was left to send (the difference was already gone)."
     )
     try:
-        remaining = await app.risk.reconcile(settings)  # check the outcome with the exchange
+        remaining = await app.services.check_drift(user.id, follow_id)  # check the outcome with the exchange
     except (VenueError, VaultError):
         remaining = None
     else:

@@ -21,6 +21,7 @@ from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
 from core.notifications import NotificationQueue
+from core.reports import StatsService
 from core.risk_service import RiskService, register_risk_jobs
 from core.services import Services
 from core.vault import Vault, generate_key
@@ -32,6 +33,7 @@ from storage.accounts import AccountStore
 from storage.db import Database
 from storage.journal import JournalStore
 from storage.migrate import upgrade
+from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +265,18 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
             per_account_concurrency=settings.per_account_concurrency,
         ),
     )
-    services = Services(accounts, vault, venues, engine.invalidate_follows, engine.forget_positions)
+    risk = RiskService(journal, engine, notifications.publish)
+    stats = StatsService(StatsStore(db), accounts, venues)
+    services = Services(
+        accounts,
+        vault,
+        venues,
+        engine.invalidate_follows,
+        engine.forget_positions,
+        stats=stats,
+        risk=risk,
+        journal=journal,
+    )
     app = App(
         settings,
         db,
@@ -280,6 +293,6 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
         ccxt_markets,
     )
     engine.master_equity = app.master_equity
-    app.risk = RiskService(journal, engine, notifications.publish)
+    app.risk = risk
     engine.after_position_change = app.risk.after_position_change
     return app

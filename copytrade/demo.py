@@ -91,7 +91,7 @@ async def run_demo(
             await app.close()
 
 
-async def _run(app, followers: int, fills: int, seed: int, say: Callable[[str], None]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def _run(app, followers: int, fills: int, seed: int, say: Callable[[str], None]) -> dict[str, Any]:
     master, master_key = await create_paper_master(app.services, "Demo Trend", "100000")
     names: dict[int, str] = {}
     for index in range(followers):
@@ -126,7 +126,7 @@ async def _run(app, followers: int, fills: int, seed: int, say: Callable[[str], 
     return await _summary(app, fills, redelivered)
 
 
-async def _summary(app, fills: int, redelivered: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def _summary(app, fills: int, redelivered: int) -> dict[str, Any]:
     async with app.db.session() as session:
         rows = list((await session.execute(select(CopyOrder))).scalars())
     statuses = Counter(row.status for row in rows)

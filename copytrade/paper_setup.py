@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.records import CredentialView, FollowRecord, MasterView
 from core.services import Services
-from storage.accounts import CredentialView, MasterView
-from storage.models import Follow
 
 PAPER_MASTER_NAME = "Paper Trend"
 
@@ -42,7 +41,7 @@ async def create_paper_master(services: Services, name: str, balance: str) -> tu
 
 async def add_paper_follower(
     services: Services, master_id: int, name: str, balance: str, settings: dict[str, Any]
-) -> tuple[Follow, CredentialView]:
+) -> tuple[FollowRecord, CredentialView]:
     user = await services.register_user(None, name)
     assert user.id is not None
     key = await services.connect_account(
@@ -52,7 +51,7 @@ async def add_paper_follower(
     return follow, key
 
 
-async def ensure_paper_setup(app) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+async def ensure_paper_setup(app) -> tuple[int, str]:
     """The paper master (created with default followers on first run); its id and key id."""
     for master in await app.services.masters(include_hidden=True):
         if master.name == PAPER_MASTER_NAME and master.credential_id:

@@ -51,7 +51,15 @@ def line_chart_png(
         ys = [float(y) for _, y in line.points]
         style = "--" if line.dashed else "-"
         marker = "o" if len(xs) == 1 else None
-        axes.plot(xs, ys, style, label=line.label, color=_COLORS[index % len(_COLORS)], linewidth=1.8, marker=marker)
+        axes.plot(  # matplotlib's date converter takes the days; its stubs only know numbers
+            xs,  # type: ignore[arg-type]
+            ys,
+            style,
+            label=line.label,
+            color=_COLORS[index % len(_COLORS)],
+            linewidth=1.8,
+            marker=marker,
+        )
         drawn += 1
     if drawn:
         axes.axhline(0, color="#999999", linewidth=0.8)

@@ -19,8 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from storage.stats import ExportRow
-from storage.types import plain_decimal
+from core.numbers import plain_decimal
+from core.records import ExportRow
 
 #: every column, in order (the fields of a classic copy log, and more)
 COLUMNS: tuple[str, ...] = (

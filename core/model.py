@@ -65,6 +65,12 @@ class FollowStatus(enum.StrEnum):
     STOPPED = "stopped"
 
 
+class MasterStatus(enum.StrEnum):
+    ACTIVE = "active"
+    HIDDEN = "hidden"  # still copied, not listed in /masters
+    RETIRED = "retired"  # no longer copied or listed
+
+
 class CopyStatus(enum.StrEnum):
     PENDING = "pending"  # journaled, being sent; resolved on restart by client order id
     PLACED = "placed"

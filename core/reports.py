@@ -44,10 +44,12 @@ from typing import Any, Protocol
 from core.charts import Series, render_line_chart
 from core.errors import NotFound, UserError
 from core.export import ExportFile, build_export
-from core.model import CopyStatus, FollowStatus, SizingMode, utcnow
+from core.model import CopyStatus, FollowStatus, MasterStatus, SizingMode, utcnow
+from core.records import DailyPnlRecord, DailySummarySettingRecord, FollowRecord, MasterStatsRecord, MasterView
 from core.stats import (
     ZERO,
     Period,
+    StatsState,
     apply_fills,
     cumulative,
     daily_returns,
@@ -62,11 +64,8 @@ from core.stats import (
     utc_day,
     win_rate,
 )
+from core.stores import AccountRepository, StatsRepository
 from core.venues.base import Venue
-from storage.accounts import AccountStore, MasterView
-from storage.db import Database
-from storage.models import DailySummarySetting, Follow, MasterStats, MasterStatus
-from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +181,6 @@ class PnlReport:
     expected: Decimal | None  # None when no follow has a scale
     tracking_difference: Decimal | None
 
-    @property
-    def text(self) -> str:
-        return pnl_text(self)
-
 
 @dataclass(frozen=True, slots=True)
 class ListenerView:
@@ -216,11 +211,27 @@ class AdminStats:
 
 
 @dataclass(frozen=True, slots=True)
+class DayActivity:
+    """One user's copies on one UTC day: the numbers of the daily summary."""
+
+    day: date
+    copies: int
+    statuses: dict[str, int]  # status value → copies
+    per_master: dict[str, int]  # master name → copies
+    realized: Decimal  # net of fees
+    fees: Decimal
+    skipped: dict[str, int]  # reason code → copies, in the order first seen
+    failed: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class DailySummary:
+    """A summary due for delivery: yesterday's activity of one user who has a chat."""
+
     user_id: int
     telegram_id: int
     day: date  # the UTC day summarized (yesterday)
-    text: str
+    activity: DayActivity
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +246,8 @@ class SnapshotReport:
 
 @dataclass
 class StatsService:
-    store: StatsStore
-    accounts: AccountStore
+    store: StatsRepository
+    accounts: AccountRepository
     venues: VenueProvider | None = None
     clock: Callable[[], datetime] = utcnow
     settle_seconds: float = 2.0  # fills younger than this wait for the next pass
@@ -244,10 +255,6 @@ class StatsService:
     snapshot_concurrency: int = 8
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict, repr=False)
     _refreshed: dict[int, datetime] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def for_database(cls, db: Database, venues: VenueProvider | None, **options: Any) -> StatsService:
-        return cls(StatsStore(db), AccountStore(db), venues, **options)
 
     # -- master statistics: incremental update ---------------------------------------------------
 
@@ -330,13 +337,13 @@ class StatsService:
     def _statistics(
         self,
         view: MasterView,
-        row: MasterStats | None,
-        daily: list,
+        row: MasterStatsRecord | None,
+        daily: Sequence[DailyPnlRecord],
         snapshots: list[tuple[date, Decimal]],
         positions: list[tuple[str, Decimal]],
         today: date,
     ) -> MasterStatistics:
-        row = row or MasterStats(master_id=view.id)
+        row = row or StatsState()  # nothing counted yet
         window_start = today - timedelta(days=29)
         pnl_30d = sum((d.realized_pnl for d in daily if d.day >= window_start), ZERO)
         base = snapshots[0][1] if snapshots else None
@@ -434,7 +441,8 @@ class StatsService:
     async def snapshot_equity(self) -> SnapshotReport:
         """Store today's equity of every master and every follow's account (one venue call per
         account). A later call the same day replaces that day's values."""
-        if self.venues is None:
+        venues = self.venues
+        if venues is None:
             return SnapshotReport(0, 0, ("no venues configured",))
         now = self.clock()
         day = utc_day(now)
@@ -446,7 +454,7 @@ class StatsService:
         async def fetch(credential_id: str) -> None:
             async with limit:
                 try:
-                    venue = await self.venues.venue_for(credential_id)  # type: ignore[union-attr]
+                    venue = await venues.venue_for(credential_id)
                     equities[credential_id] = await asyncio.wait_for(venue.equity(), 30)
                 except Exception as exc:  # one account's failure never stops the others
                     equities[credential_id] = exc
@@ -499,7 +507,7 @@ class StatsService:
         )
 
     async def _follow_pnl(
-        self, follow: Follow, span: Period, names: dict[int, str], labels: dict[str, str], now: datetime
+        self, follow: FollowRecord, span: Period, names: dict[int, str], labels: dict[str, str], now: datetime
     ) -> FollowPnl:
         assert follow.id is not None
         live = replay(await self.store.follow_executions(follow.id, simulated=False))
@@ -568,7 +576,7 @@ class StatsService:
             master_series=tuple(master_series),
         )
 
-    async def _scale(self, follow: Follow, span: Period) -> Decimal | None:
+    async def _scale(self, follow: FollowRecord, span: Period) -> Decimal | None:
         if follow.sizing_mode is SizingMode.COEFFICIENT:
             scale: Decimal | None = follow.sizing_value
         else:
@@ -719,12 +727,12 @@ class StatsService:
 
     # -- daily summaries ---------------------------------------------------------------------------
 
-    async def daily_summary_setting(self, user_id: int) -> DailySummarySetting:
-        return await self.store.summary_setting(user_id) or DailySummarySetting(user_id=user_id)
+    async def daily_summary_setting(self, user_id: int) -> DailySummarySettingRecord:
+        return await self.store.summary_setting(user_id)
 
     async def set_daily_summary(
         self, user_id: int, *, enabled: bool, at: str | dtime | None = None
-    ) -> DailySummarySetting:
+    ) -> DailySummarySettingRecord:
         """Turn the user's daily summary on or off; ``at`` is the UTC time ("HH:MM" or a ``time``)."""
         minute = None
         if at is not None:
@@ -737,8 +745,8 @@ class StatsService:
             minute = at.hour * 60 + at.minute
         return await self.store.set_summary(user_id, enabled=enabled, minute_of_day=minute)
 
-    async def daily_summary_text(self, user_id: int, day: date) -> str:
-        """Plain text: the day's copies, realized PnL (net of fees) and skips and failures with reasons."""
+    async def day_activity(self, user_id: int, day: date) -> DayActivity:
+        """The day's copies, realized PnL (net of fees) and skips and failures with reasons."""
         start = datetime.combine(day, dtime(0), tzinfo=UTC)
         rows = await self.store.user_copy_events(user_id, start, start + timedelta(days=1))
         realized = ZERO
@@ -761,31 +769,7 @@ class StatsService:
             if target is not None:
                 key = copy.reason_code or "unspecified"
                 target[key] = target.get(key, 0) + 1
-        lines = [f"Daily summary for {day.isoformat()} (UTC)"]
-        if not rows:
-            lines.append("No copies yesterday.")
-        else:
-            lines.append(
-                f"Copies: {len(rows)} — {counts.get('filled', 0)} filled, {counts.get('placed', 0)} placed, "
-                f"{counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending"
-            )
-            lines.append("By master: " + ", ".join(f"{name} {n}" for name, n in sorted(per_master.items())))
-        lines.append(f"Realized PnL: {_money(realized - fees)} (fees {fees:,.2f})")
-        if skips:
-            lines.append(
-                "Skipped: "
-                + ", ".join(
-                    f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(skips.items(), key=lambda kv: -kv[1])
-                )
-            )
-        if failures:
-            lines.append(
-                "Failed: "
-                + ", ".join(
-                    f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(failures.items(), key=lambda kv: -kv[1])
-                )
-            )
-        return "\n".join(lines)
+        return DayActivity(day, len(rows), counts, per_master, realized - fees, fees, skips, failures)
 
     async def due_daily_summaries(self, now: datetime | None = None) -> list[DailySummary]:
         """Summaries of yesterday for every user whose time has come today, each claimed so that
@@ -799,11 +783,11 @@ class StatsService:
                 continue
             yesterday = today - timedelta(days=1)
             try:
-                text = await self.daily_summary_text(user_id, yesterday)
+                activity = await self.day_activity(user_id, yesterday)
             except Exception:
                 log.exception("daily summary of user %s failed", user_id)
                 continue
-            out.append(DailySummary(user_id, telegram_id, yesterday, text))
+            out.append(DailySummary(user_id, telegram_id, yesterday, activity))
         return out
 
 
@@ -823,9 +807,8 @@ async def _venue_mark(venue: Venue, symbol: str) -> Decimal | None:
             if isinstance(value, Decimal) and value > 0:
                 return value
     prices = getattr(getattr(venue, "exchange", None), "prices", None)  # the paper exchange
-    if isinstance(prices, dict) and isinstance(prices.get(symbol), Decimal):
-        return prices[symbol]
-    return None
+    price = prices.get(symbol) if isinstance(prices, dict) else None
+    return price if isinstance(price, Decimal) else None
 
 
 def _check_format(fmt: str) -> None:
@@ -849,32 +832,3 @@ def _sum_series(many: Sequence[Sequence[tuple[date, Decimal]]]) -> list[tuple[da
             total += value
         out.append((day, total))
     return out
-
-
-def _money(value: Decimal) -> str:
-    return f"{value:+,.2f}"
-
-
-def pnl_text(report: PnlReport) -> str:
-    """The numbers of a ``/pnl`` report as plain text (the bot may format its own)."""
-    lines = [
-        f"PnL over {report.period.label}" + (f" (since {report.period.first_day})" if report.period.first_day else "")
-    ]
-    for item in report.follows:
-        lines.append(f"• {item.master_name} → {item.account_label}{' (dry run)' if item.dry_run else ''}")
-        lines.append(
-            f"  realized {_money(item.realized)} (fees {item.fees:,.2f}), unrealized {_money(item.unrealized)}"
-            + ("" if item.unrealized_complete else " (some positions without a price)")
-        )
-        if item.expected is not None and item.tracking_difference is not None:
-            lines.append(
-                f"  master over the same days, scaled to you: {_money(item.expected)}; difference {_money(item.tracking_difference)}"
-            )
-        if item.simulated_realized is not None:
-            lines.append(f"  dry-run (simulated) realized: {_money(item.simulated_realized)}")
-    lines.append(
-        f"Total: {_money(report.total)} (realized {_money(report.realized)}, unrealized {_money(report.unrealized)})"
-    )
-    if report.tracking_difference is not None:
-        lines.append(f"Against the masters: {_money(report.tracking_difference)}")
-    return "\n".join(lines)

@@ -8,15 +8,15 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.engine import CopyEngine
-from core.reports import StatsService
+from core.reports import DailySummary, StatsService
 
 log = logging.getLogger(__name__)
 
 
 def build_scheduler(
     engine: CopyEngine,
-    *,
     stats: StatsService,
+    *,
     settle_every_seconds: int = 60,
     stats_every_seconds: int = 60,
 ) -> AsyncIOScheduler:
@@ -57,15 +57,15 @@ def add_stats_jobs(scheduler: AsyncIOScheduler, stats: StatsService, *, every_se
 
 
 def add_daily_summary_job(
-    scheduler: AsyncIOScheduler, stats: StatsService, deliver: Callable[[int, str], Awaitable[object]]
+    scheduler: AsyncIOScheduler, stats: StatsService, deliver: Callable[[DailySummary], Awaitable[object]]
 ) -> None:
-    """For the bot: every minute, each daily summary that is due is handed to
-    ``deliver(telegram_id, text)`` (a failure to deliver one never stops the others)."""
+    """For the bot: every minute, each daily summary that is due is handed to ``deliver``
+    (a failure to deliver one never stops the others)."""
 
     async def send_summaries() -> None:
         for summary in await stats.due_daily_summaries():
             try:
-                await deliver(summary.telegram_id, summary.text)
+                await deliver(summary)
             except Exception:
                 log.exception("daily summary for user %s not delivered", summary.user_id)
 

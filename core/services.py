@@ -9,31 +9,53 @@ from __future__ import annotations
 
 import re
 import secrets as secrets_module
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
 import pyotp
 
 from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
-from core.model import FollowStatus
+from core.export import ExportFile
+from core.model import CopyResult, FollowSettings, FollowStatus, MasterStatus, Skip
+from core.records import (
+    CopyOrderRecord,
+    CredentialView,
+    DailySummarySettingRecord,
+    DriftRecord,
+    FollowRecord,
+    MasterView,
+    PositionRecord,
+    UserRecord,
+)
+from core.reports import AdminStats, DailySummary, MasterStatistics, PnlReport, StatsService
 from core.risk import symbol_aliases
-from core.validation import SETTING_FIELDS, parse_decimal, validate_follow_changes
+from core.risk_service import RiskService
+from core.stores import AccountRepository, JournalReader
+from core.validation import parse_decimal, validate_follow_changes
 from core.vault import Vault, key_fingerprint
 from core.venues.catalog import VenueSpec, venue_spec
 from core.venues.registry import VenueAccount, VenueRegistry
-from storage.accounts import AccountStore, CredentialView, MasterView
-from storage.models import Credential, Follow, Master, MasterStatus, User
 
 _LABEL = re.compile(r"^[\w .@#-]{1,64}$", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
 class FollowView:
-    follow: Follow
+    follow: FollowRecord
     master_name: str
     account_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowStatusView:
+    """One follow in ``/status``: its copied positions and the last reconciliation's findings."""
+
+    view: FollowView
+    positions: Sequence[PositionRecord]
+    drifts: Sequence[DriftRecord]
 
 
 def _clean_secrets(spec: VenueSpec, raw: dict[str, str]) -> dict[str, str]:
@@ -65,17 +87,24 @@ def _clean_secrets(spec: VenueSpec, raw: dict[str, str]) -> dict[str, str]:
 class Services:
     def __init__(
         self,
-        accounts: AccountStore,
+        accounts: AccountRepository,
         vault: Vault,
         venues: VenueRegistry,
         on_follows_changed: Callable[[int], None],
         on_positions_reset: Callable[[int], None],
+        *,
+        stats: StatsService,
+        risk: RiskService,
+        journal: JournalReader,
     ) -> None:
         """``on_follows_changed(master_id)`` and ``on_positions_reset(follow_id)`` tell the engine
         to drop what it cached, so that a change takes effect on the very next fill."""
         self.accounts = accounts
         self.vault = vault
         self.venues = venues
+        self.stats = stats
+        self.risk = risk
+        self._journal = journal
         self._on_follows_changed = on_follows_changed
         self._on_positions_reset = on_positions_reset
 
@@ -85,8 +114,22 @@ class Services:
 
     # -- users --------------------------------------------------------------------------------
 
-    async def register_user(self, telegram_id: int | None, display_name: str = "") -> User:
+    async def register_user(self, telegram_id: int | None, display_name: str = "") -> UserRecord:
         return await self.accounts.ensure_user(telegram_id, display_name)
+
+    async def user(self, user_id: int) -> UserRecord | None:
+        return await self.accounts.user(user_id)
+
+    async def user_by_telegram_id(self, telegram_id: int) -> UserRecord | None:
+        return await self.accounts.user_by_telegram_id(telegram_id)
+
+    async def set_blocked(self, user_id: int, blocked: bool) -> None:
+        """The user blocked (or unblocked) the bot: broadcasts and notifications skip them."""
+        await self.accounts.set_blocked(user_id, blocked)
+
+    async def broadcast_recipients(self, master_id: int | None = None) -> list[tuple[int, int]]:
+        """``(user_id, telegram_id)`` of every reachable user, or of one master's followers."""
+        return await self.accounts.broadcast_recipients(master_id)
 
     # -- exchange accounts --------------------------------------------------------------------
 
@@ -117,8 +160,8 @@ class Services:
             raise UserError(f"{spec.title} refused this key: {exc}") from None
         finally:
             await adapter.close()
-        row = Credential(
-            id=credential_id,
+        view = await self.accounts.create_credential(
+            credential_id=credential_id,
             user_id=user_id,
             venue=venue,
             label=label,
@@ -126,7 +169,6 @@ class Services:
             ciphertext=self.vault.encrypt(cleaned, owner_id=user_id, credential_id=credential_id),
             key_fingerprint=key_fingerprint(cleaned[spec.identity_field]),
         )
-        view = await self.accounts.add_credential(row)
         await self.accounts.mark_validated(credential_id)
         return view
 
@@ -164,12 +206,26 @@ class Services:
             credential = await self.own_account(owner_id, credential_id)
             if credential.venue != venue:
                 raise UserError(f"that key is for {credential.venue}, not {venue}")
-        return await self.accounts.add_master(
-            Master(name=name, venue=venue, credential_id=credential_id, description=description.strip())
+        return await self.accounts.create_master(
+            name=name, venue=venue, credential_id=credential_id, description=description.strip()
         )
 
     async def masters(self, *, include_hidden: bool = False) -> list[MasterView]:
         return await self.accounts.masters(include_hidden=include_hidden)
+
+    @property
+    def venue_names(self) -> frozenset[str]:
+        """The venues this deployment can open (paper mode: only the simulated one)."""
+        return self.venues.venue_names
+
+    async def master_positions(self, master_id: int) -> dict[str, Decimal]:
+        """The master's net positions now, as journaled (non-zero only)."""
+        return await self._journal.master_positions(master_id)
+
+    async def master_name(self, master_id: int) -> str | None:
+        """The master's name, retired masters included (``None``: no such master)."""
+        master = await self.accounts.master(master_id)
+        return master.name if master is not None else None
 
     async def set_master_status(self, master_id: int, status: MasterStatus) -> None:
         if not await self.accounts.set_master_status(master_id, status):
@@ -178,9 +234,15 @@ class Services:
 
     # -- follows ------------------------------------------------------------------------------
 
+    def preview_follow(
+        self, user_id: int, master_id: int, credential_id: str, settings: Mapping[str, Any]
+    ) -> FollowRecord:
+        """The follow ``follow`` would create with these settings, not stored (for a summary)."""
+        return self.accounts.draft_follow(user_id, master_id, credential_id, validate_follow_changes(dict(settings)))
+
     async def follow(
         self, user_id: int, master_id: int, credential_id: str, settings: dict[str, Any] | None = None
-    ) -> Follow:
+    ) -> FollowRecord:
         master = await self.accounts.master(master_id)
         if master is None or master.status is MasterStatus.RETIRED:
             raise NotFound("no such master")
@@ -192,39 +254,33 @@ class Services:
         existing = await self.accounts.follow_for(master_id, credential_id)
         if existing is not None and existing.status is not FollowStatus.STOPPED:
             raise UserError(f"already following {master.name} with {credential.label} (error 80005)")
+        row: FollowRecord | None
         if existing is not None:  # a stopped follow is started again with the new settings
             assert existing.id is not None
             await self._reset_positions(existing.id)
-            fresh = {
-                name: getattr(Follow(user_id=user_id, master_id=master_id, credential_id=credential_id), name)
-                for name in SETTING_FIELDS
-            }
-            row = await self.accounts.update_follow(
-                existing.id, {**fresh, **changes, "status": FollowStatus.ACTIVE, "status_reason": None}
-            )
+            row = await self.accounts.restart_follow(existing.id, changes)
             assert row is not None
         else:
-            row = await self.accounts.add_follow(
-                Follow(user_id=user_id, master_id=master_id, credential_id=credential_id, **changes)
-            )
+            row = await self.accounts.create_follow(user_id, master_id, credential_id, changes)
         self._on_follows_changed(master_id)
         return row
 
-    async def own_follow(self, user_id: int, follow_id: int) -> Follow:
+    async def own_follow(self, user_id: int, follow_id: int) -> FollowRecord:
         row = await self.accounts.follow(follow_id)
         if row is None or row.user_id != user_id:
             raise NotFound("no such follow")
         return row
 
-    async def follows_of(self, user_id: int) -> list[Follow]:
+    async def follows_of(self, user_id: int) -> Sequence[FollowRecord]:
         return await self.accounts.follows_of_user(user_id)
 
-    async def update_follow(self, user_id: int, follow_id: int, changes: dict[str, Any]) -> Follow:
+    async def update_follow(self, user_id: int, follow_id: int, changes: dict[str, Any]) -> FollowRecord:
         """Validate and apply settings; they take effect on the master's next fill."""
         row = await self.own_follow(user_id, follow_id)
         if row.status is FollowStatus.STOPPED:
             raise UserError("this follow is stopped; follow the master again to copy it")
         validated = validate_follow_changes(changes, current_mode=row.sizing_mode)
+        assert row.credential_id is not None  # only a stopped follow loses its key
         await self._check_symbols(row.credential_id, validated)
         if "dry_run" in validated and validated["dry_run"] != row.dry_run:
             # a simulation starts afresh and ends without a trace; real positions stay as they are
@@ -234,15 +290,26 @@ class Services:
         self._on_follows_changed(row.master_id)
         return updated
 
-    async def set_status(self, user_id: int, follow_id: int, status: FollowStatus) -> Follow:
+    async def set_status(self, user_id: int, follow_id: int, status: FollowStatus) -> FollowRecord:
         row = await self.own_follow(user_id, follow_id)
         if row.status is FollowStatus.STOPPED and status is not FollowStatus.STOPPED:
             raise UserError("this follow is stopped; follow the master again to copy it")
-        assert row.id is not None
-        await self.accounts.set_follow_status([row.id], status, None)
+        updated = await self.accounts.update_follow(follow_id, {"status": status, "status_reason": None})
+        assert updated is not None
         self._on_follows_changed(row.master_id)
-        row.status = status
-        return row
+        return updated
+
+    async def stop_follow(
+        self, user_id: int, follow_id: int, *, close_positions: bool
+    ) -> tuple[FollowRecord, list[CopyResult]]:
+        """Stop copying, then optionally close what the copier opened: reduce-only market orders
+        through ``RiskService.close_positions`` — only the follow's copied positions, never the
+        user's own; journaled first with an id derived from the position, so closing again looks
+        the order up instead of sending it twice."""
+        follow = await self.set_status(user_id, follow_id, FollowStatus.STOPPED)
+        if not close_positions:
+            return follow, []
+        return follow, await self.risk.close_positions(await self._settings(follow_id), origin="close")
 
     async def pause_all(self, reason: str) -> int:
         """The admin kill switch: every active follow paused at once."""
@@ -263,6 +330,34 @@ class Services:
         if unknown:
             raise UserError(f"{unknown[0]} is not traded on {venue.name}")
 
+    async def _settings(self, follow_id: int) -> FollowSettings:
+        settings = await self.accounts.follow_settings(follow_id)
+        if settings is None:
+            raise NotFound("no such follow")
+        return settings
+
+    # -- positions: opening the master's, checking and syncing with the venue -----------------
+
+    async def open_master_positions(self, user_id: int, follow_id: int) -> list[CopyResult | Skip]:
+        """Copy the master's open positions at the follow's sizing (a follow just started)."""
+        await self.own_follow(user_id, follow_id)
+        return await self.risk.open_master_positions(await self._settings(follow_id))
+
+    async def check_drift(self, user_id: int, follow_id: int) -> dict[str, tuple[Decimal, Decimal]]:
+        """Compare the venue's positions with the copy history: ``symbol → (wanted, held)``."""
+        await self.own_follow(user_id, follow_id)
+        return await self.risk.reconcile(await self._settings(follow_id))
+
+    async def drift_pending(self, user_id: int, follow_id: int) -> bool:
+        """Whether the last check's findings are still open (auto-sync clears them as it sends)."""
+        await self.own_follow(user_id, follow_id)
+        return bool(await self._journal.drifts(follow_id))
+
+    async def sync(self, user_id: int, follow_id: int) -> list[CopyResult]:
+        """Send the orders that bring the venue in line with the copy history."""
+        await self.own_follow(user_id, follow_id)
+        return await self.risk.sync(await self._settings(follow_id))
+
     # -- read models for the bot (added with the Telegram front end) ---------------------------
 
     async def follow_views(self, user_id: int, *, include_stopped: bool = False) -> list[FollowView]:
@@ -275,18 +370,44 @@ class Services:
             if row.master_id not in names:
                 master = await self.accounts.master(row.master_id)
                 names[row.master_id] = master.name if master else f"master #{row.master_id}"
-            out.append(FollowView(row, names[row.master_id], labels.get(row.credential_id, "removed account")))
+            out.append(FollowView(row, names[row.master_id], labels.get(row.credential_id or "", "removed account")))
         return out
 
     async def own_follow_view(self, user_id: int, follow_id: int) -> FollowView:
         row = await self.own_follow(user_id, follow_id)
         master = await self.accounts.master(row.master_id)
-        credential = await self.accounts.credential(row.credential_id)
+        credential = await self.accounts.credential(row.credential_id) if row.credential_id else None
         return FollowView(
             row,
             master.name if master else f"master #{row.master_id}",
             credential.label if credential else "removed account",
         )
+
+    async def follow_statuses(self, user_id: int) -> list[FollowStatusView]:
+        """``/status``: each follow (stopped ones left out) with its open copied positions and
+        the last reconciliation's findings."""
+        out = []
+        for view in await self.follow_views(user_id):
+            assert view.follow.id is not None
+            positions = await self.accounts.follow_positions_of(view.follow.id)
+            out.append(FollowStatusView(view, positions, await self._journal.drifts(view.follow.id)))
+        return out
+
+    async def copies_today(self, user_id: int | None) -> dict[str, int]:
+        """Copy orders created since 00:00 UTC by status (every user's when ``user_id`` is None)."""
+        today = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
+        return await self.accounts.copy_counts_since(user_id, today)
+
+    async def copy_history(self, user_id: int, *, limit: int, offset: int = 0) -> Sequence[CopyOrderRecord]:
+        """The user's copy orders, newest first."""
+        return await self.accounts.copy_history(user_id, limit=limit, offset=offset)
+
+    async def copy_history_count(self, user_id: int) -> int:
+        return await self.accounts.copy_history_count(user_id)
+
+    async def system_counts(self) -> dict[str, int]:
+        """Users, keys, masters and follows by status, for the admin's ``/stats``."""
+        return await self.accounts.counts()
 
     async def master(self, master_id: int, *, include_hidden: bool = False) -> MasterView:
         """One listed master (hidden ones only for admins); "not found" otherwise."""
@@ -295,7 +416,7 @@ class Services:
                 return view
         raise NotFound("no such master (it may have been retired)")
 
-    async def set_statuses(self, user_id: int, status: FollowStatus) -> list[Follow]:
+    async def set_statuses(self, user_id: int, status: FollowStatus) -> list[FollowRecord]:
         """Pause or resume every follow of the user that is not stopped."""
         changed = []
         for row in await self.accounts.follows_of_user(user_id):
@@ -304,17 +425,7 @@ class Services:
                 changed.append(await self.set_status(user_id, row.id, status))
         return changed
 
-    # -- statistics, PnL, charts, exports, daily summaries (issue 8; see core/reports.py) ------
-
-    @property
-    def stats(self) -> StatsService:
-        """The statistics service over the same database and venues (created on first use)."""
-        service = getattr(self, "_stats_service", None)
-        if service is None:
-            from core.reports import StatsService
-
-            service = self._stats_service = StatsService.for_database(self.accounts.db, self.venues)
-        return service
+    # -- statistics, PnL, charts, exports, daily summaries (see core/reports.py) ---------------
 
     async def ranked_masters(
         self, sort_by: str = "followers", *, include_hidden: bool = False, descending: bool | None = None
@@ -349,18 +460,20 @@ class Services:
         """Admins only (the bot checks the role): one master's copy log, or the whole system's."""
         return await self.stats.export_admin_log(master_id=master_id, fmt=fmt)
 
-    async def admin_stats(self, *, days: int = 7, listener_health: dict[int, Any] | None = None) -> AdminStats:
+    async def admin_stats(self, *, days: int = 7, listener_health: Mapping[int, Any] | None = None) -> AdminStats:
         """Admin ``/stats``: copies per day, status and reason counts, p50/p99 latency, follows and
         stream health (pass ``App.listeners.health``)."""
         return await self.stats.admin_stats(days=days, listener_health=listener_health)
 
-    async def set_daily_summary(self, user_id: int, *, enabled: bool, at: str | None = None) -> DailySummarySetting:
+    async def set_daily_summary(
+        self, user_id: int, *, enabled: bool, at: str | None = None
+    ) -> DailySummarySettingRecord:
         """Turn the user's daily summary on or off; ``at`` is "HH:MM" UTC (default 08:00)."""
         return await self.stats.set_daily_summary(user_id, enabled=enabled, at=at)
 
-    async def daily_summary_setting(self, user_id: int) -> DailySummarySetting:
+    async def daily_summary_setting(self, user_id: int) -> DailySummarySettingRecord:
         return await self.stats.daily_summary_setting(user_id)
 
     async def due_daily_summaries(self, now: datetime | None = None) -> list[DailySummary]:
-        """Summaries due now (each once per day), for the bot to send: ``user_id``, ``telegram_id``, ``text``."""
+        """Summaries due now (each once per day), for the bot to render and send."""
         return await self.stats.due_daily_summaries(now)

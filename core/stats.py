@@ -247,7 +247,7 @@ def sharpe_ratio(daily: Sequence[float], *, periods_per_year: int = TRADING_DAYS
 def daily_returns(equity_by_day: Sequence[tuple[date, Decimal]]) -> list[float]:
     """Returns between consecutive snapshots (a float: a ratio, not money)."""
     out = []
-    for (_, previous), (_, current) in zip(equity_by_day, equity_by_day[1:]):
+    for (_, previous), (_, current) in zip(equity_by_day, equity_by_day[1:], strict=False):
         if previous > 0:
             out.append(float(current / previous - 1))
     return out

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConst
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from core.model import CopyStatus, FollowStatus, OrderType, Side, SizingMode, utcnow
+from core.model import CopyStatus, FollowStatus, MasterStatus, OrderType, Side, SizingMode, utcnow
 from storage.types import ExactDecimal, UTCDateTime
 
 
@@ -23,12 +23,6 @@ def _enum(enum_cls: type[enum.Enum]) -> SAEnum:
         length=32,
         values_callable=lambda members: [m.value for m in members],
     )
-
-
-class MasterStatus(str, enum.Enum):
-    ACTIVE = "active"
-    HIDDEN = "hidden"  # still copied, not listed in /masters
-    RETIRED = "retired"  # no longer copied or listed
 
 
 class User(SQLModel, table=True):

@@ -9,16 +9,18 @@ transaction is rolled back and it simply reloads.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, false, func, select, true, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from core.model import CopyStatus, FollowStatus, utcnow
+from core.records import CopyEvent, ExportRow
 from core.stats import CopyExecution, DayStats, Lot, StatFill, StatsState
+from storage.accounts import rowcount
 from storage.db import Database
 from storage.models import (
     CopyOrder,
@@ -64,38 +66,6 @@ class _Conflict(Exception):
     """Another updater saved this master's statistics first."""
 
 
-@dataclass(frozen=True, slots=True)
-class ExportRow:
-    """One line of the copy log: a master fill and what was done for one follow (``copy`` is
-    ``None`` when the follow has no copy order for that fill, e.g. it was paused), or an order
-    the copier placed on its own (take-profit, stop-loss, sync, close: ``fill`` is ``None``)."""
-
-    fill: MasterFill | None
-    master_id: int
-    master_name: str
-    copy: CopyOrder | None
-    follow_id: int | None
-    user_id: int | None
-    account_label: str | None
-
-    @property
-    def at(self) -> datetime:
-        if self.fill is not None:
-            return self.fill.executed_at
-        assert self.copy is not None
-        return self.copy.created_at
-
-
-@dataclass(frozen=True, slots=True)
-class CopyEvent:
-    """What the admin statistics need of one copy order."""
-
-    created_at: datetime
-    status: CopyStatus
-    reason_code: str | None
-    latency_ms: float | None
-
-
 class StatsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -104,37 +74,37 @@ class StatsStore:
 
     async def master_ids(self) -> list[int]:
         async with self.db.session() as session:
-            return list((await session.execute(select(Master.id).order_by(Master.id))).scalars())
+            ids = (await session.execute(select(col(Master.id)).order_by(col(Master.id)))).scalars()
+            return [master_id for master_id in ids if master_id is not None]
 
     async def last_fill_id(self, master_id: int) -> int:
         async with self.db.session() as session:
             row = await session.get(MasterStats, master_id)
             return row.last_fill_id if row else 0
 
-    async def newest_fill_id(self, master_id: int) -> int:
-        async with self.db.session() as session:
-            found = await session.execute(select(func.max(MasterFill.id)).where(MasterFill.master_id == master_id))
-            return int(found.scalar() or 0)
-
     async def fills_after(self, master_id: int, after_id: int, limit: int) -> list[tuple[StatFill, datetime]]:
         """The master's journaled fills with ``id > after_id`` in id order, with their receive time."""
         async with self.db.session() as session:
             rows = await session.execute(
                 select(
-                    MasterFill.id,
-                    MasterFill.symbol,
-                    MasterFill.side,
-                    MasterFill.quantity,
-                    MasterFill.price,
-                    MasterFill.executed_at,
-                    MasterFill.master_position_before,
-                    MasterFill.received_at,
+                    col(MasterFill.id),
+                    col(MasterFill.symbol),
+                    col(MasterFill.side),
+                    col(MasterFill.quantity),
+                    col(MasterFill.price),
+                    col(MasterFill.executed_at),
+                    col(MasterFill.master_position_before),
+                    col(MasterFill.received_at),
                 )
-                .where(MasterFill.master_id == master_id, MasterFill.id > after_id)
-                .order_by(MasterFill.id)
+                .where(col(MasterFill.master_id) == master_id, col(MasterFill.id) > after_id)
+                .order_by(col(MasterFill.id))
                 .limit(limit)
             )
-            return [(StatFill(*row[:7]), row[7]) for row in rows.all()]
+            out = []
+            for fill_id, symbol, side, quantity, price, executed_at, before, received_at in rows.all():
+                assert fill_id is not None  # a stored row
+                out.append((StatFill(fill_id, symbol, side, quantity, price, executed_at, before), received_at))
+            return out
 
     async def load_state(self, master_id: int, days: set[date]) -> StatsState:
         """The saved state with every open lot and the given days' rows."""
@@ -145,13 +115,13 @@ class StatsStore:
                 state.last_fill_id = row.last_fill_id
                 for name in _STATE_FIELDS:
                     setattr(state, name, getattr(row, name))
-            lots = await session.execute(select(MasterStatsLot).where(MasterStatsLot.master_id == master_id))
+            lots = await session.execute(select(MasterStatsLot).where(col(MasterStatsLot.master_id) == master_id))
             for lot in lots.scalars():
                 state.lots[lot.symbol] = Lot(lot.quantity, lot.entry_price, lot.opened_at, lot.trip_pnl)
             if days:
                 found = await session.execute(
                     select(MasterDailyPnl).where(
-                        MasterDailyPnl.master_id == master_id, MasterDailyPnl.day.in_(sorted(days))
+                        col(MasterDailyPnl.master_id) == master_id, col(MasterDailyPnl.day).in_(sorted(days))
                     )
                 )
                 for day in found.scalars():
@@ -169,15 +139,17 @@ class StatsStore:
             async with self.db.session() as session:
                 swapped = await session.execute(
                     update(MasterStats)
-                    .where(MasterStats.master_id == master_id, MasterStats.last_fill_id == expected_last_fill_id)
+                    .where(
+                        col(MasterStats.master_id) == master_id, col(MasterStats.last_fill_id) == expected_last_fill_id
+                    )
                     .values(**values)
                 )
-                if not swapped.rowcount:
+                if not rowcount(swapped):
                     if expected_last_fill_id != 0 or await session.get(MasterStats, master_id) is not None:
                         raise _Conflict
                     session.add(MasterStats(master_id=master_id, **values))
                     await session.flush()  # a concurrent first insert fails here
-                await session.execute(delete(MasterStatsLot).where(MasterStatsLot.master_id == master_id))
+                await session.execute(delete(MasterStatsLot).where(col(MasterStatsLot.master_id) == master_id))
                 for symbol, lot in sorted(state.lots.items()):
                     session.add(
                         MasterStatsLot(
@@ -192,7 +164,7 @@ class StatsStore:
                 if state.days:
                     existing = await session.execute(
                         select(MasterDailyPnl).where(
-                            MasterDailyPnl.master_id == master_id, MasterDailyPnl.day.in_(sorted(state.days))
+                            col(MasterDailyPnl.master_id) == master_id, col(MasterDailyPnl.day).in_(sorted(state.days))
                         )
                     )
                     rows = {row.day: row for row in existing.scalars()}
@@ -211,23 +183,16 @@ class StatsStore:
     async def reset_state(self, master_id: int) -> None:
         """Forget a master's statistics (a full recompute follows)."""
         async with self.db.session() as session:
-            await session.execute(delete(MasterStatsLot).where(MasterStatsLot.master_id == master_id))
-            await session.execute(delete(MasterDailyPnl).where(MasterDailyPnl.master_id == master_id))
-            await session.execute(delete(MasterStats).where(MasterStats.master_id == master_id))
+            await session.execute(delete(MasterStatsLot).where(col(MasterStatsLot.master_id) == master_id))
+            await session.execute(delete(MasterDailyPnl).where(col(MasterDailyPnl.master_id) == master_id))
+            await session.execute(delete(MasterStats).where(col(MasterStats.master_id) == master_id))
 
     async def master_stats(self, master_ids: Sequence[int] | None = None) -> dict[int, MasterStats]:
         async with self.db.session() as session:
             query = select(MasterStats)
             if master_ids is not None:
-                query = query.where(MasterStats.master_id.in_(list(master_ids)))
+                query = query.where(col(MasterStats.master_id).in_(list(master_ids)))
             return {row.master_id: row for row in (await session.execute(query)).scalars()}
-
-    async def master_lots(self, master_id: int) -> list[MasterStatsLot]:
-        async with self.db.session() as session:
-            rows = await session.execute(
-                select(MasterStatsLot).where(MasterStatsLot.master_id == master_id).order_by(MasterStatsLot.symbol)
-            )
-            return list(rows.scalars())
 
     async def master_daily(
         self, master_ids: Sequence[int], since: date | None = None
@@ -237,10 +202,12 @@ class StatsStore:
         if not master_ids:
             return out
         async with self.db.session() as session:
-            query = select(MasterDailyPnl).where(MasterDailyPnl.master_id.in_(list(master_ids)))
+            query = select(MasterDailyPnl).where(col(MasterDailyPnl.master_id).in_(list(master_ids)))
             if since is not None:
-                query = query.where(MasterDailyPnl.day >= since)
-            for row in (await session.execute(query.order_by(MasterDailyPnl.master_id, MasterDailyPnl.day))).scalars():
+                query = query.where(col(MasterDailyPnl.day) >= since)
+            for row in (
+                await session.execute(query.order_by(col(MasterDailyPnl.master_id), col(MasterDailyPnl.day)))
+            ).scalars():
                 out[row.master_id].append(row)
         return out
 
@@ -251,9 +218,9 @@ class StatsStore:
             return out
         async with self.db.session() as session:
             rows = await session.execute(
-                select(MasterPosition.master_id, MasterPosition.symbol, MasterPosition.quantity)
-                .where(MasterPosition.master_id.in_(list(master_ids)))
-                .order_by(MasterPosition.master_id, MasterPosition.symbol)
+                select(col(MasterPosition.master_id), col(MasterPosition.symbol), col(MasterPosition.quantity))
+                .where(col(MasterPosition.master_id).in_(list(master_ids)))
+                .order_by(col(MasterPosition.master_id), col(MasterPosition.symbol))
             )
             for master_id, symbol, quantity in rows.all():
                 if quantity != 0:  # compared here: SQLite keeps these columns as text
@@ -266,9 +233,9 @@ class StatsStore:
         async with self.db.session() as session:
             for symbol in sorted(set(symbols)):
                 found = await session.execute(
-                    select(MasterFill.price)
-                    .where(MasterFill.symbol == symbol)
-                    .order_by(MasterFill.executed_at.desc(), MasterFill.id.desc())
+                    select(col(MasterFill.price))
+                    .where(col(MasterFill.symbol) == symbol)
+                    .order_by(col(MasterFill.executed_at).desc(), col(MasterFill.id).desc())
                     .limit(1)
                 )
                 price = found.scalars().first()
@@ -285,9 +252,9 @@ class StatsStore:
                 async with self.db.session() as session:
                     found = await session.execute(
                         select(EquitySnapshot).where(
-                            EquitySnapshot.scope == scope,
-                            EquitySnapshot.subject_id == subject_id,
-                            EquitySnapshot.day == day,
+                            col(EquitySnapshot.scope) == scope,
+                            col(EquitySnapshot.subject_id) == subject_id,
+                            col(EquitySnapshot.day) == day,
                         )
                     )
                     row = found.scalars().first()
@@ -311,13 +278,13 @@ class StatsStore:
         if not subject_ids:
             return out
         async with self.db.session() as session:
-            query = select(EquitySnapshot.subject_id, EquitySnapshot.day, EquitySnapshot.equity).where(
-                EquitySnapshot.scope == scope, EquitySnapshot.subject_id.in_(list(subject_ids))
+            query = select(col(EquitySnapshot.subject_id), col(EquitySnapshot.day), col(EquitySnapshot.equity)).where(
+                col(EquitySnapshot.scope) == scope, col(EquitySnapshot.subject_id).in_(list(subject_ids))
             )
             if since is not None:
-                query = query.where(EquitySnapshot.day >= since)
+                query = query.where(col(EquitySnapshot.day) >= since)
             for subject_id, day, equity in (
-                await session.execute(query.order_by(EquitySnapshot.subject_id, EquitySnapshot.day))
+                await session.execute(query.order_by(col(EquitySnapshot.subject_id), col(EquitySnapshot.day)))
             ).all():
                 out[subject_id].append((day, equity))
         return out
@@ -327,23 +294,28 @@ class StatsStore:
         follows not stopped, each with a key."""
         async with self.db.session() as session:
             masters = await session.execute(
-                select(Master.id, Master.credential_id)
-                .where(Master.credential_id.is_not(None), Master.status != MasterStatus.RETIRED)
-                .order_by(Master.id)
+                select(col(Master.id), col(Master.credential_id))
+                .where(col(Master.credential_id).is_not(None), col(Master.status) != MasterStatus.RETIRED)
+                .order_by(col(Master.id))
             )
             follows = await session.execute(
-                select(Follow.id, Follow.credential_id)
-                .where(Follow.credential_id.is_not(None), Follow.status != FollowStatus.STOPPED)
-                .order_by(Follow.id)
+                select(col(Follow.id), col(Follow.credential_id))
+                .where(col(Follow.credential_id).is_not(None), col(Follow.status) != FollowStatus.STOPPED)
+                .order_by(col(Follow.id))
             )
-            return [(int(a), str(b)) for a, b in masters.all()], [(int(a), str(b)) for a, b in follows.all()]
+            return (
+                [(a, b) for a, b in masters.all() if a is not None and b is not None],
+                [(a, b) for a, b in follows.all() if a is not None and b is not None],
+            )
 
     # -- follows --------------------------------------------------------------------------------------
 
     async def follows_of(self, user_id: int) -> list[Follow]:
         async with self.db.session() as session:
             return list(
-                (await session.execute(select(Follow).where(Follow.user_id == user_id).order_by(Follow.id))).scalars()
+                (
+                    await session.execute(select(Follow).where(col(Follow.user_id) == user_id).order_by(col(Follow.id)))
+                ).scalars()
             )
 
     async def labels(self, credential_ids: Sequence[str]) -> dict[str, str]:
@@ -351,15 +323,17 @@ class StatsStore:
         if not ids:
             return {}
         async with self.db.session() as session:
-            rows = await session.execute(select(Credential.id, Credential.label).where(Credential.id.in_(ids)))
+            rows = await session.execute(
+                select(col(Credential.id), col(Credential.label)).where(col(Credential.id).in_(ids))
+            )
             return {cid: label for cid, label in rows.all()}
 
     async def master_names(self, master_ids: Sequence[int] | None = None) -> dict[int, str]:
         async with self.db.session() as session:
-            query = select(Master.id, Master.name)
+            query = select(col(Master.id), col(Master.name))
             if master_ids is not None:
-                query = query.where(Master.id.in_(list(master_ids)))
-            return {mid: name for mid, name in (await session.execute(query)).all()}
+                query = query.where(col(Master.id).in_(list(master_ids)))
+            return {mid: name for mid, name in (await session.execute(query)).all() if mid is not None}
 
     async def follow_executions(self, follow_id: int, *, simulated: bool) -> list[CopyExecution]:
         """The follow's executed copies in fill order: real ones (``filled_quantity`` at the average
@@ -367,20 +341,23 @@ class StatsStore:
         master's price, no fee)."""
         async with self.db.session() as session:
             query = (  # outer join: the copier's own orders (TP/SL, sync, close) have no master fill
-                select(CopyOrder, MasterFill.executed_at)
-                .outerjoin(MasterFill, MasterFill.id == CopyOrder.fill_id)
-                .where(CopyOrder.follow_id == follow_id, CopyOrder.side.is_not(None))
+                select(CopyOrder, col(MasterFill.executed_at))
+                .outerjoin(MasterFill, col(MasterFill.id) == col(CopyOrder.fill_id))
+                .where(col(CopyOrder.follow_id) == follow_id, col(CopyOrder.side).is_not(None))
             )
             if simulated:
-                query = query.where(CopyOrder.dry_run == True, CopyOrder.reason_code == "dry_run")  # noqa: E712
+                query = query.where(col(CopyOrder.dry_run) == true(), col(CopyOrder.reason_code) == "dry_run")
             else:
-                query = query.where(CopyOrder.dry_run == False, CopyOrder.status.in_(_EXECUTED))  # noqa: E712
+                query = query.where(col(CopyOrder.dry_run) == false(), col(CopyOrder.status).in_(_EXECUTED))
             # rows are written in the order the follow's orders were sent (per follow and symbol)
             rows = await session.execute(
-                query.order_by(CopyOrder.created_at, CopyOrder.reduce_only.desc(), CopyOrder.client_order_id)
+                query.order_by(
+                    col(CopyOrder.created_at), col(CopyOrder.reduce_only).desc(), col(CopyOrder.client_order_id)
+                )
             )
             out = []
             for copy, executed_at in rows.all():
+                assert copy.side is not None  # selected with a side
                 if simulated:
                     if copy.requested_quantity is not None and copy.requested_quantity > 0:
                         out.append(
@@ -409,16 +386,18 @@ class StatsStore:
     async def follow_positions(self, follow_id: int) -> list[FollowPosition]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(FollowPosition).where(FollowPosition.follow_id == follow_id).order_by(FollowPosition.symbol)
+                select(FollowPosition)
+                .where(col(FollowPosition.follow_id) == follow_id)
+                .order_by(col(FollowPosition.symbol))
             )
             return list(rows.scalars())
 
     async def follow_copy_counts(self, follow_id: int, since: datetime | None) -> dict[str, int]:
         async with self.db.session() as session:
-            query = select(CopyOrder.status, func.count()).where(CopyOrder.follow_id == follow_id)
+            query = select(col(CopyOrder.status), func.count()).where(col(CopyOrder.follow_id) == follow_id)
             if since is not None:
-                query = query.where(CopyOrder.created_at >= since)
-            rows = await session.execute(query.group_by(CopyOrder.status))
+                query = query.where(col(CopyOrder.created_at) >= since)
+            rows = await session.execute(query.group_by(col(CopyOrder.status)))
             return {getattr(s, "value", str(s)): int(n) for s, n in rows.all()}
 
     async def entry_ratio(self, follow_id: int, since: datetime | None) -> Decimal | None:
@@ -426,12 +405,16 @@ class StatsStore:
         sizing the follow actually got (used as the scale of modes other than a coefficient)."""
         async with self.db.session() as session:
             query = (
-                select(CopyOrder.filled_quantity, MasterFill.quantity)
-                .join(MasterFill, MasterFill.id == CopyOrder.fill_id)
-                .where(CopyOrder.follow_id == follow_id, CopyOrder.dry_run == False, CopyOrder.status.in_(_EXECUTED))  # noqa: E712
+                select(col(CopyOrder.filled_quantity), col(MasterFill.quantity))
+                .join(MasterFill, col(MasterFill.id) == col(CopyOrder.fill_id))
+                .where(
+                    col(CopyOrder.follow_id) == follow_id,
+                    col(CopyOrder.dry_run) == false(),
+                    col(CopyOrder.status).in_(_EXECUTED),
+                )
             )
             if since is not None:
-                query = query.where(CopyOrder.created_at >= since)
+                query = query.where(col(CopyOrder.created_at) >= since)
             rows = [r for r in (await session.execute(query)).all() if r[0] > 0]
         follower = sum((r[0] for r in rows), ZERO)
         master = sum((r[1] for r in rows), ZERO)
@@ -478,22 +461,25 @@ class StatsStore:
         after = 0
         while True:
             async with self.db.session() as session:
-                query = select(MasterFill).where(MasterFill.id > after)
+                query = select(MasterFill).where(col(MasterFill.id) > after)
                 if master_id is not None:
-                    query = query.where(MasterFill.master_id == master_id)
+                    query = query.where(col(MasterFill.master_id) == master_id)
                 if since is not None:
-                    query = query.where(MasterFill.executed_at >= since)
+                    query = query.where(col(MasterFill.executed_at) >= since)
                 if until is not None:
-                    query = query.where(MasterFill.executed_at <= until)
-                fills = list((await session.execute(query.order_by(MasterFill.id).limit(batch))).scalars())
+                    query = query.where(col(MasterFill.executed_at) <= until)
+                fills = list((await session.execute(query.order_by(col(MasterFill.id)).limit(batch))).scalars())
                 if not fills:
                     break
                 copies = await session.execute(
-                    select(CopyOrder, Follow.credential_id)
-                    .join(Follow, Follow.id == CopyOrder.follow_id)
-                    .where(CopyOrder.fill_id.in_([f.id for f in fills]))
+                    select(CopyOrder, col(Follow.credential_id))
+                    .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
+                    .where(col(CopyOrder.fill_id).in_([f.id for f in fills]))
                     .order_by(
-                        CopyOrder.fill_id, CopyOrder.follow_id, CopyOrder.reduce_only.desc(), CopyOrder.client_order_id
+                        col(CopyOrder.fill_id),
+                        col(CopyOrder.follow_id),
+                        col(CopyOrder.reduce_only).desc(),
+                        col(CopyOrder.client_order_id),
                     )
                 )
                 by_fill: dict[int, list[tuple[CopyOrder, str | None]]] = {}
@@ -534,19 +520,19 @@ class StatsStore:
         """Orders the copier placed on its own (no master fill), with the follow's key and master."""
         async with self.db.session() as session:
             query = (
-                select(CopyOrder, Follow.credential_id, Follow.master_id)
-                .join(Follow, Follow.id == CopyOrder.follow_id)
-                .where(CopyOrder.fill_id.is_(None))
+                select(CopyOrder, col(Follow.credential_id), col(Follow.master_id))
+                .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
+                .where(col(CopyOrder.fill_id).is_(None))
             )
             if follow_id is not None:
-                query = query.where(CopyOrder.follow_id == follow_id)
+                query = query.where(col(CopyOrder.follow_id) == follow_id)
             if master_id is not None:
-                query = query.where(Follow.master_id == master_id)
+                query = query.where(col(Follow.master_id) == master_id)
             if since is not None:
-                query = query.where(CopyOrder.created_at >= since)
+                query = query.where(col(CopyOrder.created_at) >= since)
             if until is not None:
-                query = query.where(CopyOrder.created_at <= until)
-            rows = await session.execute(query.order_by(CopyOrder.created_at, CopyOrder.client_order_id))
+                query = query.where(col(CopyOrder.created_at) <= until)
+            rows = await session.execute(query.order_by(col(CopyOrder.created_at), col(CopyOrder.client_order_id)))
             return [(copy, credential_id, int(mid)) for copy, credential_id, mid in rows.all()]
 
     async def _follow_rows(
@@ -567,25 +553,25 @@ class StatsStore:
         after = 0
         while True:
             async with self.db.session() as session:
-                copied = select(CopyOrder.fill_id).where(
-                    CopyOrder.follow_id == follow_id, CopyOrder.fill_id.is_not(None)
+                copied = select(col(CopyOrder.fill_id)).where(
+                    col(CopyOrder.follow_id) == follow_id, col(CopyOrder.fill_id).is_not(None)
                 )
                 query = select(MasterFill).where(
-                    MasterFill.master_id == follow.master_id,
-                    MasterFill.id > after,
-                    (MasterFill.received_at >= follow.created_at) | MasterFill.id.in_(copied),
+                    col(MasterFill.master_id) == follow.master_id,
+                    col(MasterFill.id) > after,
+                    (col(MasterFill.received_at) >= follow.created_at) | col(MasterFill.id).in_(copied),
                 )
                 if since is not None:
-                    query = query.where(MasterFill.executed_at >= since)
+                    query = query.where(col(MasterFill.executed_at) >= since)
                 if until is not None:
-                    query = query.where(MasterFill.executed_at <= until)
-                fills = list((await session.execute(query.order_by(MasterFill.id).limit(batch))).scalars())
+                    query = query.where(col(MasterFill.executed_at) <= until)
+                fills = list((await session.execute(query.order_by(col(MasterFill.id)).limit(batch))).scalars())
                 if not fills:
                     break
                 copies = await session.execute(
                     select(CopyOrder)
-                    .where(CopyOrder.follow_id == follow_id, CopyOrder.fill_id.in_([f.id for f in fills]))
-                    .order_by(CopyOrder.fill_id, CopyOrder.reduce_only.desc(), CopyOrder.client_order_id)
+                    .where(col(CopyOrder.follow_id) == follow_id, col(CopyOrder.fill_id).in_([f.id for f in fills]))
+                    .order_by(col(CopyOrder.fill_id), col(CopyOrder.reduce_only).desc(), col(CopyOrder.client_order_id))
                 )
                 by_fill: dict[int, list[CopyOrder]] = {}
                 for copy in copies.scalars():
@@ -593,8 +579,8 @@ class StatsStore:
             for fill in fills:
                 while pending and pending[0].at < fill.executed_at:
                     yield pending.pop(0)
-                for copy in by_fill.get(fill.id or 0) or [None]:
-                    yield ExportRow(fill, follow.master_id, name, copy, follow_id, follow.user_id, label)
+                for order in by_fill.get(fill.id or 0) or (None,):
+                    yield ExportRow(fill, follow.master_id, name, order, follow_id, follow.user_id, label)
             after = fills[-1].id or 0
         for row in pending:
             yield row
@@ -604,34 +590,42 @@ class StatsStore:
     async def copy_events(self, since: datetime, until: datetime) -> list[CopyEvent]:
         async with self.db.session() as session:
             rows = await session.execute(
-                select(CopyOrder.created_at, CopyOrder.status, CopyOrder.reason_code, CopyOrder.latency_ms).where(
-                    CopyOrder.created_at >= since, CopyOrder.created_at < until
-                )
+                select(
+                    col(CopyOrder.created_at),
+                    col(CopyOrder.status),
+                    col(CopyOrder.reason_code),
+                    col(CopyOrder.latency_ms),
+                ).where(col(CopyOrder.created_at) >= since, col(CopyOrder.created_at) < until)
             )
             return [CopyEvent(*row) for row in rows.all()]
 
     async def follow_status_counts(self) -> dict[str, int]:
         async with self.db.session() as session:
-            rows = await session.execute(select(Follow.status, func.count()).group_by(Follow.status))
+            rows = await session.execute(select(col(Follow.status), func.count()).group_by(col(Follow.status)))
             return {getattr(s, "value", str(s)): int(n) for s, n in rows.all()}
 
     async def user_copy_events(self, user_id: int, since: datetime, until: datetime) -> list[tuple[CopyOrder, str]]:
         """The user's copy orders created in [since, until) with their master's name."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(CopyOrder, Master.name)
-                .join(Follow, Follow.id == CopyOrder.follow_id)
-                .join(Master, Master.id == Follow.master_id)
-                .where(CopyOrder.user_id == user_id, CopyOrder.created_at >= since, CopyOrder.created_at < until)
-                .order_by(CopyOrder.created_at)
+                select(CopyOrder, col(Master.name))
+                .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
+                .join(Master, col(Master.id) == col(Follow.master_id))
+                .where(
+                    col(CopyOrder.user_id) == user_id,
+                    col(CopyOrder.created_at) >= since,
+                    col(CopyOrder.created_at) < until,
+                )
+                .order_by(col(CopyOrder.created_at))
             )
             return [(copy, name) for copy, name in rows.all()]
 
     # -- daily summaries -----------------------------------------------------------------------------
 
-    async def summary_setting(self, user_id: int) -> DailySummarySetting | None:
+    async def summary_setting(self, user_id: int) -> DailySummarySetting:
+        """The user's setting, or the default one (off) when they never chose."""
         async with self.db.session() as session:
-            return await session.get(DailySummarySetting, user_id)
+            return await session.get(DailySummarySetting, user_id) or DailySummarySetting(user_id=user_id)
 
     async def set_summary(self, user_id: int, *, enabled: bool, minute_of_day: int | None) -> DailySummarySetting:
         async with self.db.session() as session:
@@ -651,18 +645,18 @@ class StatsStore:
         have not had today's summary."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(User.id, User.telegram_id)
-                .join(DailySummarySetting, DailySummarySetting.user_id == User.id)
+                select(col(User.id), col(User.telegram_id))
+                .join(DailySummarySetting, col(DailySummarySetting.user_id) == col(User.id))
                 .where(
-                    DailySummarySetting.enabled == True,  # noqa: E712
-                    DailySummarySetting.minute_of_day <= minute_of_day,
-                    (DailySummarySetting.last_sent_on.is_(None)) | (DailySummarySetting.last_sent_on < today),
-                    User.telegram_id.is_not(None),
-                    User.blocked_bot == False,  # noqa: E712
+                    col(DailySummarySetting.enabled) == true(),
+                    col(DailySummarySetting.minute_of_day) <= minute_of_day,
+                    (col(DailySummarySetting.last_sent_on).is_(None)) | (col(DailySummarySetting.last_sent_on) < today),
+                    col(User.telegram_id).is_not(None),
+                    col(User.blocked_bot) == false(),
                 )
-                .order_by(User.id)
+                .order_by(col(User.id))
             )
-            return [(int(a), int(b)) for a, b in rows.all()]
+            return [(a, b) for a, b in rows.all() if a is not None and b is not None]
 
     async def claim_summary(self, user_id: int, today: date) -> bool:
         """Mark today's summary as taken; False when another caller took it first."""
@@ -670,9 +664,9 @@ class StatsStore:
             result = await session.execute(
                 update(DailySummarySetting)
                 .where(
-                    DailySummarySetting.user_id == user_id,
-                    (DailySummarySetting.last_sent_on.is_(None)) | (DailySummarySetting.last_sent_on < today),
+                    col(DailySummarySetting.user_id) == user_id,
+                    (col(DailySummarySetting.last_sent_on).is_(None)) | (col(DailySummarySetting.last_sent_on) < today),
                 )
                 .values(last_sent_on=today)
             )
-            return bool(result.rowcount)
+            return bool(rowcount(result))

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-#: wide enough for NUMERIC(38, 18): the default context (28 digits) would round such values
-_EXACT = Context(prec=80)
-
-
-def plain_decimal(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (10, not 1E+1), exactly."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1), context=_EXACT)
-    return value.normalize(_EXACT)
-
+from core.numbers import EXACT, plain_decimal
 
 #: decimal places every backend stores; more than any venue's precision, and identical everywhere
 STORED_PLACES = Decimal(10) ** -18
@@ -45,7 +36,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"expected Decimal for a money column, got {type(value).__name__}")
-        stored = value.quantize(STORED_PLACES, rounding=ROUND_HALF_EVEN, context=_EXACT)
+        stored = value.quantize(STORED_PLACES, rounding=ROUND_HALF_EVEN, context=EXACT)
         if stored.adjusted() >= 20:
             raise ValueError(f"{value} does not fit NUMERIC(38, 18)")
         return str(stored) if dialect.name == "sqlite" else stored

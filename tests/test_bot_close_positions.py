@@ -1,4 +1,4 @@
-"""/stop → "close positions": the bot's ``stop_follow`` over ``RiskService.close_positions``
+"""/stop → "close positions": ``Services.stop_follow`` over ``RiskService.close_positions``
 (journaled, reduce-only, never sent twice) against the paper venue and a real database."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from decimal import Decimal as D
 import pytest
 
 from bot.formatting import format_copy_result
-from bot.status import stop_follow
 from copytrade.app import build_app
 from copytrade.config import load_settings
 from copytrade.paper_setup import add_paper_follower, create_paper_master
@@ -63,7 +62,7 @@ async def test_close_sells_only_what_the_copier_opened_never_the_manual_position
     follow, venue = await copied(app, "0.02")
     await venue.place_order(OrderIntent(0, "manual-1", "BTC/USDT:USDT", Side.BUY, D("0.05")))  # the user's own trade
     published(app)
-    stopped, [result] = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    stopped, [result] = await app.services.stop_follow(follow.user_id, follow.id, close_positions=True)
     assert (
         stopped.status is FollowStatus.STOPPED and (await app.accounts.follow(follow.id)).status is FollowStatus.STOPPED
     )
@@ -84,7 +83,7 @@ async def test_close_sells_only_what_the_copier_opened_never_the_manual_position
 
 async def test_keep_positions_leaves_them_open(app):
     follow, venue = await copied(app, "0.02")
-    stopped, results = await stop_follow(app, follow.user_id, follow.id, close_positions=False)
+    stopped, results = await app.services.stop_follow(follow.user_id, follow.id, close_positions=False)
     assert stopped.status is FollowStatus.STOPPED
     assert results == [] and [p.quantity for p in await venue.positions()] == [D("0.02")]
 
@@ -93,7 +92,7 @@ async def test_another_users_follow_is_not_found_and_nothing_is_sent(app):
     follow, venue = await copied(app, "0.02")
     calls = venue.place_calls
     with pytest.raises(UserError, match="no such follow"):
-        await stop_follow(app, follow.user_id + 1000, follow.id, close_positions=True)
+        await app.services.stop_follow(follow.user_id + 1000, follow.id, close_positions=True)
     assert venue.place_calls == calls and (await app.accounts.follow(follow.id)).status is FollowStatus.ACTIVE
 
 
@@ -106,15 +105,17 @@ async def test_a_close_whose_answer_was_lost_is_found_by_client_id_not_sent_twic
 
     venue.fail_next(OrderStatusUnknown("timed out after sending"), after_accepting=True)
     venue.fetch_order = unreachable  # the lookup fails too: the close stays pending
-    _, [first] = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    _, [first] = await app.services.stop_follow(follow.user_id, follow.id, close_positions=True)
     assert first.status is CopyStatus.PENDING
     calls = venue.place_calls
     venue.fetch_order = real_fetch
-    _, [second] = await stop_follow(app, follow.user_id, follow.id, close_positions=True)  # "Close" pressed again
+    _, [second] = await app.services.stop_follow(
+        follow.user_id, follow.id, close_positions=True
+    )  # "Close" pressed again
     assert second.status is CopyStatus.FILLED and second.client_order_id == first.client_order_id
     assert venue.place_calls == calls  # looked up, not re-sent
     assert await venue.positions() == [] and await app.accounts.follow_positions_of(follow.id) == []
-    _, third = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    _, third = await app.services.stop_follow(follow.user_id, follow.id, close_positions=True)
     assert third == [] and venue.place_calls == calls  # nothing left to close
 
 
@@ -122,7 +123,7 @@ async def test_a_remainder_below_the_minimum_is_reported_and_the_rest_closed(app
     follow, venue = await copied(app, "0.02")
     async with app.db.session() as session:  # 0.4 SOL: below the paper exchange's step and minimum of 1
         session.add(FollowPosition(follow_id=follow.id, symbol="SOL/USDT:USDT", quantity=D("0.4"), entry_price=D(150)))
-    _, results = await stop_follow(app, follow.user_id, follow.id, close_positions=True)
+    _, results = await app.services.stop_follow(follow.user_id, follow.id, close_positions=True)
     outcomes = {r.fill.symbol: r for r in results}
     sol = outcomes["SOL/USDT:USDT"]
     assert (

@@ -239,7 +239,7 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
     assert "error 80005" in (await user.expect("already following")).text
 
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
-    copied = await user.expect("✅ Copied", timeout=15)
+    copied = await user.expect("✅ Copied", within=15)
     assert (
         "bought 0.01 BTC/USDT:USDT" in copied.text
         and "Paper Trend: master buy 0.01" in copied.text
@@ -294,10 +294,10 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
     await user.expect("Dry run: off")
 
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")  # the next fill uses the new sizing: 700 USDT
-    copied = await user.expect("✅ Copied", timeout=15)
+    copied = await user.expect("✅ Copied", within=15)
     assert "bought 0.011 BTC/USDT:USDT" in copied.text  # 700 / 60000 rounded down to the 0.001 step
     await master_trades(master_venue, "m-2", Side.BUY, "0.02")
-    await user.expect("✅ Copied", timeout=15)
+    await user.expect("✅ Copied", within=15)
 
     await user.send("/stop")
     await user.press("Paper Trend")
@@ -387,7 +387,7 @@ async def test_broadcast_to_200_users_completes_under_the_rate_limiter(bot):
     assert "Maintenance tonight" in preview.text
     await admin.press("Send")
     progress = await admin.expect("Sending… 0/201")
-    final = await admin.expect("Broadcast finished", timeout=40)
+    final = await admin.expect("Broadcast finished", within=40)
     assert "Delivered: 198" in final.text and "Blocked the bot: 3" in final.text and "Failed: 0" in final.text
     assert "Broadcast finished" in await admin.wait_text(progress.message_id, "Broadcast finished")
     assert bot.proxy.too_many_requests == 0  # never over Telegram's limit
@@ -465,7 +465,7 @@ async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bo
     await user.send("ETH")
     await user.expect("Allow list: ETH")
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
-    skipped = await user.expect("⏭ Not copied", timeout=15)
+    skipped = await user.expect("⏭ Not copied", within=15)
     assert "not on your allow list" in skipped.text
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [key] = await bot.app.services.accounts_of(owner.id)
@@ -473,9 +473,9 @@ async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bo
     follower_venue.fail_next(AuthenticationError("API key revoked"))
     await master_trades(master_venue, "m-2", Side.BUY, "0.1", symbol="ETH/USDT:USDT")
     mark = user.cursor
-    await user.expect("❌ Copy failed", timeout=15)
+    await user.expect("❌ Copy failed", within=15)
     user.cursor = mark  # the pause notice and the failure may arrive in either order
-    await user.expect("⏸ Copying paused", timeout=15)
+    await user.expect("⏸ Copying paused", within=15)
     texts = [m.text for m in await user.messages() if m.message_id > mark]
     assert any("❌ Copy failed: API key revoked" in t for t in texts)
     assert any("refused your key" in t and "/resume" in t for t in texts)
@@ -773,7 +773,7 @@ async def test_sync_shows_the_drift_asks_then_brings_the_exchange_in_line_and_no
     await user.expect("dry run is on for this follow")
     await bot.app.services.update_follow(owner.id, follow.id, {"dry_run": "off"})
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
-    await user.expect("✅ Copied", timeout=15)
+    await user.expect("✅ Copied", within=15)
     await venue.place_order(
         OrderIntent(0, "manual-1", "BTC/USDT:USDT", Side.BUY, Decimal("0.05"))
     )  # a trade made by hand
@@ -834,7 +834,7 @@ async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     assert "The master's open positions are copied at your sizing as soon as you confirm" in summary.text
     await user.press("Confirm")
     await user.expect("✅ Following")
-    opened = await user.expect("📥 The master's open positions:", timeout=15)
+    opened = await user.expect("📥 The master's open positions:", within=15)
     assert "📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000" in opened.text
     assert "⏭ Not opened: your share of the trade is below the exchange's minimum quantity" in opened.text
     owner, venue = await follower_venue(bot, user)
@@ -935,7 +935,7 @@ async def test_pnl_sends_a_chart_and_the_numbers_and_refuses_a_bad_period(bot):
     await connect_paper(user, "quinn-paper-key")
     await follow_master(user, "Paper Trend")
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
-    await user.expect("✅ Copied", timeout=15)
+    await user.expect("✅ Copied", within=15)
     await user.send("/pnl 5x")
     assert (
         "the period is a number of days, weeks, months or years (7d, 4w, 3m, 1y), today or all"
@@ -970,13 +970,13 @@ async def test_export_sends_the_copy_log_as_a_document_and_admin_scopes_are_for_
     await connect_paper(user, "rae-paper-key")
     await follow_master(user, "Paper Trend")
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
-    await user.expect("✅ Copied", timeout=15)
+    await user.expect("✅ Copied", within=15)
     await user.send("/export")
     message = await user.expect("Your copy log: 1 row(s)", kind="document")
     assert message.document["file_name"].startswith("copylog-") and message.document["file_name"].endswith(".csv")
     rows = list(csv.reader(io.StringIO(bot.proxy.files[message.document["file_id"]].content.decode("utf-8"))))
     assert rows[0] == list(COLUMNS) and len(rows) == 2
-    record = dict(zip(rows[0], rows[1]))
+    record = dict(zip(rows[0], rows[1], strict=True))
     assert (record["symbol"], record["side"], record["filled_quantity"], record["status"], record["master"]) == (
         "BTC/USDT:USDT",
         "buy",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 
@@ -34,12 +35,23 @@ from bot.formatting import (
     sizing_text,
 )
 from bot.keyboards import button, column, pager
-from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side, SizingMode, Skip, SkipReason
+from core.model import (
+    CopyResult,
+    CopyStatus,
+    Fill,
+    FollowStatus,
+    MasterStatus,
+    OrderType,
+    Side,
+    SizingMode,
+    Skip,
+    SkipReason,
+)
+from core.records import CredentialView, MasterView
 from core.reports import RANK_KEYS, AdminStats, FollowPnl, ListenerView, MasterStatistics, OpenPositionView, PnlReport
 from core.risk_service import DriftFound, RiskNotice
 from core.stats import Period
-from storage.accounts import CredentialView, MasterView
-from storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, MasterStatus, PositionDrift
+from storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, PositionDrift
 
 NOW = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
 
@@ -233,7 +245,7 @@ def test_follow_settings_list_every_setting_and_say_how_the_risk_limits_act():
 
 
 def test_history_lines_give_every_outcome_in_plain_words():
-    base = dict(
+    base: dict[str, Any] = dict(
         client_order_id="x",
         fill_id=1,
         follow_id=1,
@@ -275,8 +287,8 @@ def test_positions_counts_and_orders_the_copier_placed_itself():
     text = format_direct_results([closed, failed], empty="nothing")
     assert "🔒 Closing your copied position: sold 0.01 BTC/USDT:USDT @ 60000" in text
     assert (
-        "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. Check the position on your exchange."
-        in text
+        "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. "
+        "Check the position on your exchange." in text
     )
     assert (
         format_direct_results([], empty="There were no copied positions to close.")

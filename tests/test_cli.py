@@ -78,6 +78,7 @@ def seal_one_credential(database_url: str, key: str, data_dir: Path) -> str:
         app = await build_app(Settings(database_url=database_url, secret_key=key, data_dir=data_dir))
         try:
             user = await app.services.register_user(1001, "rotating user")
+            assert user.id is not None
             view = await app.services.connect_account(
                 user.id, "paper", "main", {"api_key": "paper-key-rotate", "balance": "5000"}, environment="paper"
             )

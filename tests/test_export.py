@@ -10,11 +10,19 @@ from decimal import Decimal as D
 
 import pytest
 
+from bot.report_text import daily_summary_text
 from core.errors import NotFound, UserError
 from core.export import COLUMNS, NOT_COPIED, slippage_bps
 from core.model import CopyStatus, FollowStatus, Side, utcnow
+from storage.db import Database
 from storage.models import CopyOrder, Master
-from tests.test_reports import BTC, ETH, round_trip_and_open_position, world  # noqa: F401  (fixture)
+from tests.test_reports import BTC, ETH, World, make_world, round_trip_and_open_position
+
+
+@pytest.fixture
+async def world(db: Database) -> World:
+    return await make_world(db)
+
 
 SEED_LOG_FIELDS = {
     "timestamp",
@@ -192,5 +200,5 @@ async def test_orders_the_copier_placed_itself_are_in_the_log_and_the_pnl(world)
     (item,) = (await world.stats.follow_pnl(world.users["alice"])).follows
     assert item.realized_gross == D(550)  # +500 BTC, +50 on the ETH the copier closed
     assert item.fees == D("25.42")
-    summary = await world.stats.daily_summary_text(world.users["alice"], utcnow().date())
+    summary = daily_summary_text(await world.stats.day_activity(world.users["alice"], utcnow().date()))
     assert "Copies: 4 — 4 filled" in summary and "Realized PnL: +524.58 (fees 25.42)" in summary

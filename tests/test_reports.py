@@ -11,17 +11,20 @@ from decimal import Decimal as D
 
 import pytest
 
+from bot.report_text import daily_summary_text, pnl_text
 from core.charts import png_size
 from core.engine import CopyEngine, EngineConfig
 from core.errors import NotFound, UserError
 from core.listeners.supervisor import StreamHealth
 from core.model import Fill, Side, SizingMode, utcnow
 from core.reports import StatsService
+from core.risk_service import RiskService
 from core.services import Services
 from core.vault import Vault, generate_key
 from core.venues.paper import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
+from storage.db import Database
 from storage.journal import JournalStore
 from storage.models import Credential, Follow, Master, MasterStatus
 from storage.stats import StatsStore
@@ -33,7 +36,7 @@ _key_ids = itertools.count(1)
 
 @dataclass
 class World:
-    db: object
+    db: Database
     accounts: AccountStore
     journal: JournalStore
     exchange: PaperExchange
@@ -60,6 +63,7 @@ class World:
         if name not in self.users:
             telegram_id = next(_telegram_ids)
             user = await self.accounts.ensure_user(telegram_id, name)
+            assert user.id is not None
             self.users[name], self.telegram[name] = user.id, telegram_id
         user_id = self.users[name]
         credential_id = await self.key(user_id, f"{name} account {master_id or self.master_id}")
@@ -67,6 +71,7 @@ class World:
             Follow(user_id=user_id, master_id=master_id or self.master_id, credential_id=credential_id, **settings)
         )
         self.engine.invalidate_follows()
+        assert follow.id is not None
         return follow.id
 
     async def trade(self, side: Side, qty: str, price: str, symbol: str = BTC, master_id: int | None = None):
@@ -85,11 +90,25 @@ class World:
         return await self.engine.on_fill(fill)
 
     def services(self) -> Services:
-        return Services(self.accounts, self.vault, self.registry, lambda _m: None, lambda _f: None)
+        return Services(
+            self.accounts,
+            self.vault,
+            self.registry,
+            lambda _m: None,
+            lambda _f: None,
+            stats=StatsService(StatsStore(self.db), self.accounts, self.registry),
+            risk=RiskService(self.journal, self.engine, lambda _e: None),
+            journal=self.journal,
+        )
 
 
 @pytest.fixture
-async def world(db) -> World:
+async def world(db: Database) -> World:
+    return await make_world(db)
+
+
+async def make_world(db: Database) -> World:
+    """A paper master "Trend" with an owner, on a fresh database (no followers yet)."""
     accounts = AccountStore(db)
     exchange = PaperExchange()
     vault = Vault(generate_key())
@@ -108,9 +127,10 @@ async def world(db) -> World:
         vault,
         registry,
         engine,
-        StatsService.for_database(db, registry, settle_seconds=0),
+        StatsService(StatsStore(db), accounts, registry, settle_seconds=0),
     )
     owner = await accounts.ensure_user(None, "master owner")
+    assert owner.id is not None
     master = await accounts.add_master(Master(name="Trend", venue="paper", credential_id=await w.key(owner.id)))
     w.master_id = master.id
     return w
@@ -163,7 +183,7 @@ async def test_follower_pnl_realized_with_fees_unrealized_at_the_mark_and_tracki
         D("525.2"),
         D("-24.8"),
     )
-    assert "Trend" in report.text and "+475.20" in report.text
+    assert "Trend" in pnl_text(report) and "+475.20" in pnl_text(report)
 
 
 async def test_skips_show_up_as_tracking_difference(world):
@@ -215,7 +235,7 @@ async def test_dry_run_pnl_is_reported_apart(world):
 
 async def test_mark_falls_back_to_the_last_fill_price_without_a_venue(world):
     await round_trip_and_open_position(world)
-    stats = StatsService.for_database(world.db, None, settle_seconds=0)
+    stats = StatsService(StatsStore(world.db), world.accounts, None, settle_seconds=0)
     (item,) = (await stats.follow_pnl(world.users["alice"])).follows
     (position,) = item.positions
     assert (position.mark_price, position.mark_source, position.unrealized) == (D(3000), "last_fill", D(0))
@@ -283,7 +303,7 @@ async def test_admin_stats(world):
     )
     assert stats.latency_samples == 7 and 0 <= stats.latency_p50_ms <= stats.latency_p99_ms
     assert stats.active_follows == 3 and stats.follows == {"active": 3}
-    assert [(l.master_id, l.running, l.fills) for l in stats.listeners] == [(world.master_id, True, 3)]
+    assert [(line.master_id, line.running, line.fills) for line in stats.listeners] == [(world.master_id, True, 3)]
     with pytest.raises(UserError):
         await world.stats.admin_stats(days=0)
 
@@ -302,10 +322,14 @@ async def test_daily_summary_is_off_by_default_and_sent_once_a_day_at_the_users_
     await world.stats.set_daily_summary(carol, enabled=True, at="07:30")
     due = await world.stats.due_daily_summaries(early)
     assert [(s.user_id, s.telegram_id) for s in due] == [(carol, world.telegram["carol"])]
-    assert "2 skipped" in due[0].text and "symbol not allowed ×1, no position to exit ×1" in due[0].text
+    assert "2 skipped" in daily_summary_text(
+        due[0].activity
+    ) and "symbol not allowed ×1, no position to exit ×1" in daily_summary_text(due[0].activity)
     due = await world.stats.due_daily_summaries(early + timedelta(minutes=1))
     assert [s.user_id for s in due] == [alice]
-    assert "3 filled" in due[0].text and "Realized PnL: +475.20 (fees 24.80)" in due[0].text
+    assert "3 filled" in daily_summary_text(
+        due[0].activity
+    ) and "Realized PnL: +475.20 (fees 24.80)" in daily_summary_text(due[0].activity)
     assert await world.stats.due_daily_summaries(early + timedelta(hours=3)) == []  # once a day
     with pytest.raises(UserError):
         await world.stats.set_daily_summary(alice, enabled=True, at="8 o'clock")

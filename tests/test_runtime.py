@@ -23,6 +23,7 @@ from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.journal import JournalStore
 from storage.models import Credential, Follow, Master
+from storage.stats import StatsStore
 
 
 class CountingFactory:
@@ -42,6 +43,7 @@ class CountingFactory:
 
 async def _credential(accounts: AccountStore, vault: Vault, credential_id: str = "c" * 32) -> str:
     user = await accounts.ensure_user(None, "u")
+    assert user.id is not None
     await accounts.add_credential(
         Credential(
             id=credential_id,
@@ -165,7 +167,7 @@ async def test_supervisor_hands_every_fill_over_and_restarts_a_dropped_stream():
     await supervisor.stop()
     assert {"1-a", "1-b", "2-a", "2-b"} <= set(received)
     health = supervisor.health[1]
-    assert health.restarts >= 2 and "socket closed" in health.last_error and health.fills >= 4
+    assert health.restarts >= 2 and "socket closed" in (health.last_error or "") and health.fills >= 4
 
 
 async def test_supervisor_keeps_going_when_copying_one_fill_fails():
@@ -227,10 +229,14 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
 
     credential_id = await _credential(accounts, vault)
     master = await accounts.add_master(Master(name="M", venue="paper"))
-    user_id = (await accounts.credential(credential_id)).user_id
+    credential = await accounts.credential(credential_id)
+    assert credential is not None and master.id is not None
+    user_id = credential.user_id
     follow = await accounts.add_follow(Follow(user_id=user_id, master_id=master.id, credential_id=credential_id))
+    assert follow.id is not None
     fill = Fill(master.id, "paper:m", "t1", "o1", "BTC/USDT:USDT", Side.BUY, D("0.01"), D(60000))
     entry = await journal.journal_fill(fill)
+    assert entry is not None
     await journal.mark_planned(entry.fill_id)
     cid = client_order_id(fill, follow.id, 0)
     await journal.begin_copies(
@@ -252,11 +258,14 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     )
     venue = exchange.account(credential_id)
     await venue.place_order(OrderIntent(follow.id, cid, fill.symbol, Side.BUY, D("0.01")))
-    engine = CopyEngine(journal, VenueRegistry(accounts, vault, {"paper": paper}), lambda _e: None, EngineConfig())
-    scheduler = build_scheduler(engine, stats=StatsService.for_database(sqlite_db, None), settle_every_seconds=3600)
+    registry = VenueRegistry(accounts, vault, {"paper": paper})
+    engine = CopyEngine(journal, registry, lambda _e: None, EngineConfig())
+    stats = StatsService(StatsStore(journal.db), accounts, registry)
+    scheduler = build_scheduler(engine, stats, settle_every_seconds=3600)
     job = scheduler.get_job("settle-pending")
     await job.func()
-    assert (await journal.copy_order(cid)).status is CopyStatus.FILLED
+    order = await journal.copy_order(cid)
+    assert order is not None and order.status is CopyStatus.FILLED
     assert venue.place_calls == 1
 
 

@@ -15,6 +15,7 @@ from copytrade.config import Mode, Settings
 from core.errors import NotFound, UserError
 from core.journal import PositionChange
 from core.model import CopyStatus, Fill, FollowStatus, OrderIntent, Side, SizingMode, SkipReason
+from core.records import FollowRecord
 from core.vault import generate_key
 from core.venues.paper import PaperVenue
 from storage.models import Credential, Follow, FollowPosition, MasterStatus
@@ -60,7 +61,7 @@ async def new_master(app: App, name: str | None = None) -> int:
 
 async def follower(
     app: App, master_id: int, settings: dict | None = None, balance: str = "10000"
-) -> tuple[int, str, Follow]:
+) -> tuple[int, str, FollowRecord]:
     """A new user with a paper key following ``master_id``: (user id, credential id, follow)."""
     user_id = await new_user(app)
     credential_id = await paper_account(app, user_id, balance=balance)
@@ -73,8 +74,10 @@ async def count(app: App, model) -> int:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
-async def snapshot(app: App, follow_id: int) -> dict:
+async def snapshot(app: App, follow_id: int | None) -> dict:
+    assert follow_id is not None
     row = await app.accounts.follow(follow_id)
+    assert row is not None
     return row.model_dump()
 
 
@@ -417,7 +420,8 @@ async def test_update_follow_clears_optional_limits_with_off(app):
     assert row.take_profit_pct is None and row.leverage is None and row.allowed_symbols == []
 
 
-async def _give_position(app: App, follow_id: int, *, simulated: bool = False) -> None:
+async def _give_position(app: App, follow_id: int | None, *, simulated: bool = False) -> None:
+    assert follow_id is not None
     await app.journal.finish_copies(
         [], [PositionChange(follow_id, "BTC/USDT:USDT", Decimal("0.5"), Decimal(60000), simulated=simulated)]
     )
@@ -555,7 +559,7 @@ async def test_a_paused_follow_is_not_copied_on_the_next_fill(app):
 
 async def _follower_holding_its_own_btc(
     app: App, master_id: int, settings: dict
-) -> tuple[int, str, Follow, PaperVenue]:
+) -> tuple[int, str, FollowRecord, PaperVenue]:
     user_id, credential_id, follow = await follower(app, master_id, settings, balance="200000")
     venue = await app.venues.venue_for(credential_id)
     assert isinstance(venue, PaperVenue)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.errors import UserError
 from core.model import Fill, Side
@@ -21,6 +22,7 @@ from core.reports import StatsService
 from core.stats import (
     DayStats,
     Period,
+    RoundTrip,
     StatFill,
     StatsState,
     apply_fills,
@@ -71,7 +73,7 @@ def stat_fills(rows=FIXTURE) -> list[StatFill]:
 
 
 def test_hand_computed_statistics():
-    trips = []
+    trips: list[RoundTrip] = []
     state = apply_fills(StatsState(), stat_fills(), trips)
     assert [(t.symbol, t.pnl) for t in trips] == [(BTC, D(10)), (ETH, D(-5)), (ETH, D(10))]
     assert (state.round_trips, state.wins, state.losses, state.fills) == (3, 2, 1, 6)
@@ -111,7 +113,7 @@ def test_a_reversal_closes_one_round_trip_and_opens_the_next_at_the_fill_price()
         StatFill(2, BTC, Side.SELL, D(3), D(120), at(1, 11), D(2)),  # +40, short 1 @ 120
         StatFill(3, BTC, Side.BUY, D(1), D(125), at(1, 12), D(-1)),  # -5
     ]
-    trips = []
+    trips: list[RoundTrip] = []
     state = apply_fills(StatsState(), fills, trips)
     assert [t.pnl for t in trips] == [D(40), D(-5)]
     assert trips[1].opened_at == at(1, 11)
@@ -183,7 +185,7 @@ def build_fills(rows) -> list[StatFill]:
 
 def chunked(items: list, cuts: list[int]) -> list[list]:
     bounds = sorted({min(c, len(items)) for c in cuts} | {0, len(items)})
-    return [items[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [items[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 @given(rows=fill_rows, cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=8))
@@ -215,6 +217,7 @@ async def make_master(db: Database, name: str | None = None, *, followers: int =
     master = await accounts.add_master(Master(name=name or f"master {next(_ids)}", venue="paper"))
     for _ in range(followers):
         user = await accounts.ensure_user(None, "f")
+        assert user.id is not None
         async with db.session() as session:
             credential = Credential(
                 id=f"c{next(_ids):031d}",
@@ -242,12 +245,16 @@ async def stored_state(db: Database, master_id: int):
         stats = await session.get(MasterStats, master_id)
         lots = (
             await session.execute(
-                select(MasterStatsLot).where(MasterStatsLot.master_id == master_id).order_by(MasterStatsLot.symbol)
+                select(MasterStatsLot)
+                .where(col(MasterStatsLot.master_id) == master_id)
+                .order_by(col(MasterStatsLot.symbol))
             )
         ).scalars()
         days = (
             await session.execute(
-                select(MasterDailyPnl).where(MasterDailyPnl.master_id == master_id).order_by(MasterDailyPnl.day)
+                select(MasterDailyPnl)
+                .where(col(MasterDailyPnl.master_id) == master_id)
+                .order_by(col(MasterDailyPnl.day))
             )
         ).scalars()
         head = stats.model_dump(exclude={"updated_at"}) if stats else None
@@ -255,7 +262,7 @@ async def stored_state(db: Database, master_id: int):
 
 
 def service(db: Database, **options) -> StatsService:
-    return StatsService.for_database(db, None, settle_seconds=0, **options)
+    return StatsService(StatsStore(db), AccountStore(db), None, settle_seconds=0, **options)
 
 
 async def test_statistics_from_the_journal_match_the_hand_computed_fixture(db, journal):
@@ -358,7 +365,7 @@ async def test_concurrent_updaters_never_count_a_fill_twice(db, journal):
 async def test_fills_younger_than_the_settle_time_wait_for_the_next_pass(db, journal):
     master_id = await make_master(db)
     await journal_rows(journal, master_id)
-    stats = StatsService.for_database(db, None, settle_seconds=60)
+    stats = StatsService(StatsStore(db), AccountStore(db), None, settle_seconds=60)
     assert await stats.update_master_stats(master_id) == 0
     stats.settle_seconds = 0
     assert await stats.update_master_stats(master_id) == 6

@@ -198,7 +198,7 @@ class BotApiProxy:
         filename = upload.filename or kind
         mime = upload.content_type or "application/octet-stream"
         self.files[file_id] = UploadedFile(kind, file_id, filename, mime, content)
-        body = {k: v for k, v in params.items() if k not in (kind, "caption") and isinstance(v, str)}
+        body: dict[str, object] = {k: v for k, v in params.items() if k not in (kind, "caption") and isinstance(v, str)}
         body["text"] = params.get("caption") or ""
         if kind == "photo":
             body["photo"] = [
@@ -402,12 +402,12 @@ class ChatUser:
         return out
 
     async def expect(
-        self, needle: str | Callable[[str], bool], timeout: float = 10.0, *, kind: str | None = None
+        self, needle: str | Callable[[str], bool], within: float = 10.0, *, kind: str | None = None
     ) -> BotMessage:
         """The next bot message (after the last one expected) whose text contains ``needle``;
         with ``kind`` ("photo" or "document") only such a message, ``needle`` in its caption."""
         match = needle if callable(needle) else (lambda text: needle in text)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         seen: list[str] = []
         while True:
             seen = []
@@ -423,9 +423,9 @@ class ChatUser:
                 raise AssertionError(f"no bot message matching {needle!r}; new messages: {seen!r}")
             await asyncio.sleep(0.05)
 
-    async def wait_text(self, message_id: int, needle: str, timeout: float = 20.0) -> str:
+    async def wait_text(self, message_id: int, needle: str, within: float = 20.0) -> str:
         """Wait until message ``message_id`` (edited in place) contains ``needle``."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             for message in await self.messages():
                 if message.message_id == message_id and needle in message.text:
@@ -434,10 +434,10 @@ class ChatUser:
                 raise AssertionError(f"message {message_id} never contained {needle!r}")
             await asyncio.sleep(0.1)
 
-    async def press(self, label: str, message: BotMessage | None = None, timeout: float = 10.0) -> None:
+    async def press(self, label: str, message: BotMessage | None = None, within: float = 10.0) -> None:
         """Press the inline button whose text contains ``label`` on ``message`` (default: the
         newest bot message from the last one expected on that has such a button; waits for it)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             candidates = (
                 [message] if message else [m for m in reversed(await self.messages()) if m.message_id >= self.cursor]
