@@ -17,12 +17,12 @@ from bot.formatting import (
     format_history_line,
     format_positions,
     format_sync_preview,
-    sizing_text,
     split_message,
 )
 from bot.keyboards import column, keyboard, pager
 from core.errors import UserError, VaultError, VenueError
-from core.model import CopyResult, FollowStatus
+from core.follow_settings import sizing_text
+from core.model import CopyResult, FollowStatus, OrderOrigin
 from storage.journal import follow_settings
 from storage.models import Follow, User
 
@@ -149,7 +149,7 @@ async def stop_follow(app, user_id: int, follow_id: int, *, close_positions: boo
     follow = await app.services.set_status(user_id, follow_id, FollowStatus.STOPPED)
     if not close_positions:
         return follow, []
-    return follow, await app.risk.close_positions(follow_settings(follow), origin="close")
+    return follow, await app.risk.close_positions(follow_settings(follow), origin=OrderOrigin.CLOSE)
 
 
 @handler()

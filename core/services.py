@@ -17,9 +17,10 @@ from typing import Any
 import pyotp
 
 from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
+from core.follow_settings import SETTING_FIELDS, validate_follow_changes
 from core.model import FollowStatus
 from core.risk import symbol_aliases
-from core.validation import SETTING_FIELDS, parse_decimal, validate_follow_changes
+from core.validation import parse_decimal
 from core.vault import Vault, key_fingerprint
 from core.venues.catalog import VenueSpec, venue_spec
 from core.venues.registry import VenueAccount, VenueRegistry

@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import NotFound, UserError
 from core.export import COLUMNS, NOT_COPIED, slippage_bps
-from core.model import CopyStatus, FollowStatus, Side, utcnow
+from core.model import CopyStatus, FollowStatus, OrderOrigin, Side, utcnow
 from storage.models import CopyOrder, Master
 from tests.test_reports import BTC, ETH, round_trip_and_open_position, world  # noqa: F401  (fixture)
 
@@ -156,7 +156,7 @@ async def add_own_close(world, follow_id: int, user_id: int) -> None:
             CopyOrder(
                 client_order_id="cx" + "7" * 30,
                 fill_id=None,
-                origin="close",
+                origin=OrderOrigin.CLOSE,
                 follow_id=follow_id,
                 user_id=user_id,
                 symbol=ETH,
