@@ -124,9 +124,9 @@ class FollowSetting:
     #: a value a follower sent -> the value stored; raises ``UserError`` naming the setting.
     #: None for the sizing mode and value, checked as a pair (``parse_sizing``: the range depends on the mode)
     parse: Callable[[object], Any] | None
-    #: the summary's line for a follow (a row or ``FollowSettings``); None when another line shows it
+    #: the summary's line for a follow (a row or ``FollowSettings``); None: shown on another's line, or not shown
     line: Callable[[Any], str] | None = None
-    widget: Widget | None = None  # None: not edited in /settings (only when following)
+    widget: Widget | None = None  # None: not edited in /settings
     #: a stored value -> the engine's (``FollowSettings``)
     load: Callable[[Any], Any] = lambda value: value
 
