@@ -36,7 +36,6 @@ from bot.formatting import (
     RANK_TITLES,
     SIZING_HELP,
     SIZING_TITLES,
-    TP_SL_EXPLAINED,
     format_follow_settings,
     format_master_line,
     format_master_positions,
@@ -46,10 +45,11 @@ from bot.formatting import (
 )
 from bot.keyboards import button, column, keyboard, pager, rows
 from core.errors import UserError, VaultError, VenueError
+from core.follow_settings import TP_SL_EXPLAINED, validate_follow_changes
 from core.model import MasterStatus, SizingMode
 from core.records import UserRecord
 from core.reports import RANK_KEYS
-from core.validation import parse_sizing, validate_follow_changes
+from core.validation import parse_sizing
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from core.engine import FollowPaused
-from core.model import CopyResult, CopyStatus, Side, SizingMode, Skip
+from core.follow_settings import FOLLOW_SETTINGS
+from core.model import CopyResult, CopyStatus, OrderOrigin, Side, SizingMode, Skip, plain
 from core.risk_service import DriftFound, RiskNotice
 
 TELEGRAM_LIMIT = 4096
 
 
 def amount(value: Decimal | None) -> str:
-    if value is None:
-        return "-"
-    return format(value.normalize(), "f")
+    return "-" if value is None else plain(value)
 
 
 def _verb(side: Side | None, status: CopyStatus) -> str:
@@ -39,11 +38,11 @@ def slippage_pct(result: CopyResult) -> Decimal | None:
 
 
 ORIGIN_TITLES = {
-    "take_profit": "🎯 Take-profit",
-    "stop_loss": "🛑 Stop-loss",
-    "sync": "🔁 Sync with your copy history",
-    "open": "📥 Opening the master's position",
-    "close": "🔒 Closing your copied position",
+    OrderOrigin.TAKE_PROFIT: "🎯 Take-profit",
+    OrderOrigin.STOP_LOSS: "🛑 Stop-loss",
+    OrderOrigin.SYNC: "🔁 Sync with your copy history",
+    OrderOrigin.OPEN: "📥 Opening the master's position",
+    OrderOrigin.CLOSE: "🔒 Closing your copied position",
 }
 
 
@@ -84,7 +83,7 @@ def format_risk_notice(event: RiskNotice) -> str:
 
 
 def format_copy_result(result: CopyResult, *, master_name: str | None = None) -> str:
-    if result.origin != "copy":
+    if result.origin is not OrderOrigin.COPY:
         return format_direct_result(result)
     fill = result.fill
     who = f"{master_name}: " if master_name else ""
@@ -153,37 +152,10 @@ SIZING_HELP = {
     SizingMode.FIXED_NOTIONAL: "every entry is worth this much in the quote currency (e.g. 100 USDT)",
     SizingMode.FIXED_QUANTITY: "every entry is this many coins or shares",
 }
-#: what take-profit / stop-loss and the daily loss limit do, as the bot explains them
-TP_SL_EXPLAINED = (
-    "in % of your own average entry price: a resting reduce-only order on your exchange where it supports them, "
-    "otherwise the price is watched every few seconds and the position closed when the level is crossed"
-)
-LOSS_LIMIT_EXPLAINED = (
-    "when today's loss (UTC day, realized after fees plus open positions at the current price) reaches it, "
-    "the follow is paused; with “close on loss limit” on, the copied positions are closed too"
-)
 
 
 def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
-
-
-def sizing_text(mode: SizingMode, value) -> str:
-    if mode is SizingMode.COEFFICIENT:
-        return f"coefficient × {amount(value)}"
-    if mode is SizingMode.EQUITY_RATIO:
-        return f"equity ratio × {amount(value)}"
-    if mode is SizingMode.FIXED_NOTIONAL:
-        return f"{amount(value)} (quote currency) per entry"
-    return f"{amount(value)} units per entry"
-
-
-def percent(value) -> str:
-    return "off" if value is None else f"{amount(value)} %"
-
-
-def money(value) -> str:
-    return "off" if value is None else amount(value)
 
 
 def format_account(view) -> str:
@@ -351,58 +323,10 @@ def format_master_statistics(stats) -> str:
 
 def format_follow_settings(follow, master_name: str, account_label: str) -> str:
     """Every setting of one follow, as shown by /settings and the follow summary."""
-    allowed = ", ".join(follow.allowed_symbols) or "all symbols"
-    blocked = ", ".join(follow.blocked_symbols) or "none"
     status = follow.status.value + (f" ({follow.status_reason})" if follow.status_reason else "")
-    lines = [
-        f"#{follow.id or '-'} {master_name} → {account_label}",
-        f"Status: {status}",
-        f"Sizing: {sizing_text(follow.sizing_mode, follow.sizing_value)}",
-        f"Reverse: {'on' if follow.reverse else 'off'}",
-        f"Max position: {money(follow.max_position_notional)}",
-        f"Allow list: {allowed}",
-        f"Block list: {blocked}",
-        f"Dry run: {'on — orders are recorded, not sent' if follow.dry_run else 'off'}",
-        f"Take-profit: {percent(follow.take_profit_pct)}, stop-loss: {percent(follow.stop_loss_pct)}"
-        + (
-            " (of your own entry price; resting orders where your exchange supports them, otherwise watched "
-            "every few seconds)"
-            if (follow.take_profit_pct is not None or follow.stop_loss_pct is not None)
-            else ""
-        ),
-        f"Daily loss limit: {money(follow.daily_loss_limit)}"
-        + (
-            (
-                " — pauses the follow and closes the copied positions"
-                if follow.close_on_daily_loss
-                else " — pauses the follow"
-            )
-            if follow.daily_loss_limit is not None
-            else ""
-        ),
-        f"Close on loss limit: {'on' if follow.close_on_daily_loss else 'off'}",
-        f"Max total position: {money(follow.max_total_notional)}",
-        f"Slippage limit: {percent(follow.slippage_pct)}"
-        + (
-            f" — {SLIPPAGE_ACTIONS.get(follow.slippage_action, follow.slippage_action)}"
-            if follow.slippage_pct is not None
-            else ""
-        ),
-        f"Entries copied: {ENTRY_SIDES.get(follow.entry_sides, follow.entry_sides)}",
-        f"Margin mode: {MARGIN_MODES.get(follow.margin_mode, follow.margin_mode)}",
-        "Auto-sync: "
-        + (
-            "on — drift found by the periodic check is fixed at once"
-            if follow.auto_sync
-            else "off — drift is reported; /sync fixes it"
-        ),
-    ]
+    lines = [f"#{follow.id or '-'} {master_name} → {account_label}", f"Status: {status}"]
+    lines += [setting.line(follow) for setting in FOLLOW_SETTINGS if setting.line is not None]
     return "\n".join(lines)
-
-
-SLIPPAGE_ACTIONS = {"skip": "skip the copy", "limit": "limit order at the allowed price (IOC)"}
-ENTRY_SIDES = {"both": "long and short", "long": "long only", "short": "short only"}
-MARGIN_MODES = {None: "exchange default", "cross": "cross", "isolated": "isolated"}
 
 
 def format_positions(positions) -> str:

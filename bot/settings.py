@@ -29,108 +29,43 @@ from bot.auth import (
     user_data,
 )
 from bot.follow import CODE_OF_MODE, MODE_CODES
-from bot.formatting import (
-    LOSS_LIMIT_EXPLAINED,
-    SIZING_HELP,
-    SIZING_TITLES,
-    TP_SL_EXPLAINED,
-    format_follow_settings,
-)
+from bot.formatting import SIZING_HELP, SIZING_TITLES, format_follow_settings
 from bot.keyboards import column, keyboard
 from core.errors import UserError
+from core.follow_settings import FOLLOW_SETTINGS, Choice, FollowSetting, SizingPicker, Toggle, Typed
 from core.model import FollowStatus, SizingMode
 from core.records import UserRecord
 
 VALUE = 0
 _KEY = "settings_edit"
 
-#: typed settings: code -> (field, prompt, clearable)
-TYPED: dict[str, tuple[str, str, bool]] = {
-    "tp": ("take_profit_pct", f"Send the take-profit in % (e.g. 5). It is set {TP_SL_EXPLAINED}.", True),
-    "sl": ("stop_loss_pct", f"Send the stop-loss in % (e.g. 3). It is set {TP_SL_EXPLAINED}.", True),
-    "mp": (
-        "max_position_notional",
-        "Send the maximum position value per symbol in the quote currency (e.g. 1000).",
-        True,
-    ),
-    "mt": (
-        "max_total_notional",
-        "Send the maximum value of all copied positions together, in the quote currency (e.g. 5000). "
-        "An entry that would go over it is not copied.",
-        True,
-    ),
-    "dl": (
-        "daily_loss_limit",
-        f"Send the daily loss limit in the quote currency (e.g. 200): {LOSS_LIMIT_EXPLAINED}.",
-        True,
-    ),
-    "sp": (
-        "slippage_pct",
-        "Send the slippage limit in % (e.g. 0.5, at most 50): how far your exchange's price may be from the "
-        "master's fill before a market copy is skipped or sent as a limit order (see “Slippage action”).",
-        True,
-    ),
-    "al": (
-        "allowed_symbols",
-        "Send the symbols to copy, separated by spaces or commas (e.g. BTC ETH). Only these will be copied.",
-        True,
-    ),
-    "bl": ("blocked_symbols", "Send the symbols never to copy, separated by spaces or commas (e.g. DOGE).", True),
-}
-TOGGLES = {"rv": "reverse", "dr": "dry_run", "cl": "close_on_daily_loss", "as": "auto_sync"}
-#: settings with a few choices: code -> (field, question, {value code: (stored value, button text)})
-CHOICES: dict[str, tuple[str, str, dict[str, tuple[str, str]]]] = {
-    "sa": (
-        "slippage_action",
-        "When the price moved past your slippage limit:",
-        {
-            "skip": ("skip", "Skip the copy"),
-            "limit": ("limit", "Send a limit order at the limit (IOC)"),
-        },
-    ),
-    "es": (
-        "entry_sides",
-        "Which of the master's entries should be copied? (Exits are always copied.)",
-        {
-            "both": ("both", "Long and short"),
-            "long": ("long", "Long only"),
-            "short": ("short", "Short only"),
-        },
-    ),
-    "mm": (
-        "margin_mode",
-        "Margin mode of copied futures orders:",
-        {
-            "cross": ("cross", "Cross"),
-            "isolated": ("isolated", "Isolated"),
-            "none": ("none", "Exchange default"),
-        },
-    ),
-}
+#: the settings /settings edits, by callback code: (field, widget)
+TYPED = {s.widget.code: (s.name, s.widget) for s in FOLLOW_SETTINGS if isinstance(s.widget, Typed)}
+TOGGLES = {s.widget.code: (s.name, s.widget) for s in FOLLOW_SETTINGS if isinstance(s.widget, Toggle)}
+CHOICES = {s.widget.code: (s.name, s.widget) for s in FOLLOW_SETTINGS if isinstance(s.widget, Choice)}
+
+
+def _button(setting: FollowSetting, follow: Any) -> tuple[str, str]:
+    """One setting's button: its text (with the current value where it shows one) and callback data."""
+    widget, fid = setting.widget, follow.id
+    if isinstance(widget, SizingPicker):
+        return widget.button, f"se:m:{fid}"
+    if isinstance(widget, Typed):
+        return widget.button, f"se:e:{fid}:{widget.code}"
+    value = getattr(follow, setting.name)
+    if isinstance(widget, Toggle):
+        return f"{widget.button}: {'on' if value else 'off'}", f"se:t:{fid}:{widget.code}"
+    assert isinstance(widget, Choice)
+    return f"{widget.button}: {value or widget.unset}", f"se:o:{fid}:{widget.code}"
 
 
 def settings_keyboard(follow) -> Any:
-    fid = follow.id
-    on = {True: "on", False: "off"}
-    return keyboard(
-        [("📏 Sizing", f"se:m:{fid}"), (f"🔁 Reverse: {on[follow.reverse]}", f"se:t:{fid}:rv")],
-        [("🎯 Take-profit", f"se:e:{fid}:tp"), ("🛑 Stop-loss", f"se:e:{fid}:sl")],
-        [
-            ("📉 Daily loss limit", f"se:e:{fid}:dl"),
-            (f"🔒 Close on loss limit: {on[follow.close_on_daily_loss]}", f"se:t:{fid}:cl"),
-        ],
-        [("📦 Max position", f"se:e:{fid}:mp"), ("🧮 Max total position", f"se:e:{fid}:mt")],
-        [("🐢 Slippage limit", f"se:e:{fid}:sp"), (f"Slippage action: {follow.slippage_action}", f"se:o:{fid}:sa")],
-        [
-            (f"↕ Entries: {follow.entry_sides}", f"se:o:{fid}:es"),
-            (f"⚙ Margin: {follow.margin_mode or 'default'}", f"se:o:{fid}:mm"),
-        ],
-        [("✅ Allow list", f"se:e:{fid}:al"), ("🚫 Block list", f"se:e:{fid}:bl")],
-        [
-            (f"🧪 Dry run: {on[follow.dry_run]}", f"se:t:{fid}:dr"),
-            (f"⚖️ Auto-sync: {on[follow.auto_sync]}", f"se:t:{fid}:as"),
-        ],
-    )
+    """Every setting's button, in the keyboard row its widget names."""
+    rows: dict[int, list[tuple[str, str]]] = {}
+    for setting in FOLLOW_SETTINGS:
+        if setting.widget is not None:
+            rows.setdefault(setting.widget.row, []).append(_button(setting, follow))
+    return keyboard(*(rows[row] for row in sorted(rows)))
 
 
 async def _show(
@@ -187,30 +122,29 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
         _, follow_id, code, value = callback_args(update, 4)
         fid = int_arg(follow_id)
         await services.own_follow(user.id, fid)
-        if code not in CHOICES or value not in CHOICES[code][2]:
+        if code not in CHOICES or CHOICES[code][1].option(value) is None:
             raise UserError(STALE_BUTTON)
-        field, _, options = CHOICES[code]
-        await services.update_follow(user.id, fid, {field: options[value][0]})
+        await services.update_follow(user.id, fid, {CHOICES[code][0]: value})
         await _show(update, context, user, fid, "Saved; applies from the master's next trade.")
         return ConversationHandler.END
     _, follow_id, code = callback_args(update, 3)
     fid = int_arg(follow_id)
     follow = await services.own_follow(user.id, fid)  # ownership before anything else
     if action == "t" and code in TOGGLES:
-        field = TOGGLES[code]
+        field = TOGGLES[code][0]
         await services.update_follow(user.id, fid, {field: "off" if getattr(follow, field) else "on"})
         await _show(update, context, user, fid, "Saved; applies from the master's next trade.")
         return ConversationHandler.END
     if action == "o" and code in CHOICES:
-        field, question, options = CHOICES[code]
-        current = getattr(follow, field) or "none"
+        field, choice = CHOICES[code]
+        current = getattr(follow, field)
         await reply(
             update,
-            question,
+            choice.question,
             reply_markup=column(
                 [
-                    (("• " if value == current else "") + text, f"se:v:{fid}:{code}:{value}")
-                    for value, (_, text) in options.items()
+                    (("• " if option.value == current else "") + option.button, f"se:v:{fid}:{code}:{option.code}")
+                    for option in choice.options
                 ]
             ),
         )
@@ -221,12 +155,12 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
         await reply(update, f"{SIZING_TITLES[mode]}: {SIZING_HELP[mode]}.\nSend the value (a number), or /cancel.")
         return VALUE
     if action == "e" and code in TYPED:
-        field, prompt, clearable = TYPED[code]
+        field, typed = TYPED[code]
         user_data(context)[_KEY] = {"follow_id": fid, "field": field}
         await reply(
             update,
-            prompt + " Or /cancel.",
-            reply_markup=keyboard([("Clear (off)", f"se:c:{fid}:{code}")]) if clearable else None,
+            typed.prompt + " Or /cancel.",
+            reply_markup=keyboard([("Clear (off)", f"se:c:{fid}:{code}")]),
         )
         return VALUE
     if action == "c" and code in TYPED:

@@ -16,11 +16,11 @@ from bot.formatting import (
     format_history_line,
     format_positions,
     format_sync_preview,
-    sizing_text,
     split_message,
 )
 from bot.keyboards import column, keyboard, pager
 from core.errors import UserError, VaultError, VenueError
+from core.follow_settings import sizing_text
 from core.model import FollowStatus
 from core.records import UserRecord
 

@@ -41,16 +41,19 @@ from core.journal import CopyDraft, CopyJournal, CopyRecord, JournaledFill, Jour
 from core.model import (
     CopyResult,
     CopyStatus,
+    EntrySides,
     Fill,
     FollowSettings,
     MarketRules,
     OrderAck,
     OrderIntent,
+    OrderOrigin,
     OrderType,
     Side,
     SizingMode,
     Skip,
     SkipReason,
+    SlippageAction,
     utcnow,
 )
 from core.risk import cap_to_max_position, check_filters
@@ -128,7 +131,7 @@ class DirectOrder:
     symbol: str
     side: Side
     quantity: Decimal
-    origin: str  # take_profit | stop_loss | sync | open | close
+    origin: OrderOrigin  # never COPY: that is a copy of a master fill
     client_order_id: str
     reference_price: Decimal
     reduce_only: bool = False
@@ -159,7 +162,13 @@ def _journaled_fill(row: JournaledFill) -> Fill:
 
 
 def _direct_fill(
-    master_id: int, cid: str, origin: str, symbol: str, side: Side | None, quantity: Decimal | None, price: Decimal
+    master_id: int,
+    cid: str,
+    origin: OrderOrigin,
+    symbol: str,
+    side: Side | None,
+    quantity: Decimal | None,
+    price: Decimal,
 ) -> Fill:
     """The stand-in ``Fill`` a direct order's result carries (there is no master execution)."""
     return Fill(master_id, "copytrade", cid, origin, symbol, side or Side.BUY, quantity or Decimal(1), price)
@@ -378,8 +387,8 @@ class CopyEngine:
             return await self._record_skip(follow, fill, fill_id, cid, sized)
         if (
             leg.leg is Leg.ENTRY
-            and follow.entry_sides != "both"
-            and (sized.side is Side.BUY) != (follow.entry_sides == "long")
+            and follow.entry_sides is not EntrySides.BOTH
+            and (sized.side is Side.BUY) != (follow.entry_sides is EntrySides.LONG)
         ):
             return await self._record_skip(
                 follow, fill, fill_id, cid, Skip(SkipReason.SIDE_FILTERED, f"{follow.entry_sides} entries only")
@@ -492,7 +501,7 @@ class CopyEngine:
         adverse = (now - fill.price) / fill.price * 100 * (1 if intent.side is Side.BUY else -1)
         if adverse <= follow.slippage_pct:
             return intent
-        if follow.slippage_action != "limit":
+        if follow.slippage_action is not SlippageAction.LIMIT:
             return Skip(
                 SkipReason.SLIPPAGE,
                 f"{adverse:.2f}% from the master's {fill.price} (now {now}), your limit is {follow.slippage_pct}%",
@@ -718,7 +727,7 @@ class CopyEngine:
         received: float,
         exc: Exception | None = None,
         *,
-        origin: str = "copy",
+        origin: OrderOrigin = OrderOrigin.COPY,
     ) -> CopyResult:
         code = error_code(exc) if exc is not None else "internal_error"
         draft = CopyDraft(

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from core.model import CopyResult, CopyStatus, Fill, FollowSettings, OrderType, Side
+from core.model import CopyResult, CopyStatus, Fill, FollowSettings, OrderOrigin, OrderType, Side
 
 # -- values core writes --------------------------------------------------------------------------
 
@@ -53,7 +53,7 @@ class CopyDraft:
     reason_code: str | None = None
     reason: str | None = None
     dry_run: bool = False
-    origin: str = "copy"
+    origin: OrderOrigin = OrderOrigin.COPY
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ class ProtectiveOrder:
     client_order_id: str
     follow_id: int
     symbol: str
-    kind: str  # take_profit | stop_loss
+    kind: OrderOrigin  # TAKE_PROFIT or STOP_LOSS
     side: Side
     quantity: Decimal
     trigger_price: Decimal
@@ -140,7 +140,7 @@ class CopyRecord(Protocol):
     @property
     def user_id(self) -> int: ...
     @property
-    def origin(self) -> str: ...
+    def origin(self) -> OrderOrigin: ...
     @property
     def symbol(self) -> str: ...
     @property

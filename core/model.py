@@ -16,6 +16,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def plain(value: Decimal) -> str:
+    """A Decimal as people write it: no exponent, no trailing zeros (10, 0.5)."""
+    return format(value.normalize(), "f")
+
+
 class Side(enum.StrEnum):
     BUY = "buy"
     SELL = "sell"
@@ -69,6 +74,39 @@ class MasterStatus(enum.StrEnum):
     ACTIVE = "active"
     HIDDEN = "hidden"  # still copied, not listed in /masters
     RETIRED = "retired"  # no longer copied or listed
+
+
+class SlippageAction(enum.StrEnum):
+    """What happens to a market copy whose price moved past the follow's slippage limit."""
+
+    SKIP = "skip"
+    LIMIT = "limit"  # an IOC limit order at the limit price
+
+
+class EntrySides(enum.StrEnum):
+    """Which of the master's entries are copied (exits always are)."""
+
+    BOTH = "both"
+    LONG = "long"
+    SHORT = "short"
+
+
+class MarginMode(enum.StrEnum):
+    """Margin mode of copied futures orders; a follow without one keeps the exchange's default."""
+
+    CROSS = "cross"
+    ISOLATED = "isolated"
+
+
+class OrderOrigin(enum.StrEnum):
+    """Why a copy order exists: a copy of a master fill, or an order the copier placed itself."""
+
+    COPY = "copy"
+    TAKE_PROFIT = "take_profit"
+    STOP_LOSS = "stop_loss"
+    SYNC = "sync"  # brings the venue back to the copy history
+    OPEN = "open"  # opens the master's positions when a follow starts
+    CLOSE = "close"  # closes the copied positions (/stop, the daily loss limit)
 
 
 class CopyStatus(enum.StrEnum):
@@ -184,7 +222,7 @@ class OrderIntent:
     reduce_only: bool = False
     reference_price: Decimal | None = None  # master's fill price, for slippage and notional
     leverage: int | None = None  # futures: applied before the first order of the symbol
-    margin_mode: str | None = None  # futures: cross | isolated, applied like the leverage
+    margin_mode: MarginMode | None = None  # futures: applied like the leverage
     time_in_force: str | None = None  # "IOC": fill what is possible now, cancel the rest
     product: str | None = None  # venue-specific product to copy (Angel One), else the venue's default
 
@@ -236,7 +274,7 @@ class CopyResult:
     error: str | None = None
     error_code: str | None = None  # e.g. insufficient_funds, authentication
     latency_ms: float | None = None  # a measurement, not money
-    origin: str = "copy"  # copy | take_profit | stop_loss | sync | open | close
+    origin: OrderOrigin = OrderOrigin.COPY
 
     @property
     def reason_code(self) -> str | None:
@@ -271,8 +309,8 @@ class FollowSettings:
     daily_loss_limit: Decimal | None = None
     max_total_notional: Decimal | None = None
     slippage_pct: Decimal | None = None
-    slippage_action: str = "skip"  # skip | limit
-    margin_mode: str | None = None
-    entry_sides: str = "both"  # both | long | short
+    slippage_action: SlippageAction = SlippageAction.SKIP
+    margin_mode: MarginMode | None = None
+    entry_sides: EntrySides = EntrySides.BOTH
     close_on_daily_loss: bool = False
     auto_sync: bool = False

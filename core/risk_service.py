@@ -28,6 +28,7 @@ from core.model import (
     CopyStatus,
     FollowSettings,
     OrderIntent,
+    OrderOrigin,
     OrderType,
     Side,
     SizingMode,
@@ -41,8 +42,6 @@ from core.venues.base import Venue
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
-TAKE_PROFIT = "take_profit"
-STOP_LOSS = "stop_loss"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +85,15 @@ def protection_levels(
     return take_profit, stop_loss
 
 
-def crossed(quantity: Decimal, price: Decimal, take_profit: Decimal | None, stop_loss: Decimal | None) -> str | None:
+def crossed(
+    quantity: Decimal, price: Decimal, take_profit: Decimal | None, stop_loss: Decimal | None
+) -> OrderOrigin | None:
     """Which level ``price`` has reached for a position of signed ``quantity`` (None: neither)."""
     long = quantity > 0
     if take_profit is not None and (price >= take_profit if long else price <= take_profit):
-        return TAKE_PROFIT
+        return OrderOrigin.TAKE_PROFIT
     if stop_loss is not None and (price <= stop_loss if long else price >= stop_loss):
-        return STOP_LOSS
+        return OrderOrigin.STOP_LOSS
     return None
 
 
@@ -135,7 +136,7 @@ class RiskService:
         if not venue.supports_conditional_orders:
             return  # the price watcher covers this venue
         position = next((p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol), None)
-        desired: dict[str, tuple[Decimal, Decimal]] = {}  # kind -> (quantity, trigger)
+        desired: dict[OrderOrigin, tuple[Decimal, Decimal]] = {}  # kind -> (quantity, trigger)
         if (
             position is not None
             and position.entry_price is not None
@@ -145,7 +146,7 @@ class RiskService:
             take_profit, stop_loss = protection_levels(
                 position.quantity, position.entry_price, follow.take_profit_pct, follow.stop_loss_pct, rules.price_tick
             )
-            for kind, trigger in ((TAKE_PROFIT, take_profit), (STOP_LOSS, stop_loss)):
+            for kind, trigger in ((OrderOrigin.TAKE_PROFIT, take_profit), (OrderOrigin.STOP_LOSS, stop_loss)):
                 if trigger is not None and trigger > 0:
                     desired[kind] = (abs(position.quantity), trigger)
         for order in await self.journal.protective_orders(follow.follow_id, symbol):
@@ -173,7 +174,7 @@ class RiskService:
         follow: FollowSettings,
         venue: Venue,
         symbol: str,
-        kind: str,
+        kind: OrderOrigin,
         side: Side,
         quantity: Decimal,
         trigger: Decimal,
@@ -192,7 +193,7 @@ class RiskService:
         )
         if not await self.journal.save_protective_order(order):
             return  # decided before: the existing row is the truth
-        order_type = OrderType.TAKE_PROFIT_MARKET if kind == TAKE_PROFIT else OrderType.STOP_MARKET
+        order_type = OrderType.TAKE_PROFIT_MARKET if kind is OrderOrigin.TAKE_PROFIT else OrderType.STOP_MARKET
         intent = OrderIntent(
             follow.follow_id, cid, symbol, side, quantity, order_type=order_type, stop_price=trigger, reduce_only=True
         )
@@ -341,10 +342,10 @@ class RiskService:
         self.engine.invalidate_follows(follow.master_id)
         self.notify(FollowPaused(follow.follow_id, follow.user_id, reason))
         if follow.close_on_daily_loss:
-            await self.close_positions(follow, origin="close")
+            await self.close_positions(follow, origin=OrderOrigin.CLOSE)
         return True
 
-    async def close_positions(self, follow: FollowSettings, *, origin: str) -> list[CopyResult]:
+    async def close_positions(self, follow: FollowSettings, *, origin: OrderOrigin) -> list[CopyResult]:
         """Close every copied position of the follow with reduce-only market orders."""
         results = []
         venue = await self._venue(follow)
@@ -359,7 +360,13 @@ class RiskService:
         return results
 
     async def _close(
-        self, follow: FollowSettings, venue: Venue, position: CopiedPosition, origin: str, cid: str, price: Decimal
+        self,
+        follow: FollowSettings,
+        venue: Venue,
+        position: CopiedPosition,
+        origin: OrderOrigin,
+        cid: str,
+        price: Decimal,
     ) -> list[CopyResult]:
         """Close a copied position with a reduce-only market order on the venue's step; what is
         below the step or the minimum is reported (recorded as a skip), never sent unrounded."""
@@ -434,10 +441,10 @@ class RiskService:
                 continue
             side = Side.BUY if delta > 0 else Side.SELL
             reduces = drift.actual != 0 and (drift.actual > 0) != (delta > 0) and quantity <= abs(drift.actual)
-            cid = direct_order_id("sync", follow.follow_id, drift.symbol, drift.expected, drift.actual)
+            cid = direct_order_id(OrderOrigin.SYNC, follow.follow_id, drift.symbol, drift.expected, drift.actual)
             price = await venue.price(drift.symbol)
             order = DirectOrder(
-                drift.symbol, side, quantity, "sync", cid, price, reduce_only=reduces, moves_ledger=False
+                drift.symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces, moves_ledger=False
             )
             results.append(await self.engine.place_direct(follow, order))
         await self.journal.replace_drifts(follow.follow_id, {})
@@ -476,9 +483,11 @@ class RiskService:
             side = Side.BUY if master_quantity > 0 else Side.SELL
             if follow.reverse:
                 side = side.opposite
-            cid = direct_order_id("open", follow.follow_id, symbol, master_quantity)
+            cid = direct_order_id(OrderOrigin.OPEN, follow.follow_id, symbol, master_quantity)
             outcomes.append(
-                await self.engine.place_direct(follow, DirectOrder(symbol, side, quantity, "open", cid, price))
+                await self.engine.place_direct(
+                    follow, DirectOrder(symbol, side, quantity, OrderOrigin.OPEN, cid, price)
+                )
             )
         return outcomes
 

@@ -19,7 +19,8 @@ import pyotp
 
 from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
 from core.export import ExportFile
-from core.model import CopyResult, FollowSettings, FollowStatus, MasterStatus, Skip
+from core.follow_settings import validate_follow_changes
+from core.model import CopyResult, FollowSettings, FollowStatus, MasterStatus, OrderOrigin, Skip
 from core.records import (
     CopyOrderRecord,
     CredentialView,
@@ -34,7 +35,7 @@ from core.reports import AdminStats, DailySummary, MasterStatistics, PnlReport, 
 from core.risk import symbol_aliases
 from core.risk_service import RiskService
 from core.stores import AccountRepository, JournalReader
-from core.validation import parse_decimal, validate_follow_changes
+from core.validation import parse_decimal
 from core.vault import Vault, key_fingerprint
 from core.venues.catalog import VenueSpec, venue_spec
 from core.venues.registry import VenueAccount, VenueRegistry
@@ -309,7 +310,7 @@ class Services:
         follow = await self.set_status(user_id, follow_id, FollowStatus.STOPPED)
         if not close_positions:
             return follow, []
-        return follow, await self.risk.close_positions(await self._settings(follow_id), origin="close")
+        return follow, await self.risk.close_positions(await self._settings(follow_id), origin=OrderOrigin.CLOSE)
 
     async def pause_all(self, reason: str) -> int:
         """The admin kill switch: every active follow paused at once."""

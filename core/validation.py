@@ -3,12 +3,15 @@ message says what was wrong and what is accepted; nothing is changed when one is
 
 from __future__ import annotations
 
+import enum
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TypeVar
 
 from core.errors import UserError
 from core.model import OrderType, SizingMode
+
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 #: accepted range of ``sizing_value`` per mode (exclusive low, inclusive high)
 SIZING_LIMITS: dict[SizingMode, tuple[Decimal, Decimal, str]] = {
@@ -19,6 +22,7 @@ SIZING_LIMITS: dict[SizingMode, tuple[Decimal, Decimal, str]] = {
 }
 MAX_DECIMAL_PLACES = 18  # what storage keeps (storage/types.py)
 TAKE_PROFIT_MAX = Decimal(100)
+SLIPPAGE_MAX = Decimal(50)
 STOP_LOSS_MAX = Decimal(100)
 MONEY_LIMIT_MAX = Decimal(1_000_000_000)
 LEVERAGE_MAX = 125
@@ -51,11 +55,7 @@ def parse_decimal(value: object, field: str, *, low: Decimal, high: Decimal, low
 
 
 def parse_sizing(mode: object, value: object) -> tuple[SizingMode, Decimal]:
-    try:
-        sizing_mode = mode if isinstance(mode, SizingMode) else SizingMode(str(mode).strip().lower())
-    except ValueError:
-        names = ", ".join(m.value for m in SizingMode)
-        raise UserError(f"sizing mode must be one of {names}") from None
+    sizing_mode = parse_choice(mode, SizingMode, "sizing mode")
     low, high, meaning = SIZING_LIMITS[sizing_mode]
     name = "coefficient" if sizing_mode is SizingMode.COEFFICIENT else sizing_mode.value.replace("_", " ")
     try:
@@ -108,100 +108,33 @@ def parse_order_types(value: object) -> list[str]:
     return sorted(chosen)
 
 
-#: every setting a follower may change (the columns of ``follows`` they own)
-SETTING_FIELDS = (
-    "sizing_mode",
-    "sizing_value",
-    "reverse",
-    "take_profit_pct",
-    "stop_loss_pct",
-    "max_position_notional",
-    "daily_loss_limit",
-    "leverage",
-    "allowed_symbols",
-    "blocked_symbols",
-    "order_types",
-    "dry_run",
-    "max_total_notional",
-    "slippage_pct",
-    "slippage_action",
-    "margin_mode",
-    "entry_sides",
-    "close_on_daily_loss",
-    "auto_sync",
-)
-SLIPPAGE_MAX = Decimal(50)
-_CHOICES = {
-    "slippage_action": ("skip", "limit"),
-    "margin_mode": ("cross", "isolated"),
-    "entry_sides": ("both", "long", "short"),
-}
+def parse_stop_loss(value: object) -> Decimal | None:
+    stop = parse_optional_decimal(value, "stop-loss %", high=STOP_LOSS_MAX)
+    if stop is not None and stop >= STOP_LOSS_MAX:
+        raise UserError("stop-loss % must be below 100 (100 % means the price reached zero)")
+    return stop
 
 
-def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | None = None) -> dict[str, Any]:
-    """Check and convert a set of follow settings; raises before anything is changed."""
-    out: dict[str, Any] = {}
-    unknown = set(changes) - set(SETTING_FIELDS)
-    if unknown:
-        raise UserError(f"unknown setting {sorted(unknown)[0]!r}")
-    if "sizing_mode" in changes or "sizing_value" in changes:
-        if "sizing_value" not in changes:
-            raise UserError("give a value together with the sizing mode")
-        mode = changes.get("sizing_mode", current_mode or SizingMode.COEFFICIENT)
-        out["sizing_mode"], out["sizing_value"] = parse_sizing(mode, changes["sizing_value"])
-    if "take_profit_pct" in changes:
-        out["take_profit_pct"] = parse_optional_decimal(
-            changes["take_profit_pct"], "take-profit %", high=TAKE_PROFIT_MAX
-        )
-    if "stop_loss_pct" in changes:
-        stop = parse_optional_decimal(changes["stop_loss_pct"], "stop-loss %", high=STOP_LOSS_MAX)
-        if stop is not None and stop >= STOP_LOSS_MAX:
-            raise UserError("stop-loss % must be below 100 (100 % means the price reached zero)")
-        out["stop_loss_pct"] = stop
-    if "max_position_notional" in changes:
-        out["max_position_notional"] = parse_optional_decimal(
-            changes["max_position_notional"], "max position", high=MONEY_LIMIT_MAX
-        )
-    if "daily_loss_limit" in changes:
-        out["daily_loss_limit"] = parse_optional_decimal(
-            changes["daily_loss_limit"], "daily loss limit", high=MONEY_LIMIT_MAX
-        )
-    if "leverage" in changes:
-        value = changes["leverage"]
-        if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR - {"0"}):
-            out["leverage"] = None
-        else:
-            leverage = parse_decimal(value, "leverage", low=Decimal(1), high=Decimal(LEVERAGE_MAX), low_inclusive=True)
-            if leverage != leverage.to_integral_value():
-                raise UserError("leverage must be a whole number")
-            out["leverage"] = int(leverage)
-    for name, label in (("allowed_symbols", "allow list"), ("blocked_symbols", "block list")):
-        if name in changes:
-            out[name] = parse_symbols(changes[name], label)
-    if "order_types" in changes:
-        out["order_types"] = parse_order_types(changes["order_types"])
-    for name, label in (
-        ("reverse", "reverse"),
-        ("dry_run", "dry run"),
-        ("close_on_daily_loss", "close on loss limit"),
-        ("auto_sync", "auto-sync"),
-    ):
-        if name in changes:
-            out[name] = parse_bool(changes[name], label)
-    if "max_total_notional" in changes:
-        out["max_total_notional"] = parse_optional_decimal(
-            changes["max_total_notional"], "max total position", high=MONEY_LIMIT_MAX
-        )
-    if "slippage_pct" in changes:
-        out["slippage_pct"] = parse_optional_decimal(changes["slippage_pct"], "slippage limit %", high=SLIPPAGE_MAX)
-    for name, choices in _CHOICES.items():
-        if name in changes:
-            value = changes[name]
-            text = "" if value is None else str(value).strip().lower()
-            if name == "margin_mode" and text in _CLEAR:
-                out[name] = None
-                continue
-            if text not in choices:
-                raise UserError(f"{name.replace('_', ' ')} must be one of {', '.join(choices)}")
-            out[name] = text
-    return out
+def parse_leverage(value: object) -> int | None:
+    """A whole leverage; "0" is not "off" here but an error (leverage must be at least 1)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR - {"0"}):
+        return None
+    leverage = parse_decimal(value, "leverage", low=Decimal(1), high=Decimal(LEVERAGE_MAX), low_inclusive=True)
+    if leverage != leverage.to_integral_value():
+        raise UserError("leverage must be a whole number")
+    return int(leverage)
+
+
+def parse_choice(value: object, choices: type[_Choice], field: str) -> _Choice:
+    text = "" if value is None else str(value).strip().lower()
+    names = [choice.value for choice in choices]
+    if text not in names:
+        raise UserError(f"{field} must be one of {', '.join(names)}")
+    return choices(text)
+
+
+def parse_optional_choice(value: object, choices: type[_Choice], field: str) -> _Choice | None:
+    """Like ``parse_choice``; "none", "off", "0" and the like clear the setting."""
+    if value is None or str(value).strip().lower() in _CLEAR:
+        return None
+    return parse_choice(value, choices, field)

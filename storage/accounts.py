@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from core.errors import UserError
+from core.follow_settings import SETTING_FIELDS
 from core.model import FollowSettings, FollowStatus, MasterStatus, utcnow
 from core.records import CredentialView, MasterView
-from core.validation import SETTING_FIELDS
 from storage.db import Database
 from storage.journal import follow_settings
 from storage.models import CopyOrder, Credential, Follow, FollowPosition, Master, User

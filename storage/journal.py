@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.errors import NotFound
+from core.follow_settings import FOLLOW_SETTINGS
 from core.journal import CopyDraft, JournalEntry, PendingCopy, PositionChange, ProtectiveOrder
-from core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderType, utcnow
-from core.risk import normalise_symbol_list
+from core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderOrigin, utcnow
 from storage.db import Database
 from storage.models import (
     CopyOrder,
@@ -49,31 +49,14 @@ _RESTING = (CopyStatus.PENDING, CopyStatus.PLACED)  # a protective order still o
 
 
 def follow_settings(row: Follow) -> FollowSettings:
+    """The engine's view of a follow row: every setting of the table, loaded as the engine reads it."""
     assert row.id is not None and row.credential_id is not None, "an active follow always has a key"
     return FollowSettings(
         follow_id=row.id,
         user_id=row.user_id,
         master_id=row.master_id,
         credential_id=row.credential_id,
-        sizing_mode=row.sizing_mode,
-        sizing_value=row.sizing_value,
-        reverse=row.reverse,
-        max_position_notional=row.max_position_notional,
-        allowed_symbols=normalise_symbol_list(row.allowed_symbols),
-        blocked_symbols=normalise_symbol_list(row.blocked_symbols),
-        order_types=frozenset(OrderType(t) for t in row.order_types),
-        dry_run=row.dry_run,
-        leverage=row.leverage,
-        take_profit_pct=row.take_profit_pct,
-        stop_loss_pct=row.stop_loss_pct,
-        daily_loss_limit=row.daily_loss_limit,
-        max_total_notional=row.max_total_notional,
-        slippage_pct=row.slippage_pct,
-        slippage_action=row.slippage_action,
-        margin_mode=row.margin_mode,
-        entry_sides=row.entry_sides,
-        close_on_daily_loss=row.close_on_daily_loss,
-        auto_sync=row.auto_sync,
+        **{setting.name: setting.load(getattr(row, setting.name)) for setting in FOLLOW_SETTINGS},
     )
 
 
@@ -459,7 +442,7 @@ class JournalStore:
                     client_order_id=row.client_order_id,
                     follow_id=row.follow_id,
                     symbol=row.symbol,
-                    kind=row.kind,
+                    kind=OrderOrigin(row.kind),
                     side=row.side,
                     quantity=row.quantity,
                     trigger_price=row.trigger_price,

@@ -10,17 +10,29 @@ from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConst
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from core.model import CopyStatus, FollowStatus, MasterStatus, OrderType, Side, SizingMode, utcnow
+from core.model import (
+    CopyStatus,
+    EntrySides,
+    FollowStatus,
+    MarginMode,
+    MasterStatus,
+    OrderOrigin,
+    OrderType,
+    Side,
+    SizingMode,
+    SlippageAction,
+    utcnow,
+)
 from storage.types import ExactDecimal, UTCDateTime
 
 
-def _enum(enum_cls: type[enum.Enum]) -> SAEnum:
+def _enum(enum_cls: type[enum.Enum], length: int = 32) -> SAEnum:
     """Stored as the enum's value in a VARCHAR: no native enum types to migrate."""
     return SAEnum(
         enum_cls,
         native_enum=False,
         create_constraint=False,
-        length=32,
+        length=length,
         values_callable=lambda members: [m.value for m in members],
     )
 
@@ -87,9 +99,9 @@ class Follow(SQLModel, table=True):
     dry_run: bool = False
     max_total_notional: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # all symbols together
     slippage_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # guard on market copies
-    slippage_action: str = Field(default="skip", max_length=8)  # skip | limit (IOC at the guard price)
-    margin_mode: str | None = Field(default=None, max_length=16)  # cross | isolated (futures)
-    entry_sides: str = Field(default="both", max_length=8)  # both | long | short: which entries are copied
+    slippage_action: SlippageAction = Field(default=SlippageAction.SKIP, sa_type=_enum(SlippageAction, 8))
+    margin_mode: MarginMode | None = Field(default=None, sa_type=_enum(MarginMode, 16))  # futures
+    entry_sides: EntrySides = Field(default=EntrySides.BOTH, sa_type=_enum(EntrySides, 8))
     close_on_daily_loss: bool = False
     auto_sync: bool = False  # reconciliation fixes drift by itself instead of only reporting it
     status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))
@@ -138,7 +150,7 @@ class CopyOrder(SQLModel, table=True):
     fill_id: int | None = Field(
         default=None, foreign_key="master_fills.id", index=True, nullable=True
     )  # None: not a copy
-    origin: str = Field(default="copy", max_length=16)  # copy | take_profit | stop_loss | sync | open | close
+    origin: OrderOrigin = Field(default=OrderOrigin.COPY, sa_type=_enum(OrderOrigin, 16))
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # of the copied position, fees excluded
     follow_id: int = Field(foreign_key="follows.id", index=True)
     user_id: int = Field(foreign_key="users.id", index=True)

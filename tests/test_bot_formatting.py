@@ -32,20 +32,24 @@ from bot.formatting import (
     format_sync_preview,
     ratio,
     signed,
-    sizing_text,
 )
 from bot.keyboards import button, column, pager
+from core.follow_settings import sizing_text
 from core.model import (
     CopyResult,
     CopyStatus,
+    EntrySides,
     Fill,
     FollowStatus,
+    MarginMode,
     MasterStatus,
+    OrderOrigin,
     OrderType,
     Side,
     SizingMode,
     Skip,
     SkipReason,
+    SlippageAction,
 )
 from core.records import CredentialView, MasterView
 from core.reports import RANK_KEYS, AdminStats, FollowPnl, ListenerView, MasterStatistics, OpenPositionView, PnlReport
@@ -200,9 +204,9 @@ def test_follow_settings_list_every_setting_and_say_how_the_risk_limits_act():
         close_on_daily_loss=True,
         max_total_notional=D(5000),
         slippage_pct=D("0.5"),
-        slippage_action="limit",
-        entry_sides="long",
-        margin_mode="isolated",
+        slippage_action=SlippageAction.LIMIT,
+        entry_sides=EntrySides.LONG,
+        margin_mode=MarginMode.ISOLATED,
         auto_sync=True,
     )
     text = format_follow_settings(follow, "Trend", "main")
@@ -271,7 +275,7 @@ def test_history_lines_give_every_outcome_in_plain_words():
     assert format_history_line(dry, "Trend").endswith("[dry run]")
 
 
-def direct(origin: str, status: CopyStatus, side: Side = Side.SELL, **fields) -> CopyResult:
+def direct(origin: OrderOrigin, status: CopyStatus, side: Side = Side.SELL, **fields) -> CopyResult:
     fill = Fill(1, "copytrade", "cx1", origin, "BTC/USDT:USDT", side, D("0.01"), D(60000))
     return CopyResult(1, 1, 1, "cx1", fill, status, side=side, requested_quantity=D("0.01"), origin=origin, **fields)
 
@@ -282,8 +286,8 @@ def test_positions_counts_and_orders_the_copier_placed_itself():
     assert format_positions([short]) == "  ETH/USDT:USDT: short 0.5 @ 3000"
     assert format_counts({}) == "none"
     assert format_counts({"skipped": 2, "filled": 3}) == "3 filled, 2 skipped"
-    closed = direct("close", CopyStatus.FILLED, filled_quantity=D("0.01"), average_price=D(60000))
-    failed = direct("close", CopyStatus.FAILED, error="exchange unavailable")
+    closed = direct(OrderOrigin.CLOSE, CopyStatus.FILLED, filled_quantity=D("0.01"), average_price=D(60000))
+    failed = direct(OrderOrigin.CLOSE, CopyStatus.FAILED, error="exchange unavailable")
     text = format_direct_results([closed, failed], empty="nothing")
     assert "🔒 Closing your copied position: sold 0.01 BTC/USDT:USDT @ 60000" in text
     assert (
@@ -294,7 +298,9 @@ def test_positions_counts_and_orders_the_copier_placed_itself():
         format_direct_results([], empty="There were no copied positions to close.")
         == "There were no copied positions to close."
     )
-    opened = direct("open", CopyStatus.FILLED, side=Side.BUY, filled_quantity=D("0.01"), average_price=D(60000))
+    opened = direct(
+        OrderOrigin.OPEN, CopyStatus.FILLED, side=Side.BUY, filled_quantity=D("0.01"), average_price=D(60000)
+    )
     outcomes = format_open_outcomes([opened, Skip(SkipReason.BELOW_MIN_QUANTITY, "ETH/USDT:USDT: 0.0004 < 0.001")])
     assert "📥 Opening the master's position: bought 0.01 BTC/USDT:USDT @ 60000" in outcomes
     assert (

@@ -13,7 +13,7 @@ import pytest
 from bot.report_text import daily_summary_text
 from core.errors import NotFound, UserError
 from core.export import COLUMNS, NOT_COPIED, slippage_bps
-from core.model import CopyStatus, FollowStatus, Side, utcnow
+from core.model import CopyStatus, FollowStatus, OrderOrigin, Side, utcnow
 from storage.db import Database
 from storage.models import CopyOrder, Master
 from tests.test_reports import BTC, ETH, World, make_world, round_trip_and_open_position
@@ -164,7 +164,7 @@ async def add_own_close(world, follow_id: int, user_id: int) -> None:
             CopyOrder(
                 client_order_id="cx" + "7" * 30,
                 fill_id=None,
-                origin="close",
+                origin=OrderOrigin.CLOSE,
                 follow_id=follow_id,
                 user_id=user_id,
                 symbol=ETH,

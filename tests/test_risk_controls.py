@@ -11,7 +11,7 @@ import pytest
 
 from core.engine import FollowPaused
 from core.journal import PositionChange
-from core.model import CopyStatus, FollowStatus, OrderIntent, Side, SkipReason, utcnow
+from core.model import CopyStatus, FollowStatus, OrderIntent, OrderOrigin, Side, SkipReason, utcnow
 from core.risk_service import DriftFound, crossed, protection_levels
 from tests.harness import BTC
 
@@ -252,14 +252,14 @@ async def test_a_new_follow_can_take_over_the_masters_positions_once(h):
 )
 def test_bad_risk_settings_are_refused_with_a_specific_message(changes, message):
     from core.errors import UserError
-    from core.validation import validate_follow_changes
+    from core.follow_settings import validate_follow_changes
 
     with pytest.raises(UserError, match=message):
         validate_follow_changes(changes)
 
 
 def test_risk_settings_are_parsed():
-    from core.validation import validate_follow_changes
+    from core.follow_settings import validate_follow_changes
 
     assert validate_follow_changes(
         {
@@ -293,7 +293,7 @@ async def test_closing_rounds_to_the_step_and_reports_the_remainder(h):
         [], [PositionChange(follow_id, "SOL/USDT:USDT", D("40.4"), D(150))]
     )  # off the step of 1
     await venue.place_order(OrderIntent(0, "seed", "SOL/USDT:USDT", Side.BUY, D(41)))
-    results = await h.risk.close_positions(await follow_settings(h, follow_id), origin="close")
+    results = await h.risk.close_positions(await follow_settings(h, follow_id), origin=OrderOrigin.CLOSE)
     assert [(r.status, r.filled_quantity or r.requested_quantity) for r in results] == [
         (CopyStatus.FILLED, D(40)),
         (CopyStatus.SKIPPED, D("0.4")),

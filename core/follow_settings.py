@@ -1,0 +1,384 @@
+"""Every setting of a follow, declared once.
+
+One ``FollowSetting`` per setting says how a value a follower sends is parsed and checked (the
+error names the setting), how a stored value becomes the engine's (``FollowSettings``), how
+/settings edits it (a typed value, a toggle or a choice: callback code, button and prompt texts,
+keyboard row) and which line of the follow's summary shows it. Validation, the storage mapping,
+the /settings keyboard and the summary all loop over ``FOLLOW_SETTINGS``: a new setting is an
+entry here, its field in ``FollowSettings`` and its storage column with a migration.
+
+The order of the table is the order of the summary's lines (and of the checks: with several bad
+values, the first one in the table is reported).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from core.errors import UserError
+from core.model import EntrySides, MarginMode, OrderType, SizingMode, SlippageAction, plain
+from core.risk import normalise_symbol_list
+from core.validation import (
+    MONEY_LIMIT_MAX,
+    SLIPPAGE_MAX,
+    TAKE_PROFIT_MAX,
+    parse_bool,
+    parse_choice,
+    parse_leverage,
+    parse_optional_choice,
+    parse_optional_decimal,
+    parse_order_types,
+    parse_sizing,
+    parse_stop_loss,
+    parse_symbols,
+)
+
+#: what take-profit / stop-loss and the daily loss limit do, as the bot explains them
+TP_SL_EXPLAINED = (
+    "in % of your own average entry price: a resting reduce-only order on your exchange where it supports them, "
+    "otherwise the price is watched every few seconds and the position closed when the level is crossed"
+)
+LOSS_LIMIT_EXPLAINED = (
+    "when today's loss (UTC day, realized after fees plus open positions at the current price) reaches it, "
+    "the follow is paused; with “close on loss limit” on, the copied positions are closed too"
+)
+
+
+# -- how /settings edits a setting ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SizingPicker:
+    """Sizing mode and value, edited together: the mode is picked, then its value typed."""
+
+    button: str
+    row: int  # of the /settings keyboard
+
+
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """A value typed after a prompt; a "Clear (off)" button turns the setting off."""
+
+    code: str  # in the callback data: se:e:<follow>:<code>
+    button: str
+    prompt: str
+    row: int
+
+
+@dataclass(frozen=True, slots=True)
+class Toggle:
+    """On/off, flipped by its button, which shows the current state."""
+
+    code: str  # se:t:<follow>:<code>
+    button: str  # shown as "<button>: on|off"
+    row: int
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    value: enum.StrEnum | None  # None: the setting is cleared
+    button: str
+    shown: str  # in the follow's summary
+
+    @property
+    def code(self) -> str:
+        """In the callback data: se:v:<follow>:<setting code>:<option code>."""
+        return "none" if self.value is None else self.value.value
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One of a few values, picked from a question's buttons."""
+
+    code: str  # se:o:<follow>:<code>
+    button: str  # shown as "<button>: <current value, or unset>"
+    question: str
+    options: tuple[Option, ...]
+    row: int
+    unset: str = ""  # the button's text for a cleared setting
+
+    def option(self, code: str) -> Option | None:
+        return next((option for option in self.options if option.code == code), None)
+
+    def shown(self, value: object) -> str:
+        """The summary's words for ``value`` (a stored string or the enum)."""
+        return next(option.shown for option in self.options if option.value == value)
+
+
+Widget = SizingPicker | Typed | Toggle | Choice
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FollowSetting:
+    """One setting: a field of ``FollowSettings`` and a column of the ``follows`` table."""
+
+    name: str
+    #: a value a follower sent -> the value stored; raises ``UserError`` naming the setting.
+    #: None for the sizing mode and value, checked as a pair (``parse_sizing``: the range depends on the mode)
+    parse: Callable[[object], Any] | None
+    #: the summary's line for a follow (a row or ``FollowSettings``); None: shown on another's line, or not shown
+    line: Callable[[Any], str] | None = None
+    widget: Widget | None = None  # None: not edited in /settings
+    #: a stored value -> the engine's (``FollowSettings``)
+    load: Callable[[Any], Any] = lambda value: value
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def _money(value: Decimal | None) -> str:
+    return "off" if value is None else plain(value)
+
+
+def _percent(value: Decimal | None) -> str:
+    return "off" if value is None else f"{plain(value)} %"
+
+
+def sizing_text(mode: SizingMode, value: Decimal) -> str:
+    if mode is SizingMode.COEFFICIENT:
+        return f"coefficient × {plain(value)}"
+    if mode is SizingMode.EQUITY_RATIO:
+        return f"equity ratio × {plain(value)}"
+    if mode is SizingMode.FIXED_NOTIONAL:
+        return f"{plain(value)} (quote currency) per entry"
+    return f"{plain(value)} units per entry"
+
+
+def _take_profit_line(follow: Any) -> str:
+    line = f"Take-profit: {_percent(follow.take_profit_pct)}, stop-loss: {_percent(follow.stop_loss_pct)}"
+    if follow.take_profit_pct is None and follow.stop_loss_pct is None:
+        return line
+    return (
+        line + " (of your own entry price; resting orders where your exchange supports them, "
+        "otherwise watched every few seconds)"
+    )
+
+
+def _daily_loss_line(follow: Any) -> str:
+    if follow.daily_loss_limit is None:
+        return f"Daily loss limit: {_money(None)}"
+    then = " and closes the copied positions" if follow.close_on_daily_loss else ""
+    return f"Daily loss limit: {_money(follow.daily_loss_limit)} — pauses the follow{then}"
+
+
+def _slippage_line(follow: Any) -> str:
+    if follow.slippage_pct is None:
+        return f"Slippage limit: {_percent(None)}"
+    return f"Slippage limit: {_percent(follow.slippage_pct)} — {SLIPPAGE_ACTION.shown(follow.slippage_action)}"
+
+
+SLIPPAGE_ACTION = Choice(
+    "sa",
+    "Slippage action",
+    "When the price moved past your slippage limit:",
+    (
+        Option(SlippageAction.SKIP, "Skip the copy", "skip the copy"),
+        Option(SlippageAction.LIMIT, "Send a limit order at the limit (IOC)", "limit order at the allowed price (IOC)"),
+    ),
+    row=4,
+)
+ENTRY_SIDES = Choice(
+    "es",
+    "↕ Entries",
+    "Which of the master's entries should be copied? (Exits are always copied.)",
+    (
+        Option(EntrySides.BOTH, "Long and short", "long and short"),
+        Option(EntrySides.LONG, "Long only", "long only"),
+        Option(EntrySides.SHORT, "Short only", "short only"),
+    ),
+    row=5,
+)
+MARGIN_MODE = Choice(
+    "mm",
+    "⚙ Margin",
+    "Margin mode of copied futures orders:",
+    (
+        Option(MarginMode.CROSS, "Cross", "cross"),
+        Option(MarginMode.ISOLATED, "Isolated", "isolated"),
+        Option(None, "Exchange default", "exchange default"),
+    ),
+    row=5,
+    unset="default",
+)
+
+
+def _optional(choices: type[enum.StrEnum]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else choices(value)
+
+
+def _symbols(value: Iterable[str]) -> frozenset[str]:
+    return normalise_symbol_list(tuple(value))
+
+
+FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
+    FollowSetting(
+        "sizing_mode",
+        None,
+        line=lambda f: f"Sizing: {sizing_text(f.sizing_mode, f.sizing_value)}",
+        widget=SizingPicker("📏 Sizing", row=0),
+        load=SizingMode,
+    ),
+    FollowSetting("sizing_value", None),
+    FollowSetting(
+        "reverse",
+        partial(parse_bool, field="reverse"),
+        line=lambda f: f"Reverse: {_on_off(f.reverse)}",
+        widget=Toggle("rv", "🔁 Reverse", row=0),
+    ),
+    FollowSetting(
+        "max_position_notional",
+        partial(parse_optional_decimal, field="max position", high=MONEY_LIMIT_MAX),
+        line=lambda f: f"Max position: {_money(f.max_position_notional)}",
+        widget=Typed(
+            "mp",
+            "📦 Max position",
+            "Send the maximum position value per symbol in the quote currency (e.g. 1000).",
+            row=3,
+        ),
+    ),
+    FollowSetting(
+        "allowed_symbols",
+        partial(parse_symbols, field="allow list"),
+        line=lambda f: f"Allow list: {', '.join(f.allowed_symbols) or 'all symbols'}",
+        widget=Typed(
+            "al",
+            "✅ Allow list",
+            "Send the symbols to copy, separated by spaces or commas (e.g. BTC ETH). Only these will be copied.",
+            row=6,
+        ),
+        load=_symbols,
+    ),
+    FollowSetting(
+        "blocked_symbols",
+        partial(parse_symbols, field="block list"),
+        line=lambda f: f"Block list: {', '.join(f.blocked_symbols) or 'none'}",
+        widget=Typed(
+            "bl", "🚫 Block list", "Send the symbols never to copy, separated by spaces or commas (e.g. DOGE).", row=6
+        ),
+        load=_symbols,
+    ),
+    FollowSetting(
+        "dry_run",
+        partial(parse_bool, field="dry run"),
+        line=lambda f: f"Dry run: {'on — orders are recorded, not sent' if f.dry_run else 'off'}",
+        widget=Toggle("dr", "🧪 Dry run", row=7),
+    ),
+    FollowSetting(
+        "take_profit_pct",
+        partial(parse_optional_decimal, field="take-profit %", high=TAKE_PROFIT_MAX),
+        line=_take_profit_line,
+        widget=Typed(
+            "tp", "🎯 Take-profit", f"Send the take-profit in % (e.g. 5). It is set {TP_SL_EXPLAINED}.", row=1
+        ),
+    ),
+    FollowSetting(
+        "stop_loss_pct",
+        parse_stop_loss,
+        widget=Typed("sl", "🛑 Stop-loss", f"Send the stop-loss in % (e.g. 3). It is set {TP_SL_EXPLAINED}.", row=1),
+    ),
+    FollowSetting(
+        "daily_loss_limit",
+        partial(parse_optional_decimal, field="daily loss limit", high=MONEY_LIMIT_MAX),
+        line=_daily_loss_line,
+        widget=Typed(
+            "dl",
+            "📉 Daily loss limit",
+            f"Send the daily loss limit in the quote currency (e.g. 200): {LOSS_LIMIT_EXPLAINED}.",
+            row=2,
+        ),
+    ),
+    FollowSetting(
+        "close_on_daily_loss",
+        partial(parse_bool, field="close on loss limit"),
+        line=lambda f: f"Close on loss limit: {_on_off(f.close_on_daily_loss)}",
+        widget=Toggle("cl", "🔒 Close on loss limit", row=2),
+    ),
+    FollowSetting(
+        "max_total_notional",
+        partial(parse_optional_decimal, field="max total position", high=MONEY_LIMIT_MAX),
+        line=lambda f: f"Max total position: {_money(f.max_total_notional)}",
+        widget=Typed(
+            "mt",
+            "🧮 Max total position",
+            "Send the maximum value of all copied positions together, in the quote currency (e.g. 5000). "
+            "An entry that would go over it is not copied.",
+            row=3,
+        ),
+    ),
+    FollowSetting(
+        "slippage_pct",
+        partial(parse_optional_decimal, field="slippage limit %", high=SLIPPAGE_MAX),
+        line=_slippage_line,
+        widget=Typed(
+            "sp",
+            "🐢 Slippage limit",
+            "Send the slippage limit in % (e.g. 0.5, at most 50): how far your exchange's price may be from the "
+            "master's fill before a market copy is skipped or sent as a limit order (see “Slippage action”).",
+            row=4,
+        ),
+    ),
+    FollowSetting(
+        "slippage_action",
+        partial(parse_choice, choices=SlippageAction, field="slippage action"),
+        widget=SLIPPAGE_ACTION,
+        load=SlippageAction,
+    ),
+    FollowSetting(
+        "entry_sides",
+        partial(parse_choice, choices=EntrySides, field="entry sides"),
+        line=lambda f: f"Entries copied: {ENTRY_SIDES.shown(f.entry_sides)}",
+        widget=ENTRY_SIDES,
+        load=EntrySides,
+    ),
+    FollowSetting(
+        "margin_mode",
+        partial(parse_optional_choice, choices=MarginMode, field="margin mode"),
+        line=lambda f: f"Margin mode: {MARGIN_MODE.shown(f.margin_mode)}",
+        widget=MARGIN_MODE,
+        load=_optional(MarginMode),
+    ),
+    FollowSetting(
+        "auto_sync",
+        partial(parse_bool, field="auto-sync"),
+        line=lambda f: (
+            "Auto-sync: "
+            + (
+                "on — drift found by the periodic check is fixed at once"
+                if f.auto_sync
+                else "off — drift is reported; /sync fixes it"
+            )
+        ),
+        widget=Toggle("as", "⚖️ Auto-sync", row=7),
+    ),
+    FollowSetting("leverage", parse_leverage),
+    FollowSetting("order_types", parse_order_types, load=lambda types: frozenset(OrderType(t) for t in types)),
+)
+#: every setting a follower may change (the columns of ``follows`` they own)
+SETTING_FIELDS = tuple(setting.name for setting in FOLLOW_SETTINGS)
+SETTINGS_BY_NAME = {setting.name: setting for setting in FOLLOW_SETTINGS}
+
+
+def validate_follow_changes(changes: dict[str, Any], current_mode: SizingMode | None = None) -> dict[str, Any]:
+    """Check and convert a set of follow settings; raises before anything is changed."""
+    unknown = set(changes) - SETTINGS_BY_NAME.keys()
+    if unknown:
+        raise UserError(f"unknown setting {sorted(unknown)[0]!r}")
+    out: dict[str, Any] = {}
+    if "sizing_mode" in changes or "sizing_value" in changes:
+        if "sizing_value" not in changes:
+            raise UserError("give a value together with the sizing mode")
+        mode = changes.get("sizing_mode", current_mode or SizingMode.COEFFICIENT)
+        out["sizing_mode"], out["sizing_value"] = parse_sizing(mode, changes["sizing_value"])
+    for setting in FOLLOW_SETTINGS:
+        if setting.parse is not None and setting.name in changes:
+            out[setting.name] = setting.parse(changes[setting.name])
+    return out
