@@ -48,7 +48,7 @@ from bot.keyboards import button, column, keyboard, pager, rows
 from core.errors import UserError, VaultError, VenueError
 from core.model import MasterStatus, SizingMode
 from core.records import UserRecord
-from core.reports import RANK_KEYS
+from core.reports.masters import RANK_KEYS
 from core.validation import parse_sizing, validate_follow_changes
 
 log = logging.getLogger(__name__)

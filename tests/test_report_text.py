@@ -8,7 +8,8 @@ from decimal import Decimal as D
 
 from bot.report_text import daily_summary_text, pnl_text
 from core.model import FollowStatus
-from core.reports import DayActivity, FollowPnl, PnlReport
+from core.reports.pnl import FollowPnl, PnlReport
+from core.reports.summaries import DayActivity
 from core.stats import Period, parse_period
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
