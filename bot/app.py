@@ -77,7 +77,7 @@ async def post_init(application: Application) -> None:
     notifier.start()
     scheduler = application.bot_data.get("scheduler")
     if scheduler is not None:
-        add_daily_summary_job(scheduler, app.services.stats, summary_sender(app, bot))
+        add_daily_summary_job(scheduler, app.services.reports.summaries, summary_sender(app, bot))
 
 
 async def post_shutdown(application: Application) -> None:

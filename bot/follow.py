@@ -48,7 +48,7 @@ from core.errors import UserError, VaultError, VenueError
 from core.follow_settings import TP_SL_EXPLAINED, validate_follow_changes
 from core.model import MasterStatus, SizingMode
 from core.records import UserRecord
-from core.reports import RANK_KEYS
+from core.reports.masters import RANK_KEYS
 from core.validation import parse_sizing
 
 log = logging.getLogger(__name__)

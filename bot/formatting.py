@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from core.engine import FollowPaused
 from core.follow_settings import FOLLOW_SETTINGS
@@ -174,15 +174,22 @@ def format_accounts(views) -> str:
 
 
 UNKNOWN = "—"
+CENT = Decimal("0.01")
+
+
+def cents(value: Decimal) -> Decimal:
+    """Money to two places, half to even, whatever the thread's decimal context says: ccxt's
+    ``decimal_to_precision`` sets the shared context's rounding to half-up as a side effect."""
+    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
 def signed(value: Decimal | None) -> str:
     """Money with its sign and thousands separators (``—`` when unknown)."""
-    return UNKNOWN if value is None else f"{value:+,.2f}"
+    return UNKNOWN if value is None else f"{cents(value):+,}"
 
 
 def plain_money(value: Decimal | None) -> str:
-    return UNKNOWN if value is None else f"{value:,.2f}"
+    return UNKNOWN if value is None else f"{cents(value):,}"
 
 
 def ratio(value: Decimal | float | None, *, sign: bool = False) -> str:
@@ -209,7 +216,7 @@ def duration(value: timedelta | None) -> str:
     return f"{secs} s"
 
 
-#: /masters sort keys (core.reports.RANK_KEYS) as buttons and headings say them
+#: /masters sort keys (core.reports.masters.RANK_KEYS) as buttons and headings say them
 RANK_TITLES: dict[str, str] = {
     "followers": "followers",
     "pnl": "PnL",

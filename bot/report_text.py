@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.formatting import plain_money, signed
-from core.reports import DayActivity, PnlReport
+from core.reports.pnl import PnlReport
+from core.reports.summaries import DayActivity
 
 
 def _reasons(counts: dict[str, int]) -> str:

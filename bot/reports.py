@@ -17,7 +17,7 @@ from bot.formatting import format_pnl, format_summary_setting, period_title, spl
 from bot.report_text import daily_summary_text
 from core.errors import UserError
 from core.records import UserRecord
-from core.reports import DailySummary
+from core.reports.summaries import DailySummary
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
 from core.notifications import NotificationQueue
-from core.reports import StatsService
+from core.reports import build_reports
 from core.risk_service import RiskService, register_risk_jobs
 from core.services import Services
 from core.vault import Vault, generate_key
@@ -266,14 +266,14 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
         ),
     )
     risk = RiskService(journal, engine, notifications.publish)
-    stats = StatsService(StatsStore(db), accounts, venues)
+    reports = build_reports(StatsStore(db), accounts, venues)
     services = Services(
         accounts,
         vault,
         venues,
         engine.invalidate_follows,
         engine.forget_positions,
-        stats=stats,
+        reports=reports,
         risk=risk,
         journal=journal,
     )

@@ -225,7 +225,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     app = await build_app(settings)
     tune_garbage_collector()
-    scheduler = build_scheduler(app.engine, app.services.stats)
+    scheduler = build_scheduler(app.engine, app.services.reports)
     app.register_jobs(scheduler)
     warming: asyncio.Task[None] | None = None
     try:

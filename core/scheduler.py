@@ -8,14 +8,17 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.engine import CopyEngine
-from core.reports import DailySummary, StatsService
+from core.reports import Reports
+from core.reports.refresh import MasterStatsRefresher
+from core.reports.snapshots import EquitySnapshotService
+from core.reports.summaries import DailySummary, DailySummaryService
 
 log = logging.getLogger(__name__)
 
 
 def build_scheduler(
     engine: CopyEngine,
-    stats: StatsService,
+    reports: Reports,
     *,
     settle_every_seconds: int = 60,
     stats_every_seconds: int = 60,
@@ -32,22 +35,28 @@ def build_scheduler(
             log.info("settled %d pending copies", len(settled))
 
     scheduler.add_job(settle_pending, "interval", seconds=settle_every_seconds, id="settle-pending")
-    add_stats_jobs(scheduler, stats, every_seconds=stats_every_seconds)
+    add_stats_jobs(scheduler, reports.refresher, reports.snapshots, every_seconds=stats_every_seconds)
     return scheduler
 
 
-def add_stats_jobs(scheduler: AsyncIOScheduler, stats: StatsService, *, every_seconds: int = 60) -> None:
+def add_stats_jobs(
+    scheduler: AsyncIOScheduler,
+    refresher: MasterStatsRefresher,
+    snapshots: EquitySnapshotService,
+    *,
+    every_seconds: int = 60,
+) -> None:
     """Master statistics brought up to date every ``every_seconds``; equity of every master and
     follow account snapshotted hourly at :55 (each replaces that day's row, so the day keeps its
     last value and a restart never loses a day)."""
 
     async def update_statistics() -> None:
-        counted = await stats.update_all_master_stats()
+        counted = await refresher.update_all_master_stats()
         if counted:
             log.debug("statistics: %d new master fills counted", counted)
 
     async def snapshot_equity() -> None:
-        report = await stats.snapshot_equity()
+        report = await snapshots.snapshot_equity()
         log.info(
             "equity snapshots: %d masters, %d follows, %d failed", report.masters, report.follows, len(report.failed)
         )
@@ -57,13 +66,13 @@ def add_stats_jobs(scheduler: AsyncIOScheduler, stats: StatsService, *, every_se
 
 
 def add_daily_summary_job(
-    scheduler: AsyncIOScheduler, stats: StatsService, deliver: Callable[[DailySummary], Awaitable[object]]
+    scheduler: AsyncIOScheduler, summaries: DailySummaryService, deliver: Callable[[DailySummary], Awaitable[object]]
 ) -> None:
     """For the bot: every minute, each daily summary that is due is handed to ``deliver``
     (a failure to deliver one never stops the others)."""
 
     async def send_summaries() -> None:
-        for summary in await stats.due_daily_summaries():
+        for summary in await summaries.due_daily_summaries():
             try:
                 await deliver(summary)
             except Exception:

@@ -31,7 +31,11 @@ from core.records import (
     PositionRecord,
     UserRecord,
 )
-from core.reports import AdminStats, DailySummary, MasterStatistics, PnlReport, StatsService
+from core.reports import Reports
+from core.reports.admin import AdminStats
+from core.reports.masters import MasterStatistics
+from core.reports.pnl import PnlReport
+from core.reports.summaries import DailySummary
 from core.risk import symbol_aliases
 from core.risk_service import RiskService
 from core.stores import AccountRepository, JournalReader
@@ -94,7 +98,7 @@ class Services:
         on_follows_changed: Callable[[int], None],
         on_positions_reset: Callable[[int], None],
         *,
-        stats: StatsService,
+        reports: Reports,
         risk: RiskService,
         journal: JournalReader,
     ) -> None:
@@ -103,7 +107,7 @@ class Services:
         self.accounts = accounts
         self.vault = vault
         self.venues = venues
-        self.stats = stats
+        self.reports = reports
         self.risk = risk
         self._journal = journal
         self._on_follows_changed = on_follows_changed
@@ -426,55 +430,55 @@ class Services:
                 changed.append(await self.set_status(user_id, row.id, status))
         return changed
 
-    # -- statistics, PnL, charts, exports, daily summaries (see core/reports.py) ---------------
+    # -- statistics, PnL, charts, exports, daily summaries (see core/reports/) -----------------
 
     async def ranked_masters(
         self, sort_by: str = "followers", *, include_hidden: bool = False, descending: bool | None = None
     ) -> list[MasterStatistics]:
         """``/masters``: listed masters with their statistics, best first by ``sort_by`` (a key of
-        ``core.reports.RANK_KEYS``); statistics are brought up to date first."""
-        return await self.stats.ranked_masters(sort_by, include_hidden=include_hidden, descending=descending)
+        ``core.reports.masters.RANK_KEYS``); statistics are brought up to date first."""
+        return await self.reports.masters.ranked_masters(sort_by, include_hidden=include_hidden, descending=descending)
 
     async def master_statistics(self, master_id: int, *, include_hidden: bool = False) -> MasterStatistics:
         """A master's detail page: every statistic (``NotFound`` for an unlisted master)."""
-        return await self.stats.master_detail(master_id, include_hidden=include_hidden)
+        return await self.reports.masters.master_detail(master_id, include_hidden=include_hidden)
 
     async def master_chart(self, master_id: int, *, days: int = 90, include_hidden: bool = False) -> bytes:
         """PNG (800×450) of the master's equity curve (or cumulative realized PnL without snapshots)."""
-        return await self.stats.master_chart(master_id, days=days, include_hidden=include_hidden)
+        return await self.reports.masters.master_chart(master_id, days=days, include_hidden=include_hidden)
 
     async def follow_pnl(self, user_id: int, *, period: str | None = None, follow_id: int | None = None) -> PnlReport:
         """``/pnl [period]`` numbers: the user's own follows only (another's follow id: ``NotFound``)."""
-        return await self.stats.follow_pnl(user_id, period=period, follow_id=follow_id)
+        return await self.reports.pnl.follow_pnl(user_id, period=period, follow_id=follow_id)
 
     async def pnl_chart(
         self, user_id: int, *, period: str | None = None, follow_id: int | None = None
     ) -> tuple[PnlReport, bytes]:
         """``/pnl [period]``: the report and a PNG of the user's PnL curve against the master's."""
-        return await self.stats.pnl_chart(user_id, period=period, follow_id=follow_id)
+        return await self.reports.pnl.pnl_chart(user_id, period=period, follow_id=follow_id)
 
     async def export_copy_log(self, user_id: int, *, follow_id: int | None = None, fmt: str = "csv") -> ExportFile:
         """``/export``: the user's own copy log as CSV or JSON (ownership enforced here)."""
-        return await self.stats.export_user_log(user_id, follow_id=follow_id, fmt=fmt)
+        return await self.reports.exports.export_user_log(user_id, follow_id=follow_id, fmt=fmt)
 
     async def export_admin_log(self, *, master_id: int | None = None, fmt: str = "csv") -> ExportFile:
         """Admins only (the bot checks the role): one master's copy log, or the whole system's."""
-        return await self.stats.export_admin_log(master_id=master_id, fmt=fmt)
+        return await self.reports.exports.export_admin_log(master_id=master_id, fmt=fmt)
 
     async def admin_stats(self, *, days: int = 7, listener_health: Mapping[int, Any] | None = None) -> AdminStats:
         """Admin ``/stats``: copies per day, status and reason counts, p50/p99 latency, follows and
         stream health (pass ``App.listeners.health``)."""
-        return await self.stats.admin_stats(days=days, listener_health=listener_health)
+        return await self.reports.admin.admin_stats(days=days, listener_health=listener_health)
 
     async def set_daily_summary(
         self, user_id: int, *, enabled: bool, at: str | None = None
     ) -> DailySummarySettingRecord:
         """Turn the user's daily summary on or off; ``at`` is "HH:MM" UTC (default 08:00)."""
-        return await self.stats.set_daily_summary(user_id, enabled=enabled, at=at)
+        return await self.reports.summaries.set_daily_summary(user_id, enabled=enabled, at=at)
 
     async def daily_summary_setting(self, user_id: int) -> DailySummarySettingRecord:
-        return await self.stats.daily_summary_setting(user_id)
+        return await self.reports.summaries.daily_summary_setting(user_id)
 
     async def due_daily_summaries(self, now: datetime | None = None) -> list[DailySummary]:
         """Summaries due now (each once per day), for the bot to render and send."""
-        return await self.stats.due_daily_summaries(now)
+        return await self.reports.summaries.due_daily_summaries(now)

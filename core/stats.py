@@ -272,6 +272,24 @@ def cumulative(values: Sequence[tuple[date, Decimal]], start: Decimal = ZERO) ->
     return out
 
 
+def sum_cumulative(many: Sequence[Sequence[tuple[date, Decimal]]]) -> list[tuple[date, Decimal]]:
+    """Add cumulative series day by day (a series before its first day counts as zero, after its
+    last day as its last value)."""
+    days = sorted({d for series in many for d, _ in series})
+    out = []
+    for day in days:
+        total = ZERO
+        for series in many:
+            value = ZERO
+            for d, v in series:
+                if d > day:
+                    break
+                value = v
+            total += value
+        out.append((day, total))
+    return out
+
+
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile (``p`` in 0..100) of already sorted values."""
     if not sorted_values:

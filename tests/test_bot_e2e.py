@@ -882,8 +882,10 @@ async def wait_fills(bot, master_id: int, count: int) -> None:
 
 
 async def test_masters_sort_by_any_statistic_and_a_masters_page_has_every_number_and_the_chart(bot):
-    bot.app.services.stats.settle_seconds = 0  # count fills at once (the scheduler waits a little for late commits)
-    bot.app.services.stats.refresh_interval = 0
+    bot.app.services.reports.refresher.settle_seconds = (
+        0  # count fills at once (the scheduler waits a little for late commits)
+    )
+    bot.app.services.reports.refresher.refresh_interval = 0
     await paper_master(bot, "Beta Quiet")
     alpha, alpha_venue = await paper_master(bot, "Alpha Gains")
     await master_trades(alpha_venue, "a-1", Side.BUY, "0.01")

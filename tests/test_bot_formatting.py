@@ -52,7 +52,9 @@ from core.model import (
     SlippageAction,
 )
 from core.records import CredentialView, MasterView
-from core.reports import RANK_KEYS, AdminStats, FollowPnl, ListenerView, MasterStatistics, OpenPositionView, PnlReport
+from core.reports.admin import AdminStats, ListenerView
+from core.reports.masters import RANK_KEYS, MasterStatistics
+from core.reports.pnl import FollowPnl, OpenPositionView, PnlReport
 from core.risk_service import DriftFound, RiskNotice
 from core.stats import Period
 from storage.models import CopyOrder, DailySummarySetting, Follow, FollowPosition, PositionDrift

@@ -46,7 +46,7 @@ def read_csv(content: bytes) -> tuple[list[str], list[dict[str, str]]]:
 
 async def test_csv_round_trips_through_the_csv_module_with_every_column(world):
     follows = await round_trip_and_open_position(world)
-    export = await world.stats.export_user_log(world.users["alice"])
+    export = await world.reports.exports.export_user_log(world.users["alice"])
     assert (
         export.mime_type == "text/csv" and export.filename.startswith("copylog-") and export.filename.endswith(".csv")
     )
@@ -95,7 +95,7 @@ async def test_csv_round_trips_through_the_csv_module_with_every_column(world):
 
 async def test_json_export_has_the_same_rows(world):
     await round_trip_and_open_position(world)
-    export = await world.stats.export_user_log(world.users["carol"], fmt="json")
+    export = await world.reports.exports.export_user_log(world.users["carol"], fmt="json")
     document = json.loads(export.content)
     assert export.filename.endswith(".json") and document["columns"] == list(COLUMNS)
     assert [(r["symbol"], r["status"], r["reason_code"]) for r in document["rows"]] == [
@@ -105,25 +105,25 @@ async def test_json_export_has_the_same_rows(world):
     ]
     assert document["rows"][2]["filled_quantity"] == "1"  # numbers as strings, never floats
     with pytest.raises(UserError):
-        await world.stats.export_user_log(world.users["carol"], fmt="xlsx")
+        await world.reports.exports.export_user_log(world.users["carol"], fmt="xlsx")
 
 
 async def test_a_follower_can_never_export_another_followers_data(world):
     follows = await round_trip_and_open_position(world)
     with pytest.raises(NotFound):
-        await world.stats.export_user_log(world.users["bob"], follow_id=follows["alice"])
+        await world.reports.exports.export_user_log(world.users["bob"], follow_id=follows["alice"])
     with pytest.raises(NotFound):
         await world.services().export_copy_log(world.users["bob"], follow_id=follows["alice"])
     for name in ("alice", "bob", "carol"):
-        _header, rows = read_csv((await world.stats.export_user_log(world.users[name])).content)
+        _header, rows = read_csv((await world.reports.exports.export_user_log(world.users[name])).content)
         assert {r["follow_id"] for r in rows} == {str(follows[name])}
         assert {r["user_id"] for r in rows} == {str(world.users[name])}
     _header, rows = read_csv(
-        (await world.stats.export_user_log(world.users["alice"], follow_id=follows["alice"])).content
+        (await world.reports.exports.export_user_log(world.users["alice"], follow_id=follows["alice"])).content
     )
     assert len(rows) == 3
     stranger = await world.accounts.ensure_user(999_001, "stranger")
-    _header, rows = read_csv((await world.stats.export_user_log(stranger.id)).content)
+    _header, rows = read_csv((await world.reports.exports.export_user_log(stranger.id)).content)
     assert rows == []
 
 
@@ -132,7 +132,7 @@ async def test_fills_a_paused_follow_did_not_copy_are_listed_as_not_copied(world
     await world.accounts.set_follow_status([follows["alice"]], FollowStatus.PAUSED, "paused")
     world.engine.invalidate_follows()
     await world.trade(Side.SELL, "1", "3100", ETH)
-    _header, rows = read_csv((await world.stats.export_user_log(world.users["alice"])).content)
+    _header, rows = read_csv((await world.reports.exports.export_user_log(world.users["alice"])).content)
     assert [r["status"] for r in rows] == ["filled", "filled", "filled", NOT_COPIED]
     assert rows[-1]["client_order_id"] == "" and rows[-1]["master_side"] == "sell"
 
@@ -141,14 +141,14 @@ async def test_admins_export_one_master_or_everything(world):
     await round_trip_and_open_position(world)
     other = await world.accounts.add_master(Master(name="Quiet", venue="paper"))
     await world.trade(Side.BUY, "2", "60000", master_id=other.id)  # nobody follows Quiet
-    _header, rows = read_csv((await world.stats.export_admin_log(master_id=world.master_id)).content)
+    _header, rows = read_csv((await world.reports.exports.export_admin_log(master_id=world.master_id)).content)
     assert len(rows) == 9 and {r["master"] for r in rows} == {"Trend"}
     assert len({r["follow_id"] for r in rows}) == 3
-    _header, rows = read_csv((await world.stats.export_admin_log()).content)
+    _header, rows = read_csv((await world.reports.exports.export_admin_log()).content)
     assert len(rows) == 10
     assert rows[-1]["master"] == "Quiet" and rows[-1]["status"] == NOT_COPIED and rows[-1]["follow_id"] == ""
     with pytest.raises(NotFound):
-        await world.stats.export_admin_log(master_id=424242)
+        await world.reports.exports.export_admin_log(master_id=424242)
 
 
 def test_slippage_is_positive_when_worse_for_the_follower():
@@ -185,7 +185,7 @@ async def add_own_close(world, follow_id: int, user_id: int) -> None:
 async def test_orders_the_copier_placed_itself_are_in_the_log_and_the_pnl(world):
     follows = await round_trip_and_open_position(world)
     await add_own_close(world, follows["alice"], world.users["alice"])
-    _header, rows = read_csv((await world.stats.export_user_log(world.users["alice"])).content)
+    _header, rows = read_csv((await world.reports.exports.export_user_log(world.users["alice"])).content)
     assert [r["origin"] for r in rows] == ["copy", "copy", "copy", "close"]
     close = rows[-1]
     assert (close["symbol"], close["side"], close["status"], close["master_trade_id"], close["master"]) == (
@@ -195,10 +195,10 @@ async def test_orders_the_copier_placed_itself_are_in_the_log_and_the_pnl(world)
         "",
         "Trend",
     )
-    _header, rows = read_csv((await world.stats.export_admin_log(master_id=world.master_id)).content)
+    _header, rows = read_csv((await world.reports.exports.export_admin_log(master_id=world.master_id)).content)
     assert [r["origin"] for r in rows][-1] == "close" and len(rows) == 10
-    (item,) = (await world.stats.follow_pnl(world.users["alice"])).follows
+    (item,) = (await world.reports.pnl.follow_pnl(world.users["alice"])).follows
     assert item.realized_gross == D(550)  # +500 BTC, +50 on the ETH the copier closed
     assert item.fees == D("25.42")
-    summary = daily_summary_text(await world.stats.day_activity(world.users["alice"], utcnow().date()))
+    summary = daily_summary_text(await world.reports.summaries.day_activity(world.users["alice"], utcnow().date()))
     assert "Copies: 4 — 4 filled" in summary and "Realized PnL: +524.58 (fees 25.42)" in summary

@@ -4,11 +4,14 @@ core produced before the rendering moved to the bot, byte for byte."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, localcontext
 from decimal import Decimal as D
 
+from bot.formatting import plain_money, signed
 from bot.report_text import daily_summary_text, pnl_text
 from core.model import FollowStatus
-from core.reports import DayActivity, FollowPnl, PnlReport
+from core.reports.pnl import FollowPnl, PnlReport
+from core.reports.summaries import DayActivity
 from core.stats import Period, parse_period
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -120,3 +123,11 @@ def test_daily_summary_text_of_a_quiet_day():
     assert daily_summary_text(quiet) == (
         "Daily summary for 2026-04-30 (UTC)\nNo copies yesterday.\nRealized PnL: +0.00 (fees 0.00)"
     )
+
+
+def test_money_is_rounded_half_to_even_whatever_the_decimal_context_says():
+    """ccxt's decimal_to_precision sets the shared decimal context to round half up; the texts must not change."""
+    with localcontext(rounding=ROUND_HALF_UP):
+        assert signed(D("12.345")) == "+12.34"
+        assert plain_money(D("1234.565")) == "1,234.56"
+        assert pnl_text(report("7d")) == "PnL over 7d (since 2026-04-25)\n" + PNL_BODY

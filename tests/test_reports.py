@@ -17,7 +17,7 @@ from core.engine import CopyEngine, EngineConfig
 from core.errors import NotFound, UserError
 from core.listeners.supervisor import StreamHealth
 from core.model import Fill, Side, SizingMode, utcnow
-from core.reports import StatsService
+from core.reports import Reports, build_reports
 from core.risk_service import RiskService
 from core.services import Services
 from core.vault import Vault, generate_key
@@ -43,7 +43,7 @@ class World:
     vault: Vault
     registry: VenueRegistry
     engine: CopyEngine
-    stats: StatsService
+    reports: Reports
     master_id: int = 0
     trades: int = 0
     users: dict[str, int] = field(default_factory=dict)
@@ -96,7 +96,7 @@ class World:
             self.registry,
             lambda _m: None,
             lambda _f: None,
-            stats=StatsService(StatsStore(self.db), self.accounts, self.registry),
+            reports=build_reports(StatsStore(self.db), self.accounts, self.registry),
             risk=RiskService(self.journal, self.engine, lambda _e: None),
             journal=self.journal,
         )
@@ -127,7 +127,7 @@ async def make_world(db: Database) -> World:
         vault,
         registry,
         engine,
-        StatsService(StatsStore(db), accounts, registry, settle_seconds=0),
+        build_reports(StatsStore(db), accounts, registry, settle_seconds=0),
     )
     owner = await accounts.ensure_user(None, "master owner")
     assert owner.id is not None
@@ -155,7 +155,7 @@ async def round_trip_and_open_position(w: World) -> dict[str, int]:
 
 async def test_follower_pnl_realized_with_fees_unrealized_at_the_mark_and_tracking(world):
     follows = await round_trip_and_open_position(world)
-    report = await world.stats.follow_pnl(world.users["alice"], period="7d")
+    report = await world.reports.pnl.follow_pnl(world.users["alice"], period="7d")
     (item,) = report.follows
     assert item.follow_id == follows["alice"] and item.master_name == "Trend"
     # 0.5 BTC: +500 gross; paper fee 0.04 %: 12 on the buy, 12.2 on the sell, 0.6 on the ETH buy
@@ -188,7 +188,7 @@ async def test_follower_pnl_realized_with_fees_unrealized_at_the_mark_and_tracki
 
 async def test_skips_show_up_as_tracking_difference(world):
     await round_trip_and_open_position(world)
-    (item,) = (await world.stats.follow_pnl(world.users["carol"])).follows
+    (item,) = (await world.reports.pnl.follow_pnl(world.users["carol"])).follows
     assert item.realized_gross == D(0) and item.fees == D("1.2")  # her ETH buy's fee
     assert item.expected == D(1000)  # coefficient 1: the master's round trip she did not copy
     assert item.tracking_difference == D("-1001.2")
@@ -200,50 +200,50 @@ async def test_reverse_and_non_coefficient_sizing_scale_the_master(world):
     fixed = await world.follower("erin", sizing_mode=SizingMode.FIXED_QUANTITY, sizing_value=D("0.2"))
     await world.trade(Side.BUY, "1", "60000")
     await world.trade(Side.SELL, "1", "61000")
-    (dave,) = (await world.stats.follow_pnl(world.users["dave"], follow_id=reverse)).follows
+    (dave,) = (await world.reports.pnl.follow_pnl(world.users["dave"], follow_id=reverse)).follows
     assert dave.scale == D(-1) and dave.expected == D(-1000) and dave.realized_gross == D(-1000)
-    (erin,) = (await world.stats.follow_pnl(world.users["erin"], follow_id=fixed)).follows
+    (erin,) = (await world.reports.pnl.follow_pnl(world.users["erin"], follow_id=fixed)).follows
     assert erin.scale == D("0.2") and erin.realized_gross == D(200)
 
 
 async def test_a_follower_never_sees_another_followers_pnl(world):
     follows = await round_trip_and_open_position(world)
     with pytest.raises(NotFound):
-        await world.stats.follow_pnl(world.users["bob"], follow_id=follows["alice"])
-    report = await world.stats.follow_pnl(world.users["bob"])
+        await world.reports.pnl.follow_pnl(world.users["bob"], follow_id=follows["alice"])
+    report = await world.reports.pnl.follow_pnl(world.users["bob"])
     assert [i.follow_id for i in report.follows] == [follows["bob"]]
 
 
 async def test_period_filters_realized_pnl(world):
     await round_trip_and_open_position(world)
-    world.stats.clock = lambda: utcnow() + timedelta(days=3)
-    (item,) = (await world.stats.follow_pnl(world.users["alice"], period="today")).follows
+    world.reports.pnl.clock = lambda: utcnow() + timedelta(days=3)
+    (item,) = (await world.reports.pnl.follow_pnl(world.users["alice"], period="today")).follows
     assert item.realized == D(0) and item.master_realized == D(0)
     assert item.unrealized == D(50)  # open positions are valued now, whatever the period
     with pytest.raises(UserError):
-        await world.stats.follow_pnl(world.users["alice"], period="forever and a day")
+        await world.reports.pnl.follow_pnl(world.users["alice"], period="forever and a day")
 
 
 async def test_dry_run_pnl_is_reported_apart(world):
     follow_id = await world.follower("fred", sizing_value=D(1), dry_run=True)
     await world.trade(Side.BUY, "1", "60000")
     await world.trade(Side.SELL, "1", "60500")
-    (item,) = (await world.stats.follow_pnl(world.users["fred"], follow_id=follow_id)).follows
+    (item,) = (await world.reports.pnl.follow_pnl(world.users["fred"], follow_id=follow_id)).follows
     assert item.realized == D(0) and item.simulated_realized == D(500)
     assert item.dry_run
 
 
 async def test_mark_falls_back_to_the_last_fill_price_without_a_venue(world):
     await round_trip_and_open_position(world)
-    stats = StatsService(StatsStore(world.db), world.accounts, None, settle_seconds=0)
-    (item,) = (await stats.follow_pnl(world.users["alice"])).follows
+    pnl = build_reports(StatsStore(world.db), world.accounts, None, settle_seconds=0).pnl
+    (item,) = (await pnl.follow_pnl(world.users["alice"])).follows
     (position,) = item.positions
     assert (position.mark_price, position.mark_source, position.unrealized) == (D(3000), "last_fill", D(0))
 
 
 async def test_pnl_chart_is_a_png_with_the_numbers(world):
     await round_trip_and_open_position(world)
-    report, png = await world.stats.pnl_chart(world.users["alice"], period="30d")
+    report, png = await world.reports.pnl.pnl_chart(world.users["alice"], period="30d")
     assert png_size(png) == (800, 450)
     assert report.realized == D("475.2")
     _report, png_all = await world.services().pnl_chart(world.users["alice"])
@@ -255,7 +255,7 @@ async def test_pnl_chart_is_a_png_with_the_numbers(world):
 
 async def test_equity_snapshots_of_masters_and_follows(world):
     follows = await round_trip_and_open_position(world)
-    report = await world.stats.snapshot_equity()
+    report = await world.reports.snapshots.snapshot_equity()
     assert (report.masters, report.follows, report.failed) == (1, 3, ())
     store = StatsStore(world.db)
     today = utcnow().date()
@@ -263,7 +263,7 @@ async def test_equity_snapshots_of_masters_and_follows(world):
     assert master == [(today, D(100000))]
     alice = (await store.snapshots("follow", [follows["alice"]]))[follows["alice"]]
     assert alice[0][0] == today and alice[0][1] > D(100000)  # the round trip's profit and the open ETH
-    await world.stats.snapshot_equity()  # same day again: replaced, not added
+    await world.reports.snapshots.snapshot_equity()  # same day again: replaced, not added
     assert len((await store.snapshots("follow", [follows["alice"]]))[follows["alice"]]) == 1
 
 
@@ -282,7 +282,7 @@ async def test_a_failing_account_does_not_stop_the_snapshots(world):
     await world.accounts.add_follow(
         Follow(user_id=world.users["gina"], master_id=world.master_id, credential_id="broken" + "0" * 26)
     )
-    report = await world.stats.snapshot_equity()
+    report = await world.reports.snapshots.snapshot_equity()
     assert report.follows == 1 and len(report.failed) == 1
 
 
@@ -292,7 +292,7 @@ async def test_a_failing_account_does_not_stop_the_snapshots(world):
 async def test_admin_stats(world):
     await round_trip_and_open_position(world)
     health = {world.master_id: StreamHealth(world.master_id, running=True, fills=3)}
-    stats = await world.stats.admin_stats(days=7, listener_health=health)
+    stats = await world.reports.admin.admin_stats(days=7, listener_health=health)
     assert stats.status_counts == {"filled": 7, "skipped": 2}
     assert stats.reason_counts == {"skipped": {"symbol_not_allowed": 1, "no_position_to_exit": 1}}
     assert sum(sum(v.values()) for v in stats.copies_per_day.values()) == 9
@@ -305,7 +305,7 @@ async def test_admin_stats(world):
     assert stats.active_follows == 3 and stats.follows == {"active": 3}
     assert [(line.master_id, line.running, line.fills) for line in stats.listeners] == [(world.master_id, True, 3)]
     with pytest.raises(UserError):
-        await world.stats.admin_stats(days=0)
+        await world.reports.admin.admin_stats(days=0)
 
 
 # -- daily summaries -------------------------------------------------------------------------------
@@ -314,32 +314,32 @@ async def test_admin_stats(world):
 async def test_daily_summary_is_off_by_default_and_sent_once_a_day_at_the_users_time(world):
     await round_trip_and_open_position(world)
     alice, carol = world.users["alice"], world.users["carol"]
-    assert (await world.stats.daily_summary_setting(alice)).enabled is False
+    assert (await world.reports.summaries.daily_summary_setting(alice)).enabled is False
     tomorrow = utcnow().date() + timedelta(days=1)
     early = datetime.combine(tomorrow, datetime.min.time(), tzinfo=UTC) + timedelta(hours=7, minutes=59)
-    assert await world.stats.due_daily_summaries(early + timedelta(minutes=2)) == []  # nobody turned it on
-    await world.stats.set_daily_summary(alice, enabled=True, at="08:00")
-    await world.stats.set_daily_summary(carol, enabled=True, at="07:30")
-    due = await world.stats.due_daily_summaries(early)
+    assert await world.reports.summaries.due_daily_summaries(early + timedelta(minutes=2)) == []  # nobody turned it on
+    await world.reports.summaries.set_daily_summary(alice, enabled=True, at="08:00")
+    await world.reports.summaries.set_daily_summary(carol, enabled=True, at="07:30")
+    due = await world.reports.summaries.due_daily_summaries(early)
     assert [(s.user_id, s.telegram_id) for s in due] == [(carol, world.telegram["carol"])]
     assert "2 skipped" in daily_summary_text(
         due[0].activity
     ) and "symbol not allowed ×1, no position to exit ×1" in daily_summary_text(due[0].activity)
-    due = await world.stats.due_daily_summaries(early + timedelta(minutes=1))
+    due = await world.reports.summaries.due_daily_summaries(early + timedelta(minutes=1))
     assert [s.user_id for s in due] == [alice]
     assert "3 filled" in daily_summary_text(
         due[0].activity
     ) and "Realized PnL: +475.20 (fees 24.80)" in daily_summary_text(due[0].activity)
-    assert await world.stats.due_daily_summaries(early + timedelta(hours=3)) == []  # once a day
+    assert await world.reports.summaries.due_daily_summaries(early + timedelta(hours=3)) == []  # once a day
     with pytest.raises(UserError):
-        await world.stats.set_daily_summary(alice, enabled=True, at="8 o'clock")
+        await world.reports.summaries.set_daily_summary(alice, enabled=True, at="8 o'clock")
 
 
 async def test_blocked_users_get_no_summary(world):
     await round_trip_and_open_position(world)
-    await world.stats.set_daily_summary(world.users["bob"], enabled=True, at="00:00")
+    await world.reports.summaries.set_daily_summary(world.users["bob"], enabled=True, at="00:00")
     await world.accounts.set_blocked(world.users["bob"], True)
-    assert await world.stats.due_daily_summaries(utcnow() + timedelta(days=1)) == []
+    assert await world.reports.summaries.due_daily_summaries(utcnow() + timedelta(days=1)) == []
 
 
 # -- the bot's entry points ------------------------------------------------------------------------
@@ -348,7 +348,7 @@ async def test_blocked_users_get_no_summary(world):
 async def test_services_expose_the_statistics(world):
     follows = await round_trip_and_open_position(world)
     services = world.services()
-    services.stats.settle_seconds = 0
+    services.reports.refresher.settle_seconds = 0
     ranked = await services.ranked_masters("pnl")
     assert [(m.name, m.realized_pnl, m.round_trips, m.followers) for m in ranked] == [("Trend", D(1000), 1, 3)]
     detail = await services.master_statistics(world.master_id)

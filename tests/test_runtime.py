@@ -14,7 +14,7 @@ from core.journal import CopyDraft
 from core.listeners.supervisor import ListenerSupervisor
 from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderType, Side
 from core.notifications import NotificationQueue
-from core.reports import StatsService
+from core.reports import build_reports
 from core.scheduler import build_scheduler
 from core.vault import Vault, generate_key
 from core.venues.base import FillSource
@@ -260,8 +260,8 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     await venue.place_order(OrderIntent(follow.id, cid, fill.symbol, Side.BUY, D("0.01")))
     registry = VenueRegistry(accounts, vault, {"paper": paper})
     engine = CopyEngine(journal, registry, lambda _e: None, EngineConfig())
-    stats = StatsService(StatsStore(journal.db), accounts, registry)
-    scheduler = build_scheduler(engine, stats, settle_every_seconds=3600)
+    reports = build_reports(StatsStore(journal.db), accounts, registry)
+    scheduler = build_scheduler(engine, reports, settle_every_seconds=3600)
     job = scheduler.get_job("settle-pending")
     await job.func()
     order = await journal.copy_order(cid)

@@ -18,7 +18,7 @@ from sqlmodel import col
 
 from core.errors import UserError
 from core.model import Fill, Side
-from core.reports import StatsService
+from core.reports import Reports, build_reports
 from core.stats import (
     DayStats,
     Period,
@@ -261,17 +261,17 @@ async def stored_state(db: Database, master_id: int):
         return head, [lot.model_dump() for lot in lots], [day.model_dump() for day in days]
 
 
-def service(db: Database, **options) -> StatsService:
-    return StatsService(StatsStore(db), AccountStore(db), None, settle_seconds=0, **options)
+def service(db: Database, **options) -> Reports:
+    return build_reports(StatsStore(db), AccountStore(db), None, settle_seconds=0, **options)
 
 
 async def test_statistics_from_the_journal_match_the_hand_computed_fixture(db, journal):
     master_id = await make_master(db, followers=2)
     await journal_rows(journal, master_id)
     stats = service(db, clock=lambda: at(20, 12))
-    assert await stats.update_master_stats(master_id) == 6
-    assert await stats.update_master_stats(master_id) == 0  # nothing new: nothing counted twice
-    detail = await stats.master_detail(master_id)
+    assert await stats.refresher.update_master_stats(master_id) == 6
+    assert await stats.refresher.update_master_stats(master_id) == 0  # nothing new: nothing counted twice
+    detail = await stats.masters.master_detail(master_id)
     assert (detail.round_trips, detail.wins, detail.losses, detail.fills, detail.followers) == (3, 2, 1, 6, 2)
     assert detail.realized_pnl == D(15) and detail.pnl_30d == D(15)
     assert detail.win_rate == D(2) / D(3) and detail.profit_factor == D(4)
@@ -291,12 +291,12 @@ async def test_incremental_updates_in_any_batches_equal_a_full_recompute(db, jou
     rows = FIXTURE + [(BTC, Side.BUY, "0.5", "200", at(5, 1), "0"), (BTC, Side.BUY, "0.25", "203", at(5, 2), "0.5")]
     await journal_rows(journal, master_id, rows[:3])
     sizes = itertools.cycle(batch_sizes)
-    await stats.update_master_stats(master_id, batch_size=next(sizes), max_batches=1)
+    await stats.refresher.update_master_stats(master_id, batch_size=next(sizes), max_batches=1)
     await journal_rows(journal, master_id, rows[3:])  # more fills arrive between updates
-    while await stats.update_master_stats(master_id, batch_size=next(sizes), max_batches=1):
+    while await stats.refresher.update_master_stats(master_id, batch_size=next(sizes), max_batches=1):
         pass
     incremental = await stored_state(db, master_id)
-    assert await stats.recompute_master_stats(master_id) == len(rows)
+    assert await stats.refresher.recompute_master_stats(master_id) == len(rows)
     assert await stored_state(db, master_id) == incremental
     assert incremental[0]["fills"] == len(rows)
     assert [lot["symbol"] for lot in incremental[1]] == [BTC]
@@ -333,10 +333,10 @@ def test_property_database_chunking_equals_recompute(tmp_path_factory, rows, siz
                 )
             stats = service(db)
             for size in itertools.cycle(sizes):
-                if not await stats.update_master_stats(master_id, batch_size=size, max_batches=1):
+                if not await stats.refresher.update_master_stats(master_id, batch_size=size, max_batches=1):
                     break
             incremental = await stored_state(db, master_id)
-            await stats.recompute_master_stats(master_id)
+            await stats.refresher.recompute_master_stats(master_id)
             assert await stored_state(db, master_id) == incremental
             # the journal knows the true positions: the same as the pure fold without outside exposure
             expected = apply_fills(StatsState(), build_fills([(*row[:5], False) for row in rows]))
@@ -355,7 +355,7 @@ async def test_concurrent_updaters_never_count_a_fill_twice(db, journal):
     await journal_rows(journal, master_id)
     first, second = service(db), service(db)  # two processes: separate locks
     counted = await asyncio.gather(
-        *(s.update_master_stats(master_id, batch_size=2) for s in (first, second, first, second))
+        *(s.refresher.update_master_stats(master_id, batch_size=2) for s in (first, second, first, second))
     )
     assert sum(counted) == 6
     head, _lots, _days = await stored_state(db, master_id)
@@ -365,7 +365,7 @@ async def test_concurrent_updaters_never_count_a_fill_twice(db, journal):
 async def test_fills_younger_than_the_settle_time_wait_for_the_next_pass(db, journal):
     master_id = await make_master(db)
     await journal_rows(journal, master_id)
-    stats = StatsService(StatsStore(db), AccountStore(db), None, settle_seconds=60)
+    stats = build_reports(StatsStore(db), AccountStore(db), None, settle_seconds=60).refresher
     assert await stats.update_master_stats(master_id) == 0
     stats.settle_seconds = 0
     assert await stats.update_master_stats(master_id) == 6
@@ -381,7 +381,7 @@ async def test_percentages_and_sharpe_come_from_equity_snapshots(db, journal):
         "master", master_id, date(2025, 1, 4), D(1089), at(4, 23, 55)
     )  # same day: replaced, not added
     stats = service(db, clock=lambda: at(5, 12))
-    detail = await stats.master_detail(master_id)
+    detail = await stats.masters.master_detail(master_id)
     assert detail.sharpe_source == "equity_snapshots"
     assert detail.sharpe == pytest.approx(5.515131, rel=1e-6)  # returns +10 %, -10 %, +10 %
     assert detail.max_drawdown_pct == D("0.1")
@@ -400,20 +400,20 @@ async def test_masters_rank_by_any_statistic_with_unknown_values_last(db, journa
     )
     stats = service(db, clock=lambda: at(10, 0))
     names = lambda items: [s.name for s in items if s.master_id in (good, bad, idle)]  # noqa: E731
-    assert names(await stats.ranked_masters("followers")) == ["Bad", "Good", "Idle"]
-    assert names(await stats.ranked_masters("pnl")) == ["Good", "Idle", "Bad"]  # idle: 0 realized
-    assert names(await stats.ranked_masters("win_rate")) == ["Good", "Bad", "Idle"]  # idle has no round trip
-    assert names(await stats.ranked_masters("drawdown")) == ["Idle", "Good", "Bad"]  # smallest first
-    assert names(await stats.ranked_masters("profit_factor")) == ["Good", "Bad", "Idle"]
-    assert names(await stats.ranked_masters("pnl", descending=False)) == ["Bad", "Idle", "Good"]
+    assert names(await stats.masters.ranked_masters("followers")) == ["Bad", "Good", "Idle"]
+    assert names(await stats.masters.ranked_masters("pnl")) == ["Good", "Idle", "Bad"]  # idle: 0 realized
+    assert names(await stats.masters.ranked_masters("win_rate")) == ["Good", "Bad", "Idle"]  # idle has no round trip
+    assert names(await stats.masters.ranked_masters("drawdown")) == ["Idle", "Good", "Bad"]  # smallest first
+    assert names(await stats.masters.ranked_masters("profit_factor")) == ["Good", "Bad", "Idle"]
+    assert names(await stats.masters.ranked_masters("pnl", descending=False)) == ["Bad", "Idle", "Good"]
     with pytest.raises(UserError):
-        await stats.ranked_masters("luck")
+        await stats.masters.ranked_masters("luck")
 
 
 async def test_open_positions_are_the_journals(db, journal):
     master_id = await make_master(db)
     await journal_rows(journal, master_id, FIXTURE[:3])
-    detail = await service(db).master_detail(master_id)
+    detail = await service(db).masters.master_detail(master_id)
     assert detail.open_positions == ((ETH, D(-2)),)
     assert detail.round_trips == 1
 
@@ -422,4 +422,4 @@ async def test_update_all_masters(db, journal):
     a, b = await make_master(db), await make_master(db)
     await journal_rows(journal, a)
     await journal_rows(journal, b, FIXTURE[:2])
-    assert await service(db).update_all_master_stats() == 8
+    assert await service(db).refresher.update_all_master_stats() == 8
