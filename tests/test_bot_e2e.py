@@ -565,8 +565,16 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
             },
         }
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update) as response:
-                assert response.status == 403  # no secret: not from Telegram
+            # PTB registers the webhook before its server listens: wait for the port, bounded.
+            for _ in range(200):
+                try:
+                    async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update) as response:
+                        assert response.status == 403  # no secret: not from Telegram
+                        break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the webhook server never listened")
             headers = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(token)}
             async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update, headers=headers) as response:
                 assert response.status == 200
