@@ -12,13 +12,15 @@ import pytest
 
 from bench.__main__ import KEYS, main
 from copytrade.cli import main as copytrade_main
-from tests.fakes.telegram import emulator_available
+from tests.fakes.telegram import emulator_mark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(emulator_available() is not None, reason=f"Bot API emulator: {emulator_available()}")
+@emulator_mark()
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_quick_run_of_every_benchmark_prints_the_fixed_keys(tmp_path):
     report = tmp_path / "report.json"
     done = subprocess.run(

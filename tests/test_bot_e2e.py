@@ -9,9 +9,9 @@ import pytest
 
 from copytrade.paper_setup import create_paper_master
 from core.model import FollowStatus, OrderIntent, Side
-from tests.fakes.telegram import BotHarness, ChatUser, Emulator, emulator_available, fresh_id
+from tests.fakes.telegram import BotHarness, ChatUser, Emulator, emulator_mark, fresh_id
 
-pytestmark = pytest.mark.skipif(emulator_available() is not None, reason=str(emulator_available()))
+pytestmark = [emulator_mark(), pytest.mark.e2e]
 
 ADMIN = fresh_id()
 
@@ -369,6 +369,7 @@ async def test_buttons_carrying_another_users_ids_or_tampered_data_change_nothin
     assert [k.id for k in await bot.app.services.accounts_of(owner.id)] == [key.id]
 
 
+@pytest.mark.slow
 async def test_broadcast_to_200_users_completes_under_the_rate_limiter(bot):
     admin = bot.user("Admin", ADMIN)
     await start(admin)

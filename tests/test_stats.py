@@ -303,6 +303,7 @@ async def test_incremental_updates_in_any_batches_equal_a_full_recompute(db, jou
     assert incremental[1][0]["entry_price"] == D("201")  # (0.5 × 200 + 0.25 × 203) / 0.75
 
 
+@pytest.mark.slow
 @given(rows=fill_rows, sizes=st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=6))
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
