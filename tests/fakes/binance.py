@@ -2,16 +2,32 @@
 
 It speaks the wire protocol ccxt uses: the REST paths ``binanceusdm`` and ``binance`` call,
 HMAC-SHA256 signatures checked over the raw query string plus body exactly as Binance does,
-``X-MBX-APIKEY``, Binance's own error codes and JSON bodies, and the futures user-data websocket
-(``ORDER_TRADE_UPDATE`` events on ``/private/ws?listenKey=…``).
+``X-MBX-APIKEY``, Binance's own error codes and JSON bodies, the futures user-data websocket
+(``ORDER_TRADE_UPDATE`` and ``ACCOUNT_UPDATE`` on ``/private/ws?listenKey=…``) and the spot user
+data stream over the WebSocket API (``userDataStream.subscribe.signature`` on ``/ws-api/v3``,
+``executionReport`` events).
 
-State is simple but honest: market orders fill at a settable mark price, limit orders and
-conditional (algo) orders rest until a test helper fills or triggers them, balances, one-way and
-hedge positions and trades (with ids) are tracked per account.
+It is meant to be at least as strict as Binance, so that a client's wrong assumptions fail here
+rather than with real money. Every behaviour cites its source: ``docs/research/binance.md §n``
+(which quotes Binance's documentation and the installed ccxt 4.5.90 with line numbers).
 
-Failure injection for tests: ``fail_next`` (answer the next matching request with an error),
-``delay_next`` (process the request, then hold the response, e.g. past ccxt's timeout),
-``drop_websockets`` / ``accept_websockets`` and ``silence_websockets``.
+- Market orders fill at the mark price. A marketable LIMIT fills at once at the mark price (the
+  better one); a non-marketable GTC LIMIT rests until ``trade_through`` trades through its price,
+  fully or partially (each fill a trade with its own id and its own ``x=TRADE`` event); IOC
+  expires what it cannot fill; USD-M FOK / GTX are refused with -5021 / -5022.
+- ``newClientOrderId`` is unique among *open* orders only; the id of a finished order may be used
+  again (so a blind resend is a second order), and a query by client id returns the newest.
+- Hedge mode: ``positionSide`` LONG/SHORT required and checked, ``reduceOnly`` refused, one
+  position per side.
+- Spot: the buy commission is taken from the bought base asset; sells above the free balance are
+  refused; balances of open orders are locked.
+- userTrades / myTrades windows and limits, income history, listen-key expiry, order-count limits.
+
+Failure injection for tests: ``fail_next`` (answer the next matching request with an error, the
+request is *not* processed), ``fail_after_processing_next`` (process it, then answer an error:
+Binance's "execution status unknown"), ``delay_next`` (process, then hold the response, e.g. past
+ccxt's timeout), ``skew_clock``, ``drop_websockets`` / ``accept_websockets``,
+``silence_websockets`` and ``expire_listen_key``.
 
 Usage::
 
@@ -29,7 +45,8 @@ import itertools
 import json
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -41,6 +58,24 @@ ZERO = Decimal(0)
 FUTURES = "futures"
 SPOT = "spot"
 DEFAULT_RECV_WINDOW_MS = 5000
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+DAY_MS = 86_400_000
+# USD-M Account-Trade-List: "The time between startTime and endTime cannot be longer than 7 days";
+# spot rest-api.md (myTrades): "can't be longer than 24 hours" (docs/research/binance.md §4).
+TRADE_WINDOW_MS = {FUTURES: 7 * DAY_MS, SPOT: DAY_MS}
+MAX_TRADES_LIMIT = 1000  # USD-M and spot: "limit … Default 500; max 1000" (§4)
+MAX_INCOME_LIMIT = 1000  # Get-Income-History: "limit … Default 100; max 1000"
+
+# Documented messages (docs/research/binance.md §1; spot errors.md).
+MSG_UNKNOWN = "An unknown error occured while processing the request."  # -1000, Binance's spelling
+MSG_DISCONNECTED = "Internal error; unable to process your request. Please try again."  # -1001
+MSG_UNEXPECTED_RESP = "An unexpected response was received from the message bus. Execution status unknown."  # -1006
+MSG_TIMEOUT = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+# USD-M general-info: HTTP 503 with this message means "the execution status is UNKNOWN" (§1).
+MSG_UNKNOWN_ERROR_503 = "Unknown error, please check your request or try again later."
+MSG_INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."  # spot -2010 (§6)
+MSG_NOT_EXIST = "Order does not exist."  # -2013 (§2)
+MSG_LISTEN_KEY = "This listenKey does not exist."  # -1125 (§3)
 
 
 def text(value: Decimal) -> str:
@@ -85,6 +120,11 @@ class BinanceError(Exception):
         return web.json_response({"code": self.code, "msg": self.msg}, status=self.status, headers=self.headers)
 
 
+def mandatory(name: str) -> BinanceError:
+    """-1102, the wording of spot errors.md / the USD-M error-code page (§1)."""
+    return BinanceError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
 @dataclass
 class FakeOrder:
     order_id: int
@@ -112,6 +152,14 @@ class FakeOrder:
     def average(self) -> Decimal:
         return (self.cum_quote / self.executed) if self.executed else ZERO
 
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.executed
+
 
 @dataclass
 class FakeTrade:
@@ -126,12 +174,27 @@ class FakeTrade:
     position_side: str
     time_ms: int
     realized_pnl: Decimal = ZERO
+    commission_asset: str = "USDT"
+    maker: bool = False
+
+
+@dataclass
+class FakeIncome:
+    """One row of ``/fapi/v1/income`` (Get-Income-History, §4)."""
+
+    tran_id: int
+    symbol: str
+    income_type: str  # REALIZED_PNL or COMMISSION
+    income: Decimal
+    time_ms: int
+    trade_id: int
 
 
 @dataclass
 class FakePosition:
     amount: Decimal = ZERO  # signed in one-way mode; positive size per side in hedge mode
     entry_price: Decimal = ZERO
+    realized: Decimal = ZERO  # ACCOUNT_UPDATE "cr": accumulated realized
 
 
 @dataclass
@@ -139,7 +202,7 @@ class FakeAccount:
     api_key: str
     secret: str
     futures_wallet: Decimal = Decimal("10000")
-    spot_balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
+    spot_balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})  # free + locked
     hedge_mode: bool = False
     enable_withdrawals: bool = False
     enable_spot_trading: bool = True
@@ -149,7 +212,9 @@ class FakeAccount:
     positions: dict[tuple[str, str], FakePosition] = field(default_factory=dict)
     orders: dict[int, FakeOrder] = field(default_factory=dict)
     trades: list[FakeTrade] = field(default_factory=list)
-    listen_keys: set[str] = field(default_factory=set)
+    income: list[FakeIncome] = field(default_factory=list)
+    listen_keys: dict[str, str] = field(default_factory=dict)  # valid listen key -> FUTURES or SPOT
+    order_times: deque[float] = field(default_factory=deque)  # monotonic times of new orders (rate limit)
 
     def orders_with_client_id(self, market: str, client_order_id: str) -> list[FakeOrder]:
         return [o for o in self.orders.values() if o.market == market and o.client_order_id == client_order_id]
@@ -165,6 +230,27 @@ class FakeAccount:
                 total += -pos.amount if side == "SHORT" else pos.amount
         return total
 
+    def listen_key(self, market: str) -> str | None:
+        """The active listen key of ``market``, the newest if several."""
+        keys = [key for key, key_market in self.listen_keys.items() if key_market == market]
+        return keys[-1] if keys else None
+
+    def spot_locked(self) -> dict[str, Decimal]:
+        """Balances held by open spot orders: a SELL locks base, a BUY quote (spot account ``locked``)."""
+        locked: dict[str, Decimal] = {}
+        for order in self.orders.values():
+            if order.market != SPOT or not order.is_open:
+                continue
+            instrument = next(i for i in SPOT_INSTRUMENTS if i.symbol == order.symbol)
+            if order.side == "SELL":
+                locked[instrument.base] = locked.get(instrument.base, ZERO) + order.remaining
+            else:
+                locked[instrument.quote] = locked.get(instrument.quote, ZERO) + order.remaining * order.price
+        return locked
+
+    def spot_free(self, asset: str) -> Decimal:
+        return self.spot_balances.get(asset, ZERO) - self.spot_locked().get(asset, ZERO)
+
 
 @dataclass(frozen=True)
 class Injection:
@@ -175,16 +261,40 @@ class Injection:
     msg: str = ""
     headers: dict[str, str] | None = None
     delay: float = 0.0
+    after_processing: bool = False  # process the request, then answer the error (status unknown)
+
+
+@dataclass
+class StreamSession:
+    """One user-data socket: whose events it carries and whether they still flow."""
+
+    market: str
+    api_key: str | None  # a WebSocket-API socket names its account only when it subscribes
+    listen_key: str | None = None
+    subscription_id: int | None = None  # WebSocket API: events are wrapped {"subscriptionId", "event"}
+    expired: bool = False  # after listenKeyExpired: "No more user data event will be updated" (§3)
 
 
 class FakeBinance:
     """The fake exchange server. Start and stop with ``async with`` (or ``start()``/``stop()``)."""
 
-    def __init__(self, *, fee_rate: Decimal = Decimal("0.0004"), latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        fee_rate: Decimal = Decimal("0.0004"),
+        latency: float = 0.0,
+        order_limit_10s: int = 300,
+        order_limit_1m: int = 1200,
+    ) -> None:
         """``latency``: seconds every REST request waits before it is handled (a network round
-        trip to a distant exchange; the benchmarks use it). Websocket frames are not delayed."""
+        trip to a distant exchange; the benchmarks use it). Websocket frames are not delayed.
+
+        ``order_limit_10s`` / ``order_limit_1m``: new orders an account may send per 10 s / per
+        minute before -1015. The real numbers come from ``exchangeInfo.rateLimits`` and are
+        unconfirmed (commonly 300 / 1200 on USD-M, docs/research/binance.md §7), hence settings."""
         self.fee_rate = fee_rate
         self.latency = latency
+        self.order_limits = ((10.0, "10S", order_limit_10s), (60.0, "1M", order_limit_1m))
         self.accounts: dict[str, FakeAccount] = {}
         self.mark_prices: dict[str, Decimal] = {
             "BTCUSDT": Decimal("60000"),
@@ -195,11 +305,14 @@ class FakeBinance:
         self.request_log: list[tuple[str, str]] = []
         self.unknown_requests: list[tuple[str, str]] = []
         self.clock_skew_ms = 0
+        self._skew_until: float | None = None
         self._injections: list[Injection] = []
         self._order_ids = itertools.count(1000)
         self._trade_ids = itertools.count(5000)
+        self._tran_ids = itertools.count(90000)
         self._listen_keys = itertools.count(1)
-        self._sockets: dict[web.WebSocketResponse, str] = {}  # socket -> api key
+        self._request_times: deque[float] = deque()
+        self._sockets: dict[web.WebSocketResponse, StreamSession] = {}
         self._accept_websockets = True
         self._silent: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
@@ -216,7 +329,7 @@ class FakeBinance:
         # full queue drops connections that then wait seconds for a SYN retransmit
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # ephemeral port chosen by the OS
+        self.port = self._runner.addresses[0][1]  # ephemeral port chosen by the OS
 
     async def stop(self) -> None:
         for ws in list(self._sockets):
@@ -281,15 +394,75 @@ class FakeBinance:
         msg: str = "",
         headers: dict[str, str] | None = None,
     ) -> None:
-        """The next ``method path`` request is answered with this error instead of being processed."""
+        """The next ``method path`` request is answered with this error instead of being processed
+        (a plain rejection: nothing was placed)."""
         self._injections.append(Injection(method, path, status=status, code=code, msg=msg, headers=headers))
+
+    def fail_after_processing_next(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int,
+        code: int = 0,
+        msg: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next ``method path`` request is processed (an order is accepted, may fill and is
+        pushed on the user-data stream), and then answered with this error.
+
+        This is Binance's "execution status unknown": -1006 "…Execution status unknown.", -1007
+        "…Send status unknown; execution status unknown.", and HTTP 503 "Unknown error, please
+        check your request or try again later." — "It is important to NOT treat this as a failure
+        operation; the execution status is UNKNOWN and could have been a success" (USD-M
+        general-info, spot rest-api.md l.102–118; docs/research/binance.md §1). -1000 and -1001
+        may be injected too, to test the worst case (the USD-M page calls -1001 a failure)."""
+        self._injections.append(
+            Injection(method, path, status=status, code=code, msg=msg, headers=headers, after_processing=True)
+        )
 
     def delay_next(self, method: str, path: str, seconds: float) -> None:
         """The next ``method path`` request is processed, then its response is held ``seconds``."""
         self._injections.append(Injection(method, path, delay=seconds))
 
+    def skew_clock(self, offset_ms: int, seconds: float | None = None) -> None:
+        """The server clock runs ``offset_ms`` ahead (negative: behind) for ``seconds`` (None: until
+        changed). Signed requests then fail with -1021 "Timestamp for this request is outside of the
+        recvWindow." (§1) until the client resynchronises with ``/time``."""
+        self.clock_skew_ms = offset_ms
+        self._skew_until = None if seconds is None else time.monotonic() + seconds
+
     def set_mark_price(self, symbol: str, price: Decimal) -> None:
+        """Move the mark price (new market orders fill there; unrealized PnL follows it). Resting
+        limit orders are not touched: they fill on trades, see ``trade_through``."""
         self.mark_prices[symbol] = price
+
+    async def trade_through(self, symbol: str, price: Decimal, quantity: Decimal | None = None) -> list[FakeTrade]:
+        """The market trades at ``price``: the mark moves there and resting LIMIT orders of every
+        account whose price is crossed (a BUY at or above ``price``, a SELL at or below) fill at their
+        own limit price as makers — best price first, then oldest — until ``quantity`` (None: no
+        limit) is used up, so the last one may fill partially (PARTIALLY_FILLED, §3/§8)."""
+        self.mark_prices[symbol] = price
+        crossing = [
+            (account, order)
+            for account in self.accounts.values()
+            for order in account.orders.values()
+            if order.symbol == symbol
+            and order.is_open
+            and order.type == "LIMIT"
+            and (order.price >= price if order.side == "BUY" else order.price <= price)
+        ]
+        crossing.sort(key=lambda pair: (-pair[1].price if pair[1].side == "BUY" else pair[1].price, pair[1].time_ms))
+        trades: list[FakeTrade] = []
+        left = quantity
+        for account, order in crossing:
+            piece = order.remaining if left is None else min(order.remaining, left)
+            if piece <= 0:
+                break
+            trades += await self._execute(account, order, [piece], order.price, maker=True)
+            if left is not None:
+                left -= piece
+        return trades
 
     async def fill_resting(
         self, api_key: str, order_id: int, quantity: Decimal | None = None, price: Decimal | None = None
@@ -297,8 +470,7 @@ class FakeBinance:
         """Execute (part of) a resting limit order, as if the market traded through it."""
         account = self.accounts[api_key]
         order = account.orders[order_id]
-        remaining = order.quantity - order.executed
-        await self._execute(account, order, [quantity or remaining], price or order.price)
+        await self._execute(account, order, [quantity or order.remaining], price or order.price, maker=True)
 
     async def trigger_conditional(self, api_key: str) -> None:
         """Fire every resting conditional order whose trigger the mark price has crossed."""
@@ -331,8 +503,8 @@ class FakeBinance:
                 time_ms=now,
                 update_ms=now,
             )
-            account.orders[child.order_id] = child
             order.status, order.actual_order_id, order.update_ms = "FINISHED", child.order_id, now
+            await self._open(account, child)
             await self._execute(account, child, [child.quantity], mark)
 
     async def master_trade(
@@ -367,9 +539,28 @@ class FakeBinance:
             time_ms=now,
             update_ms=now,
         )
-        account.orders[order.order_id] = order
+        await self._open(account, order)
         await self._execute(account, order, fills or [quantity], price or self.mark_prices[symbol])
         return order
+
+    async def expire_listen_key(self, api_key: str, market: str = FUTURES) -> str:
+        """Expire the account's active ``market`` listen key, as Binance does 60 minutes after the
+        last keep-alive: the sockets on it get ``{"e": "listenKeyExpired", "E": …, "listenKey": …}``
+        and then no more events — "No more user data event will be updated after this event received
+        until a new valid listenKey used" (USD-M Event-User-Data-Stream-Expired, §3). A keep-alive
+        of the key then answers -1125. ccxt 4.5.90 has no handler for this event (pro/binance.py
+        5358–5380): the client only notices through silence. Returns the expired key."""
+        account = self.accounts[api_key]
+        key = account.listen_key(market)
+        if key is None:
+            raise ValueError(f"{api_key} has no active {market} listen key")
+        del account.listen_keys[key]
+        event = {"e": "listenKeyExpired", "E": self.now_ms(), "listenKey": key}
+        for ws, session in list(self._sockets.items()):
+            if session.listen_key == key and not ws.closed:
+                await ws.send_str(json.dumps(event))
+                session.expired = True
+        return key
 
     async def drop_websockets(self, *, refuse_new: bool = False) -> None:
         """Close every user-data socket; with ``refuse_new`` new connections fail until accepted."""
@@ -391,22 +582,29 @@ class FakeBinance:
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
+    def server_time_ms(self) -> int:
+        """The server's clock: real time plus the skew of ``skew_clock`` while it lasts."""
+        if self._skew_until is not None and time.monotonic() >= self._skew_until:
+            self.clock_skew_ms, self._skew_until = 0, None
+        return self.now_ms() + self.clock_skew_ms
+
     # ----------------------------------------------------------------- dispatch
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         method = request.method
-        if path in ("/ws", "/private/ws") or path.startswith("/ws/"):
+        if path in ("/ws", "/private/ws", "/ws-api/v3") or path.startswith("/ws/"):
             return await self._websocket(request)
         if self.latency:
             await asyncio.sleep(self.latency)
         self.requests[(method, path)] += 1
         self.request_log.append((method, path))
+        # spot rest-api.md l.153–167: "X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter)" on every
+        # response (§7); each request weighs 1 here.
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self._used_weight())}
         injection = self._take_injection(method, path)
-        if injection is not None and injection.status:
-            if injection.code:
-                return BinanceError(injection.status, injection.code, injection.msg, injection.headers).response()
-            return web.Response(status=injection.status, text=injection.msg or "error", headers=injection.headers)
+        if injection is not None and injection.status and not injection.after_processing:
+            return self._injected_error(injection, headers)
         route = ROUTES.get((method, path))
         if route is None:
             self.unknown_requests.append((method, path))
@@ -417,12 +615,25 @@ class FakeBinance:
             params = dict(parse_qsl(request.query_string, keep_blank_values=True))
             params.update(parse_qsl(body, keep_blank_values=True))
             account = self._authenticate(request, body, params, security)
+            if (method, path) in ORDER_ROUTES and account is not None:
+                headers.update(self._count_order(account))
             result = await handler(self, account, params)
         except BinanceError as error:
+            if injection is not None and injection.after_processing:
+                return self._injected_error(injection, headers)
+            error.headers = {**headers, **error.headers}
             return error.response()
+        if injection is not None and injection.after_processing:
+            return self._injected_error(injection, headers)
         if injection is not None and injection.delay:
             await asyncio.sleep(injection.delay)
-        return web.json_response(result)
+        return web.json_response(result, headers=headers)
+
+    def _injected_error(self, injection: Injection, headers: dict[str, str]) -> web.Response:
+        merged = {**headers, **(injection.headers or {})}
+        if injection.code:
+            return BinanceError(injection.status, injection.code, injection.msg, merged).response()
+        return web.Response(status=injection.status, text=injection.msg or "error", headers=merged)
 
     def _take_injection(self, method: str, path: str) -> Injection | None:
         for injection in self._injections:
@@ -430,6 +641,39 @@ class FakeBinance:
                 self._injections.remove(injection)
                 return injection
         return None
+
+    def _used_weight(self) -> int:
+        now = time.monotonic()
+        self._request_times.append(now)
+        while self._request_times[0] < now - 60:
+            self._request_times.popleft()
+        return len(self._request_times)
+
+    def _count_order(self, account: FakeAccount) -> dict[str, str]:
+        """The order-count limit (spot rest-api.md l.153–167, USD-M order-weight notes, §7): over the
+        limit → HTTP 429 -1015 "Too many new orders; current limit is %s orders per %s." with
+        ``Retry-After`` (seconds); otherwise the ``X-MBX-ORDER-COUNT-10S``/``-1M`` headers. Every
+        attempt counts, also one the matching engine then rejects."""
+        now = time.monotonic()
+        times = account.order_times
+        while times and times[0] < now - 60:
+            times.popleft()
+        for window, name, limit in self.order_limits:
+            recent = [t for t in times if t >= now - window]
+            if len(recent) >= limit:
+                retry_after = max(1, int(recent[0] + window - now) + 1)
+                interval = "10 SECOND" if name == "10S" else "1 MINUTE"
+                raise BinanceError(
+                    429,
+                    -1015,
+                    f"Too many new orders; current limit is {limit} orders per {interval}.",
+                    {"Retry-After": str(retry_after)},
+                )
+        times.append(now)
+        return {
+            f"X-MBX-ORDER-COUNT-{name}": str(sum(1 for t in times if t >= now - window))
+            for window, name, _limit in self.order_limits
+        }
 
     def _authenticate(
         self, request: web.Request, body: str, params: dict[str, str], security: str
@@ -446,24 +690,25 @@ class FakeBinance:
         total = request.query_string + body
         match = re.search(r"&?signature=([0-9a-fA-F]+)", total)
         if match is None:
-            raise BinanceError(
-                400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed."
-            )
+            raise mandatory("signature")
         payload = total[: match.start()] + total[match.end() :]
+        self._check_signature(account, payload, match.group(1), params)
+        return account
+
+    def _check_signature(self, account: FakeAccount, payload: str, signature: str, params: dict[str, str]) -> None:
         expected = hmac.new(account.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, match.group(1).lower()):
+        if not hmac.compare_digest(expected, signature.lower()):
             raise BinanceError(400, -1022, "Signature for this request is not valid.")
         timestamp = int(params.get("timestamp", "0"))
         recv_window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
-        server_now = self.now_ms() + self.clock_skew_ms
+        server_now = self.server_time_ms()
         if timestamp > server_now + 1000 or server_now - timestamp > recv_window:
             raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
-        return account
 
     # ----------------------------------------------------------------- public endpoints
 
     async def _time(self, account: None, params: dict[str, str]) -> dict[str, Any]:
-        return {"serverTime": self.now_ms() + self.clock_skew_ms}
+        return {"serverTime": self.server_time_ms()}
 
     async def _ticker(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         symbol = params.get("symbol", "")
@@ -487,11 +732,21 @@ class FakeBinance:
             "count": 0,
         }
 
+    def _rate_limits(self) -> list[dict[str, Any]]:
+        """The limits in force, published where Binance publishes them: ``exchangeInfo.rateLimits`` (§7)."""
+        orders = [
+            {"rateLimitType": "ORDERS", "interval": interval, "intervalNum": num, "limit": limit}
+            for (_window, _name, limit), (interval, num) in zip(
+                self.order_limits, (("SECOND", 10), ("MINUTE", 1)), strict=True
+            )
+        ]
+        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}, *orders]
+
     async def _futures_exchange_info(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         return {
             "timezone": "UTC",
-            "serverTime": self.now_ms(),
-            "rateLimits": [],
+            "serverTime": self.server_time_ms(),
+            "rateLimits": self._rate_limits(),
             "exchangeFilters": [],
             "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
             "symbols": [futures_symbol_info(i) for i in FUTURES_INSTRUMENTS],
@@ -500,8 +755,8 @@ class FakeBinance:
     async def _spot_exchange_info(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         return {
             "timezone": "UTC",
-            "serverTime": self.now_ms(),
-            "rateLimits": [],
+            "serverTime": self.server_time_ms(),
+            "rateLimits": self._rate_limits(),
             "exchangeFilters": [],
             "symbols": [spot_symbol_info(i) for i in SPOT_INSTRUMENTS],
         }
@@ -509,8 +764,9 @@ class FakeBinance:
     # ----------------------------------------------------------------- futures account
 
     async def _futures_account(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        unrealized = sum((self._unrealized(account, key, pos) for key, pos in account.positions.items()), ZERO)
+        unrealized = sum((self._unrealized(key, pos) for key, pos in account.positions.items()), ZERO)
         wallet = account.futures_wallet
+        available = text(self._available_margin(account))
         asset = {
             "asset": "USDT",
             "walletBalance": text(wallet),
@@ -522,8 +778,8 @@ class FakeBinance:
             "openOrderInitialMargin": "0",
             "crossWalletBalance": text(wallet),
             "crossUnPnl": text(unrealized),
-            "availableBalance": text(self._available_margin(account)),
-            "maxWithdrawAmount": text(self._available_margin(account)),
+            "availableBalance": available,
+            "maxWithdrawAmount": available,
             "updateTime": self.now_ms(),
         }
         return {
@@ -536,8 +792,8 @@ class FakeBinance:
             "totalOpenOrderInitialMargin": "0",
             "totalCrossWalletBalance": text(wallet),
             "totalCrossUnPnl": text(unrealized),
-            "availableBalance": text(self._available_margin(account)),
-            "maxWithdrawAmount": text(self._available_margin(account)),
+            "availableBalance": available,
+            "maxWithdrawAmount": available,
             "assets": [asset],
             "positions": [],
         }
@@ -558,6 +814,8 @@ class FakeBinance:
         ]
 
     async def _position_risk(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
+        """One row per (symbol, positionSide) held: BOTH in one-way mode, LONG and SHORT in hedge
+        mode (§5); a SHORT row's ``positionAmt`` is negative."""
         rows = []
         for (symbol, position_side), pos in account.positions.items():
             if pos.amount == 0:
@@ -572,7 +830,7 @@ class FakeBinance:
                     "entryPrice": text(pos.entry_price),
                     "breakEvenPrice": text(pos.entry_price),
                     "markPrice": text(mark),
-                    "unRealizedProfit": text(self._unrealized(account, (symbol, position_side), pos)),
+                    "unRealizedProfit": text(self._unrealized((symbol, position_side), pos)),
                     "liquidationPrice": "0",
                     "isolatedMargin": "0",
                     "notional": text(amount * mark),
@@ -631,16 +889,42 @@ class FakeBinance:
         return {"dualSidePosition": account.hedge_mode}
 
     async def _set_position_mode(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        account.hedge_mode = params["dualSidePosition"].lower() == "true"
+        """POST positionSide/dual: refused with -4059 (no change), -4067 (open orders) or -4068 (open
+        position), docs/research/binance.md §5."""
+        hedge = params.get("dualSidePosition", "").lower() == "true"
+        if hedge == account.hedge_mode:
+            raise BinanceError(400, -4059, "No need to change position side.")
+        if any(o.market == FUTURES and o.is_open for o in account.orders.values()):
+            raise BinanceError(400, -4067, "Position side cannot be changed if there exists open orders.")
+        if any(pos.amount for pos in account.positions.values()):
+            raise BinanceError(400, -4068, "Position side cannot be changed if there exists position.")
+        account.hedge_mode = hedge
         return {"code": 200, "msg": "success"}
 
     async def _listen_key(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        """ "POST on an account with an active listenKey will return the currently active listenKey"
+        (USD-M user-data-streams/Connect, §3); otherwise a new one."""
+        return {"listenKey": account.listen_key(FUTURES) or self._new_listen_key(account, FUTURES)}
+
+    def _new_listen_key(self, account: FakeAccount, market: str) -> str:
         key = f"lk{next(self._listen_keys)}x{account.api_key}"
-        account.listen_keys.add(key)
-        return {"listenKey": key}
+        account.listen_keys[key] = market
+        return key
 
     async def _keepalive_listen_key(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        return {} if not account.listen_keys else {"listenKey": sorted(account.listen_keys)[-1]}
+        """PUT: -1125 "This listenKey does not exist." once the key expired (§3)."""
+        key = account.listen_key(FUTURES)
+        if key is None or params.get("listenKey", key) != key:
+            raise BinanceError(400, -1125, MSG_LISTEN_KEY)
+        return {"listenKey": key}
+
+    async def _spot_user_data_stream(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        return {"listenKey": account.listen_key(SPOT) or self._new_listen_key(account, SPOT)}
+
+    async def _spot_keepalive_listen_key(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        if params.get("listenKey") not in account.listen_keys:
+            raise BinanceError(400, -1125, MSG_LISTEN_KEY)
+        return {}
 
     # ----------------------------------------------------------------- orders
 
@@ -648,23 +932,18 @@ class FakeBinance:
         order = self._new_order(
             account, FUTURES, params, client_id_key="newClientOrderId", type_key="type", stop_key="stopPrice"
         )
-        if order.type == "MARKET":
-            await self._execute(account, order, [order.quantity], self.mark_prices[order.symbol])
-        elif order.type == "LIMIT" and order.time_in_force == "IOC":
-            mark = self.mark_prices[order.symbol]
-            if (order.side == "BUY" and mark <= order.price) or (order.side == "SELL" and mark >= order.price):
-                await self._execute(account, order, [order.quantity], mark)
-            else:
-                order.status = "EXPIRED"  # immediate-or-cancel: nothing rests
+        await self._open(account, order)
+        await self._match(account, order)
         return futures_order_json(order)
 
     async def _futures_new_algo_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         if params.get("algoType") != "CONDITIONAL":
-            raise BinanceError(400, -1102, "Mandatory parameter 'algoType' was not sent, was empty/null, or malformed.")
+            raise mandatory("algoType")
         order = self._new_order(
             account, FUTURES, params, client_id_key="clientAlgoId", type_key="type", stop_key="triggerPrice"
         )
         order.algo = True
+        await self._open(account, order)
         return algo_order_json(order)
 
     async def _futures_get_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
@@ -684,15 +963,34 @@ class FakeBinance:
 
     async def _futures_cancel_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         order = self._find_order(account, FUTURES, params, "origClientOrderId", algo=False)
-        if order.status not in ("NEW", "PARTIALLY_FILLED"):
+        if not order.is_open:
             raise BinanceError(400, -2011, "Unknown order sent.")
-        order.status = "CANCELED"
+        await self._finish(account, order, "CANCELED")
         return futures_order_json(order)
 
     async def _futures_user_trades(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
         return [futures_trade_json(t) for t in self._select_trades(account, FUTURES, params)]
 
+    async def _income(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
+        """GET /fapi/v1/income (Get-Income-History): ``symbol`` and ``incomeType`` optional filters; "If
+        neither startTime nor endTime is sent, the recent 7-day data will be returned"; "limit …
+        Default 100; max 1000". Rows name the symbol, so a client can find the symbols an account
+        traded (§4)."""
+        limit = self._limit(params, default=100, maximum=MAX_INCOME_LIMIT)
+        start, end = params.get("startTime"), params.get("endTime")
+        lo = int(start) if start else (0 if end else self.now_ms() - 7 * DAY_MS)
+        hi = int(end) if end else self.now_ms()
+        rows = [
+            row
+            for row in account.income
+            if lo <= row.time_ms <= hi
+            and params.get("symbol", row.symbol) == row.symbol
+            and params.get("incomeType", row.income_type) == row.income_type
+        ]
+        return [income_json(row) for row in (rows[:limit] if start else rows[-limit:])]
+
     async def _spot_account(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        locked = account.spot_locked()
         return {
             "makerCommission": 10,
             "takerCommission": 10,
@@ -706,7 +1004,12 @@ class FakeBinance:
             "updateTime": self.now_ms(),
             "accountType": "SPOT",
             "balances": [
-                {"asset": asset, "free": text(amount), "locked": "0"} for asset, amount in account.spot_balances.items()
+                {
+                    "asset": asset,
+                    "free": text(amount - locked.get(asset, ZERO)),
+                    "locked": text(locked.get(asset, ZERO)),
+                }
+                for asset, amount in account.spot_balances.items()
             ],
             "permissions": ["SPOT"],
         }
@@ -729,9 +1032,8 @@ class FakeBinance:
         order = self._new_order(
             account, SPOT, params, client_id_key="newClientOrderId", type_key="type", stop_key="stopPrice"
         )
-        fills: list[FakeTrade] = []
-        if order.type == "MARKET":
-            fills = await self._execute(account, order, [order.quantity], self.mark_prices[order.symbol])
+        await self._open(account, order)
+        fills = await self._match(account, order)
         return spot_order_json(order, fills)
 
     async def _spot_get_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
@@ -739,18 +1041,15 @@ class FakeBinance:
 
     async def _spot_cancel_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         order = self._find_order(account, SPOT, params, "origClientOrderId", algo=False)
-        if order.status not in ("NEW", "PARTIALLY_FILLED"):
+        if not order.is_open:
             raise BinanceError(400, -2011, "Unknown order sent.")
-        order.status = "CANCELED"
+        await self._finish(account, order, "CANCELED")
         return spot_order_json(order, None)
 
     async def _spot_my_trades(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
         return [spot_trade_json(t) for t in self._select_trades(account, SPOT, params)]
 
-    async def _spot_user_data_stream(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        return await self._listen_key(account, params)
-
-    # ----------------------------------------------------------------- matching
+    # ----------------------------------------------------------------- order checks
 
     def _instrument(self, market: str, symbol: str) -> Instrument:
         for instrument in FUTURES_INSTRUMENTS if market == FUTURES else SPOT_INSTRUMENTS:
@@ -768,51 +1067,81 @@ class FakeBinance:
         type_key: str,
         stop_key: str,
     ) -> FakeOrder:
+        """Check a new order as Binance does and build it; nothing is stored if a check fails."""
         instrument = self._instrument(market, params.get("symbol", ""))
         side = params.get("side", "")
         order_type = params.get(type_key, "")
-        if side not in ("BUY", "SELL") or not order_type:
-            raise BinanceError(400, -1102, "Mandatory parameter was not sent, was empty/null, or malformed.")
+        if side not in ("BUY", "SELL"):
+            raise mandatory("side")
+        if not order_type:
+            raise mandatory(type_key)
         client_order_id = params.get(client_id_key) or f"fake_{next(self._order_ids)}"
+        # "Can only be string following the rule: ^[\.A-Z\:/a-z0-9_-]{1,36}$" (§2)
         if not re.fullmatch(r"[.A-Z:/a-z0-9_-]{1,36}", client_order_id):
             raise BinanceError(400, -4015, "Client order id is not valid.")
-        if account.orders_with_client_id(market, client_order_id):
+        # "A unique id among open orders" (USD-M New Order; spot rest-api.md l.2153: "can be accepted
+        # only when the previous one is filled"): a finished order's id may be used again (§2).
+        if any(o.is_open for o in account.orders_with_client_id(market, client_order_id)):
             if market == FUTURES:
-                raise BinanceError(400, -4116, "ClientOrderId is duplicated.")
-            raise BinanceError(400, -2010, "Duplicate order sent.")
+                raise BinanceError(400, -4116, "clientOrderId is duplicated.")  # USD-M error-code page
+            raise BinanceError(400, -2010, "Duplicate order sent.")  # spot errors.md
         quantity = Decimal(params.get("quantity", "0"))
         price = Decimal(params.get("price", "0"))
         stop_price = Decimal(params.get(stop_key, "0"))
+        time_in_force = params.get("timeInForce", "GTC")
+        if order_type in ("LIMIT", "LIMIT_MAKER") and not price:
+            raise mandatory("price")
         self._check_filters(instrument, quantity, price)
-        reference = price or stop_price or self.mark_prices[instrument.symbol]
+        mark = self.mark_prices[instrument.symbol]
+        marketable = (mark <= price if side == "BUY" else mark >= price) if price else True
+        reference = price or stop_price or mark
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
         position_side = params.get("positionSide", "BOTH")
         if market == FUTURES:
-            self._check_position_side(account, position_side, reduce_only)
-            closing = self._is_closing(account, instrument.symbol, side, position_side, reduce_only)
+            self._check_position_side(account, position_side, "reduceOnly" in params)
+            closing = self._is_closing(account, instrument.symbol, side, position_side)
             if reduce_only and not closing:
                 raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
+            if position_side != "BOTH" and closing:
+                # Hedge mode: a close larger than the side's position is refused like a reduce-only
+                # order (-2022 for this case is unconfirmed; ccxt's linear table, binance.py 2152).
+                if quantity > account.position(instrument.symbol, position_side).amount:
+                    raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
             if not closing and quantity * reference < instrument.min_notional:
                 raise BinanceError(
                     400,
                     -4164,
-                    f"Order's notional must be no smaller than {text(instrument.min_notional)} (unless you choose reduce only).",
+                    f"Order's notional must be no smaller than {text(instrument.min_notional)}"
+                    " (unless you choose reduce only).",
                 )
             if not closing:
                 leverage = Decimal(account.leverage.get(instrument.symbol, 20))
                 if quantity * reference / leverage > self._available_margin(account):
                     raise BinanceError(400, -2019, "Margin is insufficient.")
+            if order_type == "LIMIT" and time_in_force == "FOK" and not marketable:
+                # USD-M rejects, it does not expire (§8)
+                raise BinanceError(
+                    400, -5021, "Due to the order could not be filled immediately, the FOK order has been rejected."
+                )
+            if order_type == "LIMIT" and time_in_force == "GTX" and marketable:
+                raise BinanceError(
+                    400,
+                    -5022,
+                    "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+                )
         else:
             if quantity * reference < instrument.min_notional:
                 raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
-            if side == "BUY" and quantity * reference * (1 + self.fee_rate) > account.spot_balances.get(
-                instrument.quote, ZERO
-            ):
-                raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
-            if side == "SELL" and quantity > account.spot_balances.get(instrument.base, ZERO):
-                raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+            # The buy commission comes out of the bought asset (§6), so a buy needs quote for the
+            # notional only; a sell needs the *free* base (open sells lock theirs).
+            if side == "BUY" and quantity * reference > account.spot_free(instrument.quote):
+                raise BinanceError(400, -2010, MSG_INSUFFICIENT_BALANCE)
+            if side == "SELL" and quantity > account.spot_free(instrument.base):
+                raise BinanceError(400, -2010, MSG_INSUFFICIENT_BALANCE)
+            if order_type == "LIMIT_MAKER" and marketable:
+                raise BinanceError(400, -2010, "Order would immediately match and take.")  # spot errors.md
         now = self.now_ms()
-        order = FakeOrder(
+        return FakeOrder(
             next(self._order_ids),
             client_order_id,
             market,
@@ -826,10 +1155,8 @@ class FakeBinance:
             position_side=position_side,
             time_ms=now,
             update_ms=now,
-            time_in_force=params.get("timeInForce", "GTC"),
+            time_in_force=time_in_force,
         )
-        account.orders[order.order_id] = order
-        return order
 
     def _check_filters(self, instrument: Instrument, quantity: Decimal, price: Decimal) -> None:
         if quantity < instrument.min_qty or quantity % instrument.step_size != 0:
@@ -837,15 +1164,20 @@ class FakeBinance:
         if price and price % instrument.tick_size != 0:
             raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
 
-    def _check_position_side(self, account: FakeAccount, position_side: str, reduce_only: bool) -> None:
+    def _check_position_side(self, account: FakeAccount, position_side: str, reduce_only_sent: bool) -> None:
+        """USD-M New Order ``positionSide``: "Default BOTH for One-way Mode; LONG or SHORT for Hedge
+        Mode. It must be sent in Hedge Mode"; -4061 for each mismatch (§5). ``reduceOnly``: "Cannot
+        be sent in Hedge Mode" — also ``false``. The -1106 answer below is what Binance returns in
+        practice (many client repositories quote it: "Parameter 'reduceonly' sent when not
+        required."); the research doc marks the code unconfirmed (§5)."""
         if account.hedge_mode and position_side not in ("LONG", "SHORT"):
             raise BinanceError(400, -4061, "Order's position side does not match user's setting.")
         if not account.hedge_mode and position_side != "BOTH":
             raise BinanceError(400, -4061, "Order's position side does not match user's setting.")
-        if account.hedge_mode and reduce_only:
+        if account.hedge_mode and reduce_only_sent:
             raise BinanceError(400, -1106, "Parameter 'reduceonly' sent when not required.")
 
-    def _is_closing(self, account: FakeAccount, symbol: str, side: str, position_side: str, reduce_only: bool) -> bool:
+    def _is_closing(self, account: FakeAccount, symbol: str, side: str, position_side: str) -> bool:
         if position_side == "LONG":
             return side == "SELL"
         if position_side == "SHORT":
@@ -854,24 +1186,129 @@ class FakeBinance:
         return (net > 0 and side == "SELL") or (net < 0 and side == "BUY")
 
     def _available_margin(self, account: FakeAccount) -> Decimal:
+        """Wallet minus the initial margin of positions and of open orders that open exposure."""
         used = ZERO
         for (symbol, _side), pos in account.positions.items():
             leverage = Decimal(account.leverage.get(symbol, 20))
             used += abs(pos.amount) * pos.entry_price / leverage
+        for order in account.orders.values():
+            if order.market == FUTURES and order.is_open and order.type == "LIMIT" and not order.reduce_only:
+                if not self._is_closing(account, order.symbol, order.side, order.position_side):
+                    used += order.remaining * order.price / Decimal(account.leverage.get(order.symbol, 20))
         return account.futures_wallet - used
 
-    def _unrealized(self, account: FakeAccount, key: tuple[str, str], pos: FakePosition) -> Decimal:
+    def _unrealized(self, key: tuple[str, str], pos: FakePosition) -> Decimal:
         symbol, position_side = key
         amount = -pos.amount if position_side == "SHORT" else pos.amount
         return (self.mark_prices[symbol] - pos.entry_price) * amount
 
+    def _find_order(
+        self, account: FakeAccount, market: str, params: dict[str, str], client_key: str, *, algo: bool
+    ) -> FakeOrder:
+        """By id or by client id; a client id used again finds the newest order (§2). "Either
+        `orderId` or `origClientOrderId` must be sent"; unknown → -2013 "Order does not exist."."""
+        client_order_id = params.get(client_key)
+        order_id = params.get("algoId" if algo else "orderId")
+        if not client_order_id and not order_id:
+            raise mandatory("orderId")
+        for order in reversed(list(account.orders.values())):
+            if order.market != market or order.algo != algo:
+                continue
+            if (client_order_id and order.client_order_id == client_order_id) or (
+                order_id and str(order.order_id) == order_id
+            ):
+                return order
+        raise BinanceError(400, -2013, MSG_NOT_EXIST)
+
+    def _limit(self, params: dict[str, str], *, default: int, maximum: int) -> int:
+        """``limit``: above the documented maximum is refused with -1130 (the code is unconfirmed;
+        ccxt's common table, binance.py 2716)."""
+        limit = int(params.get("limit", default))
+        if not 1 <= limit <= maximum:
+            raise BinanceError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        return limit
+
+    def _select_trades(self, account: FakeAccount, market: str, params: dict[str, str]) -> list[FakeTrade]:
+        """userTrades / myTrades as documented (§4): ``symbol`` mandatory (-1102); ``fromId`` not with
+        ``startTime``/``endTime`` (-1128); start to end at most 7 days on USD-M, 24 hours on spot
+        (-1127 "More than %s hours between startTime and endTime.", the code per ccxt binance.py 2714,
+        unconfirmed for this endpoint); ``limit`` ≤ 1000; rows ordered by trade id. Without times
+        USD-M returns "the last 7 days' data", spot "most recent trades"; with ``startTime`` only,
+        USD-M's window ends 7 days later (unconfirmed)."""
+        symbol = params.get("symbol")
+        if not symbol:
+            raise mandatory("symbol")
+        limit = self._limit(params, default=500, maximum=MAX_TRADES_LIMIT)
+        start, end, from_id = params.get("startTime"), params.get("endTime"), params.get("fromId")
+        if from_id and (start or end):
+            raise BinanceError(400, -1128, "Combination of optional parameters invalid.")
+        window = TRADE_WINDOW_MS[market]
+        if start and end and int(end) - int(start) > window:
+            raise BinanceError(400, -1127, f"More than {window // 3_600_000} hours between startTime and endTime.")
+        rows = [
+            t
+            for t in account.trades
+            if t.market == market
+            and t.symbol == symbol
+            and (not params.get("orderId") or str(t.order_id) == params["orderId"])
+        ]
+        rows.sort(key=lambda t: t.trade_id)
+        if from_id:
+            return [t for t in rows if t.trade_id >= int(from_id)][:limit]
+        if market == FUTURES:
+            now = self.now_ms()
+            lo = int(start) if start else (int(end) - window if end else now - window)
+            hi = int(end) if end else (int(start) + window if start else now)
+        else:
+            lo = int(start) if start else 0
+            hi = int(end) if end else self.now_ms()
+        rows = [t for t in rows if lo <= t.time_ms <= hi]
+        return rows[:limit] if start else rows[-limit:]
+
+    # ----------------------------------------------------------------- matching
+
+    async def _open(self, account: FakeAccount, order: FakeOrder) -> None:
+        """Store an accepted order and push its NEW event (x=NEW, X=NEW) (§3)."""
+        account.orders[order.order_id] = order
+        if not order.algo:
+            await self._push_order_update(account, order, "NEW")
+
+    async def _match(self, account: FakeAccount, order: FakeOrder) -> list[FakeTrade]:
+        """What the matching engine does with a new order (§8): MARKET fills at the mark; a
+        marketable LIMIT fills at once at the mark (the better price); otherwise GTC rests (until
+        ``trade_through``) and IOC — and spot FOK, "will expire if the full order cannot be filled"
+        (spot enums.md l.128–130) — expire. Conditional orders rest until triggered."""
+        mark = self.mark_prices[order.symbol]
+        if order.type == "MARKET":
+            return await self._execute(account, order, [order.quantity], mark)
+        if order.type not in ("LIMIT", "LIMIT_MAKER"):
+            return []
+        if mark <= order.price if order.side == "BUY" else mark >= order.price:
+            return await self._execute(account, order, [order.remaining], mark)
+        if order.time_in_force in ("IOC", "FOK"):
+            await self._finish(account, order, "EXPIRED")
+        return []
+
+    async def _finish(self, account: FakeAccount, order: FakeOrder, status: str) -> None:
+        """The order ends unfilled (or with the fills it has): CANCELED or EXPIRED, pushed as such."""
+        order.status, order.update_ms = status, self.now_ms()
+        await self._push_order_update(account, order, status)
+
     async def _execute(
-        self, account: FakeAccount, order: FakeOrder, pieces: list[Decimal], price: Decimal
+        self, account: FakeAccount, order: FakeOrder, pieces: list[Decimal], price: Decimal, *, maker: bool = False
     ) -> list[FakeTrade]:
+        """Fill ``order`` in ``pieces`` at ``price``: one trade (own id, own x=TRADE event) per piece,
+        ``executedQty`` cumulative, PARTIALLY_FILLED until the last piece (§3)."""
+        instrument = self._instrument(order.market, order.symbol)
         trades = []
         for piece in pieces:
             now = self.now_ms()
-            commission = piece * price * self.fee_rate
+            if order.market == SPOT and order.side == "BUY":
+                # "If not paying in BNB, the total commission are summed up and deducted from your
+                # received amount" (spot faqs/commission_faq.md l.168, §6): paid in the base asset.
+                commission, commission_asset = piece * self.fee_rate, instrument.base
+            else:
+                commission, commission_asset = piece * price * self.fee_rate, instrument.quote
             trade = FakeTrade(
                 next(self._trade_ids),
                 order.order_id,
@@ -883,6 +1320,8 @@ class FakeBinance:
                 commission,
                 order.position_side,
                 now,
+                commission_asset=commission_asset,
+                maker=maker,
             )
             order.executed += piece
             order.cum_quote += piece * price
@@ -892,12 +1331,23 @@ class FakeBinance:
             if order.market == FUTURES:
                 trade.realized_pnl = self._apply_futures_fill(account, order, piece, price)
                 account.futures_wallet -= commission
+                self._record_income(account, trade)
             else:
-                self._apply_spot_fill(account, order, piece, price, commission)
+                self._apply_spot_fill(account, instrument, trade)
             account.trades.append(trade)
             trades.append(trade)
             await self._push_execution(account, order, trade)
+            await self._push_account_update(account, order)
         return trades
+
+    def _record_income(self, account: FakeAccount, trade: FakeTrade) -> None:
+        rows = [("COMMISSION", -trade.commission)]
+        if trade.realized_pnl:
+            rows.append(("REALIZED_PNL", trade.realized_pnl))
+        for income_type, amount in rows:
+            account.income.append(
+                FakeIncome(next(self._tran_ids), trade.symbol, income_type, amount, trade.time_ms, trade.trade_id)
+            )
 
     def _apply_futures_fill(self, account: FakeAccount, order: FakeOrder, quantity: Decimal, price: Decimal) -> Decimal:
         if order.position_side == "BOTH":
@@ -919,6 +1369,7 @@ class FakeBinance:
                 direction = -1
             realized = (price - pos.entry_price) * closed * direction
             account.futures_wallet += realized
+            pos.realized += realized
             pos.amount += delta
             if pos.amount == 0:
                 pos.entry_price = ZERO
@@ -926,55 +1377,35 @@ class FakeBinance:
                 pos.entry_price = price
         return realized
 
-    def _apply_spot_fill(
-        self, account: FakeAccount, order: FakeOrder, quantity: Decimal, price: Decimal, commission: Decimal
-    ) -> None:
-        instrument = self._instrument(SPOT, order.symbol)
-        sign = 1 if order.side == "BUY" else -1
+    def _apply_spot_fill(self, account: FakeAccount, instrument: Instrument, trade: FakeTrade) -> None:
+        """A buy receives ``qty − commission`` of the base; a sell receives the quote less its commission (§6)."""
         balances = account.spot_balances
-        balances[instrument.base] = balances.get(instrument.base, ZERO) + sign * quantity
-        balances[instrument.quote] = balances.get(instrument.quote, ZERO) - sign * quantity * price - commission
-
-    def _find_order(
-        self, account: FakeAccount, market: str, params: dict[str, str], client_key: str, *, algo: bool
-    ) -> FakeOrder:
-        client_order_id = params.get(client_key)
-        order_id = params.get("algoId" if algo else "orderId")
-        for order in account.orders.values():
-            if order.market != market or order.algo != algo:
-                continue
-            if (client_order_id and order.client_order_id == client_order_id) or (
-                order_id and str(order.order_id) == order_id
-            ):
-                return order
-        raise BinanceError(400, -2013, "Order does not exist.")
-
-    def _select_trades(self, account: FakeAccount, market: str, params: dict[str, str]) -> list[FakeTrade]:
-        symbol = params.get("symbol")
-        if not symbol:
-            raise BinanceError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        start = int(params.get("startTime", 0))
-        from_id = int(params.get("fromId", 0))
-        limit = int(params.get("limit", 500))
-        selected = [
-            t
-            for t in account.trades
-            if t.market == market and t.symbol == symbol and t.time_ms >= start and t.trade_id >= from_id
-        ]
-        return selected[:limit]
+        base, quote = instrument.base, instrument.quote
+        notional = trade.quantity * trade.price
+        if trade.side == "BUY":
+            balances[base] = balances.get(base, ZERO) + trade.quantity - trade.commission
+            balances[quote] = balances.get(quote, ZERO) - notional
+        else:
+            balances[base] = balances.get(base, ZERO) - trade.quantity
+            balances[quote] = balances.get(quote, ZERO) + notional - trade.commission
 
     # ----------------------------------------------------------------- websocket
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        listen_key = request.query.get("listenKey") or request.path.rsplit("/", 1)[-1]
-        account = next((a for a in self.accounts.values() if listen_key in a.listen_keys), None)
         if not self._accept_websockets:
             return web.Response(status=503, text="websocket refused by test")
-        if account is None:
-            return web.json_response({"code": -1125, "msg": "This listenKey does not exist."}, status=400)
+        ws_api = request.path == "/ws-api/v3"
+        if ws_api:
+            session = StreamSession(SPOT, None)
+        else:
+            listen_key = request.query.get("listenKey") or request.path.rsplit("/", 1)[-1]
+            account = next((a for a in self.accounts.values() if listen_key in a.listen_keys), None)
+            if account is None:
+                return web.json_response({"code": -1125, "msg": MSG_LISTEN_KEY}, status=400)
+            session = StreamSession(account.listen_keys[listen_key], account.api_key, listen_key)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        self._sockets[ws] = account.api_key
+        self._sockets[ws] = session
         try:
             while not ws.closed:
                 if ws in self._silent:
@@ -986,58 +1417,122 @@ class FakeBinance:
                     continue
                 if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
+                if ws_api and message.type == WSMsgType.TEXT:
+                    await ws.send_str(json.dumps(self._ws_api_request(session, message.data)))
         finally:
             self._sockets.pop(ws, None)
             self._silent.discard(ws)
         return ws
 
+    def _ws_api_request(self, session: StreamSession, data: str) -> dict[str, Any]:
+        """One WebSocket-API request → ``{"id", "status", "result" | "error"}`` (spot web-socket-api.md)."""
+        request = json.loads(data)
+        request_id = request.get("id")
+        params = {key: str(value) for key, value in (request.get("params") or {}).items()}
+        try:
+            if request.get("method") != "userDataStream.subscribe.signature":
+                raise BinanceError(400, -1000, f"fake binance: unsupported method {request.get('method')}")
+            result = self._subscribe_signature(session, params)
+        except BinanceError as error:
+            return {"id": request_id, "status": error.status, "error": {"code": error.code, "msg": error.msg}}
+        return {"id": request_id, "status": 200, "result": result}
+
+    def _subscribe_signature(self, session: StreamSession, params: dict[str, str]) -> dict[str, Any]:
+        """``userDataStream.subscribe.signature`` (params ``apiKey``, ``timestamp``, ``signature``,
+        optional ``recvWindow``; web-socket-api.md l.8320–8360): the signature covers the other params
+        "sorted in alphabetical order by parameter name" (l.761), as ccxt signs them (pro/binance.py
+        2609–2632, sent at 2660–2665). Answers ``{"subscriptionId": n}``; "You can have only one
+        active subscription for a given account on a given connection" (l.8182)."""
+        account = self.accounts.get(params.get("apiKey", ""))
+        if account is None:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signature = params.get("signature")
+        if not signature:
+            raise mandatory("signature")
+        payload = "&".join(f"{key}={value}" for key, value in sorted(params.items()) if key != "signature")
+        self._check_signature(account, payload, signature, params)
+        if session.api_key != account.api_key or session.subscription_id is None:
+            session.api_key = account.api_key
+            session.subscription_id = 0 if session.subscription_id is None else session.subscription_id + 1
+        return {"subscriptionId": session.subscription_id}
+
+    async def _send_event(self, account: FakeAccount, market: str, event: dict[str, Any]) -> None:
+        plain = json.dumps(event)
+        for ws, session in list(self._sockets.items()):
+            if session.api_key != account.api_key or session.market != market:
+                continue
+            if session.expired or ws in self._silent or ws.closed:
+                continue
+            if session.subscription_id is None:
+                await ws.send_str(plain)
+            else:  # the WebSocket API wraps user-data events (§3)
+                await ws.send_str(json.dumps({"subscriptionId": session.subscription_id, "event": event}))
+
     async def _push_execution(self, account: FakeAccount, order: FakeOrder, trade: FakeTrade) -> None:
-        if order.market != FUTURES:
-            return
-        event = {
-            "e": "ORDER_TRADE_UPDATE",
-            "E": trade.time_ms,
-            "T": trade.time_ms,
-            "o": {
-                "s": order.symbol,
-                "c": order.client_order_id,
-                "S": order.side,
-                "o": "MARKET" if order.stop_price else order.type,
-                "f": "GTC",
-                "q": text(order.quantity),
-                "p": text(order.price),
-                "ap": text(order.average),
-                "sp": text(order.stop_price),
-                "x": "TRADE",
-                "X": order.status,
-                "i": order.order_id,
-                "l": text(trade.quantity),
-                "z": text(order.executed),
-                "L": text(trade.price),
-                "N": "USDT",
-                "n": text(trade.commission),
-                "T": trade.time_ms,
-                "t": trade.trade_id,
-                "b": "0",
-                "a": "0",
-                "m": False,
-                "R": order.reduce_only,
-                "wt": "CONTRACT_PRICE",
-                "ot": order.type,
-                "ps": order.position_side,
-                "cp": False,
-                "rp": text(trade.realized_pnl),
-                "pP": False,
-                "si": 0,
-                "ss": 0,
-                "V": "EXPIRE_TAKER",
-                "pm": "NONE",
-                "gtd": 0,
-            },
-        }
-        for ws, api_key in list(self._sockets.items()):
-            if api_key == account.api_key and ws not in self._silent and not ws.closed:
-                await ws.send_str(json.dumps(event))
+        """One fill's event (the benchmarks hook this to time each execution)."""
+        await self._push_order_update(account, order, "TRADE", trade)
+
+    async def _push_order_update(
+        self, account: FakeAccount, order: FakeOrder, execution_type: str, trade: FakeTrade | None = None
+    ) -> None:
+        now = trade.time_ms if trade else self.now_ms()
+        if order.market == FUTURES:
+            event = {
+                "e": "ORDER_TRADE_UPDATE",
+                "E": now,
+                "T": now,
+                "o": futures_order_update(order, execution_type, trade),
+            }
+        else:
+            event = spot_execution_report(order, execution_type, trade, now)
+        await self._send_event(account, order.market, event)
+
+    async def _push_account_update(self, account: FakeAccount, order: FakeOrder) -> None:
+        """After a fill: USD-M ``ACCOUNT_UPDATE`` (reason ORDER, the USDT balance and the position side
+        that changed; shape per ccxt pro/binance.py 3316–3340 and 4721–4748), spot
+        ``outboundAccountPosition`` with the assets the fill changed (spot user-data-stream.md l.31–50)."""
+        now = self.now_ms()
+        if order.market == FUTURES:
+            position_side = order.position_side
+            pos = account.position(order.symbol, position_side)
+            amount = -pos.amount if position_side == "SHORT" else pos.amount
+            wallet = text(account.futures_wallet)
+            update = {
+                "m": "ORDER",
+                "B": [{"a": "USDT", "wb": wallet, "cw": wallet, "bc": "0"}],
+                "P": [
+                    {
+                        "s": order.symbol,
+                        "pa": text(amount),
+                        "ep": text(pos.entry_price),
+                        "bep": text(pos.entry_price),
+                        "cr": text(pos.realized),
+                        "up": text(self._unrealized((order.symbol, position_side), pos)),
+                        "mt": account.margin_type.get(order.symbol, "cross").lower(),
+                        "iw": "0",
+                        "ps": position_side,
+                        "ma": "USDT",
+                    }
+                ],
+            }
+            event: dict[str, Any] = {"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": update}
+        else:
+            instrument = self._instrument(SPOT, order.symbol)
+            locked = account.spot_locked()
+            event = {
+                "e": "outboundAccountPosition",
+                "E": now,
+                "u": now,
+                "B": [
+                    {
+                        "a": asset,
+                        "f": text(account.spot_balances.get(asset, ZERO) - locked.get(asset, ZERO)),
+                        "l": text(locked.get(asset, ZERO)),
+                    }
+                    for asset in (instrument.base, instrument.quote)
+                ],
+            }
+        await self._send_event(account, order.market, event)
 
 
 # --------------------------------------------------------------------- wire formats
@@ -1153,7 +1648,9 @@ def spot_symbol_info(i: Instrument) -> dict[str, Any]:
 
 
 def decimals(step: Decimal) -> int:
-    return max(0, -step.normalize().as_tuple().exponent)
+    exponent = step.normalize().as_tuple().exponent
+    assert isinstance(exponent, int), step  # a finite step
+    return max(0, -exponent)
 
 
 def futures_order_json(o: FakeOrder) -> dict[str, Any]:
@@ -1168,7 +1665,7 @@ def futures_order_json(o: FakeOrder) -> dict[str, Any]:
         "executedQty": text(o.executed),
         "cumQty": text(o.executed),
         "cumQuote": text(o.cum_quote),
-        "timeInForce": "GTC",
+        "timeInForce": o.time_in_force,
         "type": o.type,
         "reduceOnly": o.reduce_only,
         "closePosition": False,
@@ -1186,6 +1683,93 @@ def futures_order_json(o: FakeOrder) -> dict[str, Any]:
     }
 
 
+def futures_order_update(o: FakeOrder, execution_type: str, trade: FakeTrade | None) -> dict[str, Any]:
+    """The ``o`` of an ``ORDER_TRADE_UPDATE`` (USD-M Event-Order-Update, example in ccxt
+    pro/binance.py 4124–4160; §3): ``x`` the execution type, ``X`` the order status, ``l``/``L``/``t``
+    the last fill, ``z`` cumulative, ``ap`` average; ``N``/``n`` "will not push if no commission"."""
+    update: dict[str, Any] = {
+        "s": o.symbol,
+        "c": o.client_order_id,
+        "S": o.side,
+        "o": "MARKET" if o.stop_price else o.type,
+        "f": o.time_in_force,
+        "q": text(o.quantity),
+        "p": text(o.price),
+        "ap": text(o.average),
+        "sp": text(o.stop_price),
+        "x": execution_type,
+        "X": o.status,
+        "i": o.order_id,
+        "l": text(trade.quantity) if trade else "0",
+        "z": text(o.executed),
+        "L": text(trade.price) if trade else "0",
+        "T": trade.time_ms if trade else o.update_ms,
+        "t": trade.trade_id if trade else 0,
+        "b": "0",
+        "a": "0",
+        "m": trade.maker if trade else False,
+        "R": o.reduce_only,
+        "wt": "CONTRACT_PRICE",
+        "ot": o.type,
+        "ps": o.position_side,
+        "cp": False,
+        "rp": text(trade.realized_pnl) if trade else "0",
+        "pP": False,
+        "si": 0,
+        "ss": 0,
+        "V": "EXPIRE_TAKER",
+        "pm": "NONE",
+        "gtd": 0,
+    }
+    if trade is not None:
+        update["N"], update["n"] = trade.commission_asset, text(trade.commission)
+    return update
+
+
+def spot_execution_report(o: FakeOrder, execution_type: str, trade: FakeTrade | None, now: int) -> dict[str, Any]:
+    """A spot ``executionReport`` (spot user-data-stream.md l.80–117, ccxt pro/binance.py 4090–4120;
+    §3): ``n``/``N`` the commission and its asset (``N`` null without a trade), ``t`` −1 without a
+    trade, ``Z`` cumulative quote ("Average price can be found by doing Z divided by z"), ``Y`` the
+    last fill's quote; a cancel carries the cancelled order's client id in ``C``."""
+    cancel = execution_type == "CANCELED"
+    return {
+        "e": "executionReport",
+        "E": now,
+        "s": o.symbol,
+        "c": f"cancel_{o.order_id}" if cancel else o.client_order_id,
+        "S": o.side,
+        "o": o.type,
+        "f": o.time_in_force,
+        "q": text(o.quantity),
+        "p": text(o.price),
+        "P": text(o.stop_price),
+        "F": "0",
+        "g": -1,
+        "C": o.client_order_id if cancel else "",
+        "x": execution_type,
+        "X": o.status,
+        "r": "NONE",
+        "i": o.order_id,
+        "l": text(trade.quantity) if trade else "0",
+        "z": text(o.executed),
+        "L": text(trade.price) if trade else "0",
+        "n": text(trade.commission) if trade else "0",
+        "N": trade.commission_asset if trade else None,
+        "T": trade.time_ms if trade else now,
+        "t": trade.trade_id if trade else -1,
+        "I": 0,
+        "w": o.is_open and o.type in ("LIMIT", "LIMIT_MAKER"),
+        "m": trade.maker if trade else False,
+        "M": False,
+        "O": o.time_ms,
+        "Z": text(o.cum_quote),
+        "Y": text(trade.quantity * trade.price) if trade else "0",
+        "Q": "0",
+        "W": o.time_ms,
+        "V": "NONE",
+    }
+
+
 def algo_order_json(o: FakeOrder) -> dict[str, Any]:
     status = {"NEW": "NEW", "CANCELED": "CANCELED"}.get(o.status, "FINISHED")
     return {
@@ -1196,7 +1780,7 @@ def algo_order_json(o: FakeOrder) -> dict[str, Any]:
         "symbol": o.symbol,
         "side": o.side,
         "positionSide": o.position_side,
-        "timeInForce": "GTC",
+        "timeInForce": o.time_in_force,
         "quantity": text(o.quantity),
         "algoStatus": status,
         "triggerPrice": text(o.stop_price),
@@ -1230,20 +1814,20 @@ def spot_order_json(o: FakeOrder, fills: list[FakeTrade] | None) -> dict[str, An
         "executedQty": text(o.executed),
         "cummulativeQuoteQty": text(o.cum_quote),
         "status": o.status,
-        "timeInForce": "GTC",
+        "timeInForce": o.time_in_force,
         "type": o.type,
         "side": o.side,
         "stopPrice": text(o.stop_price),
         "workingTime": o.time_ms,
         "selfTradePreventionMode": "NONE",
     }
-    if fills is not None:
+    if fills is not None:  # FULL response (spot rest-api.md l.2259–2281)
         result["fills"] = [
             {
                 "price": text(t.price),
                 "qty": text(t.quantity),
                 "commission": text(t.commission),
-                "commissionAsset": "USDT",
+                "commissionAsset": t.commission_asset,
                 "tradeId": t.trade_id,
             }
             for t in fills
@@ -1255,9 +1839,9 @@ def futures_trade_json(t: FakeTrade) -> dict[str, Any]:
     return {
         "buyer": t.side == "BUY",
         "commission": text(t.commission),
-        "commissionAsset": "USDT",
+        "commissionAsset": t.commission_asset,
         "id": t.trade_id,
-        "maker": False,
+        "maker": t.maker,
         "orderId": t.order_id,
         "price": text(t.price),
         "qty": text(t.quantity),
@@ -1280,16 +1864,29 @@ def spot_trade_json(t: FakeTrade) -> dict[str, Any]:
         "qty": text(t.quantity),
         "quoteQty": text(t.price * t.quantity),
         "commission": text(t.commission),
-        "commissionAsset": "USDT",
+        "commissionAsset": t.commission_asset,
         "time": t.time_ms,
         "isBuyer": t.side == "BUY",
-        "isMaker": False,
+        "isMaker": t.maker,
         "isBestMatch": True,
     }
 
 
+def income_json(row: FakeIncome) -> dict[str, Any]:
+    return {
+        "symbol": row.symbol,
+        "incomeType": row.income_type,
+        "income": text(row.income),
+        "asset": "USDT",
+        "info": row.income_type,
+        "time": row.time_ms,
+        "tranId": row.tran_id,
+        "tradeId": str(row.trade_id),
+    }
+
+
 # (method, path) -> (handler, security): NONE, USER_STREAM (API key only) or SIGNED.
-ROUTES = {
+ROUTES: dict[tuple[str, str], tuple[Callable[..., Awaitable[Any]], str]] = {
     ("GET", "/fapi/v1/time"): (FakeBinance._time, "NONE"),
     ("GET", "/fapi/v1/ticker/24hr"): (FakeBinance._ticker, "NONE"),
     ("GET", "/api/v3/ticker/24hr"): (FakeBinance._ticker, "NONE"),
@@ -1312,6 +1909,7 @@ ROUTES = {
     ("GET", "/fapi/v1/algoOrder"): (FakeBinance._futures_get_algo_order, "SIGNED"),
     ("DELETE", "/fapi/v1/algoOrder"): (FakeBinance._futures_cancel_algo_order, "SIGNED"),
     ("GET", "/fapi/v1/userTrades"): (FakeBinance._futures_user_trades, "SIGNED"),
+    ("GET", "/fapi/v1/income"): (FakeBinance._income, "SIGNED"),
     ("POST", "/fapi/v1/listenKey"): (FakeBinance._listen_key, "USER_STREAM"),
     ("PUT", "/fapi/v1/listenKey"): (FakeBinance._keepalive_listen_key, "USER_STREAM"),
     ("GET", "/api/v3/time"): (FakeBinance._time, "NONE"),
@@ -1322,6 +1920,8 @@ ROUTES = {
     ("DELETE", "/api/v3/order"): (FakeBinance._spot_cancel_order, "SIGNED"),
     ("GET", "/api/v3/myTrades"): (FakeBinance._spot_my_trades, "SIGNED"),
     ("POST", "/api/v3/userDataStream"): (FakeBinance._spot_user_data_stream, "USER_STREAM"),
-    ("PUT", "/api/v3/userDataStream"): (FakeBinance._keepalive_listen_key, "USER_STREAM"),
+    ("PUT", "/api/v3/userDataStream"): (FakeBinance._spot_keepalive_listen_key, "USER_STREAM"),
     ("GET", "/sapi/v1/account/apiRestrictions"): (FakeBinance._api_restrictions, "SIGNED"),
 }
+# New orders count against the order-count limit (§7).
+ORDER_ROUTES = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder"), ("POST", "/api/v3/order")}

@@ -1,0 +1,451 @@
+"""The fake Binance behaves like Binance: every behaviour driven through the real ccxt (async and
+pro), never through the fake's internals. The sources for each behaviour are cited in
+tests/fakes/binance.py (docs/research/binance.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import ccxt
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+import pytest
+
+from tests.fakes.binance import (
+    MSG_DISCONNECTED,
+    MSG_TIMEOUT,
+    MSG_UNEXPECTED_RESP,
+    MSG_UNKNOWN,
+    MSG_UNKNOWN_ERROR_503,
+    FakeBinance,
+)
+from tests.harness import eventually
+
+KEY, SECRET = "fake-test-key", "fake-test-secret"
+PERP, SPOT_BTC = "BTC/USDT:USDT", "BTC/USDT"
+D = Decimal
+DAY_MS = 86_400_000
+
+Client = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBinance]:
+    async with FakeBinance() as server:
+        server.add_account(KEY, SECRET)
+        yield server
+
+
+@pytest.fixture
+async def client(fake: FakeBinance) -> AsyncIterator[Client]:
+    """Builds ccxt clients (binanceusdm by default; ``pro=True`` for streams) pointed at the fake."""
+    created: list[Any] = []
+
+    async def build(exchange_id: str = "binanceusdm", *, pro: bool = False, timeout_ms: int = 10_000) -> Any:
+        module = ccxt_pro if pro else ccxt_async
+        options: dict[str, Any] = {"fetchCurrencies": False, "fetchMargins": False}
+        options["fetchMarkets"] = {"types": ["linear"] if exchange_id == "binanceusdm" else ["spot"]}
+        if pro:
+            options["watchPositions"] = {"fetchPositionsSnapshot": False}
+            options["watchBalance"] = {"fetchBalanceSnapshot": False}
+        exchange = getattr(module, exchange_id)(
+            {"apiKey": KEY, "secret": SECRET, "timeout": timeout_ms, "enableRateLimit": False, "options": options}
+        )
+        exchange.urls["api"].update(fake.url_overrides())
+        await exchange.load_markets()
+        created.append(exchange)
+        return exchange
+
+    yield build
+    for exchange in created:
+        await exchange.close()
+
+
+class Stream:
+    """Collects what a ccxt.pro ``watch_*`` call yields, in the background."""
+
+    def __init__(self, watch: Callable[[], Awaitable[list[dict[str, Any]]]]) -> None:
+        self.items: list[dict[str, Any]] = []
+        self._task = asyncio.create_task(self._run(watch))
+
+    async def _run(self, watch: Callable[[], Awaitable[list[dict[str, Any]]]]) -> None:
+        while True:
+            self.items.extend(copy.deepcopy(item) for item in await watch())  # ccxt updates its cache in place
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+@pytest.fixture
+async def streams() -> AsyncIterator[Callable[[Callable[[], Awaitable[list[dict[str, Any]]]]], Stream]]:
+    opened: list[Stream] = []
+
+    def open_stream(watch: Callable[[], Awaitable[list[dict[str, Any]]]]) -> Stream:
+        opened.append(Stream(watch))
+        return opened[-1]
+
+    yield open_stream
+    for stream in opened:
+        await stream.close()
+
+
+# --------------------------------------------------------------------------- 1. limit orders
+
+
+async def test_a_resting_limit_fills_partially_then_fully_with_a_trade_event_each(
+    fake: FakeBinance, client: Client, streams
+) -> None:
+    rest, pro = await client(), await client(pro=True)
+    trades = streams(pro.watch_my_trades)
+    orders = streams(pro.watch_orders)
+    await eventually(lambda: fake.open_websockets == 1, "the user-data socket")
+
+    placed = await rest.create_order(PERP, "limit", "buy", 0.01, 59000, {"clientOrderId": "rest-1"})
+    assert (placed["status"], placed["filled"]) == ("open", 0)
+    await eventually(lambda: len(orders.items) == 1, "the streamed events")
+    assert (orders.items[0]["info"]["x"], orders.items[0]["info"]["X"]) == ("NEW", "NEW")
+
+    await fake.trade_through("BTCUSDT", D("59500"))  # above a buy's limit: nothing crosses
+    await fake.trade_through("BTCUSDT", D("59000"), D("0.004"))
+    await eventually(lambda: len(trades.items) == 1, "the streamed events")
+    partial = await rest.fetch_order(None, PERP, {"clientOrderId": "rest-1"})
+    await fake.trade_through("BTCUSDT", D("58900"))
+    await eventually(lambda: len(trades.items) == 2, "the streamed events")
+    done = await rest.fetch_order(None, PERP, {"clientOrderId": "rest-1"})
+
+    assert (partial["status"], partial["filled"], partial["info"]["status"]) == ("open", 0.004, "PARTIALLY_FILLED")
+    assert (done["status"], done["filled"], done["average"]) == ("closed", 0.01, 59000)
+    first, second = (t["info"] for t in trades.items)
+    assert (first["x"], first["X"], first["l"], first["z"], first["L"]) == (
+        "TRADE",
+        "PARTIALLY_FILLED",
+        "0.004",
+        "0.004",
+        "59000",
+    )
+    assert (second["x"], second["X"], second["l"], second["z"], second["ap"]) == (
+        "TRADE",
+        "FILLED",
+        "0.006",
+        "0.01",
+        "59000",
+    )
+    assert first["t"] != second["t"] and first["c"] == second["c"] == "rest-1"
+    assert (first["n"], first["N"], first["m"], first["ps"], first["R"], first["rp"]) == (
+        "0.0944",
+        "USDT",
+        True,
+        "BOTH",
+        False,
+        "0",
+    )
+    history = await rest.fetch_my_trades(PERP)
+    assert [t["amount"] for t in history] == [0.004, 0.006] and history[0]["takerOrMaker"] == "maker"
+
+
+async def test_a_marketable_limit_fills_at_once_at_the_better_price(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    order = await rest.create_order(PERP, "limit", "buy", 0.01, 61000)
+    assert (order["status"], order["filled"], order["average"]) == ("closed", 0.01, 60000)
+
+
+async def test_ioc_expires_what_it_cannot_fill_and_fok_is_rejected(fake: FakeBinance, client: Client, streams) -> None:
+    rest, pro = await client(), await client(pro=True)
+    orders = streams(pro.watch_orders)
+    await eventually(lambda: fake.open_websockets == 1, "the user-data socket")
+
+    ioc = await rest.create_order(PERP, "limit", "buy", 0.01, 59000, {"timeInForce": "IOC"})
+    assert (ioc["status"], ioc["filled"]) == ("expired", 0)
+    await eventually(lambda: [o["info"]["x"] for o in orders.items] == ["NEW", "EXPIRED"], "the streamed events")
+
+    with pytest.raises(ccxt.InvalidOrder, match="-5021"):
+        await rest.create_order(PERP, "limit", "buy", 0.01, 59000, {"timeInForce": "FOK", "clientOrderId": "fok"})
+    with pytest.raises(ccxt.OrderNotFound):
+        await rest.fetch_order(None, PERP, {"clientOrderId": "fok"})
+
+
+async def test_fill_resting_still_fills_a_resting_order(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    order = await rest.create_order(PERP, "limit", "sell", 0.01, 61000, {"clientOrderId": "ask"})
+    await fake.fill_resting(KEY, int(order["id"]))
+    assert (await rest.fetch_order(None, PERP, {"clientOrderId": "ask"}))["status"] == "closed"
+
+
+# --------------------------------------------------------------------------- 2. status unknown, rejections
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "msg", "raised"),
+    [
+        (500, -1000, MSG_UNKNOWN, ccxt.OperationFailed),
+        (500, -1001, MSG_DISCONNECTED, ccxt.OperationFailed),
+        (500, -1006, MSG_UNEXPECTED_RESP, ccxt.OperationFailed),
+        (408, -1007, MSG_TIMEOUT, ccxt.RequestTimeout),
+        (503, 0, MSG_UNKNOWN_ERROR_503, ccxt.ExchangeNotAvailable),
+    ],
+)
+async def test_status_unknown_answers_come_after_the_order_was_accepted(
+    fake: FakeBinance, client: Client, streams, status: int, code: int, msg: str, raised: type[Exception]
+) -> None:
+    rest, pro = await client(), await client(pro=True)
+    trades = streams(pro.watch_my_trades)
+    await eventually(lambda: fake.open_websockets == 1, "the user-data socket")
+    fake.fail_after_processing_next("POST", "/fapi/v1/order", status=status, code=code, msg=msg)
+
+    with pytest.raises(raised):
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"clientOrderId": "unknown-1"})
+
+    found = await rest.fetch_order(None, PERP, {"clientOrderId": "unknown-1"})
+    assert (found["status"], found["filled"]) == ("closed", 0.01)
+    await eventually(lambda: len(trades.items) == 1, "the streamed events")
+    [position] = await rest.fetch_positions([PERP])
+    assert position["contracts"] == 0.01
+
+
+async def test_a_blind_resend_of_a_filled_order_is_a_second_order(fake: FakeBinance, client: Client) -> None:
+    rest = await client(timeout_ms=300)
+    fake.delay_next("POST", "/fapi/v1/order", 1.0)
+    with pytest.raises(ccxt.RequestTimeout):
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"clientOrderId": "resend"})
+
+    await rest.create_order(PERP, "market", "buy", 0.01, None, {"clientOrderId": "resend"})
+
+    [position] = await rest.fetch_positions([PERP])
+    assert position["contracts"] == 0.02  # Binance accepted the id again: the order exists twice
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "msg", "raised"),
+    [
+        (400, -2019, "Margin is insufficient.", ccxt.ExchangeError),  # linear table only on fapi hosts
+        (429, -1003, "Too many requests; current limit is 2400 requests per minute.", ccxt.DDoSProtection),
+        (418, -1003, "Way too many requests; IP banned until 1700000000000.", ccxt.DDoSProtection),
+    ],
+)
+async def test_plain_rejections_place_nothing(
+    fake: FakeBinance, client: Client, status: int, code: int, msg: str, raised: type[Exception]
+) -> None:
+    rest = await client()
+    fake.fail_next("POST", "/fapi/v1/order", status=status, code=code, msg=msg, headers={"Retry-After": "7"})
+
+    with pytest.raises(raised):
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"clientOrderId": "refused"})
+
+    assert rest.last_response_headers["Retry-After"] == "7"
+    with pytest.raises(ccxt.OrderNotFound):
+        await rest.fetch_order(None, PERP, {"clientOrderId": "refused"})
+
+
+async def test_margin_is_checked_by_the_matching_engine(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    with pytest.raises(ccxt.ExchangeError, match="-2019"):
+        await rest.create_order(PERP, "market", "buy", 5, None)
+
+
+async def test_a_skewed_clock_refuses_signed_requests_for_a_while(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    fake.skew_clock(20_000, seconds=0.3)
+
+    with pytest.raises(ccxt.InvalidNonce, match="-1021"):
+        await rest.fetch_balance()
+    await asyncio.sleep(0.35)
+    assert (await rest.fetch_balance())["USDT"]["total"] == 10000
+
+
+# --------------------------------------------------------------------------- 3. client order ids
+
+
+async def test_client_ids_are_unique_among_open_orders_only(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    first = await rest.create_order(PERP, "limit", "buy", 0.01, 59000, {"clientOrderId": "cid"})
+
+    with pytest.raises(ccxt.ExchangeError, match="-4116"):
+        await rest.create_order(PERP, "limit", "buy", 0.01, 59000, {"clientOrderId": "cid"})
+    await rest.cancel_order(first["id"], PERP)
+    second = await rest.create_order(PERP, "limit", "buy", 0.01, 58000, {"clientOrderId": "cid"})
+
+    newest = await rest.fetch_order(None, PERP, {"clientOrderId": "cid"})
+    assert newest["id"] == second["id"] != first["id"] and newest["price"] == 58000
+    with pytest.raises(ccxt.OrderNotFound, match="-2013"):
+        await rest.fetch_order(None, PERP, {"clientOrderId": "never-sent"})
+
+
+# --------------------------------------------------------------------------- 4. hedge mode
+
+
+async def test_hedge_mode_requires_position_side_and_refuses_reduce_only(
+    fake: FakeBinance, client: Client, streams
+) -> None:
+    rest, pro = await client(), await client(pro=True)
+    await rest.set_position_mode(True)
+    with pytest.raises(ccxt.ExchangeError, match="-4059"):
+        await rest.set_position_mode(True)  # no change
+    positions = streams(pro.watch_positions)
+    await eventually(lambda: fake.open_websockets == 1, "the user-data socket")
+
+    with pytest.raises(ccxt.OperationRejected, match="-4061"):
+        await rest.create_order(PERP, "market", "buy", 0.01)
+    with pytest.raises(ccxt.BadRequest, match="-1106"):
+        await rest.create_order(PERP, "market", "sell", 0.01, None, {"positionSide": "LONG", "reduceOnly": True})
+    await rest.create_order(PERP, "market", "buy", 0.02, None, {"positionSide": "LONG"})
+    await rest.create_order(PERP, "market", "sell", 0.01, None, {"hedged": True})  # ccxt: positionSide SHORT
+    with pytest.raises(ccxt.ExchangeError, match="-2022"):
+        await rest.create_order(PERP, "market", "sell", 0.03, None, {"positionSide": "LONG"})
+
+    held = {p["side"]: p["contracts"] for p in await rest.fetch_positions([PERP])}
+    assert held == {"long": 0.02, "short": 0.01}
+    await eventually(lambda: len(positions.items) == 2, "the streamed events")
+    assert [(p["info"]["ps"], p["info"]["pa"]) for p in positions.items] == [("LONG", "0.02"), ("SHORT", "-0.01")]
+
+
+async def test_one_way_mode_refuses_a_position_side(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    with pytest.raises(ccxt.OperationRejected, match="-4061"):
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"positionSide": "LONG"})
+
+
+# --------------------------------------------------------------------------- 5. spot
+
+
+async def test_spot_buy_commission_is_taken_in_the_base_asset(fake: FakeBinance, client: Client, streams) -> None:
+    spot, pro = await client("binance"), await client("binance", pro=True)
+    await pro.authenticate()  # userDataStream.subscribe.signature, answered
+    trades = streams(pro.watch_my_trades)
+
+    order = await spot.create_order(SPOT_BTC, "market", "buy", 0.01)
+    await eventually(lambda: len(trades.items) == 1, "the streamed events")
+
+    assert order["fee"] == {"cost": 0.000004, "currency": "BTC"}
+    balance = await spot.fetch_balance()
+    assert (balance["BTC"]["total"], balance["USDT"]["total"]) == (0.009996, 9400)
+    [streamed] = trades.items
+    assert (streamed["fee"]["currency"], streamed["fee"]["cost"], streamed["info"]["e"]) == (
+        "BTC",
+        0.000004,
+        "executionReport",
+    )
+    [history] = await spot.fetch_my_trades(SPOT_BTC)
+    assert (history["info"]["commissionAsset"], history["info"]["commission"]) == ("BTC", "0.000004")
+
+    with pytest.raises(ccxt.InsufficientFunds, match="insufficient balance"):  # -2010, matched by message
+        await spot.create_order(SPOT_BTC, "market", "sell", 0.01)  # only 0.009996 held
+    await spot.create_order(SPOT_BTC, "limit", "sell", 0.00999, 70000)  # rests and locks its BTC
+    with pytest.raises(ccxt.InsufficientFunds):
+        await spot.create_order(SPOT_BTC, "market", "sell", 0.0001)
+
+
+async def test_spot_user_data_arrives_through_the_websocket_api(fake: FakeBinance) -> None:
+    """The subscribe request and the event wrapper on the wire, as ccxt 4.5 expects them."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"ws://127.0.0.1:{fake.port}/ws-api/v3") as ws:
+        signer = ccxt_pro.binance({"apiKey": KEY, "secret": SECRET})
+        try:
+            params = signer.sign_params({})
+        finally:
+            await signer.close()
+        await ws.send_str(json.dumps({"id": "7", "method": "userDataStream.subscribe.signature", "params": params}))
+        answer = json.loads((await ws.receive(timeout=5)).data)
+        await fake.master_trade(KEY, "BTCUSDT", "BUY", D("0.01"), market="spot")
+        new = json.loads((await ws.receive(timeout=5)).data)
+        trade = json.loads((await ws.receive(timeout=5)).data)
+
+    assert answer == {"id": "7", "status": 200, "result": {"subscriptionId": 0}}
+    assert new["subscriptionId"] == 0 and (new["event"]["x"], new["event"]["t"]) == ("NEW", -1)
+    assert (trade["event"]["x"], trade["event"]["X"], trade["event"]["N"]) == ("TRADE", "FILLED", "BTC")
+
+
+# --------------------------------------------------------------------------- 6. trade history, income
+
+
+async def test_user_trades_need_a_symbol_a_short_window_and_a_small_limit(fake: FakeBinance, client: Client) -> None:
+    rest, spot = await client(), await client("binance")
+    now = rest.milliseconds()
+
+    with pytest.raises(ccxt.BadRequest, match="-1102"):
+        await rest.fapiPrivateGetUserTrades({})
+    with pytest.raises(ccxt.BadRequest, match="-1127"):
+        await rest.fapiPrivateGetUserTrades({"symbol": "BTCUSDT", "startTime": now - 8 * DAY_MS, "endTime": now})
+    with pytest.raises(ccxt.BadRequest, match="-1130"):
+        await rest.fapiPrivateGetUserTrades({"symbol": "BTCUSDT", "limit": 1001})
+    with pytest.raises(ccxt.BadRequest, match="-1128"):
+        await rest.fapiPrivateGetUserTrades({"symbol": "BTCUSDT", "fromId": 1, "startTime": now})
+    with pytest.raises(ccxt.BadRequest, match="-1127"):
+        await spot.privateGetMyTrades({"symbol": "BTCUSDT", "startTime": now - DAY_MS - 1000, "endTime": now})
+
+    for _ in range(3):
+        await rest.create_order(PERP, "market", "buy", 0.01)
+    ids = [int(t["id"]) for t in await rest.fetch_my_trades(PERP)]
+    assert len(ids) == 3 and ids == sorted(ids)
+
+
+async def test_income_history_names_the_symbols_an_account_traded(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    await rest.create_order(PERP, "market", "buy", 0.01)
+    await rest.create_order("ETH/USDT:USDT", "market", "buy", 0.1)
+    fake.set_mark_price("BTCUSDT", D("61000"))
+    await rest.create_order(PERP, "market", "sell", 0.01, None, {"reduceOnly": True})
+
+    commissions = await rest.fapiPrivateGetIncome({"incomeType": "COMMISSION"})
+    [pnl] = await rest.fapiPrivateGetIncome({"incomeType": "REALIZED_PNL"})
+
+    assert {row["symbol"] for row in commissions} == {"BTCUSDT", "ETHUSDT"} and len(commissions) == 3
+    assert (pnl["symbol"], pnl["income"], pnl["asset"]) == ("BTCUSDT", "10", "USDT")
+
+
+# --------------------------------------------------------------------------- 7. listen keys
+
+
+async def test_an_expired_listen_key_announces_itself_and_goes_silent(
+    fake: FakeBinance, client: Client, streams
+) -> None:
+    rest, pro = await client(), await client(pro=True)
+    trades = streams(pro.watch_my_trades)
+    await eventually(lambda: fake.open_websockets == 1, "the user-data socket")
+    key = (await rest.fapiPrivatePostListenKey())["listenKey"]  # the active key: the one ccxt uses
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"ws://127.0.0.1:{fake.port}/private/ws?listenKey={key}") as raw:
+            expired = await fake.expire_listen_key(KEY)
+            event = json.loads((await raw.receive(timeout=5)).data)
+            await fake.master_trade(KEY, "BTCUSDT", "BUY", D("0.01"))
+            with pytest.raises(TimeoutError):
+                await raw.receive(timeout=0.3)
+
+    assert expired == key and set(event) == {"e", "E", "listenKey"}
+    assert (event["e"], event["listenKey"]) == ("listenKeyExpired", key)
+    assert trades.items == []  # ccxt's socket on the same key hears nothing more
+    with pytest.raises(ccxt.AuthenticationError, match="-1125"):
+        await rest.fapiPrivatePutListenKey()
+    assert (await rest.fapiPrivatePostListenKey())["listenKey"] != key
+
+
+# --------------------------------------------------------------------------- 8. order-count limit
+
+
+async def test_order_count_is_reported_and_limited() -> None:
+    async with FakeBinance(order_limit_10s=2) as fake:
+        fake.add_account(KEY, SECRET)
+        rest = ccxt_async.binanceusdm(
+            {"apiKey": KEY, "secret": SECRET, "enableRateLimit": False, "options": {"fetchCurrencies": False}}
+        )
+        rest.urls["api"].update(fake.url_overrides())
+        try:
+            info = await rest.fapiPublicGetExchangeInfo()
+            await rest.load_markets()
+            await rest.create_order(PERP, "market", "buy", 0.01)
+            await rest.create_order(PERP, "market", "buy", 0.01)
+            counted = dict(rest.last_response_headers)
+            with pytest.raises(ccxt.DDoSProtection, match="-1015"):
+                await rest.create_order(PERP, "market", "buy", 0.01)
+            refused = dict(rest.last_response_headers)
+        finally:
+            await rest.close()
+
+    assert {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 2} in info["rateLimits"]
+    assert (counted["X-MBX-ORDER-COUNT-10S"], counted["X-MBX-ORDER-COUNT-1M"]) == ("2", "2")
+    assert int(refused["Retry-After"]) >= 1 and "X-MBX-USED-WEIGHT-1M" in refused
