@@ -11,17 +11,14 @@ import re
 import secrets as secrets_module
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
-
-import pyotp
 
 from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
 from core.model import FollowStatus
 from core.risk import symbol_aliases
-from core.validation import SETTING_FIELDS, parse_decimal, validate_follow_changes
+from core.validation import SETTING_FIELDS, validate_follow_changes
 from core.vault import Vault, key_fingerprint
-from core.venues.catalog import VenueSpec, venue_spec
+from core.venues.catalog import VenueSpec, clean_secrets, venue_spec
 from core.venues.registry import VenueAccount, VenueRegistry
 from storage.accounts import AccountStore, CredentialView, MasterView
 from storage.models import Credential, Follow, Master, MasterStatus, User
@@ -37,29 +34,7 @@ class FollowView:
 
 
 def _clean_secrets(spec: VenueSpec, raw: dict[str, str]) -> dict[str, str]:
-    cleaned: dict[str, str] = {}
-    for name in spec.fields:
-        value = (raw.get(name) or "").strip()
-        if not value:
-            raise UserError(f"the {name.replace('_', ' ')} is missing")
-        if len(value) > 512 or any(c.isspace() for c in value):
-            raise UserError(f"the {name.replace('_', ' ')} does not look right (no spaces, at most 512 characters)")
-        cleaned[name] = value
-    for name in spec.optional_fields:
-        value = (raw.get(name) or "").strip()
-        if value:
-            cleaned[name] = value
-    if "balance" in cleaned:
-        parse_decimal(cleaned["balance"], "starting balance", low=Decimal(0), high=Decimal(1_000_000_000))
-    if "pin" in cleaned and not re.fullmatch(r"\d{4,8}", cleaned["pin"]):
-        raise UserError("the PIN must be 4 to 8 digits")
-    if "totp_secret" in cleaned:
-        try:
-            pyotp.TOTP(cleaned["totp_secret"].upper()).now()
-        except Exception:  # pyotp raises binascii/ValueError variants for a bad seed
-            raise UserError("the TOTP secret is not a valid base32 seed") from None
-        cleaned["totp_secret"] = cleaned["totp_secret"].upper()
-    return cleaned
+    return clean_secrets(spec, raw)
 
 
 class Services:

@@ -25,18 +25,14 @@ from core.errors import (
     UserError,
 )
 from core.model import CopyStatus, OrderIntent, OrderType, Side
-from core.venues.angelone import (
-    AngelOneAccounts,
-    AngelOneCredentials,
-    AngelOneEndpoints,
-    MultiWindowRateLimiter,
-    ProductType,
-    SpacingLimiter,
-    import_smartapi,
-    ordertag_for,
-    register_jobs,
-)
-from core.venues.angelone_instruments import IST, InstrumentMaster
+from core.throttle import RateLimit, Throttle
+from core.venues.angelone.accounts import AngelOneAccounts
+from core.venues.angelone.constants import IST, LOGIN_LIMITS, ProductType
+from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints
+from core.venues.angelone.instruments import InstrumentMaster
+from core.venues.angelone.jobs import register_jobs
+from core.venues.angelone.sdk import import_smartapi
+from core.venues.angelone.venue import ordertag_for
 from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
 
 FAST_SESSIONS = {"backoff_base": 0.01}
@@ -57,7 +53,7 @@ def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options
         request_timeout=timeout,
     )
     return AngelOneAccounts(
-        endpoints, login_limiter=SpacingLimiter(0.0), session_options={**FAST_SESSIONS, **session_options}
+        endpoints, login_limiter=Throttle([RateLimit(1, 0.0)]), session_options={**FAST_SESSIONS, **session_options}
     )
 
 
@@ -166,8 +162,8 @@ async def test_login_limiter_spaces_logins_of_many_accounts():
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    limiter = SpacingLimiter(1.1, clock=lambda: clock[0], sleep=fake_sleep)
-    await asyncio.gather(*(limiter.wait() for _ in range(4)))
+    limiter = Throttle(LOGIN_LIMITS, clock=lambda: clock[0], sleep=fake_sleep)
+    await asyncio.gather(*(limiter.acquire() for _ in range(4)))
 
     assert sorted(slept) == pytest.approx([1.1, 2.2, 3.3])
 
@@ -178,7 +174,7 @@ async def test_order_limiter_waits_for_the_tightest_window():
     async def advance(seconds: float) -> None:
         clock[0] += seconds
 
-    limiter = MultiWindowRateLimiter(((2, 1.0), (3, 60.0)), clock=lambda: clock[0], sleep=advance)
+    limiter = Throttle((RateLimit(2, 1.0), RateLimit(3, 60.0)), clock=lambda: clock[0], sleep=advance)
     for _ in range(3):
         await limiter.acquire()
     assert clock[0] == pytest.approx(1.0)  # the third waited for the per-second window

@@ -9,7 +9,9 @@ import pytest
 
 from core import errors
 from core.model import CopyStatus, OrderIntent, OrderType, Side
-from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue, FuturesSettings, map_ccxt_error
+from core.venues.ccxt.errors import map_ccxt_error
+from core.venues.ccxt.markets import CcxtMarketsCache
+from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
 
 FUTURES_BTC = "BTC/USDT:USDT"

@@ -19,7 +19,7 @@ from core.errors import (
     TemporaryError,
 )
 from core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
-from core.venues.paper import PaperVenue
+from core.venues.paper.venue import PaperVenue
 from storage.journal import CopyDraft
 from storage.models import MasterFill
 from tests.harness import BTC, Harness, h  # noqa: F401  (h is the fixture)

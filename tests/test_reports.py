@@ -19,7 +19,7 @@ from core.model import Fill, Side, SizingMode, utcnow
 from core.reports import StatsService
 from core.services import Services
 from core.vault import Vault, generate_key
-from core.venues.paper import PaperExchange
+from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.journal import JournalStore

@@ -15,7 +15,7 @@ from copytrade.config import Mode, Settings
 from core.errors import NotFound, UserError
 from core.model import CopyStatus, Fill, FollowStatus, OrderIntent, Side, SizingMode, SkipReason
 from core.vault import generate_key
-from core.venues.paper import PaperVenue
+from core.venues.paper.venue import PaperVenue
 from storage.journal import PositionChange
 from storage.models import Credential, Follow, FollowPosition, MasterStatus
 

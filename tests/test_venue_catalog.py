@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from copytrade.app import ccxt_factory
 from copytrade.config import load_settings
 from core.errors import ConfigError
 from core.venues.catalog import VENUES, venue_spec
-from core.venues.ccxt_venue import CcxtMarketsCache
+from core.venues.ccxt import CcxtDriver
 from core.venues.registry import VenueAccount
 
 
@@ -41,8 +40,8 @@ def test_ccxt_exchanges_are_configurable_and_checked(monkeypatch, tmp_path):
     "environment, testnet_mode, sandbox", [("live", False, False), ("testnet", False, True), ("live", True, True)]
 )
 async def test_sandbox_is_chosen_per_credential_or_by_testnet_mode(environment, testnet_mode, sandbox):
-    factory = ccxt_factory(CcxtMarketsCache(), testnet_mode=testnet_mode, urls={})
-    venue = await factory(VenueAccount("c" * 32, "binanceusdm", environment, {"api_key": "k", "secret": "s"}))
+    driver = CcxtDriver(["binanceusdm"], testnet_mode=testnet_mode)
+    venue = await driver.open_venue(VenueAccount("c" * 32, "binanceusdm", environment, {"api_key": "k", "secret": "s"}))
     try:
         urls = str(venue.exchange.urls["api"])
         assert ("demo" in urls) is sandbox  # constructing connects nowhere; only the base URLs differ

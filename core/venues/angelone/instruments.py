@@ -14,23 +14,23 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 import requests
 
 from core.errors import TemporaryError, UnknownSymbol
 from core.model import MarketRules
+from core.venues.angelone.constants import (
+    DOWNLOAD_TIMEOUT_SECONDS,
+    IST,
+    PAISE_PER_RUPEE,
+    RELOAD_RETRY_DELAY,
+    SCRIP_MASTER_URL,
+    SUPPORTED_EXCHANGES,
+)
 
 log = logging.getLogger(__name__)
-
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
-SCRIP_MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
-SUPPORTED_EXCHANGES = frozenset({"NSE", "BSE", "NFO", "MCX"})
-PAISE_PER_RUPEE = Decimal(100)
-#: after a failed daily reload, keep serving yesterday's list and try again this much later
-RELOAD_RETRY_DELAY = timedelta(minutes=5)
-DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)

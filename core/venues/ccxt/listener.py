@@ -28,26 +28,13 @@ from typing import Any
 
 from core.errors import TemporaryError
 from core.model import Fill, FillStatus, OrderType, Side, utcnow
+from core.retry import ExponentialBackoff, Retries
 from core.venues.base import FillSource
-from core.venues.ccxt_venue import BINANCE_FAMILY, CcxtVenue, map_ccxt_error, to_decimal
+from core.venues.ccxt.constants import BINANCE_FAMILY, BINANCE_ORDER_TYPES, SEEN_TRADE_IDS, TRADES_PAGE
+from core.venues.ccxt.errors import map_ccxt_error
+from core.venues.ccxt.venue import CcxtVenue, to_decimal
 
 log = logging.getLogger(__name__)
-
-#: Binance order types (futures ``ot``/``origType``, spot ``o``/``type``) as the project's types.
-BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
-    "MARKET": OrderType.MARKET,
-    "LIMIT": OrderType.LIMIT,
-    "LIMIT_MAKER": OrderType.LIMIT,
-    "STOP_MARKET": OrderType.STOP_MARKET,
-    "STOP_LOSS": OrderType.STOP_MARKET,
-    "STOP": OrderType.STOP_LIMIT,
-    "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
-    "TAKE_PROFIT": OrderType.STOP_LIMIT,
-    "TAKE_PROFIT_LIMIT": OrderType.STOP_LIMIT,
-    "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET,
-}
-TRADES_PAGE = 1000
-SEEN_TRADE_IDS = 20_000
 
 
 def journal_key(exchange_id: str, master_id: int, symbol: str, trade_id: str) -> tuple[str, str]:
@@ -113,7 +100,7 @@ class CcxtFillListener(FillSource):
         await self._venue.close()
 
     async def fills(self) -> AsyncIterator[Fill]:
-        backoff = self._backoff_initial
+        reconnects = Retries(ExponentialBackoff(self._backoff_initial, ceiling=self._backoff_max))
         while True:
             connected_once = False
             try:
@@ -129,10 +116,9 @@ class CcxtFillListener(FillSource):
             finally:
                 await self._disconnect()
             if connected_once or self._health.connected:
-                backoff = self._backoff_initial
+                reconnects.reset()
             self._health = replace(self._health, connected=False, reconnects=self._health.reconnects + 1)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._backoff_max)
+            await reconnects.wait()
 
     # ------------------------------------------------------------------ one connection
 
@@ -288,7 +274,10 @@ class CcxtFillListener(FillSource):
                 continue
             order_id = str(trade.get("order"))
             if order_id not in orders:
-                orders[order_id] = await self._venue.read(lambda: self._exchange.fetch_order(order_id, trade["symbol"]))
+                symbol = trade["symbol"]
+                orders[order_id] = await self._venue.read(
+                    lambda order_id=order_id, symbol=symbol: self._exchange.fetch_order(order_id, symbol)
+                )
             fill = self._fill_from_rest(trade, orders[order_id], last_trade_of_order[order_id] == str(trade["id"]))
             if fill is not None:
                 fills.append(fill)

@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -30,7 +29,7 @@ from core.model import (
     Side,
     utcnow,
 )
-from core.venues.base import FillSource, Position, Venue
+from core.venues.base import Position, Venue
 
 ZERO = Decimal(0)
 
@@ -348,7 +347,8 @@ class PaperVenue(Venue):
             margin_needed = opened_part * rules.contract_size * price / self.leverage + fee
             if margin_needed > self._available_margin():
                 raise InsufficientFunds(
-                    f"margin is insufficient: needs {margin_needed:.2f} {rules.quote}, available {self._available_margin():.2f}"
+                    f"margin is insufficient: needs {margin_needed:.2f} {rules.quote},"
+                    f" available {self._available_margin():.2f}"
                 )
         if opening:
             total = holding.quantity + signed
@@ -423,17 +423,3 @@ class PaperVenue(Venue):
         )
         for queue in self._watchers:
             queue.put_nowait(fill)
-
-
-class PaperFillSource(FillSource):
-    """The executions of one paper account, as a master's fill stream."""
-
-    def __init__(self, venue: PaperVenue, master_id: int) -> None:
-        self._venue = venue
-        venue.master_id = master_id
-        self._queue: asyncio.Queue[Fill] = asyncio.Queue()
-        venue._watchers.append(self._queue)
-
-    async def fills(self) -> AsyncIterator[Fill]:
-        while True:
-            yield await self._queue.get()
