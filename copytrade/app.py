@@ -7,6 +7,7 @@ so nothing can leave the process by accident.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
@@ -127,20 +128,19 @@ class App:
         driver = self.drivers.for_venue(venue.name)
         if driver is None:
             raise ConfigError(f"no fill listener for venue {master.venue} in this build")
-        credential_id = master.credential_id
         return await driver.open_fill_source(
             MasterStream(
                 master_id,
                 venue,
-                account=lambda: self.venues.account(credential_id),
-                checkpoint=lambda: self.journal.last_fill_time(master_id),
+                account=functools.partial(self.venues.account, master.credential_id),
+                checkpoint=functools.partial(self.journal.last_fill_time, master_id),
             )
         )
 
     async def start_listeners(self) -> None:
         for master in await self.accounts.masters(include_hidden=True):
             if master.credential_id is not None:
-                await self.listeners.start(master.id, lambda master_id=master.id: self.open_fill_source(master_id))
+                await self.listeners.start(master.id, functools.partial(self.open_fill_source, master.id))
 
     async def start_listener(self, master_id: int) -> None:
         """Watch one master's fills (a master added while the service runs)."""

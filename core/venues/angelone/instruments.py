@@ -108,7 +108,8 @@ def download_scrip_master(url: str) -> list[Mapping[str, str]]:
     """Blocking download and JSON decode; run in a worker thread."""
     response = requests.get(url, timeout=DOWNLOAD_TIMEOUT_SECONDS)
     response.raise_for_status()
-    return json.loads(response.content)
+    rows: list[Mapping[str, str]] = json.loads(response.content)
+    return rows
 
 
 class InstrumentMaster:

@@ -87,7 +87,7 @@ def import_smartapi() -> SmartApiSdk:
         exceptions = importlib.import_module("SmartApi.smartExceptions")
         muted = _muted_logger()
         for module in (connect_module, order_update_module):
-            module.logger = muted
+            setattr(module, "logger", muted)  # noqa: B010 (the SDK's module global, not a typed attribute)
         logging.getLogger(connect_module.__name__).setLevel(logging.CRITICAL)  # its debug request log
     return SmartApiSdk(connect_module.SmartConnect, order_update_module.SmartWebSocketOrderUpdate, exceptions)
 
@@ -136,16 +136,16 @@ class OrderUpdateSocket(SDK.SmartWebSocketOrderUpdate):  # type: ignore[misc,nam
         api_key: str,
         client_code: str,
         feed_token: str,
-        on_open: Callable[[], None],
-        on_message: Callable[[str], None],
-        on_close: Callable[[], None],
+        on_open: Callable[[], object],
+        on_message: Callable[[str], object],
+        on_close: Callable[[], object],
     ) -> None:
         self.WEBSOCKET_URI = url
         self.auth_token = auth_token
         self.api_key = api_key
         self.client_code = client_code
         self.feed_token = feed_token
-        self.wsapp = None
+        self.wsapp: websocket.WebSocketApp | None = None
         self._notify_open = on_open
         self._notify_message = on_message
         self._notify_close = on_close
@@ -160,7 +160,7 @@ class OrderUpdateSocket(SDK.SmartWebSocketOrderUpdate):  # type: ignore[misc,nam
             "x-client-code": self.client_code,
             "x-feed-token": self.feed_token,
         }
-        self.wsapp = websocket.WebSocketApp(
+        self.wsapp = app = websocket.WebSocketApp(
             self.WEBSOCKET_URI,
             header=headers,
             on_open=self.on_open,
@@ -168,7 +168,7 @@ class OrderUpdateSocket(SDK.SmartWebSocketOrderUpdate):  # type: ignore[misc,nam
             on_error=self.on_error,
             on_close=self.on_close,
         )
-        self.wsapp.run_forever(ping_interval=self.HEARTBEAT_INTERVAL_SECONDS)
+        app.run_forever(ping_interval=self.HEARTBEAT_INTERVAL_SECONDS)
 
     def on_open(self, wsapp: Any) -> None:
         if self._closing.is_set():

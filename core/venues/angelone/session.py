@@ -228,7 +228,7 @@ class AngelOneSession:
     # -- order updates ----------------------------------------------------------------------------
 
     def order_update_socket(
-        self, *, on_open: Callable[[], None], on_message: Callable[[str], None], on_close: Callable[[], None]
+        self, *, on_open: Callable[[], object], on_message: Callable[[str], object], on_close: Callable[[], object]
     ) -> OrderUpdateSocket:
         """A socket for this account's order updates, carrying the current session's tokens."""
         client = self._client

@@ -17,6 +17,7 @@ key cannot wedge the listener.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -175,7 +176,7 @@ class CcxtFillListener(FillSource):
         if client is None:
             return time.monotonic() - opened_at
         last_ms = max(client.last_message_at or 0, client.connectionEstablished or 0)
-        return (self._exchange.milliseconds() - last_ms) / 1000
+        return float(self._exchange.milliseconds() - last_ms) / 1000
 
     async def _disconnect(self) -> None:
         for url, client in list((self._exchange.clients or {}).items()):
@@ -242,7 +243,8 @@ class CcxtFillListener(FillSource):
         if self._exchange.has.get("fetchPositions"):
             symbols.update(p.symbol for p in await self._venue.positions())
         fills: list[Fill] = []
-        for symbol in sorted(symbols) or [None]:
+        wanted: list[str | None] = [*sorted(symbols)] or [None]
+        for symbol in wanted:
             trades = await self._trades_since(symbol, since_ms)
             fills.extend(await self._fills_from_rest(trades))
         fills.sort(key=lambda f: (f.executed_at, f.trade_id))
@@ -255,7 +257,9 @@ class CcxtFillListener(FillSource):
     async def _trades_since(self, symbol: str | None, since_ms: int) -> list[dict[str, Any]]:
         trades: dict[str, dict[str, Any]] = {}
         while True:
-            page = await self._venue.read(lambda s=since_ms: self._exchange.fetch_my_trades(symbol, s, TRADES_PAGE))
+            page = await self._venue.read(
+                functools.partial(self._exchange.fetch_my_trades, symbol, since_ms, TRADES_PAGE)
+            )
             fresh = [t for t in page if str(t["id"]) not in trades]
             trades.update((str(t["id"]), t) for t in fresh)
             if len(page) < TRADES_PAGE or not fresh:
@@ -274,9 +278,8 @@ class CcxtFillListener(FillSource):
                 continue
             order_id = str(trade.get("order"))
             if order_id not in orders:
-                symbol = trade["symbol"]
                 orders[order_id] = await self._venue.read(
-                    lambda order_id=order_id, symbol=symbol: self._exchange.fetch_order(order_id, symbol)
+                    functools.partial(self._exchange.fetch_order, order_id, trade["symbol"])
                 )
             fill = self._fill_from_rest(trade, orders[order_id], last_trade_of_order[order_id] == str(trade["id"]))
             if fill is not None:

@@ -15,7 +15,7 @@ from typing import Any
 from ccxt.async_support.base.throttler import Throttler
 
 
-class LeakyBucketThrottler(Throttler):
+class LeakyBucketThrottler(Throttler):  # type: ignore[misc]  # ccxt is untyped
     """ccxt's leaky bucket (same capacity, refill rate and costs), with two faults fixed.
 
     - ccxt refills the bucket only while its loop runs; the loop stops when the queue empties and
@@ -27,6 +27,8 @@ class LeakyBucketThrottler(Throttler):
 
     The sustained rate per account is exactly ccxt's; only idle time is no longer wasted.
     """
+
+    running: bool  # ccxt's: the loop is draining the queue
 
     def __init__(self, config: dict[str, Any], loop: Any = None) -> None:
         super().__init__(config, loop)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -229,7 +230,7 @@ class CcxtVenue(Venue):
         market = markets.get(symbol)
         if market is None:
             raise errors.UnknownSymbol(f"{self.name} does not list {symbol}")
-        return market
+        return dict(market)
 
     def _step(self, precision: Any) -> Decimal:
         """ccxt precision is a tick size (TICK_SIZE mode) or a count of decimals (DECIMAL_PLACES)."""
@@ -331,7 +332,7 @@ class CcxtVenue(Venue):
 
     def _rounded_amount(self, intent: OrderIntent) -> str:
         try:
-            return self.exchange.amount_to_precision(intent.symbol, format(intent.quantity, "f"))
+            return str(self.exchange.amount_to_precision(intent.symbol, format(intent.quantity, "f")))
         except ccxt.InvalidOrder:
             step = self._ccxt_market(intent.symbol)["precision"].get("amount")
             raise errors.InvalidOrder(
@@ -342,8 +343,10 @@ class CcxtVenue(Venue):
         if price is None:
             return None
         precision = self._ccxt_market(symbol)["precision"].get("price")
-        return self.exchange.decimal_to_precision(
-            format(price, "f"), TRUNCATE, precision, self.exchange.precisionMode, self.exchange.paddingMode
+        return str(
+            self.exchange.decimal_to_precision(
+                format(price, "f"), TRUNCATE, precision, self.exchange.precisionMode, self.exchange.paddingMode
+            )
         )
 
     def _check_minimums(self, intent: OrderIntent, market: Mapping[str, Any], amount: str, price: str | None) -> None:
@@ -439,7 +442,9 @@ class CcxtVenue(Venue):
             attempts.append({"clientOrderId": client_order_id, "trigger": True})
         for params in attempts:
             try:
-                await self._call(lambda p=params: self.exchange.cancel_order(None, symbol, p), retry=True, raw=True)
+                await self._call(
+                    functools.partial(self.exchange.cancel_order, None, symbol, params), retry=True, raw=True
+                )
             except ccxt.OrderNotFound:
                 continue
             except asyncio.CancelledError:
@@ -464,7 +469,7 @@ class CcxtVenue(Venue):
         for params in lookups:
             try:
                 order = await self._call(
-                    lambda p=params: self.exchange.fetch_order(None, symbol, p), retry=True, raw=True
+                    functools.partial(self.exchange.fetch_order, None, symbol, params), retry=True, raw=True
                 )
             except ccxt.OrderNotFound:
                 continue
@@ -477,7 +482,7 @@ class CcxtVenue(Venue):
             actual = str((order.get("info") or {}).get("actualOrderId") or "")
             if actual and actual != "0":
                 # a triggered conditional order: its fill lives on the market order it created
-                child = await self._call(lambda actual=actual: self.exchange.fetch_order(actual, symbol), retry=True)
+                child = await self._call(functools.partial(self.exchange.fetch_order, actual, symbol), retry=True)
                 ack = self._ack(child, client_order_id)
                 return dataclasses.replace(ack, venue_order_id=str(order.get("id") or ack.venue_order_id))
             return self._ack(order, client_order_id)

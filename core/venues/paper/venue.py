@@ -171,7 +171,7 @@ class PaperVenue(Venue):
     place_calls: int = 0
     _failures: deque[_InjectedFailure] = field(default_factory=deque)
     _watchers: list[asyncio.Queue[Fill]] = field(default_factory=list)
-    _trade_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _trade_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     #: trade ids must never repeat, even across restarts, since the journal keys fills on them
     _trade_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
     master_id: int = 0  # set when this account is a master whose fills are watched
