@@ -29,7 +29,9 @@ def make_source(fake: FakeSmartApi, **options) -> AngelOneFillSource:
     endpoints = AngelOneEndpoints(
         rest_root=fake.rest_root, order_updates_url=fake.ws_url, scrip_master_url=fake.scrip_master_url
     )
-    accounts = AngelOneAccounts(endpoints, login_limiter=Throttle([RateLimit(1, 0.0)]), session_options={"backoff_base": 0.01})
+    accounts = AngelOneAccounts(
+        endpoints, login_limiter=Throttle([RateLimit(1, 0.0)]), session_options={"backoff_base": 0.01}
+    )
     settings = {
         "poll_interval": 0.05,
         "connected_poll_interval": 3600.0,
@@ -42,7 +44,7 @@ def make_source(fake: FakeSmartApi, **options) -> AngelOneFillSource:
 
 async def wait_until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT_LIMIT_SECONDS):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 (a condition on state other threads change, no event to await)
             await asyncio.sleep(0.01)
 
 

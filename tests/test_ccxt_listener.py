@@ -19,10 +19,10 @@ MASTER_KEY, MASTER_SECRET = "master-key", "master-secret"
 MASTER_ID = 7
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], limit_seconds: float = 5.0) -> None:
     """Poll ``condition``; the timeout only turns a hang into a failure."""
-    async with asyncio.timeout(timeout):
-        while not condition():
+    async with asyncio.timeout(limit_seconds):
+        while not condition():  # noqa: ASYNC110 (a condition on state a websocket changes, no event to await)
             await asyncio.sleep(0.01)
 
 

@@ -13,6 +13,7 @@ from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
+from tests.venue_contract import VenueContract
 
 FUTURES_BTC = "BTC/USDT:USDT"
 SPOT_BTC = "BTC/USDT"
@@ -512,3 +513,23 @@ async def test_ioc_limit_fills_now_or_expires(fake: FakeBinance, make_venue: Ven
     )
     assert (expired.status, expired.filled_quantity) == (CopyStatus.FAILED, 0)
     assert orders_with(fake, "ioc2")[0].status == "EXPIRED"
+
+
+# --------------------------------------------------------------------------- the shared contract
+
+
+class TestCcxtVenueContract(VenueContract):
+    """Binance USD-M futures through real ccxt, against the fake Binance."""
+
+    @pytest.fixture
+    async def venue(self, fake: FakeBinance, make_venue: VenueFactory) -> CcxtVenue:
+        fake.add_account(KEY, SECRET)
+        return await make_venue()
+
+    @pytest.fixture
+    def listed_symbol(self) -> str:
+        return FUTURES_BTC
+
+    @pytest.fixture
+    def price(self) -> Decimal:
+        return Decimal(60000)
