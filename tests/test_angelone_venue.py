@@ -519,7 +519,8 @@ async def test_price_and_cancel_of_a_resting_order(fake) -> None:
     assert await venue.price("NSE:SBIN-EQ") == Decimal("801.25")
     await venue.place_order(intent(order_type=OrderType.LIMIT, price="700", client_order_id="ct-rest-1"))
     assert await venue.cancel_order("ct-rest-1", "NSE:SBIN-EQ") is True
-    assert (await venue.fetch_order("ct-rest-1", "NSE:SBIN-EQ")).status is CopyStatus.FAILED
+    cancelled = await venue.fetch_order("ct-rest-1", "NSE:SBIN-EQ")
+    assert cancelled is not None and cancelled.status is CopyStatus.FAILED
     assert await venue.cancel_order("ct-rest-1", "NSE:SBIN-EQ") is False
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ async def make_venue(fake: FakeBinance) -> AsyncIterator[VenueFactory]:
 
 
 def intent(client_order_id: str = "cp1", **overrides) -> OrderIntent:
-    values = dict(
+    values: dict[str, Any] = dict(
         follow_id=1,
         client_order_id=client_order_id,
         symbol=FUTURES_BTC,

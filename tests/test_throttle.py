@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
@@ -67,7 +68,7 @@ async def test_retry_retries_only_what_the_caller_names_and_stops_after_its_atte
 
 
 async def test_retry_reports_each_retry_with_its_delay():
-    answers = iter([TemporaryError("a"), TemporaryError("b"), "ok"])
+    answers: Iterator[Exception | str] = iter([TemporaryError("a"), TemporaryError("b"), "ok"])
     seen: list[float] = []
 
     async def call() -> str:

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class SmartApiSdk(NamedTuple):
-    SmartConnect: type
-    SmartWebSocketOrderUpdate: type
+    SmartConnect: type[Any]
+    SmartWebSocketOrderUpdate: type[Any]
     exceptions: ModuleType
 
 
