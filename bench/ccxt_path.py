@@ -28,7 +28,7 @@ from bench.engine_overhead import master_fill
 from bench.fake_exchange import account_key, fake_exchange
 from copytrade.config import Mode
 from core.model import CopyStatus, OrderIntent, OrderType, Side
-from core.venues.ccxt_venue import CcxtVenue
+from core.venues.ccxt.venue import CcxtVenue
 
 QUANTITY = Decimal("0.01")
 PRICE = Decimal("60000")

@@ -19,7 +19,8 @@ from typing import Any
 
 from bench.common import settled_rss_mb
 from bench.fake_exchange import account_key, fake_exchange
-from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
+from core.venues.ccxt.markets import CcxtMarketsCache
+from core.venues.ccxt.venue import CcxtVenue
 
 
 async def _measure(n: int, fake: Any, prefix: str) -> dict[str, Any]:

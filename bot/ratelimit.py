@@ -19,6 +19,8 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from core.throttle import RateLimit, Throttle
+
 log = logging.getLogger(__name__)
 
 #: Slightly under Telegram's 30 so that network jitter cannot put 31 in one second.
@@ -36,14 +38,12 @@ class TelegramPacer(BaseRateLimiter[int]):
     ``max_retries`` times (a per-call ``rate_limit_args`` overrides that)."""
 
     def __init__(self, messages_per_second: float = MESSAGES_PER_SECOND, max_retries: int = RATE_LIMIT_RETRIES) -> None:
-        self._interval = 1 / messages_per_second
         self._max_retries = max_retries
-        self._turn = asyncio.Lock()  # first come, first served
-        self._last_start = float("-inf")
-        self._paused_until = 0.0
+        # one message per interval, counted from when the previous one actually started
+        self._throttle = Throttle([RateLimit(1, 1 / messages_per_second)])
 
     async def initialize(self) -> None:
-        """Nothing to set up: the pacing state is two timestamps."""
+        """Nothing to set up: the pacing state lives in the throttle."""
 
     async def shutdown(self) -> None:
         """Nothing to release."""
@@ -61,14 +61,14 @@ class TelegramPacer(BaseRateLimiter[int]):
         paced = data.get("chat_id") is not None
         for attempt in itertools.count():
             if paced:
-                await self._slot()
+                await self._throttle.acquire()
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 if attempt >= retries:
                     raise
                 pause = _seconds(exc.retry_after) + PAUSE_MARGIN
-                self._paused_until = max(self._paused_until, asyncio.get_running_loop().time() + pause)
+                self._throttle.pause(pause)
                 log.warning(
                     "Telegram flood control on %s: pausing %.1fs (retry %d of %d)",
                     endpoint,
@@ -79,16 +79,6 @@ class TelegramPacer(BaseRateLimiter[int]):
                 if not paced:
                     await asyncio.sleep(pause)
         raise AssertionError("unreachable")  # itertools.count() never ends
-
-    async def _slot(self) -> None:
-        """Wait until one interval after the previous request actually started (not after its
-        planned time: a busy event loop that wakes one sender late must not let the next go
-        early) and until any pause has ended."""
-        loop = asyncio.get_running_loop()
-        async with self._turn:
-            while (wait := max(self._last_start + self._interval, self._paused_until) - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            self._last_start = loop.time()
 
 
 def _seconds(retry_after: int | timedelta) -> float:

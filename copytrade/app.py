@@ -7,14 +7,14 @@ so nothing can leave the process by accident.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from copytrade.config import Mode, Settings
 from core.engine import CopyEngine, EngineConfig
@@ -25,10 +25,13 @@ from core.reports import build_reports
 from core.risk_service import RiskService, register_risk_jobs
 from core.services import Services
 from core.vault import Vault, generate_key
-from core.venues.base import FillSource, Venue
-from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
-from core.venues.paper import PaperExchange, PaperFillSource, PaperVenue
-from core.venues.registry import VenueAccount, VenueFactory, VenueRegistry
+from core.venues.angelone import AngelOneDriver
+from core.venues.base import FillSource
+from core.venues.ccxt import CcxtDriver
+from core.venues.driver import JobScheduler, MasterStream, VenueDriver, VenueDrivers
+from core.venues.paper import PaperDriver
+from core.venues.paper.venue import PaperExchange
+from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database
 from storage.journal import JournalStore
@@ -81,51 +84,15 @@ async def check_vault_opens_every_credential(accounts: AccountStore, vault: Vaul
         vault.decrypt(sealed.ciphertext, owner_id=sealed.user_id, credential_id=sealed.id)
 
 
-def paper_factory(exchange: PaperExchange) -> VenueFactory:
-    async def open_paper(account: VenueAccount) -> Venue:
-        balance = Decimal(account.secrets.get("balance", "10000"))
-        return exchange.account(account.credential_id, balance=balance)
-
-    return open_paper
-
-
-def ccxt_factory(markets: CcxtMarketsCache, *, testnet_mode: bool, urls: dict[str, dict[str, Any]]) -> VenueFactory:
-    """ccxt accounts: a testnet credential (or every one, in testnet mode) uses the sandbox."""
-
-    async def open_ccxt(account: VenueAccount) -> Venue:
-        return CcxtVenue.create(
-            account.venue,
-            account.secrets["api_key"],
-            account.secrets["secret"],
-            password=account.secrets.get("password"),
-            markets_cache=markets,
-            sandbox=testnet_mode or account.environment == "testnet",
-            url_overrides=urls.get(account.venue),
-        )
-
-    return open_ccxt
-
-
-def angelone_accounts(settings: Settings) -> Any:
-    """The Angel One sessions of this process (imported only when Angel One is enabled)."""
-    from core.venues.angelone import AngelOneAccounts, AngelOneEndpoints
-
-    defaults = AngelOneEndpoints()
-    return AngelOneAccounts(
-        AngelOneEndpoints(
-            rest_root=settings.angelone_rest_url or defaults.rest_root,
-            order_updates_url=settings.angelone_ws_url or defaults.order_updates_url,
-            scrip_master_url=settings.angelone_scrip_master_url or defaults.scrip_master_url,
-            public_ip=settings.angelone_public_ip,
-        )
-    )
-
-
-def angelone_factory(accounts: Any, product: str) -> VenueFactory:
-    async def open_angelone(account: VenueAccount) -> Venue:
-        return accounts.venue(account.secrets, product=product)
-
-    return open_angelone
+def build_drivers(settings: Settings, paper: PaperExchange) -> VenueDrivers:
+    """The venue families of this deployment: paper mode has only the simulated venue, so
+    nothing can leave the process by accident; Angel One only where it is enabled."""
+    drivers: list[VenueDriver] = [PaperDriver(paper)]
+    if not settings.is_paper:
+        drivers.append(CcxtDriver.from_settings(settings))
+    if settings.angelone_enabled:
+        drivers.append(AngelOneDriver.from_settings(settings))
+    return VenueDrivers(drivers)
 
 
 @dataclass
@@ -141,8 +108,7 @@ class App:
     notifications: NotificationQueue
     listeners: ListenerSupervisor
     paper: PaperExchange
-    angelone: Any = None  # AngelOneAccounts when Angel One is enabled
-    ccxt_markets: CcxtMarketsCache = field(default_factory=CcxtMarketsCache)
+    drivers: VenueDrivers
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
 
     async def master_equity(self, master_id: int) -> Decimal | None:
@@ -161,41 +127,28 @@ class App:
         # The venue is the truth when the stream opens: a first sell of an older long is an exit,
         # and a position closed while we were away is not "closed" again.
         await self.journal.replace_master_positions(master_id, {p.symbol: p.quantity for p in await venue.positions()})
-        if isinstance(venue, PaperVenue):
-            return PaperFillSource(venue, master_id)
-        if isinstance(venue, CcxtVenue):
-            from core.listeners.ccxt_listener import CcxtFillListener
-
-            account = await self.venues.account(master.credential_id)
-            stream = CcxtVenue.create(
-                account.venue,
-                account.secrets["api_key"],
-                account.secrets["secret"],
-                password=account.secrets.get("password"),
-                markets_cache=self.ccxt_markets,
-                sandbox=self.settings.mode is Mode.TESTNET or account.environment == "testnet",
-                url_overrides=self.settings.venue_urls.get(account.venue),
-                streaming=True,
+        driver = self.drivers.for_venue(venue.name)
+        if driver is None:
+            raise ConfigError(f"no fill listener for venue {master.venue} in this build")
+        return await driver.open_fill_source(
+            MasterStream(
+                master_id,
+                venue,
+                account=functools.partial(self.venues.account, master.credential_id),
+                checkpoint=functools.partial(self.journal.last_fill_time, master_id),
             )
-            return CcxtFillListener(
-                stream, master_id=master_id, checkpoint=lambda: self.journal.last_fill_time(master_id)
-            )
-        if venue.name == "angelone":
-            from core.listeners.angelone_listener import AngelOneFillSource
-
-            return AngelOneFillSource(venue.session, master_id)  # type: ignore[attr-defined]
-        raise ConfigError(f"no fill listener for venue {master.venue} in this build")
+        )
 
     async def start_listeners(self) -> None:
         for master in await self.accounts.masters(include_hidden=True):
             if master.credential_id is not None:
-                await self.listeners.start(master.id, lambda master_id=master.id: self.open_fill_source(master_id))
+                await self.listeners.start(master.id, functools.partial(self.open_fill_source, master.id))
 
     async def start_listener(self, master_id: int) -> None:
         """Watch one master's fills (a master added while the service runs)."""
         await self.listeners.start(master_id, lambda: self.open_fill_source(master_id))
 
-    def register_jobs(self, scheduler: Any) -> None:
+    def register_jobs(self, scheduler: JobScheduler) -> None:
         """The risk controls' and the venues' periodic work (broker sessions, instrument lists)."""
         assert self.risk is not None
         register_risk_jobs(
@@ -204,17 +157,13 @@ class App:
             watch_seconds=self.settings.risk_check_seconds,
             reconcile_seconds=self.settings.reconcile_seconds,
         )
-        if self.angelone is not None:
-            from core.venues.angelone import register_jobs
-
-            register_jobs(scheduler, self.angelone)
+        self.drivers.register_jobs(scheduler)
 
     async def close(self) -> None:
         await self.listeners.stop()
         await self.engine.drain()
         await self.venues.close()
-        if self.angelone is not None:
-            await self.angelone.close()
+        await self.drivers.close()
         await self.db.dispose()
 
 
@@ -242,18 +191,8 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
     journal = JournalStore(db)
     await check_vault_opens_every_credential(accounts, vault)
     exchange = paper or PaperExchange()
-    factories: dict[str, VenueFactory] = {"paper": paper_factory(exchange)}
-    ccxt_markets = CcxtMarketsCache()
-    if not settings.is_paper:
-        for exchange_id in settings.ccxt_exchanges:
-            factories[exchange_id] = ccxt_factory(
-                ccxt_markets, testnet_mode=settings.mode is Mode.TESTNET, urls=settings.venue_urls
-            )
-    angelone = None
-    if settings.angelone_enabled:
-        angelone = angelone_accounts(settings)
-        factories["angelone"] = angelone_factory(angelone, settings.angelone_product)
-    venues = VenueRegistry(accounts, vault, factories)
+    drivers = build_drivers(settings, exchange)
+    venues = VenueRegistry(accounts, vault, drivers.factories())
     notifications = NotificationQueue()
     engine = CopyEngine(
         journal,
@@ -289,8 +228,7 @@ async def build_app(settings: Settings, *, paper: PaperExchange | None = None, m
         notifications,
         ListenerSupervisor(engine.on_fill),
         exchange,
-        angelone,
-        ccxt_markets,
+        drivers,
     )
     engine.master_equity = app.master_equity
     app.risk = risk

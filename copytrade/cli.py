@@ -272,8 +272,8 @@ async def _run_paper(app, args: argparse.Namespace) -> int:
     from bot.formatting import format_copy_result, format_follow_paused
     from copytrade.paper_setup import ensure_paper_setup
     from core.engine import FollowPaused
-    from core.venues.paper import PaperVenue
-    from core.venues.paper_trader import PaperTrader
+    from core.venues.paper.trader import PaperTrader
+    from core.venues.paper.venue import PaperVenue
 
     master_id, master_credential = await ensure_paper_setup(app)
     master_venue = await app.venues.venue_for(master_credential)

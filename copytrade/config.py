@@ -18,9 +18,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
+from core.venues.angelone.constants import ProductType
+from core.venues.ccxt.constants import DEFAULT_EXCHANGES
+from core.venues.ccxt.driver import check_exchange_ids
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     PAPER = "paper"  # simulated venues only; nothing leaves the process
     TESTNET = "testnet"  # exchanges' sandbox endpoints
     LIVE = "live"  # real money
@@ -48,7 +51,7 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=300, validation_alias="RECONCILE_SECONDS", gt=0)
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     ccxt_exchanges: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["binanceusdm", "binance", "bybit", "okx"], validation_alias="COPYTRADE_CCXT_EXCHANGES"
+        default_factory=lambda: list(DEFAULT_EXCHANGES), validation_alias="COPYTRADE_CCXT_EXCHANGES"
     )
     venue_urls: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS")
     angelone_rest_url: str | None = Field(default=None, validation_alias="ANGELONE_REST_URL")
@@ -96,12 +99,7 @@ class Settings(BaseSettings):
     def _check_exchanges(cls, value: object) -> object:
         if isinstance(value, str):
             value = [p.strip().lower() for p in value.split(",") if p.strip()]
-        import ccxt  # local: only when the variable is read
-
-        unknown = [name for name in value if name not in ccxt.exchanges]  # type: ignore[union-attr]
-        if unknown:
-            raise ValueError(f"{unknown[0]!r} is not a ccxt exchange id (see ccxt.exchanges)")
-        return value
+        return check_exchange_ids(value)  # type: ignore[arg-type]
 
     @field_validator("venue_urls", mode="before")
     @classmethod
@@ -121,8 +119,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_product(cls, value: str) -> str:
         upper = value.upper()
-        if upper not in ("INTRADAY", "DELIVERY", "CARRYFORWARD", "MARGIN"):
-            raise ValueError("must be one of INTRADAY, DELIVERY, CARRYFORWARD, MARGIN")
+        if upper not in ProductType.__members__:
+            raise ValueError(f"must be one of {', '.join(ProductType.__members__)}")
         return upper
 
     @field_validator("log_level")

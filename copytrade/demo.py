@@ -26,8 +26,9 @@ from core.engine import EngineConfig, FollowPaused
 from core.errors import AuthenticationError, OrderStatusUnknown, TemporaryError, VenueError
 from core.model import CopyStatus
 from core.vault import generate_key
-from core.venues.paper import PaperFillSource, PaperVenue
-from core.venues.paper_trader import PaperTrader
+from core.venues.paper.listener import PaperFillSource
+from core.venues.paper.trader import PaperTrader
+from core.venues.paper.venue import PaperVenue
 from storage.models import CopyOrder
 
 

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
-import pyotp
-
 from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
 from core.export import ExportFile
 from core.follow_settings import validate_follow_changes
@@ -39,9 +37,8 @@ from core.reports.summaries import DailySummary
 from core.risk import symbol_aliases
 from core.risk_service import RiskService
 from core.stores import AccountRepository, JournalReader
-from core.validation import parse_decimal
 from core.vault import Vault, key_fingerprint
-from core.venues.catalog import VenueSpec, venue_spec
+from core.venues.catalog import clean_secrets, venue_spec
 from core.venues.registry import VenueAccount, VenueRegistry
 
 _LABEL = re.compile(r"^[\w .@#-]{1,64}$", re.UNICODE)
@@ -61,32 +58,6 @@ class FollowStatusView:
     view: FollowView
     positions: Sequence[PositionRecord]
     drifts: Sequence[DriftRecord]
-
-
-def _clean_secrets(spec: VenueSpec, raw: dict[str, str]) -> dict[str, str]:
-    cleaned: dict[str, str] = {}
-    for name in spec.fields:
-        value = (raw.get(name) or "").strip()
-        if not value:
-            raise UserError(f"the {name.replace('_', ' ')} is missing")
-        if len(value) > 512 or any(c.isspace() for c in value):
-            raise UserError(f"the {name.replace('_', ' ')} does not look right (no spaces, at most 512 characters)")
-        cleaned[name] = value
-    for name in spec.optional_fields:
-        value = (raw.get(name) or "").strip()
-        if value:
-            cleaned[name] = value
-    if "balance" in cleaned:
-        parse_decimal(cleaned["balance"], "starting balance", low=Decimal(0), high=Decimal(1_000_000_000))
-    if "pin" in cleaned and not re.fullmatch(r"\d{4,8}", cleaned["pin"]):
-        raise UserError("the PIN must be 4 to 8 digits")
-    if "totp_secret" in cleaned:
-        try:
-            pyotp.TOTP(cleaned["totp_secret"].upper()).now()
-        except Exception:  # pyotp raises binascii/ValueError variants for a bad seed
-            raise UserError("the TOTP secret is not a valid base32 seed") from None
-        cleaned["totp_secret"] = cleaned["totp_secret"].upper()
-    return cleaned
 
 
 class Services:
@@ -149,7 +120,7 @@ class Services:
         label = label.strip()
         if not _LABEL.match(label):
             raise UserError("the label must be 1 to 64 letters, digits, spaces or . @ # -")
-        cleaned = _clean_secrets(spec, raw_secrets)
+        cleaned = clean_secrets(spec, raw_secrets)
         if venue not in self.venues.venue_names:
             raise UserError(f"{venue} is not available in this deployment ({spec.title}); choose one of {available}")
         credential_id = secrets_module.token_hex(16)

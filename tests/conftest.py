@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from core.vault import Vault, generate_key
-from core.venues.paper import PaperExchange
+from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database

@@ -13,7 +13,7 @@ from core.engine import CopyEngine, EngineConfig
 from core.model import Fill, Side, utcnow
 from core.risk_service import RiskService
 from core.vault import Vault
-from core.venues.paper import PaperExchange, PaperVenue
+from core.venues.paper.venue import PaperExchange, PaperVenue
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database

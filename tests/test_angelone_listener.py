@@ -8,9 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from core.listeners.angelone_listener import AngelOneFillSource, FillTracker
 from core.model import Fill, FillStatus, OrderType, Side
-from core.venues.angelone import AngelOneAccounts, AngelOneEndpoints, SpacingLimiter
+from core.throttle import RateLimit, Throttle
+from core.venues.angelone.accounts import AngelOneAccounts
+from core.venues.angelone.credentials import AngelOneEndpoints
+from core.venues.angelone.listener import AngelOneFillSource, FillTracker
 from tests.fakes.smartapi import MASTER, FakeSmartApi, credentials_of, fresh_accounts
 
 WAIT_LIMIT_SECONDS = 10  # only a bound on a failing test, never an expectation
@@ -27,7 +29,9 @@ def make_source(fake: FakeSmartApi, **options) -> AngelOneFillSource:
     endpoints = AngelOneEndpoints(
         rest_root=fake.rest_root, order_updates_url=fake.ws_url, scrip_master_url=fake.scrip_master_url
     )
-    accounts = AngelOneAccounts(endpoints, login_limiter=SpacingLimiter(0.0), session_options={"backoff_base": 0.01})
+    accounts = AngelOneAccounts(
+        endpoints, login_limiter=Throttle([RateLimit(1, 0.0)]), session_options={"backoff_base": 0.01}
+    )
     settings = {
         "poll_interval": 0.05,
         "connected_poll_interval": 3600.0,
@@ -40,7 +44,7 @@ def make_source(fake: FakeSmartApi, **options) -> AngelOneFillSource:
 
 async def wait_until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT_LIMIT_SECONDS):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 (a condition on state other threads change, no event to await)
             await asyncio.sleep(0.01)
 
 

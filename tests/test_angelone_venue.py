@@ -25,19 +25,16 @@ from core.errors import (
     UserError,
 )
 from core.model import CopyStatus, OrderIntent, OrderType, Side
-from core.venues.angelone import (
-    AngelOneAccounts,
-    AngelOneCredentials,
-    AngelOneEndpoints,
-    MultiWindowRateLimiter,
-    ProductType,
-    SpacingLimiter,
-    import_smartapi,
-    ordertag_for,
-    register_jobs,
-)
-from core.venues.angelone_instruments import IST, InstrumentMaster
+from core.throttle import RateLimit, Throttle
+from core.venues.angelone.accounts import AngelOneAccounts
+from core.venues.angelone.constants import IST, LOGIN_LIMITS, ProductType
+from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints
+from core.venues.angelone.instruments import InstrumentMaster
+from core.venues.angelone.jobs import register_jobs
+from core.venues.angelone.sdk import import_smartapi
+from core.venues.angelone.venue import ordertag_for
 from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
+from tests.venue_contract import VenueContract
 
 FAST_SESSIONS = {"backoff_base": 0.01}
 
@@ -57,7 +54,7 @@ def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options
         request_timeout=timeout,
     )
     return AngelOneAccounts(
-        endpoints, login_limiter=SpacingLimiter(0.0), session_options={**FAST_SESSIONS, **session_options}
+        endpoints, login_limiter=Throttle([RateLimit(1, 0.0)]), session_options={**FAST_SESSIONS, **session_options}
     )
 
 
@@ -166,8 +163,8 @@ async def test_login_limiter_spaces_logins_of_many_accounts():
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    limiter = SpacingLimiter(1.1, clock=lambda: clock[0], sleep=fake_sleep)
-    await asyncio.gather(*(limiter.wait() for _ in range(4)))
+    limiter = Throttle(LOGIN_LIMITS, clock=lambda: clock[0], sleep=fake_sleep)
+    await asyncio.gather(*(limiter.acquire() for _ in range(4)))
 
     assert sorted(slept) == pytest.approx([1.1, 2.2, 3.3])
 
@@ -178,7 +175,7 @@ async def test_order_limiter_waits_for_the_tightest_window():
     async def advance(seconds: float) -> None:
         clock[0] += seconds
 
-    limiter = MultiWindowRateLimiter(((2, 1.0), (3, 60.0)), clock=lambda: clock[0], sleep=advance)
+    limiter = Throttle((RateLimit(2, 1.0), RateLimit(3, 60.0)), clock=lambda: clock[0], sleep=advance)
     for _ in range(3):
         await limiter.acquire()
     assert clock[0] == pytest.approx(1.0)  # the third waited for the per-second window
@@ -482,6 +479,10 @@ def every_log_record(caplog):
         logger.removeHandler(handler)
 
 
+def every_file_text(folder: Path) -> list[str]:
+    return [p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()]
+
+
 async def test_no_secret_reaches_logs_output_or_files(fake, tmp_path, monkeypatch, every_log_record, capfd):
     monkeypatch.chdir(tmp_path)
     wrong_seed = pyotp.random_base32()
@@ -506,7 +507,7 @@ async def test_no_secret_reaches_logs_output_or_files(fake, tmp_path, monkeypatc
     texts = [out, err, *every_log_record()]
     for raised in (failed_login.value, lost.value, bad_gateway.value):
         texts += [str(raised), repr(raised), repr(raised.__cause__), repr(raised.__context__)]
-    texts += [p.read_text(errors="replace") for p in Path(tmp_path).rglob("*") if p.is_file()]
+    texts += every_file_text(tmp_path)
     assert not (tmp_path / "logs").exists()
     for secret in secrets:
         assert all(secret not in text for text in texts), "a secret leaked"
@@ -518,5 +519,33 @@ async def test_price_and_cancel_of_a_resting_order(fake) -> None:
     assert await venue.price("NSE:SBIN-EQ") == Decimal("801.25")
     await venue.place_order(intent(order_type=OrderType.LIMIT, price="700", client_order_id="ct-rest-1"))
     assert await venue.cancel_order("ct-rest-1", "NSE:SBIN-EQ") is True
-    assert (await venue.fetch_order("ct-rest-1", "NSE:SBIN-EQ")).status is CopyStatus.FAILED
+    cancelled = await venue.fetch_order("ct-rest-1", "NSE:SBIN-EQ")
+    assert cancelled is not None and cancelled.status is CopyStatus.FAILED
     assert await venue.cancel_order("ct-rest-1", "NSE:SBIN-EQ") is False
+
+
+# -- the shared contract ----------------------------------------------------------------------------
+
+
+class TestAngelOneVenueContract(VenueContract):
+    """An Angel One follower through the real smartapi-python, against the fake SmartAPI."""
+
+    @pytest.fixture
+    def venue(self, fake):
+        return make_accounts(fake).venue(credentials_of(FOLLOWER))
+
+    @pytest.fixture
+    def listed_symbol(self):
+        return "NSE:SBIN-EQ"
+
+    @pytest.fixture
+    def price(self):
+        return Decimal("612.35")
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="Angel One does not refuse a second order with the same ordertag and the adapter does not check"
+        " the order book first: a resent copy is kept single only by the engine's look-up-before-resend",
+    )
+    async def test_a_client_order_id_is_accepted_once(self, venue, listed_symbol, price, order_quantity):
+        await super().test_a_client_order_id_is_accepted_once(venue, listed_symbol, price, order_quantity)

@@ -13,7 +13,7 @@ from copytrade.config import Settings
 from copytrade.paper_setup import add_paper_follower, create_paper_master
 from core.model import FollowStatus, OrderIntent, Side, SkipReason
 from core.vault import generate_key
-from core.venues.paper import PaperFillSource
+from core.venues.paper.listener import PaperFillSource
 from storage.models import MasterPosition
 
 BTC = "BTC/USDT:USDT"

@@ -9,19 +9,20 @@ from decimal import Decimal
 
 import pytest
 
-from core.listeners.ccxt_listener import CcxtFillListener
 from core.model import Fill, FillStatus, OrderType, Side
-from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue
+from core.venues.ccxt.listener import CcxtFillListener
+from core.venues.ccxt.markets import CcxtMarketsCache
+from core.venues.ccxt.venue import CcxtVenue
 from tests.fakes.binance import FakeBinance
 
 MASTER_KEY, MASTER_SECRET = "master-key", "master-secret"
 MASTER_ID = 7
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], limit_seconds: float = 5.0) -> None:
     """Poll ``condition``; the timeout only turns a hang into a failure."""
-    async with asyncio.timeout(timeout):
-        while not condition():
+    async with asyncio.timeout(limit_seconds):
+        while not condition():  # noqa: ASYNC110 (a condition on state a websocket changes, no event to await)
             await asyncio.sleep(0.01)
 
 
@@ -212,7 +213,7 @@ async def test_a_spot_venue_without_streaming_is_refused(fake: FakeBinance) -> N
 
 
 def test_journal_key_separates_symbols_and_masters_sharing_a_trade_id() -> None:
-    from core.listeners.ccxt_listener import journal_key
+    from core.venues.ccxt.listener import journal_key
 
     keys = {
         journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123"),

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from core import errors
 from core.model import CopyStatus, OrderIntent, OrderType, Side
-from core.venues.ccxt_venue import CcxtMarketsCache, CcxtVenue, FuturesSettings, map_ccxt_error
+from core.venues.ccxt.errors import map_ccxt_error
+from core.venues.ccxt.markets import CcxtMarketsCache
+from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
+from tests.venue_contract import VenueContract
 
 FUTURES_BTC = "BTC/USDT:USDT"
 SPOT_BTC = "BTC/USDT"
@@ -47,7 +51,7 @@ async def make_venue(fake: FakeBinance) -> AsyncIterator[VenueFactory]:
 
 
 def intent(client_order_id: str = "cp1", **overrides) -> OrderIntent:
-    values = dict(
+    values: dict[str, Any] = dict(
         follow_id=1,
         client_order_id=client_order_id,
         symbol=FUTURES_BTC,
@@ -515,3 +519,23 @@ async def test_ioc_limit_fills_now_or_expires(fake: FakeBinance, make_venue: Ven
     )
     assert (expired.status, expired.filled_quantity) == (CopyStatus.FAILED, 0)
     assert orders_with(fake, "ioc2")[0].status == "EXPIRED"
+
+
+# --------------------------------------------------------------------------- the shared contract
+
+
+class TestCcxtVenueContract(VenueContract):
+    """Binance USD-M futures through real ccxt, against the fake Binance."""
+
+    @pytest.fixture
+    async def venue(self, fake: FakeBinance, make_venue: VenueFactory) -> CcxtVenue:
+        fake.add_account(KEY, SECRET)
+        return await make_venue()
+
+    @pytest.fixture
+    def listed_symbol(self) -> str:
+        return FUTURES_BTC
+
+    @pytest.fixture
+    def price(self) -> Decimal:
+        return Decimal(60000)

@@ -13,7 +13,7 @@ from copytrade.app import build_app
 from copytrade.config import Mode, Settings
 from core.model import CopyStatus
 from core.vault import generate_key
-from core.venues.angelone import ordertag_for
+from core.venues.angelone.venue import ordertag_for
 from tests.fakes.smartapi import FOLLOWER, MASTER, FakeSmartApi, credentials_of, fresh_accounts
 from tests.harness import eventually
 

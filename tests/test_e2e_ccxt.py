@@ -50,7 +50,7 @@ async def _setup(app, fake):
     )
     master = await services.add_master("Futures Pro", "binanceusdm", owner_id=owner.id, credential_id=master_key.id)
     follows = []
-    for n, ((key, secret), coefficient) in enumerate(zip(FOLLOWERS, ("0.5", "1")), start=1):
+    for n, ((key, secret), coefficient) in enumerate(zip(FOLLOWERS, ("0.5", "1"), strict=True), start=1):
         user = await services.register_user(2000 + n, f"follower {n}")
         credential = await services.connect_account(user.id, "binanceusdm", "main", {"api_key": key, "secret": secret})
         follows.append(await services.follow(user.id, master.id, credential.id, {"sizing_value": coefficient}))

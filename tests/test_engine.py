@@ -20,7 +20,7 @@ from core.errors import (
 )
 from core.journal import CopyDraft
 from core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
-from core.venues.paper import PaperVenue
+from core.venues.paper.venue import PaperVenue
 from storage.models import MasterFill
 from tests.harness import BTC
 

@@ -4,7 +4,8 @@ import pytest
 
 from core.errors import InsufficientFunds, InvalidOrder, OrderStatusUnknown
 from core.model import CopyStatus, FillStatus, OrderIntent, OrderType, Side
-from core.venues.paper import PaperExchange, PaperFillSource
+from core.venues.paper.listener import PaperFillSource
+from core.venues.paper.venue import PaperExchange
 from tests.venue_contract import VenueContract
 
 BTC = "BTC/USDT:USDT"

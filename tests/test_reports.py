@@ -21,7 +21,7 @@ from core.reports import Reports, build_reports
 from core.risk_service import RiskService
 from core.services import Services
 from core.vault import Vault, generate_key
-from core.venues.paper import PaperExchange
+from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database

@@ -18,7 +18,7 @@ from core.reports import build_reports
 from core.scheduler import build_scheduler
 from core.vault import Vault, generate_key
 from core.venues.base import FillSource
-from core.venues.paper import PaperExchange
+from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.journal import JournalStore

@@ -17,7 +17,7 @@ from core.journal import PositionChange
 from core.model import CopyStatus, Fill, FollowStatus, OrderIntent, Side, SizingMode, SkipReason
 from core.records import FollowRecord
 from core.vault import generate_key
-from core.venues.paper import PaperVenue
+from core.venues.paper.venue import PaperVenue
 from storage.models import Credential, Follow, FollowPosition, MasterStatus
 
 _names = itertools.count(1)

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from core.errors import NotFound
 from core.model import Fill, utcnow
+from core.retry import Retries, StepBackoff
 from core.venues.base import FillSource
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class ListenerSupervisor:
         self, master_id: int, open_source: Callable[[], Awaitable[FillSource]], source: FillSource | None
     ) -> None:
         health = self._health[master_id]
-        failures = 0
+        restarts = Retries(StepBackoff(self.restart_delays))
         while True:
             try:
                 if source is None:
@@ -84,7 +85,7 @@ class ListenerSupervisor:
                 self._sources[master_id] = source
                 health.running = True
                 async for fill in source.fills():
-                    failures = 0
+                    restarts.reset()
                     health.fills += 1
                     health.last_fill_at = utcnow()
                     task = asyncio.create_task(self._copy(fill))
@@ -106,9 +107,7 @@ class ListenerSupervisor:
             source = None
             health.running = False
             health.restarts += 1
-            delay = self.restart_delays[min(failures, len(self.restart_delays) - 1)]
-            failures += 1
-            await asyncio.sleep(delay)
+            await restarts.wait()
 
     async def _copy(self, fill: Fill) -> object:
         try:

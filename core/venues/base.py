@@ -69,11 +69,11 @@ class Venue(abc.ABC):
         ``PermissionDenied`` with a plain explanation."""
         await self.equity()
 
-    async def warm_up(self) -> None:
+    async def warm_up(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """Fetch now what the first order would otherwise wait for (markets, account mode), so
         that it does not: called when the service starts. Failures are left for the order."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """Release network resources. Called once on shutdown."""
 
 
@@ -84,5 +84,5 @@ class FillSource(abc.ABC):
     def fills(self) -> AsyncIterator[Fill]:
         """Yield the master's executions as they happen, recovering gaps on reconnect."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """Release the stream's connections and threads. Called before a stream is reopened."""

@@ -1,31 +1,22 @@
-"""The venues a follower can connect, and what each one needs from them."""
+"""The venue families this build knows, by name, and what each venue asks a user for."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
 
+from core.venues.angelone.driver import AngelOneDriver
+from core.venues.ccxt.driver import CcxtDriver
+from core.venues.driver import VenueDriver, VenueSpec
+from core.venues.paper.driver import PaperDriver
 
-@dataclass(frozen=True, slots=True)
-class VenueSpec:
-    name: str  # stored with credentials: the adapter's venue id
-    title: str  # shown to users
-    fields: tuple[str, ...]  # secrets asked for, in order
-    identity_field: str = "api_key"  # fingerprinted so users can tell keys apart
-    optional_fields: tuple[str, ...] = ()
+__all__ = ["DRIVERS", "FIELD_PROMPTS", "VENUES", "VenueSpec", "clean_secrets", "driver_class", "venue_spec"]
 
+#: every driver of this build by its name, in the order their venues are offered
+DRIVERS: dict[str, type[VenueDriver]] = {driver.name: driver for driver in (CcxtDriver, AngelOneDriver, PaperDriver)}
 
-VENUES: dict[str, VenueSpec] = {
-    spec.name: spec
-    for spec in (
-        VenueSpec("binanceusdm", "Binance USD-M futures", ("api_key", "secret")),
-        VenueSpec("binance", "Binance spot", ("api_key", "secret")),
-        VenueSpec("bybit", "Bybit", ("api_key", "secret")),
-        VenueSpec("okx", "OKX", ("api_key", "secret", "password")),
-        VenueSpec("angelone", "Angel One", ("api_key", "client_code", "pin", "totp_secret")),
-        VenueSpec("paper", "Paper trading (simulated)", ("api_key",), optional_fields=("balance",)),
-    )
-}
+#: the venues offered by name (any other ccxt exchange can be connected too)
+VENUES: dict[str, VenueSpec] = {spec.name: spec for driver in DRIVERS.values() for spec in driver.curated}
 
 FIELD_PROMPTS = {
     "api_key": "API key",
@@ -39,21 +30,22 @@ FIELD_PROMPTS = {
 }
 
 
-#: ccxt's names for the credentials an exchange requires, mapped to the fields asked for
-_CCXT_FIELDS = (("apiKey", "api_key"), ("secret", "secret"), ("password", "password"), ("uid", "uid"))
-
-
 @functools.cache
-def venue_spec(name: str) -> VenueSpec | None:
-    """The spec of a named venue: the known ones above, else any exchange ccxt supports
-    (its required credentials as fields); ``None`` when nothing by that name exists."""
-    if name in VENUES:
-        return VENUES[name]
-    import ccxt  # local: paper-only deployments never load it
+def driver_class(venue: str) -> type[VenueDriver] | None:
+    """The family that serves ``venue``; ``None`` when nothing by that name exists."""
+    return next((driver for driver in DRIVERS.values() if driver.spec(venue) is not None), None)
 
-    exchange_class = getattr(ccxt, name, None) if name in ccxt.exchanges else None
-    if exchange_class is None:
-        return None
-    required = exchange_class().requiredCredentials
-    fields = tuple(ours for theirs, ours in _CCXT_FIELDS if required.get(theirs))
-    return VenueSpec(name, exchange_class().name, fields or ("api_key", "secret"))
+
+def venue_spec(name: str) -> VenueSpec | None:
+    """The spec of a named venue: the curated ones, else any exchange ccxt supports (its
+    required credentials as fields); ``None`` when nothing by that name exists."""
+    driver = driver_class(name)
+    return driver.spec(name) if driver is not None else None
+
+
+def clean_secrets(spec: VenueSpec, raw: Mapping[str, str]) -> dict[str, str]:
+    """``raw`` trimmed and checked by the driver of ``spec``'s venue; ``UserError`` says what is wrong."""
+    driver = driver_class(spec.name)
+    if driver is None:
+        raise LookupError(f"no driver serves {spec.name}")  # specs come from drivers: never
+    return driver.clean_secrets(spec, raw)

@@ -7,11 +7,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.errors import NotFound, UserError
 from core.vault import Vault
 from core.venues.base import Venue
-from storage.accounts import AccountStore, SealedCredential
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,33 @@ log = logging.getLogger(__name__)
 OPEN_BATCH = 20
 #: accounts warming up at once (each makes a request or two)
 WARM_UP_CONCURRENCY = 50
+
+
+class SealedCredential(Protocol):
+    """A stored credential as the registry reads it: still encrypted."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def venue(self) -> str: ...
+
+    @property
+    def environment(self) -> str: ...
+
+    @property
+    def ciphertext(self) -> bytes: ...
+
+
+class SealedCredentials(Protocol):
+    """Where sealed credentials are read from (storage's ``AccountStore``)."""
+
+    async def sealed_credential(self, credential_id: str) -> SealedCredential | None: ...
+
+    async def sealed_credentials(self, credential_ids: Sequence[str]) -> Sequence[SealedCredential]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +62,7 @@ VenueFactory = Callable[[VenueAccount], Awaitable[Venue]]
 
 
 class VenueRegistry:
-    def __init__(self, accounts: AccountStore, vault: Vault, factories: dict[str, VenueFactory]) -> None:
+    def __init__(self, accounts: SealedCredentials, vault: Vault, factories: dict[str, VenueFactory]) -> None:
         self._accounts = accounts
         self._vault = vault
         self._factories = factories

@@ -162,13 +162,13 @@ class FakeSmartApi:
 
     def start(self) -> FakeSmartApi:
         ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
+        loop = self._loop = asyncio.new_event_loop()
 
         def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._start_site())
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._start_site())
             ready.set()
-            self._loop.run_forever()
+            loop.run_forever()
 
         self._thread = threading.Thread(target=serve, name="fake-smartapi", daemon=True)
         self._thread.start()

@@ -34,74 +34,39 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import logging
-import re
-import ssl
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-import aiohttp
 import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
-from ccxt.async_support.base.throttler import Throttler
 from ccxt.base.decimal_to_precision import TRUNCATE
 
 from core import errors
+from core import retry as retrying
 from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, Side
 from core.venues.base import Position, Venue
+from core.venues.ccxt.constants import (
+    BINANCE_FAMILY,
+    COMMON_OPTIONS,
+    CONDITIONAL_ORDER_VENUES,
+    EXCHANGE_OPTIONS,
+    ORDER_DOES_NOT_EXIST,
+    STREAMING_OPTIONS,
+    UNKNOWN_ORDER_SENT,
+)
+from core.venues.ccxt.errors import binance_code, map_ccxt_error, retry_after_seconds
+from core.venues.ccxt.markets import CcxtMarketsCache
+from core.venues.ccxt.throttler import LeakyBucketThrottler
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ZERO = Decimal(0)
-BINANCE_FAMILY = frozenset({"binance", "binanceusdm"})
-#: venues whose resting stop-market / take-profit-market orders carry the follower's TP/SL
-CONDITIONAL_ORDER_VENUES = frozenset({"binanceusdm"})
-
-#: Options for every instance: the copier never needs the currency list (a signed call per load).
-COMMON_OPTIONS: Mapping[str, Any] = {"fetchCurrencies": False}
-#: Per-exchange options: load only the market type the account trades, no margin pair lists.
-EXCHANGE_OPTIONS: Mapping[str, Mapping[str, Any]] = {
-    "binance": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
-    "binanceusdm": {"fetchMarkets": {"types": ["linear"]}},
-}
-#: ccxt.pro would otherwise fetch a positions snapshot (and leverage brackets) on connect.
-STREAMING_OPTIONS: Mapping[str, Any] = {
-    "watchPositions": {"fetchPositionsSnapshot": False},
-    "watchBalance": {"fetchBalanceSnapshot": False},
-}
-
-#: Binance error codes mapped directly: ccxt picks its per-market error table by the request's
-#: host name, so behind overridden URLs (proxy, tests) several codes would fall to generic types.
-BINANCE_CODES: Mapping[int, type[errors.VenueError]] = {
-    -1003: errors.RateLimited,  # too much request weight
-    -1015: errors.RateLimited,  # too many new orders
-    -1021: errors.TemporaryError,  # timestamp outside recvWindow: clock drift, resynced below
-    -1022: errors.AuthenticationError,  # signature not valid (wrong secret)
-    -2014: errors.AuthenticationError,  # API-key format invalid
-    -2015: errors.AuthenticationError,  # invalid API-key, IP, or permissions
-    -1013: errors.InvalidOrder,  # filter failure (LOT_SIZE, PRICE_FILTER, NOTIONAL)
-    -1106: errors.InvalidOrder,  # parameter sent when not required
-    -1111: errors.InvalidOrder,  # precision over the maximum
-    -1121: errors.UnknownSymbol,  # invalid symbol
-    -2010: errors.InvalidOrder,  # new order rejected (duplicate; balance is matched by message first)
-    -2013: errors.InvalidOrder,  # order does not exist
-    -2022: errors.InvalidOrder,  # reduce-only order rejected
-    -4015: errors.InvalidOrder,  # client order id not valid
-    -4061: errors.InvalidOrder,  # position side does not match the account's mode
-    -4116: errors.InvalidOrder,  # client order id duplicated
-    -4164: errors.InvalidOrder,  # notional below minimum
-    -2018: errors.InsufficientFunds,  # balance insufficient
-    -2019: errors.InsufficientFunds,  # margin insufficient
-}
-ORDER_DOES_NOT_EXIST = -2013
-UNKNOWN_ORDER_SENT = -2011  # cancelling an order that is no longer open
-BINANCE_CODE_PATTERN = re.compile(r'"code"\s*:\s*(-?\d+)')
-URL_QUERY_PATTERN = re.compile(r"(https?|wss?)://([^\s?]+)\?\S*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,118 +81,6 @@ class FuturesSettings:
     hedge_mode: bool | None = None
 
 
-class CcxtMarketsCache:
-    """Markets loaded once per (exchange id, sandbox) and shared by every account instance,
-    and the one TLS context they all use.
-
-    An object passed in by whoever builds venues, never module state.
-    """
-
-    def __init__(self) -> None:
-        self._sources: dict[tuple[str, bool], Any] = {}
-        self._locks: dict[tuple[str, bool], asyncio.Lock] = {}
-        self._ssl_contexts: dict[str | None, ssl.SSLContext] = {}
-
-    def ssl_context(self, cafile: str | None) -> ssl.SSLContext:
-        """ccxt builds a TLS context per instance on its first request, loading the whole CA
-        bundle: ~25 ms of CPU and a copy of the store per account (measured in bench/)."""
-        context = self._ssl_contexts.get(cafile)
-        if context is None:
-            context = self._ssl_contexts[cafile] = ssl.create_default_context(cafile=cafile)
-        return context
-
-    async def attach(self, exchange: Any, *, sandbox: bool) -> None:
-        """Give ``exchange`` the shared markets, loading them with it if nobody has yet."""
-        key = (exchange.id, sandbox)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            source = self._sources.get(key)
-            if source is None:
-                await exchange.load_markets()
-                self._sources[key] = exchange
-                return
-        exchange.set_markets_from_exchange(source)
-
-    def forget(self, exchange_id: str, *, sandbox: bool) -> None:
-        """Drop a venue's markets so the next ``attach`` reloads them (e.g. a daily refresh)."""
-        self._sources.pop((exchange_id, sandbox), None)
-
-
-def map_ccxt_error(
-    exc: BaseException,
-    *,
-    exchange_id: str = "",
-    placing_order: bool = False,
-    retry_after: float | None = None,
-    secrets: Iterable[str] = (),
-) -> errors.VenueError:
-    """Translate a ccxt exception into the project's ``VenueError`` family.
-
-    ``placing_order``: the request may have reached the venue, so timeouts, dropped connections
-    and 5xx answers become ``OrderStatusUnknown`` (Binance documents 5xx as "status unknown").
-    The message is scrubbed of query strings (signatures) and of every value in ``secrets``.
-    """
-    message = _scrub(str(exc) or type(exc).__name__, secrets)
-    if isinstance(exc, errors.VenueError):
-        return exc
-    code = _binance_code(message) if exchange_id in BINANCE_FAMILY else None
-    if isinstance(exc, ccxt.InsufficientFunds):
-        return errors.InsufficientFunds(message)
-    if code is not None and code in BINANCE_CODES:
-        target = BINANCE_CODES[code]
-        if target is errors.RateLimited:
-            return errors.RateLimited(message, retry_after)
-        return target(message)
-    if isinstance(exc, (ccxt.PermissionDenied, ccxt.AccountSuspended)):
-        return errors.PermissionDenied(message)
-    if isinstance(exc, ccxt.AuthenticationError):
-        return errors.AuthenticationError(message)
-    if isinstance(exc, ccxt.BadSymbol):
-        return errors.UnknownSymbol(message)
-    if isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest)):
-        return errors.InvalidOrder(message)
-    if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
-        return errors.RateLimited(message, retry_after)
-    if isinstance(exc, ccxt.NetworkError):
-        if placing_order and _may_have_reached_venue(exc):
-            return errors.OrderStatusUnknown(message)
-        return errors.TemporaryError(message)
-    if isinstance(exc, ccxt.OperationFailed):
-        return errors.TemporaryError(message)
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ClientError)):
-        return errors.OrderStatusUnknown(message) if placing_order else errors.TemporaryError(message)
-    return errors.VenueError(message)
-
-
-def _may_have_reached_venue(exc: BaseException) -> bool:
-    """False only when the connection was never opened: then the order surely was not sent."""
-    return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
-
-
-def _seconds(header: str | None) -> float | None:
-    try:
-        return float(header) if header is not None else None
-    except ValueError:
-        return None  # an HTTP date: rare on exchanges, the engine's own backoff applies
-
-
-def _binance_code(message: str) -> int | None:
-    match = BINANCE_CODE_PATTERN.search(message)
-    return int(match.group(1)) if match else None
-
-
-def _scrub(message: str, secrets: Iterable[str]) -> str:
-    message = URL_QUERY_PATTERN.sub(r"\1://\2?…", message)
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
-    return message
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 def to_decimal(value: Any) -> Decimal | None:
     """ccxt numbers are floats or strings; ``str`` first keeps the shortest exact decimal form."""
     if value is None or value == "":
@@ -238,50 +91,8 @@ def to_decimal(value: Any) -> Decimal | None:
         return None
 
 
-class LeakyBucketThrottler(Throttler):
-    """ccxt's leaky bucket (same capacity, refill rate and costs), with two faults fixed.
-
-    - ccxt refills the bucket only while its loop runs; the loop stops when the queue empties and
-      restarts with a fresh clock. So an account idle for an hour still waited ``cost x rateLimit``
-      before its next request: ~200 ms before every Binance futures order (cost 4 x 50 ms). Here
-      the bucket refills with wall time, idle time included, capped at its capacity as before.
-    - ccxt's loop polls every millisecond while it waits: a thousand throttled accounts meant a
-      million wake-ups a second, starving the event loop. Here it sleeps until the tokens are due.
-
-    The sustained rate per account is exactly ccxt's; only idle time is no longer wasted.
-    """
-
-    def __init__(self, config: dict[str, Any], loop: Any = None) -> None:
-        super().__init__(config, loop)
-        self._refilled_ms: float | None = None
-
-    def _refill(self) -> None:
-        now = time.time() * 1000
-        if self._refilled_ms is not None:
-            config = self.config
-            config["tokens"] = min(
-                config["tokens"] + (now - self._refilled_ms) * config["refillRate"], config["capacity"]
-            )
-        self._refilled_ms = now
-
-    async def leaky_bucket_loop(self) -> None:
-        config = self.config
-        while self.running:
-            self._refill()
-            future, cost = self.queue[0]
-            cost = config["cost"] if cost is None else cost
-            if config["tokens"] >= 0:
-                config["tokens"] -= cost
-                if not future.done():
-                    future.set_result(None)
-                self.queue.popleft()
-                await asyncio.sleep(0)  # context switch, as ccxt does
-                if not self.queue:
-                    self.running = False
-            else:
-                rate = config["refillRate"]
-                due_s = -config["tokens"] / rate / 1000 if rate > 0 else 0.0
-                await asyncio.sleep(max(config["delay"], due_s))
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
 
 
 def _deep_merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
@@ -316,7 +127,7 @@ class CcxtVenue(Venue):
         self._markets_cache = markets_cache
         self._markets_ready = False
         self._read_retries = read_retries
-        self._retry_backoff = retry_backoff
+        self._retry_backoff = retrying.ExponentialBackoff(retry_backoff)
         self._applied: dict[str, FuturesSettings] = {}
         self._symbol_locks: dict[str, asyncio.Lock] = {}
         self._hedge_mode: bool | None = settings.hedge_mode
@@ -419,7 +230,7 @@ class CcxtVenue(Venue):
         market = markets.get(symbol)
         if market is None:
             raise errors.UnknownSymbol(f"{self.name} does not list {symbol}")
-        return market
+        return dict(market)
 
     def _step(self, precision: Any) -> Decimal:
         """ccxt precision is a tick size (TICK_SIZE mode) or a count of decimals (DECIMAL_PLACES)."""
@@ -521,7 +332,7 @@ class CcxtVenue(Venue):
 
     def _rounded_amount(self, intent: OrderIntent) -> str:
         try:
-            return self.exchange.amount_to_precision(intent.symbol, format(intent.quantity, "f"))
+            return str(self.exchange.amount_to_precision(intent.symbol, format(intent.quantity, "f")))
         except ccxt.InvalidOrder:
             step = self._ccxt_market(intent.symbol)["precision"].get("amount")
             raise errors.InvalidOrder(
@@ -532,8 +343,10 @@ class CcxtVenue(Venue):
         if price is None:
             return None
         precision = self._ccxt_market(symbol)["precision"].get("price")
-        return self.exchange.decimal_to_precision(
-            format(price, "f"), TRUNCATE, precision, self.exchange.precisionMode, self.exchange.paddingMode
+        return str(
+            self.exchange.decimal_to_precision(
+                format(price, "f"), TRUNCATE, precision, self.exchange.precisionMode, self.exchange.paddingMode
+            )
         )
 
     def _check_minimums(self, intent: OrderIntent, market: Mapping[str, Any], amount: str, price: str | None) -> None:
@@ -629,13 +442,15 @@ class CcxtVenue(Venue):
             attempts.append({"clientOrderId": client_order_id, "trigger": True})
         for params in attempts:
             try:
-                await self._call(lambda p=params: self.exchange.cancel_order(None, symbol, p), retry=True, raw=True)
+                await self._call(
+                    functools.partial(self.exchange.cancel_order, None, symbol, params), retry=True, raw=True
+                )
             except ccxt.OrderNotFound:
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                code = _binance_code(str(exc))
+                code = binance_code(str(exc))
                 if code == ORDER_DOES_NOT_EXIST:
                     continue
                 if code == UNKNOWN_ORDER_SENT:
@@ -654,20 +469,20 @@ class CcxtVenue(Venue):
         for params in lookups:
             try:
                 order = await self._call(
-                    lambda p=params: self.exchange.fetch_order(None, symbol, p), retry=True, raw=True
+                    functools.partial(self.exchange.fetch_order, None, symbol, params), retry=True, raw=True
                 )
             except ccxt.OrderNotFound:
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _binance_code(str(exc)) == ORDER_DOES_NOT_EXIST:
+                if binance_code(str(exc)) == ORDER_DOES_NOT_EXIST:
                     continue
                 raise self._map(exc) from None
             actual = str((order.get("info") or {}).get("actualOrderId") or "")
             if actual and actual != "0":
                 # a triggered conditional order: its fill lives on the market order it created
-                child = await self._call(lambda: self.exchange.fetch_order(actual, symbol), retry=True)
+                child = await self._call(functools.partial(self.exchange.fetch_order, actual, symbol), retry=True)
                 ack = self._ack(child, client_order_id)
                 return dataclasses.replace(ack, venue_order_id=str(order.get("id") or ack.venue_order_id))
             return self._ack(order, client_order_id)
@@ -706,23 +521,30 @@ class CcxtVenue(Venue):
 
         ``raw`` re-raises ccxt's own exception after retries so callers can match specific ones.
         """
-        attempts = 1 + (self._read_retries if retry else 0)
-        for attempt in range(attempts):
+
+        async def mapped_call() -> T:
             try:
                 return await call()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 mapped = self._map(exc)
-                if isinstance(exc, ccxt.InvalidNonce) or _binance_code(str(exc)) == -1021:
+                if isinstance(exc, ccxt.InvalidNonce) or binance_code(str(exc)) == -1021:
                     await self._resync_clock()
-                if not isinstance(mapped, errors.TemporaryError) or attempt == attempts - 1:
-                    if raw and isinstance(exc, ccxt.BaseError) and not isinstance(mapped, errors.TemporaryError):
-                        raise
-                    raise mapped from None
-                log.warning("%s: temporary error, retrying: %s", self.name, mapped)
-                await asyncio.sleep(self._retry_backoff * (2**attempt))
-        raise AssertionError("unreachable")
+                if raw and isinstance(exc, ccxt.BaseError) and not isinstance(mapped, errors.TemporaryError):
+                    raise
+                raise mapped from None
+
+        def log_retry(error: Exception, delay: float) -> None:
+            log.warning("%s: temporary error, retrying: %s", self.name, error)
+
+        return await retrying.retry(
+            mapped_call,
+            attempts=1 + (self._read_retries if retry else 0),
+            backoff=self._retry_backoff,
+            retryable=lambda error: isinstance(error, errors.TemporaryError),
+            on_retry=log_retry,
+        )
 
     async def _resync_clock(self) -> None:
         """After a -1021 (clock outside recvWindow), measure the offset to the venue's clock."""
@@ -735,10 +557,10 @@ class CcxtVenue(Venue):
 
     def _map(self, exc: BaseException, *, placing_order: bool = False) -> errors.VenueError:
         retry_after = None
-        if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)) or _binance_code(str(exc)) in (-1003, -1015):
+        if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)) or binance_code(str(exc)) in (-1003, -1015):
             headers = self.exchange.last_response_headers or {}
             header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-            retry_after = _seconds(header)
+            retry_after = retry_after_seconds(header)
         return map_ccxt_error(
             exc,
             exchange_id=self.name,

@@ -25,21 +25,21 @@ from typing import Any
 
 from core.errors import RateLimited, TemporaryError, VenueError
 from core.model import Fill, FillStatus, OrderType, Side, utcnow
-from core.venues.angelone import AngelOneSession, OrderUpdateSocket, SpacingLimiter
-from core.venues.angelone_instruments import IST
+from core.retry import ExponentialBackoff, Retries
+from core.throttle import RateLimit, Throttle
+from core.venues.angelone.constants import (
+    ANGEL_ONE_VENUE,
+    ANGEL_TIME_FORMAT,
+    IST,
+    MASTER_ORDER_TYPES,
+    ORDER_BOOK_POLL_SECONDS,
+    PRICE_PLACES,
+)
+from core.venues.angelone.sdk import OrderUpdateSocket
+from core.venues.angelone.session import AngelOneSession
 from core.venues.base import FillSource
 
 log = logging.getLogger(__name__)
-
-VENUE_NAME = "angelone"
-MASTER_ORDER_TYPES = {
-    "MARKET": OrderType.MARKET,
-    "LIMIT": OrderType.LIMIT,
-    "STOPLOSS_LIMIT": OrderType.STOP_LIMIT,
-    "STOPLOSS_MARKET": OrderType.STOP_MARKET,
-}
-ANGEL_TIME_FORMAT = "%d-%b-%Y %H:%M:%S"  # "05-Jun-2024 10:35:49", India time
-PRICE_PLACES = Decimal("0.0001")
 
 
 def _decimal(value: Any) -> Decimal:
@@ -106,7 +106,7 @@ class FillTracker:
         stop_price = _decimal(order.get("triggerprice"))
         return Fill(
             master_id=self._master_id,
-            venue=f"{VENUE_NAME}:{self._master_id}",  # order ids are per account: the master keys them
+            venue=f"{ANGEL_ONE_VENUE.name}:{self._master_id}",  # order ids are per account: the master keys them
             trade_id=f"{order_id}:{filled.normalize():f}",
             order_id=order_id,
             symbol=f"{str(order.get('exchange', '')).upper()}:{order.get('tradingsymbol', '')}",
@@ -149,7 +149,7 @@ class AngelOneFillSource(FillSource):
         *,
         poll_interval: float = 1.0,
         connected_poll_interval: float = 30.0,
-        min_poll_spacing: float = 1.0,
+        min_poll_spacing: float = ORDER_BOOK_POLL_SECONDS,
         reconnect_delay: float = 1.0,
         max_reconnect_delay: float = 30.0,
         clock: Callable[[], datetime] = utcnow,
@@ -159,7 +159,7 @@ class AngelOneFillSource(FillSource):
         self._tracker = FillTracker(master_id)
         self._poll_interval = poll_interval
         self._connected_poll_interval = connected_poll_interval
-        self._poll_spacing = SpacingLimiter(min_poll_spacing)
+        self._poll_spacing = Throttle([RateLimit(1, min_poll_spacing)])
         self._reconnect_delay = reconnect_delay
         self._max_reconnect_delay = max_reconnect_delay
         self._clock = clock
@@ -228,7 +228,7 @@ class AngelOneFillSource(FillSource):
             self._queue.put_nowait(fill)
 
     async def _read_order_book(self) -> list[Mapping[str, Any]]:
-        await self._poll_spacing.wait()
+        await self._poll_spacing.acquire()
         answer = await self._session.call("reading the master's order book", "orderBook")
         return list(answer.get("data") or [])
 
@@ -250,7 +250,8 @@ class AngelOneFillSource(FillSource):
 
     async def _run_socket(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = self._reconnect_delay
+        # a socket that never opened waits twice the delay, then doubles up to the maximum
+        failed_opens = Retries(ExponentialBackoff(self._reconnect_delay * 2, ceiling=self._max_reconnect_delay))
         while not self._closed:
             opened = asyncio.Event()
             try:
@@ -272,8 +273,11 @@ class AngelOneFillSource(FillSource):
                     self._last_error = f"order-update socket failed ({type(exc).__name__})"
                     log.warning("Angel One master %s: %s", self._master_id, self._last_error)
                 self._on_socket_closed()
-            delay = self._reconnect_delay if opened.is_set() else min(delay * 2, self._max_reconnect_delay)
-            await asyncio.sleep(delay)
+            if opened.is_set():
+                failed_opens.reset()
+                await asyncio.sleep(self._reconnect_delay)
+            else:
+                await failed_opens.wait()
 
     def _on_socket_open(self, opened: asyncio.Event) -> None:
         opened.set()

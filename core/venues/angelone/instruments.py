@@ -14,23 +14,23 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 import requests
 
 from core.errors import TemporaryError, UnknownSymbol
 from core.model import MarketRules
+from core.venues.angelone.constants import (
+    DOWNLOAD_TIMEOUT_SECONDS,
+    IST,
+    PAISE_PER_RUPEE,
+    RELOAD_RETRY_DELAY,
+    SCRIP_MASTER_URL,
+    SUPPORTED_EXCHANGES,
+)
 
 log = logging.getLogger(__name__)
-
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
-SCRIP_MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
-SUPPORTED_EXCHANGES = frozenset({"NSE", "BSE", "NFO", "MCX"})
-PAISE_PER_RUPEE = Decimal(100)
-#: after a failed daily reload, keep serving yesterday's list and try again this much later
-RELOAD_RETRY_DELAY = timedelta(minutes=5)
-DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,8 @@ def download_scrip_master(url: str) -> list[Mapping[str, str]]:
     """Blocking download and JSON decode; run in a worker thread."""
     response = requests.get(url, timeout=DOWNLOAD_TIMEOUT_SECONDS)
     response.raise_for_status()
-    return json.loads(response.content)
+    rows: list[Mapping[str, str]] = json.loads(response.content)
+    return rows
 
 
 class InstrumentMaster:

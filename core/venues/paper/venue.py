@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -30,7 +29,7 @@ from core.model import (
     Side,
     utcnow,
 )
-from core.venues.base import FillSource, Position, Venue
+from core.venues.base import Position, Venue
 
 ZERO = Decimal(0)
 
@@ -172,7 +171,7 @@ class PaperVenue(Venue):
     place_calls: int = 0
     _failures: deque[_InjectedFailure] = field(default_factory=deque)
     _watchers: list[asyncio.Queue[Fill]] = field(default_factory=list)
-    _trade_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _trade_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     #: trade ids must never repeat, even across restarts, since the journal keys fills on them
     _trade_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
     master_id: int = 0  # set when this account is a master whose fills are watched
@@ -348,7 +347,8 @@ class PaperVenue(Venue):
             margin_needed = opened_part * rules.contract_size * price / self.leverage + fee
             if margin_needed > self._available_margin():
                 raise InsufficientFunds(
-                    f"margin is insufficient: needs {margin_needed:.2f} {rules.quote}, available {self._available_margin():.2f}"
+                    f"margin is insufficient: needs {margin_needed:.2f} {rules.quote},"
+                    f" available {self._available_margin():.2f}"
                 )
         if opening:
             total = holding.quantity + signed
@@ -423,17 +423,3 @@ class PaperVenue(Venue):
         )
         for queue in self._watchers:
             queue.put_nowait(fill)
-
-
-class PaperFillSource(FillSource):
-    """The executions of one paper account, as a master's fill stream."""
-
-    def __init__(self, venue: PaperVenue, master_id: int) -> None:
-        self._venue = venue
-        venue.master_id = master_id
-        self._queue: asyncio.Queue[Fill] = asyncio.Queue()
-        venue._watchers.append(self._queue)
-
-    async def fills(self) -> AsyncIterator[Fill]:
-        while True:
-            yield await self._queue.get()

@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from core.model import OrderIntent, OrderType, Side
 from core.sizing import round_down
-from core.venues.paper import PaperExchange, PaperVenue
+from core.venues.paper.venue import PaperExchange, PaperVenue
 
 #: typical master order size per symbol, in base units (low, high)
 SIZES = {

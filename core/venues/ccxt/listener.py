@@ -17,6 +17,7 @@ key cannot wedge the listener.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -28,26 +29,13 @@ from typing import Any
 
 from core.errors import TemporaryError
 from core.model import Fill, FillStatus, OrderType, Side, utcnow
+from core.retry import ExponentialBackoff, Retries
 from core.venues.base import FillSource
-from core.venues.ccxt_venue import BINANCE_FAMILY, CcxtVenue, map_ccxt_error, to_decimal
+from core.venues.ccxt.constants import BINANCE_FAMILY, BINANCE_ORDER_TYPES, SEEN_TRADE_IDS, TRADES_PAGE
+from core.venues.ccxt.errors import map_ccxt_error
+from core.venues.ccxt.venue import CcxtVenue, to_decimal
 
 log = logging.getLogger(__name__)
-
-#: Binance order types (futures ``ot``/``origType``, spot ``o``/``type``) as the project's types.
-BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
-    "MARKET": OrderType.MARKET,
-    "LIMIT": OrderType.LIMIT,
-    "LIMIT_MAKER": OrderType.LIMIT,
-    "STOP_MARKET": OrderType.STOP_MARKET,
-    "STOP_LOSS": OrderType.STOP_MARKET,
-    "STOP": OrderType.STOP_LIMIT,
-    "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
-    "TAKE_PROFIT": OrderType.STOP_LIMIT,
-    "TAKE_PROFIT_LIMIT": OrderType.STOP_LIMIT,
-    "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET,
-}
-TRADES_PAGE = 1000
-SEEN_TRADE_IDS = 20_000
 
 
 def journal_key(exchange_id: str, master_id: int, symbol: str, trade_id: str) -> tuple[str, str]:
@@ -113,7 +101,7 @@ class CcxtFillListener(FillSource):
         await self._venue.close()
 
     async def fills(self) -> AsyncIterator[Fill]:
-        backoff = self._backoff_initial
+        reconnects = Retries(ExponentialBackoff(self._backoff_initial, ceiling=self._backoff_max))
         while True:
             connected_once = False
             try:
@@ -129,10 +117,9 @@ class CcxtFillListener(FillSource):
             finally:
                 await self._disconnect()
             if connected_once or self._health.connected:
-                backoff = self._backoff_initial
+                reconnects.reset()
             self._health = replace(self._health, connected=False, reconnects=self._health.reconnects + 1)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._backoff_max)
+            await reconnects.wait()
 
     # ------------------------------------------------------------------ one connection
 
@@ -189,7 +176,7 @@ class CcxtFillListener(FillSource):
         if client is None:
             return time.monotonic() - opened_at
         last_ms = max(client.last_message_at or 0, client.connectionEstablished or 0)
-        return (self._exchange.milliseconds() - last_ms) / 1000
+        return float(self._exchange.milliseconds() - last_ms) / 1000
 
     async def _disconnect(self) -> None:
         for url, client in list((self._exchange.clients or {}).items()):
@@ -256,7 +243,8 @@ class CcxtFillListener(FillSource):
         if self._exchange.has.get("fetchPositions"):
             symbols.update(p.symbol for p in await self._venue.positions())
         fills: list[Fill] = []
-        for symbol in sorted(symbols) or [None]:
+        wanted: list[str | None] = [*sorted(symbols)] or [None]
+        for symbol in wanted:
             trades = await self._trades_since(symbol, since_ms)
             fills.extend(await self._fills_from_rest(trades))
         fills.sort(key=lambda f: (f.executed_at, f.trade_id))
@@ -269,7 +257,9 @@ class CcxtFillListener(FillSource):
     async def _trades_since(self, symbol: str | None, since_ms: int) -> list[dict[str, Any]]:
         trades: dict[str, dict[str, Any]] = {}
         while True:
-            page = await self._venue.read(lambda s=since_ms: self._exchange.fetch_my_trades(symbol, s, TRADES_PAGE))
+            page = await self._venue.read(
+                functools.partial(self._exchange.fetch_my_trades, symbol, since_ms, TRADES_PAGE)
+            )
             fresh = [t for t in page if str(t["id"]) not in trades]
             trades.update((str(t["id"]), t) for t in fresh)
             if len(page) < TRADES_PAGE or not fresh:
@@ -288,7 +278,9 @@ class CcxtFillListener(FillSource):
                 continue
             order_id = str(trade.get("order"))
             if order_id not in orders:
-                orders[order_id] = await self._venue.read(lambda: self._exchange.fetch_order(order_id, trade["symbol"]))
+                orders[order_id] = await self._venue.read(
+                    functools.partial(self._exchange.fetch_order, order_id, trade["symbol"])
+                )
             fill = self._fill_from_rest(trade, orders[order_id], last_trade_of_order[order_id] == str(trade["id"]))
             if fill is not None:
                 fills.append(fill)

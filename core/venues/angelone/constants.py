@@ -1,0 +1,93 @@
+"""What the Angel One adapter knows of SmartAPI, apart from its logic: hosts, the limit table,
+answer codes, order and product types, the instrument master's shape."""
+
+from __future__ import annotations
+
+import enum
+from datetime import time, timedelta, timezone
+from decimal import Decimal
+
+from core.model import OrderType
+from core.throttle import RateLimit
+from core.venues.driver import VenueSpec
+
+ANGEL_ONE_VENUE = VenueSpec("angelone", "Angel One", ("api_key", "client_code", "pin", "totp_secret"))
+#: the trading PIN Angel One issues
+PIN_PATTERN = r"\d{4,8}"
+
+# -- hosts -----------------------------------------------------------------------------------------
+
+REST_ROOT = "https://apiconnect.angelone.in"
+ORDER_UPDATES_URL = "wss://tns.angelone.in/smart-order-update"
+SCRIP_MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
+REQUEST_TIMEOUT_SECONDS = 7.0
+
+# -- limits ----------------------------------------------------------------------------------------
+
+#: logins, shared by every account of the process: 1 a second, a little margin for clock jitter
+LOGIN_LIMITS = (RateLimit(1, 1.1),)
+#: placeOrder, per account
+PLACE_ORDER_LIMITS = (RateLimit(20, 1.0), RateLimit(500, 60.0), RateLimit(1000, 3600.0))
+#: order-book reads of a master's listener: 1 a second
+ORDER_BOOK_POLL_SECONDS = 1.0
+
+# -- answers ---------------------------------------------------------------------------------------
+
+#: answers meaning "this session is no longer valid": log in again, then retry once
+SESSION_ERROR_CODES = frozenset({"AG8001", "AG8002", "AG8003", "AB8050", "AB8051", "AB1010", "AB1011"})
+TEMPORARY_ERROR_CODES = frozenset({"AB1004", "AB1007", "AB2000", "AB2001"})
+PERMISSION_ERROR_CODES = frozenset({"AB1005", "AB1006", "AB2002"})
+INVALID_ORDER_ERROR_CODES = frozenset({"AB1008", "AB1012", "AB4008"})
+UNKNOWN_SYMBOL_ERROR_CODES = frozenset({"AB1009", "AB1018"})
+RATE_LIMIT_TEXT = "exceeding access rate"
+
+# -- sessions --------------------------------------------------------------------------------------
+
+#: Angel One ends every session once a day, early in the morning India time
+DAILY_LOGOUT_IST = time(5, 0)
+#: a session is renewed this long before its token expires
+SESSION_REFRESH_MARGIN = timedelta(minutes=30)
+#: retries of a request refused for rate, and the first backoff (doubled each time)
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_BACKOFF_SECONDS = 0.5
+
+# -- orders ----------------------------------------------------------------------------------------
+
+
+class ProductType(enum.StrEnum):
+    INTRADAY = "INTRADAY"
+    DELIVERY = "DELIVERY"
+    CARRYFORWARD = "CARRYFORWARD"
+    MARGIN = "MARGIN"
+
+
+#: our order types as Angel One's (variety, order type)
+ORDER_TYPES = {
+    OrderType.MARKET: ("NORMAL", "MARKET"),
+    OrderType.LIMIT: ("NORMAL", "LIMIT"),
+    OrderType.STOP_LIMIT: ("STOPLOSS", "STOPLOSS_LIMIT"),
+    OrderType.STOP_MARKET: ("STOPLOSS", "STOPLOSS_MARKET"),
+}
+#: a master's Angel One order types as ours
+MASTER_ORDER_TYPES = {
+    "MARKET": OrderType.MARKET,
+    "LIMIT": OrderType.LIMIT,
+    "STOPLOSS_LIMIT": OrderType.STOP_LIMIT,
+    "STOPLOSS_MARKET": OrderType.STOP_MARKET,
+}
+ORDERTAG_MAX_LENGTH = 20
+ANGEL_TIME_FORMAT = "%d-%b-%Y %H:%M:%S"  # "05-Jun-2024 10:35:49", India time
+PRICE_PLACES = Decimal("0.0001")
+
+# -- instruments -----------------------------------------------------------------------------------
+
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+SUPPORTED_EXCHANGES = frozenset({"NSE", "BSE", "NFO", "MCX"})
+PAISE_PER_RUPEE = Decimal(100)
+#: after a failed daily reload, keep serving yesterday's list and try again this much later
+RELOAD_RETRY_DELAY = timedelta(minutes=5)
+DOWNLOAD_TIMEOUT_SECONDS = 60
+#: the scrip master is republished early each morning; reloaded then
+INSTRUMENTS_RELOAD_AT_IST = time(8, 30)
+#: the session refresh job is cheap when nothing is due, hence often: it catches the daily logout
+SESSION_REFRESH_EVERY = timedelta(minutes=5)

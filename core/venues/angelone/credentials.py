@@ -1,0 +1,90 @@
+"""What an Angel One account logs in with, where it connects, and the redaction of both from
+anything that may reach a log or a user."""
+
+from __future__ import annotations
+
+import binascii
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pyotp
+
+from core.errors import UserError
+from core.venues.angelone.constants import (
+    ANGEL_ONE_VENUE,
+    ORDER_UPDATES_URL,
+    REQUEST_TIMEOUT_SECONDS,
+    REST_ROOT,
+    SCRIP_MASTER_URL,
+)
+
+
+def is_totp_seed(secret: str) -> bool:
+    """True when ``secret`` is a base32 seed pyotp can make codes from."""
+    try:
+        pyotp.TOTP(secret).now()
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class AngelOneCredentials:
+    """What one Angel One account logs in with. ``repr`` shows the client code only."""
+
+    api_key: str = field(repr=False)
+    client_code: str
+    pin: str = field(repr=False)
+    totp_secret: str = field(repr=False)
+
+    REQUIRED = ANGEL_ONE_VENUE.fields
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> AngelOneCredentials:
+        """Build from a stored credential dict; ``UserError`` names what is missing or malformed."""
+        missing = [key for key in cls.REQUIRED if not str(values.get(key) or "").strip()]
+        if missing:
+            raise UserError(f"Angel One credentials need {', '.join(cls.REQUIRED)}; missing: {', '.join(missing)}")
+        secret = str(values["totp_secret"]).strip().replace(" ", "").upper()
+        if not is_totp_seed(secret):
+            raise UserError("the Angel One TOTP secret is not valid: paste the base32 key shown under the QR code")
+        return cls(
+            str(values["api_key"]).strip(),
+            str(values["client_code"]).strip().upper(),
+            str(values["pin"]).strip(),
+            secret,
+        )
+
+    def current_totp(self) -> str:
+        return pyotp.TOTP(self.totp_secret).now()
+
+
+@dataclass(frozen=True)
+class AngelOneEndpoints:
+    """Where the SDK connects (tests point these at a local fake)."""
+
+    rest_root: str = REST_ROOT
+    order_updates_url: str = ORDER_UPDATES_URL
+    scrip_master_url: str = SCRIP_MASTER_URL
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS
+    #: the static IP registered with Angel One (sent as X-ClientPublicIP); the SDK sends a fixed one
+    public_ip: str | None = None
+
+
+class SecretRedactor:
+    """Redacts one account's secrets from any text that may reach a log or an exception."""
+
+    def __init__(self, credentials: AngelOneCredentials) -> None:
+        self._credentials = credentials
+        self.tokens: list[str] = []
+
+    def redact(self, text: str) -> str:
+        credentials = self._credentials
+        candidates = [credentials.api_key, credentials.pin, credentials.totp_secret, *self.tokens]
+        now = int(time.time())
+        totp = pyotp.TOTP(credentials.totp_secret)
+        candidates += [totp.at(now + offset) for offset in (-30, 0, 30)]
+        for secret in sorted({c for c in candidates if c and len(c) >= 4}, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text

@@ -1,0 +1,215 @@
+"""One Angel One follower account as a ``Venue``: orders tagged with the client order id,
+whole lots, prices on the tick, placement throttled by Angel One's per-account limits."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any
+
+from core.errors import InvalidOrder, OrderStatusUnknown, TemporaryError
+from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType
+from core.throttle import Throttle
+from core.venues.angelone.constants import ORDER_TYPES, ORDERTAG_MAX_LENGTH, PLACE_ORDER_LIMITS, ProductType
+from core.venues.angelone.instruments import Instrument, InstrumentMaster
+from core.venues.angelone.session import AngelOneSession
+from core.venues.base import Position, Venue
+
+log = logging.getLogger(__name__)
+
+
+def ordertag_for(client_order_id: str) -> str:
+    """The order tag Angel One stores with the order (max 20 characters, SEBI algo identification).
+
+    A short alphanumeric client order id is used as is; anything else becomes ``ct`` plus 18 base32
+    characters of its SHA-256, so the same id always gives the same tag (``fetch_order`` relies on it).
+    """
+    if len(client_order_id) <= ORDERTAG_MAX_LENGTH and re.fullmatch(r"[A-Za-z0-9]+", client_order_id):
+        return client_order_id
+    digest = base64.b32encode(hashlib.sha256(client_order_id.encode()).digest()).decode().lower()
+    return "ct" + digest[: ORDERTAG_MAX_LENGTH - 2]
+
+
+def whole_lots(quantity: Decimal, lot_size: Decimal, symbol: str) -> Decimal:
+    """``quantity`` truncated to whole lots; ``InvalidOrder`` when that is less than one lot."""
+    lots = (quantity / lot_size).to_integral_value(rounding=ROUND_DOWN)
+    if lots < 1:
+        raise InvalidOrder(f"quantity {quantity} of {symbol} is below one lot of {lot_size}")
+    return lots * lot_size
+
+
+def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:
+    return (price / tick).to_integral_value(rounding=ROUND_HALF_UP) * tick
+
+
+def _decimal(value: Any) -> Decimal:
+    """A JSON number or string as Decimal (via ``str``: the SDK decodes numbers as float)."""
+    if value in (None, ""):
+        return Decimal(0)
+    return Decimal(str(value))
+
+
+class AngelOneVenue(Venue):
+    """One Angel One follower account.
+
+    Orders carry an ``ordertag`` derived from the client order id; ``fetch_order`` finds them by
+    it in the order book. The product type comes from ``follow_products[follow_id]`` or
+    ``product``; the variety follows from the order type (stop orders need ``STOPLOSS``).
+    """
+
+    name = "angelone"
+
+    def __init__(
+        self,
+        session: AngelOneSession,
+        instruments: InstrumentMaster,
+        *,
+        product: ProductType = ProductType.INTRADAY,
+        follow_products: Mapping[int, ProductType] | None = None,
+        order_limiter: Throttle | None = None,
+    ) -> None:
+        self._session = session
+        self._instruments = instruments
+        self._product = ProductType(product)
+        self._follow_products = {follow_id: ProductType(p) for follow_id, p in (follow_products or {}).items()}
+        self._order_limiter = order_limiter or Throttle(PLACE_ORDER_LIMITS)
+
+    @property
+    def session(self) -> AngelOneSession:
+        return self._session
+
+    def _product_for(self, intent: OrderIntent) -> ProductType:
+        """The master's product when the fill carried one, else the follow's, else the default."""
+        if intent.product:
+            try:
+                return ProductType(intent.product.upper())
+            except ValueError:
+                log.warning("unknown Angel One product %r on a copy; using the configured one", intent.product)
+        return self._follow_products.get(intent.follow_id, self._product)
+
+    async def market(self, symbol: str) -> MarketRules:
+        return (await self._instruments.instrument(symbol)).market_rules()
+
+    async def symbols(self) -> frozenset[str]:
+        return await self._instruments.symbols()
+
+    async def equity(self) -> Decimal:
+        answer = await self._session.call("reading the account's funds", "rmsLimit")
+        data = answer.get("data") or {}
+        if data.get("net") in (None, ""):
+            raise TemporaryError("Angel One's funds answer had no net value")
+        return _decimal(data["net"])
+
+    async def positions(self) -> list[Position]:
+        answer = await self._session.call("reading the positions", "position")
+        positions = []
+        for row in answer.get("data") or []:
+            quantity = _decimal(row.get("netqty"))
+            if quantity != 0:
+                entry = _decimal(row.get("avgnetprice") or row.get("netprice"))
+                positions.append(Position(f"{row['exchange']}:{row['tradingsymbol']}", quantity, entry or None))
+        return positions
+
+    async def validate(self) -> None:
+        """Log in now, then read the profile and the funds: a key that works for both can trade."""
+        await self._session.login()
+        await self._session.call("reading the profile", "getProfile")
+        await self.equity()
+
+    async def place_order(self, intent: OrderIntent) -> OrderAck:
+        instrument = await self._instruments.instrument(intent.symbol)
+        params = self._order_params(intent, instrument)
+        await self._order_limiter.acquire()
+        answer = await self._session.call(
+            f"placing an order for {intent.symbol}", "placeOrderFullResponse", params, placing=True
+        )
+        order_id = (answer.get("data") or {}).get("orderid")
+        if not order_id:
+            raise OrderStatusUnknown(f"Angel One accepted the order for {intent.symbol} without an order id")
+        return OrderAck(str(order_id), intent.client_order_id, CopyStatus.PLACED)
+
+    def _order_params(self, intent: OrderIntent, instrument: Instrument) -> dict[str, str]:
+        if intent.order_type not in ORDER_TYPES:
+            raise InvalidOrder(f"Angel One has no {intent.order_type.value} order type")
+        variety, order_type = ORDER_TYPES[intent.order_type]
+        quantity = whole_lots(intent.quantity, instrument.lot_size, intent.symbol)
+        price = Decimal(0)
+        trigger = Decimal(0)
+        if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            if intent.price is None:
+                raise InvalidOrder(f"a {intent.order_type.value} order needs a price")
+            price = round_to_tick(intent.price, instrument.tick_size)
+        if intent.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET):
+            if intent.stop_price is None:
+                raise InvalidOrder(f"a {intent.order_type.value} order needs a stop price")
+            trigger = round_to_tick(intent.stop_price, instrument.tick_size)
+        if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price <= 0:
+            raise InvalidOrder(
+                f"price {intent.price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
+            )
+        if intent.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and trigger <= 0:
+            raise InvalidOrder(
+                f"stop price {intent.stop_price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
+            )
+        return {
+            "variety": variety,
+            "tradingsymbol": instrument.trading_symbol,
+            "symboltoken": instrument.token,
+            "transactiontype": intent.side.value.upper(),
+            "exchange": instrument.exchange,
+            "ordertype": order_type,
+            "producttype": self._product_for(intent).value,
+            "duration": "IOC" if intent.time_in_force == "IOC" else "DAY",
+            "price": str(price),
+            "triggerprice": str(trigger),
+            "squareoff": "0",
+            "stoploss": "0",
+            "quantity": str(int(quantity)),
+            "ordertag": ordertag_for(intent.client_order_id),
+        }
+
+    async def price(self, symbol: str) -> Decimal:
+        instrument = await self._instruments.instrument(symbol)
+        answer = await self._session.call(
+            "reading a price", "ltpData", instrument.exchange, instrument.trading_symbol, instrument.token
+        )
+        return _decimal((answer.get("data") or {}).get("ltp"))
+
+    async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
+        tag = ordertag_for(client_order_id)
+        answer = await self._session.call("looking an order up", "orderBook")
+        resting = [
+            row
+            for row in answer.get("data") or []
+            if row.get("ordertag") == tag
+            and str(row.get("status") or "").lower() in ("open", "trigger pending", "open pending")
+        ]
+        if not resting:
+            return False
+        row = resting[-1]
+        await self._session.call(
+            "cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL")
+        )
+        return True
+
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+        tag = ordertag_for(client_order_id)
+        answer = await self._session.call("looking an order up", "orderBook")
+        matches = [row for row in answer.get("data") or [] if row.get("ordertag") == tag]
+        if not matches:
+            return None
+        row = matches[-1]
+        filled = _decimal(row.get("filledshares"))
+        average = _decimal(row.get("averageprice"))
+        status = str(row.get("status") or row.get("orderstatus") or "").lower()
+        if status == "complete":
+            copy_status = CopyStatus.FILLED
+        elif status in ("rejected", "cancelled"):
+            copy_status = CopyStatus.FILLED if filled > 0 else CopyStatus.FAILED
+        else:
+            copy_status = CopyStatus.PLACED
+        return OrderAck(str(row["orderid"]), client_order_id, copy_status, filled, average if average > 0 else None)

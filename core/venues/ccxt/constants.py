@@ -1,0 +1,91 @@
+"""What the ccxt adapter knows of its exchanges, apart from its logic: the exchanges offered by
+name, per-exchange options, Binance's error codes and order types, the listener's limits.
+
+Request rates are not tabled here: ccxt carries each exchange's rate limit and per-endpoint
+costs itself, and ``throttler.py`` paces requests by them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from core import errors as core_errors
+from core.model import OrderType
+from core.venues.driver import VenueSpec
+
+#: the exchanges offered by name, with their curated titles; any other ccxt exchange id works too
+CURATED_VENUES: tuple[VenueSpec, ...] = (
+    VenueSpec("binanceusdm", "Binance USD-M futures", ("api_key", "secret")),
+    VenueSpec("binance", "Binance spot", ("api_key", "secret")),
+    VenueSpec("bybit", "Bybit", ("api_key", "secret")),
+    VenueSpec("okx", "OKX", ("api_key", "secret", "password")),
+)
+#: the exchanges a deployment enables when it names none
+DEFAULT_EXCHANGES: tuple[str, ...] = tuple(spec.name for spec in CURATED_VENUES)
+#: ccxt's names for the credentials an exchange requires, mapped to the fields asked for
+CREDENTIAL_FIELDS = (("apiKey", "api_key"), ("secret", "secret"), ("password", "password"), ("uid", "uid"))
+#: asked for when ccxt names no required credential
+DEFAULT_FIELDS = ("api_key", "secret")
+
+BINANCE_FAMILY = frozenset({"binance", "binanceusdm"})
+#: venues whose resting stop-market / take-profit-market orders carry the follower's TP/SL
+CONDITIONAL_ORDER_VENUES = frozenset({"binanceusdm"})
+
+#: Options for every instance: the copier never needs the currency list (a signed call per load).
+COMMON_OPTIONS: Mapping[str, Any] = {"fetchCurrencies": False}
+#: Per-exchange options: load only the market type the account trades, no margin pair lists.
+EXCHANGE_OPTIONS: Mapping[str, Mapping[str, Any]] = {
+    "binance": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
+    "binanceusdm": {"fetchMarkets": {"types": ["linear"]}},
+}
+#: ccxt.pro would otherwise fetch a positions snapshot (and leverage brackets) on connect.
+STREAMING_OPTIONS: Mapping[str, Any] = {
+    "watchPositions": {"fetchPositionsSnapshot": False},
+    "watchBalance": {"fetchBalanceSnapshot": False},
+}
+
+#: Binance error codes mapped directly: ccxt picks its per-market error table by the request's
+#: host name, so behind overridden URLs (proxy, tests) several codes would fall to generic types.
+BINANCE_CODES: Mapping[int, type[core_errors.VenueError]] = {
+    -1003: core_errors.RateLimited,  # too much request weight
+    -1015: core_errors.RateLimited,  # too many new orders
+    -1021: core_errors.TemporaryError,  # timestamp outside recvWindow: clock drift, resynced below
+    -1022: core_errors.AuthenticationError,  # signature not valid (wrong secret)
+    -2014: core_errors.AuthenticationError,  # API-key format invalid
+    -2015: core_errors.AuthenticationError,  # invalid API-key, IP, or permissions
+    -1013: core_errors.InvalidOrder,  # filter failure (LOT_SIZE, PRICE_FILTER, NOTIONAL)
+    -1106: core_errors.InvalidOrder,  # parameter sent when not required
+    -1111: core_errors.InvalidOrder,  # precision over the maximum
+    -1121: core_errors.UnknownSymbol,  # invalid symbol
+    -2010: core_errors.InvalidOrder,  # new order rejected (duplicate; balance is matched by message first)
+    -2013: core_errors.InvalidOrder,  # order does not exist
+    -2022: core_errors.InvalidOrder,  # reduce-only order rejected
+    -4015: core_errors.InvalidOrder,  # client order id not valid
+    -4061: core_errors.InvalidOrder,  # position side does not match the account's mode
+    -4116: core_errors.InvalidOrder,  # client order id duplicated
+    -4164: core_errors.InvalidOrder,  # notional below minimum
+    -2018: core_errors.InsufficientFunds,  # balance insufficient
+    -2019: core_errors.InsufficientFunds,  # margin insufficient
+}
+ORDER_DOES_NOT_EXIST = -2013
+UNKNOWN_ORDER_SENT = -2011  # cancelling an order that is no longer open
+BINANCE_CODE_PATTERN = re.compile(r'"code"\s*:\s*(-?\d+)')
+URL_QUERY_PATTERN = re.compile(r"(https?|wss?)://([^\s?]+)\?\S*")
+
+#: Binance order types (futures ``ot``/``origType``, spot ``o``/``type``) as the project's types.
+BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
+    "MARKET": OrderType.MARKET,
+    "LIMIT": OrderType.LIMIT,
+    "LIMIT_MAKER": OrderType.LIMIT,
+    "STOP_MARKET": OrderType.STOP_MARKET,
+    "STOP_LOSS": OrderType.STOP_MARKET,
+    "STOP": OrderType.STOP_LIMIT,
+    "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT_LIMIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET,
+}
+TRADES_PAGE = 1000
+SEEN_TRADE_IDS = 20_000

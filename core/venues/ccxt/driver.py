@@ -1,0 +1,115 @@
+"""The ccxt family's driver: every exchange ccxt supports, one sandbox switch, URL overrides.
+
+ccxt takes seconds to import, so this module imports it only when a driver is built or an
+exchange outside the curated list is looked up: paper-only deployments never load it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from core.venues.base import FillSource, Venue
+from core.venues.ccxt.constants import CREDENTIAL_FIELDS, CURATED_VENUES, DEFAULT_FIELDS
+from core.venues.driver import MasterStream, VenueDriver, VenueSpec
+from core.venues.registry import VenueAccount
+
+if TYPE_CHECKING:
+    from core.venues.ccxt.markets import CcxtMarketsCache
+    from core.venues.ccxt.venue import CcxtVenue
+
+
+class CcxtSettings(Protocol):
+    """The deployment settings this driver reads."""
+
+    @property
+    def mode(self) -> str: ...  # "paper", "testnet" or "live"
+
+    @property
+    def ccxt_exchanges(self) -> list[str]: ...
+
+    @property
+    def venue_urls(self) -> dict[str, dict[str, Any]]: ...
+
+
+@functools.cache
+def _exchange_spec(name: str) -> VenueSpec | None:
+    """Any exchange ccxt supports, asking for the credentials ccxt says it requires."""
+    import ccxt
+
+    exchange_class = getattr(ccxt, name, None) if name in ccxt.exchanges else None
+    if exchange_class is None:
+        return None
+    required = exchange_class().requiredCredentials
+    fields = tuple(ours for theirs, ours in CREDENTIAL_FIELDS if required.get(theirs))
+    return VenueSpec(name, exchange_class().name, fields or DEFAULT_FIELDS)
+
+
+def check_exchange_ids(names: Iterable[str]) -> list[str]:
+    """``names`` as a list when ccxt knows each; ``ValueError`` names the first it does not."""
+    import ccxt
+
+    names = list(names)
+    unknown = [name for name in names if name not in ccxt.exchanges]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a ccxt exchange id (see ccxt.exchanges)")
+    return names
+
+
+class CcxtDriver(VenueDriver):
+    """Opens accounts on the enabled ccxt exchanges; a testnet credential (or every one, in
+    testnet mode) uses the exchange's sandbox. Markets and the TLS context are shared."""
+
+    name = "ccxt"
+    curated = CURATED_VENUES
+
+    def __init__(
+        self,
+        exchanges: Iterable[str],
+        *,
+        testnet_mode: bool = False,
+        urls: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        from core.venues.ccxt.markets import CcxtMarketsCache
+
+        self._exchanges = frozenset(exchanges)
+        self._testnet_mode = testnet_mode
+        self._urls = urls if urls is not None else {}  # read at each open: the settings' own mapping
+        self.markets: CcxtMarketsCache = CcxtMarketsCache()
+
+    @classmethod
+    def from_settings(cls, settings: CcxtSettings) -> CcxtDriver:
+        return cls(settings.ccxt_exchanges, testnet_mode=settings.mode == "testnet", urls=settings.venue_urls)
+
+    @classmethod
+    def spec(cls, venue: str) -> VenueSpec | None:
+        return super().spec(venue) or _exchange_spec(venue)
+
+    @property
+    def venue_names(self) -> frozenset[str]:
+        return self._exchanges
+
+    async def open_venue(self, account: VenueAccount) -> Venue:
+        return self._create(account, streaming=False)
+
+    async def open_fill_source(self, master: MasterStream) -> FillSource:
+        """A ccxt.pro client of its own for the master's websocket (the listener closes it)."""
+        from core.venues.ccxt.listener import CcxtFillListener
+
+        stream = self._create(await master.account(), streaming=True)
+        return CcxtFillListener(stream, master_id=master.master_id, checkpoint=master.checkpoint)
+
+    def _create(self, account: VenueAccount, *, streaming: bool) -> CcxtVenue:
+        from core.venues.ccxt.venue import CcxtVenue
+
+        return CcxtVenue.create(
+            account.venue,
+            account.secrets["api_key"],
+            account.secrets["secret"],
+            password=account.secrets.get("password"),
+            markets_cache=self.markets,
+            sandbox=self._testnet_mode or account.environment == "testnet",
+            url_overrides=self._urls.get(account.venue),
+            streaming=streaming,
+        )
