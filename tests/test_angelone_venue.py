@@ -541,11 +541,3 @@ class TestAngelOneVenueContract(VenueContract):
     @pytest.fixture
     def price(self):
         return Decimal("612.35")
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Angel One does not refuse a second order with the same ordertag and the adapter does not check"
-        " the order book first: a resent copy is kept single only by the engine's look-up-before-resend",
-    )
-    async def test_a_client_order_id_is_accepted_once(self, venue, listed_symbol, price, order_quantity):
-        await super().test_a_client_order_id_is_accepted_once(venue, listed_symbol, price, order_quantity)
