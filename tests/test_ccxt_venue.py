@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import decimal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -150,6 +152,24 @@ async def test_market_order_is_copied_with_the_client_order_id(fake: FakeBinance
         Decimal("0.01"),
         Decimal("60000"),
     )
+
+
+async def test_placing_orders_leaves_the_process_decimal_context_alone(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
+    """ccxt's decimal_to_precision rounds half up and traps underflow on the shared context; the
+    copier's money arithmetic must keep Python's defaults whatever ccxt ran."""
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    before = decimal.getcontext().copy()
+
+    await venue.place_order(intent("cp-context-1"))
+    await venue.place_order(
+        dataclasses.replace(intent("cp-context-2"), order_type=OrderType.LIMIT, price=Decimal("59000.05"))
+    )
+
+    after = decimal.getcontext()
+    assert (after.rounding, after.traps[decimal.Underflow]) == (before.rounding, before.traps[decimal.Underflow])
 
 
 async def test_limit_order_rests_and_partial_fills_show_as_increments(

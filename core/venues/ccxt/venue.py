@@ -38,7 +38,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, TypeVar
 
 import ccxt
@@ -101,6 +101,19 @@ def _deep_merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
             _deep_merge(target[key], value)
         else:
             target[key] = copy.deepcopy(value)
+
+
+def _in_own_decimal_context(function: Callable[..., str]) -> Callable[..., str]:
+    """ccxt's ``decimal_to_precision`` sets the *shared* decimal context to round half up and to
+    trap underflow (ccxt/base/decimal_to_precision.py): every later Decimal operation of the
+    process would inherit it. Run it in a private copy instead."""
+
+    @functools.wraps(function)
+    def isolated(*args: Any, **kwargs: Any) -> str:
+        with localcontext():
+            return function(*args, **kwargs)
+
+    return isolated
 
 
 class CcxtVenue(Venue):
@@ -171,6 +184,7 @@ class CcxtVenue(Venue):
         if password:
             config["password"] = password
         exchange = exchange_class(config)
+        exchange.decimal_to_precision = _in_own_decimal_context(exchange.decimal_to_precision)
         if exchange.verify and exchange.ssl_context is None:
             exchange.ssl_context = markets_cache.ssl_context(exchange.cafile)
         if enable_rate_limit and exchange.throttler is not None:
