@@ -24,6 +24,7 @@ from bot.auth import (
     STALE_BUTTON,
     callback_args,
     callback_data,
+    cancel_fallbacks,
     chat_of,
     get_app,
     handler,
@@ -183,14 +184,6 @@ async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
     return ConversationHandler.END
 
 
-async def am_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    user_data(context).pop(_AM, None)
-    if update.callback_query:
-        await update.callback_query.answer()
-    await reply(update, "Cancelled; nothing was stored.")
-    return ConversationHandler.END
-
-
 def addmaster_conversation() -> ConversationHandler:
     text = filters.TEXT & ~filters.COMMAND
     return ConversationHandler(
@@ -208,7 +201,7 @@ def addmaster_conversation() -> ConversationHandler:
             ],
             AM_CONFIRM: [CallbackQueryHandler(am_confirm, pattern=r"^ad:ok$")],
         },
-        fallbacks=[CommandHandler("cancel", am_cancel), CallbackQueryHandler(am_cancel, pattern=r"^ad:x$")],
+        fallbacks=cancel_fallbacks(_AM, "Cancelled; nothing was stored.", r"^ad:x$"),
         allow_reentry=True,
         conversation_timeout=600,
         name="addmaster",
@@ -359,14 +352,6 @@ async def run_broadcast(
     return counts
 
 
-async def bc_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    user_data(context).pop(_BC, None)
-    if update.callback_query:
-        await update.callback_query.answer()
-    await reply(update, "Broadcast cancelled; nothing was sent.")
-    return ConversationHandler.END
-
-
 def broadcast_conversation() -> ConversationHandler:
     return ConversationHandler(
         entry_points=[CommandHandler("broadcast", broadcast)],
@@ -375,7 +360,7 @@ def broadcast_conversation() -> ConversationHandler:
             BC_TEXT: [MessageHandler(filters.TEXT & ~filters.COMMAND, bc_text)],
             BC_CONFIRM: [CallbackQueryHandler(bc_confirm, pattern=r"^bc:ok$")],
         },
-        fallbacks=[CommandHandler("cancel", bc_cancel), CallbackQueryHandler(bc_cancel, pattern=r"^bc:x$")],
+        fallbacks=cancel_fallbacks(_BC, "Broadcast cancelled; nothing was sent.", r"^bc:x$"),
         allow_reentry=True,
         conversation_timeout=600,
         name="broadcast",

@@ -15,7 +15,7 @@ from typing import Any
 
 from telegram import Chat, Update
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler
 
 from core.errors import UserError
 from core.records import UserRecord
@@ -147,3 +147,22 @@ def int_arg(value: str) -> int:
     if not value.isdigit() or len(value) > 12:
         raise UserError(STALE_BUTTON)
     return int(value)
+
+
+def cancel_fallbacks(
+    state_key: str, answer: str, button_pattern: str | None = None
+) -> list[BaseHandler[Any, Any, Any]]:
+    """The fallbacks of a dialogue: ``/cancel`` (and its ✖ button, when it has one) forget the
+    dialogue's answers kept under ``state_key`` and say what did not happen."""
+
+    async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        user_data(context).pop(state_key, None)
+        if update.callback_query:
+            await update.callback_query.answer()
+        await reply(update, answer)
+        return ConversationHandler.END
+
+    handlers: list[BaseHandler[Any, Any, Any]] = [CommandHandler("cancel", cancel)]
+    if button_pattern is not None:
+        handlers.append(CallbackQueryHandler(cancel, pattern=button_pattern))
+    return handlers

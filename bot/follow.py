@@ -22,6 +22,7 @@ from bot.auth import (
     STALE_BUTTON,
     callback_args,
     callback_data,
+    cancel_fallbacks,
     chat_of,
     get_app,
     handler,
@@ -350,14 +351,6 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     return ConversationHandler.END
 
 
-async def follow_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    user_data(context).pop(_KEY, None)
-    if update.callback_query:
-        await update.callback_query.answer()
-    await reply(update, "Cancelled; nothing was changed.")
-    return ConversationHandler.END
-
-
 def follow_conversation() -> ConversationHandler:
     text = filters.TEXT & ~filters.COMMAND
     return ConversationHandler(
@@ -377,7 +370,7 @@ def follow_conversation() -> ConversationHandler:
             OPEN_POSITIONS: [CallbackQueryHandler(follow_open_positions, pattern=r"^fw:op:")],
             CONFIRM: [CallbackQueryHandler(follow_confirm, pattern=r"^fw:ok$")],
         },
-        fallbacks=[CommandHandler("cancel", follow_cancel), CallbackQueryHandler(follow_cancel, pattern=r"^fw:x$")],
+        fallbacks=cancel_fallbacks(_KEY, "Cancelled; nothing was changed.", r"^fw:x$"),
         allow_reentry=True,
         conversation_timeout=900,
         name="follow",

@@ -18,7 +18,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import callback_args, get_app, handler, message_text, reply, user_data
+from bot.auth import callback_args, cancel_fallbacks, get_app, handler, message_text, reply, user_data
 from bot.formatting import format_account, format_accounts
 from bot.keyboards import column, keyboard
 from core.errors import UserError
@@ -193,14 +193,6 @@ async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user
     return await _finish(update, context, user, state.get("default_label", ""))
 
 
-async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    _forget(context)
-    if update.callback_query:
-        await update.callback_query.answer()
-    await reply(update, "Cancelled; nothing was stored.")
-    return ConversationHandler.END
-
-
 async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _forget(context)
     await reply(update, "⌛ /connect timed out and its answers were forgotten. Start again with /connect when ready.")
@@ -221,7 +213,7 @@ def connect_conversation() -> ConversationHandler:
             ],
             ConversationHandler.TIMEOUT: [MessageHandler(filters.ALL, timed_out), CallbackQueryHandler(timed_out)],
         },
-        fallbacks=[CommandHandler("cancel", cancel), CallbackQueryHandler(cancel, pattern=r"^cn:x$")],
+        fallbacks=cancel_fallbacks(_KEY, "Cancelled; nothing was stored.", r"^cn:x$"),
         conversation_timeout=TIMEOUT_SECONDS,
         name="connect",
     )

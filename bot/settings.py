@@ -21,6 +21,7 @@ from bot.auth import (
     STALE_BUTTON,
     callback_args,
     callback_data,
+    cancel_fallbacks,
     get_app,
     handler,
     int_arg,
@@ -188,17 +189,14 @@ async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
     return ConversationHandler.END
 
 
-async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    user_data(context).pop(_KEY, None)
-    await reply(update, "Cancelled; nothing was changed.")
-    return ConversationHandler.END
-
-
 def settings_conversation() -> ConversationHandler:
     return ConversationHandler(
         entry_points=[CommandHandler("settings", settings), CallbackQueryHandler(settings_button, pattern=r"^se:")],
         states={VALUE: [MessageHandler(filters.TEXT & ~filters.COMMAND, typed_value)]},
-        fallbacks=[CommandHandler("cancel", cancel), CallbackQueryHandler(settings_button, pattern=r"^se:")],
+        fallbacks=[
+            *cancel_fallbacks(_KEY, "Cancelled; nothing was changed."),
+            CallbackQueryHandler(settings_button, pattern=r"^se:"),
+        ],
         allow_reentry=True,
         conversation_timeout=600,
         name="settings",
