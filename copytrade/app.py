@@ -11,6 +11,7 @@ import functools
 import gc
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -43,14 +44,14 @@ log = logging.getLogger(__name__)
 DEV_KEY_FILE = "dev-secret.key"
 
 
-def load_vault(settings: Settings) -> Vault:
+def load_vault(settings: Settings, on_secrets: Callable[[Iterable[str]], None] | None = None) -> Vault:
     """The vault from COPYTRADE_SECRET_KEY; in paper mode a generated key kept in the data dir.
 
     Testnet and live refuse to start without an explicit key: a generated key on a server's
     disk would sit next to the data it protects.
     """
     if settings.secret_key:
-        return Vault(settings.secret_key, settings.old_secret_keys)
+        return Vault(settings.secret_key, settings.old_secret_keys, on_open=on_secrets)
     if settings.mode is not Mode.PAPER:
         raise ConfigError(
             f"COPYTRADE_SECRET_KEY: required in {settings.mode.value} mode (generate one with `copytrade gen-key`)"
@@ -63,7 +64,10 @@ def load_vault(settings: Settings) -> Vault:
             with os.fdopen(fd, "w") as handle:
                 handle.write(generate_key())
             log.warning("generated a development secret key in %s (paper mode only)", path)
-        return Vault(path.read_text().strip(), settings.old_secret_keys)
+        key = path.read_text().strip()
+        if on_secrets is not None:
+            on_secrets([key])
+        return Vault(key, settings.old_secret_keys, on_open=on_secrets)
     except OSError as exc:
         raise ConfigError(
             f"COPYTRADE_DATA_DIR: cannot keep the development key in {path}: {exc.strerror or exc}"
@@ -182,8 +186,15 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def build_app(settings: Settings, *, paper: PaperExchange | None = None, migrate: bool = True) -> App:
-    vault = load_vault(settings)
+async def build_app(
+    settings: Settings,
+    *,
+    paper: PaperExchange | None = None,
+    migrate: bool = True,
+    on_secrets: Callable[[Iterable[str]], None] | None = None,
+) -> App:
+    """``on_secrets`` is told every secret the service opens (the log redactor masks them)."""
+    vault = load_vault(settings, on_secrets)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database_url)
     db = Database(settings.database_url)

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
+from telegram.error import InvalidToken
+from telegram.error import NetworkError as TelegramNetworkError
 
 from copytrade.config import Settings, load_settings
+from copytrade.logs import SecretRedactor, configure_logging
 from core.errors import ConfigError, UserError, VaultError
 
 log = logging.getLogger("copytrade")
@@ -105,21 +108,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(generate_key())
         return 0
+    redactor = SecretRedactor()
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        for noisy in ("alembic", "apscheduler"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        redactor.add(settings.secrets())
+        configure_logging(settings.log_level, json_lines=settings.log_format == "json", redactor=redactor)
         if args.command == "demo":
             return asyncio.run(_demo(args))
         if args.command == "migrate":
             return _migrate(settings)
         if args.command == "rotate-key":
-            return asyncio.run(_rotate_key(settings))
-        return asyncio.run(_run(settings, args))
+            return asyncio.run(_rotate_key(settings, redactor))
+        return asyncio.run(_run(settings, args, redactor))
     except (ConfigError, VaultError, UserError) as exc:
-        print(f"copytrade: error: {exc}", file=sys.stderr)
+        print(f"copytrade: error: {redactor.redact(str(exc))}", file=sys.stderr)
         return 2
+    except InvalidToken:
+        print(
+            "copytrade: error: TELEGRAM_BOT_TOKEN: Telegram refused the token (copy it again from @BotFather)",
+            file=sys.stderr,
+        )
+        return 2
+    except TelegramNetworkError as exc:
+        print(
+            f"copytrade: error: TELEGRAM_BOT_TOKEN: the Telegram Bot API cannot be reached: "
+            f"{redactor.redact(_first_line(exc))}",
+            file=sys.stderr,
+        )
+        return 1
     except (SQLAlchemyError, OSError) as exc:
         if not isinstance(exc, (OperationalError, InterfaceError, OSError)):
             raise
@@ -177,12 +193,12 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _rotate_key(settings: Settings) -> int:
+async def _rotate_key(settings: Settings, redactor: SecretRedactor) -> int:
     from copytrade.app import load_vault
     from storage.accounts import AccountStore
     from storage.db import Database
 
-    vault = load_vault(settings)
+    vault = load_vault(settings, redactor.add)
     db = Database(settings.database_url)
     accounts = AccountStore(db)
     resealed = current = 0
@@ -219,11 +235,11 @@ async def _polled(done: Callable[[], bool], every: float = 0.05) -> None:
         await asyncio.sleep(every)
 
 
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
+async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRedactor) -> int:
     from copytrade.app import build_app, tune_garbage_collector
     from core.scheduler import build_scheduler
 
-    app = await build_app(settings)
+    app = await build_app(settings, on_secrets=redactor.add)
     tune_garbage_collector()
     scheduler = build_scheduler(app.engine, app.services.reports)
     app.register_jobs(scheduler)

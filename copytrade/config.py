@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     risk_check_seconds: float = Field(default=10, validation_alias="RISK_CHECK_SECONDS", gt=0)
     reconcile_seconds: float = Field(default=300, validation_alias="RECONCILE_SECONDS", gt=0)
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
     ccxt_exchanges: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_EXCHANGES), validation_alias="COPYTRADE_CCXT_EXCHANGES"
     )
@@ -130,6 +131,19 @@ class Settings(BaseSettings):
         if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return upper
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        lower = value.strip().lower()
+        if lower not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return lower
+
+    def secrets(self) -> list[str]:
+        """Every secret the settings hold, for the log redactor."""
+        password = make_url(self.database_url).password if "://" in self.database_url else None
+        return [v for v in (self.telegram_bot_token, self.secret_key, *self.old_secret_keys, password) if v]
 
     @property
     def is_paper(self) -> bool:

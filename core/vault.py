@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Callable, Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -49,7 +50,15 @@ def key_fingerprint(material: str) -> str:
 
 
 class Vault:
-    def __init__(self, current_key: str, old_keys: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        current_key: str,
+        old_keys: list[str] | tuple[str, ...] = (),
+        *,
+        on_open: Callable[[Iterable[str]], None] | None = None,
+    ) -> None:
+        """``on_open`` is told every secret value the vault opens (the log redactor masks them)."""
+        self._on_open = on_open
         self._current = _decode_key(current_key, "COPYTRADE_SECRET_KEY")
         self._current_id = self._key_id(self._current)
         self._keys = {self._current_id: AESGCM(self._current)}
@@ -91,6 +100,8 @@ class Vault:
                 f"credential {credential_id} failed authentication: it was altered or belongs to another row"
             ) from None
         secrets: dict[str, str] = json.loads(plaintext)
+        if self._on_open is not None:
+            self._on_open(secrets.values())
         return secrets
 
     def needs_rotation(self, blob: bytes) -> bool:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from core.errors import VaultError
 from core.vault import Vault, generate_key
 from storage.db import create_sync_engine
 from storage.migrate import head_revision
+from tests.fakes.telegram import free_port
 
 ENV_VARS = (
     "TELEGRAM_BOT_TOKEN",
@@ -302,3 +306,53 @@ def test_run_a_second_time_journals_the_new_master_fills(capsys, tmp_path):
     capsys.readouterr()
     assert main(["run", "--max-fills", "2", "--interval", "0.05", "--seed", "2"]) == 0
     assert _count_rows(tmp_path, "master_fills") == (4,)
+
+
+TOKEN = "123456789:AAEhBOweik6ad6PsVMRx4fQp7Tg8eGA4Qxq"
+
+
+class _RefusingBotApi(http.server.BaseHTTPRequestHandler):
+    """Answers every Bot API call as Telegram answers a revoked or mistyped token."""
+
+    def do_POST(self) -> None:
+        body = json.dumps({"ok": False, "error_code": 401, "description": "Unauthorized"}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # the test reads stderr
+        pass
+
+
+@pytest.fixture
+def refusing_bot_api() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingBotApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/bot"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_a_refused_bot_token_is_one_line_without_the_token(monkeypatch, capsys, refusing_bot_api):
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", refusing_bot_api)
+    monkeypatch.setenv("COPYTRADE_SECRET_KEY", generate_key())
+    assert main(["run"]) == 2
+    line = one_line_error(capsys)
+    assert line.startswith("copytrade: error: TELEGRAM_BOT_TOKEN: Telegram refused the token")
+    assert TOKEN.split(":")[1] not in line
+
+
+def test_an_unreachable_bot_api_is_one_line_without_the_token(monkeypatch, capsys):
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", f"http://127.0.0.1:{free_port()}/bot")
+    monkeypatch.setenv("COPYTRADE_SECRET_KEY", generate_key())
+    assert main(["run"]) == 1
+    line = one_line_error(capsys)
+    assert line.startswith("copytrade: error: TELEGRAM_BOT_TOKEN: the Telegram Bot API cannot be reached")
+    assert TOKEN.split(":")[1] not in line

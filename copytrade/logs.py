@@ -1,0 +1,111 @@
+"""Logging for the service: one redacting filter on every handler, so no secret reaches a log line.
+
+Two nets, because either alone leaks:
+
+* **known values** — the bot token, the secret keys, the database password and every credential
+  the vault opens are registered as they appear, and masked wherever they occur (a library's
+  DEBUG dump of request headers or bodies, an exception text, a traceback);
+* **shapes** — what a secret looks like in the places libraries print them: a Telegram token,
+  ``X-MBX-APIKEY``/``Authorization``/``X-PrivateKey`` headers, ``signature=``, ``apiKey``,
+  ``secret``, ``password``, ``pin``, ``totp`` and token fields in query strings, JSON or dict
+  reprs, and passwords in URLs — for values not registered yet (a key being validated).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable
+
+MASK = "***"
+
+#: the shortest value masked by value: shorter ones (a 4-digit PIN) are left to the shape rules,
+#: or every "2024" in every log line would be masked
+MIN_SECRET_LENGTH = 6
+
+_SHAPES = (
+    # a Telegram bot token: <bot id>:<35 characters>
+    re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}"),
+    # header-like and field-like secrets in headers, query strings, JSON and dict reprs
+    re.compile(
+        r"(?i)(\b(?:x-mbx-apikey|x-privatekey|x-telegram-bot-api-secret-token|authorization|signature|api[_-]?key"
+        r"|secret(?:_key)?|totp(?:_secret)?|password|passwd|pin|jwt(?:token)?|refresh(?:_?token)?|feed_?token"
+        r"|access_?token|listen_?key)\b['\"]?\s*[:=]\s*['\"]?(?:bearer\s+)?)[^\s'\",&}\]]+"
+    ),
+    # a password in a URL: scheme://user:password@host
+    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)"),
+)
+
+
+class SecretRedactor(logging.Filter):
+    """Masks secrets in every record it sees (message, arguments, exception and stack text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()  # SmartAPI calls log from worker threads
+        self._values: frozenset[str] = frozenset()
+
+    def add(self, values: Iterable[str | None]) -> None:
+        """Register secret values to mask from now on (idempotent)."""
+        fresh = {v.strip() for v in values if v and len(v.strip()) >= MIN_SECRET_LENGTH}
+        if fresh - self._values:
+            with self._lock:
+                self._values = self._values | fresh
+
+    def redact(self, text: str) -> str:
+        for value in sorted(self._values, key=len, reverse=True):  # a longer secret may contain a shorter one
+            if value in text:
+                text = text.replace(value, MASK)
+        text = _SHAPES[0].sub(MASK, text)
+        text = _SHAPES[1].sub(lambda m: m.group(1) + MASK, text)
+        return _SHAPES[2].sub(lambda m: m.group(1) + MASK + m.group(2), text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            formatter = logging.Formatter()
+            record.exc_text = self.redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (``LOG_FORMAT=json``), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str, *, json_lines: bool = False, redactor: SecretRedactor) -> None:
+    """The root handler (stderr) with the redactor; libraries' loggers propagate to it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(redactor)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # a handler that fails must not print the record's raw exception (logging's handleError does)
+    logging.raiseExceptions = False
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
