@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from core.engine import FollowPaused
 from core.follow_settings import FOLLOW_SETTINGS
 from core.model import CopyResult, CopyStatus, OrderOrigin, Side, SizingMode, Skip, plain
+from core.notifications import Event
 from core.risk_service import DriftFound, RiskNotice
 
 TELEGRAM_LIMIT = 4096
@@ -331,7 +332,8 @@ def format_master_statistics(stats) -> str:
 def format_follow_settings(follow, master_name: str, account_label: str) -> str:
     """Every setting of one follow, as shown by /settings and the follow summary."""
     status = follow.status.value + (f" ({follow.status_reason})" if follow.status_reason else "")
-    lines = [f"#{follow.id or '-'} {master_name} → {account_label}", f"Status: {status}"]
+    title = f"#{follow.id} {master_name}" if follow.id is not None else f"New follow: {master_name}"
+    lines = [f"{title} → {account_label}", f"Status: {status}"]
     lines += [setting.line(follow) for setting in FOLLOW_SETTINGS if setting.line is not None]
     return "\n".join(lines)
 
@@ -563,3 +565,14 @@ def format_admin_stats(stats) -> str:
     else:
         lines.append("Master streams: none running")
     return "\n".join(lines)
+
+
+def format_event(event: Event, *, master_name: str | None = None) -> str:
+    """Any notification the engine or the risk service publishes, as its message."""
+    if isinstance(event, FollowPaused):
+        return format_follow_paused(event)
+    if isinstance(event, DriftFound):
+        return format_drift(event)
+    if isinstance(event, RiskNotice):
+        return format_risk_notice(event)
+    return format_copy_result(event, master_name=master_name)

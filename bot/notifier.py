@@ -11,11 +11,10 @@ import time
 from telegram import Bot
 from telegram.error import Forbidden, TelegramError
 
-from bot.formatting import format_copy_result, format_drift, format_follow_paused, format_risk_notice, split_message
-from core.engine import FollowPaused
+from bot.formatting import format_event, split_message
 from core.model import CopyResult
 from core.notifications import Event
-from core.risk_service import DriftFound, RiskNotice
+from core.risk_service import DriftFound
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +102,6 @@ class Notifier:
             self._master_names[master_id] = name
         return self._master_names[master_id]
 
-    def text_for(self, event: Event, master_name: str | None) -> str:
-        if isinstance(event, FollowPaused):
-            return format_follow_paused(event)
-        if isinstance(event, DriftFound):
-            return format_drift(event)
-        if isinstance(event, RiskNotice):
-            return format_risk_notice(event)
-        return format_copy_result(event, master_name=master_name)
-
     async def deliver(self, event: Event) -> None:
         if self._already_shown(event):
             return
@@ -120,7 +110,7 @@ class Notifier:
             return  # accounts created outside Telegram (demo, paper setup) have no chat
         master_name = await self._master_name(event.master_id) if isinstance(event, CopyResult) else None
         try:
-            for part in split_message(self.text_for(event, master_name)):
+            for part in split_message(format_event(event, master_name=master_name)):
                 await self.bot.send_message(user.telegram_id, part)
         except Forbidden:
             assert user.id is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import logging
 import random
@@ -285,9 +286,10 @@ async def _run_bot(app, scheduler=None) -> int:
 
 async def _run_paper(app, args: argparse.Namespace) -> int:
     """Headless paper copier: a simulated master trades, followers copy, notifications print."""
-    from bot.formatting import format_copy_result, format_follow_paused
+    from bot.formatting import format_counts, format_event
     from copytrade.paper_setup import ensure_paper_setup
-    from core.engine import FollowPaused
+    from core.model import CopyResult
+    from core.notifications import Event
     from core.venues.paper.trader import PaperTrader
     from core.venues.paper.venue import PaperVenue
 
@@ -297,11 +299,14 @@ async def _run_paper(app, args: argparse.Namespace) -> int:
     await app.start_listeners()
     trader = PaperTrader(app.paper, master_venue, random.Random(args.seed))
 
-    async def show(event) -> None:
+    copies: collections.Counter[str] = collections.Counter()
+
+    async def show(event: Event) -> None:
+        if isinstance(event, CopyResult):
+            copies[event.status.value] += 1
         user = await app.services.user(event.user_id)
         who = user.display_name if user else f"user {event.user_id}"
-        text = format_follow_paused(event) if isinstance(event, FollowPaused) else format_copy_result(event)
-        print(f"→ {who}: {text.splitlines()[0]}", flush=True)
+        print(f"→ {who}: {format_event(event).splitlines()[0]}", flush=True)
 
     printer = asyncio.create_task(app.notifications.consume(show))
     print(f"copytrade (paper): master #{master_id} trades every {args.interval}s; Ctrl-C to stop", flush=True)
@@ -317,6 +322,7 @@ async def _run_paper(app, args: argparse.Namespace) -> int:
         await _polled(lambda: not app.notifications.pending())
     finally:
         printer.cancel()
+        print(f"copytrade (paper): {fills} master fills; copies: {format_counts(copies)}", flush=True)
     return 0
 
 

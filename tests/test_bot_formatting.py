@@ -19,6 +19,8 @@ from bot.formatting import (
     format_direct_results,
     format_drift,
     format_drift_rows,
+    format_event,
+    format_follow_paused,
     format_follow_settings,
     format_history_line,
     format_master_line,
@@ -34,6 +36,7 @@ from bot.formatting import (
     signed,
 )
 from bot.keyboards import button, column, pager
+from core.engine import FollowPaused
 from core.follow_settings import sizing_text
 from core.model import (
     CopyResult,
@@ -440,3 +443,18 @@ def test_keyboards_refuse_oversized_callback_data_and_page_only_where_there_is_a
     assert pager("ms:l:f", 2, 3) == [("◀ Previous", "ms:l:f:1")]
     markup = column([("A", "a:1"), ("B", "b:1")], [("Cancel", "x")], [])
     assert [[b.text for b in row] for row in markup.inline_keyboard] == [["A"], ["B"], ["Cancel"]]
+
+
+def test_every_kind_of_notification_has_its_own_text():
+    """The headless paper run printed drift notices through the copy formatter and crashed."""
+    drift = DriftFound(4, 1, (("BTC/USDT:USDT", D("0.01"), D("0.06")),), synced=False)
+    notice = RiskNotice(4, 1, "your stop-loss order for BTC was refused: x")
+    paused = FollowPaused(3, 1, "the exchange refused your key")
+    assert format_event(drift) == format_drift(drift)
+    assert format_event(notice) == format_risk_notice(notice)
+    assert format_event(paused) == format_follow_paused(paused)
+
+
+def test_the_summary_of_a_follow_not_saved_yet_says_new_not_a_dash():
+    draft = Follow(user_id=1, master_id=2, credential_id="c")
+    assert format_follow_settings(draft, "Trend", "main").splitlines()[0] == "New follow: Trend → main"

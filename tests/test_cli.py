@@ -7,6 +7,7 @@ import asyncio
 import base64
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,6 +283,7 @@ def test_run_in_paper_mode_without_a_token_copies_and_exits(capsys, tmp_path):
     out = capsys.readouterr().out
     assert sum(1 for line in out.splitlines() if line.startswith("master: ")) == 2
     assert "✅ Copied" in out
+    assert re.search(r"^copytrade \(paper\): 2 master fills; copies: \d+ filled", out, re.MULTILINE), out
     assert (tmp_path / "data" / "dev-secret.key").exists()
 
 
