@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     angelone_public_ip: str | None = Field(default=None, validation_alias="ANGELONE_PUBLIC_IP")
     angelone_product: str = Field(default="INTRADAY", validation_alias="ANGELONE_PRODUCT")
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_in_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_admin_ids(cls, value: object) -> object:

@@ -225,3 +225,9 @@ def test_paper_mode_dev_key_is_used_together_with_old_keys(tmp_path):
 def test_settings_data_dir_is_a_path(monkeypatch, tmp_path):
     monkeypatch.setenv("COPYTRADE_DATA_DIR", str(tmp_path / "d"))
     assert load_settings().data_dir == Path(tmp_path / "d")
+
+
+@pytest.mark.parametrize("written", ["LIVE", " Testnet ", "Paper"])
+def test_the_mode_may_be_written_in_any_case(monkeypatch, written):
+    monkeypatch.setenv("COPYTRADE_MODE", written)
+    assert load_settings().mode is Mode(written.strip().lower())
