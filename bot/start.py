@@ -90,7 +90,14 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await reply(update, f"I don't know the command {text[:40]}. /help lists every command.")
 
 
-_LOOKS_SECRET = re.compile(r"^[A-Za-z0-9+/=_\-]{16,}$")
+_KEY_CHARACTERS = re.compile(r"^[A-Za-z0-9+/=_\-]{16,}$")
+
+
+def looks_like_a_secret(text: str) -> bool:
+    """An API key, secret or TOTP seed pasted outside /connect: 16+ key characters with letters
+    *and* digits (every venue's keys mix them), so a long word or a symbol name is not one."""
+    text = text.strip()
+    return bool(_KEY_CHARACTERS.match(text)) and any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
 
 
 async def unexpected_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -99,7 +106,7 @@ async def unexpected_text(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     message = update.effective_message
     if message is None:
         return
-    if _LOOKS_SECRET.match((message.text or "").strip()):
+    if looks_like_a_secret(message.text or ""):
         try:
             await message.delete()
             await reply(

@@ -1,6 +1,9 @@
 from decimal import Decimal as D
 
+import pytest
+
 from bot.formatting import format_copy_result, format_follow_paused, slippage_pct, split_message
+from bot.start import looks_like_a_secret
 from core.engine import FollowPaused
 from core.model import CopyResult, CopyStatus, Fill, Side, Skip, SkipReason
 
@@ -58,3 +61,21 @@ def test_split_message_keeps_every_part_under_the_limit_and_loses_nothing():
     parts = split_message(text, 4096)
     assert all(len(p) <= 4096 for p in parts)
     assert "".join(parts) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",  # Binance key
+        "JBSWY3DPEHPK3PXP2ZQ7",  # a TOTP seed
+        "0a1b2c3d-4e5f-6789-abcd-ef0123456789",  # OKX-style
+        "AKIAABCDEF0123456789XYZ",
+    ],
+)
+def test_pasted_keys_look_like_secrets(text):
+    assert looks_like_a_secret(text)
+
+
+@pytest.mark.parametrize("text", ["internationalization", "BTCUSDTPERPETUALS", "1234567890123456", "hello there"])
+def test_long_words_symbols_and_numbers_are_not_taken_for_secrets(text):
+    assert not looks_like_a_secret(text)
