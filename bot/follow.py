@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -115,9 +116,12 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
         log.exception("chart of master %s failed", master_id)
         chart = None
     if chart is not None:
-        await chat_of(update).send_photo(
-            chart, caption=f"📈 {stats.name}: equity (or realized PnL) over the last 90 days"
-        )
+        try:
+            await chat_of(update).send_photo(
+                chart, caption=f"📈 {stats.name}: equity (or realized PnL) over the last 90 days"
+            )
+        except TelegramError as exc:  # nor does a chart that cannot be uploaded
+            log.warning("chart of master %s not delivered: %s", master_id, exc)
     buttons = [[("➕ Follow", f"fw:m:{stats.master_id}"), ("◀ Back", f"ms:l:{sort}:0")]]
     if admin:
         visibility = (

@@ -1049,3 +1049,17 @@ async def test_summary_on_and_off_and_the_due_summary_is_delivered_once(bot):
     bot.proxy.blocked_chats.add(gone.id)
     await job.func()
     assert (await bot.app.accounts.user_by_telegram_id(gone.id)).blocked_bot  # no more attempts until they /start again
+
+
+async def test_a_masters_page_keeps_its_numbers_and_follow_button_when_the_chart_upload_fails(bot):
+    alpha, alpha_venue = await paper_master(bot, "Alpha Gains")
+    await master_trades(alpha_venue, "a-1", Side.BUY, "0.01")
+    await wait_fills(bot, alpha.id, 1)
+    bot.proxy.refused_methods.add("sendPhoto")
+    user = bot.user("Quinn")
+    await start(user)
+    await user.send("/masters")
+    await user.press("Alpha Gains", await user.expect("Masters by followers"))
+    detail = await user.expect("👤 Alpha Gains")
+    assert [t for t, _ in detail.buttons] == ["➕ Follow", "◀ Back"]
+    assert "sendPhoto" in bot.proxy.methods()  # the chart was tried, and refused

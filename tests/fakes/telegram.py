@@ -161,6 +161,7 @@ class BotApiProxy:
         self.commands: dict[str, list[dict[str, str]]] = {}  # scope (json) -> commands
         self.blocked_chats: set[int] = set()
         self.retry_once: dict[int, int] = {}  # chat id -> retry_after for its next send
+        self.refused_methods: set[str] = set()  # answered 400 as Telegram answers a refused upload
         self.flood = FloodControl()
         self.too_many_requests = 0  # 429s caused by exceeding the rate (not injected ones)
         self.sent_messages = 0
@@ -247,6 +248,11 @@ class BotApiProxy:
                 self.commands.pop(scope, None)
                 return web.json_response({"ok": True, "result": True})
             return web.json_response({"ok": True, "result": self.commands.get(scope, [])})
+        if method in self.refused_methods:
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": "Bad Request: failed to get HTTP URL content"},
+                status=400,
+            )
         if method in ("sendMessage", "sendPhoto", "sendDocument"):
             chat_id = int(params["chat_id"])
             if chat_id in self.blocked_chats:
