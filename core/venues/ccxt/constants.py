@@ -102,3 +102,14 @@ BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
 }
 TRADES_PAGE = 1000
 SEEN_TRADE_IDS = 20_000
+INCOME_PAGE = 1000
+#: USD-M userTrades: "The time between startTime and endTime cannot be longer than 7 days"
+#: (docs/research/binance.md §4); income history is walked in the same windows.
+HISTORY_WINDOW_MS = 7 * 86_400_000
+#: userTrades: "Only support querying trade in the past 6 months" (§4): older is not recoverable.
+HISTORY_DEPTH_MS = 180 * 86_400_000
+#: A checkpoint the listener saves lies this far before its socket opened: fills streamed but
+#: not yet journaled when the process died are replayed (the journal is idempotent).
+CHECKPOINT_MARGIN_MS = 60_000
+#: Binance's user-data event after which "no more user data event will be updated" (§3).
+LISTEN_KEY_EXPIRED = "listenKeyExpired"
