@@ -21,6 +21,7 @@ from copytrade.config import Mode, Settings
 from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
+from core.model import utcnow
 from core.notifications import NotificationQueue
 from core.reports import build_reports
 from core.risk_service import RiskService, register_risk_jobs
@@ -128,9 +129,13 @@ class App:
         if master is None or master.credential_id is None:
             raise ConfigError(f"master {master_id} has no key to watch")
         venue = await self.venues.venue_for(master.credential_id)
-        # The venue is the truth when the stream opens: a first sell of an older long is an exit,
-        # and a position closed while we were away is not "closed" again.
-        await self.journal.replace_master_positions(master_id, {p.symbol: p.quantity for p in await venue.positions()})
+        if await self.journal.stream_checkpoint(master_id) is None:
+            # The first start: the venue's positions are the master's (a first sell of an older
+            # long is an exit), and its history starts once they are read. After that the journal
+            # plus the replayed gap are the master's positions: seeding again from the venue
+            # would count every execution made while we were down twice.
+            quantities = {p.symbol: p.quantity for p in await venue.positions()}
+            await self.journal.start_master_stream(master_id, quantities, utcnow())
         driver = self.drivers.for_venue(venue.name)
         if driver is None:
             raise ConfigError(f"no fill listener for venue {master.venue} in this build")
@@ -139,7 +144,9 @@ class App:
                 master_id,
                 venue,
                 account=functools.partial(self.venues.account, master.credential_id),
-                checkpoint=functools.partial(self.journal.last_fill_time, master_id),
+                checkpoint=functools.partial(self.journal.stream_checkpoint, master_id),
+                save_checkpoint=functools.partial(self.journal.save_stream_checkpoint, master_id),
+                known_symbols=functools.partial(self.journal.master_symbols, master_id),
             )
         )
 

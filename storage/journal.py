@@ -37,6 +37,7 @@ from storage.models import (
     Follow,
     FollowPosition,
     Master,
+    MasterCheckpoint,
     MasterFill,
     MasterPosition,
     MasterStatus,
@@ -275,7 +276,7 @@ class JournalStore:
             await session.execute(update(MasterFill).where(col(MasterFill.id) == fill_id).values(planned=True))
 
     async def last_fill_time(self, master_id: int) -> datetime | None:
-        """The execution time of the master's newest journaled fill: where gap recovery starts."""
+        """The execution time of the master's newest journaled fill."""
         async with self.db.session() as session:
             result = await session.execute(
                 select(col(MasterFill.executed_at))
@@ -285,16 +286,39 @@ class JournalStore:
             )
             return result.scalars().first()
 
-    async def replace_master_positions(self, master_id: int, quantities: dict[str, Decimal]) -> None:
-        """Set the master's positions to ``quantities``; every other symbol becomes flat."""
+    async def stream_checkpoint(self, master_id: int) -> datetime | None:
+        """Where gap recovery starts: the later of the master's newest journaled fill and its
+        saved checkpoint; ``None`` when the master's stream never started."""
+        async with self.db.session() as session:
+            saved = await session.get(MasterCheckpoint, master_id)
+        newest = await self.last_fill_time(master_id)
+        known = [t for t in (newest, saved.recovered_until if saved else None) if t is not None]
+        return max(known, default=None)
+
+    async def save_stream_checkpoint(self, master_id: int, recovered_until: datetime) -> None:
+        """Every execution before ``recovered_until`` is journaled; a checkpoint never moves back."""
+        async with self.db.session() as session:
+            row = await session.get(MasterCheckpoint, master_id)
+            if row is None:
+                session.add(MasterCheckpoint(master_id=master_id, recovered_until=recovered_until))
+            elif recovered_until > row.recovered_until:
+                row.recovered_until = recovered_until
+                session.add(row)
+
+    async def start_master_stream(
+        self, master_id: int, quantities: dict[str, Decimal], recovered_until: datetime
+    ) -> None:
+        """A master's first stream: its positions are the venue's, its history starts here (one
+        transaction, so a crash never leaves positions without the checkpoint that vouches for them)."""
+        quantities = dict(quantities)
         async with self.db.session() as session:
             rows = await session.execute(select(MasterPosition).where(col(MasterPosition.master_id) == master_id))
             for row in rows.scalars():
-                row.quantity = quantities.get(row.symbol, ZERO)
+                row.quantity = quantities.pop(row.symbol, ZERO)
                 session.add(row)
-                quantities = {s: q for s, q in quantities.items() if s != row.symbol}
             for symbol, quantity in quantities.items():
                 session.add(MasterPosition(master_id=master_id, symbol=symbol, quantity=quantity))
+            session.add(MasterCheckpoint(master_id=master_id, recovered_until=recovered_until))
 
     async def set_master_position(self, master_id: int, symbol: str, quantity: Decimal) -> None:
         """Seed the master's position from the venue, so a first sell is seen as an exit."""

@@ -215,6 +215,17 @@ class MasterPosition(SQLModel, table=True):
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
 
 
+class MasterCheckpoint(SQLModel, table=True):
+    """Where a master's stream history is known complete: every execution before ``recovered_until``
+    is journaled. Written at the stream's first start (with the venue's positions as the master's)
+    and moved forward by recoveries that found nothing missing."""
+
+    __tablename__ = "master_checkpoints"
+
+    master_id: int = Field(foreign_key="masters.id", primary_key=True)
+    recovered_until: datetime = Field(sa_type=UTCDateTime)
+
+
 class FollowPosition(SQLModel, table=True):
     """What the copies opened for one follow: exits are sized against this, not the whole account,
     so a follower's own manual position in the same symbol is never closed by a copy."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -45,9 +45,8 @@ class Harness:
         )
         listener_kwargs.setdefault("heartbeat_seconds", 5.0)
         listener_kwargs.setdefault("backoff_initial", 0.05)
-        self.listener = CcxtFillListener(
-            self.venue, master_id=MASTER_ID, checkpoint=self.checkpoint, symbols=["BTC/USDT:USDT"], **listener_kwargs
-        )
+        listener_kwargs.setdefault("symbols", ["BTC/USDT:USDT"])
+        self.listener = CcxtFillListener(self.venue, master_id=MASTER_ID, checkpoint=self.checkpoint, **listener_kwargs)
         self._task: asyncio.Task[None] | None = None
 
     async def checkpoint(self) -> datetime | None:
@@ -224,3 +223,101 @@ def test_journal_key_separates_symbols_and_masters_sharing_a_trade_id() -> None:
     assert journal_key("binanceusdm", 1, "BTC/USDT:USDT", "123") == journal_key(
         "binanceusdm", 1, "BTC/USDT:USDT", "123"
     )
+
+
+# --------------------------------------------------------------------------- complete streams (issue 13)
+
+
+def _backdate(fake: FakeBinance, order_id: int, days: float) -> None:
+    """The order's trades (and their income rows) happened ``days`` ago."""
+    account = fake.accounts[MASTER_KEY]
+    shift = int(days * 86_400_000)
+    trade_ids = set()
+    for trade in account.trades:
+        if trade.order_id == order_id:
+            trade.time_ms -= shift
+            trade_ids.add(trade.trade_id)
+    for row in account.income:
+        if row.trade_id in trade_ids:
+            row.time_ms -= shift
+
+
+async def test_a_flat_master_with_no_known_symbol_streams_its_first_trade_at_once(fake: FakeBinance) -> None:
+    harness = Harness(fake, symbols=[])
+    try:
+        await harness.start()
+        await fake.master_trade(MASTER_KEY, "SOLUSDT", "BUY", Decimal("1"))
+        await until(lambda: len(harness.fills) == 1, limit_seconds=3)
+
+        assert harness.listener.health.reconnects == 0 and harness.listener.health.last_error is None
+        assert fake.count("GET", "/fapi/v1/userTrades") == 0  # never asked without a symbol
+    finally:
+        await harness.stop()
+
+
+async def test_symbols_traded_and_closed_while_away_are_found_in_the_income_history(fake: FakeBinance) -> None:
+    harness = Harness(fake, symbols=[])
+    harness.checkpoint_override = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await fake.master_trade(MASTER_KEY, "ETHUSDT", "BUY", Decimal("1.000"))
+    await fake.master_trade(MASTER_KEY, "ETHUSDT", "SELL", Decimal("1.000"), reduce_only=True)  # flat again
+    try:
+        await harness.start()
+        await until(lambda: len(harness.fills) == 2)
+
+        assert [(f.symbol, f.side) for f in harness.fills] == [
+            ("ETH/USDT:USDT", Side.BUY),
+            ("ETH/USDT:USDT", Side.SELL),
+        ]
+        assert fake.count("GET", "/fapi/v1/income") >= 1
+    finally:
+        await harness.stop()
+
+
+async def test_recovery_walks_seven_day_windows_from_the_checkpoint_to_now(fake: FakeBinance) -> None:
+    harness = Harness(fake)
+    harness.checkpoint_override = datetime.now(UTC) - timedelta(days=20)
+    old = await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"))
+    _backdate(fake, old.order_id, days=16)
+    middle = await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.020"))
+    _backdate(fake, middle.order_id, days=9)
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "SELL", Decimal("0.005"), reduce_only=True)  # today
+    try:
+        await harness.start()
+        await until(lambda: len(harness.fills) == 3)
+
+        assert [f.quantity for f in harness.fills] == [Decimal("0.01"), Decimal("0.02"), Decimal("0.005")]
+        assert fake.count("GET", "/fapi/v1/userTrades") >= 3  # one 7-day window each at least
+    finally:
+        await harness.stop()
+
+
+async def test_recovery_that_finds_nothing_saves_a_checkpoint_before_the_socket_opened(fake: FakeBinance) -> None:
+    saved: list[datetime] = []
+
+    async def save(at: datetime) -> None:
+        saved.append(at)
+
+    harness = Harness(fake, save_checkpoint=save)
+    before = datetime.now(UTC)
+    try:
+        await harness.start()
+        await until(lambda: len(saved) == 1)
+        assert before - timedelta(minutes=2) < saved[0] < before
+    finally:
+        await harness.stop()
+
+
+async def test_an_expired_listen_key_reconnects_at_once(fake: FakeBinance) -> None:
+    harness = Harness(fake, heartbeat_seconds=30.0)  # silence alone would take 30 s to notice
+    try:
+        await harness.start()
+        await fake.expire_listen_key(MASTER_KEY)
+        await until(lambda: fake.count("POST", "/fapi/v1/listenKey") == 2, limit_seconds=3)
+        await until(lambda: harness.listener.health.connected, limit_seconds=3)
+
+        await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"))
+        await until(lambda: len(harness.fills) == 1, limit_seconds=3)
+        assert harness.listener.health.reconnects == 1
+    finally:
+        await harness.stop()

@@ -157,3 +157,119 @@ async def test_a_full_exit_leaves_no_protective_order_behind(app, fake):
     await eventually(lambda: len(_resting_algo(first)) == 2, "TP and SL resting")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.4"), reduce_only=True)
     await eventually(lambda: first.signed_position("BTCUSDT") == 0 and _resting_algo(first) == [], "exit and cancels")
+
+
+# --------------------------------------------------------------------------- restarts (issue 13)
+
+
+def _settings(fake, tmp_path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'restart.db'}",
+        secret_key=KEY,
+        mode=Mode.TESTNET,
+        venue_urls={"binanceusdm": fake.url_overrides(), "binance": fake.url_overrides()},
+        max_fill_age_seconds=D(3600),  # executions replayed after the restart are copied, not stale
+    )
+
+
+KEY = generate_key()
+
+
+@pytest.fixture
+async def first_run(fake, tmp_path):
+    application = await build_app(_settings(fake, tmp_path))
+    yield application
+    await application.close()
+
+
+async def _restart(app, fake, tmp_path):
+    """The process stops (nothing streams) and a new one starts on the same database."""
+    await app.listeners.idle()
+    await app.close()
+    return await build_app(_settings(fake, tmp_path))
+
+
+async def test_a_partial_exit_made_while_down_moves_the_master_once_and_followers_close_that_fraction(
+    first_run, fake, tmp_path
+):
+    master, follows = await _setup(first_run, fake)
+    first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.6"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("0.6"), "entries")
+
+    app = await _restart(first_run, fake, tmp_path)
+    try:
+        await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.3"), reduce_only=True)  # while down
+        await app.start_listeners()
+        await eventually(
+            lambda: first.signed_position("BTCUSDT") == D("0.15") and second.signed_position("BTCUSDT") == D("0.3"),
+            "half of each follower's position closed",
+        )
+        await app.listeners.idle()
+        assert await app.journal.master_positions(master.id) == {"BTC/USDT:USDT": D("0.3")}
+
+        await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.3"), reduce_only=True)
+        await eventually(
+            lambda: first.signed_position("BTCUSDT") == 0 and second.signed_position("BTCUSDT") == 0, "out"
+        )
+    finally:
+        await app.close()
+
+
+async def test_a_flat_master_trading_while_down_is_copied_after_the_restart(first_run, fake, tmp_path):
+    master, follows = await _setup(first_run, fake)  # flat: its first start writes the checkpoint
+    app = await _restart(first_run, fake, tmp_path)
+    try:
+        await fake.master_trade(MASTER[0], "ETHUSDT", "BUY", D("2"))  # a symbol never journaled
+        await app.start_listeners()
+        first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
+        await eventually(
+            lambda: first.signed_position("ETHUSDT") == D("1") and second.signed_position("ETHUSDT") == D("2"),
+            "the entry made while down",
+        )
+        await app.listeners.idle()
+        assert await app.journal.master_positions(master.id) == {"ETH/USDT:USDT": D("2")}
+    finally:
+        await app.close()
+
+
+async def test_a_full_exit_made_while_down_is_journaled_and_copied(first_run, fake, tmp_path):
+    master, follows = await _setup(first_run, fake)
+    first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("0.4"), "entries")
+
+    app = await _restart(first_run, fake, tmp_path)
+    try:
+        await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.4"), reduce_only=True)  # flat while down
+        await app.start_listeners()
+        await eventually(
+            lambda: first.signed_position("BTCUSDT") == 0 and second.signed_position("BTCUSDT") == 0, "out"
+        )
+        await app.listeners.idle()
+        assert await app.journal.master_positions(master.id) == {}
+    finally:
+        await app.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "msg"),
+    [
+        (400, -1000, "An unknown error occured while processing the request."),
+        (400, -1006, "An unexpected response was received from the message bus. Execution status unknown."),
+        (503, 0, "Unknown error, please check your request or try again later."),
+    ],
+)
+async def test_a_copy_answered_status_unknown_after_the_venue_accepted_it_is_placed_once(app, fake, status, code, msg):
+    master, follows = await _setup(app, fake)
+    first, second = (fake.accounts[key] for key, _ in FOLLOWERS)
+    fake.fail_after_processing_next("POST", "/fapi/v1/order", status=status, code=code, msg=msg)
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"))
+    await eventually(
+        lambda: first.signed_position("BTCUSDT") == D("0.1") and second.signed_position("BTCUSDT") == D("0.2"),
+        "entries",
+    )
+    await app.listeners.idle()
+    for account in (first, second):
+        assert len(account.orders) == 1  # the unknown answer was looked up, not resent

@@ -41,7 +41,11 @@ class MasterStream:
     master_id: int
     venue: Venue  # the master's adapter, opened by this driver
     account: Callable[[], Awaitable[VenueAccount]]
-    checkpoint: Callable[[], Awaitable[datetime | None]]  # time of the master's last journaled fill
+    checkpoint: Callable[[], Awaitable[datetime | None]]  # where the master's journaled history ends
+    #: a recovery found nothing missing up to this time (listeners that recover gaps save it)
+    save_checkpoint: Callable[[datetime], Awaitable[None]] | None = None
+    #: symbols the journal has seen the master trade (where a gap may hide executions)
+    known_symbols: Callable[[], Awaitable[set[str]]] | None = None
 
 
 class JobScheduler(Protocol):

@@ -50,6 +50,7 @@ STREAMING_OPTIONS: Mapping[str, Any] = {
 #: host name, so behind overridden URLs (proxy, tests) several codes would fall to generic types.
 BINANCE_CODES: Mapping[int, type[core_errors.VenueError]] = {
     -1003: core_errors.RateLimited,  # too much request weight
+    -1008: core_errors.TemporaryError,  # throttled by system-level protection: not processed
     -1015: core_errors.RateLimited,  # too many new orders
     -1021: core_errors.TemporaryError,  # timestamp outside recvWindow: clock drift, resynced below
     -1022: core_errors.AuthenticationError,  # signature not valid (wrong secret)
@@ -63,12 +64,24 @@ BINANCE_CODES: Mapping[int, type[core_errors.VenueError]] = {
     -2013: core_errors.InvalidOrder,  # order does not exist
     -2022: core_errors.InvalidOrder,  # reduce-only order rejected
     -4015: core_errors.InvalidOrder,  # client order id not valid
-    -4061: core_errors.InvalidOrder,  # position side does not match the account's mode
+    -4061: core_errors.InvalidOrder,  # position side does not match the account's mode (re-read, below)
     -4116: core_errors.InvalidOrder,  # client order id duplicated
+    -4131: core_errors.InvalidOrder,  # PERCENT_PRICE: the book's best price is outside the band
     -4164: core_errors.InvalidOrder,  # notional below minimum
     -2018: core_errors.InsufficientFunds,  # balance insufficient
     -2019: core_errors.InsufficientFunds,  # margin insufficient
 }
+#: "Execution status unknown" (docs/research/binance.md §1): the request may have reached the
+#: matching engine. Temporary on a read; on the order path the order must be looked up first.
+STATUS_UNKNOWN_CODES = frozenset({-1000, -1001, -1006, -1007})
+#: Plain words for codes whose documented text does not say what to do.
+BINANCE_EXPLANATIONS: Mapping[int, str] = {
+    -4131: "the order's price would be too far from the mark price (Binance's PERCENT_PRICE band); "
+    "the book is too thin for a market order now",
+}
+INVALID_TIMESTAMP = -1021
+POSITION_SIDE_MISMATCH = -4061
+REJECTED_API_KEY = -2015
 ORDER_DOES_NOT_EXIST = -2013
 UNKNOWN_ORDER_SENT = -2011  # cancelling an order that is no longer open
 BINANCE_CODE_PATTERN = re.compile(r'"code"\s*:\s*(-?\d+)')
@@ -89,3 +102,14 @@ BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
 }
 TRADES_PAGE = 1000
 SEEN_TRADE_IDS = 20_000
+INCOME_PAGE = 1000
+#: USD-M userTrades: "The time between startTime and endTime cannot be longer than 7 days"
+#: (docs/research/binance.md §4); income history is walked in the same windows.
+HISTORY_WINDOW_MS = 7 * 86_400_000
+#: userTrades: "Only support querying trade in the past 6 months" (§4): older is not recoverable.
+HISTORY_DEPTH_MS = 180 * 86_400_000
+#: A checkpoint the listener saves lies this far before its socket opened: fills streamed but
+#: not yet journaled when the process died are replayed (the journal is idempotent).
+CHECKPOINT_MARGIN_MS = 60_000
+#: Binance's user-data event after which "no more user data event will be updated" (§3).
+LISTEN_KEY_EXPIRED = "listenKeyExpired"

@@ -98,7 +98,16 @@ class CcxtDriver(VenueDriver):
         from core.venues.ccxt.listener import CcxtFillListener
 
         stream = self._create(await master.account(), streaming=True)
-        return CcxtFillListener(stream, master_id=master.master_id, checkpoint=master.checkpoint)
+        optional: dict[str, Any] = {}
+        if master.known_symbols is not None:
+            optional["known_symbols"] = master.known_symbols
+        return CcxtFillListener(
+            stream,
+            master_id=master.master_id,
+            checkpoint=master.checkpoint,
+            save_checkpoint=master.save_checkpoint,
+            **optional,
+        )
 
     def _create(self, account: VenueAccount, *, streaming: bool) -> CcxtVenue:
         from core.venues.ccxt.venue import CcxtVenue

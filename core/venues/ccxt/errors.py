@@ -10,7 +10,15 @@ import aiohttp
 import ccxt
 
 from core import errors
-from core.venues.ccxt.constants import BINANCE_CODE_PATTERN, BINANCE_CODES, BINANCE_FAMILY, URL_QUERY_PATTERN
+from core.venues.ccxt.constants import (
+    BINANCE_CODE_PATTERN,
+    BINANCE_CODES,
+    BINANCE_EXPLANATIONS,
+    BINANCE_FAMILY,
+    REJECTED_API_KEY,
+    STATUS_UNKNOWN_CODES,
+    URL_QUERY_PATTERN,
+)
 
 
 def map_ccxt_error(
@@ -18,23 +26,39 @@ def map_ccxt_error(
     *,
     exchange_id: str = "",
     placing_order: bool = False,
+    key_worked: bool = False,
     retry_after: float | None = None,
     secrets: Iterable[str] = (),
 ) -> errors.VenueError:
     """Translate a ccxt exception into the project's ``VenueError`` family.
 
-    ``placing_order``: the request may have reached the venue, so timeouts, dropped connections
-    and 5xx answers become ``OrderStatusUnknown`` (Binance documents 5xx as "status unknown").
+    ``placing_order``: every answer that may mean the order reached the matching engine becomes
+    ``OrderStatusUnknown`` — timeouts, dropped connections, 5xx, Binance's "execution status
+    unknown" codes (-1000, -1001, -1006, -1007) and any other ``OperationFailed`` — so the
+    engine looks the client order id up before anything is sent again. Only answers that surely
+    placed nothing (rate limits, -1021, rejections) are temporary or final. On reads the same
+    answers are temporary and retried.
+
+    ``key_worked``: a signed call of this account succeeded before. Binance also answers -2015
+    ("Invalid API-key, IP, or permissions") on a temporary ban, so after a working session it
+    is ``RateLimited`` (ccxt does the same for spot only: binance.py 12636-12641, 12686-12688).
+
     The message is scrubbed of query strings (signatures) and of every value in ``secrets``.
     """
     message = scrub(str(exc) or type(exc).__name__, secrets)
     if isinstance(exc, errors.VenueError):
         return exc
     code = binance_code(message) if exchange_id in BINANCE_FAMILY else None
+    if code in STATUS_UNKNOWN_CODES:
+        return errors.OrderStatusUnknown(message) if placing_order else errors.TemporaryError(message)
     if isinstance(exc, ccxt.InsufficientFunds):
         return errors.InsufficientFunds(message)
+    if code == REJECTED_API_KEY and (key_worked or isinstance(exc, ccxt.DDoSProtection)):
+        return errors.RateLimited(message, retry_after)
     if code is not None and code in BINANCE_CODES:
         target = BINANCE_CODES[code]
+        if code in BINANCE_EXPLANATIONS:
+            message = f"{BINANCE_EXPLANATIONS[code]}: {message}"
         if target is errors.RateLimited:
             return errors.RateLimited(message, retry_after)
         return target(message)
@@ -52,8 +76,8 @@ def map_ccxt_error(
         if placing_order and _may_have_reached_venue(exc):
             return errors.OrderStatusUnknown(message)
         return errors.TemporaryError(message)
-    if isinstance(exc, ccxt.OperationFailed):
-        return errors.TemporaryError(message)
+    if isinstance(exc, ccxt.OperationFailed):  # e.g. BadResponse: an answer we could not read
+        return errors.OrderStatusUnknown(message) if placing_order else errors.TemporaryError(message)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ClientError)):
         return errors.OrderStatusUnknown(message) if placing_order else errors.TemporaryError(message)
     return errors.VenueError(message)

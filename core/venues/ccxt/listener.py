@@ -1,17 +1,26 @@
 """A master's executions from a ccxt.pro websocket, with REST gap recovery on every (re)connect.
 
 ``CcxtFillListener.fills()`` never ends on its own: any drop (error, close, a socket silent
-past ``heartbeat_seconds``) is recorded in ``health``, then the listener reconnects with
-exponential backoff. After each connect it asks the injected ``checkpoint()`` for the time of
-the master's last journaled fill and replays ``fetch_my_trades`` since then, so executions made
-while disconnected are yielded too. The journal is idempotent per venue trade id; within one
-run a trade id is also yielded only once.
+past ``heartbeat_seconds``, Binance's ``listenKeyExpired``) is recorded in ``health``, then the
+listener reconnects (with exponential backoff, at once after an expired listen key). After each
+connect it asks the injected ``checkpoint()`` where the master's durable history ends (its last
+journaled fill, or the checkpoint saved when nothing was missing) and replays the trades since
+then, so executions made while disconnected are yielded too. The journal is idempotent per
+venue trade id; within one run a trade id is also yielded only once.
 
-Binance needs a symbol for ``fetch_my_trades``: recovery covers the configured ``symbols``, the
-symbols of the master's open positions and every symbol seen on the stream in this run.
+Recovery walks 7-day windows (Binance's userTrades limit) from the checkpoint to now, at most
+six months back (all Binance keeps), over every symbol the master may have traded: the
+configured ``symbols``, ``known_symbols()`` (the journal's), the open positions, every symbol
+seen on the stream in this run and, on Binance USD-M, every symbol of the account's income
+history in the gap (each realized PnL or commission row names its symbol). A master with no
+symbol at all is simply streamed: ``fetch_my_trades`` without a symbol is refused by Binance.
+A recovery that found nothing new saves a checkpoint just before the socket opened
+(``save_checkpoint``), so a quiet master's next recovery starts there.
+
 Listen keys are created by ccxt.pro and kept alive here (``listen_key_refresh_seconds``), both
 through the (overridable) REST URLs; on reconnect a listen key is requested again, so an expired
-key cannot wedge the listener.
+key cannot wedge the listener. ccxt ignores ``listenKeyExpired`` (pro/binance.py 5358-5380): the
+listener watches the socket's messages for it and reconnects at once.
 """
 
 from __future__ import annotations
@@ -31,7 +40,17 @@ from core.errors import TemporaryError
 from core.model import Fill, FillStatus, OrderType, Side, utcnow
 from core.retry import ExponentialBackoff, Retries
 from core.venues.base import FillSource
-from core.venues.ccxt.constants import BINANCE_FAMILY, BINANCE_ORDER_TYPES, SEEN_TRADE_IDS, TRADES_PAGE
+from core.venues.ccxt.constants import (
+    BINANCE_FAMILY,
+    BINANCE_ORDER_TYPES,
+    CHECKPOINT_MARGIN_MS,
+    HISTORY_DEPTH_MS,
+    HISTORY_WINDOW_MS,
+    INCOME_PAGE,
+    LISTEN_KEY_EXPIRED,
+    SEEN_TRADE_IDS,
+    TRADES_PAGE,
+)
 from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.venue import CcxtVenue, to_decimal
 
@@ -52,6 +71,14 @@ class SilentSocket(TemporaryError):
     """The socket stayed open but nothing (not even a pong) arrived within the heartbeat window."""
 
 
+class ListenKeyExpired(TemporaryError):
+    """Binance said the listen key expired: no event will come on this socket any more."""
+
+
+async def _no_symbols() -> set[str]:
+    return set()
+
+
 @dataclass(frozen=True, slots=True)
 class ListenerHealth:
     connected: bool = False
@@ -69,6 +96,8 @@ class CcxtFillListener(FillSource):
         *,
         master_id: int,
         checkpoint: Callable[[], Awaitable[datetime | None]],
+        save_checkpoint: Callable[[datetime], Awaitable[None]] | None = None,
+        known_symbols: Callable[[], Awaitable[set[str]]] = _no_symbols,
         symbols: Iterable[str] = (),
         heartbeat_seconds: float = 60.0,
         backoff_initial: float = 1.0,
@@ -81,6 +110,8 @@ class CcxtFillListener(FillSource):
         self._exchange = venue.exchange
         self._master_id = master_id
         self._checkpoint = checkpoint
+        self._save_checkpoint = save_checkpoint
+        self._known_symbols = known_symbols
         self._symbols = set(symbols)
         self._heartbeat = heartbeat_seconds
         self._backoff_initial = backoff_initial
@@ -89,8 +120,12 @@ class CcxtFillListener(FillSource):
         self._started_at = utcnow()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._health = ListenerHealth()
+        self._listen_key_expired = False
+        self._closing: set[asyncio.Task[Any]] = set()
         # ccxt pings this often, so a live socket always answers within one heartbeat window.
         self._exchange.streaming["keepAlive"] = int(heartbeat_seconds * 1000 / 3)
+        # ccxt binds a new socket's message handler when it opens the socket: seen from here first
+        self._exchange.handle_message = functools.partial(self._on_message, self._exchange.handle_message)
 
     @property
     def health(self) -> ListenerHealth:
@@ -110,6 +145,10 @@ class CcxtFillListener(FillSource):
                     yield fill
             except asyncio.CancelledError:
                 raise
+            except ListenKeyExpired as exc:
+                log.info("master %s on %s: %s, reconnecting now", self._master_id, self._venue.name, exc)
+                self._health = replace(self._health, connected=False, last_error=str(exc))
+                connected_once = True  # the venue ended a working stream: nothing to back off from
             except Exception as exc:
                 message = str(map_ccxt_error(exc, exchange_id=self._venue.name, secrets=self._secrets()))
                 log.warning("master %s listener on %s dropped: %s", self._master_id, self._venue.name, message)
@@ -119,7 +158,9 @@ class CcxtFillListener(FillSource):
             if connected_once or self._health.connected:
                 reconnects.reset()
             self._health = replace(self._health, connected=False, reconnects=self._health.reconnects + 1)
-            await reconnects.wait()
+            if not self._listen_key_expired:
+                await reconnects.wait()
+            self._listen_key_expired = False
 
     # ------------------------------------------------------------------ one connection
 
@@ -127,11 +168,12 @@ class CcxtFillListener(FillSource):
         """Connect, recover the gap over REST, then stream until the socket fails or goes silent."""
         await self._venue.ensure_markets()
         opened_at = time.monotonic()
+        opened_ms = self._exchange.milliseconds()
         watch = asyncio.ensure_future(self._exchange.watch_my_trades())
         try:
             await self._wait_connected(watch)
             self._health = replace(self._health, connected=True)
-            for fill in await self._recover_gap():
+            for fill in await self._recover_gap(opened_ms):
                 yield fill
             next_keepalive = time.monotonic() + self._listen_key_refresh
             while True:
@@ -139,6 +181,8 @@ class CcxtFillListener(FillSource):
                     await self._keep_listen_key_alive()
                     next_keepalive = time.monotonic() + self._listen_key_refresh
                 done, _ = await asyncio.wait({watch}, timeout=self._heartbeat / 4)
+                if self._listen_key_expired:
+                    raise ListenKeyExpired(f"{self._venue.name} expired the listen key")
                 if watch in done:
                     watch.result()  # raises when the socket failed
                     watch = asyncio.ensure_future(self._exchange.watch_my_trades())
@@ -166,6 +210,17 @@ class CcxtFillListener(FillSource):
             if time.monotonic() > deadline:
                 raise SilentSocket(f"could not open the {self._venue.name} user-data stream in {self._heartbeat:g}s")
             await asyncio.sleep(0.02)
+
+    def _on_message(self, handle: Callable[[Any, Any], Any], client: Any, message: Any) -> Any:
+        """Every socket message, before ccxt's own handler. On ``listenKeyExpired`` the socket
+        is closed, which ends the session's wait at once (and the listener reconnects)."""
+        event = message.get("event", message) if isinstance(message, dict) else None
+        if isinstance(event, dict) and event.get("e") == LISTEN_KEY_EXPIRED:
+            self._listen_key_expired = True
+            closing = asyncio.ensure_future(client.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        return handle(client, message)
 
     def _open_client(self) -> Any | None:
         clients = [c for c in (self._exchange.clients or {}).values() if c.connection is not None and not c.closed()]
@@ -236,35 +291,61 @@ class CcxtFillListener(FillSource):
 
     # ------------------------------------------------------------------ REST gap recovery
 
-    async def _recover_gap(self) -> list[Fill]:
-        since = await self._checkpoint() or self._started_at
-        since_ms = int(since.timestamp() * 1000)
-        symbols = set(self._symbols)
+    async def _recover_gap(self, opened_ms: int) -> list[Fill]:
+        """The master's trades from the checkpoint to now, over every symbol it may have traded."""
+        now_ms = self._exchange.milliseconds()
+        checkpoint = await self._checkpoint()
+        since_ms = int((checkpoint or self._started_at).timestamp() * 1000)
+        since_ms = max(since_ms, now_ms - HISTORY_DEPTH_MS)
+        symbols = self._symbols | await self._known_symbols()
         if self._exchange.has.get("fetchPositions"):
             symbols.update(p.symbol for p in await self._venue.positions())
+        symbols.update(await self._income_symbols(since_ms, now_ms))
         fills: list[Fill] = []
-        wanted: list[str | None] = [*sorted(symbols)] or [None]
-        for symbol in wanted:
-            trades = await self._trades_since(symbol, since_ms)
+        for symbol in sorted(symbols):
+            trades = await self._trades_between(symbol, since_ms, now_ms)
             fills.extend(await self._fills_from_rest(trades))
         fills.sort(key=lambda f: (f.executed_at, f.trade_id))
         recovered = [f for f in fills if self._remember(f.trade_id)]
         if recovered:
             log.info("master %s: recovered %d fills over REST", self._master_id, len(recovered))
             self._health = replace(self._health, last_event_at=utcnow())
+        elif self._save_checkpoint is not None:
+            # nothing was missing up to now, and from its opening on the socket carries the rest
+            await self._save_checkpoint(datetime.fromtimestamp((opened_ms - CHECKPOINT_MARGIN_MS) / 1000, UTC))
         return recovered
 
-    async def _trades_since(self, symbol: str | None, since_ms: int) -> list[dict[str, Any]]:
+    async def _income_symbols(self, since_ms: int, until_ms: int) -> set[str]:
+        """Binance USD-M: the symbols of the account's income rows (realized PnL, commission) in
+        the gap — a symbol traded and closed while we were away has no position left to show."""
+        if self._venue.name != "binanceusdm":
+            return set()
+        symbols: set[str] = set()
+        for start, end in _windows(since_ms, until_ms):
+            while True:
+                params = {"startTime": start, "endTime": end, "limit": INCOME_PAGE}
+                rows = await self._venue.read(functools.partial(self._exchange.fapiPrivateGetIncome, params))
+                for row in rows:
+                    if row.get("symbol"):
+                        symbols.add(self._exchange.safe_symbol(row["symbol"], None, None, "swap"))
+                if len(rows) < INCOME_PAGE:
+                    break
+                start = max(int(row.get("time") or start) for row in rows) + 1
+        return {symbol for symbol in symbols if symbol in (self._exchange.markets or {})}
+
+    async def _trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
         trades: dict[str, dict[str, Any]] = {}
-        while True:
-            page = await self._venue.read(
-                functools.partial(self._exchange.fetch_my_trades, symbol, since_ms, TRADES_PAGE)
-            )
-            fresh = [t for t in page if str(t["id"]) not in trades]
-            trades.update((str(t["id"]), t) for t in fresh)
-            if len(page) < TRADES_PAGE or not fresh:
-                return sorted(trades.values(), key=lambda t: (t.get("timestamp") or 0, str(t["id"])))
-            since_ms = max(t.get("timestamp") or since_ms for t in page)
+        for start, end in _windows(since_ms, until_ms):
+            while True:
+                page = await self._venue.read(
+                    functools.partial(self._exchange.fetch_my_trades, symbol, start, TRADES_PAGE, {"until": end})
+                )
+                fresh = [t for t in page if str(t["id"]) not in trades]
+                trades.update((str(t["id"]), t) for t in fresh)
+                if len(page) < TRADES_PAGE or not fresh:
+                    break
+                start = max(t.get("timestamp") or start for t in page)
+        return sorted(trades.values(), key=lambda t: (t.get("timestamp") or 0, str(t["id"])))
 
     async def _fills_from_rest(self, trades: list[dict[str, Any]]) -> list[Fill]:
         """REST trades lack the order's type, reduce-only flag and status: one order lookup each."""
@@ -356,6 +437,17 @@ class CcxtFillListener(FillSource):
         if len(self._seen) > SEEN_TRADE_IDS:
             self._seen.popitem(last=False)
         return True
+
+
+def _windows(since_ms: int, until_ms: int) -> list[tuple[int, int]]:
+    """[since, until] cut into consecutive windows no longer than Binance allows."""
+    windows = []
+    start = since_ms
+    while start <= until_ms:
+        end = min(start + HISTORY_WINDOW_MS - 1, until_ms)
+        windows.append((start, end))
+        start = end + 1
+    return windows
 
 
 def _reduce_only(info: Mapping[str, Any], side: Side) -> bool:

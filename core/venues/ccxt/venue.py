@@ -55,7 +55,9 @@ from core.venues.ccxt.constants import (
     COMMON_OPTIONS,
     CONDITIONAL_ORDER_VENUES,
     EXCHANGE_OPTIONS,
+    INVALID_TIMESTAMP,
     ORDER_DOES_NOT_EXIST,
+    POSITION_SIDE_MISMATCH,
     STREAMING_OPTIONS,
     UNKNOWN_ORDER_SENT,
 )
@@ -144,6 +146,7 @@ class CcxtVenue(Venue):
         self._applied: dict[str, FuturesSettings] = {}
         self._symbol_locks: dict[str, asyncio.Lock] = {}
         self._hedge_mode: bool | None = settings.hedge_mode
+        self._key_worked = False  # a signed call succeeded: a later -2015 is a temporary ban
 
     @classmethod
     def create(
@@ -207,7 +210,9 @@ class CcxtVenue(Venue):
 
     async def ensure_markets(self) -> None:
         if not self._markets_ready:
-            await self._call(lambda: self._markets_cache.attach(self.exchange, sandbox=self.sandbox), retry=True)
+            await self._call(
+                lambda: self._markets_cache.attach(self.exchange, sandbox=self.sandbox), retry=True, public=True
+            )
             self._markets_ready = True
 
     async def market(self, symbol: str) -> MarketRules:
@@ -333,16 +338,37 @@ class CcxtVenue(Venue):
             else None
         )
         self._check_minimums(intent, market, amount, price)
-        order_type, params = await self._order_params(intent, derivative)
-        try:
-            order = await self.exchange.create_order(
-                intent.symbol, order_type, intent.side.value, amount, price, params
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise self._map(exc, placing_order=True) from None
+        order = await self._send_order(intent, derivative, amount, price)
         return self._ack(order, intent.client_order_id)
+
+    async def _send_order(self, intent: OrderIntent, derivative: bool, amount: str, price: str | None) -> Any:
+        """``create_order`` once; once more only after an answer that surely placed nothing and
+        that this adapter can cure: -1021 (clock resynced) and -4061 (position mode read again)."""
+        cured: set[str] = set()
+        while True:
+            order_type, params = await self._order_params(intent, derivative)
+            try:
+                return await self.exchange.create_order(
+                    intent.symbol, order_type, intent.side.value, amount, price, params
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                cure = await self._cure_rejection(exc, derivative)
+                if cure is None or cure in cured:
+                    raise self._map(exc, placing_order=True) from None
+                cured.add(cure)
+
+    async def _cure_rejection(self, exc: Exception, derivative: bool) -> str | None:
+        """What was fixed for a rejection the venue gave before processing the order, if anything."""
+        code = binance_code(str(exc)) if self.name in BINANCE_FAMILY else None
+        if code == INVALID_TIMESTAMP or isinstance(exc, ccxt.InvalidNonce):
+            await self._resync_clock()
+            return "clock"
+        if code == POSITION_SIDE_MISMATCH and derivative and self.settings.hedge_mode is None:
+            known, self._hedge_mode = self._hedge_mode, None  # the user switched modes on the venue
+            return "position mode" if await self._is_hedge_mode() != known else None
+        return None
 
     def _rounded_amount(self, intent: OrderIntent) -> str:
         try:
@@ -436,7 +462,7 @@ class CcxtVenue(Venue):
     async def price(self, symbol: str) -> Decimal:
         """Last traded price from the ticker."""
         await self.ensure_markets()
-        ticker = await self._call(lambda: self.exchange.fetch_ticker(symbol), retry=True)
+        ticker = await self._call(lambda: self.exchange.fetch_ticker(symbol), retry=True, public=True)
         price = to_decimal(ticker.get("last") or ticker.get("close"))
         if price is None or price <= 0:
             raise errors.TemporaryError(f"{self.name} gave no price for {symbol}")
@@ -530,15 +556,20 @@ class CcxtVenue(Venue):
         await self.ensure_markets()
         return await self._call(call, retry=True)
 
-    async def _call(self, call: Callable[[], Awaitable[T]], *, retry: bool, raw: bool = False) -> T:
+    async def _call(
+        self, call: Callable[[], Awaitable[T]], *, retry: bool, raw: bool = False, public: bool = False
+    ) -> T:
         """Run a read (or idempotent settings) call, retrying ``TemporaryError`` with backoff.
 
         ``raw`` re-raises ccxt's own exception after retries so callers can match specific ones.
+        ``public``: the call is not signed, so its success says nothing of the key (-2015 below).
         """
 
         async def mapped_call() -> T:
             try:
-                return await call()
+                answer = await call()
+                self._key_worked = self._key_worked or not public
+                return answer
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -579,6 +610,7 @@ class CcxtVenue(Venue):
             exc,
             exchange_id=self.name,
             placing_order=placing_order,
+            key_worked=self._key_worked,
             retry_after=retry_after,
             secrets=(self.exchange.apiKey, self.exchange.secret, getattr(self.exchange, "password", None) or ""),
         )
