@@ -3,8 +3,8 @@
 Masters streamed before this revision get none: their newest journaled fill is where recovery
 starts, as before.
 
-Revision ID: 0007
-Revises: 0005 (to become 0006 when merged after the order lifecycle's 0006)
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 09:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 import storage.types
 
-revision = "0007"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
