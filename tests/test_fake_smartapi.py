@@ -103,7 +103,7 @@ class OrderUpdates:
 
 @pytest.fixture
 def order_updates() -> Iterator[Callable[[FakeSmartApi, Any, FakeAccount], OrderUpdates]]:
-    started: list[tuple[FakeSmartApi, OrderUpdates, threading.Thread]] = []
+    started: list[tuple[FakeSmartApi, threading.Thread]] = []
 
     def start(fake: FakeSmartApi, client: Any, account: FakeAccount) -> OrderUpdates:
         updates: OrderUpdates
@@ -124,12 +124,12 @@ def order_updates() -> Iterator[Callable[[FakeSmartApi, Any, FakeAccount], Order
         updates = OrderUpdates(socket)
         thread = threading.Thread(target=socket.connect, daemon=True)
         thread.start()
-        started.append((fake, updates, thread))
+        started.append((fake, thread))
         wait_until(lambda: updates.opened.is_set() and len(updates.messages) >= 1)  # the AB00 ack
         return updates
 
     yield start
-    for fake, updates, thread in started:
+    for fake, thread in started:
         # the server's close frame ends the socket's run_forever. (OrderUpdateSocket.close_connection()
         # from this thread sometimes left it blocked in poll() for good: about 1 run in 6 here.)
         fake.drop_order_update_sockets()
