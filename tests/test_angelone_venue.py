@@ -37,6 +37,12 @@ from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, cred
 from tests.venue_contract import VenueContract
 
 FAST_SESSIONS = {"backoff_base": 0.01}
+#: Angel One refuses MARKET, STOPLOSS_MARKET and IOC API orders since 1 April 2026 (tests/fakes/smartapi.py)
+SENDS_MARKET_ORDERS = pytest.mark.xfail(
+    strict=True,
+    reason="issue 14: the venue sends a MARKET/STOPLOSS_MARKET order, which Angel One refuses for API "
+    "orders since 1 April 2026 (a copy must be a LIMIT at a protected price)",
+)
 
 
 @pytest.fixture
@@ -270,10 +276,19 @@ async def test_instrument_master_without_any_list_raises_temporary_error():
 @pytest.mark.parametrize(
     ("order_type", "price", "stop_price", "variety", "angel_type", "sent_price", "sent_trigger"),
     [
-        (OrderType.MARKET, None, None, "NORMAL", "MARKET", "0", "0"),
+        pytest.param(OrderType.MARKET, None, None, "NORMAL", "MARKET", "0", "0", marks=SENDS_MARKET_ORDERS),
         (OrderType.LIMIT, "612.33", None, "NORMAL", "LIMIT", "612.35", "0"),
         (OrderType.STOP_LIMIT, "615", "612.01", "STOPLOSS", "STOPLOSS_LIMIT", "615.00", "612.00"),
-        (OrderType.STOP_MARKET, None, "612.08", "STOPLOSS", "STOPLOSS_MARKET", "0", "612.10"),
+        pytest.param(
+            OrderType.STOP_MARKET,
+            None,
+            "612.08",
+            "STOPLOSS",
+            "STOPLOSS_MARKET",
+            "0",
+            "612.10",
+            marks=SENDS_MARKET_ORDERS,
+        ),
     ],
 )
 async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
@@ -295,14 +310,14 @@ async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
 
 async def test_product_defaults_to_the_venue_setting(fake):
     venue = make_accounts(fake).venue(credentials_of(FOLLOWER), product=ProductType.CARRYFORWARD)
-    await venue.place_order(intent("NFO:NIFTY24DEC24000CE", "25", side=Side.SELL))
+    await venue.place_order(intent("NFO:NIFTY24DEC24000CE", "25", OrderType.LIMIT, price="101.25", side=Side.SELL))
     [order] = fake.orders_of(FOLLOWER.client_code)
     assert (order["producttype"], order["transactiontype"]) == ("CARRYFORWARD", "SELL")
 
 
 async def test_a_quantity_of_one_point_four_lots_is_sent_as_one_lot(fake):
     venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
-    await venue.place_order(intent("NFO:NIFTY24DEC24000CE", "35"))
+    await venue.place_order(intent("NFO:NIFTY24DEC24000CE", "35", OrderType.LIMIT, price="101.25"))
     [order] = fake.orders_of(FOLLOWER.client_code)
     assert order["quantity"] == "25"
 
@@ -324,7 +339,7 @@ async def test_a_rate_limit_answer_is_retried_after_a_backoff(fake):
     venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
     fake.fail_next("place_order", "rate_limit")
 
-    ack = await venue.place_order(intent())
+    ack = await venue.place_order(intent(order_type=OrderType.LIMIT, price="612.35"))
 
     assert fake.calls["place_order"] == 2
     assert [o["orderid"] for o in fake.orders_of(FOLLOWER.client_code)] == [ack.venue_order_id]
@@ -345,11 +360,12 @@ async def test_an_order_refused_for_an_invalid_token_is_placed_once_after_login(
     await venue.equity()
     fake.expire_sessions()
 
-    await venue.place_order(intent())
+    await venue.place_order(intent(order_type=OrderType.LIMIT, price="612.35"))
 
     assert len(fake.orders_of(FOLLOWER.client_code)) == 1 and fake.logins[FOLLOWER.client_code] == 2
 
 
+@SENDS_MARKET_ORDERS
 async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its_tag(fake):
     venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
     await venue.equity()
@@ -390,7 +406,7 @@ async def test_a_limit_price_that_rounds_to_zero_is_refused_without_sending(fake
 
 async def test_fetch_order_of_an_unknown_client_order_id_is_none(fake):
     venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
-    await venue.place_order(intent(client_order_id="ct-1-1-a"))
+    await venue.place_order(intent(order_type=OrderType.LIMIT, price="612.35", client_order_id="ct-1-1-a"))
     assert await venue.fetch_order("ct-1-1-b", "NSE:SBIN-EQ") is None
 
 
@@ -541,3 +557,25 @@ class TestAngelOneVenueContract(VenueContract):
     @pytest.fixture
     def price(self):
         return Decimal("612.35")
+
+    # the contract's market orders: refused by Angel One for API orders since 1 April 2026
+
+    @SENDS_MARKET_ORDERS
+    async def test_market_order_carries_the_client_order_id_and_can_be_looked_up(
+        self, venue, listed_symbol, price, order_quantity
+    ):
+        await super().test_market_order_carries_the_client_order_id_and_can_be_looked_up(
+            venue, listed_symbol, price, order_quantity
+        )
+
+    @SENDS_MARKET_ORDERS
+    async def test_an_order_is_found_by_its_client_order_id_once_it_has_executed(
+        self, venue, listed_symbol, price, order_quantity
+    ):
+        await super().test_an_order_is_found_by_its_client_order_id_once_it_has_executed(
+            venue, listed_symbol, price, order_quantity
+        )
+
+    @SENDS_MARKET_ORDERS
+    async def test_filled_buy_shows_in_positions(self, venue, listed_symbol, price, order_quantity):
+        await super().test_filled_buy_shows_in_positions(venue, listed_symbol, price, order_quantity)

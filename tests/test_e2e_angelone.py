@@ -41,6 +41,11 @@ async def app(fake, tmp_path):
     await application.close()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 14: the engine copies the master's market execution as a MARKET order, which Angel One "
+    "refuses for API orders since 1 April 2026; the copy must be a LIMIT at a protected price",
+)
 async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
     services = app.services
     owner = await services.register_user(4001, "master owner")

@@ -1,10 +1,29 @@
-"""A local fake of Angel One's SmartAPI for running the real smartapi-python against.
+"""A local fake of Angel One's SmartAPI, as strict as the broker is under the 2026 retail-algo rules.
 
 It serves the REST routes the SDK calls (paths, headers and JSON shapes as SmartAPI uses them),
 the scrip master JSON and the order-update websocket, on 127.0.0.1 and an ephemeral port, from
 its own thread and event loop (the SDK is synchronous and runs in worker threads of the test's
 loop). Logins check the PIN and the TOTP with pyotp; secure routes check the Bearer JWT and the
 SDK's client headers. Tests script failures (Angel One's error shapes) and the master's orders.
+
+Each broker rule below cites docs/research/angelone.md (``research §n``) or says "unconfirmed —
+chosen so" with the reason. In short:
+
+* ``placeOrder`` answers with the order id only; the order rests ("open", or "trigger pending" for
+  stop-loss orders) until a test fills it with ``fill`` (fully or partly) or the RMS rejects it
+  after acceptance (``reject_next_order``, ``reject_order``). Every change reaches the order book,
+  the trade book, the positions and the order-update socket.
+* MARKET, STOPLOSS_MARKET and IOC orders are refused (algo orders since 1 April 2026).
+* Order requests (place, modify, cancel) are accepted only from the client's registered static
+  IP, judged by the TCP source address, never by the ``X-ClientPublicIP`` header (the SDK
+  hard-codes it). ``start_egress_proxy(ip)`` gives a local HTTP proxy whose upstream connections
+  leave from ``ip`` (any 127.0.0.x address on Linux): pass its ``url`` as the SDK's ``proxies``.
+* Order requests above the orders-per-second threshold (10 per client and exchange segment, more
+  for a client with a registered algo id) are refused.
+* Product types are carried on orders, trades, positions and order updates.
+
+``order_requests`` records every order request that reached the fake (refused ones included), so
+a test can assert what was ever sent.
 """
 
 from __future__ import annotations
@@ -19,7 +38,10 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyotp
 from aiohttp import WSMsgType, web
@@ -30,17 +52,77 @@ ROUTES = {
     "profile": "/rest/secure/angelbroking/user/v1/getProfile",
     "rms": "/rest/secure/angelbroking/user/v1/getRMS",
     "place_order": "/rest/secure/angelbroking/order/v1/placeOrder",
+    "modify_order": "/rest/secure/angelbroking/order/v1/modifyOrder",
+    "cancel_order": "/rest/secure/angelbroking/order/v1/cancelOrder",
     "order_book": "/rest/secure/angelbroking/order/v1/getOrderBook",
+    "trade_book": "/rest/secure/angelbroking/order/v1/getTradeBook",
     "position": "/rest/secure/angelbroking/order/v1/getPosition",
     "ltp": "/rest/secure/angelbroking/order/v1/getLtpData",
-    "cancel_order": "/rest/secure/angelbroking/order/v1/cancelOrder",
 }
+#: the routes that are "API order execution" in Angel One's notice (research §1): the static IP and
+#: the orders-per-second threshold apply to these. NSE's summary says "Static IP is mandatory for all
+#: API access" (research §1); reads are not checked here — unconfirmed for Angel One, chosen so
+#: because the broker's own notice speaks of order execution only.
+ORDER_ROUTES = frozenset({"place_order", "modify_order", "cancel_order"})
 ORDER_UPDATES_PATH = "/smart-order-update"
 SCRIP_MASTER_PATH = "/OpenAPIScripMaster.json"
 CLIENT_HEADERS = ("X-ClientLocalIP", "X-ClientPublicIP", "X-MACAddress", "X-UserType", "X-SourceID")
 
 INVALID_TOKEN = {"status": False, "message": "Invalid Token", "errorcode": "AG8001", "data": None}
 RATE_LIMIT_TEXT = "Access denied because of exceeding access rate"
+
+#: research §1: "A standard Threshold Order Per Second (TOPS) has been set at 10 OPS per
+#: exchange/segment"; NSE's summary: "Orders exceeding 10 OPS must be rejected".
+ORDERS_PER_SECOND_THRESHOLD = 10
+#: research §1: the notice prohibits "Market orders and IOC orders" for algos. STOPLOSS_MARKET is
+#: refused too — unconfirmed, chosen so: once triggered it is a market order, the kind prohibited.
+PROHIBITED_ORDER_TYPES = frozenset({"MARKET", "STOPLOSS_MARKET"})
+PROHIBITED_DURATIONS = frozenset({"IOC"})
+PRODUCT_TYPES = frozenset({"DELIVERY", "CARRYFORWARD", "MARGIN", "INTRADAY"})  # research §3
+
+#: Angel One's answers to the 2026 rules. research §1: the error codes and texts are unconfirmed
+#: ("Make the rejection shape configurable"), so every one is chosen so — codes no other answer of
+#: this fake uses, texts that say what was refused — and a test may replace them
+#: (``FakeSmartApi(refusals=...)``).
+REFUSALS: dict[str, dict[str, str]] = {
+    "static_ip": {
+        "errorcode": "AB4041",
+        "message": "Order request rejected: it does not originate from the client's registered static IP",
+    },
+    "market_or_ioc": {
+        "errorcode": "AB4042",
+        "message": "Market and IOC orders are not allowed for algo orders; place a LIMIT order with DAY validity",
+    },
+    "orders_per_second": {
+        "errorcode": "AB4043",
+        "message": "Order rejected: orders per second above the threshold for this exchange segment; "
+        "register the algo with the exchange",
+    },
+    "off_tick": {
+        # research §4: exchanges require prices on the tick grid; the text is unconfirmed
+        "errorcode": "AB4044",
+        "message": "Price is not a multiple of the tick size",
+    },
+}
+#: research §2: rejections reach the order book's ``text``; the wording of an RMS margin rejection
+#: is unconfirmed — chosen so, in the shape of Angel One's app messages.
+RMS_REJECTION_TEXT = (
+    "Your order has been rejected due to Insufficient Funds. Available funds - Rs. 0.00 . "
+    "You require Rs. {required} funds to execute this order."
+)
+#: ``order-status`` codes on the order-update socket. research §2: AB00 is the connect ack, and a
+#: third-party mapping reads AB07 as "cancelled" and AB10 as "trigger pending"; the other codes
+#: are unconfirmed — chosen so (copytrade reads ``orderData``, not the code).
+ORDER_UPDATE_CODES = {
+    "open": "AB01",
+    "rejected": "AB03",
+    "modified": "AB04",
+    "complete": "AB05",
+    "cancelled": "AB07",
+    "trigger pending": "AB10",
+}
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+ANGEL_TIME_FORMAT = "%d-%b-%Y %H:%M:%S"  # research §2: "09-Oct-2023 17:39:28"
 
 SCRIP_MASTER_ROWS: list[dict[str, str]] = [
     {
@@ -103,13 +185,41 @@ SCRIP_MASTER_ROWS: list[dict[str, str]] = [
 
 @dataclass
 class FakeAccount:
+    """One Angel One client. ``static_ip`` is the registered primary static IP (research §1: "API
+    order execution will only be accepted if it originates from your registered primary static
+    IP"); without one, every order request is refused. ``algo_id`` with ``algo_orders_per_second``
+    is an exchange-registered algo, allowed above the 10 OPS threshold (research §1: "Above 10 OPS:
+    These algorithms must be registered with the respective exchange to obtain a unique registration
+    ID"). The broker stamps the id (research §1: no SmartAPI field carries it — unconfirmed), so it
+    is configured here per client, not sent with the order."""
+
     api_key: str
     client_code: str
     pin: str
     totp_secret: str
     net_funds: str = "250000.00"
+    static_ip: str | None = None
+    algo_id: str | None = None
+    algo_orders_per_second: int | None = None
     positions: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if (self.algo_id is None) != (self.algo_orders_per_second is None):
+            raise ValueError("an algo id and its registered orders per second go together")
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """An order request (place, modify, cancel) as it reached the fake, refused or not."""
+
+    route: str
+    client_code: str
+    source_ip: str
+    public_ip_header: str
+    body: dict[str, Any]
+    errorcode: str  # "" when accepted
 
 
 def _jwt(client_code: str, lifetime: int = 24 * 3600) -> str:
@@ -120,13 +230,122 @@ def _jwt(client_code: str, lifetime: int = 24 * 3600) -> str:
     return f"{b64({'alg': 'HS512', 'typ': 'JWT'})}.{b64(claims)}.{uuid.uuid4().hex}"
 
 
+def _money(value: Decimal) -> str:
+    """A price as SmartAPI's books write it: a string (research §2: "All quantities and prices are
+    strings"), two places unless the tick needs more."""
+    value = value.quantize(Decimal("0.0001"))
+    two_places = value.quantize(Decimal("0.01"))
+    return str(two_places) if two_places == value else str(value.normalize())
+
+
+def _now_ist() -> str:
+    return datetime.now(IST).strftime(ANGEL_TIME_FORMAT)
+
+
+def _refusal(shape: Mapping[str, str]) -> dict[str, Any]:
+    return {"status": False, "message": shape["message"], "errorcode": shape["errorcode"], "data": None}
+
+
+class EgressProxy:
+    """A local HTTP proxy whose upstream connections leave from ``egress_ip``: a client's static
+    egress, as an operator runs one per client (research §1, "What an operator must do"). Plain
+    requests are forwarded (absolute URI, as ``requests`` sends them to an ``http://`` proxy) and
+    ``CONNECT`` is tunnelled (websocket-client's way through a proxy). With ``username`` and
+    ``password``, a request without the matching ``Proxy-Authorization`` gets 407."""
+
+    def __init__(self, egress_ip: str, *, username: str | None = None, password: str | None = None) -> None:
+        self.egress_ip = egress_ip
+        self._credentials = (
+            "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode() if username is not None else None
+        )
+        self._userinfo = f"{username}:{password}@" if username is not None else ""
+        self.forwarded = 0
+        self.refused = 0
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._userinfo}127.0.0.1:{self.port}"
+
+    @property
+    def proxies(self) -> dict[str, str]:
+        """The SDK's ``proxies`` argument (research §2: passed to ``requests.request``)."""
+        return {"http": self.url, "https": self.url}
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, target, version = request_line.split(" ", 2)
+        headers = [line for line in header_lines if line]
+        authorization = next(
+            (line.split(":", 1)[1].strip() for line in headers if line.lower().startswith("proxy-authorization:")), None
+        )
+        if self._credentials is not None and authorization != self._credentials:
+            self.refused += 1
+            writer.write(
+                b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="egress"\r\n'
+                b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+            writer.close()
+            return
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                host, int(port), local_addr=(self.egress_ip, 0)
+            )
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:
+            url = urlsplit(target)
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                url.hostname, url.port or 80, local_addr=(self.egress_ip, 0)
+            )
+            path = url.path + (f"?{url.query}" if url.query else "")
+            kept = [line for line in headers if not line.lower().startswith(("proxy-", "connection:", "keep-alive:"))]
+            upstream_writer.write(
+                "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""]).encode("latin-1")
+            )
+        self.forwarded += 1
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer), return_exceptions=True
+        )
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
 class FakeSmartApi:
     """Start with ``start()``, stop with ``stop()``; point the SDK at ``rest_root``/``ws_url``.
 
     Counters: ``calls[route]`` per REST route, ``logins[client_code]`` per successful login,
-    ``failed_logins``. ``fail_next(route, kind)`` scripts one failure: ``"invalid_token"``,
-    ``"rate_limit"`` (403 plain text, as Angel One answers), ``"invalid_variety"``, ``"timeout"`` (the request is
-    processed, the answer arrives after the client gave up) or ``"bad_gateway"``.
+    ``failed_logins``; ``order_requests`` lists every order request. ``fail_next(route, kind)``
+    scripts one failure: ``"invalid_token"``, ``"rate_limit"`` (403 plain text, as Angel One
+    answers), ``"invalid_variety"``, ``"timeout"`` (the request is processed, the answer arrives
+    after the client gave up) or ``"bad_gateway"``.
+
+    Order lifecycle helpers: ``fill`` (a resting order, fully or partly, at a price),
+    ``trigger`` (a stop-loss order becomes open), ``reject_next_order`` / ``reject_order`` (the RMS
+    rejects after acceptance). ``master_order`` writes a (manual) order of the master directly.
     """
 
     def __init__(
@@ -135,10 +354,25 @@ class FakeSmartApi:
         *,
         scrip_master: list[dict[str, str]] | None = None,
         slow_answer_seconds: float = 1.5,
+        orders_per_second: int = ORDERS_PER_SECOND_THRESHOLD,
+        refusals: Mapping[str, Mapping[str, str]] | None = None,
+        rms_delay_seconds: float = 0.05,
+        unique_static_ips: bool = True,
     ) -> None:
         self.accounts = {account.client_code: account for account in accounts}
+        if unique_static_ips:
+            # research §1: "A Static IP can be linked to only one customer" (Upstox; NSE's summary
+            # allows sharing "only among family accounts"); unconfirmed for Angel One — chosen so,
+            # the stricter reading. ``unique_static_ips=False`` models family accounts.
+            registered = Counter(a.static_ip for a in accounts if a.static_ip)
+            shared = sorted(ip for ip, count in registered.items() if count > 1)
+            if shared:
+                raise ValueError(f"a static IP can be registered for one client only: {shared}")
         self.scrip_master = scrip_master if scrip_master is not None else SCRIP_MASTER_ROWS
         self.slow_answer_seconds = slow_answer_seconds
+        self.orders_per_second = orders_per_second
+        self.refusals = {**REFUSALS, **{k: dict(v) for k, v in (refusals or {}).items()}}
+        self.rms_delay_seconds = rms_delay_seconds
         self.last_prices: dict[str, str] = {}  # trading symbol -> last traded price (getLtpData)
         self.calls: Counter[str] = Counter()
         self.logins: Counter[str] = Counter()
@@ -147,11 +381,16 @@ class FakeSmartApi:
         self.refuse_order_update_sockets = False
         self.order_update_connections = 0
         self.issued_tokens: list[str] = []  # every JWT, refresh and feed token handed out
+        self.order_requests: list[OrderRequest] = []
         self._sessions: dict[str, str] = {}  # jwt -> client code
         self._feed_tokens: dict[str, str] = {}  # client code -> feed token
         self._failures: dict[str, deque[str]] = defaultdict(deque)
+        self._rms_rejections: dict[str, deque[str | None]] = defaultdict(deque)
+        self._order_times: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self._proxies: list[EgressProxy] = []
         self._order_ids = itertools.count(250_000_000_000_001)
+        self._fill_ids = itertools.count(50_000_001)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -196,6 +435,8 @@ class FakeSmartApi:
 
     async def _stop_site(self) -> None:
         await self._close_sockets()
+        for proxy in self._proxies:
+            await proxy.close()
         assert self._runner is not None
         await self._runner.cleanup()
 
@@ -211,6 +452,16 @@ class FakeSmartApi:
     def scrip_master_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{SCRIP_MASTER_PATH}"
 
+    def start_egress_proxy(
+        self, egress_ip: str, *, username: str | None = None, password: str | None = None
+    ) -> EgressProxy:
+        """A local proxy leaving from ``egress_ip`` (e.g. ``127.0.0.5``), stopped with the fake."""
+        assert self._loop is not None
+        proxy = EgressProxy(egress_ip, username=username, password=password)
+        asyncio.run_coroutine_threadsafe(proxy.start(), self._loop).result(5)
+        self._proxies.append(proxy)
+        return proxy
+
     # -- test controls ------------------------------------------------------------------------------
 
     def fail_next(self, route: str, kind: str, times: int = 1) -> None:
@@ -222,9 +473,79 @@ class FakeSmartApi:
         with self._lock:
             self._sessions.clear()
 
+    def register_static_ip(self, client_code: str, ip: str | None) -> None:
+        """Register (or, with ``None``, remove) ``client_code``'s static IP, one client per IP."""
+        with self._lock:
+            others = {a.static_ip for a in self.accounts.values() if a.client_code != client_code}
+            if ip is not None and ip in others:
+                raise ValueError(f"static IP {ip} is registered for another client")
+            self.accounts[client_code].static_ip = ip
+
     def orders_of(self, client_code: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(order) for order in self.accounts[client_code].orders]
+
+    def trades_of(self, client_code: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(trade) for trade in self.accounts[client_code].trades]
+
+    def positions_of(self, client_code: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(position) for position in self.accounts[client_code].positions]
+
+    def reject_next_order(self, client_code: str, text: str | None = None, times: int = 1) -> None:
+        """The next ``times`` orders of ``client_code`` are accepted (the id is returned), then the RMS
+        rejects them with ``text`` (default: an insufficient-funds text). research §2 and the SmartAPI
+        forum (https://smartapi.angelbroking.com/smartapi/forum/post/5685, "How to get if Order is
+        rejected": placeOrder answers SUCCESS with an order id for an order rejected afterwards; the
+        reason is in the order book's ``text``)."""
+        with self._lock:
+            self._rms_rejections[client_code].extend([text] * times)
+
+    def reject_order(self, client_code: str, order_id: str, text: str) -> dict[str, Any]:
+        """A resting, unfilled order of ``client_code`` becomes "rejected" with ``text``."""
+        with self._lock:
+            order = self._find_order(client_code, order_id)
+            assert order["status"] in ("open", "trigger pending") and order["filledshares"] == "0", order["status"]
+            self._set_status(order, "rejected", text=text)
+            snapshot = dict(order)
+        self._notify(client_code, snapshot)
+        return snapshot
+
+    def trigger(self, client_code: str, order_id: str) -> dict[str, Any]:
+        """A stop-loss order's trigger price is reached: "trigger pending" becomes "open"."""
+        with self._lock:
+            order = self._find_order(client_code, order_id)
+            assert order["status"] == "trigger pending", order["status"]
+            self._set_status(order, "open")
+            snapshot = dict(order)
+        self._notify(client_code, snapshot)
+        return snapshot
+
+    def fill(
+        self, client_code: str, order_id: str, quantity: int | None = None, price: str | Decimal | None = None
+    ) -> dict[str, Any]:
+        """Execute ``quantity`` (default: all that is unfilled) of a resting order at ``price``
+        (default: its limit price; never through the limit). The order book, the trade book, the
+        positions and the order-update socket all show it; the order stays "open" until nothing is
+        unfilled, then it is "complete" (research §2: ``filledshares``/``unfilledshares``, statuses
+        "open" and "complete"; a marketable LIMIT "leave[s] the remainder open (DAY)", research §4).
+        Returns the order as the book now shows it."""
+        with self._lock:
+            order = self._find_order(client_code, order_id)
+            assert order["status"] == "open", f"order {order_id} is {order['status']}, not open"
+            unfilled = int(order["unfilledshares"])
+            quantity = unfilled if quantity is None else quantity
+            lot = int(order["lotsize"])
+            assert 0 < quantity <= unfilled and quantity % lot == 0, f"cannot fill {quantity} of {unfilled}"
+            limit = Decimal(order["price"])
+            fill_price = limit if price is None else Decimal(str(price))
+            buying = order["transactiontype"] == "BUY"
+            assert (fill_price <= limit) if buying else (fill_price >= limit), "a fill through the limit price"
+            self._execute(self.accounts[client_code], order, quantity, fill_price)
+            snapshot = dict(order)
+        self._notify(client_code, snapshot)
+        return snapshot
 
     def master_order(
         self,
@@ -240,49 +561,54 @@ class FakeSmartApi:
         price: str = "0",
         trigger_price: str = "0",
         status: str = "open",
+        product: str = "INTRADAY",
         order_id: str | None = None,
         push: bool = True,
     ) -> dict[str, Any]:
-        """Add or update an order in ``client_code``'s book; ``push`` sends it on the order-update socket."""
+        """Add or update an order in ``client_code``'s book as the master's own (manual) trading
+        writes it — no API rule applies; ``push`` sends it on the order-update socket. What filled
+        since the previous snapshot of the same order is added to the trade book and positions."""
+        order_id = order_id or str(next(self._order_ids))
         order = {
-            "variety": "STOPLOSS" if order_type.startswith("STOPLOSS") else "NORMAL",
-            "ordertype": order_type,
-            "producttype": "INTRADAY",
-            "duration": "DAY",
-            "price": float(price),
-            "triggerprice": float(trigger_price),
-            "quantity": str(quantity),
-            "tradingsymbol": symbol,
-            "transactiontype": side,
-            "exchange": exchange,
-            "symboltoken": "3045",
-            "averageprice": float(average_price),
+            **self._order_fields(
+                symbol=symbol,
+                exchange=exchange,
+                side=side,
+                quantity=quantity,
+                order_type=order_type,
+                price=Decimal(price),
+                trigger_price=Decimal(trigger_price),
+                product=product,
+                duration="DAY",
+                order_id=order_id,
+                tag="",
+            ),
+            "averageprice": _money(Decimal(average_price)),
             "filledshares": str(filled),
             "unfilledshares": str(quantity - filled),
-            "orderid": order_id or str(next(self._order_ids)),
             "status": status,
             "orderstatus": status,
-            "ordertag": "",
             "updatetime": "20-Dec-2024 10:35:49",
             "exchorderupdatetime": "20-Dec-2024 10:35:49",
         }
         with self._lock:
-            book = self.accounts[client_code].orders
-            book[:] = [existing for existing in book if existing["orderid"] != order["orderid"]] + [order]
+            account = self.accounts[client_code]
+            previous = next((o for o in account.orders if o["orderid"] == order_id), None)
+            before = int(previous["filledshares"]) if previous else 0
+            before_value = Decimal(previous["averageprice"]) * before if previous else Decimal(0)
+            if filled > before:
+                increment_price = (Decimal(average_price) * filled - before_value) / (filled - before)
+                self._record_trade(account, order, filled - before, increment_price)
+            account.orders[:] = [o for o in account.orders if o["orderid"] != order_id] + [order]
         if push:
             self.push_order_update(client_code, order)
         return order
 
     def push_order_update(self, client_code: str, order: Mapping[str, Any]) -> None:
-        message = {
-            "user-id": client_code,
-            "status-code": "200",
-            "order-status": "AB05",
-            "error-message": "",
-            "orderData": dict(order),
-        }
         assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._send_all(client_code, json.dumps(message)), self._loop).result(5)
+        asyncio.run_coroutine_threadsafe(
+            self._send_all(client_code, self._update_text(client_code, order)), self._loop
+        ).result(5)
 
     def drop_order_update_sockets(self) -> None:
         assert self._loop is not None
@@ -320,7 +646,10 @@ class FakeSmartApi:
             client_code = self._client_for_bearer(request.headers.get("Authorization", ""))
             if client_code != account.client_code:
                 return web.json_response(INVALID_TOKEN)
-            answer = self._secure(route, account, body)
+            if route in ORDER_ROUTES:
+                answer = self._order_request(route, account, body, request)
+            else:
+                answer = self._secure(route, account, body)
             if failure == "timeout":
                 await asyncio.sleep(self.slow_answer_seconds)
             return web.json_response(answer)
@@ -361,11 +690,13 @@ class FakeSmartApi:
             return {**ok, "data": {"clientcode": account.client_code, "name": "Test", "exchanges": ["NSE", "NFO"]}}
         if route == "rms":
             return {**ok, "data": {"net": account.net_funds, "availablecash": account.net_funds}}
-        if route == "position":
-            return {**ok, "data": account.positions or None}
-        if route == "order_book":
-            with self._lock:
+        with self._lock:
+            if route == "position":
+                return {**ok, "data": [dict(p) for p in account.positions] or None}
+            if route == "order_book":
                 return {**ok, "data": [dict(order) for order in account.orders] or None}
+            if route == "trade_book":
+                return {**ok, "data": [dict(trade) for trade in account.trades] or None}
         if route == "logout":
             return {**ok, "data": ""}
         if route == "ltp":
@@ -378,16 +709,107 @@ class FakeSmartApi:
                     "ltp": float(price),
                 },
             }
+        raise AssertionError(route)
+
+    # -- order requests: static IP, orders per second, then the order itself ----------------------
+
+    def _order_request(
+        self, route: str, account: FakeAccount, body: Mapping[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        source_ip = request.remote or ""
+        # research §2: the SDK always sends X-ClientPublicIP "106.193.147.98" (smartConnect.py
+        # l.71-81), so only the TCP source address (the egress the request came through) is judged.
+        if account.static_ip is None or source_ip != account.static_ip:
+            answer = _refusal(self.refusals["static_ip"])
+        else:
+            answer = self._within_order_rate(route, account, body) or self._order_route(route, account, body)
+        with self._lock:
+            self.order_requests.append(
+                OrderRequest(
+                    route,
+                    account.client_code,
+                    source_ip,
+                    request.headers.get("X-ClientPublicIP", ""),
+                    dict(body),
+                    str(answer.get("errorcode") or ""),
+                )
+            )
+        return answer
+
+    def _within_order_rate(self, route: str, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The refusal when this order request would exceed the client's orders per second in its
+        exchange segment, else ``None`` (and the request is counted).
+
+        research §1: 10 OPS "per exchange/segment", more only for a registered algo. The segment is
+        the ``exchange`` field (NSE cash, NFO, BSE, MCX…). Counted: every place, modify and cancel
+        that passed the static-IP check, refused or not afterwards — unconfirmed, chosen so:
+        exchanges count order messages, and modifications and cancellations are order messages.
+        The window is the last second, sliding."""
         if route == "cancel_order":
             with self._lock:
-                for order in account.orders:
-                    if order["orderid"] == body.get("orderid") and order["status"] in ("open", "trigger pending"):
-                        order["status"] = order["orderstatus"] = "cancelled"
-                        return {**ok, "data": {"orderid": order["orderid"]}}
-            return {"status": False, "message": "Order not found", "errorcode": "AB1010", "data": None}
+                order = next((o for o in account.orders if o["orderid"] == body.get("orderid")), None)
+            exchange = order["exchange"] if order else None
+        else:
+            exchange = body.get("exchange")
+        if not exchange:
+            return None
+        limit = account.algo_orders_per_second or self.orders_per_second
+        now = time.monotonic()
+        with self._lock:
+            times = self._order_times[(account.client_code, str(exchange))]
+            while times and times[0] <= now - 1.0:
+                times.popleft()
+            if len(times) >= limit:
+                return _refusal(self.refusals["orders_per_second"])
+            times.append(now)
+        return None
+
+    def _order_route(self, route: str, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any]:
         if route == "place_order":
             return self._place_order(account, body)
-        raise AssertionError(route)
+        if route == "modify_order":
+            return self._modify_order(account, body)
+        return self._cancel_order(account, body)
+
+    def _instrument(self, body: Mapping[str, Any]) -> dict[str, str] | None:
+        return next(
+            (
+                r
+                for r in self.scrip_master
+                if r["exch_seg"] == body.get("exchange") and r["symbol"] == body.get("tradingsymbol")
+            ),
+            None,
+        )
+
+    def _terms_refusal(self, body: Mapping[str, Any], row: Mapping[str, str]) -> dict[str, Any] | None:
+        """What placeOrder and modifyOrder both check: order type, duration, product, prices."""
+
+        def refuse(message: str, code: str) -> dict[str, Any]:
+            return {"status": False, "message": message, "errorcode": code, "data": None}
+
+        order_type, duration = body.get("ordertype"), body.get("duration")
+        if order_type in PROHIBITED_ORDER_TYPES or duration in PROHIBITED_DURATIONS:
+            return _refusal(self.refusals["market_or_ioc"])
+        if order_type not in ("LIMIT", "STOPLOSS_LIMIT") or duration != "DAY":
+            return refuse("Invalid order type or duration", "AB4000")
+        stop = order_type == "STOPLOSS_LIMIT"
+        if stop != (body.get("variety") == "STOPLOSS"):
+            return refuse("Invalid Order Variety", "AB1008")
+        if body.get("producttype") not in PRODUCT_TYPES:
+            return refuse("Invalid Product Type", "AB1012")
+        quantity = int(body.get("quantity") or 0)
+        if quantity <= 0 or quantity % int(row["lotsize"]):
+            return refuse("Quantity should be multiple of lot size", "AB4011")
+        price = Decimal(str(body.get("price") or 0))
+        trigger = Decimal(str(body.get("triggerprice") or 0))
+        if price <= 0:
+            return refuse("Invalid price", "AB4000")
+        if stop and trigger <= 0:
+            return refuse("Invalid trigger price", "AB4000")
+        tick = Decimal(row["tick_size"]) / 100  # the scrip master gives the tick in paise
+        if price % tick or (stop and trigger % tick):
+            return _refusal(self.refusals["off_tick"])
+        return None
 
     def _place_order(self, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any]:
         def refuse(message: str, code: str) -> dict[str, Any]:
@@ -406,55 +828,282 @@ class FakeSmartApi:
         )
         if any(not body.get(key) for key in required):
             return refuse("Invalid order parameters", "AB4000")
-        row = next(
-            (
-                r
-                for r in self.scrip_master
-                if r["exch_seg"] == body["exchange"] and r["symbol"] == body["tradingsymbol"]
-            ),
-            None,
-        )
+        row = self._instrument(body)
         if row is None or row["token"] != body["symboltoken"]:
             return refuse("Symbol not found", "AB1009")
         if len(str(body.get("ordertag", ""))) > 20:
             return refuse("ordertag length should be less than 20 characters", "AB4008")
-        quantity = int(body["quantity"])
-        if quantity <= 0 or quantity % int(row["lotsize"]):
-            return refuse("Quantity should be multiple of lot size", "AB4011")
-        stop = body["ordertype"].startswith("STOPLOSS")
-        if stop != (body["variety"] == "STOPLOSS"):
-            return refuse("Invalid Order Variety", "AB1008")
-        if body["producttype"] not in ("INTRADAY", "DELIVERY", "CARRYFORWARD", "MARGIN"):
-            return refuse("Invalid Product Type", "AB1012")
-        if body["ordertype"] in ("LIMIT", "STOPLOSS_LIMIT") and float(body.get("price", 0)) <= 0:
-            return refuse("Invalid price", "AB4000")
-        if stop and float(body.get("triggerprice", 0)) <= 0:
-            return refuse("Invalid trigger price", "AB4000")
+        refusal = self._terms_refusal(body, row)
+        if refusal is not None:
+            return refusal
         order_id = str(next(self._order_ids))
-        market = body["ordertype"] == "MARKET"
+        quantity = int(body["quantity"])
+        stop = body["ordertype"] == "STOPLOSS_LIMIT"
         order = {
-            **body,
-            "orderid": order_id,
-            "status": "complete" if market else "open",
-            "orderstatus": "complete" if market else "open",
-            "filledshares": str(quantity) if market else "0",
-            "averageprice": 612.35 if market else 0.0,
-            "ordertag": body.get("ordertag", ""),
+            **self._order_fields(
+                symbol=body["tradingsymbol"],
+                exchange=body["exchange"],
+                side=body["transactiontype"],
+                quantity=quantity,
+                order_type=body["ordertype"],
+                price=Decimal(str(body["price"])),
+                trigger_price=Decimal(str(body.get("triggerprice") or 0)),
+                product=body["producttype"],
+                duration=body["duration"],
+                order_id=order_id,
+                tag=str(body.get("ordertag", "")),
+            ),
+            "averageprice": "0.00",
+            "filledshares": "0",
+            "unfilledshares": str(quantity),
         }
+        # research §2 (order-book statuses): a stop-loss order waits as "trigger pending"; a LIMIT
+        # order rests "open" until it fills (the intermediate "open pending"/"validation pending"
+        # states are not modelled).
+        self._set_status(order, "trigger pending" if stop else "open")
         with self._lock:
             account.orders.append(order)
+            rejections = self._rms_rejections[account.client_code]
+            rejected = bool(rejections)
+            text = rejections.popleft() if rejected else None
+            snapshot = dict(order)
+        self._notify(account.client_code, snapshot)
+        if rejected:
+            text = text or RMS_REJECTION_TEXT.format(required=_money(order_value(order)))
+            assert self._loop is not None
+            self._loop.call_later(self.rms_delay_seconds, self._reject_after_acceptance, account, order_id, text)
+        # research §2: placeOrder's data holds script, orderid and uniqueorderid; the SDK's
+        # placeOrder returns only the order id — nothing about fills.
         return {
             "status": True,
             "message": "SUCCESS",
             "errorcode": "",
-            "data": {"script": body["tradingsymbol"], "orderid": order_id, "uniqueorderid": str(uuid.uuid4())},
+            "data": {"script": body["tradingsymbol"], "orderid": order_id, "uniqueorderid": order["uniqueorderid"]},
         }
+
+    def _reject_after_acceptance(self, account: FakeAccount, order_id: str, text: str) -> None:
+        with self._lock:
+            order = self._find_order(account.client_code, order_id)
+            if order["status"] not in ("open", "trigger pending") or order["filledshares"] != "0":
+                return  # filled or cancelled first
+            self._set_status(order, "rejected", text=text)
+            snapshot = dict(order)
+        self._notify(account.client_code, snapshot)
+
+    def _modify_order(self, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            order = next((o for o in account.orders if o["orderid"] == body.get("orderid")), None)
+        if order is None or order["status"] not in ("open", "trigger pending"):
+            return {"status": False, "message": "Order not found or not open", "errorcode": "AB1010", "data": None}
+        row = self._instrument(order)
+        assert row is not None
+        terms = {**body, "exchange": order["exchange"], "tradingsymbol": order["tradingsymbol"]}
+        refusal = self._terms_refusal(terms, row)
+        if refusal is not None:
+            return refusal
+        quantity = int(body["quantity"])
+        with self._lock:
+            filled = int(order["filledshares"])
+            if quantity <= filled:
+                return {
+                    "status": False,
+                    "message": "Quantity below the filled quantity",
+                    "errorcode": "AB4011",
+                    "data": None,
+                }
+            order.update(
+                ordertype=body["ordertype"],
+                price=_money(Decimal(str(body["price"]))),
+                triggerprice=_money(Decimal(str(body.get("triggerprice") or 0))),
+                quantity=str(quantity),
+                unfilledshares=str(quantity - filled),
+                updatetime=_now_ist(),
+            )
+            snapshot = dict(order)
+        self._notify(account.client_code, snapshot)
+        return {
+            "status": True,
+            "message": "SUCCESS",
+            "errorcode": "",
+            "data": {"orderid": order["orderid"], "uniqueorderid": order["uniqueorderid"]},
+        }
+
+    def _cancel_order(self, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            order = next(
+                (
+                    o
+                    for o in account.orders
+                    if o["orderid"] == body.get("orderid") and o["status"] in ("open", "trigger pending")
+                ),
+                None,
+            )
+            if order is None:
+                return {"status": False, "message": "Order not found", "errorcode": "AB1010", "data": None}
+            # what filled stays filled; the remainder is the cancelled size (research §2: cancelsize)
+            order["cancelsize"] = order["unfilledshares"]
+            self._set_status(order, "cancelled")
+            snapshot = dict(order)
+        self._notify(account.client_code, snapshot)
+        return {"status": True, "message": "SUCCESS", "errorcode": "", "data": {"orderid": snapshot["orderid"]}}
+
+    # -- the books --------------------------------------------------------------------------------
+
+    def _order_fields(
+        self,
+        *,
+        symbol: str,
+        exchange: str,
+        side: str,
+        quantity: int,
+        order_type: str,
+        price: Decimal,
+        trigger_price: Decimal,
+        product: str,
+        duration: str,
+        order_id: str,
+        tag: str,
+    ) -> dict[str, Any]:
+        """An order-book row (research §2 lists the fields; all values strings)."""
+        row = next((r for r in self.scrip_master if r["exch_seg"] == exchange and r["symbol"] == symbol), None)
+        return {
+            "variety": "STOPLOSS" if order_type.startswith("STOPLOSS") else "NORMAL",
+            "ordertype": order_type,
+            "producttype": product,
+            "duration": duration,
+            "price": _money(price),
+            "triggerprice": _money(trigger_price),
+            "quantity": str(quantity),
+            "disclosedquantity": "0",
+            "squareoff": "0",
+            "stoploss": "0",
+            "trailingstoploss": "0",
+            "tradingsymbol": symbol,
+            "transactiontype": side,
+            "exchange": exchange,
+            "symboltoken": row["token"] if row else "3045",
+            "instrumenttype": row["instrumenttype"] if row else "",
+            "expirydate": row["expiry"] if row else "",
+            "lotsize": row["lotsize"] if row else "1",
+            "cancelsize": "0",
+            "orderid": order_id,
+            "uniqueorderid": str(uuid.uuid4()),
+            "ordertag": tag,
+            "text": "",
+            "fillid": "",
+            "filltime": "",
+            "parentorderid": "",
+        }
+
+    @staticmethod
+    def _set_status(order: dict[str, Any], status: str, *, text: str = "") -> None:
+        order["status"] = order["orderstatus"] = status
+        order["text"] = text
+        order["updatetime"] = order["exchorderupdatetime"] = _now_ist()
+
+    def _find_order(self, client_code: str, order_id: str) -> dict[str, Any]:
+        return next(o for o in self.accounts[client_code].orders if o["orderid"] == order_id)
+
+    def _execute(self, account: FakeAccount, order: dict[str, Any], quantity: int, price: Decimal) -> None:
+        before = int(order["filledshares"])
+        filled = before + quantity
+        average = (Decimal(order["averageprice"]) * before + price * quantity) / filled
+        trade = self._record_trade(account, order, quantity, price)
+        order.update(
+            filledshares=str(filled),
+            unfilledshares=str(int(order["quantity"]) - filled),
+            averageprice=_money(average),
+            fillid=trade["fillid"],
+            filltime=trade["filltime"],
+        )
+        self._set_status(order, "complete" if filled == int(order["quantity"]) else "open")
+
+    def _record_trade(
+        self, account: FakeAccount, order: Mapping[str, Any], quantity: int, price: Decimal
+    ) -> dict[str, Any]:
+        """A trade-book row (getTradeBook's fields as third-party typings of the API give them,
+        https://github.com/ankit-kumar-jat/alogstream app/types/angleone.d.ts ``AngleoneTrade``) and
+        the position it changes. The position's averaging is unconfirmed — chosen so: the average
+        of the side that makes the net quantity."""
+        trade = {
+            "exchange": order["exchange"],
+            "producttype": order["producttype"],
+            "tradingsymbol": order["tradingsymbol"],
+            "instrumenttype": order.get("instrumenttype", ""),
+            "symbolgroup": "EQ",
+            "strikeprice": "-1",
+            "optiontype": "",
+            "expirydate": order.get("expirydate", ""),
+            "marketlot": order.get("lotsize", "1"),
+            "precision": "2",
+            "multiplier": "-1",
+            "tradevalue": _money(price * quantity),
+            "transactiontype": order["transactiontype"],
+            "fillprice": _money(price),
+            "fillsize": str(quantity),
+            "orderid": order["orderid"],
+            "fillid": str(next(self._fill_ids)),
+            "filltime": datetime.now(IST).strftime("%H:%M:%S"),
+        }
+        account.trades.append(trade)
+        key = (order["exchange"], order["tradingsymbol"], order["producttype"])
+        position = next(
+            (p for p in account.positions if (p["exchange"], p["tradingsymbol"], p.get("producttype")) == key), None
+        )
+        if position is None:
+            position = {
+                "exchange": order["exchange"],
+                "tradingsymbol": order["tradingsymbol"],
+                "symboltoken": order.get("symboltoken", ""),
+                "producttype": order["producttype"],
+                "lotsize": order.get("lotsize", "1"),
+                "buyqty": "0",
+                "sellqty": "0",
+                "buyamount": "0.00",
+                "sellamount": "0.00",
+            }
+            account.positions.append(position)
+        side = "buy" if order["transactiontype"] == "BUY" else "sell"
+        position[f"{side}qty"] = str(int(position[f"{side}qty"]) + quantity)
+        position[f"{side}amount"] = _money(Decimal(position[f"{side}amount"]) + price * quantity)
+        bought, sold = int(position["buyqty"]), int(position["sellqty"])
+        buy_average = Decimal(position["buyamount"]) / bought if bought else Decimal(0)
+        sell_average = Decimal(position["sellamount"]) / sold if sold else Decimal(0)
+        net = bought - sold
+        position.update(
+            buyavgprice=_money(buy_average),
+            sellavgprice=_money(sell_average),
+            netqty=str(net),
+            avgnetprice=_money(buy_average if net > 0 else sell_average if net < 0 else Decimal(0)),
+        )
+        return trade
 
     async def _scrip_master_handler(self, request: web.Request) -> web.Response:
         self.scrip_master_downloads += 1
         return web.json_response(self.scrip_master)
 
     # -- order-update websocket ------------------------------------------------------------------
+
+    def _update_text(self, client_code: str, order: Mapping[str, Any]) -> str:
+        status = str(order.get("status", ""))
+        return json.dumps(
+            {
+                "user-id": client_code,
+                "status-code": "200",
+                "order-status": ORDER_UPDATE_CODES.get(status, "AB05"),
+                "error-message": "",
+                "orderData": dict(order),
+            }
+        )
+
+    def _notify(self, client_code: str, order: Mapping[str, Any]) -> None:
+        """Send an order's new state on the client's order-update sockets, from any thread."""
+        assert self._loop is not None
+        text = self._update_text(client_code, order)
+        if threading.current_thread() is self._thread:
+            self._loop.create_task(self._send_all(client_code, text))
+        else:
+            asyncio.run_coroutine_threadsafe(self._send_all(client_code, text), self._loop).result(5)
 
     async def _order_updates(self, request: web.Request) -> web.StreamResponse:
         if self.refuse_order_update_sockets:
@@ -503,13 +1152,27 @@ class FakeSmartApi:
                 await ws.close()
 
 
+def order_value(order: Mapping[str, Any]) -> Decimal:
+    return Decimal(order["price"]) * int(order["quantity"])
+
+
 # -- helpers shared by the Angel One test modules ----------------------------------------------------
 
+#: the follower's registered static IP is the address tests connect from, so orders sent directly
+#: (no egress proxy) are accepted; the master trades by hand and has another one.
 MASTER = FakeAccount(
-    api_key="master-api-key-7Q2", client_code="M70001", pin="7314", totp_secret="KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"
+    api_key="master-api-key-7Q2",
+    client_code="M70001",
+    pin="7314",
+    totp_secret="KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU",
+    static_ip="127.0.0.2",
 )
 FOLLOWER = FakeAccount(
-    api_key="follower-api-key-9Z4", client_code="F80002", pin="4821", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    api_key="follower-api-key-9Z4",
+    client_code="F80002",
+    pin="4821",
+    totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    static_ip="127.0.0.1",
 )
 
 
@@ -526,4 +1189,6 @@ def credentials_of(account: FakeAccount, **overrides: str) -> dict[str, str]:
 
 def fresh_accounts() -> list[FakeAccount]:
     """Copies of the master and follower accounts, so no test sees another's orders."""
-    return [FakeAccount(a.api_key, a.client_code, a.pin, a.totp_secret) for a in (MASTER, FOLLOWER)]
+    return [
+        FakeAccount(a.api_key, a.client_code, a.pin, a.totp_secret, static_ip=a.static_ip) for a in (MASTER, FOLLOWER)
+    ]
