@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from core import errors
-from core.model import CopyStatus, OrderIntent, OrderType, Side
+from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side
 from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
@@ -537,7 +537,7 @@ async def test_ioc_limit_fills_now_or_expires(fake: FakeBinance, make_venue: Ven
     expired = await venue.place_order(
         intent("ioc2", order_type=OrderType.LIMIT, price=Decimal("59000"), time_in_force="IOC")
     )
-    assert (expired.status, expired.filled_quantity) == (CopyStatus.FAILED, 0)
+    assert (expired.state, expired.status, expired.filled_quantity) == (OrderState.EXPIRED, CopyStatus.CANCELED, 0)
     assert orders_with(fake, "ioc2")[0].status == "EXPIRED"
 
 

@@ -58,3 +58,15 @@ def test_split_message_keeps_every_part_under_the_limit_and_loses_nothing():
     parts = split_message(text, 4096)
     assert all(len(p) <= 4096 for p in parts)
     assert "".join(parts) == text
+
+
+def test_a_copy_cancelled_with_nothing_filled_says_so_and_why():
+    text = format_copy_result(
+        result(
+            status=CopyStatus.CANCELED,
+            side=Side.BUY,
+            requested_quantity=D("0.2"),
+            error="the master cancelled its order",
+        )
+    )
+    assert text.startswith("❎ Cancelled, nothing filled: buy 0.2 BTC/USDT:USDT (the master cancelled its order)")

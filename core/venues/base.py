@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.model import Fill, MarketRules, OrderAck, OrderIntent
+from core.model import Fill, MarketRules, OrderIntent, OrderReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,12 @@ class Venue(abc.ABC):
         """Account equity in the quote currency used for equity-ratio sizing."""
 
     @abc.abstractmethod
-    async def place_order(self, intent: OrderIntent) -> OrderAck:
+    async def place_order(self, intent: OrderIntent) -> OrderReport:
         """Send ``intent`` with its client order id. Raises a ``VenueError`` subclass on failure;
         ``OrderStatusUnknown`` when the request may have reached the venue."""
 
     @abc.abstractmethod
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         """Look an order up by client order id; ``None`` when the venue has no such order."""
 
     @abc.abstractmethod

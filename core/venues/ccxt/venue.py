@@ -48,7 +48,8 @@ from ccxt.base.decimal_to_precision import TRUNCATE
 
 from core import errors
 from core import retry as retrying
-from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, Side
+from core.ledger import fee_in_quote
+from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, Side
 from core.venues.base import Position, Venue
 from core.venues.ccxt.constants import (
     BINANCE_FAMILY,
@@ -313,7 +314,7 @@ class CcxtVenue(Venue):
 
     # ------------------------------------------------------------------ orders
 
-    async def place_order(self, intent: OrderIntent, settings: FuturesSettings | None = None) -> OrderAck:
+    async def place_order(self, intent: OrderIntent, settings: FuturesSettings | None = None) -> OrderReport:
         """Send ``intent`` once. Never retried here; see the module docstring."""
         await self.ensure_markets()
         market = self._ccxt_market(intent.symbol)
@@ -473,7 +474,7 @@ class CcxtVenue(Venue):
             return True
         return False
 
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         """Look the order up by client order id; conditional (algo) orders are tried second."""
         await self.ensure_markets()
         market = self._ccxt_market(symbol)
@@ -502,26 +503,57 @@ class CcxtVenue(Venue):
             return self._ack(order, client_order_id)
         return None
 
-    def _ack(self, order: Mapping[str, Any], client_order_id: str) -> OrderAck:
+    def _ack(self, order: Mapping[str, Any], client_order_id: str) -> OrderReport:
+        """ccxt's unified order as our report: state, cumulative fill, fees converted to the quote
+        (a fee in the base asset at the order's average price, and kept apart as ``base_fee``:
+        Binance spot takes a buy's commission from the coin received)."""
         info = order.get("info") or {}
         filled = to_decimal(order.get("filled")) or ZERO
-        amount = to_decimal(order.get("amount"))
-        done = order.get("status") == "closed" or (amount is not None and filled > 0 and filled >= amount)
-        fee = ZERO
-        for entry in order.get("fees") or ([order["fee"]] if order.get("fee") else []):
-            fee += to_decimal((entry or {}).get("cost")) or ZERO
-        if order.get("status") in ("canceled", "expired", "rejected"):  # over: whatever filled is all there is
-            status = CopyStatus.FILLED if filled > 0 else CopyStatus.FAILED
-        else:
-            status = CopyStatus.FILLED if done and filled > 0 else CopyStatus.PLACED
-        return OrderAck(
+        average = to_decimal(order.get("average")) if filled else None
+        market = self._ccxt_market(order["symbol"]) if order.get("symbol") else {}
+        fee = base_fee = ZERO
+        entries = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+        for entry in entries:
+            cost = to_decimal((entry or {}).get("cost")) or ZERO
+            if not cost:
+                continue
+            asset = (entry or {}).get("currency")
+            quote_cost = fee_in_quote(
+                cost, asset, base=market.get("base", ""), quote=market.get("quote", ""), price=average or ZERO
+            )
+            if quote_cost is None:
+                log.warning(
+                    "%s: fee of %s %s on %s not counted (no price for it)", self.name, cost, asset, client_order_id
+                )
+                continue
+            fee += quote_cost
+            if asset is not None and asset == market.get("base"):
+                base_fee += cost
+        executions = tuple(
+            Execution(str(trade["id"]), Decimal(str(trade["amount"])), Decimal(str(trade["price"])))
+            for trade in order.get("trades") or []
+            if trade.get("id") and trade.get("amount") and trade.get("price")
+        )
+        return OrderReport(
             venue_order_id=str(order.get("id") or info.get("orderId") or info.get("algoId") or ""),
             client_order_id=order.get("clientOrderId") or client_order_id,
-            status=status,
+            state=self._state(order, filled),
             filled_quantity=filled,
-            average_price=to_decimal(order.get("average")) if filled else None,
+            average_price=average,
             fee=fee,
+            base_fee=base_fee,
+            executions=executions,
         )
+
+    @staticmethod
+    def _state(order: Mapping[str, Any], filled: Decimal) -> OrderState:
+        status = order.get("status")
+        amount = to_decimal(order.get("amount"))
+        if status == "closed" or (amount is not None and filled > 0 and filled >= amount):
+            return OrderState.FILLED
+        if status in ("canceled", "expired", "rejected"):
+            return {"canceled": OrderState.CANCELED, "expired": OrderState.EXPIRED}.get(status, OrderState.REJECTED)
+        return OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED
 
     # ------------------------------------------------------------------ plumbing
 
