@@ -286,7 +286,7 @@ class RiskService:
                     ack.fee,
                     ack.venue_order_id,
                 )
-            elif ack.status is CopyStatus.FAILED:
+            elif ack.state.is_terminal:  # cancelled, expired or rejected on the venue
                 await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
                 await self.protect(follow, symbol)  # cancelled or expired on the venue: put it back
 
