@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from core import errors
-from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side
+from core.engine import CopyEngine, EngineConfig
+from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side
 from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
@@ -305,22 +306,72 @@ async def test_reduce_only_exit_below_min_notional_is_still_sent(fake: FakeBinan
     assert ack.status is CopyStatus.FILLED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: Binance takes a spot buy's commission in the base asset (0.000004 BTC, the account "
-    "holds 0.009996 BTC); CcxtVenue._ack sums fee costs whatever their currency and reports 0.000004 as the fee",
-)
 async def test_spot_market_order_reports_fee_and_spot_positions(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    """Binance spot takes a buy's commission from the coin received unless BNB pays it
+    (docs/research/binance.md §6, commission_faq.md l.168): 0.01 BTC bought at 60000 with the
+    0.04 % rate leaves 0.009996 BTC and 9400 USDT; the fee is 0.000004 BTC, 0.24 in the quote."""
     fake.add_account(KEY, SECRET)
     venue = await make_venue("binance")
 
     ack = await venue.place_order(intent("spot-buy", symbol=SPOT_BTC, quantity=Decimal("0.010009")))
 
-    assert (ack.status, ack.filled_quantity, ack.fee) == (CopyStatus.FILLED, Decimal("0.01"), Decimal("0.24"))
+    assert (ack.status, ack.filled_quantity, ack.fee, ack.base_fee) == (
+        CopyStatus.FILLED,
+        Decimal("0.01"),
+        Decimal("0.24"),
+        Decimal("0.000004"),
+    )
     assert orders_with(fake, "spot-buy", SPOT)[0].quantity == Decimal("0.01000")
     [position] = await venue.positions()
-    assert (position.symbol, position.quantity) == (SPOT_BTC, Decimal("0.01"))
-    assert await venue.equity() == Decimal("10000") - Decimal("600") - Decimal("0.24")
+    assert (position.symbol, position.quantity) == (SPOT_BTC, Decimal("0.009996"))
+    assert await venue.equity() == Decimal("10000") - Decimal("600")  # the quote balance: the fee was paid in BTC
+
+
+async def test_a_spot_sell_is_capped_to_the_free_balance(fake: FakeBinance, make_venue: VenueFactory) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue("binance")
+    await venue.place_order(intent("spot-buy", symbol=SPOT_BTC, quantity=Decimal("0.01")))  # holds 0.009996
+
+    sold = await venue.place_order(intent("spot-sell", symbol=SPOT_BTC, side=Side.SELL, quantity=Decimal("0.01")))
+
+    assert (sold.status, sold.filled_quantity) == (CopyStatus.FILLED, Decimal("0.00999"))
+    [position] = await venue.positions()
+    assert position.quantity == Decimal("0.000006")
+
+
+class OneVenue:
+    """Every follow's venue is the one ccxt account under test."""
+
+    def __init__(self, venue: CcxtVenue) -> None:
+        self.venue = venue
+
+    async def venue_for(self, credential_id: str) -> CcxtVenue:
+        return self.venue
+
+    async def open_many(self, credential_ids, *, warm_up: bool = False) -> None:
+        return None
+
+
+async def test_a_spot_copy_holds_the_net_quantity_and_its_full_exit_succeeds(
+    fake: FakeBinance, make_venue: VenueFactory, h
+) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue("binance")
+    follow_id, _ = await h.add_follower()
+    engine = CopyEngine(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,)))
+
+    def master(side: Side, trade_id: str) -> Fill:
+        return Fill(h.master_id, "binance:master", trade_id, trade_id, SPOT_BTC, side, Decimal("0.01"), Decimal(60000))
+
+    entry = await engine.on_fill(master(Side.BUY, "t1"))
+    assert entry.results[0].status is CopyStatus.FILLED
+    assert await h.position(follow_id, SPOT_BTC) == Decimal("0.009996")  # the commission was taken in BTC
+
+    exit_ = await engine.on_fill(master(Side.SELL, "t2"))
+
+    assert exit_.results[0].status is CopyStatus.FILLED, exit_.results[0].error
+    [position] = await venue.positions()
+    assert await h.position(follow_id, SPOT_BTC) == position.quantity == Decimal("0.000006")  # below one step
 
 
 async def test_futures_equity_is_wallet_plus_unrealized(fake: FakeBinance, make_venue: VenueFactory) -> None:
@@ -559,3 +610,23 @@ class TestCcxtVenueContract(VenueContract):
     @pytest.fixture
     def price(self) -> Decimal:
         return Decimal(60000)
+
+
+async def test_a_resting_spot_buy_filled_later_reports_its_commission_in_the_coin(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue("binance")
+    placed = await venue.place_order(
+        intent("spot-rest", symbol=SPOT_BTC, order_type=OrderType.LIMIT, price=Decimal("59000"))
+    )
+    assert placed.state is OrderState.ACKNOWLEDGED
+
+    await fake.trade_through("BTCUSDT", Decimal("59000"))
+    found = await venue.fetch_order("spot-rest", SPOT_BTC)
+
+    assert found is not None and (found.state, found.filled_quantity) == (OrderState.FILLED, Decimal("0.01"))
+    [position] = await venue.positions()
+    assert found.base_fee == Decimal("0.01") - position.quantity > 0
+    assert found.fee == found.base_fee * Decimal("59000")
+    assert [e.quantity for e in found.executions] == [Decimal("0.01")]

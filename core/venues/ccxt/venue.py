@@ -327,6 +327,8 @@ class CcxtVenue(Venue):
                     margin_mode=intent.margin_mode or self.settings.margin_mode,
                 )
             await self._prepare_symbol(intent.symbol, settings or self.settings)
+        if not derivative and intent.side is Side.SELL:
+            intent = await self._capped_to_free_balance(intent, market)
         amount = self._rounded_amount(intent)
         price = (
             self._rounded_price(intent.symbol, intent.price)
@@ -344,6 +346,20 @@ class CcxtVenue(Venue):
         except Exception as exc:
             raise self._map(exc, placing_order=True) from None
         return self._ack(order, intent.client_order_id)
+
+    async def _capped_to_free_balance(self, intent: OrderIntent, market: Mapping[str, Any]) -> OrderIntent:
+        """A spot sell never asks for more than the free balance of the coin: Binance refuses it
+        whole (-2010 "Account has insufficient balance", docs/research/binance.md §6), while what
+        the account holds may be a little less than the copies bought (a commission taken in the
+        coin, an open order locking part of it)."""
+        balance = await self._call(self.exchange.fetch_balance, retry=True)
+        free = to_decimal((balance.get("free") or {}).get(market["base"])) or ZERO
+        if intent.quantity <= free:
+            return intent
+        if free <= 0:
+            raise errors.InsufficientFunds(f"no {market['base']} is free to sell on {self.name}")
+        log.info("%s: selling the free %s %s instead of %s", self.name, free, market["base"], intent.quantity)
+        return dataclasses.replace(intent, quantity=free)
 
     def _rounded_amount(self, intent: OrderIntent) -> str:
         try:
@@ -500,8 +516,17 @@ class CcxtVenue(Venue):
                 child = await self._call(functools.partial(self.exchange.fetch_order, actual, symbol), retry=True)
                 ack = self._ack(child, client_order_id)
                 return dataclasses.replace(ack, venue_order_id=str(order.get("id") or ack.venue_order_id))
+            if not market.get("contract") and (to_decimal(order.get("filled")) or ZERO) > 0 and not order.get("trades"):
+                order = await self._with_trades(order, symbol)
             return self._ack(order, client_order_id)
         return None
+
+    async def _with_trades(self, order: Mapping[str, Any], symbol: str) -> dict[str, Any]:
+        """A spot order as Binance's order look-up gives it carries no commission: its trades do
+        (``myTrades`` by order id, with ``commission`` and ``commissionAsset``), so they are read
+        and their fees and ids attached."""
+        trades = await self._call(functools.partial(self.exchange.fetch_order_trades, order["id"], symbol), retry=True)
+        return {**order, "trades": trades, "fees": [t["fee"] for t in trades if t.get("fee")], "fee": None}
 
     def _ack(self, order: Mapping[str, Any], client_order_id: str) -> OrderReport:
         """ccxt's unified order as our report: state, cumulative fill, fees converted to the quote
