@@ -955,16 +955,20 @@ class CopyEngine:
             await self.journal.finish_copies([result], [])
             self.notify(result)
             return result
-        return await self._record_tracked(row.follow_id, row.symbol, fill, ReportedOrder(report)) or base
+        return await self._record_tracked(ReportedOrder(report), fill) or base
 
-    async def _record_tracked(
-        self, follow_id: int, symbol: str, fill: Fill, reported: ReportedOrder
-    ) -> CopyResult | None:
+    async def _record_tracked(self, reported: ReportedOrder, fill: Fill | None = None) -> CopyResult | None:
         """Record a report found by settling or tracking (not by the sender): notified and followed
-        by the position upkeep when it won the compare-and-set; ``None`` when it changed nothing."""
+        by the position upkeep when it won the compare-and-set; ``None`` when it changed nothing
+        (then nothing else is read: a tracking pass over unchanged orders costs one write attempt)."""
         transition = (await self.journal.record_reports([reported]))[0]
         if transition is None:
             return None
+        follow_id, symbol = transition.follow_id, transition.symbol
+        if fill is None:
+            row = await self.journal.copy_order(transition.client_order_id)
+            assert row is not None  # it was just recorded
+            fill = await self._fill_of(follow_id, transition.fill_id, row)
         result = self._transition_result(transition, fill)
         self._moved(transition)
         if self._notable(transition):
@@ -1028,9 +1032,6 @@ class CopyEngine:
     ) -> CopyResult | None:
         if open_copy.credential_id is None:
             return None
-        row = await self.journal.copy_order(open_copy.client_order_id)
-        if row is None or row.state is None or row.state.is_terminal:
-            return None
         slots = self._account_slots.setdefault(
             open_copy.credential_id, asyncio.Semaphore(self.config.per_account_concurrency)
         )
@@ -1045,13 +1046,7 @@ class CopyEngine:
             return None
         if report is None:
             return None  # looked up by id after it was acknowledged: a venue's hiccup, asked again later
-        fill = await self._fill_of(open_copy.follow_id, row.fill_id, row)
-        return await self._record_tracked(
-            open_copy.follow_id,
-            open_copy.symbol,
-            fill,
-            ReportedOrder(report, reason=reason if cancel else None, expired=expired),
-        )
+        return await self._record_tracked(ReportedOrder(report, reason=reason if cancel else None, expired=expired))
 
     # -- orders the copier places itself ------------------------------------------------------
 
