@@ -71,7 +71,7 @@ from core.model import (
 )
 from core.risk import cap_to_max_position, check_filters
 from core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
-from core.venues.base import Venue
+from core.venues.base import OrderChange, Venue
 
 log = logging.getLogger(__name__)
 
@@ -1026,6 +1026,21 @@ class CopyEngine:
             if result is not None:
                 results.append(result)
         return results
+
+    async def on_order_change(self, credential_id: str, change: OrderChange) -> CopyResult | None:
+        """A follower's venue pushed an update of one of its orders: if it is an open copy (not
+        one in flight here, not the follower's own order), read it and record what changed."""
+        if change.client_order_id in self._in_flight:
+            return None
+        row = await self.journal.copy_order(change.client_order_id)
+        if row is None or row.state is None or row.state.is_terminal:
+            return None
+        open_copy = OpenCopy(
+            row.client_order_id, row.follow_id, credential_id, row.symbol, row.state, self.clock(), None
+        )
+        return await self._chained(
+            row.follow_id, row.symbol, functools.partial(self._follow_order, open_copy, cancel=False, reason=None)
+        )
 
     async def _follow_order(
         self, open_copy: OpenCopy, *, cancel: bool, reason: str | None, expired: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import decimal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,10 +14,12 @@ import pytest
 from core import errors
 from core.engine import CopyEngine, EngineConfig
 from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side
+from core.tracking import OrderStreams
 from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
+from tests.harness import eventually
 from tests.venue_contract import VenueContract
 
 FUTURES_BTC = "BTC/USDT:USDT"
@@ -630,3 +633,46 @@ async def test_a_resting_spot_buy_filled_later_reports_its_commission_in_the_coi
     assert found.base_fee == Decimal("0.01") - position.quantity > 0
     assert found.fee == found.base_fee * Decimal("59000")
     assert [e.quantity for e in found.executions] == [Decimal("0.01")]
+
+
+async def test_a_resting_copy_filled_later_is_recorded_from_the_followers_order_stream(
+    fake: FakeBinance, make_venue: VenueFactory, h
+) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    follow_id, _ = await h.add_follower()
+    provider = OneVenue(venue)
+    engine = CopyEngine(h.journal, provider, h.events.append, EngineConfig(retry_delays=(0.001,)))
+    streams = OrderStreams(engine, h.journal, provider, cap=10)
+    limit = Fill(
+        h.master_id,
+        "binanceusdm:m",
+        "t1",
+        "o1",
+        FUTURES_BTC,
+        Side.BUY,
+        Decimal("0.01"),
+        Decimal(59900),
+        order_type=OrderType.LIMIT,
+    )
+    placed = await engine.on_fill(limit)
+    assert placed.results[0].status is CopyStatus.PLACED
+    try:
+        await streams.refresh()
+        await eventually(lambda: fake.open_websockets >= 1, "the follower's order stream")
+        assert streams.open_streams == 1
+
+        await fake.trade_through("BTCUSDT", Decimal(59900))
+
+        async def ledger() -> Decimal:
+            return await h.position(follow_id, FUTURES_BTC)
+
+        for _ in range(200):  # no tracking pass runs: only the stream can bring the fill in
+            if await ledger() == Decimal("0.01"):
+                break
+            await asyncio.sleep(0.025)
+        assert await ledger() == Decimal("0.01") == fake.accounts[KEY].signed_position("BTCUSDT")
+        await streams.refresh()  # nothing open any more: the stream is closed
+        assert streams.open_streams == 0
+    finally:
+        await streams.close()

@@ -62,6 +62,7 @@ from core.venues.ccxt.constants import (
 )
 from core.venues.ccxt.errors import binance_code, map_ccxt_error, retry_after_seconds
 from core.venues.ccxt.markets import CcxtMarketsCache
+from core.venues.ccxt.orders import CcxtOrderEvents
 from core.venues.ccxt.throttler import LeakyBucketThrottler
 
 log = logging.getLogger(__name__)
@@ -625,6 +626,24 @@ class CcxtVenue(Venue):
             await self.exchange.load_time_difference()
         except Exception as exc:  # the original error is the one worth reporting
             log.warning("%s: could not resync the clock: %s", self.name, self._map(exc))
+
+    def order_events(self) -> CcxtOrderEvents:
+        """This account's order updates over a ccxt.pro client of its own (same keys, same URLs)."""
+        stream = CcxtVenue.create(
+            self.name,
+            self.exchange.apiKey,
+            self.exchange.secret,
+            password=getattr(self.exchange, "password", None) or None,
+            markets_cache=self._markets_cache,
+            sandbox=self.sandbox,
+            streaming=True,
+        )
+        stream.exchange.urls["api"] = copy.deepcopy(self.exchange.urls["api"])
+        return CcxtOrderEvents(stream)
+
+    def mapped(self, exc: BaseException) -> errors.VenueError:
+        """A ccxt exception as our error (for this account's streams)."""
+        return self._map(exc)
 
     def _map(self, exc: BaseException, *, placing_order: bool = False) -> errors.VenueError:
         retry_after = None
