@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import decimal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from core import errors
 from core.engine import CopyEngine, EngineConfig
-from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side
+from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
 from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.markets import CcxtMarketsCache
@@ -676,3 +677,39 @@ async def test_a_resting_copy_filled_later_is_recorded_from_the_followers_order_
         assert streams.open_streams == 0
     finally:
         await streams.close()
+
+
+async def test_a_partly_filled_copy_past_its_resting_time_keeps_the_fill_and_is_recorded_expired(
+    fake: FakeBinance, make_venue: VenueFactory, h
+) -> None:
+    fake.add_account(KEY, SECRET)
+    venue = await make_venue()
+    follow_id, _ = await h.add_follower(max_resting_minutes=30)
+    engine = CopyEngine(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,)))
+    limit = Fill(
+        h.master_id,
+        "binanceusdm:m",
+        "t1",
+        "o1",
+        FUTURES_BTC,
+        Side.BUY,
+        Decimal("0.01"),
+        Decimal(59900),
+        order_type=OrderType.LIMIT,
+    )
+    await engine.on_fill(limit)
+    await fake.trade_through("BTCUSDT", Decimal(59900), quantity=Decimal("0.004"))
+
+    [partial] = await engine.track()  # a fill in between is recorded (and moves the ledger), not notified
+    assert partial.state is OrderState.PARTIALLY_FILLED
+    assert await h.position(follow_id, FUTURES_BTC) == Decimal("0.004")
+    engine.clock = lambda: utcnow() + timedelta(minutes=31)
+    [expired] = await engine.track()
+
+    assert (expired.state, expired.status, expired.filled_quantity) == (
+        OrderState.EXPIRED,
+        CopyStatus.FILLED,
+        Decimal("0.004"),
+    )
+    assert await h.position(follow_id, FUTURES_BTC) == Decimal("0.004") == fake.accounts[KEY].signed_position("BTCUSDT")
+    assert [e.status for e in h.events] == [CopyStatus.PLACED, CopyStatus.FILLED]
