@@ -12,7 +12,7 @@ import itertools
 from decimal import Decimal
 
 from core.errors import UnknownSymbol
-from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent
+from core.model import MarketRules, OrderIntent, OrderReport, OrderState
 from core.venues.base import Position, Venue
 from core.venues.registry import VenueAccount
 
@@ -47,17 +47,17 @@ class InstantVenue(Venue):
     async def equity(self) -> Decimal:
         return Decimal(1_000_000)
 
-    async def place_order(self, intent: OrderIntent) -> OrderAck:
+    async def place_order(self, intent: OrderIntent) -> OrderReport:
         await asyncio.sleep(0)
-        return OrderAck(
+        return OrderReport(
             venue_order_id=str(next(self._order_ids)),
             client_order_id=intent.client_order_id,
-            status=CopyStatus.FILLED,
+            state=OrderState.FILLED,
             filled_quantity=intent.quantity,
             average_price=intent.reference_price,
         )
 
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         return None
 
     async def positions(self) -> list[Position]:

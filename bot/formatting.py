@@ -64,6 +64,10 @@ def format_direct_result(result: CopyResult) -> str:
         return f"{title}: the exchange did not answer for {symbol}; it will be checked and never sent twice"
     if result.status is CopyStatus.SKIPPED:
         return f"{title}: not sent for {symbol}: {result.reason}"
+    if result.status is CopyStatus.CANCELED:
+        return (
+            f"{title}: cancelled on your exchange for {symbol}, nothing filled ({result.reason or 'by the exchange'})"
+        )
     return f"{title} failed for {symbol}: {result.error}. Check the position on your exchange."
 
 
@@ -103,6 +107,11 @@ def format_copy_result(result: CopyResult, *, master_name: str | None = None) ->
         )
     if result.status is CopyStatus.SKIPPED:
         return f"⏭ Not copied: {result.reason}\n{master_line}"
+    if result.status is CopyStatus.CANCELED:
+        return (
+            f"❎ Cancelled, nothing filled: {_verb(result.side, result.status)} {amount(result.requested_quantity)} "
+            f"{fill.symbol} ({result.reason or 'by the exchange'})\n{master_line}"
+        )
     if result.status is CopyStatus.PENDING:
         return (
             f"⏳ Unconfirmed: the exchange did not answer for {_verb(result.side, result.status)} "

@@ -239,10 +239,12 @@ async def _polled(done: Callable[[], bool], every: float = 0.05) -> None:
 async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRedactor) -> int:
     from copytrade.app import build_app, tune_garbage_collector
     from core.scheduler import build_scheduler
+    from core.tracking import OrderStreams
 
     app = await build_app(settings, on_secrets=redactor.add)
     tune_garbage_collector()
-    scheduler = build_scheduler(app.engine, app.services.reports)
+    streams = OrderStreams(app.engine, app.journal, app.venues, cap=settings.order_stream_cap)
+    scheduler = build_scheduler(app.engine, app.services.reports, streams=streams)
     app.register_jobs(scheduler)
     warming: asyncio.Task[None] | None = None
     try:
@@ -261,6 +263,7 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         if warming is not None:
             warming.cancel()
         scheduler.shutdown(wait=False)
+        await streams.close()
         await app.close()
 
 

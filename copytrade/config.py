@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     per_account_concurrency: int = Field(default=2, validation_alias="PER_ACCOUNT_CONCURRENCY", ge=1)
     risk_check_seconds: float = Field(default=10, validation_alias="RISK_CHECK_SECONDS", gt=0)
     reconcile_seconds: float = Field(default=300, validation_alias="RECONCILE_SECONDS", gt=0)
+    #: follower accounts with open copies whose order updates are streamed (the rest are polled)
+    order_stream_cap: int = Field(default=200, validation_alias="ORDER_STREAM_CAP", ge=0)
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
     ccxt_exchanges: Annotated[list[str], NoDecode] = Field(

@@ -15,6 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -37,17 +38,29 @@ from core.errors import (
     VenueError,
     error_code,
 )
-from core.journal import CopyDraft, CopyJournal, CopyRecord, JournaledFill, JournalEntry, PositionChange
+from core.journal import (
+    CopyDraft,
+    CopyJournal,
+    CopyRecord,
+    JournaledFill,
+    JournalEntry,
+    OpenCopy,
+    PositionChange,
+    ReportedOrder,
+    Transition,
+)
 from core.model import (
     CopyResult,
     CopyStatus,
     EntrySides,
     Fill,
+    FillStatus,
     FollowSettings,
     MarketRules,
-    OrderAck,
     OrderIntent,
     OrderOrigin,
+    OrderReport,
+    OrderState,
     OrderType,
     Side,
     SizingMode,
@@ -58,7 +71,7 @@ from core.model import (
 )
 from core.risk import cap_to_max_position, check_filters
 from core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
-from core.venues.base import Venue
+from core.venues.base import OrderChange, Venue
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +148,6 @@ class DirectOrder:
     client_order_id: str
     reference_price: Decimal
     reduce_only: bool = False
-    moves_ledger: bool = True  # False for sync: it brings the venue to the ledger, not the reverse
 
 
 def direct_order_id(*parts: object) -> str:
@@ -198,22 +210,37 @@ class CopyEngine:
         self._order_slots = asyncio.Semaphore(self.config.max_concurrent_orders)
         self._positions: dict[tuple[int, str], Decimal] = {}
         self._tails: dict[tuple[int, str], asyncio.Task[list[CopyResult]]] = {}
+        #: client order ids whose send awaits its answer in this process: settling and tracking
+        #: leave them to the sender (several processes would hold a lease per row instead)
+        self._in_flight: set[str] = set()
+        self._planning: set[int] = set()  # journaled fills whose copies on_fill is still planning
 
     # -- public -------------------------------------------------------------------------------
 
     async def on_fill(self, fill: Fill) -> FillOutcome:
         """Copy one master execution to every active follow of that master."""
         if not fill.status.is_execution:
-            return FillOutcome(fill, ignored=True)
+            cancelled: tuple[CopyResult, ...] = ()
+            if fill.status in (FillStatus.CANCELED, FillStatus.EXPIRED):
+                cancelled = tuple(await self.cancel_copies_of_master_order(fill.master_id, fill.order_id))
+            return FillOutcome(fill, ignored=True, results=cancelled)
         received = time.monotonic()
         lock = self._master_locks.setdefault(fill.master_id, asyncio.Lock())
         async with lock:
             entry = await self.journal.journal_fill(fill)
             if entry is None:
                 return FillOutcome(fill, duplicate=True)
-            tasks = await self._start_copies(fill, entry, received)
-        results = [result for batch in await asyncio.gather(*tasks) for result in batch]
-        await self.journal.mark_planned(entry.fill_id)
+            self._planning.add(entry.fill_id)
+            try:
+                tasks = await self._start_copies(fill, entry, received)
+            except BaseException:
+                self._planning.discard(entry.fill_id)
+                raise
+        try:
+            results = [result for batch in await asyncio.gather(*tasks) for result in batch]
+            await self.journal.mark_planned(entry.fill_id)
+        finally:
+            self._planning.discard(entry.fill_id)
         return FillOutcome(fill, results=tuple(results))
 
     def invalidate_follows(self, master_id: int | None = None) -> None:
@@ -234,12 +261,16 @@ class CopyEngine:
         results: list[CopyResult] = []
         for journaled in await self.journal.unplanned_fills():
             assert journaled.id is not None
+            if journaled.id in self._planning:  # on_fill is planning it right now
+                continue
             fill = _journaled_fill(journaled)
             entry = JournalEntry(journaled.id, journaled.master_position_before)
             tasks = await self._start_copies(fill, entry, time.monotonic())
             results += [r for batch in await asyncio.gather(*tasks) for r in batch]
             await self.journal.mark_planned(journaled.id)
         for pending in await self.journal.pending_copies():
+            if pending.client_order_id in self._in_flight:  # its sender will record the answer
+                continue
             row = await self.journal.copy_order(pending.client_order_id)
             if row is None or row.status is not CopyStatus.PENDING:
                 continue
@@ -342,7 +373,6 @@ class CopyEngine:
                     follow, fill, fill_id, cid, f"internal error: {type(exc).__name__}", received
                 )
             results.append(result)
-            self.notify(result)
             if result.filled_quantity > 0 and not follow.dry_run:
                 await self._position_changed(follow, fill.symbol)
         return results
@@ -368,7 +398,7 @@ class CopyEngine:
         master_equity: Decimal | None,
         received: float,
     ) -> CopyResult:
-        if stale:
+        if stale and leg.leg is Leg.ENTRY:  # a late exit still closes its share of the copy, now
             age = (self.clock() - fill.executed_at).total_seconds()
             return await self._record_skip(follow, fill, fill_id, cid, Skip(SkipReason.STALE_FILL, f"{age:.0f}s old"))
         if leg.leg is Leg.ENTRY:
@@ -419,14 +449,18 @@ class CopyEngine:
         if cid in existing:  # planned by an earlier run: never send before asking the venue
             row = await self.journal.copy_order(cid)
             assert row is not None
-            if row.status is not CopyStatus.PENDING:
+            if row.status is not CopyStatus.PENDING or cid in self._in_flight:
                 return self._result_from_row(follow, fill, row)
+            self._in_flight.add(cid)
             try:
-                found = await self._lookup(venue, intent)
-            except OrderStatusUnknown as exc:
-                return await self._finish_failure(follow, fill, intent, str(exc), received, exc)
-            if found is not None:
-                return await self._acknowledged(follow, fill, intent, found, received)
+                try:
+                    found = await self._lookup(venue, intent)
+                except OrderStatusUnknown as exc:
+                    return await self._finish_failure(follow, fill, intent, str(exc), received, exc)
+                if found is not None:
+                    return await self._acknowledged(follow, fill, intent, found, received)
+            finally:
+                self._in_flight.discard(cid)
         return await self._send(follow, fill, venue, intent, received)
 
     async def _size(
@@ -543,31 +577,41 @@ class CopyEngine:
         intent: OrderIntent,
         received: float,
         *,
-        moves_ledger: bool = True,
+        origin: OrderOrigin = OrderOrigin.COPY,
     ) -> CopyResult:
-        slots = self._account_slots.setdefault(
-            follow.credential_id, asyncio.Semaphore(self.config.per_account_concurrency)
-        )
+        """Send, then record the venue's answer. The order is in flight, owned by this call, from
+        before the send until its answer is recorded: nothing else settles or tracks it."""
+        self._in_flight.add(intent.client_order_id)
         try:
-            async with self._order_slots, slots:
-                ack = await self._place_with_retries(venue, intent)
-        except VenueError as exc:
-            return await self._finish_failure(follow, fill, intent, str(exc), received, exc)
-        return await self._acknowledged(follow, fill, intent, ack, received, moves_ledger=moves_ledger)
+            slots = self._account_slots.setdefault(
+                follow.credential_id, asyncio.Semaphore(self.config.per_account_concurrency)
+            )
+            try:
+                async with self._order_slots, slots:
+                    report = await self._place_with_retries(venue, intent)
+            except VenueError as exc:
+                return await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=origin)
+            return await self._acknowledged(follow, fill, intent, report, received, origin=origin)
+        finally:
+            self._in_flight.discard(intent.client_order_id)
 
     async def _acknowledged(
         self,
         follow: FollowSettings,
         fill: Fill,
         intent: OrderIntent,
-        ack: OrderAck,
+        report: OrderReport,
         received: float,
         *,
-        moves_ledger: bool = True,
+        origin: OrderOrigin = OrderOrigin.COPY,
     ) -> CopyResult:
-        if ack.status is CopyStatus.FAILED and ack.filled_quantity == 0 and intent.time_in_force == "IOC":
+        """Record the first answer to a send (or to the look-up that found the order)."""
+        nothing_filled = report.state.is_terminal and report.filled_quantity == 0
+        if nothing_filled and report.state is not OrderState.REJECTED and intent.time_in_force == "IOC":
             skip = Skip(SkipReason.SLIPPAGE, f"nothing filled at or better than the guard price {intent.price} (IOC)")
-            expired = CopyResult(
+            reported = ReportedOrder(report, (time.monotonic() - received) * 1000, reason=str(skip))
+            transition = (await self.journal.record_reports([reported]))[0]
+            result = CopyResult(
                 follow.follow_id,
                 follow.user_id,
                 fill.master_id,
@@ -576,58 +620,87 @@ class CopyEngine:
                 CopyStatus.SKIPPED,
                 side=intent.side,
                 requested_quantity=intent.quantity,
-                venue_order_id=ack.venue_order_id,
+                venue_order_id=report.venue_order_id,
                 skip=skip,
+                origin=origin,
+                state=report.state,
             )
-            await self.journal.finish_copies([expired], [])
-            return expired
-        if ack.status is CopyStatus.FAILED and ack.filled_quantity == 0:
-            rejected = InvalidOrder(f"the exchange rejected or cancelled order {ack.venue_order_id}")
-            return await self._finish_failure(follow, fill, intent, str(rejected), received, rejected)
-        status = CopyStatus.FILLED if ack.status is CopyStatus.FAILED else ack.status  # cancelled after a partial fill
-        result = CopyResult(
-            follow_id=follow.follow_id,
-            user_id=follow.user_id,
-            master_id=fill.master_id,
-            client_order_id=intent.client_order_id,
-            fill=fill,
-            status=status,
-            side=intent.side,
-            requested_quantity=intent.quantity,
-            filled_quantity=ack.filled_quantity,
-            average_price=ack.average_price,
-            venue_order_id=ack.venue_order_id,
-            fee=ack.fee,
-            latency_ms=(time.monotonic() - received) * 1000,
-        )
-        await self._finish(result, moves_ledger=moves_ledger)
+            if transition is not None:
+                self.notify(result)
+            return result
+        if nothing_filled and report.state is OrderState.REJECTED:
+            rejected = InvalidOrder(
+                report.reason or f"the exchange rejected or cancelled order {report.venue_order_id}"
+            )
+            return await self._finish_failure(follow, fill, intent, str(rejected), received, rejected, origin=origin)
+        reported = ReportedOrder(report, (time.monotonic() - received) * 1000)
+        transition = (await self.journal.record_reports([reported]))[0]
+        if transition is None:  # recorded before by a report that won: the row is the truth
+            row = await self.journal.copy_order(intent.client_order_id)
+            assert row is not None
+            return replace(self._result_from_row(follow, fill, row), origin=origin)
+        result = self._transition_result(transition, fill, latency_ms=reported.latency_ms)
+        self._moved(transition)
+        if self._notable(transition):
+            self.notify(result)
         return result
 
-    async def _place_with_retries(self, venue: Venue, intent: OrderIntent) -> OrderAck:
-        """Retry only what surely did not execute; after a lost answer, look before resending."""
+    def _transition_result(self, transition: Transition, fill: Fill, *, latency_ms: float | None = None) -> CopyResult:
+        return CopyResult(
+            follow_id=transition.follow_id,
+            user_id=transition.user_id,
+            master_id=fill.master_id,
+            client_order_id=transition.client_order_id,
+            fill=fill,
+            status=transition.status,
+            side=transition.side,
+            requested_quantity=transition.requested_quantity,
+            filled_quantity=transition.filled_quantity,
+            average_price=transition.average_price,
+            venue_order_id=transition.venue_order_id,
+            fee=transition.fee,
+            error=transition.reason if transition.status is not CopyStatus.FILLED else None,
+            latency_ms=latency_ms,
+            origin=transition.origin,
+            state=transition.state,
+        )
+
+    def _moved(self, transition: Transition) -> None:
+        """Keep the engine's copy of the position in step with what the journal recorded."""
+        if transition.ledger_quantity:
+            key = (transition.follow_id, transition.symbol)
+            if key in self._positions:
+                self._positions[key] += transition.ledger_quantity
+
+    @staticmethod
+    def _notable(transition: Transition) -> bool:
+        """Followers hear of an order's first answer and of its end; fills in between are
+        recorded (and move the ledger) silently."""
+        return transition.state_before is OrderState.PENDING or transition.state.is_terminal
+
+    async def _place_with_retries(self, venue: Venue, intent: OrderIntent) -> OrderReport:
+        """Retry only what surely did not execute: after any answer that may hide an accepted
+        order (lost, timed out, a 5xx), ask the venue by client order id first and resend only
+        when it says that id does not exist."""
         delays = iter(self.config.retry_delays)
         while True:
             try:
                 return await venue.place_order(intent)
-            except OrderStatusUnknown:
+            except RateLimited as exc:  # refused before it reached the matching engine
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                delay = max(delay, exc.retry_after or 0)
+            except (OrderStatusUnknown, TemporaryError):
                 found = await self._lookup(venue, intent)
                 if found is not None:
                     return found
                 delay = next(delays, None)
                 if delay is None:
                     raise
-            except RateLimited as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                delay = max(delay, exc.retry_after or 0)
-            except TemporaryError:
-                delay = next(delays, None)
-                if delay is None:
-                    raise
             await asyncio.sleep(delay)
 
-    async def _lookup(self, venue: Venue, intent: OrderIntent) -> OrderAck | None:
+    async def _lookup(self, venue: Venue, intent: OrderIntent) -> OrderReport | None:
         for delay in (0, *self.config.retry_delays):
             if delay:
                 await asyncio.sleep(delay)
@@ -640,6 +713,9 @@ class CopyEngine:
         )
 
     # -- recording ----------------------------------------------------------------------------
+    #
+    # Whoever records an outcome notifies it, once: a skip or failure when its row is new, a
+    # venue report when it won the journal's compare-and-set (``record_reports``).
 
     def _draft(
         self,
@@ -685,13 +761,16 @@ class CopyEngine:
             reason=str(skip),
             dry_run=follow.dry_run,
         )
-        await self.journal.begin_copies([draft])
-        return CopyResult(follow.follow_id, follow.user_id, fill.master_id, cid, fill, CopyStatus.SKIPPED, skip=skip)
+        existing = await self.journal.begin_copies([draft])
+        result = CopyResult(follow.follow_id, follow.user_id, fill.master_id, cid, fill, CopyStatus.SKIPPED, skip=skip)
+        if cid not in existing:
+            self.notify(result)
+        return result
 
     async def _record_dry_run(
         self, follow: FollowSettings, fill: Fill, fill_id: int, intent: OrderIntent, rules: MarketRules
     ) -> CopyResult:
-        """Sized and recorded, never sent; the copied position moves as if filled at the master's
+        """Sized and recorded, never sent; the simulated position moves as if filled at the master's
         price so that later exits are sized the same way they would be live."""
         skip = Skip(SkipReason.DRY_RUN, f"would {intent.side.value} {intent.quantity} {rules.base}")
         existing = await self.journal.begin_copies(
@@ -715,6 +794,7 @@ class CopyEngine:
             await self.journal.finish_copies(
                 [result], [PositionChange(follow.follow_id, fill.symbol, signed, fill.price, simulated=True)]
             )
+            self.notify(result)
         return result
 
     async def _record_failure(
@@ -746,7 +826,7 @@ class CopyEngine:
             reason=message,
             origin=origin,
         )
-        await self.journal.begin_copies([draft])
+        existing = await self.journal.begin_copies([draft])
         result = CopyResult(
             follow.follow_id,
             follow.user_id,
@@ -757,17 +837,29 @@ class CopyEngine:
             error=message,
             error_code=code,
             latency_ms=(time.monotonic() - received) * 1000,
+            origin=origin,
         )
+        if cid in existing:  # an earlier attempt recorded this order: its row is the truth
+            return result
         await self.journal.finish_copies([result], [])
+        self.notify(result)
         await self._pause_if_key_rejected(follow, exc)
         return result
 
     async def _finish_failure(
-        self, follow: FollowSettings, fill: Fill, intent: OrderIntent, message: str, received: float, exc: VenueError
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        intent: OrderIntent,
+        message: str,
+        received: float,
+        exc: VenueError,
+        *,
+        origin: OrderOrigin = OrderOrigin.COPY,
     ) -> CopyResult:
         if isinstance(exc, OrderStatusUnknown):
-            # Not knowing is not failing: the row stays pending and resume() settles it.
-            return CopyResult(
+            # Not knowing is not failing: the row stays pending, the settle job looks it up.
+            pending = CopyResult(
                 follow.follow_id,
                 follow.user_id,
                 fill.master_id,
@@ -777,7 +869,11 @@ class CopyEngine:
                 side=intent.side,
                 requested_quantity=intent.quantity,
                 error=message,
+                origin=origin,
+                state=OrderState.PENDING,
             )
+            self.notify(pending)
+            return pending
         result = CopyResult(
             follow.follow_id,
             follow.user_id,
@@ -790,8 +886,11 @@ class CopyEngine:
             error=message,
             error_code=error_code(exc),
             latency_ms=(time.monotonic() - received) * 1000,
+            origin=origin,
+            state=OrderState.REJECTED,
         )
         await self.journal.finish_copies([result], [])
+        self.notify(result)
         await self._pause_if_key_rejected(follow, exc)
         return result
 
@@ -802,22 +901,21 @@ class CopyEngine:
                 self.invalidate_follows(follow.master_id)
                 self.notify(FollowPaused(follow.follow_id, follow.user_id, reason))
 
-    async def _finish(self, result: CopyResult, *, moves_ledger: bool = True) -> None:
-        changes = []
-        if moves_ledger and result.filled_quantity > 0 and result.side is not None:
-            key = (result.follow_id, result.fill.symbol)
-            signed = result.filled_quantity * result.side.sign
-            self._positions[key] = self._positions.get(key, ZERO) + signed
-            changes.append(
-                PositionChange(
-                    result.follow_id,
-                    result.fill.symbol,
-                    signed,
-                    result.average_price or result.fill.price,
-                    client_order_id=result.client_order_id,
-                )
-            )
-        await self.journal.finish_copies([result], changes)
+    async def _fill_of(self, follow_id: int, fill_id: int | None, row: CopyRecord) -> Fill:
+        """The master fill a copy order copies, or the stand-in of an order the copier placed."""
+        fill_row = await self.journal.fill(fill_id) if fill_id is not None else None
+        if fill_row is not None:
+            return _journaled_fill(fill_row)
+        master_id = await self.journal.master_id_of_follow(follow_id)
+        return _direct_fill(
+            master_id if master_id is not None else 0,
+            row.client_order_id,
+            row.origin,
+            row.symbol,
+            row.side,
+            row.requested_quantity,
+            row.master_price,
+        )
 
     async def _settle_pending(
         self,
@@ -827,19 +925,7 @@ class CopyEngine:
         fill_row: JournaledFill | None,
         row: CopyRecord,
     ) -> CopyResult:
-        if fill_row is not None:
-            fill = _journaled_fill(fill_row)
-        else:  # an order the copier placed itself: no master fill behind it
-            master_id = await self.journal.master_id_of_follow(follow_id)
-            fill = _direct_fill(
-                master_id if master_id is not None else 0,
-                row.client_order_id,
-                row.origin,
-                row.symbol,
-                row.side,
-                row.requested_quantity,
-                row.master_price,
-            )
+        fill = await self._fill_of(follow_id, fill_row.id if fill_row is not None else None, row)
         base = CopyResult(
             follow_id,
             user_id,
@@ -855,29 +941,127 @@ class CopyEngine:
             raise NotFound(f"follow {follow_id} has no key left to look up pending order {row.client_order_id}")
         try:
             venue = await self.venues.venue_for(credential_id)
-            ack = await venue.fetch_order(row.client_order_id, row.symbol)
+            report = await venue.fetch_order(row.client_order_id, row.symbol)
         except (VenueError, VaultError) as exc:
             return replace(base, error=f"still pending: {exc}")
-        if ack is None:
+        if report is None:
             result = replace(
                 base,
                 status=CopyStatus.FAILED,
                 error_code="interrupted",
                 error="interrupted before the exchange received the order; not re-sent",
+                state=OrderState.REJECTED,
             )
             await self.journal.finish_copies([result], [])
-        else:
-            result = replace(
-                base,
-                status=ack.status,
-                filled_quantity=ack.filled_quantity,
-                average_price=ack.average_price,
-                venue_order_id=ack.venue_order_id,
-                fee=ack.fee,
-            )
-            await self._finish(result)
-        self.notify(result)
+            self.notify(result)
+            return result
+        return await self._record_tracked(ReportedOrder(report), fill) or base
+
+    async def _record_tracked(self, reported: ReportedOrder, fill: Fill | None = None) -> CopyResult | None:
+        """Record a report found by settling or tracking (not by the sender): notified and followed
+        by the position upkeep when it won the compare-and-set; ``None`` when it changed nothing
+        (then nothing else is read: a tracking pass over unchanged orders costs one write attempt)."""
+        transition = (await self.journal.record_reports([reported]))[0]
+        if transition is None:
+            return None
+        follow_id, symbol = transition.follow_id, transition.symbol
+        if fill is None:
+            row = await self.journal.copy_order(transition.client_order_id)
+            assert row is not None  # it was just recorded
+            fill = await self._fill_of(follow_id, transition.fill_id, row)
+        result = self._transition_result(transition, fill)
+        self._moved(transition)
+        if self._notable(transition):
+            self.notify(result)
+        if transition.ledger_quantity:
+            follow = await self._follow(follow_id)
+            if follow is not None:
+                await self._position_changed(follow, symbol)
         return result
+
+    async def _follow(self, follow_id: int) -> FollowSettings | None:
+        master_id = await self.journal.master_id_of_follow(follow_id)
+        if master_id is None:
+            return None
+        return next((f for f in await self._active_follows(master_id) if f.follow_id == follow_id), None)
+
+    # -- following orders to their end ----------------------------------------------------------
+
+    async def track(self) -> list[CopyResult]:
+        """One pass over every sent order still open on its venue (not in flight here): ask the
+        venue by client order id and record what changed; cancel those past their follow's
+        maximum resting time (what filled is kept, the order is recorded expired)."""
+        now = self.clock()
+        results: list[CopyResult] = []
+
+        async def follow_one(open_copy: OpenCopy) -> None:
+            resting = open_copy.max_resting_minutes
+            expired = resting is not None and now - open_copy.created_at >= timedelta(minutes=resting)
+            reason = f"cancelled after resting {resting} min, the follow's maximum" if expired else None
+            result = await self._chained(
+                open_copy.follow_id,
+                open_copy.symbol,
+                lambda: self._follow_order(open_copy, cancel=expired, reason=reason, expired=expired),
+            )
+            if result is not None:
+                results.append(result)
+
+        await asyncio.gather(
+            *(follow_one(c) for c in await self.journal.open_copies() if c.client_order_id not in self._in_flight)
+        )
+        return results
+
+    async def cancel_copies_of_master_order(self, master_id: int, order_id: str) -> list[CopyResult]:
+        """The master cancelled (or the venue expired) one of its orders: cancel its copies still
+        resting. What filled is kept."""
+        results = []
+        for open_copy in await self.journal.open_copies_of_master_order(master_id, order_id):
+            if open_copy.client_order_id in self._in_flight:
+                continue
+            result = await self._chained(
+                open_copy.follow_id,
+                open_copy.symbol,
+                functools.partial(self._follow_order, open_copy, cancel=True, reason="the master cancelled its order"),
+            )
+            if result is not None:
+                results.append(result)
+        return results
+
+    async def on_order_change(self, credential_id: str, change: OrderChange) -> CopyResult | None:
+        """A follower's venue pushed an update of one of its orders: if it is an open copy (not
+        one in flight here, not the follower's own order), read it and record what changed."""
+        if change.client_order_id in self._in_flight:
+            return None
+        row = await self.journal.copy_order(change.client_order_id)
+        if row is None or row.state is None or row.state.is_terminal:
+            return None
+        open_copy = OpenCopy(
+            row.client_order_id, row.follow_id, credential_id, row.symbol, row.state, self.clock(), None
+        )
+        return await self._chained(
+            row.follow_id, row.symbol, functools.partial(self._follow_order, open_copy, cancel=False, reason=None)
+        )
+
+    async def _follow_order(
+        self, open_copy: OpenCopy, *, cancel: bool, reason: str | None, expired: bool = False
+    ) -> CopyResult | None:
+        if open_copy.credential_id is None:
+            return None
+        slots = self._account_slots.setdefault(
+            open_copy.credential_id, asyncio.Semaphore(self.config.per_account_concurrency)
+        )
+        try:
+            venue = await self.venues.venue_for(open_copy.credential_id)
+            async with slots:
+                if cancel:
+                    await venue.cancel_order(open_copy.client_order_id, open_copy.symbol)
+                report = await venue.fetch_order(open_copy.client_order_id, open_copy.symbol)
+        except (VenueError, VaultError) as exc:
+            log.warning("following order %s: %s", open_copy.client_order_id, exc)
+            return None
+        if report is None:
+            return None  # looked up by id after it was acknowledged: a venue's hiccup, asked again later
+        return await self._record_tracked(ReportedOrder(report, reason=reason if cancel else None, expired=expired))
 
     # -- orders the copier places itself ------------------------------------------------------
 
@@ -886,7 +1070,9 @@ class CopyEngine:
         master's positions, closing on the loss limit) through the same path as a copy: journaled
         as pending first, never sent twice, recorded and notified. It waits for this follow's
         copies in flight in the same symbol, so that it acts on the position they leave."""
-        return await self._chained(follow.follow_id, order.symbol, lambda: self._direct(follow, order))
+        result = await self._chained(follow.follow_id, order.symbol, lambda: self._direct(follow, order))
+        assert result is not None
+        return result
 
     async def record_venue_fill(
         self,
@@ -900,9 +1086,11 @@ class CopyEngine:
     ) -> CopyResult:
         """An order resting on the venue for this follow (a take-profit or stop-loss) executed:
         journal it as filled, move the copied position and notify — once, however often seen."""
-        return await self._chained(
+        result = await self._chained(
             follow.follow_id, order.symbol, lambda: self._venue_fill(follow, order, filled, price, fee, venue_order_id)
         )
+        assert result is not None
+        return result
 
     async def record_direct_skip(self, follow: FollowSettings, order: DirectOrder, skip: Skip) -> CopyResult:
         """An order the copier decided but cannot send (e.g. a remainder below the venue's
@@ -932,7 +1120,7 @@ class CopyEngine:
             reason=str(skip),
             origin=order.origin,
         )
-        await self.journal.begin_copies([draft])
+        existing = await self.journal.begin_copies([draft])
         result = CopyResult(
             follow.follow_id,
             follow.user_id,
@@ -945,10 +1133,13 @@ class CopyEngine:
             skip=skip,
             origin=order.origin,
         )
-        self.notify(result)
+        if order.client_order_id not in existing:
+            self.notify(result)
         return result
 
-    async def _chained(self, follow_id: int, symbol: str, work: Callable[[], Awaitable[CopyResult]]) -> CopyResult:
+    async def _chained(
+        self, follow_id: int, symbol: str, work: Callable[[], Awaitable[CopyResult | None]]
+    ) -> CopyResult | None:
         """Run ``work`` after this follow's copies in flight in ``symbol``, in the same queue."""
         key = (follow_id, symbol)
         previous = self._tails.get(key)
@@ -956,11 +1147,13 @@ class CopyEngine:
         async def after_previous() -> list[CopyResult]:
             if previous is not None:
                 await asyncio.wait([previous])
-            return [await work()]
+            result = await work()
+            return [] if result is None else [result]
 
         task = asyncio.create_task(after_previous())
         self._queue_last(key, task)
-        return (await task)[0]
+        done = await task
+        return done[0] if done else None
 
     async def _venue_fill(
         self,
@@ -996,22 +1189,14 @@ class CopyEngine:
             assert row is not None
             if row.status is not CopyStatus.PENDING:
                 return replace(self._result_from_row(follow, fill, row), origin=order.origin)
-        result = CopyResult(
-            follow.follow_id,
-            follow.user_id,
-            follow.master_id,
-            order.client_order_id,
-            fill,
-            CopyStatus.FILLED,
-            side=order.side,
-            requested_quantity=order.quantity,
-            filled_quantity=filled,
-            average_price=price,
-            venue_order_id=venue_order_id,
-            fee=fee,
-            origin=order.origin,
-        )
-        await self._finish(result, moves_ledger=order.moves_ledger)
+        report = OrderReport(venue_order_id, order.client_order_id, OrderState.FILLED, filled, price, fee)
+        transition = (await self.journal.record_reports([ReportedOrder(report)]))[0]
+        if transition is None:  # recorded before: the row is the truth
+            row = await self.journal.copy_order(order.client_order_id)
+            assert row is not None
+            return replace(self._result_from_row(follow, fill, row), origin=order.origin)
+        self._moved(transition)
+        result = self._transition_result(transition, fill)
         self.notify(result)
         return result
 
@@ -1030,12 +1215,9 @@ class CopyEngine:
             venue = await self.venues.venue_for(follow.credential_id)
             rules = await venue.market(order.symbol)
         except (VenueError, VaultError) as exc:
-            failed = await self._record_failure(
+            return await self._record_failure(
                 follow, fill, None, order.client_order_id, str(exc), received, exc, origin=order.origin
             )
-            failed = replace(failed, origin=order.origin)
-            self.notify(failed)
-            return failed
         intent = OrderIntent(
             follow_id=follow.follow_id,
             client_order_id=order.client_order_id,
@@ -1055,21 +1237,20 @@ class CopyEngine:
         if order.client_order_id in existing:  # decided before (a retried job): never send twice
             row = await self.journal.copy_order(order.client_order_id)
             assert row is not None
-            if row.status is not CopyStatus.PENDING:
+            if row.status is not CopyStatus.PENDING or order.client_order_id in self._in_flight:
                 return replace(self._result_from_row(follow, fill, row), origin=order.origin)
+            self._in_flight.add(order.client_order_id)
             try:
                 found = await self._lookup(venue, intent)
             except OrderStatusUnknown as exc:
-                result = await self._finish_failure(follow, fill, intent, str(exc), received, exc)
+                result = await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=order.origin)
             else:
                 if found is not None:
-                    result = await self._acknowledged(
-                        follow, fill, intent, found, received, moves_ledger=order.moves_ledger
-                    )
+                    result = await self._acknowledged(follow, fill, intent, found, received, origin=order.origin)
+            finally:
+                self._in_flight.discard(order.client_order_id)
         if result is None:
-            result = await self._send(follow, fill, venue, intent, received, moves_ledger=order.moves_ledger)
-        result = replace(result, origin=order.origin)
-        self.notify(result)
+            result = await self._send(follow, fill, venue, intent, received, origin=order.origin)
         return result
 
     def _result_from_row(self, follow: FollowSettings, fill: Fill, row: CopyRecord) -> CopyResult:
@@ -1086,4 +1267,6 @@ class CopyEngine:
             average_price=row.average_price,
             venue_order_id=row.venue_order_id,
             error=row.reason,
+            origin=row.origin,
+            state=row.state,
         )

@@ -215,6 +215,27 @@ def _optional(choices: type[enum.StrEnum]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else choices(value)
 
 
+#: the longest a resting limit copy may be left to rest: one week, in minutes
+MAX_RESTING_MINUTES = 7 * 24 * 60
+
+
+def parse_max_resting(value: object) -> int | None:
+    """Whole minutes; "off" keeps copies resting until filled, cancelled by the master, or
+    cancelled on the venue."""
+    minutes = parse_optional_decimal(value, field="max resting time (minutes)", high=Decimal(MAX_RESTING_MINUTES))
+    if minutes is None:
+        return None
+    if minutes != minutes.to_integral_value() or minutes < 1:
+        raise UserError("max resting time (minutes) must be a whole number of minutes, at least 1")
+    return int(minutes)
+
+
+def _resting_line(follow: Any) -> str:
+    if follow.max_resting_minutes is None:
+        return "Max resting time of limit copies: off (until filled or the master cancels)"
+    return f"Max resting time of limit copies: {follow.max_resting_minutes} min (then cancelled; what filled is kept)"
+
+
 def _symbols(value: Iterable[str]) -> frozenset[str]:
     return normalise_symbol_list(tuple(value))
 
@@ -358,6 +379,18 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             )
         ),
         widget=Toggle("as", "⚖️ Auto-sync", row=7),
+    ),
+    FollowSetting(
+        "max_resting_minutes",
+        parse_max_resting,
+        line=_resting_line,
+        widget=Typed(
+            "mr",
+            "⏳ Max resting time",
+            "Send the longest a copied limit order may rest unfilled, in minutes (e.g. 30). "
+            "It is then cancelled; whatever filled is kept.",
+            row=8,
+        ),
     ),
     FollowSetting("leverage", parse_leverage),
     FollowSetting("order_types", parse_order_types, load=lambda types: frozenset(OrderType(t) for t in types)),

@@ -21,7 +21,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from core.model import CopyResult, CopyStatus, Fill, FollowSettings, OrderOrigin, OrderType, Side
+from core.model import (
+    CopyResult,
+    CopyStatus,
+    Fill,
+    FollowSettings,
+    OrderOrigin,
+    OrderReport,
+    OrderState,
+    OrderType,
+    Side,
+)
 
 # -- values core writes --------------------------------------------------------------------------
 
@@ -58,7 +68,8 @@ class CopyDraft:
 
 @dataclass(frozen=True, slots=True)
 class PositionChange:
-    """A fill applied to one follow's copied position (``simulated`` for dry runs)."""
+    """A dry run's simulated fill applied to its simulated ledger (real positions move only on
+    recorded executions: ``CopyJournal.record_reports``)."""
 
     follow_id: int
     symbol: str
@@ -66,6 +77,56 @@ class PositionChange:
     price: Decimal
     simulated: bool = False
     client_order_id: str | None = None  # the order whose fill this is: gets the realized PnL
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedOrder:
+    """A venue's report about one journaled order, to be recorded."""
+
+    report: OrderReport
+    latency_ms: float | None = None  # master fill received -> this answer (the first answer only)
+    reason: str | None = None  # why the order ended, in words (e.g. the follow's max resting time)
+    expired: bool = False  # the copier cancelled it on its own rule: recorded as EXPIRED, not CANCELED
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A recorded change of one order: the journal's answer to the report that won its
+    compare-and-set. Only the one who gets it notifies, so a copy is notified once per change."""
+
+    client_order_id: str
+    follow_id: int
+    user_id: int
+    fill_id: int | None
+    origin: OrderOrigin
+    symbol: str
+    side: Side | None
+    requested_quantity: Decimal | None
+    master_price: Decimal
+    venue_order_id: str | None
+    state_before: OrderState | None
+    state: OrderState
+    status: CopyStatus
+    filled_quantity: Decimal  # cumulative
+    average_price: Decimal | None
+    fee: Decimal  # cumulative, quote
+    reason: str | None
+    executed: Decimal  # gross quantity this transition added
+    ledger_quantity: Decimal  # signed change of the copied position (zero when it moves no ledger)
+    realized_pnl: Decimal  # realized by this transition's executions
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCopy:
+    """A sent order not in a terminal state: the tracker follows it to its end."""
+
+    client_order_id: str
+    follow_id: int
+    credential_id: str | None  # None once the follow's key was removed
+    symbol: str
+    state: OrderState
+    created_at: datetime
+    max_resting_minutes: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +208,10 @@ class CopyRecord(Protocol):
     def side(self) -> Side | None: ...
     @property
     def status(self) -> CopyStatus: ...
+    @property
+    def state(self) -> OrderState | None: ...
+    @property
+    def fill_id(self) -> int | None: ...
     @property
     def requested_quantity(self) -> Decimal | None: ...
     @property
@@ -234,7 +299,23 @@ class CopyJournal(Protocol):
         ...
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:
-        """Store final results and move the follows' copied (or simulated) positions."""
+        """Store outcomes that executed nothing (failed, skipped, still pending) and move dry
+        runs' simulated positions."""
+        ...
+
+    async def record_reports(self, reports: Sequence[ReportedOrder]) -> list[Transition | None]:
+        """Record venue reports, each atomically: the order's new state and cumulative fill
+        (compare-and-set: a terminal order never changes, the filled quantity never decreases),
+        its new executions, and the copied position they move (unless the order's origin moves
+        no ledger). ``None`` for a report that changed nothing."""
+        ...
+
+    async def open_copies(self) -> Sequence[OpenCopy]:
+        """Every sent order not in a terminal state (acknowledged or partially filled)."""
+        ...
+
+    async def open_copies_of_master_order(self, master_id: int, order_id: str) -> Sequence[OpenCopy]:
+        """The open copies of one order of the master (cancelled there: cancelled here)."""
         ...
 
     async def pending_copies(self) -> Sequence[PendingCopy]: ...

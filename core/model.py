@@ -110,11 +110,41 @@ class OrderOrigin(enum.StrEnum):
 
 
 class CopyStatus(enum.StrEnum):
+    """A copy order's outcome as the follower sees it (derived from its ``OrderState``)."""
+
     PENDING = "pending"  # journaled, being sent; resolved on restart by client order id
-    PLACED = "placed"
-    FILLED = "filled"
+    PLACED = "placed"  # resting on the venue (acknowledged or partially filled)
+    FILLED = "filled"  # something executed and the order is over (filled, or the rest cancelled)
+    CANCELED = "canceled"  # cancelled or expired on the venue with nothing filled
     SKIPPED = "skipped"
     FAILED = "failed"
+
+
+class OrderState(enum.StrEnum):
+    """Where a sent order is in its life on the venue. Terminal states never change; the
+    cumulative filled quantity never decreases (see ``core.ledger``)."""
+
+    PENDING = "pending"  # journaled, the send has no answer yet
+    ACKNOWLEDGED = "acknowledged"  # accepted, nothing filled
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED, OrderState.REJECTED)
+
+    def copy_status(self, filled: Decimal) -> CopyStatus:
+        """The follower-facing status of an order in this state with ``filled`` executed."""
+        if self is OrderState.PENDING:
+            return CopyStatus.PENDING
+        if not self.is_terminal:
+            return CopyStatus.PLACED
+        if filled > 0:
+            return CopyStatus.FILLED
+        return CopyStatus.FAILED if self is OrderState.REJECTED else CopyStatus.CANCELED
 
 
 class SkipReason(enum.StrEnum):
@@ -234,15 +264,39 @@ class OrderIntent:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderAck:
-    """What a venue answered for a placed order."""
+class Execution:
+    """One execution of a copy order as the venue reported it (where the venue gives them)."""
+
+    trade_id: str
+    quantity: Decimal  # gross, in base units
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReport:
+    """What a venue says about one order at one moment: an answer to a send, a look-up or a
+    stream event. Quantities and fees are *cumulative* over the order's life, so a late,
+    repeated or out-of-order report is recognised (its filled quantity is not above the one
+    recorded) and changes nothing.
+
+    ``fee`` is every fee so far converted to the quote currency; ``base_fee`` is the part paid
+    in the base asset (Binance spot takes a buy's commission from the coin received), which
+    the holding does not receive.
+    """
 
     venue_order_id: str
     client_order_id: str
-    status: CopyStatus  # PLACED, FILLED, or FAILED when the venue rejected or cancelled it
+    state: OrderState
     filled_quantity: Decimal = Decimal(0)
     average_price: Decimal | None = None
     fee: Decimal = Decimal(0)
+    base_fee: Decimal = Decimal(0)
+    reason: str | None = None
+    executions: tuple[Execution, ...] = ()
+
+    @property
+    def status(self) -> CopyStatus:
+        return self.state.copy_status(self.filled_quantity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +329,7 @@ class CopyResult:
     error_code: str | None = None  # e.g. insufficient_funds, authentication
     latency_ms: float | None = None  # a measurement, not money
     origin: OrderOrigin = OrderOrigin.COPY
+    state: OrderState | None = None  # the order's life on the venue; None when never sent
 
     @property
     def reason_code(self) -> str | None:
@@ -314,3 +369,4 @@ class FollowSettings:
     entry_sides: EntrySides = EntrySides.BOTH
     close_on_daily_loss: bool = False
     auto_sync: bool = False
+    max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes

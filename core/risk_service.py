@@ -286,7 +286,7 @@ class RiskService:
                     ack.fee,
                     ack.venue_order_id,
                 )
-            elif ack.status is CopyStatus.FAILED:
+            elif ack.state.is_terminal:  # cancelled, expired or rejected on the venue
                 await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
                 await self.protect(follow, symbol)  # cancelled or expired on the venue: put it back
 
@@ -443,9 +443,7 @@ class RiskService:
             reduces = drift.actual != 0 and (drift.actual > 0) != (delta > 0) and quantity <= abs(drift.actual)
             cid = direct_order_id(OrderOrigin.SYNC, follow.follow_id, drift.symbol, drift.expected, drift.actual)
             price = await venue.price(drift.symbol)
-            order = DirectOrder(
-                drift.symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces, moves_ledger=False
-            )
+            order = DirectOrder(drift.symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces)
             results.append(await self.engine.place_direct(follow, order))
         await self.journal.replace_drifts(follow.follow_id, {})
         return results

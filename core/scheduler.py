@@ -12,6 +12,7 @@ from core.reports import Reports
 from core.reports.refresh import MasterStatsRefresher
 from core.reports.snapshots import EquitySnapshotService
 from core.reports.summaries import DailySummary, DailySummaryService
+from core.tracking import OrderStreams
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +22,15 @@ def build_scheduler(
     reports: Reports,
     *,
     settle_every_seconds: int = 60,
+    track_every_seconds: int = 10,
     stats_every_seconds: int = 60,
+    streams: OrderStreams | None = None,
 ) -> AsyncIOScheduler:
     """Jobs: settle copies left pending by a lost exchange answer (asks the venue by client id);
-    the statistics jobs of ``add_stats_jobs``."""
+    follow every open copy order to its end (``CopyEngine.track``: fills after the first answer,
+    cancellations, the follows' maximum resting time) and keep ``streams`` open for the accounts
+    with open copies; the statistics jobs of ``add_stats_jobs``. Neither touches an order whose
+    send is still awaiting its answer."""
     scheduler = AsyncIOScheduler(
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
@@ -34,7 +40,15 @@ def build_scheduler(
         if settled:
             log.info("settled %d pending copies", len(settled))
 
+    async def track_orders() -> None:
+        changed = await engine.track()
+        if changed:
+            log.info("%d open copy orders changed on their venues", len(changed))
+        if streams is not None:
+            await streams.refresh()
+
     scheduler.add_job(settle_pending, "interval", seconds=settle_every_seconds, id="settle-pending")
+    scheduler.add_job(track_orders, "interval", seconds=track_every_seconds, id="track-orders")
     add_stats_jobs(scheduler, reports.refresher, reports.snapshots, every_seconds=stats_every_seconds)
     return scheduler
 

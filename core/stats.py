@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from core.errors import UserError
+from core.ledger import Holding, apply_execution
 from core.model import Side
 
 ZERO = Decimal(0)
@@ -353,35 +354,26 @@ class CopyExecution:
 
 @dataclass(slots=True)
 class LedgerReplay:
-    """The follow's copied positions rebuilt from its executions (the same average-cost rule as
-    ``follow_positions``), with realized PnL and fees per UTC day."""
+    """The follow's copied positions rebuilt from its executions (``core.ledger``, the function
+    that moves ``follow_positions``), with realized PnL and fees per UTC day."""
 
-    positions: dict[str, Lot] = field(default_factory=dict)
+    positions: dict[str, Holding] = field(default_factory=dict)
     realized_by_day: dict[date, Decimal] = field(default_factory=dict)  # gross
     fees_by_day: dict[date, Decimal] = field(default_factory=dict)
 
     def apply(self, execution: CopyExecution) -> None:
-        lot = self.positions.setdefault(execution.symbol, Lot())
-        signed = execution.quantity * execution.side.sign
-        before = lot.quantity
-        after = before + signed
         day = utc_day(execution.at)
         if execution.fee:
             self.fees_by_day[day] = self.fees_by_day.get(day, ZERO) + execution.fee
-        if before == 0 or (before > 0) == (signed > 0):
-            with localcontext() as ctx:
-                ctx.prec = 80
-                cost = (lot.entry_price or ZERO) * abs(before) + execution.price * abs(signed)
-                lot.entry_price = q(cost / abs(after)) if after else None
-        else:
-            closed = min(abs(signed), abs(before))
-            pnl = (execution.price - (lot.entry_price or execution.price)) * closed * (1 if before > 0 else -1)
-            self.realized_by_day[day] = self.realized_by_day.get(day, ZERO) + pnl
-            if after == 0:
-                lot.entry_price = None
-            elif (after > 0) != (before > 0):
-                lot.entry_price = execution.price
-        lot.quantity = after
+        holding, realized = apply_execution(
+            self.positions.get(execution.symbol, Holding()),
+            execution.quantity * execution.side.sign,
+            execution.price,
+            execution.fee,
+        )
+        self.positions[execution.symbol] = holding
+        if realized:
+            self.realized_by_day[day] = self.realized_by_day.get(day, ZERO) + realized
 
     def realized(self, period: Period) -> Decimal:
         first = period.first_day

@@ -5,7 +5,11 @@ Order of writes is what makes copying safe:
    placed; a second delivery of the same trade finds the row and is reported as a duplicate.
 2. ``begin_copies`` inserts one row per copy order (primary key: the deterministic client
    order id) with status *pending* — or the final *skipped* — before the order is sent.
-3. ``finish_copies`` stores each result and moves the follow's copied position.
+3. ``record_reports`` records what the venue says about a sent order: its state and cumulative
+   fill with a compare-and-set (a terminal order never changes, the filled quantity never
+   decreases), the new executions (``copy_executions``, unique per order and cumulative fill),
+   and — in the same transaction, only for new executions — the follow's copied position,
+   through ``core.ledger``. ``finish_copies`` stores outcomes that executed nothing.
 On restart, pending rows are resolved by asking the venue for the client order id.
 
 Concurrent ``begin_copies``/``finish_copies`` calls are group-committed: one transaction
@@ -17,22 +21,43 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, insert, select, update
+from sqlalchemy import CursorResult, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.errors import NotFound
 from core.follow_settings import FOLLOW_SETTINGS
-from core.journal import CopyDraft, JournalEntry, PendingCopy, PositionChange, ProtectiveOrder
-from core.model import CopyResult, CopyStatus, Fill, FollowSettings, FollowStatus, OrderOrigin, utcnow
+from core.journal import (
+    CopyDraft,
+    JournalEntry,
+    OpenCopy,
+    PendingCopy,
+    PositionChange,
+    ProtectiveOrder,
+    ReportedOrder,
+    Transition,
+)
+from core.ledger import Holding, OrderProgress, advance, apply_execution, ledger_quantity
+from core.model import (
+    CopyResult,
+    CopyStatus,
+    Fill,
+    FollowSettings,
+    FollowStatus,
+    OrderOrigin,
+    OrderState,
+    Side,
+    utcnow,
+)
 from storage.db import Database
 from storage.models import (
+    CopyExecution,
     CopyOrder,
     Follow,
     FollowPosition,
@@ -47,6 +72,9 @@ from storage.models import ProtectiveOrder as ProtectiveOrderRow
 
 ZERO = Decimal(0)
 _RESTING = (CopyStatus.PENDING, CopyStatus.PLACED)  # a protective order still on the venue
+_OPEN = (OrderState.ACKNOWLEDGED, OrderState.PARTIALLY_FILLED)  # a sent order the venue still works
+#: origins whose executions move the copied position; sync orders move the venue to the ledger
+_NOT_LEDGER = frozenset({OrderOrigin.SYNC})
 
 
 def follow_settings(row: Follow) -> FollowSettings:
@@ -66,7 +94,14 @@ class _Submission:
     drafts: Sequence[CopyDraft] = ()
     results: Sequence[CopyResult] = ()
     position_changes: Sequence[PositionChange] = ()
-    future: asyncio.Future[set[str]] | None = None
+    reports: Sequence[ReportedOrder] = ()
+    future: asyncio.Future[None] | None = None
+    already: set[str] = field(default_factory=set)  # drafts' ids that existed before
+    transitions: list[Transition | None] = field(default_factory=list)  # one per report
+
+
+class _LostRace(Exception):
+    """A compare-and-set found a copy order changed by another writer: the batch is redone."""
 
 
 class _CopyWriter:
@@ -80,12 +115,13 @@ class _CopyWriter:
         self._queue: list[_Submission] = []
         self._running: asyncio.Task[None] | None = None
 
-    async def submit(self, submission: _Submission) -> set[str]:
+    async def submit(self, submission: _Submission) -> _Submission:
         submission.future = asyncio.get_running_loop().create_future()
         self._queue.append(submission)
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._drain())
-        return await submission.future
+        await submission.future
+        return submission
 
     async def _drain(self) -> None:
         while self._queue:
@@ -100,46 +136,60 @@ class _CopyWriter:
             for submission in batch:
                 assert submission.future is not None
                 ids = {d.client_order_id for d in submission.drafts}
-                already = (ids & existing) | (ids & claimed)
+                submission.already = (ids & existing) | (ids & claimed)
                 claimed |= ids
                 if not submission.future.done():
-                    submission.future.set_result(already)
+                    submission.future.set_result(None)
 
     async def _write_alone(self, submission: _Submission) -> None:
         assert submission.future is not None
-        try:
-            existing = await self._write([submission])
-        except Exception as exc:  # handed to the submitter, who decides
-            if not submission.future.done():
-                submission.future.set_exception(exc)
-            return
+        for attempt in range(3):  # a lost compare-and-set is redone on the rows as they are now
+            try:
+                submission.already = await self._write([submission])
+            except _LostRace:
+                if attempt < 2:
+                    continue
+                submission.future.set_exception(_LostRace("copy orders kept changing under this write"))
+                return
+            except Exception as exc:  # handed to the submitter, who decides
+                if not submission.future.done():
+                    submission.future.set_exception(exc)
+                return
+            break
         if not submission.future.done():
-            submission.future.set_result(existing)
+            submission.future.set_result(None)
 
     async def _write(self, batch: list[_Submission]) -> set[str]:
         drafts = [d for s in batch for d in s.drafts]
         results = [r for s in batch for r in s.results]
         changes = [c for s in batch for c in s.position_changes]
+        reports = [r for s in batch for r in s.reports]
         now = utcnow()
         async with self._db.session() as session:
             existing = await _insert_new_drafts(session, drafts, now) if drafts else set()
             if results:
                 await session.execute(_RESULT_UPDATE, [_result_params(r, now) for r in results])
             if changes:
-                realized = await _move_positions(session, changes, now)
-                if realized:
-                    await session.execute(
-                        _REALIZED_UPDATE, [{"b_cid": cid, "b_realized": amount} for cid, amount in realized.items()]
-                    )
+                await _move_positions(session, changes, now)
+            transitions = await _record_reports(session, reports, now) if reports else []
+        position = 0
+        for submission in batch:
+            submission.transitions = transitions[position : position + len(submission.reports)]
+            position += len(submission.reports)
         return existing
 
 
 _COPY_ORDERS = CopyOrder.metadata.tables[CopyOrder.__tablename__]  # SQLAlchemy Core on the hot path
-_RESULT_UPDATE = (
+_RESULT_UPDATE = (  # outcomes that executed nothing: never over an order the venue reported on
     update(_COPY_ORDERS)
-    .where(_COPY_ORDERS.c.client_order_id == bindparam("b_cid"))
+    .where(
+        _COPY_ORDERS.c.client_order_id == bindparam("b_cid"),
+        _COPY_ORDERS.c.filled_quantity == ZERO,
+        or_(_COPY_ORDERS.c.state.is_(None), _COPY_ORDERS.c.state == OrderState.PENDING.value),
+    )
     .values(
         status=bindparam("b_status"),
+        state=bindparam("b_state"),
         filled_quantity=bindparam("b_filled"),
         average_price=bindparam("b_price"),
         venue_order_id=bindparam("b_venue_order_id"),
@@ -152,17 +202,11 @@ _RESULT_UPDATE = (
 )
 
 
-_REALIZED_UPDATE = (
-    update(_COPY_ORDERS)
-    .where(_COPY_ORDERS.c.client_order_id == bindparam("b_cid"))
-    .values(realized_pnl=bindparam("b_realized"))
-)
-
-
 def _result_params(result: CopyResult, now: datetime) -> dict[str, Any]:
     return {
         "b_cid": result.client_order_id,
         "b_status": result.status,
+        "b_state": result.state,
         "b_filled": result.filled_quantity,
         "b_price": result.average_price,
         "b_venue_order_id": result.venue_order_id,
@@ -196,6 +240,7 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
             "order_type": draft.order_type,
             "reduce_only": draft.reduce_only,
             "status": draft.status,
+            "state": OrderState.PENDING if draft.status is CopyStatus.PENDING else None,
             "reason_code": draft.reason_code,
             "reason": draft.reason[:500] if draft.reason else None,
             "requested_quantity": draft.requested_quantity,
@@ -204,6 +249,7 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
             "limit_price": draft.limit_price,
             "master_price": draft.master_price,
             "fee": ZERO,
+            "base_fee": ZERO,
             "venue_order_id": None,
             "dry_run": draft.dry_run,
             "origin": draft.origin,
@@ -387,11 +433,49 @@ class JournalStore:
         An existing id means an earlier run planned this copy: the caller must look the order
         up instead of sending it again.
         """
-        return await self._writes.submit(_Submission(drafts=drafts))
+        return (await self._writes.submit(_Submission(drafts=drafts))).already
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:
-        """Store final results and apply the fills to the follows' copied (or simulated) positions."""
+        """Store outcomes that executed nothing (failed, skipped, still pending) and move dry runs'
+        simulated positions. Never changes an order the venue has reported on."""
         await self._writes.submit(_Submission(results=results, position_changes=position_changes))
+
+    async def record_reports(self, reports: Sequence[ReportedOrder]) -> list[Transition | None]:
+        """Record venue reports (see the module's docstring); ``None`` for one that changed nothing."""
+        return (await self._writes.submit(_Submission(reports=reports))).transitions
+
+    async def open_copies(self) -> list[OpenCopy]:
+        """Every sent order the venue still works (acknowledged or partially filled), oldest first."""
+        return await self._open_copies(col(CopyOrder.state).in_(_OPEN))
+
+    async def open_copies_of_master_order(self, master_id: int, order_id: str) -> list[OpenCopy]:
+        """The open copies of one of the master's orders (its fills' copies still resting)."""
+        fills = select(col(MasterFill.id)).where(
+            col(MasterFill.master_id) == master_id, col(MasterFill.order_id) == order_id
+        )
+        return await self._open_copies(col(CopyOrder.state).in_(_OPEN), col(CopyOrder.fill_id).in_(fills))
+
+    async def _open_copies(self, *where: Any) -> list[OpenCopy]:
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(
+                    col(CopyOrder.client_order_id),
+                    col(CopyOrder.follow_id),
+                    col(Follow.credential_id),
+                    col(CopyOrder.symbol),
+                    col(CopyOrder.state),
+                    col(CopyOrder.created_at),
+                    col(Follow.max_resting_minutes),
+                )
+                .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
+                .where(*where)
+                .order_by(col(CopyOrder.created_at))
+            )
+            return [
+                OpenCopy(cid, follow_id, credential_id, symbol, state, created_at, resting)
+                for cid, follow_id, credential_id, symbol, state, created_at, resting in rows.all()
+                if state is not None  # the query selects open states only
+            ]
 
     async def pending_copies(self) -> list[PendingCopy]:
         """Copy orders journaled as pending whose outcome was never recorded (a crash mid-send)."""
@@ -585,6 +669,7 @@ class JournalStore:
 
 
 _POSITIONS = FollowPosition.metadata.tables[FollowPosition.__tablename__]
+_EXECUTIONS = CopyExecution.metadata.tables[CopyExecution.__tablename__]
 _POSITION_UPDATE = (
     update(_POSITIONS)
     .where(
@@ -596,110 +681,294 @@ _POSITION_UPDATE = (
         quantity=bindparam("b_quantity"),
         entry_price=bindparam("b_entry_price"),
         realized_pnl=bindparam("b_realized_pnl"),
+        fees=bindparam("b_fees"),
         updated_at=bindparam("b_updated_at"),
     )
+)
+_REPORT_UPDATE = (  # compare-and-set: only over the state and fill this report was applied to
+    update(_COPY_ORDERS)
+    .where(
+        _COPY_ORDERS.c.client_order_id == bindparam("b_cid"),
+        _COPY_ORDERS.c.state == bindparam("b_state_before"),
+        _COPY_ORDERS.c.filled_quantity == bindparam("b_filled_before"),
+    )
+    .values(
+        state=bindparam("b_state"),
+        status=bindparam("b_status"),
+        filled_quantity=bindparam("b_filled"),
+        average_price=bindparam("b_price"),
+        fee=bindparam("b_fee"),
+        base_fee=bindparam("b_base_fee"),
+        venue_order_id=bindparam("b_venue_order_id"),
+        reason=bindparam("b_reason"),
+        realized_pnl=bindparam("b_realized"),
+        completed_at=bindparam("b_completed_at"),
+        latency_ms=bindparam("b_latency_ms"),
+    )
+)
+
+_PositionKey = tuple[int, str, bool]  # follow, symbol, simulated
+
+
+@dataclass(slots=True)
+class _Positions:
+    """The ``follow_positions`` rows a batch moves, as plain values (no ORM tracking: a fill for
+    10,000 followers moves 10,000 rows), moved by ``core.ledger.apply_execution``."""
+
+    holdings: dict[_PositionKey, Holding]
+    stored: set[_PositionKey]
+    touched: set[_PositionKey]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, keys: set[tuple[int, str]]) -> _Positions:
+        follow_ids = sorted({k[0] for k in keys})
+        symbols = sorted({k[1] for k in keys})
+        holdings: dict[_PositionKey, Holding] = {}
+        columns = (
+            _POSITIONS.c.follow_id,
+            _POSITIONS.c.symbol,
+            _POSITIONS.c.simulated,
+            _POSITIONS.c.quantity,
+            _POSITIONS.c.entry_price,
+            _POSITIONS.c.realized_pnl,
+            _POSITIONS.c.fees,
+        )
+        for start in range(0, len(follow_ids), 500):
+            found = await session.execute(
+                select(*columns).where(
+                    _POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols)
+                )
+            )
+            for follow_id, symbol, simulated, quantity, entry_price, realized_pnl, fees in found:
+                holdings[(follow_id, symbol, bool(simulated))] = Holding(quantity, entry_price, realized_pnl, fees)
+        return cls(holdings, set(holdings), set())
+
+    def apply(self, key: _PositionKey, signed: Decimal, price: Decimal, fee: Decimal) -> Decimal:
+        """Move one position by an execution; returns the PnL it realized."""
+        holding, realized = apply_execution(self.holdings.get(key, Holding()), signed, price, fee)
+        self.holdings[key] = holding
+        self.touched.add(key)
+        return realized
+
+    async def save(self, session: AsyncSession, now: datetime) -> None:
+        updates, inserts = [], []
+        for key in sorted(self.touched):
+            follow_id, symbol, simulated = key
+            holding = self.holdings[key]
+            if key in self.stored:
+                updates.append(
+                    {
+                        "b_follow_id": follow_id,
+                        "b_symbol": symbol,
+                        "b_simulated": simulated,
+                        "b_quantity": holding.quantity,
+                        "b_entry_price": holding.entry_price,
+                        "b_realized_pnl": holding.realized_pnl,
+                        "b_fees": holding.fees,
+                        "b_updated_at": now,
+                    }
+                )
+            else:
+                inserts.append(
+                    {
+                        "follow_id": follow_id,
+                        "symbol": symbol,
+                        "simulated": simulated,
+                        "quantity": holding.quantity,
+                        "entry_price": holding.entry_price,
+                        "realized_pnl": holding.realized_pnl,
+                        "fees": holding.fees,
+                        "updated_at": now,
+                    }
+                )
+        if updates:
+            await session.execute(_POSITION_UPDATE, updates)
+        if inserts:
+            await session.execute(insert(_POSITIONS), inserts)
+
+
+async def _move_positions(session: AsyncSession, changes: Sequence[PositionChange], now: datetime) -> None:
+    """Apply dry runs' simulated fills in order."""
+    positions = await _Positions.load(session, {(c.follow_id, c.symbol) for c in changes})
+    for change in changes:
+        positions.apply((change.follow_id, change.symbol, change.simulated), change.signed_quantity, change.price, ZERO)
+    await positions.save(session, now)
+
+
+_REPORTED_COLUMNS = (
+    _COPY_ORDERS.c.client_order_id,
+    _COPY_ORDERS.c.follow_id,
+    _COPY_ORDERS.c.user_id,
+    _COPY_ORDERS.c.fill_id,
+    _COPY_ORDERS.c.origin,
+    _COPY_ORDERS.c.symbol,
+    _COPY_ORDERS.c.side,
+    _COPY_ORDERS.c.requested_quantity,
+    _COPY_ORDERS.c.master_price,
+    _COPY_ORDERS.c.venue_order_id,
+    _COPY_ORDERS.c.state,
+    _COPY_ORDERS.c.filled_quantity,
+    _COPY_ORDERS.c.average_price,
+    _COPY_ORDERS.c.fee,
+    _COPY_ORDERS.c.base_fee,
+    _COPY_ORDERS.c.reason,
+    _COPY_ORDERS.c.realized_pnl,
+    _COPY_ORDERS.c.latency_ms,
 )
 
 
 @dataclass(slots=True)
-class _Position:
-    """One ``follow_positions`` row while a batch moves it (plain values, no ORM tracking:
-    a fill for 10,000 followers moves 10,000 rows)."""
+class _Order:
+    """One copy order while a batch records reports about it (its row as first read, then as
+    each report leaves it)."""
 
-    quantity: Decimal
-    entry_price: Decimal | None
-    realized_pnl: Decimal
-    stored: bool
-
-    def apply(self, signed: Decimal, price: Decimal) -> Decimal:
-        """Move the position by a fill; returns the PnL the fill realized (zero when it opened)."""
-        realized = ZERO
-        before = self.quantity
-        after = before + signed
-        if before == 0 or (before > 0) == (signed > 0):  # opening or adding
-            cost = (self.entry_price or ZERO) * abs(before) + price * abs(signed)
-            self.entry_price = cost / abs(after) if after else None
-        else:
-            closed = min(abs(signed), abs(before))
-            direction = 1 if before > 0 else -1
-            realized = (price - (self.entry_price or price)) * closed * direction
-            self.realized_pnl += realized
-            if after == 0:
-                self.entry_price = None
-            elif (after > 0) != (before > 0):  # reversed: the remainder opened at this price
-                self.entry_price = price
-        self.quantity = after
-        return realized
+    row: Any
+    progress: OrderProgress
+    venue_order_id: str | None
+    reason: str | None
+    realized: Decimal
+    latency_ms: float | None
+    read_state: OrderState
+    read_filled: Decimal
+    changed: bool = False
 
 
-async def _move_positions(
-    session: AsyncSession, changes: Sequence[PositionChange], now: datetime
-) -> dict[str, Decimal]:
-    """Apply position changes in order: one SELECT for the rows touched, then one executemany
-    UPDATE and one multi-row INSERT. Returns the PnL each change realized, by client order id
-    (real positions only)."""
-    keys = {(c.follow_id, c.symbol) for c in changes}
-    follow_ids = sorted({k[0] for k in keys})
-    symbols = sorted({k[1] for k in keys})
-    positions: dict[tuple[int, str, bool], _Position] = {}
-    columns = (
-        _POSITIONS.c.follow_id,
-        _POSITIONS.c.symbol,
-        _POSITIONS.c.simulated,
-        _POSITIONS.c.quantity,
-        _POSITIONS.c.entry_price,
-        _POSITIONS.c.realized_pnl,
-    )
-    for start in range(0, len(follow_ids), 500):
-        found = await session.execute(
-            select(*columns).where(
-                _POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols)
+async def _record_reports(
+    session: AsyncSession, reports: Sequence[ReportedOrder], now: datetime
+) -> list[Transition | None]:
+    """Apply reports in order to their orders, insert the new executions, move the copied positions
+    they belong to, and write each changed order back with a compare-and-set on what was read."""
+    ids = sorted({r.report.client_order_id for r in reports})
+    orders: dict[str, _Order] = {}
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(*_REPORTED_COLUMNS).where(_COPY_ORDERS.c.client_order_id.in_(ids[start : start + 500]))
+        )
+        for row in rows:
+            if row.state is None:
+                continue  # never sent (skipped, dry run): nothing a venue could report on
+            state = OrderState(row.state)
+            orders[row.client_order_id] = _Order(
+                row,
+                OrderProgress(state, row.filled_quantity, row.average_price, row.fee, row.base_fee),
+                row.venue_order_id,
+                row.reason,
+                row.realized_pnl,
+                row.latency_ms,
+                state,
+                row.filled_quantity,
+            )
+    positions = await _Positions.load(session, {(o.row.follow_id, o.row.symbol) for o in orders.values()})
+    transitions: list[Transition | None] = []
+    executions: list[dict[str, Any]] = []
+    for reported in reports:
+        report = reported.report
+        order = orders.get(report.client_order_id)
+        if order is None:
+            transitions.append(None)
+            continue
+        if reported.expired and report.state is OrderState.CANCELED:
+            report = replace(report, state=OrderState.EXPIRED)
+        step = advance(order.progress, report)
+        if step is None:
+            transitions.append(None)
+            continue
+        row = order.row
+        side = Side(row.side) if row.side is not None else None
+        origin = OrderOrigin(row.origin)
+        moves = origin not in _NOT_LEDGER
+        executed = signed = realized = ZERO
+        if step.increment is not None and side is not None:
+            increment = step.increment
+            executed = increment.quantity
+            signed = ledger_quantity(side, increment.quantity, increment.base_fee)
+            if moves:
+                realized = positions.apply((row.follow_id, row.symbol, False), signed, increment.price, increment.fee)
+            executions.append(
+                {
+                    "client_order_id": row.client_order_id,
+                    "filled_after": step.progress.filled_quantity,
+                    "trade_id": _trade_id(report, order.progress.filled_quantity),
+                    "follow_id": row.follow_id,
+                    "symbol": row.symbol,
+                    "side": side,
+                    "quantity": increment.quantity,
+                    "ledger_quantity": signed,
+                    "price": increment.price,
+                    "fee": increment.fee,
+                    "moved_ledger": moves,
+                    "realized_pnl": realized,
+                    "recorded_at": now,
+                }
+            )
+        state_before = order.progress.state
+        order.progress = step.progress
+        order.venue_order_id = report.venue_order_id or order.venue_order_id
+        order.reason = reported.reason or report.reason or order.reason
+        order.realized += realized
+        if order.latency_ms is None:
+            order.latency_ms = reported.latency_ms
+        order.changed = True
+        transitions.append(
+            Transition(
+                client_order_id=row.client_order_id,
+                follow_id=row.follow_id,
+                user_id=row.user_id,
+                fill_id=row.fill_id,
+                origin=origin,
+                symbol=row.symbol,
+                side=side,
+                requested_quantity=row.requested_quantity,
+                master_price=row.master_price,
+                venue_order_id=order.venue_order_id,
+                state_before=state_before,
+                state=step.progress.state,
+                status=step.progress.state.copy_status(step.progress.filled_quantity),
+                filled_quantity=step.progress.filled_quantity,
+                average_price=step.progress.average_price,
+                fee=step.progress.fee,
+                reason=order.reason,
+                executed=executed,
+                ledger_quantity=signed if moves else ZERO,
+                realized_pnl=realized,
             )
         )
-        for follow_id, symbol, simulated, quantity, entry_price, realized_pnl in found:
-            positions[(follow_id, symbol, bool(simulated))] = _Position(
-                quantity, entry_price, realized_pnl, stored=True
-            )
-    realized_by_order: dict[str, Decimal] = {}
-    for change in changes:
-        key = (change.follow_id, change.symbol, change.simulated)
-        position = positions.get(key)
-        if position is None:
-            position = positions[key] = _Position(ZERO, None, ZERO, stored=False)
-        realized = position.apply(change.signed_quantity, change.price)
-        if change.client_order_id and realized and not change.simulated:
-            realized_by_order[change.client_order_id] = realized_by_order.get(change.client_order_id, ZERO) + realized
-    touched = sorted({(c.follow_id, c.symbol, c.simulated) for c in changes})
-    updates, inserts = [], []
-    for key in touched:
-        follow_id, symbol, simulated = key
-        position = positions[key]
-        if position.stored:
-            updates.append(
-                {
-                    "b_follow_id": follow_id,
-                    "b_symbol": symbol,
-                    "b_simulated": simulated,
-                    "b_quantity": position.quantity,
-                    "b_entry_price": position.entry_price,
-                    "b_realized_pnl": position.realized_pnl,
-                    "b_updated_at": now,
-                }
-            )
-        else:
-            inserts.append(
-                {
-                    "follow_id": follow_id,
-                    "symbol": symbol,
-                    "simulated": simulated,
-                    "quantity": position.quantity,
-                    "entry_price": position.entry_price,
-                    "realized_pnl": position.realized_pnl,
-                    "updated_at": now,
-                }
-            )
-    if updates:
-        await session.execute(_POSITION_UPDATE, updates)
-    if inserts:
-        await session.execute(insert(_POSITIONS), inserts)
-    return realized_by_order
+    changed = [o for o in orders.values() if o.changed]
+    if not changed:
+        return transitions
+    if executions:
+        await session.execute(insert(_EXECUTIONS), executions)
+    result = await session.execute(
+        _REPORT_UPDATE,
+        [
+            {
+                "b_cid": o.row.client_order_id,
+                "b_state_before": o.read_state,
+                "b_filled_before": o.read_filled,
+                "b_state": o.progress.state,
+                "b_status": o.progress.state.copy_status(o.progress.filled_quantity),
+                "b_filled": o.progress.filled_quantity,
+                "b_price": o.progress.average_price,
+                "b_fee": o.progress.fee,
+                "b_base_fee": o.progress.base_fee,
+                "b_venue_order_id": o.venue_order_id,
+                "b_reason": o.reason[:500] if o.reason else None,
+                "b_realized": o.realized,
+                "b_completed_at": now if o.progress.state.is_terminal else None,
+                "b_latency_ms": o.latency_ms,
+            }
+            for o in changed
+        ],
+    )
+    if isinstance(result, CursorResult) and result.rowcount not in (-1, len(changed)):
+        raise _LostRace(f"{len(changed) - result.rowcount} copy orders changed while their reports were recorded")
+    await positions.save(session, now)
+    return transitions
+
+
+def _trade_id(report: Any, filled_before: Decimal) -> str | None:
+    """The venue's trade id for an increment made of exactly one reported execution."""
+    if len(report.executions) != 1:
+        return None
+    execution = report.executions[0]
+    return str(execution.trade_id) if execution.quantity == report.filled_quantity - filled_before else None

@@ -17,6 +17,7 @@ from core.model import (
     MarginMode,
     MasterStatus,
     OrderOrigin,
+    OrderState,
     OrderType,
     Side,
     SizingMode,
@@ -104,6 +105,7 @@ class Follow(SQLModel, table=True):
     entry_sides: EntrySides = Field(default=EntrySides.BOTH, sa_type=_enum(EntrySides, 8))
     close_on_daily_loss: bool = False
     auto_sync: bool = False  # reconciliation fixes drift by itself instead of only reporting it
+    max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
     status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))
     status_reason: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -159,6 +161,8 @@ class CopyOrder(SQLModel, table=True):
     order_type: OrderType = Field(default=OrderType.MARKET, sa_type=_enum(OrderType))
     reduce_only: bool = False
     status: CopyStatus = Field(sa_type=_enum(CopyStatus), index=True)
+    # the order's life on the venue; None for a copy never sent (skipped, dry run)
+    state: OrderState | None = Field(default=None, sa_type=_enum(OrderState, 20), index=True)
     reason_code: str | None = Field(default=None, max_length=32)
     reason: str | None = Field(default=None, max_length=500)
     requested_quantity: Decimal | None = Field(default=None, sa_type=ExactDecimal)
@@ -166,12 +170,38 @@ class CopyOrder(SQLModel, table=True):
     average_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     limit_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     master_price: Decimal = Field(sa_type=ExactDecimal)
-    fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # cumulative, in the quote currency
+    base_fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # the part paid in the base asset
     venue_order_id: str | None = Field(default=None, max_length=64)
     dry_run: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     latency_ms: float | None = None  # fill received -> venue answered; a measurement, not money
+
+
+class CopyExecution(SQLModel, table=True):
+    """An execution of a copy order, recorded once: keyed by the order's cumulative filled
+    quantity after it (what every venue reports), with the venue's trade id where it gave one.
+    The copied position moves in the same transaction that inserts it, and only then."""
+
+    __tablename__ = "copy_executions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_order_id: str = Field(foreign_key="copy_orders.client_order_id", max_length=36)
+    filled_after: Decimal = Field(sa_type=ExactDecimal)  # the order's cumulative filled quantity after it
+    trade_id: str | None = Field(default=None, max_length=64)
+    follow_id: int = Field(foreign_key="follows.id", index=True)
+    symbol: str = Field(max_length=64)
+    side: Side = Field(sa_type=_enum(Side))
+    quantity: Decimal = Field(sa_type=ExactDecimal)  # gross, as executed
+    ledger_quantity: Decimal = Field(sa_type=ExactDecimal)  # signed change of the holding (net of base fees)
+    price: Decimal = Field(sa_type=ExactDecimal)
+    fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # in the quote currency
+    moved_ledger: bool = True  # False for sync orders: they move the venue to the ledger
+    realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("client_order_id", "filled_after", name="uq_copy_execution_order_fill"),)
 
 
 class ProtectiveOrder(SQLModel, table=True):
@@ -239,6 +269,7 @@ class FollowPosition(SQLModel, table=True):
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    fees: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # in the quote currency
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -38,6 +38,7 @@ ACCEPTED: dict[str, tuple[object, object]] = {
     "entry_sides": (" short ", EntrySides.SHORT),
     "margin_mode": ("cross", MarginMode.CROSS),
     "auto_sync": ("on", True),
+    "max_resting_minutes": ("30", 30),
     "leverage": ("10", 10),
     "order_types": ("market stop_limit", ["market", "stop_market"]),
 }
@@ -58,6 +59,7 @@ REFUSED: dict[str, tuple[object, str]] = {
     "entry_sides": ("sideways", "entry sides must be one of both, long, short"),
     "margin_mode": ("portfolio", "margin mode must be one of cross, isolated"),
     "auto_sync": ("perhaps", "auto-sync must be on or off"),
+    "max_resting_minutes": ("2.5", "max resting time (minutes) must be a whole number of minutes, at least 1"),
     "leverage": ("2.5", "leverage must be a whole number"),
     "order_types": ("iceberg", "order type must be market, limit or stop, got 'iceberg'"),
 }
@@ -128,6 +130,7 @@ SENT: dict[str, st.SearchStrategy[Any]] = {
     "entry_sides": st.sampled_from([*EntrySides, "LONG"]),
     "margin_mode": st.sampled_from([*MarginMode, "none", "off", None]),
     "auto_sync": _flag,
+    "max_resting_minutes": st.one_of(st.just("off"), st.integers(1, 7 * 24 * 60).map(str)),
     "leverage": st.one_of(st.just("none"), st.integers(1, 125).map(str)),
     "order_types": st.lists(st.sampled_from(["market", "limit", "stop", *OrderType]), max_size=3).map(" ".join),
 }
@@ -209,6 +212,7 @@ def test_the_settings_keyboard_keeps_its_rows_texts_and_callback_codes():
         [("↕ Entries: both", "se:o:5:es"), ("⚙ Margin: isolated", "se:o:5:mm")],
         [("✅ Allow list", "se:e:5:al"), ("🚫 Block list", "se:e:5:bl")],
         [("🧪 Dry run: off", "se:t:5:dr"), ("⚖️ Auto-sync: off", "se:t:5:as")],
+        [("⏳ Max resting time", "se:e:5:mr")],
     ]
     assert "⚙ Margin: default" in str(settings_keyboard(Follow(id=5, user_id=1, master_id=2, credential_id="c")))
 
@@ -244,5 +248,6 @@ def test_the_summary_keeps_its_lines_in_order():
             "Entries copied: long and short",
             "Margin mode: exchange default",
             "Auto-sync: off — drift is reported; /sync fixes it",
+            "Max resting time of limit copies: off (until filled or the master cancels)",
         ]
     )

@@ -79,3 +79,15 @@ def test_pasted_keys_look_like_secrets(text):
 @pytest.mark.parametrize("text", ["internationalization", "BTCUSDTPERPETUALS", "1234567890123456", "hello there"])
 def test_long_words_symbols_and_numbers_are_not_taken_for_secrets(text):
     assert not looks_like_a_secret(text)
+
+
+def test_a_copy_cancelled_with_nothing_filled_says_so_and_why():
+    text = format_copy_result(
+        result(
+            status=CopyStatus.CANCELED,
+            side=Side.BUY,
+            requested_quantity=D("0.2"),
+            error="the master cancelled its order",
+        )
+    )
+    assert text.startswith("❎ Cancelled, nothing filled: buy 0.2 BTC/USDT:USDT (the master cancelled its order)")

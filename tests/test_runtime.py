@@ -12,7 +12,7 @@ from core.engine import CopyEngine, EngineConfig, client_order_id
 from core.errors import NotFound, VaultError
 from core.journal import CopyDraft
 from core.listeners.supervisor import ListenerSupervisor
-from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderType, Side
+from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side
 from core.notifications import NotificationQueue
 from core.reports import build_reports
 from core.scheduler import build_scheduler
@@ -24,6 +24,7 @@ from storage.accounts import AccountStore
 from storage.journal import JournalStore
 from storage.models import Credential, Follow, Master
 from storage.stats import StatsStore
+from tests.harness import BTC
 
 
 class CountingFactory:
@@ -296,3 +297,15 @@ async def test_stream_health_includes_the_listeners_own_reconnects():
     view = supervisor.health[5]
     await supervisor.stop()
     assert (view.running, view.restarts, view.last_error) == (False, 3, "socket silent for 60s")
+
+
+async def test_the_tracking_job_records_a_resting_copy_filled_after_its_answer(h):
+    follow_id, venue = await h.add_follower()
+    below = h.exchange.prices[BTC] - 100
+    await h.engine.on_fill(h.fill(Side.BUY, "0.2", price=str(below), order_type=OrderType.LIMIT))
+    h.exchange.set_price(BTC, below)
+    scheduler = build_scheduler(h.engine, build_reports(StatsStore(h.db), h.accounts, h.registry))
+    await scheduler.get_job("track-orders").func()
+    assert await h.position(follow_id) == D("0.2")
+    [row] = await h.rows(follow_id=follow_id)
+    assert (row.state, row.filled_quantity) == (OrderState.FILLED, D("0.2"))

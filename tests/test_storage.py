@@ -17,8 +17,8 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel, col
 
 from core.errors import NotFound, UserError
-from core.journal import CopyDraft, PositionChange
-from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderType, Side
+from core.journal import CopyDraft, PositionChange, ReportedOrder
+from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderReport, OrderState, OrderType, Side
 from core.vault import Vault, generate_key
 from storage import models  # noqa: F401  (every table on the metadata)
 from storage.accounts import AccountStore
@@ -635,3 +635,48 @@ async def test_telegram_id_above_32_bits_round_trips(db, accounts):
     again = await accounts.ensure_user(big, "renamed")
     assert again.id == user.id and again.display_name == "renamed"
     assert await count(db, User) == 1
+
+
+# -- order reports (issue 13) ----------------------------------------------------------------------
+
+
+async def test_reports_of_several_orders_in_one_write_move_each_position_once(db, journal):
+    user = await make_user(db)
+    master = await make_master(db)
+    follows = [await make_follow(db, user.id, master.id, (await make_credential(db, user.id)).id) for _ in range(2)]
+    drafts = [
+        CopyDraft(
+            f"ct-report-{n}",
+            None,
+            saved(f.id),
+            saved(user.id),
+            "BTC/USDT:USDT",
+            Side.BUY,
+            OrderType.MARKET,
+            False,
+            CopyStatus.PENDING,
+            Decimal(1),
+            Decimal(100),
+        )
+        for n, f in enumerate(follows)
+    ]
+    await journal.begin_copies(drafts)
+    reports = [
+        ReportedOrder(
+            OrderReport("v", d.client_order_id, OrderState.FILLED, Decimal("0.5"), Decimal(100), Decimal("0.1"))
+        )
+        for d in drafts
+    ]
+    first = await journal.record_reports(reports)
+    again = await journal.record_reports(reports)
+    assert [t is not None for t in first] == [True, True] and again == [None, None]
+    for follow in follows:
+        assert await journal.follow_positions([saved(follow.id)], "BTC/USDT:USDT") == {saved(follow.id): Decimal("0.5")}
+    async with db.session() as session:
+        rows = (
+            await session.execute(select(CopyOrder).where(col(CopyOrder.client_order_id).like("ct-report-%")))
+        ).scalars()
+        assert (
+            sorted((r.state, r.filled_quantity, r.fee) for r in rows)
+            == [(OrderState.FILLED, Decimal("0.5"), Decimal("0.1"))] * 2
+        )

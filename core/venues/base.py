@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.model import Fill, MarketRules, OrderAck, OrderIntent
+from core.model import Fill, MarketRules, OrderIntent, OrderReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,12 @@ class Venue(abc.ABC):
         """Account equity in the quote currency used for equity-ratio sizing."""
 
     @abc.abstractmethod
-    async def place_order(self, intent: OrderIntent) -> OrderAck:
+    async def place_order(self, intent: OrderIntent) -> OrderReport:
         """Send ``intent`` with its client order id. Raises a ``VenueError`` subclass on failure;
         ``OrderStatusUnknown`` when the request may have reached the venue."""
 
     @abc.abstractmethod
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         """Look an order up by client order id; ``None`` when the venue has no such order."""
 
     @abc.abstractmethod
@@ -73,8 +73,34 @@ class Venue(abc.ABC):
         """Fetch now what the first order would otherwise wait for (markets, account mode), so
         that it does not: called when the service starts. Failures are left for the order."""
 
+    def order_events(self) -> OrderEventSource | None:
+        """A stream of this account's own order changes (a new connection of its own), or
+        ``None`` where the venue pushes none: its orders are then followed by polling only."""
+        return None
+
     async def close(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """Release network resources. Called once on shutdown."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """The venue pushed an update of this account's order (a fill, a cancellation, ...)."""
+
+    client_order_id: str
+    symbol: str
+
+
+class OrderEventSource(abc.ABC):
+    """A follower account's order updates as its venue pushes them. Only *which* order changed is
+    taken from it: what it changed to is read by client order id, the look-up polling uses, so a
+    stream and a poll can never disagree about quantities or fees."""
+
+    @abc.abstractmethod
+    def changes(self) -> AsyncIterator[OrderChange]:
+        """Yield changed orders as they are pushed; raises ``VenueError`` when the stream fails."""
+
+    async def close(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
+        """Release the stream's connection."""
 
 
 class FillSource(abc.ABC):

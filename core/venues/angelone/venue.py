@@ -12,7 +12,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from core.errors import InvalidOrder, OrderStatusUnknown, TemporaryError
-from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType
+from core.model import MarketRules, OrderIntent, OrderReport, OrderState, OrderType
 from core.throttle import Throttle
 from core.venues.angelone.constants import ORDER_TYPES, ORDERTAG_MAX_LENGTH, PLACE_ORDER_LIMITS, ProductType
 from core.venues.angelone.instruments import Instrument, InstrumentMaster
@@ -51,6 +51,14 @@ def _decimal(value: Any) -> Decimal:
     if value in (None, ""):
         return Decimal(0)
     return Decimal(str(value))
+
+
+#: Angel One's order book statuses (lower case) that end an order; any other is still working
+ORDER_STATES = {
+    "complete": OrderState.FILLED,
+    "cancelled": OrderState.CANCELED,
+    "rejected": OrderState.REJECTED,
+}
 
 
 class AngelOneVenue(Venue):
@@ -120,7 +128,7 @@ class AngelOneVenue(Venue):
         await self._session.call("reading the profile", "getProfile")
         await self.equity()
 
-    async def place_order(self, intent: OrderIntent) -> OrderAck:
+    async def place_order(self, intent: OrderIntent) -> OrderReport:
         instrument = await self._instruments.instrument(intent.symbol)
         params = self._order_params(intent, instrument)
         await self._order_limiter.acquire()
@@ -130,7 +138,7 @@ class AngelOneVenue(Venue):
         order_id = (answer.get("data") or {}).get("orderid")
         if not order_id:
             raise OrderStatusUnknown(f"Angel One accepted the order for {intent.symbol} without an order id")
-        return OrderAck(str(order_id), intent.client_order_id, CopyStatus.PLACED)
+        return OrderReport(str(order_id), intent.client_order_id, OrderState.ACKNOWLEDGED)
 
     def _order_params(self, intent: OrderIntent, instrument: Instrument) -> dict[str, str]:
         if intent.order_type not in ORDER_TYPES:
@@ -196,7 +204,7 @@ class AngelOneVenue(Venue):
         )
         return True
 
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         tag = ordertag_for(client_order_id)
         answer = await self._session.call("looking an order up", "orderBook")
         matches = [row for row in answer.get("data") or [] if row.get("ordertag") == tag]
@@ -206,10 +214,8 @@ class AngelOneVenue(Venue):
         filled = _decimal(row.get("filledshares"))
         average = _decimal(row.get("averageprice"))
         status = str(row.get("status") or row.get("orderstatus") or "").lower()
-        if status == "complete":
-            copy_status = CopyStatus.FILLED
-        elif status in ("rejected", "cancelled"):
-            copy_status = CopyStatus.FILLED if filled > 0 else CopyStatus.FAILED
-        else:
-            copy_status = CopyStatus.PLACED
-        return OrderAck(str(row["orderid"]), client_order_id, copy_status, filled, average if average > 0 else None)
+        state = ORDER_STATES.get(status, OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED)
+        reason = str(row.get("text") or "") or None if state is OrderState.REJECTED else None
+        return OrderReport(
+            str(row["orderid"]), client_order_id, state, filled, average if average > 0 else None, reason=reason
+        )

@@ -48,7 +48,8 @@ from ccxt.base.decimal_to_precision import TRUNCATE
 
 from core import errors
 from core import retry as retrying
-from core.model import CopyStatus, MarketRules, OrderAck, OrderIntent, OrderType, Side
+from core.ledger import fee_in_quote
+from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, Side
 from core.venues.base import Position, Venue
 from core.venues.ccxt.constants import (
     BINANCE_FAMILY,
@@ -63,6 +64,7 @@ from core.venues.ccxt.constants import (
 )
 from core.venues.ccxt.errors import binance_code, map_ccxt_error, retry_after_seconds
 from core.venues.ccxt.markets import CcxtMarketsCache
+from core.venues.ccxt.orders import CcxtOrderEvents
 from core.venues.ccxt.throttler import LeakyBucketThrottler
 
 log = logging.getLogger(__name__)
@@ -318,7 +320,7 @@ class CcxtVenue(Venue):
 
     # ------------------------------------------------------------------ orders
 
-    async def place_order(self, intent: OrderIntent, settings: FuturesSettings | None = None) -> OrderAck:
+    async def place_order(self, intent: OrderIntent, settings: FuturesSettings | None = None) -> OrderReport:
         """Send ``intent`` once. Never retried here; see the module docstring."""
         await self.ensure_markets()
         market = self._ccxt_market(intent.symbol)
@@ -331,6 +333,8 @@ class CcxtVenue(Venue):
                     margin_mode=intent.margin_mode or self.settings.margin_mode,
                 )
             await self._prepare_symbol(intent.symbol, settings or self.settings)
+        if not derivative and intent.side is Side.SELL:
+            intent = await self._capped_to_free_balance(intent, market)
         amount = self._rounded_amount(intent)
         price = (
             self._rounded_price(intent.symbol, intent.price)
@@ -369,6 +373,20 @@ class CcxtVenue(Venue):
             known, self._hedge_mode = self._hedge_mode, None  # the user switched modes on the venue
             return "position mode" if await self._is_hedge_mode() != known else None
         return None
+
+    async def _capped_to_free_balance(self, intent: OrderIntent, market: Mapping[str, Any]) -> OrderIntent:
+        """A spot sell never asks for more than the free balance of the coin: Binance refuses it
+        whole (-2010 "Account has insufficient balance", docs/research/binance.md §6), while what
+        the account holds may be a little less than the copies bought (a commission taken in the
+        coin, an open order locking part of it)."""
+        balance = await self._call(self.exchange.fetch_balance, retry=True)
+        free = to_decimal((balance.get("free") or {}).get(market["base"])) or ZERO
+        if intent.quantity <= free:
+            return intent
+        if free <= 0:
+            raise errors.InsufficientFunds(f"no {market['base']} is free to sell on {self.name}")
+        log.info("%s: selling the free %s %s instead of %s", self.name, free, market["base"], intent.quantity)
+        return dataclasses.replace(intent, quantity=free)
 
     def _rounded_amount(self, intent: OrderIntent) -> str:
         try:
@@ -499,7 +517,7 @@ class CcxtVenue(Venue):
             return True
         return False
 
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         """Look the order up by client order id; conditional (algo) orders are tried second."""
         await self.ensure_markets()
         market = self._ccxt_market(symbol)
@@ -525,29 +543,69 @@ class CcxtVenue(Venue):
                 child = await self._call(functools.partial(self.exchange.fetch_order, actual, symbol), retry=True)
                 ack = self._ack(child, client_order_id)
                 return dataclasses.replace(ack, venue_order_id=str(order.get("id") or ack.venue_order_id))
+            if not market.get("contract") and (to_decimal(order.get("filled")) or ZERO) > 0 and not order.get("trades"):
+                order = await self._with_trades(order, symbol)
             return self._ack(order, client_order_id)
         return None
 
-    def _ack(self, order: Mapping[str, Any], client_order_id: str) -> OrderAck:
+    async def _with_trades(self, order: Mapping[str, Any], symbol: str) -> dict[str, Any]:
+        """A spot order as Binance's order look-up gives it carries no commission: its trades do
+        (``myTrades`` by order id, with ``commission`` and ``commissionAsset``), so they are read
+        and their fees and ids attached."""
+        trades = await self._call(functools.partial(self.exchange.fetch_order_trades, order["id"], symbol), retry=True)
+        return {**order, "trades": trades, "fees": [t["fee"] for t in trades if t.get("fee")], "fee": None}
+
+    def _ack(self, order: Mapping[str, Any], client_order_id: str) -> OrderReport:
+        """ccxt's unified order as our report: state, cumulative fill, fees converted to the quote
+        (a fee in the base asset at the order's average price, and kept apart as ``base_fee``:
+        Binance spot takes a buy's commission from the coin received)."""
         info = order.get("info") or {}
         filled = to_decimal(order.get("filled")) or ZERO
-        amount = to_decimal(order.get("amount"))
-        done = order.get("status") == "closed" or (amount is not None and filled > 0 and filled >= amount)
-        fee = ZERO
-        for entry in order.get("fees") or ([order["fee"]] if order.get("fee") else []):
-            fee += to_decimal((entry or {}).get("cost")) or ZERO
-        if order.get("status") in ("canceled", "expired", "rejected"):  # over: whatever filled is all there is
-            status = CopyStatus.FILLED if filled > 0 else CopyStatus.FAILED
-        else:
-            status = CopyStatus.FILLED if done and filled > 0 else CopyStatus.PLACED
-        return OrderAck(
+        average = to_decimal(order.get("average")) if filled else None
+        market = self._ccxt_market(order["symbol"]) if order.get("symbol") else {}
+        fee = base_fee = ZERO
+        entries = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+        for entry in entries:
+            cost = to_decimal((entry or {}).get("cost")) or ZERO
+            if not cost:
+                continue
+            asset = (entry or {}).get("currency")
+            quote_cost = fee_in_quote(
+                cost, asset, base=market.get("base", ""), quote=market.get("quote", ""), price=average or ZERO
+            )
+            if quote_cost is None:
+                log.warning(
+                    "%s: fee of %s %s on %s not counted (no price for it)", self.name, cost, asset, client_order_id
+                )
+                continue
+            fee += quote_cost
+            if asset is not None and asset == market.get("base"):
+                base_fee += cost
+        executions = tuple(
+            Execution(str(trade["id"]), Decimal(str(trade["amount"])), Decimal(str(trade["price"])))
+            for trade in order.get("trades") or []
+            if trade.get("id") and trade.get("amount") and trade.get("price")
+        )
+        return OrderReport(
             venue_order_id=str(order.get("id") or info.get("orderId") or info.get("algoId") or ""),
             client_order_id=order.get("clientOrderId") or client_order_id,
-            status=status,
+            state=self._state(order, filled),
             filled_quantity=filled,
-            average_price=to_decimal(order.get("average")) if filled else None,
+            average_price=average,
             fee=fee,
+            base_fee=base_fee,
+            executions=executions,
         )
+
+    @staticmethod
+    def _state(order: Mapping[str, Any], filled: Decimal) -> OrderState:
+        status = order.get("status")
+        amount = to_decimal(order.get("amount"))
+        if status == "closed" or (amount is not None and filled > 0 and filled >= amount):
+            return OrderState.FILLED
+        if status in ("canceled", "expired", "rejected"):
+            return {"canceled": OrderState.CANCELED, "expired": OrderState.EXPIRED}.get(status, OrderState.REJECTED)
+        return OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED
 
     # ------------------------------------------------------------------ plumbing
 
@@ -599,6 +657,24 @@ class CcxtVenue(Venue):
             await self.exchange.load_time_difference()
         except Exception as exc:  # the original error is the one worth reporting
             log.warning("%s: could not resync the clock: %s", self.name, self._map(exc))
+
+    def order_events(self) -> CcxtOrderEvents:
+        """This account's order updates over a ccxt.pro client of its own (same keys, same URLs)."""
+        stream = CcxtVenue.create(
+            self.name,
+            self.exchange.apiKey,
+            self.exchange.secret,
+            password=getattr(self.exchange, "password", None) or None,
+            markets_cache=self._markets_cache,
+            sandbox=self.sandbox,
+            streaming=True,
+        )
+        stream.exchange.urls["api"] = copy.deepcopy(self.exchange.urls["api"])
+        return CcxtOrderEvents(stream)
+
+    def mapped(self, exc: BaseException) -> errors.VenueError:
+        """A ccxt exception as our error (for this account's streams)."""
+        return self._map(exc)
 
     def _map(self, exc: BaseException, *, placing_order: bool = False) -> errors.VenueError:
         retry_after = None

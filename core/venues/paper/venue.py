@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from core.errors import InsufficientFunds, InvalidOrder, UnknownSymbol, VenueError
+from core.ledger import Holding, apply_execution
 from core.model import (
     CopyStatus,
     Fill,
     FillStatus,
     MarketRules,
-    OrderAck,
     OrderIntent,
+    OrderReport,
+    OrderState,
     OrderType,
     Side,
     utcnow,
@@ -129,24 +131,26 @@ class PaperExchange:
 
 
 @dataclass
-class _Holding:
-    quantity: Decimal = ZERO  # signed
-    entry_price: Decimal = ZERO
-
-
-@dataclass
 class PaperOrder:
     venue_order_id: str
     client_order_id: str
     intent: OrderIntent
-    status: CopyStatus
+    state: OrderState
     filled: Decimal = ZERO
     average_price: Decimal | None = None
     fee: Decimal = ZERO
 
-    def ack(self) -> OrderAck:
-        return OrderAck(
-            self.venue_order_id, self.client_order_id, self.status, self.filled, self.average_price, self.fee
+    @property
+    def status(self) -> CopyStatus:
+        return self.state.copy_status(self.filled)
+
+    @property
+    def resting(self) -> bool:
+        return not self.state.is_terminal
+
+    def ack(self) -> OrderReport:
+        return OrderReport(
+            self.venue_order_id, self.client_order_id, self.state, self.filled, self.average_price, self.fee
         )
 
 
@@ -165,7 +169,7 @@ class PaperVenue(Venue):
     leverage: int = 10
     latency: float = 0.0
     orders: dict[str, PaperOrder] = field(default_factory=dict)  # by client order id
-    holdings: dict[str, _Holding] = field(default_factory=dict)
+    holdings: dict[str, Holding] = field(default_factory=dict)
     realized_pnl: Decimal = ZERO
     fees_paid: Decimal = ZERO
     place_calls: int = 0
@@ -212,9 +216,9 @@ class PaperVenue(Venue):
     async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
         await self._wait()
         order = self.orders.get(client_order_id)
-        if order is None or order.status is not CopyStatus.PLACED:
+        if order is None or not order.resting:
             return False
-        order.status = CopyStatus.FAILED  # cancelled: as a venue reports it, nothing filled
+        order.state = OrderState.CANCELED
         return True
 
     async def equity(self) -> Decimal:
@@ -225,7 +229,7 @@ class PaperVenue(Venue):
             rules = self.exchange.rules(symbol)
             price = self.exchange.prices[symbol]
             if rules.derivative:
-                equity += (price - holding.entry_price) * holding.quantity * rules.contract_size
+                equity += (price - (holding.entry_price or price)) * holding.quantity * rules.contract_size
             else:
                 equity += holding.quantity * price
         return equity
@@ -233,12 +237,12 @@ class PaperVenue(Venue):
     async def positions(self) -> list[Position]:
         return [Position(s, h.quantity, h.entry_price) for s, h in self.holdings.items() if h.quantity != 0]
 
-    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderAck | None:
+    async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         await self._wait()
         order = self.orders.get(client_order_id)
         return order.ack() if order is not None else None
 
-    async def place_order(self, intent: OrderIntent) -> OrderAck:
+    async def place_order(self, intent: OrderIntent) -> OrderReport:
         self.place_calls += 1
         await self._wait()
         failure = self._take_failure()
@@ -260,14 +264,14 @@ class PaperVenue(Venue):
             raise InvalidOrder(f"duplicate client order id {intent.client_order_id}")
         rules = self.exchange.rules(intent.symbol)
         self._check_rules(intent, rules)
-        order = PaperOrder(self.exchange.next_id(), intent.client_order_id, intent, CopyStatus.PLACED)
+        order = PaperOrder(self.exchange.next_id(), intent.client_order_id, intent, OrderState.ACKNOWLEDGED)
         price = self.exchange.prices[intent.symbol]
         if self._executes_now(intent, price):
             self._execute(
                 order, rules, intent.price if intent.order_type is OrderType.LIMIT and intent.price else price
             )
         elif intent.time_in_force == "IOC":
-            order.status = CopyStatus.FAILED  # immediate-or-cancel: nothing could fill, so nothing rests
+            order.state = OrderState.EXPIRED  # immediate-or-cancel: nothing could fill, so nothing rests
         self.orders[intent.client_order_id] = order
         return order
 
@@ -304,22 +308,18 @@ class PaperVenue(Venue):
 
     def on_price(self, symbol: str, price: Decimal) -> None:
         for order in list(self.orders.values()):
-            if (
-                order.intent.symbol == symbol
-                and order.status is CopyStatus.PLACED
-                and self._executes_now(order.intent, price)
-            ):
+            if order.intent.symbol == symbol and order.resting and self._executes_now(order.intent, price):
                 fill_price = (
                     order.intent.price if order.intent.order_type is OrderType.LIMIT and order.intent.price else price
                 )
                 try:
                     self._execute(order, self.exchange.rules(symbol), fill_price)
                 except VenueError:
-                    order.status = CopyStatus.FAILED  # rejected on trigger, as a venue cancels it
+                    order.state = OrderState.EXPIRED  # refused on trigger: the venue expires it
 
     def _execute(self, order: PaperOrder, rules: MarketRules, price: Decimal) -> None:
         intent = order.intent
-        holding = self.holdings.setdefault(intent.symbol, _Holding())
+        holding = self.holdings.get(intent.symbol, Holding())
         signed = intent.quantity * intent.side.sign
         if intent.reduce_only and (
             holding.quantity == 0 or (holding.quantity > 0) == (signed > 0) or abs(signed) > abs(holding.quantity)
@@ -328,19 +328,20 @@ class PaperVenue(Venue):
         notional = intent.quantity * rules.contract_size * price
         fee = (notional * self.exchange.fee_rate).quantize(Decimal("0.00000001"))
         if rules.derivative:
-            self._execute_derivative(holding, signed, price, notional, fee, rules)
+            holding = self._execute_derivative(holding, signed, price, fee, rules)
         else:
-            self._execute_spot(holding, signed, price, notional, fee, rules)
+            holding = self._execute_spot(holding, signed, price, notional, fee, rules)
+        self.holdings[intent.symbol] = holding
         self.fees_paid += fee
-        order.status = CopyStatus.FILLED
+        order.state = OrderState.FILLED
         order.filled = intent.quantity
         order.average_price = price
         order.fee = fee
         self._publish(order, price)
 
     def _execute_derivative(
-        self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules
-    ) -> None:
+        self, holding: Holding, signed: Decimal, price: Decimal, fee: Decimal, rules: MarketRules
+    ) -> Holding:
         opening = holding.quantity == 0 or (holding.quantity > 0) == (signed > 0)
         opened_part = abs(signed) if opening else max(ZERO, abs(signed) - abs(holding.quantity))
         if opened_part > 0:
@@ -350,43 +351,25 @@ class PaperVenue(Venue):
                     f"margin is insufficient: needs {margin_needed:.2f} {rules.quote},"
                     f" available {self._available_margin():.2f}"
                 )
-        if opening:
-            total = holding.quantity + signed
-            holding.entry_price = (holding.entry_price * abs(holding.quantity) + price * abs(signed)) / abs(total)
-            holding.quantity = total
-        else:
-            closed = min(abs(signed), abs(holding.quantity))
-            direction = 1 if holding.quantity > 0 else -1
-            pnl = (price - holding.entry_price) * closed * direction * rules.contract_size
-            self.realized_pnl += pnl
-            self.balance += pnl
-            holding.quantity += signed
-            if holding.quantity == 0:
-                holding.entry_price = ZERO
-            elif (holding.quantity > 0) == (signed > 0):  # flipped: the remainder opened at this price
-                holding.entry_price = price
-        self.balance -= fee
+        after, realized = apply_execution(holding, signed, price, fee)
+        pnl = realized * rules.contract_size
+        self.realized_pnl += pnl
+        self.balance += pnl - fee
+        return after
 
     def _execute_spot(
-        self, holding: _Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules
-    ) -> None:
-        if signed > 0:
-            if notional + fee > self.balance:
-                raise InsufficientFunds(
-                    f"balance is insufficient: needs {notional + fee:.2f} {rules.quote}, have {self.balance:.2f}"
-                )
-            total = holding.quantity + signed
-            holding.entry_price = (holding.entry_price * holding.quantity + price * signed) / total
-            holding.quantity = total
-            self.balance -= notional + fee
-        else:
-            if -signed > holding.quantity:
-                raise InsufficientFunds(f"only {holding.quantity} {rules.base} held, cannot sell {-signed}")
-            self.realized_pnl += (price - holding.entry_price) * -signed
-            holding.quantity += signed
-            self.balance += notional - fee
-            if holding.quantity == 0:
-                holding.entry_price = ZERO
+        self, holding: Holding, signed: Decimal, price: Decimal, notional: Decimal, fee: Decimal, rules: MarketRules
+    ) -> Holding:
+        if signed > 0 and notional + fee > self.balance:
+            raise InsufficientFunds(
+                f"balance is insufficient: needs {notional + fee:.2f} {rules.quote}, have {self.balance:.2f}"
+            )
+        if signed < 0 and -signed > holding.quantity:
+            raise InsufficientFunds(f"only {holding.quantity} {rules.base} held, cannot sell {-signed}")
+        after, realized = apply_execution(holding, signed, price, fee)
+        self.realized_pnl += realized
+        self.balance += -notional - fee if signed > 0 else notional - fee
+        return after
 
     def _available_margin(self) -> Decimal:
         used = ZERO
@@ -396,7 +379,7 @@ class PaperVenue(Venue):
             if rules.derivative and holding.quantity:
                 price = self.exchange.prices[symbol]
                 used += abs(holding.quantity) * rules.contract_size * price / self.leverage
-                unrealized += (price - holding.entry_price) * holding.quantity * rules.contract_size
+                unrealized += (price - (holding.entry_price or price)) * holding.quantity * rules.contract_size
         return self.balance + unrealized - used
 
     # -- fills as a stream (a paper master) -----------------------------------------------------

@@ -1,0 +1,39 @@
+"""A follower account's order updates over ccxt.pro (``watch_orders``): Binance's user-data
+stream (USD-M ``ORDER_TRADE_UPDATE`` over a listen key; spot ``executionReport`` over the
+WebSocket API). Each update only names the order; ``CcxtVenue.fetch_order`` reads what it
+became, so fees and cumulative quantities come from one place (ccxt's websocket orders keep the
+first trade's fee, ccxt/pro/binance.py ``handle_order``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from core.venues.base import OrderChange, OrderEventSource
+
+if TYPE_CHECKING:
+    from core.venues.ccxt.venue import CcxtVenue
+
+
+class CcxtOrderEvents(OrderEventSource):
+    def __init__(self, stream: CcxtVenue) -> None:
+        self._stream = stream  # a ccxt.pro instance of its own (one websocket per account)
+
+    async def changes(self) -> AsyncIterator[OrderChange]:
+        await self._stream.ensure_markets()
+        exchange = self._stream.exchange
+        while True:
+            try:
+                orders = await exchange.watch_orders()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise self._stream.mapped(exc) from None
+            for order in orders:
+                client_order_id = order.get("clientOrderId")
+                if client_order_id and order.get("symbol"):
+                    yield OrderChange(str(client_order_id), str(order["symbol"]))
+
+    async def close(self) -> None:
+        await self._stream.close()

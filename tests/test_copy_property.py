@@ -1,0 +1,174 @@
+"""The property of issue 13: for any sequence of master executions (entries, partial and full
+exits, reversals, market and resting limit orders, repeated deliveries) and any interleaving of
+follower fills, tracking and settle passes, lost answers and 5xx after or before the venue
+accepted the order, every follower's ledger equals its venue position and no client order id
+is placed twice. Paper venues; each example runs on a fresh SQLite database."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.errors import OrderStatusUnknown, TemporaryError
+from core.model import OrderType, Side
+from core.vault import Vault, generate_key
+from core.venues.paper.venue import PaperExchange, PaperVenue
+from core.venues.registry import VenueRegistry
+from storage.accounts import AccountStore
+from storage.db import Database
+from storage.journal import JournalStore
+from storage.migrate import upgrade
+from storage.models import Master
+from tests.harness import BTC, Harness
+
+
+@dataclass(frozen=True)
+class MasterTrade:
+    side: Side
+    steps: int  # x 0.01 BTC
+    limit_offset: int | None  # None: market; else a limit this many ticks x 10 from the price
+    deliveries: int  # the listener may deliver the same trade again
+    concurrent: bool  # started without waiting for the previous work
+
+
+@dataclass(frozen=True)
+class PriceMove:
+    ticks: int  # x 10 USDT: resting limits whose price is crossed fill on the venue
+
+
+@dataclass(frozen=True)
+class Fault:
+    follower: int
+    kind: str  # lost (accepted, answer lost) | gateway (5xx after accepting) | refused (5xx before) | slow
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # track | resume | join
+    after_ms: int  # a settle or tracking pass starting while sends await their answers
+
+
+actions = st.lists(
+    st.one_of(
+        st.builds(
+            MasterTrade,
+            st.sampled_from(Side),
+            st.integers(1, 30),
+            st.one_of(st.none(), st.integers(-3, 3)),
+            st.integers(1, 2),
+            st.booleans(),
+        ),
+        st.builds(PriceMove, st.integers(-5, 5)),
+        st.builds(Fault, st.integers(0, 1), st.sampled_from(["lost", "gateway", "refused", "slow"])),
+        st.builds(Job, st.sampled_from(["track", "resume", "join"]), st.sampled_from([0, 10])),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+async def _harness(path: Path) -> Harness:
+    db = Database(f"sqlite:///{path}")
+    accounts = AccountStore(db)
+    exchange = PaperExchange()
+    vault = Vault(generate_key())
+
+    async def paper(account):
+        return exchange.account(account.credential_id, balance=D(account.secrets.get("balance", "10000")))
+
+    harness = Harness(db, accounts, JournalStore(db), exchange, vault, VenueRegistry(accounts, vault, {"paper": paper}))
+    await accounts.ensure_user(None, "master")
+    master = await accounts.add_master(Master(name="M", venue="paper"))
+    assert master.id is not None
+    harness.master_id = master.id
+    harness.build_engine()
+    return harness
+
+
+def _record_bookings(venue: PaperVenue, booked: list[str]) -> None:
+    book = venue._book
+
+    def recording(intent):
+        booked.append(intent.client_order_id)
+        return book(intent)
+
+    venue._book = recording  # type: ignore[method-assign]
+
+
+async def _later(after_ms: int, job):
+    await asyncio.sleep(after_ms / 1000)
+    return await job()
+
+
+async def _scenario(path: Path, steps: list) -> None:
+    h = await _harness(path)
+    try:
+        followers = [await h.add_follower(balance="10000000", sizing_value=value) for value in (D(1), D("0.5"))]
+        booked: list[str] = []
+        for _, venue in followers:
+            _record_bookings(venue, booked)
+        running: list[asyncio.Task] = []
+        assert h.engine is not None
+        for step in steps:
+            if isinstance(step, MasterTrade):
+                price = h.exchange.prices[BTC]
+                kind = {}
+                if step.limit_offset is not None:
+                    price += step.limit_offset * 10
+                    kind = {"order_type": OrderType.LIMIT, "limit_price": price}
+                fill = h.fill(step.side, str(D(step.steps) / 100), price=str(price), **kind)
+                for _ in range(step.deliveries):
+                    work = asyncio.ensure_future(h.engine.on_fill(fill))
+                    running.append(work)
+                    if not step.concurrent:
+                        await work
+            elif isinstance(step, PriceMove):
+                h.exchange.set_price(BTC, h.exchange.prices[BTC] + step.ticks * 10)
+            elif isinstance(step, Fault):
+                venue = followers[step.follower][1]
+                if step.kind == "slow":  # answers take a while: settle and track passes run meanwhile
+                    venue.latency = 0.02 if not venue.latency else 0.0
+                elif step.kind == "lost":
+                    venue.fail_next(OrderStatusUnknown("the answer was lost"), after_accepting=True)
+                else:
+                    venue.fail_next(TemporaryError("503"), after_accepting=step.kind == "gateway")
+            elif step.name == "join":
+                await asyncio.gather(*running)
+                running.clear()
+            else:
+                running.append(asyncio.ensure_future(_later(step.after_ms, getattr(h.engine, step.name))))
+        await asyncio.gather(*running)
+        await h.engine.drain()
+        for _ in range(2):  # whatever is still open or pending is followed to where the venue has it
+            await h.engine.resume()
+            await h.engine.track()
+        assert len(booked) == len(set(booked)), "a client order id was placed twice"
+        told = [(e.client_order_id, e.status) for e in h.events if hasattr(e, "client_order_id")]
+        assert len(told) == len(set(told)), "a copy was notified twice of the same outcome"
+        for follow_id, venue in followers:
+            on_venue = {p.symbol: p.quantity for p in await venue.positions()}.get(BTC, D(0))
+            assert await h.position(follow_id) == on_venue, f"follow {follow_id}: ledger != venue"
+    finally:
+        await h.db.dispose()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=actions)
+def test_every_ledger_equals_its_venue_and_no_client_order_id_is_placed_twice(template_db, tmp_path_factory, steps):
+    path = tmp_path_factory.mktemp("example") / "copy.db"
+    shutil.copy(template_db, path)
+    asyncio.run(_scenario(path, steps))

@@ -1,0 +1,121 @@
+"""core.ledger: the one average-cost function, and the compare-and-set rule of an order's life."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.ledger import Holding, OrderProgress, advance, apply_execution, fee_in_quote, ledger_quantity
+from core.model import OrderReport, OrderState, Side
+
+quantities = st.integers(1, 10_000).map(lambda n: D(n) / 1000)
+prices = st.integers(1, 1_000_000).map(lambda n: D(n) / 100)
+fees = st.integers(0, 1000).map(lambda n: D(n) / 100)
+signed = st.tuples(quantities, st.sampled_from([1, -1])).map(lambda t: t[0] * t[1])
+executions = st.lists(st.tuples(signed, prices, fees), max_size=30)
+
+
+def run(steps) -> tuple[Holding, D]:
+    holding, realized = Holding(), D(0)
+    for quantity, price, fee in steps:
+        holding, gained = apply_execution(holding, quantity, price, fee)
+        realized += gained
+    return holding, realized
+
+
+@given(executions)
+def test_the_quantity_is_the_sum_of_the_signed_executions_and_fees_add_up(steps):
+    holding, realized = run(steps)
+    assert holding.quantity == sum((q for q, _, _ in steps), D(0))
+    assert holding.fees == sum((f for _, _, f in steps), D(0))
+    assert holding.realized_pnl == realized
+    assert (holding.entry_price is None) == (holding.quantity == 0)
+
+
+@given(quantities, prices, prices, fees, fees, st.sampled_from([1, -1]))
+def test_a_round_trip_realizes_the_price_difference_times_the_quantity_less_fees(qty, entry, exit_, fee_in, fee_out, d):
+    holding, realized = run([(qty * d, entry, fee_in), (-qty * d, exit_, fee_out)])
+    assert holding == Holding(D(0), None, (exit_ - entry) * qty * d, fee_in + fee_out)
+    assert realized - holding.fees == (exit_ - entry) * qty * d - fee_in - fee_out
+
+
+@given(executions, signed, prices, st.integers(1, 999))
+def test_splitting_an_execution_in_two_gives_the_same_holding(before, quantity, price, per_mille):
+    first = quantity * per_mille / 1000
+    whole, whole_realized = run([*before, (quantity, price, D(0))])
+    split, split_realized = run([*before, (first, price, D(0)), (quantity - first, price, D(0))])
+    assert split.quantity == whole.quantity and split.fees == whole.fees
+    assert abs(split.realized_pnl - whole.realized_pnl) < D("1e-20")
+    assert abs(split_realized - whole_realized) < D("1e-20")
+    if whole.entry_price is None:
+        assert split.entry_price is None
+    else:
+        assert split.entry_price is not None and abs(split.entry_price - whole.entry_price) < D("1e-20")
+
+
+def test_a_reversal_opens_the_remainder_at_the_execution_price():
+    holding, realized = run([(D("0.2"), D(100), D(0)), (D("-0.5"), D(110), D(0))])
+    assert (holding.quantity, holding.entry_price, realized) == (D("-0.3"), D(110), D(2))
+
+
+def test_a_spot_buy_holds_the_net_quantity_and_pays_the_base_fee_in_the_quote():
+    assert ledger_quantity(Side.BUY, D("0.01"), D("0.00001")) == D("0.00999")
+    assert ledger_quantity(Side.SELL, D("0.01")) == D("-0.01")
+    assert fee_in_quote(D("0.00001"), "BTC", base="BTC", quote="USDT", price=D(60000)) == D("0.6")
+    assert fee_in_quote(D("0.24"), "USDT", base="BTC", quote="USDT", price=D(60000)) == D("0.24")
+    assert fee_in_quote(D("0.001"), "BNB", base="BTC", quote="USDT", price=D(60000)) is None
+
+
+# -- an order's life -----------------------------------------------------------------------------
+
+
+def report(state: OrderState, filled: str, average: str | None = None, fee: str = "0") -> OrderReport:
+    return OrderReport("v1", "c1", state, D(filled), D(average) if average else None, D(fee))
+
+
+def test_a_fill_after_the_acknowledgement_adds_its_increment_at_its_own_price():
+    acknowledged = advance(OrderProgress(OrderState.PENDING), report(OrderState.ACKNOWLEDGED, "0"))
+    assert acknowledged is not None and acknowledged.increment is None
+    partial = advance(acknowledged.progress, report(OrderState.PARTIALLY_FILLED, "0.4", "100", "0.04"))
+    assert partial is not None and partial.increment is not None
+    assert (partial.increment.quantity, partial.increment.price, partial.increment.fee) == (D("0.4"), D(100), D("0.04"))
+    filled = advance(partial.progress, report(OrderState.FILLED, "1", "106", "0.1"))
+    assert filled is not None and filled.increment is not None
+    assert (filled.increment.quantity, filled.increment.price, filled.increment.fee) == (D("0.6"), D(110), D("0.06"))
+    assert filled.progress.state is OrderState.FILLED
+
+
+def test_terminal_orders_never_change_and_older_reports_are_no_ops():
+    done = OrderProgress(OrderState.CANCELED, D("0.4"), D(100))
+    assert advance(done, report(OrderState.FILLED, "1", "100")) is None
+    partial = OrderProgress(OrderState.PARTIALLY_FILLED, D("0.4"), D(100))
+    assert advance(partial, report(OrderState.ACKNOWLEDGED, "0")) is None
+    assert advance(partial, report(OrderState.PARTIALLY_FILLED, "0.4", "100")) is None
+    assert advance(partial, report(OrderState.PARTIALLY_FILLED, "0.2", "100")) is None
+
+
+cumulative = st.lists(st.integers(1, 100), min_size=1, max_size=8).map(
+    lambda steps: [sum(steps[: i + 1]) for i in range(len(steps))]
+)
+
+
+@given(cumulative, st.data())
+def test_any_order_of_repeated_reports_counts_each_unit_once(fills, data):
+    total = fills[-1]
+    reports = [report(OrderState.PARTIALLY_FILLED, str(f), "100") for f in fills[:-1]]
+    reports.append(report(OrderState.FILLED, str(total), "100"))
+    delivered = data.draw(st.lists(st.sampled_from(reports), min_size=1, max_size=20))
+    progress, counted, seen = OrderProgress(OrderState.ACKNOWLEDGED), D(0), D(0)
+    for item in delivered:
+        step = advance(progress, item)
+        if step is None:
+            continue
+        assert step.progress.filled_quantity >= progress.filled_quantity
+        assert not progress.state.is_terminal
+        counted += step.increment.quantity if step.increment else D(0)
+        progress = step.progress
+        seen = max(seen, item.filled_quantity)
+    assert counted == progress.filled_quantity == seen
+    assert progress.state.is_terminal == (progress.filled_quantity == total)
