@@ -41,8 +41,6 @@ from core.errors import (
 from core.journal import (
     CopyDraft,
     CopyJournal,
-    CopyRecord,
-    JournaledFill,
     JournalEntry,
     OpenCopy,
     PositionChange,
@@ -69,6 +67,7 @@ from core.model import (
     SlippageAction,
     utcnow,
 )
+from core.records import CopyOrderRecord, MasterFillRecord
 from core.risk import cap_to_max_position, check_filters
 from core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
 from core.venues.base import OrderChange, Venue
@@ -156,7 +155,7 @@ def direct_order_id(*parts: object) -> str:
     return "cx" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:30]
 
 
-def _journaled_fill(row: JournaledFill) -> Fill:
+def _journaled_fill(row: MasterFillRecord) -> Fill:
     """The ``Fill`` a journal row records (resuming after a restart)."""
     return Fill(
         master_id=row.master_id,
@@ -901,7 +900,7 @@ class CopyEngine:
                 self.invalidate_follows(follow.master_id)
                 self.notify(FollowPaused(follow.follow_id, follow.user_id, reason))
 
-    async def _fill_of(self, follow_id: int, fill_id: int | None, row: CopyRecord) -> Fill:
+    async def _fill_of(self, follow_id: int, fill_id: int | None, row: CopyOrderRecord) -> Fill:
         """The master fill a copy order copies, or the stand-in of an order the copier placed."""
         fill_row = await self.journal.fill(fill_id) if fill_id is not None else None
         if fill_row is not None:
@@ -922,8 +921,8 @@ class CopyEngine:
         credential_id: str | None,
         follow_id: int,
         user_id: int,
-        fill_row: JournaledFill | None,
-        row: CopyRecord,
+        fill_row: MasterFillRecord | None,
+        row: CopyOrderRecord,
     ) -> CopyResult:
         fill = await self._fill_of(follow_id, fill_row.id if fill_row is not None else None, row)
         base = CopyResult(
@@ -1253,7 +1252,7 @@ class CopyEngine:
             result = await self._send(follow, fill, venue, intent, received, origin=order.origin)
         return result
 
-    def _result_from_row(self, follow: FollowSettings, fill: Fill, row: CopyRecord) -> CopyResult:
+    def _result_from_row(self, follow: FollowSettings, fill: Fill, row: CopyOrderRecord) -> CopyResult:
         return CopyResult(
             follow.follow_id,
             follow.user_id,

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from core.model import CopyStatus, FollowStatus, MasterStatus, OrderType, Side, SizingMode
+from core.model import CopyStatus, FollowStatus, MasterStatus, OrderOrigin, OrderState, OrderType, Side, SizingMode
 
 
 class UserRecord(Protocol):
@@ -100,7 +100,8 @@ class FollowRecord(Protocol):
 
 
 class PositionRecord(Protocol):
-    """A follow's copied position in one symbol (real, or the dry run's simulated one)."""
+    """What the copies opened for one follow in one symbol (real, or the dry run's simulated one;
+    never the follower's own trades)."""
 
     @property
     def symbol(self) -> str: ...
@@ -112,6 +113,8 @@ class PositionRecord(Protocol):
     def entry_price(self) -> Decimal | None: ...
     @property
     def realized_pnl(self) -> Decimal: ...
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 class DriftRecord(Protocol):
@@ -128,14 +131,19 @@ class DriftRecord(Protocol):
 
 
 class CopyOrderRecord(Protocol):
-    """One order for one follow (a copy of a master fill, or the copier's own) and its outcome."""
+    """One order for one follow (a copy of a master fill, or the copier's own) and its outcome so
+    far (looked up before anything is re-sent)."""
 
     @property
     def client_order_id(self) -> str: ...
     @property
     def follow_id(self) -> int: ...
     @property
-    def origin(self) -> str: ...
+    def user_id(self) -> int: ...
+    @property
+    def fill_id(self) -> int | None: ...
+    @property
+    def origin(self) -> OrderOrigin: ...
     @property
     def symbol(self) -> str: ...
     @property
@@ -146,6 +154,8 @@ class CopyOrderRecord(Protocol):
     def reduce_only(self) -> bool: ...
     @property
     def status(self) -> CopyStatus: ...
+    @property
+    def state(self) -> OrderState | None: ...
     @property
     def reason_code(self) -> str | None: ...
     @property
@@ -175,8 +185,14 @@ class CopyOrderRecord(Protocol):
 
 
 class MasterFillRecord(Protocol):
-    """A journaled master execution."""
+    """A master execution as the journal recorded it (re-planned after a restart)."""
 
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def master_id(self) -> int: ...
+    @property
+    def venue(self) -> str: ...
     @property
     def order_id(self) -> str: ...
     @property
@@ -191,6 +207,8 @@ class MasterFillRecord(Protocol):
     def price(self) -> Decimal: ...
     @property
     def order_type(self) -> OrderType: ...
+    @property
+    def reduce_only(self) -> bool: ...
     @property
     def master_position_before(self) -> Decimal: ...
     @property

@@ -22,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.engine import CopyEngine, DirectOrder, FollowPaused, direct_order_id
 from core.errors import UnknownSymbol, VaultError, VenueError
-from core.journal import CopiedPosition, ProtectiveOrder, RiskLedger
+from core.journal import ProtectiveOrder, RiskLedger
 from core.model import (
     CopyResult,
     CopyStatus,
@@ -36,6 +36,7 @@ from core.model import (
     SkipReason,
     utcnow,
 )
+from core.records import PositionRecord
 from core.sizing import fit_to_market, raw_entry_quantity, round_down
 from core.venues.base import Venue
 
@@ -291,7 +292,7 @@ class RiskService:
                 await self.protect(follow, symbol)  # cancelled or expired on the venue: put it back
 
     async def _close_if_crossed(
-        self, follow: FollowSettings, venue: Venue, position: CopiedPosition
+        self, follow: FollowSettings, venue: Venue, position: PositionRecord
     ) -> CopyResult | None:
         if position.entry_price is None:
             return None
@@ -363,7 +364,7 @@ class RiskService:
         self,
         follow: FollowSettings,
         venue: Venue,
-        position: CopiedPosition,
+        position: PositionRecord,
         origin: OrderOrigin,
         cid: str,
         price: Decimal,
