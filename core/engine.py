@@ -185,6 +185,37 @@ def _direct_fill(
     return Fill(master_id, "copytrade", cid, origin, symbol, side or Side.BUY, quantity or Decimal(1), price)
 
 
+def _unsent(
+    follow: FollowSettings,
+    fill: Fill,
+    fill_id: int | None,
+    cid: str,
+    status: CopyStatus,
+    reason_code: str,
+    reason: str,
+    *,
+    origin: OrderOrigin = OrderOrigin.COPY,
+) -> CopyDraft:
+    """The journal row of a copy that was never sent (skipped, or failed before sending)."""
+    return CopyDraft(
+        client_order_id=cid,
+        fill_id=fill_id,
+        follow_id=follow.follow_id,
+        user_id=follow.user_id,
+        symbol=fill.symbol,
+        side=None,
+        order_type=fill.order_type,
+        reduce_only=False,
+        status=status,
+        requested_quantity=None,
+        master_price=fill.price,
+        reason_code=reason_code,
+        reason=reason,
+        origin=origin,
+        dry_run=follow.dry_run and status is CopyStatus.SKIPPED,
+    )
+
+
 @dataclass
 class _FollowCache:
     follows: list[FollowSettings]
@@ -744,22 +775,7 @@ class CopyEngine:
         )
 
     async def _record_skip(self, follow: FollowSettings, fill: Fill, fill_id: int, cid: str, skip: Skip) -> CopyResult:
-        draft = CopyDraft(
-            client_order_id=cid,
-            fill_id=fill_id,
-            follow_id=follow.follow_id,
-            user_id=follow.user_id,
-            symbol=fill.symbol,
-            side=None,
-            order_type=fill.order_type,
-            reduce_only=False,
-            status=CopyStatus.SKIPPED,
-            requested_quantity=None,
-            master_price=fill.price,
-            reason_code=skip.reason.value,
-            reason=str(skip),
-            dry_run=follow.dry_run,
-        )
+        draft = _unsent(follow, fill, fill_id, cid, CopyStatus.SKIPPED, skip.reason.value, str(skip))
         existing = await self.journal.begin_copies([draft])
         result = CopyResult(follow.follow_id, follow.user_id, fill.master_id, cid, fill, CopyStatus.SKIPPED, skip=skip)
         if cid not in existing:
@@ -809,22 +825,7 @@ class CopyEngine:
         origin: OrderOrigin = OrderOrigin.COPY,
     ) -> CopyResult:
         code = error_code(exc) if exc is not None else "internal_error"
-        draft = CopyDraft(
-            client_order_id=cid,
-            fill_id=fill_id,
-            follow_id=follow.follow_id,
-            user_id=follow.user_id,
-            symbol=fill.symbol,
-            side=None,
-            order_type=fill.order_type,
-            reduce_only=False,
-            status=CopyStatus.FAILED,
-            requested_quantity=None,
-            master_price=fill.price,
-            reason_code=code,
-            reason=message,
-            origin=origin,
-        )
+        draft = _unsent(follow, fill, fill_id, cid, CopyStatus.FAILED, code, message, origin=origin)
         existing = await self.journal.begin_copies([draft])
         result = CopyResult(
             follow.follow_id,
