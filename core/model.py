@@ -34,6 +34,20 @@ class Side(enum.StrEnum):
         return 1 if self is Side.BUY else -1
 
 
+class PositionSide(enum.StrEnum):
+    """Which of an account's positions in a symbol an execution belongs to (Binance USD-M
+    ``positionSide``): one net position in one-way mode, a long and a short in hedge mode."""
+
+    BOTH = "both"  # one-way mode: one net position
+    LONG = "long"  # hedge mode: the long position (kept positive)
+    SHORT = "short"  # hedge mode: the short position (kept negative)
+
+    @classmethod
+    def of(cls, raw: object) -> PositionSide:
+        """Binance's ``ps`` / ``positionSide`` (LONG, SHORT, BOTH, absent) as a PositionSide."""
+        return {"LONG": cls.LONG, "SHORT": cls.SHORT}.get(str(raw or "").upper(), cls.BOTH)
+
+
 class OrderType(enum.StrEnum):
     MARKET = "market"
     LIMIT = "limit"
@@ -205,6 +219,8 @@ class Fill:
     executed_at: datetime = field(default_factory=utcnow)
     master_equity: Decimal | None = None
     product: str | None = None  # venue-specific product of the master's order (Angel One: INTRADAY, ...)
+    #: the master's position this execution moves: LONG or SHORT for a hedge-mode master
+    position_side: PositionSide = PositionSide.BOTH
 
     def __post_init__(self) -> None:
         for name in ("quantity", "price"):

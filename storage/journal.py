@@ -52,6 +52,7 @@ from core.model import (
     FollowStatus,
     OrderOrigin,
     OrderState,
+    PositionSide,
     Side,
     utcnow,
 )
@@ -287,7 +288,7 @@ class JournalStore:
                 )
                 if duplicate.scalars().first() is not None:
                     return None
-                position = await session.get(MasterPosition, (fill.master_id, fill.symbol))
+                position = await session.get(MasterPosition, (fill.master_id, fill.symbol, fill.position_side))
                 before = position.quantity if position else ZERO
                 row = MasterFill(
                     master_id=fill.master_id,
@@ -300,13 +301,19 @@ class JournalStore:
                     price=fill.price,
                     order_type=fill.order_type,
                     reduce_only=fill.reduce_only,
+                    position_side=fill.position_side,
                     master_position_before=before,
                     executed_at=fill.executed_at,
                 )
                 session.add(row)
                 if position is None:
                     session.add(
-                        MasterPosition(master_id=fill.master_id, symbol=fill.symbol, quantity=fill.signed_quantity)
+                        MasterPosition(
+                            master_id=fill.master_id,
+                            symbol=fill.symbol,
+                            position_side=fill.position_side,
+                            quantity=fill.signed_quantity,
+                        )
                     )
                 else:
                     position.quantity = before + fill.signed_quantity
@@ -352,26 +359,31 @@ class JournalStore:
                 session.add(row)
 
     async def start_master_stream(
-        self, master_id: int, quantities: dict[str, Decimal], recovered_until: datetime
+        self, master_id: int, quantities: dict[tuple[str, PositionSide], Decimal], recovered_until: datetime
     ) -> None:
-        """A master's first stream: its positions are the venue's, its history starts here (one
-        transaction, so a crash never leaves positions without the checkpoint that vouches for them)."""
+        """A master's first stream: its positions (by symbol and position side: a hedge-mode
+        master's long and short apart) are the venue's, its history starts here (one transaction,
+        so a crash never leaves positions without the checkpoint that vouches for them)."""
         quantities = dict(quantities)
         async with self.db.session() as session:
             rows = await session.execute(select(MasterPosition).where(col(MasterPosition.master_id) == master_id))
             for row in rows.scalars():
-                row.quantity = quantities.pop(row.symbol, ZERO)
+                row.quantity = quantities.pop((row.symbol, row.position_side), ZERO)
                 session.add(row)
-            for symbol, quantity in quantities.items():
-                session.add(MasterPosition(master_id=master_id, symbol=symbol, quantity=quantity))
+            for (symbol, side), quantity in quantities.items():
+                session.add(MasterPosition(master_id=master_id, symbol=symbol, position_side=side, quantity=quantity))
             session.add(MasterCheckpoint(master_id=master_id, recovered_until=recovered_until))
 
-    async def set_master_position(self, master_id: int, symbol: str, quantity: Decimal) -> None:
+    async def set_master_position(
+        self, master_id: int, symbol: str, quantity: Decimal, position_side: PositionSide = PositionSide.BOTH
+    ) -> None:
         """Seed the master's position from the venue, so a first sell is seen as an exit."""
         async with self.db.session() as session:
-            row = await session.get(MasterPosition, (master_id, symbol))
+            row = await session.get(MasterPosition, (master_id, symbol, position_side))
             if row is None:
-                session.add(MasterPosition(master_id=master_id, symbol=symbol, quantity=quantity))
+                session.add(
+                    MasterPosition(master_id=master_id, symbol=symbol, position_side=position_side, quantity=quantity)
+                )
             else:
                 row.quantity = quantity
                 session.add(row)
@@ -617,13 +629,17 @@ class JournalStore:
             return set(rows.scalars())
 
     async def master_positions(self, master_id: int) -> dict[str, Decimal]:
+        """The master's net position by symbol (a hedge-mode master's long plus its short)."""
         async with self.db.session() as session:
             rows = await session.execute(
                 select(col(MasterPosition.symbol), col(MasterPosition.quantity)).where(
-                    col(MasterPosition.master_id) == master_id, col(MasterPosition.quantity) != ZERO
+                    col(MasterPosition.master_id) == master_id
                 )
             )
-            return dict(rows.all())
+            net: dict[str, Decimal] = {}
+            for symbol, quantity in rows.all():
+                net[symbol] = net.get(symbol, ZERO) + quantity
+            return {symbol: quantity for symbol, quantity in net.items() if quantity != 0}
 
     async def replace_drifts(
         self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]

@@ -19,6 +19,7 @@ from core.model import (
     OrderOrigin,
     OrderState,
     OrderType,
+    PositionSide,
     Side,
     SizingMode,
     SlippageAction,
@@ -130,6 +131,8 @@ class MasterFill(SQLModel, table=True):
     price: Decimal = Field(sa_type=ExactDecimal)
     order_type: OrderType = Field(sa_type=_enum(OrderType))
     reduce_only: bool = False
+    # the master's position the fill moved (LONG / SHORT in hedge mode) and that position before it
+    position_side: PositionSide = Field(default=PositionSide.BOTH, sa_type=_enum(PositionSide))
     master_position_before: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     executed_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -236,12 +239,15 @@ class PositionDrift(SQLModel, table=True):
 
 
 class MasterPosition(SQLModel, table=True):
-    """The master's net position per symbol, from the journal: tells entries from exits."""
+    """The master's position per symbol and position side, from the journal: tells entries from
+    exits. One-way masters have one net row (BOTH); hedge-mode masters a LONG (>= 0) and a SHORT
+    (<= 0) row, so opening a short while long is an entry, not an exit of the long."""
 
     __tablename__ = "master_positions"
 
     master_id: int = Field(foreign_key="masters.id", primary_key=True)
     symbol: str = Field(primary_key=True, max_length=64)
+    position_side: PositionSide = Field(default=PositionSide.BOTH, primary_key=True, sa_type=_enum(PositionSide))
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.model import Fill, MarketRules, OrderIntent, OrderReport
+from core.model import Fill, MarketRules, OrderIntent, OrderReport, PositionSide
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,7 @@ class Position:
     symbol: str
     quantity: Decimal  # signed: long > 0, short < 0
     entry_price: Decimal | None = None
+    position_side: PositionSide = PositionSide.BOTH  # LONG / SHORT: one of a hedge-mode account's two
 
 
 class Venue(abc.ABC):

@@ -49,7 +49,7 @@ from ccxt.base.decimal_to_precision import TRUNCATE
 from core import errors
 from core import retry as retrying
 from core.ledger import fee_in_quote
-from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, Side
+from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, PositionSide, Side
 from core.venues.base import Position, Venue
 from core.venues.ccxt.constants import (
     BINANCE_FAMILY,
@@ -298,7 +298,8 @@ class CcxtVenue(Venue):
             quantity = contracts * size * (-1 if entry.get("side") == "short" else 1)
         if not quantity:
             return None
-        return Position(entry["symbol"], quantity, to_decimal(entry.get("entryPrice")))
+        side = PositionSide.of(info.get("positionSide") if isinstance(info, dict) else None)
+        return Position(entry["symbol"], quantity, to_decimal(entry.get("entryPrice")), side)
 
     async def validate(self) -> None:
         """Authenticate, read the balance, and refuse keys that may withdraw or may not trade."""

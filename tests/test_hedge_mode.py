@@ -1,0 +1,97 @@
+"""Hedge-mode masters and followers on Binance USD-M, through the real ccxt against the fake
+exchange in hedge mode (``dualSidePosition``): a master's long and short are two positions,
+each leg is split against the position of its side, a hedge-mode follower copies each side on
+that side, and a one-way follower gets the net effect with the reason recorded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal as D
+
+import pytest
+from sqlmodel import col, select
+
+from copytrade.app import build_app
+from copytrade.config import Mode, Settings
+from core.model import PositionSide
+from core.vault import generate_key
+from storage.models import MasterPosition
+from tests.fakes.binance import FakeBinance
+from tests.harness import eventually
+
+MASTER = ("master-key-0001", "master-secret")
+HEDGED = ("follower-key-hedge", "follower-secret-1")
+ONE_WAY = ("follower-key-oneway", "follower-secret-2")
+KEY = generate_key()
+BTC = "BTC/USDT:USDT"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBinance]:
+    async with FakeBinance() as server:
+        server.add_account(*MASTER, hedge_mode=True)
+        server.add_account(*HEDGED, hedge_mode=True)
+        server.add_account(*ONE_WAY)
+        yield server
+
+
+def _settings(fake, tmp_path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'hedge.db'}",
+        secret_key=KEY,
+        mode=Mode.TESTNET,
+        venue_urls={"binanceusdm": fake.url_overrides()},
+        max_fill_age_seconds=D(3600),  # executions replayed after a restart are copied, not stale
+    )
+
+
+@pytest.fixture
+async def app(fake, tmp_path):
+    application = await build_app(_settings(fake, tmp_path))
+    yield application
+    await application.close()
+
+
+async def _setup(app, fake):
+    services = app.services
+    owner = await services.register_user(1001, "master owner")
+    master_key = await services.connect_account(
+        owner.id, "binanceusdm", "master", {"api_key": MASTER[0], "secret": MASTER[1]}
+    )
+    master = await services.add_master("Hedger", "binanceusdm", owner_id=owner.id, credential_id=master_key.id)
+    follows = []
+    for n, (key, secret) in enumerate((HEDGED, ONE_WAY), start=1):
+        user = await services.register_user(2000 + n, f"follower {n}")
+        credential = await services.connect_account(user.id, "binanceusdm", "main", {"api_key": key, "secret": secret})
+        follows.append(await services.follow(user.id, master.id, credential.id, {"sizing_value": "1"}))
+    await app.start_listeners()
+    await eventually(lambda: fake.open_websockets >= 1, "the master's user-data stream")
+    return master, follows
+
+
+async def _master_sides(app, master_id: int) -> dict[tuple[str, PositionSide], D]:
+    async with app.journal.db.session() as session:
+        rows = await session.execute(select(MasterPosition).where(col(MasterPosition.master_id) == master_id))
+        return {(r.symbol, r.position_side): r.quantity for r in rows.scalars() if r.quantity != 0}
+
+
+def _sides(fake, api_key: str) -> tuple[D, D]:
+    """The account's (long, short) amounts in BTCUSDT (hedge mode), as positive numbers."""
+    account = fake.accounts[api_key]
+    return account.position("BTCUSDT", "LONG").amount, account.position("BTCUSDT", "SHORT").amount
+
+
+async def test_a_master_opening_a_short_while_long_keeps_the_hedge_followers_long_and_opens_its_short(app, fake):
+    master, follows = await _setup(app, fake)
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), position_side="LONG")
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), 0), "the long copied")
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="SHORT")  # opens a short
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1")), "both sides held")
+    await app.listeners.idle()
+
+    assert await _master_sides(app, master.id) == {
+        (BTC, PositionSide.LONG): D("0.2"),
+        (BTC, PositionSide.SHORT): D("-0.1"),
+    }
+    assert await app.journal.master_positions(master.id) == {BTC: D("0.1")}  # net, for reconciliation
