@@ -47,6 +47,11 @@ class PositionSide(enum.StrEnum):
         """Binance's ``ps`` / ``positionSide`` (LONG, SHORT, BOTH, absent) as a PositionSide."""
         return {"LONG": cls.LONG, "SHORT": cls.SHORT}.get(str(raw or "").upper(), cls.BOTH)
 
+    @property
+    def reversed(self) -> PositionSide:
+        """The side a reversed copy moves: a master's long is a reversed follower's short."""
+        return {PositionSide.LONG: PositionSide.SHORT, PositionSide.SHORT: PositionSide.LONG}.get(self, self)
+
 
 class OrderType(enum.StrEnum):
     MARKET = "market"
@@ -271,6 +276,9 @@ class OrderIntent:
     margin_mode: MarginMode | None = None  # futures: applied like the leverage
     time_in_force: str | None = None  # "IOC": fill what is possible now, cancel the rest
     product: str | None = None  # venue-specific product to copy (Angel One), else the venue's default
+    #: the follower's copied position the order moves (LONG / SHORT: a hedge-mode master's leg);
+    #: a hedge-mode account sends it as ``positionSide``, a one-way account nets it
+    position_side: PositionSide = PositionSide.BOTH
 
     def __post_init__(self) -> None:
         if not isinstance(self.quantity, Decimal):

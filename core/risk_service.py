@@ -399,9 +399,14 @@ class RiskService:
         """Compare the venue's positions with the copy history; record and report the drift
         (missed copy, manual trade, TP/SL hit elsewhere, liquidation). Auto-sync fixes it."""
         venue = await self._venue(follow)
-        expected = {p.symbol: p.quantity for p in await self.journal.real_positions(follow.follow_id)}
+        expected: dict[str, Decimal] = {}  # net by symbol: a hedge-mode account's long plus its short
+        for copied in await self.journal.real_positions(follow.follow_id):
+            expected[copied.symbol] = expected.get(copied.symbol, ZERO) + copied.quantity
         watched = set(expected) | await self.journal.master_symbols(follow.master_id)
-        actual = {p.symbol: p.quantity for p in await venue.positions() if p.symbol in watched}
+        actual: dict[str, Decimal] = {}
+        for held in await venue.positions():
+            if held.symbol in watched:
+                actual[held.symbol] = actual.get(held.symbol, ZERO) + held.quantity
         drifts: dict[str, tuple[Decimal, Decimal]] = {}
         for symbol in sorted(set(expected) | set(actual)):
             want, have = expected.get(symbol, ZERO), actual.get(symbol, ZERO)

@@ -254,6 +254,7 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
             "venue_order_id": None,
             "dry_run": draft.dry_run,
             "origin": draft.origin,
+            "position_side": draft.position_side,
             "realized_pnl": ZERO,
             "created_at": now,
             "completed_at": now if draft.status is CopyStatus.SKIPPED else None,
@@ -422,9 +423,15 @@ class JournalStore:
             return bool(result.rowcount)
 
     async def follow_positions(
-        self, follow_ids: Sequence[int], symbol: str, *, simulated: bool = False
+        self,
+        follow_ids: Sequence[int],
+        symbol: str,
+        *,
+        simulated: bool = False,
+        position_side: PositionSide = PositionSide.BOTH,
     ) -> dict[int, Decimal]:
-        """The copied (or, for dry runs, simulated) position of each follow in ``symbol``."""
+        """The copied (or, for dry runs, simulated) position of each follow in ``symbol`` on
+        ``position_side``."""
         if not follow_ids:
             return {}
         async with self.db.session() as session:
@@ -433,6 +440,7 @@ class JournalStore:
                     col(FollowPosition.follow_id).in_(follow_ids),
                     col(FollowPosition.symbol) == symbol,
                     col(FollowPosition.simulated) == simulated,
+                    col(FollowPosition.position_side) == position_side,
                 )
             )
             return {follow_id: quantity for follow_id, quantity in rows.all()}
@@ -692,6 +700,7 @@ _POSITION_UPDATE = (
         _POSITIONS.c.follow_id == bindparam("b_follow_id"),
         _POSITIONS.c.symbol == bindparam("b_symbol"),
         _POSITIONS.c.simulated == bindparam("b_simulated"),
+        _POSITIONS.c.position_side == bindparam("b_position_side"),
     )
     .values(
         quantity=bindparam("b_quantity"),
@@ -723,7 +732,7 @@ _REPORT_UPDATE = (  # compare-and-set: only over the state and fill this report 
     )
 )
 
-_PositionKey = tuple[int, str, bool]  # follow, symbol, simulated
+_PositionKey = tuple[int, str, bool, PositionSide]  # follow, symbol, simulated, position side
 
 
 @dataclass(slots=True)
@@ -744,6 +753,7 @@ class _Positions:
             _POSITIONS.c.follow_id,
             _POSITIONS.c.symbol,
             _POSITIONS.c.simulated,
+            _POSITIONS.c.position_side,
             _POSITIONS.c.quantity,
             _POSITIONS.c.entry_price,
             _POSITIONS.c.realized_pnl,
@@ -755,8 +765,9 @@ class _Positions:
                     _POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols)
                 )
             )
-            for follow_id, symbol, simulated, quantity, entry_price, realized_pnl, fees in found:
-                holdings[(follow_id, symbol, bool(simulated))] = Holding(quantity, entry_price, realized_pnl, fees)
+            for follow_id, symbol, simulated, side, quantity, entry_price, realized_pnl, fees in found:
+                key = (follow_id, symbol, bool(simulated), PositionSide(side))
+                holdings[key] = Holding(quantity, entry_price, realized_pnl, fees)
         return cls(holdings, set(holdings), set())
 
     def apply(self, key: _PositionKey, signed: Decimal, price: Decimal, fee: Decimal) -> Decimal:
@@ -769,7 +780,7 @@ class _Positions:
     async def save(self, session: AsyncSession, now: datetime) -> None:
         updates, inserts = [], []
         for key in sorted(self.touched):
-            follow_id, symbol, simulated = key
+            follow_id, symbol, simulated, position_side = key
             holding = self.holdings[key]
             if key in self.stored:
                 updates.append(
@@ -777,6 +788,7 @@ class _Positions:
                         "b_follow_id": follow_id,
                         "b_symbol": symbol,
                         "b_simulated": simulated,
+                        "b_position_side": position_side,
                         "b_quantity": holding.quantity,
                         "b_entry_price": holding.entry_price,
                         "b_realized_pnl": holding.realized_pnl,
@@ -790,6 +802,7 @@ class _Positions:
                         "follow_id": follow_id,
                         "symbol": symbol,
                         "simulated": simulated,
+                        "position_side": position_side,
                         "quantity": holding.quantity,
                         "entry_price": holding.entry_price,
                         "realized_pnl": holding.realized_pnl,
@@ -807,7 +820,8 @@ async def _move_positions(session: AsyncSession, changes: Sequence[PositionChang
     """Apply dry runs' simulated fills in order."""
     positions = await _Positions.load(session, {(c.follow_id, c.symbol) for c in changes})
     for change in changes:
-        positions.apply((change.follow_id, change.symbol, change.simulated), change.signed_quantity, change.price, ZERO)
+        key = (change.follow_id, change.symbol, change.simulated, change.position_side)
+        positions.apply(key, change.signed_quantity, change.price, ZERO)
     await positions.save(session, now)
 
 
@@ -817,6 +831,7 @@ _REPORTED_COLUMNS = (
     _COPY_ORDERS.c.user_id,
     _COPY_ORDERS.c.fill_id,
     _COPY_ORDERS.c.origin,
+    _COPY_ORDERS.c.position_side,
     _COPY_ORDERS.c.symbol,
     _COPY_ORDERS.c.side,
     _COPY_ORDERS.c.requested_quantity,
@@ -899,7 +914,8 @@ async def _record_reports(
             executed = increment.quantity
             signed = ledger_quantity(side, increment.quantity, increment.base_fee)
             if moves:
-                realized = positions.apply((row.follow_id, row.symbol, False), signed, increment.price, increment.fee)
+                key = (row.follow_id, row.symbol, False, PositionSide(row.position_side))
+                realized = positions.apply(key, signed, increment.price, increment.fee)
             executions.append(
                 {
                     "client_order_id": row.client_order_id,
@@ -947,6 +963,7 @@ async def _record_reports(
                 executed=executed,
                 ledger_quantity=signed if moves else ZERO,
                 realized_pnl=realized,
+                position_side=PositionSide(row.position_side),
             )
         )
     changed = [o for o in orders.values() if o.changed]

@@ -156,6 +156,8 @@ class CopyOrder(SQLModel, table=True):
         default=None, foreign_key="master_fills.id", index=True, nullable=True
     )  # None: not a copy
     origin: OrderOrigin = Field(default=OrderOrigin.COPY, sa_type=_enum(OrderOrigin, 16))
+    # the copied position its executions move: LONG / SHORT for a hedge-mode master's legs
+    position_side: PositionSide = Field(default=PositionSide.BOTH, sa_type=_enum(PositionSide))
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # of the copied position, fees excluded
     follow_id: int = Field(foreign_key="follows.id", index=True)
     user_id: int = Field(foreign_key="users.id", index=True)
@@ -272,6 +274,8 @@ class FollowPosition(SQLModel, table=True):
     symbol: str = Field(primary_key=True, max_length=64)
     # dry-run copies move a ledger of their own: simulated and real positions never mix
     simulated: bool = Field(default=False, primary_key=True)
+    # a hedge-mode master's legs are copied into a LONG and a SHORT position, each exited on its own
+    position_side: PositionSide = Field(default=PositionSide.BOTH, primary_key=True, sa_type=_enum(PositionSide))
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)

@@ -95,3 +95,62 @@ async def test_a_master_opening_a_short_while_long_keeps_the_hedge_followers_lon
         (BTC, PositionSide.SHORT): D("-0.1"),
     }
     assert await app.journal.master_positions(master.id) == {BTC: D("0.1")}  # net, for reconciliation
+
+
+async def test_a_one_way_follower_gets_the_net_effect_of_hedge_legs_with_the_reason_recorded(app, fake):
+    master, follows = await _setup(app, fake)
+    one_way = fake.accounts[ONE_WAY[0]]
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), position_side="LONG")
+    await eventually(lambda: one_way.signed_position("BTCUSDT") == D("0.2"), "the long copied")
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="SHORT")  # opens a short
+    await eventually(lambda: one_way.signed_position("BTCUSDT") == D("0.1"), "the net: long 0.2 - short 0.1")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"), position_side="SHORT")  # closes the short
+    await eventually(lambda: one_way.signed_position("BTCUSDT") == D("0.2"), "the net: long 0.2 again")
+    await app.listeners.idle()
+
+    rows = await app.accounts.copy_history((await app.accounts.follow(follows[1].id)).user_id, limit=50)
+    reasons = [r.reason for r in sorted(rows, key=lambda r: r.created_at)]
+    assert reasons == [
+        None,
+        "the master opened its short (hedge mode) while your copy is long: your one-way account reduces its long",
+        "the master reduced its short (hedge mode) while your copy is long: your one-way account adds to its long",
+    ]
+    assert not any(o.reduce_only for o in one_way.orders.values())  # Binance would refuse the add as reduce-only
+
+
+async def test_a_partial_exit_of_one_side_closes_that_fraction_of_that_side_only(app, fake):
+    master, follows = await _setup(app, fake)
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"), position_side="LONG")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="SHORT")
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"), position_side="SHORT")  # half of the short
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.1")), "half the short closed")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="LONG")  # a quarter of the long
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.3"), D("0.1")), "a quarter of the long closed")
+    await eventually(lambda: fake.accounts[ONE_WAY[0]].signed_position("BTCUSDT") == D("0.2"), "one-way net")
+    await app.listeners.idle()
+    hedged_orders = fake.accounts[HEDGED[0]].orders.values()
+    assert all(not o.reduce_only for o in hedged_orders)  # hedge mode: positionSide, never reduceOnly
+
+
+async def test_hedge_legs_made_while_down_are_replayed_per_side(app, fake, tmp_path):
+    master, follows = await _setup(app, fake)
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"), position_side="LONG")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="SHORT")
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
+    await app.listeners.idle()
+    await app.close()
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="LONG")  # while down: half the long
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), position_side="SHORT")  # while down: the short
+    restarted = await build_app(_settings(fake, tmp_path))
+    try:
+        await restarted.start_listeners()
+        await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), 0), "half the long and all the short")
+        await eventually(lambda: fake.accounts[ONE_WAY[0]].signed_position("BTCUSDT") == D("0.2"), "one-way net")
+        await restarted.listeners.idle()
+        assert await _master_sides(restarted, master.id) == {(BTC, PositionSide.LONG): D("0.2")}
+    finally:
+        await restarted.close()

@@ -483,7 +483,7 @@ async def test_finish_copies_stores_the_failure_reason(db, journal):
 
 async def _position(db: Database, follow_id: int, symbol: str = "BTC") -> FollowPosition:
     async with db.session() as session:
-        position = await session.get(FollowPosition, (follow_id, symbol, False))
+        position = await session.get(FollowPosition, (follow_id, symbol, False, PositionSide.BOTH))
     assert position is not None
     return position
 

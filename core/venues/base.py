@@ -53,6 +53,11 @@ class Venue(abc.ABC):
     async def positions(self) -> list[Position]:
         """Open positions (spot: non-zero base balances of listed markets)."""
 
+    async def hedge_mode(self) -> bool:
+        """Whether the account keeps a long and a short apart per symbol (Binance USD-M hedge
+        mode): then it copies a hedge-mode master's legs each on its side, else it nets them."""
+        return False
+
     @abc.abstractmethod
     async def price(self, symbol: str) -> Decimal:
         """The current price of ``symbol`` (last trade or mark): slippage guard, TP/SL watch, PnL."""

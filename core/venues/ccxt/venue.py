@@ -438,8 +438,12 @@ class CcxtVenue(Venue):
             params[key] = stop
         if derivative:
             if await self._is_hedge_mode():
-                # hedge mode: buys open longs and close shorts; Binance rejects reduceOnly here
-                long_side = (intent.side is Side.BUY) != intent.reduce_only
+                # hedge mode: the copied position the order moves, else buys open longs and close
+                # shorts; Binance rejects reduceOnly here
+                if intent.position_side is PositionSide.BOTH:
+                    long_side = (intent.side is Side.BUY) != intent.reduce_only
+                else:
+                    long_side = intent.position_side is PositionSide.LONG
                 params["positionSide"] = "LONG" if long_side else "SHORT"
             elif intent.reduce_only:
                 params["reduceOnly"] = True
@@ -447,6 +451,11 @@ class CcxtVenue(Venue):
         if order_type == "limit" and intent.time_in_force == "IOC":
             params["timeInForce"] = "IOC"
         return order_type, params
+
+    async def hedge_mode(self) -> bool:
+        if not self._is_derivatives_venue():
+            return False
+        return await self._is_hedge_mode()
 
     async def _is_hedge_mode(self) -> bool:
         if self._hedge_mode is None:
