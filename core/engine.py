@@ -160,6 +160,7 @@ class DirectOrder:
     client_order_id: str
     reference_price: Decimal
     reduce_only: bool = False
+    position_side: PositionSide = PositionSide.BOTH  # the copied position it moves (closing a hedge leg)
 
 
 def direct_order_id(*parts: object) -> str:
@@ -1272,6 +1273,7 @@ class CopyEngine:
             reference_price=order.reference_price,
             leverage=follow.leverage if rules.derivative else None,
             margin_mode=follow.margin_mode if rules.derivative else None,
+            position_side=order.position_side,
         )
         draft = replace(
             self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False

@@ -242,6 +242,8 @@ class CopiedPosition(Protocol):
     @property
     def entry_price(self) -> Decimal | None: ...
     @property
+    def position_side(self) -> PositionSide: ...  # LONG / SHORT: the copy of a hedge-mode master's leg
+    @property
     def updated_at(self) -> datetime: ...
 
 

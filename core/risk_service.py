@@ -376,14 +376,30 @@ class RiskService:
         side = Side.SELL if position.quantity > 0 else Side.BUY
         results = []
         if quantity >= max(rules.min_quantity, rules.quantity_step):
-            order = DirectOrder(position.symbol, side, quantity, origin, cid, price, reduce_only=True)
+            order = DirectOrder(
+                position.symbol,
+                side,
+                quantity,
+                origin,
+                cid,
+                price,
+                reduce_only=True,
+                position_side=position.position_side,
+            )
             results.append(await self.engine.place_direct(follow, order))
         else:
             quantity = ZERO
         remainder = held - quantity
         if remainder > 0:
             leftover = DirectOrder(
-                position.symbol, side, remainder, origin, direct_order_id(cid, "remainder"), price, reduce_only=True
+                position.symbol,
+                side,
+                remainder,
+                origin,
+                direct_order_id(cid, "remainder"),
+                price,
+                reduce_only=True,
+                position_side=position.position_side,
             )
             minimum = max(rules.min_quantity, rules.quantity_step)
             skip = Skip(

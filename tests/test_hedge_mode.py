@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from copytrade.app import build_app
 from copytrade.config import Mode, Settings
-from core.model import PositionSide
+from core.model import OrderOrigin, PositionSide
 from core.vault import generate_key
 from storage.models import MasterPosition
 from tests.fakes.binance import FakeBinance
@@ -154,3 +154,17 @@ async def test_hedge_legs_made_while_down_are_replayed_per_side(app, fake, tmp_p
         assert await _master_sides(restarted, master.id) == {(BTC, PositionSide.LONG): D("0.2")}
     finally:
         await restarted.close()
+
+
+async def test_closing_a_hedge_followers_copies_closes_each_side_and_its_ledger(app, fake):
+    master, follows = await _setup(app, fake)
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"), position_side="LONG")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="SHORT")
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
+    await app.listeners.idle()
+
+    [settings] = [f for f in await app.journal.active_follows(master.id) if f.follow_id == follows[0].id]
+    await app.risk.close_positions(settings, origin=OrderOrigin.CLOSE)
+
+    await eventually(lambda: _sides(fake, HEDGED[0]) == (0, 0), "both sides closed")
+    assert await app.journal.real_positions(follows[0].id) == []
