@@ -168,3 +168,25 @@ async def test_closing_a_hedge_followers_copies_closes_each_side_and_its_ledger(
 
     await eventually(lambda: _sides(fake, HEDGED[0]) == (0, 0), "both sides closed")
     assert await app.journal.real_positions(follows[0].id) == []
+
+
+async def test_closing_a_one_way_followers_copies_of_both_legs_leaves_it_flat(app, fake):
+    master, follows = await _setup(app, fake)
+    one_way = fake.accounts[ONE_WAY[0]]
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"), position_side="LONG")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="SHORT")
+    await eventually(lambda: one_way.signed_position("BTCUSDT") == D("0.2"), "the net copied")
+    await app.listeners.idle()
+
+    [settings] = [f for f in await app.journal.active_follows(master.id) if f.follow_id == follows[1].id]
+    results = await app.risk.close_positions(settings, origin=OrderOrigin.CLOSE)
+
+    assert [r.error for r in results] == [None, None]
+    await eventually(lambda: one_way.signed_position("BTCUSDT") == 0, "flat")
+    closes = [o for o in one_way.orders.values() if o.client_order_id in {r.client_order_id for r in results}]
+    # the long's copy (0.4) is more than the account's net long (0.2): reduce-only would be cut to 0.2
+    assert sorted((o.side, o.quantity, o.reduce_only) for o in closes) == [
+        ("BUY", D("0.2"), True),
+        ("SELL", D("0.4"), False),
+    ]
+    assert await app.journal.real_positions(follows[1].id) == []
