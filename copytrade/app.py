@@ -134,7 +134,7 @@ class App:
             # long is an exit), and its history starts once they are read. After that the journal
             # plus the replayed gap are the master's positions: seeding again from the venue
             # would count every execution made while we were down twice.
-            quantities = {p.symbol: p.quantity for p in await venue.positions()}
+            quantities = {(p.symbol, p.position_side): p.quantity for p in await venue.positions()}
             await self.journal.start_master_stream(master_id, quantities, utcnow())
         driver = self.drivers.for_venue(venue.name)
         if driver is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -60,6 +61,7 @@ from core.model import (
     OrderReport,
     OrderState,
     OrderType,
+    PositionSide,
     Side,
     SizingMode,
     Skip,
@@ -69,7 +71,17 @@ from core.model import (
 )
 from core.records import CopyOrderRecord, MasterFillRecord
 from core.risk import cap_to_max_position, check_filters
-from core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit, split_legs
+from core.sizing import (
+    Leg,
+    LegPlan,
+    Sized,
+    fit_to_market,
+    one_way_note,
+    raw_entry_quantity,
+    round_price,
+    size_exit,
+    split_legs,
+)
 from core.venues.base import OrderChange, Venue
 
 log = logging.getLogger(__name__)
@@ -147,6 +159,7 @@ class DirectOrder:
     client_order_id: str
     reference_price: Decimal
     reduce_only: bool = False
+    position_side: PositionSide = PositionSide.BOTH  # the copied position it moves (closing a hedge leg)
 
 
 def direct_order_id(*parts: object) -> str:
@@ -169,7 +182,18 @@ def _journaled_fill(row: MasterFillRecord) -> Fill:
         order_type=row.order_type,
         reduce_only=row.reduce_only,
         executed_at=row.executed_at,
+        position_side=row.position_side,
     )
+
+
+#: a hedge-mode master's fill may meet copies of either of its legs (and of one-way days before)
+_SIDES = (PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH)
+
+
+def _copied_side(follow: FollowSettings, fill: Fill) -> PositionSide:
+    """The follower's copied position a copy of ``fill`` moves: the master's side (reversed for a
+    reversed follow), so each of a hedge-mode master's legs is sized against its own copy."""
+    return fill.position_side.reversed if follow.reverse else fill.position_side
 
 
 def _direct_fill(
@@ -238,7 +262,9 @@ class CopyEngine:
         self._master_locks: dict[int, asyncio.Lock] = {}
         self._account_slots: dict[str, asyncio.Semaphore] = {}
         self._order_slots = asyncio.Semaphore(self.config.max_concurrent_orders)
-        self._positions: dict[tuple[int, str], Decimal] = {}
+        #: the follows' copied positions, by (follow, symbol, position side): one BOTH row for a
+        #: one-way master's copies, a LONG and a SHORT row for a hedge-mode master's legs
+        self._positions: dict[tuple[int, str, PositionSide], Decimal] = {}
         self._tails: dict[tuple[int, str], asyncio.Task[list[CopyResult]]] = {}
         #: client order ids whose send awaits its answer in this process: settling and tracking
         #: leave them to the sender (several processes would hold a lease per row instead)
@@ -280,9 +306,13 @@ class CopyEngine:
         else:
             self._follows.pop(master_id, None)
 
+    def _net_position(self, follow_id: int, symbol: str) -> Decimal:
+        """The follow's copied position in ``symbol``, every side together (what a one-way account holds)."""
+        return sum((q for (f, sym, _), q in self._positions.items() if f == follow_id and sym == symbol), ZERO)
+
     def forget_positions(self, follow_id: int) -> None:
         """The follow's copied positions changed outside the engine (reconciliation, reset)."""
-        for key in [k for k in self._positions if k[0] == follow_id]:
+        for key in [k for k in self._positions if k[0] == follow_id]:  # every symbol and side
             del self._positions[key]
 
     async def resume(self) -> list[CopyResult]:
@@ -333,16 +363,20 @@ class CopyEngine:
             and any(f.sizing_mode is SizingMode.EQUITY_RATIO for f in follows)
         ):
             master_equity = await self.master_equity(fill.master_id)
-        for simulated in (False, True):  # dry-run follows size exits against their simulated ledger
+        sides = _SIDES if fill.position_side is not PositionSide.BOTH else (PositionSide.BOTH,)
+        for simulated, side in itertools.product((False, True), sides):
+            # dry-run follows size exits against their simulated ledger
             missing = [
                 f.follow_id
                 for f in follows
-                if f.dry_run is simulated and (f.follow_id, fill.symbol) not in self._positions
+                if f.dry_run is simulated and (f.follow_id, fill.symbol, side) not in self._positions
             ]
             if missing:
-                known = await self.journal.follow_positions(missing, fill.symbol, simulated=simulated)
+                known = await self.journal.follow_positions(
+                    missing, fill.symbol, simulated=simulated, position_side=side
+                )
                 for follow_id in missing:
-                    self._positions.setdefault((follow_id, fill.symbol), known.get(follow_id, ZERO))
+                    self._positions.setdefault((follow_id, fill.symbol, side), known.get(follow_id, ZERO))
         legs = split_legs(fill, entry.master_position_before)
         tasks = []
         for follow in follows:
@@ -442,9 +476,14 @@ class CopyEngine:
             return await self._record_skip(follow, fill, fill_id, cid, Skip(SkipReason.UNKNOWN_SYMBOL, str(exc)))
         except (VenueError, VaultError) as exc:
             return await self._record_failure(follow, fill, fill_id, cid, str(exc), received, exc)
-        sized = await self._size(follow, fill, leg, rules, venue, master_equity)
+        position_side = _copied_side(follow, fill)
+        sized = await self._size(follow, fill, leg, rules, venue, master_equity, position_side)
         if isinstance(sized, Skip):
             return await self._record_skip(follow, fill, fill_id, cid, sized)
+        net = self._net_position(follow.follow_id, fill.symbol)
+        note = None
+        if position_side is not PositionSide.BOTH and not await venue.hedge_mode():
+            note = one_way_note(leg.leg, position_side, net, sized.quantity * sized.side.sign)
         if (
             leg.leg is Leg.ENTRY
             and follow.entry_sides is not EntrySides.BOTH
@@ -462,11 +501,12 @@ class CopyEngine:
             quantity=sized.quantity,
             order_type=order_type,
             price=round_price(limit, rules.price_tick, sized.side) if limit is not None else None,
-            reduce_only=leg.leg is Leg.EXIT and rules.derivative,
+            reduce_only=leg.leg is Leg.EXIT and rules.derivative and note is None,
             reference_price=fill.price,
             leverage=follow.leverage if rules.derivative else None,
             margin_mode=follow.margin_mode if rules.derivative else None,
             product=fill.product,
+            position_side=position_side,
         )
         if leg.leg is Leg.ENTRY and follow.slippage_pct is not None and intent.order_type is OrderType.MARKET:
             guarded = await self._slippage_guard(follow, fill, intent, venue, rules)
@@ -475,7 +515,9 @@ class CopyEngine:
             intent = guarded
         if follow.dry_run:
             return await self._record_dry_run(follow, fill, fill_id, intent, rules)
-        existing = await self.journal.begin_copies([self._draft(follow, fill, fill_id, intent, CopyStatus.PENDING)])
+        existing = await self.journal.begin_copies(
+            [replace(self._draft(follow, fill, fill_id, intent, CopyStatus.PENDING), reason=note)]
+        )
         if cid in existing:  # planned by an earlier run: never send before asking the venue
             row = await self.journal.copy_order(cid)
             assert row is not None
@@ -501,8 +543,9 @@ class CopyEngine:
         rules: MarketRules,
         venue: Venue,
         master_equity: Decimal | None,
+        position_side: PositionSide,
     ) -> Sized | Skip:
-        position = self._positions.get((follow.follow_id, fill.symbol), ZERO)
+        position = self._positions.get((follow.follow_id, fill.symbol, position_side), ZERO)
         if leg.leg is Leg.EXIT:
             fallback: Decimal | None = None
             if leg.exit_fraction is None:
@@ -698,7 +741,7 @@ class CopyEngine:
     def _moved(self, transition: Transition) -> None:
         """Keep the engine's copy of the position in step with what the journal recorded."""
         if transition.ledger_quantity:
-            key = (transition.follow_id, transition.symbol)
+            key = (transition.follow_id, transition.symbol, transition.position_side)
             if key in self._positions:
                 self._positions[key] += transition.ledger_quantity
 
@@ -772,6 +815,7 @@ class CopyEngine:
             reason_code=skip.reason.value if skip else None,
             reason=str(skip) if skip else None,
             dry_run=follow.dry_run,
+            position_side=intent.position_side,
         )
 
     async def _record_skip(self, follow: FollowSettings, fill: Fill, fill_id: int, cid: str, skip: Skip) -> CopyResult:
@@ -803,12 +847,13 @@ class CopyEngine:
             skip=skip,
         )
         if intent.client_order_id not in existing:
-            key = (follow.follow_id, fill.symbol)
+            key = (follow.follow_id, fill.symbol, intent.position_side)
             signed = intent.quantity * intent.side.sign
             self._positions[key] = self._positions.get(key, ZERO) + signed
-            await self.journal.finish_copies(
-                [result], [PositionChange(follow.follow_id, fill.symbol, signed, fill.price, simulated=True)]
+            change = PositionChange(
+                follow.follow_id, fill.symbol, signed, fill.price, simulated=True, position_side=intent.position_side
             )
+            await self.journal.finish_copies([result], [change])
             self.notify(result)
         return result
 
@@ -1228,6 +1273,7 @@ class CopyEngine:
             reference_price=order.reference_price,
             leverage=follow.leverage if rules.derivative else None,
             margin_mode=follow.margin_mode if rules.derivative else None,
+            position_side=order.position_side,
         )
         draft = replace(
             self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False

@@ -30,6 +30,7 @@ from core.model import (
     OrderReport,
     OrderState,
     OrderType,
+    PositionSide,
     Side,
 )
 from core.records import CopyOrderRecord, DriftRecord, MasterFillRecord, PositionRecord
@@ -65,6 +66,7 @@ class CopyDraft:
     reason: str | None = None
     dry_run: bool = False
     origin: OrderOrigin = OrderOrigin.COPY
+    position_side: PositionSide = PositionSide.BOTH  # the copied position its executions move
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class PositionChange:
     price: Decimal
     simulated: bool = False
     client_order_id: str | None = None  # the order whose fill this is: gets the realized PnL
+    position_side: PositionSide = PositionSide.BOTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class Transition:
     executed: Decimal  # gross quantity this transition added
     ledger_quantity: Decimal  # signed change of the copied position (zero when it moves no ledger)
     realized_pnl: Decimal  # realized by this transition's executions
+    position_side: PositionSide = PositionSide.BOTH  # the copied position it moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +196,15 @@ class CopyJournal(Protocol):
         ...
 
     async def follow_positions(
-        self, follow_ids: Sequence[int], symbol: str, *, simulated: bool = False
+        self,
+        follow_ids: Sequence[int],
+        symbol: str,
+        *,
+        simulated: bool = False,
+        position_side: PositionSide = PositionSide.BOTH,
     ) -> dict[int, Decimal]:
-        """The copied (or, for dry runs, simulated) position of each follow in ``symbol``."""
+        """The copied (or, for dry runs, simulated) position of each follow in ``symbol`` on
+        ``position_side`` (LONG / SHORT: the copies of a hedge-mode master's legs)."""
         ...
 
     async def copied_notional(self, follow_id: int) -> Decimal:

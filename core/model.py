@@ -34,6 +34,25 @@ class Side(enum.StrEnum):
         return 1 if self is Side.BUY else -1
 
 
+class PositionSide(enum.StrEnum):
+    """Which of an account's positions in a symbol an execution belongs to (Binance USD-M
+    ``positionSide``): one net position in one-way mode, a long and a short in hedge mode."""
+
+    BOTH = "both"  # one-way mode: one net position
+    LONG = "long"  # hedge mode: the long position (kept positive)
+    SHORT = "short"  # hedge mode: the short position (kept negative)
+
+    @classmethod
+    def of(cls, raw: object) -> PositionSide:
+        """Binance's ``ps`` / ``positionSide`` (LONG, SHORT, BOTH, absent) as a PositionSide."""
+        return {"LONG": cls.LONG, "SHORT": cls.SHORT}.get(str(raw or "").upper(), cls.BOTH)
+
+    @property
+    def reversed(self) -> PositionSide:
+        """The side a reversed copy moves: a master's long is a reversed follower's short."""
+        return {PositionSide.LONG: PositionSide.SHORT, PositionSide.SHORT: PositionSide.LONG}.get(self, self)
+
+
 class OrderType(enum.StrEnum):
     MARKET = "market"
     LIMIT = "limit"
@@ -205,6 +224,8 @@ class Fill:
     executed_at: datetime = field(default_factory=utcnow)
     master_equity: Decimal | None = None
     product: str | None = None  # venue-specific product of the master's order (Angel One: INTRADAY, ...)
+    #: the master's position this execution moves: LONG or SHORT for a hedge-mode master
+    position_side: PositionSide = PositionSide.BOTH
 
     def __post_init__(self) -> None:
         for name in ("quantity", "price"):
@@ -255,6 +276,9 @@ class OrderIntent:
     margin_mode: MarginMode | None = None  # futures: applied like the leverage
     time_in_force: str | None = None  # "IOC": fill what is possible now, cancel the rest
     product: str | None = None  # venue-specific product to copy (Angel One), else the venue's default
+    #: the follower's copied position the order moves (LONG / SHORT: a hedge-mode master's leg);
+    #: a hedge-mode account sends it as ``positionSide``, a one-way account nets it
+    position_side: PositionSide = PositionSide.BOTH
 
     def __post_init__(self) -> None:
         if not isinstance(self.quantity, Decimal):

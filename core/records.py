@@ -13,7 +13,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from core.model import CopyStatus, FollowStatus, MasterStatus, OrderOrigin, OrderState, OrderType, Side, SizingMode
+from core.model import (
+    CopyStatus,
+    FollowStatus,
+    MasterStatus,
+    OrderOrigin,
+    OrderState,
+    OrderType,
+    PositionSide,
+    Side,
+    SizingMode,
+)
 
 
 class UserRecord(Protocol):
@@ -114,6 +124,8 @@ class PositionRecord(Protocol):
     @property
     def realized_pnl(self) -> Decimal: ...
     @property
+    def position_side(self) -> PositionSide: ...  # LONG / SHORT: the copy of a hedge-mode master's leg
+    @property
     def updated_at(self) -> datetime: ...
 
 
@@ -209,6 +221,8 @@ class MasterFillRecord(Protocol):
     def order_type(self) -> OrderType: ...
     @property
     def reduce_only(self) -> bool: ...
+    @property
+    def position_side(self) -> PositionSide: ...
     @property
     def master_position_before(self) -> Decimal: ...
     @property

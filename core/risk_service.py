@@ -350,14 +350,24 @@ class RiskService:
         """Close every copied position of the follow with reduce-only market orders."""
         results = []
         venue = await self._venue(follow)
-        for position in await self.journal.real_positions(follow.follow_id):
+        positions = await self.journal.real_positions(follow.follow_id)
+        # a one-way account holds the net of the copies of a hedge master's legs: a close larger
+        # than that net is sent without reduce-only (Binance may cut or refuse it), the next one reduces
+        nets: dict[str, Decimal] = {}
+        for position in positions:
+            nets[position.symbol] = nets.get(position.symbol, ZERO) + position.quantity
+        hedged = await venue.hedge_mode()
+        for position in positions:
             for order in await self.journal.protective_orders(follow.follow_id, position.symbol):
                 await self._cancel(venue, order)
             cid = direct_order_id(
                 origin, follow.follow_id, position.symbol, position.quantity, position.updated_at.isoformat()
             )
             price = position.entry_price or await venue.price(position.symbol)
-            results += await self._close(follow, venue, position, origin, cid, price)
+            net = nets[position.symbol]
+            reduces = hedged or ((net > 0) == (position.quantity > 0) and abs(position.quantity) <= abs(net))
+            results += await self._close(follow, venue, position, origin, cid, price, reduce_only=reduces)
+            nets[position.symbol] = net - position.quantity
         return results
 
     async def _close(
@@ -368,6 +378,8 @@ class RiskService:
         origin: OrderOrigin,
         cid: str,
         price: Decimal,
+        *,
+        reduce_only: bool = True,
     ) -> list[CopyResult]:
         """Close a copied position with a reduce-only market order on the venue's step; what is
         below the step or the minimum is reported (recorded as a skip), never sent unrounded."""
@@ -377,14 +389,30 @@ class RiskService:
         side = Side.SELL if position.quantity > 0 else Side.BUY
         results = []
         if quantity >= max(rules.min_quantity, rules.quantity_step):
-            order = DirectOrder(position.symbol, side, quantity, origin, cid, price, reduce_only=True)
+            order = DirectOrder(
+                position.symbol,
+                side,
+                quantity,
+                origin,
+                cid,
+                price,
+                reduce_only=reduce_only,
+                position_side=position.position_side,
+            )
             results.append(await self.engine.place_direct(follow, order))
         else:
             quantity = ZERO
         remainder = held - quantity
         if remainder > 0:
             leftover = DirectOrder(
-                position.symbol, side, remainder, origin, direct_order_id(cid, "remainder"), price, reduce_only=True
+                position.symbol,
+                side,
+                remainder,
+                origin,
+                direct_order_id(cid, "remainder"),
+                price,
+                reduce_only=reduce_only,
+                position_side=position.position_side,
             )
             minimum = max(rules.min_quantity, rules.quantity_step)
             skip = Skip(
@@ -400,9 +428,14 @@ class RiskService:
         """Compare the venue's positions with the copy history; record and report the drift
         (missed copy, manual trade, TP/SL hit elsewhere, liquidation). Auto-sync fixes it."""
         venue = await self._venue(follow)
-        expected = {p.symbol: p.quantity for p in await self.journal.real_positions(follow.follow_id)}
+        expected: dict[str, Decimal] = {}  # net by symbol: a hedge-mode account's long plus its short
+        for copied in await self.journal.real_positions(follow.follow_id):
+            expected[copied.symbol] = expected.get(copied.symbol, ZERO) + copied.quantity
         watched = set(expected) | await self.journal.master_symbols(follow.master_id)
-        actual = {p.symbol: p.quantity for p in await venue.positions() if p.symbol in watched}
+        actual: dict[str, Decimal] = {}
+        for held in await venue.positions():
+            if held.symbol in watched:
+                actual[held.symbol] = actual.get(held.symbol, ZERO) + held.quantity
         drifts: dict[str, tuple[Decimal, Decimal]] = {}
         for symbol in sorted(set(expected) | set(actual)):
             want, have = expected.get(symbol, ZERO), actual.get(symbol, ZERO)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from fractions import Fraction
 
-from core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
+from core.model import Fill, MarketRules, PositionSide, Side, SizingMode, Skip, SkipReason
 
 ZERO = Decimal(0)
 
@@ -64,6 +64,32 @@ def split_legs(fill: Fill, master_position_before: Decimal) -> list[LegPlan]:
     if opened > 0 and not fill.reduce_only:
         legs.append(LegPlan(Leg.ENTRY, opened))
     return legs
+
+
+def one_way_note(leg: Leg, position_side: PositionSide, net_before: Decimal, signed: Decimal) -> str | None:
+    """Why a one-way account's order for a hedge-mode master's leg does something else than the
+    leg (``None`` when it does the same): the account holds one net position, so the leg's
+    effect on it is the net one. ``net_before`` is the account's copied position, every side
+    together; ``signed`` the order. An exit that does not reduce the net is sent without
+    reduce-only (the venue would refuse it)."""
+    held = "long" if net_before > 0 else "short" if net_before < 0 else "flat"
+    master = f"the master {'opened' if leg is Leg.ENTRY else 'reduced'} its {position_side.value} (hedge mode)"
+    if net_before != 0 and (signed > 0) != (net_before > 0):
+        if leg is Leg.EXIT and abs(signed) <= abs(net_before):
+            return None  # reduces the net, as the exit does
+        after = net_before + signed
+        if after == 0:
+            effect = f"closes its {held}"
+        elif (after > 0) == (net_before > 0):
+            effect = f"reduces its {held}"
+        else:
+            effect = f"closes its {held} and goes {'long' if after > 0 else 'short'}"
+        return f"{master} while your copy is {held}: your one-way account {effect}"
+    if leg is Leg.ENTRY:
+        return None  # opens or adds, as the entry does
+    direction = "long" if signed > 0 else "short"
+    effect = f"adds to its {direction}" if net_before != 0 else f"goes {direction}"
+    return f"{master} while your copy is {held}: your one-way account {effect}"
 
 
 def round_down(value: Decimal, step: Decimal) -> Decimal:

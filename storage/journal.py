@@ -52,6 +52,7 @@ from core.model import (
     FollowStatus,
     OrderOrigin,
     OrderState,
+    PositionSide,
     Side,
     utcnow,
 )
@@ -253,6 +254,7 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
             "venue_order_id": None,
             "dry_run": draft.dry_run,
             "origin": draft.origin,
+            "position_side": draft.position_side,
             "realized_pnl": ZERO,
             "created_at": now,
             "completed_at": now if draft.status is CopyStatus.SKIPPED else None,
@@ -287,7 +289,7 @@ class JournalStore:
                 )
                 if duplicate.scalars().first() is not None:
                     return None
-                position = await session.get(MasterPosition, (fill.master_id, fill.symbol))
+                position = await session.get(MasterPosition, (fill.master_id, fill.symbol, fill.position_side))
                 before = position.quantity if position else ZERO
                 row = MasterFill(
                     master_id=fill.master_id,
@@ -300,13 +302,19 @@ class JournalStore:
                     price=fill.price,
                     order_type=fill.order_type,
                     reduce_only=fill.reduce_only,
+                    position_side=fill.position_side,
                     master_position_before=before,
                     executed_at=fill.executed_at,
                 )
                 session.add(row)
                 if position is None:
                     session.add(
-                        MasterPosition(master_id=fill.master_id, symbol=fill.symbol, quantity=fill.signed_quantity)
+                        MasterPosition(
+                            master_id=fill.master_id,
+                            symbol=fill.symbol,
+                            position_side=fill.position_side,
+                            quantity=fill.signed_quantity,
+                        )
                     )
                 else:
                     position.quantity = before + fill.signed_quantity
@@ -352,26 +360,31 @@ class JournalStore:
                 session.add(row)
 
     async def start_master_stream(
-        self, master_id: int, quantities: dict[str, Decimal], recovered_until: datetime
+        self, master_id: int, quantities: dict[tuple[str, PositionSide], Decimal], recovered_until: datetime
     ) -> None:
-        """A master's first stream: its positions are the venue's, its history starts here (one
-        transaction, so a crash never leaves positions without the checkpoint that vouches for them)."""
+        """A master's first stream: its positions (by symbol and position side: a hedge-mode
+        master's long and short apart) are the venue's, its history starts here (one transaction,
+        so a crash never leaves positions without the checkpoint that vouches for them)."""
         quantities = dict(quantities)
         async with self.db.session() as session:
             rows = await session.execute(select(MasterPosition).where(col(MasterPosition.master_id) == master_id))
             for row in rows.scalars():
-                row.quantity = quantities.pop(row.symbol, ZERO)
+                row.quantity = quantities.pop((row.symbol, row.position_side), ZERO)
                 session.add(row)
-            for symbol, quantity in quantities.items():
-                session.add(MasterPosition(master_id=master_id, symbol=symbol, quantity=quantity))
+            for (symbol, side), quantity in quantities.items():
+                session.add(MasterPosition(master_id=master_id, symbol=symbol, position_side=side, quantity=quantity))
             session.add(MasterCheckpoint(master_id=master_id, recovered_until=recovered_until))
 
-    async def set_master_position(self, master_id: int, symbol: str, quantity: Decimal) -> None:
+    async def set_master_position(
+        self, master_id: int, symbol: str, quantity: Decimal, position_side: PositionSide = PositionSide.BOTH
+    ) -> None:
         """Seed the master's position from the venue, so a first sell is seen as an exit."""
         async with self.db.session() as session:
-            row = await session.get(MasterPosition, (master_id, symbol))
+            row = await session.get(MasterPosition, (master_id, symbol, position_side))
             if row is None:
-                session.add(MasterPosition(master_id=master_id, symbol=symbol, quantity=quantity))
+                session.add(
+                    MasterPosition(master_id=master_id, symbol=symbol, position_side=position_side, quantity=quantity)
+                )
             else:
                 row.quantity = quantity
                 session.add(row)
@@ -410,9 +423,15 @@ class JournalStore:
             return bool(result.rowcount)
 
     async def follow_positions(
-        self, follow_ids: Sequence[int], symbol: str, *, simulated: bool = False
+        self,
+        follow_ids: Sequence[int],
+        symbol: str,
+        *,
+        simulated: bool = False,
+        position_side: PositionSide = PositionSide.BOTH,
     ) -> dict[int, Decimal]:
-        """The copied (or, for dry runs, simulated) position of each follow in ``symbol``."""
+        """The copied (or, for dry runs, simulated) position of each follow in ``symbol`` on
+        ``position_side``."""
         if not follow_ids:
             return {}
         async with self.db.session() as session:
@@ -421,6 +440,7 @@ class JournalStore:
                     col(FollowPosition.follow_id).in_(follow_ids),
                     col(FollowPosition.symbol) == symbol,
                     col(FollowPosition.simulated) == simulated,
+                    col(FollowPosition.position_side) == position_side,
                 )
             )
             return {follow_id: quantity for follow_id, quantity in rows.all()}
@@ -617,13 +637,17 @@ class JournalStore:
             return set(rows.scalars())
 
     async def master_positions(self, master_id: int) -> dict[str, Decimal]:
+        """The master's net position by symbol (a hedge-mode master's long plus its short)."""
         async with self.db.session() as session:
             rows = await session.execute(
                 select(col(MasterPosition.symbol), col(MasterPosition.quantity)).where(
-                    col(MasterPosition.master_id) == master_id, col(MasterPosition.quantity) != ZERO
+                    col(MasterPosition.master_id) == master_id
                 )
             )
-            return dict(rows.all())
+            net: dict[str, Decimal] = {}
+            for symbol, quantity in rows.all():
+                net[symbol] = net.get(symbol, ZERO) + quantity
+            return {symbol: quantity for symbol, quantity in net.items() if quantity != 0}
 
     async def replace_drifts(
         self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]
@@ -676,6 +700,7 @@ _POSITION_UPDATE = (
         _POSITIONS.c.follow_id == bindparam("b_follow_id"),
         _POSITIONS.c.symbol == bindparam("b_symbol"),
         _POSITIONS.c.simulated == bindparam("b_simulated"),
+        _POSITIONS.c.position_side == bindparam("b_position_side"),
     )
     .values(
         quantity=bindparam("b_quantity"),
@@ -707,7 +732,7 @@ _REPORT_UPDATE = (  # compare-and-set: only over the state and fill this report 
     )
 )
 
-_PositionKey = tuple[int, str, bool]  # follow, symbol, simulated
+_PositionKey = tuple[int, str, bool, PositionSide]  # follow, symbol, simulated, position side
 
 
 @dataclass(slots=True)
@@ -728,6 +753,7 @@ class _Positions:
             _POSITIONS.c.follow_id,
             _POSITIONS.c.symbol,
             _POSITIONS.c.simulated,
+            _POSITIONS.c.position_side,
             _POSITIONS.c.quantity,
             _POSITIONS.c.entry_price,
             _POSITIONS.c.realized_pnl,
@@ -739,8 +765,9 @@ class _Positions:
                     _POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols)
                 )
             )
-            for follow_id, symbol, simulated, quantity, entry_price, realized_pnl, fees in found:
-                holdings[(follow_id, symbol, bool(simulated))] = Holding(quantity, entry_price, realized_pnl, fees)
+            for follow_id, symbol, simulated, side, quantity, entry_price, realized_pnl, fees in found:
+                key = (follow_id, symbol, bool(simulated), PositionSide(side))
+                holdings[key] = Holding(quantity, entry_price, realized_pnl, fees)
         return cls(holdings, set(holdings), set())
 
     def apply(self, key: _PositionKey, signed: Decimal, price: Decimal, fee: Decimal) -> Decimal:
@@ -753,7 +780,7 @@ class _Positions:
     async def save(self, session: AsyncSession, now: datetime) -> None:
         updates, inserts = [], []
         for key in sorted(self.touched):
-            follow_id, symbol, simulated = key
+            follow_id, symbol, simulated, position_side = key
             holding = self.holdings[key]
             if key in self.stored:
                 updates.append(
@@ -761,6 +788,7 @@ class _Positions:
                         "b_follow_id": follow_id,
                         "b_symbol": symbol,
                         "b_simulated": simulated,
+                        "b_position_side": position_side,
                         "b_quantity": holding.quantity,
                         "b_entry_price": holding.entry_price,
                         "b_realized_pnl": holding.realized_pnl,
@@ -774,6 +802,7 @@ class _Positions:
                         "follow_id": follow_id,
                         "symbol": symbol,
                         "simulated": simulated,
+                        "position_side": position_side,
                         "quantity": holding.quantity,
                         "entry_price": holding.entry_price,
                         "realized_pnl": holding.realized_pnl,
@@ -791,7 +820,8 @@ async def _move_positions(session: AsyncSession, changes: Sequence[PositionChang
     """Apply dry runs' simulated fills in order."""
     positions = await _Positions.load(session, {(c.follow_id, c.symbol) for c in changes})
     for change in changes:
-        positions.apply((change.follow_id, change.symbol, change.simulated), change.signed_quantity, change.price, ZERO)
+        key = (change.follow_id, change.symbol, change.simulated, change.position_side)
+        positions.apply(key, change.signed_quantity, change.price, ZERO)
     await positions.save(session, now)
 
 
@@ -801,6 +831,7 @@ _REPORTED_COLUMNS = (
     _COPY_ORDERS.c.user_id,
     _COPY_ORDERS.c.fill_id,
     _COPY_ORDERS.c.origin,
+    _COPY_ORDERS.c.position_side,
     _COPY_ORDERS.c.symbol,
     _COPY_ORDERS.c.side,
     _COPY_ORDERS.c.requested_quantity,
@@ -883,7 +914,8 @@ async def _record_reports(
             executed = increment.quantity
             signed = ledger_quantity(side, increment.quantity, increment.base_fee)
             if moves:
-                realized = positions.apply((row.follow_id, row.symbol, False), signed, increment.price, increment.fee)
+                key = (row.follow_id, row.symbol, False, PositionSide(row.position_side))
+                realized = positions.apply(key, signed, increment.price, increment.fee)
             executions.append(
                 {
                     "client_order_id": row.client_order_id,
@@ -931,6 +963,7 @@ async def _record_reports(
                 executed=executed,
                 ledger_quantity=signed if moves else ZERO,
                 realized_pnl=realized,
+                position_side=PositionSide(row.position_side),
             )
         )
     changed = [o for o in orders.values() if o.changed]

@@ -19,6 +19,7 @@ from core.model import (
     OrderOrigin,
     OrderState,
     OrderType,
+    PositionSide,
     Side,
     SizingMode,
     SlippageAction,
@@ -130,6 +131,8 @@ class MasterFill(SQLModel, table=True):
     price: Decimal = Field(sa_type=ExactDecimal)
     order_type: OrderType = Field(sa_type=_enum(OrderType))
     reduce_only: bool = False
+    # the master's position the fill moved (LONG / SHORT in hedge mode) and that position before it
+    position_side: PositionSide = Field(default=PositionSide.BOTH, sa_type=_enum(PositionSide))
     master_position_before: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     executed_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -153,6 +156,8 @@ class CopyOrder(SQLModel, table=True):
         default=None, foreign_key="master_fills.id", index=True, nullable=True
     )  # None: not a copy
     origin: OrderOrigin = Field(default=OrderOrigin.COPY, sa_type=_enum(OrderOrigin, 16))
+    # the copied position its executions move: LONG / SHORT for a hedge-mode master's legs
+    position_side: PositionSide = Field(default=PositionSide.BOTH, sa_type=_enum(PositionSide))
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # of the copied position, fees excluded
     follow_id: int = Field(foreign_key="follows.id", index=True)
     user_id: int = Field(foreign_key="users.id", index=True)
@@ -236,12 +241,15 @@ class PositionDrift(SQLModel, table=True):
 
 
 class MasterPosition(SQLModel, table=True):
-    """The master's net position per symbol, from the journal: tells entries from exits."""
+    """The master's position per symbol and position side, from the journal: tells entries from
+    exits. One-way masters have one net row (BOTH); hedge-mode masters a LONG (>= 0) and a SHORT
+    (<= 0) row, so opening a short while long is an entry, not an exit of the long."""
 
     __tablename__ = "master_positions"
 
     master_id: int = Field(foreign_key="masters.id", primary_key=True)
     symbol: str = Field(primary_key=True, max_length=64)
+    position_side: PositionSide = Field(default=PositionSide.BOTH, primary_key=True, sa_type=_enum(PositionSide))
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
 
 
@@ -266,6 +274,8 @@ class FollowPosition(SQLModel, table=True):
     symbol: str = Field(primary_key=True, max_length=64)
     # dry-run copies move a ledger of their own: simulated and real positions never mix
     simulated: bool = Field(default=False, primary_key=True)
+    # a hedge-mode master's legs are copied into a LONG and a SHORT position, each exited on its own
+    position_side: PositionSide = Field(default=PositionSide.BOTH, primary_key=True, sa_type=_enum(PositionSide))
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)

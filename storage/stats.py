@@ -212,7 +212,7 @@ class StatsStore:
         return out
 
     async def master_open_positions(self, master_ids: Sequence[int]) -> dict[int, list[tuple[str, Decimal]]]:
-        """The journal's net positions (non-zero) per master."""
+        """The journal's positions (non-zero) per master: a hedge-mode master's long and short apart."""
         out: dict[int, list[tuple[str, Decimal]]] = {m: [] for m in master_ids}
         if not master_ids:
             return out

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal as D
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.engine import CopyEngine, EngineConfig
 from core.model import Fill, Side, utcnow
@@ -93,6 +94,13 @@ class Harness:
             return list((await session.execute(query)).scalars())
 
     async def position(self, follow_id: int, symbol=BTC, *, simulated=False) -> D:
+        """The follow's copied position in ``symbol``, every position side together (the net)."""
         async with self.db.session() as session:
-            row = await session.get(FollowPosition, (follow_id, symbol, simulated))
-            return row.quantity if row else D(0)
+            rows = await session.execute(
+                select(FollowPosition).where(
+                    col(FollowPosition.follow_id) == follow_id,
+                    col(FollowPosition.symbol) == symbol,
+                    col(FollowPosition.simulated) == simulated,
+                )
+            )
+            return sum((row.quantity for row in rows.scalars()), D(0))

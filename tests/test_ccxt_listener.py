@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.model import Fill, FillStatus, OrderType, Side
+from core.model import Fill, FillStatus, OrderType, PositionSide, Side
 from core.venues.ccxt.listener import CcxtFillListener
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue
@@ -124,6 +124,31 @@ async def test_reduce_only_and_limit_orders_carry_their_flags(fake: FakeBinance,
     entry, exit_ = harness.fills
     assert (entry.order_type, entry.limit_price, entry.reduce_only) == (OrderType.LIMIT, Decimal("59000"), False)
     assert (exit_.side, exit_.reduce_only, exit_.status) == (Side.SELL, True, FillStatus.FILLED)
+
+
+async def test_hedge_mode_fills_carry_the_masters_position_side_streamed_and_recovered(fake: FakeBinance) -> None:
+    """ORDER_TRADE_UPDATE ``ps`` and userTrades ``positionSide``: a hedge-mode master's long and
+    short are two positions, so each fill says which one it moves."""
+    fake.accounts[MASTER_KEY].hedge_mode = True
+    harness = Harness(fake)
+    try:
+        await harness.start()
+        await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), position_side="LONG")
+        await fake.master_trade(MASTER_KEY, "BTCUSDT", "SELL", Decimal("0.004"), position_side="SHORT")
+        await until(lambda: len(harness.fills) == 2)
+        await fake.drop_websockets(refuse_new=True)
+        await until(lambda: not harness.listener.health.connected)
+        await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.004"), position_side="SHORT")  # recovered
+        fake.accept_websockets()
+        await until(lambda: len(harness.fills) == 3)
+    finally:
+        await harness.stop()
+
+    assert [(f.side, f.position_side, f.reduce_only) for f in harness.fills] == [
+        (Side.BUY, PositionSide.LONG, False),
+        (Side.SELL, PositionSide.SHORT, False),  # opens a short: not an exit of the long
+        (Side.BUY, PositionSide.SHORT, True),
+    ]
 
 
 async def test_fills_during_a_dropped_socket_are_recovered_once(fake: FakeBinance, harness: Harness) -> None:

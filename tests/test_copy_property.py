@@ -1,5 +1,5 @@
 """The property of issue 13: for any sequence of master executions (entries, partial and full
-exits, reversals, market and resting limit orders, repeated deliveries) and any interleaving of
+exits, reversals, hedge-mode legs, market and resting limit orders, repeated deliveries) and any interleaving of
 follower fills, tracking and settle passes, lost answers and 5xx after or before the venue
 accepted the order, every follower's ledger equals its venue position and no client order id
 is placed twice. Paper venues; each example runs on a fresh SQLite database."""
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import OrderStatusUnknown, TemporaryError
-from core.model import OrderType, Side
+from core.model import OrderType, PositionSide, Side
 from core.vault import Vault, generate_key
 from core.venues.paper.venue import PaperExchange, PaperVenue
 from core.venues.registry import VenueRegistry
@@ -36,6 +36,7 @@ class MasterTrade:
     limit_offset: int | None  # None: market; else a limit this many ticks x 10 from the price
     deliveries: int  # the listener may deliver the same trade again
     concurrent: bool  # started without waiting for the previous work
+    leg: PositionSide  # a hedge-mode master's position the trade moves (one-way masters: ignored)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ actions = st.lists(
             st.one_of(st.none(), st.integers(-3, 3)),
             st.integers(1, 2),
             st.booleans(),
+            st.sampled_from([PositionSide.LONG, PositionSide.SHORT]),
         ),
         st.builds(PriceMove, st.integers(-5, 5)),
         st.builds(Fault, st.integers(0, 1), st.sampled_from(["lost", "gateway", "refused", "slow"])),
@@ -114,7 +116,19 @@ async def _later(after_ms: int, job):
     return await job()
 
 
-async def _scenario(path: Path, steps: list) -> None:
+def _hedge_trade(step: MasterTrade, held: dict[PositionSide, int]) -> tuple[Side, PositionSide, int, bool]:
+    """A valid hedge-mode execution for ``step``: a close of a side never exceeds what the side
+    holds (Binance refuses it); closing an empty side opens the other one instead."""
+    closes = (step.leg is PositionSide.LONG) == (step.side is Side.SELL)
+    leg = step.leg
+    if closes and held[leg] == 0:
+        leg, closes = leg.reversed, False
+    quantity = min(step.steps, held[leg]) if closes else step.steps
+    held[leg] += -quantity if closes else quantity
+    return step.side, leg, quantity, closes
+
+
+async def _scenario(path: Path, steps: list, hedged: bool = False) -> None:
     h = await _harness(path)
     try:
         followers = [await h.add_follower(balance="10000000", sizing_value=value) for value in (D(1), D("0.5"))]
@@ -122,6 +136,8 @@ async def _scenario(path: Path, steps: list) -> None:
         for _, venue in followers:
             _record_bookings(venue, booked)
         running: list[asyncio.Task] = []
+        held = {PositionSide.LONG: 0, PositionSide.SHORT: 0}
+        master_net = 0  # x 0.01 BTC
         assert h.engine is not None
         for step in steps:
             if isinstance(step, MasterTrade):
@@ -130,7 +146,13 @@ async def _scenario(path: Path, steps: list) -> None:
                 if step.limit_offset is not None:
                     price += step.limit_offset * 10
                     kind = {"order_type": OrderType.LIMIT, "limit_price": price}
-                fill = h.fill(step.side, str(D(step.steps) / 100), price=str(price), **kind)
+                if hedged:  # one-way paper followers: they get the net effect of the hedge legs
+                    side, leg, quantity, closes = _hedge_trade(step, held)
+                    kind |= {"position_side": leg, "reduce_only": closes}
+                else:
+                    side, quantity = step.side, step.steps
+                master_net += quantity * side.sign
+                fill = h.fill(side, str(D(quantity) / 100), price=str(price), **kind)
                 for _ in range(step.deliveries):
                     work = asyncio.ensure_future(h.engine.on_fill(fill))
                     running.append(work)
@@ -162,13 +184,18 @@ async def _scenario(path: Path, steps: list) -> None:
         for follow_id, venue in followers:
             on_venue = {p.symbol: p.quantity for p in await venue.positions()}.get(BTC, D(0))
             assert await h.position(follow_id) == on_venue, f"follow {follow_id}: ledger != venue"
+        if all(s.limit_offset is None for s in steps if isinstance(s, MasterTrade)):  # nothing left resting
+            # the coefficient-1 follower holds the master's net position, hedge legs netted
+            assert await h.position(followers[0][0]) == D(master_net) / 100, "follower != master's trades"
     finally:
         await h.db.dispose()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=actions)
-def test_every_ledger_equals_its_venue_and_no_client_order_id_is_placed_twice(template_db, tmp_path_factory, steps):
+@given(steps=actions, hedged=st.booleans())
+def test_every_ledger_equals_its_venue_and_no_client_order_id_is_placed_twice(
+    template_db, tmp_path_factory, steps, hedged
+):
     path = tmp_path_factory.mktemp("example") / "copy.db"
     shutil.copy(template_db, path)
-    asyncio.run(_scenario(path, steps))
+    asyncio.run(_scenario(path, steps, hedged))

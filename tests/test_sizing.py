@@ -5,12 +5,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from core.model import Fill, MarketRules, Side, SizingMode, Skip, SkipReason
+from core.model import Fill, MarketRules, PositionSide, Side, SizingMode, Skip, SkipReason
 from core.sizing import (
     Leg,
     LegPlan,
     Sized,
     fit_to_market,
+    one_way_note,
     raw_entry_quantity,
     round_down,
     round_price,
@@ -248,3 +249,25 @@ def test_a_proportional_exit_is_the_exact_share_rounded_down_to_the_step(held_st
     (leg, *_) = split_legs(fill(Side.SELL, str(master_closed)), master_held)
     result = size_exit(leg, master_held * ratio, BTC, D(60000))
     assert result == Sized(Side.SELL, master_closed * ratio)
+
+
+@pytest.mark.parametrize(
+    ("leg", "side", "net", "signed", "effect"),
+    [
+        (Leg.ENTRY, PositionSide.LONG, "0.2", "0.1", None),  # adds to the long, as the leg does
+        (Leg.EXIT, PositionSide.LONG, "0.2", "-0.1", None),  # reduces the long, as the leg does
+        (Leg.ENTRY, PositionSide.SHORT, "0.2", "-0.1", "reduces its long"),
+        (Leg.ENTRY, PositionSide.SHORT, "0.2", "-0.2", "closes its long"),
+        (Leg.ENTRY, PositionSide.SHORT, "0.2", "-0.3", "closes its long and goes short"),
+        (Leg.EXIT, PositionSide.SHORT, "0", "0.1", "goes long"),
+        (Leg.EXIT, PositionSide.SHORT, "0.1", "0.1", "adds to its long"),
+        (Leg.EXIT, PositionSide.LONG, "0.1", "-0.3", "closes its long and goes short"),
+    ],
+)
+def test_a_one_way_follower_is_told_the_net_effect_of_a_hedge_leg(leg, side, net, signed, effect):
+    note = one_way_note(leg, side, D(net), D(signed))
+    if effect is None:
+        assert note is None
+    else:
+        assert note is not None and note.startswith(f"the master {'opened' if leg is Leg.ENTRY else 'reduced'} its")
+        assert note.endswith(f"your one-way account {effect}")

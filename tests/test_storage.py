@@ -18,7 +18,17 @@ from sqlmodel import SQLModel, col
 
 from core.errors import NotFound, UserError
 from core.journal import CopyDraft, PositionChange, ReportedOrder
-from core.model import CopyResult, CopyStatus, Fill, FollowStatus, OrderReport, OrderState, OrderType, Side
+from core.model import (
+    CopyResult,
+    CopyStatus,
+    Fill,
+    FollowStatus,
+    OrderReport,
+    OrderState,
+    OrderType,
+    PositionSide,
+    Side,
+)
 from core.vault import Vault, generate_key
 from storage import models  # noqa: F401  (every table on the metadata)
 from storage.accounts import AccountStore
@@ -208,7 +218,7 @@ async def test_journal_fill_second_delivery_of_same_trade_returns_none_and_write
     assert await count(db, MasterFill) == 1
     # the duplicate must not move the master's position either
     async with db.session() as session:
-        position = await session.get(MasterPosition, (master.id, "BTC/USDT:USDT"))
+        position = await session.get(MasterPosition, (master.id, "BTC/USDT:USDT", PositionSide.BOTH))
     assert position.quantity == Decimal(1)
 
 
@@ -268,7 +278,7 @@ async def test_exact_decimal_round_trips_money_values_exactly(db, value):
     async with db.session() as session:
         session.add(MasterPosition(master_id=saved(master.id), symbol="X", quantity=Decimal(value)))
     async with db.session() as session:
-        row = await session.get(MasterPosition, (master.id, "X"))
+        row = await session.get(MasterPosition, (master.id, "X", PositionSide.BOTH))
     assert isinstance(row.quantity, Decimal)
     assert row.quantity == Decimal(value)
 
@@ -279,7 +289,7 @@ async def test_exact_decimal_round_trips_a_38_digit_value_exactly(db):
     async with db.session() as session:
         session.add(MasterPosition(master_id=saved(master.id), symbol="X", quantity=value))
     async with db.session() as session:
-        row = await session.get(MasterPosition, (master.id, "X"))
+        row = await session.get(MasterPosition, (master.id, "X", PositionSide.BOTH))
     assert row.quantity == value
 
 
@@ -298,7 +308,7 @@ async def test_exact_decimal_rounds_beyond_18_places_the_same_on_every_backend(d
     async with db.session() as session:
         session.add(MasterPosition(master_id=saved(master.id), symbol="X", quantity=value))
     async with db.session() as session:
-        row = await session.get(MasterPosition, (master.id, "X"))
+        row = await session.get(MasterPosition, (master.id, "X", PositionSide.BOTH))
     assert row.quantity == stored
 
 
@@ -473,7 +483,7 @@ async def test_finish_copies_stores_the_failure_reason(db, journal):
 
 async def _position(db: Database, follow_id: int, symbol: str = "BTC") -> FollowPosition:
     async with db.session() as session:
-        position = await session.get(FollowPosition, (follow_id, symbol, False))
+        position = await session.get(FollowPosition, (follow_id, symbol, False, PositionSide.BOTH))
     assert position is not None
     return position
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.model import Fill, MarketRules, OrderIntent, OrderReport
+from core.model import Fill, MarketRules, OrderIntent, OrderReport, PositionSide
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,7 @@ class Position:
     symbol: str
     quantity: Decimal  # signed: long > 0, short < 0
     entry_price: Decimal | None = None
+    position_side: PositionSide = PositionSide.BOTH  # LONG / SHORT: one of a hedge-mode account's two
 
 
 class Venue(abc.ABC):
@@ -51,6 +52,11 @@ class Venue(abc.ABC):
     @abc.abstractmethod
     async def positions(self) -> list[Position]:
         """Open positions (spot: non-zero base balances of listed markets)."""
+
+    async def hedge_mode(self) -> bool:
+        """Whether the account keeps a long and a short apart per symbol (Binance USD-M hedge
+        mode): then it copies a hedge-mode master's legs each on its side, else it nets them."""
+        return False
 
     @abc.abstractmethod
     async def price(self, symbol: str) -> Decimal:

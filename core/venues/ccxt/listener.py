@@ -37,7 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import TemporaryError
-from core.model import Fill, FillStatus, OrderType, Side, utcnow
+from core.model import Fill, FillStatus, OrderType, PositionSide, Side, utcnow
 from core.retry import ExponentialBackoff, Retries
 from core.venues.base import FillSource
 from core.venues.ccxt.constants import (
@@ -287,6 +287,7 @@ class CcxtFillListener(FillSource):
             limit_price=to_decimal(info.get("p")) if binance else None,
             stop_price=to_decimal(info.get("sp") or info.get("P")) if binance else None,
             executed_ms=trade.get("timestamp"),
+            position_side=PositionSide.of(info.get("ps")) if binance else PositionSide.BOTH,
         )
 
     # ------------------------------------------------------------------ REST gap recovery
@@ -389,6 +390,7 @@ class CcxtFillListener(FillSource):
             limit_price=to_decimal(order.get("price")),
             stop_price=to_decimal(order.get("triggerPrice")),
             executed_ms=trade.get("timestamp"),
+            position_side=PositionSide.of(info.get("positionSide") or order_info.get("positionSide")),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -408,6 +410,7 @@ class CcxtFillListener(FillSource):
         limit_price: Decimal | None,
         stop_price: Decimal | None,
         executed_ms: Any,
+        position_side: PositionSide,
     ) -> Fill:
         order_type = BINANCE_ORDER_TYPES.get(str(raw_type or "").upper(), OrderType.MARKET)
         executed_at = datetime.fromtimestamp(executed_ms / 1000, UTC) if executed_ms else utcnow()
@@ -427,6 +430,7 @@ class CcxtFillListener(FillSource):
             limit_price=limit_price if limit_price and order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
             stop_price=stop_price or None,
             executed_at=executed_at,
+            position_side=position_side,
         )
 
     def _remember(self, trade_id: str) -> bool:

@@ -49,7 +49,7 @@ from ccxt.base.decimal_to_precision import TRUNCATE
 from core import errors
 from core import retry as retrying
 from core.ledger import fee_in_quote
-from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, Side
+from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, PositionSide, Side
 from core.venues.base import Position, Venue
 from core.venues.ccxt.constants import (
     BINANCE_FAMILY,
@@ -298,7 +298,8 @@ class CcxtVenue(Venue):
             quantity = contracts * size * (-1 if entry.get("side") == "short" else 1)
         if not quantity:
             return None
-        return Position(entry["symbol"], quantity, to_decimal(entry.get("entryPrice")))
+        side = PositionSide.of(info.get("positionSide") if isinstance(info, dict) else None)
+        return Position(entry["symbol"], quantity, to_decimal(entry.get("entryPrice")), side)
 
     async def validate(self) -> None:
         """Authenticate, read the balance, and refuse keys that may withdraw or may not trade."""
@@ -437,8 +438,12 @@ class CcxtVenue(Venue):
             params[key] = stop
         if derivative:
             if await self._is_hedge_mode():
-                # hedge mode: buys open longs and close shorts; Binance rejects reduceOnly here
-                long_side = (intent.side is Side.BUY) != intent.reduce_only
+                # hedge mode: the copied position the order moves, else buys open longs and close
+                # shorts; Binance rejects reduceOnly here
+                if intent.position_side is PositionSide.BOTH:
+                    long_side = (intent.side is Side.BUY) != intent.reduce_only
+                else:
+                    long_side = intent.position_side is PositionSide.LONG
                 params["positionSide"] = "LONG" if long_side else "SHORT"
             elif intent.reduce_only:
                 params["reduceOnly"] = True
@@ -446,6 +451,11 @@ class CcxtVenue(Venue):
         if order_type == "limit" and intent.time_in_force == "IOC":
             params["timeInForce"] = "IOC"
         return order_type, params
+
+    async def hedge_mode(self) -> bool:
+        if not self._is_derivatives_venue():
+            return False
+        return await self._is_hedge_mode()
 
     async def _is_hedge_mode(self) -> bool:
         if self._hedge_mode is None:
