@@ -7,6 +7,7 @@ import importlib
 import logging
 import socket
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -37,12 +38,6 @@ from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, cred
 from tests.venue_contract import VenueContract
 
 FAST_SESSIONS = {"backoff_base": 0.01}
-#: Angel One refuses MARKET, STOPLOSS_MARKET and IOC API orders since 1 April 2026 (tests/fakes/smartapi.py)
-SENDS_MARKET_ORDERS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 14: the venue sends a MARKET/STOPLOSS_MARKET order, which Angel One refuses for API "
-    "orders since 1 April 2026 (a copy must be a LIMIT at a protected price)",
-)
 
 
 @pytest.fixture
@@ -67,9 +62,9 @@ def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options
 def intent(
     symbol: str = "NSE:SBIN-EQ",
     quantity: str = "10",
-    order_type: OrderType = OrderType.MARKET,
+    order_type: OrderType = OrderType.LIMIT,  # Angel One takes no MARKET API order (since April 2026)
     *,
-    price: str | None = None,
+    price: str | None = "612.35",
     stop_price: str | None = None,
     client_order_id: str = "ct-1-42-7",
     follow_id: int = 1,
@@ -276,19 +271,8 @@ async def test_instrument_master_without_any_list_raises_temporary_error():
 @pytest.mark.parametrize(
     ("order_type", "price", "stop_price", "variety", "angel_type", "sent_price", "sent_trigger"),
     [
-        pytest.param(OrderType.MARKET, None, None, "NORMAL", "MARKET", "0", "0", marks=SENDS_MARKET_ORDERS),
         (OrderType.LIMIT, "612.33", None, "NORMAL", "LIMIT", "612.35", "0"),
         (OrderType.STOP_LIMIT, "615", "612.01", "STOPLOSS", "STOPLOSS_LIMIT", "615.00", "612.00"),
-        pytest.param(
-            OrderType.STOP_MARKET,
-            None,
-            "612.08",
-            "STOPLOSS",
-            "STOPLOSS_MARKET",
-            "0",
-            "612.10",
-            marks=SENDS_MARKET_ORDERS,
-        ),
     ],
 )
 async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
@@ -306,6 +290,27 @@ async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
     assert Decimal(order["price"]) == Decimal(sent_price) and Decimal(order["triggerprice"]) == Decimal(sent_trigger)
     assert (order["tradingsymbol"], order["symboltoken"], order["exchange"]) == ("SBIN-EQ", "3045", "NSE")
     assert order["ordertag"] == ordertag_for("ct-7-1001-abc") and len(order["ordertag"]) <= 20
+
+
+@pytest.mark.parametrize(
+    ("order_type", "stop_price", "time_in_force"),
+    [(OrderType.MARKET, None, None), (OrderType.STOP_MARKET, "612.08", None), (OrderType.LIMIT, None, "IOC")],
+)
+async def test_market_stop_market_and_ioc_orders_are_refused_without_sending(
+    fake, order_type, stop_price, time_in_force
+):
+    """Angel One refuses them for API orders since 1 April 2026 (docs/research/angelone.md): the
+    engine sends protected limits instead, and the adapter never lets one through."""
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    order = replace(
+        intent(
+            order_type=order_type, stop_price=stop_price, price=None if order_type is not OrderType.LIMIT else "612.35"
+        ),
+        time_in_force=time_in_force,
+    )
+    with pytest.raises(InvalidOrder, match="refuses market, stop-market and IOC"):
+        await venue.place_order(order)
+    assert fake.order_requests == [] and fake.calls["place_order"] == 0
 
 
 async def test_product_defaults_to_the_venue_setting(fake):
@@ -365,7 +370,6 @@ async def test_an_order_refused_for_an_invalid_token_is_placed_once_after_login(
     assert len(fake.orders_of(FOLLOWER.client_code)) == 1 and fake.logins[FOLLOWER.client_code] == 2
 
 
-@SENDS_MARKET_ORDERS
 async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its_tag(fake):
     venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
     await venue.equity()
@@ -373,10 +377,11 @@ async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its
 
     with pytest.raises(OrderStatusUnknown):
         await venue.place_order(intent(client_order_id="ct-1-77-lost"))
+    [order] = fake.orders_of(FOLLOWER.client_code)
+    fake.fill(FOLLOWER.client_code, order["orderid"])
     ack = await venue.fetch_order("ct-1-77-lost", "NSE:SBIN-EQ")
 
     assert fake.calls["place_order"] == 1
-    [order] = fake.orders_of(FOLLOWER.client_code)
     assert ack is not None and ack.venue_order_id == order["orderid"]
     assert (ack.status, ack.filled_quantity, ack.average_price) == (CopyStatus.FILLED, Decimal(10), Decimal("612.35"))
 
@@ -548,6 +553,7 @@ class TestAngelOneVenueContract(VenueContract):
 
     @pytest.fixture
     def venue(self, fake):
+        self.fake = fake  # the contract's signatures take no fake: the fills below come from it
         return make_accounts(fake).venue(credentials_of(FOLLOWER))
 
     @pytest.fixture
@@ -558,24 +564,40 @@ class TestAngelOneVenueContract(VenueContract):
     def price(self):
         return Decimal("612.35")
 
-    # the contract's market orders: refused by Angel One for API orders since 1 April 2026
+    # the contract's market orders are refused by Angel One for API orders since 1 April 2026: the
+    # same behaviours with the marketable LIMIT the engine sends instead (``core.engine.protected_limit``)
 
-    @SENDS_MARKET_ORDERS
     async def test_market_order_carries_the_client_order_id_and_can_be_looked_up(
         self, venue, listed_symbol, price, order_quantity
     ):
-        await super().test_market_order_carries_the_client_order_id_and_can_be_looked_up(
-            venue, listed_symbol, price, order_quantity
-        )
+        quantity = await order_quantity(venue, listed_symbol, price)
+        ack = await venue.place_order(marketable("ctcontract00000000000000000000001", listed_symbol, quantity, price))
+        assert ack.client_order_id == "ctcontract00000000000000000000001" and ack.status is CopyStatus.PLACED
+        found = await venue.fetch_order("ctcontract00000000000000000000001", listed_symbol)
+        assert found is not None and found.venue_order_id == ack.venue_order_id
 
-    @SENDS_MARKET_ORDERS
     async def test_an_order_is_found_by_its_client_order_id_once_it_has_executed(
         self, venue, listed_symbol, price, order_quantity
     ):
-        await super().test_an_order_is_found_by_its_client_order_id_once_it_has_executed(
-            venue, listed_symbol, price, order_quantity
+        quantity = await order_quantity(venue, listed_symbol, price)
+        placed = await venue.place_order(
+            marketable("ctcontract00000000000000000000002", listed_symbol, quantity, price)
         )
+        self.fake.fill(FOLLOWER.client_code, placed.venue_order_id)
+        found = await venue.fetch_order("ctcontract00000000000000000000002", listed_symbol)
+        assert found is not None and found.venue_order_id == placed.venue_order_id
+        assert found.state is OrderState.FILLED and found.filled_quantity == quantity
 
-    @SENDS_MARKET_ORDERS
     async def test_filled_buy_shows_in_positions(self, venue, listed_symbol, price, order_quantity):
-        await super().test_filled_buy_shows_in_positions(venue, listed_symbol, price, order_quantity)
+        quantity = await order_quantity(venue, listed_symbol, price)
+        placed = await venue.place_order(
+            marketable("ctcontract00000000000000000000003", listed_symbol, quantity, price)
+        )
+        self.fake.fill(FOLLOWER.client_code, placed.venue_order_id)
+        positions = {p.symbol: p.quantity for p in await venue.positions()}
+        assert positions.get(listed_symbol, 0) >= quantity
+
+
+def marketable(client_order_id: str, symbol: str, quantity: Decimal, price: Decimal) -> OrderIntent:
+    """A buy limited 1% above ``price``: what the engine sends Angel One for a market copy."""
+    return OrderIntent(1, client_order_id, symbol, Side.BUY, quantity, OrderType.LIMIT, price=price * Decimal("1.01"))

@@ -41,11 +41,6 @@ async def app(fake, tmp_path):
     await application.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14: the engine copies the master's market execution as a MARKET order, which Angel One "
-    "refuses for API orders since 1 April 2026; the copy must be a LIMIT at a protected price",
-)
 async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
     services = app.services
     owner = await services.register_user(4001, "master owner")
@@ -72,3 +67,13 @@ async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
     [row] = await app.accounts.copy_history(user.id)
     assert row.status in (CopyStatus.PLACED, CopyStatus.FILLED) and row.follow_id == follow.id
     assert copied["ordertag"] == ordertag_for(row.client_order_id)
+    # the master's MARKET execution is copied as a LIMIT 1% (the default protection) past its fill
+    # price, rounded onto the tick in the follower's favour: 801.5 * 1.01 = 809.515 -> 809.50
+    assert (copied["ordertype"], copied["duration"], D(copied["price"])) == ("LIMIT", "DAY", D("809.50"))
+    assert_no_market_or_ioc_request(fake)
+
+
+def assert_no_market_or_ioc_request(fake: FakeSmartApi) -> None:
+    sent = [r.body for r in fake.order_requests if r.route in ("place_order", "modify_order")]
+    assert sent and all(b.get("ordertype") in ("LIMIT", "STOPLOSS_LIMIT") for b in sent), sent
+    assert all(b.get("duration") == "DAY" for b in sent), sent

@@ -63,10 +63,8 @@ class ProductType(enum.StrEnum):
 
 #: our order types as Angel One's (variety, order type)
 ORDER_TYPES = {
-    OrderType.MARKET: ("NORMAL", "MARKET"),
     OrderType.LIMIT: ("NORMAL", "LIMIT"),
     OrderType.STOP_LIMIT: ("STOPLOSS", "STOPLOSS_LIMIT"),
-    OrderType.STOP_MARKET: ("STOPLOSS", "STOPLOSS_MARKET"),
 }
 #: a master's Angel One order types as ours
 MASTER_ORDER_TYPES = {

@@ -70,6 +70,7 @@ class AngelOneVenue(Venue):
     """
 
     name = "angelone"
+    takes_market_orders = False  # refused for API orders since 1 April 2026: copies are protected limits
 
     def __init__(
         self,
@@ -141,25 +142,28 @@ class AngelOneVenue(Venue):
         return OrderReport(str(order_id), intent.client_order_id, OrderState.ACKNOWLEDGED)
 
     def _order_params(self, intent: OrderIntent, instrument: Instrument) -> dict[str, str]:
+        if intent.order_type in (OrderType.MARKET, OrderType.STOP_MARKET) or intent.time_in_force == "IOC":
+            raise InvalidOrder(
+                f"Angel One refuses market, stop-market and IOC API orders since 1 April 2026: the "
+                f"{intent.order_type.value} order for {intent.symbol} was not sent"
+            )
         if intent.order_type not in ORDER_TYPES:
             raise InvalidOrder(f"Angel One has no {intent.order_type.value} order type")
         variety, order_type = ORDER_TYPES[intent.order_type]
         quantity = whole_lots(intent.quantity, instrument.lot_size, intent.symbol)
-        price = Decimal(0)
         trigger = Decimal(0)
-        if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            if intent.price is None:
-                raise InvalidOrder(f"a {intent.order_type.value} order needs a price")
-            price = round_to_tick(intent.price, instrument.tick_size)
-        if intent.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET):
+        if intent.price is None:
+            raise InvalidOrder(f"a {intent.order_type.value} order needs a price")
+        price = round_to_tick(intent.price, instrument.tick_size)
+        if intent.order_type is OrderType.STOP_LIMIT:
             if intent.stop_price is None:
                 raise InvalidOrder(f"a {intent.order_type.value} order needs a stop price")
             trigger = round_to_tick(intent.stop_price, instrument.tick_size)
-        if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price <= 0:
+        if price <= 0:
             raise InvalidOrder(
                 f"price {intent.price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
             )
-        if intent.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and trigger <= 0:
+        if intent.order_type is OrderType.STOP_LIMIT and trigger <= 0:
             raise InvalidOrder(
                 f"stop price {intent.stop_price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
             )
@@ -171,7 +175,7 @@ class AngelOneVenue(Venue):
             "exchange": instrument.exchange,
             "ordertype": order_type,
             "producttype": self._product_for(intent).value,
-            "duration": "IOC" if intent.time_in_force == "IOC" else "DAY",
+            "duration": "DAY",
             "price": str(price),
             "triggerprice": str(trigger),
             "squareoff": "0",
