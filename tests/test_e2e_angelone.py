@@ -77,3 +77,50 @@ def assert_no_market_or_ioc_request(fake: FakeSmartApi) -> None:
     sent = [r.body for r in fake.order_requests if r.route in ("place_order", "modify_order")]
     assert sent and all(b.get("ordertype") in ("LIMIT", "STOPLOSS_LIMIT") for b in sent), sent
     assert all(b.get("duration") == "DAY" for b in sent), sent
+
+
+async def test_the_exit_is_copied_for_what_filled_and_the_masters_product_is_kept(app, fake):
+    """Master BUY (DELIVERY); the follower's protected limit fills 7 of 14 (the ledger moves on
+    that fill only, found by tracking); the master's SELL is copied for the 7 that filled, as
+    DELIVERY, as a protected limit too."""
+    services = app.services
+    owner = await services.register_user(4101, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(4102, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", credentials_of(FOLLOWER))
+    follow = await services.follow(user.id, master.id, key.id, {"sizing_value": "1.45"})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+
+    fake.master_order(
+        MASTER.client_code, quantity=10, filled=10, average_price="801.5", status="complete", product="DELIVERY"
+    )
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's entry")
+    await app.listeners.idle()
+    await app.engine.drain()  # the entry's answer recorded: it is no longer in flight, tracking follows it
+    [entry] = fake.orders_of(FOLLOWER.client_code)
+    assert (entry["producttype"], entry["ordertype"], entry["quantity"]) == ("DELIVERY", "LIMIT", "14")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=7, price="802")
+    await app.engine.track()
+    positions = await app.engine.journal.follow_positions([follow.id], "NSE:SBIN-EQ")
+    assert positions == {follow.id: D(7)}
+
+    fake.master_order(
+        MASTER.client_code,
+        side="SELL",
+        quantity=10,
+        filled=10,
+        average_price="805",
+        status="complete",
+        product="DELIVERY",
+    )
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 2, "the follower's exit")
+    exit_order = fake.orders_of(FOLLOWER.client_code)[1]
+    assert (exit_order["transactiontype"], exit_order["quantity"], exit_order["producttype"]) == (
+        "SELL",
+        "7",
+        "DELIVERY",
+    )
+    assert (exit_order["ordertype"], D(exit_order["price"])) == ("LIMIT", D("796.95"))  # 805 * 0.99 on the tick
+    assert_no_market_or_ioc_request(fake)
