@@ -601,3 +601,43 @@ class TestAngelOneVenueContract(VenueContract):
 def marketable(client_order_id: str, symbol: str, quantity: Decimal, price: Decimal) -> OrderIntent:
     """A buy limited 1% above ``price``: what the engine sends Angel One for a market copy."""
     return OrderIntent(1, client_order_id, symbol, Side.BUY, quantity, OrderType.LIMIT, price=price * Decimal("1.01"))
+
+
+# -- orders per second per client and exchange segment (the exchanges' threshold since April 2026) --
+
+
+async def test_a_fan_out_of_one_client_never_exceeds_ten_orders_a_second_in_a_segment(fake):
+    """Two follows of the same client (two venues) send 30 NSE orders at once: the shared
+    segment throttle spaces them, the fake (10 a second, sliding) refuses none; the client's
+    NFO orders have their own budget and are not held behind them."""
+    accounts = make_accounts(fake)
+    first, second = accounts.venue(credentials_of(FOLLOWER)), accounts.venue(credentials_of(FOLLOWER))
+    await first.equity()
+    cash = [venue.place_order(intent(client_order_id=f"ct-ops-{n}")) for n in range(15) for venue in (first, second)]
+    options = [
+        first.place_order(intent("NFO:NIFTY24DEC24000CE", "25", price="101.25", client_order_id=f"ct-nfo-{n}"))
+        for n in range(5)
+    ]
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*cash, *options)
+    took = asyncio.get_running_loop().time() - started
+
+    placed = [r for r in fake.order_requests if r.route == "place_order"]
+    assert len(placed) == 35 and all(r.errorcode == "" for r in placed), {r.errorcode for r in placed}
+    assert took >= 2.0  # 30 orders at 10 a second: the third ten waits two windows
+
+
+async def test_a_registered_algo_may_send_above_the_threshold(fake):
+    fake.accounts[FOLLOWER.client_code].algo_id = "ALGO-77"
+    fake.accounts[FOLLOWER.client_code].algo_orders_per_second = 30
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER, algo_id="ALGO-77", algo_orders_per_second="30"))
+    await venue.equity()
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*(venue.place_order(intent(client_order_id=f"ct-algo-{n}")) for n in range(20)))
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert all(r.errorcode == "" for r in fake.order_requests) and len(fake.order_requests) == 20
+
+
+def test_an_algo_id_without_its_rate_is_refused_with_a_clear_message():
+    with pytest.raises(UserError, match="algo id and its registered orders per second go together"):
+        AngelOneCredentials.from_mapping(credentials_of(FOLLOWER, algo_id="ALGO-77"))

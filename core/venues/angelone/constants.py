@@ -28,6 +28,11 @@ REQUEST_TIMEOUT_SECONDS = 7.0
 LOGIN_LIMITS = (RateLimit(1, 1.1),)
 #: placeOrder, per account
 PLACE_ORDER_LIMITS = (RateLimit(20, 1.0), RateLimit(500, 60.0), RateLimit(1000, 3600.0))
+#: the exchanges' threshold since 1 April 2026: 10 orders a second per client and exchange segment
+#: (places, modifications, cancellations) unless the algo is registered (docs/research/angelone.md §1);
+#: the window has a margin for the time requests take to reach the broker
+ORDERS_PER_SECOND_THRESHOLD = 10
+SEGMENT_ORDER_WINDOW_SECONDS = 1.1
 #: order-book reads of a master's listener: 1 a second
 ORDER_BOOK_POLL_SECONDS = 1.0
 

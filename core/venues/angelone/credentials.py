@@ -37,6 +37,9 @@ class AngelOneCredentials:
     client_code: str
     pin: str = field(repr=False)
     totp_secret: str = field(repr=False)
+    #: an exchange-registered algo allowed above the 10 orders/s threshold, and its registered rate
+    algo_id: str | None = None
+    algo_orders_per_second: int | None = None
 
     REQUIRED = ANGEL_ONE_VENUE.fields
 
@@ -49,11 +52,19 @@ class AngelOneCredentials:
         secret = str(values["totp_secret"]).strip().replace(" ", "").upper()
         if not is_totp_seed(secret):
             raise UserError("the Angel One TOTP secret is not valid: paste the base32 key shown under the QR code")
+        algo_id = str(values.get("algo_id") or "").strip() or None
+        rate = str(values.get("algo_orders_per_second") or "").strip()
+        if (algo_id is None) != (not rate):
+            raise UserError("an Angel One algo id and its registered orders per second go together")
+        if rate and (not rate.isdigit() or int(rate) <= 0):
+            raise UserError("the algo's registered orders per second must be a whole number above 0")
         return cls(
             str(values["api_key"]).strip(),
             str(values["client_code"]).strip().upper(),
             str(values["pin"]).strip(),
             secret,
+            algo_id,
+            int(rate) if rate else None,
         )
 
     def current_totp(self) -> str:

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -77,6 +77,7 @@ class AngelOneVenue(Venue):
         session: AngelOneSession,
         instruments: InstrumentMaster,
         *,
+        segment_throttle: Callable[[str], Throttle],
         product: ProductType = ProductType.INTRADAY,
         follow_products: Mapping[int, ProductType] | None = None,
         order_limiter: Throttle | None = None,
@@ -86,6 +87,7 @@ class AngelOneVenue(Venue):
         self._product = ProductType(product)
         self._follow_products = {follow_id: ProductType(p) for follow_id, p in (follow_products or {}).items()}
         self._order_limiter = order_limiter or Throttle(PLACE_ORDER_LIMITS)
+        self._segment_throttle = segment_throttle
 
     @property
     def session(self) -> AngelOneSession:
@@ -133,6 +135,7 @@ class AngelOneVenue(Venue):
         instrument = await self._instruments.instrument(intent.symbol)
         params = self._order_params(intent, instrument)
         await self._order_limiter.acquire()
+        await self._segment_throttle(instrument.exchange).acquire()
         answer = await self._session.call(
             f"placing an order for {intent.symbol}", "placeOrderFullResponse", params, placing=True
         )
@@ -203,6 +206,7 @@ class AngelOneVenue(Venue):
         if not resting:
             return False
         row = resting[-1]
+        await self._segment_throttle(str(row.get("exchange") or "")).acquire()
         await self._session.call(
             "cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL")
         )
