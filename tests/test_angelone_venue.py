@@ -29,11 +29,12 @@ from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side
 from core.throttle import RateLimit, Throttle
 from core.venues.angelone.accounts import AngelOneAccounts
 from core.venues.angelone.constants import IST, LOGIN_LIMITS, ProductType
-from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints
+from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints, SecretRedactor
 from core.venues.angelone.instruments import InstrumentMaster
 from core.venues.angelone.jobs import register_jobs
 from core.venues.angelone.sdk import import_smartapi
 from core.venues.angelone.venue import ordertag_for
+from core.venues.catalog import clean_secrets, venue_spec
 from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
 from tests.venue_contract import VenueContract
 
@@ -641,3 +642,53 @@ async def test_a_registered_algo_may_send_above_the_threshold(fake):
 def test_an_algo_id_without_its_rate_is_refused_with_a_clear_message():
     with pytest.raises(UserError, match="algo id and its registered orders per second go together"):
         AngelOneCredentials.from_mapping(credentials_of(FOLLOWER, algo_id="ALGO-77"))
+
+
+# -- a static IP per client: each account's own egress ------------------------------------------
+
+
+async def test_every_order_request_of_an_account_goes_through_its_egress_with_the_matching_header(fake):
+    fake.register_static_ip(FOLLOWER.client_code, "127.0.0.5")
+    egress = fake.start_egress_proxy("127.0.0.5", username="ops", password="s3cret")
+    secrets = credentials_of(FOLLOWER, egress_proxy=egress.url, static_ip="127.0.0.5")
+    venue = make_accounts(fake).venue(secrets, require_egress=True)
+
+    await venue.place_order(intent(client_order_id="ct-egress-1"))
+    assert await venue.cancel_order("ct-egress-1", "NSE:SBIN-EQ") is True
+
+    assert [(r.route, r.source_ip, r.public_ip_header, r.errorcode) for r in fake.order_requests] == [
+        ("place_order", "127.0.0.5", "127.0.0.5", ""),
+        ("cancel_order", "127.0.0.5", "127.0.0.5", ""),
+    ]
+    assert egress.forwarded >= 3  # the login too
+
+
+async def test_in_live_mode_an_order_without_a_registered_egress_is_refused_unsent(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER), require_egress=True)
+    with pytest.raises(InvalidOrder, match="F80002 has no registered egress"):
+        await venue.place_order(intent())
+    assert fake.order_requests == [] and fake.calls["place_order"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"egress_proxy": "http://203.0.113.7:3128"}, "needs both the proxy URL and the static IP"),
+        ({"static_ip": "203.0.113.7"}, "needs both the proxy URL and the static IP"),
+        ({"egress_proxy": "socks5://203.0.113.7:1080", "static_ip": "203.0.113.7"}, "http:// or https:// URL"),
+        ({"egress_proxy": "http://203.0.113.7:3128", "static_ip": "my-host"}, "is not an IP address"),
+    ],
+)
+def test_connect_checks_the_egress_fields_with_a_clear_message(fields, message):
+    spec = venue_spec("angelone")
+    assert spec is not None and {"egress_proxy", "static_ip"} <= set(spec.optional_fields)
+    with pytest.raises(UserError, match=message):
+        clean_secrets(spec, credentials_of(FOLLOWER, **fields))
+
+
+def test_the_egress_proxy_password_never_appears_in_a_redacted_text():
+    credentials = AngelOneCredentials.from_mapping(
+        credentials_of(FOLLOWER, egress_proxy="http://ops:pr0xy-pass@203.0.113.7:3128", static_ip="203.0.113.7")
+    )
+    text = SecretRedactor(credentials).redact("proxy http://ops:pr0xy-pass@203.0.113.7:3128 refused pr0xy-pass")
+    assert "pr0xy-pass" not in text and "egress_proxy" not in repr(credentials) and "pr0xy" not in repr(credentials)

@@ -26,6 +26,15 @@ def fake():
 
 
 @pytest.fixture
+def follower_secrets(fake):
+    """The follower's key as connected in live mode: with its egress (a proxy leaving from the
+    static IP registered for the client) — Angel One accepts API orders from that IP only."""
+    fake.register_static_ip(FOLLOWER.client_code, "127.0.0.7")
+    egress = fake.start_egress_proxy("127.0.0.7")
+    return credentials_of(FOLLOWER, egress_proxy=egress.url, static_ip="127.0.0.7")
+
+
+@pytest.fixture
 async def app(fake, tmp_path):
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
@@ -41,13 +50,13 @@ async def app(fake, tmp_path):
     await application.close()
 
 
-async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
+async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake, follower_secrets):
     services = app.services
     owner = await services.register_user(4001, "master owner")
     master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
     master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
     user = await services.register_user(4002, "follower")
-    key = await services.connect_account(user.id, "angelone", "main", credentials_of(FOLLOWER))
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
     follow = await services.follow(user.id, master.id, key.id, {"sizing_value": "1.45"})
     await app.start_listeners()
     await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
@@ -71,6 +80,7 @@ async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake):
     # price, rounded onto the tick in the follower's favour: 801.5 * 1.01 = 809.515 -> 809.50
     assert (copied["ordertype"], copied["duration"], D(copied["price"])) == ("LIMIT", "DAY", D("809.50"))
     assert_no_market_or_ioc_request(fake)
+    assert {(r.source_ip, r.public_ip_header) for r in fake.order_requests} == {("127.0.0.7", "127.0.0.7")}
 
 
 def assert_no_market_or_ioc_request(fake: FakeSmartApi) -> None:
@@ -79,7 +89,7 @@ def assert_no_market_or_ioc_request(fake: FakeSmartApi) -> None:
     assert all(b.get("duration") == "DAY" for b in sent), sent
 
 
-async def test_the_exit_is_copied_for_what_filled_and_the_masters_product_is_kept(app, fake):
+async def test_the_exit_is_copied_for_what_filled_and_the_masters_product_is_kept(app, fake, follower_secrets):
     """Master BUY (DELIVERY); the follower's protected limit fills 7 of 14 (the ledger moves on
     that fill only, found by tracking); the master's SELL is copied for the 7 that filled, as
     DELIVERY, as a protected limit too."""
@@ -88,7 +98,7 @@ async def test_the_exit_is_copied_for_what_filled_and_the_masters_product_is_kep
     master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
     master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
     user = await services.register_user(4102, "follower")
-    key = await services.connect_account(user.id, "angelone", "main", credentials_of(FOLLOWER))
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
     follow = await services.follow(user.id, master.id, key.id, {"sizing_value": "1.45"})
     await app.start_listeners()
     await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
@@ -124,3 +134,25 @@ async def test_the_exit_is_copied_for_what_filled_and_the_masters_product_is_kep
     )
     assert (exit_order["ordertype"], D(exit_order["price"])) == ("LIMIT", D("796.95"))  # 805 * 0.99 on the tick
     assert_no_market_or_ioc_request(fake)
+
+
+async def test_in_live_mode_a_follower_without_a_registered_egress_gets_a_clear_failure_and_nothing_is_sent(app, fake):
+    services = app.services
+    owner = await services.register_user(4201, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(4202, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", credentials_of(FOLLOWER))
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1"})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+
+    fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="801.5", status="complete")
+    for _ in range(200):  # journaled pending, then failed as soon as the venue refused it
+        rows = await app.accounts.copy_history(user.id)
+        if rows and rows[0].status is not CopyStatus.PENDING:
+            break
+        await asyncio.sleep(0.025)
+    [row] = rows
+    assert row.status is CopyStatus.FAILED and "has no registered egress" in (row.reason or "")
+    assert fake.order_requests == []

@@ -11,7 +11,14 @@ from core.model import OrderType
 from core.throttle import RateLimit
 from core.venues.driver import VenueSpec
 
-ANGEL_ONE_VENUE = VenueSpec("angelone", "Angel One", ("api_key", "client_code", "pin", "totp_secret"))
+#: the optional fields: the client's egress (an HTTP(S) proxy leaving from its registered static IP, and
+#: that IP) and a registered algo allowed above 10 orders a second (its id and registered rate)
+ANGEL_ONE_VENUE = VenueSpec(
+    "angelone",
+    "Angel One",
+    ("api_key", "client_code", "pin", "totp_secret"),
+    optional_fields=("egress_proxy", "static_ip", "algo_id", "algo_orders_per_second"),
+)
 #: the trading PIN Angel One issues
 PIN_PATTERN = r"\d{4,8}"
 

@@ -81,6 +81,7 @@ class AngelOneVenue(Venue):
         product: ProductType = ProductType.INTRADAY,
         follow_products: Mapping[int, ProductType] | None = None,
         order_limiter: Throttle | None = None,
+        require_egress: bool = False,
     ) -> None:
         self._session = session
         self._instruments = instruments
@@ -88,6 +89,7 @@ class AngelOneVenue(Venue):
         self._follow_products = {follow_id: ProductType(p) for follow_id, p in (follow_products or {}).items()}
         self._order_limiter = order_limiter or Throttle(PLACE_ORDER_LIMITS)
         self._segment_throttle = segment_throttle
+        self._require_egress = require_egress
 
     @property
     def session(self) -> AngelOneSession:
@@ -131,7 +133,17 @@ class AngelOneVenue(Venue):
         await self._session.call("reading the profile", "getProfile")
         await self.equity()
 
+    def _check_egress(self, what: str) -> None:
+        """Live orders leave only through the client's own egress: Angel One accepts API orders
+        only from the client's registered static IP, and one IP serves one client."""
+        if self._require_egress and not self._session.has_egress:
+            raise InvalidOrder(
+                f"{what} was not sent: Angel One client {self._session.client_code} has no registered egress "
+                "(connect the key again with its static IP and the proxy that leaves from it)"
+            )
+
     async def place_order(self, intent: OrderIntent) -> OrderReport:
+        self._check_egress(f"the order for {intent.symbol}")
         instrument = await self._instruments.instrument(intent.symbol)
         params = self._order_params(intent, instrument)
         await self._order_limiter.acquire()
@@ -206,6 +218,7 @@ class AngelOneVenue(Venue):
         if not resting:
             return False
         row = resting[-1]
+        self._check_egress(f"the cancellation of order {row['orderid']}")
         await self._segment_throttle(str(row.get("exchange") or "")).acquire()
         await self._session.call(
             "cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL")
