@@ -20,6 +20,7 @@ from core.venues.angelone.constants import (
     REST_ROOT,
     SCRIP_MASTER_URL,
 )
+from core.venues.driver import check_egress_proxy
 
 
 def is_totp_seed(secret: str) -> bool:
@@ -42,9 +43,7 @@ def check_egress(values: Mapping[str, str]) -> tuple[str | None, str | None]:
         )
     if proxy is None or static_ip is None:
         return None, None
-    url = urlsplit(proxy)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise UserError("the egress proxy must be an http:// or https:// URL, e.g. http://user:pass@203.0.113.7:3128")
+    check_egress_proxy(proxy)
     try:
         address = ipaddress.ip_address(static_ip)
     except ValueError:
