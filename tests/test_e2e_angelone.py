@@ -156,3 +156,31 @@ async def test_in_live_mode_a_follower_without_a_registered_egress_gets_a_clear_
     [row] = rows
     assert row.status is CopyStatus.FAILED and "has no registered egress" in (row.reason or "")
     assert fake.order_requests == []
+
+
+async def test_an_order_the_rms_rejects_after_accepting_it_is_recorded_and_notified_with_the_brokers_text(
+    app, fake, follower_secrets
+):
+    services = app.services
+    owner = await services.register_user(4301, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(4302, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1"})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    text = "Your order has been rejected due to Insufficient Funds. Available funds - Rs. 12.50"
+    fake.reject_next_order(FOLLOWER.client_code, text)
+
+    fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="801.5", status="complete")
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's order")
+    await app.listeners.idle()
+    await app.engine.drain()
+    await app.engine.track()  # the order book now says "rejected", with the RMS's text
+
+    [row] = await app.accounts.copy_history(user.id)
+    assert row.status is CopyStatus.FAILED and row.reason == text
+    ended = [e for e in app.notifications.take_all() if getattr(e, "client_order_id", None) == row.client_order_id]
+    assert ended[-1].status is CopyStatus.FAILED and ended[-1].error == text
+    assert await app.engine.journal.follow_positions([row.follow_id], "NSE:SBIN-EQ") == {}
