@@ -692,3 +692,35 @@ def test_the_egress_proxy_password_never_appears_in_a_redacted_text():
     )
     text = SecretRedactor(credentials).redact("proxy http://ops:pr0xy-pass@203.0.113.7:3128 refused pr0xy-pass")
     assert "pr0xy-pass" not in text and "egress_proxy" not in repr(credentials) and "pr0xy" not in repr(credentials)
+
+
+# -- following an order to its end: the ledger from the trade book ------------------------------
+
+
+async def test_a_partly_filled_order_is_reported_from_its_trades(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    placed = await venue.place_order(intent(quantity="10", client_order_id="ct-trades-1"))
+    fake.fill(FOLLOWER.client_code, placed.venue_order_id, quantity=4, price="612.00")
+    fake.fill(FOLLOWER.client_code, placed.venue_order_id, quantity=2, price="612.30")
+
+    report = await venue.fetch_order("ct-trades-1", "NSE:SBIN-EQ")
+
+    assert report is not None and report.state is OrderState.PARTIALLY_FILLED
+    trades = fake.trades_of(FOLLOWER.client_code)
+    assert [(e.trade_id, e.quantity, e.price) for e in report.executions] == [
+        (t["fillid"], Decimal(t["fillsize"]), Decimal(t["fillprice"])) for t in trades
+    ]
+    assert (report.filled_quantity, report.average_price) == (Decimal(6), Decimal("612.10"))
+
+
+async def test_a_complete_order_whose_trades_are_not_in_the_trade_book_yet_is_not_ended(fake):
+    """The order book may say "complete" before the trade book lists the trades: the report stays
+    open (asked again later) instead of ending the order with nothing filled."""
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    placed = await venue.place_order(intent(quantity="10", client_order_id="ct-trades-2"))
+    fake.fill(FOLLOWER.client_code, placed.venue_order_id)
+    fake.accounts[FOLLOWER.client_code].trades.clear()  # the trade book lags
+
+    report = await venue.fetch_order("ct-trades-2", "NSE:SBIN-EQ")
+
+    assert report is not None and report.state is OrderState.ACKNOWLEDGED and report.filled_quantity == 0

@@ -12,7 +12,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from core.errors import InvalidOrder, OrderStatusUnknown, TemporaryError
-from core.model import MarketRules, OrderIntent, OrderReport, OrderState, OrderType
+from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType
 from core.throttle import Throttle
 from core.venues.angelone.constants import ORDER_TYPES, ORDERTAG_MAX_LENGTH, PLACE_ORDER_LIMITS, ProductType
 from core.venues.angelone.instruments import Instrument, InstrumentMaster
@@ -232,11 +232,24 @@ class AngelOneVenue(Venue):
         if not matches:
             return None
         row = matches[-1]
-        filled = _decimal(row.get("filledshares"))
-        average = _decimal(row.get("averageprice"))
+        order_id = str(row["orderid"])
         status = str(row.get("status") or row.get("orderstatus") or "").lower()
+        booked = _decimal(row.get("filledshares"))
+        executions = await self._executions(order_id) if booked > 0 else ()
+        filled = sum((e.quantity for e in executions), Decimal(0))
+        average = sum((e.quantity * e.price for e in executions), Decimal(0)) / filled if filled else None
         state = ORDER_STATES.get(status, OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED)
+        if state.is_terminal and filled < booked:  # the trade book lags the order book: asked again later
+            state = OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED
         reason = str(row.get("text") or "") or None if state is OrderState.REJECTED else None
-        return OrderReport(
-            str(row["orderid"]), client_order_id, state, filled, average if average > 0 else None, reason=reason
+        return OrderReport(order_id, client_order_id, state, filled, average, reason=reason, executions=executions)
+
+    async def _executions(self, order_id: str) -> tuple[Execution, ...]:
+        """The order's executions from the trade book: the ledger moves on trades only (the order
+        book's ``filledshares`` only says that some exist)."""
+        answer = await self._session.call("reading the trade book", "tradeBook")
+        return tuple(
+            Execution(str(trade.get("fillid") or ""), _decimal(trade.get("fillsize")), _decimal(trade.get("fillprice")))
+            for trade in answer.get("data") or []
+            if str(trade.get("orderid")) == order_id and _decimal(trade.get("fillsize")) > 0
         )
