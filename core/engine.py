@@ -49,6 +49,7 @@ from core.journal import (
     Transition,
 )
 from core.model import (
+    DEFAULT_PRICE_PROTECTION_PCT,
     CopyResult,
     CopyStatus,
     EntrySides,
@@ -146,6 +147,17 @@ def copied_order_type(fill: Fill) -> tuple[OrderType, Decimal | None]:
     if fill.order_type is OrderType.STOP_LIMIT:
         return OrderType.LIMIT, fill.limit_price or fill.price
     return OrderType.MARKET, None
+
+
+def protected_limit(intent: OrderIntent, reference: Decimal, protection_pct: Decimal, tick: Decimal) -> OrderIntent:
+    """A market order as a LIMIT with DAY validity, for a venue that takes no market or IOC order
+    (``Venue.takes_market_orders``): at the reference price (the master's fill price, or the last
+    price) moved by ``protection_pct`` in the direction that lets the order execute at once, rounded
+    onto the tick in the follower's favour. It rests until filled, cancelled by the master or the
+    follow's maximum resting time."""
+    move = reference * protection_pct / 100
+    price = reference + move if intent.side is Side.BUY else reference - move
+    return replace(intent, order_type=OrderType.LIMIT, price=round_price(price, tick, intent.side), time_in_force=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,7 +517,7 @@ class CopyEngine:
             reference_price=fill.price,
             leverage=follow.leverage if rules.derivative else None,
             margin_mode=follow.margin_mode if rules.derivative else None,
-            product=fill.product,
+            product=follow.product or fill.product,
             position_side=position_side,
         )
         if leg.leg is Leg.ENTRY and follow.slippage_pct is not None and intent.order_type is OrderType.MARKET:
@@ -513,6 +525,7 @@ class CopyEngine:
             if isinstance(guarded, Skip):
                 return await self._record_skip(follow, fill, fill_id, cid, guarded)
             intent = guarded
+        intent = self._order_for_venue(follow, venue, intent, fill.price, rules)
         if follow.dry_run:
             return await self._record_dry_run(follow, fill, fill_id, intent, rules)
         existing = await self.journal.begin_copies(
@@ -619,8 +632,19 @@ class CopyEngine:
             intent,
             order_type=OrderType.LIMIT,
             price=round_price(guard, rules.price_tick, intent.side),
-            time_in_force="IOC",
+            time_in_force="IOC" if venue.takes_market_orders else None,  # else it rests, like a protected limit
         )
+
+    @staticmethod
+    def _order_for_venue(
+        follow: FollowSettings, venue: Venue, intent: OrderIntent, reference: Decimal, rules: MarketRules
+    ) -> OrderIntent:
+        """The order as the follower's venue takes it: a market order becomes a protected limit
+        where the venue takes no market orders (Angel One since April 2026)."""
+        if venue.takes_market_orders or intent.order_type is not OrderType.MARKET:
+            return intent
+        protection = follow.price_protection_pct or DEFAULT_PRICE_PROTECTION_PCT
+        return protected_limit(intent, reference, protection, rules.price_tick)
 
     async def _raw_entry(
         self, follow: FollowSettings, fill: Fill, master_quantity: Decimal, venue: Venue, master_equity: Decimal | None
@@ -1274,7 +1298,9 @@ class CopyEngine:
             leverage=follow.leverage if rules.derivative else None,
             margin_mode=follow.margin_mode if rules.derivative else None,
             position_side=order.position_side,
+            product=follow.product,
         )
+        intent = self._order_for_venue(follow, venue, intent, order.reference_price, rules)
         draft = replace(
             self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False
         )

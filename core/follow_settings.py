@@ -14,6 +14,7 @@ values, the first one in the table is reported).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,9 +22,18 @@ from functools import partial
 from typing import Any
 
 from core.errors import UserError
-from core.model import EntrySides, MarginMode, OrderType, SizingMode, SlippageAction, plain
+from core.model import (
+    DEFAULT_PRICE_PROTECTION_PCT,
+    EntrySides,
+    MarginMode,
+    OrderType,
+    SizingMode,
+    SlippageAction,
+    plain,
+)
 from core.risk import normalise_symbol_list
 from core.validation import (
+    CLEAR_WORDS,
     MONEY_LIMIT_MAX,
     SLIPPAGE_MAX,
     TAKE_PROFIT_MAX,
@@ -236,6 +246,23 @@ def _resting_line(follow: Any) -> str:
     return f"Max resting time of limit copies: {follow.max_resting_minutes} min (then cancelled; what filled is kept)"
 
 
+def _protection_line(follow: Any) -> str:
+    protection = follow.price_protection_pct
+    shown = _percent(protection) if protection is not None else f"{_percent(DEFAULT_PRICE_PROTECTION_PCT)} (default)"
+    return f"Price protection: {shown} — market copies as limits where the exchange takes no market orders"
+
+
+def parse_product(value: object) -> str | None:
+    """A venue's product type, upper case (Angel One: INTRADAY, DELIVERY, CARRYFORWARD, MARGIN);
+    "off" copies the master's."""
+    if value is None or str(value).strip().lower() in CLEAR_WORDS:
+        return None
+    product = str(value).strip().upper()
+    if not re.fullmatch(r"[A-Z_]{1,16}", product):
+        raise UserError("product type must be one word of letters, e.g. DELIVERY or INTRADAY")
+    return product
+
+
 def _symbols(value: Iterable[str]) -> frozenset[str]:
     return normalise_symbol_list(tuple(value))
 
@@ -390,6 +417,31 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             "Send the longest a copied limit order may rest unfilled, in minutes (e.g. 30). "
             "It is then cancelled; whatever filled is kept.",
             row=8,
+        ),
+    ),
+    FollowSetting(
+        "price_protection_pct",
+        partial(parse_optional_decimal, field="price protection %", high=SLIPPAGE_MAX),
+        line=_protection_line,
+        widget=Typed(
+            "pp",
+            "🛡 Price protection",
+            "Send the price protection in % (e.g. 0.5, at most 50). On exchanges that take no market orders "
+            "(Angel One), a market copy is sent as a limit order at the master's price plus (buy) or minus (sell) "
+            "this much; it rests until filled, cancelled by the master or your max resting time.",
+            row=9,
+        ),
+    ),
+    FollowSetting(
+        "product",
+        parse_product,
+        line=lambda f: f"Product type: {f.product or 'as the master (Angel One)'}",
+        widget=Typed(
+            "pt",
+            "🏷 Product type",
+            "Send the product type your copies use instead of the master's (Angel One: INTRADAY, DELIVERY, "
+            "CARRYFORWARD or MARGIN), or off to copy the master's.",
+            row=9,
         ),
     ),
     FollowSetting("leverage", parse_leverage),

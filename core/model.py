@@ -258,6 +258,10 @@ class MarketRules:
     derivative: bool = False
 
 
+#: the price protection of a market copy sent as a limit when the follow sets none (``core.engine.protected_limit``)
+DEFAULT_PRICE_PROTECTION_PCT = Decimal(1)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """An order the engine decided to send for one follow, already rounded to the venue's rules."""
@@ -394,3 +398,5 @@ class FollowSettings:
     close_on_daily_loss: bool = False
     auto_sync: bool = False
     max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
+    price_protection_pct: Decimal | None = None  # market copies as protected limits (venues without market orders)
+    product: str | None = None  # overrides the master's product type (Angel One: INTRADAY, DELIVERY, ...)

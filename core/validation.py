@@ -28,7 +28,7 @@ MONEY_LIMIT_MAX = Decimal(1_000_000_000)
 LEVERAGE_MAX = 125
 SYMBOL_LIST_MAX = 100
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9/:_.&-]{0,39}$")
-_CLEAR = {"", "none", "off", "no", "-", "0"}
+CLEAR_WORDS = {"", "none", "off", "no", "-", "0"}
 _TRUE = {"on", "yes", "true", "1", "y"}
 _FALSE = {"off", "no", "false", "0", "n"}
 
@@ -65,7 +65,7 @@ def parse_sizing(mode: object, value: object) -> tuple[SizingMode, Decimal]:
 
 
 def parse_optional_decimal(value: object, field: str, *, high: Decimal) -> Decimal | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR):
+    if value is None or (isinstance(value, str) and value.strip().lower() in CLEAR_WORDS):
         return None
     return parse_decimal(value, field, low=Decimal(0), high=high)
 
@@ -83,7 +83,9 @@ def parse_bool(value: object, field: str) -> bool:
 
 def parse_symbols(value: object, field: str) -> list[str]:
     items = value if isinstance(value, (list, tuple, set, frozenset)) else re.split(r"[\s,;]+", str(value))
-    symbols = sorted({str(s).strip().upper() for s in items if str(s).strip() and str(s).strip().lower() not in _CLEAR})
+    symbols = sorted(
+        {str(s).strip().upper() for s in items if str(s).strip() and str(s).strip().lower() not in CLEAR_WORDS}
+    )
     if len(symbols) > SYMBOL_LIST_MAX:
         raise UserError(f"{field} may hold at most {SYMBOL_LIST_MAX} symbols")
     bad = [s for s in symbols if not _SYMBOL.match(s)]
@@ -117,7 +119,7 @@ def parse_stop_loss(value: object) -> Decimal | None:
 
 def parse_leverage(value: object) -> int | None:
     """A whole leverage; "0" is not "off" here but an error (leverage must be at least 1)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in _CLEAR - {"0"}):
+    if value is None or (isinstance(value, str) and value.strip().lower() in CLEAR_WORDS - {"0"}):
         return None
     leverage = parse_decimal(value, "leverage", low=Decimal(1), high=Decimal(LEVERAGE_MAX), low_inclusive=True)
     if leverage != leverage.to_integral_value():
@@ -135,6 +137,6 @@ def parse_choice(value: object, choices: type[_Choice], field: str) -> _Choice:
 
 def parse_optional_choice(value: object, choices: type[_Choice], field: str) -> _Choice | None:
     """Like ``parse_choice``; "none", "off", "0" and the like clear the setting."""
-    if value is None or str(value).strip().lower() in _CLEAR:
+    if value is None or str(value).strip().lower() in CLEAR_WORDS:
         return None
     return parse_choice(value, choices, field)

@@ -7,6 +7,7 @@ import importlib
 import logging
 import socket
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,21 +29,16 @@ from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side
 from core.throttle import RateLimit, Throttle
 from core.venues.angelone.accounts import AngelOneAccounts
 from core.venues.angelone.constants import IST, LOGIN_LIMITS, ProductType
-from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints
+from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints, SecretRedactor
 from core.venues.angelone.instruments import InstrumentMaster
 from core.venues.angelone.jobs import register_jobs
 from core.venues.angelone.sdk import import_smartapi
 from core.venues.angelone.venue import ordertag_for
+from core.venues.catalog import clean_secrets, venue_spec
 from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
 from tests.venue_contract import VenueContract
 
 FAST_SESSIONS = {"backoff_base": 0.01}
-#: Angel One refuses MARKET, STOPLOSS_MARKET and IOC API orders since 1 April 2026 (tests/fakes/smartapi.py)
-SENDS_MARKET_ORDERS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 14: the venue sends a MARKET/STOPLOSS_MARKET order, which Angel One refuses for API "
-    "orders since 1 April 2026 (a copy must be a LIMIT at a protected price)",
-)
 
 
 @pytest.fixture
@@ -67,9 +63,9 @@ def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options
 def intent(
     symbol: str = "NSE:SBIN-EQ",
     quantity: str = "10",
-    order_type: OrderType = OrderType.MARKET,
+    order_type: OrderType = OrderType.LIMIT,  # Angel One takes no MARKET API order (since April 2026)
     *,
-    price: str | None = None,
+    price: str | None = "612.35",
     stop_price: str | None = None,
     client_order_id: str = "ct-1-42-7",
     follow_id: int = 1,
@@ -276,19 +272,8 @@ async def test_instrument_master_without_any_list_raises_temporary_error():
 @pytest.mark.parametrize(
     ("order_type", "price", "stop_price", "variety", "angel_type", "sent_price", "sent_trigger"),
     [
-        pytest.param(OrderType.MARKET, None, None, "NORMAL", "MARKET", "0", "0", marks=SENDS_MARKET_ORDERS),
         (OrderType.LIMIT, "612.33", None, "NORMAL", "LIMIT", "612.35", "0"),
         (OrderType.STOP_LIMIT, "615", "612.01", "STOPLOSS", "STOPLOSS_LIMIT", "615.00", "612.00"),
-        pytest.param(
-            OrderType.STOP_MARKET,
-            None,
-            "612.08",
-            "STOPLOSS",
-            "STOPLOSS_MARKET",
-            "0",
-            "612.10",
-            marks=SENDS_MARKET_ORDERS,
-        ),
     ],
 )
 async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
@@ -306,6 +291,27 @@ async def test_each_order_type_is_copied_with_variety_tick_rounding_and_tag(
     assert Decimal(order["price"]) == Decimal(sent_price) and Decimal(order["triggerprice"]) == Decimal(sent_trigger)
     assert (order["tradingsymbol"], order["symboltoken"], order["exchange"]) == ("SBIN-EQ", "3045", "NSE")
     assert order["ordertag"] == ordertag_for("ct-7-1001-abc") and len(order["ordertag"]) <= 20
+
+
+@pytest.mark.parametrize(
+    ("order_type", "stop_price", "time_in_force"),
+    [(OrderType.MARKET, None, None), (OrderType.STOP_MARKET, "612.08", None), (OrderType.LIMIT, None, "IOC")],
+)
+async def test_market_stop_market_and_ioc_orders_are_refused_without_sending(
+    fake, order_type, stop_price, time_in_force
+):
+    """Angel One refuses them for API orders since 1 April 2026 (docs/research/angelone.md): the
+    engine sends protected limits instead, and the adapter never lets one through."""
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    order = replace(
+        intent(
+            order_type=order_type, stop_price=stop_price, price=None if order_type is not OrderType.LIMIT else "612.35"
+        ),
+        time_in_force=time_in_force,
+    )
+    with pytest.raises(InvalidOrder, match="refuses market, stop-market and IOC"):
+        await venue.place_order(order)
+    assert fake.order_requests == [] and fake.calls["place_order"] == 0
 
 
 async def test_product_defaults_to_the_venue_setting(fake):
@@ -365,7 +371,6 @@ async def test_an_order_refused_for_an_invalid_token_is_placed_once_after_login(
     assert len(fake.orders_of(FOLLOWER.client_code)) == 1 and fake.logins[FOLLOWER.client_code] == 2
 
 
-@SENDS_MARKET_ORDERS
 async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its_tag(fake):
     venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
     await venue.equity()
@@ -373,10 +378,11 @@ async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its
 
     with pytest.raises(OrderStatusUnknown):
         await venue.place_order(intent(client_order_id="ct-1-77-lost"))
+    [order] = fake.orders_of(FOLLOWER.client_code)
+    fake.fill(FOLLOWER.client_code, order["orderid"])
     ack = await venue.fetch_order("ct-1-77-lost", "NSE:SBIN-EQ")
 
     assert fake.calls["place_order"] == 1
-    [order] = fake.orders_of(FOLLOWER.client_code)
     assert ack is not None and ack.venue_order_id == order["orderid"]
     assert (ack.status, ack.filled_quantity, ack.average_price) == (CopyStatus.FILLED, Decimal(10), Decimal("612.35"))
 
@@ -548,6 +554,7 @@ class TestAngelOneVenueContract(VenueContract):
 
     @pytest.fixture
     def venue(self, fake):
+        self.fake = fake  # the contract's signatures take no fake: the fills below come from it
         return make_accounts(fake).venue(credentials_of(FOLLOWER))
 
     @pytest.fixture
@@ -558,24 +565,162 @@ class TestAngelOneVenueContract(VenueContract):
     def price(self):
         return Decimal("612.35")
 
-    # the contract's market orders: refused by Angel One for API orders since 1 April 2026
+    # the contract's market orders are refused by Angel One for API orders since 1 April 2026: the
+    # same behaviours with the marketable LIMIT the engine sends instead (``core.engine.protected_limit``)
 
-    @SENDS_MARKET_ORDERS
     async def test_market_order_carries_the_client_order_id_and_can_be_looked_up(
         self, venue, listed_symbol, price, order_quantity
     ):
-        await super().test_market_order_carries_the_client_order_id_and_can_be_looked_up(
-            venue, listed_symbol, price, order_quantity
-        )
+        quantity = await order_quantity(venue, listed_symbol, price)
+        ack = await venue.place_order(marketable("ctcontract00000000000000000000001", listed_symbol, quantity, price))
+        assert ack.client_order_id == "ctcontract00000000000000000000001" and ack.status is CopyStatus.PLACED
+        found = await venue.fetch_order("ctcontract00000000000000000000001", listed_symbol)
+        assert found is not None and found.venue_order_id == ack.venue_order_id
 
-    @SENDS_MARKET_ORDERS
     async def test_an_order_is_found_by_its_client_order_id_once_it_has_executed(
         self, venue, listed_symbol, price, order_quantity
     ):
-        await super().test_an_order_is_found_by_its_client_order_id_once_it_has_executed(
-            venue, listed_symbol, price, order_quantity
+        quantity = await order_quantity(venue, listed_symbol, price)
+        placed = await venue.place_order(
+            marketable("ctcontract00000000000000000000002", listed_symbol, quantity, price)
         )
+        self.fake.fill(FOLLOWER.client_code, placed.venue_order_id)
+        found = await venue.fetch_order("ctcontract00000000000000000000002", listed_symbol)
+        assert found is not None and found.venue_order_id == placed.venue_order_id
+        assert found.state is OrderState.FILLED and found.filled_quantity == quantity
 
-    @SENDS_MARKET_ORDERS
     async def test_filled_buy_shows_in_positions(self, venue, listed_symbol, price, order_quantity):
-        await super().test_filled_buy_shows_in_positions(venue, listed_symbol, price, order_quantity)
+        quantity = await order_quantity(venue, listed_symbol, price)
+        placed = await venue.place_order(
+            marketable("ctcontract00000000000000000000003", listed_symbol, quantity, price)
+        )
+        self.fake.fill(FOLLOWER.client_code, placed.venue_order_id)
+        positions = {p.symbol: p.quantity for p in await venue.positions()}
+        assert positions.get(listed_symbol, 0) >= quantity
+
+
+def marketable(client_order_id: str, symbol: str, quantity: Decimal, price: Decimal) -> OrderIntent:
+    """A buy limited 1% above ``price``: what the engine sends Angel One for a market copy."""
+    return OrderIntent(1, client_order_id, symbol, Side.BUY, quantity, OrderType.LIMIT, price=price * Decimal("1.01"))
+
+
+# -- orders per second per client and exchange segment (the exchanges' threshold since April 2026) --
+
+
+async def test_a_fan_out_of_one_client_never_exceeds_ten_orders_a_second_in_a_segment(fake):
+    """Two follows of the same client (two venues) send 30 NSE orders at once: the shared
+    segment throttle spaces them, the fake (10 a second, sliding) refuses none; the client's
+    NFO orders have their own budget and are not held behind them."""
+    accounts = make_accounts(fake)
+    first, second = accounts.venue(credentials_of(FOLLOWER)), accounts.venue(credentials_of(FOLLOWER))
+    await first.equity()
+    cash = [venue.place_order(intent(client_order_id=f"ct-ops-{n}")) for n in range(15) for venue in (first, second)]
+    options = [
+        first.place_order(intent("NFO:NIFTY24DEC24000CE", "25", price="101.25", client_order_id=f"ct-nfo-{n}"))
+        for n in range(5)
+    ]
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*cash, *options)
+    took = asyncio.get_running_loop().time() - started
+
+    placed = [r for r in fake.order_requests if r.route == "place_order"]
+    assert len(placed) == 35 and all(r.errorcode == "" for r in placed), {r.errorcode for r in placed}
+    assert took >= 2.0  # 30 orders at 10 a second: the third ten waits two windows
+
+
+async def test_a_registered_algo_may_send_above_the_threshold(fake):
+    fake.accounts[FOLLOWER.client_code].algo_id = "ALGO-77"
+    fake.accounts[FOLLOWER.client_code].algo_orders_per_second = 30
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER, algo_id="ALGO-77", algo_orders_per_second="30"))
+    await venue.equity()
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*(venue.place_order(intent(client_order_id=f"ct-algo-{n}")) for n in range(20)))
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert all(r.errorcode == "" for r in fake.order_requests) and len(fake.order_requests) == 20
+
+
+def test_an_algo_id_without_its_rate_is_refused_with_a_clear_message():
+    with pytest.raises(UserError, match="algo id and its registered orders per second go together"):
+        AngelOneCredentials.from_mapping(credentials_of(FOLLOWER, algo_id="ALGO-77"))
+
+
+# -- a static IP per client: each account's own egress ------------------------------------------
+
+
+async def test_every_order_request_of_an_account_goes_through_its_egress_with_the_matching_header(fake):
+    fake.register_static_ip(FOLLOWER.client_code, "127.0.0.5")
+    egress = fake.start_egress_proxy("127.0.0.5", username="ops", password="s3cret")
+    secrets = credentials_of(FOLLOWER, egress_proxy=egress.url, static_ip="127.0.0.5")
+    venue = make_accounts(fake).venue(secrets, require_egress=True)
+
+    await venue.place_order(intent(client_order_id="ct-egress-1"))
+    assert await venue.cancel_order("ct-egress-1", "NSE:SBIN-EQ") is True
+
+    assert [(r.route, r.source_ip, r.public_ip_header, r.errorcode) for r in fake.order_requests] == [
+        ("place_order", "127.0.0.5", "127.0.0.5", ""),
+        ("cancel_order", "127.0.0.5", "127.0.0.5", ""),
+    ]
+    assert egress.forwarded >= 3  # the login too
+
+
+async def test_in_live_mode_an_order_without_a_registered_egress_is_refused_unsent(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER), require_egress=True)
+    with pytest.raises(InvalidOrder, match="F80002 has no registered egress"):
+        await venue.place_order(intent())
+    assert fake.order_requests == [] and fake.calls["place_order"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"egress_proxy": "http://203.0.113.7:3128"}, "needs both the proxy URL and the static IP"),
+        ({"static_ip": "203.0.113.7"}, "needs both the proxy URL and the static IP"),
+        ({"egress_proxy": "socks5://203.0.113.7:1080", "static_ip": "203.0.113.7"}, "http:// or https:// URL"),
+        ({"egress_proxy": "http://203.0.113.7:3128", "static_ip": "my-host"}, "is not an IP address"),
+    ],
+)
+def test_connect_checks_the_egress_fields_with_a_clear_message(fields, message):
+    spec = venue_spec("angelone")
+    assert spec is not None and {"egress_proxy", "static_ip"} <= set(spec.optional_fields)
+    with pytest.raises(UserError, match=message):
+        clean_secrets(spec, credentials_of(FOLLOWER, **fields))
+
+
+def test_the_egress_proxy_password_never_appears_in_a_redacted_text():
+    credentials = AngelOneCredentials.from_mapping(
+        credentials_of(FOLLOWER, egress_proxy="http://ops:pr0xy-pass@203.0.113.7:3128", static_ip="203.0.113.7")
+    )
+    text = SecretRedactor(credentials).redact("proxy http://ops:pr0xy-pass@203.0.113.7:3128 refused pr0xy-pass")
+    assert "pr0xy-pass" not in text and "egress_proxy" not in repr(credentials) and "pr0xy" not in repr(credentials)
+
+
+# -- following an order to its end: the ledger from the trade book ------------------------------
+
+
+async def test_a_partly_filled_order_is_reported_from_its_trades(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    placed = await venue.place_order(intent(quantity="10", client_order_id="ct-trades-1"))
+    fake.fill(FOLLOWER.client_code, placed.venue_order_id, quantity=4, price="612.00")
+    fake.fill(FOLLOWER.client_code, placed.venue_order_id, quantity=2, price="612.30")
+
+    report = await venue.fetch_order("ct-trades-1", "NSE:SBIN-EQ")
+
+    assert report is not None and report.state is OrderState.PARTIALLY_FILLED
+    trades = fake.trades_of(FOLLOWER.client_code)
+    assert [(e.trade_id, e.quantity, e.price) for e in report.executions] == [
+        (t["fillid"], Decimal(t["fillsize"]), Decimal(t["fillprice"])) for t in trades
+    ]
+    assert (report.filled_quantity, report.average_price) == (Decimal(6), Decimal("612.10"))
+
+
+async def test_a_complete_order_whose_trades_are_not_in_the_trade_book_yet_is_not_ended(fake):
+    """The order book may say "complete" before the trade book lists the trades: the report stays
+    open (asked again later) instead of ending the order with nothing filled."""
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    placed = await venue.place_order(intent(quantity="10", client_order_id="ct-trades-2"))
+    fake.fill(FOLLOWER.client_code, placed.venue_order_id)
+    fake.accounts[FOLLOWER.client_code].trades.clear()  # the trade book lags
+
+    report = await venue.fetch_order("ct-trades-2", "NSE:SBIN-EQ")
+
+    assert report is not None and report.state is OrderState.ACKNOWLEDGED and report.filled_quantity == 0

@@ -16,10 +16,12 @@ from core import errors
 from core.engine import CopyEngine, EngineConfig
 from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
+from core.venues.catalog import clean_secrets, venue_spec
 from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
+from tests.fakes.smartapi import EgressProxy
 from tests.harness import eventually
 from tests.venue_contract import VenueContract
 
@@ -716,3 +718,31 @@ async def test_a_partly_filled_copy_past_its_resting_time_keeps_the_fill_and_is_
     )
     assert await h.position(follow_id, FUTURES_BTC) == Decimal("0.004") == fake.accounts[KEY].signed_position("BTCUSDT")
     assert [e.status for e in h.events] == [CopyStatus.PLACED, CopyStatus.FILLED]
+
+
+async def test_an_account_with_an_egress_sends_every_request_through_its_proxy(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
+    """The per-credential egress (``egress_proxy``) is ccxt's per-instance proxy: an account
+    whose key is bound to one IP reaches the exchange only through it."""
+    fake.add_account(KEY, SECRET)
+    proxy = EgressProxy("127.0.0.9")
+    await proxy.start()
+    try:
+        through = await make_venue(egress_proxy=proxy.url)
+        assert await through.equity() > 0
+        forwarded = proxy.forwarded
+        assert forwarded >= 1
+        direct = await make_venue()
+        assert await direct.equity() > 0
+        assert proxy.forwarded == forwarded
+    finally:
+        await proxy.close()
+
+
+def test_connect_checks_a_ccxt_egress_proxy_url():
+    spec = venue_spec("binanceusdm")
+    assert spec is not None and "egress_proxy" in spec.optional_fields
+    assert clean_secrets(spec, {"api_key": "k", "secret": "s", "egress_proxy": "http://203.0.113.7:3128"})
+    with pytest.raises(errors.UserError, match="egress proxy must be an http:// or https:// URL"):
+        clean_secrets(spec, {"api_key": "k", "secret": "s", "egress_proxy": "203.0.113.7:3128"})

@@ -39,6 +39,8 @@ ACCEPTED: dict[str, tuple[object, object]] = {
     "margin_mode": ("cross", MarginMode.CROSS),
     "auto_sync": ("on", True),
     "max_resting_minutes": ("30", 30),
+    "price_protection_pct": ("0.5", D("0.5")),
+    "product": (" delivery ", "DELIVERY"),
     "leverage": ("10", 10),
     "order_types": ("market stop_limit", ["market", "stop_market"]),
 }
@@ -60,6 +62,8 @@ REFUSED: dict[str, tuple[object, str]] = {
     "margin_mode": ("portfolio", "margin mode must be one of cross, isolated"),
     "auto_sync": ("perhaps", "auto-sync must be on or off"),
     "max_resting_minutes": ("2.5", "max resting time (minutes) must be a whole number of minutes, at least 1"),
+    "price_protection_pct": ("80", "price protection % must be more than 0 and at most 50, got 80"),
+    "product": ("CARRY FORWARD", "product type must be one word of letters, e.g. DELIVERY or INTRADAY"),
     "leverage": ("2.5", "leverage must be a whole number"),
     "order_types": ("iceberg", "order type must be market, limit or stop, got 'iceberg'"),
 }
@@ -131,6 +135,8 @@ SENT: dict[str, st.SearchStrategy[Any]] = {
     "margin_mode": st.sampled_from([*MarginMode, "none", "off", None]),
     "auto_sync": _flag,
     "max_resting_minutes": st.one_of(st.just("off"), st.integers(1, 7 * 24 * 60).map(str)),
+    "price_protection_pct": st.one_of(st.just("off"), _decimal(50)),
+    "product": st.sampled_from(["off", "INTRADAY", "delivery", "CarryForward", "MARGIN"]),
     "leverage": st.one_of(st.just("none"), st.integers(1, 125).map(str)),
     "order_types": st.lists(st.sampled_from(["market", "limit", "stop", *OrderType]), max_size=3).map(" ".join),
 }
@@ -213,6 +219,7 @@ def test_the_settings_keyboard_keeps_its_rows_texts_and_callback_codes():
         [("✅ Allow list", "se:e:5:al"), ("🚫 Block list", "se:e:5:bl")],
         [("🧪 Dry run: off", "se:t:5:dr"), ("⚖️ Auto-sync: off", "se:t:5:as")],
         [("⏳ Max resting time", "se:e:5:mr")],
+        [("🛡 Price protection", "se:e:5:pp"), ("🏷 Product type", "se:e:5:pt")],
     ]
     assert "⚙ Margin: default" in str(settings_keyboard(Follow(id=5, user_id=1, master_id=2, credential_id="c")))
 
@@ -249,5 +256,7 @@ def test_the_summary_keeps_its_lines_in_order():
             "Margin mode: exchange default",
             "Auto-sync: off — drift is reported; /sync fixes it",
             "Max resting time of limit copies: off (until filled or the master cancels)",
+            "Price protection: 1 % (default) — market copies as limits where the exchange takes no market orders",
+            "Product type: as the master (Angel One)",
         ]
     )

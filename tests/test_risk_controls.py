@@ -11,7 +11,7 @@ import pytest
 
 from core.engine import FollowPaused
 from core.journal import PositionChange
-from core.model import CopyStatus, FollowStatus, OrderIntent, OrderOrigin, Side, SkipReason, utcnow
+from core.model import CopyStatus, FollowStatus, OrderIntent, OrderOrigin, OrderType, Side, SkipReason, utcnow
 from core.risk_service import DriftFound, crossed, protection_levels
 from tests.harness import BTC
 
@@ -300,3 +300,46 @@ async def test_closing_rounds_to_the_step_and_reports_the_remainder(h):
     ]
     assert results[1].skip.reason is SkipReason.BELOW_MIN_QUANTITY
     assert len(await h.rows(follow_id=follow_id, origin="close")) == 2  # both recorded
+
+
+# -- venues that take no market or IOC order (Angel One since April 2026) --------------------------
+
+
+async def test_a_market_copy_to_a_venue_without_market_orders_is_a_protected_limit(h):
+    follow_id, venue = await h.add_follower(price_protection_pct=D("0.5"))
+    venue.takes_market_orders = False
+    await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000"))
+    await h.engine.on_fill(h.fill(Side.SELL, "0.1", price="60000"))
+    buy, sell = (order.intent for order in venue.orders.values())
+    # 0.5 % past the master's price on the side that executes, rounded in the follower's favour
+    assert (buy.order_type.value, buy.price, buy.time_in_force) == ("limit", D(60300), None)
+    assert (sell.order_type.value, sell.price, sell.time_in_force) == ("limit", D(59700), None)
+
+
+async def test_a_triggered_stop_is_copied_to_such_a_venue_as_a_protected_limit_at_the_default(h):
+    follow_id, venue = await h.add_follower()
+    venue.takes_market_orders = False
+    await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000", order_type=OrderType.STOP_MARKET))
+    [order] = venue.orders.values()
+    assert (order.intent.order_type, order.intent.price) == (OrderType.LIMIT, D(60600))  # 1 %: the default
+
+
+async def test_the_slippage_guard_rests_a_limit_instead_of_an_ioc_where_the_venue_takes_none(h):
+    follow_id, venue = await h.add_follower(slippage_pct=D("0.5"), slippage_action="limit")
+    venue.takes_market_orders = False
+    h.exchange.set_price(BTC, D(60600))
+    result = (await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000"))).results[0]
+    [order] = venue.orders.values()
+    assert (order.intent.order_type, order.intent.price, order.intent.time_in_force) == (
+        OrderType.LIMIT,
+        D(60300),
+        None,
+    )
+    assert result.status is CopyStatus.PLACED  # it rests until filled, cancelled or its max resting time
+
+
+async def test_a_follow_overrides_the_master_product_type(h):
+    follow_id, venue = await h.add_follower(product="DELIVERY")
+    await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000", product="INTRADAY"))
+    [order] = venue.orders.values()
+    assert order.intent.product == "DELIVERY"

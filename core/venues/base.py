@@ -62,6 +62,10 @@ class Venue(abc.ABC):
     async def price(self, symbol: str) -> Decimal:
         """The current price of ``symbol`` (last trade or mark): slippage guard, TP/SL watch, PnL."""
 
+    #: False when the venue refuses market and IOC orders (Angel One's API orders since April 2026):
+    #: the engine then sends a market copy as a protected LIMIT (``core.engine.protected_limit``)
+    takes_market_orders: bool = True
+
     #: True when the venue holds stop-market / take-profit-market orders itself (TP/SL are then
     #: placed there); False when a price watcher must close positions instead.
     supports_conditional_orders: bool = False

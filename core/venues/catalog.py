@@ -27,6 +27,11 @@ FIELD_PROMPTS = {
     "totp_secret": "TOTP secret (the base32 seed shown when you enabled TOTP)",
     "balance": "starting balance in USDT",
     "uid": "user id (UID)",
+    "egress_proxy": "egress proxy URL (an HTTP(S) proxy whose requests leave from the static IP you registered "
+    "with Angel One, e.g. http://user:pass@203.0.113.7:3128; required for live orders)",
+    "static_ip": "static IP registered with Angel One for this client (the proxy's outgoing address)",
+    "algo_id": "exchange-registered algo id (only to send above 10 orders a second)",
+    "algo_orders_per_second": "orders per second registered for that algo",
 }
 
 

@@ -4,14 +4,15 @@ instrument master and one session per account (which the scheduler refreshes).""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from typing import Any
 
 from core.errors import VenueError
-from core.throttle import Throttle
-from core.venues.angelone.constants import LOGIN_LIMITS
+from core.throttle import RateLimit, Throttle
+from core.venues.angelone.constants import LOGIN_LIMITS, ORDERS_PER_SECOND_THRESHOLD, SEGMENT_ORDER_WINDOW_SECONDS
 from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints
 from core.venues.angelone.instruments import InstrumentMaster
 from core.venues.angelone.session import AngelOneSession
@@ -42,6 +43,17 @@ class AngelOneAccounts:
         self._executor = executor
         self._session_options = dict(session_options or {})
         self._sessions: dict[tuple[str, str], AngelOneSession] = {}
+        self._segment_throttles: dict[tuple[str, str], Throttle] = {}
+
+    def segment_throttle(self, credentials: AngelOneCredentials, exchange: str) -> Throttle:
+        """The one throttle of a client's order requests in one exchange segment, shared by every
+        venue and session of that client: 10 a second (the exchanges' threshold since April 2026),
+        or the rate of the client's registered algo."""
+        key = (credentials.client_code, exchange)
+        if key not in self._segment_throttles:
+            rate = credentials.algo_orders_per_second or ORDERS_PER_SECOND_THRESHOLD
+            self._segment_throttles[key] = Throttle([RateLimit(rate, SEGMENT_ORDER_WINDOW_SECONDS)])
+        return self._segment_throttles[key]
 
     def session(self, credentials: AngelOneCredentials | Mapping[str, str]) -> AngelOneSession:
         if not isinstance(credentials, AngelOneCredentials):
@@ -60,7 +72,14 @@ class AngelOneAccounts:
     def venue(self, credentials: AngelOneCredentials | Mapping[str, str], **options: Any) -> AngelOneVenue:
         """The venue factory: one ``AngelOneVenue`` for a stored credential dict
         ``{api_key, client_code, pin, totp_secret}``; ``options`` as ``AngelOneVenue``'s."""
-        return AngelOneVenue(self.session(credentials), self.instruments, **options)
+        if not isinstance(credentials, AngelOneCredentials):
+            credentials = AngelOneCredentials.from_mapping(credentials)
+        return AngelOneVenue(
+            self.session(credentials),
+            self.instruments,
+            segment_throttle=functools.partial(self.segment_throttle, credentials),
+            **options,
+        )
 
     async def refresh_due_sessions(self) -> list[str]:
         """Log in again every session that nears expiry or predates the daily logout.

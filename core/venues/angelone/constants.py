@@ -11,7 +11,14 @@ from core.model import OrderType
 from core.throttle import RateLimit
 from core.venues.driver import VenueSpec
 
-ANGEL_ONE_VENUE = VenueSpec("angelone", "Angel One", ("api_key", "client_code", "pin", "totp_secret"))
+#: the optional fields: the client's egress (an HTTP(S) proxy leaving from its registered static IP, and
+#: that IP) and a registered algo allowed above 10 orders a second (its id and registered rate)
+ANGEL_ONE_VENUE = VenueSpec(
+    "angelone",
+    "Angel One",
+    ("api_key", "client_code", "pin", "totp_secret"),
+    optional_fields=("egress_proxy", "static_ip", "algo_id", "algo_orders_per_second"),
+)
 #: the trading PIN Angel One issues
 PIN_PATTERN = r"\d{4,8}"
 
@@ -28,6 +35,11 @@ REQUEST_TIMEOUT_SECONDS = 7.0
 LOGIN_LIMITS = (RateLimit(1, 1.1),)
 #: placeOrder, per account
 PLACE_ORDER_LIMITS = (RateLimit(20, 1.0), RateLimit(500, 60.0), RateLimit(1000, 3600.0))
+#: the exchanges' threshold since 1 April 2026: 10 orders a second per client and exchange segment
+#: (places, modifications, cancellations) unless the algo is registered (docs/research/angelone.md §1);
+#: the window has a margin for the time requests take to reach the broker
+ORDERS_PER_SECOND_THRESHOLD = 10
+SEGMENT_ORDER_WINDOW_SECONDS = 1.1
 #: order-book reads of a master's listener: 1 a second
 ORDER_BOOK_POLL_SECONDS = 1.0
 
@@ -63,10 +75,8 @@ class ProductType(enum.StrEnum):
 
 #: our order types as Angel One's (variety, order type)
 ORDER_TYPES = {
-    OrderType.MARKET: ("NORMAL", "MARKET"),
     OrderType.LIMIT: ("NORMAL", "LIMIT"),
     OrderType.STOP_LIMIT: ("STOPLOSS", "STOPLOSS_LIMIT"),
-    OrderType.STOP_MARKET: ("STOPLOSS", "STOPLOSS_MARKET"),
 }
 #: a master's Angel One order types as ours
 MASTER_ORDER_TYPES = {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from core.errors import UserError
 from core.venues.angelone.constants import ANGEL_ONE_VENUE, PIN_PATTERN, ProductType
-from core.venues.angelone.credentials import AngelOneEndpoints, is_totp_seed
+from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints, is_totp_seed
 from core.venues.base import FillSource, Venue
 from core.venues.driver import JobScheduler, MasterStream, VenueDriver
 from core.venues.registry import VenueAccount
@@ -39,6 +39,9 @@ class AngelOneSettings(Protocol):
     @property
     def angelone_product(self) -> str: ...
 
+    @property
+    def mode(self) -> str: ...  # "live": orders only through each client's own egress
+
 
 class AngelOneDriver(VenueDriver):
     """Every Angel One account of the process: one session each, one login throttle, one
@@ -47,11 +50,18 @@ class AngelOneDriver(VenueDriver):
     name = "angelone"
     curated = (ANGEL_ONE_VENUE,)
 
-    def __init__(self, endpoints: AngelOneEndpoints | None = None, *, product: str = ProductType.INTRADAY) -> None:
+    def __init__(
+        self,
+        endpoints: AngelOneEndpoints | None = None,
+        *,
+        product: str = ProductType.INTRADAY,
+        require_egress: bool = False,
+    ) -> None:
         from core.venues.angelone.accounts import AngelOneAccounts
 
         self.accounts: AngelOneAccounts = AngelOneAccounts(endpoints)
         self._product = ProductType(product)
+        self._require_egress = require_egress
 
     @classmethod
     def from_settings(cls, settings: AngelOneSettings) -> AngelOneDriver:
@@ -62,7 +72,7 @@ class AngelOneDriver(VenueDriver):
             scrip_master_url=settings.angelone_scrip_master_url or defaults.scrip_master_url,
             public_ip=settings.angelone_public_ip,
         )
-        return cls(endpoints, product=settings.angelone_product)
+        return cls(endpoints, product=settings.angelone_product, require_egress=settings.mode == "live")
 
     @classmethod
     def check_secrets(cls, secrets: dict[str, str]) -> dict[str, str]:
@@ -71,14 +81,16 @@ class AngelOneDriver(VenueDriver):
         totp_secret = secrets["totp_secret"].upper()
         if not is_totp_seed(totp_secret):
             raise UserError("the TOTP secret is not a valid base32 seed")
-        return {**secrets, "totp_secret": totp_secret}
+        checked = {**secrets, "totp_secret": totp_secret}
+        AngelOneCredentials.from_mapping(checked)  # the egress and algo fields, each with its message
+        return checked
 
     @property
     def venue_names(self) -> frozenset[str]:
         return frozenset({ANGEL_ONE_VENUE.name})
 
     async def open_venue(self, account: VenueAccount) -> Venue:
-        return self.accounts.venue(account.secrets, product=self._product)
+        return self.accounts.venue(account.secrets, product=self._product, require_egress=self._require_egress)
 
     async def open_fill_source(self, master: MasterStream) -> FillSource:
         """The master's order updates over its own session (shared with its venue)."""

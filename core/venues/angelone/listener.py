@@ -122,6 +122,7 @@ class FillTracker:
             if order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and stop_price > 0
             else None,
             executed_at=_executed_at(order),
+            product=str(order.get("producttype") or "").upper() or None,  # copied unless the follow overrides it
         )
 
 

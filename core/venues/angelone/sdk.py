@@ -99,7 +99,9 @@ class QuietSmartConnect(SDK.SmartConnect):  # type: ignore[misc,name-defined]
     """SmartConnect without its constructor's side effects (a ``./logs`` folder and a logzero file
     handler that records credentials) and with a configurable REST root and public IP header."""
 
-    def __init__(self, api_key: str, *, root: str, timeout: float, public_ip: str | None) -> None:
+    def __init__(
+        self, api_key: str, *, root: str, timeout: float, public_ip: str | None, proxy: str | None = None
+    ) -> None:
         self.debug = False
         self.api_key = api_key
         self.privateKey = api_key
@@ -109,7 +111,7 @@ class QuietSmartConnect(SDK.SmartConnect):  # type: ignore[misc,name-defined]
         self.refresh_token = None
         self.feed_token = None
         self.userId = None
-        self.proxies: dict[str, str] = {}
+        self.proxies: dict[str, str] = {"http": proxy, "https": proxy} if proxy else {}
         self.root = root
         self.timeout = timeout
         self.Authorization = None

@@ -85,6 +85,11 @@ class AngelOneSession:
         return self._credentials.client_code
 
     @property
+    def has_egress(self) -> bool:
+        """True when the account's requests leave through its own egress (its registered static IP)."""
+        return self._credentials.egress_proxy is not None
+
+    @property
     def endpoints(self) -> AngelOneEndpoints:
         return self._endpoints
 
@@ -115,7 +120,8 @@ class AngelOneSession:
             self._credentials.api_key,
             root=endpoints.rest_root,
             timeout=endpoints.request_timeout,
-            public_ip=endpoints.public_ip,
+            public_ip=self._credentials.static_ip or endpoints.public_ip,
+            proxy=self._credentials.egress_proxy,
         )
         operation = f"logging in client {self.client_code}"
         try:

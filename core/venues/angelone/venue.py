@@ -7,12 +7,12 @@ import base64
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from core.errors import InvalidOrder, OrderStatusUnknown, TemporaryError
-from core.model import MarketRules, OrderIntent, OrderReport, OrderState, OrderType
+from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType
 from core.throttle import Throttle
 from core.venues.angelone.constants import ORDER_TYPES, ORDERTAG_MAX_LENGTH, PLACE_ORDER_LIMITS, ProductType
 from core.venues.angelone.instruments import Instrument, InstrumentMaster
@@ -70,21 +70,26 @@ class AngelOneVenue(Venue):
     """
 
     name = "angelone"
+    takes_market_orders = False  # refused for API orders since 1 April 2026: copies are protected limits
 
     def __init__(
         self,
         session: AngelOneSession,
         instruments: InstrumentMaster,
         *,
+        segment_throttle: Callable[[str], Throttle],
         product: ProductType = ProductType.INTRADAY,
         follow_products: Mapping[int, ProductType] | None = None,
         order_limiter: Throttle | None = None,
+        require_egress: bool = False,
     ) -> None:
         self._session = session
         self._instruments = instruments
         self._product = ProductType(product)
         self._follow_products = {follow_id: ProductType(p) for follow_id, p in (follow_products or {}).items()}
         self._order_limiter = order_limiter or Throttle(PLACE_ORDER_LIMITS)
+        self._segment_throttle = segment_throttle
+        self._require_egress = require_egress
 
     @property
     def session(self) -> AngelOneSession:
@@ -128,10 +133,21 @@ class AngelOneVenue(Venue):
         await self._session.call("reading the profile", "getProfile")
         await self.equity()
 
+    def _check_egress(self, what: str) -> None:
+        """Live orders leave only through the client's own egress: Angel One accepts API orders
+        only from the client's registered static IP, and one IP serves one client."""
+        if self._require_egress and not self._session.has_egress:
+            raise InvalidOrder(
+                f"{what} was not sent: Angel One client {self._session.client_code} has no registered egress "
+                "(connect the key again with its static IP and the proxy that leaves from it)"
+            )
+
     async def place_order(self, intent: OrderIntent) -> OrderReport:
+        self._check_egress(f"the order for {intent.symbol}")
         instrument = await self._instruments.instrument(intent.symbol)
         params = self._order_params(intent, instrument)
         await self._order_limiter.acquire()
+        await self._segment_throttle(instrument.exchange).acquire()
         answer = await self._session.call(
             f"placing an order for {intent.symbol}", "placeOrderFullResponse", params, placing=True
         )
@@ -141,25 +157,28 @@ class AngelOneVenue(Venue):
         return OrderReport(str(order_id), intent.client_order_id, OrderState.ACKNOWLEDGED)
 
     def _order_params(self, intent: OrderIntent, instrument: Instrument) -> dict[str, str]:
+        if intent.order_type in (OrderType.MARKET, OrderType.STOP_MARKET) or intent.time_in_force == "IOC":
+            raise InvalidOrder(
+                f"Angel One refuses market, stop-market and IOC API orders since 1 April 2026: the "
+                f"{intent.order_type.value} order for {intent.symbol} was not sent"
+            )
         if intent.order_type not in ORDER_TYPES:
             raise InvalidOrder(f"Angel One has no {intent.order_type.value} order type")
         variety, order_type = ORDER_TYPES[intent.order_type]
         quantity = whole_lots(intent.quantity, instrument.lot_size, intent.symbol)
-        price = Decimal(0)
         trigger = Decimal(0)
-        if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            if intent.price is None:
-                raise InvalidOrder(f"a {intent.order_type.value} order needs a price")
-            price = round_to_tick(intent.price, instrument.tick_size)
-        if intent.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET):
+        if intent.price is None:
+            raise InvalidOrder(f"a {intent.order_type.value} order needs a price")
+        price = round_to_tick(intent.price, instrument.tick_size)
+        if intent.order_type is OrderType.STOP_LIMIT:
             if intent.stop_price is None:
                 raise InvalidOrder(f"a {intent.order_type.value} order needs a stop price")
             trigger = round_to_tick(intent.stop_price, instrument.tick_size)
-        if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price <= 0:
+        if price <= 0:
             raise InvalidOrder(
                 f"price {intent.price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
             )
-        if intent.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET) and trigger <= 0:
+        if intent.order_type is OrderType.STOP_LIMIT and trigger <= 0:
             raise InvalidOrder(
                 f"stop price {intent.stop_price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
             )
@@ -171,7 +190,7 @@ class AngelOneVenue(Venue):
             "exchange": instrument.exchange,
             "ordertype": order_type,
             "producttype": self._product_for(intent).value,
-            "duration": "IOC" if intent.time_in_force == "IOC" else "DAY",
+            "duration": "DAY",
             "price": str(price),
             "triggerprice": str(trigger),
             "squareoff": "0",
@@ -199,6 +218,8 @@ class AngelOneVenue(Venue):
         if not resting:
             return False
         row = resting[-1]
+        self._check_egress(f"the cancellation of order {row['orderid']}")
+        await self._segment_throttle(str(row.get("exchange") or "")).acquire()
         await self._session.call(
             "cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL")
         )
@@ -211,11 +232,24 @@ class AngelOneVenue(Venue):
         if not matches:
             return None
         row = matches[-1]
-        filled = _decimal(row.get("filledshares"))
-        average = _decimal(row.get("averageprice"))
+        order_id = str(row["orderid"])
         status = str(row.get("status") or row.get("orderstatus") or "").lower()
+        booked = _decimal(row.get("filledshares"))
+        executions = await self._executions(order_id) if booked > 0 else ()
+        filled = sum((e.quantity for e in executions), Decimal(0))
+        average = sum((e.quantity * e.price for e in executions), Decimal(0)) / filled if filled else None
         state = ORDER_STATES.get(status, OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED)
+        if state.is_terminal and filled < booked:  # the trade book lags the order book: asked again later
+            state = OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED
         reason = str(row.get("text") or "") or None if state is OrderState.REJECTED else None
-        return OrderReport(
-            str(row["orderid"]), client_order_id, state, filled, average if average > 0 else None, reason=reason
+        return OrderReport(order_id, client_order_id, state, filled, average, reason=reason, executions=executions)
+
+    async def _executions(self, order_id: str) -> tuple[Execution, ...]:
+        """The order's executions from the trade book: the ledger moves on trades only (the order
+        book's ``filledshares`` only says that some exist)."""
+        answer = await self._session.call("reading the trade book", "tradeBook")
+        return tuple(
+            Execution(str(trade.get("fillid") or ""), _decimal(trade.get("fillsize")), _decimal(trade.get("fillprice")))
+            for trade in answer.get("data") or []
+            if str(trade.get("orderid")) == order_id and _decimal(trade.get("fillsize")) > 0
         )

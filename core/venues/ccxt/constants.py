@@ -16,11 +16,13 @@ from core.model import OrderType
 from core.venues.driver import VenueSpec
 
 #: the exchanges offered by name, with their curated titles; any other ccxt exchange id works too
+#: (an account may carry its own egress: an HTTP(S) proxy every request of the account goes through,
+#: for keys restricted to one IP)
 CURATED_VENUES: tuple[VenueSpec, ...] = (
-    VenueSpec("binanceusdm", "Binance USD-M futures", ("api_key", "secret")),
-    VenueSpec("binance", "Binance spot", ("api_key", "secret")),
-    VenueSpec("bybit", "Bybit", ("api_key", "secret")),
-    VenueSpec("okx", "OKX", ("api_key", "secret", "password")),
+    VenueSpec("binanceusdm", "Binance USD-M futures", ("api_key", "secret"), optional_fields=("egress_proxy",)),
+    VenueSpec("binance", "Binance spot", ("api_key", "secret"), optional_fields=("egress_proxy",)),
+    VenueSpec("bybit", "Bybit", ("api_key", "secret"), optional_fields=("egress_proxy",)),
+    VenueSpec("okx", "OKX", ("api_key", "secret", "password"), optional_fields=("egress_proxy",)),
 )
 #: the exchanges a deployment enables when it names none
 DEFAULT_EXCHANGES: tuple[str, ...] = tuple(spec.name for spec in CURATED_VENUES)

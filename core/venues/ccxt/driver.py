@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.venues.base import FillSource, Venue
 from core.venues.ccxt.constants import CREDENTIAL_FIELDS, CURATED_VENUES, DEFAULT_FIELDS
-from core.venues.driver import MasterStream, VenueDriver, VenueSpec
+from core.venues.driver import MasterStream, VenueDriver, VenueSpec, check_egress_proxy
 from core.venues.registry import VenueAccount
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def _exchange_spec(name: str) -> VenueSpec | None:
         return None
     required = exchange_class().requiredCredentials
     fields = tuple(ours for theirs, ours in CREDENTIAL_FIELDS if required.get(theirs))
-    return VenueSpec(name, exchange_class().name, fields or DEFAULT_FIELDS)
+    return VenueSpec(name, exchange_class().name, fields or DEFAULT_FIELDS, optional_fields=("egress_proxy",))
 
 
 def check_exchange_ids(names: Iterable[str]) -> list[str]:
@@ -90,6 +90,12 @@ class CcxtDriver(VenueDriver):
     def venue_names(self) -> frozenset[str]:
         return self._exchanges
 
+    @classmethod
+    def check_secrets(cls, secrets: dict[str, str]) -> dict[str, str]:
+        if "egress_proxy" in secrets:
+            check_egress_proxy(secrets["egress_proxy"])
+        return secrets
+
     async def open_venue(self, account: VenueAccount) -> Venue:
         return self._create(account, streaming=False)
 
@@ -117,6 +123,7 @@ class CcxtDriver(VenueDriver):
             account.secrets["api_key"],
             account.secrets["secret"],
             password=account.secrets.get("password"),
+            egress_proxy=account.secrets.get("egress_proxy"),
             markets_cache=self.markets,
             sandbox=self._testnet_mode or account.environment == "testnet",
             url_overrides=self._urls.get(account.venue),

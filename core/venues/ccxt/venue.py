@@ -159,6 +159,7 @@ class CcxtVenue(Venue):
         *,
         markets_cache: CcxtMarketsCache,
         password: str | None = None,
+        egress_proxy: str | None = None,
         sandbox: bool = False,
         url_overrides: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
@@ -188,6 +189,9 @@ class CcxtVenue(Venue):
         }
         if password:
             config["password"] = password
+        if egress_proxy:  # ccxt's per-instance proxies: REST (aiohttp's proxy) and websockets
+            config["httpsProxy"] = egress_proxy
+            config["wssProxy"] = egress_proxy
         exchange = exchange_class(config)
         exchange.decimal_to_precision = _in_own_decimal_context(exchange.decimal_to_precision)
         if exchange.verify and exchange.ssl_context is None:
