@@ -6,10 +6,18 @@ from __future__ import annotations
 import pytest
 
 from bench.chaos.campaign import KEYS, Options, run_campaign
+from copytrade.cli import main as copytrade_main
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+def test_copytrade_chaos_hands_its_arguments_to_the_campaign(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        copytrade_main(["chaos", "--help"])
+    assert exit_info.value.code == 0
+    assert "--kills" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 async def test_a_killed_and_faulted_copier_places_each_copy_once_and_its_ledger_equals_the_venue():
     result = await run_campaign(Options(kills=10, faults=0.25, seed=15, followers=3, timeout_fault_s=10.5))
     figures = {key: result[key] for key in KEYS}

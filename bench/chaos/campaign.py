@@ -306,6 +306,7 @@ class Campaign:
                 else:
                     await self.wait_streaming()
                     for _ in range(self.rng.randint(1, 3)):
+                        await self.stream_gap()
                         await self.master_trade()
                         await asyncio.sleep(self.rng.uniform(0, 1.0))
                     # a first copy after a start takes about 1.5 s (venue clients, markets): the kill
@@ -326,6 +327,17 @@ class Campaign:
                 self.copier.kill()
                 await self.copier.wait()
             await self.stop_exchange()
+
+    async def stream_gap(self) -> None:
+        """Now and then the master's stream breaks just before a fill: the socket drops (the copier
+        reconnects and recovers the gap over REST) or the listen key expires."""
+        draw = self.rng.random()
+        if draw < 0.1:
+            await self.control("POST", "drop")
+            self.note("user-data sockets dropped")
+        elif draw < 0.2:
+            await self.control("POST", "expire", {"api_key": MASTER_KEY[0]})
+            self.note("master listen key expired")
 
     async def settle(self) -> None:
         """Until the journal holds every master execution and no copy is still unfinished."""
@@ -371,6 +383,9 @@ class Campaign:
             orders = [o for o in accounts[api_key]["orders"] if not o["algo"]]
             counts["placed"] += len(orders)
             by_client_id = collections.Counter(o["client_order_id"] for o in orders)
+            executed: dict[str, Decimal] = collections.defaultdict(Decimal)
+            for order in orders:
+                executed[order["client_order_id"]] += Decimal(order["executed"])
             for client_id, n in by_client_id.items():
                 if client_id not in known_ids:
                     counts["duplicates"] += n
@@ -386,17 +401,27 @@ class Campaign:
                     counts["missing"] += 1
                     offenders.append(("missing", trade_id, follow_id, "no copy recorded" if fill else "not journaled"))
                 for copy in copies:
-                    on_venue = by_client_id.get(copy["client_order_id"], 0)
-                    if copy["status"] in UNFINISHED and copy["status"] == "pending":
+                    client_id = copy["client_order_id"]
+                    on_venue = by_client_id.get(client_id, 0)
+                    if copy["status"] == "pending":
                         counts["missing"] += 1
-                        offenders.append(("missing", trade_id, follow_id, f"{copy['client_order_id']} still pending"))
+                        offenders.append(("missing", trade_id, follow_id, f"{client_id} still pending"))
                     elif copy["status"] in SENT and on_venue == 0:
                         counts["missing"] += 1
-                        offenders.append(("missing", trade_id, follow_id, f"{copy['client_order_id']} not on venue"))
+                        offenders.append(("missing", trade_id, follow_id, f"{client_id} not on venue"))
                     elif copy["status"] not in SENT and copy["status"] != "canceled" and on_venue:
                         counts["ledger_mismatches"] += 1
+                        offenders.append(("ledger_mismatches", trade_id, follow_id, f"{client_id} {copy['status']}"))
+                    elif on_venue and Decimal(copy["filled_quantity"]) != executed[client_id]:
+                        counts["ledger_mismatches"] += 1
                         offenders.append(
-                            ("ledger_mismatches", trade_id, follow_id, f"{copy['client_order_id']} {copy['status']}")
+                            (
+                                "ledger_mismatches",
+                                trade_id,
+                                follow_id,
+                                f"{client_id} filled {copy['filled_quantity']} in the database, "
+                                f"{executed[client_id]} on the venue",
+                            )
                         )
             for copy in rows["copies"]:
                 if copy["follow_id"] == follow_id and copy["status"] in REASON_NEEDED and not copy["reason"]:

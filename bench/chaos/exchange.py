@@ -10,6 +10,8 @@ a control API under ``/__chaos/``:
   execution (in ``fills`` pieces) pushed on the account's user-data sockets; answers its trade ids;
 - ``POST /__chaos/faults {"rate"}``: from now on each new futures order of a follower is faulted with
   probability ``rate`` (see ``FAULTS``), drawn from the process's seeded random generator;
+- ``POST /__chaos/drop``: every user-data socket closed; ``POST /__chaos/expire {"api_key"}``:
+  ``listenKeyExpired`` on that account's futures stream (then silence on it);
 - ``GET /__chaos/state``: every account's orders (by client id), trades and positions, the faults
   injected (with the client order id each hit) and the master's open user-data sockets.
 """
@@ -104,6 +106,11 @@ class ChaosBinance(FakeBinance):
             )
             trades = [t.trade_id for t in account.trades[before:] if t.order_id == order.order_id]
             return web.json_response({"order_id": order.order_id, "trade_ids": trades})
+        if request.path == "/__chaos/drop":  # every user-data socket closed (a network cut)
+            await self.drop_websockets()
+            return web.json_response({})
+        if request.path == "/__chaos/expire":  # listenKeyExpired on the account's futures stream
+            return web.json_response({"listen_key": await self.expire_listen_key(body["api_key"])})
         if request.path == "/__chaos/faults":
             self.fault_rate = float(body["rate"])
             return web.json_response({"rate": self.fault_rate})
