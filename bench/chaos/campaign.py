@@ -79,6 +79,7 @@ class Campaign:
     exchange: asyncio.subprocess.Process | None = None
     port: int = 0
     copier: asyncio.subprocess.Process | None = None
+    twin: asyncio.subprocess.Process | None = None  # a second copier at the same time (PostgreSQL)
     starts: int = 0
     http: aiohttp.ClientSession | None = None
     secret_key: str = ""
@@ -197,11 +198,13 @@ class Campaign:
 
     # ------------------------------------------------------------------ the copier process
 
-    async def start_copier(self) -> None:
+    async def start_copier(self, *, twin: bool = False) -> None:
+        """Start ``copytrade run``; with ``twin`` a second one beside the running one (same
+        database, same accounts: it must never place what the first one places)."""
         self.starts += 1
         log = await asyncio.to_thread(open, self.workdir / "copier.log", "ab")  # handed to the child, closed below
         try:
-            self.copier = await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "copytrade",
@@ -214,15 +217,22 @@ class Campaign:
             )
         finally:
             log.close()
-        self.note(f"copier start #{self.starts} (pid {self.copier.pid})")
+        if twin:
+            self.twin = process
+        else:
+            self.copier = process
+        self.note(f"{'twin ' if twin else ''}copier start #{self.starts} (pid {process.pid})")
 
     async def kill_copier(self) -> None:
-        assert self.copier is not None
-        if self.copier.returncode is None:
-            self.copier.send_signal(signal.SIGKILL)
-        await self.copier.wait()
-        self.kills += 1
-        self.note(f"SIGKILL copier (kill {self.kills})")
+        for process in (self.copier, self.twin):
+            if process is None:
+                continue
+            if process.returncode is None:
+                process.send_signal(signal.SIGKILL)
+            await process.wait()
+            self.kills += 1
+            self.note(f"SIGKILL copier pid {process.pid} (kill {self.kills})")
+        self.twin = None
         await self.wait_for(lambda s: s["master_sockets"] == 0, 10, "the killed copier's socket closed")
 
     async def stop_copier(self) -> None:
@@ -298,9 +308,18 @@ class Campaign:
         try:
             await self.register()
             await self.control("POST", "faults", {"rate": self.options.faults})
-            for _ in range(self.options.kills):
+            for cycle in range(self.options.kills):
                 await self.start_copier()
-                if self.rng.random() < 0.15:  # during start-up: resume, gap recovery, warm-up
+                if self.options.database == "postgres" and cycle in (1, self.options.kills // 2):
+                    await self.wait_streaming()
+                    await self.start_copier(twin=True)
+                    await self.wait_for(lambda s: s["master_sockets"] >= 2, 90, "the twin copier's stream")
+                    for _ in range(self.rng.randint(2, 4)):
+                        await self.master_trade()
+                        await asyncio.sleep(self.rng.uniform(0, 1.0))
+                    await asyncio.sleep(self.rng.uniform(0, 3.0))
+                    await self.kill_copier()
+                elif self.rng.random() < 0.15:  # during start-up: resume, gap recovery, warm-up
                     await asyncio.sleep(self.rng.uniform(0.3, 2.5))
                     await self.kill_copier()
                 else:
@@ -323,21 +342,24 @@ class Campaign:
             await self.stop_copier()
             return await self.check()
         finally:
-            if self.copier is not None and self.copier.returncode is None:
-                self.copier.kill()
-                await self.copier.wait()
+            for process in (self.copier, self.twin):
+                if process is not None and process.returncode is None:
+                    process.kill()
+                    await process.wait()
             await self.stop_exchange()
 
     async def stream_gap(self) -> None:
         """Now and then the master's stream breaks just before a fill: the socket drops (the copier
         reconnects and recovers the gap over REST) or the listen key expires."""
         draw = self.rng.random()
+        if draw < 0.2:
+            await self.wait_streaming()  # a break of a live stream, not of one still reconnecting
         if draw < 0.1:
             await self.control("POST", "drop")
             self.note("user-data sockets dropped")
         elif draw < 0.2:
-            await self.control("POST", "expire", {"api_key": MASTER_KEY[0]})
-            self.note("master listen key expired")
+            expired = (await self.control("POST", "expire", {"api_key": MASTER_KEY[0]}))["listen_key"]
+            self.note(f"master listen key {expired} expired")
 
     async def settle(self) -> None:
         """Until the journal holds every master execution and no copy is still unfinished."""

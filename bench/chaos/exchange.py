@@ -110,6 +110,8 @@ class ChaosBinance(FakeBinance):
             await self.drop_websockets()
             return web.json_response({})
         if request.path == "/__chaos/expire":  # listenKeyExpired on the account's futures stream
+            if self.accounts[body["api_key"]].listen_key("futures") is None:
+                return web.json_response({"listen_key": None})  # already expired, not renewed yet
             return web.json_response({"listen_key": await self.expire_listen_key(body["api_key"])})
         if request.path == "/__chaos/faults":
             self.fault_rate = float(body["rate"])
