@@ -88,7 +88,9 @@ class Campaign:
         self.rng = random.Random(self.options.seed)
 
     def note(self, what: str) -> None:
-        self.events.append((time.time(), what))
+        at = time.time()
+        self.events.append((at, what))
+        self.echo(f"{_clock(at)} {what}")
 
     # ------------------------------------------------------------------ the exchange process
 
