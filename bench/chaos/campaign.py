@@ -62,6 +62,7 @@ class Options:
     timeout_fault_s: float = 11.0
     skew_s: float = 3.0
     settle_timeout_s: float = 120.0
+    double_one_copy: bool = False  # the checks' own test: one filled copy is placed again before checking
     workdir: Path | None = None  # kept after the campaign (the copier's log, the SQLite database)
 
 
@@ -342,6 +343,8 @@ class Campaign:
             await self.wait_streaming()
             await self.settle()
             await self.stop_copier()
+            if self.options.double_one_copy:
+                await self.double_one_copy()
             return await self.check()
         finally:
             for process in (self.copier, self.twin):
@@ -349,6 +352,21 @@ class Campaign:
                     process.kill()
                     await process.wait()
             await self.stop_exchange()
+
+    async def double_one_copy(self) -> None:
+        copy = next(c for c in _query(self.database_url)["copies"] if c["status"] == "filled")
+        await self.control(
+            "POST",
+            "double",
+            {
+                "api_key": self.follows[copy["follow_id"]],
+                "client_order_id": copy["client_order_id"],
+                "symbol": SYMBOL,
+                "side": copy["side"].upper(),
+                "quantity": str(STEP),
+            },
+        )
+        self.note(f"planted a second order under {copy['client_order_id']}")
 
     async def stream_gap(self) -> None:
         """Now and then the master's stream breaks just before a fill: the socket drops (the copier

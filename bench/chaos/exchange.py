@@ -12,6 +12,8 @@ a control API under ``/__chaos/``:
   probability ``rate`` (see ``FAULTS``), drawn from the process's seeded random generator;
 - ``POST /__chaos/drop``: every user-data socket closed; ``POST /__chaos/expire {"api_key"}``:
   ``listenKeyExpired`` on that account's futures stream (then silence on it);
+- ``POST /__chaos/double {"api_key", "client_order_id", "symbol", "side", "quantity"}``: an order
+  executed under an existing copy's client id (the checks' own test: they must see it);
 - ``GET /__chaos/state``: every account's orders (by client id), trades and positions, the faults
   injected (with the client order id each hit) and the master's open user-data sockets.
 """
@@ -113,6 +115,10 @@ class ChaosBinance(FakeBinance):
             if self.accounts[body["api_key"]].listen_key("futures") is None:
                 return web.json_response({"listen_key": None})  # already expired, not renewed yet
             return web.json_response({"listen_key": await self.expire_listen_key(body["api_key"])})
+        if request.path == "/__chaos/double":  # the harness's self-check: a copy placed a second time
+            order = await self.master_trade(body["api_key"], body["symbol"], body["side"], Decimal(body["quantity"]))
+            order.client_order_id = body["client_order_id"]
+            return web.json_response({"order_id": order.order_id})
         if request.path == "/__chaos/faults":
             self.fault_rate = float(body["rate"])
             return web.json_response({"rate": self.fault_rate})
