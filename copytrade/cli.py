@@ -96,13 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         add_help=False,
     )
+    commands.add_parser(
+        "chaos",
+        help=(
+            "run the chaos campaign from a source checkout: the real copier killed and faulted against a fake "
+            "exchange process (the same as python -m bench.chaos; copytrade chaos --help lists its options)"
+        ),
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # its options are its own: handed over unparsed
-        return _bench(argv[1:])
+    if argv[:1] in (["bench"], ["chaos"]):  # their options are their own: handed over unparsed
+        return _from_checkout(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "gen-key":
         from core.vault import generate_key
@@ -146,21 +154,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _bench(arguments: list[str]) -> int:
-    """The benchmarks are not part of the installed package (they drive the test fakes): they
-    run from the checkout this package was installed from in editable mode."""
+def _from_checkout(command: str, arguments: list[str]) -> int:
+    """The benchmarks and the chaos campaign are not part of the installed package (they drive
+    the test fakes): they run from the checkout this package was installed from in editable mode."""
     checkout = Path(__file__).resolve().parents[1]
-    if not (checkout / "bench" / "__main__.py").is_file() or not (checkout / "tests" / "fakes").is_dir():
+    entry = checkout / "bench" / ("__main__.py" if command == "bench" else "chaos/__main__.py")
+    if not entry.is_file() or not (checkout / "tests" / "fakes").is_dir():
         print(
-            "copytrade: error: bench: the benchmarks need a source checkout (git clone, then pip install -e '.[dev]')",
+            f"copytrade: error: {command}: needs a source checkout (git clone, then pip install -e '.[dev]')",
             file=sys.stderr,
         )
         return 2
     if str(checkout) not in sys.path:
         sys.path.insert(0, str(checkout))
-    from bench.__main__ import main as bench_main
+    if command == "bench":
+        from bench.__main__ import main as bench_main
 
-    return bench_main(arguments)
+        return bench_main(arguments)
+    from bench.chaos.__main__ import main as chaos_main
+
+    return chaos_main(arguments)
 
 
 def _safe_url() -> str:
@@ -256,7 +269,7 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
             return await _run_bot(app, scheduler)
         if not settings.is_paper:
             await app.start_listeners()
-            await asyncio.Event().wait()  # until interrupted
+            await app.notifications.consume(_log_notification)  # until interrupted
             return 0
         return await _run_paper(app, args)
     finally:
@@ -265,6 +278,24 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         scheduler.shutdown(wait=False)
         await streams.close()
         await app.close()
+
+
+async def _log_notification(event: object) -> None:
+    """Headless (no Telegram token): each notification a follower would get is one log line
+    (``notification copy=<client order id> status=<status>`` for a copy), not a queue left to fill."""
+    from core.model import CopyResult
+
+    if isinstance(event, CopyResult):
+        log.info(
+            "notification copy=%s status=%s follow=%s origin=%s reason=%s",
+            event.client_order_id,
+            event.status.value,
+            event.follow_id,
+            event.origin.value,
+            event.reason_code,
+        )
+    else:
+        log.info("notification %s", type(event).__name__)
 
 
 async def _run_bot(app, scheduler=None) -> int:
