@@ -47,9 +47,9 @@ def apply_execution(
     after = before + signed_quantity
     entry = holding.entry_price
     realized = ZERO
-    if signed_quantity == 0:
-        pass
-    elif before == 0 or (before > 0) == (signed_quantity > 0):  # opening or adding
+    if signed_quantity == 0:  # a fee-only change: the position and its entry stay
+        return Holding(before, entry, holding.realized_pnl, holding.fees + fee), realized
+    if before == 0 or (before > 0) == (signed_quantity > 0):  # opening or adding
         with localcontext() as context:
             context.prec = _PRECISION
             entry = ((entry or ZERO) * abs(before) + price * abs(signed_quantity)) / abs(after)
