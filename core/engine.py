@@ -778,7 +778,9 @@ class CopyEngine:
     async def _place_with_retries(self, venue: Venue, intent: OrderIntent) -> OrderReport:
         """Retry only what surely did not execute: after any answer that may hide an accepted
         order (lost, timed out, a 5xx), ask the venue by client order id first and resend only
-        when it says that id does not exist."""
+        when it says twice, a retry delay apart, that the id does not exist (Binance documents
+        such an order as possibly still being processed; a resend of a *filled* order's id would
+        be accepted as a second order — client ids are unique among open orders only)."""
         delays = iter(self.config.retry_delays)
         while True:
             try:
@@ -790,6 +792,9 @@ class CopyEngine:
                 delay = max(delay, exc.retry_after or 0)
             except (OrderStatusUnknown, TemporaryError):
                 found = await self._lookup(venue, intent)
+                if found is None:  # the venue may still be processing it: ask once more before concluding
+                    await asyncio.sleep(self.config.retry_delays[0] if self.config.retry_delays else 0)
+                    found = await self._lookup(venue, intent)
                 if found is not None:
                     return found
                 delay = next(delays, None)
