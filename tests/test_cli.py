@@ -7,7 +7,10 @@ import asyncio
 import base64
 import http.server
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -340,21 +343,36 @@ def refusing_bot_api() -> Iterator[str]:
         thread.join(5)
 
 
-def test_a_refused_bot_token_is_one_line_without_the_token(monkeypatch, capsys, refusing_bot_api):
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_API_BASE_URL", refusing_bot_api)
-    monkeypatch.setenv("COPYTRADE_SECRET_KEY", generate_key())
-    assert main(["run"]) == 2
-    line = one_line_error(capsys)
+def _run_cli_process(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``copytrade run`` as its own process (as an operator starts it; no state shared with
+    the tests that ran before in this one)."""
+    return subprocess.run(
+        [sys.executable, "-m", "copytrade", "run"],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ENV_VARS},
+            "COPYTRADE_SECRET_KEY": generate_key(),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_a_refused_bot_token_is_one_line_without_the_token(tmp_path, refusing_bot_api):
+    done = _run_cli_process(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=refusing_bot_api)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
     assert line.startswith("copytrade: error: TELEGRAM_BOT_TOKEN: Telegram refused the token")
-    assert TOKEN.split(":")[1] not in line
+    assert TOKEN.split(":")[1] not in done.stderr + done.stdout
 
 
-def test_an_unreachable_bot_api_is_one_line_without_the_token(monkeypatch, capsys):
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_API_BASE_URL", f"http://127.0.0.1:{free_port()}/bot")
-    monkeypatch.setenv("COPYTRADE_SECRET_KEY", generate_key())
-    assert main(["run"]) == 1
-    line = one_line_error(capsys)
+def test_an_unreachable_bot_api_is_one_line_without_the_token(tmp_path):
+    done = _run_cli_process(
+        tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{free_port()}/bot"
+    )
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
     assert line.startswith("copytrade: error: TELEGRAM_BOT_TOKEN: the Telegram Bot API cannot be reached")
-    assert TOKEN.split(":")[1] not in line
+    assert TOKEN.split(":")[1] not in done.stderr + done.stdout
