@@ -29,7 +29,6 @@ from typing import Protocol
 from core.errors import (
     AuthenticationError,
     InvalidOrder,
-    NotFound,
     OrderStatusUnknown,
     PermissionDenied,
     RateLimited,
@@ -252,6 +251,10 @@ def _unsent(
     )
 
 
+class _LeaseLost(Exception):
+    """The sender's lease on a pending copy ran out and another process claimed it."""
+
+
 @dataclass
 class _FollowCache:
     follows: list[FollowSettings]
@@ -342,6 +345,8 @@ class CopyEngine:
             await self.journal.mark_planned(journaled.id)
         for pending in await self.journal.pending_copies():
             if pending.client_order_id in self._in_flight:  # its sender will record the answer
+                continue
+            if not await self.journal.claim_pending(pending.client_order_id):  # another process sends it
                 continue
             row = await self.journal.copy_order(pending.client_order_id)
             if row is None or row.status is not CopyStatus.PENDING:
@@ -536,6 +541,8 @@ class CopyEngine:
             assert row is not None
             if row.status is not CopyStatus.PENDING or cid in self._in_flight:
                 return self._result_from_row(follow, fill, row)
+            if not await self.journal.claim_pending(cid):  # another process's send may be in flight
+                return self._result_from_row(follow, fill, row)
             self._in_flight.add(cid)
             try:
                 try:
@@ -686,6 +693,19 @@ class CopyEngine:
             try:
                 async with self._order_slots, slots:
                     report = await self._place_with_retries(venue, intent)
+            except _LeaseLost as lost:  # another process settles this copy now: it records and notifies
+                log.warning("%s", lost)
+                return CopyResult(
+                    follow.follow_id,
+                    follow.user_id,
+                    fill.master_id,
+                    intent.client_order_id,
+                    fill,
+                    CopyStatus.PENDING,
+                    side=intent.side,
+                    requested_quantity=intent.quantity,
+                    origin=origin,
+                )
             except VenueError as exc:
                 return await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=origin)
             return await self._acknowledged(follow, fill, intent, report, received, origin=origin)
@@ -782,7 +802,14 @@ class CopyEngine:
         such an order as possibly still being processed; a resend of a *filled* order's id would
         be accepted as a second order — client ids are unique among open orders only)."""
         delays = iter(self.config.retry_delays)
+        leased_at = time.monotonic()  # the journal leased the pending row just before the send
         while True:
+            if time.monotonic() - leased_at >= self.journal.lease_seconds / 2:
+                # retries took long: before sending again, make sure no other process has
+                # started settling this copy (its lease would have run out there)
+                if not await self.journal.claim_pending(intent.client_order_id):
+                    raise _LeaseLost(f"copy {intent.client_order_id} is settled by another process; not re-sent here")
+                leased_at = time.monotonic()
             try:
                 return await venue.place_order(intent)
             except RateLimited as exc:  # refused before it reached the matching engine
@@ -1012,7 +1039,17 @@ class CopyEngine:
             origin=row.origin,
         )
         if credential_id is None:  # the follow's key was removed: its venue cannot be asked
-            raise NotFound(f"follow {follow_id} has no key left to look up pending order {row.client_order_id}")
+            result = replace(
+                base,
+                status=CopyStatus.FAILED,
+                error_code="key_removed",
+                error="your exchange key was removed before this order's outcome was known: it may have been "
+                "placed, check your exchange account (copytrade can no longer follow it)",
+                state=OrderState.REJECTED,
+            )
+            await self.journal.finish_copies([result], [])
+            self.notify(result)
+            return result
         try:
             venue = await self.venues.venue_for(credential_id)
             report = await venue.fetch_order(row.client_order_id, row.symbol)
@@ -1315,6 +1352,8 @@ class CopyEngine:
             row = await self.journal.copy_order(order.client_order_id)
             assert row is not None
             if row.status is not CopyStatus.PENDING or order.client_order_id in self._in_flight:
+                return replace(self._result_from_row(follow, fill, row), origin=order.origin)
+            if not await self.journal.claim_pending(order.client_order_id):  # another process sends it
                 return replace(self._result_from_row(follow, fill, row), origin=order.origin)
             self._in_flight.add(order.client_order_id)
             try:

@@ -211,9 +211,21 @@ class CopyJournal(Protocol):
         """What the follow's copied positions cost, all symbols together."""
         ...
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a pending copy this journal inserts or claims stays its writer's alone."""
+        ...
+
     async def begin_copies(self, drafts: Sequence[CopyDraft]) -> set[str]:
         """Journal copy orders before sending; returns the ids journaled before (never resend
-        those without asking the venue)."""
+        those without asking the venue). Pending rows are leased to this journal's writer for
+        ``lease_seconds``: another process's settle job leaves them alone meanwhile."""
+        ...
+
+    async def claim_pending(self, client_order_id: str) -> bool:
+        """Take or renew this writer's lease on a pending copy for ``lease_seconds``: ``False``
+        when the row is no longer pending or another writer's lease on it is still running (its
+        send may be in flight there: neither settle it nor send it again)."""
         ...
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:

@@ -20,9 +20,10 @@ resumes only once its own rows are durable.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -72,6 +73,10 @@ from storage.models import (
 from storage.models import ProtectiveOrder as ProtectiveOrderRow
 
 ZERO = Decimal(0)
+#: a pending copy stays its sender's for this long after each send attempt: well above one
+#: attempt (the venues' clients time out after 10 s), so another process never settles a copy
+#: whose send may still be in flight; a crashed process's rows wait at most this long
+SEND_LEASE_SECONDS = 30.0
 _RESTING = (CopyStatus.PENDING, CopyStatus.PLACED)  # a protective order still on the venue
 _OPEN = (OrderState.ACKNOWLEDGED, OrderState.PARTIALLY_FILLED)  # a sent order the venue still works
 #: origins whose executions move the copied position; sync orders move the venue to the ledger
@@ -101,6 +106,14 @@ class _Submission:
     transitions: list[Transition | None] = field(default_factory=list)  # one per report
 
 
+@dataclass(frozen=True, slots=True)
+class _Lease:
+    """Who writes through this journal (one id per process) and how long its pending rows stay its own."""
+
+    owner: str
+    duration: timedelta
+
+
 class _LostRace(Exception):
     """A compare-and-set found a copy order changed by another writer: the batch is redone."""
 
@@ -111,8 +124,9 @@ class _CopyWriter:
     Each submitter resumes when its own rows are durable; a failing batch is retried one
     submission at a time so that only the bad one sees the error."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lease: _Lease) -> None:
         self._db = db
+        self._lease = lease
         self._queue: list[_Submission] = []
         self._running: asyncio.Task[None] | None = None
 
@@ -167,7 +181,7 @@ class _CopyWriter:
         reports = [r for s in batch for r in s.reports]
         now = utcnow()
         async with self._db.session() as session:
-            existing = await _insert_new_drafts(session, drafts, now) if drafts else set()
+            existing = await _insert_new_drafts(session, drafts, now, self._lease) if drafts else set()
             if results:
                 await session.execute(_RESULT_UPDATE, [_result_params(r, now) for r in results])
             if changes:
@@ -219,7 +233,9 @@ def _result_params(result: CopyResult, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft], now: datetime) -> set[str]:
+async def _insert_new_drafts(
+    session: AsyncSession, drafts: Sequence[CopyDraft], now: datetime, lease: _Lease
+) -> set[str]:
     ids = [d.client_order_id for d in drafts]
     existing: set[str] = set()
     for start in range(0, len(ids), 500):  # bounded IN lists
@@ -259,6 +275,8 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
             "created_at": now,
             "completed_at": now if draft.status is CopyStatus.SKIPPED else None,
             "latency_ms": None,
+            "lease_owner": lease.owner if draft.status is CopyStatus.PENDING else None,
+            "lease_until": now + lease.duration if draft.status is CopyStatus.PENDING else None,
         }
     if fresh:
         await session.execute(insert(_COPY_ORDERS), list(fresh.values()))
@@ -266,9 +284,14 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
 
 
 class JournalStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, lease_seconds: float = SEND_LEASE_SECONDS) -> None:
         self.db = db
-        self._writes = _CopyWriter(db)
+        self._lease = _Lease(uuid.uuid4().hex, timedelta(seconds=lease_seconds))
+        self._writes = _CopyWriter(db, self._lease)
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._lease.duration.total_seconds()
 
     # -- master fills -----------------------------------------------------------------------
 
@@ -454,6 +477,27 @@ class JournalStore:
         up instead of sending it again.
         """
         return (await self._writes.submit(_Submission(drafts=drafts))).already
+
+    async def claim_pending(self, client_order_id: str) -> bool:
+        """Take or renew this process's lease on a pending copy (see ``CopyJournal.claim_pending``):
+        one conditional UPDATE, so of two processes claiming at once exactly one wins."""
+        now = utcnow()
+        async with self.db.session() as session:
+            claimed = await session.execute(
+                update(_COPY_ORDERS)
+                .where(
+                    _COPY_ORDERS.c.client_order_id == client_order_id,
+                    _COPY_ORDERS.c.status == CopyStatus.PENDING.value,
+                    or_(
+                        _COPY_ORDERS.c.lease_until.is_(None),
+                        _COPY_ORDERS.c.lease_until < now,
+                        _COPY_ORDERS.c.lease_owner == self._lease.owner,
+                    ),
+                )
+                .values(lease_owner=self._lease.owner, lease_until=now + self._lease.duration)
+            )
+            assert isinstance(claimed, CursorResult)  # an UPDATE's result counts its rows
+            return claimed.rowcount == 1
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:
         """Store outcomes that executed nothing (failed, skipped, still pending) and move dry runs'

@@ -184,6 +184,10 @@ class CopyOrder(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     latency_ms: float | None = None  # fill received -> venue answered; a measurement, not money
+    #: a pending row belongs to the process sending it until ``lease_until`` (renewed before each
+    #: resend): another process's settle job leaves it alone until then (``claim_pending``)
+    lease_owner: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CopyExecution(SQLModel, table=True):

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import func, select
 
-from core.engine import FollowPaused, client_order_id
+from core.engine import CopyEngine, EngineConfig, FollowPaused, client_order_id
 from core.errors import (
     AuthenticationError,
     InsufficientFunds,
@@ -21,7 +21,8 @@ from core.errors import (
 from core.journal import CopyDraft
 from core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
 from core.venues.paper.venue import PaperVenue
-from storage.models import MasterFill
+from storage.journal import JournalStore
+from storage.models import Follow, MasterFill
 from tests.harness import BTC
 
 
@@ -371,6 +372,70 @@ async def test_resume_plans_follows_a_crash_left_unplanned(h):
     assert {r.follow_id for r in results} == {a, b}
     assert va.place_calls == 1 and vb.place_calls == 1
     assert await h.build_engine().resume() == []  # nothing left to do
+
+
+# -- several processes on one database ------------------------------------------------------------
+
+
+def _second_process(h, journal: JournalStore | None = None) -> CopyEngine:
+    """Another copier on the same database (its own journal writer, so its own lease owner)."""
+    return CopyEngine(journal or JournalStore(h.db), h.registry, h.events.append, EngineConfig(retry_delays=(0.001,)))
+
+
+async def test_a_second_process_leaves_alone_a_copy_whose_send_is_in_flight_elsewhere(h):
+    follow_id, venue = await h.add_follower()
+    venue.latency = 0.3  # the first process's send is on the wire
+    sending = asyncio.create_task(h.engine.on_fill(h.fill(qty="0.1")))
+    for _ in range(200):  # bounded: until the first process journaled its pending row
+        if await h.rows(status=CopyStatus.PENDING):
+            break
+        await asyncio.sleep(0.01)
+    other = await _second_process(h).resume()  # its settle job, and its re-plan of the unplanned fill
+    assert [r.status for r in other] == [CopyStatus.PENDING]
+    outcome = await sending
+    assert [r.status for r in outcome.results] == [CopyStatus.FILLED]
+    assert venue.place_calls == 1 and len(h.events) == 1  # placed once, notified once
+    [row] = await h.rows()
+    assert row.status is CopyStatus.FILLED and await h.position(follow_id) == D("0.1")
+
+
+async def test_a_sender_whose_lease_was_claimed_elsewhere_does_not_send_again(h):
+    follow_id, venue = await h.add_follower()
+    other_journal = JournalStore(h.db)
+
+    class ClaimedElsewhereAfterTheFirstSend(JournalStore):
+        renewals = 0
+
+        async def claim_pending(self, client_order_id: str) -> bool:
+            self.renewals += 1
+            if self.renewals == 2:  # its lease ran out while it looked the order up: the other process took it
+                assert await other_journal.claim_pending(client_order_id)
+            return await super().claim_pending(client_order_id)
+
+    slow = ClaimedElsewhereAfterTheFirstSend(h.db, lease_seconds=0)  # every attempt renews
+    venue.fail_next(OrderStatusUnknown("lost answer"))  # not accepted: the look-ups find nothing
+    outcome = await _second_process(h, slow).on_fill(h.fill(qty="0.1"))
+    assert [r.status for r in outcome.results] == [CopyStatus.PENDING]
+    assert venue.place_calls == 1 and h.events == []
+    [row] = await h.rows()
+    assert row.status is CopyStatus.PENDING  # the other process settles it: asked, not re-sent
+    settled = await _second_process(h, other_journal).resume()
+    assert [r.status for r in settled] == [CopyStatus.FAILED] and venue.place_calls == 1
+
+
+async def test_a_pending_copy_whose_key_was_removed_is_recorded_failed_with_the_reason(h):
+    follow_id, venue = await h.add_follower()
+    cid = await _journal_pending(h, follow_id, venue, reached_venue=True)
+    async with h.db.session() as session:  # /stop, then the key removed (removing needs no active follow)
+        follow = await session.get(Follow, follow_id)
+        follow.status = FollowStatus.STOPPED
+        credential_id = follow.credential_id
+    await h.accounts.delete_credential(credential_id)
+    [result] = await h.build_engine().resume()
+    assert result.status is CopyStatus.FAILED and result.error_code == "key_removed"
+    [row] = await h.rows(client_order_id=cid)
+    assert row.status is CopyStatus.FAILED and "check your exchange account" in row.reason
+    assert h.events == [result]
 
 
 async def test_users_only_get_rows_of_their_own_follows(h):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.chaos.campaign import KEYS, Options, run_campaign
 
-FAILURES = ("duplicates", "missing", "ledger_mismatches", "unreasoned", "double_notified")
+FAILURES = ("duplicates", "missing", "ledger_mismatches", "implied_mismatches", "unreasoned", "double_notified")
 
 
 def build_parser() -> argparse.ArgumentParser:

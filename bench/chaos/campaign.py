@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import math
 import os
 import random
 import re
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SYMBOL = "BTCUSDT"
 UNIFIED = "BTC/USDT:USDT"  # the same market as ccxt names it in the database
 STEP = Decimal("0.001")
+#: the fake's BTCUSDT futures rules and price (tests/fakes/binance.py FUTURES_INSTRUMENTS, mark_prices)
+MIN_QUANTITY = Decimal("0.001")
+MIN_NOTIONAL = Decimal("100")
+PRICE = Decimal("60000")
 MASTER_KEY = ("chaos-master-0001", "chaos-master-secret")
 COEFFICIENTS = ("1", "0.5", "2", "1.5")
 #: the fixed ``--json`` keys, in order
@@ -42,14 +48,18 @@ KEYS = (
     "duplicates",
     "missing",
     "ledger_mismatches",
+    "implied_mismatches",
     "unreasoned",
     "double_notified",
     "faults_injected",
+    "refused",
 )
 NOTIFICATION = re.compile(r"notification copy=(\S+) status=(\S+)")
 SENT = {"placed", "filled"}
 UNFINISHED = {"pending", "placed"}
 REASON_NEEDED = {"skipped", "failed"}
+#: the one venue answer the model takes as given: Binance refused the order (nothing executed)
+REFUSED = "Margin is insufficient"
 
 
 @dataclass
@@ -77,6 +87,7 @@ class Campaign:
     kills: int = 0
     master_position: Decimal = Decimal(0)
     follows: dict[int, str] = field(default_factory=dict)  # follow id -> follower api key
+    coefficients: dict[int, Decimal] = field(default_factory=dict)  # follow id -> its sizing coefficient
     exchange: asyncio.subprocess.Process | None = None
     port: int = 0
     copier: asyncio.subprocess.Process | None = None
@@ -191,11 +202,11 @@ class Campaign:
                 credential = await services.connect_account(
                     user.id, "binanceusdm", "main", {"api_key": api_key, "secret": secret}
                 )
-                follow = await services.follow(
-                    user.id, master.id, credential.id, {"sizing_value": COEFFICIENTS[index % len(COEFFICIENTS)]}
-                )
+                coefficient = COEFFICIENTS[index % len(COEFFICIENTS)]
+                follow = await services.follow(user.id, master.id, credential.id, {"sizing_value": coefficient})
                 assert follow.id is not None
                 self.follows[follow.id] = api_key
+                self.coefficients[follow.id] = Decimal(coefficient)
         finally:
             await app.close()
 
@@ -477,6 +488,9 @@ class Campaign:
             if ledger != venue:
                 counts["ledger_mismatches"] += 1
                 offenders.append(("ledger_mismatches", None, follow_id, f"ledger {ledger} != venue {venue}"))
+            self.check_implied(
+                follow_id, orders, master_trades, accounts, fill_by_trade, copies_by_key, counts, offenders
+            )
         for (client_id, status), n in notifications.items():
             if n > 1:
                 counts["double_notified"] += n - 1
@@ -491,6 +505,52 @@ class Campaign:
         counts["offenders"] = offenders
         counts["timeline"] = self.timeline(offenders[0], state, rows) if offenders else []
         return counts
+
+    def check_implied(
+        self,
+        follow_id: int,
+        orders: list[dict[str, Any]],
+        master_trades: list[dict[str, Any]],
+        accounts: dict[str, Any],
+        fill_by_trade: dict[str, dict[str, Any]],
+        copies_by_key: dict[tuple[int, int], list[dict[str, Any]]],
+        counts: dict[str, Any],
+        offenders: list[tuple[str, str | None, int | None, str]],
+    ) -> None:
+        """Walk the master's executions in the venue's order and check that each moved this
+        follower's *venue* position by what the master's trade implies (``implied_move``), so the
+        follower ends where the master's trades say. The one venue answer taken as given is an
+        outright refusal (-2019): that copy executed nothing and the walk goes on from the venue.
+        After a counted mismatch the walk also resyncs to the venue, so one error counts once."""
+        executed_by_id: dict[str, Decimal] = collections.defaultdict(Decimal)
+        for order in orders:
+            signed = Decimal(order["executed"]) * (1 if order["side"] == "BUY" else -1)
+            executed_by_id[order["client_order_id"]] += signed
+        master_orders = {o["order_id"]: o for o in accounts[MASTER_KEY[0]]["orders"]}
+        master = held = Decimal(0)
+        for trade in master_trades:
+            trade_id = str(trade["trade_id"])
+            quantity = Decimal(trade["quantity"])
+            reduce_only = bool(master_orders[trade["order_id"]]["reduce_only"])
+            fill = fill_by_trade.get(trade_id)
+            copies = copies_by_key.get((fill["id"], follow_id), []) if fill else []
+            moved = sum((executed_by_id.get(c["client_order_id"], Decimal(0)) for c in copies), Decimal(0))
+            implied = implied_move(self.coefficients[follow_id], master, trade["side"], quantity, reduce_only, held)
+            if any(c["status"] == "failed" and REFUSED in (c["reason"] or "") for c in copies):
+                counts["refused"] += 1
+            elif moved != implied:
+                counts["implied_mismatches"] += 1
+                offenders.append(
+                    (
+                        "implied_mismatches",
+                        trade_id,
+                        follow_id,
+                        f"the master's {trade['side']} {quantity} from {master} implies {implied} for a follower "
+                        f"holding {held}; the venue moved {moved}",
+                    )
+                )
+            held += moved
+            master += quantity if trade["side"] == "BUY" else -quantity
 
     def timeline(
         self, offender: tuple[str, str | None, int | None, str], state: dict[str, Any], rows: dict[str, Any]
@@ -520,6 +580,37 @@ class Campaign:
         for at, event in self.events:
             lines.append(f"{_clock(at)} {event}")
         return lines
+
+
+def implied_move(
+    coefficient: Decimal, master_before: Decimal, side: str, quantity: Decimal, reduce_only: bool, held: Decimal
+) -> Decimal:
+    """The signed quantity a follower holding ``held`` trades for one master execution, from the
+    master's trade alone (written here from the product's promise, not from core/sizing.py): on
+    the part that closes the master's position, the same fraction of the follower's position
+    (all of it on a full exit); on the part that opens, ``coefficient`` times the master's
+    quantity. Both round down to the step; an order under the minimum quantity is skipped, an
+    opening one also under the minimum notional (a closing one is exempt on futures)."""
+    sign = 1 if side == "BUY" else -1
+    if master_before == 0 or (master_before > 0) == (sign > 0):
+        closed, opened = Decimal(0), quantity
+    else:
+        closed = min(quantity, abs(master_before))
+        opened = quantity - closed
+    position = held
+    if closed and position:
+        if closed == abs(master_before):
+            out = abs(position)
+        else:
+            share = Fraction(abs(position)) * Fraction(closed) / Fraction(abs(master_before))
+            out = math.floor(share / Fraction(STEP)) * STEP
+        if out >= MIN_QUANTITY:
+            position -= out if position > 0 else -out
+    if opened and not reduce_only:
+        entry = math.floor(Fraction(coefficient) * Fraction(opened) / Fraction(STEP)) * STEP
+        if entry >= MIN_QUANTITY and entry * PRICE >= MIN_NOTIONAL:
+            position += sign * entry
+    return position - held
 
 
 def _clock(at: float) -> str:
