@@ -33,7 +33,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from core.errors import UserError
 from core.ledger import Holding, apply_execution
-from core.model import Side
+from core.model import PositionSide, Side
 
 ZERO = Decimal(0)
 PLACES = Decimal(10) ** -18  # what ExactDecimal stores on every backend
@@ -342,7 +342,9 @@ def parse_period(text: str | None, now: datetime) -> Period:
 
 @dataclass(frozen=True, slots=True)
 class CopyExecution:
-    """One executed (or, for a dry run, simulated) copy order of a follow, in fill order."""
+    """One execution of a follow's copy order as the venue reported it (or, for a dry run, one
+    simulated copy), in the order it moved the ledger. ``quantity`` is what the holding changed
+    by (net of a fee taken in the base asset): zero for a fee-only report."""
 
     at: datetime
     symbol: str
@@ -350,6 +352,7 @@ class CopyExecution:
     quantity: Decimal
     price: Decimal
     fee: Decimal = ZERO
+    position_side: PositionSide = PositionSide.BOTH  # a hedge-mode copy's leg is its own position
 
 
 @dataclass(slots=True)
@@ -357,7 +360,7 @@ class LedgerReplay:
     """The follow's copied positions rebuilt from its executions (``core.ledger``, the function
     that moves ``follow_positions``), with realized PnL and fees per UTC day."""
 
-    positions: dict[str, Holding] = field(default_factory=dict)
+    positions: dict[tuple[str, PositionSide], Holding] = field(default_factory=dict)
     realized_by_day: dict[date, Decimal] = field(default_factory=dict)  # gross
     fees_by_day: dict[date, Decimal] = field(default_factory=dict)
 
@@ -365,13 +368,11 @@ class LedgerReplay:
         day = utc_day(execution.at)
         if execution.fee:
             self.fees_by_day[day] = self.fees_by_day.get(day, ZERO) + execution.fee
+        key = (execution.symbol, execution.position_side)
         holding, realized = apply_execution(
-            self.positions.get(execution.symbol, Holding()),
-            execution.quantity * execution.side.sign,
-            execution.price,
-            execution.fee,
+            self.positions.get(key, Holding()), execution.quantity * execution.side.sign, execution.price, execution.fee
         )
-        self.positions[execution.symbol] = holding
+        self.positions[key] = holding
         if realized:
             self.realized_by_day[day] = self.realized_by_day.get(day, ZERO) + realized
 

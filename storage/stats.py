@@ -17,11 +17,12 @@ from sqlalchemy import delete, false, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from core.model import CopyStatus, FollowStatus, utcnow
+from core.model import CopyStatus, FollowStatus, Side, utcnow
 from core.records import CopyEvent, ExportRow
 from core.stats import CopyExecution, DayStats, Lot, StatFill, StatsState
 from storage.accounts import rowcount
 from storage.db import Database
+from storage.models import CopyExecution as ExecutionRow
 from storage.models import (
     CopyOrder,
     Credential,
@@ -336,52 +337,65 @@ class StatsStore:
             return {mid: name for mid, name in (await session.execute(query)).all() if mid is not None}
 
     async def follow_executions(self, follow_id: int, *, simulated: bool) -> list[CopyExecution]:
-        """The follow's executed copies in fill order: real ones (``filled_quantity`` at the average
-        price, with fees), or for ``simulated`` the dry-run ones (requested quantity at the
-        master's price, no fee)."""
+        """The follow's executions in the order they moved its ledger: the venue's reports stored
+        in ``copy_executions`` (the rows ``follow_positions`` was built from, so a replay gives the
+        same positions and realized PnL; sync orders, which move the venue to the ledger, are left
+        out as the ledger leaves them out), or for ``simulated`` the dry-run copies (requested
+        quantity at the master's price, no fee)."""
+        if not simulated:
+            return await self._executions(follow_id)
         async with self.db.session() as session:
-            query = (  # outer join: the copier's own orders (TP/SL, sync, close) have no master fill
+            rows = await session.execute(
                 select(CopyOrder, col(MasterFill.executed_at))
                 .outerjoin(MasterFill, col(MasterFill.id) == col(CopyOrder.fill_id))
-                .where(col(CopyOrder.follow_id) == follow_id, col(CopyOrder.side).is_not(None))
-            )
-            if simulated:
-                query = query.where(col(CopyOrder.dry_run) == true(), col(CopyOrder.reason_code) == "dry_run")
-            else:
-                query = query.where(col(CopyOrder.dry_run) == false(), col(CopyOrder.status).in_(_EXECUTED))
-            # rows are written in the order the follow's orders were sent (per follow and symbol)
-            rows = await session.execute(
-                query.order_by(
+                .where(
+                    col(CopyOrder.follow_id) == follow_id,
+                    col(CopyOrder.side).is_not(None),
+                    col(CopyOrder.dry_run) == true(),
+                    col(CopyOrder.reason_code) == "dry_run",
+                )
+                .order_by(  # written in the order the follow's orders were sized (per follow and symbol)
                     col(CopyOrder.created_at), col(CopyOrder.reduce_only).desc(), col(CopyOrder.client_order_id)
                 )
             )
             out = []
             for copy, executed_at in rows.all():
                 assert copy.side is not None  # selected with a side
-                if simulated:
-                    if copy.requested_quantity is not None and copy.requested_quantity > 0:
-                        out.append(
-                            CopyExecution(
-                                executed_at or copy.created_at,
-                                copy.symbol,
-                                copy.side,
-                                copy.requested_quantity,
-                                copy.master_price,
-                            )
-                        )
-                elif copy.filled_quantity > 0:  # compared here: SQLite keeps decimals as text
-                    at = copy.completed_at or copy.created_at
+                if copy.requested_quantity is not None and copy.requested_quantity > 0:
+                    at = executed_at or copy.created_at
                     out.append(
                         CopyExecution(
                             at,
                             copy.symbol,
                             copy.side,
-                            copy.filled_quantity,
-                            copy.average_price or copy.master_price,
-                            copy.fee,
+                            copy.requested_quantity,
+                            copy.master_price,
+                            ZERO,
+                            copy.position_side,
                         )
                     )
             return out
+
+    async def _executions(self, follow_id: int) -> list[CopyExecution]:
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(ExecutionRow, col(CopyOrder.position_side))
+                .join(CopyOrder, col(CopyOrder.client_order_id) == col(ExecutionRow.client_order_id))
+                .where(col(ExecutionRow.follow_id) == follow_id, col(ExecutionRow.moved_ledger) == true())
+                .order_by(col(ExecutionRow.id))  # the order they were recorded, and moved the ledger, in
+            )
+            return [
+                CopyExecution(
+                    row.recorded_at,
+                    row.symbol,
+                    Side.BUY if row.ledger_quantity >= 0 else Side.SELL,
+                    abs(row.ledger_quantity),
+                    row.price,
+                    row.fee,
+                    position_side,
+                )
+                for row, position_side in rows.all()
+            ]
 
     async def follow_positions(self, follow_id: int) -> list[FollowPosition]:
         async with self.db.session() as session:

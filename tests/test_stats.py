@@ -424,3 +424,36 @@ async def test_update_all_masters(db, journal):
     await journal_rows(journal, a)
     await journal_rows(journal, b, FIXTURE[:2])
     assert await service(db).refresher.update_all_master_stats() == 8
+
+
+async def test_a_follows_pnl_replays_its_executions_in_the_order_they_moved_its_ledger(h):
+    """A limit copy rests while a later market copy fills and is partly exited; the limit fills
+    last. The replay behind /pnl follows the executions as the venue reported them (not the
+    order the copies were created in), so its realized PnL is the ledger's."""
+    from core.model import OrderType
+    from core.stats import parse_period, replay
+    from storage.models import CopyExecution as ExecutionRow
+    from storage.models import FollowPosition
+
+    follow_id, _ = await h.add_follower()
+    h.exchange.set_price(BTC, D(60000))
+    await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="59000", order_type=OrderType.LIMIT, limit_price=D(59000)))
+    await h.engine.on_fill(h.fill(Side.BUY, "0.1"))  # fills at 60,000; the limit still rests
+    h.exchange.set_price(BTC, D(61000))
+    await h.engine.on_fill(h.fill(Side.SELL, "0.1"))  # the master closes half: the follower sells 0.05 of 0.1
+    h.exchange.set_price(BTC, D(59000))
+    await h.engine.track()  # the resting limit filled at 59,000
+    ledger = replay(await StatsStore(h.db).follow_executions(follow_id, simulated=False))
+    async with h.db.session() as session:
+        recorded = (
+            await session.execute(select(ExecutionRow).where(col(ExecutionRow.follow_id) == follow_id))
+        ).scalars()
+        realized = sum((row.realized_pnl for row in recorded), D(0))
+        [position] = (
+            await session.execute(select(FollowPosition).where(col(FollowPosition.follow_id) == follow_id))
+        ).scalars()
+    assert realized == D(50)  # (61,000 - 60,000) x 0.05: the limit's 59,000 was not held yet
+    assert ledger.realized(parse_period("all", datetime.now(UTC))) == realized
+    holding = ledger.positions[(BTC, position.position_side)]
+    assert holding.quantity == position.quantity == D("0.15")
+    assert abs(holding.entry_price - position.entry_price) < D("1e-15")  # the column keeps 18 places
