@@ -1,8 +1,10 @@
 """The property of issue 13: for any sequence of master executions (entries, partial and full
 exits, reversals, hedge-mode legs, market and resting limit orders, repeated deliveries) and any interleaving of
-follower fills, tracking and settle passes, lost answers and 5xx after or before the venue
-accepted the order, every follower's ledger equals its venue position and no client order id
-is placed twice. Paper venues; each example runs on a fresh SQLite database."""
+follower fills (resting limits filled at once or in parts), tracking and settle passes — of this
+copier and of a second copier process on the same database —, lost answers and 5xx after or
+before the venue accepted the order, every follower's ledger equals its venue position, no client
+order id is placed twice and no outcome is notified twice. Paper venues; each example runs on a
+fresh SQLite database."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.engine import CopyEngine, EngineConfig
 from core.errors import OrderStatusUnknown, TemporaryError
 from core.model import OrderType, PositionSide, Side
 from core.vault import Vault, generate_key
@@ -52,7 +55,7 @@ class Fault:
 
 @dataclass(frozen=True)
 class Job:
-    name: str  # track | resume | join
+    name: str  # track | resume | join | other_resume (a second process's settle job)
     after_ms: int  # a settle or tracking pass starting while sends await their answers
 
 
@@ -69,7 +72,7 @@ actions = st.lists(
         ),
         st.builds(PriceMove, st.integers(-5, 5)),
         st.builds(Fault, st.integers(0, 1), st.sampled_from(["lost", "gateway", "refused", "slow"])),
-        st.builds(Job, st.sampled_from(["track", "resume", "join"]), st.sampled_from([0, 10])),
+        st.builds(Job, st.sampled_from(["track", "resume", "join", "other_resume"]), st.sampled_from([0, 10])),
     ),
     min_size=1,
     max_size=25,
@@ -83,10 +86,10 @@ def template_db(tmp_path_factory) -> Path:
     return path
 
 
-async def _harness(path: Path) -> Harness:
+async def _harness(path: Path, depth: D | None) -> Harness:
     db = Database(f"sqlite:///{path}")
     accounts = AccountStore(db)
-    exchange = PaperExchange()
+    exchange = PaperExchange(depth=depth)
     vault = Vault(generate_key())
 
     async def paper(account):
@@ -128,8 +131,8 @@ def _hedge_trade(step: MasterTrade, held: dict[PositionSide, int]) -> tuple[Side
     return step.side, leg, quantity, closes
 
 
-async def _scenario(path: Path, steps: list, hedged: bool = False) -> None:
-    h = await _harness(path)
+async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | None = None) -> None:
+    h = await _harness(path, depth)
     try:
         followers = [await h.add_follower(balance="10000000", sizing_value=value) for value in (D(1), D("0.5"))]
         booked: list[str] = []
@@ -139,6 +142,8 @@ async def _scenario(path: Path, steps: list, hedged: bool = False) -> None:
         held = {PositionSide.LONG: 0, PositionSide.SHORT: 0}
         master_net = 0  # x 0.01 BTC
         assert h.engine is not None
+        # another copier on the same database: its own journal writer, so its own lease owner
+        other = CopyEngine(JournalStore(h.db), h.registry, h.events.append, EngineConfig(retry_delays=(0.001,) * 3))
         for step in steps:
             if isinstance(step, MasterTrade):
                 price = h.exchange.prices[BTC]
@@ -171,6 +176,8 @@ async def _scenario(path: Path, steps: list, hedged: bool = False) -> None:
             elif step.name == "join":
                 await asyncio.gather(*running)
                 running.clear()
+            elif step.name == "other_resume":
+                running.append(asyncio.ensure_future(_later(step.after_ms, other.resume)))
             else:
                 running.append(asyncio.ensure_future(_later(step.after_ms, getattr(h.engine, step.name))))
         await asyncio.gather(*running)
@@ -192,10 +199,10 @@ async def _scenario(path: Path, steps: list, hedged: bool = False) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=actions, hedged=st.booleans())
+@given(steps=actions, hedged=st.booleans(), depth=st.sampled_from([None, D("0.03")]))
 def test_every_ledger_equals_its_venue_and_no_client_order_id_is_placed_twice(
-    template_db, tmp_path_factory, steps, hedged
+    template_db, tmp_path_factory, steps, hedged, depth
 ):
     path = tmp_path_factory.mktemp("example") / "copy.db"
     shutil.copy(template_db, path)
-    asyncio.run(_scenario(path, steps, hedged))
+    asyncio.run(_scenario(path, steps, hedged, depth))

@@ -31,6 +31,7 @@ from core.model import (
     Side,
     utcnow,
 )
+from core.sizing import round_down
 from core.venues.base import Position, Venue
 
 ZERO = Decimal(0)
@@ -89,10 +90,14 @@ class PaperExchange:
         prices: dict[str, Decimal] | None = None,
         *,
         fee_rate: Decimal = Decimal("0.0004"),
+        depth: Decimal | None = None,
     ) -> None:
         self.markets = markets if markets is not None else default_markets()
         self.prices = prices if prices is not None else default_prices()
         self.fee_rate = fee_rate
+        #: what one price move can fill of each resting order (None: all of it), so resting
+        #: orders fill in parts as real books do; market orders always fill at once
+        self.depth = depth
         self._accounts: dict[str, PaperVenue] = {}
         self._ids = itertools.count(1)
 
@@ -312,20 +317,26 @@ class PaperVenue(Venue):
                 fill_price = (
                     order.intent.price if order.intent.order_type is OrderType.LIMIT and order.intent.price else price
                 )
+                rules = self.exchange.rules(symbol)
+                part = order.intent.quantity - order.filled
+                if self.exchange.depth is not None and order.intent.order_type is OrderType.LIMIT:
+                    part = min(part, max(round_down(self.exchange.depth, rules.quantity_step), rules.quantity_step))
                 try:
-                    self._execute(order, self.exchange.rules(symbol), fill_price)
+                    self._execute(order, rules, fill_price, part)
                 except VenueError:
-                    order.state = OrderState.EXPIRED  # refused on trigger: the venue expires it
+                    order.state = OrderState.EXPIRED  # refused on trigger: the venue expires it (what filled stays)
 
-    def _execute(self, order: PaperOrder, rules: MarketRules, price: Decimal) -> None:
+    def _execute(self, order: PaperOrder, rules: MarketRules, price: Decimal, part: Decimal | None = None) -> None:
+        """Execute ``part`` of the order (all that is left by default) at ``price``."""
         intent = order.intent
+        quantity = part if part is not None else intent.quantity - order.filled
         holding = self.holdings.get(intent.symbol, Holding())
-        signed = intent.quantity * intent.side.sign
+        signed = quantity * intent.side.sign
         if intent.reduce_only and (
             holding.quantity == 0 or (holding.quantity > 0) == (signed > 0) or abs(signed) > abs(holding.quantity)
         ):
             raise InvalidOrder("reduce-only order would increase or reverse the position")
-        notional = intent.quantity * rules.contract_size * price
+        notional = quantity * rules.contract_size * price
         fee = (notional * self.exchange.fee_rate).quantize(Decimal("0.00000001"))
         if rules.derivative:
             holding = self._execute_derivative(holding, signed, price, fee, rules)
@@ -333,11 +344,12 @@ class PaperVenue(Venue):
             holding = self._execute_spot(holding, signed, price, notional, fee, rules)
         self.holdings[intent.symbol] = holding
         self.fees_paid += fee
-        order.state = OrderState.FILLED
-        order.filled = intent.quantity
-        order.average_price = price
-        order.fee = fee
-        self._publish(order, price)
+        filled = order.filled + quantity
+        order.average_price = (order.filled * (order.average_price or price) + quantity * price) / filled
+        order.filled = filled
+        order.state = OrderState.FILLED if filled == intent.quantity else OrderState.PARTIALLY_FILLED
+        order.fee += fee
+        self._publish(order, price, quantity)
 
     def _execute_derivative(
         self, holding: Holding, signed: Decimal, price: Decimal, fee: Decimal, rules: MarketRules
@@ -384,7 +396,7 @@ class PaperVenue(Venue):
 
     # -- fills as a stream (a paper master) -----------------------------------------------------
 
-    def _publish(self, order: PaperOrder, price: Decimal) -> None:
+    def _publish(self, order: PaperOrder, price: Decimal, quantity: Decimal) -> None:
         if not self._watchers:
             return
         intent = order.intent
@@ -395,10 +407,10 @@ class PaperVenue(Venue):
             order_id=order.venue_order_id,
             symbol=intent.symbol,
             side=intent.side,
-            quantity=intent.quantity,
+            quantity=quantity,
             price=price,
             order_type=intent.order_type,
-            status=FillStatus.FILLED,
+            status=FillStatus.FILLED if order.state is OrderState.FILLED else FillStatus.PARTIALLY_FILLED,
             reduce_only=intent.reduce_only,
             limit_price=intent.price,
             stop_price=intent.stop_price,
