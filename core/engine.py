@@ -251,6 +251,10 @@ def _unsent(
     )
 
 
+#: ``CopyResult.error_code`` of a copy that waits behind an earlier one's unknown outcome
+WAITING = "waiting"
+
+
 class _LeaseLost(Exception):
     """The sender's lease on a pending copy ran out and another process claimed it."""
 
@@ -285,6 +289,14 @@ class CopyEngine:
         #: leave them to the sender (several processes would hold a lease per row instead)
         self._in_flight: set[str] = set()
         self._planning: set[int] = set()  # journaled fills whose copies on_fill is still planning
+        #: copies journaled pending whose outcome is unknown here (a lost answer, a crashed
+        #: sender, another process's send), by (follow, symbol): the follower's position there is
+        #: uncertain until they are settled, so that follow's later fills wait (``_must_wait``)
+        self._unknown: dict[tuple[int, str], set[str]] = {}
+        #: the first fill each (follow, symbol) was made to wait with: later ones wait behind it,
+        #: so copies keep the master's order; the fills stay unplanned and the settle job
+        #: (``resume``) copies them once the unknown outcomes are settled
+        self._waiting: dict[tuple[int, str], int] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -309,7 +321,8 @@ class CopyEngine:
                 raise
         try:
             results = [result for batch in await asyncio.gather(*tasks) for result in batch]
-            await self.journal.mark_planned(entry.fill_id)
+            if not any(r.error_code == WAITING for r in results):
+                await self.journal.mark_planned(entry.fill_id)
         finally:
             self._planning.discard(entry.fill_id)
         return FillOutcome(fill, results=tuple(results))
@@ -331,8 +344,15 @@ class CopyEngine:
             del self._positions[key]
 
     async def resume(self) -> list[CopyResult]:
-        """After a restart: re-plan fills that were not fully processed, then settle every copy
-        left pending by asking its venue for the client order id. Nothing is sent twice."""
+        """After a restart, and periodically: copy the fills not fully planned (a crash mid
+        fan-out; fills that waited), in fill order — a pending copy of such a fill is looked up
+        and sent only if the venue does not have it — then settle every other copy left pending
+        by asking its venue for the client order id. Copies another live process is sending are
+        left to it, and a follow's later fills wait behind outcomes still unknown. Nothing is
+        sent twice."""
+        pending = [p for p in await self.journal.pending_copies() if p.client_order_id not in self._in_flight]
+        for copy in pending:  # until settled, they make the follow's later fills wait
+            self._unknown.setdefault((copy.follow_id, copy.symbol), set()).add(copy.client_order_id)
         results: list[CopyResult] = []
         for journaled in await self.journal.unplanned_fills():
             assert journaled.id is not None
@@ -341,18 +361,26 @@ class CopyEngine:
             fill = _journaled_fill(journaled)
             entry = JournalEntry(journaled.id, journaled.master_position_before)
             tasks = await self._start_copies(fill, entry, time.monotonic())
-            results += [r for batch in await asyncio.gather(*tasks) for r in batch]
-            await self.journal.mark_planned(journaled.id)
-        for pending in await self.journal.pending_copies():
-            if pending.client_order_id in self._in_flight:  # its sender will record the answer
+            replanned = [r for batch in await asyncio.gather(*tasks) for r in batch]
+            results += [r for r in replanned if r.error_code != WAITING]
+            if not any(r.error_code == WAITING for r in replanned):
+                await self.journal.mark_planned(journaled.id)
+        done = {r.client_order_id for r in results}
+        for copy in pending:
+            cid, key = copy.client_order_id, (copy.follow_id, copy.symbol)
+            if cid in done or cid in self._in_flight:
                 continue
-            if not await self.journal.claim_pending(pending.client_order_id):  # another process sends it
+            if not await self.journal.claim_pending(cid):  # another process sends it
                 continue
-            row = await self.journal.copy_order(pending.client_order_id)
+            row = await self.journal.copy_order(cid)
             if row is None or row.status is not CopyStatus.PENDING:
+                self._unknown.get(key, set()).discard(cid)
                 continue
-            fill_row = await self.journal.fill(pending.fill_id) if pending.fill_id is not None else None
-            results.append(await self._settle_pending(pending.credential_id, row.follow_id, row.user_id, fill_row, row))
+            fill_row = await self.journal.fill(copy.fill_id) if copy.fill_id is not None else None
+            settled = await self._settle_pending(copy.credential_id, row.follow_id, row.user_id, fill_row, row)
+            if settled.status is not CopyStatus.PENDING:
+                self._unknown.get(key, set()).discard(cid)
+            results.append(settled)
         return results
 
     async def warm_up(self) -> None:
@@ -441,6 +469,13 @@ class CopyEngine:
     ) -> list[CopyResult]:
         if previous is not None:
             await asyncio.wait([previous])  # keep this follow's orders in fill order
+        key = (follow.follow_id, fill.symbol)
+        if await self._must_wait(follow, key, fill_id):
+            first = self._waiting.setdefault(key, fill_id)
+            self._waiting[key] = min(first, fill_id)
+            return [self._waiting_result(follow, fill)]
+        if self._waiting.get(key) == fill_id:
+            del self._waiting[key]
         results = []
         for index, leg in enumerate(legs):
             cid = client_order_id(fill, follow.follow_id, index)
@@ -457,6 +492,51 @@ class CopyEngine:
             if result.filled_quantity > 0 and not follow.dry_run:
                 await self._position_changed(follow, fill.symbol)
         return results
+
+    async def _must_wait(self, follow: FollowSettings, key: tuple[int, str], fill_id: int) -> bool:
+        """Whether this follow's copy of fill ``fill_id`` must wait: an earlier fill of it waits,
+        or one of its copies in this symbol has an outcome still unknown (settled here first
+        when it can be: the venue is asked)."""
+        first = self._waiting.get(key)
+        if first is not None and first < fill_id:
+            waiting = await self.journal.fill(first)
+            if waiting is not None and not waiting.planned:
+                return True
+            del self._waiting[key]  # copied meanwhile (by another process's settle job)
+        for cid in list(self._unknown.get(key, ())):
+            row = await self.journal.copy_order(cid)
+            if row is not None and row.fill_id == fill_id:
+                continue  # a copy of this very fill: planning it looks it up before any send
+            if row is not None and row.status is CopyStatus.PENDING and await self.journal.claim_pending(cid):
+                fill_row = await self.journal.fill(row.fill_id) if row.fill_id is not None else None
+                row = await self.journal.copy_order(cid)  # as it is now that it is ours
+                if row is not None and row.status is CopyStatus.PENDING:
+                    await self._settle_pending(follow.credential_id, row.follow_id, row.user_id, fill_row, row)
+                    row = await self.journal.copy_order(cid)
+            if row is None or row.status is not CopyStatus.PENDING:
+                self._unknown[key].discard(cid)
+        unknown = self._unknown.get(key, set())
+        if not unknown:
+            self._unknown.pop(key, None)
+        for cid in unknown:
+            row = await self.journal.copy_order(cid)
+            if row is None or row.fill_id != fill_id:
+                return True
+        return False
+
+    @staticmethod
+    def _waiting_result(follow: FollowSettings, fill: Fill) -> CopyResult:
+        """Not copied yet, nothing recorded: the fill stays unplanned and is copied later."""
+        return CopyResult(
+            follow.follow_id,
+            follow.user_id,
+            fill.master_id,
+            "",
+            fill,
+            CopyStatus.PENDING,
+            error="waiting for the outcome of an earlier copy before sizing this one",
+            error_code=WAITING,
+        )
 
     async def _position_changed(self, follow: FollowSettings, symbol: str) -> None:
         if self.after_position_change is None:
@@ -542,6 +622,7 @@ class CopyEngine:
             if row.status is not CopyStatus.PENDING or cid in self._in_flight:
                 return self._result_from_row(follow, fill, row)
             if not await self.journal.claim_pending(cid):  # another process's send may be in flight
+                self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(cid)
                 return self._result_from_row(follow, fill, row)
             self._in_flight.add(cid)
             try:
@@ -695,6 +776,7 @@ class CopyEngine:
                     report = await self._place_with_retries(venue, intent)
             except _LeaseLost as lost:  # another process settles this copy now: it records and notifies
                 log.warning("%s", lost)
+                self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(intent.client_order_id)
                 return CopyResult(
                     follow.follow_id,
                     follow.user_id,
@@ -960,6 +1042,7 @@ class CopyEngine:
     ) -> CopyResult:
         if isinstance(exc, OrderStatusUnknown):
             # Not knowing is not failing: the row stays pending, the settle job looks it up.
+            self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(intent.client_order_id)
             pending = CopyResult(
                 follow.follow_id,
                 follow.user_id,
@@ -1053,6 +1136,9 @@ class CopyEngine:
         try:
             venue = await self.venues.venue_for(credential_id)
             report = await venue.fetch_order(row.client_order_id, row.symbol)
+            if report is None:  # the venue may still be processing it: ask once more, as the sender does
+                await asyncio.sleep(self.config.retry_delays[0] if self.config.retry_delays else 0)
+                report = await venue.fetch_order(row.client_order_id, row.symbol)
         except (VenueError, VaultError) as exc:
             return replace(base, error=f"still pending: {exc}")
         if report is None:

@@ -21,7 +21,7 @@ def build_scheduler(
     engine: CopyEngine,
     reports: Reports,
     *,
-    settle_every_seconds: int = 60,
+    settle_every_seconds: int = 15,
     track_every_seconds: int = 10,
     stats_every_seconds: int = 60,
     streams: OrderStreams | None = None,

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, insert, or_, select, update
+from sqlalchemy import CursorResult, bindparam, false, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -181,6 +181,11 @@ class _CopyWriter:
         reports = [r for s in batch for r in s.reports]
         now = utcnow()
         async with self._db.session() as session:
+            if self._db.is_sqlite and (changes or reports):
+                # the write lock before the positions are read: another process's writer waits
+                # here instead of saving a position moved from the same stale read (PostgreSQL:
+                # the read locks the rows, ``_Positions.load``)
+                await session.execute(_SQLITE_WRITE_LOCK)
             existing = await _insert_new_drafts(session, drafts, now, self._lease) if drafts else set()
             if results:
                 await session.execute(_RESULT_UPDATE, [_result_params(r, now) for r in results])
@@ -195,6 +200,8 @@ class _CopyWriter:
 
 
 _COPY_ORDERS = CopyOrder.metadata.tables[CopyOrder.__tablename__]  # SQLAlchemy Core on the hot path
+#: a write that changes nothing: on SQLite it begins the transaction holding the database's write lock
+_SQLITE_WRITE_LOCK = update(_COPY_ORDERS).where(false()).values(lease_owner=_COPY_ORDERS.c.lease_owner)
 _RESULT_UPDATE = (  # outcomes that executed nothing: never over an order the venue reported on
     update(_COPY_ORDERS)
     .where(
@@ -805,9 +812,10 @@ class _Positions:
         )
         for start in range(0, len(follow_ids), 500):
             found = await session.execute(
-                select(*columns).where(
-                    _POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols)
-                )
+                select(*columns)
+                .where(_POSITIONS.c.follow_id.in_(follow_ids[start : start + 500]), _POSITIONS.c.symbol.in_(symbols))
+                .order_by(*columns[:4])  # rows locked in one order by every writer: no deadlock
+                .with_for_update()  # until this transaction commits: no lost update from another process
             )
             for follow_id, symbol, simulated, side, quantity, entry_price, realized_pnl, fees in found:
                 key = (follow_id, symbol, bool(simulated), PositionSide(side))

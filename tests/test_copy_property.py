@@ -184,6 +184,7 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
         await h.engine.drain()
         for _ in range(2):  # whatever is still open or pending is followed to where the venue has it
             await h.engine.resume()
+            await other.resume()  # both copiers' settle jobs run on
             await h.engine.track()
         assert len(booked) == len(set(booked)), "a client order id was placed twice"
         told = [(e.client_order_id, e.status) for e in h.events if hasattr(e, "client_order_id")]

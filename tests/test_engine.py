@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import func, select
 
-from core.engine import CopyEngine, EngineConfig, FollowPaused, client_order_id
+from core.engine import WAITING, CopyEngine, EngineConfig, FollowPaused, client_order_id
 from core.errors import (
     AuthenticationError,
     InsufficientFunds,
@@ -436,6 +436,44 @@ async def test_a_pending_copy_whose_key_was_removed_is_recorded_failed_with_the_
     [row] = await h.rows(client_order_id=cid)
     assert row.status is CopyStatus.FAILED and "check your exchange account" in row.reason
     assert h.events == [result]
+
+
+async def test_a_fill_after_a_copy_with_an_unknown_outcome_waits_and_is_copied_in_order_once_it_is_settled(h):
+    """The chaos campaign's case: a copier is killed while sending a copy (its lease still runs),
+    the restarted one receives the master's reversal. Sizing that exit against a ledger without
+    the first copy would skip it ("no position to exit") and leave the follower short."""
+    follow_id, venue = await h.add_follower()
+    killed = JournalStore(h.db, lease_seconds=0.2)  # the killed copier's writer: its lease runs out
+    first = h.fill(Side.SELL, "0.4")
+    entry = await killed.journal_fill(first)
+    assert entry is not None
+    cid = client_order_id(first, follow_id, 0)
+    user_id = (await h.accounts.follow(follow_id)).user_id
+    draft = CopyDraft(
+        cid,
+        entry.fill_id,
+        follow_id,
+        user_id,
+        BTC,
+        Side.SELL,
+        OrderType.MARKET,
+        False,
+        CopyStatus.PENDING,
+        D("0.4"),
+        D(1),
+    )
+    await killed.begin_copies([draft])
+    await venue.place_order(OrderIntent(follow_id, cid, BTC, Side.SELL, D("0.4")))  # it reached the venue
+    restarted = h.build_engine()
+    assert [r.status for r in await restarted.resume()] == [CopyStatus.PENDING]  # not its copy to settle yet
+    outcome = await restarted.on_fill(h.fill(Side.BUY, "0.6"))  # the master reverses: -0.4 -> +0.2
+    assert [r.error_code for r in outcome.results] == [WAITING]
+    assert venue.place_calls == 1 and len(await h.rows()) == 1  # nothing sized, nothing recorded
+    await asyncio.sleep(0.25)  # the killed copier's lease runs out
+    await restarted.resume()  # settles the first copy from the venue, then copies the reversal
+    assert await h.position(follow_id) == D("0.2") == (await venue.positions())[0].quantity
+    assert [r.status for r in await h.rows()] == [CopyStatus.FILLED] * 3 and venue.place_calls == 3
+    assert not any(getattr(e, "skip", None) for e in h.events)
 
 
 async def test_users_only_get_rows_of_their_own_follows(h):

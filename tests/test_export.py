@@ -15,7 +15,7 @@ from core.errors import NotFound, UserError
 from core.export import COLUMNS, NOT_COPIED, slippage_bps
 from core.model import CopyStatus, FollowStatus, OrderOrigin, Side, utcnow
 from storage.db import Database
-from storage.models import CopyOrder, Master
+from storage.models import CopyExecution, CopyOrder, Master
 from tests.test_reports import BTC, ETH, World, make_world, round_trip_and_open_position
 
 
@@ -178,6 +178,21 @@ async def add_own_close(world, follow_id: int, user_id: int) -> None:
                 fee=D("0.62"),
                 created_at=utcnow(),
                 completed_at=utcnow(),
+            )
+        )
+        await session.flush()
+        session.add(  # its execution, as the journal records every one the venue reports
+            CopyExecution(
+                client_order_id="cx" + "7" * 30,
+                filled_after=D("0.5"),
+                follow_id=follow_id,
+                symbol=ETH,
+                side=Side.SELL,
+                quantity=D("0.5"),
+                ledger_quantity=D("-0.5"),
+                price=D(3100),
+                fee=D("0.62"),
+                realized_pnl=D(50),
             )
         )
 

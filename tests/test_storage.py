@@ -33,6 +33,7 @@ from core.vault import Vault, generate_key
 from storage import models  # noqa: F401  (every table on the metadata)
 from storage.accounts import AccountStore
 from storage.db import Database, create_sync_engine
+from storage.journal import JournalStore
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import (
     CopyOrder,
@@ -690,3 +691,48 @@ async def test_reports_of_several_orders_in_one_write_move_each_position_once(db
             sorted((r.state, r.filled_quantity, r.fee) for r in rows)
             == [(OrderState.FILLED, Decimal("0.5"), Decimal("0.1"))] * 2
         )
+
+
+async def test_two_processes_recording_fills_of_one_follow_at_once_lose_no_execution(db, database_url):
+    """Two copiers (each its own engine and writer) record executions of one follow's copies at
+    the same moment: each read-modify-write of the position holds the row (PostgreSQL) or the
+    write lock (SQLite) until it commits, so no execution is lost from the ledger."""
+    user = await make_user(db)
+    master = await make_master(db)
+    follow = await make_follow(db, user.id, master.id, (await make_credential(db, user.id)).id)
+    other = Database(database_url)  # the second process
+    writers = [JournalStore(db), JournalStore(other)]
+    try:
+        drafts = [
+            CopyDraft(
+                f"ct-race-{n}",
+                None,
+                saved(follow.id),
+                saved(user.id),
+                "BTC/USDT:USDT",
+                Side.BUY,
+                OrderType.MARKET,
+                False,
+                CopyStatus.PENDING,
+                Decimal(1),
+                Decimal(100),
+            )
+            for n in range(40)
+        ]
+        await writers[0].begin_copies(drafts)
+        for pair in range(0, len(drafts), 2):  # both write at once, twenty times
+            await asyncio.gather(
+                *(
+                    writer.record_reports(
+                        [
+                            ReportedOrder(
+                                OrderReport("v", d.client_order_id, OrderState.FILLED, Decimal(1), Decimal(100))
+                            )
+                        ]
+                    )
+                    for writer, d in zip(writers, drafts[pair : pair + 2], strict=True)
+                )
+            )
+        assert await writers[0].follow_positions([saved(follow.id)], "BTC/USDT:USDT") == {saved(follow.id): Decimal(40)}
+    finally:
+        await other.dispose()
