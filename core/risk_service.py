@@ -13,7 +13,7 @@ levels and closes the position when one is crossed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -30,6 +30,7 @@ from core.model import (
     OrderIntent,
     OrderOrigin,
     OrderType,
+    PositionSide,
     Side,
     SizingMode,
     Skip,
@@ -98,6 +99,22 @@ def crossed(
     return None
 
 
+def _closing_side(quantity: Decimal) -> Side:
+    """The side of an order that closes a position of signed ``quantity``."""
+    return Side.SELL if quantity > 0 else Side.BUY
+
+
+def _closed_leg(legs: Sequence[PositionRecord], side: Side) -> PositionSide:
+    """Which copied position (of one symbol) an order on ``side`` that closes one belongs to: the
+    leg it closes (a SELL the long one, a BUY the short one). A protective order journals no
+    position side, and a follow holds one leg of each sign per symbol (a long and a short), so
+    its closing side names the leg."""
+    for position in legs:
+        if _closing_side(position.quantity) is side:
+            return position.position_side
+    return PositionSide.BOTH  # no copy left to close: a one-way record of what the venue did
+
+
 def _protected(follow: FollowSettings) -> bool:
     return follow.take_profit_pct is not None or follow.stop_loss_pct is not None
 
@@ -129,38 +146,41 @@ class RiskService:
         await self.check_daily_loss(follow)
 
     async def protect(self, follow: FollowSettings, symbol: str) -> None:
-        """Make the venue's resting take-profit / stop-loss match the copied position."""
+        """Make the venue's resting take-profit / stop-loss match the copied positions in
+        ``symbol``: each leg (a hedge-mode follower's long and short) has its own, told apart by
+        the side that closes it (a SELL closes the long, a BUY the short)."""
         try:
             venue = await self._venue(follow)
         except (VenueError, VaultError):
             return
         if not venue.supports_conditional_orders:
             return  # the price watcher covers this venue
-        position = next((p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol), None)
-        desired: dict[OrderOrigin, tuple[Decimal, Decimal]] = {}  # kind -> (quantity, trigger)
-        if (
-            position is not None
-            and position.entry_price is not None
-            and (follow.take_profit_pct or follow.stop_loss_pct)
-        ):
-            rules = await venue.market(symbol)
-            take_profit, stop_loss = protection_levels(
-                position.quantity, position.entry_price, follow.take_profit_pct, follow.stop_loss_pct, rules.price_tick
-            )
-            for kind, trigger in ((OrderOrigin.TAKE_PROFIT, take_profit), (OrderOrigin.STOP_LOSS, stop_loss)):
-                if trigger is not None and trigger > 0:
-                    desired[kind] = (abs(position.quantity), trigger)
+        legs = [p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol]
+        desired: dict[tuple[OrderOrigin, Side], tuple[Decimal, Decimal, PositionRecord]] = {}
+        if follow.take_profit_pct or follow.stop_loss_pct:
+            for position in legs:
+                if position.entry_price is None:
+                    continue
+                rules = await venue.market(symbol)
+                take_profit, stop_loss = protection_levels(
+                    position.quantity,
+                    position.entry_price,
+                    follow.take_profit_pct,
+                    follow.stop_loss_pct,
+                    rules.price_tick,
+                )
+                close_side = _closing_side(position.quantity)
+                for kind, trigger in ((OrderOrigin.TAKE_PROFIT, take_profit), (OrderOrigin.STOP_LOSS, stop_loss)):
+                    if trigger is not None and trigger > 0:
+                        desired[(kind, close_side)] = (abs(position.quantity), trigger, position)
         for order in await self.journal.protective_orders(follow.follow_id, symbol):
-            if desired.get(order.kind) == (order.quantity, order.trigger_price):
-                del desired[order.kind]  # already resting as wanted
+            wanted = desired.get((order.kind, order.side))
+            if wanted is not None and wanted[:2] == (order.quantity, order.trigger_price):
+                del desired[(order.kind, order.side)]  # already resting as wanted
                 continue
             await self._cancel(venue, order)
-        if position is None:
-            return
-        close_side = Side.SELL if position.quantity > 0 else Side.BUY
-        version = position.updated_at.isoformat()  # one id per state of the position: a retry reuses it
-        for kind, (quantity, trigger) in desired.items():
-            await self._place_protective(follow, venue, symbol, kind, close_side, quantity, trigger, version)
+        for (kind, close_side), (quantity, trigger, position) in desired.items():
+            await self._place_protective(follow, venue, position, kind, close_side, quantity, trigger)
 
     async def _cancel(self, venue: Venue, order: ProtectiveOrder) -> None:
         try:
@@ -174,14 +194,16 @@ class RiskService:
         self,
         follow: FollowSettings,
         venue: Venue,
-        symbol: str,
+        position: PositionRecord,
         kind: OrderOrigin,
         side: Side,
         quantity: Decimal,
         trigger: Decimal,
-        version: str,
     ) -> None:
-        cid = direct_order_id("protect", follow.follow_id, symbol, kind, quantity, trigger, version)
+        symbol = position.symbol
+        version = position.updated_at.isoformat()  # one id per state of the position: a retry reuses it
+        leg = () if position.position_side is PositionSide.BOTH else (position.position_side,)
+        cid = direct_order_id("protect", follow.follow_id, symbol, kind, quantity, trigger, version, *leg)
         order = ProtectiveOrder(
             client_order_id=cid,
             follow_id=follow.follow_id,
@@ -196,7 +218,15 @@ class RiskService:
             return  # decided before: the existing row is the truth
         order_type = OrderType.TAKE_PROFIT_MARKET if kind is OrderOrigin.TAKE_PROFIT else OrderType.STOP_MARKET
         intent = OrderIntent(
-            follow.follow_id, cid, symbol, side, quantity, order_type=order_type, stop_price=trigger, reduce_only=True
+            follow.follow_id,
+            cid,
+            symbol,
+            side,
+            quantity,
+            order_type=order_type,
+            stop_price=trigger,
+            reduce_only=True,  # a hedge-mode account sends the leg's positionSide instead
+            position_side=position.position_side,
         )
         try:
             ack = await venue.place_order(intent)
@@ -222,6 +252,7 @@ class RiskService:
         fee: Decimal,
         venue_order_id: str,
     ) -> None:
+        legs = [p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == order.symbol]
         direct = DirectOrder(
             order.symbol,
             order.side,
@@ -230,6 +261,7 @@ class RiskService:
             order.client_order_id,
             order.trigger_price,
             reduce_only=True,
+            position_side=_closed_leg(legs, order.side),
         )
         await self.engine.record_venue_fill(
             follow, direct, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id
@@ -263,10 +295,11 @@ class RiskService:
         positions = await self.journal.real_positions(follow.follow_id)
         if positions and (follow.take_profit_pct is not None or follow.stop_loss_pct is not None):
             venue = await self._venue(follow)
-            for position in positions:
-                if venue.supports_conditional_orders:
-                    await self._check_resting(follow, venue, position.symbol)
-                else:
+            if venue.supports_conditional_orders:  # once per symbol: its orders protect every leg
+                for symbol in sorted({position.symbol for position in positions}):
+                    await self._check_resting(follow, venue, symbol)
+            else:
+                for position in positions:
                     result = await self._close_if_crossed(follow, venue, position)
                     if result is not None:
                         results.append(result)

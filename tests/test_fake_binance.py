@@ -305,6 +305,25 @@ async def test_hedge_mode_requires_position_side_and_refuses_reduce_only(
     assert [(p["info"]["ps"], p["info"]["pa"]) for p in positions.items] == [("LONG", "0.02"), ("SHORT", "-0.01")]
 
 
+async def test_hedge_mode_conditional_orders_need_a_position_side_and_refuse_reduce_only(
+    fake: FakeBinance, client: Client
+) -> None:
+    """The same New Order rules hold for take-profit / stop-loss (algo) orders (§5)."""
+    rest = await client()
+    await rest.set_position_mode(True)
+    await rest.create_order(PERP, "market", "buy", 0.02, None, {"positionSide": "LONG"})
+    stop = {"stopLossPrice": 50000}
+    with pytest.raises(ccxt.OperationRejected, match="-4061"):
+        await rest.create_order(PERP, "market", "sell", 0.02, None, stop)
+    with pytest.raises(ccxt.BadRequest, match="-1106"):
+        await rest.create_order(
+            PERP, "market", "sell", 0.02, None, {**stop, "positionSide": "LONG", "reduceOnly": True}
+        )
+    await rest.create_order(PERP, "market", "sell", 0.02, None, {**stop, "positionSide": "LONG"})
+    [resting] = [o for o in fake.accounts[KEY].orders.values() if o.algo]
+    assert (resting.position_side, resting.reduce_only, resting.status) == ("LONG", False, "NEW")
+
+
 async def test_one_way_mode_refuses_a_position_side(fake: FakeBinance, client: Client) -> None:
     rest = await client()
     with pytest.raises(ccxt.OperationRejected, match="-4061"):
