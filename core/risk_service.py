@@ -38,7 +38,7 @@ from core.model import (
     utcnow,
 )
 from core.records import PositionRecord
-from core.sizing import fit_to_market, raw_entry_quantity, round_down
+from core.sizing import Leg, fit_to_market, one_way_note, raw_entry_quantity, round_down
 from core.venues.base import Venue
 
 log = logging.getLogger(__name__)
@@ -518,13 +518,18 @@ class RiskService:
     # -- a new follow takes over the master's open positions ---------------------------------------
 
     async def open_master_positions(self, follow: FollowSettings) -> list[CopyResult | Skip]:
-        """Open the master's current positions at the follow's proportion (an entry each)."""
+        """Open the master's current positions at the follow's proportion (an entry each). A
+        hedge-mode master's long and short are two entries: a hedge-mode follower opens each on
+        its side; a one-way follower sends both (its copied ledger keeps the legs apart, as live
+        copies do) and holds their net, with the reason recorded on the copy."""
         venue = await self._venue(follow)
         outcomes: list[CopyResult | Skip] = []
         master_equity = None
         if follow.sizing_mode is SizingMode.EQUITY_RATIO and self.engine.master_equity is not None:
             master_equity = await self.engine.master_equity(follow.master_id)
-        for symbol, master_quantity in sorted((await self.journal.master_positions(follow.master_id)).items()):
+        legs = await self.journal.master_legs(follow.master_id)
+        hedged = any(side is not PositionSide.BOTH for _, side in legs) and await venue.hedge_mode()
+        for (symbol, master_side), master_quantity in sorted(legs.items()):
             try:
                 rules = await venue.market(symbol)
                 price = await venue.price(symbol)
@@ -546,14 +551,20 @@ class RiskService:
                 outcomes.append(quantity)
                 continue
             side = Side.BUY if master_quantity > 0 else Side.SELL
+            position_side = master_side
             if follow.reverse:
-                side = side.opposite
-            cid = direct_order_id(OrderOrigin.OPEN, follow.follow_id, symbol, master_quantity)
-            outcomes.append(
-                await self.engine.place_direct(
-                    follow, DirectOrder(symbol, side, quantity, OrderOrigin.OPEN, cid, price)
-                )
+                side, position_side = side.opposite, master_side.reversed
+            note = None
+            if position_side is not PositionSide.BOTH and not hedged:
+                copied = await self.journal.real_positions(follow.follow_id)
+                net = sum((p.quantity for p in copied if p.symbol == symbol), ZERO)
+                note = one_way_note(Leg.ENTRY, position_side, net, quantity * side.sign)
+            leg = () if master_side is PositionSide.BOTH else (master_side,)
+            cid = direct_order_id(OrderOrigin.OPEN, follow.follow_id, symbol, master_quantity, *leg)
+            order = DirectOrder(
+                symbol, side, quantity, OrderOrigin.OPEN, cid, price, position_side=position_side, note=note
             )
+            outcomes.append(await self.engine.place_direct(follow, order))
         return outcomes
 
 

@@ -150,3 +150,47 @@ async def test_a_hedge_legs_stop_loss_fill_moves_the_ledger_by_what_the_venue_ex
     stops = [r for r in rows if r.origin == OrderOrigin.STOP_LOSS]
     assert [(r.side.value, r.filled_quantity, r.average_price) for r in stops] == [("buy", D("0.1"), D("63100"))]
     assert _resting(fake, HEDGED[0]) == [("STOP_MARKET", "SELL", "LONG", D("0.2"), D("57000"))]
+
+
+# -- opening a hedge-mode master's positions at follow time ---------------------------------------
+
+
+async def _master_with_both_legs(app, fake):
+    master = await _master(app)
+    await app.journal.set_master_position(master.id, BTC, D("0.01"), PositionSide.LONG)
+    await app.journal.set_master_position(master.id, BTC, D("-0.004"), PositionSide.SHORT)
+    return master
+
+
+async def test_a_hedge_follower_opens_both_legs_of_a_hedge_master_at_follow_time(app, fake):
+    master = await _master_with_both_legs(app, fake)
+    follow = await _follow(app, master, 2001, HEDGED)
+
+    outcomes = await app.risk.open_master_positions(await _settings(app, master, follow))
+
+    assert [(o.side.value, o.filled_quantity, o.error) for o in outcomes] == [
+        ("buy", D("0.01"), None),
+        ("sell", D("0.004"), None),
+    ]
+    assert _sides(fake, HEDGED[0]) == (D("0.01"), D("0.004"))
+    assert await _ledger(app, follow.id) == {PositionSide.LONG: D("0.01"), PositionSide.SHORT: D("-0.004")}
+    again = await app.risk.open_master_positions(await _settings(app, master, follow))  # nothing sent twice
+    assert [o.client_order_id for o in again] == [o.client_order_id for o in outcomes]
+    assert _sides(fake, HEDGED[0]) == (D("0.01"), D("0.004"))
+
+
+async def test_a_one_way_follower_opens_the_net_of_a_hedge_masters_legs_with_the_reason_recorded(app, fake):
+    master = await _master_with_both_legs(app, fake)
+    follow = await _follow(app, master, 2002, ONE_WAY)
+
+    outcomes = await app.risk.open_master_positions(await _settings(app, master, follow))
+
+    assert all(o.error is None for o in outcomes)
+    assert fake.accounts[ONE_WAY[0]].signed_position("BTCUSDT") == D("0.006")
+    assert await _ledger(app, follow.id) == {PositionSide.LONG: D("0.01"), PositionSide.SHORT: D("-0.004")}
+    rows = await app.accounts.copy_history((await app.accounts.follow(follow.id)).user_id, limit=50)
+    reasons = [r.reason for r in sorted(rows, key=lambda r: r.created_at)]
+    assert reasons == [
+        None,
+        "the master opened its short (hedge mode) while your copy is long: your one-way account reduces its long",
+    ]
