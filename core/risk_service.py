@@ -115,6 +115,22 @@ def _closed_leg(legs: Sequence[PositionRecord], side: Side) -> PositionSide:
     return PositionSide.BOTH  # no copy left to close: a one-way record of what the venue did
 
 
+def _venue_side(position_side: PositionSide, quantity: Decimal, hedged: bool) -> PositionSide:
+    """The venue position a position of signed ``quantity`` counts in: the net (BOTH) on a
+    one-way account; on a hedge-mode one its own side, or for a BOTH copy the side of its sign
+    (its orders were sent as opening / closing that side)."""
+    if not hedged:
+        return PositionSide.BOTH
+    if position_side is PositionSide.BOTH:
+        return PositionSide.LONG if quantity > 0 else PositionSide.SHORT
+    return position_side
+
+
+def drift_label(symbol: str, position_side: PositionSide) -> str:
+    """How a drift is named (stored, shown, synced): the symbol, and a hedge leg's side."""
+    return symbol if position_side is PositionSide.BOTH else f"{symbol} {position_side.value}"
+
+
 def _protected(follow: FollowSettings) -> bool:
     return follow.take_profit_pct is not None or follow.stop_loss_pct is not None
 
@@ -459,22 +475,14 @@ class RiskService:
 
     async def reconcile(self, follow: FollowSettings) -> dict[str, tuple[Decimal, Decimal]]:
         """Compare the venue's positions with the copy history; record and report the drift
-        (missed copy, manual trade, TP/SL hit elsewhere, liquidation). Auto-sync fixes it."""
+        (missed copy, manual trade, TP/SL hit elsewhere, liquidation). Auto-sync fixes it.
+
+        A hedge-mode account is compared per position side (its long and its short, as the venue
+        keeps them), a one-way account by its net. Drifts are keyed by ``drift_label``."""
         venue = await self._venue(follow)
-        expected: dict[str, Decimal] = {}  # net by symbol: a hedge-mode account's long plus its short
-        for copied in await self.journal.real_positions(follow.follow_id):
-            expected[copied.symbol] = expected.get(copied.symbol, ZERO) + copied.quantity
-        watched = set(expected) | await self.journal.master_symbols(follow.master_id)
-        actual: dict[str, Decimal] = {}
-        for held in await venue.positions():
-            if held.symbol in watched:
-                actual[held.symbol] = actual.get(held.symbol, ZERO) + held.quantity
-        drifts: dict[str, tuple[Decimal, Decimal]] = {}
-        for symbol in sorted(set(expected) | set(actual)):
-            want, have = expected.get(symbol, ZERO), actual.get(symbol, ZERO)
-            step = (await venue.market(symbol)).quantity_step
-            if abs(want - have) >= step:
-                drifts[symbol] = (want, have)
+        drifts = {
+            drift_label(symbol, side): sizes for (symbol, side), sizes in (await self._drifts(follow, venue)).items()
+        }
         previous = await self.journal.replace_drifts(follow.follow_id, drifts)
         if drifts and drifts != previous:
             synced = follow.auto_sync
@@ -483,6 +491,31 @@ class RiskService:
             self.notify(
                 DriftFound(follow.follow_id, follow.user_id, tuple((s, w, h) for s, (w, h) in drifts.items()), synced)
             )
+        return drifts
+
+    async def _drifts(
+        self, follow: FollowSettings, venue: Venue
+    ) -> dict[tuple[str, PositionSide], tuple[Decimal, Decimal]]:
+        """(symbol, position side) -> (what the copies hold, what the venue holds), where they
+        differ by a step or more. The side is the venue's: LONG / SHORT on a hedge-mode account
+        (a copy kept as BOTH counts on the side its sign names), BOTH (the net) on a one-way one."""
+        hedged = await venue.hedge_mode()
+        expected: dict[tuple[str, PositionSide], Decimal] = {}
+        for copied in await self.journal.real_positions(follow.follow_id):
+            key = (copied.symbol, _venue_side(copied.position_side, copied.quantity, hedged))
+            expected[key] = expected.get(key, ZERO) + copied.quantity
+        watched = {symbol for symbol, _ in expected} | await self.journal.master_symbols(follow.master_id)
+        actual: dict[tuple[str, PositionSide], Decimal] = {}
+        for held in await venue.positions():
+            if held.symbol in watched:
+                key = (held.symbol, _venue_side(held.position_side, held.quantity, hedged))
+                actual[key] = actual.get(key, ZERO) + held.quantity
+        drifts: dict[tuple[str, PositionSide], tuple[Decimal, Decimal]] = {}
+        for key in sorted(set(expected) | set(actual)):
+            want, have = expected.get(key, ZERO), actual.get(key, ZERO)
+            step = (await venue.market(key[0])).quantity_step
+            if abs(want - have) >= step:
+                drifts[key] = (want, have)
         return drifts
 
     async def reconcile_all(self) -> int:
@@ -497,20 +530,29 @@ class RiskService:
         return count
 
     async def sync(self, follow: FollowSettings) -> list[CopyResult]:
-        """Bring the venue in line with the copy history with market orders (``/sync``)."""
+        """Bring the venue in line with the copy history with market orders (``/sync``): for
+        each drift the last check found, the difference as the venue shows it now, on the
+        position side it concerns (a hedge-mode account's ``positionSide``). Sync orders move
+        no copied position: the copy history is the target."""
         venue = await self._venue(follow)
+        found = {drift.symbol for drift in await self.journal.drifts(follow.follow_id)}
         results = []
-        for drift in await self.journal.drifts(follow.follow_id):
-            delta = drift.expected - drift.actual
-            rules = await venue.market(drift.symbol)
+        for (symbol, position_side), (want, have) in (await self._drifts(follow, venue)).items():
+            if drift_label(symbol, position_side) not in found:
+                continue  # appeared since the check: the next one reports it first
+            delta = want - have
+            rules = await venue.market(symbol)
             quantity = round_down(abs(delta), rules.quantity_step)
             if quantity <= 0:
                 continue
             side = Side.BUY if delta > 0 else Side.SELL
-            reduces = drift.actual != 0 and (drift.actual > 0) != (delta > 0) and quantity <= abs(drift.actual)
-            cid = direct_order_id(OrderOrigin.SYNC, follow.follow_id, drift.symbol, drift.expected, drift.actual)
-            price = await venue.price(drift.symbol)
-            order = DirectOrder(drift.symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces)
+            reduces = have != 0 and (have > 0) != (delta > 0) and quantity <= abs(have)
+            leg = () if position_side is PositionSide.BOTH else (position_side,)
+            cid = direct_order_id(OrderOrigin.SYNC, follow.follow_id, symbol, want, have, *leg)
+            price = await venue.price(symbol)
+            order = DirectOrder(
+                symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces, position_side=position_side
+            )
             results.append(await self.engine.place_direct(follow, order))
         await self.journal.replace_drifts(follow.follow_id, {})
         return results

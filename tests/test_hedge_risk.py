@@ -194,3 +194,57 @@ async def test_a_one_way_follower_opens_the_net_of_a_hedge_masters_legs_with_the
         None,
         "the master opened its short (hedge mode) while your copy is long: your one-way account reduces its long",
     ]
+
+
+# -- drift checks per position side ---------------------------------------------------------------
+
+
+async def test_drift_is_checked_and_synced_per_leg_on_a_hedge_account_even_when_the_net_agrees(app, fake):
+    master = await _master(app)
+    await app.journal.set_master_position(master.id, BTC, D("0.2"), PositionSide.LONG)
+    await app.journal.set_master_position(master.id, BTC, D("-0.1"), PositionSide.SHORT)
+    follow = await _follow(app, master, 2001, HEDGED)
+    await app.risk.open_master_positions(await _settings(app, master, follow))
+    assert _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1"))
+    # the user sells half the long and closes the short by hand: the net (0.1) is unchanged
+    await fake.master_trade(HEDGED[0], "BTCUSDT", "SELL", D("0.1"), position_side="LONG")
+    await fake.master_trade(HEDGED[0], "BTCUSDT", "BUY", D("0.1"), position_side="SHORT")
+    settings = await _settings(app, master, follow)
+
+    assert await app.risk.reconcile(settings) == {
+        f"{BTC} long": (D("0.2"), D("0.1")),
+        f"{BTC} short": (D("-0.1"), D(0)),
+    }
+    results = await app.risk.sync(settings)
+
+    assert [(r.side.value, r.filled_quantity, r.error) for r in results] == [
+        ("buy", D("0.1"), None),
+        ("sell", D("0.1"), None),
+    ]
+    sent = [
+        o for o in fake.accounts[HEDGED[0]].orders.values() if o.client_order_id in {r.client_order_id for r in results}
+    ]
+    assert sorted((o.side, o.position_side, o.reduce_only) for o in sent) == [
+        ("BUY", "LONG", False),
+        ("SELL", "SHORT", False),
+    ]
+    assert _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1"))
+    assert await _ledger(app, follow.id) == {PositionSide.LONG: D("0.2"), PositionSide.SHORT: D("-0.1")}  # target
+    assert await app.risk.reconcile(settings) == {}
+    assert await app.risk.sync(settings) == []
+
+
+async def test_a_one_way_follower_of_hedge_legs_is_checked_by_its_net(app, fake):
+    master = await _master(app)
+    await app.journal.set_master_position(master.id, BTC, D("0.2"), PositionSide.LONG)
+    await app.journal.set_master_position(master.id, BTC, D("-0.1"), PositionSide.SHORT)
+    follow = await _follow(app, master, 2002, ONE_WAY)
+    await app.risk.open_master_positions(await _settings(app, master, follow))
+    settings = await _settings(app, master, follow)
+    assert await app.risk.reconcile(settings) == {}  # legs 0.2 and -0.1 copied, the venue's net 0.1
+
+    await fake.master_trade(ONE_WAY[0], "BTCUSDT", "SELL", D("0.1"))  # by hand: flat
+    assert await app.risk.reconcile(settings) == {BTC: (D("0.1"), D(0))}
+    [result] = await app.risk.sync(settings)
+    assert (result.side.value, result.filled_quantity) == ("buy", D("0.1"))
+    assert fake.accounts[ONE_WAY[0]].signed_position("BTCUSDT") == D("0.1")
