@@ -131,6 +131,32 @@ def drift_label(symbol: str, position_side: PositionSide) -> str:
     return symbol if position_side is PositionSide.BOTH else f"{symbol} {position_side.value}"
 
 
+@dataclass(frozen=True, slots=True)
+class _NetLeg:
+    """A one-way account's net of its copies of a hedge-mode master's legs in one symbol, as the
+    position its take-profit / stop-loss protect (the venue holds only the net)."""
+
+    symbol: str
+    quantity: Decimal
+    entry_price: Decimal | None
+    position_side: PositionSide
+    updated_at: datetime
+    simulated: bool = False
+    realized_pnl: Decimal = ZERO
+
+
+def _net_leg(legs: Sequence[PositionRecord]) -> list[PositionRecord]:
+    """The net of one symbol's legs on a one-way account, protected as one position: its size is
+    the net, its entry price the entry of the leg on the net's side (the net is what is left of
+    that leg), and a triggered close is booked against that leg."""
+    net = sum((leg.quantity for leg in legs), ZERO)
+    kept = next((leg for leg in legs if net != 0 and (leg.quantity > 0) == (net > 0)), None)
+    if kept is None:
+        return []
+    updated = max(leg.updated_at for leg in legs)
+    return [_NetLeg(kept.symbol, net, kept.entry_price, kept.position_side, updated)]
+
+
 def _protected(follow: FollowSettings) -> bool:
     return follow.take_profit_pct is not None or follow.stop_loss_pct is not None
 
@@ -172,6 +198,8 @@ class RiskService:
         if not venue.supports_conditional_orders:
             return  # the price watcher covers this venue
         legs = [p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol]
+        if len(legs) > 1 and not await venue.hedge_mode():
+            legs = _net_leg(legs)
         desired: dict[tuple[OrderOrigin, Side], tuple[Decimal, Decimal, PositionRecord]] = {}
         if follow.take_profit_pct or follow.stop_loss_pct:
             for position in legs:

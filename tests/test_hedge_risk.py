@@ -248,3 +248,30 @@ async def test_a_one_way_follower_of_hedge_legs_is_checked_by_its_net(app, fake)
     [result] = await app.risk.sync(settings)
     assert (result.side.value, result.filled_quantity) == ("buy", D("0.1"))
     assert fake.accounts[ONE_WAY[0]].signed_position("BTCUSDT") == D("0.1")
+
+
+async def test_a_one_way_follower_of_hedge_legs_protects_its_net_and_a_trigger_closes_that_leg(app, fake):
+    master = await _master(app)
+    follow = await _follow(app, master, 2002, ONE_WAY, take_profit_pct="5", stop_loss_pct="10")
+    await app.start_listeners()
+    await eventually(lambda: fake.open_websockets >= 1, "the master's user-data stream")
+    one_way = fake.accounts[ONE_WAY[0]]
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), position_side="LONG")
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="SHORT")
+    await eventually(lambda: one_way.signed_position("BTCUSDT") == D("0.1"), "the net copied")
+    await app.listeners.idle()
+    await app.risk.watch()
+
+    # the venue holds a long of 0.1: that is what is protected, from the long copy's entry
+    assert _resting(fake, ONE_WAY[0]) == [
+        ("STOP_MARKET", "SELL", "BOTH", D("0.1"), D("54000")),
+        ("TAKE_PROFIT_MARKET", "SELL", "BOTH", D("0.1"), D("63000")),
+    ]
+    fake.set_mark_price("BTCUSDT", D("63500"))
+    await fake.trigger_conditional(ONE_WAY[0])
+    await app.risk.watch()
+
+    assert one_way.signed_position("BTCUSDT") == 0
+    assert await _ledger(app, follow.id) == {PositionSide.LONG: D("0.1"), PositionSide.SHORT: D("-0.1")}  # net 0
+    assert _resting(fake, ONE_WAY[0]) == []
