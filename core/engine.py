@@ -171,6 +171,7 @@ class DirectOrder:
     reference_price: Decimal
     reduce_only: bool = False
     position_side: PositionSide = PositionSide.BOTH  # the copied position it moves (closing a hedge leg)
+    note: str | None = None  # why it does something else than asked (a one-way account's net effect)
 
 
 def direct_order_id(*parts: object) -> str:
@@ -1377,6 +1378,7 @@ class CopyEngine:
             order.side,
             order.quantity,
             reduce_only=order.reduce_only,
+            position_side=order.position_side,
         )
         draft = replace(
             self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False
@@ -1430,7 +1432,11 @@ class CopyEngine:
         )
         intent = self._order_for_venue(follow, venue, intent, order.reference_price, rules)
         draft = replace(
-            self._draft(follow, fill, 0, intent, CopyStatus.PENDING), fill_id=None, origin=order.origin, dry_run=False
+            self._draft(follow, fill, 0, intent, CopyStatus.PENDING),
+            fill_id=None,
+            origin=order.origin,
+            dry_run=False,
+            reason=order.note,
         )
         existing = await self.journal.begin_copies([draft])
         result: CopyResult | None = None

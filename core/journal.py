@@ -292,6 +292,10 @@ class RiskLedger(Protocol):
         """The master's open positions (non-zero), by symbol."""
         ...
 
+    async def master_legs(self, master_id: int) -> dict[tuple[str, PositionSide], Decimal]:
+        """The master's open positions (non-zero) per (symbol, position side)."""
+        ...
+
     async def replace_drifts(
         self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]
     ) -> dict[str, tuple[Decimal, Decimal]]:

@@ -71,14 +71,23 @@ def ledger_quantity(side: Side, quantity: Decimal, base_fee: Decimal = ZERO) -> 
     return quantity * side.sign - base_fee
 
 
-def fee_in_quote(amount: Decimal, asset: str | None, *, base: str, quote: str, price: Decimal) -> Decimal | None:
+def fee_in_quote(
+    amount: Decimal,
+    asset: str | None,
+    *,
+    base: str,
+    quote: str,
+    price: Decimal,
+    coin_price: Decimal | None = None,
+) -> Decimal | None:
     """A fee in the quote currency: as is when paid in the quote, at the execution price when
-    paid in the base asset; ``None`` for any other asset (its price is not known here)."""
+    paid in the base asset, at ``coin_price`` (the venue's price of ``asset`` in the quote) when
+    paid in a third coin (Binance's BNB); ``None`` when that price is not known."""
     if asset is None or asset == quote:
         return amount
     if asset == base:
         return amount * price
-    return None
+    return amount * coin_price if coin_price is not None else None
 
 
 # -- an order's life -----------------------------------------------------------------------------

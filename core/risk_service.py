@@ -13,7 +13,7 @@ levels and closes the position when one is crossed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -30,6 +30,7 @@ from core.model import (
     OrderIntent,
     OrderOrigin,
     OrderType,
+    PositionSide,
     Side,
     SizingMode,
     Skip,
@@ -37,7 +38,7 @@ from core.model import (
     utcnow,
 )
 from core.records import PositionRecord
-from core.sizing import fit_to_market, raw_entry_quantity, round_down
+from core.sizing import Leg, fit_to_market, one_way_note, raw_entry_quantity, round_down
 from core.venues.base import Venue
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,64 @@ def crossed(
     return None
 
 
+def _closing_side(quantity: Decimal) -> Side:
+    """The side of an order that closes a position of signed ``quantity``."""
+    return Side.SELL if quantity > 0 else Side.BUY
+
+
+def _closed_leg(legs: Sequence[PositionRecord], side: Side) -> PositionSide:
+    """Which copied position (of one symbol) an order on ``side`` that closes one belongs to: the
+    leg it closes (a SELL the long one, a BUY the short one). A protective order journals no
+    position side, and a follow holds one leg of each sign per symbol (a long and a short), so
+    its closing side names the leg."""
+    for position in legs:
+        if _closing_side(position.quantity) is side:
+            return position.position_side
+    return PositionSide.BOTH  # no copy left to close: a one-way record of what the venue did
+
+
+def _venue_side(position_side: PositionSide, quantity: Decimal, hedged: bool) -> PositionSide:
+    """The venue position a position of signed ``quantity`` counts in: the net (BOTH) on a
+    one-way account; on a hedge-mode one its own side, or for a BOTH copy the side of its sign
+    (its orders were sent as opening / closing that side)."""
+    if not hedged:
+        return PositionSide.BOTH
+    if position_side is PositionSide.BOTH:
+        return PositionSide.LONG if quantity > 0 else PositionSide.SHORT
+    return position_side
+
+
+def drift_label(symbol: str, position_side: PositionSide) -> str:
+    """How a drift is named (stored, shown, synced): the symbol, and a hedge leg's side."""
+    return symbol if position_side is PositionSide.BOTH else f"{symbol} {position_side.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class _NetLeg:
+    """A one-way account's net of its copies of a hedge-mode master's legs in one symbol, as the
+    position its take-profit / stop-loss protect (the venue holds only the net)."""
+
+    symbol: str
+    quantity: Decimal
+    entry_price: Decimal | None
+    position_side: PositionSide
+    updated_at: datetime
+    simulated: bool = False
+    realized_pnl: Decimal = ZERO
+
+
+def _net_leg(legs: Sequence[PositionRecord]) -> list[PositionRecord]:
+    """The net of one symbol's legs on a one-way account, protected as one position: its size is
+    the net, its entry price the entry of the leg on the net's side (the net is what is left of
+    that leg), and a triggered close is booked against that leg."""
+    net = sum((leg.quantity for leg in legs), ZERO)
+    kept = next((leg for leg in legs if net != 0 and (leg.quantity > 0) == (net > 0)), None)
+    if kept is None:
+        return []
+    updated = max(leg.updated_at for leg in legs)
+    return [_NetLeg(kept.symbol, net, kept.entry_price, kept.position_side, updated)]
+
+
 def _protected(follow: FollowSettings) -> bool:
     return follow.take_profit_pct is not None or follow.stop_loss_pct is not None
 
@@ -129,38 +188,43 @@ class RiskService:
         await self.check_daily_loss(follow)
 
     async def protect(self, follow: FollowSettings, symbol: str) -> None:
-        """Make the venue's resting take-profit / stop-loss match the copied position."""
+        """Make the venue's resting take-profit / stop-loss match the copied positions in
+        ``symbol``: each leg (a hedge-mode follower's long and short) has its own, told apart by
+        the side that closes it (a SELL closes the long, a BUY the short)."""
         try:
             venue = await self._venue(follow)
         except (VenueError, VaultError):
             return
         if not venue.supports_conditional_orders:
             return  # the price watcher covers this venue
-        position = next((p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol), None)
-        desired: dict[OrderOrigin, tuple[Decimal, Decimal]] = {}  # kind -> (quantity, trigger)
-        if (
-            position is not None
-            and position.entry_price is not None
-            and (follow.take_profit_pct or follow.stop_loss_pct)
-        ):
-            rules = await venue.market(symbol)
-            take_profit, stop_loss = protection_levels(
-                position.quantity, position.entry_price, follow.take_profit_pct, follow.stop_loss_pct, rules.price_tick
-            )
-            for kind, trigger in ((OrderOrigin.TAKE_PROFIT, take_profit), (OrderOrigin.STOP_LOSS, stop_loss)):
-                if trigger is not None and trigger > 0:
-                    desired[kind] = (abs(position.quantity), trigger)
+        legs = [p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol]
+        if len(legs) > 1 and not await venue.hedge_mode():
+            legs = _net_leg(legs)
+        desired: dict[tuple[OrderOrigin, Side], tuple[Decimal, Decimal, PositionRecord]] = {}
+        if follow.take_profit_pct or follow.stop_loss_pct:
+            for position in legs:
+                if position.entry_price is None:
+                    continue
+                rules = await venue.market(symbol)
+                take_profit, stop_loss = protection_levels(
+                    position.quantity,
+                    position.entry_price,
+                    follow.take_profit_pct,
+                    follow.stop_loss_pct,
+                    rules.price_tick,
+                )
+                close_side = _closing_side(position.quantity)
+                for kind, trigger in ((OrderOrigin.TAKE_PROFIT, take_profit), (OrderOrigin.STOP_LOSS, stop_loss)):
+                    if trigger is not None and trigger > 0:
+                        desired[(kind, close_side)] = (abs(position.quantity), trigger, position)
         for order in await self.journal.protective_orders(follow.follow_id, symbol):
-            if desired.get(order.kind) == (order.quantity, order.trigger_price):
-                del desired[order.kind]  # already resting as wanted
+            wanted = desired.get((order.kind, order.side))
+            if wanted is not None and wanted[:2] == (order.quantity, order.trigger_price):
+                del desired[(order.kind, order.side)]  # already resting as wanted
                 continue
             await self._cancel(venue, order)
-        if position is None:
-            return
-        close_side = Side.SELL if position.quantity > 0 else Side.BUY
-        version = position.updated_at.isoformat()  # one id per state of the position: a retry reuses it
-        for kind, (quantity, trigger) in desired.items():
-            await self._place_protective(follow, venue, symbol, kind, close_side, quantity, trigger, version)
+        for (kind, close_side), (quantity, trigger, position) in desired.items():
+            await self._place_protective(follow, venue, position, kind, close_side, quantity, trigger)
 
     async def _cancel(self, venue: Venue, order: ProtectiveOrder) -> None:
         try:
@@ -174,14 +238,16 @@ class RiskService:
         self,
         follow: FollowSettings,
         venue: Venue,
-        symbol: str,
+        position: PositionRecord,
         kind: OrderOrigin,
         side: Side,
         quantity: Decimal,
         trigger: Decimal,
-        version: str,
     ) -> None:
-        cid = direct_order_id("protect", follow.follow_id, symbol, kind, quantity, trigger, version)
+        symbol = position.symbol
+        version = position.updated_at.isoformat()  # one id per state of the position: a retry reuses it
+        leg = () if position.position_side is PositionSide.BOTH else (position.position_side,)
+        cid = direct_order_id("protect", follow.follow_id, symbol, kind, quantity, trigger, version, *leg)
         order = ProtectiveOrder(
             client_order_id=cid,
             follow_id=follow.follow_id,
@@ -196,7 +262,15 @@ class RiskService:
             return  # decided before: the existing row is the truth
         order_type = OrderType.TAKE_PROFIT_MARKET if kind is OrderOrigin.TAKE_PROFIT else OrderType.STOP_MARKET
         intent = OrderIntent(
-            follow.follow_id, cid, symbol, side, quantity, order_type=order_type, stop_price=trigger, reduce_only=True
+            follow.follow_id,
+            cid,
+            symbol,
+            side,
+            quantity,
+            order_type=order_type,
+            stop_price=trigger,
+            reduce_only=True,  # a hedge-mode account sends the leg's positionSide instead
+            position_side=position.position_side,
         )
         try:
             ack = await venue.place_order(intent)
@@ -222,6 +296,7 @@ class RiskService:
         fee: Decimal,
         venue_order_id: str,
     ) -> None:
+        legs = [p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == order.symbol]
         direct = DirectOrder(
             order.symbol,
             order.side,
@@ -230,6 +305,7 @@ class RiskService:
             order.client_order_id,
             order.trigger_price,
             reduce_only=True,
+            position_side=_closed_leg(legs, order.side),
         )
         await self.engine.record_venue_fill(
             follow, direct, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id
@@ -263,10 +339,11 @@ class RiskService:
         positions = await self.journal.real_positions(follow.follow_id)
         if positions and (follow.take_profit_pct is not None or follow.stop_loss_pct is not None):
             venue = await self._venue(follow)
-            for position in positions:
-                if venue.supports_conditional_orders:
-                    await self._check_resting(follow, venue, position.symbol)
-                else:
+            if venue.supports_conditional_orders:  # once per symbol: its orders protect every leg
+                for symbol in sorted({position.symbol for position in positions}):
+                    await self._check_resting(follow, venue, symbol)
+            else:
+                for position in positions:
                     result = await self._close_if_crossed(follow, venue, position)
                     if result is not None:
                         results.append(result)
@@ -426,22 +503,14 @@ class RiskService:
 
     async def reconcile(self, follow: FollowSettings) -> dict[str, tuple[Decimal, Decimal]]:
         """Compare the venue's positions with the copy history; record and report the drift
-        (missed copy, manual trade, TP/SL hit elsewhere, liquidation). Auto-sync fixes it."""
+        (missed copy, manual trade, TP/SL hit elsewhere, liquidation). Auto-sync fixes it.
+
+        A hedge-mode account is compared per position side (its long and its short, as the venue
+        keeps them), a one-way account by its net. Drifts are keyed by ``drift_label``."""
         venue = await self._venue(follow)
-        expected: dict[str, Decimal] = {}  # net by symbol: a hedge-mode account's long plus its short
-        for copied in await self.journal.real_positions(follow.follow_id):
-            expected[copied.symbol] = expected.get(copied.symbol, ZERO) + copied.quantity
-        watched = set(expected) | await self.journal.master_symbols(follow.master_id)
-        actual: dict[str, Decimal] = {}
-        for held in await venue.positions():
-            if held.symbol in watched:
-                actual[held.symbol] = actual.get(held.symbol, ZERO) + held.quantity
-        drifts: dict[str, tuple[Decimal, Decimal]] = {}
-        for symbol in sorted(set(expected) | set(actual)):
-            want, have = expected.get(symbol, ZERO), actual.get(symbol, ZERO)
-            step = (await venue.market(symbol)).quantity_step
-            if abs(want - have) >= step:
-                drifts[symbol] = (want, have)
+        drifts = {
+            drift_label(symbol, side): sizes for (symbol, side), sizes in (await self._drifts(follow, venue)).items()
+        }
         previous = await self.journal.replace_drifts(follow.follow_id, drifts)
         if drifts and drifts != previous:
             synced = follow.auto_sync
@@ -450,6 +519,31 @@ class RiskService:
             self.notify(
                 DriftFound(follow.follow_id, follow.user_id, tuple((s, w, h) for s, (w, h) in drifts.items()), synced)
             )
+        return drifts
+
+    async def _drifts(
+        self, follow: FollowSettings, venue: Venue
+    ) -> dict[tuple[str, PositionSide], tuple[Decimal, Decimal]]:
+        """(symbol, position side) -> (what the copies hold, what the venue holds), where they
+        differ by a step or more. The side is the venue's: LONG / SHORT on a hedge-mode account
+        (a copy kept as BOTH counts on the side its sign names), BOTH (the net) on a one-way one."""
+        hedged = await venue.hedge_mode()
+        expected: dict[tuple[str, PositionSide], Decimal] = {}
+        for copied in await self.journal.real_positions(follow.follow_id):
+            key = (copied.symbol, _venue_side(copied.position_side, copied.quantity, hedged))
+            expected[key] = expected.get(key, ZERO) + copied.quantity
+        watched = {symbol for symbol, _ in expected} | await self.journal.master_symbols(follow.master_id)
+        actual: dict[tuple[str, PositionSide], Decimal] = {}
+        for held in await venue.positions():
+            if held.symbol in watched:
+                key = (held.symbol, _venue_side(held.position_side, held.quantity, hedged))
+                actual[key] = actual.get(key, ZERO) + held.quantity
+        drifts: dict[tuple[str, PositionSide], tuple[Decimal, Decimal]] = {}
+        for key in sorted(set(expected) | set(actual)):
+            want, have = expected.get(key, ZERO), actual.get(key, ZERO)
+            step = (await venue.market(key[0])).quantity_step
+            if abs(want - have) >= step:
+                drifts[key] = (want, have)
         return drifts
 
     async def reconcile_all(self) -> int:
@@ -464,20 +558,29 @@ class RiskService:
         return count
 
     async def sync(self, follow: FollowSettings) -> list[CopyResult]:
-        """Bring the venue in line with the copy history with market orders (``/sync``)."""
+        """Bring the venue in line with the copy history with market orders (``/sync``): for
+        each drift the last check found, the difference as the venue shows it now, on the
+        position side it concerns (a hedge-mode account's ``positionSide``). Sync orders move
+        no copied position: the copy history is the target."""
         venue = await self._venue(follow)
+        found = {drift.symbol for drift in await self.journal.drifts(follow.follow_id)}
         results = []
-        for drift in await self.journal.drifts(follow.follow_id):
-            delta = drift.expected - drift.actual
-            rules = await venue.market(drift.symbol)
+        for (symbol, position_side), (want, have) in (await self._drifts(follow, venue)).items():
+            if drift_label(symbol, position_side) not in found:
+                continue  # appeared since the check: the next one reports it first
+            delta = want - have
+            rules = await venue.market(symbol)
             quantity = round_down(abs(delta), rules.quantity_step)
             if quantity <= 0:
                 continue
             side = Side.BUY if delta > 0 else Side.SELL
-            reduces = drift.actual != 0 and (drift.actual > 0) != (delta > 0) and quantity <= abs(drift.actual)
-            cid = direct_order_id(OrderOrigin.SYNC, follow.follow_id, drift.symbol, drift.expected, drift.actual)
-            price = await venue.price(drift.symbol)
-            order = DirectOrder(drift.symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces)
+            reduces = have != 0 and (have > 0) != (delta > 0) and quantity <= abs(have)
+            leg = () if position_side is PositionSide.BOTH else (position_side,)
+            cid = direct_order_id(OrderOrigin.SYNC, follow.follow_id, symbol, want, have, *leg)
+            price = await venue.price(symbol)
+            order = DirectOrder(
+                symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces, position_side=position_side
+            )
             results.append(await self.engine.place_direct(follow, order))
         await self.journal.replace_drifts(follow.follow_id, {})
         return results
@@ -485,13 +588,18 @@ class RiskService:
     # -- a new follow takes over the master's open positions ---------------------------------------
 
     async def open_master_positions(self, follow: FollowSettings) -> list[CopyResult | Skip]:
-        """Open the master's current positions at the follow's proportion (an entry each)."""
+        """Open the master's current positions at the follow's proportion (an entry each). A
+        hedge-mode master's long and short are two entries: a hedge-mode follower opens each on
+        its side; a one-way follower sends both (its copied ledger keeps the legs apart, as live
+        copies do) and holds their net, with the reason recorded on the copy."""
         venue = await self._venue(follow)
         outcomes: list[CopyResult | Skip] = []
         master_equity = None
         if follow.sizing_mode is SizingMode.EQUITY_RATIO and self.engine.master_equity is not None:
             master_equity = await self.engine.master_equity(follow.master_id)
-        for symbol, master_quantity in sorted((await self.journal.master_positions(follow.master_id)).items()):
+        legs = await self.journal.master_legs(follow.master_id)
+        hedged = any(side is not PositionSide.BOTH for _, side in legs) and await venue.hedge_mode()
+        for (symbol, master_side), master_quantity in sorted(legs.items()):
             try:
                 rules = await venue.market(symbol)
                 price = await venue.price(symbol)
@@ -513,14 +621,20 @@ class RiskService:
                 outcomes.append(quantity)
                 continue
             side = Side.BUY if master_quantity > 0 else Side.SELL
+            position_side = master_side
             if follow.reverse:
-                side = side.opposite
-            cid = direct_order_id(OrderOrigin.OPEN, follow.follow_id, symbol, master_quantity)
-            outcomes.append(
-                await self.engine.place_direct(
-                    follow, DirectOrder(symbol, side, quantity, OrderOrigin.OPEN, cid, price)
-                )
+                side, position_side = side.opposite, master_side.reversed
+            note = None
+            if position_side is not PositionSide.BOTH and not hedged:
+                copied = await self.journal.real_positions(follow.follow_id)
+                net = sum((p.quantity for p in copied if p.symbol == symbol), ZERO)
+                note = one_way_note(Leg.ENTRY, position_side, net, quantity * side.sign)
+            leg = () if master_side is PositionSide.BOTH else (master_side,)
+            cid = direct_order_id(OrderOrigin.OPEN, follow.follow_id, symbol, master_quantity, *leg)
+            order = DirectOrder(
+                symbol, side, quantity, OrderOrigin.OPEN, cid, price, position_side=position_side, note=note
             )
+            outcomes.append(await self.engine.place_direct(follow, order))
         return outcomes
 
 

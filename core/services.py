@@ -320,7 +320,8 @@ class Services:
         return await self.risk.open_master_positions(await self._settings(follow_id))
 
     async def check_drift(self, user_id: int, follow_id: int) -> dict[str, tuple[Decimal, Decimal]]:
-        """Compare the venue's positions with the copy history: ``symbol → (wanted, held)``."""
+        """Compare the venue's positions with the copy history: ``symbol → (wanted, held)``, a
+        hedge-mode account's legs apart as ``"symbol long"`` / ``"symbol short"``."""
         await self.own_follow(user_id, follow_id)
         return await self.risk.reconcile(await self._settings(follow_id))
 

@@ -700,6 +700,17 @@ class JournalStore:
                 net[symbol] = net.get(symbol, ZERO) + quantity
             return {symbol: quantity for symbol, quantity in net.items() if quantity != 0}
 
+    async def master_legs(self, master_id: int) -> dict[tuple[str, PositionSide], Decimal]:
+        """The master's open positions per (symbol, position side): a hedge-mode master's long
+        and short apart, a one-way master's net as BOTH."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(
+                    col(MasterPosition.symbol), col(MasterPosition.position_side), col(MasterPosition.quantity)
+                ).where(col(MasterPosition.master_id) == master_id, col(MasterPosition.quantity) != ZERO)
+            )
+            return {(symbol, PositionSide(side)): quantity for symbol, side, quantity in rows.all()}
+
     async def replace_drifts(
         self, follow_id: int, drifts: dict[str, tuple[Decimal, Decimal]]
     ) -> dict[str, tuple[Decimal, Decimal]]:

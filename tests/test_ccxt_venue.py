@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from core import errors
 from core.engine import CopyEngine, EngineConfig
@@ -20,6 +21,7 @@ from core.venues.catalog import clean_secrets, venue_spec
 from core.venues.ccxt.errors import map_ccxt_error
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
+from storage.models import FollowPosition
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
 from tests.fakes.smartapi import EgressProxy
 from tests.harness import eventually
@@ -746,3 +748,87 @@ def test_connect_checks_a_ccxt_egress_proxy_url():
     assert clean_secrets(spec, {"api_key": "k", "secret": "s", "egress_proxy": "http://203.0.113.7:3128"})
     with pytest.raises(errors.UserError, match="egress proxy must be an http:// or https:// URL"):
         clean_secrets(spec, {"api_key": "k", "secret": "s", "egress_proxy": "203.0.113.7:3128"})
+
+
+# --------------------------------------------------------------------------- fees paid in a third coin
+
+
+async def test_a_spot_commission_paid_in_bnb_is_counted_in_the_quote_at_the_bnb_price(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
+    """An account paying fees with BNB (commission_faq.md): 0.01 BTC bought at 60000 costs 0.0004
+    BNB (0.24 USDT at BNB 600); the coin bought is received whole, so no base fee."""
+    account = fake.add_account(KEY, SECRET, pay_fees_in_bnb=True)
+    account.spot_balances["BNB"] = Decimal("1")
+    venue = await make_venue("binance")
+
+    ack = await venue.place_order(intent("bnb-buy", symbol=SPOT_BTC, quantity=Decimal("0.01")))
+    sold = await venue.place_order(intent("bnb-sell", symbol=SPOT_BTC, side=Side.SELL, quantity=Decimal("0.01")))
+
+    assert (ack.filled_quantity, ack.fee, ack.base_fee, ack.reason) == (Decimal("0.01"), Decimal("0.24"), 0, None)
+    assert (sold.fee, sold.base_fee) == (Decimal("0.24"), 0)
+    assert fake.count("GET", "/api/v3/ticker/24hr") == 1  # BNB's price is read once and kept briefly
+    [position] = await venue.positions()
+    assert position.symbol == "BNB/USDT" and position.quantity == Decimal("0.9992")  # the two commissions
+
+
+async def test_a_resting_order_filled_later_counts_its_bnb_commission(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
+    account = fake.add_account(KEY, SECRET, pay_fees_in_bnb=True)
+    account.spot_balances["BNB"] = Decimal("1")
+    venue = await make_venue("binance")
+    await venue.place_order(intent("bnb-rest", symbol=SPOT_BTC, order_type=OrderType.LIMIT, price=Decimal("59000")))
+
+    await fake.trade_through("BTCUSDT", Decimal("59000"))
+    found = await venue.fetch_order("bnb-rest", SPOT_BTC)
+
+    assert found is not None and found.state is OrderState.FILLED
+    [trade] = account.trades
+    assert (trade.commission_asset, trade.commission) == ("BNB", Decimal("0.00039333"))  # 0.236 USDT / 600
+    assert (found.fee, found.base_fee) == (Decimal("0.00039333") * 600, 0)
+
+
+async def test_a_commission_in_a_coin_without_a_price_is_recorded_in_that_coin_never_guessed(
+    fake: FakeBinance, make_venue: VenueFactory
+) -> None:
+    account = fake.add_account(KEY, SECRET, pay_fees_in_bnb=True)
+    account.spot_balances["BNB"] = Decimal("1")
+    venue = await make_venue("binance", read_retries=0)
+    fake.fail_next("GET", "/api/v3/ticker/24hr", status=400, code=-1121, msg="Invalid symbol.")
+
+    ack = await venue.place_order(intent("bnb-unpriced", symbol=SPOT_BTC, quantity=Decimal("0.01")))
+
+    assert (ack.state, ack.filled_quantity, ack.fee, ack.base_fee) == (OrderState.FILLED, Decimal("0.01"), 0, 0)
+    assert ack.reason == "a commission of 0.0004 BNB is not counted in USDT: binance gave no BNB/USDT price"
+
+
+async def test_a_spot_followers_realized_pnl_is_net_of_commissions_paid_in_bnb(
+    fake: FakeBinance, make_venue: VenueFactory, h
+) -> None:
+    """Through the engine and the journal: a copied round trip on a BNB-paying spot account holds
+    the whole coin bought and its ledger's fees are the BNB commissions at BNB's price."""
+    account = fake.add_account(KEY, SECRET, pay_fees_in_bnb=True)
+    account.spot_balances["BNB"] = Decimal("1")
+    venue = await make_venue("binance")
+    follow_id, _ = await h.add_follower()
+    engine = CopyEngine(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,)))
+
+    def fill(trade_id: str, side: Side, price: str) -> Fill:
+        return Fill(h.master_id, "binance:m", trade_id, trade_id, SPOT_BTC, side, Decimal("0.01"), Decimal(price))
+
+    await engine.on_fill(fill("t1", Side.BUY, "60000"))
+    assert await h.position(follow_id, SPOT_BTC) == Decimal("0.01") == account.spot_balances["BTC"]
+    fake.set_mark_price("BTCUSDT", Decimal("61000"))
+    await engine.on_fill(fill("t2", Side.SELL, "61000"))
+
+    async with h.db.session() as session:
+        [row] = (
+            await session.execute(select(FollowPosition).where(col(FollowPosition.follow_id) == follow_id))
+        ).scalars()
+    commissions = [t.commission for t in account.trades]
+    assert [t.commission_asset for t in account.trades] == ["BNB", "BNB"]
+    assert (row.quantity, row.realized_pnl) == (0, Decimal(10))
+    # 0.24 + 0.244 USDT charged as 0.0004 + 0.00040667 BNB (8 decimals), counted back at BNB's 600
+    assert row.fees == sum(commissions) * 600 == Decimal("0.484002")
+    assert [r.reason for r in await h.rows(follow_id=follow_id)] == [None, None]

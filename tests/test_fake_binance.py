@@ -305,6 +305,25 @@ async def test_hedge_mode_requires_position_side_and_refuses_reduce_only(
     assert [(p["info"]["ps"], p["info"]["pa"]) for p in positions.items] == [("LONG", "0.02"), ("SHORT", "-0.01")]
 
 
+async def test_hedge_mode_conditional_orders_need_a_position_side_and_refuse_reduce_only(
+    fake: FakeBinance, client: Client
+) -> None:
+    """The same New Order rules hold for take-profit / stop-loss (algo) orders (§5)."""
+    rest = await client()
+    await rest.set_position_mode(True)
+    await rest.create_order(PERP, "market", "buy", 0.02, None, {"positionSide": "LONG"})
+    stop = {"stopLossPrice": 50000}
+    with pytest.raises(ccxt.OperationRejected, match="-4061"):
+        await rest.create_order(PERP, "market", "sell", 0.02, None, stop)
+    with pytest.raises(ccxt.BadRequest, match="-1106"):
+        await rest.create_order(
+            PERP, "market", "sell", 0.02, None, {**stop, "positionSide": "LONG", "reduceOnly": True}
+        )
+    await rest.create_order(PERP, "market", "sell", 0.02, None, {**stop, "positionSide": "LONG"})
+    [resting] = [o for o in fake.accounts[KEY].orders.values() if o.algo]
+    assert (resting.position_side, resting.reduce_only, resting.status) == ("LONG", False, "NEW")
+
+
 async def test_one_way_mode_refuses_a_position_side(fake: FakeBinance, client: Client) -> None:
     rest = await client()
     with pytest.raises(ccxt.OperationRejected, match="-4061"):
@@ -312,6 +331,33 @@ async def test_one_way_mode_refuses_a_position_side(fake: FakeBinance, client: C
 
 
 # --------------------------------------------------------------------------- 5. spot
+
+
+async def test_an_account_paying_fees_with_bnb_is_charged_in_bnb_and_receives_the_whole_trade(
+    fake: FakeBinance, client: Client
+) -> None:
+    """commission_faq.md: the commission "converted into BNB based on the exchange rate" while the
+    account holds enough BNB (BNB at 600 here): 0.01 BTC at 60000 with the 0.04 % rate is 0.24
+    USDT = 0.0004 BNB; without enough BNB the standard commission comes back."""
+    account = fake.accounts[KEY]
+    account.pay_fees_in_bnb = True
+    account.spot_balances["BNB"] = Decimal("0.0005")
+    account.futures_bnb = Decimal("1")
+    spot, futures = await client("binance"), await client()
+
+    order = await spot.create_order(SPOT_BTC, "market", "buy", 0.01)
+    assert order["fee"] == {"cost": 0.0004, "currency": "BNB"}
+    balance = await spot.fetch_balance()
+    assert (balance["BTC"]["total"], balance["BNB"]["total"]) == (0.01, 0.0001)  # the whole 0.01 received
+    [history] = await spot.fetch_my_trades(SPOT_BTC)
+    assert (history["info"]["commissionAsset"], history["info"]["commission"]) == ("BNB", "0.0004")
+    again = await spot.create_order(SPOT_BTC, "market", "buy", 0.01)  # 0.0001 BNB left: not enough
+    assert again["fee"] == {"cost": 0.000004, "currency": "BTC"}
+
+    await futures.create_order(PERP, "market", "buy", 0.01)
+    [trade] = await futures.fetch_my_trades(PERP)
+    assert (trade["fee"]["currency"], trade["fee"]["cost"]) == ("BNB", 0.0004)
+    assert account.futures_bnb == Decimal("0.9996") and account.futures_wallet == Decimal("10000")
 
 
 async def test_spot_buy_commission_is_taken_in_the_base_asset(fake: FakeBinance, client: Client, streams) -> None:

@@ -68,6 +68,14 @@ def test_a_spot_buy_holds_the_net_quantity_and_pays_the_base_fee_in_the_quote():
     assert fee_in_quote(D("0.001"), "BNB", base="BTC", quote="USDT", price=D(60000)) is None
 
 
+def test_a_fee_in_a_third_coin_counts_at_that_coins_price_and_nets_the_realized_pnl():
+    fee = fee_in_quote(D("0.0004"), "BNB", base="BTC", quote="USDT", price=D(60000), coin_price=D(600))
+    assert fee == D("0.24")
+    holding, _ = apply_execution(Holding(), D("0.01"), D(60000), fee)
+    holding, realized = apply_execution(holding, D("-0.01"), D(61000), fee)
+    assert holding.realized_pnl - holding.fees == D(10) - D("0.48")
+
+
 # -- an order's life -----------------------------------------------------------------------------
 
 

@@ -21,6 +21,9 @@ rather than with real money. Every behaviour cites its source: ``docs/research/b
   position per side.
 - Spot: the buy commission is taken from the bought base asset; sells above the free balance are
   refused; balances of open orders are locked.
+- Fees paid with BNB (``pay_fees_in_bnb``, spot and USD-M): while the account holds enough BNB,
+  every commission is charged in BNB (``commissionAsset`` / ``N`` "BNB") and the trade's own
+  assets are received whole; otherwise the standard commission as above.
 - userTrades / myTrades windows and limits, income history, listen-key expiry, order-count limits.
 
 Failure injection for tests: ``fail_next`` (answer the next matching request with an error, the
@@ -99,10 +102,12 @@ FUTURES_INSTRUMENTS = (
     Instrument("BTCUSDT", "BTC", "USDT", Decimal("0.10"), Decimal("0.001"), Decimal("0.001"), Decimal("100"), FUTURES),
     Instrument("ETHUSDT", "ETH", "USDT", Decimal("0.01"), Decimal("0.001"), Decimal("0.001"), Decimal("20"), FUTURES),
     Instrument("SOLUSDT", "SOL", "USDT", Decimal("0.0010"), Decimal("1"), Decimal("1"), Decimal("5"), FUTURES),
+    Instrument("BNBUSDT", "BNB", "USDT", Decimal("0.010"), Decimal("0.01"), Decimal("0.01"), Decimal("5"), FUTURES),
 )
 SPOT_INSTRUMENTS = (
     Instrument("BTCUSDT", "BTC", "USDT", Decimal("0.01"), Decimal("0.00001"), Decimal("0.00001"), Decimal("5"), SPOT),
     Instrument("ETHUSDT", "ETH", "USDT", Decimal("0.01"), Decimal("0.0001"), Decimal("0.0001"), Decimal("5"), SPOT),
+    Instrument("BNBUSDT", "BNB", "USDT", Decimal("0.01"), Decimal("0.001"), Decimal("0.001"), Decimal("5"), SPOT),
 )
 
 
@@ -188,6 +193,7 @@ class FakeIncome:
     income: Decimal
     time_ms: int
     trade_id: int
+    asset: str = "USDT"  # a commission paid with BNB is a BNB row
 
 
 @dataclass
@@ -204,6 +210,9 @@ class FakeAccount:
     futures_wallet: Decimal = Decimal("10000")
     spot_balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})  # free + locked
     hedge_mode: bool = False
+    # "Pay fees with BNB" (spot ``spotBNBBurn``, USD-M ``feeBurn``); the USD-M wallet's BNB pays futures fees
+    pay_fees_in_bnb: bool = False
+    futures_bnb: Decimal = ZERO
     enable_withdrawals: bool = False
     enable_spot_trading: bool = True
     enable_futures: bool = True
@@ -300,6 +309,7 @@ class FakeBinance:
             "BTCUSDT": Decimal("60000"),
             "ETHUSDT": Decimal("3000"),
             "SOLUSDT": Decimal("150"),
+            "BNBUSDT": Decimal("600"),
         }
         self.requests: Counter[tuple[str, str]] = Counter()
         self.request_log: list[tuple[str, str]] = []
@@ -1303,7 +1313,10 @@ class FakeBinance:
         trades = []
         for piece in pieces:
             now = self.now_ms()
-            if order.market == SPOT and order.side == "BUY":
+            in_bnb = self._commission_in_bnb(account, order.market, piece * price * self.fee_rate)
+            if in_bnb is not None:
+                commission, commission_asset = in_bnb, "BNB"
+            elif order.market == SPOT and order.side == "BUY":
                 # "If not paying in BNB, the total commission are summed up and deducted from your
                 # received amount" (spot faqs/commission_faq.md l.168, §6): paid in the base asset.
                 commission, commission_asset = piece * self.fee_rate, instrument.base
@@ -1330,7 +1343,10 @@ class FakeBinance:
             order.update_ms = now
             if order.market == FUTURES:
                 trade.realized_pnl = self._apply_futures_fill(account, order, piece, price)
-                account.futures_wallet -= commission
+                if commission_asset == "BNB":
+                    account.futures_bnb -= commission
+                else:
+                    account.futures_wallet -= commission
                 self._record_income(account, trade)
             else:
                 self._apply_spot_fill(account, instrument, trade)
@@ -1340,13 +1356,29 @@ class FakeBinance:
             await self._push_account_update(account, order)
         return trades
 
+    def _commission_in_bnb(self, account: FakeAccount, market: str, quote_commission: Decimal) -> Decimal | None:
+        """The commission in BNB when the account pays fees with BNB and holds enough of it, else
+        None. Spot faqs/commission_faq.md: "the standard commission and tax commission will be
+        converted into BNB based on the exchange rate"; "If you do not have enough BNB to pay the
+        discounted commission, the full commission will be taken out of your received amount
+        instead". The BNB discount is left out: ``fee_rate`` stands for the rate paid. USD-M
+        charges the futures wallet's BNB the same way (``GET /fapi/v1/feeBurn``, "BNB Fee
+        Discount")."""
+        if not account.pay_fees_in_bnb:
+            return None
+        commission = (quote_commission / self.mark_prices["BNBUSDT"]).quantize(Decimal("1e-8"))  # as Binance shows it
+        held = account.spot_free("BNB") if market == SPOT else account.futures_bnb
+        return commission if commission <= held else None
+
     def _record_income(self, account: FakeAccount, trade: FakeTrade) -> None:
-        rows = [("COMMISSION", -trade.commission)]
+        rows = [("COMMISSION", -trade.commission, trade.commission_asset)]
         if trade.realized_pnl:
-            rows.append(("REALIZED_PNL", trade.realized_pnl))
-        for income_type, amount in rows:
+            rows.append(("REALIZED_PNL", trade.realized_pnl, "USDT"))
+        for income_type, amount, asset in rows:
             account.income.append(
-                FakeIncome(next(self._tran_ids), trade.symbol, income_type, amount, trade.time_ms, trade.trade_id)
+                FakeIncome(
+                    next(self._tran_ids), trade.symbol, income_type, amount, trade.time_ms, trade.trade_id, asset
+                )
             )
 
     def _apply_futures_fill(self, account: FakeAccount, order: FakeOrder, quantity: Decimal, price: Decimal) -> Decimal:
@@ -1378,16 +1410,18 @@ class FakeBinance:
         return realized
 
     def _apply_spot_fill(self, account: FakeAccount, instrument: Instrument, trade: FakeTrade) -> None:
-        """A buy receives ``qty − commission`` of the base; a sell receives the quote less its commission (§6)."""
+        """A buy receives ``qty − commission`` of the base; a sell receives the quote less its
+        commission (§6); a commission paid with BNB comes out of the BNB balance instead."""
         balances = account.spot_balances
         base, quote = instrument.base, instrument.quote
         notional = trade.quantity * trade.price
         if trade.side == "BUY":
-            balances[base] = balances.get(base, ZERO) + trade.quantity - trade.commission
+            balances[base] = balances.get(base, ZERO) + trade.quantity
             balances[quote] = balances.get(quote, ZERO) - notional
         else:
             balances[base] = balances.get(base, ZERO) - trade.quantity
-            balances[quote] = balances.get(quote, ZERO) + notional - trade.commission
+            balances[quote] = balances.get(quote, ZERO) + notional
+        balances[trade.commission_asset] = balances.get(trade.commission_asset, ZERO) - trade.commission
 
     # ----------------------------------------------------------------- websocket
 
@@ -1877,7 +1911,7 @@ def income_json(row: FakeIncome) -> dict[str, Any]:
         "symbol": row.symbol,
         "incomeType": row.income_type,
         "income": text(row.income),
-        "asset": "USDT",
+        "asset": row.asset,
         "info": row.income_type,
         "time": row.time_ms,
         "tranId": row.tran_id,

@@ -32,6 +32,9 @@ CREDENTIAL_FIELDS = (("apiKey", "api_key"), ("secret", "secret"), ("password", "
 DEFAULT_FIELDS = ("api_key", "secret")
 
 BINANCE_FAMILY = frozenset({"binance", "binanceusdm"})
+#: how long the price of a coin a commission was paid in (Binance's BNB) is reused: one ticker read
+#: per coin per burst of fills, close enough to the trade time without a read per order
+FEE_COIN_PRICE_SECONDS = 10.0
 #: venues whose resting stop-market / take-profit-market orders carry the follower's TP/SL
 CONDITIONAL_ORDER_VENUES = frozenset({"binanceusdm"})
 

@@ -36,6 +36,7 @@ import copy
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
@@ -56,6 +57,7 @@ from core.venues.ccxt.constants import (
     COMMON_OPTIONS,
     CONDITIONAL_ORDER_VENUES,
     EXCHANGE_OPTIONS,
+    FEE_COIN_PRICE_SECONDS,
     INVALID_TIMESTAMP,
     ORDER_DOES_NOT_EXIST,
     POSITION_SIDE_MISMATCH,
@@ -149,6 +151,7 @@ class CcxtVenue(Venue):
         self._symbol_locks: dict[str, asyncio.Lock] = {}
         self._hedge_mode: bool | None = settings.hedge_mode
         self._key_worked = False  # a signed call succeeded: a later -2015 is a temporary ban
+        self._coin_prices: dict[str, tuple[Decimal, float]] = {}  # fee coin -> (price in the quote, read at)
 
     @classmethod
     def create(
@@ -348,7 +351,7 @@ class CcxtVenue(Venue):
         )
         self._check_minimums(intent, market, amount, price)
         order = await self._send_order(intent, derivative, amount, price)
-        return self._ack(order, intent.client_order_id)
+        return await self._report(order, intent.client_order_id)
 
     async def _send_order(self, intent: OrderIntent, derivative: bool, amount: str, price: str | None) -> Any:
         """``create_order`` once; once more only after an answer that surely placed nothing and
@@ -555,11 +558,11 @@ class CcxtVenue(Venue):
             if actual and actual != "0":
                 # a triggered conditional order: its fill lives on the market order it created
                 child = await self._call(functools.partial(self.exchange.fetch_order, actual, symbol), retry=True)
-                ack = self._ack(child, client_order_id)
+                ack = await self._report(child, client_order_id)
                 return dataclasses.replace(ack, venue_order_id=str(order.get("id") or ack.venue_order_id))
             if not market.get("contract") and (to_decimal(order.get("filled")) or ZERO) > 0 and not order.get("trades"):
                 order = await self._with_trades(order, symbol)
-            return self._ack(order, client_order_id)
+            return await self._report(order, client_order_id)
         return None
 
     async def _with_trades(self, order: Mapping[str, Any], symbol: str) -> dict[str, Any]:
@@ -569,32 +572,79 @@ class CcxtVenue(Venue):
         trades = await self._call(functools.partial(self.exchange.fetch_order_trades, order["id"], symbol), retry=True)
         return {**order, "trades": trades, "fees": [t["fee"] for t in trades if t.get("fee")], "fee": None}
 
-    def _ack(self, order: Mapping[str, Any], client_order_id: str) -> OrderReport:
+    @staticmethod
+    def _fee_entries(order: Mapping[str, Any]) -> list[tuple[Decimal, str | None]]:
+        """The order's fees as (amount, coin), zero amounts left out."""
+        entries = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+        fees = [(to_decimal((entry or {}).get("cost")) or ZERO, (entry or {}).get("currency")) for entry in entries]
+        return [(cost, coin) for cost, coin in fees if cost]
+
+    async def _report(self, order: Mapping[str, Any], client_order_id: str) -> OrderReport:
+        """``_ack`` with the price of every third coin a fee was paid in (Binance's BNB when the
+        account pays fees with BNB): read from the venue, never guessed."""
+        market = self._ccxt_market(order["symbol"]) if order.get("symbol") else {}
+        base, quote = market.get("base"), market.get("quote")
+        coins = {coin for _, coin in self._fee_entries(order) if coin not in (None, base, quote)}
+        prices = {coin: await self._coin_price(coin, quote or self.quote_currency) for coin in sorted(coins)}
+        return self._ack(order, client_order_id, prices)
+
+    async def _coin_price(self, coin: str, quote: str) -> Decimal | None:
+        """The venue's price of ``coin`` in ``quote`` (its ``coin/quote`` market, spot or perpetual),
+        kept ``FEE_COIN_PRICE_SECONDS``; None when the venue lists no such market or gives no price."""
+        cached = self._coin_prices.get(coin)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < FEE_COIN_PRICE_SECONDS:
+            return cached[0]
+        markets = self.exchange.markets or {}
+        symbol = next((s for s in (f"{coin}/{quote}", f"{coin}/{quote}:{quote}") if s in markets), None)
+        if symbol is None:
+            return None
+        try:
+            price = await self.price(symbol)
+        except errors.VenueError as exc:
+            log.warning("%s: no price for %s to count a fee paid in it: %s", self.name, symbol, exc)
+            return None
+        self._coin_prices[coin] = (price, now)
+        return price
+
+    def _ack(
+        self, order: Mapping[str, Any], client_order_id: str, coin_prices: Mapping[str, Decimal | None]
+    ) -> OrderReport:
         """ccxt's unified order as our report: state, cumulative fill, fees converted to the quote
         (a fee in the base asset at the order's average price, and kept apart as ``base_fee``:
-        Binance spot takes a buy's commission from the coin received)."""
+        Binance spot takes a buy's commission from the coin received; a fee in a third coin at
+        ``coin_prices``). A fee whose coin has no price is left out of ``fee`` and named in the
+        report's ``reason``, in its own coin."""
         info = order.get("info") or {}
         filled = to_decimal(order.get("filled")) or ZERO
         average = to_decimal(order.get("average")) if filled else None
         market = self._ccxt_market(order["symbol"]) if order.get("symbol") else {}
+        quote = market.get("quote", "")
         fee = base_fee = ZERO
-        entries = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
-        for entry in entries:
-            cost = to_decimal((entry or {}).get("cost")) or ZERO
-            if not cost:
-                continue
-            asset = (entry or {}).get("currency")
+        unpriced: dict[str, Decimal] = {}
+        for cost, asset in self._fee_entries(order):
             quote_cost = fee_in_quote(
-                cost, asset, base=market.get("base", ""), quote=market.get("quote", ""), price=average or ZERO
+                cost,
+                asset,
+                base=market.get("base", ""),
+                quote=quote,
+                price=average or ZERO,
+                coin_price=coin_prices.get(asset or ""),
             )
             if quote_cost is None:
-                log.warning(
-                    "%s: fee of %s %s on %s not counted (no price for it)", self.name, cost, asset, client_order_id
-                )
+                unpriced[str(asset)] = unpriced.get(str(asset), ZERO) + cost
                 continue
             fee += quote_cost
             if asset is not None and asset == market.get("base"):
                 base_fee += cost
+        reason = None
+        if unpriced:
+            reason = "; ".join(
+                f"a commission of {_plain(cost)} {coin} is not counted in {quote}:"
+                f" {self.name} gave no {coin}/{quote} price"
+                for coin, cost in sorted(unpriced.items())
+            )
+            log.warning("%s: %s (order %s)", self.name, reason, client_order_id)
         executions = tuple(
             Execution(str(trade["id"]), Decimal(str(trade["amount"])), Decimal(str(trade["price"])))
             for trade in order.get("trades") or []
@@ -608,6 +658,7 @@ class CcxtVenue(Venue):
             average_price=average,
             fee=fee,
             base_fee=base_fee,
+            reason=reason,
             executions=executions,
         )
 
