@@ -248,6 +248,8 @@ async def _insert_new_drafts(session: AsyncSession, drafts: Sequence[CopyDraft],
             "filled_quantity": ZERO,
             "average_price": None,
             "limit_price": draft.limit_price,
+            "protected": draft.protected,
+            "attempt": draft.attempt,
             "master_price": draft.master_price,
             "fee": ZERO,
             "base_fee": ZERO,
@@ -302,6 +304,7 @@ class JournalStore:
                     price=fill.price,
                     order_type=fill.order_type,
                     reduce_only=fill.reduce_only,
+                    product=fill.product,
                     position_side=fill.position_side,
                     master_position_before=before,
                     executed_at=fill.executed_at,
@@ -486,14 +489,16 @@ class JournalStore:
                     col(CopyOrder.state),
                     col(CopyOrder.created_at),
                     col(Follow.max_resting_minutes),
+                    col(CopyOrder.protected),
+                    col(CopyOrder.attempt),
                 )
                 .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
                 .where(*where)
                 .order_by(col(CopyOrder.created_at))
             )
             return [
-                OpenCopy(cid, follow_id, credential_id, symbol, state, created_at, resting)
-                for cid, follow_id, credential_id, symbol, state, created_at, resting in rows.all()
+                OpenCopy(cid, follow_id, credential_id, symbol, state, created_at, resting, protected, attempt)
+                for cid, follow_id, credential_id, symbol, state, created_at, resting, protected, attempt in rows.all()
                 if state is not None  # the query selects open states only
             ]
 
