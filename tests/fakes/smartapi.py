@@ -700,16 +700,38 @@ class FakeSmartApi:
         if route == "logout":
             return {**ok, "data": ""}
         if route == "ltp":
-            price = self.last_prices.get(body.get("tradingsymbol", ""), "612.35")
-            return {
-                **ok,
-                "data": {
-                    "exchange": body.get("exchange"),
-                    "tradingsymbol": body.get("tradingsymbol"),
-                    "ltp": float(price),
-                },
-            }
+            return self._ltp(body)
         raise AssertionError(route)
+
+    def _ltp(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``ltpData(exchange, tradingsymbol, symboltoken)``: smartapi-python (angel-one/smartapi-python
+        SmartApi/smartConnect.py l.372-379) POSTs exactly these three fields as JSON to route
+        ``api.ltp.data`` = /rest/secure/angelbroking/order/v1/getLtpData (l.38). All three must name one
+        instrument of the scrip master (the token is the instrument's key; unconfirmed that Angel One
+        refuses a token that does not match the symbol — chosen so, the stricter reading). The answer's
+        data carries the request's three fields and open/high/low/close/ltp as JSON numbers (Angel
+        One's LTP documentation; the SDK returns the decoded body unchanged, l.230-247). ``ltp`` is
+        ``last_prices[tradingsymbol]`` (default 612.35)."""
+        fields = ("exchange", "tradingsymbol", "symboltoken")
+        if any(not isinstance(body.get(key), str) or not body.get(key) for key in fields):
+            return {"status": False, "message": "Invalid request", "errorcode": "AB4000", "data": None}
+        row = self._instrument(body)
+        if row is None or row["token"] != body["symboltoken"]:
+            return {"status": False, "message": "Symbol not found", "errorcode": "AB1009", "data": None}
+        ltp = Decimal(self.last_prices.get(body["tradingsymbol"], "612.35"))
+        return {
+            "status": True,
+            "message": "SUCCESS",
+            "errorcode": "",
+            "data": {
+                **{key: body[key] for key in fields},
+                "open": float(ltp),
+                "high": float(ltp),
+                "low": float(ltp),
+                "close": float(ltp),
+                "ltp": float(ltp),
+            },
+        }
 
     # -- order requests: static IP, orders per second, then the order itself ----------------------
 
