@@ -1195,8 +1195,12 @@ class CopyEngine:
         venue, report, cancelled = read
         if not report.state.is_terminal:  # the cancellation is not effective yet: the next pass ends it
             return await self._record_tracked(ReportedOrder(report))
-        if not cancelled:  # it ended on its own (filled, rejected, or cancelled by the follower): as it is
+        resend_id = reprice_order_id(open_copy.client_order_id, open_copy.attempt + 1)
+        if not cancelled and not (
+            report.state is OrderState.CANCELED and await self.journal.copy_order(resend_id) is not None
+        ):  # it ended on its own (filled, rejected, or cancelled by the follower): recorded as it is
             return await self._record_tracked(ReportedOrder(report))
+        # cancelled here, or by a run that journaled its re-send and stopped before recording it
         row = await self.journal.copy_order(open_copy.client_order_id)
         assert row is not None and row.side is not None and row.requested_quantity is not None  # a sent order
         window = f"unfilled after {self.config.protected_window.total_seconds():g} s"
