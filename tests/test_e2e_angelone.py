@@ -15,6 +15,7 @@ from copytrade.config import Mode, Settings
 from core.engine import reprice_order_id
 from core.journal import CopyDraft
 from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side, utcnow
+from core.tracking import OrderStreams
 from core.vault import generate_key
 from core.venues.angelone.venue import ordertag_for
 from tests.fakes.smartapi import FOLLOWER, MASTER, FakeSmartApi, credentials_of, fresh_accounts
@@ -380,3 +381,58 @@ async def test_a_reprice_interrupted_by_a_restart_is_looked_up_and_never_sent_tw
     rows = {r.attempt: r for r in await app.accounts.copy_history(user_id)}
     assert (rows[0].state, rows[0].filled_quantity) == (OrderState.EXPIRED, D(4))
     assert rows[1].state is OrderState.ACKNOWLEDGED
+
+
+# -- following the follower's orders through its order-update socket -----------------------------------
+
+
+async def test_a_fill_pushed_on_the_followers_order_update_socket_reaches_the_ledger_without_a_poll(
+    app, fake, follower_secrets
+):
+    """The follower's socket names the order by its tag; the engine reads it by client order id and
+    records the trade. No tracking pass runs, and the follower's own (untagged) order is ignored."""
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 5001)
+    streams = OrderStreams(app.engine, app.journal, app.venues)
+    connections = fake.order_update_connections
+    await streams.refresh()
+    await eventually(lambda: fake.order_update_connections == connections + 1, "the follower's socket")
+    assert streams.open_streams == 1
+    own = fake.master_order(FOLLOWER.client_code, quantity=3, filled=3, average_price="800", status="complete")
+
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=5, price="804")
+
+    async def recorded() -> bool:
+        [row] = await app.accounts.copy_history(user_id)
+        return row.filled_quantity == D(5)
+
+    for _ in range(400):
+        if await recorded():
+            break
+        await asyncio.sleep(0.025)
+    assert await app.engine.journal.follow_positions([follow_id], "NSE:SBIN-EQ") == {follow_id: D(5)}
+    [row] = await app.accounts.copy_history(user_id)
+    assert row.state is OrderState.PARTIALLY_FILLED and own["ordertag"] == ""
+    await streams.close()
+
+
+async def test_when_the_followers_socket_drops_the_stream_ends_and_order_book_polling_records_the_fill(
+    app, fake, follower_secrets
+):
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 5101)
+    streams = OrderStreams(app.engine, app.journal, app.venues)
+    await streams.refresh()
+    await eventually(lambda: streams.open_streams == 1 and fake.order_update_connections >= 2, "the socket")
+    connections = fake.order_update_connections
+
+    fake.drop_order_update_sockets()
+    [(_, task)] = streams._streams.values()
+    await eventually(task.done, "the stream ending with its socket")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=14, price="805")
+    await app.engine.track()  # the order-book / trade-book fallback
+
+    [row] = await app.accounts.copy_history(user_id)
+    assert (row.state, row.filled_quantity) == (OrderState.FILLED, D(14))
+    assert await app.engine.journal.follow_positions([follow_id], "NSE:SBIN-EQ") == {follow_id: D(14)}
+    await streams.refresh()  # no open copy is left: nothing to reopen
+    assert streams.open_streams == 0 and fake.order_update_connections >= connections
+    await streams.close()

@@ -298,10 +298,17 @@ class AngelOneFillSource(FillSource):
 
     def _on_socket_message(self, text: str) -> None:
         self._last_event_at = self._clock()
-        try:
-            message = json.loads(text)
-        except ValueError:
-            return  # heartbeats ("pong") and empty frames
-        order = message.get("orderData") if isinstance(message, dict) else None
-        if isinstance(order, dict) and order.get("orderid"):
+        order = order_of_message(text)
+        if order is not None:
             self._ingest(order)
+
+
+def order_of_message(text: str) -> Mapping[str, Any] | None:
+    """The order an order-update socket message carries (its ``orderData``), or ``None`` for
+    heartbeats ("pong"), the connect acknowledgement (an empty order) and unreadable frames."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    order = message.get("orderData") if isinstance(message, dict) else None
+    return order if isinstance(order, dict) and order.get("orderid") else None
