@@ -14,7 +14,7 @@ from copytrade.app import build_app
 from copytrade.config import Mode, Settings
 from core.engine import reprice_order_id
 from core.journal import CopyDraft
-from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side, utcnow
+from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
 from core.vault import generate_key
 from core.venues.angelone.venue import ordertag_for
@@ -436,3 +436,33 @@ async def test_when_the_followers_socket_drops_the_stream_ends_and_order_book_po
     await streams.refresh()  # no open copy is left: nothing to reopen
     assert streams.open_streams == 0 and fake.order_update_connections >= connections
     await streams.close()
+
+
+async def test_a_fill_replayed_after_a_restart_keeps_the_masters_product_type(app, fake, follower_secrets):
+    """The master's DELIVERY execution was journaled, then the process stopped before copying it:
+    ``resume`` re-plans it from the journal, which kept the product, so the copy is DELIVERY too
+    (the broker would square an INTRADAY copy off the same day)."""
+    services = app.services
+    owner = await services.register_user(5201, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(5202, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1"})
+    fill = Fill(
+        master.id,
+        f"angelone:{master.id}",
+        "250000000000009:10",
+        "250000000000009",
+        "NSE:SBIN-EQ",
+        Side.BUY,
+        D(10),
+        D("801.5"),
+        product="DELIVERY",
+    )
+    assert await app.engine.journal.journal_fill(fill) is not None  # journaled, never planned
+
+    await app.engine.resume()
+
+    [copied] = fake.orders_of(FOLLOWER.client_code)
+    assert (copied["producttype"], copied["quantity"], copied["ordertype"]) == ("DELIVERY", "10", "LIMIT")
