@@ -343,6 +343,26 @@ class JournalStore:
             )
             return result.scalars().first()
 
+    async def master_order_progress(
+        self, master_id: int, order_ids: Sequence[str]
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """Of these venue order ids of the master, those with journaled fills: the quantity
+        journaled for each and its average price (a listener replaying the order book after a
+        restart emits only what is beyond it)."""
+        totals: dict[str, tuple[Decimal, Decimal]] = {}
+        async with self.db.session() as session:
+            for start in range(0, len(order_ids), 500):  # bounded IN lists
+                rows = await session.execute(
+                    select(col(MasterFill.order_id), col(MasterFill.quantity), col(MasterFill.price)).where(
+                        col(MasterFill.master_id) == master_id,
+                        col(MasterFill.order_id).in_(order_ids[start : start + 500]),
+                    )
+                )
+                for order_id, quantity, price in rows.all():
+                    filled, value = totals.get(order_id, (ZERO, ZERO))
+                    totals[order_id] = (filled + quantity, value + quantity * price)
+        return {order_id: (filled, value / filled) for order_id, (filled, value) in totals.items() if filled > 0}
+
     async def stream_checkpoint(self, master_id: int) -> datetime | None:
         """Where gap recovery starts: the later of the master's newest journaled fill and its
         saved checkpoint; ``None`` when the master's stream never started."""

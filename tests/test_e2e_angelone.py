@@ -466,3 +466,78 @@ async def test_a_fill_replayed_after_a_restart_keeps_the_masters_product_type(ap
 
     [copied] = fake.orders_of(FOLLOWER.client_code)
     assert (copied["producttype"], copied["quantity"], copied["ordertype"]) == ("DELIVERY", "10", "LIMIT")
+
+
+# -- the master's fills made while copytrade was down ------------------------------------------------
+
+
+async def test_the_masters_fills_made_while_down_are_copied_once_after_a_restart(app, fake, follower_secrets):
+    """While the listener is stopped the master completes a new order (B) and fills more of a
+    partly filled one (A: 4 of 10 seen live, 10 when back). At the restart the journal's checkpoint
+    and the journaled part of A say what is missing: B (10) and A's 6 are copied, once; an order
+    completed before copytrade ever started (the baseline) never is; a second restart copies nothing."""
+    services = app.services
+    before_start = fake.master_order(
+        MASTER.client_code, quantity=5, filled=5, average_price="790", status="complete", push=False
+    )
+    owner = await services.register_user(5301, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(5302, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1"})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    started = utcnow()  # after the first start's checkpoint; the exchange's times are to the second
+    a = fake.master_order(
+        MASTER.client_code,
+        quantity=10,
+        filled=4,
+        average_price="801",
+        status="open",
+        updated=started + timedelta(seconds=1),
+    )
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "A's first copy")
+    await app.listeners.idle()
+    await app.listeners.stop()
+
+    fake.master_order(
+        MASTER.client_code,
+        quantity=10,
+        filled=10,
+        average_price="802",
+        status="complete",
+        order_id=a["orderid"],
+        push=False,
+        updated=started + timedelta(seconds=2),
+    )
+    b = fake.master_order(
+        MASTER.client_code,
+        side="BUY",
+        quantity=10,
+        filled=10,
+        average_price="805",
+        status="complete",
+        push=False,
+        updated=started + timedelta(seconds=2),
+    )
+    await app.start_listeners()
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 3, "the copies of what was missed")
+    await app.listeners.idle()
+    await app.listeners.stop()
+    await app.start_listeners()  # again: nothing is missing now
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed, again")
+    await asyncio.sleep(0.2)
+    await app.listeners.idle()
+
+    copies = [o["quantity"] for o in fake.orders_of(FOLLOWER.client_code)]
+    assert sorted(copies) == ["10", "4", "6"]
+    journaled = await app.engine.journal.master_order_progress(
+        master.id, [a["orderid"], b["orderid"], before_start["orderid"]]
+    )
+    # A: 4 @ 801 then 6 @ 802.6667 (its average moved from 801 to 802); B: 10 @ 805; the baseline: nothing
+    assert {order_id: filled for order_id, (filled, _) in journaled.items()} == {
+        a["orderid"]: D(10),
+        b["orderid"]: D(10),
+    }
+    assert journaled[a["orderid"]][1].quantize(D("0.01")) == D("802.00")  # increments' prices to 4 places

@@ -564,10 +564,13 @@ class FakeSmartApi:
         product: str = "INTRADAY",
         order_id: str | None = None,
         push: bool = True,
+        updated: datetime | None = None,
     ) -> dict[str, Any]:
         """Add or update an order in ``client_code``'s book as the master's own (manual) trading
         writes it — no API rule applies; ``push`` sends it on the order-update socket. What filled
-        since the previous snapshot of the same order is added to the trade book and positions."""
+        since the previous snapshot of the same order is added to the trade book and positions.
+        Its update time (to the second, India time, as the book writes it) is ``updated``, else a
+        fixed day in 2024."""
         order_id = order_id or str(next(self._order_ids))
         order = {
             **self._order_fields(
@@ -588,8 +591,10 @@ class FakeSmartApi:
             "unfilledshares": str(quantity - filled),
             "status": status,
             "orderstatus": status,
-            "updatetime": "20-Dec-2024 10:35:49",
-            "exchorderupdatetime": "20-Dec-2024 10:35:49",
+            "updatetime": updated.astimezone(IST).strftime(ANGEL_TIME_FORMAT) if updated else "20-Dec-2024 10:35:49",
+            "exchorderupdatetime": (
+                updated.astimezone(IST).strftime(ANGEL_TIME_FORMAT) if updated else "20-Dec-2024 10:35:49"
+            ),
         }
         with self._lock:
             account = self.accounts[client_code]
