@@ -1193,6 +1193,14 @@ class CopyEngine:
         if read is None:
             return None
         venue, report, cancelled = read
+        for delay in self.config.retry_delays if cancelled else ():
+            if report.state.is_terminal:
+                break
+            await asyncio.sleep(delay)  # a venue may take a moment to show an accepted cancellation
+            try:
+                report = await venue.fetch_order(open_copy.client_order_id, open_copy.symbol) or report
+            except VenueError as exc:
+                log.warning("reading cancelled order %s: %s", open_copy.client_order_id, exc)
         if not report.state.is_terminal:  # the cancellation is not effective yet: the next pass ends it
             return await self._record_tracked(ReportedOrder(report))
         resend_id = reprice_order_id(open_copy.client_order_id, open_copy.attempt + 1)

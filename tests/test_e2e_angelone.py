@@ -541,3 +541,20 @@ async def test_the_masters_fills_made_while_down_are_copied_once_after_a_restart
         b["orderid"]: D(10),
     }
     assert journaled[a["orderid"]][1].quantize(D("0.01")) == D("802.00")  # increments' prices to 4 places
+
+
+async def test_a_cancellation_that_shows_a_moment_later_is_waited_for_and_the_rest_still_repriced(
+    app, fake, follower_secrets
+):
+    user_id, _, entry = await _copied_entry(app, fake, follower_secrets, 5401, slippage_pct="2")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=4, price="805")
+    fake.last_prices["SBIN-EQ"] = "806"
+    fake.cancel_delay_seconds = 0.2  # between the engine's first and last re-read (0.25 + 0.5 + 1 s)
+    _after_the_window(app)
+
+    await app.engine.track()
+
+    first, again = fake.orders_of(FOLLOWER.client_code)
+    assert first["status"] == "cancelled" and (again["quantity"], D(again["price"])) == ("10", D("814.05"))
+    rows = {r.attempt: r for r in await app.accounts.copy_history(user_id)}
+    assert rows[0].state is OrderState.EXPIRED and rows[1].state is OrderState.ACKNOWLEDGED

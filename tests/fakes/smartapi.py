@@ -373,6 +373,10 @@ class FakeSmartApi:
         self.orders_per_second = orders_per_second
         self.refusals = {**REFUSALS, **{k: dict(v) for k, v in (refusals or {}).items()}}
         self.rms_delay_seconds = rms_delay_seconds
+        #: how long an accepted cancellation takes to show in the books (0: at once). Unconfirmed —
+        #: chosen so: a broker forwards the cancellation to the exchange and its books change on the
+        #: exchange's confirmation, so a client may read the order "open" just after cancelOrder's SUCCESS.
+        self.cancel_delay_seconds = 0.0
         self.last_prices: dict[str, str] = {}  # trading symbol -> last traded price (getLtpData)
         self.calls: Counter[str] = Counter()
         self.logins: Counter[str] = Counter()
@@ -967,12 +971,24 @@ class FakeSmartApi:
             )
             if order is None:
                 return {"status": False, "message": "Order not found", "errorcode": "AB1010", "data": None}
+            order_id = order["orderid"]
+        if self.cancel_delay_seconds:
+            assert self._loop is not None
+            self._loop.call_later(self.cancel_delay_seconds, self._cancelled, account, order_id)
+        else:
+            self._cancelled(account, order_id)
+        return {"status": True, "message": "SUCCESS", "errorcode": "", "data": {"orderid": order_id}}
+
+    def _cancelled(self, account: FakeAccount, order_id: str) -> None:
+        with self._lock:
+            order = self._find_order(account.client_code, order_id)
+            if order["status"] not in ("open", "trigger pending"):
+                return  # filled (or cancelled) before the cancellation took effect
             # what filled stays filled; the remainder is the cancelled size (research §2: cancelsize)
             order["cancelsize"] = order["unfilledshares"]
             self._set_status(order, "cancelled")
             snapshot = dict(order)
         self._notify(account.client_code, snapshot)
-        return {"status": True, "message": "SUCCESS", "errorcode": "", "data": {"orderid": snapshot["orderid"]}}
 
     # -- the books --------------------------------------------------------------------------------
 
