@@ -160,8 +160,8 @@ def protected_limit(intent: OrderIntent, reference: Decimal, protection_pct: Dec
     """A market order as a LIMIT with DAY validity, for a venue that takes no market or IOC order
     (``Venue.takes_market_orders``): at the reference price (the master's fill price, or the last
     price) moved by ``protection_pct`` in the direction that lets the order execute at once, rounded
-    onto the tick in the follower's favour. It rests until filled, cancelled by the master or the
-    follow's maximum resting time."""
+    onto the tick in the follower's favour. It rests for ``EngineConfig.protected_window``, then its
+    unfilled remainder is re-priced or cancelled (``CopyEngine._end_protected``)."""
     move = reference * protection_pct / 100
     price = reference + move if intent.side is Side.BUY else reference - move
     return replace(
@@ -638,8 +638,9 @@ class CopyEngine:
     async def _slippage_guard(
         self, follow: FollowSettings, fill: Fill, intent: OrderIntent, venue: Venue, rules: MarketRules
     ) -> OrderIntent | Skip:
-        """Skip a market copy (or send it as an IOC limit at the guard price) when the follower's
-        price has moved against them by more than the follow's limit since the master's fill."""
+        """Skip a market copy (or send it as a limit at the guard price: IOC, or a protected limit
+        where the venue takes no IOC) when the follower's price has moved against them by more
+        than the follow's limit since the master's fill."""
         assert follow.slippage_pct is not None
         try:
             now = await venue.price(fill.symbol)
@@ -1211,7 +1212,7 @@ class CopyEngine:
         # cancelled here, or by a run that journaled its re-send and stopped before recording it
         row = await self.journal.copy_order(open_copy.client_order_id)
         assert row is not None and row.side is not None and row.requested_quantity is not None  # a sent order
-        window = f"unfilled after {self.config.protected_window.total_seconds():g} s"
+        window = f"not filled within its {self.config.protected_window.total_seconds():g} s window"
         follow = await self._follow(open_copy.follow_id)
         remainder = row.requested_quantity - report.filled_quantity
         if remainder <= 0:
@@ -1227,7 +1228,7 @@ class CopyEngine:
             reason = f"{window}; the rest was cancelled after {row.attempt} re-prices, the follow's maximum"
             return await self._record_tracked(ReportedOrder(report, reason=reason, expired=True))
         fill = await self._fill_of(follow.follow_id, row.fill_id, row)
-        resend = await self._repriced(follow, venue, row, fill, remainder)
+        resend = await self._repriced(follow, venue, row, fill, remainder, resend_id)
         if isinstance(resend, str):
             return await self._record_tracked(ReportedOrder(report, reason=f"{window}; {resend}", expired=True))
         draft = replace(
@@ -1245,7 +1246,13 @@ class CopyEngine:
         return await self._send_once(follow, fill, venue, resend, existing, origin=row.origin)
 
     async def _repriced(
-        self, follow: FollowSettings, venue: Venue, row: CopyOrderRecord, fill: Fill, remainder: Decimal
+        self,
+        follow: FollowSettings,
+        venue: Venue,
+        row: CopyOrderRecord,
+        fill: Fill,
+        remainder: Decimal,
+        client_order_id: str,
     ) -> OrderIntent | str:
         """The re-send of a protected limit's remainder at a fresh protected price, or why not."""
         assert row.side is not None
@@ -1258,7 +1265,7 @@ class CopyEngine:
         limit = follow.slippage_pct if follow.slippage_pct is not None else protection
         intent = OrderIntent(
             follow_id=follow.follow_id,
-            client_order_id=reprice_order_id(row.client_order_id, row.attempt + 1),
+            client_order_id=client_order_id,
             symbol=row.symbol,
             side=row.side,
             quantity=remainder,
