@@ -125,7 +125,7 @@ class EngineConfig:
     #: how long a protected limit (a market copy sent as a limit) rests before its unfilled remainder
     #: is re-priced or cancelled: a marketable limit fills at once unless the price ran past it, so
     #: seconds, not the follow's maximum resting time (which is for copies of the master's limits).
-    #: Checked by each tracking pass (every 10 s by default) and on each pushed order update.
+    #: Checked by each tracking pass (every 10 s by default): a window ends 10-20 s after the send.
     protected_window: timedelta = timedelta(seconds=10)
 
 
