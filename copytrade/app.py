@@ -147,6 +147,7 @@ class App:
                 checkpoint=functools.partial(self.journal.stream_checkpoint, master_id),
                 save_checkpoint=functools.partial(self.journal.save_stream_checkpoint, master_id),
                 known_symbols=functools.partial(self.journal.master_symbols, master_id),
+                order_progress=functools.partial(self.journal.master_order_progress, master_id),
             )
         )
 

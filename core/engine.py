@@ -62,11 +62,13 @@ from core.model import (
     OrderState,
     OrderType,
     PositionSide,
+    RemainderAction,
     Side,
     SizingMode,
     Skip,
     SkipReason,
     SlippageAction,
+    plain,
     utcnow,
 )
 from core.records import CopyOrderRecord, MasterFillRecord
@@ -119,6 +121,11 @@ class EngineConfig:
     per_account_concurrency: int = 2
     retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0)  # temporary errors, rate limits, lost answers
     follows_ttl: float = 30.0  # seconds; settings changes also invalidate explicitly
+    #: how long a protected limit (a market copy sent as a limit) rests before its unfilled remainder
+    #: is re-priced or cancelled: a marketable limit fills at once unless the price ran past it, so
+    #: seconds, not the follow's maximum resting time (which is for copies of the master's limits).
+    #: Checked by each tracking pass (every 10 s by default): a window ends 10-20 s after the send.
+    protected_window: timedelta = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +159,30 @@ def protected_limit(intent: OrderIntent, reference: Decimal, protection_pct: Dec
     """A market order as a LIMIT with DAY validity, for a venue that takes no market or IOC order
     (``Venue.takes_market_orders``): at the reference price (the master's fill price, or the last
     price) moved by ``protection_pct`` in the direction that lets the order execute at once, rounded
-    onto the tick in the follower's favour. It rests until filled, cancelled by the master or the
-    follow's maximum resting time."""
+    onto the tick in the follower's favour. It rests for ``EngineConfig.protected_window``, then its
+    unfilled remainder is re-priced or cancelled (``CopyEngine._end_protected``)."""
     move = reference * protection_pct / 100
     price = reference + move if intent.side is Side.BUY else reference - move
-    return replace(intent, order_type=OrderType.LIMIT, price=round_price(price, tick, intent.side), time_in_force=None)
+    return replace(
+        intent,
+        order_type=OrderType.LIMIT,
+        price=round_price(price, tick, intent.side),
+        time_in_force=None,
+        protected=True,
+    )
+
+
+def reprice_order_id(client_order_id: str, attempt: int) -> str:
+    """The client order id of a protected limit's ``attempt``-th re-send, derived from the order
+    it replaces: a restart re-deciding the same re-send finds it instead of sending it twice."""
+    return "cr" + hashlib.sha256(f"{client_order_id}|reprice|{attempt}".encode()).hexdigest()[:30]
+
+
+def within_limit(price: Decimal, master_price: Decimal, limit_pct: Decimal, side: Side) -> bool:
+    """Whether a buy at ``price`` pays at most ``limit_pct`` % more than the master's price (a sell:
+    receives at most that much less)."""
+    move = master_price * limit_pct / 100
+    return price <= master_price + move if side is Side.BUY else price >= master_price - move
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +220,7 @@ def _journaled_fill(row: MasterFillRecord) -> Fill:
         order_type=row.order_type,
         reduce_only=row.reduce_only,
         executed_at=row.executed_at,
+        product=row.product,
         position_side=row.position_side,
     )
 
@@ -700,8 +727,9 @@ class CopyEngine:
     async def _slippage_guard(
         self, follow: FollowSettings, fill: Fill, intent: OrderIntent, venue: Venue, rules: MarketRules
     ) -> OrderIntent | Skip:
-        """Skip a market copy (or send it as an IOC limit at the guard price) when the follower's
-        price has moved against them by more than the follow's limit since the master's fill."""
+        """Skip a market copy (or send it as a limit at the guard price: IOC, or a protected limit
+        where the venue takes no IOC) when the follower's price has moved against them by more
+        than the follow's limit since the master's fill."""
         assert follow.slippage_pct is not None
         try:
             now = await venue.price(fill.symbol)
@@ -722,6 +750,7 @@ class CopyEngine:
             order_type=OrderType.LIMIT,
             price=round_price(guard, rules.price_tick, intent.side),
             time_in_force="IOC" if venue.takes_market_orders else None,  # else it rests, like a protected limit
+            protected=not venue.takes_market_orders,
         )
 
     @staticmethod
@@ -955,6 +984,7 @@ class CopyEngine:
             reason=str(skip) if skip else None,
             dry_run=follow.dry_run,
             position_side=intent.position_side,
+            protected=intent.protected,
         )
 
     async def _record_skip(self, follow: FollowSettings, fill: Fill, fill_id: int, cid: str, skip: Skip) -> CopyResult:
@@ -1188,19 +1218,25 @@ class CopyEngine:
     async def track(self) -> list[CopyResult]:
         """One pass over every sent order still open on its venue (not in flight here): ask the
         venue by client order id and record what changed; cancel those past their follow's
-        maximum resting time (what filled is kept, the order is recorded expired)."""
+        maximum resting time (what filled is kept, the order is recorded expired). A protected
+        limit past its short window (``EngineConfig.protected_window``) is cancelled too, and its
+        unfilled remainder re-priced where the follow asks for it (``_end_protected``)."""
         now = self.clock()
         results: list[CopyResult] = []
 
         async def follow_one(open_copy: OpenCopy) -> None:
-            resting = open_copy.max_resting_minutes
-            expired = resting is not None and now - open_copy.created_at >= timedelta(minutes=resting)
-            reason = f"cancelled after resting {resting} min, the follow's maximum" if expired else None
-            result = await self._chained(
-                open_copy.follow_id,
-                open_copy.symbol,
-                lambda: self._follow_order(open_copy, cancel=expired, reason=reason, expired=expired),
-            )
+            work: Callable[[], Awaitable[CopyResult | None]]
+            if open_copy.protected:
+                if now - open_copy.created_at >= self.config.protected_window:
+                    work = functools.partial(self._end_protected, open_copy)
+                else:
+                    work = functools.partial(self._follow_order, open_copy, cancel=False, reason=None)
+            else:
+                resting = open_copy.max_resting_minutes
+                expired = resting is not None and now - open_copy.created_at >= timedelta(minutes=resting)
+                reason = f"cancelled after resting {resting} min, the follow's maximum" if expired else None
+                work = functools.partial(self._follow_order, open_copy, cancel=expired, reason=reason, expired=expired)
+            result = await self._chained(open_copy.follow_id, open_copy.symbol, work)
             if result is not None:
                 results.append(result)
 
@@ -1243,6 +1279,15 @@ class CopyEngine:
     async def _follow_order(
         self, open_copy: OpenCopy, *, cancel: bool, reason: str | None, expired: bool = False
     ) -> CopyResult | None:
+        read = await self._read_open(open_copy, cancel=cancel)
+        if read is None:
+            return None
+        return await self._record_tracked(ReportedOrder(read[1], reason=reason if cancel else None, expired=expired))
+
+    async def _read_open(self, open_copy: OpenCopy, *, cancel: bool) -> tuple[Venue, OrderReport, bool] | None:
+        """Cancel (with ``cancel``) and read an open order by client order id: the venue, its report
+        and whether this call cancelled it; ``None`` when the venue could not be asked or does not
+        show it (a hiccup: asked again later)."""
         if open_copy.credential_id is None:
             return None
         slots = self._account_slots.setdefault(
@@ -1251,15 +1296,149 @@ class CopyEngine:
         try:
             venue = await self.venues.venue_for(open_copy.credential_id)
             async with slots:
-                if cancel:
-                    await venue.cancel_order(open_copy.client_order_id, open_copy.symbol)
+                cancelled = cancel and await venue.cancel_order(open_copy.client_order_id, open_copy.symbol)
                 report = await venue.fetch_order(open_copy.client_order_id, open_copy.symbol)
         except (VenueError, VaultError) as exc:
             log.warning("following order %s: %s", open_copy.client_order_id, exc)
             return None
-        if report is None:
-            return None  # looked up by id after it was acknowledged: a venue's hiccup, asked again later
-        return await self._record_tracked(ReportedOrder(report, reason=reason if cancel else None, expired=expired))
+        return None if report is None else (venue, report, cancelled)
+
+    # -- protected limits: the unfilled remainder after the window ------------------------------
+
+    async def _end_protected(self, open_copy: OpenCopy) -> CopyResult | None:
+        """A protected limit's window ended: cancel it and read what filled. Once it is over on the
+        venue (never before: two live orders for one remainder could both fill), its remainder is
+        sent again at a fresh protected price (the last price, ``Venue.price``, moved by the price
+        protection) when the follow re-prices, has attempts left and that price stays within the
+        follow's slippage limit from the master's fill price (its price protection when it sets no
+        slippage limit); otherwise what filled is kept and the order recorded expired. The re-send
+        is journaled before the order it replaces is recorded, under a client order id derived from
+        it, and looked up before it is sent: a restart between the two never sends it twice."""
+        read = await self._read_open(open_copy, cancel=True)
+        if read is None:
+            return None
+        venue, report, cancelled = read
+        for delay in self.config.retry_delays if cancelled else ():
+            if report.state.is_terminal:
+                break
+            await asyncio.sleep(delay)  # a venue may take a moment to show an accepted cancellation
+            try:
+                report = await venue.fetch_order(open_copy.client_order_id, open_copy.symbol) or report
+            except VenueError as exc:
+                log.warning("reading cancelled order %s: %s", open_copy.client_order_id, exc)
+        if not report.state.is_terminal:  # the cancellation is not effective yet: the next pass ends it
+            return await self._record_tracked(ReportedOrder(report))
+        resend_id = reprice_order_id(open_copy.client_order_id, open_copy.attempt + 1)
+        if not cancelled and not (
+            report.state is OrderState.CANCELED and await self.journal.copy_order(resend_id) is not None
+        ):  # it ended on its own (filled, rejected, or cancelled by the follower): recorded as it is
+            return await self._record_tracked(ReportedOrder(report))
+        # cancelled here, or by a run that journaled its re-send and stopped before recording it
+        row = await self.journal.copy_order(open_copy.client_order_id)
+        assert row is not None and row.side is not None and row.requested_quantity is not None  # a sent order
+        window = f"not filled within its {self.config.protected_window.total_seconds():g} s window"
+        follow = await self._follow(open_copy.follow_id)
+        remainder = row.requested_quantity - report.filled_quantity
+        if remainder <= 0:
+            return await self._record_tracked(ReportedOrder(report))
+        if follow is None:
+            return await self._record_tracked(
+                ReportedOrder(report, reason=f"{window}; the follow is not active", expired=True)
+            )
+        if follow.remainder_action is not RemainderAction.REPRICE:
+            reason = f"{window}; the rest was cancelled (what filled is kept)"
+            return await self._record_tracked(ReportedOrder(report, reason=reason, expired=True))
+        if row.attempt >= follow.reprice_attempts:
+            reason = f"{window}; the rest was cancelled after {row.attempt} re-prices, the follow's maximum"
+            return await self._record_tracked(ReportedOrder(report, reason=reason, expired=True))
+        fill = await self._fill_of(follow.follow_id, row.fill_id, row)
+        resend = await self._repriced(follow, venue, row, fill, remainder, resend_id)
+        if isinstance(resend, str):
+            return await self._record_tracked(ReportedOrder(report, reason=f"{window}; {resend}", expired=True))
+        draft = replace(
+            self._draft(follow, fill, 0, resend, CopyStatus.PENDING),
+            fill_id=row.fill_id,
+            origin=row.origin,
+            attempt=row.attempt + 1,
+        )
+        existing = await self.journal.begin_copies([draft])
+        reason = (
+            f"{window}; the rest ({plain(remainder)}) was sent again at {plain(resend.price or ZERO)} "
+            f"(re-price {row.attempt + 1} of {follow.reprice_attempts})"
+        )
+        await self._record_tracked(ReportedOrder(report, reason=reason, expired=True))
+        return await self._send_once(follow, fill, venue, resend, existing, origin=row.origin)
+
+    async def _repriced(
+        self,
+        follow: FollowSettings,
+        venue: Venue,
+        row: CopyOrderRecord,
+        fill: Fill,
+        remainder: Decimal,
+        client_order_id: str,
+    ) -> OrderIntent | str:
+        """The re-send of a protected limit's remainder at a fresh protected price, or why not."""
+        assert row.side is not None
+        try:
+            rules = await venue.market(row.symbol)
+            last = await venue.price(row.symbol)
+        except VenueError as exc:
+            return f"the rest was cancelled: the price could not be read to re-price it ({exc})"
+        protection = follow.price_protection_pct or DEFAULT_PRICE_PROTECTION_PCT
+        limit = follow.slippage_pct if follow.slippage_pct is not None else protection
+        intent = OrderIntent(
+            follow_id=follow.follow_id,
+            client_order_id=client_order_id,
+            symbol=row.symbol,
+            side=row.side,
+            quantity=remainder,
+            reduce_only=row.reduce_only,
+            reference_price=row.master_price,
+            leverage=follow.leverage if rules.derivative else None,
+            margin_mode=follow.margin_mode if rules.derivative else None,
+            product=follow.product or fill.product,
+            position_side=row.position_side,
+        )
+        intent = protected_limit(intent, last, protection, rules.price_tick)
+        assert intent.price is not None
+        if not within_limit(intent.price, row.master_price, limit, row.side):
+            return (
+                f"the rest was cancelled: a fresh price of {plain(intent.price)} (last {plain(last)}) is more "
+                f"than {plain(limit)} % from the master's {plain(row.master_price)}"
+            )
+        return intent
+
+    async def _send_once(
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        venue: Venue,
+        intent: OrderIntent,
+        existing: set[str],
+        *,
+        origin: OrderOrigin,
+    ) -> CopyResult:
+        """Send a journaled order unless an earlier run did: an id journaled before is looked up
+        on the venue first and sent only when the venue has no such order."""
+        received = time.monotonic()
+        cid = intent.client_order_id
+        if cid in existing:
+            row = await self.journal.copy_order(cid)
+            assert row is not None
+            if row.status is not CopyStatus.PENDING or cid in self._in_flight:
+                return replace(self._result_from_row(follow, fill, row), origin=origin)
+            self._in_flight.add(cid)
+            try:
+                try:
+                    found = await self._lookup(venue, intent)
+                except OrderStatusUnknown as exc:
+                    return await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=origin)
+                if found is not None:
+                    return await self._acknowledged(follow, fill, intent, found, received, origin=origin)
+            finally:
+                self._in_flight.discard(cid)
+        return await self._send(follow, fill, venue, intent, received, origin=origin)
 
     # -- orders the copier places itself ------------------------------------------------------
 

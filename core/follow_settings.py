@@ -24,9 +24,11 @@ from typing import Any
 from core.errors import UserError
 from core.model import (
     DEFAULT_PRICE_PROTECTION_PCT,
+    DEFAULT_REPRICE_ATTEMPTS,
     EntrySides,
     MarginMode,
     OrderType,
+    RemainderAction,
     SizingMode,
     SlippageAction,
     plain,
@@ -39,6 +41,7 @@ from core.validation import (
     TAKE_PROFIT_MAX,
     parse_bool,
     parse_choice,
+    parse_decimal,
     parse_leverage,
     parse_optional_choice,
     parse_optional_decimal,
@@ -192,7 +195,12 @@ SLIPPAGE_ACTION = Choice(
     "When the price moved past your slippage limit:",
     (
         Option(SlippageAction.SKIP, "Skip the copy", "skip the copy"),
-        Option(SlippageAction.LIMIT, "Send a limit order at the limit (IOC)", "limit order at the allowed price (IOC)"),
+        Option(
+            SlippageAction.LIMIT,
+            "Send a limit order at the limit",
+            "limit order at the allowed price (cancelled at once where unfilled, or after a short window "
+            "where the exchange takes no immediate-or-cancel orders)",
+        ),
     ),
     row=4,
 )
@@ -261,6 +269,46 @@ def parse_product(value: object) -> str | None:
     if not re.fullmatch(r"[A-Z_]{1,16}", product):
         raise UserError("product type must be one word of letters, e.g. DELIVERY or INTRADAY")
     return product
+
+
+#: the most re-sends of one protected limit a follow may ask for
+MAX_REPRICE_ATTEMPTS = 10
+
+
+def parse_reprice_attempts(value: object) -> int:
+    """A whole number from 0 (never re-send: cancel the remainder) to ``MAX_REPRICE_ATTEMPTS``."""
+    if value is None or str(value).strip().lower() in CLEAR_WORDS:
+        return 0
+    attempts = parse_decimal(
+        value, field="re-price attempts", low=Decimal(0), high=Decimal(MAX_REPRICE_ATTEMPTS), low_inclusive=True
+    )
+    if attempts != attempts.to_integral_value():
+        raise UserError(f"re-price attempts must be a whole number from 0 to {MAX_REPRICE_ATTEMPTS}")
+    return int(attempts)
+
+
+REMAINDER_ACTION = Choice(
+    "ra",
+    "Unfilled limit copies",
+    "When a market copy sent as a limit order (exchanges without market orders) has not filled within its "
+    "short window:",
+    (
+        Option(
+            RemainderAction.REPRICE,
+            "Re-price the rest",
+            "the rest is cancelled and sent again at the current price, within your slippage limit",
+        ),
+        Option(RemainderAction.CANCEL, "Cancel the rest", "the rest is cancelled; what filled is kept"),
+    ),
+    row=10,
+)
+
+
+def _remainder_line(follow: Any) -> str:
+    line = f"Unfilled limit copies: {REMAINDER_ACTION.shown(follow.remainder_action)}"
+    if follow.remainder_action == RemainderAction.REPRICE:
+        line += f" (at most {follow.reprice_attempts} times)"
+    return line
 
 
 def _symbols(value: Iterable[str]) -> frozenset[str]:
@@ -428,7 +476,8 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             "🛡 Price protection",
             "Send the price protection in % (e.g. 0.5, at most 50). On exchanges that take no market orders "
             "(Angel One), a market copy is sent as a limit order at the master's price plus (buy) or minus (sell) "
-            "this much; it rests until filled, cancelled by the master or your max resting time.",
+            "this much; it rests for a short window, then its unfilled rest is re-priced or cancelled "
+            "(see “Unfilled limit copies”).",
             row=9,
         ),
     ),
@@ -442,6 +491,25 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             "Send the product type your copies use instead of the master's (Angel One: INTRADAY, DELIVERY, "
             "CARRYFORWARD or MARGIN), or off to copy the master's.",
             row=9,
+        ),
+    ),
+    FollowSetting(
+        "remainder_action",
+        partial(parse_choice, choices=RemainderAction, field="unfilled limit copies"),
+        line=_remainder_line,
+        widget=REMAINDER_ACTION,
+        load=RemainderAction,
+    ),
+    FollowSetting(
+        "reprice_attempts",
+        parse_reprice_attempts,
+        widget=Typed(
+            "rp",
+            "🔂 Re-price attempts",
+            f"Send how many times at most the unfilled rest of a limit copy is sent again at the current price "
+            f"(0 to {MAX_REPRICE_ATTEMPTS}; default {DEFAULT_REPRICE_ATTEMPTS}). Each new price stays within your "
+            "slippage limit from the master's price (or your price protection when no slippage limit is set).",
+            row=10,
         ),
     ),
     FollowSetting("leverage", parse_leverage),

@@ -67,6 +67,8 @@ class CopyDraft:
     dry_run: bool = False
     origin: OrderOrigin = OrderOrigin.COPY
     position_side: PositionSide = PositionSide.BOTH  # the copied position its executions move
+    protected: bool = False  # a protected limit (``OrderIntent.protected``)
+    attempt: int = 0  # a protected limit's re-send number (0: the first send)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ class OpenCopy:
     state: OrderState
     created_at: datetime
     max_resting_minutes: int | None
+    protected: bool = False  # a protected limit: its window is short (``EngineConfig.protected_window``)
+    attempt: int = 0  # its re-send number
 
 
 @dataclass(frozen=True, slots=True)

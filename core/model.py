@@ -99,7 +99,17 @@ class SlippageAction(enum.StrEnum):
     """What happens to a market copy whose price moved past the follow's slippage limit."""
 
     SKIP = "skip"
-    LIMIT = "limit"  # an IOC limit order at the limit price
+    #: a limit order at the limit price: IOC where the venue takes IOC orders, else a protected
+    #: limit that rests for a short window (``EngineConfig.protected_window``)
+    LIMIT = "limit"
+
+
+class RemainderAction(enum.StrEnum):
+    """What happens to the unfilled remainder of a protected limit (a market copy sent as a
+    limit) when its resting window ends."""
+
+    REPRICE = "reprice"  # cancelled and sent again at a fresh protected price, within the slippage limit
+    CANCEL = "cancel"  # cancelled; what filled is kept and the order recorded expired
 
 
 class EntrySides(enum.StrEnum):
@@ -260,6 +270,8 @@ class MarketRules:
 
 #: the price protection of a market copy sent as a limit when the follow sets none (``core.engine.protected_limit``)
 DEFAULT_PRICE_PROTECTION_PCT = Decimal(1)
+#: how often a protected limit's unfilled remainder is re-sent at a fresh price when the follow sets nothing
+DEFAULT_REPRICE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +291,9 @@ class OrderIntent:
     leverage: int | None = None  # futures: applied before the first order of the symbol
     margin_mode: MarginMode | None = None  # futures: applied like the leverage
     time_in_force: str | None = None  # "IOC": fill what is possible now, cancel the rest
+    #: a LIMIT standing in for a market order where the venue takes none (``core.engine.protected_limit``):
+    #: it rests for a short window, then its remainder is re-priced or cancelled (the follow's choice)
+    protected: bool = False
     product: str | None = None  # venue-specific product to copy (Angel One), else the venue's default
     #: the follower's copied position the order moves (LONG / SHORT: a hedge-mode master's leg);
     #: a hedge-mode account sends it as ``positionSide``, a one-way account nets it
@@ -400,3 +415,5 @@ class FollowSettings:
     max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
     price_protection_pct: Decimal | None = None  # market copies as protected limits (venues without market orders)
     product: str | None = None  # overrides the master's product type (Angel One: INTRADAY, DELIVERY, ...)
+    remainder_action: RemainderAction = RemainderAction.REPRICE  # a protected limit's remainder after its window
+    reprice_attempts: int = DEFAULT_REPRICE_ATTEMPTS  # at most this many re-sends of one protected limit

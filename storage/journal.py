@@ -271,6 +271,8 @@ async def _insert_new_drafts(
             "filled_quantity": ZERO,
             "average_price": None,
             "limit_price": draft.limit_price,
+            "protected": draft.protected,
+            "attempt": draft.attempt,
             "master_price": draft.master_price,
             "fee": ZERO,
             "base_fee": ZERO,
@@ -332,6 +334,7 @@ class JournalStore:
                     price=fill.price,
                     order_type=fill.order_type,
                     reduce_only=fill.reduce_only,
+                    product=fill.product,
                     position_side=fill.position_side,
                     master_position_before=before,
                     executed_at=fill.executed_at,
@@ -369,6 +372,26 @@ class JournalStore:
                 .limit(1)
             )
             return result.scalars().first()
+
+    async def master_order_progress(
+        self, master_id: int, order_ids: Sequence[str]
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """Of these venue order ids of the master, those with journaled fills: the quantity
+        journaled for each and its average price (a listener replaying the order book after a
+        restart emits only what is beyond it)."""
+        totals: dict[str, tuple[Decimal, Decimal]] = {}
+        async with self.db.session() as session:
+            for start in range(0, len(order_ids), 500):  # bounded IN lists
+                rows = await session.execute(
+                    select(col(MasterFill.order_id), col(MasterFill.quantity), col(MasterFill.price)).where(
+                        col(MasterFill.master_id) == master_id,
+                        col(MasterFill.order_id).in_(order_ids[start : start + 500]),
+                    )
+                )
+                for order_id, quantity, price in rows.all():
+                    filled, value = totals.get(order_id, (ZERO, ZERO))
+                    totals[order_id] = (filled + quantity, value + quantity * price)
+        return {order_id: (filled, value / filled) for order_id, (filled, value) in totals.items() if filled > 0}
 
     async def stream_checkpoint(self, master_id: int) -> datetime | None:
         """Where gap recovery starts: the later of the master's newest journaled fill and its
@@ -537,14 +560,16 @@ class JournalStore:
                     col(CopyOrder.state),
                     col(CopyOrder.created_at),
                     col(Follow.max_resting_minutes),
+                    col(CopyOrder.protected),
+                    col(CopyOrder.attempt),
                 )
                 .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
                 .where(*where)
                 .order_by(col(CopyOrder.created_at))
             )
             return [
-                OpenCopy(cid, follow_id, credential_id, symbol, state, created_at, resting)
-                for cid, follow_id, credential_id, symbol, state, created_at, resting in rows.all()
+                OpenCopy(cid, follow_id, credential_id, symbol, state, created_at, resting, protected, attempt)
+                for cid, follow_id, credential_id, symbol, state, created_at, resting, protected, attempt in rows.all()
                 if state is not None  # the query selects open states only
             ]
 

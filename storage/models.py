@@ -11,6 +11,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from core.model import (
+    DEFAULT_REPRICE_ATTEMPTS,
     CopyStatus,
     EntrySides,
     FollowStatus,
@@ -20,6 +21,7 @@ from core.model import (
     OrderState,
     OrderType,
     PositionSide,
+    RemainderAction,
     Side,
     SizingMode,
     SlippageAction,
@@ -109,6 +111,9 @@ class Follow(SQLModel, table=True):
     max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
     price_protection_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # protected limits
     product: str | None = Field(default=None, max_length=16)  # overrides the master's product type
+    # a protected limit's unfilled remainder after its window: re-priced (at most reprice_attempts times) or cancelled
+    remainder_action: RemainderAction = Field(default=RemainderAction.REPRICE, sa_type=_enum(RemainderAction, 8))
+    reprice_attempts: int = DEFAULT_REPRICE_ATTEMPTS
     status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))
     status_reason: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -133,6 +138,7 @@ class MasterFill(SQLModel, table=True):
     price: Decimal = Field(sa_type=ExactDecimal)
     order_type: OrderType = Field(sa_type=_enum(OrderType))
     reduce_only: bool = False
+    product: str | None = Field(default=None, max_length=16)  # the master's product type (Angel One), copied
     # the master's position the fill moved (LONG / SHORT in hedge mode) and that position before it
     position_side: PositionSide = Field(default=PositionSide.BOTH, sa_type=_enum(PositionSide))
     master_position_before: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
@@ -176,6 +182,10 @@ class CopyOrder(SQLModel, table=True):
     filled_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     average_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     limit_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    # a protected limit (a market order sent as a limit): rests a short window, then re-priced or cancelled;
+    # ``attempt`` counts its re-sends (0: the first send), each with a client order id derived from the one before
+    protected: bool = False
+    attempt: int = 0
     master_price: Decimal = Field(sa_type=ExactDecimal)
     fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # cumulative, in the quote currency
     base_fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # the part paid in the base asset

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import socket
+import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -13,6 +18,7 @@ from core.throttle import RateLimit, Throttle
 from core.venues.angelone.accounts import AngelOneAccounts
 from core.venues.angelone.credentials import AngelOneEndpoints
 from core.venues.angelone.listener import AngelOneFillSource, FillTracker
+from core.venues.angelone.sdk import OrderUpdateSocket
 from tests.fakes.smartapi import MASTER, FakeSmartApi, credentials_of, fresh_accounts
 
 WAIT_LIMIT_SECONDS = 10  # only a bound on a failing test, never an expectation
@@ -238,3 +244,69 @@ def test_tracker_skips_orders_without_an_execution():
     base = {"orderid": "5", "quantity": "10", "transactiontype": "BUY", "exchange": "NSE", "tradingsymbol": "SBIN-EQ"}
     assert tracker.observe({**base, "filledshares": "0", "averageprice": 0.0, "status": "rejected"}) is None
     assert tracker.observe({**base, "filledshares": "", "averageprice": 0.0, "status": "open"}) is None
+
+
+class StalledPeer:
+    """A websocket server that completes the handshake, starts a text frame it never finishes and
+    then neither reads nor answers anything (a peer gone silent mid-message)."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._connections: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self._server.accept()
+        self._connections.append(connection)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += connection.recv(4096)
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        connection.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + b"\x81\x0a{"  # 10 bytes announced, 1 sent
+        )
+
+    def close(self) -> None:
+        for connection in self._connections:
+            connection.close()
+        self._server.close()
+
+
+def test_closing_the_order_update_socket_from_another_thread_returns_while_the_peer_is_silent():
+    """The SDK's close runs the close handshake from the calling thread, behind the socket thread's
+    read of a frame that never completes: it waited on a silent peer. Ours shuts the connection down
+    under the socket thread, and both threads return."""
+    peer = StalledPeer()
+    opened = threading.Event()
+    closed = threading.Event()
+    order_updates = OrderUpdateSocket(
+        f"ws://127.0.0.1:{peer.port}/smart-order-update",
+        auth_token="Bearer t",
+        api_key="k",
+        client_code="C1",
+        feed_token="f",
+        on_open=opened.set,
+        on_message=lambda text: None,
+        on_close=closed.set,
+    )
+    running = threading.Thread(target=order_updates.connect, daemon=True)
+    running.start()
+    try:
+        assert opened.wait(WAIT_LIMIT_SECONDS)
+        time.sleep(0.2)  # the socket thread is now blocked reading the unfinished frame
+        closer = threading.Thread(target=order_updates.close_connection, daemon=True)
+        closer.start()
+        closer.join(2.0)  # a hang detector, not a timing expectation: returning at all is the point
+        assert not closer.is_alive(), "close_connection waited on the silent peer"
+        running.join(WAIT_LIMIT_SECONDS)
+        assert not running.is_alive() and closed.is_set()
+    finally:
+        peer.close()

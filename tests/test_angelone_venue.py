@@ -724,3 +724,14 @@ async def test_a_complete_order_whose_trades_are_not_in_the_trade_book_yet_is_no
     report = await venue.fetch_order("ct-trades-2", "NSE:SBIN-EQ")
 
     assert report is not None and report.state is OrderState.ACKNOWLEDGED and report.filled_quantity == 0
+
+
+async def test_the_last_price_is_read_with_ltpdata_for_the_instruments_exchange_symbol_and_token(fake) -> None:
+    """The re-pricing reference: the SDK's ``ltpData`` carries the scrip master's token, which the
+    fake (like Angel One) checks against the symbol; another symbol's price is not mixed in."""
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    fake.last_prices.update({"SBIN-EQ": "803.40", "SBIN": "799.10"})
+
+    assert await venue.price("NSE:SBIN-EQ") == Decimal("803.40")
+    assert await venue.price("BSE:SBIN") == Decimal("799.10")
+    assert fake.calls["ltp"] == 2

@@ -710,9 +710,12 @@ async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_w
     assert "Slippage limit: 0.5 % — skip the copy" in (await user.expect("Saved")).text
     await user.press("Slippage action: skip")
     choices = await user.expect("When the price moved past your slippage limit")
-    assert [t for t, _ in choices.buttons] == ["• Skip the copy", "Send a limit order at the limit (IOC)"]
+    assert [t for t, _ in choices.buttons] == ["• Skip the copy", "Send a limit order at the limit"]
     await user.press("Send a limit order", choices)
-    assert "Slippage limit: 0.5 % — limit order at the allowed price (IOC)" in (await user.expect("Saved")).text
+    assert (
+        "Slippage limit: 0.5 % — limit order at the allowed price (cancelled at once"
+        in (await user.expect("Saved")).text
+    )
     await user.press("Entries: both")
     await user.press("Long only")
     assert "Entries copied: long only" in (await user.expect("Saved")).text

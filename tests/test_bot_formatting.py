@@ -230,7 +230,8 @@ def test_follow_settings_list_every_setting_and_say_how_the_risk_limits_act():
         "Daily loss limit: 200 — pauses the follow and closes the copied positions",
         "Close on loss limit: on",
         "Max total position: 5000",
-        "Slippage limit: 0.5 % — limit order at the allowed price (IOC)",
+        "Slippage limit: 0.5 % — limit order at the allowed price (cancelled at once where unfilled, or after a "
+        "short window where the exchange takes no immediate-or-cancel orders)",
         "Entries copied: long only",
         "Margin mode: isolated",
         "Auto-sync: on",

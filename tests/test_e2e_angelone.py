@@ -5,13 +5,17 @@ on the fake SmartAPI — wired as `copytrade run` wires it in live mode."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Mode, Settings
-from core.model import CopyStatus
+from core.engine import reprice_order_id
+from core.journal import CopyDraft
+from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
+from core.tracking import OrderStreams
 from core.vault import generate_key
 from core.venues.angelone.venue import ordertag_for
 from tests.fakes.smartapi import FOLLOWER, MASTER, FakeSmartApi, credentials_of, fresh_accounts
@@ -188,3 +192,369 @@ async def test_an_order_the_rms_rejects_after_accepting_it_is_recorded_and_notif
     ended = [e for e in app.notifications.take_all() if getattr(e, "client_order_id", None) == row.client_order_id]
     assert ended[-1].status is CopyStatus.FAILED and ended[-1].error == text
     assert await app.engine.journal.follow_positions([row.follow_id], "NSE:SBIN-EQ") == {}
+
+
+# -- the unfilled remainder of a protected limit ------------------------------------------------------
+
+
+async def _copied_entry(app, fake, follower_secrets, base: int, **settings):
+    """Master BUY 10 @ 801.5 (MARKET, complete) copied ×1.45: the follower's protected LIMIT of 14 @
+    809.50 rests. Returns (user id, follow id, the follower's order as the fake shows it)."""
+    services = app.services
+    owner = await services.register_user(base, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(base + 1, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    follow = await services.follow(user.id, master.id, key.id, {"sizing_value": "1.45", **settings})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="801.5", status="complete")
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's entry")
+    await app.listeners.idle()
+    await app.engine.drain()
+    [entry] = fake.orders_of(FOLLOWER.client_code)
+    assert (entry["ordertype"], entry["quantity"], D(entry["price"])) == ("LIMIT", "14", D("809.50"))
+    return user.id, follow.id, entry
+
+
+def _after_the_window(app) -> None:
+    """The engine's clock past the protected window of every order sent so far."""
+    app.engine.clock = lambda: utcnow() + app.engine.config.protected_window + timedelta(seconds=1)
+
+
+async def test_an_unfilled_protected_limit_is_repriced_at_the_ltp_and_every_attempts_fill_reaches_the_ledger(
+    app, fake, follower_secrets
+):
+    """4 of 14 fill within the window; the rest (10) is cancelled and sent again at the LTP (806)
+    plus the 1 % protection (814.06 -> 814.05 on the tick), inside the 2 % slippage limit from the
+    master's 801.5 (817.53); it fills; the position is 4 + 10, from the trades of both orders."""
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 4401, slippage_pct="2")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=4, price="805")
+    fake.last_prices["SBIN-EQ"] = "806"
+    _after_the_window(app)
+
+    await app.engine.track()
+
+    first, again = fake.orders_of(FOLLOWER.client_code)
+    assert (first["status"], first["filledshares"]) == ("cancelled", "4")
+    [original] = [r for r in await app.accounts.copy_history(user_id) if r.attempt == 0]
+    assert again["ordertag"] == ordertag_for(reprice_order_id(original.client_order_id, 1))
+    assert (again["transactiontype"], again["quantity"], again["ordertype"], again["duration"]) == (
+        "BUY",
+        "10",
+        "LIMIT",
+        "DAY",
+    )
+    assert D(again["price"]) == D("814.05")
+    assert original.state is OrderState.EXPIRED and original.filled_quantity == D(4)
+    assert "sent again at 814.05 (re-price 1 of 3)" in (original.reason or "")
+
+    fake.fill(FOLLOWER.client_code, again["orderid"], price="812")
+    await app.engine.track()
+
+    rows = {r.attempt: r for r in await app.accounts.copy_history(user_id)}
+    assert (rows[1].state, rows[1].filled_quantity, rows[1].average_price) == (OrderState.FILLED, D(10), D(812))
+    assert await app.engine.journal.follow_positions([follow_id], "NSE:SBIN-EQ") == {follow_id: D(14)}
+    assert_no_market_or_ioc_request(fake)
+
+
+async def test_a_reprice_past_the_slippage_limit_is_not_sent_and_what_filled_is_kept(app, fake, follower_secrets):
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 4501, slippage_pct="2")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=4, price="805")
+    fake.last_prices["SBIN-EQ"] = "812"  # 812 * 1.01 = 820.12 -> 820.10 > 801.5 * 1.02 = 817.53
+    _after_the_window(app)
+
+    await app.engine.track()
+
+    assert [o["status"] for o in fake.orders_of(FOLLOWER.client_code)] == ["cancelled"]
+    [row] = await app.accounts.copy_history(user_id)
+    assert (row.state, row.status, row.filled_quantity) == (OrderState.EXPIRED, CopyStatus.FILLED, D(4))
+    assert "a fresh price of 820.1 (last 812) is more than 2 % from the master's 801.5" in (row.reason or "")
+    assert await app.engine.journal.follow_positions([follow_id], "NSE:SBIN-EQ") == {follow_id: D(4)}
+
+
+async def test_without_a_slippage_limit_a_reprice_stays_within_the_price_protection(app, fake, follower_secrets):
+    user_id, _, _ = await _copied_entry(app, fake, follower_secrets, 4551)
+    fake.last_prices["SBIN-EQ"] = "802"  # 802 * 1.01 = 810.02 > 801.5 * 1.01 = 809.515
+    _after_the_window(app)
+
+    await app.engine.track()
+
+    assert [o["status"] for o in fake.orders_of(FOLLOWER.client_code)] == ["cancelled"]
+    [row] = await app.accounts.copy_history(user_id)
+    assert (row.state, row.status) == (OrderState.EXPIRED, CopyStatus.CANCELED)
+    assert "more than 1 % from the master's 801.5" in (row.reason or "")
+
+
+async def test_reprices_stop_after_the_follows_attempts_and_the_last_rest_is_cancelled(app, fake, follower_secrets):
+    user_id, _, _ = await _copied_entry(app, fake, follower_secrets, 4601, slippage_pct="5", reprice_attempts="2")
+    fake.last_prices["SBIN-EQ"] = "801.5"
+    _after_the_window(app)
+
+    for _ in range(4):  # each pass ends the order sent by the pass before
+        await app.engine.track()
+
+    orders = fake.orders_of(FOLLOWER.client_code)
+    assert [o["status"] for o in orders] == ["cancelled"] * 3  # the first send and two re-prices
+    rows = sorted(await app.accounts.copy_history(user_id), key=lambda r: r.attempt)
+    assert [r.attempt for r in rows] == [0, 1, 2]
+    assert all(r.state is OrderState.EXPIRED for r in rows)
+    assert "after 2 re-prices, the follow's maximum" in (rows[-1].reason or "")
+    assert len([r for r in fake.order_requests if r.route == "place_order"]) == 3
+
+
+async def test_a_follow_that_cancels_the_rest_sends_nothing_more(app, fake, follower_secrets):
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 4701, remainder_action="cancel")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=6, price="804")
+    _after_the_window(app)
+
+    await app.engine.track()
+    await app.engine.track()
+
+    assert [o["status"] for o in fake.orders_of(FOLLOWER.client_code)] == ["cancelled"]
+    [row] = await app.accounts.copy_history(user_id)
+    assert (row.state, row.filled_quantity) == (OrderState.EXPIRED, D(6))
+    assert "the rest was cancelled (what filled is kept)" in (row.reason or "")
+    assert await app.engine.journal.follow_positions([follow_id], "NSE:SBIN-EQ") == {follow_id: D(6)}
+
+
+async def test_a_protected_limit_rests_through_its_window(app, fake, follower_secrets):
+    user_id, _, _ = await _copied_entry(app, fake, follower_secrets, 4801)
+
+    await app.engine.track()  # the engine's own clock: the window has not ended
+
+    assert [o["status"] for o in fake.orders_of(FOLLOWER.client_code)] == ["open"]
+    [row] = await app.accounts.copy_history(user_id)
+    assert row.state is OrderState.ACKNOWLEDGED
+
+
+@pytest.mark.parametrize("sent_before_the_restart", [False, True], ids=["journaled-only", "journaled-and-sent"])
+async def test_a_reprice_interrupted_by_a_restart_is_looked_up_and_never_sent_twice(
+    app, fake, follower_secrets, sent_before_the_restart
+):
+    """A run cancelled the order and journaled its re-send, then stopped (before sending it, or
+    after sending it without recording the answer). The next pass finds the re-send by its derived
+    client order id: it sends it only when Angel One has no order with its tag."""
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 4901, slippage_pct="2")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=4, price="805")
+    fake.last_prices["SBIN-EQ"] = "806"
+    [original] = await app.accounts.copy_history(user_id)
+    resend = reprice_order_id(original.client_order_id, 1)
+    follow = await app.accounts.follow(follow_id)
+    assert follow is not None and follow.credential_id is not None
+    venue = await app.venues.venue_for(follow.credential_id)
+    assert await venue.cancel_order(original.client_order_id, "NSE:SBIN-EQ")  # the stopped run's cancellation
+    await app.engine.journal.begin_copies(
+        [
+            CopyDraft(
+                client_order_id=resend,
+                fill_id=original.fill_id,
+                follow_id=follow_id,
+                user_id=user_id,
+                symbol="NSE:SBIN-EQ",
+                side=Side.BUY,
+                order_type=OrderType.LIMIT,
+                reduce_only=False,
+                status=CopyStatus.PENDING,
+                requested_quantity=D(10),
+                master_price=D("801.5"),
+                limit_price=D("814.05"),
+                protected=True,
+                attempt=1,
+            )
+        ]
+    )
+    if sent_before_the_restart:
+        await venue.place_order(
+            OrderIntent(follow_id, resend, "NSE:SBIN-EQ", Side.BUY, D(10), OrderType.LIMIT, price=D("814.05"))
+        )
+    _after_the_window(app)
+
+    await app.engine.track()
+    app.engine.clock = utcnow  # the re-send's own window has not ended: a second pass only reads it
+    await app.engine.track()
+
+    places = [r for r in fake.order_requests if r.route == "place_order"]
+    assert len(places) == 2  # the first send and one re-send, whoever sent it
+    assert places[1].body["ordertag"] == ordertag_for(resend) and places[1].body["quantity"] == "10"
+    rows = {r.attempt: r for r in await app.accounts.copy_history(user_id)}
+    assert (rows[0].state, rows[0].filled_quantity) == (OrderState.EXPIRED, D(4))
+    assert rows[1].state is OrderState.ACKNOWLEDGED
+
+
+# -- following the follower's orders through its order-update socket -----------------------------------
+
+
+async def test_a_fill_pushed_on_the_followers_order_update_socket_reaches_the_ledger_without_a_poll(
+    app, fake, follower_secrets
+):
+    """The follower's socket names the order by its tag; the engine reads it by client order id and
+    records the trade. No tracking pass runs, and the follower's own (untagged) order is ignored."""
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 5001)
+    streams = OrderStreams(app.engine, app.journal, app.venues)
+    connections = fake.order_update_connections
+    await streams.refresh()
+    await eventually(lambda: fake.order_update_connections == connections + 1, "the follower's socket")
+    assert streams.open_streams == 1
+    own = fake.master_order(FOLLOWER.client_code, quantity=3, filled=3, average_price="800", status="complete")
+
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=5, price="804")
+
+    async def recorded() -> bool:
+        [row] = await app.accounts.copy_history(user_id)
+        return row.filled_quantity == D(5)
+
+    for _ in range(400):
+        if await recorded():
+            break
+        await asyncio.sleep(0.025)
+    assert await app.engine.journal.follow_positions([follow_id], "NSE:SBIN-EQ") == {follow_id: D(5)}
+    [row] = await app.accounts.copy_history(user_id)
+    assert row.state is OrderState.PARTIALLY_FILLED and own["ordertag"] == ""
+    await streams.close()
+
+
+async def test_when_the_followers_socket_drops_the_stream_ends_and_order_book_polling_records_the_fill(
+    app, fake, follower_secrets
+):
+    user_id, follow_id, entry = await _copied_entry(app, fake, follower_secrets, 5101)
+    streams = OrderStreams(app.engine, app.journal, app.venues)
+    await streams.refresh()
+    await eventually(lambda: streams.open_streams == 1 and fake.order_update_connections >= 2, "the socket")
+    connections = fake.order_update_connections
+
+    fake.drop_order_update_sockets()
+    [(_, task)] = streams._streams.values()
+    await eventually(task.done, "the stream ending with its socket")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=14, price="805")
+    await app.engine.track()  # the order-book / trade-book fallback
+
+    [row] = await app.accounts.copy_history(user_id)
+    assert (row.state, row.filled_quantity) == (OrderState.FILLED, D(14))
+    assert await app.engine.journal.follow_positions([follow_id], "NSE:SBIN-EQ") == {follow_id: D(14)}
+    await streams.refresh()  # no open copy is left: nothing to reopen
+    assert streams.open_streams == 0 and fake.order_update_connections >= connections
+    await streams.close()
+
+
+async def test_a_fill_replayed_after_a_restart_keeps_the_masters_product_type(app, fake, follower_secrets):
+    """The master's DELIVERY execution was journaled, then the process stopped before copying it:
+    ``resume`` re-plans it from the journal, which kept the product, so the copy is DELIVERY too
+    (the broker would square an INTRADAY copy off the same day)."""
+    services = app.services
+    owner = await services.register_user(5201, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(5202, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1"})
+    fill = Fill(
+        master.id,
+        f"angelone:{master.id}",
+        "250000000000009:10",
+        "250000000000009",
+        "NSE:SBIN-EQ",
+        Side.BUY,
+        D(10),
+        D("801.5"),
+        product="DELIVERY",
+    )
+    assert await app.engine.journal.journal_fill(fill) is not None  # journaled, never planned
+
+    await app.engine.resume()
+
+    [copied] = fake.orders_of(FOLLOWER.client_code)
+    assert (copied["producttype"], copied["quantity"], copied["ordertype"]) == ("DELIVERY", "10", "LIMIT")
+
+
+# -- the master's fills made while copytrade was down ------------------------------------------------
+
+
+async def test_the_masters_fills_made_while_down_are_copied_once_after_a_restart(app, fake, follower_secrets):
+    """While the listener is stopped the master completes a new order (B) and fills more of a
+    partly filled one (A: 4 of 10 seen live, 10 when back). At the restart the journal's checkpoint
+    and the journaled part of A say what is missing: B (10) and A's 6 are copied, once; an order
+    completed before copytrade ever started (the baseline) never is; a second restart copies nothing."""
+    services = app.services
+    before_start = fake.master_order(
+        MASTER.client_code, quantity=5, filled=5, average_price="790", status="complete", push=False
+    )
+    owner = await services.register_user(5301, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(5302, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1"})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    started = utcnow()  # after the first start's checkpoint; the exchange's times are to the second
+    a = fake.master_order(
+        MASTER.client_code,
+        quantity=10,
+        filled=4,
+        average_price="801",
+        status="open",
+        updated=started + timedelta(seconds=1),
+    )
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "A's first copy")
+    await app.listeners.idle()
+    await app.listeners.stop()
+
+    fake.master_order(
+        MASTER.client_code,
+        quantity=10,
+        filled=10,
+        average_price="802",
+        status="complete",
+        order_id=a["orderid"],
+        push=False,
+        updated=started + timedelta(seconds=2),
+    )
+    b = fake.master_order(
+        MASTER.client_code,
+        side="BUY",
+        quantity=10,
+        filled=10,
+        average_price="805",
+        status="complete",
+        push=False,
+        updated=started + timedelta(seconds=2),
+    )
+    await app.start_listeners()
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 3, "the copies of what was missed")
+    await app.listeners.idle()
+    await app.listeners.stop()
+    await app.start_listeners()  # again: nothing is missing now
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed, again")
+    await asyncio.sleep(0.2)
+    await app.listeners.idle()
+
+    copies = [o["quantity"] for o in fake.orders_of(FOLLOWER.client_code)]
+    assert sorted(copies) == ["10", "4", "6"]
+    journaled = await app.engine.journal.master_order_progress(
+        master.id, [a["orderid"], b["orderid"], before_start["orderid"]]
+    )
+    # A: 4 @ 801 then 6 @ 802.6667 (its average moved from 801 to 802); B: 10 @ 805; the baseline: nothing
+    assert {order_id: filled for order_id, (filled, _) in journaled.items()} == {
+        a["orderid"]: D(10),
+        b["orderid"]: D(10),
+    }
+    assert journaled[a["orderid"]][1].quantize(D("0.01")) == D("802.00")  # increments' prices to 4 places
+
+
+async def test_a_cancellation_that_shows_a_moment_later_is_waited_for_and_the_rest_still_repriced(
+    app, fake, follower_secrets
+):
+    user_id, _, entry = await _copied_entry(app, fake, follower_secrets, 5401, slippage_pct="2")
+    fake.fill(FOLLOWER.client_code, entry["orderid"], quantity=4, price="805")
+    fake.last_prices["SBIN-EQ"] = "806"
+    fake.cancel_delay_seconds = 0.2  # between the engine's first and last re-read (0.25 + 0.5 + 1 s)
+    _after_the_window(app)
+
+    await app.engine.track()
+
+    first, again = fake.orders_of(FOLLOWER.client_code)
+    assert first["status"] == "cancelled" and (again["quantity"], D(again["price"])) == ("10", D("814.05"))
+    rows = {r.attempt: r for r in await app.accounts.copy_history(user_id)}
+    assert rows[0].state is OrderState.EXPIRED and rows[1].state is OrderState.ACKNOWLEDGED

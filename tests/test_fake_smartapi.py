@@ -461,3 +461,19 @@ def test_cancelling_a_partly_filled_order_keeps_what_filled(fake):
     [order] = book(client)
     assert (order["status"], order["filledshares"], order["cancelsize"]) == ("cancelled", "4", "6")
     assert client.cancelOrder(order_id, "NORMAL")["status"] is False
+
+
+def test_ltp_data_answers_the_instruments_last_price_and_refuses_a_token_of_another_symbol(fake):
+    client = logged_in(fake, FOLLOWER)
+    fake.last_prices["SBIN-EQ"] = "803.45"
+
+    answer = client.ltpData("NSE", "SBIN-EQ", "3045")
+    assert answer["status"] is True
+    assert answer["data"]["ltp"] == 803.45
+    assert {k: answer["data"][k] for k in ("exchange", "tradingsymbol", "symboltoken")} == {
+        "exchange": "NSE",
+        "tradingsymbol": "SBIN-EQ",
+        "symboltoken": "3045",
+    }
+    refused = client.ltpData("NSE", "SBIN-EQ", "500112")  # BSE SBIN's token
+    assert (refused["status"], refused["errorcode"]) == (False, "AB1009")

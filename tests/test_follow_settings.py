@@ -15,8 +15,16 @@ from sqlmodel import SQLModel
 from bot.formatting import format_follow_settings
 from bot.settings import settings_keyboard
 from core.errors import UserError
-from core.follow_settings import FOLLOW_SETTINGS, SETTING_FIELDS, Choice, validate_follow_changes
-from core.model import EntrySides, FollowSettings, MarginMode, OrderType, SizingMode, SlippageAction
+from core.follow_settings import FOLLOW_SETTINGS, SETTING_FIELDS, SLIPPAGE_ACTION, Choice, validate_follow_changes
+from core.model import (
+    EntrySides,
+    FollowSettings,
+    MarginMode,
+    OrderType,
+    RemainderAction,
+    SizingMode,
+    SlippageAction,
+)
 from storage.journal import follow_settings
 from storage.models import Credential, Follow, Master
 from tests.test_storage import make_user, saved
@@ -41,6 +49,8 @@ ACCEPTED: dict[str, tuple[object, object]] = {
     "max_resting_minutes": ("30", 30),
     "price_protection_pct": ("0.5", D("0.5")),
     "product": (" delivery ", "DELIVERY"),
+    "remainder_action": ("Cancel", RemainderAction.CANCEL),
+    "reprice_attempts": ("5", 5),
     "leverage": ("10", 10),
     "order_types": ("market stop_limit", ["market", "stop_market"]),
 }
@@ -64,6 +74,8 @@ REFUSED: dict[str, tuple[object, str]] = {
     "max_resting_minutes": ("2.5", "max resting time (minutes) must be a whole number of minutes, at least 1"),
     "price_protection_pct": ("80", "price protection % must be more than 0 and at most 50, got 80"),
     "product": ("CARRY FORWARD", "product type must be one word of letters, e.g. DELIVERY or INTRADAY"),
+    "remainder_action": ("chase", "unfilled limit copies must be one of reprice, cancel"),
+    "reprice_attempts": ("2.5", "re-price attempts must be a whole number from 0 to 10"),
     "leverage": ("2.5", "leverage must be a whole number"),
     "order_types": ("iceberg", "order type must be market, limit or stop, got 'iceberg'"),
 }
@@ -137,6 +149,8 @@ SENT: dict[str, st.SearchStrategy[Any]] = {
     "max_resting_minutes": st.one_of(st.just("off"), st.integers(1, 7 * 24 * 60).map(str)),
     "price_protection_pct": st.one_of(st.just("off"), _decimal(50)),
     "product": st.sampled_from(["off", "INTRADAY", "delivery", "CarryForward", "MARGIN"]),
+    "remainder_action": st.sampled_from([*RemainderAction, "CANCEL", "Reprice"]),
+    "reprice_attempts": st.one_of(st.just("off"), st.integers(0, 10).map(str)),
     "leverage": st.one_of(st.just("none"), st.integers(1, 125).map(str)),
     "order_types": st.lists(st.sampled_from(["market", "limit", "stop", *OrderType]), max_size=3).map(" ".join),
 }
@@ -220,6 +234,7 @@ def test_the_settings_keyboard_keeps_its_rows_texts_and_callback_codes():
         [("🧪 Dry run: off", "se:t:5:dr"), ("⚖️ Auto-sync: off", "se:t:5:as")],
         [("⏳ Max resting time", "se:e:5:mr")],
         [("🛡 Price protection", "se:e:5:pp"), ("🏷 Product type", "se:e:5:pt")],
+        [("Unfilled limit copies: reprice", "se:o:5:ra"), ("🔂 Re-price attempts", "se:e:5:rp")],
     ]
     assert "⚙ Margin: default" in str(settings_keyboard(Follow(id=5, user_id=1, master_id=2, credential_id="c")))
 
@@ -258,5 +273,15 @@ def test_the_summary_keeps_its_lines_in_order():
             "Max resting time of limit copies: off (until filled or the master cancels)",
             "Price protection: 1 % (default) — market copies as limits where the exchange takes no market orders",
             "Product type: as the master (Angel One)",
+            "Unfilled limit copies: the rest is cancelled and sent again at the current price, within your "
+            "slippage limit (at most 3 times)",
         ]
     )
+
+
+def test_the_slippage_action_promises_no_ioc_order_since_some_exchanges_never_get_one():
+    """Angel One takes no IOC API order (the guard's limit rests there for the protected window):
+    the option's words must be true on every venue."""
+    [limit] = [o for o in SLIPPAGE_ACTION.options if o.value is SlippageAction.LIMIT]
+    assert "IOC" not in limit.button and "IOC" not in limit.shown
+    assert "short window" in limit.shown

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -47,6 +48,9 @@ class MasterStream:
     save_checkpoint: Callable[[datetime], Awaitable[None]] | None = None
     #: symbols the journal has seen the master trade (where a gap may hide executions)
     known_symbols: Callable[[], Awaitable[set[str]]] | None = None
+    #: of these venue order ids of the master, the ones with journaled fills: their journaled
+    #: quantity and average price (listeners that replay orders, not trades, resume from it)
+    order_progress: Callable[[Sequence[str]], Awaitable[Mapping[str, tuple[Decimal, Decimal]]]] | None = None
 
 
 class JobScheduler(Protocol):

@@ -373,6 +373,10 @@ class FakeSmartApi:
         self.orders_per_second = orders_per_second
         self.refusals = {**REFUSALS, **{k: dict(v) for k, v in (refusals or {}).items()}}
         self.rms_delay_seconds = rms_delay_seconds
+        #: how long an accepted cancellation takes to show in the books (0: at once). Unconfirmed —
+        #: chosen so: a broker forwards the cancellation to the exchange and its books change on the
+        #: exchange's confirmation, so a client may read the order "open" just after cancelOrder's SUCCESS.
+        self.cancel_delay_seconds = 0.0
         self.last_prices: dict[str, str] = {}  # trading symbol -> last traded price (getLtpData)
         self.calls: Counter[str] = Counter()
         self.logins: Counter[str] = Counter()
@@ -564,10 +568,13 @@ class FakeSmartApi:
         product: str = "INTRADAY",
         order_id: str | None = None,
         push: bool = True,
+        updated: datetime | None = None,
     ) -> dict[str, Any]:
         """Add or update an order in ``client_code``'s book as the master's own (manual) trading
         writes it — no API rule applies; ``push`` sends it on the order-update socket. What filled
-        since the previous snapshot of the same order is added to the trade book and positions."""
+        since the previous snapshot of the same order is added to the trade book and positions.
+        Its update time (to the second, India time, as the book writes it) is ``updated``, else a
+        fixed day in 2024."""
         order_id = order_id or str(next(self._order_ids))
         order = {
             **self._order_fields(
@@ -588,8 +595,10 @@ class FakeSmartApi:
             "unfilledshares": str(quantity - filled),
             "status": status,
             "orderstatus": status,
-            "updatetime": "20-Dec-2024 10:35:49",
-            "exchorderupdatetime": "20-Dec-2024 10:35:49",
+            "updatetime": updated.astimezone(IST).strftime(ANGEL_TIME_FORMAT) if updated else "20-Dec-2024 10:35:49",
+            "exchorderupdatetime": (
+                updated.astimezone(IST).strftime(ANGEL_TIME_FORMAT) if updated else "20-Dec-2024 10:35:49"
+            ),
         }
         with self._lock:
             account = self.accounts[client_code]
@@ -700,16 +709,38 @@ class FakeSmartApi:
         if route == "logout":
             return {**ok, "data": ""}
         if route == "ltp":
-            price = self.last_prices.get(body.get("tradingsymbol", ""), "612.35")
-            return {
-                **ok,
-                "data": {
-                    "exchange": body.get("exchange"),
-                    "tradingsymbol": body.get("tradingsymbol"),
-                    "ltp": float(price),
-                },
-            }
+            return self._ltp(body)
         raise AssertionError(route)
+
+    def _ltp(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``ltpData(exchange, tradingsymbol, symboltoken)``: smartapi-python (angel-one/smartapi-python
+        SmartApi/smartConnect.py l.372-379) POSTs exactly these three fields as JSON to route
+        ``api.ltp.data`` = /rest/secure/angelbroking/order/v1/getLtpData (l.38). All three must name one
+        instrument of the scrip master (the token is the instrument's key; unconfirmed that Angel One
+        refuses a token that does not match the symbol — chosen so, the stricter reading). The answer's
+        data carries the request's three fields and open/high/low/close/ltp as JSON numbers (Angel
+        One's LTP documentation; the SDK returns the decoded body unchanged, l.230-247). ``ltp`` is
+        ``last_prices[tradingsymbol]`` (default 612.35)."""
+        fields = ("exchange", "tradingsymbol", "symboltoken")
+        if any(not isinstance(body.get(key), str) or not body.get(key) for key in fields):
+            return {"status": False, "message": "Invalid request", "errorcode": "AB4000", "data": None}
+        row = self._instrument(body)
+        if row is None or row["token"] != body["symboltoken"]:
+            return {"status": False, "message": "Symbol not found", "errorcode": "AB1009", "data": None}
+        ltp = Decimal(self.last_prices.get(body["tradingsymbol"], "612.35"))
+        return {
+            "status": True,
+            "message": "SUCCESS",
+            "errorcode": "",
+            "data": {
+                **{key: body[key] for key in fields},
+                "open": float(ltp),
+                "high": float(ltp),
+                "low": float(ltp),
+                "close": float(ltp),
+                "ltp": float(ltp),
+            },
+        }
 
     # -- order requests: static IP, orders per second, then the order itself ----------------------
 
@@ -940,12 +971,24 @@ class FakeSmartApi:
             )
             if order is None:
                 return {"status": False, "message": "Order not found", "errorcode": "AB1010", "data": None}
+            order_id = order["orderid"]
+        if self.cancel_delay_seconds:
+            assert self._loop is not None
+            self._loop.call_later(self.cancel_delay_seconds, self._cancelled, account, order_id)
+        else:
+            self._cancelled(account, order_id)
+        return {"status": True, "message": "SUCCESS", "errorcode": "", "data": {"orderid": order_id}}
+
+    def _cancelled(self, account: FakeAccount, order_id: str) -> None:
+        with self._lock:
+            order = self._find_order(account.client_code, order_id)
+            if order["status"] not in ("open", "trigger pending"):
+                return  # filled (or cancelled) before the cancellation took effect
             # what filled stays filled; the remainder is the cancelled size (research §2: cancelsize)
             order["cancelsize"] = order["unfilledshares"]
             self._set_status(order, "cancelled")
             snapshot = dict(order)
         self._notify(account.client_code, snapshot)
-        return {"status": True, "message": "SUCCESS", "errorcode": "", "data": {"orderid": snapshot["orderid"]}}
 
     # -- the books --------------------------------------------------------------------------------
 

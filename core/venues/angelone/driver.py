@@ -93,13 +93,19 @@ class AngelOneDriver(VenueDriver):
         return self.accounts.venue(account.secrets, product=self._product, require_egress=self._require_egress)
 
     async def open_fill_source(self, master: MasterStream) -> FillSource:
-        """The master's order updates over its own session (shared with its venue)."""
+        """The master's order updates over its own session (shared with its venue); at start, the
+        order book's executions the journal lacks (made while copytrade was down) are replayed."""
         from core.venues.angelone.listener import AngelOneFillSource
         from core.venues.angelone.venue import AngelOneVenue
 
         if not isinstance(master.venue, AngelOneVenue):
             raise TypeError(f"an Angel One master needs an Angel One venue, not {type(master.venue).__name__}")
-        return AngelOneFillSource(master.venue.session, master.master_id)
+        return AngelOneFillSource(
+            master.venue.session,
+            master.master_id,
+            checkpoint=master.checkpoint,
+            order_progress=master.order_progress,
+        )
 
     def register_jobs(self, scheduler: JobScheduler) -> None:
         from core.venues.angelone.jobs import register_jobs

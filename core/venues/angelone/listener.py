@@ -7,7 +7,12 @@ book is polled (default every second, never faster than one request per second),
 once however many times, and by whichever feed, it is seen. A fill's quantity is the newly filled
 increment and its trade id is ``"{orderid}:{cumulative filled}"``.
 
-Orders already in the book when the listener starts are taken as the baseline and not copied.
+At start the order book is read once. Without a journaled history (no ``checkpoint``) every
+order in it is the baseline and is not copied. With one, an order the journal has fills of is
+resumed from the journaled quantity (``order_progress``) and one it has none of is replayed when
+it changed at or after the checkpoint: executions made while copytrade was down are emitted once,
+with the trade ids the live feed would have given them, so the journal takes each only once. The
+order book is Angel One's of the day: a gap across a day is not recoverable.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,14 +54,19 @@ def _decimal(value: Any) -> Decimal:
         return Decimal(0)
 
 
-def _executed_at(order: Mapping[str, Any]) -> datetime:
+def _updated_at(order: Mapping[str, Any]) -> datetime | None:
+    """When the order last changed (the exchange's time, to the second), if the book says."""
     for key in ("exchorderupdatetime", "updatetime", "exchtime"):
         text = str(order.get(key) or "")
         try:
             return datetime.strptime(text, ANGEL_TIME_FORMAT).replace(tzinfo=IST).astimezone(UTC)
         except ValueError:
             continue
-    return utcnow()
+    return None
+
+
+def _executed_at(order: Mapping[str, Any]) -> datetime:
+    return _updated_at(order) or utcnow()
 
 
 @dataclass
@@ -77,9 +87,12 @@ class FillTracker:
         """Record an order's progress without emitting it (the start-up baseline)."""
         order_id = str(order.get("orderid") or "")
         if order_id:
-            self._orders[order_id] = _OrderProgress(
-                _decimal(order.get("filledshares")), _decimal(order.get("averageprice"))
-            )
+            self.seed(order_id, _decimal(order.get("filledshares")), _decimal(order.get("averageprice")))
+
+    def seed(self, order_id: str, filled: Decimal, average_price: Decimal) -> None:
+        """What of an order was emitted before (journaled by an earlier run): only what the order
+        filled beyond ``filled`` is emitted from now on."""
+        self._orders[order_id] = _OrderProgress(filled, average_price)
 
     def observe(self, order: Mapping[str, Any]) -> Fill | None:
         """The fill for what ``order`` adds to its order's filled quantity, or None if nothing new."""
@@ -154,9 +167,13 @@ class AngelOneFillSource(FillSource):
         reconnect_delay: float = 1.0,
         max_reconnect_delay: float = 30.0,
         clock: Callable[[], datetime] = utcnow,
+        checkpoint: Callable[[], Awaitable[datetime | None]] | None = None,
+        order_progress: Callable[[Sequence[str]], Awaitable[Mapping[str, tuple[Decimal, Decimal]]]] | None = None,
     ) -> None:
         self._session = session
         self._master_id = master_id
+        self._checkpoint = checkpoint
+        self._order_progress = order_progress
         self._tracker = FillTracker(master_id)
         self._poll_interval = poll_interval
         self._connected_poll_interval = connected_poll_interval
@@ -205,7 +222,8 @@ class AngelOneFillSource(FillSource):
     # -- start-up -------------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        """Take the order book as the baseline, then start the socket and the poller."""
+        """Take the order book as the baseline, replay what the journal lacks, then start the
+        socket and the poller."""
         while True:
             try:
                 baseline = await self._read_order_book()
@@ -214,12 +232,38 @@ class AngelOneFillSource(FillSource):
                 self._last_error = str(exc)
                 log.warning("Angel One master %s: baseline order book read failed, retrying: %s", self._master_id, exc)
                 await asyncio.sleep(self._poll_interval)
-        for order in baseline:
-            self._tracker.remember(order)
+        missed = await self._not_journaled(baseline)
+        for order in missed:
+            self._ingest(order)
+        if missed:
+            log.info("Angel One master %s: replaying %d orders changed while down", self._master_id, len(missed))
         self._tasks = [
             asyncio.create_task(self._run_socket(), name=f"angelone-socket-{self._session.client_code}"),
             asyncio.create_task(self._run_poller(), name=f"angelone-poller-{self._session.client_code}"),
         ]
+
+    async def _not_journaled(self, book: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Remember the book as the baseline, except the orders whose executions the journal may
+        lack: those are returned (oldest change first) to be emitted beyond what it has."""
+        checkpoint = await self._checkpoint() if self._checkpoint is not None else None
+        if checkpoint is None:  # no journaled history: nothing in the book is copytrade's to copy
+            for order in book:
+                self._tracker.remember(order)
+            return []
+        filled = [str(o.get("orderid")) for o in book if o.get("orderid") and _decimal(o.get("filledshares")) > 0]
+        progress = await self._order_progress(filled) if self._order_progress is not None and filled else {}
+        missed = []
+        for order in book:
+            order_id = str(order.get("orderid") or "")
+            updated = _updated_at(order)
+            if order_id in progress:
+                self._tracker.seed(order_id, *progress[order_id])
+                missed.append(order)
+            elif updated is not None and updated >= checkpoint:
+                missed.append(order)
+            else:
+                self._tracker.remember(order)
+        return sorted(missed, key=lambda order: _updated_at(order) or checkpoint)
 
     # -- feeds -------------------------------------------------------------------------------------
 
@@ -298,10 +342,17 @@ class AngelOneFillSource(FillSource):
 
     def _on_socket_message(self, text: str) -> None:
         self._last_event_at = self._clock()
-        try:
-            message = json.loads(text)
-        except ValueError:
-            return  # heartbeats ("pong") and empty frames
-        order = message.get("orderData") if isinstance(message, dict) else None
-        if isinstance(order, dict) and order.get("orderid"):
+        order = order_of_message(text)
+        if order is not None:
             self._ingest(order)
+
+
+def order_of_message(text: str) -> Mapping[str, Any] | None:
+    """The order an order-update socket message carries (its ``orderData``), or ``None`` for
+    heartbeats ("pong"), the connect acknowledgement (an empty order) and unreadable frames."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    order = message.get("orderData") if isinstance(message, dict) else None
+    return order if isinstance(order, dict) and order.get("orderid") else None

@@ -194,6 +194,18 @@ class OrderUpdateSocket(SDK.SmartWebSocketOrderUpdate):  # type: ignore[misc,nam
         """Disabled: the SDK's version sleeps 10 s in the socket thread and recurses."""
 
     def close_connection(self) -> None:
+        """End the connection from any thread, without waiting: the socket is shut down under the
+        thread running ``connect``, which then sees it closed and returns. The SDK's version
+        (``wsapp.close()``) runs the close handshake from the calling thread: it sends a close frame
+        and reads the answer on a socket the ``connect`` thread is reading too, so it can wait
+        behind that thread's blocked read for as long as the peer stays silent."""
         self._closing.set()
-        if self.wsapp is not None:
-            self.wsapp.close()
+        app = self.wsapp
+        if app is None:
+            return
+        app.keep_running = False
+        connection = app.sock
+        raw = connection.sock if connection is not None else None  # None until the TCP connection exists
+        if raw is not None:
+            with contextlib.suppress(OSError):  # already closed
+                raw.shutdown(socket.SHUT_RDWR)

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -16,8 +17,9 @@ from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderSt
 from core.throttle import Throttle
 from core.venues.angelone.constants import ORDER_TYPES, ORDERTAG_MAX_LENGTH, PLACE_ORDER_LIMITS, ProductType
 from core.venues.angelone.instruments import Instrument, InstrumentMaster
+from core.venues.angelone.orders import AngelOneOrderEvents
 from core.venues.angelone.session import AngelOneSession
-from core.venues.base import Position, Venue
+from core.venues.base import OrderEventSource, Position, Venue
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ def _decimal(value: Any) -> Decimal:
         return Decimal(0)
     return Decimal(str(value))
 
+
+#: the order tags a venue maps back to client order ids (its orders' updates name the tag only);
+#: the oldest are forgotten beyond this (an order the tracker polls is remembered again)
+REMEMBERED_TAGS = 10_000
 
 #: Angel One's order book statuses (lower case) that end an order; any other is still working
 ORDER_STATES = {
@@ -90,10 +96,30 @@ class AngelOneVenue(Venue):
         self._order_limiter = order_limiter or Throttle(PLACE_ORDER_LIMITS)
         self._segment_throttle = segment_throttle
         self._require_egress = require_egress
+        self._client_order_ids: OrderedDict[str, str] = OrderedDict()  # ordertag -> client order id
 
     @property
     def session(self) -> AngelOneSession:
         return self._session
+
+    def _tag(self, client_order_id: str) -> str:
+        """The order tag of ``client_order_id``, remembered so that an order update naming it
+        can be mapped back (``client_order_id_of``)."""
+        tag = ordertag_for(client_order_id)
+        self._client_order_ids[tag] = client_order_id
+        self._client_order_ids.move_to_end(tag)
+        while len(self._client_order_ids) > REMEMBERED_TAGS:
+            self._client_order_ids.popitem(last=False)
+        return tag
+
+    def client_order_id_of(self, ordertag: str) -> str | None:
+        """The client order id of an order this venue placed, looked up or cancelled by its tag."""
+        return self._client_order_ids.get(ordertag)
+
+    def order_events(self) -> OrderEventSource:
+        """The account's order-update socket (a connection of its own); the order book and trade
+        book polling of ``CopyEngine.track`` stays the fallback."""
+        return AngelOneOrderEvents(self._session, self.client_order_id_of)
 
     def _product_for(self, intent: OrderIntent) -> ProductType:
         """The master's product when the fill carried one, else the follow's, else the default."""
@@ -196,7 +222,7 @@ class AngelOneVenue(Venue):
             "squareoff": "0",
             "stoploss": "0",
             "quantity": str(int(quantity)),
-            "ordertag": ordertag_for(intent.client_order_id),
+            "ordertag": self._tag(intent.client_order_id),
         }
 
     async def price(self, symbol: str) -> Decimal:
@@ -207,7 +233,7 @@ class AngelOneVenue(Venue):
         return _decimal((answer.get("data") or {}).get("ltp"))
 
     async def cancel_order(self, client_order_id: str, symbol: str) -> bool:
-        tag = ordertag_for(client_order_id)
+        tag = self._tag(client_order_id)
         answer = await self._session.call("looking an order up", "orderBook")
         resting = [
             row
@@ -226,7 +252,7 @@ class AngelOneVenue(Venue):
         return True
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
-        tag = ordertag_for(client_order_id)
+        tag = self._tag(client_order_id)
         answer = await self._session.call("looking an order up", "orderBook")
         matches = [row for row in answer.get("data") or [] if row.get("ordertag") == tag]
         if not matches:
