@@ -38,6 +38,7 @@ from storage.accounts import AccountStore
 from storage.db import Database
 from storage.journal import JournalStore
 from storage.migrate import upgrade
+from storage.paper import PaperWorldStore
 from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class App:
     async def close(self) -> None:
         await self.listeners.stop()
         await self.engine.drain()
+        await self.paper.flush()
         await self.venues.close()
         await self.drivers.close()
         await self.db.dispose()
@@ -200,7 +202,10 @@ async def build_app(
     migrate: bool = True,
     on_secrets: Callable[[Iterable[str]], None] | None = None,
 ) -> App:
-    """``on_secrets`` is told every secret the service opens (the log redactor masks them)."""
+    """``on_secrets`` is told every secret the service opens (the log redactor masks them).
+
+    Without ``paper``, the paper world is kept in the database: a restart continues with the
+    same paper balances, positions and orders."""
     vault = load_vault(settings, on_secrets)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -208,7 +213,7 @@ async def build_app(
     accounts = AccountStore(db)
     journal = JournalStore(db)
     await check_vault_opens_every_credential(accounts, vault)
-    exchange = paper or PaperExchange()
+    exchange = paper or PaperExchange(store=PaperWorldStore(db))
     drivers = build_drivers(settings, exchange)
     venues = VenueRegistry(accounts, vault, drivers.factories())
     notifications = NotificationQueue()

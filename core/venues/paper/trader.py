@@ -4,7 +4,6 @@ exits, reversals, both sides, market and limit orders) while prices move."""
 
 from __future__ import annotations
 
-import itertools
 import random
 from decimal import ROUND_FLOOR, Decimal
 
@@ -28,7 +27,6 @@ class PaperTrader:
         self.account = account
         self.rng = rng
         self.symbols = symbols
-        self._ids = itertools.count(1)
 
     def _random_size(self, symbol: str) -> Decimal:
         low, high = SIZES.get(symbol, (Decimal(1), Decimal(10)))
@@ -48,6 +46,7 @@ class PaperTrader:
     async def step(self) -> str:
         """Move prices, then make one trade; returns what was done, in words."""
         self.move_prices()
+        await self.exchange.flush()  # resting orders the move executed are kept before anything else
         symbol = self.rng.choice(self.symbols)
         holdings = {p.symbol: p.quantity for p in await self.account.positions()}
         held = holdings.get(symbol, Decimal(0))
@@ -74,7 +73,8 @@ class PaperTrader:
         await self.account.place_order(
             OrderIntent(
                 follow_id=0,
-                client_order_id=f"master-{next(self._ids)}",
+                # numbered after the account's orders, which a restarted paper world keeps
+                client_order_id=f"master-{len(self.account.orders) + 1}",
                 symbol=symbol,
                 side=side,
                 quantity=quantity,
