@@ -11,6 +11,7 @@ import functools
 import gc
 import logging
 import os
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,17 +22,19 @@ from copytrade.config import Mode, Settings
 from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
-from core.model import utcnow
+from core.model import MasterStatus, utcnow
 from core.notifications import NotificationQueue
 from core.reports import build_reports
 from core.risk_service import RiskService, register_risk_jobs
 from core.services import Services
 from core.vault import Vault, generate_key
 from core.venues.angelone import AngelOneDriver
-from core.venues.base import FillSource
+from core.venues.base import FillSource, Venue
 from core.venues.ccxt import CcxtDriver
 from core.venues.driver import JobScheduler, MasterStream, VenueDriver, VenueDrivers
 from core.venues.paper import PaperDriver
+from core.venues.paper.constants import PAPER_VENUE
+from core.venues.paper.trader import SIMULATED_MASTERS_JOB, SimulatedMasters
 from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
@@ -116,6 +119,7 @@ class App:
     paper: PaperExchange
     drivers: VenueDrivers
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
+    simulated_masters: SimulatedMasters | None = None  # paper masters trading on a schedule (paper mode)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -170,6 +174,23 @@ class App:
             reconcile_seconds=self.settings.reconcile_seconds,
         )
         self.drivers.register_jobs(scheduler)
+
+    async def paper_masters(self) -> list[tuple[int, Venue]]:
+        """The active masters trading on the paper venue, with their accounts."""
+        found: list[tuple[int, Venue]] = []
+        for master in await self.accounts.masters(include_hidden=True):
+            if master.venue == PAPER_VENUE.name and master.credential_id and master.status is not MasterStatus.RETIRED:
+                found.append((master.id, await self.venues.venue_for(master.credential_id)))
+        return found
+
+    def add_paper_trading_job(self, scheduler: JobScheduler) -> None:
+        """Paper mode: the paper masters trade every PAPER_TRADE_SECONDS (none when 0, nor
+        outside paper mode, where no master is simulated)."""
+        seconds = self.settings.paper_trade_seconds
+        if not self.settings.is_paper or not seconds:
+            return
+        self.simulated_masters = SimulatedMasters(self.paper, self.paper_masters, random.Random())
+        scheduler.add_job(self.simulated_masters.step, "interval", seconds=seconds, id=SIMULATED_MASTERS_JOB)
 
     async def close(self) -> None:
         await self.listeners.stop()

@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the service (the Telegram bot when TELEGRAM_BOT_TOKEN is set; in paper mode without a token, "
-        "a headless copier with a simulated master)",
+        help="run the service (the Telegram bot when TELEGRAM_BOT_TOKEN is set, in paper mode with a simulated "
+        "master trading every PAPER_TRADE_SECONDS; in paper mode without a token, a headless copier with a "
+        "simulated master)",
     )
     run.add_argument(
         "--interval",
@@ -266,6 +267,10 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         warming = asyncio.create_task(app.engine.warm_up(), name="venue-warm-up")
         scheduler.start()
         if settings.telegram_bot_token:
+            if settings.is_paper:  # a master to follow from the first minute, trading on a schedule
+                from copytrade.paper_setup import ensure_paper_setup
+
+                await ensure_paper_setup(app, followers=False)
             return await _run_bot(app, scheduler)
         if not settings.is_paper:
             await app.start_listeners()

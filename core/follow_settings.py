@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from core.errors import UserError
@@ -46,6 +47,13 @@ from core.validation import (
     parse_sizing,
     parse_stop_loss,
     parse_symbols,
+)
+
+#: "Follow with recommended settings" (one confirmation): each trade sized in proportion to the
+#: account (the master's quantity x your equity / the master's equity), every other setting at
+#: its default (no take-profit or stop-loss), from the master's next trade on
+RECOMMENDED_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {"sizing_mode": SizingMode.EQUITY_RATIO.value, "sizing_value": "1"}
 )
 
 #: what take-profit / stop-loss and the daily loss limit do, as the bot explains them

@@ -39,6 +39,7 @@ from core.risk_service import RiskService
 from core.stores import AccountRepository, JournalReader
 from core.vault import Vault, key_fingerprint
 from core.venues.catalog import clean_secrets, venue_spec
+from core.venues.paper.constants import DEFAULT_BALANCE, PAPER_VENUE
 from core.venues.registry import VenueAccount, VenueRegistry
 
 _LABEL = re.compile(r"^[\w .@#-]{1,64}$", re.UNICODE)
@@ -147,6 +148,20 @@ class Services:
         )
         await self.accounts.mark_validated(credential_id)
         return view
+
+    async def paper_account(self, user_id: int) -> CredentialView:
+        """The user's paper account, created funded with the default balance on first use:
+        trying the service takes no exchange key."""
+        for account in await self.accounts_of(user_id):
+            if account.venue == PAPER_VENUE.name:
+                return account
+        return await self.connect_account(
+            user_id,
+            PAPER_VENUE.name,
+            "paper",
+            {"api_key": f"paper-{secrets_module.token_hex(8)}", "balance": str(DEFAULT_BALANCE)},
+            environment="paper",
+        )
 
     async def accounts_of(self, user_id: int) -> list[CredentialView]:
         return await self.accounts.credentials(user_id)

@@ -3,13 +3,14 @@ the telegram-test-api Bot API emulator on 127.0.0.1 (tests/fakes/telegram.py).""
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pytest
 
 from copytrade.paper_setup import create_paper_master
 from core.model import FollowStatus, OrderIntent, Side
-from tests.fakes.telegram import BotHarness, ChatUser, Emulator, emulator_mark, fresh_id
+from tests.fakes.telegram import BotHarness, BotMessage, ChatUser, Emulator, emulator_mark, fresh_id
 
 pytestmark = [emulator_mark(), pytest.mark.e2e]
 
@@ -174,8 +175,8 @@ async def follow_master(user: ChatUser, master_name: str) -> None:
     await user.send("/follow")
     await user.expect("Which master")
     await user.press(master_name)
-    await user.expect(f"Copy {master_name} with which account")
-    await user.press("(paper)")
+    await user.expect(f"Copy {master_name} on ")
+    await user.press("Customize")
     await user.expect("How should your order size be computed")
     await user.press("Coefficient")
     await user.expect("Send the value")
@@ -207,8 +208,9 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
         "simulated master trader" in detail.text and "Win rate: — (no closed round trip yet)" in detail.text
     )  # no made-up statistics
     await user.press("Follow")
-    await user.expect("Copy Paper Trend with which account")
-    await user.press("(paper)")
+    offer = await user.expect("Copy Paper Trend on ")
+    assert [t for t, _ in offer.buttons] == ["✅ Follow with recommended settings", "⚙️ Customize"]
+    await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
     for bad, answer in (("abc", "must be a number"), ("0", "more than 0"), ("1e9", "at most 100")):
@@ -357,7 +359,9 @@ async def test_buttons_carrying_another_users_ids_or_tampered_data_change_nothin
         (f"st:c:{follow.id}", "no such follow"),
         (f"pz:f:{follow.id}", "no such follow"),
         (f"ky:ok:{key.id}", "no such exchange account"),
-        (f"fw:a:{key.id}", "no longer valid"),  # no follow dialogue running: a stale button
+        (f"fw:c:1:{key.id}", "no such exchange account"),
+        (f"fq:r:1:{key.id}", "no such exchange account"),
+        (f"fq:a:1:{key.id}", "no such exchange account"),
         ("se:t:1;DROP:rv", "no longer valid"),
         ("st:k", "no longer valid"),
         ("totally-unknown", "no longer valid"),
@@ -829,7 +833,7 @@ async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     await connect_paper(user, "ned-paper-key")
     await user.send("/follow")
     await user.press("Paper Trend")
-    await user.press("(paper)")
+    await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
     await user.send("1")
@@ -862,7 +866,7 @@ async def test_only_new_trades_leaves_the_masters_positions_alone(bot):
     await connect_paper(user, "oda-paper-key")
     await user.send("/follow")
     await user.press("Paper Trend")
-    await user.press("(paper)")
+    await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
     await user.send("1")
@@ -1063,3 +1067,92 @@ async def test_a_masters_page_keeps_its_numbers_and_follow_button_when_the_chart
     detail = await user.expect("👤 Alpha Gains")
     assert [t for t, _ in detail.buttons] == ["➕ Follow", "◀ Back"]
     assert "sendPhoto" in bot.proxy.methods()  # the chart was tried, and refused
+
+
+# -- issue 16: the first five minutes -------------------------------------------------------------
+
+
+async def interactions(user: ChatUser) -> int:
+    """Every message the user sent and every button they pressed, as the Bot API saw them."""
+    count = 0
+    for item in await user._history():
+        query = item.get("callbackQuery") or {}
+        message = item.get("message") or {}
+        sender = (query.get("from") or message.get("from") or {}).get("id")
+        if sender == user.id and "chat_id" not in message:
+            count += 1
+    return count
+
+
+async def simulated_master_trades_until_copied(bot, user: ChatUser, steps: int) -> BotMessage:
+    """Runs the paper-trading job (as the scheduler does every PAPER_TRADE_SECONDS) ``steps``
+    times, then the first copy notification the user got."""
+    from core.venues.paper.trader import SIMULATED_MASTERS_JOB
+
+    job = bot.scheduler.get_job(SIMULATED_MASTERS_JOB)
+    bot.app.simulated_masters.rng = random.Random(16)  # a fixed sequence of trades
+    for _ in range(steps):
+        await job.func()
+    return await user.expect("✅ Copied", within=15)
+
+
+async def test_a_new_user_follows_in_four_interactions_and_gets_a_paper_copy(bot):
+    await paper_master(bot)
+    user = bot.user("Newt")
+    await user.send("/start")
+    welcome = await user.expect("Welcome to copytrade")
+    assert [t for t, _ in welcome.buttons] == ["🧪 Try with a paper account"]
+    await user.press("Try with a paper account")
+    await user.expect("Your paper account paper is ready")
+    await user.press("Paper Trend")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    assert "equity ratio" in offer.text.lower()
+    await user.press("Follow with recommended settings")
+    await user.expect("✅ Following")
+    assert await interactions(user) == 4  # ≤ 6: /start, paper account, the master, confirm
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    assert follow.status is FollowStatus.ACTIVE and follow.sizing_mode.value == "equity_ratio"
+    [account] = await bot.app.services.accounts_of(owner.id)
+    assert account.venue == "paper" and await (await bot.app.venues.venue_for(account.id)).equity() == Decimal(10_000)
+    # three trades: one minute of the simulated master at the default PAPER_TRADE_SECONDS=20
+    copied = await simulated_master_trades_until_copied(bot, user, steps=3)
+    assert "Paper Trend: master" in copied.text
+    assert await interactions(user) == 4
+
+
+async def test_a_shared_follow_link_reaches_an_active_follow_in_three_interactions(bot):
+    master, _ = await paper_master(bot)
+    user = bot.user("Lin")
+    await user.send(f"/start follow-{master.id}")
+    await user.expect("Welcome to copytrade")
+    await user.expect("To copy Paper Trend you need an exchange account")
+    await user.press("Try with a paper account")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    await user.press("Follow with recommended settings", offer)
+    await user.expect("✅ Following")
+    assert await interactions(user) == 3
+    await user.press("Follow with recommended settings", offer)  # pressed again: nothing doubles
+    assert "error 80005" in (await user.expect("already following")).text
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    assert len(await bot.app.services.follows_of(owner.id)) == 1
+
+
+async def test_a_follow_link_to_an_unknown_master_says_so(bot):
+    user = bot.user("Uma")
+    await user.send("/start follow-999")
+    await user.expect("Welcome to copytrade")
+    await user.expect("no such master")
+
+
+async def test_trying_a_paper_account_twice_keeps_one_account(bot):
+    await paper_master(bot)
+    user = bot.user("Tom")
+    await user.send("/start")
+    welcome = await user.expect("Welcome to copytrade")
+    await user.press("Try with a paper account", welcome)
+    await user.expect("Your paper account paper is ready")
+    await user.press("Try with a paper account", welcome)
+    await user.expect("Your paper account paper is ready")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    assert len(await bot.app.services.accounts_of(owner.id)) == 1

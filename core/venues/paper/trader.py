@@ -1,15 +1,25 @@
-"""A simulated master trader on the paper exchange: the offline demo and ``copytrade run`` in
-paper mode use it to produce a realistic stream of fills (entries, adds, partial and full
-exits, reversals, both sides, market and limit orders) while prices move."""
+"""Simulated master traders on the paper exchange: the offline demo, ``copytrade run`` in paper
+mode and the bot in paper mode (``SimulatedMasters`` on a schedule) use them to produce a
+realistic stream of fills (entries, adds, partial and full exits, reversals, both sides, market
+and limit orders) while prices move."""
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import ROUND_FLOOR, Decimal
 
+from core.errors import VenueError
 from core.model import OrderIntent, OrderType, Side
 from core.sizing import round_down
+from core.venues.base import Venue
 from core.venues.paper.venue import PaperExchange, PaperVenue
+
+log = logging.getLogger(__name__)
+
+#: the scheduler job that runs ``SimulatedMasters.step``
+SIMULATED_MASTERS_JOB = "paper-masters"
 
 #: typical master order size per symbol, in base units (low, high)
 SIZES = {
@@ -84,3 +94,35 @@ class PaperTrader:
             )
         )
         return f"{action} {side.value} {quantity} {symbol}"
+
+
+class SimulatedMasters:
+    """Every paper master trades: one ``PaperTrader`` per master account, one step each per
+    ``step()``. The bot's paper mode runs ``step`` on a schedule, so a new follower sees copies
+    without anyone trading by hand."""
+
+    def __init__(
+        self,
+        exchange: PaperExchange,
+        masters: Callable[[], Awaitable[Sequence[tuple[int, Venue]]]],
+        rng: random.Random,
+    ) -> None:
+        self.exchange = exchange
+        self._masters = masters
+        self.rng = rng
+        self._traders: dict[int, PaperTrader] = {}
+
+    async def step(self) -> list[str]:
+        """One trade per paper master; a trade the simulated venue refuses is logged and skipped."""
+        done = []
+        for master_id, venue in await self._masters():
+            if not isinstance(venue, PaperVenue):
+                continue
+            trader = self._traders.get(master_id)
+            if trader is None or trader.account is not venue:
+                trader = self._traders[master_id] = PaperTrader(self.exchange, venue, self.rng)
+            try:
+                done.append(f"master #{master_id}: {await trader.step()}")
+            except VenueError as exc:
+                log.warning("simulated master #%s did not trade: %s", master_id, exc)
+        return done
