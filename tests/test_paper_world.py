@@ -5,17 +5,20 @@ from __future__ import annotations
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from copytrade.app import build_app
 from copytrade.cli import main
-from copytrade.config import Settings
+from copytrade.config import Mode, Settings, load_settings
 from copytrade.paper_setup import add_paper_follower, create_paper_master
+from core.errors import ConfigError
 from core.ledger import Holding
 from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side
 from core.vault import generate_key
 from core.venues.paper.listener import PaperFillSource
 from core.venues.paper.state import PaperAccountState, PaperOrderState
+from core.venues.paper.trader import SIMULATED_MASTERS_JOB
 from core.venues.paper.venue import PaperExchange, PaperVenue
 from storage.db import create_sync_engine
 from storage.paper import PaperWorldStore
@@ -129,3 +132,49 @@ def test_running_the_paper_copier_again_continues_from_the_masters_positions(cap
         engine.dispose()
     # the journal counted the master's fills of both runs; the paper venue kept the same positions
     assert _nonzero(journaled) == _nonzero(held) != {}
+
+
+class _Jobs:
+    """Records what is scheduled (the part of APScheduler the app uses)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, tuple[object, dict[str, object]]] = {}
+
+    def add_job(self, func, trigger: str, **options) -> None:
+        job_id = str(options.pop("id"))
+        self.jobs[job_id] = (func, {"trigger": trigger, **options})
+
+
+async def test_in_paper_mode_the_paper_masters_trade_on_a_schedule(tmp_path):
+    app = await build_app(_settings(tmp_path, generate_key()))
+    try:
+        master, master_key = await create_paper_master(app.services, "Trend", "100000")
+        scheduler = _Jobs()
+        app.add_paper_trading_job(scheduler)
+        step, options = scheduler.jobs[SIMULATED_MASTERS_JOB]
+        assert options == {"trigger": "interval", "seconds": 20}  # the default PAPER_TRADE_SECONDS
+        done = await step()  # type: ignore[operator]
+        assert len(done) == 1 and done[0].startswith(f"master #{master.id}: open ")
+        venue = await app.venues.venue_for(master_key.id)
+        assert len(await venue.positions()) == 1
+    finally:
+        await app.close()
+
+
+async def test_paper_trading_is_off_with_zero_seconds_and_outside_paper_mode(tmp_path):
+    for overrides in ({"paper_trade_seconds": 0}, {"mode": Mode.TESTNET}):
+        app = await build_app(_settings(tmp_path, generate_key()).model_copy(update=overrides))
+        try:
+            scheduler = _Jobs()
+            app.add_paper_trading_job(scheduler)
+            assert scheduler.jobs == {} and app.simulated_masters is None
+        finally:
+            await app.close()
+
+
+def test_paper_trade_seconds_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PAPER_TRADE_SECONDS", "5")
+    assert load_settings().paper_trade_seconds == 5
+    monkeypatch.setenv("PAPER_TRADE_SECONDS", "-1")
+    with pytest.raises(ConfigError, match="PAPER_TRADE_SECONDS"):
+        load_settings()
