@@ -468,9 +468,20 @@ def follow_conversation() -> ConversationHandler:
     )
 
 
+@handler()
+async def copy_offer_answer(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    """Copy / Skip on an offered copy (manual confirmation); the outcome arrives as the usual
+    copy notification, so nothing else is said here."""
+    answer, offer_id = callback_args(update, 2)
+    if answer not in ("y", "n"):
+        raise UserError(STALE_BUTTON)
+    await get_app(context).services.answer_copy_offer(user.id, offer_id, copy=answer == "y")
+
+
 def masters_handlers() -> list[Any]:
     return [
         CommandHandler("masters", masters),
         CallbackQueryHandler(masters_button, pattern=r"^ms:"),
         CallbackQueryHandler(follow_quick, pattern=r"^fq:"),
+        CallbackQueryHandler(copy_offer_answer, pattern=r"^cf:"),
     ]

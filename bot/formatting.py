@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from core.confirmations import CopyOffer
 from core.engine import FollowPaused
 from core.follow_settings import FOLLOW_SETTINGS
 from core.model import CopyResult, CopyStatus, OrderOrigin, Side, SizingMode, Skip, plain
@@ -112,6 +113,11 @@ def format_copy_result(result: CopyResult, *, master_name: str | None = None) ->
             f"❎ Cancelled, nothing filled: {_verb(result.side, result.status)} {amount(result.requested_quantity)} "
             f"{fill.symbol} ({result.reason or 'by the exchange'})\n{master_line}"
         )
+    if result.status is CopyStatus.OFFERED:
+        return (
+            f"✋ Waiting for your confirmation: {_verb(result.side, result.status)} "
+            f"{amount(result.requested_quantity)} {fill.symbol}\n{master_line}"
+        )
     if result.status is CopyStatus.PENDING:
         return (
             f"⏳ Unconfirmed: the exchange did not answer for {_verb(result.side, result.status)} "
@@ -121,6 +127,18 @@ def format_copy_result(result: CopyResult, *, master_name: str | None = None) ->
     return (
         f"❌ Copy failed: {result.error}\n{master_line}\nCheck your balance and key permissions; the next trade "
         "will be tried as usual."
+    )
+
+
+def format_copy_offer(offer: CopyOffer, *, master_name: str | None = None) -> str:
+    """Manual confirmation: "Master bought 0.5 BTC @ 60,000 — copy 0.05 BTC?" (Copy / Skip buttons)."""
+    fill = offer.fill
+    who = master_name or "Master"
+    done = "bought" if fill.side is Side.BUY else "sold"
+    return (
+        f"✋ {who} {done} {amount(fill.quantity)} {fill.symbol} @ {format(fill.price.normalize(), ',f')} — "
+        f"copy: {offer.side.value} {amount(offer.quantity)} {offer.symbol}?\n"
+        f"Answer within {offer.seconds} s, otherwise it is skipped (not confirmed)."
     )
 
 
@@ -584,4 +602,6 @@ def format_event(event: Event, *, master_name: str | None = None) -> str:
         return format_drift(event)
     if isinstance(event, RiskNotice):
         return format_risk_notice(event)
+    if isinstance(event, CopyOffer):
+        return format_copy_offer(event, master_name=master_name)
     return format_copy_result(event, master_name=master_name)

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from copytrade.config import Mode, Settings
+from core.confirmations import CopyConfirmations
 from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
@@ -119,6 +120,7 @@ class App:
     paper: PaperExchange
     drivers: VenueDrivers
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
+    confirmations: CopyConfirmations | None = None  # manual confirmation: copies offered with Copy / Skip
     simulated_masters: SimulatedMasters | None = None  # paper masters trading on a schedule (paper mode)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
@@ -174,6 +176,8 @@ class App:
             reconcile_seconds=self.settings.reconcile_seconds,
         )
         self.drivers.register_jobs(scheduler)
+        if self.confirmations is not None:  # offered copies nobody answered: skipped, not confirmed
+            scheduler.add_job(self.confirmations.expire_due, "interval", seconds=1, id="expire-copy-offers")
 
     async def paper_masters(self) -> list[tuple[int, Venue]]:
         """The active masters trading on the paper venue, with their accounts."""
@@ -249,6 +253,8 @@ async def build_app(
         ),
     )
     risk = RiskService(journal, engine, notifications.publish)
+    confirmations = CopyConfirmations(engine, journal, notifications.publish)
+    engine.offer_copy = confirmations.offer
     reports = build_reports(StatsStore(db), accounts, venues)
     services = Services(
         accounts,
@@ -259,6 +265,7 @@ async def build_app(
         reports=reports,
         risk=risk,
         journal=journal,
+        confirmations=confirmations,
     )
     app = App(
         settings,
@@ -276,5 +283,6 @@ async def build_app(
     )
     engine.master_equity = app.master_equity
     app.risk = risk
+    app.confirmations = confirmations
     engine.after_position_change = app.risk.after_position_change
     return app

@@ -248,6 +248,32 @@ def parse_max_resting(value: object) -> int | None:
     return int(minutes)
 
 
+#: the longest a copy offered for confirmation waits for the follower's answer: one hour
+MAX_CONFIRM_SECONDS = 3600
+#: the shortest: time to read the offer and press a button
+MIN_CONFIRM_SECONDS = 10
+
+
+def parse_confirm_seconds(value: object) -> int | None:
+    """Whole seconds each copy waits for Copy or Skip; "off" sends every copy at once."""
+    field_name = "manual confirmation (seconds)"
+    seconds = parse_optional_decimal(value, field=field_name, high=Decimal(MAX_CONFIRM_SECONDS))
+    if seconds is None:
+        return None
+    if seconds != seconds.to_integral_value() or seconds < MIN_CONFIRM_SECONDS:
+        raise UserError(f"{field_name} must be a whole number of seconds, at least {MIN_CONFIRM_SECONDS}")
+    return int(seconds)
+
+
+def _confirm_line(follow: Any) -> str:
+    if follow.confirm_seconds is None:
+        return "Manual confirmation: off (every copy is sent at once)"
+    return (
+        f"Manual confirmation: on — each copy waits up to {follow.confirm_seconds} s for your Copy or Skip, "
+        "then it is skipped (not confirmed)"
+    )
+
+
 def _resting_line(follow: Any) -> str:
     if follow.max_resting_minutes is None:
         return "Max resting time of limit copies: off (until filled or the master cancels)"
@@ -424,6 +450,18 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             "⏳ Max resting time",
             "Send the longest a copied limit order may rest unfilled, in minutes (e.g. 30). "
             "It is then cancelled; whatever filled is kept.",
+            row=8,
+        ),
+    ),
+    FollowSetting(
+        "confirm_seconds",
+        parse_confirm_seconds,
+        line=_confirm_line,
+        widget=Typed(
+            "cf",
+            "✋ Confirm each copy",
+            "Send how many seconds each copy should wait for your Copy or Skip button (e.g. 60); "
+            "unanswered, it is skipped. Clear turns manual confirmation off.",
             row=8,
         ),
     ),

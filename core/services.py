@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from core.confirmations import CopyConfirmations
 from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
 from core.export import ExportFile
 from core.follow_settings import validate_follow_changes
@@ -73,6 +74,7 @@ class Services:
         reports: Reports,
         risk: RiskService,
         journal: JournalReader,
+        confirmations: CopyConfirmations | None = None,
     ) -> None:
         """``on_follows_changed(master_id)`` and ``on_positions_reset(follow_id)`` tell the engine
         to drop what it cached, so that a change takes effect on the very next fill."""
@@ -82,6 +84,7 @@ class Services:
         self.reports = reports
         self.risk = risk
         self._journal = journal
+        self._confirmations = confirmations
         self._on_follows_changed = on_follows_changed
         self._on_positions_reset = on_positions_reset
 
@@ -255,6 +258,14 @@ class Services:
             row = await self.accounts.create_follow(user_id, master_id, credential_id, changes)
         self._on_follows_changed(master_id)
         return row
+
+    async def answer_copy_offer(self, user_id: int, offer_id: str, *, copy: bool) -> CopyResult:
+        """Manual confirmation: the follower's Copy (``copy``) or Skip for an offered copy."""
+        if self._confirmations is None:
+            raise UserError("manual confirmation is not available in this deployment")
+        if copy:
+            return await self._confirmations.confirm(user_id, offer_id)
+        return await self._confirmations.decline(user_id, offer_id)
 
     async def own_follow(self, user_id: int, follow_id: int) -> FollowRecord:
         row = await self.accounts.follow(follow_id)

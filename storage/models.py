@@ -107,6 +107,7 @@ class Follow(SQLModel, table=True):
     close_on_daily_loss: bool = False
     auto_sync: bool = False  # reconciliation fixes drift by itself instead of only reporting it
     max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
+    confirm_seconds: int | None = None  # manual confirmation: each copy waits this long for Copy or Skip
     price_protection_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # protected limits
     product: str | None = Field(default=None, max_length=16)  # overrides the master's product type
     status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))

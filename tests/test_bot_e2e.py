@@ -1156,3 +1156,32 @@ async def test_trying_a_paper_account_twice_keeps_one_account(bot):
     await user.expect("Your paper account paper is ready")
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     assert len(await bot.app.services.accounts_of(owner.id)) == 1
+
+
+async def test_manual_confirmation_offers_each_copy_with_copy_and_skip_buttons(bot):
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Mia")
+    await user.send(f"/start follow-{master.id}")
+    await user.press("Try with a paper account")
+    await user.press("Follow with recommended settings")
+    await user.expect("✅ Following")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    await bot.app.services.update_follow(owner.id, follow.id, {"confirm_seconds": "60"})
+    await master_trades(master_venue, "m-1", Side.BUY, "0.5")
+    offer = await user.expect("✋ Paper Trend bought 0.5 BTC/USDT:USDT @ 60,000 — copy: buy 0.05 BTC/USDT:USDT?")
+    assert [t for t, _ in offer.buttons] == ["✅ Copy", "⏭ Skip"] and "within 60 s" in offer.text
+    _, venue = await follower_venue(bot, user)
+    assert venue.place_calls == 0
+    await user.press("Copy", offer)
+    copied = await user.expect("✅ Copied")
+    assert "bought 0.05 BTC/USDT:USDT" in copied.text
+    await user.press("Copy", offer)  # twice: placed once
+    await user.expect("already confirmed; it is sent once")
+    assert venue.place_calls == 1
+
+    await master_trades(master_venue, "m-2", Side.BUY, "0.5")
+    second = await user.expect("✋ Paper Trend bought")
+    await user.press("Skip", second)
+    skipped = await user.expect("⏭ Not copied: not confirmed (you chose Skip)")
+    assert "master buy 0.5" in skipped.text and venue.place_calls == 1

@@ -39,6 +39,7 @@ ACCEPTED: dict[str, tuple[object, object]] = {
     "margin_mode": ("cross", MarginMode.CROSS),
     "auto_sync": ("on", True),
     "max_resting_minutes": ("30", 30),
+    "confirm_seconds": ("60", 60),
     "price_protection_pct": ("0.5", D("0.5")),
     "product": (" delivery ", "DELIVERY"),
     "leverage": ("10", 10),
@@ -62,6 +63,7 @@ REFUSED: dict[str, tuple[object, str]] = {
     "margin_mode": ("portfolio", "margin mode must be one of cross, isolated"),
     "auto_sync": ("perhaps", "auto-sync must be on or off"),
     "max_resting_minutes": ("2.5", "max resting time (minutes) must be a whole number of minutes, at least 1"),
+    "confirm_seconds": ("5", "manual confirmation (seconds) must be a whole number of seconds, at least 10"),
     "price_protection_pct": ("80", "price protection % must be more than 0 and at most 50, got 80"),
     "product": ("CARRY FORWARD", "product type must be one word of letters, e.g. DELIVERY or INTRADAY"),
     "leverage": ("2.5", "leverage must be a whole number"),
@@ -135,6 +137,7 @@ SENT: dict[str, st.SearchStrategy[Any]] = {
     "margin_mode": st.sampled_from([*MarginMode, "none", "off", None]),
     "auto_sync": _flag,
     "max_resting_minutes": st.one_of(st.just("off"), st.integers(1, 7 * 24 * 60).map(str)),
+    "confirm_seconds": st.one_of(st.just("off"), st.integers(10, 3600).map(str)),
     "price_protection_pct": st.one_of(st.just("off"), _decimal(50)),
     "product": st.sampled_from(["off", "INTRADAY", "delivery", "CarryForward", "MARGIN"]),
     "leverage": st.one_of(st.just("none"), st.integers(1, 125).map(str)),
@@ -218,7 +221,7 @@ def test_the_settings_keyboard_keeps_its_rows_texts_and_callback_codes():
         [("↕ Entries: both", "se:o:5:es"), ("⚙ Margin: isolated", "se:o:5:mm")],
         [("✅ Allow list", "se:e:5:al"), ("🚫 Block list", "se:e:5:bl")],
         [("🧪 Dry run: off", "se:t:5:dr"), ("⚖️ Auto-sync: off", "se:t:5:as")],
-        [("⏳ Max resting time", "se:e:5:mr")],
+        [("⏳ Max resting time", "se:e:5:mr"), ("✋ Confirm each copy", "se:e:5:cf")],
         [("🛡 Price protection", "se:e:5:pp"), ("🏷 Product type", "se:e:5:pt")],
     ]
     assert "⚙ Margin: default" in str(settings_keyboard(Follow(id=5, user_id=1, master_id=2, credential_id="c")))
@@ -256,6 +259,7 @@ def test_the_summary_keeps_its_lines_in_order():
             "Margin mode: exchange default",
             "Auto-sync: off — drift is reported; /sync fixes it",
             "Max resting time of limit copies: off (until filled or the master cancels)",
+            "Manual confirmation: off (every copy is sent at once)",
             "Price protection: 1 % (default) — market copies as limits where the exchange takes no market orders",
             "Product type: as the master (Angel One)",
         ]
