@@ -458,16 +458,22 @@ def format_direct_results(results: Sequence[CopyResult], *, empty: str) -> str:
     return "\n".join(format_direct_result(r) for r in results) if results else empty
 
 
+def format_orders_sent(results: Sequence[CopyResult], what: str, *, empty: str) -> str:
+    """Orders the copier placed itself from a chat action (/stop close, opening the master's
+    positions): each is pushed as its own notification, so the answer only counts them."""
+    if not results:
+        return empty
+    return f"{len(results)} order(s) sent to {what}; each is reported in its own message."
+
+
 def format_open_outcomes(outcomes: Sequence[CopyResult | Skip]) -> str:
-    """``RiskService.open_master_positions``: each order placed, or why a position was not opened."""
+    """``RiskService.open_master_positions``: how many orders were sent (each reported in its own
+    notification) and why any position was not opened (said only here)."""
     if not outcomes:
         return "The master holds no open position now; copying starts with the next trade."
-    lines = []
-    for outcome in outcomes:
-        if isinstance(outcome, Skip):
-            lines.append(f"⏭ Not opened: {outcome}")
-        else:
-            lines.append(format_direct_result(outcome))
+    sent = [o for o in outcomes if not isinstance(o, Skip)]
+    lines = [format_orders_sent(sent, "open the master's positions", empty="No order was sent.")]
+    lines += [f"⏭ Not opened: {outcome}" for outcome in outcomes if isinstance(outcome, Skip)]
     return "\n".join(lines)
 
 

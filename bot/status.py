@@ -14,6 +14,7 @@ from bot.formatting import (
     format_direct_results,
     format_drift_rows,
     format_history_line,
+    format_orders_sent,
     format_positions,
     format_sync_preview,
     split_message,
@@ -184,7 +185,7 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
                 if follow.dry_run
                 else "There were no copied positions to close."
             )
-            text += "\n" + format_direct_results(results, empty=empty)
+            text += "\n" + format_orders_sent(results, "close your copied positions", empty=empty)
         else:
             text += " Copied positions were kept open; manage them on your exchange."
         for part in split_message(text):

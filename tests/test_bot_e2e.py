@@ -307,7 +307,10 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
     assert [t for t, _ in question.buttons] == ["Keep positions", "Close positions", "Don't stop"]
     await user.press("Close positions")
     stopped = await user.expect("stopped")
-    assert "🔒 Closing your copied position: sold 0.022 BTC/USDT:USDT @ 60000" in stopped.text
+    assert "1 order(s) sent to close your copied positions" in stopped.text and "sold" not in stopped.text
+    closed = await user.expect("🔒 Closing your copied position: sold 0.022 BTC/USDT:USDT @ 60000", within=15)
+    assert closed.message_id > stopped.message_id
+    assert sum("🔒 Closing your copied position" in m.text for m in await user.messages()) == 1  # said once
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [view] = await bot.app.services.accounts_of(owner.id)
     follower_venue = await bot.app.venues.venue_for(view.id)
@@ -848,8 +851,10 @@ async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     await user.press("Confirm")
     await user.expect("✅ Following")
     opened = await user.expect("📥 The master's open positions:", within=15)
-    assert "📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000" in opened.text
+    assert "1 order(s) sent to open the master's positions" in opened.text
     assert "⏭ Not opened: your share of the trade is below the exchange's minimum quantity" in opened.text
+    await user.expect("📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000", within=15)
+    assert sum("📥 Opening the master's position" in m.text for m in await user.messages()) == 1  # said once
     owner, venue = await follower_venue(bot, user)
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.02"))]
     [follow] = await bot.app.services.follows_of(owner.id)
