@@ -212,12 +212,13 @@ async def _offer_recommended(
 ) -> None:
     services = get_app(context).services
     preview = services.preview_follow(user.id, master_id, credential_id, RECOMMENDED_SETTINGS)
+    warning = await services.master_account_warning(master_id, credential_id)
     await reply(
         update,
         f"Copy {master_name} on {label} with the recommended settings?\n\n"
         + format_follow_settings(preview, master_name, label)
         + "\n\nEach trade is sized in proportion to your account; copying starts with the master's next trade. "
-        "Change anything later with /settings.",
+        "Change anything later with /settings." + (f"\n\n{warning}" if warning else ""),
         reply_markup=keyboard(
             [("✅ Follow with recommended settings", f"fq:r:{master_id}:{credential_id}")],
             [("⚙️ Customize", f"fw:c:{master_id}:{credential_id}")],
@@ -406,12 +407,14 @@ async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: di
         if state["open_now"]
         else "Copying starts with the master's next trade; positions the master already holds are not copied."
     )
+    warning = await services.master_account_warning(state["master_id"], state["credential_id"])
     await reply(
         update,
         "Please check and confirm:\n\n"
         + format_follow_settings(preview, state["master_name"], state["account_label"])
         + "\n\n"
-        + opening,
+        + opening
+        + (f"\n\n{warning}" if warning else ""),
         reply_markup=keyboard([("✅ Confirm", "fw:ok"), ("Cancel", "fw:x")]),
     )
     return CONFIRM

@@ -228,6 +228,22 @@ class Services:
 
     # -- follows ------------------------------------------------------------------------------
 
+    async def master_account_warning(self, master_id: int, credential_id: str) -> str | None:
+        """A master's own account about to copy another master: its copies become that master's
+        own trades, which its followers copy in turn. ``None`` for any other account."""
+        others = [
+            m.name
+            for m in await self.accounts.masters_using(credential_id)
+            if m.id != master_id and m.status is not MasterStatus.RETIRED
+        ]
+        if not others:
+            return None
+        names = ", ".join(others)
+        return (
+            f"⚠️ This account is the master account of {names}: the copies become {names}'s own trades, "
+            "and its followers copy them too."
+        )
+
     def preview_follow(
         self, user_id: int, master_id: int, credential_id: str, settings: Mapping[str, Any]
     ) -> FollowRecord:

@@ -1190,3 +1190,33 @@ async def test_manual_confirmation_offers_each_copy_with_copy_and_skip_buttons(b
     await user.press("Skip", second)
     skipped = await user.expect("⏭ Not copied: not confirmed (you chose Skip)")
     assert "master buy 0.5" in skipped.text and venue.place_calls == 1
+
+
+async def test_a_masters_own_account_following_another_master_is_warned(bot):
+    await paper_master(bot)
+    user = bot.user("Max")
+    await user.send("/start")
+    await user.press("Try with a paper account")
+    await user.expect("Your paper account paper is ready")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [account] = await bot.app.services.accounts_of(owner.id)
+    await bot.app.services.add_master("Max Alpha", "paper", owner_id=owner.id, credential_id=account.id)
+    await user.press("Paper Trend")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    assert "⚠️ This account is the master account of Max Alpha" in offer.text
+    await user.press("Customize", offer)
+    await user.press("Coefficient")
+    await user.send("1")
+    await user.press("No take-profit")
+    await user.press("No stop-loss")
+    summary = await user.expect("Please check and confirm")
+    assert "master account of Max Alpha" in summary.text
+
+
+async def test_an_ordinary_account_gets_no_master_warning(bot):
+    master, _ = await paper_master(bot)
+    user = bot.user("Ola")
+    await user.send(f"/start follow-{master.id}")
+    await user.press("Try with a paper account")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    assert "⚠️" not in offer.text
