@@ -622,6 +622,7 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
         "COPYTRADE_DATA_DIR": str(tmp_path),
         "ADMIN_IDS": "",
         "LOG_LEVEL": "WARNING",
+        "PAPER_TRADE_SECONDS": "1",
     }
     env.pop("WEBHOOK_URL", None)  # polling
     process = await asyncio.create_subprocess_exec(
@@ -643,6 +644,14 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
         async with aiohttp.ClientSession() as session:
             user = ChatUser(session, emulator.url, token, name="Cli")
             await start(user)
+            # paper mode: a simulated master is there to follow, and it trades on the scheduler
+            await user.press("Try with a paper account")
+            listing = await user.expect("Which master do you want to copy?")
+            assert [t for t, _ in listing.buttons] == ["Paper Trend"]
+            await user.press("Paper Trend")
+            await user.press("Follow with recommended settings")
+            await user.expect("✅ Following")
+            await user.expect("Paper Trend: master", within=30)  # the first master trade after following
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == 0, output.decode(errors="replace")
