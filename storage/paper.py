@@ -87,7 +87,9 @@ class PaperWorldStore:
     ) -> None:
         now = utcnow()
         async with self.db.session() as session:
-            stored_prices = {row.symbol: row for row in (await session.execute(select(PaperPrice))).scalars()}
+            stored_prices = (
+                {row.symbol: row for row in (await session.execute(select(PaperPrice))).scalars()} if prices else {}
+            )
             for symbol, price in prices.items():
                 price_row = stored_prices.get(symbol)
                 if price_row is None:

@@ -61,6 +61,7 @@ class PaperWorldStore(Protocol):
         accounts: Sequence[PaperAccountState],
         orders: Sequence[tuple[str, PaperOrderState]],
     ) -> None:
-        """In one transaction: the prices, each account with all its holdings (a position closed
-        since is removed) and the orders given (by account id) inserted or updated."""
+        """In one transaction: the prices given (none when they did not move), each account with
+        all its holdings (a position closed since is removed) and the orders given (by account id)
+        inserted or updated."""
         ...

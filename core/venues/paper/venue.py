@@ -219,7 +219,7 @@ class PaperExchange:
                 for c in ids
             ]
             try:
-                await self.store.save(dict(self.prices), accounts, orders)
+                await self.store.save(dict(self.prices) if prices_changed else {}, accounts, orders)
             except BaseException:
                 for account_id, ids in changed.items():  # kept for the next flush
                     self._changed.setdefault(account_id, set()).update(ids)
