@@ -453,11 +453,6 @@ def format_sync_preview(title: str, drifts: dict[str, tuple[Decimal, Decimal]]) 
     return "\n".join(lines)
 
 
-def format_direct_results(results: Sequence[CopyResult], *, empty: str) -> str:
-    """Orders the copier placed itself (sync, close), one line each."""
-    return "\n".join(format_direct_result(r) for r in results) if results else empty
-
-
 def format_orders_sent(results: Sequence[CopyResult], what: str, *, empty: str) -> str:
     """Orders the copier placed itself from a chat action (/stop close, opening the master's
     positions): each is pushed as its own notification, so the answer only counts them."""

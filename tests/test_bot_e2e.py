@@ -3,6 +3,7 @@ the telegram-test-api Bot API emulator on 127.0.0.1 (tests/fakes/telegram.py).""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from decimal import Decimal
 
@@ -62,6 +63,16 @@ async def test_start_welcomes_explains_risks_and_registers_commands(bot):
     assert {"start", "connect", "follow", "settings", "stop", "history"} <= names
     await user.send("/frobnicate")
     await user.expect("I don't know the command /frobnicate")
+
+
+async def said_once(user: ChatUser, text: str, within: float = 15.0) -> None:
+    """``text`` is in exactly one bot message of the chat (the push and the answer never both say it)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not any(text in m.text for m in await user.messages()):
+        assert asyncio.get_running_loop().time() < deadline, f"no bot message says {text!r}"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # a second copy would be queued right behind the first
+    assert sum(text in m.text for m in await user.messages()) == 1
 
 
 async def connect_paper(user: ChatUser, key: str, *, balance: str | None = None) -> None:
@@ -308,9 +319,7 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
     await user.press("Close positions")
     stopped = await user.expect("stopped")
     assert "1 order(s) sent to close your copied positions" in stopped.text and "sold" not in stopped.text
-    closed = await user.expect("🔒 Closing your copied position: sold 0.022 BTC/USDT:USDT @ 60000", within=15)
-    assert closed.message_id > stopped.message_id
-    assert sum("🔒 Closing your copied position" in m.text for m in await user.messages()) == 1  # said once
+    await said_once(user, "🔒 Closing your copied position: sold 0.022 BTC/USDT:USDT @ 60000")
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [view] = await bot.app.services.accounts_of(owner.id)
     follower_venue = await bot.app.venues.venue_for(view.id)
@@ -814,7 +823,9 @@ async def test_sync_shows_the_drift_asks_then_brings_the_exchange_in_line_and_no
     assert "⚖️ BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06" in status.text and "long 0.01" in status.text
     await user.press("Sync now", preview)
     done = await user.expect("🔁 Sync:")
-    assert "sold 0.05 BTC/USDT:USDT" in done.text and "✅ Your exchange now matches your copy history" in done.text
+    assert "1 order(s) sent to bring your exchange in line" in done.text
+    assert "✅ Your exchange now matches your copy history" in done.text and "sold" not in done.text
+    await said_once(user, "🔁 Sync with your copy history: sold 0.05 BTC/USDT:USDT")
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.01"))]
     assert await bot.app.journal.drifts(follow.id) == []
     await user.send("/status")
@@ -862,8 +873,7 @@ async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     opened = await user.expect("📥 The master's open positions:", within=15)
     assert "1 order(s) sent to open the master's positions" in opened.text
     assert "⏭ Not opened: your share of the trade is below the exchange's minimum quantity" in opened.text
-    await user.expect("📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000", within=15)
-    assert sum("📥 Opening the master's position" in m.text for m in await user.messages()) == 1  # said once
+    await said_once(user, "📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000")
     owner, venue = await follower_venue(bot, user)
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.02"))]
     [follow] = await bot.app.services.follows_of(owner.id)
