@@ -161,7 +161,7 @@ def _state(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
 
 
 def paper_button(master_id: int | None = None) -> tuple[str, str]:
-    """ "Try with a paper account": a funded paper account in one tap (then the offer to follow
+    """The "Try with a paper account" button: a funded paper account in one tap (then the offer to follow
     ``master_id``, or the list of masters)."""
     return ("🧪 Try with a paper account", f"fq:p:{master_id or 0}")
 
@@ -296,7 +296,7 @@ async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 @handler()
 async def follow_customize(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    """ "Customize": every setting of the follow, one question at a time."""
+    """The Customize button: every setting of the follow, one question at a time."""
     _, master_id, credential_id = callback_args(update, 3)
     services = get_app(context).services
     master = await services.master(int_arg(master_id))

@@ -94,12 +94,18 @@ class CopyConfirmations:
         )
 
     async def confirm(self, user_id: int, offer_id: str) -> CopyResult:
-        """ "Copy" pressed: the copy is sent through the engine's journaled path."""
+        """The Copy button: the copy is sent through the engine's journaled path, with the
+        follow's settings as they are now; a follow paused or stopped since sends nothing."""
         entry = await self._answer(user_id, offer_id)
-        return await self.engine.copy_confirmed(entry.follow, entry.fill_id, offer_id)
+        active = {f.follow_id: f for f in await self.journal.active_follows(entry.offer.master_id)}
+        follow = active.get(entry.follow.follow_id)
+        if follow is None:
+            await self.engine.record_unconfirmed(entry.follow, entry.fill_id, offer_id, "the follow is not active")
+            raise UserError("this follow is no longer active (paused or stopped); nothing was sent")
+        return await self.engine.copy_confirmed(follow, entry.fill_id, offer_id)
 
     async def decline(self, user_id: int, offer_id: str) -> CopyResult:
-        """ "Skip" pressed: recorded skipped, not confirmed."""
+        """The Skip button: recorded skipped, not confirmed."""
         entry = await self._answer(user_id, offer_id)
         return await self.engine.record_unconfirmed(entry.follow, entry.fill_id, offer_id, "you chose Skip")
 

@@ -14,7 +14,7 @@ from copytrade.paper_setup import add_paper_follower, create_paper_master
 from core.confirmations import CopyOffer
 from core.errors import UserError
 from core.follow_settings import parse_confirm_seconds
-from core.model import CopyStatus, OrderIntent, Side, SkipReason, utcnow
+from core.model import CopyStatus, FollowStatus, OrderIntent, Side, SkipReason, utcnow
 from core.vault import generate_key
 from core.venues.paper.listener import PaperFillSource
 from core.venues.paper.venue import PaperVenue
@@ -104,6 +104,25 @@ async def test_skip_records_the_copy_as_not_confirmed(app):
     skipped = await app.services.answer_copy_offer(follow.user_id, offer.offer_id, copy=False)
     assert skipped.status is CopyStatus.SKIPPED and str(skipped.skip) == "not confirmed (you chose Skip)"
     assert follower.place_calls == 0 and app.confirmations.pending() == []
+
+
+async def test_copy_pressed_after_the_follow_was_paused_sends_nothing(app):
+    follow, follower, _ = await _offered(app)
+    [offer] = _published(app)
+    await app.services.set_status(follow.user_id, follow.id, FollowStatus.PAUSED)
+    with pytest.raises(UserError, match="no longer active"):
+        await app.services.answer_copy_offer(follow.user_id, offer.offer_id, copy=True)
+    assert follower.place_calls == 0
+    row = await app.journal.copy_order(offer.offer_id)
+    assert row is not None and row.reason == "not confirmed (the follow is not active)"
+
+
+async def test_a_confirmed_copy_uses_the_follows_settings_as_they_are_now(app):
+    follow, follower, _ = await _offered(app)
+    [offer] = _published(app)
+    await app.services.update_follow(follow.user_id, follow.id, {"sizing_value": "0.2"})
+    copied = await app.services.answer_copy_offer(follow.user_id, offer.offer_id, copy=True)
+    assert copied.filled_quantity == D("0.02")
 
 
 async def test_another_users_answer_changes_nothing(app):
