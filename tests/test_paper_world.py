@@ -178,3 +178,32 @@ def test_paper_trade_seconds_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("PAPER_TRADE_SECONDS", "-1")
     with pytest.raises(ConfigError, match="PAPER_TRADE_SECONDS"):
         load_settings()
+
+
+class _FailingOnce:
+    """A store whose first save fails (a database that is briefly unavailable)."""
+
+    def __init__(self, store: PaperWorldStore) -> None:
+        self.store = store
+        self.failed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    async def save(self, prices, accounts, orders) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("database is locked")
+        await self.store.save(prices, accounts, orders)
+
+
+async def test_a_failed_save_keeps_the_order_booked_and_saves_it_with_the_next_change(db, caplog):
+    exchange = PaperExchange(store=PaperWorldStore(db))
+    venue = await exchange.open_account("acct", balance=D(5000))
+    exchange.store = _FailingOnce(PaperWorldStore(db))
+    report = await venue.place_order(OrderIntent(0, "c1", BTC, Side.BUY, D("0.01")))
+    assert report.state is OrderState.FILLED and "paper world was not saved" in caplog.text
+    await venue.place_order(OrderIntent(0, "c2", BTC, Side.BUY, D("0.01")))
+    restored = await PaperExchange(store=PaperWorldStore(db)).open_account("acct")
+    assert sorted(restored.orders) == ["c1", "c2"]
+    assert [(p.symbol, p.quantity) for p in await restored.positions()] == [(BTC, D("0.02"))]

@@ -203,7 +203,8 @@ class PaperExchange:
     async def flush(self) -> None:
         """Save what changed since the last flush (nothing without a store). Saves run one at a
         time, each taking the state as it is when it starts, so a later state is never
-        overwritten by an earlier one."""
+        overwritten by an earlier one. A save that fails is logged and its changes kept for the
+        next flush: the simulated exchange keeps trading (an order it booked is booked)."""
         if self.store is None:
             return
         async with self._save_lock:
@@ -220,11 +221,13 @@ class PaperExchange:
             ]
             try:
                 await self.store.save(dict(self.prices) if prices_changed else {}, accounts, orders)
-            except BaseException:
+            except BaseException as exc:
                 for account_id, ids in changed.items():  # kept for the next flush
                     self._changed.setdefault(account_id, set()).update(ids)
                 self._prices_changed = self._prices_changed or prices_changed
-                raise
+                if not isinstance(exc, Exception):  # cancelled: the caller stops
+                    raise
+                log.warning("the paper world was not saved (kept for the next save): %s", exc)
 
 
 @dataclass
