@@ -1139,8 +1139,8 @@ async def test_a_new_user_follows_in_four_interactions_and_gets_a_paper_copy(bot
     assert follow.status is FollowStatus.ACTIVE and follow.sizing_mode.value == "equity_ratio"
     [account] = await bot.app.services.accounts_of(owner.id)
     assert account.venue == "paper" and await (await bot.app.venues.venue_for(account.id)).equity() == Decimal(10_000)
-    # three trades: one minute of the simulated master at the default PAPER_TRADE_SECONDS=20
-    copied = await simulated_master_trades_until_copied(bot, user, steps=3)
+    # four trades: one minute of the simulated master at the default PAPER_TRADE_SECONDS=15
+    copied = await simulated_master_trades_until_copied(bot, user, steps=4)
     assert "Paper Trend: master" in copied.text
     assert await interactions(user) == 4
 

@@ -152,7 +152,7 @@ async def test_in_paper_mode_the_paper_masters_trade_on_a_schedule(tmp_path):
         scheduler = _Jobs()
         app.add_paper_trading_job(scheduler)
         step, options = scheduler.jobs[SIMULATED_MASTERS_JOB]
-        assert options == {"trigger": "interval", "seconds": 20}  # the default PAPER_TRADE_SECONDS
+        assert options == {"trigger": "interval", "seconds": 15}  # the default PAPER_TRADE_SECONDS
         done = await step()  # type: ignore[operator]
         assert len(done) == 1 and done[0].startswith(f"master #{master.id}: open ")
         venue = await app.venues.venue_for(master_key.id)
