@@ -166,6 +166,12 @@ def paper_button(master_id: int | None = None) -> tuple[str, str]:
     return ("🧪 Try with a paper account", f"fq:p:{master_id or 0}")
 
 
+def connect_button(master_id: int | None = None) -> tuple[str, str]:
+    """The "Connect my exchange" button: /connect (bot/keys.py), then the offer to follow
+    ``master_id``, or the list of masters."""
+    return ("🔑 Connect my exchange", f"cn:go:{master_id or 0}")
+
+
 async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, master_id: int) -> None:
     """What following ``master_id`` takes from here: a paper account or /connect without a key,
     the account to use when several could, else the recommended settings to confirm."""
@@ -176,8 +182,8 @@ async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
         await reply(
             update,
             f"To copy {master.name} you need an exchange account. Try it first with simulated money, "
-            "or connect your own exchange with /connect.",
-            reply_markup=keyboard([paper_button(master.id)]),
+            "or connect your own exchange.",
+            reply_markup=keyboard([paper_button(master.id)], [connect_button(master.id)]),
         )
         return
     following = {
@@ -247,8 +253,8 @@ async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
         await reply(update, f"🧪 Your paper account {account.label} is ready with simulated money.")
         if int_arg(master_id):
             await offer_follow(update, context, user, int_arg(master_id))
-        else:
-            await _list_masters(update, context)
+        elif not await list_masters(update, context):
+            await reply(update, "No masters are listed yet.")
         return
     _, master_id, credential_id = callback_args(update, 3)
     master = await services.master(int_arg(master_id))
@@ -262,16 +268,17 @@ async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
         raise UserError(STALE_BUTTON)
 
 
-async def _list_masters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def list_masters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """The masters to follow as buttons (each leads to the offer); False when none is listed."""
     listed = sorted(await get_app(context).services.masters(), key=lambda m: (-m.followers, m.id))
     if not listed:
-        await reply(update, "No masters are listed yet.")
-        return
+        return False
     await reply(
         update,
         "Which master do you want to copy?",
         reply_markup=column([(m.name, f"fw:m:{m.id}") for m in listed[:40]]),
     )
+    return True
 
 
 @handler()
@@ -287,10 +294,11 @@ async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
             update,
             "Connect an exchange account first with /connect, then come back to /follow — or try with simulated "
             "money first.",
-            reply_markup=keyboard([paper_button()]),
+            reply_markup=keyboard([paper_button()], [connect_button()]),
         )
         return ConversationHandler.END
-    await _list_masters(update, context)
+    if not await list_masters(update, context):
+        await reply(update, "No masters are listed yet.")
     return ConversationHandler.END
 
 

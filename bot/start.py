@@ -10,7 +10,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.auth import STALE_BUTTON, get_app, handler, is_admin, message_text, reply, sender_id
-from bot.follow import offer_follow, paper_button
+from bot.follow import connect_button, offer_follow, paper_button
 from bot.keyboards import keyboard
 from core.records import UserRecord
 
@@ -60,7 +60,10 @@ WELCOME = (
 )
 
 
-_NO_KEY_YET = "\n\nNo exchange key yet? Try it with a paper account: simulated money, real copies, one tap."
+_NO_KEY_YET = (
+    "\n\nNo exchange key yet? Try it with a paper account: simulated money, real copies, one tap. "
+    "Or connect your exchange now."
+)
 
 
 def help_text(admin: bool) -> str:
@@ -96,7 +99,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRe
     if has_account:
         await reply(update, WELCOME)
         return
-    await reply(update, WELCOME + _NO_KEY_YET, reply_markup=keyboard([paper_button()]))
+    await reply(update, WELCOME + _NO_KEY_YET, reply_markup=keyboard([paper_button()], [connect_button()]))
 
 
 @handler()

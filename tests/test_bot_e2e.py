@@ -1096,18 +1096,6 @@ async def test_a_masters_page_keeps_its_numbers_and_follow_button_when_the_chart
 # -- issue 16: the first five minutes -------------------------------------------------------------
 
 
-async def interactions(user: ChatUser) -> int:
-    """Every message the user sent and every button they pressed, as the Bot API saw them."""
-    count = 0
-    for item in await user._history():
-        query = item.get("callbackQuery") or {}
-        message = item.get("message") or {}
-        sender = (query.get("from") or message.get("from") or {}).get("id")
-        if sender == user.id and "chat_id" not in message:
-            count += 1
-    return count
-
-
 async def simulated_master_trades_until_copied(bot, user: ChatUser, steps: int) -> BotMessage:
     """Runs the paper-trading job (as the scheduler does every PAPER_TRADE_SECONDS) ``steps``
     times, then the first copy notification the user got."""
@@ -1125,7 +1113,7 @@ async def test_a_new_user_follows_in_four_interactions_and_gets_a_paper_copy(bot
     user = bot.user("Newt")
     await user.send("/start")
     welcome = await user.expect("Welcome to copytrade")
-    assert [t for t, _ in welcome.buttons] == ["🧪 Try with a paper account"]
+    assert [t for t, _ in welcome.buttons] == ["🧪 Try with a paper account", "🔑 Connect my exchange"]
     await user.press("Try with a paper account")
     await user.expect("Your paper account paper is ready")
     await user.press("Paper Trend")
@@ -1133,7 +1121,7 @@ async def test_a_new_user_follows_in_four_interactions_and_gets_a_paper_copy(bot
     assert "equity ratio" in offer.text.lower()
     await user.press("Follow with recommended settings")
     await user.expect("✅ Following")
-    assert await interactions(user) == 4  # ≤ 6: /start, paper account, the master, confirm
+    assert user.interactions == 4  # ≤ 6: /start, paper account, the master, confirm
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [follow] = await bot.app.services.follows_of(owner.id)
     assert follow.status is FollowStatus.ACTIVE and follow.sizing_mode.value == "equity_ratio"
@@ -1142,7 +1130,7 @@ async def test_a_new_user_follows_in_four_interactions_and_gets_a_paper_copy(bot
     # four trades: one minute of the simulated master at the default PAPER_TRADE_SECONDS=15
     copied = await simulated_master_trades_until_copied(bot, user, steps=4)
     assert "Paper Trend: master" in copied.text
-    assert await interactions(user) == 4
+    assert user.interactions == 4
 
 
 async def test_a_shared_follow_link_reaches_an_active_follow_in_three_interactions(bot):
@@ -1155,7 +1143,7 @@ async def test_a_shared_follow_link_reaches_an_active_follow_in_three_interactio
     offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
     await user.press("Follow with recommended settings", offer)
     await user.expect("✅ Following")
-    assert await interactions(user) == 3
+    assert user.interactions == 3
     await user.press("Follow with recommended settings", offer)  # pressed again: nothing doubles
     assert "error 80005" in (await user.expect("already following")).text
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
@@ -1239,3 +1227,47 @@ async def test_an_ordinary_account_gets_no_master_warning(bot):
     await user.press("Try with a paper account")
     offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
     assert "⚠️" not in offer.text
+
+
+async def test_with_a_key_a_shared_link_reaches_an_active_follow_in_six_interactions(bot):
+    master, _ = await paper_master(bot)
+    user = bot.user("Kai")
+    await user.send(f"/start follow-{master.id}")
+    need = await user.expect("To copy Paper Trend you need an exchange account")
+    assert [t for t, _ in need.buttons] == ["🧪 Try with a paper account", "🔑 Connect my exchange"]
+    await user.press("Connect my exchange", need)
+    await user.press("Paper trading")  # the venue, asked once
+    prompt = await user.expect("Send your API key")
+    assert "API key and starting balance in USDT in one message" in prompt.text
+    await user.send("kai-paper-key-0001 2500")  # every field in one message
+    await user.expect("Got the API key and starting balance in USDT (message deleted)")
+    await user.press("Use")
+    await user.expect("Connected and stored encrypted")
+    offer = await user.expect("Copy Paper Trend on paper 1 with the recommended settings?")
+    await user.press("Follow with recommended settings", offer)
+    await user.expect("✅ Following")
+    assert user.interactions == 6
+    assert "kai-paper-key-0001 2500" not in await user.own_texts()  # deleted from the chat
+    owner, venue = await follower_venue(bot, user)
+    assert await venue.equity() == Decimal(2500)
+    assert len(await bot.app.services.follows_of(owner.id)) == 1
+
+
+async def test_after_connecting_without_a_link_the_masters_are_offered(bot):
+    await paper_master(bot)
+    user = bot.user("Lou")
+    await start(user)
+    await connect_paper(user, "lou-paper-key")
+    listing = await user.expect("Which master do you want to copy?")
+    assert [t for t, _ in listing.buttons] == ["Paper Trend"]
+
+
+async def test_more_values_than_fields_are_refused_and_nothing_is_kept(bot):
+    user = bot.user("Rex")
+    await start(user)
+    await user.send("/connect")
+    await user.press("Paper trading")
+    await user.expect("Send your API key")
+    await user.send("one two three")
+    await user.expect("does not look like a API key")
+    assert "one two three" not in await user.own_texts()
