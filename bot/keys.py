@@ -119,12 +119,14 @@ def _short(field_name: str) -> str:
 
 async def _ask_label(
     update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, state: dict[str, Any]
-) -> int:
+) -> int | None:
     taken = {view.label for view in await get_app(context).services.accounts_of(user.id)}
     number = 1
     while f"{state['venue']} {number}" in taken:
         number += 1
     state["default_label"] = f"{state['venue']} {number}"
+    if not taken:  # a first account has nothing to be told apart from: the suggestion is its name
+        return await _finish(update, context, user, state["default_label"])
     await reply(
         update,
         "Name this account so you can tell it apart (letters, digits, spaces, . @ # -), or use the suggestion.",

@@ -76,6 +76,7 @@ async def said_once(user: ChatUser, text: str, within: float = 15.0) -> None:
 
 
 async def connect_paper(user: ChatUser, key: str, *, balance: str | None = None) -> None:
+    """The user's first account (a first account is named without a question)."""
     await user.send("/connect")
     await user.expect("Which exchange")
     await user.press("Paper trading")
@@ -87,14 +88,15 @@ async def connect_paper(user: ChatUser, key: str, *, balance: str | None = None)
         await user.press("Skip")
     else:
         await user.send(balance)
-    await user.expect("Name this account")
-    await user.press("Use")
     await user.expect("Connected and stored encrypted")
 
 
 async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted(bot):
     user = bot.user("Ben")
     await start(user)
+    app = bot.app
+    owner = await app.accounts.user_by_telegram_id(user.id)
+    first = await app.services.paper_account(owner.id)  # a second account is named by the user
     await user.send("/connect")
     venues = await user.expect("Which exchange")
     assert [text for text, _ in venues.buttons] == [
@@ -115,9 +117,7 @@ async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted
     own = await user.own_texts()
     assert "paper-secret-key-0001" not in own and "2500" not in own  # deleted from the chat
     assert "my paper" in own  # ordinary messages stay
-    app = bot.app
-    owner = await app.accounts.user_by_telegram_id(user.id)
-    [view] = await app.services.accounts_of(owner.id)
+    [view] = [v for v in await app.services.accounts_of(owner.id) if v.id != first.id]
     sealed = await app.accounts.sealed_credential(view.id)
     assert b"paper-secret-key-0001" not in sealed.ciphertext
     assert app.vault.decrypt(sealed.ciphertext, owner_id=owner.id, credential_id=view.id) == {
@@ -131,7 +131,7 @@ async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted
     await user.expect("Remove my paper?")
     await user.press("Yes, remove")
     await user.expect("Removed my paper")
-    assert await app.services.accounts_of(owner.id) == []
+    assert [v.id for v in await app.services.accounts_of(owner.id)] == [first.id]
 
 
 async def test_connect_refuses_a_key_the_venue_rejects_and_stores_nothing(bot):
@@ -161,7 +161,6 @@ async def test_connect_refuses_a_key_the_venue_rejects_and_stores_nothing(bot):
     await user.send("revoked-key-123")
     await user.expect("Got the API key")
     await user.press("Skip")
-    await user.press("Use")
     refused = await user.expect("refused this key")
     assert "invalid API key" in refused.text and "Nothing was stored" in refused.text
     assert "revoked-key-123" not in await user.own_texts()
@@ -1229,7 +1228,7 @@ async def test_an_ordinary_account_gets_no_master_warning(bot):
     assert "⚠️" not in offer.text
 
 
-async def test_with_a_key_a_shared_link_reaches_an_active_follow_in_six_interactions(bot):
+async def test_with_a_key_a_shared_link_reaches_an_active_follow_in_five_interactions(bot):
     master, _ = await paper_master(bot)
     user = bot.user("Kai")
     await user.send(f"/start follow-{master.id}")
@@ -1241,25 +1240,31 @@ async def test_with_a_key_a_shared_link_reaches_an_active_follow_in_six_interact
     assert "API key and starting balance in USDT in one message" in prompt.text
     await user.send("kai-paper-key-0001 2500")  # every field in one message
     await user.expect("Got the API key and starting balance in USDT (message deleted)")
-    await user.press("Use")
     await user.expect("Connected and stored encrypted")
     offer = await user.expect("Copy Paper Trend on paper 1 with the recommended settings?")
     await user.press("Follow with recommended settings", offer)
     await user.expect("✅ Following")
-    assert user.interactions == 6
+    assert user.interactions == 5  # link, connect, venue, the fields, confirm
     assert "kai-paper-key-0001 2500" not in await user.own_texts()  # deleted from the chat
     owner, venue = await follower_venue(bot, user)
     assert await venue.equity() == Decimal(2500)
     assert len(await bot.app.services.follows_of(owner.id)) == 1
 
 
-async def test_after_connecting_without_a_link_the_masters_are_offered(bot):
+async def test_with_a_key_a_new_user_reaches_an_active_follow_in_six_interactions(bot):
     await paper_master(bot)
     user = bot.user("Lou")
-    await start(user)
-    await connect_paper(user, "lou-paper-key")
+    await user.send("/start")
+    await user.press("Connect my exchange")
+    await user.press("Paper trading")
+    await user.send("lou-paper-key-0001 10000")  # the key and the optional balance in one message
+    await user.expect("Connected and stored encrypted")  # a first account: no name asked
     listing = await user.expect("Which master do you want to copy?")
     assert [t for t, _ in listing.buttons] == ["Paper Trend"]
+    await user.press("Paper Trend", listing)
+    await user.press("Follow with recommended settings")
+    await user.expect("✅ Following")
+    assert user.interactions == 6  # /start, connect, venue, key, master, confirm
 
 
 async def test_more_values_than_fields_are_refused_and_nothing_is_kept(bot):
