@@ -21,6 +21,7 @@ from sqlmodel import col
 from copytrade.config import Mode, Settings
 from core.engine import EngineConfig
 from core.vault import generate_key, key_fingerprint
+from core.venues.paper.venue import PaperExchange
 from storage.models import Credential, Follow, Master, User
 
 
@@ -82,7 +83,8 @@ async def temp_app(
             venue_urls=venue_urls or {},
             **settings,
         )
-        app = await build_app(config)
+        # the paper world in memory: the benchmarks measure the copier, not the simulated venue's saves
+        app = await build_app(config, paper=PaperExchange())
         tune_garbage_collector()  # as ``copytrade run`` does
         # fills are built just before on_fill; a generous age keeps a slow machine from skipping them
         app.engine.config = EngineConfig(

@@ -42,6 +42,7 @@ from bot.start import (
 )
 from bot.status import status_handlers
 from core.scheduler import add_daily_summary_job
+from core.venues.paper.trader import SIMULATED_MASTERS_JOB
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,14 @@ async def post_init(application: Application) -> None:
     scheduler = application.bot_data.get("scheduler")
     if scheduler is not None:
         add_daily_summary_job(scheduler, app.services.reports.summaries, summary_sender(app, bot))
+        app.add_paper_trading_job(scheduler)
 
 
 async def post_shutdown(application: Application) -> None:
     scheduler = application.bot_data.get("scheduler")
-    if scheduler is not None and scheduler.get_job(DAILY_SUMMARY_JOB) is not None:
-        scheduler.remove_job(DAILY_SUMMARY_JOB)
+    for job in (DAILY_SUMMARY_JOB, SIMULATED_MASTERS_JOB):
+        if scheduler is not None and scheduler.get_job(job) is not None:
+            scheduler.remove_job(job)
     notifier = application.bot_data.pop("notifier", None)
     if notifier is not None:
         await notifier.stop()

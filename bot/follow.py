@@ -1,7 +1,11 @@
 """/masters (ranked by any statistic, paginated; a master's page with every statistic, its
-equity-curve chart and a Follow button) and /follow (master → account → sizing mode → value →
-take-profit → stop-loss → the master's open positions: copy now or only new trades → summary →
-Confirm)."""
+equity-curve chart and a Follow button) and /follow.
+
+Following is one confirmation: a master (and an account, when several could copy it) leads to
+"Follow with recommended settings" (``RECOMMENDED_SETTINGS``), a stateless button; "Customize"
+opens the dialogue (sizing mode → value → take-profit → stop-loss → the master's open positions:
+copy now or only new trades → summary → Confirm). A user without an exchange key is offered a
+funded paper account in one tap; the deep link ``/start follow-<master id>`` lands on the offer."""
 
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ from bot.formatting import (
 )
 from bot.keyboards import button, column, keyboard, pager, rows
 from core.errors import UserError, VaultError, VenueError
-from core.follow_settings import TP_SL_EXPLAINED, validate_follow_changes
+from core.follow_settings import RECOMMENDED_SETTINGS, TP_SL_EXPLAINED, validate_follow_changes
 from core.model import MasterStatus, SizingMode
 from core.records import UserRecord
 from core.reports.masters import RANK_KEYS
@@ -65,7 +69,7 @@ MODE_CODES = {
 }
 CODE_OF_MODE = {mode: code for code, mode in MODE_CODES.items()}
 
-ACCOUNT, MODE, VALUE, TAKE_PROFIT, STOP_LOSS, OPEN_POSITIONS, CONFIRM = range(7)
+VALUE, TAKE_PROFIT, STOP_LOSS, OPEN_POSITIONS, CONFIRM = range(5)
 _KEY = "follow"
 
 
@@ -156,67 +160,162 @@ def _state(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
     return state
 
 
-@handler()
-async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    user_data(context).pop(_KEY, None)
-    services = get_app(context).services
-    if not await services.accounts_of(user.id):
-        await reply(update, "Connect an exchange account first with /connect, then come back to /follow.")
-        return ConversationHandler.END
-    if update.callback_query is not None:  # "Follow" pressed on a master's detail
-        _, master_id = callback_args(update, 2)
-        return await _master_chosen(update, context, user, int_arg(master_id))
-    listed = sorted(await services.masters(), key=lambda m: (-m.followers, m.id))
-    if not listed:
-        await reply(update, "No masters are listed yet.")
-        return ConversationHandler.END
-    await reply(
-        update,
-        "Which master do you want to copy?",
-        reply_markup=column([(m.name, f"fw:m:{m.id}") for m in listed[:40]], [("Cancel", "fw:x")]),
-    )
-    return ACCOUNT
+def paper_button(master_id: int | None = None) -> tuple[str, str]:
+    """The "Try with a paper account" button: a funded paper account in one tap (then the offer to follow
+    ``master_id``, or the list of masters)."""
+    return ("🧪 Try with a paper account", f"fq:p:{master_id or 0}")
 
 
-@handler()
-async def follow_pick_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    _, master_id = callback_args(update, 2)
-    return await _master_chosen(update, context, user, int_arg(master_id))
+def connect_button(master_id: int | None = None) -> tuple[str, str]:
+    """The "Connect my exchange" button: /connect (bot/keys.py), then the offer to follow
+    ``master_id``, or the list of masters."""
+    return ("🔑 Connect my exchange", f"cn:go:{master_id or 0}")
 
 
-async def _master_chosen(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, master_id: int
-) -> int | None:
+async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, master_id: int) -> None:
+    """What following ``master_id`` takes from here: a paper account or /connect without a key,
+    the account to use when several could, else the recommended settings to confirm."""
     services = get_app(context).services
     master = await services.master(master_id)
+    accounts = await services.accounts_of(user.id)
+    if not accounts:
+        await reply(
+            update,
+            f"To copy {master.name} you need an exchange account. Try it first with simulated money, "
+            "or connect your own exchange.",
+            reply_markup=keyboard([paper_button(master.id)], [connect_button(master.id)]),
+        )
+        return
     following = {
         f.follow.credential_id for f in await services.follow_views(user.id) if f.follow.master_id == master.id
     }
-    accounts = [
-        a for a in await services.accounts_of(user.id) if a.id not in following and a.id != master.credential_id
-    ]
-    if not accounts:
+    free = [a for a in accounts if a.id not in following and a.id != master.credential_id]
+    if not free:
         await reply(
             update,
             f"You are already following {master.name} with every connected account (error 80005). "
             "Change it with /settings, or /connect another account.",
         )
-        return ConversationHandler.END
-    user_data(context)[_KEY] = {"master_id": master.id, "master_name": master.name, "settings": {}}
+        return
+    if len(free) > 1:
+        await reply(
+            update,
+            f"Copy {master.name} with which account?",
+            reply_markup=column([(f"{a.label} ({a.venue})", f"fq:a:{master.id}:{a.id}") for a in free]),
+        )
+        return
+    await _offer_recommended(update, context, user, master.id, master.name, free[0].id, free[0].label)
+
+
+async def _offer_recommended(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    user: UserRecord,
+    master_id: int,
+    master_name: str,
+    credential_id: str,
+    label: str,
+) -> None:
+    services = get_app(context).services
+    preview = services.preview_follow(user.id, master_id, credential_id, RECOMMENDED_SETTINGS)
+    warning = await services.master_account_warning(master_id, credential_id)
     await reply(
         update,
-        f"Copy {master.name} with which account?",
-        reply_markup=column([(f"{a.label} ({a.venue})", f"fw:a:{a.id}") for a in accounts], [("Cancel", "fw:x")]),
+        f"Copy {master_name} on {label} with the recommended settings?\n\n"
+        + format_follow_settings(preview, master_name, label)
+        + "\n\nEach trade is sized in proportion to your account; copying starts with the master's next trade. "
+        "Change anything later with /settings." + (f"\n\n{warning}" if warning else ""),
+        reply_markup=keyboard(
+            [("✅ Follow with recommended settings", f"fq:r:{master_id}:{credential_id}")],
+            [("⚙️ Customize", f"fw:c:{master_id}:{credential_id}")],
+        ),
     )
-    return MODE
+
+
+def _following_text(row: Any, master_name: str, label: str) -> str:
+    return (
+        "✅ Following.\n\n"
+        + format_follow_settings(row, master_name, label)
+        + "\n\nYou will get a message for every copied trade. Change settings with /settings."
+    )
 
 
 @handler()
-async def follow_pick_account(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
-    state = _state(context)
-    _, credential_id = callback_args(update, 2)
-    account = await get_app(context).services.own_account(user.id, credential_id)
-    state["credential_id"], state["account_label"] = account.id, account.label
+async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    """The stateless buttons: a paper account (``fq:p``), an account picked (``fq:a``), the
+    recommended settings confirmed (``fq:r``)."""
+    services = get_app(context).services
+    parts = callback_data(update).split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    if action == "p":
+        _, master_id = callback_args(update, 2)
+        account = await services.paper_account(user.id)
+        await reply(update, f"🧪 Your paper account {account.label} is ready with simulated money.")
+        if int_arg(master_id):
+            await offer_follow(update, context, user, int_arg(master_id))
+        elif not await list_masters(update, context):
+            await reply(update, "No masters are listed yet.")
+        return
+    _, master_id, credential_id = callback_args(update, 3)
+    master = await services.master(int_arg(master_id))
+    account = await services.own_account(user.id, credential_id)
+    if action == "a":
+        await _offer_recommended(update, context, user, master.id, master.name, account.id, account.label)
+    elif action == "r":
+        row = await services.follow(user.id, master.id, account.id, dict(RECOMMENDED_SETTINGS))
+        await reply(update, _following_text(row, master.name, account.label))
+    else:
+        raise UserError(STALE_BUTTON)
+
+
+async def list_masters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """The masters to follow as buttons (each leads to the offer); False when none is listed."""
+    listed = sorted(await get_app(context).services.masters(), key=lambda m: (-m.followers, m.id))
+    if not listed:
+        return False
+    await reply(
+        update,
+        "Which master do you want to copy?",
+        reply_markup=column([(m.name, f"fw:m:{m.id}") for m in listed[:40]]),
+    )
+    return True
+
+
+@handler()
+async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+    """/follow lists the masters; a master's button (here or on its page) leads to the offer."""
+    user_data(context).pop(_KEY, None)
+    if update.callback_query is not None:
+        _, master_id = callback_args(update, 2)
+        await offer_follow(update, context, user, int_arg(master_id))
+        return ConversationHandler.END
+    if not await get_app(context).services.accounts_of(user.id):
+        await reply(
+            update,
+            "Connect an exchange account first with /connect, then come back to /follow — or try with simulated "
+            "money first.",
+            reply_markup=keyboard([paper_button()], [connect_button()]),
+        )
+        return ConversationHandler.END
+    if not await list_masters(update, context):
+        await reply(update, "No masters are listed yet.")
+    return ConversationHandler.END
+
+
+@handler()
+async def follow_customize(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+    """The Customize button: every setting of the follow, one question at a time."""
+    _, master_id, credential_id = callback_args(update, 3)
+    services = get_app(context).services
+    master = await services.master(int_arg(master_id))
+    account = await services.own_account(user.id, credential_id)
+    user_data(context)[_KEY] = {
+        "master_id": master.id,
+        "master_name": master.name,
+        "settings": {},
+        "credential_id": account.id,
+        "account_label": account.label,
+    }
     lines = ["How should your order size be computed?"] + [
         f"• {SIZING_TITLES[m]}: {SIZING_HELP[m]}" for m in SizingMode
     ]
@@ -316,12 +415,14 @@ async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: di
         if state["open_now"]
         else "Copying starts with the master's next trade; positions the master already holds are not copied."
     )
+    warning = await services.master_account_warning(state["master_id"], state["credential_id"])
     await reply(
         update,
         "Please check and confirm:\n\n"
         + format_follow_settings(preview, state["master_name"], state["account_label"])
         + "\n\n"
-        + opening,
+        + opening
+        + (f"\n\n{warning}" if warning else ""),
         reply_markup=keyboard([("✅ Confirm", "fw:ok"), ("Cancel", "fw:x")]),
     )
     return CONFIRM
@@ -333,12 +434,7 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     app = get_app(context)
     row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
     user_data(context).pop(_KEY, None)
-    await reply(
-        update,
-        "✅ Following.\n\n"
-        + format_follow_settings(row, state["master_name"], state["account_label"])
-        + "\n\nYou will get a message for every copied trade. Change settings with /settings.",
-    )
+    await reply(update, _following_text(row, state["master_name"], state["account_label"]))
     if state.get("open_now"):
         await reply(update, f"Opening {state['master_name']}'s current positions on {state['account_label']}…")
         try:
@@ -358,10 +454,12 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 def follow_conversation() -> ConversationHandler:
     text = filters.TEXT & ~filters.COMMAND
     return ConversationHandler(
-        entry_points=[CommandHandler("follow", follow_start), CallbackQueryHandler(follow_start, pattern=r"^fw:m:")],
+        entry_points=[
+            CommandHandler("follow", follow_start),
+            CallbackQueryHandler(follow_start, pattern=r"^fw:m:"),
+            CallbackQueryHandler(follow_customize, pattern=r"^fw:c:"),
+        ],
         states={
-            ACCOUNT: [CallbackQueryHandler(follow_pick_master, pattern=r"^fw:m:")],
-            MODE: [CallbackQueryHandler(follow_pick_account, pattern=r"^fw:a:")],
             VALUE: [CallbackQueryHandler(follow_pick_mode, pattern=r"^fw:s:"), MessageHandler(text, follow_value)],
             TAKE_PROFIT: [
                 CallbackQueryHandler(follow_take_profit, pattern=r"^fw:tp:none$"),
@@ -381,5 +479,20 @@ def follow_conversation() -> ConversationHandler:
     )
 
 
+@handler()
+async def copy_offer_answer(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    """Copy / Skip on an offered copy (manual confirmation); the outcome arrives as the usual
+    copy notification, so nothing else is said here."""
+    answer, offer_id = callback_args(update, 2)
+    if answer not in ("y", "n"):
+        raise UserError(STALE_BUTTON)
+    await get_app(context).services.answer_copy_offer(user.id, offer_id, copy=answer == "y")
+
+
 def masters_handlers() -> list[Any]:
-    return [CommandHandler("masters", masters), CallbackQueryHandler(masters_button, pattern=r"^ms:")]
+    return [
+        CommandHandler("masters", masters),
+        CallbackQueryHandler(masters_button, pattern=r"^ms:"),
+        CallbackQueryHandler(follow_quick, pattern=r"^fq:"),
+        CallbackQueryHandler(copy_offer_answer, pattern=r"^cf:"),
+    ]

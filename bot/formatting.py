@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from core.confirmations import CopyOffer
 from core.engine import FollowPaused
 from core.follow_settings import FOLLOW_SETTINGS
 from core.model import CopyResult, CopyStatus, OrderOrigin, Side, SizingMode, Skip, plain
@@ -112,6 +113,11 @@ def format_copy_result(result: CopyResult, *, master_name: str | None = None) ->
             f"❎ Cancelled, nothing filled: {_verb(result.side, result.status)} {amount(result.requested_quantity)} "
             f"{fill.symbol} ({result.reason or 'by the exchange'})\n{master_line}"
         )
+    if result.status is CopyStatus.OFFERED:
+        return (
+            f"✋ Waiting for your confirmation: {_verb(result.side, result.status)} "
+            f"{amount(result.requested_quantity)} {fill.symbol}\n{master_line}"
+        )
     if result.status is CopyStatus.PENDING:
         return (
             f"⏳ Unconfirmed: the exchange did not answer for {_verb(result.side, result.status)} "
@@ -121,6 +127,18 @@ def format_copy_result(result: CopyResult, *, master_name: str | None = None) ->
     return (
         f"❌ Copy failed: {result.error}\n{master_line}\nCheck your balance and key permissions; the next trade "
         "will be tried as usual."
+    )
+
+
+def format_copy_offer(offer: CopyOffer, *, master_name: str | None = None) -> str:
+    """Manual confirmation: "Master bought 0.5 BTC @ 60,000 — copy 0.05 BTC?" (Copy / Skip buttons)."""
+    fill = offer.fill
+    who = master_name or "Master"
+    done = "bought" if fill.side is Side.BUY else "sold"
+    return (
+        f"✋ {who} {done} {amount(fill.quantity)} {fill.symbol} @ {format(fill.price.normalize(), ',f')} — "
+        f"copy: {offer.side.value} {amount(offer.quantity)} {offer.symbol}?\n"
+        f"Answer within {offer.seconds} s, otherwise it is skipped (not confirmed)."
     )
 
 
@@ -435,21 +453,22 @@ def format_sync_preview(title: str, drifts: dict[str, tuple[Decimal, Decimal]]) 
     return "\n".join(lines)
 
 
-def format_direct_results(results: Sequence[CopyResult], *, empty: str) -> str:
-    """Orders the copier placed itself (sync, close), one line each."""
-    return "\n".join(format_direct_result(r) for r in results) if results else empty
+def format_orders_sent(results: Sequence[CopyResult], what: str, *, empty: str) -> str:
+    """Orders the copier placed itself from a chat action (/stop close, opening the master's
+    positions): each is pushed as its own notification, so the answer only counts them."""
+    if not results:
+        return empty
+    return f"{len(results)} order(s) sent to {what}; each is reported in its own message."
 
 
 def format_open_outcomes(outcomes: Sequence[CopyResult | Skip]) -> str:
-    """``RiskService.open_master_positions``: each order placed, or why a position was not opened."""
+    """``RiskService.open_master_positions``: how many orders were sent (each reported in its own
+    notification) and why any position was not opened (said only here)."""
     if not outcomes:
         return "The master holds no open position now; copying starts with the next trade."
-    lines = []
-    for outcome in outcomes:
-        if isinstance(outcome, Skip):
-            lines.append(f"⏭ Not opened: {outcome}")
-        else:
-            lines.append(format_direct_result(outcome))
+    sent = [o for o in outcomes if not isinstance(o, Skip)]
+    lines = [format_orders_sent(sent, "open the master's positions", empty="No order was sent.")]
+    lines += [f"⏭ Not opened: {outcome}" for outcome in outcomes if isinstance(outcome, Skip)]
     return "\n".join(lines)
 
 
@@ -584,4 +603,6 @@ def format_event(event: Event, *, master_name: str | None = None) -> str:
         return format_drift(event)
     if isinstance(event, RiskNotice):
         return format_risk_notice(event)
+    if isinstance(event, CopyOffer):
+        return format_copy_offer(event, master_name=master_name)
     return format_copy_result(event, master_name=master_name)

@@ -1,5 +1,6 @@
-"""/connect (a dialogue: venue → each secret → label → checked against the venue → stored
-sealed) and /keys (list, remove). Every message carrying a secret is deleted at once; secrets
+"""/connect (a dialogue: venue → each secret, or all of them in one message → label → checked
+against the venue → stored sealed → the masters to follow, or straight to the offer of the master
+the user came for) and /keys (list, remove). Every message carrying a secret is deleted at once; secrets
 live only in this dialogue's ``user_data`` entry and are dropped when it ends, whatever way."""
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import callback_args, cancel_fallbacks, get_app, handler, message_text, reply, user_data
+from bot.auth import (
+    callback_args,
+    cancel_fallbacks,
+    get_app,
+    handler,
+    int_arg,
+    message_text,
+    reply,
+    user_data,
+)
+from bot.follow import list_masters, offer_follow
 from bot.formatting import format_account, format_accounts
 from bot.keyboards import column, keyboard
 from core.errors import UserError
@@ -68,6 +79,9 @@ def _forget(context: ContextTypes.DEFAULT_TYPE) -> None:
 @handler()
 async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
     _forget(context)
+    if update.callback_query is not None:  # the button, from /start or a master's offer
+        _, master_id = callback_args(update, 2)
+        user_data(context)[_KEY] = {"then_follow": int_arg(master_id)}
     venues = available_venues(context)
     buttons = [(spec_of(name).title, f"cn:v:{name}") for name in venues]
     await reply(
@@ -88,19 +102,31 @@ async def _ask_field(update: Update, state: dict[str, Any]) -> int:
             f"Send the {FIELD_PROMPTS.get(name, name)}, or skip it.",
             reply_markup=keyboard([("Skip", "cn:skip")]),
         )
+    elif len(state["pending"]) > 1 and not state["values"]:
+        names = " and ".join(_short(f) for f in state["pending"])
+        await reply(
+            update,
+            f"Send your {FIELD_PROMPTS.get(name, name)} — or {names} in one message, separated by spaces.",
+        )
     else:
         await reply(update, f"Send your {FIELD_PROMPTS.get(name, name)}.")
     return SECRET
 
 
+def _short(field_name: str) -> str:
+    return FIELD_PROMPTS.get(field_name, field_name).split(" (")[0]
+
+
 async def _ask_label(
     update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, state: dict[str, Any]
-) -> int:
+) -> int | None:
     taken = {view.label for view in await get_app(context).services.accounts_of(user.id)}
     number = 1
     while f"{state['venue']} {number}" in taken:
         number += 1
     state["default_label"] = f"{state['venue']} {number}"
+    if not taken:  # a first account has nothing to be told apart from: the suggestion is its name
+        return await _finish(update, context, user, state["default_label"])
     await reply(
         update,
         "Name this account so you can tell it apart (letters, digits, spaces, . @ # -), or use the suggestion.",
@@ -115,7 +141,8 @@ async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     if action != "v" or venue not in available_venues(context):
         raise UserError("that exchange is not available in this deployment; choose one of the buttons")
     spec = spec_of(venue)
-    state = {"venue": venue, "pending": [*spec.fields, *spec.optional_fields], "values": {}}
+    then_follow = (user_data(context).get(_KEY) or {}).get("then_follow", 0)
+    state = {"venue": venue, "pending": [*spec.fields, *spec.optional_fields], "values": {}, "then_follow": then_follow}
     user_data(context)[_KEY] = state
     await reply(
         update,
@@ -131,18 +158,18 @@ async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     if not state or not state.get("pending"):
         await reply(update, "This dialogue has expired. Start again with /connect.")
         return ConversationHandler.END
-    name = state["pending"].pop(0)
-    value = message_text(update).strip()
-    if not value or len(value) > 512 or any(c.isspace() for c in value):
-        state["pending"].insert(0, name)
+    parts = message_text(update).split()
+    pending = state["pending"]
+    # several fields at once: in the order asked, each as strict as when sent alone
+    if not parts or len(parts) > len(pending) or any(len(part) > 512 for part in parts):
         await reply(
             update,
-            f"That does not look like a {FIELD_PROMPTS.get(name, name).split(' (')[0]} (no spaces, at most "
-            "512 characters). Send it again.",
+            f"That does not look like a {_short(pending[0])} (no spaces, at most 512 characters). Send it again.",
         )
         return SECRET
-    state["values"][name] = value
-    await reply(update, f"🔒 Got the {FIELD_PROMPTS.get(name, name).split(' (')[0]} (message deleted).")
+    got = [pending.pop(0) for _ in parts]
+    state["values"].update(zip(got, parts, strict=True))
+    await reply(update, f"🔒 Got the {' and '.join(_short(f) for f in got)} (message deleted).")
     if state["pending"]:
         return await _ask_field(update, state)
     return await _ask_label(update, context, user, state)
@@ -178,7 +205,11 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
         await reply(update, f"❌ {exc}\nNothing was stored. Start again with /connect.")
         return ConversationHandler.END
     _forget(context)
-    await reply(update, "✅ Connected and stored encrypted:\n" + format_account(view) + "\n\nNext: /follow a master.")
+    await reply(update, "✅ Connected and stored encrypted:\n" + format_account(view))
+    if state.get("then_follow"):
+        await offer_follow(update, context, user, state["then_follow"])
+    elif not await list_masters(update, context):
+        await reply(update, "Next: /follow a master once one is listed.")
     return ConversationHandler.END
 
 
@@ -200,7 +231,7 @@ async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def connect_conversation() -> ConversationHandler:
     return ConversationHandler(
-        entry_points=[CommandHandler("connect", connect)],
+        entry_points=[CommandHandler("connect", connect), CallbackQueryHandler(connect, pattern=r"^cn:go:\d+$")],
         states={
             VENUE: [CallbackQueryHandler(choose_venue, pattern=r"^cn:v:")],
             SECRET: [

@@ -12,6 +12,8 @@ from telegram import Bot
 from telegram.error import Forbidden, TelegramError
 
 from bot.formatting import format_event, split_message
+from bot.keyboards import keyboard
+from core.confirmations import CopyOffer
 from core.model import CopyResult
 from core.notifications import Event
 from core.risk_service import DriftFound
@@ -108,10 +110,16 @@ class Notifier:
         user = await self.app.services.user(event.user_id)
         if user is None or user.telegram_id is None or user.blocked_bot:
             return  # accounts created outside Telegram (demo, paper setup) have no chat
-        master_name = await self._master_name(event.master_id) if isinstance(event, CopyResult) else None
+        master_name = await self._master_name(event.master_id) if isinstance(event, (CopyResult, CopyOffer)) else None
+        # an offered copy carries its answer buttons (handled in bot/follow.py)
+        markup = (
+            keyboard([("✅ Copy", f"cf:y:{event.offer_id}"), ("⏭ Skip", f"cf:n:{event.offer_id}")])
+            if isinstance(event, CopyOffer)
+            else None
+        )
         try:
             for part in split_message(format_event(event, master_name=master_name)):
-                await self.bot.send_message(user.telegram_id, part)
+                await self.bot.send_message(user.telegram_id, part, reply_markup=markup)
         except Forbidden:
             assert user.id is not None
             await self.app.services.set_blocked(user.id, True)

@@ -10,6 +10,8 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.auth import STALE_BUTTON, get_app, handler, is_admin, message_text, reply, sender_id
+from bot.follow import connect_button, offer_follow, paper_button
+from bot.keyboards import keyboard
 from core.records import UserRecord
 
 FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
@@ -58,6 +60,12 @@ WELCOME = (
 )
 
 
+_NO_KEY_YET = (
+    "\n\nNo exchange key yet? Try it with a paper account: simulated money, real copies, one tap. "
+    "Or connect your exchange now."
+)
+
+
 def help_text(admin: bool) -> str:
     lines = ["Commands:"] + [f"/{name} — {text}" for name, text in FOLLOWER_COMMANDS]
     if admin:
@@ -72,12 +80,26 @@ def help_text(admin: bool) -> str:
     return "\n".join(lines)
 
 
+#: the deep link a master shares: t.me/<bot>?start=follow-<master id> arrives as "/start follow-<id>"
+_FOLLOW_LINK = re.compile(r"^follow-(\d{1,12})$")
+
+
 @handler(register=True)
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+    services = get_app(context).services
+    assert user.id is not None
     if user.blocked_bot:  # they came back after blocking the bot
-        assert user.id is not None
-        await get_app(context).services.set_blocked(user.id, False)
-    await reply(update, WELCOME)
+        await services.set_blocked(user.id, False)
+    link = _FOLLOW_LINK.match(context.args[0]) if context.args else None
+    has_account = bool(await services.accounts_of(user.id))
+    if link is not None:
+        await reply(update, WELCOME)
+        await offer_follow(update, context, user, int(link.group(1)))
+        return
+    if has_account:
+        await reply(update, WELCOME)
+        return
+    await reply(update, WELCOME + _NO_KEY_YET, reply_markup=keyboard([paper_button()], [connect_button()]))
 
 
 @handler()

@@ -11,9 +11,9 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 from bot.auth import STALE_BUTTON, callback_args, callback_data, get_app, handler, int_arg, reply
 from bot.formatting import (
     format_counts,
-    format_direct_results,
     format_drift_rows,
     format_history_line,
+    format_orders_sent,
     format_positions,
     format_sync_preview,
     split_message,
@@ -184,7 +184,7 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
                 if follow.dry_run
                 else "There were no copied positions to close."
             )
-            text += "\n" + format_direct_results(results, empty=empty)
+            text += "\n" + format_orders_sent(results, "close your copied positions", empty=empty)
         else:
             text += " Copied positions were kept open; manage them on your exchange."
         for part in split_message(text):
@@ -277,8 +277,10 @@ async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
         results = await app.services.sync(user.id, follow_id)
     except (VenueError, VaultError) as exc:
         raise UserError(f"your exchange could not be reached: {exc}; /sync again later") from None
-    text = "🔁 Sync:\n" + format_direct_results(
-        results, empty="Nothing was left to send (the difference was already gone)."
+    text = "🔁 Sync: " + format_orders_sent(
+        results,
+        "bring your exchange in line",
+        empty="nothing was left to send (the difference was already gone).",
     )
     try:
         remaining = await app.services.check_drift(user.id, follow_id)  # check the outcome with the exchange

@@ -11,6 +11,7 @@ import functools
 import gc
 import logging
 import os
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,26 +19,30 @@ from decimal import Decimal
 from pathlib import Path
 
 from copytrade.config import Mode, Settings
+from core.confirmations import CopyConfirmations
 from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
-from core.model import utcnow
+from core.model import MasterStatus, utcnow
 from core.notifications import NotificationQueue
 from core.reports import build_reports
 from core.risk_service import RiskService, register_risk_jobs
 from core.services import Services
 from core.vault import Vault, generate_key
 from core.venues.angelone import AngelOneDriver
-from core.venues.base import FillSource
+from core.venues.base import FillSource, Venue
 from core.venues.ccxt import CcxtDriver
 from core.venues.driver import JobScheduler, MasterStream, VenueDriver, VenueDrivers
 from core.venues.paper import PaperDriver
+from core.venues.paper.constants import PAPER_VENUE
+from core.venues.paper.trader import SIMULATED_MASTERS_JOB, SimulatedMasters
 from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database
 from storage.journal import JournalStore
 from storage.migrate import upgrade
+from storage.paper import PaperWorldStore
 from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
@@ -115,6 +120,8 @@ class App:
     paper: PaperExchange
     drivers: VenueDrivers
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
+    confirmations: CopyConfirmations | None = None  # manual confirmation: copies offered with Copy / Skip
+    simulated_masters: SimulatedMasters | None = None  # paper masters trading on a schedule (paper mode)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -170,10 +177,30 @@ class App:
             reconcile_seconds=self.settings.reconcile_seconds,
         )
         self.drivers.register_jobs(scheduler)
+        if self.confirmations is not None:  # offered copies nobody answered: skipped, not confirmed
+            scheduler.add_job(self.confirmations.expire_due, "interval", seconds=1, id="expire-copy-offers")
+
+    async def paper_masters(self) -> list[tuple[int, Venue]]:
+        """The active masters trading on the paper venue, with their accounts."""
+        found: list[tuple[int, Venue]] = []
+        for master in await self.accounts.masters(include_hidden=True):
+            if master.venue == PAPER_VENUE.name and master.credential_id and master.status is not MasterStatus.RETIRED:
+                found.append((master.id, await self.venues.venue_for(master.credential_id)))
+        return found
+
+    def add_paper_trading_job(self, scheduler: JobScheduler) -> None:
+        """Paper mode: the paper masters trade every PAPER_TRADE_SECONDS (none when 0, nor
+        outside paper mode, where no master is simulated)."""
+        seconds = self.settings.paper_trade_seconds
+        if not self.settings.is_paper or not seconds:
+            return
+        self.simulated_masters = SimulatedMasters(self.paper, self.paper_masters, random.Random())
+        scheduler.add_job(self.simulated_masters.step, "interval", seconds=seconds, id=SIMULATED_MASTERS_JOB)
 
     async def close(self) -> None:
         await self.listeners.stop()
         await self.engine.drain()
+        await self.paper.flush()
         await self.venues.close()
         await self.drivers.close()
         await self.db.dispose()
@@ -201,7 +228,10 @@ async def build_app(
     migrate: bool = True,
     on_secrets: Callable[[Iterable[str]], None] | None = None,
 ) -> App:
-    """``on_secrets`` is told every secret the service opens (the log redactor masks them)."""
+    """``on_secrets`` is told every secret the service opens (the log redactor masks them).
+
+    Without ``paper``, the paper world is kept in the database: a restart continues with the
+    same paper balances, positions and orders."""
     vault = load_vault(settings, on_secrets)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -209,7 +239,7 @@ async def build_app(
     accounts = AccountStore(db)
     journal = JournalStore(db)
     await check_vault_opens_every_credential(accounts, vault)
-    exchange = paper or PaperExchange()
+    exchange = paper or PaperExchange(store=PaperWorldStore(db))
     drivers = build_drivers(settings, exchange)
     venues = VenueRegistry(accounts, vault, drivers.factories())
     notifications = NotificationQueue()
@@ -224,6 +254,8 @@ async def build_app(
         ),
     )
     risk = RiskService(journal, engine, notifications.publish)
+    confirmations = CopyConfirmations(engine, journal, notifications.publish)
+    engine.offer_copy = confirmations.offer
     reports = build_reports(StatsStore(db), accounts, venues)
     services = Services(
         accounts,
@@ -234,6 +266,7 @@ async def build_app(
         reports=reports,
         risk=risk,
         journal=journal,
+        confirmations=confirmations,
     )
     app = App(
         settings,
@@ -251,5 +284,6 @@ async def build_app(
     )
     engine.master_equity = app.master_equity
     app.risk = risk
+    app.confirmations = confirmations
     engine.after_position_change = app.risk.after_position_change
     return app

@@ -1,5 +1,6 @@
 """The ``copytrade`` command. Configuration errors are one line naming the variable, never a
-traceback; exit status 2 for bad configuration or input, 1 for a failed operation."""
+traceback; exit status 2 for bad configuration or input (an unreachable database or a refused
+bot token included), 1 for a failed operation."""
 
 from __future__ import annotations
 
@@ -45,6 +46,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+#: what ``copytrade demo --json`` prints, key by key (the --help text and the README say the same)
+DEMO_JSON_KEYS = {
+    "fills": "master fills replayed",
+    "placed": "copy orders sent and accepted by the follower's venue",
+    "skipped": "copies not sent, each with a reason",
+    "failed": "copies the venue refused",
+    "pending": "copies whose outcome is still unknown (0 at the end of a run)",
+    "duplicates": "orders the venues booked beyond those sent (0: nothing was placed twice)",
+    "redelivered_fills_ignored": "fills delivered a second time on purpose and ignored",
+    "by_reason": "skipped and failed copies by reason code",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="copytrade",
@@ -56,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the service (the Telegram bot when TELEGRAM_BOT_TOKEN is set; in paper mode without a token, "
-        "a headless copier with a simulated master)",
+        help="run the service (the Telegram bot when TELEGRAM_BOT_TOKEN is set, in paper mode with a simulated "
+        "master trading every PAPER_TRADE_SECONDS; in paper mode without a token, a headless copier with a "
+        "simulated master)",
     )
     run.add_argument(
         "--interval",
@@ -79,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--followers", type=_positive_int, default=14, help="number of paper followers (default 14)")
     demo.add_argument("--fills", type=_positive_int, default=20, help="number of master fills to replay (default 20)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.add_argument("--json", action="store_true", help="print only one JSON summary object")
+    demo.add_argument(
+        "--json",
+        action="store_true",
+        help="print only one JSON summary object: "
+        + "; ".join(f"{key}: {text}" for key, text in DEMO_JSON_KEYS.items()),
+    )
 
     commands.add_parser("migrate", help="apply database migrations (also done automatically at start)")
     commands.add_parser(
@@ -149,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(exc, (OperationalError, InterfaceError, OSError)):
             raise
         print(f"copytrade: error: DATABASE_URL: cannot open {_safe_url()}: {_first_line(exc)}", file=sys.stderr)
-        return 1
+        return 2  # a database that cannot be opened is configuration to fix, like a refused token
     except KeyboardInterrupt:
         return 130
 
@@ -266,6 +286,10 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         warming = asyncio.create_task(app.engine.warm_up(), name="venue-warm-up")
         scheduler.start()
         if settings.telegram_bot_token:
+            if settings.is_paper:  # a master to follow from the first minute, trading on a schedule
+                from copytrade.paper_setup import ensure_paper_setup
+
+                await ensure_paper_setup(app, followers=False)
             return await _run_bot(app, scheduler)
         if not settings.is_paper:
             await app.start_listeners()

@@ -51,12 +51,13 @@ async def add_paper_follower(
     return follow, key
 
 
-async def ensure_paper_setup(app) -> tuple[int, str]:
-    """The paper master (created with default followers on first run); its id and key id."""
+async def ensure_paper_setup(app, *, followers: bool = True) -> tuple[int, str]:
+    """The paper master, its id and key id; created on first run, with the default followers
+    when ``followers`` (the headless run; the bot's users follow it themselves)."""
     for master in await app.services.masters(include_hidden=True):
         if master.name == PAPER_MASTER_NAME and master.credential_id:
             return master.id, master.credential_id
     master, key = await create_paper_master(app.services, PAPER_MASTER_NAME, "100000")
-    for name, balance, settings in DEFAULT_FOLLOWERS:
+    for name, balance, settings in DEFAULT_FOLLOWERS if followers else ():
         await add_paper_follower(app.services, master.id, name, balance, settings)
     return master.id, key.id

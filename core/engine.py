@@ -303,6 +303,9 @@ class CopyEngine:
     master_equity: Callable[[int], Awaitable[Decimal | None]] | None = None
     #: called after a follow's real position moved (take-profit / stop-loss upkeep, loss limit)
     after_position_change: Callable[[FollowSettings, str], Awaitable[None]] | None = None
+    #: manual confirmation: a copy of a follow with ``confirm_seconds`` is handed here, sized and
+    #: ready, instead of being sent (``core.confirmations``); it comes back through ``copy_confirmed``
+    offer_copy: Callable[[FollowSettings, Fill, int, OrderIntent], Awaitable[CopyResult]] | None = None
 
     def __post_init__(self) -> None:
         self._follows: dict[int, _FollowCache] = {}
@@ -422,6 +425,52 @@ class CopyEngine:
         while self._tails:
             await asyncio.gather(*list(self._tails.values()), return_exceptions=True)
 
+    # -- manual confirmation ------------------------------------------------------------------
+
+    async def copy_confirmed(self, follow: FollowSettings, fill_id: int, cid: str) -> CopyResult:
+        """The follower confirmed the offered copy ``cid`` of the journaled fill ``fill_id``. It
+        takes the path of every copy, sized now and journaled under the same client order id
+        before it is sent: a second confirmation, or one after the offer was recorded as not
+        confirmed, finds the journaled row and sends nothing."""
+        fill, leg = await self._offered_leg(follow, fill_id, cid)
+        await self._load_positions([follow], fill)
+        master_equity = fill.master_equity
+        if master_equity is None and self.master_equity and follow.sizing_mode is SizingMode.EQUITY_RATIO:
+            master_equity = await self.master_equity(fill.master_id)
+        key = (follow.follow_id, fill.symbol)
+        previous = self._tails.get(key)
+
+        async def after_previous() -> list[CopyResult]:
+            if previous is not None:
+                await asyncio.wait([previous])  # keep this follow's orders in order
+            result = await self._copy_leg(
+                follow, fill, fill_id, leg, cid, False, master_equity, time.monotonic(), confirmed=True
+            )
+            if result.filled_quantity > 0 and not follow.dry_run:
+                await self._position_changed(follow, fill.symbol)
+            return [result]
+
+        task = asyncio.create_task(after_previous())
+        self._queue_last(key, task)
+        [result] = await task
+        return result
+
+    async def record_unconfirmed(self, follow: FollowSettings, fill_id: int, cid: str, detail: str) -> CopyResult:
+        """The offered copy ``cid`` was declined or not answered in time: recorded skipped (not
+        confirmed), unless a confirmation journaled it first (then nothing changes)."""
+        fill, _ = await self._offered_leg(follow, fill_id, cid)
+        return await self._record_skip(follow, fill, fill_id, cid, Skip(SkipReason.NOT_CONFIRMED, detail))
+
+    async def _offered_leg(self, follow: FollowSettings, fill_id: int, cid: str) -> tuple[Fill, LegPlan]:
+        journaled = await self.journal.fill(fill_id)
+        if journaled is None:
+            raise NotFound(f"no journaled fill {fill_id}")
+        fill = _journaled_fill(journaled)
+        for index, leg in enumerate(split_legs(fill, journaled.master_position_before)):
+            if client_order_id(fill, follow.follow_id, index) == cid:
+                return fill, leg
+        raise NotFound(f"no copy {cid} of fill {fill_id} for follow {follow.follow_id}")
+
     # -- planning -----------------------------------------------------------------------------
 
     async def _start_copies(
@@ -436,6 +485,21 @@ class CopyEngine:
             and any(f.sizing_mode is SizingMode.EQUITY_RATIO for f in follows)
         ):
             master_equity = await self.master_equity(fill.master_id)
+        await self._load_positions(follows, fill)
+        legs = split_legs(fill, entry.master_position_before)
+        tasks = []
+        for follow in follows:
+            key = (follow.follow_id, fill.symbol)
+            previous = self._tails.get(key)
+            task = asyncio.create_task(
+                self._copy_for_follow(follow, fill, entry.fill_id, legs, stale, master_equity, received, previous)
+            )
+            self._queue_last(key, task)
+            tasks.append(task)
+        return tasks
+
+    async def _load_positions(self, follows: Sequence[FollowSettings], fill: Fill) -> None:
+        """The copied positions in the fill's symbol of the follows not known yet, from the journal."""
         sides = _SIDES if fill.position_side is not PositionSide.BOTH else (PositionSide.BOTH,)
         for simulated, side in itertools.product((False, True), sides):
             # dry-run follows size exits against their simulated ledger
@@ -450,17 +514,6 @@ class CopyEngine:
                 )
                 for follow_id in missing:
                     self._positions.setdefault((follow_id, fill.symbol, side), known.get(follow_id, ZERO))
-        legs = split_legs(fill, entry.master_position_before)
-        tasks = []
-        for follow in follows:
-            key = (follow.follow_id, fill.symbol)
-            previous = self._tails.get(key)
-            task = asyncio.create_task(
-                self._copy_for_follow(follow, fill, entry.fill_id, legs, stale, master_equity, received, previous)
-            )
-            self._queue_last(key, task)
-            tasks.append(task)
-        return tasks
 
     def _queue_last(self, key: tuple[int, str], task: asyncio.Task[list[CopyResult]]) -> None:
         """``task`` is now the last of this follow's work in this symbol (the next one waits for
@@ -586,6 +639,8 @@ class CopyEngine:
         stale: bool,
         master_equity: Decimal | None,
         received: float,
+        *,
+        confirmed: bool = False,
     ) -> CopyResult:
         if stale and leg.leg is Leg.ENTRY:  # a late exit still closes its share of the copy, now
             age = (self.clock() - fill.executed_at).total_seconds()
@@ -639,6 +694,8 @@ class CopyEngine:
                 return await self._record_skip(follow, fill, fill_id, cid, guarded)
             intent = guarded
         intent = self._order_for_venue(follow, venue, intent, fill.price, rules)
+        if follow.confirm_seconds is not None and not confirmed and self.offer_copy is not None:
+            return await self.offer_copy(follow, fill, fill_id, intent)
         if follow.dry_run:
             return await self._record_dry_run(follow, fill, fill_id, intent, rules)
         existing = await self.journal.begin_copies(

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from core.errors import UserError
@@ -49,6 +50,13 @@ from core.validation import (
     parse_sizing,
     parse_stop_loss,
     parse_symbols,
+)
+
+#: "Follow with recommended settings" (one confirmation): each trade sized in proportion to the
+#: account (the master's quantity x your equity / the master's equity), every other setting at
+#: its default (no take-profit or stop-loss), from the master's next trade on
+RECOMMENDED_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {"sizing_mode": SizingMode.EQUITY_RATIO.value, "sizing_value": "1"}
 )
 
 #: what take-profit / stop-loss and the daily loss limit do, as the bot explains them
@@ -246,6 +254,32 @@ def parse_max_resting(value: object) -> int | None:
     if minutes != minutes.to_integral_value() or minutes < 1:
         raise UserError("max resting time (minutes) must be a whole number of minutes, at least 1")
     return int(minutes)
+
+
+#: the longest a copy offered for confirmation waits for the follower's answer: one hour
+MAX_CONFIRM_SECONDS = 3600
+#: the shortest: time to read the offer and press a button
+MIN_CONFIRM_SECONDS = 10
+
+
+def parse_confirm_seconds(value: object) -> int | None:
+    """Whole seconds each copy waits for Copy or Skip; "off" sends every copy at once."""
+    field_name = "manual confirmation (seconds)"
+    seconds = parse_optional_decimal(value, field=field_name, high=Decimal(MAX_CONFIRM_SECONDS))
+    if seconds is None:
+        return None
+    if seconds != seconds.to_integral_value() or seconds < MIN_CONFIRM_SECONDS:
+        raise UserError(f"{field_name} must be a whole number of seconds, at least {MIN_CONFIRM_SECONDS}")
+    return int(seconds)
+
+
+def _confirm_line(follow: Any) -> str:
+    if follow.confirm_seconds is None:
+        return "Manual confirmation: off (every copy is sent at once)"
+    return (
+        f"Manual confirmation: on — each copy waits up to {follow.confirm_seconds} s for your Copy or Skip, "
+        "then it is skipped (not confirmed)"
+    )
 
 
 def _resting_line(follow: Any) -> str:
@@ -464,6 +498,18 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             "⏳ Max resting time",
             "Send the longest a copied limit order may rest unfilled, in minutes (e.g. 30). "
             "It is then cancelled; whatever filled is kept.",
+            row=8,
+        ),
+    ),
+    FollowSetting(
+        "confirm_seconds",
+        parse_confirm_seconds,
+        line=_confirm_line,
+        widget=Typed(
+            "cf",
+            "✋ Confirm each copy",
+            "Send how many seconds each copy should wait for your Copy or Skip button (e.g. 60); "
+            "unanswered, it is skipped. Clear turns manual confirmation off.",
             row=8,
         ),
     ),

@@ -147,6 +147,7 @@ class CopyStatus(enum.StrEnum):
     CANCELED = "canceled"  # cancelled or expired on the venue with nothing filled
     SKIPPED = "skipped"
     FAILED = "failed"
+    OFFERED = "offered"  # manual confirmation: waiting for the follower's answer, nothing journaled yet
 
 
 class OrderState(enum.StrEnum):
@@ -192,6 +193,7 @@ class SkipReason(enum.StrEnum):
     DRY_RUN = "dry_run"
     SIDE_FILTERED = "side_filtered"
     SLIPPAGE = "slippage"
+    NOT_CONFIRMED = "not_confirmed"
 
 
 SKIP_EXPLANATIONS: dict[SkipReason, str] = {
@@ -208,6 +210,7 @@ SKIP_EXPLANATIONS: dict[SkipReason, str] = {
     SkipReason.DRY_RUN: "dry run is on: the order was sized and recorded, not sent",
     SkipReason.SIDE_FILTERED: "you chose to copy only the other side's entries",
     SkipReason.SLIPPAGE: "the price on your exchange moved too far from the master's fill",
+    SkipReason.NOT_CONFIRMED: "not confirmed",
 }
 
 
@@ -413,6 +416,7 @@ class FollowSettings:
     close_on_daily_loss: bool = False
     auto_sync: bool = False
     max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
+    confirm_seconds: int | None = None  # manual confirmation: each copy offered, waiting this long for an answer
     price_protection_pct: Decimal | None = None  # market copies as protected limits (venues without market orders)
     product: str | None = None  # overrides the master's product type (Angel One: INTRADAY, DELIVERY, ...)
     remainder_action: RemainderAction = RemainderAction.REPRICE  # a protected limit's remainder after its window

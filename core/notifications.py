@@ -7,13 +7,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.confirmations import CopyOffer
 from core.engine import FollowPaused
 from core.model import CopyResult
 from core.risk_service import DriftFound, RiskNotice
 
 log = logging.getLogger(__name__)
 
-Event = CopyResult | FollowPaused | DriftFound | RiskNotice
+Event = CopyResult | FollowPaused | DriftFound | RiskNotice | CopyOffer
 
 
 class NotificationQueue:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from core.confirmations import CopyConfirmations
 from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
 from core.export import ExportFile
 from core.follow_settings import validate_follow_changes
@@ -39,6 +40,7 @@ from core.risk_service import RiskService
 from core.stores import AccountRepository, JournalReader
 from core.vault import Vault, key_fingerprint
 from core.venues.catalog import clean_secrets, venue_spec
+from core.venues.paper.constants import DEFAULT_BALANCE, PAPER_VENUE
 from core.venues.registry import VenueAccount, VenueRegistry
 
 _LABEL = re.compile(r"^[\w .@#-]{1,64}$", re.UNICODE)
@@ -72,6 +74,7 @@ class Services:
         reports: Reports,
         risk: RiskService,
         journal: JournalReader,
+        confirmations: CopyConfirmations | None = None,
     ) -> None:
         """``on_follows_changed(master_id)`` and ``on_positions_reset(follow_id)`` tell the engine
         to drop what it cached, so that a change takes effect on the very next fill."""
@@ -81,6 +84,7 @@ class Services:
         self.reports = reports
         self.risk = risk
         self._journal = journal
+        self._confirmations = confirmations
         self._on_follows_changed = on_follows_changed
         self._on_positions_reset = on_positions_reset
 
@@ -148,6 +152,20 @@ class Services:
         await self.accounts.mark_validated(credential_id)
         return view
 
+    async def paper_account(self, user_id: int) -> CredentialView:
+        """The user's paper account, created funded with the default balance on first use:
+        trying the service takes no exchange key."""
+        for account in await self.accounts_of(user_id):
+            if account.venue == PAPER_VENUE.name:
+                return account
+        return await self.connect_account(
+            user_id,
+            PAPER_VENUE.name,
+            "paper",
+            {"api_key": f"paper-{secrets_module.token_hex(8)}", "balance": str(DEFAULT_BALANCE)},
+            environment="paper",
+        )
+
     async def accounts_of(self, user_id: int) -> list[CredentialView]:
         return await self.accounts.credentials(user_id)
 
@@ -210,6 +228,22 @@ class Services:
 
     # -- follows ------------------------------------------------------------------------------
 
+    async def master_account_warning(self, master_id: int, credential_id: str) -> str | None:
+        """A master's own account about to copy another master: its copies become that master's
+        own trades, which its followers copy in turn. ``None`` for any other account."""
+        others = [
+            m.name
+            for m in await self.accounts.masters_using(credential_id)
+            if m.id != master_id and m.status is not MasterStatus.RETIRED
+        ]
+        if not others:
+            return None
+        names = ", ".join(others)
+        return (
+            f"⚠️ This account is the master account of {names}: the copies become {names}'s own trades, "
+            "and its followers copy them too."
+        )
+
     def preview_follow(
         self, user_id: int, master_id: int, credential_id: str, settings: Mapping[str, Any]
     ) -> FollowRecord:
@@ -240,6 +274,14 @@ class Services:
             row = await self.accounts.create_follow(user_id, master_id, credential_id, changes)
         self._on_follows_changed(master_id)
         return row
+
+    async def answer_copy_offer(self, user_id: int, offer_id: str, *, copy: bool) -> CopyResult:
+        """Manual confirmation: the follower's Copy (``copy``) or Skip for an offered copy."""
+        if self._confirmations is None:
+            raise UserError("manual confirmation is not available in this deployment")
+        if copy:
+            return await self._confirmations.confirm(user_id, offer_id)
+        return await self._confirmations.decline(user_id, offer_id)
 
     async def own_follow(self, user_id: int, follow_id: int) -> FollowRecord:
         row = await self.accounts.follow(follow_id)

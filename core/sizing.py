@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 from core.model import Fill, MarketRules, PositionSide, Side, SizingMode, Skip, SkipReason
@@ -160,7 +160,7 @@ def _fit_units(
     if quantity <= 0 or quantity < minimum:
         return Skip(
             SkipReason.BELOW_MIN_QUANTITY,
-            f"{_fmt(units)} {rules.base} rounds to {_fmt(quantity)}, minimum is {_fmt(minimum)}",
+            f"{_shown(units, rules.quantity_step)} {rules.base} rounds to {_fmt(quantity)}, minimum is {_fmt(minimum)}",
         )
     notional = quantity * rules.contract_size * price
     if notional < rules.min_notional and not (reduce_only and rules.derivative):
@@ -205,6 +205,16 @@ def size_exit(
     if isinstance(fitted, Skip):
         return fitted
     return Sized(side, min(fitted, held))
+
+
+def _shown(value: Decimal, step: Decimal) -> str:
+    """An unrounded quantity in a message: two digits finer than the venue's step and at least
+    four significant digits (0.0009895 BTC, not the 31 digits of the exact share)."""
+    exponent = step.normalize().as_tuple().exponent
+    places = -exponent + 2 if isinstance(exponent, int) else 8
+    if value:
+        places = max(places, 3 - value.adjusted())
+    return _fmt(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN))
 
 
 def _fmt(value: Decimal) -> str:

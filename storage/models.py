@@ -109,6 +109,7 @@ class Follow(SQLModel, table=True):
     close_on_daily_loss: bool = False
     auto_sync: bool = False  # reconciliation fixes drift by itself instead of only reporting it
     max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
+    confirm_seconds: int | None = None  # manual confirmation: each copy waits this long for Copy or Skip
     price_protection_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # protected limits
     product: str | None = Field(default=None, max_length=16)  # overrides the master's product type
     # a protected limit's unfilled remainder after its window: re-priced (at most reprice_attempts times) or cancelled
@@ -378,3 +379,63 @@ class DailySummarySetting(SQLModel, table=True):
     minute_of_day: int = 8 * 60  # minutes after midnight UTC
     last_sent_on: date | None = None
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# -- the paper world (simulated venue), kept across restarts ------------------------------------
+
+
+class PaperAccount(SQLModel, table=True):
+    """One paper account (its id is the credential id that opens it): cash and totals."""
+
+    __tablename__ = "paper_accounts"
+
+    account_id: str = Field(primary_key=True, max_length=64)
+    balance: Decimal = Field(sa_type=ExactDecimal)
+    leverage: int = 10
+    realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    fees_paid: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PaperHolding(SQLModel, table=True):
+    """A paper account's position in one symbol."""
+
+    __tablename__ = "paper_holdings"
+
+    account_id: str = Field(foreign_key="paper_accounts.account_id", primary_key=True, max_length=64)
+    symbol: str = Field(primary_key=True, max_length=64)
+    quantity: Decimal = Field(sa_type=ExactDecimal)
+    entry_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    fees: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+
+
+class PaperOrder(SQLModel, table=True):
+    """An order a paper account booked, resting or done (a client order id is accepted once)."""
+
+    __tablename__ = "paper_orders"
+
+    account_id: str = Field(foreign_key="paper_accounts.account_id", primary_key=True, max_length=64)
+    client_order_id: str = Field(primary_key=True, max_length=64)
+    venue_order_id: int = Field(index=True, sa_type=BigInteger)
+    symbol: str = Field(max_length=64)
+    side: Side = Field(sa_type=_enum(Side))
+    quantity: Decimal = Field(sa_type=ExactDecimal)
+    order_type: OrderType = Field(sa_type=_enum(OrderType))
+    price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    stop_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    reduce_only: bool = False
+    time_in_force: str | None = Field(default=None, max_length=8)
+    state: OrderState = Field(sa_type=_enum(OrderState))
+    filled: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    average_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+
+
+class PaperPrice(SQLModel, table=True):
+    """The paper market's last price per symbol."""
+
+    __tablename__ = "paper_prices"
+
+    symbol: str = Field(primary_key=True, max_length=64)
+    price: Decimal = Field(sa_type=ExactDecimal)

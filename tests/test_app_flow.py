@@ -74,7 +74,7 @@ async def test_paused_follow_is_not_copied_and_resumed_one_is(app):
 def test_unreachable_database_is_one_line_without_the_password(monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", "postgresql://bob:hunter2@127.0.0.1:1/nowhere")
-    assert main(["migrate"]) == 1
+    assert main(["migrate"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("copytrade: error: DATABASE_URL: cannot open postgresql://bob:***@")
     assert "hunter2" not in err

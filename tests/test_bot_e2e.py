@@ -3,13 +3,15 @@ the telegram-test-api Bot API emulator on 127.0.0.1 (tests/fakes/telegram.py).""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from decimal import Decimal
 
 import pytest
 
 from copytrade.paper_setup import create_paper_master
 from core.model import FollowStatus, OrderIntent, Side
-from tests.fakes.telegram import BotHarness, ChatUser, Emulator, emulator_mark, fresh_id
+from tests.fakes.telegram import BotHarness, BotMessage, ChatUser, Emulator, emulator_mark, fresh_id
 
 pytestmark = [emulator_mark(), pytest.mark.e2e]
 
@@ -63,7 +65,18 @@ async def test_start_welcomes_explains_risks_and_registers_commands(bot):
     await user.expect("I don't know the command /frobnicate")
 
 
+async def said_once(user: ChatUser, text: str, within: float = 15.0) -> None:
+    """``text`` is in exactly one bot message of the chat (the push and the answer never both say it)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not any(text in m.text for m in await user.messages()):
+        assert asyncio.get_running_loop().time() < deadline, f"no bot message says {text!r}"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # a second copy would be queued right behind the first
+    assert sum(text in m.text for m in await user.messages()) == 1
+
+
 async def connect_paper(user: ChatUser, key: str, *, balance: str | None = None) -> None:
+    """The user's first account (a first account is named without a question)."""
     await user.send("/connect")
     await user.expect("Which exchange")
     await user.press("Paper trading")
@@ -75,14 +88,15 @@ async def connect_paper(user: ChatUser, key: str, *, balance: str | None = None)
         await user.press("Skip")
     else:
         await user.send(balance)
-    await user.expect("Name this account")
-    await user.press("Use")
     await user.expect("Connected and stored encrypted")
 
 
 async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted(bot):
     user = bot.user("Ben")
     await start(user)
+    app = bot.app
+    owner = await app.accounts.user_by_telegram_id(user.id)
+    first = await app.services.paper_account(owner.id)  # a second account is named by the user
     await user.send("/connect")
     venues = await user.expect("Which exchange")
     assert [text for text, _ in venues.buttons] == [
@@ -103,9 +117,7 @@ async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted
     own = await user.own_texts()
     assert "paper-secret-key-0001" not in own and "2500" not in own  # deleted from the chat
     assert "my paper" in own  # ordinary messages stay
-    app = bot.app
-    owner = await app.accounts.user_by_telegram_id(user.id)
-    [view] = await app.services.accounts_of(owner.id)
+    [view] = [v for v in await app.services.accounts_of(owner.id) if v.id != first.id]
     sealed = await app.accounts.sealed_credential(view.id)
     assert b"paper-secret-key-0001" not in sealed.ciphertext
     assert app.vault.decrypt(sealed.ciphertext, owner_id=owner.id, credential_id=view.id) == {
@@ -119,7 +131,7 @@ async def test_connect_deletes_every_secret_message_and_stores_the_key_encrypted
     await user.expect("Remove my paper?")
     await user.press("Yes, remove")
     await user.expect("Removed my paper")
-    assert await app.services.accounts_of(owner.id) == []
+    assert [v.id for v in await app.services.accounts_of(owner.id)] == [first.id]
 
 
 async def test_connect_refuses_a_key_the_venue_rejects_and_stores_nothing(bot):
@@ -149,7 +161,6 @@ async def test_connect_refuses_a_key_the_venue_rejects_and_stores_nothing(bot):
     await user.send("revoked-key-123")
     await user.expect("Got the API key")
     await user.press("Skip")
-    await user.press("Use")
     refused = await user.expect("refused this key")
     assert "invalid API key" in refused.text and "Nothing was stored" in refused.text
     assert "revoked-key-123" not in await user.own_texts()
@@ -174,8 +185,8 @@ async def follow_master(user: ChatUser, master_name: str) -> None:
     await user.send("/follow")
     await user.expect("Which master")
     await user.press(master_name)
-    await user.expect(f"Copy {master_name} with which account")
-    await user.press("(paper)")
+    await user.expect(f"Copy {master_name} on ")
+    await user.press("Customize")
     await user.expect("How should your order size be computed")
     await user.press("Coefficient")
     await user.expect("Send the value")
@@ -207,8 +218,9 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
         "simulated master trader" in detail.text and "Win rate: — (no closed round trip yet)" in detail.text
     )  # no made-up statistics
     await user.press("Follow")
-    await user.expect("Copy Paper Trend with which account")
-    await user.press("(paper)")
+    offer = await user.expect("Copy Paper Trend on ")
+    assert [t for t, _ in offer.buttons] == ["✅ Follow with recommended settings", "⚙️ Customize"]
+    await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
     for bad, answer in (("abc", "must be a number"), ("0", "more than 0"), ("1e9", "at most 100")):
@@ -305,7 +317,8 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
     assert [t for t, _ in question.buttons] == ["Keep positions", "Close positions", "Don't stop"]
     await user.press("Close positions")
     stopped = await user.expect("stopped")
-    assert "🔒 Closing your copied position: sold 0.022 BTC/USDT:USDT @ 60000" in stopped.text
+    assert "1 order(s) sent to close your copied positions" in stopped.text and "sold" not in stopped.text
+    await said_once(user, "🔒 Closing your copied position: sold 0.022 BTC/USDT:USDT @ 60000")
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [view] = await bot.app.services.accounts_of(owner.id)
     follower_venue = await bot.app.venues.venue_for(view.id)
@@ -357,7 +370,9 @@ async def test_buttons_carrying_another_users_ids_or_tampered_data_change_nothin
         (f"st:c:{follow.id}", "no such follow"),
         (f"pz:f:{follow.id}", "no such follow"),
         (f"ky:ok:{key.id}", "no such exchange account"),
-        (f"fw:a:{key.id}", "no longer valid"),  # no follow dialogue running: a stale button
+        (f"fw:c:1:{key.id}", "no such exchange account"),
+        (f"fq:r:1:{key.id}", "no such exchange account"),
+        (f"fq:a:1:{key.id}", "no such exchange account"),
         ("se:t:1;DROP:rv", "no longer valid"),
         ("st:k", "no longer valid"),
         ("totally-unknown", "no longer valid"),
@@ -615,6 +630,7 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
         "COPYTRADE_DATA_DIR": str(tmp_path),
         "ADMIN_IDS": "",
         "LOG_LEVEL": "WARNING",
+        "PAPER_TRADE_SECONDS": "1",
     }
     env.pop("WEBHOOK_URL", None)  # polling
     process = await asyncio.create_subprocess_exec(
@@ -636,6 +652,14 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
         async with aiohttp.ClientSession() as session:
             user = ChatUser(session, emulator.url, token, name="Cli")
             await start(user)
+            # paper mode: a simulated master is there to follow, and it trades on the scheduler
+            await user.press("Try with a paper account")
+            listing = await user.expect("Which master do you want to copy?")
+            assert [t for t, _ in listing.buttons] == ["Paper Trend"]
+            await user.press("Paper Trend")
+            await user.press("Follow with recommended settings")
+            await user.expect("✅ Following")
+            await user.expect("Paper Trend: master", within=30)  # the first master trade after following
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == 0, output.decode(errors="replace")
@@ -801,7 +825,9 @@ async def test_sync_shows_the_drift_asks_then_brings_the_exchange_in_line_and_no
     assert "⚖️ BTC/USDT:USDT: copies say 0.01, your exchange shows 0.06" in status.text and "long 0.01" in status.text
     await user.press("Sync now", preview)
     done = await user.expect("🔁 Sync:")
-    assert "sold 0.05 BTC/USDT:USDT" in done.text and "✅ Your exchange now matches your copy history" in done.text
+    assert "1 order(s) sent to bring your exchange in line" in done.text
+    assert "✅ Your exchange now matches your copy history" in done.text and "sold" not in done.text
+    await said_once(user, "🔁 Sync with your copy history: sold 0.05 BTC/USDT:USDT")
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.01"))]
     assert await bot.app.journal.drifts(follow.id) == []
     await user.send("/status")
@@ -832,7 +858,7 @@ async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     await connect_paper(user, "ned-paper-key")
     await user.send("/follow")
     await user.press("Paper Trend")
-    await user.press("(paper)")
+    await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
     await user.send("1")
@@ -847,8 +873,9 @@ async def test_follow_can_copy_the_masters_open_positions_at_once(bot):
     await user.press("Confirm")
     await user.expect("✅ Following")
     opened = await user.expect("📥 The master's open positions:", within=15)
-    assert "📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000" in opened.text
+    assert "1 order(s) sent to open the master's positions" in opened.text
     assert "⏭ Not opened: your share of the trade is below the exchange's minimum quantity" in opened.text
+    await said_once(user, "📥 Opening the master's position: bought 0.02 BTC/USDT:USDT @ 60000")
     owner, venue = await follower_venue(bot, user)
     assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.02"))]
     [follow] = await bot.app.services.follows_of(owner.id)
@@ -865,7 +892,7 @@ async def test_only_new_trades_leaves_the_masters_positions_alone(bot):
     await connect_paper(user, "oda-paper-key")
     await user.send("/follow")
     await user.press("Paper Trend")
-    await user.press("(paper)")
+    await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
     await user.send("1")
@@ -1066,3 +1093,189 @@ async def test_a_masters_page_keeps_its_numbers_and_follow_button_when_the_chart
     detail = await user.expect("👤 Alpha Gains")
     assert [t for t, _ in detail.buttons] == ["➕ Follow", "◀ Back"]
     assert "sendPhoto" in bot.proxy.methods()  # the chart was tried, and refused
+
+
+# -- issue 16: the first five minutes -------------------------------------------------------------
+
+
+async def simulated_master_trades_until_copied(bot, user: ChatUser, steps: int) -> BotMessage:
+    """Runs the paper-trading job (as the scheduler does every PAPER_TRADE_SECONDS) ``steps``
+    times, then the first copy notification the user got."""
+    from core.venues.paper.trader import SIMULATED_MASTERS_JOB
+
+    job = bot.scheduler.get_job(SIMULATED_MASTERS_JOB)
+    bot.app.simulated_masters.rng = random.Random(16)  # a fixed sequence of trades
+    for _ in range(steps):
+        await job.func()
+    return await user.expect("✅ Copied", within=15)
+
+
+async def test_a_new_user_follows_in_four_interactions_and_gets_a_paper_copy(bot):
+    await paper_master(bot)
+    user = bot.user("Newt")
+    await user.send("/start")
+    welcome = await user.expect("Welcome to copytrade")
+    assert [t for t, _ in welcome.buttons] == ["🧪 Try with a paper account", "🔑 Connect my exchange"]
+    await user.press("Try with a paper account")
+    await user.expect("Your paper account paper is ready")
+    await user.press("Paper Trend")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    assert "equity ratio" in offer.text.lower()
+    await user.press("Follow with recommended settings")
+    await user.expect("✅ Following")
+    assert user.interactions == 4  # ≤ 6: /start, paper account, the master, confirm
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    assert follow.status is FollowStatus.ACTIVE and follow.sizing_mode.value == "equity_ratio"
+    [account] = await bot.app.services.accounts_of(owner.id)
+    assert account.venue == "paper" and await (await bot.app.venues.venue_for(account.id)).equity() == Decimal(10_000)
+    # four trades: one minute of the simulated master at the default PAPER_TRADE_SECONDS=15
+    copied = await simulated_master_trades_until_copied(bot, user, steps=4)
+    assert "Paper Trend: master" in copied.text
+    assert user.interactions == 4
+
+
+async def test_a_shared_follow_link_reaches_an_active_follow_in_three_interactions(bot):
+    master, _ = await paper_master(bot)
+    user = bot.user("Lin")
+    await user.send(f"/start follow-{master.id}")
+    await user.expect("Welcome to copytrade")
+    await user.expect("To copy Paper Trend you need an exchange account")
+    await user.press("Try with a paper account")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    await user.press("Follow with recommended settings", offer)
+    await user.expect("✅ Following")
+    assert user.interactions == 3
+    await user.press("Follow with recommended settings", offer)  # pressed again: nothing doubles
+    assert "error 80005" in (await user.expect("already following")).text
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    assert len(await bot.app.services.follows_of(owner.id)) == 1
+
+
+async def test_a_follow_link_to_an_unknown_master_says_so(bot):
+    user = bot.user("Uma")
+    await user.send("/start follow-999")
+    await user.expect("Welcome to copytrade")
+    await user.expect("no such master")
+
+
+async def test_trying_a_paper_account_twice_keeps_one_account(bot):
+    await paper_master(bot)
+    user = bot.user("Tom")
+    await user.send("/start")
+    welcome = await user.expect("Welcome to copytrade")
+    await user.press("Try with a paper account", welcome)
+    await user.expect("Your paper account paper is ready")
+    await user.press("Try with a paper account", welcome)
+    await user.expect("Your paper account paper is ready")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    assert len(await bot.app.services.accounts_of(owner.id)) == 1
+
+
+async def test_manual_confirmation_offers_each_copy_with_copy_and_skip_buttons(bot):
+    master, master_venue = await paper_master(bot)
+    user = bot.user("Mia")
+    await user.send(f"/start follow-{master.id}")
+    await user.press("Try with a paper account")
+    await user.press("Follow with recommended settings")
+    await user.expect("✅ Following")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [follow] = await bot.app.services.follows_of(owner.id)
+    await bot.app.services.update_follow(owner.id, follow.id, {"confirm_seconds": "60"})
+    await master_trades(master_venue, "m-1", Side.BUY, "0.5")
+    offer = await user.expect("✋ Paper Trend bought 0.5 BTC/USDT:USDT @ 60,000 — copy: buy 0.05 BTC/USDT:USDT?")
+    assert [t for t, _ in offer.buttons] == ["✅ Copy", "⏭ Skip"] and "within 60 s" in offer.text
+    _, venue = await follower_venue(bot, user)
+    assert venue.place_calls == 0
+    await user.press("Copy", offer)
+    copied = await user.expect("✅ Copied")
+    assert "bought 0.05 BTC/USDT:USDT" in copied.text
+    await user.press("Copy", offer)  # twice: placed once
+    await user.expect("already confirmed; it is sent once")
+    assert venue.place_calls == 1
+
+    await master_trades(master_venue, "m-2", Side.BUY, "0.5")
+    second = await user.expect("✋ Paper Trend bought")
+    await user.press("Skip", second)
+    skipped = await user.expect("⏭ Not copied: not confirmed (you chose Skip)")
+    assert "master buy 0.5" in skipped.text and venue.place_calls == 1
+
+
+async def test_a_masters_own_account_following_another_master_is_warned(bot):
+    await paper_master(bot)
+    user = bot.user("Max")
+    await user.send("/start")
+    await user.press("Try with a paper account")
+    await user.expect("Your paper account paper is ready")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    [account] = await bot.app.services.accounts_of(owner.id)
+    await bot.app.services.add_master("Max Alpha", "paper", owner_id=owner.id, credential_id=account.id)
+    await user.press("Paper Trend")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    assert "⚠️ This account is the master account of Max Alpha" in offer.text
+    await user.press("Customize", offer)
+    await user.press("Coefficient")
+    await user.send("1")
+    await user.press("No take-profit")
+    await user.press("No stop-loss")
+    summary = await user.expect("Please check and confirm")
+    assert "master account of Max Alpha" in summary.text
+
+
+async def test_an_ordinary_account_gets_no_master_warning(bot):
+    master, _ = await paper_master(bot)
+    user = bot.user("Ola")
+    await user.send(f"/start follow-{master.id}")
+    await user.press("Try with a paper account")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    assert "⚠️" not in offer.text
+
+
+async def test_with_a_key_a_shared_link_reaches_an_active_follow_in_five_interactions(bot):
+    master, _ = await paper_master(bot)
+    user = bot.user("Kai")
+    await user.send(f"/start follow-{master.id}")
+    need = await user.expect("To copy Paper Trend you need an exchange account")
+    assert [t for t, _ in need.buttons] == ["🧪 Try with a paper account", "🔑 Connect my exchange"]
+    await user.press("Connect my exchange", need)
+    await user.press("Paper trading")  # the venue, asked once
+    prompt = await user.expect("Send your API key")
+    assert "API key and starting balance in USDT in one message" in prompt.text
+    await user.send("kai-paper-key-0001 2500")  # every field in one message
+    await user.expect("Got the API key and starting balance in USDT (message deleted)")
+    await user.expect("Connected and stored encrypted")
+    offer = await user.expect("Copy Paper Trend on paper 1 with the recommended settings?")
+    await user.press("Follow with recommended settings", offer)
+    await user.expect("✅ Following")
+    assert user.interactions == 5  # link, connect, venue, the fields, confirm
+    assert "kai-paper-key-0001 2500" not in await user.own_texts()  # deleted from the chat
+    owner, venue = await follower_venue(bot, user)
+    assert await venue.equity() == Decimal(2500)
+    assert len(await bot.app.services.follows_of(owner.id)) == 1
+
+
+async def test_with_a_key_a_new_user_reaches_an_active_follow_in_six_interactions(bot):
+    await paper_master(bot)
+    user = bot.user("Lou")
+    await user.send("/start")
+    await user.press("Connect my exchange")
+    await user.press("Paper trading")
+    await user.send("lou-paper-key-0001 10000")  # the key and the optional balance in one message
+    await user.expect("Connected and stored encrypted")  # a first account: no name asked
+    listing = await user.expect("Which master do you want to copy?")
+    assert [t for t, _ in listing.buttons] == ["Paper Trend"]
+    await user.press("Paper Trend", listing)
+    await user.press("Follow with recommended settings")
+    await user.expect("✅ Following")
+    assert user.interactions == 6  # /start, connect, venue, key, master, confirm
+
+
+async def test_more_values_than_fields_are_refused_and_nothing_is_kept(bot):
+    user = bot.user("Rex")
+    await start(user)
+    await user.send("/connect")
+    await user.press("Paper trading")
+    await user.expect("Send your API key")
+    await user.send("one two three")
+    await user.expect("does not look like a API key")
+    assert "one two three" not in await user.own_texts()

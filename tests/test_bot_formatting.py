@@ -16,7 +16,7 @@ from bot.formatting import (
     format_admin_stats,
     format_broadcast_progress,
     format_counts,
-    format_direct_results,
+    format_direct_result,
     format_drift,
     format_drift_rows,
     format_event,
@@ -26,6 +26,7 @@ from bot.formatting import (
     format_master_line,
     format_master_statistics,
     format_open_outcomes,
+    format_orders_sent,
     format_pnl,
     format_positions,
     format_risk_notice,
@@ -294,21 +295,25 @@ def test_positions_counts_and_orders_the_copier_placed_itself():
     assert format_counts({"skipped": 2, "filled": 3}) == "3 filled, 2 skipped"
     closed = direct(OrderOrigin.CLOSE, CopyStatus.FILLED, filled_quantity=D("0.01"), average_price=D(60000))
     failed = direct(OrderOrigin.CLOSE, CopyStatus.FAILED, error="exchange unavailable")
-    text = format_direct_results([closed, failed], empty="nothing")
-    assert "🔒 Closing your copied position: sold 0.01 BTC/USDT:USDT @ 60000" in text
-    assert (
+    assert format_direct_result(closed) == "🔒 Closing your copied position: sold 0.01 BTC/USDT:USDT @ 60000"
+    assert format_direct_result(failed) == (
         "🔒 Closing your copied position failed for BTC/USDT:USDT: exchange unavailable. "
-        "Check the position on your exchange." in text
+        "Check the position on your exchange."
     )
-    assert (
-        format_direct_results([], empty="There were no copied positions to close.")
-        == "There were no copied positions to close."
+    # the answer to /stop counts them (each is pushed as its own notification)
+    assert format_orders_sent([closed, failed], "close your copied positions", empty="nothing") == (
+        "2 order(s) sent to close your copied positions; each is reported in its own message."
+    )
+    assert format_orders_sent([], "close", empty="There were no copied positions to close.") == (
+        "There were no copied positions to close."
     )
     opened = direct(
         OrderOrigin.OPEN, CopyStatus.FILLED, side=Side.BUY, filled_quantity=D("0.01"), average_price=D(60000)
     )
     outcomes = format_open_outcomes([opened, Skip(SkipReason.BELOW_MIN_QUANTITY, "ETH/USDT:USDT: 0.0004 < 0.001")])
-    assert "📥 Opening the master's position: bought 0.01 BTC/USDT:USDT @ 60000" in outcomes
+    # the order itself is pushed as its own notification: the answer only counts it
+    assert "bought" not in outcomes
+    assert "1 order(s) sent to open the master's positions; each is reported in its own message." in outcomes
     assert (
         "⏭ Not opened: your share of the trade is below the exchange's minimum quantity (ETH/USDT:USDT: 0.0004 < 0.001)"
         in outcomes

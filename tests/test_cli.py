@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from copytrade.app import build_app
-from copytrade.cli import main
+from copytrade.cli import DEMO_JSON_KEYS, main
 from copytrade.config import Settings
 from core.errors import VaultError
 from core.vault import Vault, generate_key
@@ -155,7 +155,7 @@ def test_bad_admin_ids_exit_2_with_one_line(monkeypatch, capsys):
 
 def test_unreachable_database_is_one_line_with_the_password_hidden(monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", "postgresql://copier:hunter2secret@127.0.0.1:1/copytrade")
-    assert main(["migrate"]) == 1
+    assert main(["migrate"]) == 2
     line = one_line_error(capsys)
     assert line.startswith("copytrade: error: DATABASE_URL")
     assert "hunter2secret" not in line
@@ -203,13 +203,31 @@ def test_demo_json_prints_one_summary_object_and_copies_every_fill_once(capsys):
     out = capsys.readouterr().out
     assert len(out.strip().splitlines()) == 1
     summary = json.loads(out)
-    assert {"fills", "placed", "skipped", "failed", "duplicates", "by_reason"} <= set(summary)
+    assert set(summary) == set(DEMO_JSON_KEYS)  # every key printed is described in --help
     assert summary["fills"] == 12
     assert summary["duplicates"] == 0
     assert summary["placed"] > 0
     assert summary.get("pending", 0) == 0
     assert {"dry_run", "symbol_not_allowed", "insufficient_funds", "authentication_error"} <= set(summary["by_reason"])
     assert summary["redelivered_fills_ignored"] == 12
+
+
+def test_demo_help_describes_every_json_key(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for key, meaning in DEMO_JSON_KEYS.items():
+        assert f"{key}: {meaning}" in help_text
+
+
+def test_run_with_an_unreachable_database_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://copier:hunter2secret@127.0.0.1:1/copytrade")
+    monkeypatch.setenv("COPYTRADE_SECRET_KEY", generate_key())
+    assert main(["run", "--max-fills", "1"]) == 2
+    line = one_line_error(capsys)
+    assert line.startswith("copytrade: error: DATABASE_URL: cannot open postgresql://copier:***@127.0.0.1:1/")
+    assert "hunter2secret" not in line
 
 
 # -- rotate-key -----------------------------------------------------------------------------------

@@ -103,6 +103,12 @@ def test_quantity_below_minimum_is_a_skip_with_numbers():
     assert "0.0004" in result.detail and "0.001" in result.detail
 
 
+def test_a_skip_shows_the_unrounded_share_quantized_for_reading():
+    result = fit_to_market(D("0.094") / D("95"), BTC, D(60000))  # 0.000989473684210526315789473684... BTC
+    assert isinstance(result, Skip)
+    assert result.detail == "0.0009895 BTC rounds to 0, minimum is 0.001"
+
+
 def test_notional_below_minimum_is_a_skip_with_numbers():
     result = fit_to_market(D("0.0015"), BTC, D(60000))  # rounds to 0.001 = 60 USDT < 100
     assert isinstance(result, Skip) and result.reason is SkipReason.BELOW_MIN_NOTIONAL

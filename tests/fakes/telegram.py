@@ -360,6 +360,7 @@ class ChatUser:
         self.id = user_id or fresh_id()
         self.name = name
         self.cursor = 0  # message id of the last bot message consumed by expect()
+        self.interactions = 0  # every message sent and every button pressed (deleted ones included)
 
     @property
     def _from(self) -> dict[str, Any]:
@@ -375,6 +376,7 @@ class ChatUser:
             return await response.json(content_type=None)
 
     async def send(self, text: str) -> None:
+        self.interactions += 1
         body = {"botToken": self.token, "from": self._from, "chat": self._chat, "text": text, "date": int(time.time())}
         if text.startswith("/"):
             length = len(text.split()[0])
@@ -474,6 +476,7 @@ class ChatUser:
 
     async def press_data(self, data: str, message: BotMessage) -> None:
         """Send a callback query with any data — including data the bot never offered."""
+        self.interactions += 1
         await self._post(
             "sendCallback",
             {

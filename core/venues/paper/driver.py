@@ -34,7 +34,7 @@ class PaperDriver(VenueDriver):
 
     async def open_venue(self, account: VenueAccount) -> Venue:
         balance = Decimal(account.secrets["balance"]) if "balance" in account.secrets else DEFAULT_BALANCE
-        return self.exchange.account(account.credential_id, balance=balance)
+        return await self.exchange.open_account(account.credential_id, balance=balance)
 
     async def open_fill_source(self, master: MasterStream) -> FillSource:
         if not isinstance(master.venue, PaperVenue):

@@ -1,16 +1,25 @@
-"""A simulated master trader on the paper exchange: the offline demo and ``copytrade run`` in
-paper mode use it to produce a realistic stream of fills (entries, adds, partial and full
-exits, reversals, both sides, market and limit orders) while prices move."""
+"""Simulated master traders on the paper exchange: the offline demo, ``copytrade run`` in paper
+mode and the bot in paper mode (``SimulatedMasters`` on a schedule) use them to produce a
+realistic stream of fills (entries, adds, partial and full exits, reversals, both sides, market
+and limit orders) while prices move."""
 
 from __future__ import annotations
 
-import itertools
+import logging
 import random
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import ROUND_FLOOR, Decimal
 
+from core.errors import VenueError
 from core.model import OrderIntent, OrderType, Side
 from core.sizing import round_down
+from core.venues.base import Venue
 from core.venues.paper.venue import PaperExchange, PaperVenue
+
+log = logging.getLogger(__name__)
+
+#: the scheduler job that runs ``SimulatedMasters.step``
+SIMULATED_MASTERS_JOB = "paper-masters"
 
 #: typical master order size per symbol, in base units (low, high)
 SIZES = {
@@ -28,7 +37,6 @@ class PaperTrader:
         self.account = account
         self.rng = rng
         self.symbols = symbols
-        self._ids = itertools.count(1)
 
     def _random_size(self, symbol: str) -> Decimal:
         low, high = SIZES.get(symbol, (Decimal(1), Decimal(10)))
@@ -48,6 +56,7 @@ class PaperTrader:
     async def step(self) -> str:
         """Move prices, then make one trade; returns what was done, in words."""
         self.move_prices()
+        await self.exchange.flush()  # resting orders the move executed are kept before anything else
         symbol = self.rng.choice(self.symbols)
         holdings = {p.symbol: p.quantity for p in await self.account.positions()}
         held = holdings.get(symbol, Decimal(0))
@@ -74,7 +83,8 @@ class PaperTrader:
         await self.account.place_order(
             OrderIntent(
                 follow_id=0,
-                client_order_id=f"master-{next(self._ids)}",
+                # numbered after the account's orders, which a restarted paper world keeps
+                client_order_id=f"master-{len(self.account.orders) + 1}",
                 symbol=symbol,
                 side=side,
                 quantity=quantity,
@@ -84,3 +94,35 @@ class PaperTrader:
             )
         )
         return f"{action} {side.value} {quantity} {symbol}"
+
+
+class SimulatedMasters:
+    """Every paper master trades: one ``PaperTrader`` per master account, one step each per
+    ``step()``. The bot's paper mode runs ``step`` on a schedule, so a new follower sees copies
+    without anyone trading by hand."""
+
+    def __init__(
+        self,
+        exchange: PaperExchange,
+        masters: Callable[[], Awaitable[Sequence[tuple[int, Venue]]]],
+        rng: random.Random,
+    ) -> None:
+        self.exchange = exchange
+        self._masters = masters
+        self.rng = rng
+        self._traders: dict[int, PaperTrader] = {}
+
+    async def step(self) -> list[str]:
+        """One trade per paper master; a trade the simulated venue refuses is logged and skipped."""
+        done = []
+        for master_id, venue in await self._masters():
+            if not isinstance(venue, PaperVenue):
+                continue
+            trader = self._traders.get(master_id)
+            if trader is None or trader.account is not venue:
+                trader = self._traders[master_id] = PaperTrader(self.exchange, venue, self.rng)
+            try:
+                done.append(f"master #{master_id}: {await trader.step()}")
+            except VenueError as exc:
+                log.warning("simulated master #%s did not trade: %s", master_id, exc)
+        return done

@@ -6,12 +6,17 @@ behave like a strict exchange: quantities must sit on the step, minimums are enf
 a client order id is accepted once, margin and spot holdings are checked. Latency and
 failures can be injected per account, and every execution can be watched as a ``Fill``
 stream, which is how a paper master feeds the engine.
+
+Given a ``PaperWorldStore`` (``core/venues/paper/state.py``), the exchange keeps its prices and
+every account opened through ``open_account`` there, saved after each change: a restarted
+process continues with the same balances, positions and orders.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +38,9 @@ from core.model import (
 )
 from core.sizing import round_down
 from core.venues.base import Position, Venue
+from core.venues.paper.state import PaperAccountState, PaperOrderState, PaperWorldStore
+
+log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 
@@ -91,6 +99,7 @@ class PaperExchange:
         *,
         fee_rate: Decimal = Decimal("0.0004"),
         depth: Decimal | None = None,
+        store: PaperWorldStore | None = None,
     ) -> None:
         self.markets = markets if markets is not None else default_markets()
         self.prices = prices if prices is not None else default_prices()
@@ -98,8 +107,14 @@ class PaperExchange:
         #: what one price move can fill of each resting order (None: all of it), so resting
         #: orders fill in parts as real books do; market orders always fill at once
         self.depth = depth
+        self.store = store
         self._accounts: dict[str, PaperVenue] = {}
         self._ids = itertools.count(1)
+        self._restored = store is None
+        self._open_lock = asyncio.Lock()
+        self._save_lock = asyncio.Lock()
+        self._changed: dict[str, set[str]] = {}  # account id -> client order ids changed since the last save
+        self._prices_changed = False
 
     def rules(self, symbol: str) -> MarketRules:
         try:
@@ -115,6 +130,7 @@ class PaperExchange:
         """Move the market; resting orders whose price is crossed execute."""
         self.rules(symbol)
         self.prices[symbol] = price
+        self._prices_changed = True
         for account in self._accounts.values():
             account.on_price(symbol, price)
 
@@ -133,6 +149,90 @@ class PaperExchange:
 
     def accounts(self) -> list[PaperVenue]:
         return list(self._accounts.values())
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    async def open_account(self, account_id: str, *, balance: Decimal = Decimal(10_000)) -> PaperVenue:
+        """The account ``account_id`` as the store kept it, else created with ``balance``."""
+        if account_id in self._accounts:
+            return self._accounts[account_id]
+        async with self._open_lock:
+            if account_id in self._accounts:
+                return self._accounts[account_id]
+            if self.store is None:
+                return self.account(account_id, balance=balance)
+            if not self._restored:
+                stored_prices = await self.store.load_prices()
+                self.prices.update({s: p for s, p in stored_prices.items() if s in self.markets})
+                self._ids = itertools.count(await self.store.last_venue_order_id() + 1)
+                self._restored = True
+            stored = await self.store.load_account(account_id)
+            if stored is None:
+                venue = self.account(account_id, balance=balance)
+                self._changed.setdefault(account_id, set())
+            else:
+                venue = self._restore(*stored)
+        await self.flush()
+        return venue
+
+    def _restore(self, state: PaperAccountState, orders: list[PaperOrderState]) -> PaperVenue:
+        venue = PaperVenue(self, state.account_id, balance=state.balance, leverage=state.leverage)
+        venue.realized_pnl = state.realized_pnl
+        venue.fees_paid = state.fees_paid
+        venue.holdings = dict(state.holdings)
+        for o in orders:
+            intent = OrderIntent(
+                follow_id=0,
+                client_order_id=o.client_order_id,
+                symbol=o.symbol,
+                side=o.side,
+                quantity=o.quantity,
+                order_type=o.order_type,
+                price=o.price,
+                stop_price=o.stop_price,
+                reduce_only=o.reduce_only,
+                time_in_force=o.time_in_force,
+            )
+            venue.orders[o.client_order_id] = PaperOrder(
+                o.venue_order_id, o.client_order_id, intent, o.state, o.filled, o.average_price, o.fee
+            )
+        self._accounts[state.account_id] = venue
+        return venue
+
+    def changed(self, account_id: str, client_order_id: str | None = None) -> None:
+        """Account ``account_id`` (and one of its orders) changed: saved by the next ``flush``."""
+        orders = self._changed.setdefault(account_id, set())
+        if client_order_id is not None:
+            orders.add(client_order_id)
+
+    async def flush(self) -> None:
+        """Save what changed since the last flush (nothing without a store). Saves run one at a
+        time, each taking the state as it is when it starts, so a later state is never
+        overwritten by an earlier one. A save that fails is logged and its changes kept for the
+        next flush: the simulated exchange keeps trading (an order it booked is booked)."""
+        if self.store is None:
+            return
+        async with self._save_lock:
+            changed, self._changed = self._changed, {}
+            prices_changed, self._prices_changed = self._prices_changed, False
+            if not changed and not prices_changed:
+                return
+            accounts = [self._accounts[a].snapshot() for a in changed if a in self._accounts]
+            orders = [
+                (a, self._accounts[a].orders[c].snapshot())
+                for a, ids in changed.items()
+                if a in self._accounts
+                for c in ids
+            ]
+            try:
+                await self.store.save(dict(self.prices) if prices_changed else {}, accounts, orders)
+            except BaseException as exc:
+                for account_id, ids in changed.items():  # kept for the next flush
+                    self._changed.setdefault(account_id, set()).update(ids)
+                self._prices_changed = self._prices_changed or prices_changed
+                if not isinstance(exc, Exception):  # cancelled: the caller stops
+                    raise
+                log.warning("the paper world was not saved (kept for the next save): %s", exc)
 
 
 @dataclass
@@ -156,6 +256,25 @@ class PaperOrder:
     def ack(self) -> OrderReport:
         return OrderReport(
             self.venue_order_id, self.client_order_id, self.state, self.filled, self.average_price, self.fee
+        )
+
+    def snapshot(self) -> PaperOrderState:
+        intent = self.intent
+        return PaperOrderState(
+            client_order_id=self.client_order_id,
+            venue_order_id=self.venue_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            order_type=intent.order_type,
+            price=intent.price,
+            stop_price=intent.stop_price,
+            reduce_only=intent.reduce_only,
+            time_in_force=intent.time_in_force,
+            state=self.state,
+            filled=self.filled,
+            average_price=self.average_price,
+            fee=self.fee,
         )
 
 
@@ -205,6 +324,11 @@ class PaperVenue(Venue):
             self._failures.popleft()
         return failure
 
+    def snapshot(self) -> PaperAccountState:
+        return PaperAccountState(
+            self.account_id, self.balance, self.leverage, self.realized_pnl, self.fees_paid, dict(self.holdings)
+        )
+
     # -- Venue --------------------------------------------------------------------------------
 
     async def market(self, symbol: str) -> MarketRules:
@@ -224,6 +348,8 @@ class PaperVenue(Venue):
         if order is None or not order.resting:
             return False
         order.state = OrderState.CANCELED
+        self.exchange.changed(self.account_id, client_order_id)
+        await self.exchange.flush()
         return True
 
     async def equity(self) -> Decimal:
@@ -254,6 +380,7 @@ class PaperVenue(Venue):
         if failure is not None and not failure.after_accepting:
             raise failure.error
         order = self._book(intent)
+        await self.exchange.flush()
         if failure is not None:
             raise failure.error
         return order.ack()
@@ -278,6 +405,7 @@ class PaperVenue(Venue):
         elif intent.time_in_force == "IOC":
             order.state = OrderState.EXPIRED  # immediate-or-cancel: nothing could fill, so nothing rests
         self.orders[intent.client_order_id] = order
+        self.exchange.changed(self.account_id, intent.client_order_id)
         return order
 
     def _check_rules(self, intent: OrderIntent, rules: MarketRules) -> None:
@@ -325,6 +453,7 @@ class PaperVenue(Venue):
                     self._execute(order, rules, fill_price, part)
                 except VenueError:
                     order.state = OrderState.EXPIRED  # refused on trigger: the venue expires it (what filled stays)
+                self.exchange.changed(self.account_id, order.client_order_id)
 
     def _execute(self, order: PaperOrder, rules: MarketRules, price: Decimal, part: Decimal | None = None) -> None:
         """Execute ``part`` of the order (all that is left by default) at ``price``."""

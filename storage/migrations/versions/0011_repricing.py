@@ -6,8 +6,8 @@ Existing follows re-price (at most 3 times), like new ones; existing copy orders
 limits (they keep the follow's maximum resting time); fills journaled before this revision have no
 product (their copies used the follow's or the configured one, as before).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30 11:00:00.000000
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
