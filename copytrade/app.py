@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from copytrade.config import Mode, Settings
+from core.api_tokens import ApiTokens
 from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
@@ -35,6 +36,7 @@ from core.venues.paper import PaperDriver
 from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
+from storage.api_tokens import ApiTokenStore
 from storage.db import Database
 from storage.journal import JournalStore
 from storage.migrate import upgrade
@@ -115,6 +117,7 @@ class App:
     paper: PaperExchange
     drivers: VenueDrivers
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
+    api_tokens: ApiTokens | None = None  # the REST API's tokens (/apitoken)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -250,5 +253,6 @@ async def build_app(
     )
     engine.master_equity = app.master_equity
     app.risk = risk
+    app.api_tokens = ApiTokens(ApiTokenStore(db))
     engine.after_position_change = app.risk.after_position_change
     return app

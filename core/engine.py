@@ -70,6 +70,7 @@ from core.model import (
     SlippageAction,
     utcnow,
 )
+from core.observe import EngineObserver, NullObserver
 from core.records import CopyOrderRecord, MasterFillRecord
 from core.risk import cap_to_max_position, check_filters
 from core.sizing import (
@@ -268,6 +269,8 @@ class CopyEngine:
     master_equity: Callable[[int], Awaitable[Decimal | None]] | None = None
     #: called after a follow's real position moved (take-profit / stop-loss upkeep, loss limit)
     after_position_change: Callable[[FollowSettings, str], Awaitable[None]] | None = None
+    #: told of acknowledgements, outcomes, retries and journal commits (the service's metrics)
+    observer: EngineObserver = field(default_factory=NullObserver)
 
     def __post_init__(self) -> None:
         self._follows: dict[int, _FollowCache] = {}
@@ -295,7 +298,9 @@ class CopyEngine:
         received = time.monotonic()
         lock = self._master_locks.setdefault(fill.master_id, asyncio.Lock())
         async with lock:
+            started = time.monotonic()
             entry = await self.journal.journal_fill(fill)
+            self.observer.journal_committed("fill", time.monotonic() - started)
             if entry is None:
                 return FillOutcome(fill, duplicate=True)
             self._planning.add(entry.fill_id)
@@ -307,6 +312,8 @@ class CopyEngine:
         try:
             results = [result for batch in await asyncio.gather(*tasks) for result in batch]
             await self.journal.mark_planned(entry.fill_id)
+            for result in results:
+                self.observer.copy_outcome(result.status.value, result.reason_code)
         finally:
             self._planning.discard(entry.fill_id)
         return FillOutcome(fill, results=tuple(results))
@@ -688,6 +695,7 @@ class CopyEngine:
                     report = await self._place_with_retries(venue, intent)
             except VenueError as exc:
                 return await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=origin)
+            self.observer.copy_acknowledged(venue.name, time.monotonic() - received)
             return await self._acknowledged(follow, fill, intent, report, received, origin=origin)
         finally:
             self._in_flight.discard(intent.client_order_id)
@@ -731,7 +739,9 @@ class CopyEngine:
             )
             return await self._finish_failure(follow, fill, intent, str(rejected), received, rejected, origin=origin)
         reported = ReportedOrder(report, (time.monotonic() - received) * 1000)
+        started = time.monotonic()
         transition = (await self.journal.record_reports([reported]))[0]
+        self.observer.journal_committed("report", time.monotonic() - started)
         if transition is None:  # recorded before by a report that won: the row is the truth
             row = await self.journal.copy_order(intent.client_order_id)
             assert row is not None
@@ -790,6 +800,7 @@ class CopyEngine:
                 if delay is None:
                     raise
                 delay = max(delay, exc.retry_after or 0)
+                self.observer.order_retried(venue.name, "rate_limited")
             except (OrderStatusUnknown, TemporaryError):
                 found = await self._lookup(venue, intent)
                 if found is None:  # the venue may still be processing it: ask once more before concluding
@@ -800,6 +811,7 @@ class CopyEngine:
                 delay = next(delays, None)
                 if delay is None:
                     raise
+                self.observer.order_retried(venue.name, "unknown_outcome")
             await asyncio.sleep(delay)
 
     async def _lookup(self, venue: Venue, intent: OrderIntent) -> OrderReport | None:

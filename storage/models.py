@@ -10,6 +10,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConst
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from core.api_tokens import TokenScope
 from core.model import (
     CopyStatus,
     EntrySides,
@@ -364,3 +365,18 @@ class DailySummarySetting(SQLModel, table=True):
     minute_of_day: int = 8 * 60  # minutes after midnight UTC
     last_sent_on: date | None = None
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    """A REST API token: only its SHA-256 hash is stored (``core.api_tokens``)."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    shown: str = Field(max_length=16)
+    scope: TokenScope = Field(sa_type=_enum(TokenScope, 8))
+    label: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
