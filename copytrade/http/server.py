@@ -40,6 +40,8 @@ READY_BACKLOG_LIMIT = 10_000
 #: a database that does not answer within this many seconds is unreachable for readiness
 READY_DATABASE_TIMEOUT = 2.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+#: seconds requests in flight get to finish when the service stops (fly.toml's kill_timeout counts it)
+SHUTDOWN_GRACE_SECONDS = 5
 
 
 class TelegramWebhook:
@@ -200,7 +202,7 @@ class HttpServer:
             access_log=False,
             log_config=None,
             server_header=False,
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
         self._server = _OwnSignals(config)
         self._socket: socket.socket | None = None
