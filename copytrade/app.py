@@ -12,7 +12,7 @@ import gc
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -117,7 +117,7 @@ class App:
     paper: PaperExchange
     drivers: VenueDrivers
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
-    api_tokens: ApiTokens | None = None  # the REST API's tokens (/apitoken)
+    api_tokens: ApiTokens = field(kw_only=True)  # the REST API's tokens (/apitoken)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -250,9 +250,9 @@ async def build_app(
         ListenerSupervisor(engine.on_fill),
         exchange,
         drivers,
+        api_tokens=ApiTokens(ApiTokenStore(db)),
     )
     engine.master_equity = app.master_equity
     app.risk = risk
-    app.api_tokens = ApiTokens(ApiTokenStore(db))
     engine.after_position_change = app.risk.after_position_change
     return app

@@ -262,7 +262,7 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
     warming: asyncio.Task[None] | None = None
     http = None
     try:
-        http = await _start_http(app)  # first: a web dyno binds $PORT at once
+        http = await _start_http(app, redactor)  # first: a web dyno binds $PORT at once
         await app.engine.resume()
         # in the background: the bot answers at once, a fill meanwhile opens what it needs itself
         warming = asyncio.create_task(app.engine.warm_up(), name="venue-warm-up")
@@ -305,16 +305,19 @@ async def _log_notification(event: object) -> None:
 # -- the HTTP server (issue 17): health, readiness, metrics, webhook, REST API on $PORT -------
 
 
-async def _start_http(app):
+async def _start_http(app, redactor: SecretRedactor):
     """The service's HTTP server on $PORT, in every mode. A port already taken is logged, not
     fatal: copying goes on (a second copier beside the first, a test run), unseen by HTTP."""
     from copytrade.http.server import start_http_server
 
     try:
-        return await start_http_server(app)
+        http = await start_http_server(app)
     except OSError as exc:
         log.error("HTTP server not started: port %s: %s", app.settings.port, exc.strerror or exc)
         return None
+    if http.webhook is not None:
+        redactor.add([http.webhook.secret])  # sent to Telegram in setWebhook, received in a header
+    return http
 
 
 # -- end of the HTTP server --------------------------------------------------------------------

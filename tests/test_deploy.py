@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _commands() -> set[str]:
     parser = build_parser()
     [sub] = [a for a in parser._actions if a.dest == "command"]
-    return set(sub.choices)
+    return set(sub.choices or ())
 
 
 def _seconds(text: str) -> float:
@@ -79,8 +79,10 @@ def test_compose_runs_postgres_redis_a_migration_then_the_service_on_its_port():
     assert url == services["migrate"]["environment"]["DATABASE_URL"] and "@postgres:5432/" in url
     assert load_settings(database_url=url).database_url == url
     postgres = services["postgres"]["environment"]
-    assert url == f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/" + (
-        postgres["POSTGRES_DB"]
+    assert (
+        url
+        == f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/"
+        + (postgres["POSTGRES_DB"])
     )
     fly = tomllib.loads((ROOT / "fly.toml").read_text())
     assert _seconds(app["stop_grace_period"]) >= _seconds(fly["kill_timeout"])

@@ -17,8 +17,8 @@ from copytrade.http.api import PREFIX, TokenBuckets
 from copytrade.http.metrics import Metrics
 from copytrade.http.server import HttpServer, Readiness, build_http_app, service_sources, start_http_server
 from copytrade.paper_setup import add_paper_follower, create_paper_master
-from core.venues.paper.trader import PaperTrader
 from core.vault import generate_key
+from core.venues.paper.trader import PaperTrader
 from tests.harness import eventually
 
 
@@ -312,6 +312,17 @@ async def test_api_refuses_missing_unknown_revoked_and_read_only_tokens(served):
     await app.api_tokens.revoke(follow.user_id, read_view.id)
     _error(await client.get(f"{PREFIX}/traders", headers=_bearer(ann_read)), 401, "40001")
     assert trade_view.scope.value == "trade"
+
+
+async def test_a_user_cannot_revoke_another_users_token(app):
+    from core.errors import NotFound
+
+    ann = await app.services.register_user(90_006, "Ann")
+    bob = await app.services.register_user(90_007, "Bob")
+    token, view = await app.api_tokens.create(ann.id, "read")
+    with pytest.raises(NotFound, match=f"no API token {view.id} of yours"):
+        await app.api_tokens.revoke(bob.id, view.id)
+    assert await app.api_tokens.authenticate(token) == view
 
 
 async def test_tokens_are_stored_only_as_hashes(app):

@@ -349,7 +349,6 @@ def add_api(http: FastAPI, service: App, *, buckets: TokenBuckets | None = None)
     """The API's routes and its error handling (every error in the envelope) on ``http``."""
     services = service.services
     tokens = service.api_tokens
-    assert tokens is not None  # build_app makes it
     limits = buckets or TokenBuckets()
     reader = Depends(_authenticator(tokens, limits, TokenScope.READ))
     trader = Depends(_authenticator(tokens, limits, TokenScope.TRADE))

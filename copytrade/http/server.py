@@ -50,7 +50,7 @@ class TelegramWebhook:
 
     def __init__(self, url: str, token: str) -> None:
         self.path = urlparse(url).path or "/"
-        self._secret = webhook_secret(token)
+        self.secret = webhook_secret(token)
         self._application: Application | None = None
 
     def attach(self, application: Application) -> None:
@@ -60,7 +60,7 @@ class TelegramWebhook:
         from telegram import Update
 
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self._secret.encode()):
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return PlainTextResponse("forbidden", status_code=403)
         if self._application is None:  # Telegram retries a failed delivery
             return PlainTextResponse("the bot is starting", status_code=503)
