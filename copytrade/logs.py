@@ -123,5 +123,5 @@ def configure_logging(level: str, *, json_lines: bool = False, redactor: SecretR
     root.setLevel(level)
     # a handler that fails must not print the record's raw exception (logging's handleError does)
     logging.raiseExceptions = False
-    for noisy in ("alembic", "apscheduler"):
+    for noisy in ("alembic", "apscheduler", "uvicorn"):  # uvicorn: start/stop lines (copytrade.http logs access)
         logging.getLogger(noisy).setLevel(logging.WARNING)

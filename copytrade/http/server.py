@@ -263,5 +263,5 @@ async def start_http_server(service: App, *, host: str = "0.0.0.0", port: int | 
         webhook=webhook,
     )
     await server.start()
-    log.info("HTTP server listening on %s:%s", host, server.port)
+    log.debug("HTTP server listening on %s:%s", host, server.port)  # a bad setting after this is still one line
     return server
