@@ -3,7 +3,11 @@
 python-telegram-bot handles one update at a time unless ``concurrent_updates`` is set; then any
 two updates may overlap, so a user's quick "/follow" and the answer after it could be handled
 out of order (and a conversation's state read before the previous step wrote it). This processor
-runs different users' updates side by side and one user's strictly one after the other."""
+runs different users' updates side by side and one user's strictly one after the other.
+
+python-telegram-bot warns that ``ConversationHandler`` needs updates one by one: it needs them one
+by one *per conversation*, and a conversation here is keyed by chat and user (the default), so
+serialising each user's updates keeps every conversation's steps in order."""
 
 from __future__ import annotations
 
