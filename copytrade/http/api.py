@@ -80,7 +80,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def envelope(code: str, msg: str, data: Any = None, *, status: int = 200, headers: dict[str, str] | None = None):
+def envelope(
+    code: str, msg: str, data: Any = None, *, status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         {"code": code, "msg": msg, "requestTime": _now_ms(), "data": data}, status_code=status, headers=headers
     )
