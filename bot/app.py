@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import warnings
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,6 +26,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.admin import admin_handlers
+from bot.apitoken import apitoken_handlers
 from bot.follow import follow_conversation, masters_handlers
 from bot.keys import connect_conversation, key_handlers
 from bot.notifier import Notifier
@@ -41,6 +43,7 @@ from bot.start import (
     unknown_command,
 )
 from bot.status import status_handlers
+from bot.updates import PerUserUpdateProcessor
 from core.scheduler import add_daily_summary_job
 from core.venues.paper.trader import SIMULATED_MASTERS_JOB
 
@@ -92,17 +95,22 @@ async def post_shutdown(application: Application) -> None:
         await notifier.stop()
 
 
-def build_application(app) -> Application:
+def build_application(app, *, webhook: bool = False, on_rate_limited: Callable[[], None] | None = None) -> Application:
+    """``webhook``: no updater; the service's HTTP server puts each posted update on the
+    application's update queue. Updates run concurrently, each user's in order."""
     settings = app.settings
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
-        .rate_limiter(TelegramPacer())
+        .rate_limiter(TelegramPacer(on_rate_limited=on_rate_limited))
+        .concurrent_updates(PerUserUpdateProcessor())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
+    if webhook:
+        builder = builder.updater(None)
     if settings.telegram_api_base_url:
         builder = builder.base_url(settings.telegram_api_base_url)
     application = builder.build()
@@ -130,6 +138,7 @@ def _handlers() -> list[BaseHandler[Update, Any, Any]]:
         *masters_handlers(),
         *status_handlers(),
         *report_handlers(),
+        *apitoken_handlers(),
         CommandHandler("cancel", _nothing_to_cancel),
         MessageHandler(filters.COMMAND, unknown_command),
         MessageHandler(filters.TEXT & ~filters.COMMAND, unexpected_text),
@@ -143,41 +152,49 @@ def webhook_secret(token: str) -> str:
 
 
 async def serve(
-    app, stop: asyncio.Event, *, poll_interval: float = 0.0, polling_timeout: int = 10, scheduler=None
+    app,
+    stop: asyncio.Event,
+    *,
+    poll_interval: float = 0.0,
+    polling_timeout: int = 10,
+    scheduler=None,
+    on_webhook_ready: Callable[[Application], None] | None = None,
+    on_rate_limited: Callable[[], None] | None = None,
 ) -> None:
-    """Run the bot until ``stop`` is set: polling, or a webhook on $PORT when WEBHOOK_URL is set.
+    """Run the bot until ``stop`` is set: polling, or, when WEBHOOK_URL is set, a webhook served
+    by the service's HTTP server: Telegram is told the URL and the secret, and
+    ``on_webhook_ready(application)`` hands the application to the server's webhook route.
     ``scheduler``: the service's ``AsyncIOScheduler``; the bot adds its daily-summary job to it."""
     settings = app.settings
     # httpx logs every request URL at INFO, and the Bot API URL carries the bot token; the
     # telegram library logs whole updates (typed secrets included) at DEBUG.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger("telegram").getEffectiveLevel()))
-    application = build_application(app)
+    webhook = bool(settings.webhook_url)
+    application = build_application(app, webhook=webhook, on_rate_limited=on_rate_limited)
     if scheduler is not None:
         application.bot_data["scheduler"] = scheduler
     updater = application.updater
-    if updater is None:
-        raise RuntimeError("the Telegram application was built without an updater")
     async with application:
         await post_init(application)
         await application.start()
         try:
-            if settings.webhook_url:
-                path = urlparse(settings.webhook_url).path.lstrip("/")
-                await updater.start_webhook(
-                    listen="0.0.0.0",
-                    port=settings.port,
-                    url_path=path,
-                    webhook_url=settings.webhook_url,
+            if webhook:
+                if on_webhook_ready is not None:
+                    on_webhook_ready(application)
+                await application.bot.set_webhook(
+                    url=settings.webhook_url,
                     secret_token=webhook_secret(settings.telegram_bot_token),
+                    allowed_updates=Update.ALL_TYPES,
                 )
-                log.info("Telegram bot listening for webhooks on port %s", settings.port)
+                log.info("Telegram bot receiving webhooks at %s", urlparse(settings.webhook_url).path or "/")
             else:
+                assert updater is not None  # built with one when not a webhook
                 await updater.start_polling(poll_interval=poll_interval, timeout=polling_timeout)
                 log.info("Telegram bot polling for updates")
             await stop.wait()
         finally:
-            if updater.running:
+            if updater is not None and updater.running:
                 await updater.stop()
             await application.stop()
             await post_shutdown(application)

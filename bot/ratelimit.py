@@ -37,8 +37,15 @@ class TelegramPacer(BaseRateLimiter[int]):
     every paced request for its ``retry_after`` and the request is retried up to
     ``max_retries`` times (a per-call ``rate_limit_args`` overrides that)."""
 
-    def __init__(self, messages_per_second: float = MESSAGES_PER_SECOND, max_retries: int = RATE_LIMIT_RETRIES) -> None:
+    def __init__(
+        self,
+        messages_per_second: float = MESSAGES_PER_SECOND,
+        max_retries: int = RATE_LIMIT_RETRIES,
+        on_rate_limited: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_rate_limited`` is told of every 429 (the service's metrics)."""
         self._max_retries = max_retries
+        self._on_rate_limited = on_rate_limited
         # one message per interval, counted from when the previous one actually started
         self._throttle = Throttle([RateLimit(1, 1 / messages_per_second)])
 
@@ -65,6 +72,8 @@ class TelegramPacer(BaseRateLimiter[int]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                if self._on_rate_limited is not None:
+                    self._on_rate_limited()
                 if attempt >= retries:
                     raise
                 pause = _seconds(exc.retry_after) + PAUSE_MARGIN

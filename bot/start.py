@@ -31,6 +31,7 @@ FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
     ("pnl", "your PnL with a chart: /pnl [today|7d|30d|3m|1y|all]"),
     ("export", "your copy log as a file: /export [csv|json]"),
     ("summary", "daily summary: /summary on [HH:MM] | off (UTC)"),
+    ("apitoken", "REST API tokens: /apitoken new read|trade, /apitoken revoke <id>"),
     ("cancel", "cancel the current dialogue"),
 )
 ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (

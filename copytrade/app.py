@@ -13,13 +13,14 @@ import logging
 import os
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from copytrade.config import Mode, Settings
 from core.confirmations import CopyConfirmations
+from core.api_tokens import ApiTokens
 from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
@@ -39,6 +40,7 @@ from core.venues.paper.trader import SIMULATED_MASTERS_JOB, SimulatedMasters
 from core.venues.paper.venue import PaperExchange
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
+from storage.api_tokens import ApiTokenStore
 from storage.db import Database
 from storage.journal import JournalStore
 from storage.migrate import upgrade
@@ -122,6 +124,7 @@ class App:
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
     confirmations: CopyConfirmations | None = None  # manual confirmation: copies offered with Copy / Skip
     simulated_masters: SimulatedMasters | None = None  # paper masters trading on a schedule (paper mode)
+    api_tokens: ApiTokens = field(kw_only=True)  # the REST API's tokens (/apitoken)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
         master = await self.accounts.master(master_id)
@@ -281,6 +284,7 @@ async def build_app(
         ListenerSupervisor(engine.on_fill),
         exchange,
         drivers,
+        api_tokens=ApiTokens(ApiTokenStore(db)),
     )
     engine.master_equity = app.master_equity
     app.risk = risk

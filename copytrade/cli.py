@@ -280,7 +280,9 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
     scheduler = build_scheduler(app.engine, app.services.reports, streams=streams)
     app.register_jobs(scheduler)
     warming: asyncio.Task[None] | None = None
+    http = None
     try:
+        http = await _start_http(app, redactor)  # first: a web dyno binds $PORT at once
         await app.engine.resume()
         # in the background: the bot answers at once, a fill meanwhile opens what it needs itself
         warming = asyncio.create_task(app.engine.warm_up(), name="venue-warm-up")
@@ -290,7 +292,7 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
                 from copytrade.paper_setup import ensure_paper_setup
 
                 await ensure_paper_setup(app, followers=False)
-            return await _run_bot(app, scheduler)
+            return await _run_bot(app, scheduler, http)
         if not settings.is_paper:
             await app.start_listeners()
             await app.notifications.consume(_log_notification)  # until interrupted
@@ -301,6 +303,8 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
             warming.cancel()
         scheduler.shutdown(wait=False)
         await streams.close()
+        if http is not None:
+            await http.stop()
         await app.close()
 
 
@@ -322,7 +326,28 @@ async def _log_notification(event: object) -> None:
         log.info("notification %s", type(event).__name__)
 
 
-async def _run_bot(app, scheduler=None) -> int:
+# -- the HTTP server (issue 17): health, readiness, metrics, webhook, REST API on $PORT -------
+
+
+async def _start_http(app, redactor: SecretRedactor):
+    """The service's HTTP server on $PORT, in every mode. A port already taken is logged, not
+    fatal: copying goes on (a second copier beside the first, a test run), unseen by HTTP."""
+    from copytrade.http.server import start_http_server
+
+    try:
+        http = await start_http_server(app)
+    except OSError as exc:
+        log.error("HTTP server not started: port %s: %s", app.settings.port, exc.strerror or exc)
+        return None
+    if http.webhook is not None:
+        redactor.add([http.webhook.secret])  # sent to Telegram in setWebhook, received in a header
+    return http
+
+
+# -- end of the HTTP server --------------------------------------------------------------------
+
+
+async def _run_bot(app, scheduler=None, http=None) -> int:
     """The Telegram bot (polling, or webhook when WEBHOOK_URL is set) with every master watched
     and the daily summaries delivered (a job on ``scheduler``); SIGTERM (Heroku, Fly) and
     Ctrl-C stop it cleanly."""
@@ -338,7 +363,13 @@ async def _run_bot(app, scheduler=None) -> int:
         except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
             pass
     await app.start_listeners()
-    await serve(app, stop, scheduler=scheduler)
+    await serve(
+        app,
+        stop,
+        scheduler=scheduler,
+        on_webhook_ready=http.webhook.attach if http is not None and http.webhook is not None else None,
+        on_rate_limited=http.metrics.telegram_rate_limited if http is not None else None,
+    )
     return 0
 
 

@@ -27,8 +27,8 @@ MASK = "***"
 MIN_SECRET_LENGTH = 6
 
 _SHAPES = (
-    # a Telegram bot token: <bot id>:<35 characters>
-    re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}"),
+    # a Telegram bot token: <bot id>:<35 characters>; a REST API token (core.api_tokens): ctk_<43 characters>
+    re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}|\bctk_[A-Za-z0-9_-]{20,}"),
     # header-like and field-like secrets in headers, query strings, JSON and dict reprs
     re.compile(
         r"(?i)(\b(?:x-mbx-apikey|x-privatekey|x-telegram-bot-api-secret-token|authorization|signature|api[_-]?key"
@@ -123,5 +123,5 @@ def configure_logging(level: str, *, json_lines: bool = False, redactor: SecretR
     root.setLevel(level)
     # a handler that fails must not print the record's raw exception (logging's handleError does)
     logging.raiseExceptions = False
-    for noisy in ("alembic", "apscheduler"):
+    for noisy in ("alembic", "apscheduler", "uvicorn"):  # uvicorn: start/stop lines (copytrade.http logs access)
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -71,6 +71,7 @@ from core.model import (
     plain,
     utcnow,
 )
+from core.observe import EngineObserver, NullObserver
 from core.records import CopyOrderRecord, MasterFillRecord
 from core.risk import cap_to_max_position, check_filters
 from core.sizing import (
@@ -306,6 +307,8 @@ class CopyEngine:
     #: manual confirmation: a copy of a follow with ``confirm_seconds`` is handed here, sized and
     #: ready, instead of being sent (``core.confirmations``); it comes back through ``copy_confirmed``
     offer_copy: Callable[[FollowSettings, Fill, int, OrderIntent], Awaitable[CopyResult]] | None = None
+    #: told of acknowledgements, outcomes, retries and journal commits (the service's metrics)
+    observer: EngineObserver = field(default_factory=NullObserver)
 
     def __post_init__(self) -> None:
         self._follows: dict[int, _FollowCache] = {}
@@ -341,7 +344,9 @@ class CopyEngine:
         received = time.monotonic()
         lock = self._master_locks.setdefault(fill.master_id, asyncio.Lock())
         async with lock:
+            started = time.monotonic()
             entry = await self.journal.journal_fill(fill)
+            self.observer.journal_committed("fill", time.monotonic() - started)
             if entry is None:
                 return FillOutcome(fill, duplicate=True)
             self._planning.add(entry.fill_id)
@@ -354,6 +359,9 @@ class CopyEngine:
             results = [result for batch in await asyncio.gather(*tasks) for result in batch]
             if not any(r.error_code == WAITING for r in results):
                 await self.journal.mark_planned(entry.fill_id)
+            for result in results:
+                if result.error_code != WAITING:
+                    self.observer.copy_outcome(result.status.value, result.reason_code)
         finally:
             self._planning.discard(entry.fill_id)
         return FillOutcome(fill, results=tuple(results))
@@ -877,6 +885,7 @@ class CopyEngine:
                 )
             except VenueError as exc:
                 return await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=origin)
+            self.observer.copy_acknowledged(venue.name, time.monotonic() - received)
             return await self._acknowledged(follow, fill, intent, report, received, origin=origin)
         finally:
             self._in_flight.discard(intent.client_order_id)
@@ -920,7 +929,9 @@ class CopyEngine:
             )
             return await self._finish_failure(follow, fill, intent, str(rejected), received, rejected, origin=origin)
         reported = ReportedOrder(report, (time.monotonic() - received) * 1000)
+        started = time.monotonic()
         transition = (await self.journal.record_reports([reported]))[0]
+        self.observer.journal_committed("report", time.monotonic() - started)
         if transition is None:  # recorded before by a report that won: the row is the truth
             row = await self.journal.copy_order(intent.client_order_id)
             assert row is not None
@@ -986,6 +997,7 @@ class CopyEngine:
                 if delay is None:
                     raise
                 delay = max(delay, exc.retry_after or 0)
+                self.observer.order_retried(venue.name, "rate_limited")
             except (OrderStatusUnknown, TemporaryError):
                 found = await self._lookup(venue, intent)
                 if found is None:  # the venue may still be processing it: ask once more before concluding
@@ -996,6 +1008,7 @@ class CopyEngine:
                 delay = next(delays, None)
                 if delay is None:
                     raise
+                self.observer.order_retried(venue.name, "unknown_outcome")
             await asyncio.sleep(delay)
 
     async def _lookup(self, venue: Venue, intent: OrderIntent) -> OrderReport | None:

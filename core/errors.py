@@ -22,6 +22,18 @@ class NotFound(UserError):
     pass
 
 
+class UnknownMaster(NotFound):
+    """The master asked for does not exist, is retired, or is not listed."""
+
+
+class AlreadyFollowing(UserError):
+    """The account already copies this master (a stopped follow may be started again)."""
+
+
+class InvalidFollowSettings(UserError):
+    """A follow setting is unknown or out of its bounds; nothing was changed."""
+
+
 class ConfigError(CopytradeError):
     """A setting is missing or malformed; the message names the variable."""
 

@@ -16,10 +16,20 @@ from decimal import Decimal
 from typing import Any
 
 from core.confirmations import CopyConfirmations
-from core.errors import NotFound, OrderStatusUnknown, RateLimited, TemporaryError, UserError, VenueError
+from core.errors import (
+    AlreadyFollowing,
+    InvalidFollowSettings,
+    NotFound,
+    OrderStatusUnknown,
+    RateLimited,
+    TemporaryError,
+    UnknownMaster,
+    UserError,
+    VenueError,
+)
 from core.export import ExportFile
 from core.follow_settings import validate_follow_changes
-from core.model import CopyResult, FollowSettings, FollowStatus, MasterStatus, OrderOrigin, Skip
+from core.model import CopyResult, FollowSettings, FollowStatus, MasterStatus, OrderOrigin, SizingMode, Skip
 from core.records import (
     CopyOrderRecord,
     CredentialView,
@@ -255,15 +265,14 @@ class Services:
     ) -> FollowRecord:
         master = await self.accounts.master(master_id)
         if master is None or master.status is MasterStatus.RETIRED:
-            raise NotFound("no such master")
+            raise UnknownMaster("no such master")
         credential = await self.own_account(user_id, credential_id)
         if master.credential_id == credential_id:
             raise UserError("a master cannot copy itself")
-        changes = validate_follow_changes(settings or {})
-        await self._check_symbols(credential.id, changes)
+        changes = await self._valid_settings(credential.id, settings or {})
         existing = await self.accounts.follow_for(master_id, credential_id)
         if existing is not None and existing.status is not FollowStatus.STOPPED:
-            raise UserError(f"already following {master.name} with {credential.label} (error 80005)")
+            raise AlreadyFollowing(f"already following {master.name} with {credential.label} (error 80005)")
         row: FollowRecord | None
         if existing is not None:  # a stopped follow is started again with the new settings
             assert existing.id is not None
@@ -297,9 +306,8 @@ class Services:
         row = await self.own_follow(user_id, follow_id)
         if row.status is FollowStatus.STOPPED:
             raise UserError("this follow is stopped; follow the master again to copy it")
-        validated = validate_follow_changes(changes, current_mode=row.sizing_mode)
         assert row.credential_id is not None  # only a stopped follow loses its key
-        await self._check_symbols(row.credential_id, validated)
+        validated = await self._valid_settings(row.credential_id, changes, current_mode=row.sizing_mode)
         if "dry_run" in validated and validated["dry_run"] != row.dry_run:
             # a simulation starts afresh and ends without a trace; real positions stay as they are
             await self._reset_positions(follow_id, simulated=True)
@@ -335,6 +343,20 @@ class Services:
         for master_id in master_ids:
             self._on_follows_changed(master_id)
         return count
+
+    async def _valid_settings(
+        self, credential_id: str, changes: dict[str, Any], *, current_mode: SizingMode | None = None
+    ) -> dict[str, Any]:
+        """The settings checked and converted (symbols against the account's venue); an
+        ``InvalidFollowSettings`` names the first bad one."""
+        try:
+            validated = validate_follow_changes(changes, current_mode=current_mode)
+            await self._check_symbols(credential_id, validated)
+        except InvalidFollowSettings:
+            raise
+        except UserError as exc:
+            raise InvalidFollowSettings(str(exc)) from None
+        return validated
 
     async def _check_symbols(self, credential_id: str, changes: dict[str, Any]) -> None:
         names = [*changes.get("allowed_symbols", []), *changes.get("blocked_symbols", [])]
@@ -417,12 +439,33 @@ class Services:
         today = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
         return await self.accounts.copy_counts_since(user_id, today)
 
-    async def copy_history(self, user_id: int, *, limit: int, offset: int = 0) -> Sequence[CopyOrderRecord]:
-        """The user's copy orders, newest first."""
-        return await self.accounts.copy_history(user_id, limit=limit, offset=offset)
+    async def copy_history(
+        self,
+        user_id: int,
+        *,
+        limit: int,
+        offset: int = 0,
+        follow_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Sequence[CopyOrderRecord]:
+        """The user's copy orders, newest first; of one of their follows (``NotFound`` for
+        anyone else's), created in ``[since, until)``."""
+        if follow_id is not None:
+            await self.own_follow(user_id, follow_id)
+        return await self.accounts.copy_history(
+            user_id, limit=limit, offset=offset, follow_id=follow_id, since=since, until=until
+        )
 
-    async def copy_history_count(self, user_id: int) -> int:
-        return await self.accounts.copy_history_count(user_id)
+    async def copy_history_count(
+        self,
+        user_id: int,
+        *,
+        follow_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        return await self.accounts.copy_history_count(user_id, follow_id=follow_id, since=since, until=until)
 
     async def system_counts(self) -> dict[str, int]:
         """Users, keys, masters and follows by status, for the admin's ``/stats``."""

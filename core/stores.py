@@ -87,8 +87,27 @@ class AccountRepository(Protocol):
     # -- copied positions and copy history
     async def clear_positions(self, follow_id: int, *, simulated: bool | None = None) -> None: ...
     async def follow_positions_of(self, follow_id: int) -> Sequence[PositionRecord]: ...
-    async def copy_history(self, user_id: int, *, limit: int = 20, offset: int = 0) -> Sequence[CopyOrderRecord]: ...
-    async def copy_history_count(self, user_id: int) -> int: ...
+    async def copy_history(
+        self,
+        user_id: int,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        follow_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Sequence[CopyOrderRecord]:
+        """The user's copy orders, newest first; of one follow, created in ``[since, until)``."""
+        ...
+
+    async def copy_history_count(
+        self,
+        user_id: int,
+        *,
+        follow_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int: ...
     async def copy_counts_since(self, user_id: int | None, since: datetime) -> dict[str, int]: ...
 
 

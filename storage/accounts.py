@@ -343,12 +343,34 @@ class AccountStore:
             for row in rows.scalars():
                 await session.delete(row)
 
-    async def copy_history(self, user_id: int, *, limit: int = 20, offset: int = 0) -> list[CopyOrder]:
+    @staticmethod
+    def _history_filter(
+        user_id: int, follow_id: int | None, since: datetime | None, until: datetime | None
+    ) -> list[Any]:
+        where: list[Any] = [col(CopyOrder.user_id) == user_id]
+        if follow_id is not None:
+            where.append(col(CopyOrder.follow_id) == follow_id)
+        if since is not None:
+            where.append(col(CopyOrder.created_at) >= since)
+        if until is not None:
+            where.append(col(CopyOrder.created_at) < until)
+        return where
+
+    async def copy_history(
+        self,
+        user_id: int,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        follow_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[CopyOrder]:
         async with self.db.session() as session:
             rows = await session.execute(
                 select(CopyOrder)
-                .where(col(CopyOrder.user_id) == user_id)
-                .order_by(col(CopyOrder.created_at).desc())
+                .where(*self._history_filter(user_id, follow_id, since, until))
+                .order_by(col(CopyOrder.created_at).desc(), col(CopyOrder.client_order_id))
                 .limit(limit)
                 .offset(offset)
             )
@@ -399,15 +421,17 @@ class AccountStore:
             rows = await session.execute(query.group_by(col(CopyOrder.status)))
             return {getattr(status, "value", str(status)): int(n) for status, n in rows.all()}
 
-    async def copy_history_count(self, user_id: int) -> int:
+    async def copy_history_count(
+        self,
+        user_id: int,
+        *,
+        follow_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
         async with self.db.session() as session:
-            return int(
-                (
-                    await session.execute(
-                        select(func.count()).select_from(CopyOrder).where(col(CopyOrder.user_id) == user_id)
-                    )
-                ).scalar_one()
-            )
+            where = self._history_filter(user_id, follow_id, since, until)
+            return int((await session.execute(select(func.count()).select_from(CopyOrder).where(*where))).scalar_one())
 
     async def counts(self) -> dict[str, int]:
         """Totals for the admin's /stats."""

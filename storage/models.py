@@ -10,6 +10,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConst
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from core.api_tokens import TokenScope
 from core.model import (
     DEFAULT_REPRICE_ATTEMPTS,
     CopyStatus,
@@ -439,3 +440,16 @@ class PaperPrice(SQLModel, table=True):
 
     symbol: str = Field(primary_key=True, max_length=64)
     price: Decimal = Field(sa_type=ExactDecimal)
+class ApiToken(SQLModel, table=True):
+    """A REST API token: only its SHA-256 hash is stored (``core.api_tokens``)."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    shown: str = Field(max_length=16)
+    scope: TokenScope = Field(sa_type=_enum(TokenScope, 8))
+    label: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -539,6 +539,7 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
     from bot.app import serve, webhook_secret
     from copytrade.app import build_app
     from copytrade.config import load_settings
+    from copytrade.http.server import start_http_server
     from core.vault import generate_key
     from tests.fakes.telegram import BotApiProxy, free_port
 
@@ -557,8 +558,10 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
         data_dir=tmp_path,
     )
     app = await build_app(settings)
+    http = await start_http_server(app, host="127.0.0.1")  # the service's one server, on $PORT
+    assert http.webhook is not None and http.webhook.path == "/telegram-hook"
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(app, stop))
+    task = asyncio.create_task(serve(app, stop, on_webhook_ready=http.webhook.attach))
     try:
         for _ in range(200):
             if "setWebhook" in proxy.methods():
@@ -581,17 +584,18 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
             },
         }
         async with aiohttp.ClientSession() as session:
-            # PTB registers the webhook before its server listens: wait for the port, bounded.
-            for _ in range(200):
-                try:
-                    async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update) as response:
-                        assert response.status == 403  # no secret: not from Telegram
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.02)
-            else:
-                raise AssertionError("the webhook server never listened")
+            async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update) as response:
+                assert response.status == 403  # no secret: not from Telegram
+            wrong = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret("1:another-bot")}
+            async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update, headers=wrong) as response:
+                assert response.status == 403
             headers = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(token)}
+            async with session.post(
+                f"http://127.0.0.1:{port}/telegram-hook", data=b"not json", headers=headers
+            ) as response:
+                assert response.status == 400
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status == 200  # the same port serves health
             async with session.post(f"http://127.0.0.1:{port}/telegram-hook", json=update, headers=headers) as response:
                 assert response.status == 200
         for _ in range(200):
@@ -602,6 +606,7 @@ async def test_webhook_mode_registers_the_url_with_a_secret_and_serves_updates(e
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+        await http.stop()
         await app.close()
         await proxy.stop()
 
@@ -615,10 +620,11 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
     import aiohttp
 
     from core.vault import generate_key
-    from tests.fakes.telegram import BotApiProxy
+    from tests.fakes.telegram import BotApiProxy, free_port
 
     proxy = BotApiProxy(emulator.url)
     await proxy.start()
+    port = free_port()
     token = f"{fresh_id()}:cli"
     env = {
         **os.environ,
@@ -631,6 +637,7 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
         "ADMIN_IDS": "",
         "LOG_LEVEL": "WARNING",
         "PAPER_TRADE_SECONDS": "1",
+        "PORT": str(port),
     }
     env.pop("WEBHOOK_URL", None)  # polling
     process = await asyncio.create_subprocess_exec(
@@ -660,6 +667,10 @@ async def test_copytrade_run_with_a_token_serves_the_bot_and_stops_cleanly_on_si
             await user.press("Follow with recommended settings")
             await user.expect("✅ Following")
             await user.expect("Paper Trend: master", within=30)  # the first master trade after following
+            # polling mode still binds $PORT (a Heroku web dyno is killed otherwise)
+            for path in ("/healthz", "/readyz", "/metrics"):
+                async with session.get(f"http://127.0.0.1:{port}{path}") as response:
+                    assert response.status == 200, path
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == 0, output.decode(errors="replace")

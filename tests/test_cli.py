@@ -55,6 +55,7 @@ def clean_environment(monkeypatch, tmp_path):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("PORT", str(free_port()))  # `copytrade run` serves HTTP: never on a shared port
     monkeypatch.chdir(tmp_path)
 
 

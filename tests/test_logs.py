@@ -52,6 +52,9 @@ def service_logging() -> Iterator[SecretRedactor]:
         ("postgresql://copier:hunter2secret@db.internal/copytrade", "hunter2secret"),
         ("Authorization: Bearer eyJhbGciOiJIUzUxMiJ9.payload", "eyJhbGciOiJIUzUxMiJ9"),
         ("{'jwtToken': 'Bearer eyJhbGciOiJIUzUxMiJ9.x', 'refreshToken': 'eyJhbGciOiJIUzUxMiJ9.y'}", "eyJhbG"),
+        # a REST API token (core.api_tokens) anywhere: a query string, a pasted curl line
+        ("GET /api/v1/copytrading/traders?t=ctk_Q2hJb3bX9kz_1-AbCdEfGhIjKlMnOpQrStUvWx", "Q2hJb3bX9kz"),
+        ("curl -H 'X-Token: ctk_Q2hJb3bX9kz_1-AbCdEfGhIjKlMnOpQrStUvWx' http://x", "Q2hJb3bX9kz"),
     ],
 )
 def test_secrets_are_masked_by_their_shape(line: str, secret: str) -> None:

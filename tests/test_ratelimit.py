@@ -68,3 +68,13 @@ async def test_a_429_after_the_last_retry_reaches_the_caller():
     with pytest.raises(RetryAfter):
         await send(pacer, recorder, 7)
     assert [n for n, _ in recorder.started] == [7]
+
+
+async def test_every_429_is_told_to_the_observer_the_last_one_too():
+    seen: list[str] = []
+    pacer = TelegramPacer(messages_per_second=100, max_retries=0, on_rate_limited=lambda: seen.append("429"))
+    ok = TelegramPacer(messages_per_second=100, on_rate_limited=lambda: seen.append("retried 429"))
+    assert await send(ok, Recorder(fail_first={1: 0}), 1) == 1
+    with pytest.raises(RetryAfter):
+        await send(pacer, Recorder(fail_first={7: 0}), 7)
+    assert seen == ["retried 429", "429"]

@@ -1,0 +1,129 @@
+"""Prometheus metrics of one running service, in a registry of its own (never the library's
+global one: two apps in one process, or two tests, never share counters).
+
+Fed three ways: the engine calls ``Metrics`` as its ``core.observe.EngineObserver``; the
+Telegram pacer calls ``telegram_rate_limited``; and what the service already keeps (the
+listeners' health, the notification queue) is read at each scrape by ``_ServiceCollector``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from core.model import utcnow
+
+#: copy latency, fill received → venue's first answer (seconds): a paper venue answers in
+#: milliseconds, a live exchange in tens to hundreds
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+@dataclass(frozen=True)
+class ServiceSources:
+    """What the collector reads at scrape time."""
+
+    listener_health: Callable[[], Mapping[int, Any]]  # master id -> core.listeners StreamHealth
+    notification_backlog: Callable[[], int]
+    notifications_dropped: Callable[[], int]
+    clock: Callable[[], datetime] = utcnow
+
+
+class _ServiceCollector(Collector):
+    def __init__(self, sources: ServiceSources) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        fills = CounterMetricFamily(
+            "copytrade_fills_received", "Master fills received from the master's stream", labels=["master"]
+        )
+        reconnects = CounterMetricFamily(
+            "copytrade_listener_reconnects", "Restarts and reconnects of a master's stream", labels=["master"]
+        )
+        connected = GaugeMetricFamily(
+            "copytrade_listener_connected", "1 when the master's stream is connected", labels=["master"]
+        )
+        age = GaugeMetricFamily(
+            "copytrade_listener_last_event_age_seconds",
+            "Seconds since the master's stream last delivered an event (absent before the first)",
+            labels=["master"],
+        )
+        now = self._sources.clock()
+        for master_id, health in sorted(self._sources.listener_health().items()):
+            label = [str(master_id)]
+            fills.add_metric(label, health.fills)
+            reconnects.add_metric(label, health.restarts)
+            connected.add_metric(label, 1 if health.running else 0)
+            if health.last_fill_at is not None:
+                age.add_metric(label, max(0.0, (now - health.last_fill_at).total_seconds()))
+        yield from (fills, reconnects, connected, age)
+        yield GaugeMetricFamily(
+            "copytrade_notification_backlog",
+            "Notifications queued, not yet handed to Telegram",
+            value=self._sources.notification_backlog(),
+        )
+        yield CounterMetricFamily(
+            "copytrade_notifications_dropped",
+            "Notifications dropped because the queue was full",
+            value=self._sources.notifications_dropped(),
+        )
+
+
+class Metrics:
+    """The service's metrics: a ``core.observe.EngineObserver`` plus the scrape-time collector."""
+
+    def __init__(self, sources: ServiceSources) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._latency = Histogram(
+            "copytrade_copy_latency_seconds",
+            "Master fill received to the follower venue's first answer",
+            ["venue"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._orders = Counter(
+            "copytrade_copy_orders",
+            "Copies of a master fill by their first outcome and its reason",
+            ["status", "reason"],
+            registry=self.registry,
+        )
+        self._retries = Counter(
+            "copytrade_order_retries", "Order sends retried", ["venue", "cause"], registry=self.registry
+        )
+        self._commits = Histogram(
+            "copytrade_journal_commit_seconds",
+            "Journal writes the copy path waits for",
+            ["operation"],
+            buckets=COMMIT_BUCKETS,
+            registry=self.registry,
+        )
+        self._telegram_429 = Counter(
+            "copytrade_telegram_rate_limited", "Telegram answers 429 (flood control)", registry=self.registry
+        )
+        self.registry.register(_ServiceCollector(sources))
+
+    # core.observe.EngineObserver
+    def copy_acknowledged(self, venue: str, seconds: float) -> None:
+        self._latency.labels(venue).observe(seconds)
+
+    def copy_outcome(self, status: str, reason: str | None) -> None:
+        self._orders.labels(status, reason or "").inc()
+
+    def order_retried(self, venue: str, cause: str) -> None:
+        self._retries.labels(venue, cause).inc()
+
+    def journal_committed(self, operation: str, seconds: float) -> None:
+        self._commits.labels(operation).observe(seconds)
+
+    # the Telegram pacer
+    def telegram_rate_limited(self) -> None:
+        self._telegram_429.inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
