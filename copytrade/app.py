@@ -19,8 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from copytrade.config import Mode, Settings
-from core.confirmations import CopyConfirmations
 from core.api_tokens import ApiTokens
+from core.confirmations import CopyConfirmations
 from core.engine import CopyEngine, EngineConfig
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor

@@ -29,6 +29,7 @@ from typing import Protocol
 from core.errors import (
     AuthenticationError,
     InvalidOrder,
+    NotFound,
     OrderStatusUnknown,
     PermissionDenied,
     RateLimited,

@@ -440,6 +440,8 @@ class PaperPrice(SQLModel, table=True):
 
     symbol: str = Field(primary_key=True, max_length=64)
     price: Decimal = Field(sa_type=ExactDecimal)
+
+
 class ApiToken(SQLModel, table=True):
     """A REST API token: only its SHA-256 hash is stored (``core.api_tokens``)."""
 
