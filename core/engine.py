@@ -394,17 +394,21 @@ class CopyEngine:
         for copy in pending:  # until settled, they make the follow's later fills wait
             self._unknown.setdefault((copy.follow_id, copy.symbol), set()).add(copy.client_order_id)
         results: list[CopyResult] = []
+        replans: list[tuple[int, list[asyncio.Task[list[CopyResult]]]]] = []
         for journaled in await self.journal.unplanned_fills():
             assert journaled.id is not None
             if journaled.id in self._planning:  # on_fill is planning it right now
                 continue
             fill = _journaled_fill(journaled)
             entry = JournalEntry(journaled.id, journaled.master_position_before)
-            tasks = await self._start_copies(fill, entry, time.monotonic())
+            # every fill's copies queued now, in fill order: each follow's queue keeps that order,
+            # and one follow's slow send does not hold the other follows' later fills
+            replans.append((journaled.id, await self._start_copies(fill, entry, time.monotonic())))
+        for fill_id, tasks in replans:
             replanned = [r for batch in await asyncio.gather(*tasks) for r in batch]
             results += [r for r in replanned if r.error_code != WAITING]
             if not any(r.error_code == WAITING for r in replanned):
-                await self.journal.mark_planned(journaled.id)
+                await self.journal.mark_planned(fill_id)
         done = {r.client_order_id for r in results}
         for copy in pending:
             cid, key = copy.client_order_id, (copy.follow_id, copy.symbol)

@@ -101,8 +101,10 @@ class _Submission:
     results: Sequence[CopyResult] = ()
     position_changes: Sequence[PositionChange] = ()
     reports: Sequence[ReportedOrder] = ()
+    claims: Sequence[str] = ()  # pending copies whose lease this writer takes or renews
     future: asyncio.Future[None] | None = None
     already: set[str] = field(default_factory=set)  # drafts' ids that existed before
+    claimed: set[str] = field(default_factory=set)  # the claims that were granted
     transitions: list[Transition | None] = field(default_factory=list)  # one per report
 
 
@@ -129,6 +131,23 @@ class _CopyWriter:
         self._lease = lease
         self._queue: list[_Submission] = []
         self._running: asyncio.Task[None] | None = None
+
+    async def _claim(self, session: AsyncSession, client_order_id: str, now: datetime) -> bool:
+        claimed = await session.execute(
+            update(_COPY_ORDERS)
+            .where(
+                _COPY_ORDERS.c.client_order_id == client_order_id,
+                _COPY_ORDERS.c.status == CopyStatus.PENDING.value,
+                or_(
+                    _COPY_ORDERS.c.lease_until.is_(None),
+                    _COPY_ORDERS.c.lease_until < now,
+                    _COPY_ORDERS.c.lease_owner == self._lease.owner,
+                ),
+            )
+            .values(lease_owner=self._lease.owner, lease_until=now + self._lease.duration)
+        )
+        assert isinstance(claimed, CursorResult)  # an UPDATE's result counts its rows
+        return claimed.rowcount == 1
 
     async def submit(self, submission: _Submission) -> _Submission:
         submission.future = asyncio.get_running_loop().create_future()
@@ -181,6 +200,8 @@ class _CopyWriter:
         reports = [r for s in batch for r in s.reports]
         now = utcnow()
         async with self._db.session() as session:
+            for submission in batch:  # in the group commit: a hundred claims cost one transaction
+                submission.claimed = {cid for cid in submission.claims if await self._claim(session, cid, now)}
             if self._db.is_sqlite and (changes or reports):
                 # the write lock before the positions are read: another process's writer waits
                 # here instead of saving a position moved from the same stale read (PostgreSQL:
@@ -511,23 +532,7 @@ class JournalStore:
     async def claim_pending(self, client_order_id: str) -> bool:
         """Take or renew this process's lease on a pending copy (see ``CopyJournal.claim_pending``):
         one conditional UPDATE, so of two processes claiming at once exactly one wins."""
-        now = utcnow()
-        async with self.db.session() as session:
-            claimed = await session.execute(
-                update(_COPY_ORDERS)
-                .where(
-                    _COPY_ORDERS.c.client_order_id == client_order_id,
-                    _COPY_ORDERS.c.status == CopyStatus.PENDING.value,
-                    or_(
-                        _COPY_ORDERS.c.lease_until.is_(None),
-                        _COPY_ORDERS.c.lease_until < now,
-                        _COPY_ORDERS.c.lease_owner == self._lease.owner,
-                    ),
-                )
-                .values(lease_owner=self._lease.owner, lease_until=now + self._lease.duration)
-            )
-            assert isinstance(claimed, CursorResult)  # an UPDATE's result counts its rows
-            return claimed.rowcount == 1
+        return client_order_id in (await self._writes.submit(_Submission(claims=[client_order_id]))).claimed
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:
         """Store outcomes that executed nothing (failed, skipped, still pending) and move dry runs'
