@@ -1247,6 +1247,8 @@ class CopyEngine:
                 report = await venue.fetch_order(row.client_order_id, row.symbol)
         except (VenueError, VaultError) as exc:
             return replace(base, error=f"still pending: {exc}")
+        if report is None and fill_row is not None:
+            return await self._send_interrupted(venue, fill, row, base)
         if report is None:
             result = replace(
                 base,
@@ -1259,6 +1261,50 @@ class CopyEngine:
             self.notify(result)
             return result
         return await self._record_tracked(ReportedOrder(report), fill) or base
+
+    async def _send_interrupted(self, venue: Venue, fill: Fill, row: CopyOrderRecord, base: CopyResult) -> CopyResult:
+        """A copy of a master fill journaled but never received by the venue (it said so twice, a
+        retry delay apart, and the row is ours: leased): sent now, as planned — the follow's later
+        fills waited behind it, so the position it was sized against has not moved — unless the
+        follow has stopped since or it is an entry gone stale (recorded with the reason)."""
+        follow = await self._follow(row.follow_id)
+        age = (self.clock() - fill.executed_at).total_seconds()
+        if follow is None or row.side is None or not row.requested_quantity:
+            unsent = replace(
+                base,
+                status=CopyStatus.FAILED,
+                error_code="interrupted",
+                error="interrupted before the exchange received it; not sent since the follow is no longer active",
+                state=OrderState.REJECTED,
+            )
+        elif not row.reduce_only and age > self.config.max_fill_age.total_seconds():
+            skip = Skip(SkipReason.STALE_FILL, f"{age:.0f}s old when the interrupted copy could be sent again")
+            unsent = replace(base, status=CopyStatus.SKIPPED, skip=skip)
+        else:
+            try:
+                derivative = (await venue.market(row.symbol)).derivative
+            except VenueError as exc:
+                return replace(base, error=f"still pending: {exc}")
+            intent = OrderIntent(
+                follow_id=follow.follow_id,
+                client_order_id=row.client_order_id,
+                symbol=row.symbol,
+                side=row.side,
+                quantity=row.requested_quantity,
+                order_type=row.order_type,
+                price=row.limit_price,
+                reduce_only=row.reduce_only,
+                reference_price=fill.price,
+                leverage=follow.leverage if derivative else None,
+                margin_mode=follow.margin_mode if derivative else None,
+                product=follow.product or fill.product,
+                position_side=row.position_side,
+                protected=row.protected,
+            )
+            return await self._send(follow, fill, venue, intent, time.monotonic(), origin=row.origin)
+        await self.journal.finish_copies([unsent], [])
+        self.notify(unsent)
+        return unsent
 
     async def _record_tracked(self, reported: ReportedOrder, fill: Fill | None = None) -> CopyResult | None:
         """Record a report found by settling or tracking (not by the sender): notified and followed

@@ -364,6 +364,50 @@ async def test_resume_sends_a_planned_order_that_never_reached_the_venue(h):
     assert venue.place_calls == 1 and cid in venue.orders
 
 
+async def _planned_but_unsent(h, follow_id: int, fill: Fill) -> str:
+    """The crash came after the fan-out was journaled (the fill is planned), before this send."""
+    entry = await h.journal.journal_fill(fill)
+    assert entry is not None
+    cid = client_order_id(fill, follow_id, 0)
+    user_id = (await h.accounts.follow(follow_id)).user_id
+    draft = CopyDraft(
+        cid,
+        entry.fill_id,
+        follow_id,
+        user_id,
+        BTC,
+        fill.side,
+        OrderType.MARKET,
+        False,
+        CopyStatus.PENDING,
+        fill.quantity,
+        fill.price,
+    )
+    await h.journal.begin_copies([draft])
+    await h.journal.mark_planned(entry.fill_id)
+    return cid
+
+
+async def test_a_planned_copy_the_venue_never_received_is_sent_by_the_settle_job_once(h):
+    follow_id, venue = await h.add_follower()
+    cid = await _planned_but_unsent(h, follow_id, h.fill(qty="0.1"))
+    [result] = await h.build_engine().resume()  # the venue says twice it has no such order: sent now
+    assert result.status is CopyStatus.FILLED and venue.place_calls == 1 and cid in venue.orders
+    assert await h.build_engine().resume() == []
+    assert venue.place_calls == 1 and await h.position(follow_id) == D("0.1")
+
+
+async def test_an_interrupted_entry_gone_stale_is_recorded_skipped_not_sent(h):
+    follow_id, venue = await h.add_follower()
+    old = h.fill(qty="0.1", executed_at=utcnow() - timedelta(hours=1))
+    cid = await _planned_but_unsent(h, follow_id, old)
+    [result] = await h.build_engine().resume()
+    assert result.status is CopyStatus.SKIPPED and result.skip.reason is SkipReason.STALE_FILL
+    assert venue.place_calls == 0
+    [row] = await h.rows(client_order_id=cid)
+    assert row.status is CopyStatus.SKIPPED and row.reason_code == "stale_fill"
+
+
 async def test_resume_plans_follows_a_crash_left_unplanned(h):
     a, va = await h.add_follower()
     b, vb = await h.add_follower()
@@ -419,8 +463,9 @@ async def test_a_sender_whose_lease_was_claimed_elsewhere_does_not_send_again(h)
     assert venue.place_calls == 1 and h.events == []
     [row] = await h.rows()
     assert row.status is CopyStatus.PENDING  # the other process settles it: asked, not re-sent
-    settled = await _second_process(h, other_journal).resume()
-    assert [r.status for r in settled] == [CopyStatus.FAILED] and venue.place_calls == 1
+    settled = await _second_process(h, other_journal).resume()  # asks twice, then sends it: once
+    assert [r.status for r in settled] == [CopyStatus.FILLED]
+    assert venue.place_calls == 2 and len(venue.orders) == 1  # the refused attempt, then the one order
 
 
 async def test_a_pending_copy_whose_key_was_removed_is_recorded_failed_with_the_reason(h):
