@@ -371,6 +371,7 @@ def _run_cli_process(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[
         env={
             **{k: v for k, v in os.environ.items() if k not in ENV_VARS},
             "COPYTRADE_SECRET_KEY": generate_key(),
+            "PORT": str(free_port()),  # its HTTP server never on a port another process holds
             **env,
         },
         capture_output=True,

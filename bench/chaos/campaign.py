@@ -15,6 +15,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -227,7 +228,7 @@ class Campaign:
                 stdout=log,
                 stderr=log,
                 cwd=str(self.workdir),  # no .env of the checkout
-                env=_env_with_root(self.settings_env()),
+                env=_env_with_root({**self.settings_env(), "PORT": str(_free_port())}),  # its HTTP server
             )
         finally:
             log.close()
@@ -661,6 +662,12 @@ def _query(database_url: str) -> dict[str, list[dict[str, Any]]]:
             }
     finally:
         engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _env_with_root(extra: dict[str, str]) -> dict[str, str]:
