@@ -58,11 +58,12 @@ class ScaleoutRig:
 
     followers: int
     latency: float = 0.0
-    lease_seconds: float = 3.0
+    lease_seconds: float = 5.0
     extra_env: dict[str, str] = field(default_factory=dict)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="copytrade-scaleout-")))
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     follows: dict[int, str] = field(default_factory=dict)  # follow id -> follower api key
+    credentials: dict[int, str] = field(default_factory=dict)  # follow id -> its stored credential
     trades: int = 0
 
     def __post_init__(self) -> None:
@@ -128,6 +129,7 @@ class ScaleoutRig:
                 master_id=master_id,
             )
             self.follows = {follow_id: api_key for (follow_id, _), (api_key, _) in zip(follows, accounts, strict=True)}
+            self.credentials = dict(follows)
         finally:
             await app.close()
 
@@ -238,9 +240,11 @@ class ScaleoutRig:
 
     # -- the master and what reached the venue ------------------------------------------------
 
-    async def trade(self) -> float:
-        """One master execution; the wall-clock second it was pushed to the listener."""
-        sent = await self.exchange.trade(account_key(MASTER, 0)[0], SYMBOL, next(self._side), QUANTITY)
+    async def trade(self, side: str | None = None) -> float:
+        """One master execution (buys and sells in turn unless ``side``); the wall-clock second it
+        was pushed to the listener. An entry, not an exit, is what a resend would double: an exit is
+        reduce-only, and the exchange refuses a second one once the position is closed."""
+        sent = await self.exchange.trade(account_key(MASTER, 0)[0], SYMBOL, side or next(self._side), QUANTITY)
         self.trades += 1
         return sent[0] / 1e9
 
@@ -248,9 +252,10 @@ class ScaleoutRig:
         with psycopg.connect(self.database_url, autocommit=True) as connection:
             return list(connection.execute(sql).fetchall())
 
-    def recorded(self) -> int:
-        """Copies whose venue answer is recorded (placed or filled)."""
-        return int(self._rows("SELECT count(*) FROM copy_orders WHERE status IN ('placed', 'filled')")[0][0])
+    def recorded(self, follow_ids: list[int] | None = None) -> int:
+        """Copies whose venue answer is recorded (placed or filled), of ``follow_ids`` or all."""
+        among = f" AND follow_id IN ({','.join(map(str, follow_ids))})" if follow_ids else ""
+        return int(self._rows(f"SELECT count(*) FROM copy_orders WHERE status IN ('placed', 'filled'){among}")[0][0])
 
     def last_recorded_at(self) -> float:
         return float(self._rows("SELECT extract(epoch FROM max(completed_at)) FROM copy_orders")[0][0])
@@ -310,7 +315,7 @@ async def run_scaleout(followers: int, fills: int = 3, rtt: float = 0.02, within
         two = await _measured_fills(rig, fills, within)
         # one more fill, with shard 0's active replica killed in the middle of its fan-out
         before = await asyncio.to_thread(rig.recorded)
-        await rig.trade()
+        await rig.trade("BUY")
         share = followers // 4  # about half of shard 0's copies
         await rig.wait_for(lambda: _at_least(rig, before + share), within, "the fan-out under way", watch=active)
         await rig.kill(active)

@@ -112,6 +112,18 @@ async def test_an_expired_lease_passes_to_the_standby_with_a_new_epoch_and_the_o
     await standby.release()
 
 
+async def test_a_holder_whose_loop_stalled_past_its_deadline_keeps_a_lease_redis_still_gives_it(redis, keys):
+    lost: list[str] = []
+    lease = ShardLease(redis, keys, Shard(0, 1), "a", ttl=30, on_lost=lost.append)
+    assert await lease.try_acquire() is None
+    lease._deadline = 0.0  # as if the event loop had stalled past the renewal
+    assert not lease.held()
+    assert await lease.confirm() is True and lease.held() and lease.epoch == 1 and lost == []
+    await redis.hset(keys.leases, "1:0", "intruder|99999999999999")
+    lease._deadline = 0.0
+    assert await lease.confirm() is False and lost == ["held by intruder"]
+
+
 async def test_a_holder_whose_renewal_is_refused_calls_on_lost(redis, keys):
     lost: list[str] = []
     lease = ShardLease(redis, keys, Shard(0, 1), "a", ttl=0.4, on_lost=lost.append)

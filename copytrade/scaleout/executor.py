@@ -63,7 +63,7 @@ class ShardExecutor:
                 await on_active()
             await self._take_over(stop)
             retried = time.monotonic()
-            while not stop.is_set() and self._may_send():
+            while not stop.is_set() and await self._may_send():
                 await self._read_new()
                 if time.monotonic() - retried >= self.claim_idle:
                     await self._retry_own()
@@ -71,10 +71,8 @@ class ShardExecutor:
         finally:
             await self.lease.release()
 
-    def _may_send(self) -> bool:
-        if self._stopped_for is None and not self.lease.held():
-            self._lost("the lease was not renewed in time")
-        return self._stopped_for is None
+    async def _may_send(self) -> bool:
+        return self._stopped_for is None and await self.lease.confirm()
 
     # -- consumer groups ------------------------------------------------------------------------
 
@@ -111,7 +109,7 @@ class ShardExecutor:
 
     async def _take_over(self, stop: asyncio.Event) -> None:
         """Before anything new: every entry a previous holder left unacknowledged, in order."""
-        while not stop.is_set() and self._may_send():
+        while not stop.is_set() and await self._may_send():
             summary = await self.redis.xpending(self.keys.fills, self.group)
             others = [c for c in summary.get("consumers") or [] if c["name"] != self.consumer]
             if not others:
@@ -135,7 +133,7 @@ class ShardExecutor:
         answer = await self.redis.xreadgroup(self.group, self.consumer, {self.keys.fills: "0"}, count=100)
         for _, entries in answer or []:
             for entry_id, fields in entries:
-                if not self._may_send():
+                if not await self._may_send():
                     return
                 await self.handle(entry_id, fields)
 
@@ -145,7 +143,7 @@ class ShardExecutor:
         )
         for _, entries in answer or []:
             for entry_id, fields in entries:
-                if not self._may_send():
+                if not await self._may_send():
                     return
                 await self.handle(entry_id, fields)
 

@@ -91,6 +91,25 @@ class ShardLease:
         """Whether this replica may still send for the shard (no I/O: checked before each entry)."""
         return self.epoch > 0 and time.monotonic() < self._deadline
 
+    async def confirm(self) -> bool:
+        """Whether this replica may still send, asking Redis when the local deadline has passed
+        (an event loop that stalled past a renewal has not necessarily lost the lease); a lease
+        found lost is reported to ``on_lost``."""
+        if self.held():
+            return True
+        if self.epoch == 0:
+            return False
+        try:
+            why = await self._call(str(self.epoch))
+        except Exception as exc:  # Redis unreachable and the deadline passed: assume the worst
+            why = f"renewal failed: {type(exc).__name__}: {exc}"
+        if why is None:
+            return True
+        log.critical("shard %s: lease lost (%s); this replica stops sending", self.shard, why)
+        self.epoch = 0
+        self.on_lost(why)
+        return False
+
     async def try_acquire(self) -> str | None:
         """Take the lease if it is free; ``None`` when taken, else why not."""
         return await self._call("")
