@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -227,13 +228,16 @@ class ScaleoutRig:
     def name_of(self, pid: int) -> str:
         return next(name for name, process in self.processes.items() if process.pid == pid)
 
-    async def wait_for(self, ready: Any, within: float, what: str, *, watch: str | None = None) -> None:
+    async def wait_for(self, ready: Any, within: float, what: str, *, watch: str | Sequence[str] | None = None) -> None:
+        """Until ``ready()``; a process in ``watch`` that exits meanwhile fails the wait at once."""
+        watched = [watch] if isinstance(watch, str) else list(watch or ())
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if await ready():
                 return
-            if watch is not None and self.processes[watch].returncode is not None:
-                raise RuntimeError(f"{watch} exited while waiting for {what}:\n{self.log(watch)[-3000:]}")
+            for name in watched:
+                if self.processes[name].returncode is not None:
+                    raise RuntimeError(f"{name} exited while waiting for {what}:\n{self.log(name)[-3000:]}")
             await asyncio.sleep(0.05)
         logs = "\n".join(f"--- {name}\n{self.log(name)[-2000:]}" for name in self.processes)
         raise RuntimeError(f"timed out after {within} s waiting for {what}\n{logs}")
@@ -260,14 +264,14 @@ class ScaleoutRig:
     def last_recorded_at(self) -> float:
         return float(self._rows("SELECT extract(epoch FROM max(completed_at)) FROM copy_orders")[0][0])
 
-    async def wait_copied(self, within: float) -> None:
+    async def wait_copied(self, within: float, watch: Sequence[str] = ()) -> None:
         """Until every trade so far is journaled and copied to every follow."""
         expected = self.trades * len(self.follows)
 
         async def done() -> bool:
             return await asyncio.to_thread(self.recorded) >= expected
 
-        await self.wait_for(done, within, f"{expected} copies recorded")
+        await self.wait_for(done, within, f"{expected} copies recorded", watch=watch)
 
     async def venue_counts(self) -> dict[str, int]:
         """``duplicates`` and ``missing`` over every trade so far, from the exchange's own orders."""
@@ -288,15 +292,15 @@ def _client_id(venue: str, trade_id: str, follow_id: int) -> str:
     return client_order_id(stand_in, follow_id, 0)
 
 
-async def _measured_fills(rig: ScaleoutRig, fills: int, within: float) -> list[float]:
+async def _measured_fills(rig: ScaleoutRig, fills: int, within: float, watch: Sequence[str]) -> list[float]:
     """One unmeasured fill (cold clients, leverage and margin settings), then ``fills`` measured."""
     await rig.trade()
-    await rig.wait_copied(within)
+    await rig.wait_copied(within, watch)
     measured = []
     for _ in range(fills):
         await asyncio.sleep(0.3)
         sent = await rig.trade()
-        await rig.wait_copied(within)
+        await rig.wait_copied(within, watch)
         measured.append((await asyncio.to_thread(rig.last_recorded_at) - sent) * 1000)
     return measured
 
@@ -306,13 +310,13 @@ async def run_scaleout(followers: int, fills: int = 3, rtt: float = 0.02, within
         await rig.start_listener()
         await rig.start("one", "--role", "executor", "--shard", "0/1")
         await rig.wait_active("0/1")
-        one = await _measured_fills(rig, fills, within)
+        one = await _measured_fills(rig, fills, within, ["listener", "one"])
         await rig.stop("one")
         for name, shard in (("a0", "0/2"), ("a1", "1/2"), ("b0", "0/2")):
             await rig.start(name, "--role", "executor", "--shard", shard)
         active = rig.name_of(await rig.wait_active("0/2"))
         await rig.wait_active("1/2")
-        two = await _measured_fills(rig, fills, within)
+        two = await _measured_fills(rig, fills, within, ["listener", "a0", "a1", "b0"])
         # one more fill, with shard 0's active replica killed in the middle of its fan-out
         before = await asyncio.to_thread(rig.recorded)
         await rig.trade("BUY")
@@ -320,7 +324,7 @@ async def run_scaleout(followers: int, fills: int = 3, rtt: float = 0.02, within
         await rig.wait_for(lambda: _at_least(rig, before + share), within, "the fan-out under way", watch=active)
         await rig.kill(active)
         killed_after = await asyncio.to_thread(rig.recorded) - before
-        await rig.wait_copied(within)
+        await rig.wait_copied(within, ["listener", "a1", "b0" if active == "a0" else "a0"])
         counts = await rig.venue_counts()
         one_p50, two_p50 = summary(one, 1)["p50"], summary(two, 1)["p50"]
         return {

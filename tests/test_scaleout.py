@@ -86,35 +86,40 @@ def test_shard_parses_index_of_count():
 # -- the fence ---------------------------------------------------------------------------------
 
 
+def _lease(redis, keys, shard, holder, **options) -> ShardLease:
+    return ShardLease(redis, REDIS_URL, keys, shard, holder, **options)
+
+
 async def test_a_shard_lease_is_refused_to_a_second_replica_and_to_another_shard_count(redis, keys):
-    first = ShardLease(redis, keys, Shard(0, 2), "replica-a", ttl=5)
+    first = _lease(redis, keys, Shard(0, 2), "replica-a", ttl=5)
     assert await first.try_acquire() is None and first.held() and first.epoch == 1
-    assert await ShardLease(redis, keys, Shard(0, 2), "replica-b", ttl=5).try_acquire() == "held by replica-a"
-    assert await ShardLease(redis, keys, Shard(1, 2), "replica-c", ttl=5).try_acquire() is None  # another shard
-    other_count = await ShardLease(redis, keys, Shard(0, 3), "replica-d", ttl=5).try_acquire()
+    assert await _lease(redis, keys, Shard(0, 2), "replica-b", ttl=5).try_acquire() == "held by replica-a"
+    assert await _lease(redis, keys, Shard(1, 2), "replica-c", ttl=5).try_acquire() is None  # another shard
+    other_count = await _lease(redis, keys, Shard(0, 3), "replica-d", ttl=5).try_acquire()
     assert other_count is not None and "another shard count" in other_count
     await first.release()
     assert not first.held()
-    assert await ShardLease(redis, keys, Shard(0, 2), "replica-b", ttl=5).try_acquire() is None
+    assert await _lease(redis, keys, Shard(0, 2), "replica-b", ttl=5).try_acquire() is None
 
 
 async def test_an_expired_lease_passes_to_the_standby_with_a_new_epoch_and_the_old_holder_stops(redis, keys):
     lost: list[str] = []
-    old = ShardLease(redis, keys, Shard(0, 1), "old", ttl=0.3, on_lost=lost.append)
+    old = _lease(redis, keys, Shard(0, 1), "old", ttl=0.3, on_lost=lost.append)
     assert await old.try_acquire() is None
     await asyncio.sleep(0.35)  # the holder stalled: it neither renewed nor sent
     assert not old.held()  # its own deadline passed before Redis let the lease go
-    standby = ShardLease(redis, keys, Shard(0, 1), "standby", ttl=5)
+    standby = _lease(redis, keys, Shard(0, 1), "standby", ttl=5)
     assert await standby.try_acquire() is None and standby.epoch == 2
-    assert await old._call(str(old.epoch)) in ("held by standby", "taken over")
+    old._deadline = 0.0
+    assert await old.confirm() is False and lost in (["held by standby"], ["taken over"])
     # a new shard count waits while the standby holds shard 0 of 1
-    assert "another shard count" in (await ShardLease(redis, keys, Shard(0, 2), "n2", ttl=5).try_acquire() or "")
+    assert "another shard count" in (await _lease(redis, keys, Shard(0, 2), "n2", ttl=5).try_acquire() or "")
     await standby.release()
 
 
 async def test_a_holder_whose_loop_stalled_past_its_deadline_keeps_a_lease_redis_still_gives_it(redis, keys):
     lost: list[str] = []
-    lease = ShardLease(redis, keys, Shard(0, 1), "a", ttl=30, on_lost=lost.append)
+    lease = _lease(redis, keys, Shard(0, 1), "a", ttl=30, on_lost=lost.append)
     assert await lease.try_acquire() is None
     lease._deadline = 0.0  # as if the event loop had stalled past the renewal
     assert not lease.held()
@@ -126,7 +131,7 @@ async def test_a_holder_whose_loop_stalled_past_its_deadline_keeps_a_lease_redis
 
 async def test_a_holder_whose_renewal_is_refused_calls_on_lost(redis, keys):
     lost: list[str] = []
-    lease = ShardLease(redis, keys, Shard(0, 1), "a", ttl=0.4, on_lost=lost.append)
+    lease = _lease(redis, keys, Shard(0, 1), "a", ttl=0.4, on_lost=lost.append)
     assert await lease.acquire(asyncio.Event())
     await redis.hset(keys.leases, "1:0", "intruder|99999999999999")  # someone else owns it now
     await eventually(lambda: bool(lost), "the lease loss noticed")
@@ -188,7 +193,7 @@ async def test_a_new_shard_count_starts_where_the_old_group_stands_and_replaces_
     await redis.xgroup_create(keys.fills, old, id="0")
     got = await redis.xreadgroup(old, "dead", {keys.fills: ">"}, count=3)
     await redis.xack(keys.fills, old, got[0][1][0][0])  # the second and third were never acknowledged
-    executor = ShardExecutor(redis, keys, Shard(1, 2), h.engine, "new")
+    executor = ShardExecutor(redis, REDIS_URL, keys, Shard(1, 2), h.engine, "new")
     await executor.adopt_groups()
     groups = {g["name"]: g for g in await redis.xinfo_groups(keys.fills)}
     assert set(groups) == {group_name(Shard(0, 2)), group_name(Shard(1, 2))}
@@ -218,7 +223,7 @@ async def _run(executor: ShardExecutor, stop: asyncio.Event) -> asyncio.Task[Non
 async def test_each_shard_copies_a_published_fill_to_its_own_follows_only_and_acknowledges_it(h, redis, keys):
     by_shard = await _followers_on_both_shards(h)
     stop = asyncio.Event()
-    executors = [ShardExecutor(redis, keys, Shard(i, 2), h.engine, f"r{i}", block=0.05) for i in (0, 1)]
+    executors = [ShardExecutor(redis, REDIS_URL, keys, Shard(i, 2), h.engine, f"r{i}", block=0.05) for i in (0, 1)]
     tasks = [await _run(e, stop) for e in executors]
     publisher = FillPublisher(redis, keys, h.journal)
     await publisher.on_fill(h.fill(qty="0.5"))
@@ -238,7 +243,7 @@ async def test_a_replica_taking_over_resumes_an_unacknowledged_fill_through_the_
     by_shard = await _followers_on_both_shards(h, per_shard=3)
     shard = Shard(0, 1)
     publisher = FillPublisher(redis, keys, h.journal)
-    dead = ShardExecutor(redis, keys, shard, h.engine, "dead", lease_ttl=0.3)
+    dead = ShardExecutor(redis, REDIS_URL, keys, shard, h.engine, "dead", lease_ttl=0.3)
     assert await dead.lease.try_acquire() is None
     await dead.adopt_groups()
     await publisher.on_fill(h.fill(qty="0.2"))
@@ -246,7 +251,9 @@ async def test_a_replica_taking_over_resumes_an_unacknowledged_fill_through_the_
     # it copied the fill, then died before acknowledging it (and stopped renewing its lease)
     await h.engine.copy_journaled(int(fields["fill_id"]), shard.owns)
     stop = asyncio.Event()
-    standby = ShardExecutor(redis, keys, shard, h.engine, "standby", lease_ttl=0.3, claim_idle=0.1, block=0.05)
+    standby = ShardExecutor(
+        redis, REDIS_URL, keys, shard, h.engine, "standby", lease_ttl=0.3, claim_idle=0.1, block=0.05
+    )
     task = asyncio.create_task(standby.run(stop))
     await eventually(lambda: standby.handled == 1, "the standby's take-over")
     stop.set()
@@ -255,6 +262,7 @@ async def test_a_replica_taking_over_resumes_an_unacknowledged_fill_through_the_
     venues = [venue for follows in by_shard.values() for _, venue in follows]
     assert [v.place_calls for v in venues] == [1] * len(venues)  # looked up in the journal, not sent again
     assert entry_id not in {i for i, _ in await redis.xreadgroup(standby.group, "standby", {keys.fills: "0"})}
+    assert [c["name"] for c in await redis.xinfo_consumers(keys.fills, standby.group)] == ["standby"]
 
 
 async def test_settings_changes_reach_every_subscriber_and_a_new_master_reaches_the_listener(redis, keys):

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ShardExecutor:
     redis: Redis
+    url: str  # the same Redis, for the lease's renewal thread
     keys: Keys
     shard: Shard
     engine: CopyEngine
@@ -46,7 +47,7 @@ class ShardExecutor:
 
     def __post_init__(self) -> None:
         self.group = group_name(self.shard)
-        self.lease = ShardLease(self.redis, self.keys, self.shard, self.consumer, self.lease_ttl, self._lost)
+        self.lease = ShardLease(self.redis, self.url, self.keys, self.shard, self.consumer, self.lease_ttl, self._lost)
         self._stopped_for: str | None = None
 
     def _lost(self, why: str) -> None:
@@ -126,6 +127,9 @@ class ShardExecutor:
             await self._retry_own()
             await asyncio.sleep(min(self.claim_idle, 0.5))
         await self._retry_own()
+        for consumer in await self.redis.xinfo_consumers(self.keys.fills, self.group):
+            if consumer["name"] != self.consumer and not int(consumer["pending"]):  # gone, nothing left
+                await self.redis.xgroup_delconsumer(self.keys.fills, self.group, consumer["name"])
 
     async def _retry_own(self) -> None:
         """Entries delivered to this replica and not acknowledged yet (claimed, or left with a

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from copytrade.scaleout.keys import Keys, lease_field
@@ -77,7 +80,13 @@ SAFETY = 0.8
 
 @dataclass
 class ShardLease:
+    """``redis`` serves the event loop; the renewals run in a thread of their own on a client of
+    their own (``url``), so that a fan-out keeping the event loop busy for seconds (thousands of
+    orders) does not cost the lease: the lease says the process is alive, and a process that is
+    not (killed, frozen) stops renewing it."""
+
     redis: Redis
+    url: str
     keys: Keys
     shard: Shard
     holder: str
@@ -85,7 +94,8 @@ class ShardLease:
     on_lost: Callable[[str], None] = field(default=lambda why: None)
     epoch: int = 0
     _deadline: float = 0.0
-    _renewing: asyncio.Task[None] | None = None
+    _renewing: threading.Thread | None = None
+    _stop_renewing: threading.Event = field(default_factory=threading.Event)
 
     def held(self) -> bool:
         """Whether this replica may still send for the shard (no I/O: checked before each entry)."""
@@ -93,26 +103,25 @@ class ShardLease:
 
     async def confirm(self) -> bool:
         """Whether this replica may still send, asking Redis when the local deadline has passed
-        (an event loop that stalled past a renewal has not necessarily lost the lease); a lease
-        found lost is reported to ``on_lost``."""
+        (a renewal that was merely late has not lost the lease); a lease found lost is reported
+        to ``on_lost``."""
         if self.held():
             return True
         if self.epoch == 0:
             return False
         try:
-            why = await self._call(str(self.epoch))
+            why = self._answer(await self.redis.eval(_LEASE, 2, *self._arguments(str(self.epoch))), time.monotonic())  # type: ignore[misc]
         except Exception as exc:  # Redis unreachable and the deadline passed: assume the worst
             why = f"renewal failed: {type(exc).__name__}: {exc}"
         if why is None:
             return True
-        log.critical("shard %s: lease lost (%s); this replica stops sending", self.shard, why)
-        self.epoch = 0
-        self.on_lost(why)
+        self._lose(why)
         return False
 
     async def try_acquire(self) -> str | None:
         """Take the lease if it is free; ``None`` when taken, else why not."""
-        return await self._call("")
+        sent = time.monotonic()
+        return self._answer(await self.redis.eval(_LEASE, 2, *self._arguments("")), sent)  # type: ignore[misc]
 
     async def acquire(self, stop: asyncio.Event, *, every: float | None = None) -> bool:
         """Wait (a standby replica) until the lease is ours or ``stop`` is set; then keep it renewed."""
@@ -121,7 +130,9 @@ class ShardLease:
             why = await self.try_acquire()
             if why is None:
                 log.info("shard %s: lease taken by %s (epoch %d)", self.shard, self.holder, self.epoch)
-                self._renewing = asyncio.create_task(self._renew_forever(), name=f"lease-{self.shard}")
+                self._stop_renewing.clear()
+                self._renewing = threading.Thread(target=self._renew_forever, name=f"lease-{self.shard}", daemon=True)
+                self._renewing.start()
                 return True
             log.debug("shard %s: standing by (%s)", self.shard, why)
             try:
@@ -131,18 +142,16 @@ class ShardLease:
         return False
 
     async def release(self) -> None:
+        self._stop_renewing.set()
         if self._renewing is not None:
-            self._renewing.cancel()
-            await asyncio.gather(self._renewing, return_exceptions=True)
+            await asyncio.to_thread(self._renewing.join)
+            self._renewing = None
         if self.epoch:
             await self.redis.eval(_RELEASE, 1, self.keys.leases, lease_field(self.shard), self.holder)  # type: ignore[misc]
         self.epoch = 0
 
-    async def _call(self, expected: str) -> str | None:
-        sent = time.monotonic()
-        epoch, why = await self.redis.eval(  # type: ignore[misc]
-            _LEASE,
-            2,
+    def _arguments(self, expected: str) -> list[str]:
+        return [
             self.keys.leases,
             self.keys.epochs,
             lease_field(self.shard),
@@ -150,25 +159,38 @@ class ShardLease:
             str(int(self.ttl * 1000)),
             str(self.shard.count),
             expected,
-        )
+        ]
+
+    def _answer(self, answer: list[Any], sent: float) -> str | None:
+        epoch, why = answer
         if not epoch:
             return str(why)
         self.epoch = int(epoch)
         self._deadline = sent + self.ttl * SAFETY
         return None
 
-    async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.ttl / 4)
-            try:
-                why = await self._call(str(self.epoch))
-            except Exception as exc:  # Redis unreachable: the lease still counts until its deadline
-                why = f"renewal failed: {type(exc).__name__}: {exc}"
-                if self.held():
-                    log.warning("shard %s: %s", self.shard, why)
-                    continue
-            if why is not None:
-                log.critical("shard %s: lease lost (%s); this replica stops sending", self.shard, why)
-                self.epoch = 0
-                self.on_lost(why)
-                return
+    def _lose(self, why: str) -> None:
+        log.critical("shard %s: lease lost (%s); this replica stops sending", self.shard, why)
+        self.epoch = 0
+        self.on_lost(why)
+
+    def _renew_forever(self) -> None:
+        client = SyncRedis.from_url(self.url, decode_responses=True)
+        try:
+            while not self._stop_renewing.wait(self.ttl / 4):
+                epoch = self.epoch
+                if not epoch:
+                    return
+                sent = time.monotonic()
+                try:
+                    why = self._answer(client.eval(_LEASE, 2, *self._arguments(str(epoch))), sent)  # type: ignore[arg-type]
+                except Exception as exc:  # Redis unreachable: the lease still counts until its deadline
+                    why = f"renewal failed: {type(exc).__name__}: {exc}"
+                    if self.held():
+                        log.warning("shard %s: %s", self.shard, why)
+                        continue
+                if why is not None and not self._stop_renewing.is_set():
+                    self._lose(why)
+                    return
+        finally:
+            client.close()

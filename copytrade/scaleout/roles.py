@@ -153,8 +153,10 @@ async def run_executor(settings: Settings, redis: Redis, keys: Keys, shard: Shar
     app = await build_app(settings, on_secrets=redactor.add)
     tune_garbage_collector()
     stop = _stop_event()
+    assert settings.redis_url is not None
     executor = ShardExecutor(
         redis,
+        settings.redis_url,
         keys,
         shard,
         app.engine,
