@@ -92,6 +92,7 @@ class ScaleoutRig:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Everything stopped and deleted; the processes' logs are kept when the run failed."""
         for process in self.processes.values():
             if process.returncode is None:
                 process.kill()
@@ -103,7 +104,8 @@ class ScaleoutRig:
         await self.redis.aclose()
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{self.schema}" CASCADE')
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not exc_info or exc_info[0] is None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def settings(self) -> Settings:
         return Settings(
@@ -236,8 +238,13 @@ class ScaleoutRig:
             if await ready():
                 return
             for name in watched:
-                if self.processes[name].returncode is not None:
-                    raise RuntimeError(f"{name} exited while waiting for {what}:\n{self.log(name)[-3000:]}")
+                process = self.processes[name]
+                if process.returncode is not None:
+                    last = (self.log(name).strip().splitlines() or ["(no output)"])[-1]
+                    raise RuntimeError(
+                        f"{name} exited ({process.returncode}) while waiting for {what}; its last line: {last} "
+                        f"(logs kept in {self.workdir})\n{self.log(name)[-3000:]}"
+                    )
             await asyncio.sleep(0.05)
         logs = "\n".join(f"--- {name}\n{self.log(name)[-2000:]}" for name in self.processes)
         raise RuntimeError(f"timed out after {within} s waiting for {what}\n{logs}")
@@ -305,8 +312,13 @@ async def _measured_fills(rig: ScaleoutRig, fills: int, within: float, watch: Se
     return measured
 
 
-async def run_scaleout(followers: int, fills: int = 3, rtt: float = 0.02, within: float = 600.0) -> dict[str, Any]:
-    async with ScaleoutRig(followers, latency=rtt) as rig:
+async def run_scaleout(
+    followers: int, fills: int = 3, rtt: float = 0.02, within: float = 600.0, lease_seconds: float = 15.0
+) -> dict[str, Any]:
+    """``lease_seconds``: at 10,000 followers on 2 shared cores a process can be starved for
+    seconds (garbage collections of a large heap hold the interpreter): a lease that short would
+    hand the shard over without anyone having died."""
+    async with ScaleoutRig(followers, latency=rtt, lease_seconds=lease_seconds) as rig:
         await rig.start_listener()
         await rig.start("one", "--role", "executor", "--shard", "0/1")
         await rig.wait_active("0/1")
@@ -333,6 +345,7 @@ async def run_scaleout(followers: int, fills: int = 3, rtt: float = 0.02, within
             "one_shard_ms": summary(one, 1),
             "two_shards_ms": summary(two, 1),
             "speedup_p50": round(one_p50 / two_p50, 2),
+            "lease_seconds": lease_seconds,
             "killed_replica": {"copies_recorded_when_killed": killed_after, "of": followers},
             **counts,
         }

@@ -177,11 +177,20 @@ class ShardLease:
     def _renew_forever(self) -> None:
         client = SyncRedis.from_url(self.url, decode_responses=True)
         try:
+            last = time.monotonic()
             while not self._stop_renewing.wait(self.ttl / 4):
                 epoch = self.epoch
                 if not epoch:
                     return
                 sent = time.monotonic()
+                if sent - last > self.ttl / 2:  # this thread itself did not run: the whole process was starved
+                    log.warning(
+                        "shard %s: lease renewal %.1f s late (SHARD_LEASE_SECONDS=%s)",
+                        self.shard,
+                        sent - last - self.ttl / 4,
+                        self.ttl,
+                    )
+                last = sent
                 try:
                     why = self._answer(client.eval(_LEASE, 2, *self._arguments(str(epoch))), sent)  # type: ignore[arg-type]
                 except Exception as exc:  # Redis unreachable: the lease still counts until its deadline
