@@ -47,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SYMBOL = "BTCUSDT"
 QUANTITY = "0.01"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MASTER = "master"
 FOLLOWER = "follower"
 
@@ -66,6 +65,7 @@ class ScaleoutRig:
     follows: dict[int, str] = field(default_factory=dict)  # follow id -> follower api key
     credentials: dict[int, str] = field(default_factory=dict)  # follow id -> its stored credential
     trades: int = 0
+    redis_url: str = field(default_factory=lambda: os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
 
     def __post_init__(self) -> None:
         self.schema = f"scaleout_{uuid.uuid4().hex[:10]}"
@@ -73,12 +73,17 @@ class ScaleoutRig:
         self.database_url = f"{POSTGRES_URL}?options=-csearch_path%3D{self.schema}"
         self.secret_key = generate_key()
         self.exchange = FakeExchangeProcess(self.latency)
-        self.redis = Redis.from_url(REDIS_URL, decode_responses=True)
+        self.redis = Redis.from_url(self.redis_url, decode_responses=True)
         self._side = itertools.cycle(["BUY", "SELL"])
 
     # -- set-up and tear-down ---------------------------------------------------------------
 
     async def __aenter__(self) -> ScaleoutRig:
+        try:
+            await self.redis.ping()  # before anything is created
+        except Exception:
+            await self.redis.aclose()
+            raise
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA "{self.schema}"')
         try:
@@ -147,7 +152,7 @@ class ScaleoutRig:
             "COPYTRADE_MODE": "testnet",
             "COPYTRADE_VENUE_URLS": json.dumps({"binanceusdm": self.exchange.url_overrides()}),
             "COPYTRADE_DATA_DIR": str(self.workdir),
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": self.redis_url,
             "REDIS_PREFIX": self.prefix,
             "SHARD_LEASE_SECONDS": str(self.lease_seconds),
             "MAX_FILL_AGE_SECONDS": "3600",  # fills resumed after a kill are copied, not stale
