@@ -198,6 +198,14 @@ class ScaleoutRig:
         assert process.returncode is not None
         return process.returncode
 
+    def cpu_seconds(self, *names: str) -> float:
+        """User + system CPU the named processes have used so far (Linux /proc)."""
+        total = 0.0
+        for name in names:
+            fields = Path(f"/proc/{self.processes[name].pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -304,17 +312,25 @@ def _client_id(venue: str, trade_id: str, follow_id: int) -> str:
     return client_order_id(stand_in, follow_id, 0)
 
 
-async def _measured_fills(rig: ScaleoutRig, fills: int, within: float, watch: Sequence[str]) -> list[float]:
-    """One unmeasured fill (cold clients, leverage and margin settings), then ``fills`` measured."""
+async def _measured_fills(
+    rig: ScaleoutRig, fills: int, within: float, watch: Sequence[str], executors: Sequence[str]
+) -> tuple[list[float], dict[str, float]]:
+    """One unmeasured fill (cold clients, leverage and margin settings), then ``fills`` measured;
+    with the CPU seconds per measured fill of the executors and of the exchange process."""
     await rig.trade()
     await rig.wait_copied(within, watch)
     measured = []
+    executors_cpu, server_cpu = rig.cpu_seconds(*executors), (await rig.exchange.stats())["cpu_s"]
     for _ in range(fills):
         await asyncio.sleep(0.3)
         sent = await rig.trade()
         await rig.wait_copied(within, watch)
         measured.append((await asyncio.to_thread(rig.last_recorded_at) - sent) * 1000)
-    return measured
+    cpu = {
+        "executors_cpu_s_per_fill": round((rig.cpu_seconds(*executors) - executors_cpu) / fills, 2),
+        "exchange_cpu_s_per_fill": round(((await rig.exchange.stats())["cpu_s"] - server_cpu) / fills, 2),
+    }
+    return measured, cpu
 
 
 async def run_scaleout(
@@ -327,13 +343,13 @@ async def run_scaleout(
         await rig.start_listener()
         await rig.start("one", "--role", "executor", "--shard", "0/1")
         await rig.wait_active("0/1")
-        one = await _measured_fills(rig, fills, within, ["listener", "one"])
+        one, one_cpu = await _measured_fills(rig, fills, within, ["listener", "one"], ["one"])
         await rig.stop("one")
         for name, shard in (("a0", "0/2"), ("a1", "1/2"), ("b0", "0/2")):
             await rig.start(name, "--role", "executor", "--shard", shard)
         active = rig.name_of(await rig.wait_active("0/2"))
         await rig.wait_active("1/2")
-        two = await _measured_fills(rig, fills, within, ["listener", "a0", "a1", "b0"])
+        two, two_cpu = await _measured_fills(rig, fills, within, ["listener", "a0", "a1", "b0"], ["a0", "a1", "b0"])
         # one more fill, with shard 0's active replica killed in the middle of its fan-out
         before = await asyncio.to_thread(rig.recorded)
         await rig.trade("BUY")
@@ -348,7 +364,9 @@ async def run_scaleout(
             "followers": followers,
             "rtt_ms": rtt * 1000,
             "one_shard_ms": summary(one, 1),
+            "one_shard_cpu": one_cpu,
             "two_shards_ms": summary(two, 1),
+            "two_shards_cpu": two_cpu,
             "speedup_p50": round(one_p50 / two_p50, 2),
             "lease_seconds": lease_seconds,
             "killed_replica": {"copies_recorded_when_killed": killed_after, "of": followers},

@@ -335,7 +335,12 @@ def test_a_notification_of_an_unknown_type_is_refused_not_built():
         (["--role", "executor", "--shard", "2/2"], {}, "--shard: the index must be between 0 and 1"),
         (["--role", "listener", "--shard", "0/2"], {}, "--shard: only with --role executor"),
         (["--role", "listener"], {}, "REDIS_URL: required for --role listener"),
-        (["--role", "bot"], {"REDIS_URL": REDIS_URL}, "DATABASE_URL: --role bot needs PostgreSQL"),
+        (["--role", "bot"], {}, "TELEGRAM_BOT_TOKEN: required for --role bot"),
+        (
+            ["--role", "bot"],
+            {"REDIS_URL": REDIS_URL, "TELEGRAM_BOT_TOKEN": "123:abc"},
+            "DATABASE_URL: --role bot needs PostgreSQL",
+        ),
     ],
 )
 def test_a_role_that_cannot_run_says_which_setting_is_wrong_and_exits_2(
@@ -343,6 +348,7 @@ def test_a_role_that_cannot_run_says_which_setting_is_wrong_and_exits_2(
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
     for name, value in env.items():
         monkeypatch.setenv(name, value)

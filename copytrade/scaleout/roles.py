@@ -55,6 +55,8 @@ def check_role_settings(settings: Settings, role: str, shard: str | None) -> Sha
         parsed = Shard.parse(shard)
     elif shard is not None:
         raise ConfigError(f"--shard: only with --role executor, not --role {role}")
+    if role == "bot" and not settings.telegram_bot_token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN: required for --role bot")
     if not settings.redis_url:
         raise ConfigError(f"REDIS_URL: required for --role {role} (the roles meet in Redis)")
     if make_url(settings.database_url).get_backend_name() == "sqlite":
@@ -199,8 +201,6 @@ async def run_bot(settings: Settings, redis: Redis, keys: Keys, redactor: Secret
     from copytrade.app import build_app
     from core.scheduler import add_stats_jobs
 
-    if not settings.telegram_bot_token:
-        raise ConfigError("TELEGRAM_BOT_TOKEN: required for --role bot")
     signals = SettingsSignals(redis, keys)
     app = await build_app(
         settings,
