@@ -116,6 +116,8 @@ async def _with_tasks(
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+            if task in tasks:  # they run until cancelled: one that returned is a fault, not a stop
+                raise RuntimeError(f"background task {task.get_name()} ended on its own")
     finally:
         for task in waiters:
             task.cancel()

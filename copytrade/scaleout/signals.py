@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from copytrade.scaleout.events import EventDecodeError, decode_event, encode_event
 from copytrade.scaleout.keys import Keys
@@ -65,27 +67,33 @@ async def follow_settings(
     master_added: Callable[[int], Awaitable[None]] | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """Apply every settings message until cancelled."""
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.settings)
-    if ready is not None:
-        ready.set()
-    try:
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
-            kind, _, value = str(message["data"]).partition(":")
-            if not value.isdigit():
-                log.warning("settings signal %r ignored: not <kind>:<id>", message["data"])
-                continue
-            if kind == FOLLOWS and follows_changed is not None:
-                follows_changed(int(value))
-            elif kind == POSITIONS and positions_reset is not None:
-                positions_reset(int(value))
-            elif kind == MASTER and master_added is not None:
-                await master_added(int(value))
-    finally:
-        await pubsub.aclose()
+    """Apply every settings message until cancelled. A subscription that ends or breaks is made
+    again (a message sent meanwhile is missed: the follows cache expires on its own)."""
+    while True:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(keys.settings)
+            if ready is not None:
+                ready.set()
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                kind, _, value = str(message["data"]).partition(":")
+                if not value.isdigit():
+                    log.warning("settings signal %r ignored: not <kind>:<id>", message["data"])
+                    continue
+                if kind == FOLLOWS and follows_changed is not None:
+                    follows_changed(int(value))
+                elif kind == POSITIONS and positions_reset is not None:
+                    positions_reset(int(value))
+                elif kind == MASTER and master_added is not None:
+                    await master_added(int(value))
+            log.warning("settings channel: the subscription ended; subscribing again")
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("settings channel: %s; subscribing again", exc)
+            await asyncio.sleep(1)
+        finally:
+            await pubsub.aclose()
 
 
 async def forward_notifications(redis: Redis, keys: Keys, queue: NotificationQueue, *, cap: int = 100_000) -> None:
