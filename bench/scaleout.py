@@ -83,6 +83,7 @@ class ScaleoutRig:
             await self.redis.ping()  # before anything is created
         except Exception:
             await self.redis.aclose()
+            shutil.rmtree(self.workdir, ignore_errors=True)
             raise
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA "{self.schema}"')
