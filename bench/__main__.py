@@ -4,7 +4,9 @@ Without ``--json``: a table of the headline figures against the product's target
 measurement as JSON. With ``--json``: one JSON object with the fixed keys below and nothing else
 (``--report FILE`` writes every measurement as well). A benchmark left out with ``--only`` has
 ``null`` for its keys. ``--quick`` runs every benchmark at small sizes (the keys keep their
-names; a smoke check, not a measurement).
+names; a smoke check, not a measurement). A benchmark that cannot run here (the notification
+part without the Bot API emulator, the scale-out part without Redis or PostgreSQL) does not stop
+the others: its keys are ``null`` and ``not_run`` names it with the reason.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("engine", "ccxt", "detect", "memory", "notify")
+BENCHMARKS = ("engine", "ccxt", "detect", "memory", "notify", "scaleout")
 
 #: the ``--json`` keys, in order, with the target each is read against
 KEYS: dict[str, str] = {
@@ -33,6 +36,13 @@ KEYS: dict[str, str] = {
     "rss_mb_per_account": "<= 0.3 MB per idle account",
     "notify_1000_s": "<= 1.1 x N/30 s (36.7 s for 1,000)",
     "notify_429s": "0",
+    "scaleout_followers": "10,000",
+    "scaleout_1_shard_p50_ms": "(reported) one executor process",
+    "scaleout_2_shards_p50_ms": "(reported) two executor processes",
+    "scaleout_speedup": ">= 1.6 on 2 cores",
+    "scaleout_duplicates": "0 (a replica killed mid fan-out)",
+    "scaleout_missing": "0 (a replica killed mid fan-out)",
+    "not_run": "{} (each benchmark that could not run, with the reason)",
 }
 
 
@@ -45,6 +55,7 @@ class Sizes:
     detect_events: int
     memory: tuple[int, ...]
     notify: int
+    scaleout: int
 
 
 FULL = Sizes(
@@ -55,8 +66,11 @@ FULL = Sizes(
     detect_events=200,
     memory=(1_000, 10_000),
     notify=1_000,
+    scaleout=10_000,
 )
-QUICK = Sizes(engine=(50,), ccxt=(10,), baseline=10, repetitions=2, detect_events=5, memory=(20,), notify=40)
+QUICK = Sizes(
+    engine=(50,), ccxt=(10,), baseline=10, repetitions=2, detect_events=5, memory=(20,), notify=40, scaleout=40
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.02,
         help="seconds the fake exchange waits before answering each REST request (default 0.02)",
+    )
+    parser.add_argument(
+        "--scaleout-followers",
+        type=int,
+        default=None,
+        help="followers of the scale-out benchmark (default 10,000; 40 with --quick)",
     )
     parser.add_argument("--report", type=Path, default=None, help="also write every measurement as JSON to this file")
     parser.add_argument(
@@ -102,9 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rtt < 0:
         print("bench: error: --rtt must be zero or more seconds", file=sys.stderr)
         return 2
+    if args.scaleout_followers is not None and args.scaleout_followers < 2:
+        print("bench: error: --scaleout-followers must be at least 2", file=sys.stderr)
+        return 2
     if args.profile is not None:
         os.environ["BENCH_PROFILE"] = str(args.profile)
     sizes = QUICK if args.quick else FULL
+    if args.scaleout_followers is not None:
+        sizes = replace(sizes, scaleout=args.scaleout_followers)
     report = asyncio.run(run(chosen, sizes, args.rtt, progress=not args.json))
     headline = headline_figures(report)
     if args.report is not None:
@@ -112,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(headline))
     else:
-        print(format_table(headline, quick=args.quick))
+        print(format_table(headline, quick=args.quick or sizes.scaleout != FULL.scaleout))
         print(json.dumps(report, indent=2))
     return 0
 
@@ -123,6 +148,7 @@ async def run(chosen: list[str], sizes: Sizes, rtt: float, *, progress: bool) ->
     from bench.engine_overhead import run_engine_overhead
     from bench.memory import run_memory
     from bench.notify import run_notify
+    from bench.scaleout import run_scaleout
 
     def note(text: str) -> None:
         if progress:
@@ -131,28 +157,46 @@ async def run(chosen: list[str], sizes: Sizes, rtt: float, *, progress: bool) ->
     report: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "quick": sizes is QUICK,
+        "not_run": {},
     }
+
+    async def part(name: str, what: str, measure: Callable[[], Awaitable[Any]]) -> None:
+        """One benchmark; one that cannot run is reported with its reason, the others go on."""
+        if name not in chosen:
+            return
+        note(what)
+        try:
+            report[name] = await measure()
+        except Exception as exc:
+            report["not_run"][name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            note(f"{name} not run: {report['not_run'][name]}")
+            if progress:
+                traceback.print_exc(file=sys.stderr)
+
+    async def engine() -> list[dict[str, Any]]:
+        return [await run_engine_overhead(n, sizes.repetitions) for n in sizes.engine]
+
     started = time.perf_counter()
-    if "engine" in chosen:
-        report["engine"] = []
-        for n in sizes.engine:
-            note(f"engine overhead, {n} followers")
-            report["engine"].append(await run_engine_overhead(n, sizes.repetitions))
-    if "ccxt" in chosen:
-        note(
-            f"ccxt client path, {', '.join(map(str, sizes.ccxt))} followers, RTT {rtt * 1000:.0f} ms; "
-            f"sequential baseline at {sizes.baseline}"
-        )
-        report["ccxt"] = await run_ccxt_path(list(sizes.ccxt), sizes.repetitions, rtt=rtt, baseline_n=sizes.baseline)
-    if "detect" in chosen:
-        note(f"detection, {sizes.detect_events} websocket events")
-        report["detect"] = await run_detection(sizes.detect_events)
-    if "memory" in chosen:
-        note(f"memory, {', '.join(map(str, sizes.memory))} idle accounts")
-        report["memory"] = await run_memory(list(sizes.memory))
-    if "notify" in chosen:
-        note(f"notification fan-out, {sizes.notify} messages at Telegram's 30/s")
-        report["notify"] = await run_notify(sizes.notify)
+    await part("engine", f"engine overhead, {', '.join(map(str, sizes.engine))} followers", engine)
+    await part(
+        "ccxt",
+        f"ccxt client path, {', '.join(map(str, sizes.ccxt))} followers, RTT {rtt * 1000:.0f} ms; "
+        f"sequential baseline at {sizes.baseline}",
+        lambda: run_ccxt_path(list(sizes.ccxt), sizes.repetitions, rtt=rtt, baseline_n=sizes.baseline),
+    )
+    detect = sizes.detect_events
+    await part("detect", f"detection, {detect} websocket events", lambda: run_detection(detect))
+    await part(
+        "memory", f"memory, {', '.join(map(str, sizes.memory))} idle accounts", lambda: run_memory(list(sizes.memory))
+    )
+    await part(
+        "notify", f"notification fan-out, {sizes.notify} messages at Telegram's 30/s", lambda: run_notify(sizes.notify)
+    )
+    await part(
+        "scaleout",
+        f"scale-out, {sizes.scaleout} followers: 1 executor shard, then 2 (one replica killed mid fan-out)",
+        lambda: run_scaleout(sizes.scaleout, sizes.repetitions if sizes is QUICK else 3, rtt=rtt),
+    )
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -178,6 +222,15 @@ def headline_figures(report: dict[str, Any]) -> dict[str, Any]:
     if report.get("notify"):
         figures["notify_1000_s"] = report["notify"]["total_s"]
         figures["notify_429s"] = report["notify"]["http_429s"]
+    scaleout = report.get("scaleout")
+    if scaleout:
+        figures["scaleout_followers"] = scaleout["followers"]
+        figures["scaleout_1_shard_p50_ms"] = scaleout["one_shard_ms"]["p50"]
+        figures["scaleout_2_shards_p50_ms"] = scaleout["two_shards_ms"]["p50"]
+        figures["scaleout_speedup"] = scaleout["speedup_p50"]
+        figures["scaleout_duplicates"] = scaleout["duplicates"]
+        figures["scaleout_missing"] = scaleout["missing"]
+    figures["not_run"] = dict(report.get("not_run", {}))
     return figures
 
 
@@ -185,11 +238,15 @@ def format_table(headline: dict[str, Any], *, quick: bool) -> str:
     width = max(map(len, KEYS))
     lines = ["figure".ljust(width) + "  measured      target", "-" * (width + 50)]
     for key, target in KEYS.items():
+        if key == "not_run":
+            continue
         value = headline[key]
         shown = "not run" if value is None else str(value)
         lines.append(f"{key.ljust(width)}  {shown:<12}  {target}")
+    for name, reason in headline["not_run"].items():
+        lines.append(f"not run: {name}: {reason}")
     if quick:
-        lines.append("(--quick: small sizes; the figures are not comparable with the targets)")
+        lines.append("(small sizes: the figures are not comparable with the targets)")
     return "\n".join(lines)
 
 

@@ -9,7 +9,9 @@ answers a small control API under ``/__bench/``:
   (secret ``secret-<prefix>-<i>``) with a large futures wallet;
 - ``POST /__bench/trade {"api_key", "symbol", "side", "quantity"}``: a master execution, pushed
   on the account's user-data sockets; answers the ``time.time_ns()`` each event was sent at;
-- ``GET /__bench/stats``: request counts per path and the server's CPU seconds.
+- ``GET /__bench/stats``: request counts per path and the server's CPU seconds;
+- ``GET /__bench/orders?prefix=P``: the client order ids of every (non-algo) order of each
+  account whose key starts with ``P`` (duplicates and missing copies are counted from them).
 """
 
 from __future__ import annotations
@@ -71,6 +73,15 @@ def _server_class() -> type:
                         "requests": {f"{m} {p}": c for (m, p), c in self.requests.items()},
                         "cpu_s": time.process_time(),
                         "open_websockets": self.open_websockets,
+                    }
+                )
+            if request.path == "/__bench/orders":
+                prefix = request.query.get("prefix", "")
+                return web.json_response(
+                    {
+                        key: [o.client_order_id for o in account.orders.values() if not o.algo]
+                        for key, account in self.accounts.items()
+                        if key.startswith(prefix)
                     }
                 )
             return web.json_response({"error": f"no control route {request.path}"}, status=404)
@@ -158,6 +169,13 @@ class FakeExchangeProcess:
 
     async def stats(self) -> dict[str, Any]:
         return await self._call("GET", "stats")
+
+    async def orders(self, prefix: str) -> dict[str, list[str]]:
+        """Client order ids placed on each account whose key starts with ``prefix``."""
+        assert self._http is not None
+        async with self._http.get(f"{self.base_url}/__bench/orders", params={"prefix": prefix}) as response:
+            response.raise_for_status()
+            return dict(await response.json())
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ import gc
 import logging
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -124,6 +124,8 @@ class App:
     risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
     confirmations: CopyConfirmations | None = None  # manual confirmation: copies offered with Copy / Skip
     simulated_masters: SimulatedMasters | None = None  # paper masters trading on a schedule (paper mode)
+    #: scaled out: a master added in the bot role is watched by the listener role (see copytrade.scaleout)
+    listener_starter: Callable[[int], Awaitable[None]] | None = None
     api_tokens: ApiTokens = field(kw_only=True)  # the REST API's tokens (/apitoken)
 
     async def master_equity(self, master_id: int) -> Decimal | None:
@@ -168,6 +170,9 @@ class App:
 
     async def start_listener(self, master_id: int) -> None:
         """Watch one master's fills (a master added while the service runs)."""
+        if self.listener_starter is not None:
+            await self.listener_starter(master_id)
+            return
         await self.listeners.start(master_id, lambda: self.open_fill_source(master_id))
 
     def register_jobs(self, scheduler: JobScheduler) -> None:
@@ -224,17 +229,32 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _then(first: Callable[[int], None], second: Callable[[int], None] | None) -> Callable[[int], None]:
+    if second is None:
+        return first
+
+    def both(value: int) -> None:
+        first(value)
+        second(value)
+
+    return both
+
+
 async def build_app(
     settings: Settings,
     *,
     paper: PaperExchange | None = None,
     migrate: bool = True,
     on_secrets: Callable[[Iterable[str]], None] | None = None,
+    follows_changed: Callable[[int], None] | None = None,
+    positions_reset: Callable[[int], None] | None = None,
 ) -> App:
     """``on_secrets`` is told every secret the service opens (the log redactor masks them).
 
     Without ``paper``, the paper world is kept in the database: a restart continues with the
-    same paper balances, positions and orders."""
+    same paper balances, positions and orders. ``follows_changed(master_id)`` /
+    ``positions_reset(follow_id)``: told after the engine's own caches are dropped (a scaled-out
+    deployment tells its other processes)."""
     vault = load_vault(settings, on_secrets)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -264,8 +284,8 @@ async def build_app(
         accounts,
         vault,
         venues,
-        engine.invalidate_follows,
-        engine.forget_positions,
+        _then(engine.invalidate_follows, follows_changed),
+        _then(engine.forget_positions, positions_reset),
         reports=reports,
         risk=risk,
         journal=journal,

@@ -89,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--seed", type=int, default=None, help="paper mode without a token: random seed of the simulated master"
     )
+    # -- scaled out (copytrade.scaleout): roles meeting in Redis ---------------------------------
+    run.add_argument(
+        "--role",
+        choices=("all", "listener", "executor", "bot"),
+        default="all",
+        help="all (default): one process does everything, no Redis. With REDIS_URL and a PostgreSQL "
+        "DATABASE_URL: listener (watches the masters, publishes each fill once), executor (copies the fills "
+        "to the follower accounts of one shard; needs --shard), bot (Telegram and the notifications)",
+    )
+    run.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="--role executor: this process copies for shard I (from 0) of N; run several replicas of a shard "
+        "for fail-over (one sends, the others stand by)",
+    )
 
     demo = commands.add_parser("demo", help="offline demo: real engine and storage, a paper master, N paper followers")
     demo.add_argument("--followers", type=_positive_int, default=14, help="number of paper followers (default 14)")
@@ -274,6 +290,10 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
     from core.scheduler import build_scheduler
     from core.tracking import OrderStreams
 
+    if args.role != "all" or args.shard is not None:  # scaled out: one role of several processes
+        from copytrade.scaleout.roles import run_role
+
+        return await run_role(settings, args.role, args.shard, redactor)
     app = await build_app(settings, on_secrets=redactor.add)
     tune_garbage_collector()
     streams = OrderStreams(app.engine, app.journal, app.venues, cap=settings.order_stream_cap)

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     #: at 15 s a new follower's first copied entry comes within a minute in ~97% of cases
     #: (simulated: 400 runs of a master that had traded 50 times)
     paper_trade_seconds: float = Field(default=15, validation_alias="PAPER_TRADE_SECONDS", ge=0)
+    #: scaled out (``copytrade run --role ...``): the Redis that carries fills, signals and notifications
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    redis_prefix: str = Field(default="copytrade", validation_alias="REDIS_PREFIX", min_length=1)
+    shard_lease_seconds: float = Field(default=10, validation_alias="SHARD_LEASE_SECONDS", gt=0)
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
     ccxt_exchanges: Annotated[list[str], NoDecode] = Field(
@@ -154,7 +158,10 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret the settings hold, for the log redactor."""
         password = make_url(self.database_url).password if "://" in self.database_url else None
-        return [v for v in (self.telegram_bot_token, self.secret_key, *self.old_secret_keys, password) if v]
+        redis_password = make_url(self.redis_url).password if self.redis_url and "://" in self.redis_url else None
+        return [
+            v for v in (self.telegram_bot_token, self.secret_key, *self.old_secret_keys, password, redis_password) if v
+        ]
 
     @property
     def is_paper(self) -> bool:

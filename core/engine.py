@@ -427,10 +427,43 @@ class CopyEngine:
             results.append(settled)
         return results
 
-    async def warm_up(self) -> None:
+    async def copy_journaled(self, fill_id: int, accept: Callable[[str], bool]) -> list[CopyResult] | None:
+        """Copy a fill another process journaled (an executor shard of a scaled-out deployment) to
+        the follows whose follower account ``accept`` takes; ``None`` when the journal has no such
+        fill. Safe to run again for the same fill after a crash anywhere: a copy already recorded
+        is not sent again, and one journaled as pending is looked up on its venue before any
+        resend (the same path as ``resume``). Copies of this fill still pending afterwards are
+        settled by asking their venue under this process's lease (``_settle_pending``)."""
+        row = await self.journal.fill(fill_id)
+        if row is None:
+            return None
+        fill = _journaled_fill(row)
+        entry = JournalEntry(fill_id, row.master_position_before)
+        tasks = await self._start_copies(fill, entry, time.monotonic(), accept)
+        results = [r for batch in await asyncio.gather(*tasks) for r in batch]
+        for pending in await self.journal.pending_copies():
+            if (
+                pending.fill_id != fill_id
+                or pending.credential_id is None
+                or not accept(pending.credential_id)
+                or pending.client_order_id in self._in_flight
+            ):
+                continue
+            if not await self.journal.claim_pending(pending.client_order_id):  # another process's send
+                continue
+            copy = await self.journal.copy_order(pending.client_order_id)
+            if copy is not None and copy.status is CopyStatus.PENDING:
+                settled = await self._settle_pending(pending.credential_id, copy.follow_id, copy.user_id, row, copy)
+                results.append(settled)
+        return results
+
+    async def warm_up(self, accept: Callable[[str], bool] | None = None) -> None:
         """At start: open and warm every active follow's venue before the first fill needs it
-        (a cold ccxt account costs a position-mode request and ~3 ms of CPU to build)."""
+        (a cold ccxt account costs a position-mode request and ~3 ms of CPU to build); with
+        ``accept``, only the follower accounts it takes (an executor shard's)."""
         credential_ids = await self.journal.active_follow_credentials()
+        if accept is not None:
+            credential_ids = [c for c in credential_ids if accept(c)]
         await self.venues.open_many(credential_ids, warm_up=True)
 
     async def drain(self) -> None:
@@ -487,9 +520,11 @@ class CopyEngine:
     # -- planning -----------------------------------------------------------------------------
 
     async def _start_copies(
-        self, fill: Fill, entry: JournalEntry, received: float
+        self, fill: Fill, entry: JournalEntry, received: float, accept: Callable[[str], bool] | None = None
     ) -> list[asyncio.Task[list[CopyResult]]]:
         follows = await self._active_follows(fill.master_id)
+        if accept is not None:
+            follows = [f for f in follows if accept(f.credential_id)]
         stale = self.clock() - fill.executed_at > self.config.max_fill_age
         master_equity = fill.master_equity
         if (
@@ -1366,12 +1401,16 @@ class CopyEngine:
         )
         return results
 
-    async def cancel_copies_of_master_order(self, master_id: int, order_id: str) -> list[CopyResult]:
+    async def cancel_copies_of_master_order(
+        self, master_id: int, order_id: str, accept: Callable[[str], bool] | None = None
+    ) -> list[CopyResult]:
         """The master cancelled (or the venue expired) one of its orders: cancel its copies still
-        resting. What filled is kept."""
+        resting (with ``accept``, only on the follower accounts it takes). What filled is kept."""
         results = []
         for open_copy in await self.journal.open_copies_of_master_order(master_id, order_id):
             if open_copy.client_order_id in self._in_flight:
+                continue
+            if accept is not None and (open_copy.credential_id is None or not accept(open_copy.credential_id)):
                 continue
             result = await self._chained(
                 open_copy.follow_id,

@@ -33,10 +33,12 @@ def test_quick_run_of_every_benchmark_prints_the_fixed_keys(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     headline = json.loads(done.stdout)
     assert list(headline) == list(KEYS)
+    assert headline.pop("not_run") == {}
     assert all(isinstance(value, (int, float)) and value >= 0 for value in headline.values()), headline
+    assert headline["scaleout_duplicates"] == 0 and headline["scaleout_missing"] == 0
     assert headline["notify_429s"] == 0  # the pacer never goes over Telegram's 30 a second
     details = json.loads(report.read_text())
-    assert details["quick"] is True and details["headline"] == headline
+    assert details["quick"] is True and details["headline"] == {**headline, "not_run": {}}
     assert details["ccxt"]["baseline"]["followers"] == 10
     assert (
         details["ccxt"]["server_requests"]["POST /fapi/v1/order"] >= 10 * 3
@@ -48,7 +50,20 @@ def test_a_benchmark_left_out_reports_null(capsys):
     assert main(["--quick", "--json", "--only", "engine"]) == 0
     headline = json.loads(capsys.readouterr().out)
     assert headline["engine_ms_per_follower"] > 0
-    assert {key for key, value in headline.items() if value is None} == set(KEYS) - {"engine_ms_per_follower"}
+    assert {key for key, value in headline.items() if value is None} == set(KEYS) - {
+        "engine_ms_per_follower",
+        "not_run",
+    }
+    assert headline["not_run"] == {}
+
+
+def test_a_benchmark_that_cannot_run_is_named_with_its_reason_and_the_others_are_still_reported(capsys, monkeypatch):
+    monkeypatch.setenv("TEST_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    assert main(["--quick", "--json", "--only", "engine,scaleout", "--scaleout-followers", "4"]) == 0
+    headline = json.loads(capsys.readouterr().out)
+    assert headline["engine_ms_per_follower"] > 0
+    assert headline["scaleout_speedup"] is None
+    assert list(headline["not_run"]) == ["scaleout"] and "ConnectionError" in headline["not_run"]["scaleout"]
 
 
 def test_unknown_benchmark_and_negative_delay_are_refused(capsys):
