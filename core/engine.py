@@ -1371,12 +1371,13 @@ class CopyEngine:
 
     # -- following orders to their end ----------------------------------------------------------
 
-    async def track(self) -> list[CopyResult]:
+    async def track(self, accept: Callable[[str], bool] | None = None) -> list[CopyResult]:
         """One pass over every sent order still open on its venue (not in flight here): ask the
         venue by client order id and record what changed; cancel those past their follow's
         maximum resting time (what filled is kept, the order is recorded expired). A protected
         limit past its short window (``EngineConfig.protected_window``) is cancelled too, and its
-        unfilled remainder re-priced where the follow asks for it (``_end_protected``)."""
+        unfilled remainder re-priced where the follow asks for it (``_end_protected``). With
+        ``accept``, only the orders of the follower accounts it takes (an executor shard's)."""
         now = self.clock()
         results: list[CopyResult] = []
 
@@ -1397,7 +1398,12 @@ class CopyEngine:
                 results.append(result)
 
         await asyncio.gather(
-            *(follow_one(c) for c in await self.journal.open_copies() if c.client_order_id not in self._in_flight)
+            *(
+                follow_one(c)
+                for c in await self.journal.open_copies()
+                if c.client_order_id not in self._in_flight
+                and (accept is None or (c.credential_id is not None and accept(c.credential_id)))
+            )
         )
         return results
 

@@ -118,6 +118,20 @@ async def test_a_resting_limit_copy_filled_later_reaches_the_ledger_and_the_exit
     assert [p.quantity for p in await venue.positions()] == []
 
 
+async def test_an_executor_shard_tracks_only_the_open_copies_of_its_own_follower_accounts(h):
+    mine, _ = await h.add_follower()
+    theirs, _ = await h.add_follower()
+    own_account = (await h.accounts.follow(mine)).credential_id
+    below = h.exchange.prices[BTC] - 100
+    await h.engine.on_fill(h.fill(Side.BUY, "0.2", price=str(below), order_type=OrderType.LIMIT))
+    h.exchange.set_price(BTC, below)  # both resting copies fill on their venues
+    [tracked] = await h.engine.track(lambda credential_id: credential_id == own_account)
+    assert tracked.follow_id == mine and tracked.status is CopyStatus.FILLED
+    assert await h.position(mine) == D("0.2") and await h.position(theirs) == 0  # the other shard's to record
+    [other] = await h.engine.track()
+    assert other.follow_id == theirs and await h.position(theirs) == D("0.2")
+
+
 async def test_the_master_cancelling_its_order_cancels_the_resting_copies(h):
     follow_id, venue = await h.add_follower()
     below = str(h.exchange.prices[BTC] - 100)

@@ -34,6 +34,7 @@ from copytrade.scaleout.executor import ShardExecutor
 from copytrade.scaleout.fills import FillPublisher
 from copytrade.scaleout.keys import Keys
 from copytrade.scaleout.signals import SettingsSignals, deliver_notifications, follow_settings, forward_notifications
+from core.engine import CopyEngine
 from core.errors import ConfigError
 from core.listeners.supervisor import ListenerSupervisor
 from core.sharding import Shard
@@ -44,6 +45,7 @@ ROLES = ("listener", "executor", "bot")
 #: exit status of an executor that lost its shard's lease (its supervisor restarts it as a standby)
 LEASE_LOST_EXIT = 75
 TRIM_EVERY_SECONDS = 10.0
+TRACK_EVERY_SECONDS = 10.0  # as the all-in-one process's track-orders job
 
 
 def check_role_settings(settings: Settings, role: str, shard: str | None) -> Shard | None:
@@ -182,8 +184,9 @@ async def run_executor(settings: Settings, redis: Redis, keys: Keys, shard: Shar
         ),
     ]
 
-    async def warm_up() -> None:  # once active: a standby keeps no venue open
+    async def warm_up() -> None:  # once active: a standby keeps no venue open, follows no order
         tasks.append(asyncio.create_task(app.engine.warm_up(shard.owns), name="venue-warm-up"))
+        tasks.append(asyncio.create_task(_track_orders(app.engine, shard, stop), name="track-orders"))
 
     log.info("executor role: shard %s, replica %s (standing by for the lease)", shard, executor.consumer)
     try:
@@ -194,6 +197,26 @@ async def run_executor(settings: Settings, redis: Redis, keys: Keys, shard: Shar
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await app.close()
+
+
+async def _track_orders(engine: CopyEngine, shard: Shard, stop: asyncio.Event) -> None:
+    """The all-in-one ``track-orders`` job for this shard's follower accounts: every sent copy
+    still open is followed to its end (fills after the first answer, max resting time, protected
+    limits' re-pricing)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), TRACK_EVERY_SECONDS)
+        except TimeoutError:
+            pass
+        if stop.is_set():
+            return
+        try:
+            changed = await engine.track(shard.owns)
+        except Exception:  # one failed pass must not end the tracking; the next one retries
+            log.exception("tracking the open copies of shard %s failed", shard)
+            continue
+        if changed:
+            log.info("%d open copy orders of shard %s changed on their venues", len(changed), shard)
 
 
 async def run_bot(settings: Settings, redis: Redis, keys: Keys, redactor: SecretRedactor) -> int:
