@@ -1,10 +1,10 @@
 """``python -m bench.chaos`` (or ``copytrade chaos``): one seeded chaos campaign, then its figures.
 
 With ``--json``: one JSON object with the fixed keys (``kills``, ``fills``, ``expected``, ``placed``,
-``duplicates``, ``missing``, ``ledger_mismatches``, ``unreasoned``, ``double_notified``,
-``faults_injected``) and nothing else on stdout. A failing campaign (any of duplicates, missing,
-ledger_mismatches, unreasoned, double_notified above 0) prints, on stderr, its seed and the first
-offending (fill, follow) with its timeline, and exits 1.
+``duplicates``, ``missing``, ``ledger_mismatches``, ``implied_mismatches``, ``unreasoned``,
+``double_notified``, ``faults_injected``, ``refused``) and nothing else on stdout. A failing campaign
+(any of duplicates, missing, ledger_mismatches, implied_mismatches, unreasoned, double_notified above 0)
+prints, on stderr, its seed and the first offending (fill, follow) with its timeline, and exits 1.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.chaos",
         description="Chaos campaign: the real `copytrade run` against a fake Binance process, SIGKILLed at random "
         "points and restarted, with faults injected on the order path; checks every (master execution, follow) "
-        "against the exchange, the ledger against the venue, reasons and notifications.",
+        "against the exchange, the ledger against the venue, each follower's position against what the master's "
+        "trades imply, reasons and notifications.",
     )
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs of the copier (default 10)")
     parser.add_argument(
