@@ -412,20 +412,31 @@ class CopyEngine:
         done = {r.client_order_id for r in results}
         for copy in pending:
             cid, key = copy.client_order_id, (copy.follow_id, copy.symbol)
-            if cid in done or cid in self._in_flight:
+            if cid in done:
                 continue
+            settled = await self._settle_owned(copy.credential_id, cid)
+            if settled is not None:
+                if settled.status is not CopyStatus.PENDING:
+                    self._unknown.get(key, set()).discard(cid)
+                results.append(settled)
+        return results
+
+    async def _settle_owned(self, credential_id: str | None, cid: str) -> CopyResult | None:
+        """Settle one pending copy if no task of this process and no other process (its lease)
+        is sending or settling it; ``None`` when it was not ours to settle or is no longer pending."""
+        if cid in self._in_flight:
+            return None
+        self._in_flight.add(cid)  # before any await: no other task of this process takes it meanwhile
+        try:
             if not await self.journal.claim_pending(cid):  # another process sends it
-                continue
+                return None
             row = await self.journal.copy_order(cid)
             if row is None or row.status is not CopyStatus.PENDING:
-                self._unknown.get(key, set()).discard(cid)
-                continue
-            fill_row = await self.journal.fill(copy.fill_id) if copy.fill_id is not None else None
-            settled = await self._settle_pending(copy.credential_id, row.follow_id, row.user_id, fill_row, row)
-            if settled.status is not CopyStatus.PENDING:
-                self._unknown.get(key, set()).discard(cid)
-            results.append(settled)
-        return results
+                return None
+            fill_row = await self.journal.fill(row.fill_id) if row.fill_id is not None else None
+            return await self._settle_pending(credential_id, row.follow_id, row.user_id, fill_row, row)
+        finally:
+            self._in_flight.discard(cid)
 
     async def copy_journaled(self, fill_id: int, accept: Callable[[str], bool]) -> list[CopyResult] | None:
         """Copy a fill another process journaled (an executor shard of a scaled-out deployment) to
@@ -442,18 +453,10 @@ class CopyEngine:
         tasks = await self._start_copies(fill, entry, time.monotonic(), accept)
         results = [r for batch in await asyncio.gather(*tasks) for r in batch]
         for pending in await self.journal.pending_copies():
-            if (
-                pending.fill_id != fill_id
-                or pending.credential_id is None
-                or not accept(pending.credential_id)
-                or pending.client_order_id in self._in_flight
-            ):
+            if pending.fill_id != fill_id or pending.credential_id is None or not accept(pending.credential_id):
                 continue
-            if not await self.journal.claim_pending(pending.client_order_id):  # another process's send
-                continue
-            copy = await self.journal.copy_order(pending.client_order_id)
-            if copy is not None and copy.status is CopyStatus.PENDING:
-                settled = await self._settle_pending(pending.credential_id, copy.follow_id, copy.user_id, row, copy)
+            settled = await self._settle_owned(pending.credential_id, pending.client_order_id)
+            if settled is not None:
                 results.append(settled)
         return results
 
@@ -636,12 +639,9 @@ class CopyEngine:
             row = await self.journal.copy_order(cid)
             if row is not None and row.fill_id == fill_id:
                 continue  # a copy of this very fill: planning it looks it up before any send
-            if row is not None and row.status is CopyStatus.PENDING and await self.journal.claim_pending(cid):
-                fill_row = await self.journal.fill(row.fill_id) if row.fill_id is not None else None
-                row = await self.journal.copy_order(cid)  # as it is now that it is ours
-                if row is not None and row.status is CopyStatus.PENDING:
-                    await self._settle_pending(follow.credential_id, row.follow_id, row.user_id, fill_row, row)
-                    row = await self.journal.copy_order(cid)
+            if row is not None and row.status is CopyStatus.PENDING:
+                await self._settle_owned(follow.credential_id, cid)
+                row = await self.journal.copy_order(cid)
             if row is None or row.status is not CopyStatus.PENDING:
                 self._unknown[key].discard(cid)
         unknown = self._unknown.get(key, set())
@@ -754,11 +754,11 @@ class CopyEngine:
             assert row is not None
             if row.status is not CopyStatus.PENDING or cid in self._in_flight:
                 return self._result_from_row(follow, fill, row)
-            if not await self.journal.claim_pending(cid):  # another process's send may be in flight
-                self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(cid)
-                return self._result_from_row(follow, fill, row)
-            self._in_flight.add(cid)
+            self._in_flight.add(cid)  # before any await: no other task of this process takes it meanwhile
             try:
+                if not await self.journal.claim_pending(cid):  # another process's send may be in flight
+                    self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(cid)
+                    return self._result_from_row(follow, fill, row)
                 try:
                     found = await self._lookup(venue, intent)
                 except OrderStatusUnknown as exc:
@@ -1790,10 +1790,10 @@ class CopyEngine:
             assert row is not None
             if row.status is not CopyStatus.PENDING or order.client_order_id in self._in_flight:
                 return replace(self._result_from_row(follow, fill, row), origin=order.origin)
-            if not await self.journal.claim_pending(order.client_order_id):  # another process sends it
-                return replace(self._result_from_row(follow, fill, row), origin=order.origin)
-            self._in_flight.add(order.client_order_id)
+            self._in_flight.add(order.client_order_id)  # before any await (see ``_copy_leg``)
             try:
+                if not await self.journal.claim_pending(order.client_order_id):  # another process sends it
+                    return replace(self._result_from_row(follow, fill, row), origin=order.origin)
                 found = await self._lookup(venue, intent)
             except OrderStatusUnknown as exc:
                 result = await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=order.origin)

@@ -397,6 +397,16 @@ async def test_a_planned_copy_the_venue_never_received_is_sent_by_the_settle_job
     assert venue.place_calls == 1 and await h.position(follow_id) == D("0.1")
 
 
+async def test_two_settle_passes_of_one_process_at_once_send_an_interrupted_copy_once(h):
+    """The lease cannot tell two tasks of one process apart (same owner): the settle passes
+    take the copy in process before their first await."""
+    follow_id, venue = await h.add_follower()
+    await _planned_but_unsent(h, follow_id, h.fill(qty="0.1"))
+    engine = h.build_engine()
+    await asyncio.gather(engine.resume(), engine.resume(), engine.resume())
+    assert venue.place_calls == 1 and len(venue.orders) == 1
+
+
 async def test_an_interrupted_entry_gone_stale_is_recorded_skipped_not_sent(h):
     follow_id, venue = await h.add_follower()
     old = h.fill(qty="0.1", executed_at=utcnow() - timedelta(hours=1))

@@ -22,7 +22,7 @@ EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (CopyResult, F
 
 
 class EventDecodeError(ValueError):
-    pass
+    """A notification on the stream that is not one of the known event types (never built)."""
 
 
 def encode_event(event: Event) -> str:

@@ -15,6 +15,7 @@ once (``on_lost``; the CLI exits the process): the next holder resumes through t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -135,10 +136,8 @@ class ShardLease:
                 self._renewing.start()
                 return True
             log.debug("shard %s: standing by (%s)", self.shard, why)
-            try:
+            with contextlib.suppress(TimeoutError):  # the wait before trying again, cut short by a stop
                 await asyncio.wait_for(stop.wait(), timeout=wait)
-            except TimeoutError:
-                pass
         return False
 
     async def release(self) -> None:

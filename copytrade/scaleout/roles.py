@@ -204,10 +204,8 @@ async def _track_orders(engine: CopyEngine, shard: Shard, stop: asyncio.Event) -
     still open is followed to its end (fills after the first answer, max resting time, protected
     limits' re-pricing)."""
     while not stop.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):  # the pause between passes, cut short by a stop
             await asyncio.wait_for(stop.wait(), TRACK_EVERY_SECONDS)
-        except TimeoutError:
-            pass
         if stop.is_set():
             return
         try:
