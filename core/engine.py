@@ -911,18 +911,7 @@ class CopyEngine:
                     report = await self._place_with_retries(venue, intent)
             except _LeaseLost as lost:  # another process settles this copy now: it records and notifies
                 log.warning("%s", lost)
-                self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(intent.client_order_id)
-                return CopyResult(
-                    follow.follow_id,
-                    follow.user_id,
-                    fill.master_id,
-                    intent.client_order_id,
-                    fill,
-                    CopyStatus.PENDING,
-                    side=intent.side,
-                    requested_quantity=intent.quantity,
-                    origin=origin,
-                )
+                return self._outcome_unknown(follow, fill, intent, origin)
             except VenueError as exc:
                 return await self._finish_failure(follow, fill, intent, str(exc), received, exc, origin=origin)
             self.observer.copy_acknowledged(venue.name, time.monotonic() - received)
@@ -1183,20 +1172,7 @@ class CopyEngine:
     ) -> CopyResult:
         if isinstance(exc, OrderStatusUnknown):
             # Not knowing is not failing: the row stays pending, the settle job looks it up.
-            self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(intent.client_order_id)
-            pending = CopyResult(
-                follow.follow_id,
-                follow.user_id,
-                fill.master_id,
-                intent.client_order_id,
-                fill,
-                CopyStatus.PENDING,
-                side=intent.side,
-                requested_quantity=intent.quantity,
-                error=message,
-                origin=origin,
-                state=OrderState.PENDING,
-            )
+            pending = replace(self._outcome_unknown(follow, fill, intent, origin), error=message)
             self.notify(pending)
             return pending
         result = CopyResult(
@@ -1218,6 +1194,25 @@ class CopyEngine:
         self.notify(result)
         await self._pause_if_key_rejected(follow, exc)
         return result
+
+    def _outcome_unknown(
+        self, follow: FollowSettings, fill: Fill, intent: OrderIntent, origin: OrderOrigin
+    ) -> CopyResult:
+        """A sent copy whose outcome is not known here: its row stays pending, and the follow's
+        later fills in its symbol wait until it is settled (``_must_wait``)."""
+        self._unknown.setdefault((follow.follow_id, fill.symbol), set()).add(intent.client_order_id)
+        return CopyResult(
+            follow.follow_id,
+            follow.user_id,
+            fill.master_id,
+            intent.client_order_id,
+            fill,
+            CopyStatus.PENDING,
+            side=intent.side,
+            requested_quantity=intent.quantity,
+            origin=origin,
+            state=OrderState.PENDING,
+        )
 
     async def _pause_if_key_rejected(self, follow: FollowSettings, exc: Exception | None) -> None:
         if isinstance(exc, (AuthenticationError, PermissionDenied, VaultError)):

@@ -12,37 +12,22 @@ import pytest
 from sqlmodel import col, select
 
 from copytrade.app import build_app
-from copytrade.config import Mode, Settings
+from copytrade.config import Settings
 from core.model import OrderOrigin, PositionSide
-from core.vault import generate_key
 from storage.models import MasterPosition
 from tests.fakes.binance import FakeBinance
 from tests.harness import eventually
-
-MASTER = ("master-key-0001", "master-secret")
-HEDGED = ("follower-key-hedge", "follower-secret-1")
-ONE_WAY = ("follower-key-oneway", "follower-secret-2")
-KEY = generate_key()
-BTC = "BTC/USDT:USDT"
+from tests.hedge_world import BTC, HEDGED, MASTER, ONE_WAY, hedge_exchange, hedge_settings, sides
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
-    async with FakeBinance() as server:
-        server.add_account(*MASTER, hedge_mode=True)
-        server.add_account(*HEDGED, hedge_mode=True)
-        server.add_account(*ONE_WAY)
+    async with hedge_exchange() as server:
         yield server
 
 
 def _settings(fake, tmp_path) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'hedge.db'}",
-        secret_key=KEY,
-        mode=Mode.TESTNET,
-        venue_urls={"binanceusdm": fake.url_overrides()},
-        max_fill_age_seconds=D(3600),  # executions replayed after a restart are copied, not stale
-    )
+    return hedge_settings(fake, tmp_path / "hedge.db")
 
 
 @pytest.fixture
@@ -75,19 +60,13 @@ async def _master_sides(app, master_id: int) -> dict[tuple[str, PositionSide], D
         return {(r.symbol, r.position_side): r.quantity for r in rows.scalars() if r.quantity != 0}
 
 
-def _sides(fake, api_key: str) -> tuple[D, D]:
-    """The account's (long, short) amounts in BTCUSDT (hedge mode), as positive numbers."""
-    account = fake.accounts[api_key]
-    return account.position("BTCUSDT", "LONG").amount, account.position("BTCUSDT", "SHORT").amount
-
-
 async def test_a_master_opening_a_short_while_long_keeps_the_hedge_followers_long_and_opens_its_short(app, fake):
     master, follows = await _setup(app, fake)
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), position_side="LONG")
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), 0), "the long copied")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.2"), 0), "the long copied")
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="SHORT")  # opens a short
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1")), "both sides held")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.2"), D("0.1")), "both sides held")
     await app.listeners.idle()
 
     assert await _master_sides(app, master.id) == {
@@ -123,12 +102,12 @@ async def test_a_partial_exit_of_one_side_closes_that_fraction_of_that_side_only
     master, follows = await _setup(app, fake)
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"), position_side="LONG")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="SHORT")
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"), position_side="SHORT")  # half of the short
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.1")), "half the short closed")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.4"), D("0.1")), "half the short closed")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="LONG")  # a quarter of the long
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.3"), D("0.1")), "a quarter of the long closed")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.3"), D("0.1")), "a quarter of the long closed")
     await eventually(lambda: fake.accounts[ONE_WAY[0]].signed_position("BTCUSDT") == D("0.2"), "one-way net")
     await app.listeners.idle()
     hedged_orders = fake.accounts[HEDGED[0]].orders.values()
@@ -139,7 +118,7 @@ async def test_hedge_legs_made_while_down_are_replayed_per_side(app, fake, tmp_p
     master, follows = await _setup(app, fake)
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"), position_side="LONG")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="SHORT")
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
     await app.listeners.idle()
     await app.close()
 
@@ -148,7 +127,7 @@ async def test_hedge_legs_made_while_down_are_replayed_per_side(app, fake, tmp_p
     restarted = await build_app(_settings(fake, tmp_path))
     try:
         await restarted.start_listeners()
-        await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), 0), "half the long and all the short")
+        await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.2"), 0), "half the long and all the short")
         await eventually(lambda: fake.accounts[ONE_WAY[0]].signed_position("BTCUSDT") == D("0.2"), "one-way net")
         await restarted.listeners.idle()
         assert await _master_sides(restarted, master.id) == {(BTC, PositionSide.LONG): D("0.2")}
@@ -160,13 +139,13 @@ async def test_closing_a_hedge_followers_copies_closes_each_side_and_its_ledger(
     master, follows = await _setup(app, fake)
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.4"), position_side="LONG")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.2"), position_side="SHORT")
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.4"), D("0.2")), "both sides copied")
     await app.listeners.idle()
 
     [settings] = [f for f in await app.journal.active_follows(master.id) if f.follow_id == follows[0].id]
     await app.risk.close_positions(settings, origin=OrderOrigin.CLOSE)
 
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (0, 0), "both sides closed")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (0, 0), "both sides closed")
     assert await app.journal.real_positions(follows[0].id) == []
 
 

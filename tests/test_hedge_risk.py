@@ -14,37 +14,21 @@ from decimal import Decimal as D
 import pytest
 
 from copytrade.app import build_app
-from copytrade.config import Mode, Settings
 from core.model import OrderOrigin, PositionSide
-from core.vault import generate_key
 from tests.fakes.binance import FakeBinance
 from tests.harness import eventually
-
-MASTER = ("master-key-0001", "master-secret")
-HEDGED = ("follower-key-hedge", "follower-secret-1")
-ONE_WAY = ("follower-key-oneway", "follower-secret-2")
-KEY = generate_key()
-BTC = "BTC/USDT:USDT"
+from tests.hedge_world import BTC, HEDGED, MASTER, ONE_WAY, hedge_exchange, hedge_settings, sides
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
-    async with FakeBinance() as server:
-        server.add_account(*MASTER, hedge_mode=True)
-        server.add_account(*HEDGED, hedge_mode=True)
-        server.add_account(*ONE_WAY)
+    async with hedge_exchange() as server:
         yield server
 
 
 @pytest.fixture
 async def app(fake, tmp_path):
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'hedge-risk.db'}",
-        secret_key=KEY,
-        mode=Mode.TESTNET,
-        venue_urls={"binanceusdm": fake.url_overrides()},
-    )
-    application = await build_app(settings)
+    application = await build_app(hedge_settings(fake, tmp_path / "hedge-risk.db"))
     yield application
     await application.close()
 
@@ -70,12 +54,6 @@ async def _settings(app, master, follow):
     return settings
 
 
-def _sides(fake, api_key: str) -> tuple[D, D]:
-    """The account's (long, short) amounts in BTCUSDT (hedge mode), as positive numbers."""
-    account = fake.accounts[api_key]
-    return account.position("BTCUSDT", "LONG").amount, account.position("BTCUSDT", "SHORT").amount
-
-
 def _resting(fake, api_key: str) -> list[tuple[str, str, str, D, D]]:
     """The account's resting conditional orders: (type, side, positionSide, quantity, trigger)."""
     orders = fake.accounts[api_key].orders.values()
@@ -99,7 +77,7 @@ async def test_each_hedge_leg_gets_its_own_take_profit_and_stop_loss_with_its_po
 
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), position_side="LONG")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="SHORT")
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1")), "both legs copied")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.2"), D("0.1")), "both legs copied")
     await app.listeners.idle()
     await eventually(lambda: len(_resting(fake, HEDGED[0])) == 4, "two protective orders per leg")
 
@@ -115,7 +93,7 @@ async def test_each_hedge_leg_gets_its_own_take_profit_and_stop_loss_with_its_po
     # the price reaches the long's take-profit (and none of the short's levels)
     fake.set_mark_price("BTCUSDT", D("63500"))
     await fake.trigger_conditional(HEDGED[0])
-    assert _sides(fake, HEDGED[0]) == (0, D("0.1"))  # the venue closed the long only
+    assert sides(fake, HEDGED[0]) == (0, D("0.1"))  # the venue closed the long only
     await app.risk.watch()
 
     assert await _ledger(app, follow.id) == {PositionSide.SHORT: D("-0.1")}  # the long's copy closed
@@ -135,7 +113,7 @@ async def test_a_hedge_legs_stop_loss_fill_moves_the_ledger_by_what_the_venue_ex
     await eventually(lambda: fake.open_websockets >= 1, "the master's user-data stream")
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.2"), position_side="LONG")
     await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), position_side="SHORT")
-    await eventually(lambda: _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1")), "both legs copied")
+    await eventually(lambda: sides(fake, HEDGED[0]) == (D("0.2"), D("0.1")), "both legs copied")
     await app.listeners.idle()
     await eventually(lambda: len(_resting(fake, HEDGED[0])) == 2, "a stop-loss per leg")
 
@@ -144,7 +122,7 @@ async def test_a_hedge_legs_stop_loss_fill_moves_the_ledger_by_what_the_venue_ex
     await app.risk.watch()
     await app.risk.watch()  # seen twice: recorded once
 
-    assert _sides(fake, HEDGED[0]) == (D("0.2"), 0)
+    assert sides(fake, HEDGED[0]) == (D("0.2"), 0)
     assert await _ledger(app, follow.id) == {PositionSide.LONG: D("0.2")}
     rows = await app.accounts.copy_history((await app.accounts.follow(follow.id)).user_id, limit=50)
     stops = [r for r in rows if r.origin == OrderOrigin.STOP_LOSS]
@@ -172,11 +150,11 @@ async def test_a_hedge_follower_opens_both_legs_of_a_hedge_master_at_follow_time
         ("buy", D("0.01"), None),
         ("sell", D("0.004"), None),
     ]
-    assert _sides(fake, HEDGED[0]) == (D("0.01"), D("0.004"))
+    assert sides(fake, HEDGED[0]) == (D("0.01"), D("0.004"))
     assert await _ledger(app, follow.id) == {PositionSide.LONG: D("0.01"), PositionSide.SHORT: D("-0.004")}
     again = await app.risk.open_master_positions(await _settings(app, master, follow))  # nothing sent twice
     assert [o.client_order_id for o in again] == [o.client_order_id for o in outcomes]
-    assert _sides(fake, HEDGED[0]) == (D("0.01"), D("0.004"))
+    assert sides(fake, HEDGED[0]) == (D("0.01"), D("0.004"))
 
 
 async def test_a_one_way_follower_opens_the_net_of_a_hedge_masters_legs_with_the_reason_recorded(app, fake):
@@ -205,7 +183,7 @@ async def test_drift_is_checked_and_synced_per_leg_on_a_hedge_account_even_when_
     await app.journal.set_master_position(master.id, BTC, D("-0.1"), PositionSide.SHORT)
     follow = await _follow(app, master, 2001, HEDGED)
     await app.risk.open_master_positions(await _settings(app, master, follow))
-    assert _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1"))
+    assert sides(fake, HEDGED[0]) == (D("0.2"), D("0.1"))
     # the user sells half the long and closes the short by hand: the net (0.1) is unchanged
     await fake.master_trade(HEDGED[0], "BTCUSDT", "SELL", D("0.1"), position_side="LONG")
     await fake.master_trade(HEDGED[0], "BTCUSDT", "BUY", D("0.1"), position_side="SHORT")
@@ -228,7 +206,7 @@ async def test_drift_is_checked_and_synced_per_leg_on_a_hedge_account_even_when_
         ("BUY", "LONG", False),
         ("SELL", "SHORT", False),
     ]
-    assert _sides(fake, HEDGED[0]) == (D("0.2"), D("0.1"))
+    assert sides(fake, HEDGED[0]) == (D("0.2"), D("0.1"))
     assert await _ledger(app, follow.id) == {PositionSide.LONG: D("0.2"), PositionSide.SHORT: D("-0.1")}  # target
     assert await app.risk.reconcile(settings) == {}
     assert await app.risk.sync(settings) == []
