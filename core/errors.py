@@ -82,6 +82,19 @@ class TemporaryError(VenueError):
     retryable = True
 
 
+class DuplicateOrder(VenueError):
+    """The venue already holds an order with this client order id (Binance -4116 "clientOrderId is
+    duplicated", spot -2010 "Duplicate order sent.", ccxt's ``DuplicateOrderId``). The order exists:
+    the sender looks it up and follows it, never records it as failed."""
+
+
+class NotSent(VenueError):
+    """The adapter refused to send the request at all (too little of its send deadline was left to
+    sign it): nothing reached the venue, so it is safe to fence and send again."""
+
+    retryable = True
+
+
 class OrderStatusUnknown(VenueError):
     """The request may or may not have reached the venue (a timeout after sending).
 

@@ -301,6 +301,9 @@ class OrderIntent:
     #: the follower's copied position the order moves (LONG / SHORT: a hedge-mode master's leg);
     #: a hedge-mode account sends it as ``positionSide``, a one-way account nets it
     position_side: PositionSide = PositionSide.BOTH
+    #: set by the order sender only: the moment, on the venue's clock, after which the venue must
+    #: refuse this request (``Venue.send_window``); the adapter signs the request so that it does
+    send_deadline: datetime | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.quantity, Decimal):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from core.model import Fill, MarketRules, OrderIntent, OrderReport, PositionSide
+from core.model import Fill, MarketRules, OrderIntent, OrderReport, PositionSide, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,20 @@ class Position:
     quantity: Decimal  # signed: long > 0, short < 0
     entry_price: Decimal | None = None
     position_side: PositionSide = PositionSide.BOTH  # LONG / SHORT: one of a hedge-mode account's two
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """How a venue bounds the life of an order request whose answer was lost: it refuses a request
+    that reaches it after the deadline the request is signed with (Binance: ``timestamp +
+    recvWindow``, answered -1021). This is what lets the order sender prove a lost order can no
+    longer execute before it sends it again (docs/architecture.md, "The resend rule")."""
+
+    #: how far ahead of the venue's clock each order request's deadline is set
+    length: timedelta
+    #: after the deadline has passed on the venue's clock, how much longer before a look-up's
+    #: "no such order" is taken as final (an accepted request still queued inside the venue)
+    settle: timedelta
 
 
 class Venue(abc.ABC):
@@ -40,10 +55,32 @@ class Venue(abc.ABC):
     async def equity(self) -> Decimal:
         """Account equity in the quote currency used for equity-ratio sizing."""
 
+    #: None where nothing the venue documents proves that a lost request can no longer execute
+    #: (Angel One): such a copy is never re-sent automatically
+    send_window: SendWindow | None = None
+
     @abc.abstractmethod
     async def place_order(self, intent: OrderIntent) -> OrderReport:
         """Send ``intent`` with its client order id. Raises a ``VenueError`` subclass on failure;
-        ``OrderStatusUnknown`` when the request may have reached the venue."""
+        ``OrderStatusUnknown`` when the request may have reached the venue; ``DuplicateOrder`` when
+        the venue already holds an order with that id. With ``intent.send_deadline`` (a venue with
+        a ``send_window``), the request is signed so that the venue refuses it after that moment;
+        ``NotSent`` when too little of it is left to sign the request."""
+
+    def send_deadline(self) -> datetime | None:
+        """The deadline for an order request signed now: the venue's clock as this adapter
+        estimates it plus the send window; ``None`` for a venue without one."""
+        window = self.send_window
+        return None if window is None else self.estimated_venue_time() + window.length
+
+    def estimated_venue_time(self) -> datetime:
+        """The venue's clock as this adapter estimates it without asking (its measured offset)."""
+        return utcnow()
+
+    async def venue_time(self) -> datetime:
+        """The venue's clock now, as the venue answers it (the proof of a deadline having passed
+        is never this process's own clock)."""
+        return utcnow()
 
     @abc.abstractmethod
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
