@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlmodel import col
 
 from copytrade.config import Mode, Settings
-from core.engine import EngineConfig
+from core.copying.config import EngineConfig
 from core.vault import generate_key, key_fingerprint
 from core.venues.paper.venue import PaperExchange
 from storage.models import Credential, Follow, Master, User
@@ -84,14 +84,14 @@ async def temp_app(
             **settings,
         )
         # the paper world in memory: the benchmarks measure the copier, not the simulated venue's saves
-        app = await build_app(config, paper=PaperExchange())
-        tune_garbage_collector()  # as ``copytrade run`` does
         # fills are built just before on_fill; a generous age keeps a slow machine from skipping them
-        app.engine.config = EngineConfig(
+        engine_config = EngineConfig(
             max_fill_age=timedelta(seconds=300),
-            max_concurrent_orders=app.engine.config.max_concurrent_orders,
-            per_account_concurrency=app.engine.config.per_account_concurrency,
+            max_concurrent_orders=config.max_concurrent_orders,
+            per_account_concurrency=config.per_account_concurrency,
         )
+        app = await build_app(config, paper=PaperExchange(), engine_config=engine_config)
+        tune_garbage_collector()  # as ``copytrade run`` does
         try:
             yield app
         finally:

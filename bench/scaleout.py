@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 from bench.common import add_master, seed_accounts, summary
 from bench.fake_exchange import FakeExchangeProcess, account_key
 from copytrade.config import Mode, Settings
-from core.engine import client_order_id
+from core.copying.ids import client_order_id
 from core.model import Fill, Side
 from core.vault import generate_key
 

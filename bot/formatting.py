@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from core.confirmations import CopyOffer
-from core.engine import FollowPaused
+from core.copying.config import FollowPaused
 from core.follow_settings import FOLLOW_SETTINGS
 from core.model import CopyResult, CopyStatus, OrderOrigin, Side, SizingMode, Skip, plain
 from core.notifications import Event

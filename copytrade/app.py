@@ -14,14 +14,17 @@ import os
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from copytrade.config import Mode, Settings
+from copytrade.http.metrics import Metrics
 from core.api_tokens import ApiTokens
-from core.confirmations import CopyConfirmations
-from core.engine import CopyEngine, EngineConfig
+from core.confirmations import CopyConfirmations, CopyOffers
+from core.copying.config import EngineConfig
+from core.copying.path import OrderPath
+from core.engine import CopyEngine
 from core.errors import ConfigError, VaultError
 from core.listeners.supervisor import ListenerSupervisor
 from core.model import MasterStatus, utcnow
@@ -121,19 +124,13 @@ class App:
     listeners: ListenerSupervisor
     paper: PaperExchange
     drivers: VenueDrivers
-    risk: RiskService | None = None  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
-    confirmations: CopyConfirmations | None = None  # manual confirmation: copies offered with Copy / Skip
+    risk: RiskService  # TP/SL, loss limit, reconciliation, /sync, opening and closing positions
+    confirmations: CopyConfirmations  # manual confirmation: copies offered with Copy / Skip
+    metrics: Metrics  # what the engine reports, and /metrics
     simulated_masters: SimulatedMasters | None = None  # paper masters trading on a schedule (paper mode)
     #: scaled out: a master added in the bot role is watched by the listener role (see copytrade.scaleout)
     listener_starter: Callable[[int], Awaitable[None]] | None = None
     api_tokens: ApiTokens = field(kw_only=True)  # the REST API's tokens (/apitoken)
-
-    async def master_equity(self, master_id: int) -> Decimal | None:
-        master = await self.accounts.master(master_id)
-        if master is None or master.credential_id is None:
-            return None
-        venue = await self.venues.venue_for(master.credential_id)
-        return await venue.equity()
 
     async def open_fill_source(self, master_id: int) -> FillSource:
         """The fill stream of one master, by its venue."""
@@ -229,6 +226,15 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+async def _master_equity(accounts: AccountStore, venues: VenueRegistry, master_id: int) -> Decimal | None:
+    """The master's equity on its venue (equity-ratio sizing)."""
+    master = await accounts.master(master_id)
+    if master is None or master.credential_id is None:
+        return None
+    venue = await venues.venue_for(master.credential_id)
+    return await venue.equity()
+
+
 def _then(first: Callable[[int], None], second: Callable[[int], None] | None) -> Callable[[int], None]:
     if second is None:
         return first
@@ -247,14 +253,16 @@ async def build_app(
     migrate: bool = True,
     on_secrets: Callable[[Iterable[str]], None] | None = None,
     follows_changed: Callable[[int], None] | None = None,
-    positions_reset: Callable[[int], None] | None = None,
+    engine_config: EngineConfig | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> App:
     """``on_secrets`` is told every secret the service opens (the log redactor masks them).
 
     Without ``paper``, the paper world is kept in the database: a restart continues with the
-    same paper balances, positions and orders. ``follows_changed(master_id)`` /
-    ``positions_reset(follow_id)``: told after the engine's own caches are dropped (a scaled-out
-    deployment tells its other processes)."""
+    same paper balances, positions and orders. ``follows_changed(master_id)``: told after the
+    engine's follows cache is dropped (a scaled-out deployment tells its other processes);
+    ``engine_config``: the engine's settings instead of those the settings file gives;
+    ``clock``: the engine's clock."""
     vault = load_vault(settings, on_secrets)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -266,30 +274,37 @@ async def build_app(
     drivers = build_drivers(settings, exchange)
     venues = VenueRegistry(accounts, vault, drivers.factories())
     notifications = NotificationQueue()
+    config = EngineConfig(
+        max_fill_age=timedelta(seconds=float(settings.max_fill_age_seconds)),
+        max_concurrent_orders=settings.max_concurrent_orders,
+        per_account_concurrency=settings.per_account_concurrency,
+    )
+    metrics = Metrics()
+    path = OrderPath(journal, venues, notifications.publish, engine_config or config, clock=clock, observer=metrics)
+    master_equity = functools.partial(_master_equity, accounts, venues)
+    risk = RiskService(journal, path, notifications.publish, master_equity=master_equity)
+    offers = CopyOffers(notifications.publish)
     engine = CopyEngine(
         journal,
         venues,
         notifications.publish,
-        EngineConfig(
-            max_fill_age=timedelta(seconds=float(settings.max_fill_age_seconds)),
-            max_concurrent_orders=settings.max_concurrent_orders,
-            per_account_concurrency=settings.per_account_concurrency,
-        ),
+        path=path,
+        master_equity=master_equity,
+        after_position_change=risk.after_position_change,
+        offer_copy=offers.offer,
     )
-    risk = RiskService(journal, engine, notifications.publish)
-    confirmations = CopyConfirmations(engine, journal, notifications.publish)
-    engine.offer_copy = confirmations.offer
+    confirmations = CopyConfirmations(offers, engine, journal)
     reports = build_reports(StatsStore(db), accounts, venues)
     services = Services(
         accounts,
         vault,
         venues,
         _then(engine.invalidate_follows, follows_changed),
-        _then(engine.forget_positions, positions_reset),
         reports=reports,
         risk=risk,
         journal=journal,
         confirmations=confirmations,
+        quiesce=engine.quiesce,
     )
     app = App(
         settings,
@@ -304,10 +319,9 @@ async def build_app(
         ListenerSupervisor(engine.on_fill),
         exchange,
         drivers,
+        risk,
+        confirmations,
+        metrics,
         api_tokens=ApiTokens(ApiTokenStore(db)),
     )
-    engine.master_equity = app.master_equity
-    app.risk = risk
-    app.confirmations = confirmations
-    engine.after_position_change = app.risk.after_position_change
     return app

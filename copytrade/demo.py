@@ -22,7 +22,7 @@ from sqlalchemy import select
 from bot.formatting import format_copy_result, format_follow_paused
 from copytrade.config import Mode, Settings
 from copytrade.paper_setup import add_paper_follower, create_paper_master
-from core.engine import EngineConfig, FollowPaused
+from core.copying.config import EngineConfig, FollowPaused
 from core.errors import AuthenticationError, OrderStatusUnknown, TemporaryError, VenueError
 from core.model import CopyStatus
 from core.vault import generate_key
@@ -84,8 +84,8 @@ async def run_demo(
             mode=Mode.PAPER,
             data_dir=Path(tmp),
         )
-        app = await build_app(settings)
-        app.engine.config = EngineConfig(max_fill_age=timedelta(seconds=60), retry_delays=(0.01, 0.02, 0.05))
+        engine_config = EngineConfig(max_fill_age=timedelta(seconds=60), retry_delays=(0.01, 0.02, 0.05))
+        app = await build_app(settings, engine_config=engine_config)
         try:
             return await _run(app, followers, fills, seed, say)
         finally:

@@ -1,7 +1,7 @@
 """Manual confirmation: a follow with ``confirm_seconds`` has each copy offered to the follower
 ("Master bought 0.5 BTC @ 60000 — copy 0.05 BTC? [Copy] [Skip]") instead of sent.
 
-The engine hands the sized copy to ``CopyConfirmations.offer`` (nothing journaled yet) and the
+The copier hands the sized copy to ``CopyOffers.offer`` (nothing journaled yet) and the
 offer is published as a ``CopyOffer`` notification. "Copy" goes back through
 ``CopyEngine.copy_confirmed``: the copy's own client order id, journaled before it is sent, so
 pressing twice places once. "Skip", or no answer before the offer expires (``expire_due``, a
@@ -48,16 +48,11 @@ class _Open:
     fill_id: int
 
 
-class CopyConfirmations:
-    def __init__(
-        self,
-        engine: CopyEngine,
-        journal: CopyJournal,
-        notify: Callable[[CopyOffer], None],
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.engine = engine
-        self.journal = journal
+class CopyOffers:
+    """The offers standing now. The copier hands a sized copy to ``offer`` instead of sending it;
+    ``CopyConfirmations`` answers them."""
+
+    def __init__(self, notify: Callable[[CopyOffer], None], clock: Callable[[], datetime] = utcnow) -> None:
         self.notify = notify
         self.clock = clock
         self._open: dict[str, _Open] = {}
@@ -66,7 +61,7 @@ class CopyConfirmations:
         return [entry.offer for entry in self._open.values()]
 
     async def offer(self, follow: FollowSettings, fill: Fill, fill_id: int, intent: OrderIntent) -> CopyResult:
-        """The engine's hook: ``intent`` is offered to the follower instead of being sent."""
+        """The copier's hook: ``intent`` is offered to the follower instead of being sent."""
         assert follow.confirm_seconds is not None
         offer = CopyOffer(
             intent.client_order_id,
@@ -93,6 +88,30 @@ class CopyConfirmations:
             requested_quantity=intent.quantity,
         )
 
+    def take(self, offer_id: str, user_id: int) -> _Open | None:
+        """The open offer of ``user_id``, taken (answered once)."""
+        entry = self._open.get(offer_id)
+        if entry is None or entry.offer.user_id != user_id:
+            return None
+        return self._open.pop(offer_id)
+
+    def take_due(self) -> list[_Open]:
+        """The offers past their time, taken."""
+        now = self.clock()
+        return [self._open.pop(k) for k, entry in list(self._open.items()) if entry.offer.expires_at <= now]
+
+
+class CopyConfirmations:
+    """The follower's answers to offers: a confirmed copy is sent through the engine."""
+
+    def __init__(self, offers: CopyOffers, engine: CopyEngine, journal: CopyJournal) -> None:
+        self.offers = offers
+        self.engine = engine
+        self.journal = journal
+
+    def pending(self) -> list[CopyOffer]:
+        return self.offers.pending()
+
     async def confirm(self, user_id: int, offer_id: str) -> CopyResult:
         """The Copy button: the copy is sent through the engine's journaled path, with the
         follow's settings as they are now; a follow paused or stopped since sends nothing."""
@@ -111,13 +130,7 @@ class CopyConfirmations:
 
     async def expire_due(self) -> list[CopyResult]:
         """Every offer past its time, recorded skipped (not confirmed)."""
-        now = self.clock()
-        results = []
-        for offer_id in [k for k, entry in self._open.items() if entry.offer.expires_at <= now]:
-            entry = self._open.pop(offer_id, None)
-            if entry is not None:
-                results.append(await self._expire(entry))
-        return results
+        return [await self._expire(entry) for entry in self.offers.take_due()]
 
     async def _expire(self, entry: _Open) -> CopyResult:
         detail = f"no answer within {entry.offer.seconds} s"
@@ -126,10 +139,9 @@ class CopyConfirmations:
     async def _answer(self, user_id: int, offer_id: str) -> _Open:
         """The open offer ``offer_id`` of ``user_id``, taken (answered once); ``UserError`` saying
         why when it is not open any more."""
-        entry = self._open.get(offer_id)
-        if entry is not None and entry.offer.user_id == user_id:
-            del self._open[offer_id]
-            if entry.offer.expires_at > self.clock():
+        entry = self.offers.take(offer_id, user_id)
+        if entry is not None:
+            if entry.offer.expires_at > self.offers.clock():
                 return entry
             await self._expire(entry)  # its expiry had not run yet: it is recorded now
             raise UserError(f"this copy offer expired after {entry.offer.seconds} s; nothing was sent")

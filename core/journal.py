@@ -138,6 +138,30 @@ class OpenCopy:
     attempt: int = 0  # its re-send number
 
 
+#: the epoch of a pending row's first claim: the writer that inserts it holds it
+FIRST_EPOCH = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A writer's claim on one pending copy: the row's epoch when it was taken. Every claim takes
+    the next epoch, so a later claim (another process's, after the lease ran out) supersedes it."""
+
+    client_order_id: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendFence:
+    """Asked of the journal immediately before every send of a pending copy."""
+
+    claim: Claim
+    #: the venue-clock deadline the request will be signed with (None: the venue has none)
+    deadline: datetime | None
+    #: a copy of a master fill goes out only while its follow is active (a stop fences it)
+    follow_active: bool
+
+
 @dataclass(frozen=True, slots=True)
 class PendingCopy:
     """A copy order journaled as pending whose outcome was never recorded (a crash mid-send)."""
@@ -222,14 +246,21 @@ class CopyJournal(Protocol):
 
     async def begin_copies(self, drafts: Sequence[CopyDraft]) -> set[str]:
         """Journal copy orders before sending; returns the ids journaled before (never resend
-        those without asking the venue). Pending rows are leased to this journal's writer for
-        ``lease_seconds``: another process's settle job leaves them alone meanwhile."""
+        those without asking the venue). A new pending row is claimed by this journal's writer
+        (``FIRST_EPOCH``) for ``lease_seconds``: another process's settle job leaves it alone
+        meanwhile."""
         ...
 
-    async def claim_pending(self, client_order_id: str) -> bool:
-        """Take or renew this writer's lease on a pending copy for ``lease_seconds``: ``False``
-        when the row is no longer pending or another writer's lease on it is still running (its
-        send may be in flight there: neither settle it nor send it again)."""
+    async def claim_pending(self, client_order_id: str) -> Claim | None:
+        """Claim a pending copy whose lease is free, run out or this writer's own, for
+        ``lease_seconds`` (on the database's clock): ``None`` when the row is no longer pending or
+        another writer's lease on it is still running (its send may be in flight there)."""
+        ...
+
+    async def fence_send(self, fence: SendFence) -> bool:
+        """One conditional write immediately before a send: granted only while ``fence.claim`` is
+        still the row's current claim (and its follow active, where asked); records when the send
+        began and its deadline, and renews the lease. ``False``: superseded — do not send."""
         ...
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:

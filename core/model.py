@@ -194,6 +194,7 @@ class SkipReason(enum.StrEnum):
     SIDE_FILTERED = "side_filtered"
     SLIPPAGE = "slippage"
     NOT_CONFIRMED = "not_confirmed"
+    FOLLOW_STOPPED = "follow_stopped"
 
 
 SKIP_EXPLANATIONS: dict[SkipReason, str] = {
@@ -211,6 +212,7 @@ SKIP_EXPLANATIONS: dict[SkipReason, str] = {
     SkipReason.SIDE_FILTERED: "you chose to copy only the other side's entries",
     SkipReason.SLIPPAGE: "the price on your exchange moved too far from the master's fill",
     SkipReason.NOT_CONFIRMED: "not confirmed",
+    SkipReason.FOLLOW_STOPPED: "the follow was stopped or paused before this copy could be sent",
 }
 
 

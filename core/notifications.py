@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from core.confirmations import CopyOffer
-from core.engine import FollowPaused
+from core.copying.config import FollowPaused
 from core.model import CopyResult
 from core.risk_service import DriftFound, RiskNotice
 

@@ -200,6 +200,12 @@ class CopyOrderRecord(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def completed_at(self) -> datetime | None: ...
+    @property
+    def claim_epoch(self) -> int: ...
+    @property
+    def send_started_at(self) -> datetime | None: ...  # None: never handed to the venue
+    @property
+    def send_deadline(self) -> datetime | None: ...  # venue clock: the latest send's request expires
 
 
 class MasterFillRecord(Protocol):

@@ -1,7 +1,8 @@
 """The controls that act between master fills: take-profit / stop-loss, the daily loss limit,
 reconciliation of copied positions with the venue, and opening the master's positions for a
-new follow. Every order they send goes through ``CopyEngine.place_direct`` (journaled first,
-deterministic client order id, never sent twice, recorded and notified).
+new follow. Every order they decide goes through the order path's direct orders
+(``core.copying.direct``: journaled first, deterministic client order id, never sent twice,
+recorded and notified); every protective order they place or cancel, through its sender.
 
 Take-profit and stop-loss are set in percent of the follower's own average entry price. Where
 the venue holds conditional orders (``Venue.supports_conditional_orders``) they rest there,
@@ -20,7 +21,11 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from core.engine import CopyEngine, DirectOrder, FollowPaused, direct_order_id
+from core.copying.config import FollowPaused
+from core.copying.copier import MasterEquity
+from core.copying.direct import DirectOrder
+from core.copying.ids import direct_order_id
+from core.copying.path import OrderPath
 from core.errors import UnknownSymbol, VaultError, VenueError
 from core.journal import ProtectiveOrder, RiskLedger
 from core.model import (
@@ -165,18 +170,22 @@ class RiskService:
     def __init__(
         self,
         journal: RiskLedger,
-        engine: CopyEngine,
+        path: OrderPath,
         notify: Callable[[FollowPaused | DriftFound | RiskNotice], None],
         *,
+        master_equity: MasterEquity | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``path``: the copier's order path — every order placed or cancelled here goes through
+        its sender, every order decided here through its direct orders."""
         self.journal = journal
-        self.engine = engine
+        self.path = path
         self.notify = notify
+        self.master_equity = master_equity
         self.clock = clock
 
     async def _venue(self, follow: FollowSettings) -> Venue:
-        return await self.engine.venues.venue_for(follow.credential_id)
+        return await self.path.venues.venue_for(follow.credential_id)
 
     # -- after every change of a follow's copied position ----------------------------------------
 
@@ -222,13 +231,13 @@ class RiskService:
             if wanted is not None and wanted[:2] == (order.quantity, order.trigger_price):
                 del desired[(order.kind, order.side)]  # already resting as wanted
                 continue
-            await self._cancel(venue, order)
+            await self._cancel(follow, venue, order)
         for (kind, close_side), (quantity, trigger, position) in desired.items():
             await self._place_protective(follow, venue, position, kind, close_side, quantity, trigger)
 
-    async def _cancel(self, venue: Venue, order: ProtectiveOrder) -> None:
+    async def _cancel(self, follow: FollowSettings, venue: Venue, order: ProtectiveOrder) -> None:
         try:
-            await venue.cancel_order(order.client_order_id, order.symbol)
+            await self.path.sender.cancel(venue, follow.credential_id, order.client_order_id, order.symbol)
         except VenueError as exc:
             log.warning("cancelling %s %s failed: %s", order.kind, order.client_order_id, exc)
             return
@@ -273,7 +282,7 @@ class RiskService:
             position_side=position.position_side,
         )
         try:
-            ack = await venue.place_order(intent)
+            ack = await self.path.sender.place_resting(venue, follow.credential_id, intent)
         except VenueError as exc:
             await self.journal.set_protective_status(cid, CopyStatus.FAILED)
             label = kind.replace("_", "-")
@@ -307,7 +316,7 @@ class RiskService:
             reduce_only=True,
             position_side=_closed_leg(legs, order.side),
         )
-        await self.engine.record_venue_fill(
+        await self.path.direct.record_venue_fill(
             follow, direct, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id
         )
         await self.journal.set_protective_status(order.client_order_id, CopyStatus.FILLED)
@@ -417,7 +426,7 @@ class RiskService:
         reason = f"daily loss limit reached: {pnl.quantize(Decimal('0.01'))} today, limit {follow.daily_loss_limit}"
         if not await self.journal.pause_follow(follow.follow_id, reason):
             return False
-        self.engine.invalidate_follows(follow.master_id)
+        self.path.follows.invalidate(follow.master_id)
         self.notify(FollowPaused(follow.follow_id, follow.user_id, reason))
         if follow.close_on_daily_loss:
             await self.close_positions(follow, origin=OrderOrigin.CLOSE)
@@ -436,7 +445,7 @@ class RiskService:
         hedged = await venue.hedge_mode()
         for position in positions:
             for order in await self.journal.protective_orders(follow.follow_id, position.symbol):
-                await self._cancel(venue, order)
+                await self._cancel(follow, venue, order)
             cid = direct_order_id(
                 origin, follow.follow_id, position.symbol, position.quantity, position.updated_at.isoformat()
             )
@@ -476,7 +485,7 @@ class RiskService:
                 reduce_only=reduce_only,
                 position_side=position.position_side,
             )
-            results.append(await self.engine.place_direct(follow, order))
+            results.append(await self.path.direct.place(follow, order))
         else:
             quantity = ZERO
         remainder = held - quantity
@@ -496,7 +505,7 @@ class RiskService:
                 SkipReason.BELOW_MIN_QUANTITY,
                 f"{remainder} {rules.base} is below the step or minimum {minimum}; close it on your exchange",
             )
-            results.append(await self.engine.record_direct_skip(follow, leftover, skip))
+            results.append(await self.path.direct.record_skip(follow, leftover, skip))
         return results
 
     # -- reconciliation -------------------------------------------------------------------------
@@ -581,7 +590,7 @@ class RiskService:
             order = DirectOrder(
                 symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces, position_side=position_side
             )
-            results.append(await self.engine.place_direct(follow, order))
+            results.append(await self.path.direct.place(follow, order))
         await self.journal.replace_drifts(follow.follow_id, {})
         return results
 
@@ -595,8 +604,8 @@ class RiskService:
         venue = await self._venue(follow)
         outcomes: list[CopyResult | Skip] = []
         master_equity = None
-        if follow.sizing_mode is SizingMode.EQUITY_RATIO and self.engine.master_equity is not None:
-            master_equity = await self.engine.master_equity(follow.master_id)
+        if follow.sizing_mode is SizingMode.EQUITY_RATIO and self.master_equity is not None:
+            master_equity = await self.master_equity(follow.master_id)
         legs = await self.journal.master_legs(follow.master_id)
         hedged = any(side is not PositionSide.BOTH for _, side in legs) and await venue.hedge_mode()
         for (symbol, master_side), master_quantity in sorted(legs.items()):
@@ -634,7 +643,7 @@ class RiskService:
             order = DirectOrder(
                 symbol, side, quantity, OrderOrigin.OPEN, cid, price, position_side=position_side, note=note
             )
-            outcomes.append(await self.engine.place_direct(follow, order))
+            outcomes.append(await self.path.direct.place(follow, order))
         return outcomes
 
 

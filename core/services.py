@@ -7,9 +7,10 @@ user's follow or key id is answered with "not found", as if it did not exist.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets as secrets_module
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -55,6 +56,8 @@ from core.venues.registry import VenueAccount, VenueRegistry
 
 _LABEL = re.compile(r"^[\w .@#-]{1,64}$", re.UNICODE)
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class FollowView:
@@ -79,15 +82,17 @@ class Services:
         vault: Vault,
         venues: VenueRegistry,
         on_follows_changed: Callable[[int], None],
-        on_positions_reset: Callable[[int], None],
         *,
         reports: Reports,
         risk: RiskService,
         journal: JournalReader,
         confirmations: CopyConfirmations | None = None,
+        quiesce: Callable[[int], Awaitable[Sequence[CopyResult]]] | None = None,
     ) -> None:
-        """``on_follows_changed(master_id)`` and ``on_positions_reset(follow_id)`` tell the engine
-        to drop what it cached, so that a change takes effect on the very next fill."""
+        """``on_follows_changed(master_id)`` tells the engine to drop the follows it cached, so
+        that a change takes effect on the very next fill;
+        ``quiesce(follow_id)`` waits for a stopped follow's copies in flight and settles them
+        (``CopyEngine.quiesce``) before its positions are closed."""
         self.accounts = accounts
         self.vault = vault
         self.venues = venues
@@ -96,11 +101,10 @@ class Services:
         self._journal = journal
         self._confirmations = confirmations
         self._on_follows_changed = on_follows_changed
-        self._on_positions_reset = on_positions_reset
+        self._quiesce = quiesce
 
     async def _reset_positions(self, follow_id: int, *, simulated: bool | None = None) -> None:
         await self.accounts.clear_positions(follow_id, simulated=simulated)
-        self._on_positions_reset(follow_id)
 
     # -- users --------------------------------------------------------------------------------
 
@@ -331,10 +335,16 @@ class Services:
         """Stop copying, then optionally close what the copier opened: reduce-only market orders
         through ``RiskService.close_positions`` — only the follow's copied positions, never the
         user's own; journaled first with an id derived from the position, so closing again looks
-        the order up instead of sending it twice."""
+        the order up instead of sending it twice. The stop is written first: from then on the
+        journal's fence lets no copy of this follow out, in any process; the copies already on
+        their way are waited for and settled, and only then is what the follow holds closed."""
         follow = await self.set_status(user_id, follow_id, FollowStatus.STOPPED)
         if not close_positions:
             return follow, []
+        if self._quiesce is not None:
+            unknown = await self._quiesce(follow_id)
+            if unknown:
+                log.warning("follow %s stopped with %d copies of unknown outcome", follow_id, len(unknown))
         return follow, await self.risk.close_positions(await self._settings(follow_id), origin=OrderOrigin.CLOSE)
 
     async def pause_all(self, reason: str) -> int:

@@ -19,7 +19,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from core.engine import CopyEngine, VenueProvider
+from core.copying.config import VenueProvider
+from core.engine import CopyEngine
 from core.errors import VaultError, VenueError
 from core.journal import CopyJournal
 from core.venues.base import OrderEventSource

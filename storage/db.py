@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -12,6 +13,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlmodel import create_engine
+
+from core.model import utcnow
 
 
 def _driver_url(database_url: str, *, asynchronous: bool) -> URL:
@@ -77,6 +80,16 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def now(self, session: AsyncSession) -> datetime:
+        """The database's clock (PostgreSQL: the transaction's ``now()``), the one clock every
+        process of a deployment shares for leases and fences; SQLite is embedded, so its clock is
+        this host's."""
+        if self.is_sqlite:
+            return utcnow()
+        answer = (await session.execute(text("SELECT now()"))).scalar_one()
+        assert isinstance(answer, datetime)
+        return answer.astimezone(UTC)
 
     async def ping(self) -> None:
         """One round trip to the database (readiness); raises when it cannot be reached."""

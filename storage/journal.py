@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, false, insert, or_, select, update
+from sqlalchemy import CursorResult, bindparam, exists, false, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -35,6 +35,8 @@ from sqlmodel import col
 from core.errors import NotFound
 from core.follow_settings import FOLLOW_SETTINGS
 from core.journal import (
+    FIRST_EPOCH,
+    Claim,
     CopyDraft,
     JournalEntry,
     OpenCopy,
@@ -42,6 +44,7 @@ from core.journal import (
     PositionChange,
     ProtectiveOrder,
     ReportedOrder,
+    SendFence,
     Transition,
 )
 from core.ledger import Holding, OrderProgress, advance, apply_execution, ledger_quantity
@@ -101,10 +104,12 @@ class _Submission:
     results: Sequence[CopyResult] = ()
     position_changes: Sequence[PositionChange] = ()
     reports: Sequence[ReportedOrder] = ()
-    claims: Sequence[str] = ()  # pending copies whose lease this writer takes or renews
+    claims: Sequence[str] = ()  # pending copies whose lease this writer takes (each a new epoch)
+    fences: Sequence[SendFence] = ()  # sends to fence: granted only while their claim is current
     future: asyncio.Future[None] | None = None
     already: set[str] = field(default_factory=set)  # drafts' ids that existed before
-    claimed: set[str] = field(default_factory=set)  # the claims that were granted
+    claimed: dict[str, int] = field(default_factory=dict)  # the claims granted, with their epochs
+    fenced: set[str] = field(default_factory=set)  # the fences granted
     transitions: list[Transition | None] = field(default_factory=list)  # one per report
 
 
@@ -132,7 +137,10 @@ class _CopyWriter:
         self._queue: list[_Submission] = []
         self._running: asyncio.Task[None] | None = None
 
-    async def _claim(self, session: AsyncSession, client_order_id: str, now: datetime) -> bool:
+    async def _claim(self, session: AsyncSession, client_order_id: str, now: datetime) -> int | None:
+        """Take the next epoch of a pending row whose lease is free, run out or already this
+        writer's: one conditional UPDATE, so of two writers claiming at once exactly one wins, and
+        any send fenced with an older epoch is refused from then on."""
         claimed = await session.execute(
             update(_COPY_ORDERS)
             .where(
@@ -144,10 +152,46 @@ class _CopyWriter:
                     _COPY_ORDERS.c.lease_owner == self._lease.owner,
                 ),
             )
-            .values(lease_owner=self._lease.owner, lease_until=now + self._lease.duration)
+            .values(
+                lease_owner=self._lease.owner,
+                lease_until=now + self._lease.duration,
+                claim_epoch=_COPY_ORDERS.c.claim_epoch + 1,
+            )
         )
         assert isinstance(claimed, CursorResult)  # an UPDATE's result counts its rows
-        return claimed.rowcount == 1
+        if claimed.rowcount != 1:
+            return None
+        epoch = await session.execute(
+            select(_COPY_ORDERS.c.claim_epoch).where(_COPY_ORDERS.c.client_order_id == client_order_id)
+        )
+        return int(epoch.scalar_one())
+
+    async def _fence(self, session: AsyncSession, fence: SendFence, now: datetime) -> bool:
+        """Grant a send only while its claim is the row's current one (and, for a copy of a master
+        fill, while its follow is active): record when it began and its venue deadline first."""
+        conditions = [
+            _COPY_ORDERS.c.client_order_id == fence.claim.client_order_id,
+            _COPY_ORDERS.c.status == CopyStatus.PENDING.value,
+            _COPY_ORDERS.c.claim_epoch == fence.claim.epoch,
+        ]
+        if fence.follow_active:
+            conditions.append(
+                exists().where(
+                    _FOLLOWS.c.id == _COPY_ORDERS.c.follow_id, _FOLLOWS.c.status == FollowStatus.ACTIVE.value
+                )
+            )
+        fenced = await session.execute(
+            update(_COPY_ORDERS)
+            .where(*conditions)
+            .values(
+                lease_owner=self._lease.owner,
+                lease_until=now + self._lease.duration,
+                send_started_at=now,
+                send_deadline=fence.deadline,
+            )
+        )
+        assert isinstance(fenced, CursorResult)
+        return fenced.rowcount == 1
 
     async def submit(self, submission: _Submission) -> _Submission:
         submission.future = asyncio.get_running_loop().create_future()
@@ -198,10 +242,16 @@ class _CopyWriter:
         results = [r for s in batch for r in s.results]
         changes = [c for s in batch for c in s.position_changes]
         reports = [r for s in batch for r in s.reports]
-        now = utcnow()
         async with self._db.session() as session:
+            now = await self._db.now(session)  # leases and fences on the database's clock, never a host's
             for submission in batch:  # in the group commit: a hundred claims cost one transaction
-                submission.claimed = {cid for cid in submission.claims if await self._claim(session, cid, now)}
+                for cid in submission.claims:
+                    epoch = await self._claim(session, cid, now)
+                    if epoch is not None:
+                        submission.claimed[cid] = epoch
+                submission.fenced = {
+                    f.claim.client_order_id for f in submission.fences if await self._fence(session, f, now)
+                }
             if self._db.is_sqlite and (changes or reports):
                 # the write lock before the positions are read: another process's writer waits
                 # here instead of saving a position moved from the same stale read (PostgreSQL:
@@ -221,6 +271,7 @@ class _CopyWriter:
 
 
 _COPY_ORDERS = CopyOrder.metadata.tables[CopyOrder.__tablename__]  # SQLAlchemy Core on the hot path
+_FOLLOWS = Follow.metadata.tables[Follow.__tablename__]
 #: a write that changes nothing: on SQLite it begins the transaction holding the database's write lock
 _SQLITE_WRITE_LOCK = update(_COPY_ORDERS).where(false()).values(lease_owner=_COPY_ORDERS.c.lease_owner)
 _RESULT_UPDATE = (  # outcomes that executed nothing: never over an order the venue reported on
@@ -307,6 +358,9 @@ async def _insert_new_drafts(
             "latency_ms": None,
             "lease_owner": lease.owner if draft.status is CopyStatus.PENDING else None,
             "lease_until": now + lease.duration if draft.status is CopyStatus.PENDING else None,
+            "claim_epoch": FIRST_EPOCH if draft.status is CopyStatus.PENDING else 0,
+            "send_started_at": None,
+            "send_deadline": None,
         }
     if fresh:
         await session.execute(insert(_COPY_ORDERS), list(fresh.values()))
@@ -529,10 +583,16 @@ class JournalStore:
         """
         return (await self._writes.submit(_Submission(drafts=drafts))).already
 
-    async def claim_pending(self, client_order_id: str) -> bool:
-        """Take or renew this process's lease on a pending copy (see ``CopyJournal.claim_pending``):
-        one conditional UPDATE, so of two processes claiming at once exactly one wins."""
-        return client_order_id in (await self._writes.submit(_Submission(claims=[client_order_id]))).claimed
+    async def claim_pending(self, client_order_id: str) -> Claim | None:
+        """Take this process's claim on a pending copy (see ``CopyJournal.claim_pending``): one
+        conditional UPDATE, so of two processes claiming at once exactly one wins."""
+        epoch = (await self._writes.submit(_Submission(claims=[client_order_id]))).claimed.get(client_order_id)
+        return None if epoch is None else Claim(client_order_id, epoch)
+
+    async def fence_send(self, fence: SendFence) -> bool:
+        """Whether a send may go out now (see ``CopyJournal.fence_send``)."""
+        cid = fence.claim.client_order_id
+        return cid in (await self._writes.submit(_Submission(fences=[fence]))).fenced
 
     async def finish_copies(self, results: Sequence[CopyResult], position_changes: Sequence[PositionChange]) -> None:
         """Store outcomes that executed nothing (failed, skipped, still pending) and move dry runs'

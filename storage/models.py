@@ -200,6 +200,13 @@ class CopyOrder(SQLModel, table=True):
     #: resend): another process's settle job leaves it alone until then (``claim_pending``)
     lease_owner: str | None = Field(default=None, max_length=32)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: the fence: every claim of a pending row takes the next epoch; a send goes out only while
+    #: the sender's epoch is still the row's (``JournalStore.fence_send``), all on the database clock
+    claim_epoch: int = 0
+    #: set by the fence before the latest send: when it began (database clock), and the deadline
+    #: on the venue's clock after which the venue refuses that request (None: the venue has none)
+    send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    send_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CopyExecution(SQLModel, table=True):

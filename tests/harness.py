@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal as D
 
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.engine import CopyEngine, EngineConfig
+from core.copying.config import EngineConfig
+from core.copying.path import OrderPath
+from core.engine import CopyEngine
 from core.model import Fill, Side, utcnow
+from core.observe import EngineObserver
 from core.risk_service import RiskService
 from core.vault import Vault
 from core.venues.paper.venue import PaperExchange, PaperVenue
@@ -47,16 +50,27 @@ class Harness:
     trades: int = 0
     risk: RiskService | None = None
     now: datetime | None = None  # the risk service's clock when set
+    engine_shift: timedelta = timedelta(0)  # how far the engine's clock runs ahead
 
-    def build_engine(self, **config) -> CopyEngine:
-        self.engine = CopyEngine(
+    def build_engine(self, observer: EngineObserver | None = None, **config) -> CopyEngine:
+        """The engine and the risk controls over one order path; the engine's clock runs
+        ``engine_shift`` ahead of the real one (a test moves it to let time pass)."""
+        path = OrderPath(
             self.journal,
             self.registry,
             self.events.append,
             EngineConfig(retry_delays=(0.001, 0.001, 0.001), **config),
+            clock=lambda: utcnow() + self.engine_shift,
+            observer=observer,
         )
-        self.risk = RiskService(self.journal, self.engine, self.events.append, clock=lambda: self.now or utcnow())
-        self.engine.after_position_change = self.risk.after_position_change
+        self.risk = RiskService(self.journal, path, self.events.append, clock=lambda: self.now or utcnow())
+        self.engine = CopyEngine(
+            self.journal,
+            self.registry,
+            self.events.append,
+            path=path,
+            after_position_change=self.risk.after_position_change,
+        )
         return self.engine
 
     async def add_follower(self, balance="100000", **settings) -> tuple[int, PaperVenue]:

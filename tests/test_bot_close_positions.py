@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -13,6 +12,7 @@ from bot.formatting import format_copy_result
 from copytrade.app import build_app
 from copytrade.config import load_settings
 from copytrade.paper_setup import add_paper_follower, create_paper_master
+from core.copying.config import EngineConfig
 from core.errors import OrderStatusUnknown, UserError
 from core.model import CopyResult, CopyStatus, FollowStatus, OrderIntent, Side
 from core.vault import generate_key
@@ -28,8 +28,7 @@ async def app(tmp_path):
         data_dir=tmp_path,
         telegram_bot_token=None,
     )
-    application = await build_app(settings)
-    application.engine.config = replace(application.engine.config, retry_delays=(0.01, 0.01))
+    application = await build_app(settings, engine_config=EngineConfig(retry_delays=(0.01, 0.01)))
     yield application
     await application.close()
 
@@ -109,10 +108,10 @@ async def test_a_close_whose_answer_was_lost_is_found_by_client_id_not_sent_twic
     assert first.status is CopyStatus.PENDING
     calls = venue.place_calls
     venue.fetch_order = real_fetch
-    _, [second] = await app.services.stop_follow(
-        follow.user_id, follow.id, close_positions=True
-    )  # "Close" pressed again
-    assert second.status is CopyStatus.FILLED and second.client_order_id == first.client_order_id
+    _, again = await app.services.stop_follow(follow.user_id, follow.id, close_positions=True)  # "Close" again
+    assert again == []  # the pending close was settled first (looked up: filled), so nothing is left to close
+    row = await app.journal.copy_order(first.client_order_id)
+    assert row is not None and row.status is CopyStatus.FILLED
     assert venue.place_calls == calls  # looked up, not re-sent
     assert await venue.positions() == [] and await app.accounts.follow_positions_of(follow.id) == []
     _, third = await app.services.stop_follow(follow.user_id, follow.id, close_positions=True)

@@ -37,7 +37,7 @@ from bot.formatting import (
     signed,
 )
 from bot.keyboards import button, column, pager
-from core.engine import FollowPaused
+from core.copying.config import FollowPaused
 from core.follow_settings import sizing_text
 from core.model import (
     CopyResult,

@@ -14,7 +14,8 @@ import pytest
 from sqlmodel import col, select
 
 from core import errors
-from core.engine import CopyEngine, EngineConfig
+from core.copying.config import EngineConfig
+from core.engine import CopyEngine
 from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
 from core.venues.catalog import clean_secrets, venue_spec
@@ -692,7 +693,14 @@ async def test_a_partly_filled_copy_past_its_resting_time_keeps_the_fill_and_is_
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
     follow_id, _ = await h.add_follower(max_resting_minutes=30)
-    engine = CopyEngine(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,)))
+    shift = [timedelta(0)]  # the engine's clock, moved on below
+    engine = CopyEngine(
+        h.journal,
+        OneVenue(venue),
+        h.events.append,
+        EngineConfig(retry_delays=(0.001,)),
+        clock=lambda: utcnow() + shift[0],
+    )
     limit = Fill(
         h.master_id,
         "binanceusdm:m",
@@ -710,7 +718,7 @@ async def test_a_partly_filled_copy_past_its_resting_time_keeps_the_fill_and_is_
     [partial] = await engine.track()  # a fill in between is recorded (and moves the ledger), not notified
     assert partial.state is OrderState.PARTIALLY_FILLED
     assert await h.position(follow_id, FUTURES_BTC) == Decimal("0.004")
-    engine.clock = lambda: utcnow() + timedelta(minutes=31)
+    shift[0] = timedelta(minutes=31)
     [expired] = await engine.track()
 
     assert (expired.state, expired.status, expired.filled_quantity) == (

@@ -77,7 +77,7 @@ async def test_an_unanswered_offer_expires_recorded_as_not_confirmed(app):
     follow, follower, _ = await _offered(app, confirm="30")
     [offer] = _published(app)
     assert await app.confirmations.expire_due() == []  # not yet
-    app.confirmations.clock = lambda: utcnow() + timedelta(seconds=31)
+    app.confirmations.offers.clock = lambda: utcnow() + timedelta(seconds=31)
     [expired] = await app.confirmations.expire_due()
     assert expired.status is CopyStatus.SKIPPED and expired.skip.reason is SkipReason.NOT_CONFIRMED
     row = await app.journal.copy_order(offer.offer_id)
@@ -90,7 +90,7 @@ async def test_an_unanswered_offer_expires_recorded_as_not_confirmed(app):
 async def test_copy_pressed_after_the_time_is_up_says_so_and_sends_nothing(app):
     follow, follower, _ = await _offered(app, confirm="30")
     [offer] = _published(app)
-    app.confirmations.clock = lambda: utcnow() + timedelta(seconds=31)  # the expiry job has not run yet
+    app.confirmations.offers.clock = lambda: utcnow() + timedelta(seconds=31)  # the expiry job has not run yet
     with pytest.raises(UserError, match="expired after 30 s; nothing was sent"):
         await app.services.answer_copy_offer(follow.user_id, offer.offer_id, copy=True)
     assert follower.place_calls == 0

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.engine import CopyEngine, EngineConfig
+from core.copying.config import EngineConfig
+from core.engine import CopyEngine
 from core.errors import OrderStatusUnknown, TemporaryError
 from core.model import OrderType, PositionSide, Side
 from core.vault import Vault, generate_key

@@ -19,7 +19,7 @@ import yaml
 from copytrade.cli import build_parser
 from copytrade.config import load_settings
 from copytrade.http.server import SHUTDOWN_GRACE_SECONDS
-from core.engine import EngineConfig
+from core.copying.config import EngineConfig
 from core.venues.ccxt.venue import CcxtVenue
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Mode, Settings
-from core.engine import reprice_order_id
+from core.copying.ids import reprice_order_id
 from core.journal import CopyDraft
 from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
@@ -38,8 +38,13 @@ def follower_secrets(fake):
     return credentials_of(FOLLOWER, egress_proxy=egress.url, static_ip="127.0.0.7")
 
 
+#: how far the engine's clock of the ``app`` fixture runs ahead (a test lets time pass)
+application_shift = [timedelta(0)]
+
+
 @pytest.fixture
 async def app(fake, tmp_path):
+    application_shift[0] = timedelta(0)
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
         secret_key=generate_key(),
@@ -49,7 +54,7 @@ async def app(fake, tmp_path):
         angelone_scrip_master_url=fake.scrip_master_url,
         max_fill_age_seconds=D(10**9),  # the fake stamps every order with one fixed exchange time
     )
-    application = await build_app(settings)
+    application = await build_app(settings, clock=lambda: utcnow() + application_shift[0])
     yield application
     await application.close()
 
@@ -220,7 +225,7 @@ async def _copied_entry(app, fake, follower_secrets, base: int, **settings):
 
 def _after_the_window(app) -> None:
     """The engine's clock past the protected window of every order sent so far."""
-    app.engine.clock = lambda: utcnow() + app.engine.config.protected_window + timedelta(seconds=1)
+    application_shift[0] = app.engine.config.protected_window + timedelta(seconds=1)
 
 
 async def test_an_unfilled_protected_limit_is_repriced_at_the_ltp_and_every_attempts_fill_reaches_the_ledger(
@@ -372,7 +377,7 @@ async def test_a_reprice_interrupted_by_a_restart_is_looked_up_and_never_sent_tw
     _after_the_window(app)
 
     await app.engine.track()
-    app.engine.clock = utcnow  # the re-send's own window has not ended: a second pass only reads it
+    application_shift[0] = timedelta(0)  # the re-send's own window has not ended: a second pass only reads it
     await app.engine.track()
 
     places = [r for r in fake.order_requests if r.route == "place_order"]

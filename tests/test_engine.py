@@ -9,7 +9,10 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import func, select
 
-from core.engine import WAITING, CopyEngine, EngineConfig, FollowPaused, client_order_id
+from core.copying.config import EngineConfig, FollowPaused
+from core.copying.ids import client_order_id
+from core.copying.results import WAITING
+from core.engine import CopyEngine
 from core.errors import (
     AuthenticationError,
     InsufficientFunds,
@@ -18,7 +21,7 @@ from core.errors import (
     RateLimited,
     TemporaryError,
 )
-from core.journal import CopyDraft
+from core.journal import CopyDraft, SendFence
 from core.model import CopyStatus, Fill, FillStatus, FollowStatus, OrderIntent, OrderType, Side, SkipReason, utcnow
 from core.venues.paper.venue import PaperVenue
 from storage.journal import JournalStore
@@ -453,27 +456,27 @@ async def test_a_second_process_leaves_alone_a_copy_whose_send_is_in_flight_else
     assert row.status is CopyStatus.FILLED and await h.position(follow_id) == D("0.1")
 
 
-async def test_a_sender_whose_lease_was_claimed_elsewhere_does_not_send_again(h):
+async def test_a_sender_whose_claim_was_superseded_while_it_proved_the_order_absent_does_not_send_again(h):
     follow_id, venue = await h.add_follower()
     other_journal = JournalStore(h.db)
 
     class ClaimedElsewhereAfterTheFirstSend(JournalStore):
-        renewals = 0
+        fences = 0
 
-        async def claim_pending(self, client_order_id: str) -> bool:
-            self.renewals += 1
-            if self.renewals == 2:  # its lease ran out while it looked the order up: the other process took it
-                assert await other_journal.claim_pending(client_order_id)
-            return await super().claim_pending(client_order_id)
+        async def fence_send(self, fence: SendFence) -> bool:
+            self.fences += 1
+            if self.fences == 2:  # its lease ran out while it proved the order absent: the other process took it
+                assert await other_journal.claim_pending(fence.claim.client_order_id) is not None
+            return await super().fence_send(fence)
 
-    slow = ClaimedElsewhereAfterTheFirstSend(h.db, lease_seconds=0)  # every attempt renews
+    slow = ClaimedElsewhereAfterTheFirstSend(h.db, lease_seconds=0)  # its lease runs out at once
     venue.fail_next(OrderStatusUnknown("lost answer"))  # not accepted: the look-ups find nothing
     outcome = await _second_process(h, slow).on_fill(h.fill(qty="0.1"))
     assert [r.status for r in outcome.results] == [CopyStatus.PENDING]
     assert venue.place_calls == 1 and h.events == []
     [row] = await h.rows()
     assert row.status is CopyStatus.PENDING  # the other process settles it: asked, not re-sent
-    settled = await _second_process(h, other_journal).resume()  # asks twice, then sends it: once
+    settled = await _second_process(h, other_journal).resume()  # proves it absent, then sends it: once
     assert [r.status for r in settled] == [CopyStatus.FILLED]
     assert venue.place_calls == 2 and len(venue.orders) == 1  # the refused attempt, then the one order
 
@@ -552,7 +555,6 @@ async def test_dry_run_positions_never_mix_with_real_ones(h):
     await h.engine.on_fill(h.fill(Side.BUY, "0.2"))  # real copy
     await h.accounts.update_follow(follow_id, {"dry_run": True})
     h.engine.invalidate_follows()
-    h.engine.forget_positions(follow_id)
     await h.engine.on_fill(h.fill(Side.BUY, "0.1"))  # simulated
     assert await h.position(follow_id) == D("0.2") and await h.position(follow_id, simulated=True) == D("0.1")
     assert venue.place_calls == 1

@@ -29,7 +29,7 @@ class Recording:
 
 async def test_the_observer_hears_retries_by_cause_then_the_acknowledgement_and_outcome(h):
     observer = Recording()
-    h.engine.observer = observer
+    h.build_engine(observer=observer)
     _, venue = await h.add_follower()
     venue.fail_next(TemporaryError("503"))
     venue.fail_next(RateLimited("429", retry_after=0.001))
@@ -46,7 +46,7 @@ async def test_the_observer_hears_retries_by_cause_then_the_acknowledgement_and_
 
 async def test_a_refused_order_is_an_outcome_with_its_reason_and_no_acknowledgement(h):
     observer = Recording()
-    h.engine.observer = observer
+    h.build_engine(observer=observer)
     _, venue = await h.add_follower(balance="1")
     venue.fail_next(InsufficientFunds("margin is insufficient"))
     outcome = await h.engine.on_fill(h.fill(qty="0.1"))

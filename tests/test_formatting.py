@@ -4,7 +4,7 @@ import pytest
 
 from bot.formatting import format_copy_result, format_follow_paused, slippage_pct, split_message
 from bot.start import looks_like_a_secret
-from core.engine import FollowPaused
+from core.copying.config import FollowPaused
 from core.model import CopyResult, CopyStatus, Fill, Side, Skip, SkipReason
 
 FILL = Fill(1, "v", "t", "o", "BTC/USDT:USDT", Side.BUY, D("0.2"), D("60000"))

@@ -151,7 +151,7 @@ async def test_a_copy_resting_past_the_follows_maximum_is_cancelled_and_recorded
     below = str(h.exchange.prices[BTC] - 100)
     await h.engine.on_fill(h.fill(Side.BUY, "0.2", price=below, order_type=OrderType.LIMIT))
     assert await h.engine.track() == []  # not yet
-    h.engine.clock = lambda: utcnow() + timedelta(minutes=6)
+    h.engine_shift = timedelta(minutes=6)
     [expired] = await h.engine.track()
     assert (expired.state, expired.status) == (OrderState.EXPIRED, CopyStatus.CANCELED)
     [row] = await h.rows(follow_id=follow_id)

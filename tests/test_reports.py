@@ -13,7 +13,8 @@ import pytest
 
 from bot.report_text import daily_summary_text, pnl_text
 from core.charts import png_size
-from core.engine import CopyEngine, EngineConfig
+from core.copying.config import EngineConfig
+from core.engine import CopyEngine
 from core.errors import NotFound, UserError
 from core.listeners.supervisor import StreamHealth
 from core.model import Fill, Side, SizingMode, utcnow
@@ -95,9 +96,8 @@ class World:
             self.vault,
             self.registry,
             lambda _m: None,
-            lambda _f: None,
             reports=build_reports(StatsStore(self.db), self.accounts, self.registry),
-            risk=RiskService(self.journal, self.engine, lambda _e: None),
+            risk=RiskService(self.journal, self.engine.path, lambda _e: None),
             journal=self.journal,
         )
 

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.engine import FollowPaused
+from core.copying.config import FollowPaused
 from core.journal import PositionChange
 from core.model import CopyStatus, FollowStatus, OrderIntent, OrderOrigin, OrderType, Side, SkipReason, utcnow
 from core.risk_service import DriftFound, crossed, protection_levels

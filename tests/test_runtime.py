@@ -8,7 +8,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.engine import CopyEngine, EngineConfig, client_order_id
+from core.copying.config import EngineConfig
+from core.copying.ids import client_order_id
+from core.engine import CopyEngine
 from core.errors import NotFound, VaultError
 from core.journal import CopyDraft
 from core.listeners.supervisor import ListenerSupervisor

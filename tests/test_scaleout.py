@@ -23,7 +23,7 @@ from copytrade.scaleout.fence import ShardLease
 from copytrade.scaleout.fills import FillPublisher, group_positions, previous_id
 from copytrade.scaleout.keys import Keys, group_name
 from copytrade.scaleout.signals import SettingsSignals, deliver_notifications, follow_settings, forward_notifications
-from core.engine import FollowPaused
+from core.copying.config import FollowPaused
 from core.errors import ConfigError
 from core.model import CopyResult, CopyStatus, Side, Skip, SkipReason
 from core.notifications import NotificationQueue
@@ -267,7 +267,6 @@ async def test_a_replica_taking_over_resumes_an_unacknowledged_fill_through_the_
 
 async def test_settings_changes_reach_every_subscriber_and_a_new_master_reaches_the_listener(redis, keys):
     follows: list[int] = []
-    positions: list[int] = []
     masters: list[int] = []
 
     async def master_added(master_id: int) -> None:
@@ -279,7 +278,6 @@ async def test_settings_changes_reach_every_subscriber_and_a_new_master_reaches_
             redis,
             keys,
             follows_changed=follows.append,
-            positions_reset=positions.append,
             master_added=master_added,
             ready=ready,
         )
@@ -287,13 +285,12 @@ async def test_settings_changes_reach_every_subscriber_and_a_new_master_reaches_
     await ready.wait()
     signals = SettingsSignals(redis, keys)
     signals.follows_changed(7)
-    signals.positions_reset(11)
     await signals.master_added(3)
     await signals.flush()
     await eventually(lambda: masters == [3], "the signals")
     listening.cancel()
     await asyncio.gather(listening, return_exceptions=True)
-    assert follows == [7] and positions == [11]
+    assert follows == [7]
 
 
 # -- notifications -----------------------------------------------------------------------------

@@ -76,9 +76,11 @@ class _ServiceCollector(Collector):
 
 
 class Metrics:
-    """The service's metrics: a ``core.observe.EngineObserver`` plus the scrape-time collector."""
+    """The service's metrics: a ``core.observe.EngineObserver`` (given to the engine when the
+    service is built) plus the scrape-time collector of the service it watches."""
 
-    def __init__(self, sources: ServiceSources) -> None:
+    def __init__(self, sources: ServiceSources | None = None) -> None:
+        self._watching = False
         self.registry = CollectorRegistry(auto_describe=True)
         self._latency = Histogram(
             "copytrade_copy_latency_seconds",
@@ -106,7 +108,14 @@ class Metrics:
         self._telegram_429 = Counter(
             "copytrade_telegram_rate_limited", "Telegram answers 429 (flood control)", registry=self.registry
         )
-        self.registry.register(_ServiceCollector(sources))
+        if sources is not None:
+            self.watch(sources)
+
+    def watch(self, sources: ServiceSources) -> None:
+        """Read the service's state at each scrape (once: a second call changes nothing)."""
+        if not self._watching:
+            self.registry.register(_ServiceCollector(sources))
+            self._watching = True
 
     # core.observe.EngineObserver
     def copy_acknowledged(self, venue: str, seconds: float) -> None:

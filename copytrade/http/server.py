@@ -246,12 +246,12 @@ class HttpServer:
 
 
 async def start_http_server(service: App, *, host: str = "0.0.0.0", port: int | None = None) -> HttpServer:
-    """Build the service's metrics (the engine reports to them), the ASGI app and its server on
+    """Watch the service with its metrics (the engine reports to them), build the ASGI app and its server on
     $PORT, and start it. With WEBHOOK_URL and a bot token, the webhook route is on it;
     ``server.webhook.attach(application)`` once the bot has started."""
     settings = service.settings
-    metrics = Metrics(service_sources(service))
-    service.engine.observer = metrics
+    metrics = service.metrics  # the engine reports to them since the service was built
+    metrics.watch(service_sources(service))
     webhook = None
     if settings.webhook_url and settings.telegram_bot_token:
         webhook = TelegramWebhook(settings.webhook_url, settings.telegram_bot_token)

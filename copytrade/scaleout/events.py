@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from core.engine import FollowPaused
+from core.copying.config import FollowPaused
 from core.model import CopyResult
 from core.notifications import Event
 from core.risk_service import DriftFound, RiskNotice

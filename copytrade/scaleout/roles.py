@@ -178,7 +178,6 @@ async def run_executor(settings: Settings, redis: Redis, keys: Keys, shard: Shar
                 redis,
                 keys,
                 follows_changed=app.engine.invalidate_follows,
-                positions_reset=app.engine.forget_positions,
             ),
             name="settings",
         ),
@@ -229,7 +228,6 @@ async def run_bot(settings: Settings, redis: Redis, keys: Keys, redactor: Secret
         settings,
         on_secrets=redactor.add,
         follows_changed=signals.follows_changed,
-        positions_reset=signals.positions_reset,
     )
     app.listener_starter = signals.master_added
     scheduler = AsyncIOScheduler(timezone="UTC")

@@ -24,7 +24,7 @@ from core.notifications import NotificationQueue
 
 log = logging.getLogger(__name__)
 
-FOLLOWS, POSITIONS, MASTER = "follows", "positions", "master"
+FOLLOWS, MASTER = "follows", "master"
 BOT_GROUP = "bot"
 
 
@@ -38,9 +38,6 @@ class SettingsSignals:
 
     def follows_changed(self, master_id: int) -> None:
         self._send(FOLLOWS, master_id)
-
-    def positions_reset(self, follow_id: int) -> None:
-        self._send(POSITIONS, follow_id)
 
     async def master_added(self, master_id: int) -> None:
         await self.redis.publish(self.keys.settings, f"{MASTER}:{master_id}")
@@ -63,7 +60,6 @@ async def follow_settings(
     keys: Keys,
     *,
     follows_changed: Callable[[int], None] | None = None,
-    positions_reset: Callable[[int], None] | None = None,
     master_added: Callable[[int], Awaitable[None]] | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
@@ -84,8 +80,6 @@ async def follow_settings(
                     continue
                 if kind == FOLLOWS and follows_changed is not None:
                     follows_changed(int(value))
-                elif kind == POSITIONS and positions_reset is not None:
-                    positions_reset(int(value))
                 elif kind == MASTER and master_added is not None:
                     await master_added(int(value))
             log.warning("settings channel: the subscription ended; subscribing again")

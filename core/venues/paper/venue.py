@@ -20,9 +20,10 @@ import logging
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
-from core.errors import InsufficientFunds, InvalidOrder, UnknownSymbol, VenueError
+from core.errors import DuplicateOrder, InsufficientFunds, InvalidOrder, NotSent, UnknownSymbol, VenueError
 from core.ledger import Holding, apply_execution
 from core.model import (
     CopyStatus,
@@ -37,7 +38,7 @@ from core.model import (
     utcnow,
 )
 from core.sizing import round_down
-from core.venues.base import Position, Venue
+from core.venues.base import Position, SendWindow, Venue
 from core.venues.paper.state import PaperAccountState, PaperOrderState, PaperWorldStore
 
 log = logging.getLogger(__name__)
@@ -373,9 +374,15 @@ class PaperVenue(Venue):
         order = self.orders.get(client_order_id)
         return order.ack() if order is not None else None
 
+    #: a request reaches the simulated venue after ``latency`` and is refused past its deadline, as
+    #: Binance refuses one past ``timestamp + recvWindow``: short, since nothing here queues it longer
+    send_window = SendWindow(length=timedelta(milliseconds=500), settle=timedelta(0))
+
     async def place_order(self, intent: OrderIntent) -> OrderReport:
         self.place_calls += 1
         await self._wait()
+        if intent.send_deadline is not None and utcnow() > intent.send_deadline:
+            raise NotSent(f"order {intent.client_order_id} reached the venue after its deadline: refused")
         failure = self._take_failure()
         if failure is not None and not failure.after_accepting:
             raise failure.error
@@ -393,7 +400,7 @@ class PaperVenue(Venue):
 
     def _book(self, intent: OrderIntent) -> PaperOrder:
         if intent.client_order_id in self.orders:
-            raise InvalidOrder(f"duplicate client order id {intent.client_order_id}")
+            raise DuplicateOrder(f"duplicate client order id {intent.client_order_id}")
         rules = self.exchange.rules(intent.symbol)
         self._check_rules(intent, rules)
         order = PaperOrder(self.exchange.next_id(), intent.client_order_id, intent, OrderState.ACKNOWLEDGED)

@@ -1,0 +1,273 @@
+"""Open copies followed to their end: read by client order id (each pass, and at once when the
+venue pushes a change), cancelled past their follow's maximum resting time or when the master
+cancels the order they copy; a protected limit past its short window cancelled and its unfilled
+remainder re-priced where the follow asks for it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from core.copying import planner
+from core.copying.config import EngineConfig, VenueProvider
+from core.copying.dispatch import Dispatcher
+from core.copying.follows import FollowBook
+from core.copying.ids import reprice_order_id
+from core.copying.queues import FollowQueues
+from core.copying.recorder import Recorder, TrackedReports
+from core.copying.results import Subject, draft
+from core.copying.sender import OrderSender
+from core.errors import VaultError, VenueError
+from core.journal import FIRST_EPOCH, Claim, CopyJournal, OpenCopy, ReportedOrder
+from core.model import (
+    DEFAULT_PRICE_PROTECTION_PCT,
+    CopyResult,
+    CopyStatus,
+    Fill,
+    FollowSettings,
+    OrderIntent,
+    OrderReport,
+    OrderState,
+    RemainderAction,
+    plain,
+)
+from core.records import CopyOrderRecord
+from core.venues.base import OrderChange, Venue
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+
+
+class Tracker:
+    def __init__(
+        self,
+        *,
+        journal: CopyJournal,
+        venues: VenueProvider,
+        config: EngineConfig,
+        clock: Callable[[], datetime],
+        follows: FollowBook,
+        queues: FollowQueues,
+        recorder: Recorder,
+        dispatcher: Dispatcher,
+        tracked: TrackedReports,
+    ) -> None:
+        self._recorder = recorder
+        self._journal = journal
+        self._venues = venues
+        self._config = config
+        self._clock = clock
+        self._follows = follows
+        self._queues = queues
+        self._dispatcher = dispatcher
+        self._tracked = tracked
+
+    @property
+    def _sender(self) -> OrderSender:
+        return self._dispatcher.sender
+
+    async def track(self, accept: Callable[[str], bool] | None = None) -> list[CopyResult]:
+        """One pass over every sent order still open on its venue (not being sent here): ask the
+        venue and record what changed; cancel those past their follow's maximum resting time (what
+        filled is kept, the order is recorded expired); end protected limits past their window.
+        With ``accept``, only the orders of the follower accounts it takes (an executor shard's)."""
+        now = self._clock()
+        results: list[CopyResult] = []
+
+        async def follow_one(open_copy: OpenCopy) -> None:
+            work: Callable[[], Awaitable[CopyResult | None]]
+            if open_copy.protected:
+                if now - open_copy.created_at >= self._config.protected_window:
+                    work = functools.partial(self._end_protected, open_copy)
+                else:
+                    work = functools.partial(self._follow_order, open_copy, cancel=False, reason=None)
+            else:
+                resting = open_copy.max_resting_minutes
+                expired = resting is not None and now - open_copy.created_at >= timedelta(minutes=resting)
+                reason = f"cancelled after resting {resting} min, the follow's maximum" if expired else None
+                work = functools.partial(self._follow_order, open_copy, cancel=expired, reason=reason, expired=expired)
+            result = await self._queues.chained((open_copy.follow_id, open_copy.symbol), work)
+            if result is not None:
+                results.append(result)
+
+        await asyncio.gather(
+            *(
+                follow_one(c)
+                for c in await self._journal.open_copies()
+                if not self._sender.in_flight(c.client_order_id)
+                and (accept is None or (c.credential_id is not None and accept(c.credential_id)))
+            )
+        )
+        return results
+
+    async def cancel_copies_of_master_order(
+        self, master_id: int, order_id: str, accept: Callable[[str], bool] | None = None
+    ) -> list[CopyResult]:
+        """The master cancelled (or the venue expired) one of its orders: cancel its copies still
+        resting (with ``accept``, only on the follower accounts it takes). What filled is kept."""
+        results = []
+        for open_copy in await self._journal.open_copies_of_master_order(master_id, order_id):
+            if self._sender.in_flight(open_copy.client_order_id):
+                continue
+            if accept is not None and (open_copy.credential_id is None or not accept(open_copy.credential_id)):
+                continue
+            work = functools.partial(
+                self._follow_order, open_copy, cancel=True, reason="the master cancelled its order"
+            )
+            result = await self._queues.chained((open_copy.follow_id, open_copy.symbol), work)
+            if result is not None:
+                results.append(result)
+        return results
+
+    async def on_order_change(self, credential_id: str, change: OrderChange) -> CopyResult | None:
+        """A follower's venue pushed an update of one of its orders: if it is an open copy (not one
+        being sent here, not the follower's own order), read it and record what changed."""
+        if self._sender.in_flight(change.client_order_id):
+            return None
+        row = await self._journal.copy_order(change.client_order_id)
+        if row is None or row.state is None or row.state.is_terminal:
+            return None
+        open_copy = OpenCopy(
+            row.client_order_id, row.follow_id, credential_id, row.symbol, row.state, self._clock(), None
+        )
+        work = functools.partial(self._follow_order, open_copy, cancel=False, reason=None)
+        return await self._queues.chained((row.follow_id, row.symbol), work)
+
+    async def _follow_order(
+        self, open_copy: OpenCopy, *, cancel: bool, reason: str | None, expired: bool = False
+    ) -> CopyResult | None:
+        read = await self._read_open(open_copy, cancel=cancel)
+        if read is None:
+            return None
+        return await self._tracked.record(ReportedOrder(read[1], reason=reason if cancel else None, expired=expired))
+
+    async def _read_open(self, open_copy: OpenCopy, *, cancel: bool) -> tuple[Venue, OrderReport, bool] | None:
+        """Cancel (with ``cancel``) and read an open order: the venue, its report and whether this
+        call cancelled it; ``None`` when the venue could not be asked or does not show it (a
+        hiccup: asked again later)."""
+        if open_copy.credential_id is None:
+            return None
+        try:
+            venue = await self._venues.venue_for(open_copy.credential_id)
+            report, cancelled = await self._sender.cancel_and_read(
+                venue, open_copy.credential_id, open_copy.client_order_id, open_copy.symbol, cancel=cancel
+            )
+        except (VenueError, VaultError) as exc:
+            log.warning("following order %s: %s", open_copy.client_order_id, exc)
+            return None
+        return None if report is None else (venue, report, cancelled)
+
+    # -- protected limits: the unfilled remainder after the window ------------------------------
+
+    async def _end_protected(self, open_copy: OpenCopy) -> CopyResult | None:
+        """A protected limit's window ended: cancel it and read what filled. Once it is over on the
+        venue (never before: two live orders for one remainder could both fill), its remainder is
+        sent again at a fresh protected price (the last price moved by the price protection) when
+        the follow re-prices, has attempts left and that price stays within the follow's slippage
+        limit from the master's fill price (its price protection when it sets no slippage limit);
+        otherwise what filled is kept and the order recorded expired. The re-send is journaled
+        before the order it replaces is recorded, under a client order id derived from it, and
+        goes through the sender like any order: a restart between the two never sends it twice."""
+        read = await self._read_open(open_copy, cancel=True)
+        if read is None:
+            return None
+        venue, report, cancelled = read
+        for delay in self._config.retry_delays if cancelled else ():
+            if report.state.is_terminal:
+                break
+            await asyncio.sleep(delay)  # a venue may take a moment to show an accepted cancellation
+            try:
+                report = await venue.fetch_order(open_copy.client_order_id, open_copy.symbol) or report
+            except VenueError as exc:
+                log.warning("reading cancelled order %s: %s", open_copy.client_order_id, exc)
+        if not report.state.is_terminal:  # the cancellation is not effective yet: the next pass ends it
+            return await self._tracked.record(ReportedOrder(report))
+        resend_id = reprice_order_id(open_copy.client_order_id, open_copy.attempt + 1)
+        if not cancelled and not (
+            report.state is OrderState.CANCELED and await self._journal.copy_order(resend_id) is not None
+        ):  # it ended on its own (filled, rejected, or cancelled by the follower): recorded as it is
+            return await self._tracked.record(ReportedOrder(report))
+        # cancelled here, or by a run that journaled its re-send and stopped before recording it
+        row = await self._journal.copy_order(open_copy.client_order_id)
+        assert row is not None and row.side is not None and row.requested_quantity is not None  # a sent order
+        window = f"not filled within its {self._config.protected_window.total_seconds():g} s window"
+        follow = await self._follows.follow(open_copy.follow_id)
+        remainder = row.requested_quantity - report.filled_quantity
+        if remainder <= 0:
+            return await self._tracked.record(ReportedOrder(report))
+        if follow is None:
+            return await self._tracked.record(
+                ReportedOrder(report, reason=f"{window}; the follow is not active", expired=True)
+            )
+        if follow.remainder_action is not RemainderAction.REPRICE:
+            reason = f"{window}; the rest was cancelled (what filled is kept)"
+            return await self._tracked.record(ReportedOrder(report, reason=reason, expired=True))
+        if row.attempt >= follow.reprice_attempts:
+            reason = f"{window}; the rest was cancelled after {row.attempt} re-prices, the follow's maximum"
+            return await self._tracked.record(ReportedOrder(report, reason=reason, expired=True))
+        fill = await self._recorder.fill_of(follow.follow_id, row.fill_id, row)
+        resend = await self._repriced(follow, venue, row, fill, remainder, resend_id)
+        if isinstance(resend, str):
+            return await self._tracked.record(ReportedOrder(report, reason=f"{window}; {resend}", expired=True))
+        existing = await self._journal.begin_copies(
+            [draft(follow, fill, row.fill_id, resend, CopyStatus.PENDING, origin=row.origin, attempt=row.attempt + 1)]
+        )
+        reason = (
+            f"{window}; the rest ({plain(remainder)}) was sent again at {plain(resend.price or ZERO)} "
+            f"(re-price {row.attempt + 1} of {follow.reprice_attempts})"
+        )
+        await self._tracked.record(ReportedOrder(report, reason=reason, expired=True))
+        subject = Subject.of(follow, fill, resend.client_order_id, row.origin)
+        received = time.monotonic()
+        if resend.client_order_id in existing:  # journaled by a run that stopped: asked before any send
+            resend_row = await self._journal.copy_order(resend.client_order_id)
+            assert resend_row is not None
+            return await self._dispatcher.resume(follow, subject, venue, resend, resend_row, received)
+        claim = Claim(resend.client_order_id, FIRST_EPOCH)
+        return await self._dispatcher.send(follow, subject, venue, resend, claim, received)
+
+    async def _repriced(
+        self,
+        follow: FollowSettings,
+        venue: Venue,
+        row: CopyOrderRecord,
+        fill: Fill,
+        remainder: Decimal,
+        client_order_id: str,
+    ) -> OrderIntent | str:
+        """The re-send of a protected limit's remainder at a fresh protected price, or why not."""
+        assert row.side is not None
+        try:
+            rules = await venue.market(row.symbol)
+            last = await venue.price(row.symbol)
+        except VenueError as exc:
+            return f"the rest was cancelled: the price could not be read to re-price it ({exc})"
+        protection = follow.price_protection_pct or DEFAULT_PRICE_PROTECTION_PCT
+        limit = follow.slippage_pct if follow.slippage_pct is not None else protection
+        intent = OrderIntent(
+            follow_id=follow.follow_id,
+            client_order_id=client_order_id,
+            symbol=row.symbol,
+            side=row.side,
+            quantity=remainder,
+            reduce_only=row.reduce_only,
+            reference_price=row.master_price,
+            leverage=follow.leverage if rules.derivative else None,
+            margin_mode=follow.margin_mode if rules.derivative else None,
+            product=follow.product or fill.product,
+            position_side=row.position_side,
+        )
+        intent = planner.protected_limit(intent, last, protection, rules.price_tick)
+        assert intent.price is not None
+        if not planner.within_limit(intent.price, row.master_price, limit, row.side):
+            return (
+                f"the rest was cancelled: a fresh price of {plain(intent.price)} (last {plain(last)}) is more "
+                f"than {plain(limit)} % from the master's {plain(row.master_price)}"
+            )
+        return intent
