@@ -1,5 +1,5 @@
 # copytrade: a slim, non-root image. `docker build -t copytrade .`; run `copytrade run` (the default
-# command) with the settings in the environment (README: Deploy). The service binds $PORT (8080).
+# command) with the settings in the environment (docs/operations.md). The service binds $PORT (8080).
 
 # -- build: wheels of the project and every dependency, in a virtual environment ----------------
 FROM python:3.11-slim AS build

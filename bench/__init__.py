@@ -1,4 +1,4 @@
 """Reproducible benchmarks of the copy fan-out: ``python -m bench --help`` (or ``copytrade bench``).
 
-Every benchmark prints JSON; nothing in the test suite asserts a time. See README "Benchmarks".
+Every benchmark prints JSON; nothing in the test suite asserts a time. See docs/benchmarks.md.
 """

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Benchmarks of the copy fan-out: engine overhead, the real ccxt client path against a local fake "
         "Binance with a round-trip delay, a sequential baseline, websocket detection, memory per account and "
-        "Telegram notification fan-out. See README, Benchmarks.",
+        "Telegram notification fan-out. See docs/benchmarks.md.",
     )
     parser.add_argument("--json", action="store_true", help="print only one JSON object with the fixed keys")
     parser.add_argument(

@@ -1,5 +1,5 @@
 """The benchmark suite runs end to end at small sizes and reports its fixed keys (no timing is
-asserted: the figures belong to the machine; README, Benchmarks, has a full run)."""
+asserted: the figures belong to the machine; docs/benchmarks.md has a full run)."""
 
 from __future__ import annotations
 
