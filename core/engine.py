@@ -36,6 +36,10 @@ from core.observe import EngineObserver
 from core.venues.base import OrderChange
 
 
+#: how often a stop looks again at its follow's copies another process holds
+QUIESCE_POLL_SECONDS = 0.25
+
+
 @dataclass(frozen=True, slots=True)
 class FillOutcome:
     fill: Fill
@@ -219,20 +223,25 @@ class CopyEngine:
         """Wait for every copy in flight (shutdown)."""
         await self.path.queues.drain()
 
-    async def quiesce(self, follow_id: int) -> list[CopyResult]:
+    async def quiesce(self, follow_id: int) -> list[str]:
         """After a follow was stopped (the fence lets no new copy of it out, in any process): wait
-        for its work in flight here, then settle its copies still pending, so that what it holds
-        is known before anything closes it. Returns the copies still unknown."""
+        for its work in flight here, then settle its copies still pending — waiting, for at most
+        ``stop_settle_timeout``, for those another process holds — so that what it holds is known
+        before anything closes it. Returns the client order ids still unknown."""
         await self.path.queues.drain(follow_id)
-        unknown = []
-        for copy in await self.journal.pending_copies():
-            if copy.follow_id != follow_id:
-                continue
-            settled = await self._settler.settle_owned(copy.credential_id, copy.client_order_id)
-            row = await self.journal.copy_order(copy.client_order_id)
-            if row is not None and row.status is CopyStatus.PENDING and settled is not None:
-                unknown.append(settled)
-        return unknown
+        give_up = time.monotonic() + self.config.stop_settle_timeout.total_seconds()
+        while True:
+            pending = [p for p in await self.journal.pending_copies() if p.follow_id == follow_id]
+            for copy in pending:
+                await self._settler.settle_owned(copy.credential_id, copy.client_order_id)
+            unknown = []
+            for copy in pending:
+                row = await self.journal.copy_order(copy.client_order_id)
+                if row is not None and row.status is CopyStatus.PENDING:
+                    unknown.append(copy.client_order_id)
+            if not unknown or time.monotonic() >= give_up:
+                return unknown
+            await asyncio.sleep(QUIESCE_POLL_SECONDS)
 
     # -- manual confirmation ------------------------------------------------------------------
 

@@ -87,7 +87,7 @@ class Services:
         risk: RiskService,
         journal: JournalReader,
         confirmations: CopyConfirmations | None = None,
-        quiesce: Callable[[int], Awaitable[Sequence[CopyResult]]] | None = None,
+        quiesce: Callable[[int], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         """``on_follows_changed(master_id)`` tells the engine to drop the follows it cached, so
         that a change takes effect on the very next fill;

@@ -27,6 +27,9 @@ class EngineConfig:
     #: answer was lost and that the venue still does not show this long after its send is recorded
     #: failed — never re-sent automatically
     unproven_after: timedelta = timedelta(minutes=2)
+    #: a stopped follow's copies still pending (another process's send, a lost answer) are waited
+    #: for this long before its positions are closed without them
+    stop_settle_timeout: timedelta = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, slots=True)

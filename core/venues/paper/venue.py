@@ -284,6 +284,7 @@ class _InjectedFailure:
     error: VenueError
     times: int
     after_accepting: bool  # the order is booked, then the error raised (a lost response)
+    booked_after: float | None = None  # the error raised at once, the order booked this much later
 
 
 @dataclass
@@ -299,6 +300,7 @@ class PaperVenue(Venue):
     fees_paid: Decimal = ZERO
     place_calls: int = 0
     _failures: deque[_InjectedFailure] = field(default_factory=deque)
+    _late: set[asyncio.Task[None]] = field(default_factory=set)  # orders on their way to being booked late
     _watchers: list[asyncio.Queue[Fill]] = field(default_factory=list)
     _trade_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     #: trade ids must never repeat, even across restarts, since the journal keys fills on them
@@ -308,13 +310,18 @@ class PaperVenue(Venue):
 
     # -- test and demo controls -------------------------------------------------------------
 
-    def fail_next(self, error: VenueError, *, times: int = 1, after_accepting: bool = False) -> None:
+    def fail_next(
+        self, error: VenueError, *, times: int = 1, after_accepting: bool = False, booked_after: float | None = None
+    ) -> None:
         """Make the next ``times`` order placements raise ``error``.
 
         With ``after_accepting`` the order is booked before the error is raised, as when a
-        response is lost after the venue executed the request.
+        response is lost after the venue executed the request. With ``booked_after`` the error is
+        raised at once and the order reaches the matching engine that many seconds later — or
+        never, when that is past its send deadline (Binance's "execution status unknown": an
+        order may still be processed after its answer was lost, never after its recvWindow).
         """
-        self._failures.append(_InjectedFailure(error, times, after_accepting))
+        self._failures.append(_InjectedFailure(error, times, after_accepting, booked_after))
 
     def _take_failure(self) -> _InjectedFailure | None:
         if not self._failures:
@@ -384,6 +391,11 @@ class PaperVenue(Venue):
         if intent.send_deadline is not None and utcnow() > intent.send_deadline:
             raise NotSent(f"order {intent.client_order_id} reached the venue after its deadline: refused")
         failure = self._take_failure()
+        if failure is not None and failure.booked_after is not None:
+            late = asyncio.create_task(self._book_late(intent, failure.booked_after))
+            self._late.add(late)
+            late.add_done_callback(self._late.discard)
+            raise failure.error
         if failure is not None and not failure.after_accepting:
             raise failure.error
         order = self._book(intent)
@@ -391,6 +403,16 @@ class PaperVenue(Venue):
         if failure is not None:
             raise failure.error
         return order.ack()
+
+    async def _book_late(self, intent: OrderIntent, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if intent.send_deadline is not None and utcnow() > intent.send_deadline:
+            return  # it reached the matching engine past its deadline: refused
+        try:
+            self._book(intent)
+        except VenueError:  # refused as any order would be (a duplicate id, the rules)
+            return
+        await self.exchange.flush()
 
     async def _wait(self) -> None:
         if self.latency:
