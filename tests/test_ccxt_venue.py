@@ -406,7 +406,7 @@ async def test_futures_equity_is_wallet_plus_unrealized(fake: FakeBinance, make_
         # too, so after a working session it is not a revoked key (issue 13; this case said
         # AuthenticationError before). A fresh key's -2015: tests/test_ccxt_order_errors.py.
         (401, -2015, "Invalid API-key, IP, or permissions for action.", errors.RateLimited),
-        (400, -4116, "ClientOrderId is duplicated.", errors.InvalidOrder),
+        (400, -4116, "clientOrderId is duplicated.", errors.DuplicateOrder),
     ],
 )
 async def test_order_rejections_are_mapped(

@@ -495,3 +495,116 @@ async def test_order_count_is_reported_and_limited() -> None:
     assert {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 2} in info["rateLimits"]
     assert (counted["X-MBX-ORDER-COUNT-10S"], counted["X-MBX-ORDER-COUNT-1M"]) == ("2", "2")
     assert int(refused["Retry-After"]) >= 1 and "X-MBX-USED-WEIGHT-1M" in refused
+
+
+# --------------------------------------------------------------------------- 9. timing and late acceptance
+
+
+async def test_an_order_accepted_late_reaches_the_matching_engine_later_and_fills_as_usual(
+    fake: FakeBinance, client: Client, streams
+) -> None:
+    rest, pro = await client(), await client(pro=True)
+    trades = streams(pro.watch_my_trades)
+    await eventually(lambda: fake.open_websockets == 1, "the user-data socket")
+    fake.accept_late_next(delay=0.8)
+
+    with pytest.raises(ccxt.RequestTimeout, match="-1007"):
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"clientOrderId": "late-1"})
+    [late] = fake.late_orders
+    with pytest.raises(ccxt.OrderNotFound, match="-2013"):  # not in the matching engine yet
+        await rest.fetch_order(None, PERP, {"clientOrderId": "late-1"})
+    await eventually(lambda: late.outcome != "queued", "the late order reaching the matching engine")
+
+    found = await rest.fetch_order(None, PERP, {"clientOrderId": "late-1"})
+    assert late.outcome == "placed" and (found["status"], found["filled"]) == ("closed", 0.01)
+    assert found["timestamp"] <= late.deadline_ms  # placed inside the request's window
+    await eventually(lambda: len(trades.items) == 1, "the streamed trade")
+    [position] = await rest.fetch_positions([PERP])
+    assert position["contracts"] == 0.01
+
+
+async def test_an_order_accepted_late_is_never_placed_past_its_recv_window(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    fake.accept_late_next(delay=0.6)
+
+    with pytest.raises(ccxt.RequestTimeout):
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"clientOrderId": "late-2", "recvWindow": 300})
+    [late] = fake.late_orders
+    await eventually(lambda: late.outcome != "queued", "the late order reaching the matching engine")
+
+    assert late.outcome == "expired"
+    assert fake.server_time_ms() > late.deadline_ms
+    with pytest.raises(ccxt.OrderNotFound, match="-2013"):
+        await rest.fetch_order(None, PERP, {"clientOrderId": "late-2"})
+    assert await rest.fetch_positions([PERP]) == []  # nothing was ever placed
+
+
+async def test_a_request_reaching_binance_after_its_recv_window_is_refused(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    now = fake.server_time_ms()
+
+    with pytest.raises(ccxt.InvalidNonce, match="-1021"):  # timestamp + recvWindow already past
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"timestamp": now - 2000, "recvWindow": 1000})
+    with pytest.raises(ccxt.InvalidNonce, match="-1021"):  # signed more than 1 s ahead of the server
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"timestamp": now + 5000})
+    with pytest.raises(ccxt.BaseError, match="-1131"):  # the longest window Binance takes is 60 s
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"recvWindow": 60_001})
+    rest.options["recvWindow"] = None  # ccxt sends 10000 unless told otherwise: now none is sent
+    with pytest.raises(ccxt.InvalidNonce, match="-1021"):  # absent: 5000 ms
+        await rest.create_order(PERP, "market", "buy", 0.01, None, {"timestamp": fake.server_time_ms() - 6000})
+    assert "recvWindow" not in fake.order_requests[-1].params
+
+    await rest.create_order(PERP, "market", "buy", 0.01, None, {"timestamp": fake.server_time_ms() - 4000})
+    [position] = await rest.fetch_positions([PERP])
+    assert position["contracts"] == 0.01  # only the last one was placed
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "symbol", "path", "code"),
+    [("binanceusdm", PERP, "/fapi/v1/order", "-4116"), ("binance", SPOT_BTC, "/api/v3/order", "-2010")],
+)
+async def test_a_client_id_waiting_for_the_matching_engine_is_a_duplicate(
+    fake: FakeBinance, client: Client, exchange_id: str, symbol: str, path: str, code: str
+) -> None:
+    rest = await client(exchange_id)
+    fake.accept_late_next("POST", path, delay=0.8)
+    with pytest.raises(ccxt.RequestTimeout):
+        await rest.create_order(symbol, "market", "buy", 0.01, None, {"clientOrderId": "queued"})
+
+    with pytest.raises(ccxt.BaseError, match=code):
+        await rest.create_order(symbol, "market", "buy", 0.01, None, {"clientOrderId": "queued"})
+    [late] = fake.late_orders
+    await eventually(lambda: late.outcome != "queued", "the late order reaching the matching engine")
+
+    assert late.outcome == "placed"
+    orders = fake.accounts[KEY].orders.values()
+    assert [o.client_order_id for o in orders].count("queued") == 1
+
+
+async def test_a_share_of_orders_is_accepted_late_as_the_seed_decides() -> None:
+    patterns = []
+    for _ in range(2):
+        async with FakeBinance(seed=7) as fake:
+            fake.add_account(KEY, SECRET)
+            fake.accept_late(0.5, (0.05, 0.1))
+            rest = ccxt_async.binanceusdm(
+                {"apiKey": KEY, "secret": SECRET, "enableRateLimit": False, "options": {"fetchCurrencies": False}}
+            )
+            rest.urls["api"].update(fake.url_overrides())
+            try:
+                await rest.load_markets()
+                pattern = []
+                for n in range(12):
+                    try:
+                        await rest.create_order(PERP, "market", "buy", 0.01, None, {"clientOrderId": f"share-{n}"})
+                        pattern.append("answered")
+                    except ccxt.RequestTimeout:
+                        pattern.append("late")
+                await eventually(lambda: all(late.outcome == "placed" for late in fake.late_orders), "the late orders")
+                [position] = await rest.fetch_positions([PERP])
+            finally:
+                await rest.close()
+        assert pattern.count("late") == len(fake.late_orders) and 0 < pattern.count("late") < 12
+        assert position["contracts"] == pytest.approx(0.12)  # every order placed once, the late ones too
+        patterns.append(pattern)
+    assert patterns[0] == patterns[1]

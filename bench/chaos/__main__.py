@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--faults", type=float, default=0.1, help="share of order requests answered with a fault (default 0.1)"
     )
+    parser.add_argument(
+        "--late-accepts",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of order requests accepted late: answered -1007 'send status unknown' at once, the order "
+        "placed 0.5-3 s later, never after the request's timestamp + recvWindow (default 0: none)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--followers", type=int, default=3, help="follower accounts (default 3)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite", help="default sqlite")
@@ -53,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = Options(
         kills=args.kills,
         faults=args.faults,
+        late_accepts=args.late_accepts,
         seed=args.seed,
         followers=args.followers,
         database=args.database,

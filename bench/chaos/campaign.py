@@ -67,6 +67,9 @@ REFUSED = "Margin is insufficient"
 class Options:
     kills: int = 10
     faults: float = 0.1
+    #: share of follower orders accepted late (answered -1007 at once, placed 0.5–3 s later within
+    #: the request's recvWindow, or never): 0 leaves the fault mix as it was
+    late_accepts: float = 0.0
     seed: int = 1
     followers: int = 3
     database: str = "sqlite"
@@ -322,7 +325,7 @@ class Campaign:
         await self.start_exchange()
         try:
             await self.register()
-            await self.control("POST", "faults", {"rate": self.options.faults})
+            await self.control("POST", "faults", {"rate": self.options.faults, "late": self.options.late_accepts})
             for cycle in range(self.options.kills):
                 await self.start_copier()
                 if self.options.database == "postgres" and cycle in (1, self.options.kills // 2):
@@ -349,7 +352,7 @@ class Campaign:
                     await self.kill_copier()
                 for _ in range(self.rng.choice((0, 0, 1, 2))):  # while the copier is down
                     await self.master_trade()
-            await self.control("POST", "faults", {"rate": 0})
+            await self.control("POST", "faults", {"rate": 0, "late": 0})
             self.note("faults off; final start")
             await self.start_copier()
             await self.wait_streaming()
@@ -433,6 +436,9 @@ class Campaign:
         counts["fills"] = len(master_trades)
         counts["expected"] = len(master_trades) * len(self.follows)
         counts["faults_injected"] = len(state["faults"])
+        if state["late_orders"]:
+            outcomes = collections.Counter(late["outcome"].split(":")[0] for late in state["late_orders"])
+            self.note(f"orders accepted late: {dict(sorted(outcomes.items()))}")
         for follow_id, api_key in self.follows.items():
             orders = [o for o in accounts[api_key]["orders"] if not o["algo"]]
             counts["placed"] += len(orders)

@@ -8,21 +8,22 @@ a control API under ``/__chaos/``:
 - ``POST /__chaos/accounts {"keys": [[api_key, secret], ...]}``: futures accounts with a large wallet;
 - ``POST /__chaos/trade {"api_key", "symbol", "side", "quantity", "fills", "reduce_only"}``: a master
   execution (in ``fills`` pieces) pushed on the account's user-data sockets; answers its trade ids;
-- ``POST /__chaos/faults {"rate"}``: from now on each new futures order of a follower is faulted with
+- ``POST /__chaos/faults {"rate", "late"}``: from now on each new futures order of a follower is
+  accepted late with probability ``late`` (default 0: see ``ACCEPTED_LATE``), else faulted with
   probability ``rate`` (see ``FAULTS``), drawn from the process's seeded random generator;
 - ``POST /__chaos/drop``: every user-data socket closed; ``POST /__chaos/expire {"api_key"}``:
   ``listenKeyExpired`` on that account's futures stream (then silence on it);
 - ``POST /__chaos/double {"api_key", "client_order_id", "symbol", "side", "quantity"}``: an order
   executed under an existing copy's client id (the checks' own test: they must see it);
 - ``GET /__chaos/state``: every account's orders (by client id), trades and positions, the faults
-  injected (with the client order id each hit) and the master's open user-data sockets.
+  injected (with the client order id each hit), what became of each order accepted late and the
+  master's open user-data sockets.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sys
 import time
 from decimal import Decimal
@@ -45,13 +46,19 @@ FAULTS = (
     "-1021",  # the server clock jumps ahead: signed requests refused until the client resyncs
     "-2019",  # "Margin is insufficient": a plain rejection, the copy fails with its reason
 )
+#: drawn apart from ``FAULTS`` (and only when switched on, so that a campaign without it draws the
+#: same faults as before): the answer is -1007 "Send status unknown; execution status unknown." at
+#: once, and the order reaches the matching engine ``LATE_DELAY`` seconds later — never after the
+#: request's ``timestamp + recvWindow`` (docs/research/binance.md §1, §9; FakeBinance.accept_late_next)
+ACCEPTED_LATE = "accepted_late"
+LATE_DELAY = (0.5, 3.0)
 
 
 class ChaosBinance(FakeBinance):
     def __init__(self, *, seed: int, timeout_s: float, skew_s: float) -> None:
-        super().__init__()
-        self.random = random.Random(seed)
+        super().__init__(seed=seed)
         self.fault_rate = 0.0
+        self.late_rate = 0.0
         self.timeout_s = timeout_s
         self.skew_s = skew_s
         self.faults: list[dict[str, Any]] = []
@@ -59,10 +66,21 @@ class ChaosBinance(FakeBinance):
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/__chaos/"):
             return await self._control(request)
-        if request.method == "POST" and request.path == ORDER_PATH and self.fault_rate:
-            if self.random.random() < self.fault_rate:
+        if request.method == "POST" and request.path == ORDER_PATH:
+            if self.late_rate and self.random.random() < self.late_rate:
+                await self._inject_late(request)
+            elif self.fault_rate and self.random.random() < self.fault_rate:
                 await self._inject(request)
         return await super()._dispatch(request)
+
+    async def _inject_late(self, request: web.Request) -> None:
+        body = await request.text()
+        params = dict(request.query)
+        params.update(parse_qsl(body, keep_blank_values=True))
+        self.accept_late_next("POST", ORDER_PATH, delay=LATE_DELAY)
+        self.faults.append(
+            {"kind": ACCEPTED_LATE, "client_order_id": params.get("newClientOrderId"), "at": time.time()}
+        )
 
     async def _inject(self, request: web.Request) -> None:
         body = await request.text()  # aiohttp keeps it: the handler reads it again
@@ -121,7 +139,8 @@ class ChaosBinance(FakeBinance):
             return web.json_response({"order_id": order.order_id})
         if request.path == "/__chaos/faults":
             self.fault_rate = float(body["rate"])
-            return web.json_response({"rate": self.fault_rate})
+            self.late_rate = float(body.get("late", 0.0))
+            return web.json_response({"rate": self.fault_rate, "late": self.late_rate})
         if request.path == "/__chaos/state":
             return web.json_response(self._state(request.query.get("master", "")))
         return web.json_response({"error": f"no control route {request.path}"}, status=404)
@@ -136,6 +155,9 @@ class ChaosBinance(FakeBinance):
         return {
             "master_sockets": master_sockets,
             "faults": self.faults,
+            "late_orders": [
+                {"client_order_id": late.client_order_id, "outcome": late.outcome} for late in self.late_orders
+            ],
             "accounts": {
                 key: {
                     "orders": [

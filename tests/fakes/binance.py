@@ -28,9 +28,14 @@ rather than with real money. Every behaviour cites its source: ``docs/research/b
 
 Failure injection for tests: ``fail_next`` (answer the next matching request with an error, the
 request is *not* processed), ``fail_after_processing_next`` (process it, then answer an error:
-Binance's "execution status unknown"), ``delay_next`` (process, then hold the response, e.g. past
+Binance's "execution status unknown"), ``accept_late_next`` / ``accept_late`` (answer "status
+unknown" at once and let the order reach the matching engine a little later, never after the
+request's ``timestamp + recvWindow``), ``delay_next`` (process, then hold the response, e.g. past
 ccxt's timeout), ``skew_clock``, ``drop_websockets`` / ``accept_websockets``,
 ``silence_websockets`` and ``expire_listen_key``.
+
+Signed requests: ``timestamp`` and ``recvWindow`` (default 5000 ms, at most 60000) are checked as
+Binance documents it (§9); every order request's parameters are kept in ``order_requests``.
 
 Usage::
 
@@ -46,6 +51,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import re
 import time
 from collections import Counter, deque
@@ -60,7 +66,14 @@ from aiohttp import WSMsgType, web
 ZERO = Decimal(0)
 FUTURES = "futures"
 SPOT = "spot"
+# "If recvWindow is not sent, it defaults to 5000 milliseconds. Maximum recvWindow is 60000
+# milliseconds." (docs/research/binance.md §9)
 DEFAULT_RECV_WINDOW_MS = 5000
+MAX_RECV_WINDOW_MS = 60_000
+# "timestamp < (serverTime + 1 second)" (§9): a request signed further ahead is refused
+MAX_TIMESTAMP_AHEAD_MS = 1000
+#: how long an accepted-late order waits before it reaches the matching engine, in seconds
+DEFAULT_LATE_DELAY = (0.5, 3.0)
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 DAY_MS = 86_400_000
 # USD-M Account-Trade-List: "The time between startTime and endTime cannot be longer than 7 days";
@@ -271,6 +284,34 @@ class Injection:
     headers: dict[str, str] | None = None
     delay: float = 0.0
     after_processing: bool = False  # process the request, then answer the error (status unknown)
+    # answer the error at once and hand the order to the matching engine this many seconds later
+    # (a (low, high) range drawn from the fake's seeded generator)
+    late: tuple[float, float] | None = None
+
+
+@dataclass
+class LateOrder:
+    """An order request answered "status unknown" before it reached the matching engine (§1): it is
+    placed at ``due_ms`` unless that is past the request's ``timestamp + recvWindow`` (§9)."""
+
+    api_key: str
+    market: str
+    client_order_id: str
+    deadline_ms: int  # the request's timestamp + recvWindow, on the fake's clock
+    due_ms: int  # when it reaches the matching engine, on the fake's clock
+    #: "queued", then "placed", "expired" (its window passed first: never placed) or "rejected: <msg>"
+    outcome: str = "queued"
+    order_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """An order request as it reached the fake: its parameters and the fake's clock on arrival."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    server_ms: int
 
 
 @dataclass
@@ -294,13 +335,18 @@ class FakeBinance:
         latency: float = 0.0,
         order_limit_10s: int = 300,
         order_limit_1m: int = 1200,
+        seed: int = 0,
     ) -> None:
         """``latency``: seconds every REST request waits before it is handled (a network round
         trip to a distant exchange; the benchmarks use it). Websocket frames are not delayed.
 
         ``order_limit_10s`` / ``order_limit_1m``: new orders an account may send per 10 s / per
         minute before -1015. The real numbers come from ``exchangeInfo.rateLimits`` and are
-        unconfirmed (commonly 300 / 1200 on USD-M, docs/research/binance.md §7), hence settings."""
+        unconfirmed (commonly 300 / 1200 on USD-M, docs/research/binance.md §7), hence settings.
+
+        ``seed``: the generator every random choice of the fake draws from (accepted-late delays
+        and which orders are accepted late), so a run can be replayed."""
+        self.random = random.Random(seed)
         self.fee_rate = fee_rate
         self.latency = latency
         self.order_limits = ((10.0, "10S", order_limit_10s), (60.0, "1M", order_limit_1m))
@@ -317,6 +363,11 @@ class FakeBinance:
         self.clock_skew_ms = 0
         self._skew_until: float | None = None
         self._injections: list[Injection] = []
+        self.order_requests: list[ReceivedRequest] = []
+        self.late_orders: list[LateOrder] = []
+        self.late_share = 0.0
+        self.late_delay = DEFAULT_LATE_DELAY
+        self._late_tasks: set[asyncio.Task[None]] = set()
         self._order_ids = itertools.count(1000)
         self._trade_ids = itertools.count(5000)
         self._tran_ids = itertools.count(90000)
@@ -342,6 +393,9 @@ class FakeBinance:
         self.port = self._runner.addresses[0][1]  # ephemeral port chosen by the OS
 
     async def stop(self) -> None:
+        for task in list(self._late_tasks):
+            task.cancel()
+        await asyncio.gather(*self._late_tasks, return_exceptions=True)
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -430,6 +484,36 @@ class FakeBinance:
         self._injections.append(
             Injection(method, path, status=status, code=code, msg=msg, headers=headers, after_processing=True)
         )
+
+    def accept_late_next(
+        self,
+        method: str = "POST",
+        path: str = "/fapi/v1/order",
+        *,
+        delay: float | tuple[float, float] = DEFAULT_LATE_DELAY,
+        status: int = 503,
+        code: int = -1007,
+        msg: str = MSG_TIMEOUT,
+    ) -> None:
+        """The next new-order request at ``method path`` that passes the gateway's checks (signature,
+        ``timestamp``/``recvWindow``, order-count limit) is answered with this error at once, *without*
+        being placed; the order reaches the matching engine ``delay`` seconds later (a range: drawn
+        uniformly from the fake's seeded generator) and is then placed, fills and is pushed as any
+        other — unless the fake's clock is then past the request's ``timestamp + recvWindow``: then it
+        is never placed. Until it reaches the engine its client id counts as taken (-4116 / -2010).
+
+        This is -1007 "Timeout waiting for response from backend server. Send status unknown;
+        execution status unknown." (USD-M error-code page and general-info, §1): the answer was lost
+        while the request was still on its way to the matching engine, which forwards a request only
+        while "(serverTime - timestamp) <= recvWindow" (spot "Timing security", §9) and refuses one
+        "outside of the ME recvWindow" (-5028, §9)."""
+        window = (delay, delay) if isinstance(delay, (int, float)) else (float(delay[0]), float(delay[1]))
+        self._injections.append(Injection(method, path, status=status, code=code, msg=msg, late=window))
+
+    def accept_late(self, share: float, delay: tuple[float, float] = DEFAULT_LATE_DELAY) -> None:
+        """From now on each new order request (USD-M and spot) is accepted late, as in
+        ``accept_late_next``, with probability ``share`` drawn from the fake's seeded generator."""
+        self.late_share, self.late_delay = share, delay
 
     def delay_next(self, method: str, path: str, seconds: float) -> None:
         """The next ``method path`` request is processed, then its response is held ``seconds``."""
@@ -613,7 +697,7 @@ class FakeBinance:
         # response (§7); each request weighs 1 here.
         headers = {"X-MBX-USED-WEIGHT-1M": str(self._used_weight())}
         injection = self._take_injection(method, path)
-        if injection is not None and injection.status and not injection.after_processing:
+        if injection is not None and injection.status and not injection.after_processing and injection.late is None:
             return self._injected_error(injection, headers)
         route = ROUTES.get((method, path))
         if route is None:
@@ -624,11 +708,24 @@ class FakeBinance:
             body = await request.text()
             params = dict(parse_qsl(request.query_string, keep_blank_values=True))
             params.update(parse_qsl(body, keep_blank_values=True))
+            if (method, path) in ORDER_ROUTES:
+                self.order_requests.append(ReceivedRequest(method, path, dict(params), self.server_time_ms()))
             account = self._authenticate(request, body, params, security)
             if (method, path) in ORDER_ROUTES and account is not None:
                 headers.update(self._count_order(account))
+            if (method, path) in NEW_ORDER_ROUTES and account is not None:
+                late = injection.late if injection is not None else None
+                if injection is None and self.late_share and self.random.random() < self.late_share:
+                    late = self.late_delay
+                    injection = Injection(method, path, status=503, code=-1007, msg=MSG_TIMEOUT, late=late)
+                if late is not None and injection is not None:
+                    self._queue_late(account, path, params, late)
+                    return self._injected_error(injection, headers)
             result = await handler(self, account, params)
         except BinanceError as error:
+            if injection is not None and injection.late is not None:
+                self._injections.insert(0, injection)  # refused at the gateway: the next one is late
+                injection = None
             if injection is not None and injection.after_processing:
                 return self._injected_error(injection, headers)
             error.headers = {**headers, **error.headers}
@@ -638,6 +735,47 @@ class FakeBinance:
         if injection is not None and injection.delay:
             await asyncio.sleep(injection.delay)
         return web.json_response(result, headers=headers)
+
+    def _queue_late(self, account: FakeAccount, path: str, params: dict[str, str], delay: tuple[float, float]) -> None:
+        """Hand an accepted request to the matching engine later (``accept_late_next``)."""
+        market = FUTURES if path.startswith("/fapi/") else SPOT
+        params.setdefault("newClientOrderId", f"fake_{next(self._order_ids)}")
+        deadline = int(params["timestamp"]) + self._recv_window(params)
+        seconds = self.random.uniform(*delay)
+        late = LateOrder(
+            account.api_key,
+            market,
+            params["newClientOrderId"],
+            deadline,
+            self.server_time_ms() + int(seconds * 1000),
+        )
+        self.late_orders.append(late)
+        handler = ROUTES[("POST", path)][0]
+        task = asyncio.create_task(self._place_late(account, late, dict(params), handler, seconds))
+        self._late_tasks.add(task)
+        task.add_done_callback(self._late_tasks.discard)
+
+    async def _place_late(
+        self,
+        account: FakeAccount,
+        late: LateOrder,
+        params: dict[str, str],
+        handler: Callable[..., Awaitable[Any]],
+        seconds: float,
+    ) -> None:
+        """The matching engine takes the order ``seconds`` after it arrived: "if (serverTime -
+        timestamp) <= recvWindow { forward request to Matching Engine } else { reject request }" (§9)."""
+        await asyncio.sleep(seconds)
+        if self.server_time_ms() > late.deadline_ms:
+            late.outcome = "expired"
+            return
+        late.outcome = "placed"  # no longer queued: its own duplicate check must not find itself
+        try:
+            answer = await handler(self, account, params)
+        except BinanceError as error:
+            late.outcome = f"rejected: {error.code} {error.msg}"
+            return
+        late.order_id = int(answer["orderId"])
 
     def _injected_error(self, injection: Injection, headers: dict[str, str]) -> web.Response:
         merged = {**headers, **(injection.headers or {})}
@@ -709,11 +847,33 @@ class FakeBinance:
         expected = hmac.new(account.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise BinanceError(400, -1022, "Signature for this request is not valid.")
-        timestamp = int(params.get("timestamp", "0"))
-        recv_window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
+        recv_window = self._recv_window(params)
+        try:
+            timestamp = int(params.get("timestamp", ""))
+        except ValueError:
+            raise mandatory("timestamp") from None
+        # "if (timestamp < (serverTime + 1 second) && (serverTime - timestamp) <= recvWindow)
+        # { process } else { reject }" (spot "Timing security", §9; -1021, §1)
         server_now = self.server_time_ms()
-        if timestamp > server_now + 1000 or server_now - timestamp > recv_window:
+        if timestamp >= server_now + MAX_TIMESTAMP_AHEAD_MS or server_now - timestamp > recv_window:
             raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+    @staticmethod
+    def _recv_window(params: dict[str, str]) -> int:
+        """``recvWindow`` in whole ms: 5000 when absent, above 60000 refused with -1131 (§9). Spot's
+        fractional milliseconds (§9) are cut to whole ones, the stricter reading."""
+        raw = params.get("recvWindow")
+        if raw is None:
+            return DEFAULT_RECV_WINDOW_MS
+        try:
+            value = Decimal(raw)
+        except ArithmeticError:
+            raise mandatory("recvWindow") from None
+        if not value.is_finite() or value <= 0:
+            raise mandatory("recvWindow")
+        if value > MAX_RECV_WINDOW_MS:
+            raise BinanceError(400, -1131, "recvWindow must be less than 60000")
+        return int(value)
 
     # ----------------------------------------------------------------- public endpoints
 
@@ -1091,7 +1251,14 @@ class FakeBinance:
             raise BinanceError(400, -4015, "Client order id is not valid.")
         # "A unique id among open orders" (USD-M New Order; spot rest-api.md l.2153: "can be accepted
         # only when the previous one is filled"): a finished order's id may be used again (§2).
-        if any(o.is_open for o in account.orders_with_client_id(market, client_order_id)):
+        # An order accepted but still on its way to the matching engine holds its id too: the engine
+        # will place it, so a second order under that id is a duplicate (accept_late_next).
+        queued = any(
+            late.outcome == "queued" and late.market == market and late.client_order_id == client_order_id
+            for late in self.late_orders
+            if late.api_key == account.api_key
+        )
+        if queued or any(o.is_open for o in account.orders_with_client_id(market, client_order_id)):
             if market == FUTURES:
                 raise BinanceError(400, -4116, "clientOrderId is duplicated.")  # USD-M error-code page
             raise BinanceError(400, -2010, "Duplicate order sent.")  # spot errors.md
@@ -1959,3 +2126,5 @@ ROUTES: dict[tuple[str, str], tuple[Callable[..., Awaitable[Any]], str]] = {
 }
 # New orders count against the order-count limit (§7).
 ORDER_ROUTES = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder"), ("POST", "/api/v3/order")}
+#: the routes whose requests may be accepted late (accept_late_next)
+NEW_ORDER_ROUTES = {("POST", "/fapi/v1/order"), ("POST", "/api/v3/order")}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from core import errors as core_errors
 from core.model import OrderType
+from core.venues.base import SendWindow
 from core.venues.driver import VenueSpec
 
 #: the exchanges offered by name, with their curated titles; any other ccxt exchange id works too
@@ -32,6 +34,21 @@ CREDENTIAL_FIELDS = (("apiKey", "api_key"), ("secret", "secret"), ("password", "
 DEFAULT_FIELDS = ("api_key", "secret")
 
 BINANCE_FAMILY = frozenset({"binance", "binanceusdm"})
+#: Binance refuses a signed request that reaches it after ``timestamp + recvWindow`` (-1021), and
+#: forwards one to its matching engine only while that has not passed — checked again just before
+#: (docs/research/binance.md §9; its matching engine refuses one "outside of the ME recvWindow",
+#: -5028). So each order request is signed with the sender's deadline; 5 s is Binance's default
+#: recvWindow (§9). The settle margin covers the venue clock's own granularity and a request the
+#: engine took at the very end of its window, before a look-up's -2013 is taken as final.
+#: Other ccxt exchanges have no send window here: we have not verified for any of them that a
+#: request can be bounded by a deadline the venue enforces up to its matching engine, so a lost
+#: order there is never proven dead (``Venue.send_window`` None).
+BINANCE_SEND_WINDOW = SendWindow(length=timedelta(seconds=5), settle=timedelta(seconds=2))
+#: less than this left of a deadline and the request is not sent at all (``NotSent``): it would
+#: mostly die on the way, and a window this short is no use to a request still to be throttled
+MIN_RECV_WINDOW_MS = 1000
+#: "Maximum recvWindow is 60000 milliseconds" (§9): longer is refused with -1131
+MAX_RECV_WINDOW_MS = 60_000
 #: how long the price of a coin a commission was paid in (Binance's BNB) is reused: one ticker read
 #: per coin per burst of fills, close enough to the trade time without a read per order
 FEE_COIN_PRICE_SECONDS = 10.0
@@ -65,12 +82,12 @@ BINANCE_CODES: Mapping[int, type[core_errors.VenueError]] = {
     -1106: core_errors.InvalidOrder,  # parameter sent when not required
     -1111: core_errors.InvalidOrder,  # precision over the maximum
     -1121: core_errors.UnknownSymbol,  # invalid symbol
-    -2010: core_errors.InvalidOrder,  # new order rejected (duplicate; balance is matched by message first)
+    -2010: core_errors.InvalidOrder,  # new order rejected (balance and duplicate are matched by message first)
     -2013: core_errors.InvalidOrder,  # order does not exist
     -2022: core_errors.InvalidOrder,  # reduce-only order rejected
     -4015: core_errors.InvalidOrder,  # client order id not valid
     -4061: core_errors.InvalidOrder,  # position side does not match the account's mode (re-read, below)
-    -4116: core_errors.InvalidOrder,  # client order id duplicated
+    -4116: core_errors.DuplicateOrder,  # "clientOrderId is duplicated": an order with this id exists (§2)
     -4131: core_errors.InvalidOrder,  # PERCENT_PRICE: the book's best price is outside the band
     -4164: core_errors.InvalidOrder,  # notional below minimum
     -2018: core_errors.InsufficientFunds,  # balance insufficient
@@ -84,6 +101,8 @@ BINANCE_EXPLANATIONS: Mapping[int, str] = {
     -4131: "the order's price would be too far from the mark price (Binance's PERCENT_PRICE band); "
     "the book is too thin for a market order now",
 }
+#: spot's duplicate client id: -2010 with this message (docs/research/binance.md §2)
+DUPLICATE_ORDER_MESSAGE = "Duplicate order sent."
 INVALID_TIMESTAMP = -1021
 POSITION_SIDE_MISMATCH = -4061
 REJECTED_API_KEY = -2015

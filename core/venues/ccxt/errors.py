@@ -15,6 +15,7 @@ from core.venues.ccxt.constants import (
     BINANCE_CODES,
     BINANCE_EXPLANATIONS,
     BINANCE_FAMILY,
+    DUPLICATE_ORDER_MESSAGE,
     REJECTED_API_KEY,
     STATUS_UNKNOWN_CODES,
     URL_QUERY_PATTERN,
@@ -39,6 +40,9 @@ def map_ccxt_error(
     placed nothing (rate limits, -1021, rejections) are temporary or final. On reads the same
     answers are temporary and retried.
 
+    ``DuplicateOrder``: -4116, -2010 "Duplicate order sent." and ccxt's ``DuplicateOrderId`` — the
+    venue already holds an order with this client id.
+
     ``key_worked``: a signed call of this account succeeded before. Binance also answers -2015
     ("Invalid API-key, IP, or permissions") on a temporary ban, so after a working session it
     is ``RateLimited`` (ccxt does the same for spot only: binance.py 12636-12641, 12686-12688).
@@ -51,6 +55,8 @@ def map_ccxt_error(
     code = binance_code(message) if exchange_id in BINANCE_FAMILY else None
     if code in STATUS_UNKNOWN_CODES:
         return errors.OrderStatusUnknown(message) if placing_order else errors.TemporaryError(message)
+    if isinstance(exc, ccxt.DuplicateOrderId) or (code == -2010 and DUPLICATE_ORDER_MESSAGE in message):
+        return errors.DuplicateOrder(message)  # the order exists: looked up, never recorded as failed
     if isinstance(exc, ccxt.InsufficientFunds):
         return errors.InsufficientFunds(message)
     if code == REJECTED_API_KEY and (key_worked or isinstance(exc, ccxt.DDoSProtection)):

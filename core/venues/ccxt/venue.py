@@ -39,6 +39,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, TypeVar
 
@@ -51,14 +52,17 @@ from core import errors
 from core import retry as retrying
 from core.ledger import fee_in_quote
 from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, PositionSide, Side
-from core.venues.base import Position, Venue
+from core.venues.base import Position, SendWindow, Venue
 from core.venues.ccxt.constants import (
     BINANCE_FAMILY,
+    BINANCE_SEND_WINDOW,
     COMMON_OPTIONS,
     CONDITIONAL_ORDER_VENUES,
     EXCHANGE_OPTIONS,
     FEE_COIN_PRICE_SECONDS,
     INVALID_TIMESTAMP,
+    MAX_RECV_WINDOW_MS,
+    MIN_RECV_WINDOW_MS,
     ORDER_DOES_NOT_EXIST,
     POSITION_SIDE_MISMATCH,
     STREAMING_OPTIONS,
@@ -73,6 +77,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ZERO = Decimal(0)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +158,8 @@ class CcxtVenue(Venue):
         self._hedge_mode: bool | None = settings.hedge_mode
         self._key_worked = False  # a signed call succeeded: a later -2015 is a temporary ban
         self._coin_prices: dict[str, tuple[Decimal, float]] = {}  # fee coin -> (price in the quote, read at)
+        # constants.py says why only the Binance family has one
+        self.send_window: SendWindow | None = BINANCE_SEND_WINDOW if self.name in BINANCE_FAMILY else None
 
     @classmethod
     def create(
@@ -355,10 +363,13 @@ class CcxtVenue(Venue):
 
     async def _send_order(self, intent: OrderIntent, derivative: bool, amount: str, price: str | None) -> Any:
         """``create_order`` once; once more only after an answer that surely placed nothing and
-        that this adapter can cure: -1021 (clock resynced) and -4061 (position mode read again)."""
+        that this adapter can cure: -1021 (clock resynced) and -4061 (position mode read again).
+        With ``intent.send_deadline`` each attempt is signed for that same deadline (``_deadline_params``)."""
         cured: set[str] = set()
         while True:
             order_type, params = await self._order_params(intent, derivative)
+            if intent.send_deadline is not None:
+                params.update(self._deadline_params(intent.send_deadline))
             try:
                 return await self.exchange.create_order(
                     intent.symbol, order_type, intent.side.value, amount, price, params
@@ -370,6 +381,43 @@ class CcxtVenue(Venue):
                 if cure is None or cure in cured:
                     raise self._map(exc, placing_order=True) from None
                 cured.add(cure)
+
+    def _deadline_params(self, deadline: datetime) -> dict[str, int]:
+        """``timestamp`` (the venue's clock as estimated now, ms) and ``recvWindow`` such that their
+        sum is ``deadline`` in whole ms, rounded down: Binance refuses the request after that moment
+        (docs/research/binance.md §9). ccxt's ``sign()`` takes both from the params (binance.py
+        12521–12529) and runs after its throttle (async exchange.py 998–1015), so a throttled
+        request keeps this deadline. ``NotSent`` when less than ``MIN_RECV_WINDOW_MS`` is left."""
+        if self.send_window is None:
+            raise errors.InvalidOrder(f"{self.name} cannot bound an order request by a deadline")
+        timestamp = self._estimated_venue_ms()
+        recv_window = (deadline - EPOCH) // MILLISECOND - timestamp
+        if recv_window < MIN_RECV_WINDOW_MS:
+            raise errors.NotSent(
+                f"{self.name}: {max(recv_window, 0)} ms left of the send deadline, below {MIN_RECV_WINDOW_MS} ms:"
+                " the order was not sent"
+            )
+        if recv_window > MAX_RECV_WINDOW_MS:
+            raise errors.InvalidOrder(f"{self.name}: a send deadline {recv_window} ms ahead is beyond Binance's 60 s")
+        return {"timestamp": timestamp, "recvWindow": recv_window}
+
+    def _estimated_venue_ms(self) -> int:
+        """The venue's clock in ms as ccxt estimates it: local minus ``options['timeDifference']``,
+        the offset ``_resync_clock`` measures (ccxt's own ``nonce()`` for Binance, binance.py 2971)."""
+        difference = self.exchange.options.get("timeDifference") or 0
+        return int(self.exchange.milliseconds() - int(difference))
+
+    def estimated_venue_time(self) -> datetime:
+        return EPOCH + self._estimated_venue_ms() * MILLISECOND
+
+    async def venue_time(self) -> datetime:
+        """The venue's clock as it answers it (Binance ``GET /fapi/v1/time`` / ``/api/v3/time``)."""
+        if not self.exchange.has.get("fetchTime"):
+            return await super().venue_time()
+        answer = await self._call(self.exchange.fetch_time, retry=True, public=True)
+        if answer is None:
+            raise errors.TemporaryError(f"{self.name} gave no server time")
+        return EPOCH + int(answer) * MILLISECOND
 
     async def _cure_rejection(self, exc: Exception, derivative: bool) -> str | None:
         """What was fixed for a rejection the venue gave before processing the order, if anything."""
