@@ -19,10 +19,12 @@ import itertools
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
-from core.errors import InsufficientFunds, InvalidOrder, UnknownSymbol, VenueError
+from core.errors import DuplicateOrder, InsufficientFunds, InvalidOrder, NotSent, UnknownSymbol, VenueError
 from core.ledger import Holding, apply_execution
 from core.model import (
     CopyStatus,
@@ -38,6 +40,7 @@ from core.model import (
 )
 from core.sizing import round_down
 from core.venues.base import Position, Venue
+from core.venues.paper.constants import PAPER_SEND_WINDOW
 from core.venues.paper.state import PaperAccountState, PaperOrderState, PaperWorldStore
 
 log = logging.getLogger(__name__)
@@ -100,8 +103,11 @@ class PaperExchange:
         fee_rate: Decimal = Decimal("0.0004"),
         depth: Decimal | None = None,
         store: PaperWorldStore | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.markets = markets if markets is not None else default_markets()
+        #: the simulated venue's own clock (UTC): its send deadlines and its executions' times
+        self.clock = clock
         self.prices = prices if prices is not None else default_prices()
         self.fee_rate = fee_rate
         #: what one price move can fill of each resting order (None: all of it), so resting
@@ -338,6 +344,13 @@ class PaperVenue(Venue):
         return frozenset(self.exchange.markets)
 
     supports_conditional_orders = True  # stop and take-profit orders rest here and trigger on price
+    send_window = PAPER_SEND_WINDOW  # a class attribute, not a dataclass field (no annotation)
+
+    def estimated_venue_time(self) -> datetime:
+        return self.exchange.clock()
+
+    async def venue_time(self) -> datetime:
+        return self.exchange.clock()
 
     async def price(self, symbol: str) -> Decimal:
         return self.exchange.price(symbol)
@@ -375,7 +388,9 @@ class PaperVenue(Venue):
 
     async def place_order(self, intent: OrderIntent) -> OrderReport:
         self.place_calls += 1
+        self._check_deadline(intent, "not sent")
         await self._wait()
+        self._check_deadline(intent, "refused on arrival")  # the latency ate the rest of it
         failure = self._take_failure()
         if failure is not None and not failure.after_accepting:
             raise failure.error
@@ -385,6 +400,14 @@ class PaperVenue(Venue):
             raise failure.error
         return order.ack()
 
+    def _check_deadline(self, intent: OrderIntent, what: str) -> None:
+        """``NotSent`` when the request's send deadline has passed on this venue's clock: before
+        the (simulated) network, the adapter does not send it; after it, the venue refuses it.
+        Either way nothing is booked, so sending it again is safe."""
+        deadline = intent.send_deadline
+        if deadline is not None and self.exchange.clock() >= deadline:
+            raise NotSent(f"the order {intent.client_order_id} was {what}: its send deadline {deadline} has passed")
+
     async def _wait(self) -> None:
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -393,7 +416,7 @@ class PaperVenue(Venue):
 
     def _book(self, intent: OrderIntent) -> PaperOrder:
         if intent.client_order_id in self.orders:
-            raise InvalidOrder(f"duplicate client order id {intent.client_order_id}")
+            raise DuplicateOrder(f"duplicate client order id {intent.client_order_id}")
         rules = self.exchange.rules(intent.symbol)
         self._check_rules(intent, rules)
         order = PaperOrder(self.exchange.next_id(), intent.client_order_id, intent, OrderState.ACKNOWLEDGED)
@@ -543,7 +566,7 @@ class PaperVenue(Venue):
             reduce_only=intent.reduce_only,
             limit_price=intent.price,
             stop_price=intent.stop_price,
-            executed_at=utcnow(),
+            executed_at=self.exchange.clock(),
         )
         for queue in self._watchers:
             queue.put_nowait(fill)
