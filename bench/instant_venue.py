@@ -3,7 +3,11 @@ what the engine-overhead benchmark times is then the engine's own work, not a ve
 
 The answer comes on the event loop's next turn (one ``sleep(0)``), as from any venue behind a
 socket: an adapter that answered within the call would let each copy record its result before
-the next copy's order is even sent, which no real venue does."""
+the next copy's order is even sent, which no real venue does.
+
+It never loses an answer, so it takes the paper venue's send window (half a second, no settle time): the
+order sender then runs the same deadline rule as for a venue with a window, and an order whose
+deadline has passed on this venue's clock (this process's) is ``NotSent``."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ import asyncio
 import itertools
 from decimal import Decimal
 
-from core.errors import UnknownSymbol
-from core.model import MarketRules, OrderIntent, OrderReport, OrderState
+from core.errors import NotSent, UnknownSymbol
+from core.model import MarketRules, OrderIntent, OrderReport, OrderState, utcnow
 from core.venues.base import Position, Venue
+from core.venues.paper.constants import PAPER_SEND_WINDOW
 from core.venues.registry import VenueAccount
 
 NAME = "instant"
@@ -32,6 +37,7 @@ RULES = MarketRules(
 
 class InstantVenue(Venue):
     name = NAME
+    send_window = PAPER_SEND_WINDOW
 
     def __init__(self) -> None:
         self._order_ids = itertools.count(1)
@@ -48,6 +54,8 @@ class InstantVenue(Venue):
         return Decimal(1_000_000)
 
     async def place_order(self, intent: OrderIntent) -> OrderReport:
+        if intent.send_deadline is not None and utcnow() >= intent.send_deadline:
+            raise NotSent(f"the order {intent.client_order_id} was not sent: its send deadline has passed")
         await asyncio.sleep(0)
         return OrderReport(
             venue_order_id=str(next(self._order_ids)),

@@ -22,6 +22,7 @@ from telegram.ext import (
 
 from bot.auth import (
     STALE_BUTTON,
+    BotUser,
     callback_args,
     callback_data,
     cancel_fallbacks,
@@ -38,7 +39,6 @@ from bot.keyboards import column, keyboard
 from bot.keys import available_venues, delete_secret_message, spec_of
 from core.errors import UserError
 from core.model import MasterStatus
-from core.records import UserRecord
 from core.venues.catalog import FIELD_PROMPTS
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ async def _am_ask(update: Update, state: dict[str, Any]) -> int:
 
 
 @handler(admin=True)
-async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int:
     user_data(context).pop(_AM, None)
     buttons = [(spec_of(name).title, f"ad:v:{name}") for name in available_venues(context)]
     await reply(
@@ -76,7 +76,7 @@ async def addmaster(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     _, venue = callback_args(update, 2)
     if venue not in available_venues(context):
         raise UserError("that venue is not available in this deployment")
@@ -87,7 +87,7 @@ async def am_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler(admin=True)
-async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     await delete_secret_message(update)
     state = user_data(context).get(_AM)
     if not state or not state["pending"]:
@@ -103,7 +103,7 @@ async def am_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).get(_AM)
     if not state or not state["pending"] or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
@@ -112,7 +112,7 @@ async def am_skip(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler(admin=True)
-async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def am_name(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).get(_AM)
     if not state or state["pending"]:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
@@ -143,7 +143,7 @@ async def _am_summary(update: Update, state: dict[str, Any]) -> int:
 
 
 @handler(admin=True)
-async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).get(_AM)
     if not state or "name" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
@@ -155,7 +155,7 @@ async def am_description(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler(admin=True)
-async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def am_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).pop(_AM, None)
     if not state or "description" not in state:
         raise UserError("This dialogue has expired. Start again with /addmaster.")
@@ -212,7 +212,7 @@ def addmaster_conversation() -> ConversationHandler:
 
 
 @handler(admin=True)
-async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     action, master_id = callback_args(update, 2)
     services = get_app(context).services
     master = await services.master(int_arg(master_id), include_hidden=True)
@@ -236,7 +236,7 @@ async def manage_master(update: Update, context: ContextTypes.DEFAULT_TYPE, user
 
 
 @handler(admin=True)
-async def manage_master_no(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def manage_master_no(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await reply(update, "Nothing was changed.")
 
 
@@ -249,7 +249,7 @@ PROGRESS_EVERY_SECONDS = 2.0
 
 
 @handler(admin=True)
-async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int:
     user_data(context).pop(_BC, None)
     masters = await get_app(context).services.masters(include_hidden=True)
     buttons = [("Everyone", "bc:a:all")] + [
@@ -260,7 +260,7 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Us
 
 
 @handler(admin=True)
-async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     _, target = callback_args(update, 2)
     if target == "all":
         user_data(context)[_BC] = {"master_id": None, "audience": "everyone"}
@@ -272,7 +272,7 @@ async def bc_audience(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
 
 
 @handler(admin=True)
-async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).get(_BC)
     if not state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
@@ -290,7 +290,7 @@ async def bc_text(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler(admin=True)
-async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def bc_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).pop(_BC, None)
     if not state or "text" not in state:
         raise UserError("This dialogue has expired. Start again with /broadcast.")
@@ -371,7 +371,7 @@ def broadcast_conversation() -> ConversationHandler:
 
 
 @handler(admin=True)
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     app = get_app(context)
     text = format_stats(
         await app.services.system_counts(),
@@ -385,7 +385,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRe
 
 
 @handler(admin=True)
-async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await reply(
         update,
         "⚠️ Kill switch: pause EVERY active follow of every user now? Open positions stay as they are.",
@@ -394,7 +394,7 @@ async def pauseall(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler(admin=True)
-async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def pauseall_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     data = callback_data(update)
     if data == "pa:x":
         await reply(update, "Nothing was paused.")

@@ -7,9 +7,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import CommandHandler, ContextTypes
 
-from bot.auth import get_app, handler, reply
+from bot.auth import BotUser, get_app, handler, reply
 from core.errors import UserError
-from core.records import UserRecord
 
 USAGE = (
     "Usage: /apitoken — your tokens\n"
@@ -19,7 +18,7 @@ USAGE = (
 
 
 @handler()
-async def apitoken(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def apitoken(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     args = list(context.args or [])
     tokens = get_app(context).api_tokens
     if not args:

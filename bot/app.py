@@ -27,7 +27,9 @@ from telegram.warnings import PTBUserWarning
 
 from bot.admin import admin_handlers
 from bot.apitoken import apitoken_handlers
+from bot.auth import APP_KEY, app_of
 from bot.follow import follow_conversation, masters_handlers
+from bot.host import BotApp
 from bot.keys import connect_conversation, key_handlers
 from bot.notifier import Notifier
 from bot.ratelimit import TelegramPacer
@@ -65,7 +67,7 @@ DAILY_SUMMARY_JOB = "daily-summaries"
 async def post_init(application: Application) -> None:
     """Register the command lists, start draining notifications and, with the service's
     scheduler (``serve(..., scheduler=)``), deliver the due daily summaries every minute."""
-    app = application.bot_data["app"]
+    app = app_of(application)
     bot = application.bot
     await bot.set_my_commands([BotCommand(name, text) for name, text in FOLLOWER_COMMANDS])
     for admin_id in app.settings.admin_ids:
@@ -95,7 +97,9 @@ async def post_shutdown(application: Application) -> None:
         await notifier.stop()
 
 
-def build_application(app, *, webhook: bool = False, on_rate_limited: Callable[[], None] | None = None) -> Application:
+def build_application(
+    app: BotApp, *, webhook: bool = False, on_rate_limited: Callable[[], None] | None = None
+) -> Application:
     """``webhook``: no updater; the service's HTTP server puts each posted update on the
     application's update queue. Updates run concurrently, each user's in order."""
     settings = app.settings
@@ -114,7 +118,7 @@ def build_application(app, *, webhook: bool = False, on_rate_limited: Callable[[
     if settings.telegram_api_base_url:
         builder = builder.base_url(settings.telegram_api_base_url)
     application = builder.build()
-    application.bot_data["app"] = app
+    application.bot_data[APP_KEY] = app
     with warnings.catch_warnings():
         # Conversations are per user and chat on purpose (per_message=False): a dialogue's
         # buttons are answered whichever message carries them.
@@ -152,7 +156,7 @@ def webhook_secret(token: str) -> str:
 
 
 async def serve(
-    app,
+    app: BotApp,
     stop: asyncio.Event,
     *,
     poll_interval: float = 0.0,
@@ -184,7 +188,7 @@ async def serve(
                     on_webhook_ready(application)
                 await application.bot.set_webhook(
                     url=settings.webhook_url,
-                    secret_token=webhook_secret(settings.telegram_bot_token),
+                    secret_token=webhook_secret(application.bot.token),
                     allowed_updates=Update.ALL_TYPES,
                 )
                 log.info("Telegram bot receiving webhooks at %s", urlparse(settings.webhook_url).path or "/")

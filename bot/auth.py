@@ -11,18 +11,56 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from telegram import Chat, Update
 from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+)
 
+from bot.host import BotApp
 from core.errors import UserError
 from core.records import UserRecord
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, UserRecord], Awaitable[Any]]
+
+@dataclass(frozen=True, slots=True)
+class BotUser:
+    """The user a handler acts for: a stored user, so its id is always known (a ``UserRecord``'s
+    may be None only before it is first saved)."""
+
+    id: int
+    telegram_id: int | None
+    display_name: str
+    blocked_bot: bool
+
+    @classmethod
+    def of(cls, record: UserRecord) -> BotUser:
+        return cls(stored_id(record), record.telegram_id, record.display_name, record.blocked_bot)
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(record: _Stored) -> int:
+    """The id of a record read from (or just written to) storage: None only before a record is
+    first saved, so never for one a service answered."""
+    if record.id is None:
+        raise RuntimeError(f"a {type(record).__name__} that was never stored reached the bot")
+    return record.id
+
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, BotUser], Awaitable[Any]]
 #: what python-telegram-bot calls: ``(update, context)``
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, Any]]
 
@@ -30,11 +68,19 @@ NOT_REGISTERED = "Send /start first, then try again."
 ADMINS_ONLY = "⛔ This command is for administrators only."
 INTERNAL_ERROR = "Something went wrong on our side and was logged. Please try again in a minute."
 STALE_BUTTON = "This button is no longer valid. Send the command again."
+#: where ``build_application`` keeps the service ``App`` in ``application.bot_data``
+APP_KEY = "app"
 
 
-def get_app(context: ContextTypes.DEFAULT_TYPE) -> Any:
-    """The service ``App`` the bot was built over."""
-    return context.application.bot_data["app"]
+def get_app(context: ContextTypes.DEFAULT_TYPE) -> BotApp:
+    """The service ``App`` the bot was built over (``bot.app.build_application`` stores it)."""
+    return app_of(context.application)
+
+
+def app_of(application: Application[Any, Any, Any, Any, Any, Any]) -> BotApp:
+    """The service ``App`` stored in ``application.bot_data`` (a plain dict: typed here, once)."""
+    app: BotApp = application.bot_data[APP_KEY]
+    return app
 
 
 def is_admin(context: ContextTypes.DEFAULT_TYPE, telegram_id: int) -> bool:
@@ -110,14 +156,15 @@ def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler
                     log.warning("non-admin %s tried an admin action", tg_user.id)
                     await reply(update, ADMINS_ONLY)
                     return None
+                record: UserRecord | None
                 if register:
-                    user = await app.services.register_user(tg_user.id, tg_user.full_name or tg_user.username or "")
+                    record = await app.services.register_user(tg_user.id, tg_user.full_name or tg_user.username or "")
                 else:
-                    user = await app.services.user_by_telegram_id(tg_user.id)
-                    if user is None:
+                    record = await app.services.user_by_telegram_id(tg_user.id)
+                    if record is None:
                         await reply(update, NOT_REGISTERED)
                         return None
-                return await func(update, context, user)
+                return await func(update, context, BotUser.of(record))
             except UserError as exc:
                 await reply(update, f"⚠️ {exc}")
                 return None

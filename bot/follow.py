@@ -25,6 +25,7 @@ from telegram.ext import (
 
 from bot.auth import (
     STALE_BUTTON,
+    BotUser,
     callback_args,
     callback_data,
     cancel_fallbacks,
@@ -36,6 +37,7 @@ from bot.auth import (
     message_text,
     reply,
     sender_id,
+    stored_id,
     user_data,
 )
 from bot.formatting import (
@@ -53,7 +55,6 @@ from bot.keyboards import button, column, keyboard, pager, rows
 from core.errors import UserError, VaultError, VenueError
 from core.follow_settings import RECOMMENDED_SETTINGS, TP_SL_EXPLAINED, validate_follow_changes
 from core.model import MasterStatus, SizingMode
-from core.records import UserRecord
 from core.reports.masters import RANK_KEYS
 from core.validation import parse_sizing
 
@@ -106,7 +107,7 @@ async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort
 
 
 @handler()
-async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await _masters_page(update, context, DEFAULT_SORT, 0)
 
 
@@ -138,7 +139,7 @@ async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, mas
 
 
 @handler()
-async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def masters_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     data = callback_data(update)
     if data.startswith("ms:l:"):
         _, sort, page = callback_args(update, 3)
@@ -172,7 +173,7 @@ def connect_button(master_id: int | None = None) -> tuple[str, str]:
     return ("🔑 Connect my exchange", f"cn:go:{master_id or 0}")
 
 
-async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, master_id: int) -> None:
+async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, master_id: int) -> None:
     """What following ``master_id`` takes from here: a paper account or /connect without a key,
     the account to use when several could, else the recommended settings to confirm."""
     services = get_app(context).services
@@ -210,7 +211,7 @@ async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 async def _offer_recommended(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
-    user: UserRecord,
+    user: BotUser,
     master_id: int,
     master_name: str,
     credential_id: str,
@@ -241,7 +242,7 @@ def _following_text(row: Any, master_name: str, label: str) -> str:
 
 
 @handler()
-async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     """The stateless buttons: a paper account (``fq:p``), an account picked (``fq:a``), the
     recommended settings confirmed (``fq:r``)."""
     services = get_app(context).services
@@ -282,7 +283,7 @@ async def list_masters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bo
 
 
 @handler()
-async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int:
     """/follow lists the masters; a master's button (here or on its page) leads to the offer."""
     user_data(context).pop(_KEY, None)
     if update.callback_query is not None:
@@ -303,7 +304,7 @@ async def follow_start(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 @handler()
-async def follow_customize(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def follow_customize(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     """The Customize button: every setting of the follow, one question at a time."""
     _, master_id, credential_id = callback_args(update, 3)
     services = get_app(context).services
@@ -328,7 +329,7 @@ async def follow_customize(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 
 
 @handler()
-async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = _state(context)
     _, code = callback_args(update, 2)
     if code not in MODE_CODES:
@@ -339,7 +340,7 @@ async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 
 
 @handler()
-async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = _state(context)
     if "mode" not in state:
         raise UserError("choose a sizing mode with the buttons above first")
@@ -364,7 +365,7 @@ async def _ask_stop_loss(update: Update) -> int:
 
 
 @handler()
-async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = _state(context)
     text = "none" if update.callback_query else message_text(update)
     validate_follow_changes({"take_profit_pct": text})
@@ -373,7 +374,7 @@ async def follow_take_profit(update: Update, context: ContextTypes.DEFAULT_TYPE,
 
 
 @handler()
-async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = _state(context)
     text = "none" if update.callback_query else message_text(update)
     validate_follow_changes({"stop_loss_pct": text})
@@ -398,7 +399,7 @@ async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, u
 
 
 @handler()
-async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = _state(context)
     _, choice = callback_args(update, 2)
     if choice not in ("now", "new"):
@@ -407,7 +408,7 @@ async def follow_open_positions(update: Update, context: ContextTypes.DEFAULT_TY
     return await _summary(update, context, state, user)
 
 
-async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: dict[str, Any], user: UserRecord) -> int:
+async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: dict[str, Any], user: BotUser) -> int:
     services = get_app(context).services
     preview = services.preview_follow(user.id, state["master_id"], state["credential_id"], state["settings"])
     opening = (
@@ -429,7 +430,7 @@ async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: di
 
 
 @handler()
-async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = _state(context)
     app = get_app(context)
     row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
@@ -438,7 +439,7 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     if state.get("open_now"):
         await reply(update, f"Opening {state['master_name']}'s current positions on {state['account_label']}…")
         try:
-            outcomes = await app.services.open_master_positions(user.id, row.id)
+            outcomes = await app.services.open_master_positions(user.id, stored_id(row))
         except (VenueError, VaultError) as exc:
             await reply(
                 update,
@@ -480,7 +481,7 @@ def follow_conversation() -> ConversationHandler:
 
 
 @handler()
-async def copy_offer_answer(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def copy_offer_answer(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     """Copy / Skip on an offered copy (manual confirmation); the outcome arrives as the usual
     copy notification, so nothing else is said here."""
     answer, offer_id = callback_args(update, 2)

@@ -20,6 +20,7 @@ from telegram.ext import (
 )
 
 from bot.auth import (
+    BotUser,
     callback_args,
     cancel_fallbacks,
     get_app,
@@ -33,7 +34,6 @@ from bot.follow import list_masters, offer_follow
 from bot.formatting import format_account, format_accounts
 from bot.keyboards import column, keyboard
 from core.errors import UserError
-from core.records import UserRecord
 from core.venues.catalog import FIELD_PROMPTS, VENUES, VenueSpec, venue_spec
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _forget(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @handler()
-async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     _forget(context)
     if update.callback_query is not None:  # the button, from /start or a master's offer
         _, master_id = callback_args(update, 2)
@@ -118,7 +118,7 @@ def _short(field_name: str) -> str:
 
 
 async def _ask_label(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, state: dict[str, Any]
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, state: dict[str, Any]
 ) -> int | None:
     taken = {view.label for view in await get_app(context).services.accounts_of(user.id)}
     number = 1
@@ -136,7 +136,7 @@ async def _ask_label(
 
 
 @handler()
-async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     (action, venue) = callback_args(update, 2)
     if action != "v" or venue not in available_venues(context):
         raise UserError("that exchange is not available in this deployment; choose one of the buttons")
@@ -152,7 +152,7 @@ async def choose_venue(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 @handler()
-async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     await delete_secret_message(update)  # first, whatever happens next
     state = user_data(context).get(_KEY)
     if not state or not state.get("pending"):
@@ -176,7 +176,7 @@ async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 
 
 @handler()
-async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).get(_KEY)
     if not state or not state.get("pending") or state["pending"][0] not in spec_of(state["venue"]).optional_fields:
         raise UserError("there is nothing to skip right now")
@@ -186,7 +186,7 @@ async def skip_field(update: Update, context: ContextTypes.DEFAULT_TYPE, user: U
     return await _ask_label(update, context, user, state)
 
 
-async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, label: str) -> int | None:
+async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, label: str) -> int | None:
     state = user_data(context).get(_KEY)
     if not state or state.get("pending"):
         await reply(update, "This dialogue has expired. Start again with /connect.")
@@ -214,12 +214,12 @@ async def _finish(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler()
-async def typed_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def typed_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     return await _finish(update, context, user, message_text(update))
 
 
 @handler()
-async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def default_label(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     state = user_data(context).get(_KEY) or {}
     return await _finish(update, context, user, state.get("default_label", ""))
 
@@ -254,14 +254,14 @@ def connect_conversation() -> ConversationHandler:
 
 
 @handler()
-async def keys(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def keys(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     views = await get_app(context).services.accounts_of(user.id)
     buttons = [(f"Remove {v.label}", f"ky:rm:{v.id}") for v in views]
     await reply(update, format_accounts(views), reply_markup=column(buttons) if buttons else None)
 
 
 @handler()
-async def remove_key(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def remove_key(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     action, credential_id = callback_args(update, 2)
     services = get_app(context).services
     if action == "rm":

@@ -12,6 +12,7 @@ from telegram import Bot
 from telegram.error import Forbidden, TelegramError
 
 from bot.formatting import format_event, split_message
+from bot.host import BotApp
 from bot.keyboards import keyboard
 from core.confirmations import CopyOffer
 from core.model import CopyResult
@@ -30,7 +31,7 @@ LANE_DEPTH = 4
 
 
 class Notifier:
-    def __init__(self, app, bot: Bot) -> None:
+    def __init__(self, app: BotApp, bot: Bot) -> None:
         self.app = app
         self.bot = bot
         self._master_names: dict[int, str] = {}

@@ -12,11 +12,11 @@ from telegram import Bot, Update
 from telegram.error import Forbidden
 from telegram.ext import CommandHandler, ContextTypes
 
-from bot.auth import ADMINS_ONLY, chat_of, get_app, handler, is_admin, reply, sender_id
+from bot.auth import ADMINS_ONLY, BotUser, chat_of, get_app, handler, is_admin, reply, sender_id
 from bot.formatting import format_pnl, format_summary_setting, period_title, split_message
+from bot.host import BotApp
 from bot.report_text import daily_summary_text
 from core.errors import UserError
-from core.records import UserRecord
 from core.reports.summaries import DailySummary
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ SUMMARY_USAGE = "Usage: /summary on [HH:MM] (UTC) or /summary off."
 
 
 @handler()
-async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     args = context.args or []
     if len(args) > 1:
         raise UserError(PNL_USAGE)
@@ -72,7 +72,7 @@ def _format_arg(args: list[str]) -> str:
 
 
 @handler()
-async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     args = [a.strip() for a in context.args or []]
     services = get_app(context).services
     scope = args[0].lower() if args else ""
@@ -112,7 +112,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserR
 
 
 @handler()
-async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     args = [a.strip().lower() for a in context.args or []]
     services = get_app(context).services
     if not args:
@@ -129,7 +129,7 @@ async def summary(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
     await reply(update, "Saved. " + format_summary_setting(setting))
 
 
-def summary_sender(app, bot: Bot) -> Callable[[DailySummary], Awaitable[None]]:
+def summary_sender(app: BotApp, bot: Bot) -> Callable[[DailySummary], Awaitable[None]]:
     """``deliver(summary)`` for ``add_daily_summary_job``: sent through the bot (its rate
     limiter); a user who blocked the bot is marked so and gets no more summaries."""
 

@@ -19,6 +19,7 @@ from telegram.ext import (
 
 from bot.auth import (
     STALE_BUTTON,
+    BotUser,
     callback_args,
     callback_data,
     cancel_fallbacks,
@@ -27,6 +28,7 @@ from bot.auth import (
     int_arg,
     message_text,
     reply,
+    stored_id,
     user_data,
 )
 from bot.follow import CODE_OF_MODE, MODE_CODES
@@ -35,7 +37,6 @@ from bot.keyboards import column, keyboard
 from core.errors import UserError
 from core.follow_settings import FOLLOW_SETTINGS, Choice, FollowSetting, SizingPicker, Toggle, Typed
 from core.model import FollowStatus, SizingMode
-from core.records import UserRecord
 
 VALUE = 0
 _KEY = "settings_edit"
@@ -70,7 +71,7 @@ def settings_keyboard(follow) -> Any:
 
 
 async def _show(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int, note: str = ""
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, follow_id: int, note: str = ""
 ) -> None:
     view = await get_app(context).services.own_follow_view(user.id, follow_id)
     if view.follow.status is FollowStatus.STOPPED:
@@ -80,13 +81,13 @@ async def _show(
 
 
 @handler()
-async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int:
+async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int:
     user_data(context).pop(_KEY, None)
     views = await get_app(context).services.follow_views(user.id)
     if not views:
         await reply(update, "You are not following anyone yet. Start with /follow.")
     elif len(views) == 1:
-        await _show(update, context, user, views[0].follow.id)
+        await _show(update, context, user, stored_id(views[0].follow))
     else:
         await reply(
             update,
@@ -99,7 +100,7 @@ async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE, user: Use
 
 
 @handler()
-async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     user_data(context).pop(_KEY, None)
     data = callback_data(update)
     services = get_app(context).services
@@ -172,7 +173,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE, us
 
 
 @handler()
-async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> int | None:
+async def typed_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> int | None:
     edit = user_data(context).get(_KEY)
     if not edit:
         await reply(update, "Choose a setting with the buttons first (/settings).")

@@ -9,10 +9,9 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.auth import STALE_BUTTON, get_app, handler, is_admin, message_text, reply, sender_id
+from bot.auth import STALE_BUTTON, BotUser, get_app, handler, is_admin, message_text, reply, sender_id
 from bot.follow import connect_button, offer_follow, paper_button
 from bot.keyboards import keyboard
-from core.records import UserRecord
 
 FOLLOWER_COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "welcome, risks and the next step"),
@@ -86,7 +85,7 @@ _FOLLOW_LINK = re.compile(r"^follow-(\d{1,12})$")
 
 
 @handler(register=True)
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     services = get_app(context).services
     assert user.id is not None
     if user.blocked_bot:  # they came back after blocking the bot
@@ -104,7 +103,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRe
 
 
 @handler()
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await reply(update, help_text(is_admin(context, sender_id(update))))
 
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.auth import STALE_BUTTON, callback_args, callback_data, get_app, handler, int_arg, reply
+from bot.auth import STALE_BUTTON, BotUser, callback_args, callback_data, get_app, handler, int_arg, reply, stored_id
 from bot.formatting import (
     format_counts,
     format_drift_rows,
@@ -22,13 +24,12 @@ from bot.keyboards import column, keyboard, pager
 from core.errors import UserError, VaultError, VenueError
 from core.follow_settings import sizing_text
 from core.model import FollowStatus
-from core.records import UserRecord
 
 HISTORY_PAGE = 10
 
 
 @handler()
-async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     services = get_app(context).services
     statuses = await services.follow_statuses(user.id)
     lines = ["📋 Your follows:"] if statuses else ["You are not following anyone. Start with /follow."]
@@ -49,7 +50,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserR
         await reply(update, part)
 
 
-async def _history_page(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, page: int) -> None:
+async def _history_page(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, page: int) -> None:
     services = get_app(context).services
     total = await services.copy_history_count(user.id)
     if total == 0:
@@ -66,12 +67,12 @@ async def _history_page(update: Update, context: ContextTypes.DEFAULT_TYPE, user
 
 
 @handler()
-async def history(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def history(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await _history_page(update, context, user, 0)
 
 
 @handler()
-async def history_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def history_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     _, page = callback_args(update, 2)
     await _history_page(update, context, user, int_arg(page))
 
@@ -81,7 +82,7 @@ async def history_button(update: Update, context: ContextTypes.DEFAULT_TYPE, use
 _VERBS = {"pz": ("pause", FollowStatus.ACTIVE), "rs": ("resume", FollowStatus.PAUSED), "st": ("stop", None)}
 
 
-async def _choose(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, prefix: str) -> None:
+async def _choose(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, prefix: str) -> None:
     verb, wanted = _VERBS[prefix]
     views = [
         v for v in await get_app(context).services.follow_views(user.id) if wanted is None or v.follow.status is wanted
@@ -98,22 +99,22 @@ async def _choose(update: Update, context: ContextTypes.DEFAULT_TYPE, user: User
 
 
 @handler()
-async def pause(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def pause(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await _choose(update, context, user, "pz")
 
 
 @handler()
-async def resume(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def resume(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await _choose(update, context, user, "rs")
 
 
 @handler()
-async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     await _choose(update, context, user, "st")
 
 
 @handler()
-async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     prefix = callback_data(update)[:2]
     action, target = callback_args(update, 2)
     services = get_app(context).services
@@ -136,14 +137,14 @@ async def pause_resume_button(update: Update, context: ContextTypes.DEFAULT_TYPE
 
 
 @handler()
-async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     action, target = callback_args(update, 2)
     app = get_app(context)
     if action == "x":
         await reply(update, "Nothing was stopped.")
         return
     if action == "all" or target == "all":
-        follow_ids = [v.follow.id for v in await app.services.follow_views(user.id)]
+        follow_ids = [stored_id(v.follow) for v in await app.services.follow_views(user.id)]
     else:
         follow_ids = [int_arg(target)]
     if not follow_ids:
@@ -198,7 +199,7 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
 SYNC_NOTICE_WINDOW = 30.0
 
 
-def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> None:
+def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: Mapping[str, tuple[Decimal, Decimal]]) -> None:
     """The user sees ``drifts`` in /sync's answer: the notifier leaves out the same notice.
     Called right after ``reconcile`` returns, with no await in between."""
     notifier = context.application.bot_data.get("notifier")
@@ -206,7 +207,7 @@ def _shown(context: ContextTypes.DEFAULT_TYPE, follow_id: int, drifts: dict) -> 
         notifier.drift_shown(follow_id, tuple((s, w, h) for s, (w, h) in drifts.items()), SYNC_NOTICE_WINDOW)
 
 
-async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int):
+async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: BotUser, follow_id: int):
     view = await get_app(context).services.own_follow_view(user.id, follow_id)
     if view.follow.status is FollowStatus.STOPPED:
         raise UserError("this follow is stopped; there is nothing to sync")
@@ -215,7 +216,7 @@ async def _syncable(context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow
     return view
 
 
-async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord, follow_id: int) -> None:
+async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, follow_id: int) -> None:
     app = get_app(context)
     view = await _syncable(context, user, follow_id)
     title = f"#{view.follow.id} {view.master_name} → {view.account_label}"
@@ -246,20 +247,20 @@ async def _check(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserR
 
 
 @handler()
-async def sync(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def sync(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     views = [v for v in await get_app(context).services.follow_views(user.id) if not v.follow.dry_run]
     if not views:
         await reply(update, "Nothing to sync: you have no follow copying real orders. Start with /follow.")
         return
     if len(views) == 1:
-        await _check(update, context, user, views[0].follow.id)
+        await _check(update, context, user, stored_id(views[0].follow))
         return
     buttons = [(f"#{v.follow.id} {v.master_name} → {v.account_label}", f"sy:f:{v.follow.id}") for v in views]
     await reply(update, "Which follow should be compared with your exchange?", reply_markup=column(buttons))
 
 
 @handler()
-async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: UserRecord) -> None:
+async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser) -> None:
     action, target = callback_args(update, 2)
     follow_id = int_arg(target)
     if action == "f":
@@ -282,11 +283,12 @@ async def sync_button(update: Update, context: ContextTypes.DEFAULT_TYPE, user: 
         "bring your exchange in line",
         empty="nothing was left to send (the difference was already gone).",
     )
+    remaining: dict[str, tuple[Decimal, Decimal]] | None
     try:
         remaining = await app.services.check_drift(user.id, follow_id)  # check the outcome with the exchange
     except (VenueError, VaultError):
         remaining = None
-    else:
+    if remaining is not None:
         _shown(context, follow_id, remaining)
     if remaining is None:
         text += "\n\nYour exchange could not be asked again just now; /status shows the next check."

@@ -35,7 +35,6 @@ from core.model import CopyResult, CopyStatus, Fill, FillStatus, FollowSettings,
 from core.observe import EngineObserver
 from core.venues.base import OrderChange
 
-
 #: how often a stop looks again at its follow's copies another process holds
 QUIESCE_POLL_SECONDS = 0.25
 

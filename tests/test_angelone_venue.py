@@ -371,13 +371,24 @@ async def test_an_order_refused_for_an_invalid_token_is_placed_once_after_login(
     assert len(fake.orders_of(FOLLOWER.client_code)) == 1 and fake.logins[FOLLOWER.client_code] == 2
 
 
-async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its_tag(fake):
+async def found(venue, client_order_id: str, symbol: str = "NSE:SBIN-EQ"):
+    """The order once ``fetch_order`` finds it (a late-recorded order shows after a while)."""
+    for _ in range(200):  # 10 s: only a bound on a failing test
+        if (report := await venue.fetch_order(client_order_id, symbol)) is not None:
+            return report
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{client_order_id} never showed in the order book")
+
+
+async def test_a_lost_answer_raises_status_unknown_and_the_late_order_is_found_by_its_tag(fake):
     venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
     await venue.equity()
-    fake.fail_next("place_order", "timeout")
+    fake.fail_next("place_order", "timeout", record_after=1.0)
 
     with pytest.raises(OrderStatusUnknown):
         await venue.place_order(intent(client_order_id="ct-1-77-lost"))
+    assert await venue.fetch_order("ct-1-77-lost", "NSE:SBIN-EQ") is None  # not recorded yet
+    await found(venue, "ct-1-77-lost")
     [order] = fake.orders_of(FOLLOWER.client_code)
     fake.fill(FOLLOWER.client_code, order["orderid"])
     ack = await venue.fetch_order("ct-1-77-lost", "NSE:SBIN-EQ")
@@ -385,6 +396,29 @@ async def test_a_lost_answer_raises_status_unknown_and_the_order_is_found_by_its
     assert fake.calls["place_order"] == 1
     assert ack is not None and ack.venue_order_id == order["orderid"]
     assert (ack.status, ack.filled_quantity, ack.average_price) == (CopyStatus.FILLED, Decimal(10), Decimal("612.35"))
+
+
+async def test_a_lost_answer_whose_order_is_never_recorded_stays_unknown_and_is_not_sent_again(fake):
+    venue = make_accounts(fake, timeout=0.3).venue(credentials_of(FOLLOWER))
+    await venue.equity()
+    fake.fail_next("place_order", "timeout", recorded="never")
+
+    with pytest.raises(OrderStatusUnknown):
+        await venue.place_order(intent(client_order_id="ct-1-78-lost"))
+    await asyncio.sleep(fake.slow_answer_seconds)
+
+    assert await venue.fetch_order("ct-1-78-lost", "NSE:SBIN-EQ") is None
+    assert fake.calls["place_order"] == 1 and fake.orders_of(FOLLOWER.client_code) == []
+
+
+async def test_angel_one_has_no_send_window_and_ignores_a_send_deadline(fake):
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+    past = datetime.now(UTC) - timedelta(minutes=1)
+
+    report = await venue.place_order(replace(intent(client_order_id="ct-1-79"), send_deadline=past))
+
+    assert venue.send_window is None and venue.send_deadline() is None
+    assert report.venue_order_id == fake.orders_of(FOLLOWER.client_code)[0]["orderid"]
 
 
 async def test_a_bad_gateway_on_placing_is_status_unknown_not_a_retry(fake):

@@ -16,10 +16,13 @@ from typing import Any
 
 import pyotp
 import pytest
+import requests
 
 from core.venues.angelone.sdk import SDK, OrderUpdateSocket, QuietSmartConnect
 from tests.fakes.smartapi import (
     FOLLOWER,
+    LOST,
+    LOST_REQUEST_DELAY_SECONDS,
     MASTER,
     REFUSALS,
     FakeAccount,
@@ -477,3 +480,70 @@ def test_ltp_data_answers_the_instruments_last_price_and_refuses_a_token_of_anot
     }
     refused = client.ltpData("NSE", "SBIN-EQ", "500112")  # BSE SBIN's token
     assert (refused["status"], refused["errorcode"]) == (False, "AB1009")
+
+
+# -- a lost answer: the order is recorded later, or never; the tag guards nothing ------------------
+
+
+def test_a_repeated_ordertag_makes_a_second_order(fake):
+    client = logged_in(fake, FOLLOWER)
+
+    first = client.placeOrder(limit_order(ordertag="ct1x42x7"))
+    second = client.placeOrder(limit_order(ordertag="ct1x42x7"))
+
+    assert first and second and first != second
+    assert [(o["orderid"], o["ordertag"]) for o in book(client)] == [(first, "ct1x42x7"), (second, "ct1x42x7")]
+
+
+def test_an_order_whose_answer_is_lost_is_recorded_only_after_the_client_gave_up(fake):
+    client = logged_in(fake, FOLLOWER)
+    client.timeout = 0.2
+    fake.fail_next("place_order", "timeout", record_after=0.6)
+
+    with pytest.raises(requests.ReadTimeout):
+        client.placeOrder(limit_order(ordertag="lost1"))
+    assert fake.orders_of(FOLLOWER.client_code) == [] and fake.order_requests == []
+
+    wait_until(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1)
+    [order] = fake.orders_of(FOLLOWER.client_code)
+    assert (order["ordertag"], order["status"]) == ("lost1", "open")
+    [request] = fake.order_requests
+    assert (request.route, request.errorcode) == ("place_order", "")
+
+
+def test_an_order_whose_answer_is_lost_may_never_be_recorded(fake):
+    client = logged_in(fake, FOLLOWER)
+    client.timeout = 0.2
+    fake.fail_next("place_order", "timeout", recorded="never")
+
+    with pytest.raises(requests.ReadTimeout):
+        client.placeOrder(limit_order(ordertag="lost2"))
+    time.sleep(fake.slow_answer_seconds)  # the fake has answered (a gateway timeout) by now
+
+    assert fake.orders_of(FOLLOWER.client_code) == []
+    [request] = fake.order_requests
+    assert (request.route, request.body["ordertag"], request.errorcode) == ("place_order", "lost2", LOST)
+
+
+def test_a_client_that_waits_long_enough_gets_the_late_orders_answer_or_a_gateway_timeout(fake):
+    client = logged_in(fake, FOLLOWER)
+    fake.slow_answer_seconds = 0.3
+    fake.fail_next("place_order", "timeout", record_after=0.1)
+    fake.fail_next("place_order", "timeout", record_after=0.5)
+
+    recorded_in_time = client.placeOrderFullResponse(limit_order(ordertag="late1"))
+    with pytest.raises(SDK.exceptions.DataException, match="504 Gateway Time-out"):
+        client.placeOrderFullResponse(limit_order(ordertag="late2"))
+
+    assert recorded_in_time["status"] is True
+    wait_until(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 2)
+    assert [o["ordertag"] for o in fake.orders_of(FOLLOWER.client_code)] == ["late1", "late2"]
+
+
+def test_the_delay_of_a_lost_request_is_drawn_from_the_seeded_range():
+    def delays(seed: int) -> list[float]:
+        fake = FakeSmartApi(fresh_accounts(), seed=seed)
+        return [fake._rng.uniform(*fake.lost_request_delay) for _ in range(5)]
+
+    assert delays(7) == delays(7) != delays(8)
+    assert all(LOST_REQUEST_DELAY_SECONDS[0] <= d <= LOST_REQUEST_DELAY_SECONDS[1] for d in delays(7))

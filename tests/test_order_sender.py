@@ -91,7 +91,7 @@ async def test_an_order_the_venue_already_holds_is_followed_to_its_fill_never_re
 async def _rate_limited_for(h, venue: PaperVenue, seconds: float) -> None:
     """The next send is refused 429 with ``Retry-After``, and that much time passes on the engine's clock."""
     place = venue.place_order
-    refused = []
+    refused: list[str] = []
 
     async def limited(intent: OrderIntent):
         if not refused:

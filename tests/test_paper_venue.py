@@ -1,9 +1,14 @@
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 
-from core.errors import InsufficientFunds, InvalidOrder, OrderStatusUnknown
-from core.model import CopyStatus, FillStatus, OrderIntent, OrderType, Side
+from bench.instant_venue import InstantVenue
+from core.errors import DuplicateOrder, InsufficientFunds, InvalidOrder, NotSent, OrderStatusUnknown
+from core.model import CopyStatus, FillStatus, OrderIntent, OrderState, OrderType, Side
+from core.venues.base import SendWindow
 from core.venues.paper.listener import PaperFillSource
 from core.venues.paper.venue import PaperExchange
 from tests.venue_contract import VenueContract
@@ -121,3 +126,75 @@ async def test_fill_stream_reports_each_execution(exchange):
     assert (first.master_id, first.side, first.quantity, first.status) == (7, Side.BUY, D("0.01"), FillStatus.FILLED)
     assert second.reduce_only and second.trade_id != first.trade_id
     assert first.venue == second.venue == "paper:master"
+
+
+class Clock:
+    """The paper venue's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_the_send_window_and_the_venue_time_are_the_paper_venues_own_clock():
+    clock = Clock()
+    venue = PaperExchange(clock=clock).account("a")
+
+    assert venue.send_window == SendWindow(length=timedelta(milliseconds=500), settle=timedelta(0))
+    assert venue.estimated_venue_time() == await venue.venue_time() == clock.now
+    assert venue.send_deadline() == clock.now + timedelta(milliseconds=500)
+    clock.now += timedelta(minutes=1)
+    assert await venue.venue_time() == clock.now and venue.send_deadline() == clock.now + timedelta(milliseconds=500)
+
+
+async def test_an_order_whose_send_deadline_has_passed_is_not_sent_and_nothing_is_booked():
+    clock = Clock()
+    venue = PaperExchange(clock=clock).account("a")
+    deadline = venue.send_deadline()
+    clock.now += timedelta(milliseconds=500)
+
+    with pytest.raises(NotSent):
+        await venue.place_order(replace(order("c1"), send_deadline=deadline))
+
+    assert await venue.fetch_order("c1", BTC) is None
+    clock.now -= timedelta(milliseconds=1)
+    report = await venue.place_order(replace(order("c1"), send_deadline=deadline))  # sent again: safe
+    assert report.status is CopyStatus.FILLED
+
+
+async def test_a_deadline_the_latency_outlasts_is_refused_on_arrival():
+    start, began = time.monotonic(), datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+
+    def fast_clock() -> datetime:  # 100 venue seconds a second: the 0.1 s latency is 10 s
+        return began + timedelta(seconds=(time.monotonic() - start) * 100)
+
+    venue = PaperExchange(clock=fast_clock).account("a", latency=0.1)
+    with pytest.raises(NotSent, match="refused on arrival"):
+        await venue.place_order(replace(order("c1"), send_deadline=venue.send_deadline()))
+    assert await venue.fetch_order("c1", BTC) is None
+
+
+async def test_an_intent_without_a_send_deadline_is_placed_whatever_the_clock(exchange):
+    assert (await exchange.account("a").place_order(order("c1"))).status is CopyStatus.FILLED
+
+
+async def test_a_client_order_id_the_venue_already_holds_is_a_duplicate_order(exchange):
+    venue = exchange.account("a")
+    first = await venue.place_order(order("c1"))
+
+    with pytest.raises(DuplicateOrder):
+        await venue.place_order(order("c1"))
+    assert (await venue.fetch_order("c1", BTC)) == first and len(await venue.positions()) == 1
+
+
+async def test_the_benchmarks_instant_venue_takes_the_paper_send_window():
+    venue = InstantVenue()
+    late = replace(order("c1", reference_price=D(60000)), send_deadline=datetime.now(UTC) - timedelta(seconds=1))
+
+    assert venue.send_window == PaperExchange().account("a").send_window
+    with pytest.raises(NotSent):
+        await venue.place_order(late)
+    placed = await venue.place_order(replace(late, send_deadline=venue.send_deadline()))
+    assert placed.state is OrderState.FILLED

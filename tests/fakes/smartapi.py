@@ -22,6 +22,12 @@ chosen so" with the reason. In short:
   for a client with a registered algo id) are refused.
 * Product types are carried on orders, trades, positions and order updates.
 
+* A lost answer (``fail_next(route, "timeout")``) does not mean the order exists: the request is
+  recorded a delay later (seeded, 0.5–3 s by default) or never, after the client gave up.
+  Unconfirmed — chosen so, the conservative assumption (no document bounds it).
+* ``ordertag`` is not a duplicate guard: the same tag twice makes two orders. Unconfirmed — chosen
+  so, the conservative assumption (no document says Angel One refuses a repeated tag).
+
 ``order_requests`` records every order request that reached the fake (refused ones included), so
 a test can assert what was ever sent.
 """
@@ -32,6 +38,7 @@ import asyncio
 import base64
 import itertools
 import json
+import random
 import threading
 import time
 import uuid
@@ -40,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pyotp
@@ -219,7 +226,29 @@ class OrderRequest:
     source_ip: str
     public_ip_header: str
     body: dict[str, Any]
-    errorcode: str  # "" when accepted
+    errorcode: str  # "" when accepted; LOST when the request was never recorded (a lost answer)
+
+
+#: ``OrderRequest.errorcode`` of an order request that reached the fake but was never recorded
+LOST = "lost"
+#: research §2 gives the SDK's default timeout (7 s) and nothing on when, or whether, a request
+#: whose answer was lost is recorded by the broker; no document says. Unconfirmed — chosen so, the
+#: conservative assumption: it may be recorded later than the client gives up (after 0.5–3 s by
+#: default, seeded), or never.
+LOST_REQUEST_DELAY_SECONDS = (0.5, 3.0)
+LostRequests = Literal["late", "never"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted failure of a route (``fail_next``). For ``"timeout"`` on an order route:
+    ``recorded`` says whether the request is recorded late or never (None: the fake's
+    ``lost_requests``), ``record_after`` how long after it arrived (None: drawn from the fake's
+    seeded RNG within ``lost_request_delay``)."""
+
+    kind: str
+    recorded: LostRequests | None = None
+    record_after: float | None = None
 
 
 def _jwt(client_code: str, lifetime: int = 24 * 3600) -> str:
@@ -340,8 +369,11 @@ class FakeSmartApi:
     Counters: ``calls[route]`` per REST route, ``logins[client_code]`` per successful login,
     ``failed_logins``; ``order_requests`` lists every order request. ``fail_next(route, kind)``
     scripts one failure: ``"invalid_token"``, ``"rate_limit"`` (403 plain text, as Angel One
-    answers), ``"invalid_variety"``, ``"timeout"`` (the request is processed, the answer arrives
-    after the client gave up) or ``"bad_gateway"``.
+    answers), ``"invalid_variety"``, ``"timeout"`` or ``"bad_gateway"``. A ``"timeout"`` answers
+    only after ``slow_answer_seconds`` (the client has given up); on an order route the request is
+    not processed before that: it is recorded ``record_after`` seconds after it arrived (default:
+    drawn from ``lost_request_delay`` with the RNG seeded by ``seed``), or never
+    (``recorded="never"``, or ``lost_requests="never"`` for every lost answer).
 
     Order lifecycle helpers: ``fill`` (a resting order, fully or partly, at a price),
     ``trigger`` (a stop-loss order becomes open), ``reject_next_order`` / ``reject_order`` (the RMS
@@ -358,6 +390,9 @@ class FakeSmartApi:
         refusals: Mapping[str, Mapping[str, str]] | None = None,
         rms_delay_seconds: float = 0.05,
         unique_static_ips: bool = True,
+        lost_requests: LostRequests = "late",
+        lost_request_delay: tuple[float, float] = LOST_REQUEST_DELAY_SECONDS,
+        seed: int = 0,
     ) -> None:
         self.accounts = {account.client_code: account for account in accounts}
         if unique_static_ips:
@@ -373,6 +408,9 @@ class FakeSmartApi:
         self.orders_per_second = orders_per_second
         self.refusals = {**REFUSALS, **{k: dict(v) for k, v in (refusals or {}).items()}}
         self.rms_delay_seconds = rms_delay_seconds
+        self.lost_requests: LostRequests = lost_requests
+        self.lost_request_delay = lost_request_delay
+        self._rng = random.Random(seed)
         #: how long an accepted cancellation takes to show in the books (0: at once). Unconfirmed —
         #: chosen so: a broker forwards the cancellation to the exchange and its books change on the
         #: exchange's confirmation, so a client may read the order "open" just after cancelOrder's SUCCESS.
@@ -388,7 +426,7 @@ class FakeSmartApi:
         self.order_requests: list[OrderRequest] = []
         self._sessions: dict[str, str] = {}  # jwt -> client code
         self._feed_tokens: dict[str, str] = {}  # client code -> feed token
-        self._failures: dict[str, deque[str]] = defaultdict(deque)
+        self._failures: dict[str, deque[Fault]] = defaultdict(deque)
         self._rms_rejections: dict[str, deque[str | None]] = defaultdict(deque)
         self._order_times: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
@@ -468,9 +506,19 @@ class FakeSmartApi:
 
     # -- test controls ------------------------------------------------------------------------------
 
-    def fail_next(self, route: str, kind: str, times: int = 1) -> None:
+    def fail_next(
+        self,
+        route: str,
+        kind: str,
+        times: int = 1,
+        *,
+        recorded: LostRequests | None = None,
+        record_after: float | None = None,
+    ) -> None:
+        """Fail the next ``times`` requests of ``route`` with ``kind``; ``recorded`` and
+        ``record_after`` shape a ``"timeout"`` of an order route (``Fault``)."""
         with self._lock:
-            self._failures[route].extend([kind] * times)
+            self._failures[route].extend([Fault(kind, recorded, record_after)] * times)
 
     def expire_sessions(self) -> None:
         """Invalidate every JWT, as Angel One's daily logout does."""
@@ -629,7 +677,8 @@ class FakeSmartApi:
         async def handle(request: web.Request) -> web.StreamResponse:
             with self._lock:
                 self.calls[route] += 1
-                failure = self._failures[route].popleft() if self._failures[route] else None
+                fault = self._failures[route].popleft() if self._failures[route] else None
+            failure = fault.kind if fault else None
             account = self._account_for_key(request.headers.get("X-PrivateKey", ""))
             if account is None or any(not request.headers.get(h) for h in CLIENT_HEADERS):
                 return web.json_response(
@@ -655,15 +704,55 @@ class FakeSmartApi:
             client_code = self._client_for_bearer(request.headers.get("Authorization", ""))
             if client_code != account.client_code:
                 return web.json_response(INVALID_TOKEN)
+            source_ip, public_ip = request.remote or "", request.headers.get("X-ClientPublicIP", "")
+            if route in ORDER_ROUTES and fault is not None and failure == "timeout":
+                return await self._lost_answer(fault, route, account, body, source_ip, public_ip)
             if route in ORDER_ROUTES:
-                answer = self._order_request(route, account, body, request)
+                answer = self._order_request(route, account, body, source_ip, public_ip)
             else:
                 answer = self._secure(route, account, body)
-            if failure == "timeout":
+            if failure == "timeout":  # a read: answered late, nothing recorded by it
                 await asyncio.sleep(self.slow_answer_seconds)
             return web.json_response(answer)
 
         return handle
+
+    async def _lost_answer(
+        self,
+        fault: Fault,
+        route: str,
+        account: FakeAccount,
+        body: Mapping[str, Any],
+        source_ip: str,
+        public_ip: str,
+    ) -> web.StreamResponse:
+        """An order request whose answer is lost: it is not processed now. No document says when,
+        or whether, Angel One records such a request (research §2 has only the SDK's 7 s timeout;
+        docs/angelone.md: copytrade looks the order up by its tag instead of sending it again).
+        Unconfirmed — chosen so, the conservative assumption: it is recorded after the client gave
+        up, or never. The answer, if anyone still waits for it, comes after ``slow_answer_seconds``:
+        the request's own answer if it was recorded by then, else a gateway timeout."""
+        assert self._loop is not None
+        answers: list[dict[str, Any]] = []
+        if (fault.recorded or self.lost_requests) == "never":
+            with self._lock:
+                self.order_requests.append(
+                    OrderRequest(route, account.client_code, source_ip, public_ip, dict(body), LOST)
+                )
+        else:
+            with self._lock:
+                delay = fault.record_after
+                if delay is None:
+                    delay = self._rng.uniform(*self.lost_request_delay)
+
+            def record() -> None:
+                answers.append(self._order_request(route, account, body, source_ip, public_ip))
+
+            self._loop.call_later(delay, record)
+        await asyncio.sleep(self.slow_answer_seconds)
+        if answers:
+            return web.json_response(answers[0])
+        return web.Response(status=504, text="<html>504 Gateway Time-out</html>", content_type="text/html")
 
     def _account_for_key(self, api_key: str) -> FakeAccount | None:
         return next((a for a in self.accounts.values() if a.api_key == api_key), None)
@@ -745,9 +834,8 @@ class FakeSmartApi:
     # -- order requests: static IP, orders per second, then the order itself ----------------------
 
     def _order_request(
-        self, route: str, account: FakeAccount, body: Mapping[str, Any], request: web.Request
+        self, route: str, account: FakeAccount, body: Mapping[str, Any], source_ip: str, public_ip: str
     ) -> dict[str, Any]:
-        source_ip = request.remote or ""
         # research §2: the SDK always sends X-ClientPublicIP "106.193.147.98" (smartConnect.py
         # l.71-81), so only the TCP source address (the egress the request came through) is judged.
         if account.static_ip is None or source_ip != account.static_ip:
@@ -760,7 +848,7 @@ class FakeSmartApi:
                     route,
                     account.client_code,
                     source_ip,
-                    request.headers.get("X-ClientPublicIP", ""),
+                    public_ip,
                     dict(body),
                     str(answer.get("errorcode") or ""),
                 )
@@ -864,6 +952,10 @@ class FakeSmartApi:
             return refuse("Symbol not found", "AB1009")
         if len(str(body.get("ordertag", ""))) > 20:
             return refuse("ordertag length should be less than 20 characters", "AB4008")
+        # No duplicate guard on ``ordertag``: an order with a tag already in the book is placed as
+        # another order. Nothing in research §2 (an optional field, max 20 characters) or
+        # docs/angelone.md says Angel One refuses a repeated tag; unconfirmed — chosen so, the
+        # conservative assumption (a resend after a lost answer would make a second order).
         refusal = self._terms_refusal(body, row)
         if refusal is not None:
             return refusal

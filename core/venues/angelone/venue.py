@@ -77,6 +77,11 @@ class AngelOneVenue(Venue):
 
     name = "angelone"
     takes_market_orders = False  # refused for API orders since 1 April 2026: copies are protected limits
+    #: None: nothing SmartAPI documents bounds how late a request whose answer was lost may still be
+    #: recorded, and nothing says ``ordertag`` refuses a duplicate (the conservative assumption: the
+    #: same tag twice makes two orders). Such a copy is never re-sent automatically, and
+    #: ``place_order`` ignores ``intent.send_deadline`` (docs/angelone.md, "Orders").
+    send_window = None
 
     def __init__(
         self,

@@ -19,8 +19,9 @@ import itertools
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from core.errors import DuplicateOrder, InsufficientFunds, InvalidOrder, NotSent, UnknownSymbol, VenueError
@@ -38,7 +39,8 @@ from core.model import (
     utcnow,
 )
 from core.sizing import round_down
-from core.venues.base import Position, SendWindow, Venue
+from core.venues.base import Position, Venue
+from core.venues.paper.constants import PAPER_SEND_WINDOW
 from core.venues.paper.state import PaperAccountState, PaperOrderState, PaperWorldStore
 
 log = logging.getLogger(__name__)
@@ -101,8 +103,11 @@ class PaperExchange:
         fee_rate: Decimal = Decimal("0.0004"),
         depth: Decimal | None = None,
         store: PaperWorldStore | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.markets = markets if markets is not None else default_markets()
+        #: the simulated venue's own clock (UTC): its send deadlines and its executions' times
+        self.clock = clock
         self.prices = prices if prices is not None else default_prices()
         self.fee_rate = fee_rate
         #: what one price move can fill of each resting order (None: all of it), so resting
@@ -346,6 +351,13 @@ class PaperVenue(Venue):
         return frozenset(self.exchange.markets)
 
     supports_conditional_orders = True  # stop and take-profit orders rest here and trigger on price
+    send_window = PAPER_SEND_WINDOW  # a class attribute, not a dataclass field (no annotation)
+
+    def estimated_venue_time(self) -> datetime:
+        return self.exchange.clock()
+
+    async def venue_time(self) -> datetime:
+        return self.exchange.clock()
 
     async def price(self, symbol: str) -> Decimal:
         return self.exchange.price(symbol)
@@ -381,15 +393,11 @@ class PaperVenue(Venue):
         order = self.orders.get(client_order_id)
         return order.ack() if order is not None else None
 
-    #: a request reaches the simulated venue after ``latency`` and is refused past its deadline, as
-    #: Binance refuses one past ``timestamp + recvWindow``: short, since nothing here queues it longer
-    send_window = SendWindow(length=timedelta(milliseconds=500), settle=timedelta(0))
-
     async def place_order(self, intent: OrderIntent) -> OrderReport:
         self.place_calls += 1
+        self._check_deadline(intent, "not sent")
         await self._wait()
-        if intent.send_deadline is not None and utcnow() > intent.send_deadline:
-            raise NotSent(f"order {intent.client_order_id} reached the venue after its deadline: refused")
+        self._check_deadline(intent, "refused on arrival")  # the latency ate the rest of it
         failure = self._take_failure()
         if failure is not None and failure.booked_after is not None:
             late = asyncio.create_task(self._book_late(intent, failure.booked_after))
@@ -406,13 +414,22 @@ class PaperVenue(Venue):
 
     async def _book_late(self, intent: OrderIntent, delay: float) -> None:
         await asyncio.sleep(delay)
-        if intent.send_deadline is not None and utcnow() > intent.send_deadline:
+        deadline = intent.send_deadline
+        if deadline is not None and self.exchange.clock() >= deadline:
             return  # it reached the matching engine past its deadline: refused
         try:
             self._book(intent)
         except VenueError:  # refused as any order would be (a duplicate id, the rules)
             return
         await self.exchange.flush()
+
+    def _check_deadline(self, intent: OrderIntent, what: str) -> None:
+        """``NotSent`` when the request's send deadline has passed on this venue's clock: before
+        the (simulated) network, the adapter does not send it; after it, the venue refuses it.
+        Either way nothing is booked, so sending it again is safe."""
+        deadline = intent.send_deadline
+        if deadline is not None and self.exchange.clock() >= deadline:
+            raise NotSent(f"the order {intent.client_order_id} was {what}: its send deadline {deadline} has passed")
 
     async def _wait(self) -> None:
         if self.latency:
@@ -572,7 +589,7 @@ class PaperVenue(Venue):
             reduce_only=intent.reduce_only,
             limit_price=intent.price,
             stop_price=intent.stop_price,
-            executed_at=utcnow(),
+            executed_at=self.exchange.clock(),
         )
         for queue in self._watchers:
             queue.put_nowait(fill)
