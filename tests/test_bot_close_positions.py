@@ -132,3 +132,22 @@ async def test_a_remainder_below_the_minimum_is_reported_and_the_rest_closed(app
     assert "not sent for SOL/USDT:USDT" in text and "close it on your exchange" in text
     assert outcomes["BTC/USDT:USDT"].status is CopyStatus.FILLED
     assert await venue.positions() == []
+
+
+@pytest.mark.parametrize("pressed_after", [0.0, 0.005, 0.02, 0.05, 0.1, 0.2])
+async def test_stop_and_close_pressed_at_any_moment_of_a_fan_out_leaves_nothing_open(app, pressed_after):
+    """The master's fill arrives and the follower presses "Close" somewhere in its copy's journey
+    (being planned, journaled, on the wire, answered): the stop fences the follow first, its copy in
+    flight is waited for, and what it holds then is closed — never a copy sent after the close."""
+    follow, venue = await copied(app, "0.02")
+    venue.latency = 0.03  # the copy's send is on the wire for a while
+    master = await app.accounts.master(follow.master_id)
+    master_venue = await app.venues.venue_for(master.credential_id)
+    await master_venue.place_order(OrderIntent(0, "m2", "BTC/USDT:USDT", Side.BUY, D("0.03")))
+    await asyncio.sleep(pressed_after)
+    await app.services.stop_follow(follow.user_id, follow.id, close_positions=True)
+    await asyncio.sleep(0.3)  # bounded: the listener's delivery of the fill, if it had not come yet
+    await app.engine.drain()
+    await app.engine.resume()
+    assert await venue.positions() == []  # nothing the copier opened is left open
+    assert await app.accounts.follow_positions_of(follow.id) == []  # and the ledger says so
