@@ -1,14 +1,18 @@
 """The property of issue 13: for any sequence of master executions (entries, partial and full
 exits, reversals, hedge-mode legs, market and resting limit orders, repeated deliveries) and any interleaving of
 follower fills (resting limits filled at once or in parts), tracking and settle passes — of this
-copier and of a second copier process on the same database —, lost answers and 5xx after or
-before the venue accepted the order, every follower's ledger equals its venue position, no client
-order id is placed twice and no outcome is notified twice. Paper venues; each example runs on a
+copier and of a second copier process on the same database, which also takes over pending copies
+while the first is still sending them —, lost answers and 5xx after or before the venue accepted
+the order, orders accepted late (within their send window, or arriving past it and refused) and
+"already exists" answers (Binance -4116), every follower's ledger equals its venue position, no
+client order id is placed twice and no outcome is notified twice. Paper venues; each example runs on a
 fresh SQLite database."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import shutil
 from dataclasses import dataclass
 from decimal import Decimal as D
@@ -20,7 +24,7 @@ from hypothesis import strategies as st
 
 from core.copying.config import EngineConfig
 from core.engine import CopyEngine
-from core.errors import OrderStatusUnknown, TemporaryError
+from core.errors import DuplicateOrder, OrderStatusUnknown, TemporaryError
 from core.model import OrderType, PositionSide, Side
 from core.vault import Vault, generate_key
 from core.venues.paper.venue import PaperExchange, PaperVenue
@@ -51,12 +55,19 @@ class PriceMove:
 @dataclass(frozen=True)
 class Fault:
     follower: int
-    kind: str  # lost (accepted, answer lost) | gateway (5xx after accepting) | refused (5xx before) | slow
+    #: lost (accepted, answer lost) | gateway (5xx after accepting) | refused (5xx before) | slow |
+    #: late (answer lost at once, accepted 0.1 s later: within its send window) | too_late (answer
+    #: lost, reaching the venue past its window: refused there) | duplicate (Binance -4116: the
+    #: venue holds an order with the id already)
+    kind: str
 
 
 @dataclass(frozen=True)
 class Job:
-    name: str  # track | resume | join | other_resume (a second process's settle job)
+    #: track | resume | join | other_resume (a second process's settle job) | steal (a second
+    #: process claims every pending copy, as after a partition: whatever the first one is sending
+    #: under an older claim is refused by the fence)
+    name: str
     after_ms: int  # a settle or tracking pass starting while sends await their answers
 
 
@@ -72,8 +83,12 @@ actions = st.lists(
             st.sampled_from([PositionSide.LONG, PositionSide.SHORT]),
         ),
         st.builds(PriceMove, st.integers(-5, 5)),
-        st.builds(Fault, st.integers(0, 1), st.sampled_from(["lost", "gateway", "refused", "slow"])),
-        st.builds(Job, st.sampled_from(["track", "resume", "join", "other_resume"]), st.sampled_from([0, 10])),
+        st.builds(
+            Fault,
+            st.integers(0, 1),
+            st.sampled_from(["lost", "gateway", "refused", "slow", "late", "too_late", "duplicate"]),
+        ),
+        st.builds(Job, st.sampled_from(["track", "resume", "join", "other_resume", "steal"]), st.sampled_from([0, 10])),
     ),
     min_size=1,
     max_size=25,
@@ -96,13 +111,21 @@ async def _harness(path: Path, depth: D | None) -> Harness:
     async def paper(account):
         return exchange.account(account.credential_id, balance=D(account.secrets.get("balance", "10000")))
 
-    harness = Harness(db, accounts, JournalStore(db), exchange, vault, VenueRegistry(accounts, vault, {"paper": paper}))
+    # a short lease: the other process's settle job and steals take rows this copier is still sending
+    journal = JournalStore(db, lease_seconds=0.05)
+    harness = Harness(db, accounts, journal, exchange, vault, VenueRegistry(accounts, vault, {"paper": paper}))
     await accounts.ensure_user(None, "master")
     master = await accounts.add_master(Master(name="M", venue="paper"))
     assert master.id is not None
     harness.master_id = master.id
     harness.build_engine()
     return harness
+
+
+async def _steal(h: Harness, journal: JournalStore) -> None:
+    """Another process claims every pending copy (the first one's sends under older claims are fenced off)."""
+    for pending in await journal.pending_copies():
+        await journal.claim_pending(pending.client_order_id)
 
 
 def _record_bookings(venue: PaperVenue, booked: list[str]) -> None:
@@ -144,7 +167,8 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
         master_net = 0  # x 0.01 BTC
         assert h.engine is not None
         # another copier on the same database: its own journal writer, so its own lease owner
-        other = CopyEngine(JournalStore(h.db), h.registry, h.events.append, EngineConfig(retry_delays=(0.001,) * 3))
+        other_journal = JournalStore(h.db, lease_seconds=0)  # its claims run out at once: stolen back and forth
+        other = CopyEngine(other_journal, h.registry, h.events.append, EngineConfig(retry_delays=(0.001,) * 3))
         for step in steps:
             if isinstance(step, MasterTrade):
                 price = h.exchange.prices[BTC]
@@ -172,6 +196,13 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
                     venue.latency = 0.02 if not venue.latency else 0.0
                 elif step.kind == "lost":
                     venue.fail_next(OrderStatusUnknown("the answer was lost"), after_accepting=True)
+                elif step.kind in ("late", "too_late"):
+                    window = venue.send_window
+                    assert window is not None
+                    late = 0.1 if step.kind == "late" else window.length.total_seconds() + 0.1
+                    venue.fail_next(OrderStatusUnknown("timeout waiting for the backend"), booked_after=late)
+                elif step.kind == "duplicate":
+                    venue.fail_next(DuplicateOrder("clientOrderId is duplicated"), after_accepting=True)
                 else:
                     venue.fail_next(TemporaryError("503"), after_accepting=step.kind == "gateway")
             elif step.name == "join":
@@ -179,10 +210,16 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
                 running.clear()
             elif step.name == "other_resume":
                 running.append(asyncio.ensure_future(_later(step.after_ms, other.resume)))
+            elif step.name == "steal":
+                running.append(
+                    asyncio.ensure_future(_later(step.after_ms, functools.partial(_steal, h, other_journal)))
+                )
             else:
                 running.append(asyncio.ensure_future(_later(step.after_ms, getattr(h.engine, step.name))))
         await asyncio.gather(*running)
         await h.engine.drain()
+        for _, venue in followers:  # orders still on their way to a venue arrive, or never will
+            await asyncio.gather(*list(venue._late))
         for _ in range(2):  # whatever is still open or pending is followed to where the venue has it
             await h.engine.resume()
             await other.resume()  # both copiers' settle jobs run on
@@ -205,7 +242,11 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
         await h.db.dispose()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("COPY_PROPERTY_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(steps=actions, hedged=st.booleans(), depth=st.sampled_from([None, D("0.03")]))
 def test_every_ledger_equals_its_venue_and_no_client_order_id_is_placed_twice(
     template_db, tmp_path_factory, steps, hedged, depth

@@ -8,10 +8,12 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal as D
 
+from core.copying.config import EngineConfig
 from core.copying.ids import client_order_id
+from core.engine import CopyEngine
 from core.errors import OrderStatusUnknown, RateLimited, TemporaryError
 from core.journal import SendFence
-from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side, SkipReason
+from core.model import CopyStatus, OrderIntent, OrderState, OrderType, Side, SkipReason, utcnow
 from core.venues.paper.venue import PaperVenue
 from storage.journal import JournalStore
 from tests.harness import BTC
@@ -147,3 +149,36 @@ async def test_a_5xx_refusal_proven_absent_is_retried_then_recorded_with_the_ven
     [result] = (await h.engine.on_fill(h.fill(qty="0.1"))).results
     assert result.status is CopyStatus.FAILED and "503" in (result.error or "")
     assert venue.orders == {} and venue.place_calls == 1 + len(h.engine.config.retry_delays)
+
+
+async def test_two_processes_ending_one_protected_limit_at_once_send_its_reprice_once(h):
+    """Both copiers' tracking passes find the protected limit past its window at the same moment:
+    each cancels and reads it, one journals the re-send and sends it under its claim, the other
+    finds the re-send journaled and leaves it to the claim's holder."""
+    follow_id, venue = await h.add_follower(price_protection_pct=D("0.5"), slippage_pct=D("2"))
+    venue.takes_market_orders = False  # as Angel One: a market copy is a protected limit
+    booked: list[str] = []
+    book = venue._book
+
+    def recording(intent: OrderIntent):
+        booked.append(intent.client_order_id)
+        return book(intent)
+
+    venue._book = recording  # type: ignore[method-assign]
+    h.exchange.set_price(BTC, D(61000))  # the market ran past the master's 60000: the limit rests
+    [resting] = (await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000"))).results
+    assert resting.status is CopyStatus.PLACED
+    other = CopyEngine(
+        JournalStore(h.db),
+        h.registry,
+        h.events.append,
+        EngineConfig(retry_delays=(0.001,)),
+        clock=lambda: utcnow() + h.engine_shift,
+    )
+    h.exchange.set_price(BTC, D(60500))
+    h.engine_shift = h.engine.config.protected_window + timedelta(seconds=1)
+    await asyncio.gather(h.engine.track(), other.track())
+    await h.engine.track()
+    await other.track()
+    assert len(booked) == len(set(booked)) == 2  # the first limit and one re-send
+    assert await h.position(follow_id) == D("0.1") == (await venue.positions())[0].quantity
