@@ -164,7 +164,7 @@ async def test_two_processes_ending_one_protected_limit_at_once_send_its_reprice
         booked.append(intent.client_order_id)
         return book(intent)
 
-    venue._book = recording  # type: ignore[method-assign]
+    venue._book = recording
     h.exchange.set_price(BTC, D(61000))  # the market ran past the master's 60000: the limit rests
     [resting] = (await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000"))).results
     assert resting.status is CopyStatus.PLACED
@@ -182,3 +182,20 @@ async def test_two_processes_ending_one_protected_limit_at_once_send_its_reprice
     await other.track()
     assert len(booked) == len(set(booked)) == 2  # the first limit and one re-send
     assert await h.position(follow_id) == D("0.1") == (await venue.positions())[0].quantity
+
+
+async def test_a_preparation_slower_than_the_send_window_does_not_eat_the_requests_deadline(h):
+    """Setting a symbol's leverage and position mode first (or waiting out a rate limit there) may
+    take longer than the window: the deadline is stamped after the preparation, so the order goes."""
+    follow_id, venue = await h.add_follower()
+    window = venue.send_window
+    assert window is not None
+
+    async def slow_preparation(intent: OrderIntent) -> OrderIntent:
+        await asyncio.sleep(window.length.total_seconds() + 0.1)
+        return intent
+
+    venue.prepare_order = slow_preparation
+    [result] = (await h.engine.on_fill(h.fill(Side.SELL, "0.1"))).results
+    assert result.status is CopyStatus.FILLED and venue.place_calls == 1
+    assert await h.position(follow_id) == D("-0.1")

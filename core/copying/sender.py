@@ -46,6 +46,10 @@ from core.venues.base import Venue
 
 log = logging.getLogger(__name__)
 
+#: a request the adapter refused to send (its deadline ran out before it could be signed) is
+#: fenced and sent again at once this many times before the ordinary backoff applies
+NOT_SENT_RETRIES = 3
+
 
 # -- what a send or a settle comes to -----------------------------------------------------------
 
@@ -174,47 +178,47 @@ class OrderSender:
         return await self._send(request)
 
     async def _send(self, request: SendRequest) -> SendOutcome:
-        venue, intent = request.venue, request.intent
-        delays = iter(self._config.retry_delays)
+        backoff = _Backoff(self._config.retry_delays)
         while True:
-            delay: float | None
             if request.not_after is not None and self._clock() > request.not_after:
                 late = (self._clock() - request.not_after).total_seconds()
                 return TooLate(f"its time to be sent ran out {late:.0f} s before it could be sent")
-            async with self._order_slots, self._slots(request.credential_id):
-                deadline = venue.send_deadline()
-                fenced = await self._fence(request, deadline)
-                if fenced is not None:
-                    return fenced
-                lost: VenueError | None = None
-                try:
-                    return Placed(await venue.place_order(replace(intent, send_deadline=deadline)))
-                except DuplicateOrder:  # an open order with this id exists: it is ours
-                    found = await self._found(venue, intent)
-                    if isinstance(found, Placed):
-                        return found
-                    return Unknown(f"the exchange holds an order with this id but did not show it: {found.message}")
-                except (RateLimited, NotSent) as exc:  # refused before it reached the matching engine
-                    delay = next(delays, None)
-                    if delay is None:
-                        return Refused(exc)
-                    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-                    delay = max(delay, retry_after or 0)
-                    self._observer.order_retried(venue.name, "rate_limited")
-                except (OrderStatusUnknown, TemporaryError) as exc:
-                    lost = exc
-                except VenueError as exc:
-                    return Refused(exc)
-            if lost is not None:  # outside the slots: proving may take the send window
-                proof = await self._prove_absent(venue, intent, deadline)
-                if not isinstance(proof, Absent):
-                    return proof
-                delay = next(delays, None)
-                if delay is None:  # proven never placed: a failure with the venue's answer
-                    return Refused(lost)
-                self._observer.order_retried(venue.name, "unknown_outcome")
-            assert delay is not None  # every path that reaches here set it
-            await asyncio.sleep(delay)
+            outcome = await self._attempt(request, backoff)
+            if not isinstance(outcome, float):
+                return outcome
+            await asyncio.sleep(outcome)
+
+    async def _attempt(self, request: SendRequest, backoff: _Backoff) -> SendOutcome | float:
+        """One fenced send: its outcome, or how long to wait before the next attempt."""
+        venue, intent = request.venue, request.intent
+        async with self._order_slots, self._slots(request.credential_id):
+            try:  # before the deadline is stamped: a slow preparation must not eat the window
+                prepared = await venue.prepare_order(intent)
+            except (RateLimited, NotSent, TemporaryError) as exc:  # nothing was sent
+                return backoff.after(exc, venue.name, self._observer)
+            except VenueError as exc:
+                return Refused(exc)
+            deadline = venue.send_deadline()
+            fenced = await self._fence(request, deadline)
+            if fenced is not None:
+                return fenced
+            try:
+                return Placed(await venue.place_order(replace(prepared, send_deadline=deadline)))
+            except DuplicateOrder:  # an open order with this id exists: it is ours
+                found = await self._found(venue, intent)
+                if isinstance(found, Placed):
+                    return found
+                return Unknown(f"the exchange holds an order with this id but did not show it: {found.message}")
+            except (RateLimited, NotSent) as exc:  # refused before it reached the matching engine
+                return backoff.after(exc, venue.name, self._observer)
+            except (OrderStatusUnknown, TemporaryError) as exc:
+                lost: VenueError = exc
+            except VenueError as exc:
+                return Refused(exc)
+        proof = await self._prove_absent(venue, intent, deadline)  # outside the slots: it may take the window
+        if not isinstance(proof, Absent):
+            return proof
+        return backoff.after(lost, venue.name, self._observer)  # proven never placed: may be sent again
 
     async def _fence(self, request: SendRequest, deadline: datetime | None) -> SendOutcome | None:
         """``None`` when the send may go out; else why not."""
@@ -346,6 +350,31 @@ class OrderSender:
                 raise lost
             raise OrderStatusUnknown(f"{lost}; the order is not shown by the exchange yet")
         return found
+
+
+class _Backoff:
+    """The waits between attempts of one send. A request the adapter did not send at all (its
+    deadline ran out before it could be signed) is tried again at once a few times first."""
+
+    def __init__(self, delays: tuple[float, ...]) -> None:
+        self._delays = iter(delays)
+        self._unsent = NOT_SENT_RETRIES
+
+    def after(self, error: VenueError, venue: str, observer: EngineObserver) -> Refused | float:
+        """How long to wait after ``error`` (nothing of it executed), or ``Refused`` when no attempt is left."""
+        if isinstance(error, NotSent) and self._unsent > 0:
+            self._unsent -= 1
+            return 0.0
+        delay = next(self._delays, None)
+        if delay is None:
+            return Refused(error)
+        if isinstance(error, RateLimited):
+            observer.order_retried(venue, "rate_limited")
+            return max(delay, error.retry_after or 0)
+        observer.order_retried(
+            venue, "unknown_outcome" if isinstance(error, (OrderStatusUnknown, TemporaryError)) else "not_sent"
+        )
+        return delay
 
 
 def not_after(executed_at: datetime, max_age: timedelta) -> datetime:

@@ -67,6 +67,13 @@ class Venue(abc.ABC):
         a ``send_window``), the request is signed so that the venue refuses it after that moment;
         ``NotSent`` when too little of it is left to sign the request."""
 
+    async def prepare_order(self, intent: OrderIntent) -> OrderIntent:
+        """Do now what ``place_order`` would otherwise do before sending (markets, the symbol's
+        leverage and position mode, a spot sell capped to the free balance), and return the order
+        as it will be sent: the sender prepares before it fences and stamps the send deadline, so
+        that slow preparations never eat the request's window."""
+        return intent
+
     def send_deadline(self) -> datetime | None:
         """The deadline for an order request signed now: the venue's clock as this adapter
         estimates it plus the send window; ``None`` for a venue without one."""

@@ -336,8 +336,27 @@ class CcxtVenue(Venue):
 
     # ------------------------------------------------------------------ orders
 
+    async def prepare_order(self, intent: OrderIntent) -> OrderIntent:
+        """Markets, the symbol's settings and a spot sell's free balance, before the send."""
+        return await self._prepared(intent, None)
+
     async def place_order(self, intent: OrderIntent, settings: FuturesSettings | None = None) -> OrderReport:
-        """Send ``intent`` once. Never retried here; see the module docstring."""
+        """Send ``intent`` once. Never retried here; see the module docstring. What was prepared
+        before (``prepare_order``) is cached: only a spot sell reads its free balance again."""
+        intent = await self._prepared(intent, settings)
+        market = self._ccxt_market(intent.symbol)
+        derivative = bool(market.get("contract"))
+        amount = self._rounded_amount(intent)
+        price = (
+            self._rounded_price(intent.symbol, intent.price)
+            if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+            else None
+        )
+        self._check_minimums(intent, market, amount, price)
+        order = await self._send_order(intent, derivative, amount, price)
+        return await self._report(order, intent.client_order_id)
+
+    async def _prepared(self, intent: OrderIntent, settings: FuturesSettings | None) -> OrderIntent:
         await self.ensure_markets()
         market = self._ccxt_market(intent.symbol)
         derivative = bool(market.get("contract"))
@@ -351,15 +370,7 @@ class CcxtVenue(Venue):
             await self._prepare_symbol(intent.symbol, settings or self.settings)
         if not derivative and intent.side is Side.SELL:
             intent = await self._capped_to_free_balance(intent, market)
-        amount = self._rounded_amount(intent)
-        price = (
-            self._rounded_price(intent.symbol, intent.price)
-            if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-            else None
-        )
-        self._check_minimums(intent, market, amount, price)
-        order = await self._send_order(intent, derivative, amount, price)
-        return await self._report(order, intent.client_order_id)
+        return intent
 
     async def _send_order(self, intent: OrderIntent, derivative: bool, amount: str, price: str | None) -> Any:
         """``create_order`` once; once more only after an answer that surely placed nothing and
