@@ -19,20 +19,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 
-from core.copying.config import EngineConfig, Notify, VenueProvider
 from core.copying.copier import Copier, MasterEquity, OfferCopy
-from core.copying.direct import DirectOrder
 from core.copying.path import OrderPath
 from core.copying.recorder import PositionChanged, TrackedReports
 from core.copying.results import WAITING, journaled_fill
 from core.copying.settler import Settler
 from core.copying.tracker import Tracker
-from core.journal import CopyJournal, JournalEntry
-from core.model import CopyResult, CopyStatus, Fill, FillStatus, FollowSettings, Skip, utcnow
-from core.observe import EngineObserver
+from core.journal import JournalEntry, PendingCopy
+from core.model import CopyResult, CopyStatus, Fill, FillStatus, FollowSettings
 from core.venues.base import OrderChange
 
 #: how often a stop looks again at its follow's copies another process holds
@@ -54,65 +49,25 @@ async def _no_upkeep(follow: FollowSettings, symbol: str) -> None:
 class CopyEngine:
     def __init__(
         self,
-        journal: CopyJournal,
-        venues: VenueProvider,
-        notify: Notify,
-        config: EngineConfig | None = None,
+        path: OrderPath,
         *,
-        clock: Callable[[], datetime] = utcnow,
-        observer: EngineObserver | None = None,
-        path: OrderPath | None = None,
         master_equity: MasterEquity | None = None,
         after_position_change: PositionChanged | None = None,
         offer_copy: OfferCopy | None = None,
     ) -> None:
-        """``path``: the order path the risk controls share (built here when not given, from the
-        other arguments); ``after_position_change``: told after a follow's real position moved
-        (take-profit / stop-loss upkeep, the loss limit); ``offer_copy``: manual confirmation — a
-        copy of a follow with ``confirm_seconds`` is handed there, sized, instead of being sent."""
-        self.path = path or OrderPath(journal, venues, notify, config, clock=clock, observer=observer)
-        p = self.path
-        self.journal = p.journal
-        self.config = p.config
+        """``path``: the order path the risk controls share; ``after_position_change``: told after a
+        follow's real position moved (take-profit / stop-loss upkeep, the loss limit);
+        ``offer_copy``: manual confirmation — a copy of a follow with ``confirm_seconds`` is handed
+        there, sized, instead of being sent."""
+        self.path = path
+        self.journal = path.journal
+        self.config = path.config
         upkeep = after_position_change or _no_upkeep
-        tracked = TrackedReports(p.recorder, p.follows, upkeep)
-        self._settler = Settler(
-            journal=p.journal,
-            venues=p.venues,
-            config=p.config,
-            clock=p.clock,
-            follows=p.follows,
-            recorder=p.recorder,
-            dispatcher=p.dispatcher,
-            tracked=tracked,
-        )
-        self._tracker = Tracker(
-            journal=p.journal,
-            venues=p.venues,
-            config=p.config,
-            clock=p.clock,
-            follows=p.follows,
-            queues=p.queues,
-            recorder=p.recorder,
-            dispatcher=p.dispatcher,
-            tracked=tracked,
-        )
+        tracked = TrackedReports(path.recorder, path.follows, upkeep)
+        self._settler = Settler(path, tracked)
+        self._tracker = Tracker(path, tracked)
         self._copier = Copier(
-            journal=p.journal,
-            venues=p.venues,
-            config=p.config,
-            clock=p.clock,
-            follows=p.follows,
-            queues=p.queues,
-            unknowns=p.unknowns,
-            positions=p.positions,
-            recorder=p.recorder,
-            dispatcher=p.dispatcher,
-            settler=self._settler,
-            observer=p.observer,
-            position_changed=upkeep,
-            master_equity=master_equity,
-            offer_copy=offer_copy,
+            path, self._settler, position_changed=upkeep, master_equity=master_equity, offer_copy=offer_copy
         )
         self._master_locks: dict[int, asyncio.Lock] = {}
 
@@ -181,14 +136,23 @@ class CopyEngine:
             if not any(r.error_code == WAITING for r in replanned):
                 await self.journal.mark_planned(fill_id)
         done = {r.client_order_id for r in results}
+        by_follow: dict[int, list[PendingCopy]] = {}
         for copy in pending:
-            if copy.client_order_id in done:
-                continue
-            settled = await self._settler.settle_owned(copy.credential_id, copy.client_order_id)
-            if settled is not None:
-                if settled.status is not CopyStatus.PENDING:
-                    unknowns.settled((copy.follow_id, copy.symbol), copy.client_order_id)
-                results.append(settled)
+            if copy.client_order_id not in done:
+                by_follow.setdefault(copy.follow_id, []).append(copy)
+
+        async def settle_follow(copies: list[PendingCopy]) -> list[CopyResult]:
+            settled_here = []
+            for copy in copies:  # one follow's in order; the follows side by side
+                settled = await self._settler.settle_owned(copy.credential_id, copy.client_order_id)
+                if settled is not None:
+                    if settled.status is not CopyStatus.PENDING:
+                        unknowns.settled((copy.follow_id, copy.symbol), copy.client_order_id)
+                    settled_here.append(settled)
+            return settled_here
+
+        for batch in await asyncio.gather(*(settle_follow(copies) for copies in by_follow.values())):
+            results += batch
         return results
 
     async def copy_journaled(self, fill_id: int, accept: Callable[[str], bool]) -> list[CopyResult] | None:
@@ -262,25 +226,3 @@ class CopyEngine:
 
     async def on_order_change(self, credential_id: str, change: OrderChange) -> CopyResult | None:
         return await self._tracker.on_order_change(credential_id, change)
-
-    # -- orders the copier places itself ------------------------------------------------------
-
-    async def place_direct(self, follow: FollowSettings, order: DirectOrder) -> CopyResult:
-        return await self.path.direct.place(follow, order)
-
-    async def record_venue_fill(
-        self,
-        follow: FollowSettings,
-        order: DirectOrder,
-        *,
-        filled: Decimal,
-        price: Decimal,
-        fee: Decimal,
-        venue_order_id: str,
-    ) -> CopyResult:
-        return await self.path.direct.record_venue_fill(
-            follow, order, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id
-        )
-
-    async def record_direct_skip(self, follow: FollowSettings, order: DirectOrder, skip: Skip) -> CopyResult:
-        return await self.path.direct.record_skip(follow, order, skip)

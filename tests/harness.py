@@ -64,13 +64,7 @@ class Harness:
             observer=observer,
         )
         self.risk = RiskService(self.journal, path, self.events.append, clock=lambda: self.now or utcnow())
-        self.engine = CopyEngine(
-            self.journal,
-            self.registry,
-            self.events.append,
-            path=path,
-            after_position_change=self.risk.after_position_change,
-        )
+        self.engine = CopyEngine(path, after_position_change=self.risk.after_position_change)
         return self.engine
 
     async def add_follower(self, balance="100000", **settings) -> tuple[int, PaperVenue]:

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from core import errors
 from core.copying.config import EngineConfig
+from core.copying.path import OrderPath
 from core.engine import CopyEngine
 from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
@@ -367,7 +368,7 @@ async def test_a_spot_copy_holds_the_net_quantity_and_its_full_exit_succeeds(
     fake.add_account(KEY, SECRET)
     venue = await make_venue("binance")
     follow_id, _ = await h.add_follower()
-    engine = CopyEngine(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,)))
+    engine = CopyEngine(OrderPath(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,))))
 
     def master(side: Side, trade_id: str) -> Fill:
         return Fill(h.master_id, "binance:master", trade_id, trade_id, SPOT_BTC, side, Decimal("0.01"), Decimal(60000))
@@ -651,7 +652,7 @@ async def test_a_resting_copy_filled_later_is_recorded_from_the_followers_order_
     venue = await make_venue()
     follow_id, _ = await h.add_follower()
     provider = OneVenue(venue)
-    engine = CopyEngine(h.journal, provider, h.events.append, EngineConfig(retry_delays=(0.001,)))
+    engine = CopyEngine(OrderPath(h.journal, provider, h.events.append, EngineConfig(retry_delays=(0.001,))))
     streams = OrderStreams(engine, h.journal, provider, cap=10)
     limit = Fill(
         h.master_id,
@@ -695,11 +696,13 @@ async def test_a_partly_filled_copy_past_its_resting_time_keeps_the_fill_and_is_
     follow_id, _ = await h.add_follower(max_resting_minutes=30)
     shift = [timedelta(0)]  # the engine's clock, moved on below
     engine = CopyEngine(
-        h.journal,
-        OneVenue(venue),
-        h.events.append,
-        EngineConfig(retry_delays=(0.001,)),
-        clock=lambda: utcnow() + shift[0],
+        OrderPath(
+            h.journal,
+            OneVenue(venue),
+            h.events.append,
+            EngineConfig(retry_delays=(0.001,)),
+            clock=lambda: utcnow() + shift[0],
+        )
     )
     limit = Fill(
         h.master_id,
@@ -820,7 +823,7 @@ async def test_a_spot_followers_realized_pnl_is_net_of_commissions_paid_in_bnb(
     account.spot_balances["BNB"] = Decimal("1")
     venue = await make_venue("binance")
     follow_id, _ = await h.add_follower()
-    engine = CopyEngine(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,)))
+    engine = CopyEngine(OrderPath(h.journal, OneVenue(venue), h.events.append, EngineConfig(retry_delays=(0.001,))))
 
     def fill(trade_id: str, side: Side, price: str) -> Fill:
         return Fill(h.master_id, "binance:m", trade_id, trade_id, SPOT_BTC, side, Decimal("0.01"), Decimal(price))

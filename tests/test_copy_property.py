@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.copying.config import EngineConfig
+from core.copying.path import OrderPath
 from core.engine import CopyEngine
 from core.errors import DuplicateOrder, OrderStatusUnknown, TemporaryError
 from core.model import OrderType, PositionSide, Side
@@ -168,7 +169,9 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
         assert h.engine is not None
         # another copier on the same database: its own journal writer, so its own lease owner
         other_journal = JournalStore(h.db, lease_seconds=0)  # its claims run out at once: stolen back and forth
-        other = CopyEngine(other_journal, h.registry, h.events.append, EngineConfig(retry_delays=(0.001,) * 3))
+        other = CopyEngine(
+            OrderPath(other_journal, h.registry, h.events.append, EngineConfig(retry_delays=(0.001,) * 3))
+        )
         for step in steps:
             if isinstance(step, MasterTrade):
                 price = h.exchange.prices[BTC]

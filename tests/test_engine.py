@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from core.copying.config import EngineConfig, FollowPaused
 from core.copying.ids import client_order_id
+from core.copying.path import OrderPath
 from core.copying.results import WAITING
 from core.engine import CopyEngine
 from core.errors import (
@@ -436,7 +437,9 @@ async def test_resume_plans_follows_a_crash_left_unplanned(h):
 
 def _second_process(h, journal: JournalStore | None = None) -> CopyEngine:
     """Another copier on the same database (its own journal writer, so its own lease owner)."""
-    return CopyEngine(journal or JournalStore(h.db), h.registry, h.events.append, EngineConfig(retry_delays=(0.001,)))
+    return CopyEngine(
+        OrderPath(journal or JournalStore(h.db), h.registry, h.events.append, EngineConfig(retry_delays=(0.001,)))
+    )
 
 
 async def test_a_second_process_leaves_alone_a_copy_whose_send_is_in_flight_elsewhere(h):

@@ -10,6 +10,7 @@ from decimal import Decimal as D
 
 from core.copying.config import EngineConfig
 from core.copying.ids import client_order_id
+from core.copying.path import OrderPath
 from core.engine import CopyEngine
 from core.errors import OrderStatusUnknown, RateLimited, TemporaryError
 from core.journal import SendFence
@@ -169,11 +170,13 @@ async def test_two_processes_ending_one_protected_limit_at_once_send_its_reprice
     [resting] = (await h.engine.on_fill(h.fill(Side.BUY, "0.1", price="60000"))).results
     assert resting.status is CopyStatus.PLACED
     other = CopyEngine(
-        JournalStore(h.db),
-        h.registry,
-        h.events.append,
-        EngineConfig(retry_delays=(0.001,)),
-        clock=lambda: utcnow() + h.engine_shift,
+        OrderPath(
+            JournalStore(h.db),
+            h.registry,
+            h.events.append,
+            EngineConfig(retry_delays=(0.001,)),
+            clock=lambda: utcnow() + h.engine_shift,
+        )
     )
     h.exchange.set_price(BTC, D(60500))
     h.engine_shift = h.engine.config.protected_window + timedelta(seconds=1)

@@ -14,6 +14,7 @@ import pytest
 from bot.report_text import daily_summary_text, pnl_text
 from core.charts import png_size
 from core.copying.config import EngineConfig
+from core.copying.path import OrderPath
 from core.engine import CopyEngine
 from core.errors import NotFound, UserError
 from core.listeners.supervisor import StreamHealth
@@ -118,7 +119,7 @@ async def make_world(db: Database) -> World:
 
     registry = VenueRegistry(accounts, vault, {"paper": paper})
     journal = JournalStore(db)
-    engine = CopyEngine(journal, registry, lambda _e: None, EngineConfig(retry_delays=(0.001,)))
+    engine = CopyEngine(OrderPath(journal, registry, lambda _e: None, EngineConfig(retry_delays=(0.001,))))
     w = World(
         db,
         accounts,

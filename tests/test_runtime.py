@@ -10,6 +10,7 @@ import pytest
 
 from core.copying.config import EngineConfig
 from core.copying.ids import client_order_id
+from core.copying.path import OrderPath
 from core.engine import CopyEngine
 from core.errors import NotFound, VaultError
 from core.journal import CopyDraft
@@ -262,7 +263,7 @@ async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     venue = exchange.account(credential_id)
     await venue.place_order(OrderIntent(follow.id, cid, fill.symbol, Side.BUY, D("0.01")))
     registry = VenueRegistry(accounts, vault, {"paper": paper})
-    engine = CopyEngine(journal, registry, lambda _e: None, EngineConfig())
+    engine = CopyEngine(OrderPath(journal, registry, lambda _e: None, EngineConfig()))
     reports = build_reports(StatsStore(journal.db), accounts, registry)
     scheduler = build_scheduler(engine, reports, settle_every_seconds=3600)
     job = scheduler.get_job("settle-pending")

@@ -8,22 +8,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from decimal import Decimal
 
 from core.copying import planner
-from core.copying.config import EngineConfig, VenueProvider
-from core.copying.dispatch import Dispatcher
-from core.copying.follows import FollowBook
 from core.copying.ids import client_order_id
-from core.copying.positions import PositionBook
-from core.copying.queues import FollowQueues, Key, Unknowns
-from core.copying.recorder import PositionChanged, Recorder
+from core.copying.path import OrderPath
+from core.copying.queues import Key
+from core.copying.recorder import PositionChanged
 from core.copying.results import Subject, draft, journaled_fill, waiting
 from core.copying.sender import not_after
 from core.copying.settler import Settler
 from core.errors import NotFound, UnknownSymbol, VaultError, VenueError
-from core.journal import FIRST_EPOCH, Claim, CopyJournal, JournalEntry
+from core.journal import FIRST_EPOCH, Claim, JournalEntry
 from core.model import (
     CopyResult,
     CopyStatus,
@@ -36,7 +32,6 @@ from core.model import (
     Skip,
     SkipReason,
 )
-from core.observe import EngineObserver
 from core.sizing import Leg, LegPlan, one_way_note, split_legs
 from core.venues.base import Venue
 
@@ -50,35 +45,24 @@ MasterEquity = Callable[[int], Awaitable[Decimal | None]]
 class Copier:
     def __init__(
         self,
-        *,
-        journal: CopyJournal,
-        venues: VenueProvider,
-        config: EngineConfig,
-        clock: Callable[[], datetime],
-        follows: FollowBook,
-        queues: FollowQueues,
-        unknowns: Unknowns,
-        positions: PositionBook,
-        recorder: Recorder,
-        dispatcher: Dispatcher,
+        path: OrderPath,
         settler: Settler,
-        observer: EngineObserver,
+        *,
         position_changed: PositionChanged,
         master_equity: MasterEquity | None,
         offer_copy: OfferCopy | None,
     ) -> None:
-        self._journal = journal
-        self._venues = venues
-        self._config = config
-        self._clock = clock
-        self._follows = follows
-        self._queues = queues
-        self._unknowns = unknowns
-        self._positions = positions
-        self._recorder = recorder
-        self._dispatcher = dispatcher
+        self._journal = path.journal
+        self._venues = path.venues
+        self._config = path.config
+        self._clock = path.clock
+        self._follows = path.follows
+        self._queues = path.queues
+        self._unknowns = path.unknowns
+        self._positions = path.positions
+        self._recorder = path.recorder
+        self._dispatcher = path.dispatcher
         self._settler = settler
-        self._observer = observer
         self._position_changed = position_changed
         self._master_equity = master_equity
         self._offer_copy = offer_copy

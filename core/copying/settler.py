@@ -5,43 +5,28 @@ as planned once the venue is proven not to have them, never sent twice."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
-from core.copying.config import EngineConfig, VenueProvider
-from core.copying.dispatch import Dispatcher
-from core.copying.follows import FollowBook
-from core.copying.recorder import Recorder, TrackedReports
+from core.copying.path import OrderPath
+from core.copying.recorder import TrackedReports
 from core.copying.results import Subject
 from core.copying.sender import Absent, Placed
 from core.errors import VaultError, VenueError
-from core.journal import Claim, CopyJournal, ReportedOrder
+from core.journal import Claim, ReportedOrder
 from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderState, Skip, SkipReason
 from core.records import CopyOrderRecord
 from core.venues.base import Venue
 
 
 class Settler:
-    def __init__(
-        self,
-        *,
-        journal: CopyJournal,
-        venues: VenueProvider,
-        config: EngineConfig,
-        clock: Callable[[], datetime],
-        follows: FollowBook,
-        recorder: Recorder,
-        dispatcher: Dispatcher,
-        tracked: TrackedReports,
-    ) -> None:
-        self._journal = journal
-        self._venues = venues
-        self._config = config
-        self._clock = clock
-        self._follows = follows
-        self._recorder = recorder
-        self._dispatcher = dispatcher
+    def __init__(self, path: OrderPath, tracked: TrackedReports) -> None:
+        self._journal = path.journal
+        self._venues = path.venues
+        self._config = path.config
+        self._clock = path.clock
+        self._follows = path.follows
+        self._recorder = path.recorder
+        self._dispatcher = path.dispatcher
         self._tracked = tracked
 
     async def settle_owned(self, credential_id: str | None, cid: str) -> CopyResult | None:

@@ -10,20 +10,17 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from core.copying import planner
-from core.copying.config import EngineConfig, VenueProvider
-from core.copying.dispatch import Dispatcher
-from core.copying.follows import FollowBook
 from core.copying.ids import reprice_order_id
-from core.copying.queues import FollowQueues
-from core.copying.recorder import Recorder, TrackedReports
+from core.copying.path import OrderPath
+from core.copying.recorder import TrackedReports
 from core.copying.results import Subject, draft
 from core.copying.sender import OrderSender
 from core.errors import VaultError, VenueError
-from core.journal import FIRST_EPOCH, Claim, CopyJournal, OpenCopy, ReportedOrder
+from core.journal import FIRST_EPOCH, Claim, OpenCopy, ReportedOrder
 from core.model import (
     DEFAULT_PRICE_PROTECTION_PCT,
     CopyResult,
@@ -45,27 +42,15 @@ ZERO = Decimal(0)
 
 
 class Tracker:
-    def __init__(
-        self,
-        *,
-        journal: CopyJournal,
-        venues: VenueProvider,
-        config: EngineConfig,
-        clock: Callable[[], datetime],
-        follows: FollowBook,
-        queues: FollowQueues,
-        recorder: Recorder,
-        dispatcher: Dispatcher,
-        tracked: TrackedReports,
-    ) -> None:
-        self._recorder = recorder
-        self._journal = journal
-        self._venues = venues
-        self._config = config
-        self._clock = clock
-        self._follows = follows
-        self._queues = queues
-        self._dispatcher = dispatcher
+    def __init__(self, path: OrderPath, tracked: TrackedReports) -> None:
+        self._journal = path.journal
+        self._venues = path.venues
+        self._config = path.config
+        self._clock = path.clock
+        self._follows = path.follows
+        self._queues = path.queues
+        self._recorder = path.recorder
+        self._dispatcher = path.dispatcher
         self._tracked = tracked
 
     @property
