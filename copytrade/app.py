@@ -285,10 +285,7 @@ async def build_app(
     risk = RiskService(journal, path, notifications.publish, master_equity=master_equity)
     offers = CopyOffers(notifications.publish)
     engine = CopyEngine(
-        journal,
-        venues,
-        notifications.publish,
-        path=path,
+        path,
         master_equity=master_equity,
         after_position_change=risk.after_position_change,
         offer_copy=offers.offer,

@@ -33,9 +33,9 @@ def _in_the_envelope(response) -> None:
     assert (body["code"] == "00000") == (response.status_code == 200), body
 
 
-async def test_fuzzed_requests_never_get_a_5xx_and_always_the_envelope(tmp_path):
+async def test_fuzzed_requests_never_get_a_5xx_and_always_the_envelope(tmp_path, migrated_sqlite):
     app = await build_app(
-        Settings(database_url=f"sqlite:///{tmp_path / 'fuzz.db'}", secret_key=generate_key(), data_dir=tmp_path)
+        Settings(database_url=migrated_sqlite(tmp_path / "fuzz.db"), secret_key=generate_key(), data_dir=tmp_path)
     )
     master, _ = await create_paper_master(app.services, "Ace", "100000")
     follow, _ = await add_paper_follower(app.services, master.id, "Bea", "20000", {"sizing_value": "1"})

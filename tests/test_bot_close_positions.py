@@ -20,9 +20,9 @@ from storage.models import FollowPosition
 
 
 @pytest.fixture
-async def app(tmp_path):
+async def app(tmp_path, migrated_sqlite):
     settings = load_settings(
-        database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        database_url=migrated_sqlite(tmp_path / "c.db"),
         secret_key=generate_key(),
         mode="paper",
         data_dir=tmp_path,

@@ -39,10 +39,17 @@ def test_the_campaign_model_of_what_the_masters_trade_implies(
     assert move == D(implied)
 
 
+# The campaigns are bounded by counts (kills, followers, the seeded master trades), not by time:
+# every wait inside returns as soon as what it waits for holds, and its deadline only turns a hang
+# into an error. A campaign takes one to three minutes (each "timeout" fault holds an answer past
+# the client's 10 s), longer on a busy machine; the pytest timeout is far above that.
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_a_killed_and_faulted_copier_places_each_copy_once_and_its_ledger_equals_the_venue():
-    result = await run_campaign(Options(kills=10, faults=0.25, seed=15, followers=3, timeout_fault_s=10.5))
+    result = await run_campaign(
+        Options(kills=10, faults=0.25, seed=15, followers=3, timeout_fault_s=10.5, settle_timeout_s=600)
+    )
     figures = {key: result[key] for key in KEYS}
     assert figures["kills"] >= 10 and figures["faults_injected"] > 0, figures
     assert figures["fills"] > 0 and figures["placed"] > 0, figures
@@ -52,8 +59,11 @@ async def test_a_killed_and_faulted_copier_places_each_copy_once_and_its_ledger_
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 async def test_the_campaign_catches_a_copy_placed_twice_and_prints_its_timeline():
-    result = await run_campaign(Options(kills=1, faults=0, seed=3, followers=1, double_one_copy=True))
+    result = await run_campaign(
+        Options(kills=1, faults=0, seed=3, followers=1, double_one_copy=True, settle_timeout_s=600)
+    )
     assert result["duplicates"] == 1
     assert result["ledger_mismatches"] >= 1  # the venue moved, the ledger did not
     assert result["implied_mismatches"] >= 1  # and further than the master's trade implies

@@ -23,9 +23,9 @@ BTC = "BTC/USDT:USDT"
 
 
 @pytest.fixture
-async def app(tmp_path):
+async def app(tmp_path, migrated_sqlite):
     application = await build_app(
-        Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", secret_key=generate_key(), data_dir=tmp_path)
+        Settings(database_url=migrated_sqlite(tmp_path / "app.db"), secret_key=generate_key(), data_dir=tmp_path)
     )
     yield application
     await application.close()

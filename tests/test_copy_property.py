@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import shutil
 from dataclasses import dataclass
 from decimal import Decimal as D
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +31,6 @@ from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database
 from storage.journal import JournalStore
-from storage.migrate import upgrade
 from storage.models import Master
 from tests.harness import BTC, Harness
 
@@ -94,13 +91,6 @@ actions = st.lists(
     min_size=1,
     max_size=25,
 )
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "migrated.db"
-    upgrade(f"sqlite:///{path}")
-    return path
 
 
 async def _harness(path: Path, depth: D | None) -> Harness:
@@ -252,8 +242,8 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
 )
 @given(steps=actions, hedged=st.booleans(), depth=st.sampled_from([None, D("0.03")]))
 def test_every_ledger_equals_its_venue_and_no_client_order_id_is_placed_twice(
-    template_db, tmp_path_factory, steps, hedged, depth
+    migrated_sqlite, tmp_path_factory, steps, hedged, depth
 ):
     path = tmp_path_factory.mktemp("example") / "copy.db"
-    shutil.copy(template_db, path)
+    migrated_sqlite(path)
     asyncio.run(_scenario(path, steps, hedged, depth))

@@ -43,10 +43,10 @@ application_shift = [timedelta(0)]
 
 
 @pytest.fixture
-async def app(fake, tmp_path):
+async def app(fake, tmp_path, migrated_sqlite):
     application_shift[0] = timedelta(0)
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
+        database_url=migrated_sqlite(tmp_path / "e2e.db"),
         secret_key=generate_key(),
         mode=Mode.LIVE,
         angelone_rest_url=fake.rest_root,

@@ -30,9 +30,9 @@ async def fake() -> AsyncIterator[FakeBinance]:
 
 
 @pytest.fixture
-async def app(fake, tmp_path):
+async def app(fake, tmp_path, migrated_sqlite):
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
+        database_url=migrated_sqlite(tmp_path / "e2e.db"),
         secret_key=generate_key(),
         mode=Mode.TESTNET,
         venue_urls={"binanceusdm": fake.url_overrides(), "binance": fake.url_overrides()},

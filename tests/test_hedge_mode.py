@@ -31,7 +31,8 @@ def _settings(fake, tmp_path) -> Settings:
 
 
 @pytest.fixture
-async def app(fake, tmp_path):
+async def app(fake, tmp_path, migrated_sqlite):
+    migrated_sqlite(tmp_path / "hedge.db")  # the file _settings names (a restart opens it again)
     application = await build_app(_settings(fake, tmp_path))
     yield application
     await application.close()

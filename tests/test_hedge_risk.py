@@ -27,8 +27,10 @@ async def fake() -> AsyncIterator[FakeBinance]:
 
 
 @pytest.fixture
-async def app(fake, tmp_path):
-    application = await build_app(hedge_settings(fake, tmp_path / "hedge-risk.db"))
+async def app(fake, tmp_path, migrated_sqlite):
+    database = tmp_path / "hedge-risk.db"
+    migrated_sqlite(database)
+    application = await build_app(hedge_settings(fake, database))
     yield application
     await application.close()
 

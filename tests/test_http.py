@@ -23,9 +23,9 @@ from tests.harness import eventually
 
 
 @pytest.fixture
-async def app(tmp_path):
+async def app(tmp_path, migrated_sqlite):
     service = await build_app(
-        Settings(database_url=f"sqlite:///{tmp_path / 'http.db'}", secret_key=generate_key(), data_dir=tmp_path)
+        Settings(database_url=migrated_sqlite(tmp_path / "http.db"), secret_key=generate_key(), data_dir=tmp_path)
     )
     yield service
     await service.close()

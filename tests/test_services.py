@@ -25,10 +25,10 @@ _trades = itertools.count(1)
 
 
 @pytest.fixture
-async def app(sqlite_url, tmp_path, monkeypatch) -> AsyncIterator[App]:
+async def app(migrated_sqlite_url, tmp_path, monkeypatch) -> AsyncIterator[App]:
     monkeypatch.chdir(tmp_path)  # no .env
     application = await build_app(
-        Settings(database_url=sqlite_url, secret_key=generate_key(), data_dir=tmp_path, mode=Mode.PAPER)
+        Settings(database_url=migrated_sqlite_url, secret_key=generate_key(), data_dir=tmp_path, mode=Mode.PAPER)
     )
     try:
         yield application

@@ -37,7 +37,6 @@ from core.stats import (
 from storage.accounts import AccountStore
 from storage.db import Database
 from storage.journal import JournalStore
-from storage.migrate import upgrade
 from storage.models import Credential, Follow, Master, MasterDailyPnl, MasterStats, MasterStatsLot
 from storage.stats import StatsStore
 
@@ -308,9 +307,8 @@ async def test_incremental_updates_in_any_batches_equal_a_full_recompute(db, jou
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
-def test_property_database_chunking_equals_recompute(tmp_path_factory, rows, sizes):
-    url = f"sqlite:///{tmp_path_factory.mktemp('stats') / 'p.db'}"
-    upgrade(url)
+def test_property_database_chunking_equals_recompute(tmp_path_factory, migrated_sqlite, rows, sizes):
+    url = migrated_sqlite(tmp_path_factory.mktemp("stats") / "p.db")
 
     async def scenario() -> None:
         db = Database(url)

@@ -693,14 +693,14 @@ async def test_reports_of_several_orders_in_one_write_move_each_position_once(db
         )
 
 
-async def test_two_processes_recording_fills_of_one_follow_at_once_lose_no_execution(db, database_url):
+async def test_two_processes_recording_fills_of_one_follow_at_once_lose_no_execution(db):
     """Two copiers (each its own engine and writer) record executions of one follow's copies at
     the same moment: each read-modify-write of the position holds the row (PostgreSQL) or the
     write lock (SQLite) until it commits, so no execution is lost from the ledger."""
     user = await make_user(db)
     master = await make_master(db)
     follow = await make_follow(db, user.id, master.id, (await make_credential(db, user.id)).id)
-    other = Database(database_url)  # the second process
+    other = Database(db.url)  # the second process
     writers = [JournalStore(db), JournalStore(other)]
     try:
         drafts = [

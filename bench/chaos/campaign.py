@@ -251,7 +251,7 @@ class Campaign:
             self.kills += 1
             self.note(f"SIGKILL copier pid {process.pid} (kill {self.kills})")
         self.twin = None
-        await self.wait_for(lambda s: s["master_sockets"] == 0, 10, "the killed copier's socket closed")
+        await self.wait_for(lambda s: s["master_sockets"] == 0, 60, "the killed copier's socket closed")
 
     async def stop_copier(self) -> None:
         if self.copier is None or self.copier.returncode is not None:
@@ -275,7 +275,7 @@ class Campaign:
         raise RuntimeError(f"timed out after {within} s waiting for {what}")
 
     async def wait_streaming(self) -> None:
-        await self.wait_for(lambda s: s["master_sockets"] >= 1, 90, "the master's user-data stream")
+        await self.wait_for(lambda s: s["master_sockets"] >= 1, 300, "the master's user-data stream")
 
     # ------------------------------------------------------------------ the master
 
@@ -331,7 +331,7 @@ class Campaign:
                 if self.options.database == "postgres" and cycle in (1, self.options.kills // 2):
                     await self.wait_streaming()
                     await self.start_copier(twin=True)
-                    await self.wait_for(lambda s: s["master_sockets"] >= 2, 90, "the twin copier's stream")
+                    await self.wait_for(lambda s: s["master_sockets"] >= 2, 300, "the twin copier's stream")
                     for _ in range(self.rng.randint(2, 4)):
                         await self.master_trade()
                         await asyncio.sleep(self.rng.uniform(0, 1.0))
