@@ -34,6 +34,8 @@ from core.model import (
     FollowSettings,
     OrderIntent,
     OrderOrigin,
+    OrderReport,
+    OrderState,
     OrderType,
     PositionSide,
     Side,
@@ -316,9 +318,8 @@ class RiskService:
             reduce_only=True,
             position_side=_closed_leg(legs, order.side),
         )
-        await self.path.direct.record_venue_fill(
-            follow, direct, filled=filled, price=price, fee=fee, venue_order_id=venue_order_id
-        )
+        report = OrderReport(venue_order_id, order.client_order_id, OrderState.FILLED, filled, price, fee)
+        await self.path.direct.record_venue_fill(follow, direct, report)
         await self.journal.set_protective_status(order.client_order_id, CopyStatus.FILLED)
         await self.protect(follow, order.symbol)  # the sibling order goes, or is resized
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from core.copying import planner
 from core.copying.ids import client_order_id
-from core.copying.path import OrderPath
+from core.copying.path import OnPath, OrderPath
 from core.copying.queues import Key
 from core.copying.recorder import PositionChanged
 from core.copying.results import Subject, draft, journaled_fill, waiting
@@ -42,7 +42,7 @@ OfferCopy = Callable[[FollowSettings, Fill, int, OrderIntent], Awaitable[CopyRes
 MasterEquity = Callable[[int], Awaitable[Decimal | None]]
 
 
-class Copier:
+class Copier(OnPath):
     def __init__(
         self,
         path: OrderPath,
@@ -52,16 +52,9 @@ class Copier:
         master_equity: MasterEquity | None,
         offer_copy: OfferCopy | None,
     ) -> None:
-        self._journal = path.journal
-        self._venues = path.venues
-        self._config = path.config
-        self._clock = path.clock
-        self._follows = path.follows
-        self._queues = path.queues
+        super().__init__(path)
         self._unknowns = path.unknowns
         self._positions = path.positions
-        self._recorder = path.recorder
-        self._dispatcher = path.dispatcher
         self._settler = settler
         self._position_changed = position_changed
         self._master_equity = master_equity

@@ -24,7 +24,6 @@ from core.model import (
     OrderIntent,
     OrderOrigin,
     OrderReport,
-    OrderState,
     PositionSide,
     Side,
     Skip,
@@ -95,21 +94,12 @@ class DirectOrders:
         assert result is not None
         return result
 
-    async def record_venue_fill(
-        self,
-        follow: FollowSettings,
-        order: DirectOrder,
-        *,
-        filled: Decimal,
-        price: Decimal,
-        fee: Decimal,
-        venue_order_id: str,
-    ) -> CopyResult:
-        """An order resting on the venue for this follow (a take-profit or stop-loss) executed:
-        journal it as filled, move the copied position and notify — once, however often seen."""
+    async def record_venue_fill(self, follow: FollowSettings, order: DirectOrder, report: OrderReport) -> CopyResult:
+        """An order resting on the venue for this follow (a take-profit or stop-loss) executed, as
+        ``report`` says: journal it as filled, move the copied position and notify — once, however
+        often seen."""
         result = await self._queues.chained(
-            (follow.follow_id, order.symbol),
-            lambda: self._venue_fill(follow, order, filled, price, fee, venue_order_id),
+            (follow.follow_id, order.symbol), lambda: self._venue_fill(follow, order, report)
         )
         assert result is not None
         return result
@@ -117,17 +107,9 @@ class DirectOrders:
     async def record_skip(self, follow: FollowSettings, order: DirectOrder, skip: Skip) -> CopyResult:
         """An order the copier decided but cannot send (e.g. a remainder below the venue's
         minimum): recorded with its reason and notified, like any skipped copy."""
-        return await self._recorder.skipped_order(follow, order.subject(follow), None, order.intent(follow), skip)
+        return await self._recorder.skipped(follow, order.subject(follow), None, skip, order.intent(follow))
 
-    async def _venue_fill(
-        self,
-        follow: FollowSettings,
-        order: DirectOrder,
-        filled: Decimal,
-        price: Decimal,
-        fee: Decimal,
-        venue_order_id: str,
-    ) -> CopyResult:
+    async def _venue_fill(self, follow: FollowSettings, order: DirectOrder, report: OrderReport) -> CopyResult:
         subject = order.subject(follow)
         row = draft(follow, subject.fill, None, order.intent(follow), CopyStatus.PENDING, origin=order.origin)
         if order.client_order_id in await self._journal.begin_copies([row]):
@@ -135,7 +117,6 @@ class DirectOrders:
             assert journaled is not None
             if journaled.status is not CopyStatus.PENDING:
                 return subject.from_row(journaled)
-        report = OrderReport(venue_order_id, order.client_order_id, OrderState.FILLED, filled, price, fee)
         transition = (await self._journal.record_reports([ReportedOrder(report)]))[0]
         if transition is None:  # recorded before: the row is the truth
             journaled = await self._journal.copy_order(order.client_order_id)

@@ -51,25 +51,15 @@ class Dispatcher:
         received: float,
         *,
         not_after: datetime | None = None,
+        held: bool = False,
     ) -> CopyResult:
-        """Send under ``claim`` and record the outcome."""
-        with self.sender.holding(intent.client_order_id) as held:
-            if not held:
-                return self._recorder.unknown(subject, intent, None, tell=False)
-            return await self.send_held(follow, subject, venue, intent, claim, received, not_after=not_after)
-
-    async def send_held(
-        self,
-        follow: FollowSettings,
-        subject: Subject,
-        venue: Venue,
-        intent: OrderIntent,
-        claim: Claim,
-        received: float,
-        *,
-        not_after: datetime | None = None,
-    ) -> CopyResult:
-        """``send`` for an order the caller holds already (``OrderSender.holding``)."""
+        """Send under ``claim`` and record the outcome (``held``: the caller holds the order
+        already, ``OrderSender.holding``)."""
+        if not held:
+            with self.sender.holding(intent.client_order_id) as holding:
+                if not holding:
+                    return self._recorder.unknown(subject, intent, None, tell=False)
+                return await self.send(follow, subject, venue, intent, claim, received, not_after=not_after, held=True)
         request = SendRequest(
             venue,
             follow.credential_id,
@@ -120,7 +110,7 @@ class Dispatcher:
             if isinstance(settled, Placed):
                 return await self._recorder.acknowledged(follow, subject, intent, settled.report, received)
             if isinstance(settled, Absent) and settled.proven:
-                return await self.send_held(follow, subject, venue, intent, claim, received, not_after=not_after)
+                return await self.send(follow, subject, venue, intent, claim, received, not_after=not_after, held=True)
             if isinstance(settled, Absent):
                 return await self.not_received(follow, subject, intent, venue, received)
             return self._recorder.unknown(subject, intent, settled.message, tell=False)

@@ -47,3 +47,17 @@ class OrderPath:
         self.direct = DirectOrders(
             journal=journal, venues=venues, queues=self.queues, recorder=self.recorder, dispatcher=self.dispatcher
         )
+
+
+class OnPath:
+    """A part of the copier working over the shared order path."""
+
+    def __init__(self, path: OrderPath) -> None:
+        self._journal = path.journal
+        self._venues = path.venues
+        self._config = path.config
+        self._clock = path.clock
+        self._follows = path.follows
+        self._queues = path.queues
+        self._recorder = path.recorder
+        self._dispatcher = path.dispatcher

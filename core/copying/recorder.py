@@ -51,27 +51,15 @@ class Recorder:
     def notify(self, event: CopyResult | FollowPaused) -> None:
         self._notify(event)
 
-    async def skipped(self, follow: FollowSettings, subject: Subject, fill_id: int | None, skip: Skip) -> CopyResult:
-        row = unsent_draft(
-            follow,
-            subject.fill,
-            fill_id,
-            subject.client_order_id,
-            CopyStatus.SKIPPED,
-            skip.reason.value,
-            str(skip),
-            origin=subject.origin,
-        )
-        existing = await self._journal.begin_copies([row])
-        result = subject.skipped(skip)
-        if subject.client_order_id not in existing:
-            self._notify(result)
-        return result
-
-    async def skipped_order(
-        self, follow: FollowSettings, subject: Subject, fill_id: int | None, intent: OrderIntent, skip: Skip
+    async def skipped(
+        self,
+        follow: FollowSettings,
+        subject: Subject,
+        fill_id: int | None,
+        skip: Skip,
+        intent: OrderIntent | None = None,
     ) -> CopyResult:
-        """A decided order recorded as not sent, with its side and size (a direct order's skip)."""
+        """A copy (or, with ``intent``, a decided order: its side and size kept) recorded as not sent."""
         row = unsent_draft(
             follow,
             subject.fill,
@@ -81,8 +69,8 @@ class Recorder:
             skip.reason.value,
             str(skip),
             origin=subject.origin,
-            side=intent.side,
-            quantity=intent.quantity,
+            side=intent.side if intent is not None else None,
+            quantity=intent.quantity if intent is not None else None,
         )
         existing = await self._journal.begin_copies([row])
         result = subject.skipped(skip, intent)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from core.copying.path import OrderPath
+from core.copying.path import OnPath, OrderPath
 from core.copying.recorder import TrackedReports
 from core.copying.results import Subject
 from core.copying.sender import Absent, Placed
@@ -18,15 +18,9 @@ from core.records import CopyOrderRecord
 from core.venues.base import Venue
 
 
-class Settler:
+class Settler(OnPath):
     def __init__(self, path: OrderPath, tracked: TrackedReports) -> None:
-        self._journal = path.journal
-        self._venues = path.venues
-        self._config = path.config
-        self._clock = path.clock
-        self._follows = path.follows
-        self._recorder = path.recorder
-        self._dispatcher = path.dispatcher
+        super().__init__(path)
         self._tracked = tracked
 
     async def settle_owned(self, credential_id: str | None, cid: str) -> CopyResult | None:
@@ -115,8 +109,8 @@ class Settler:
             protected=row.protected,
         )
         not_after = None if row.reduce_only else fill.executed_at + self._config.max_fill_age
-        return await self._dispatcher.send_held(
-            follow, subject, venue, intent, claim, time.monotonic(), not_after=not_after
+        return await self._dispatcher.send(
+            follow, subject, venue, intent, claim, time.monotonic(), not_after=not_after, held=True
         )
 
 

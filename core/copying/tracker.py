@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from core.copying import planner
 from core.copying.ids import reprice_order_id
-from core.copying.path import OrderPath
+from core.copying.path import OnPath, OrderPath
 from core.copying.recorder import TrackedReports
 from core.copying.results import Subject, draft
 from core.copying.sender import OrderSender
@@ -41,16 +41,9 @@ log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 
 
-class Tracker:
+class Tracker(OnPath):
     def __init__(self, path: OrderPath, tracked: TrackedReports) -> None:
-        self._journal = path.journal
-        self._venues = path.venues
-        self._config = path.config
-        self._clock = path.clock
-        self._follows = path.follows
-        self._queues = path.queues
-        self._recorder = path.recorder
-        self._dispatcher = path.dispatcher
+        super().__init__(path)
         self._tracked = tracked
 
     @property
