@@ -284,10 +284,10 @@ async def test_settings_changes_reach_every_subscriber_and_a_new_master_reaches_
     )
     await ready.wait()
     signals = SettingsSignals(redis, keys)
-    signals.follows_changed(7)
-    await signals.master_added(3)
+    signals.follows_changed(7)  # published from a task of its own: in order with the next only once flushed
     await signals.flush()
-    await eventually(lambda: masters == [3], "the signals")
+    await signals.master_added(3)
+    await eventually(lambda: masters == [3] and follows == [7], "the signals")
     listening.cancel()
     await asyncio.gather(listening, return_exceptions=True)
     assert follows == [7]
