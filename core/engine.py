@@ -30,8 +30,8 @@ from core.journal import JournalEntry, PendingCopy
 from core.model import CopyResult, CopyStatus, Fill, FillStatus, FollowSettings
 from core.venues.base import OrderChange
 
-#: how often a stop looks again at its follow's copies another process holds
-QUIESCE_POLL_SECONDS = 0.25
+#: how often a stop looks again at its follow's copies another process holds (each look asks the venue)
+QUIESCE_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
