@@ -91,7 +91,7 @@ class CopyEngine:
                 return FillOutcome(fill, duplicate=True)
             planning.add(entry.fill_id)
             try:
-                tasks = await self._copier.start_copies(fill, entry, received)
+                tasks = await self._copier.start_copies(fill, entry, received, fresh=True)
             except BaseException:
                 planning.discard(entry.fill_id)
                 raise

@@ -29,6 +29,7 @@ from core.model import (
     EntrySides,
     MarginMode,
     OrderType,
+    OversizeAction,
     RemainderAction,
     SizingMode,
     SlippageAction,
@@ -338,6 +339,28 @@ REMAINDER_ACTION = Choice(
 )
 
 
+OVERSIZE_ACTION = Choice(
+    "ov",
+    "Large orders",
+    "When a copy is larger than your exchange takes in one order (Binance: MARKET_LOT_SIZE for market "
+    "orders, LOT_SIZE for limit orders):",
+    (
+        Option(
+            OversizeAction.SPLIT,
+            "Split into several orders",
+            "split into several orders, each within the maximum",
+        ),
+        Option(
+            OversizeAction.CAP,
+            "Cap at the maximum",
+            "an entry is capped at the maximum and the rest is not copied (exits are always split, so that "
+            "they close the position)",
+        ),
+    ),
+    row=11,
+)
+
+
 def _remainder_line(follow: Any) -> str:
     line = f"Unfilled limit copies: {REMAINDER_ACTION.shown(follow.remainder_action)}"
     if follow.remainder_action == RemainderAction.REPRICE:
@@ -557,6 +580,13 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             "slippage limit from the master's price (or your price protection when no slippage limit is set).",
             row=10,
         ),
+    ),
+    FollowSetting(
+        "oversize_action",
+        partial(parse_choice, choices=OversizeAction, field="large orders"),
+        line=lambda f: f"Large orders: {OVERSIZE_ACTION.shown(f.oversize_action)}",
+        widget=OVERSIZE_ACTION,
+        load=OversizeAction,
     ),
     FollowSetting("leverage", parse_leverage),
     FollowSetting("order_types", parse_order_types, load=lambda types: frozenset(OrderType(t) for t in types)),

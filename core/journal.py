@@ -287,6 +287,11 @@ class CopyJournal(Protocol):
 
     async def copy_order(self, client_order_id: str) -> CopyOrderRecord | None: ...
 
+    async def record_drift(self, follow_id: int, label: str, expected: Decimal, actual: Decimal) -> None:
+        """Store one drift found while copying (an exit bounded by the venue's position), beside the
+        others the last reconciliation found (the next one replaces them all)."""
+        ...
+
 
 class RiskLedger(Protocol):
     """The risk controls' view of the ledger: copied positions and what protects them."""

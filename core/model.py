@@ -53,6 +53,22 @@ class PositionSide(enum.StrEnum):
         return {PositionSide.LONG: PositionSide.SHORT, PositionSide.SHORT: PositionSide.LONG}.get(self, self)
 
 
+def venue_side(position_side: PositionSide, quantity: Decimal, hedged: bool) -> PositionSide:
+    """The venue position a copied position of signed ``quantity`` counts in: the net (BOTH) on a
+    one-way account; on a hedge-mode one its own side, or for a BOTH copy the side of its sign
+    (its orders were sent as opening / closing that side)."""
+    if not hedged:
+        return PositionSide.BOTH
+    if position_side is PositionSide.BOTH:
+        return PositionSide.LONG if quantity > 0 else PositionSide.SHORT
+    return position_side
+
+
+def drift_label(symbol: str, position_side: PositionSide) -> str:
+    """How a drift is named (stored, shown, synced): the symbol, and a hedge leg's side."""
+    return symbol if position_side is PositionSide.BOTH else f"{symbol} {position_side.value}"
+
+
 class OrderType(enum.StrEnum):
     MARKET = "market"
     LIMIT = "limit"
@@ -110,6 +126,13 @@ class RemainderAction(enum.StrEnum):
 
     REPRICE = "reprice"  # cancelled and sent again at a fresh protected price, within the slippage limit
     CANCEL = "cancel"  # cancelled; what filled is kept and the order recorded expired
+
+
+class OversizeAction(enum.StrEnum):
+    """What happens to a copy larger than the venue takes in one order (``MarketRules.max_order_quantity``)."""
+
+    SPLIT = "split"  # sent as several orders, each within the maximum, each with its own derived client id
+    CAP = "cap"  # an entry sent at the maximum, the rest not copied (recorded); exits are always split
 
 
 class EntrySides(enum.StrEnum):
@@ -259,7 +282,8 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class MarketRules:
-    """A venue's trading rules for one symbol (lot step, tick, minimums)."""
+    """A venue's trading rules for one symbol (lot step, tick, minimums, the most one order may ask
+    for). An order above its maximum is split into several, or capped (``OversizeAction``)."""
 
     symbol: str
     base: str
@@ -268,9 +292,26 @@ class MarketRules:
     price_tick: Decimal
     min_quantity: Decimal = Decimal(0)
     min_notional: Decimal = Decimal(0)
+    #: the most one order may ask for, in order units (Binance LOT_SIZE ``maxQty``; NSE's freeze quantity)
     max_quantity: Decimal | None = None
     contract_size: Decimal = Decimal(1)
     derivative: bool = False
+    #: the most one MARKET order may ask for where the venue bounds it apart (Binance MARKET_LOT_SIZE)
+    max_market_quantity: Decimal | None = None
+
+    def max_order_quantity(self, order_type: OrderType) -> Decimal | None:
+        """The most one order of ``order_type`` may ask for, on the step (``None``: no limit): a
+        market order within both maximums, any other within the lot maximum."""
+        limits = [self.max_quantity]
+        if order_type is OrderType.MARKET:
+            limits.append(self.max_market_quantity)
+        known = [limit for limit in limits if limit is not None and limit > 0]
+        if not known:
+            return None
+        lowest = min(known)
+        if self.quantity_step > 0:
+            lowest = (lowest // self.quantity_step) * self.quantity_step
+        return lowest
 
 
 #: the price protection of a market copy sent as a limit when the follow sets none (``core.engine.protected_limit``)
@@ -426,3 +467,4 @@ class FollowSettings:
     product: str | None = None  # overrides the master's product type (Angel One: INTRADAY, DELIVERY, ...)
     remainder_action: RemainderAction = RemainderAction.REPRICE  # a protected limit's remainder after its window
     reprice_attempts: int = DEFAULT_REPRICE_ATTEMPTS  # at most this many re-sends of one protected limit
+    oversize_action: OversizeAction = OversizeAction.SPLIT  # a copy above the venue's maximum per order

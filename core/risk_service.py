@@ -42,7 +42,9 @@ from core.model import (
     SizingMode,
     Skip,
     SkipReason,
+    drift_label,
     utcnow,
+    venue_side,
 )
 from core.records import PositionRecord
 from core.sizing import Leg, fit_to_market, one_way_note, raw_entry_quantity, round_down
@@ -120,22 +122,6 @@ def _closed_leg(legs: Sequence[PositionRecord], side: Side) -> PositionSide:
         if _closing_side(position.quantity) is side:
             return position.position_side
     return PositionSide.BOTH  # no copy left to close: a one-way record of what the venue did
-
-
-def _venue_side(position_side: PositionSide, quantity: Decimal, hedged: bool) -> PositionSide:
-    """The venue position a position of signed ``quantity`` counts in: the net (BOTH) on a
-    one-way account; on a hedge-mode one its own side, or for a BOTH copy the side of its sign
-    (its orders were sent as opening / closing that side)."""
-    if not hedged:
-        return PositionSide.BOTH
-    if position_side is PositionSide.BOTH:
-        return PositionSide.LONG if quantity > 0 else PositionSide.SHORT
-    return position_side
-
-
-def drift_label(symbol: str, position_side: PositionSide) -> str:
-    """How a drift is named (stored, shown, synced): the symbol, and a hedge leg's side."""
-    return symbol if position_side is PositionSide.BOTH else f"{symbol} {position_side.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,13 +526,13 @@ class RiskService:
         hedged = await venue.hedge_mode()
         expected: dict[tuple[str, PositionSide], Decimal] = {}
         for copied in await self.journal.real_positions(follow.follow_id):
-            key = (copied.symbol, _venue_side(copied.position_side, copied.quantity, hedged))
+            key = (copied.symbol, venue_side(copied.position_side, copied.quantity, hedged))
             expected[key] = expected.get(key, ZERO) + copied.quantity
         watched = {symbol for symbol, _ in expected} | await self.journal.master_symbols(follow.master_id)
         actual: dict[tuple[str, PositionSide], Decimal] = {}
         for held in await venue.positions():
             if held.symbol in watched:
-                key = (held.symbol, _venue_side(held.position_side, held.quantity, hedged))
+                key = (held.symbol, venue_side(held.position_side, held.quantity, hedged))
                 actual[key] = actual.get(key, ZERO) + held.quantity
         drifts: dict[tuple[str, PositionSide], tuple[Decimal, Decimal]] = {}
         for key in sorted(set(expected) | set(actual)):

@@ -7,7 +7,10 @@ exits stay proportional and a full exit leaves nothing behind. A fill that rever
 master's position is split into an exit leg and an entry leg.
 
 Everything rounds *down* to the venue's step, then checks the minimum quantity and minimum
-notional: an order too small becomes a recorded ``Skip`` with the numbers, never a crash.
+notional: an order too small becomes a recorded ``Skip`` with the numbers, never a crash. An
+order larger than the venue takes at once is split into parts within its maximum
+(``split_quantity``; or capped, the follow's choice), and an exit never asks for more than the
+venue shows held (``cap_exit``).
 """
 
 from __future__ import annotations
@@ -154,8 +157,6 @@ def _fit_units(
     units: Decimal, quantity: Decimal, rules: MarketRules, price: Decimal, *, reduce_only: bool
 ) -> Decimal | Skip:
     """Check ``quantity`` (``units`` rounded down to the step) against the venue's limits."""
-    if rules.max_quantity is not None and quantity > rules.max_quantity:
-        quantity = round_down(rules.max_quantity, rules.quantity_step)
     minimum = max(rules.min_quantity, rules.quantity_step)
     if quantity <= 0 or quantity < minimum:
         return Skip(
@@ -219,3 +220,38 @@ def _shown(value: Decimal, step: Decimal) -> str:
 
 def _fmt(value: Decimal) -> str:
     return format(value.normalize(), "f")
+
+
+def split_quantity(quantity: Decimal, maximum: Decimal, step: Decimal) -> list[Decimal]:
+    """``quantity`` as the fewest parts of at most ``maximum`` each, on the step, as equal as the
+    step allows (the first parts one step larger): 150 within 120 is 75 + 75, never 120 + a
+    remainder that may fall below the venue's minimum. Their sum is ``quantity`` exactly."""
+    if maximum <= 0 or quantity <= maximum:
+        return [quantity]
+    count = math.ceil(Fraction(quantity) / Fraction(maximum))
+    if step <= 0:
+        share = quantity / count
+        return [share] * (count - 1) + [quantity - share * (count - 1)]
+    steps = int(quantity / step)
+    base, larger = divmod(steps, count)
+    parts = [(base + 1) * step] * larger + [base * step] * (count - larger)
+    parts[-1] += quantity - sum(parts, ZERO)  # a quantity off the step keeps its residue in the last part
+    return parts
+
+
+def cap_exit(sized: Sized, held: Decimal, rules: MarketRules) -> Sized | Skip:
+    """An exit bounded by ``held``, what the venue shows of the position it closes (≥ 0, in order
+    units): the venue refuses a reduce-only order above it (Binance -2022), and where there is no
+    reduce-only flag (Angel One) the excess would open the other way. A full exit then closes
+    what is actually there."""
+    if sized.quantity <= held:
+        return sized
+    quantity = round_down(held, rules.quantity_step)
+    minimum = max(rules.min_quantity, rules.quantity_step)
+    if quantity <= 0 or quantity < minimum:
+        return Skip(
+            SkipReason.NO_POSITION_TO_EXIT,
+            f"your exchange shows {_fmt(held)} {rules.base} of the {_fmt(sized.quantity)} {rules.base} this exit "
+            "would close: closed outside the copier",
+        )
+    return Sized(sized.side, quantity)

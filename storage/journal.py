@@ -819,6 +819,15 @@ class JournalStore:
                 session.add(PositionDrift(follow_id=follow_id, symbol=symbol, expected=expected, actual=actual))
             return previous
 
+    async def record_drift(self, follow_id: int, label: str, expected: Decimal, actual: Decimal) -> None:
+        """One drift found while copying, stored beside the others (see ``CopyJournal.record_drift``)."""
+        async with self.db.session() as session:
+            row = await session.get(PositionDrift, (follow_id, label))
+            if row is None:
+                session.add(PositionDrift(follow_id=follow_id, symbol=label, expected=expected, actual=actual))
+            else:
+                row.expected, row.actual, row.detected_at = expected, actual, utcnow()
+
     async def drifts(self, follow_id: int) -> list[PositionDrift]:
         async with self.db.session() as session:
             rows = await session.execute(

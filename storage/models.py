@@ -21,6 +21,7 @@ from core.model import (
     OrderOrigin,
     OrderState,
     OrderType,
+    OversizeAction,
     PositionSide,
     RemainderAction,
     Side,
@@ -116,6 +117,8 @@ class Follow(SQLModel, table=True):
     # a protected limit's unfilled remainder after its window: re-priced (at most reprice_attempts times) or cancelled
     remainder_action: RemainderAction = Field(default=RemainderAction.REPRICE, sa_type=_enum(RemainderAction, 8))
     reprice_attempts: int = DEFAULT_REPRICE_ATTEMPTS
+    # a copy above the venue's maximum per order: split into parts, or (an entry) capped at the maximum
+    oversize_action: OversizeAction = Field(default=OversizeAction.SPLIT, sa_type=_enum(OversizeAction, 8))
     status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))
     status_reason: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

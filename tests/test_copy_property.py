@@ -4,7 +4,8 @@ follower fills (resting limits filled at once or in parts), tracking and settle 
 copier and of a second copier process on the same database, which also takes over pending copies
 while the first is still sending them —, lost answers and 5xx after or before the venue accepted
 the order, orders accepted late (within their send window, or arriving past it and refused) and
-"already exists" answers (Binance -4116), every follower's ledger equals its venue position, no
+"already exists" answers (Binance -4116), with copies larger than the venue takes in one order
+split into parts (each its own client id), every follower's ledger equals its venue position, no
 client order id is placed twice and no outcome is notified twice. Paper venues; each example runs on a
 fresh SQLite database."""
 
@@ -13,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal as D
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from core.copying.config import EngineConfig
@@ -26,7 +27,7 @@ from core.engine import CopyEngine
 from core.errors import DuplicateOrder, OrderStatusUnknown, TemporaryError
 from core.model import OrderType, PositionSide, Side
 from core.vault import Vault, generate_key
-from core.venues.paper.venue import PaperExchange, PaperVenue
+from core.venues.paper.venue import PaperExchange, PaperVenue, default_markets
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
 from storage.db import Database
@@ -93,10 +94,13 @@ actions = st.lists(
 )
 
 
-async def _harness(path: Path, depth: D | None) -> Harness:
+async def _harness(path: Path, depth: D | None, maximum: D | None = None) -> Harness:
     db = Database(f"sqlite:///{path}")
     accounts = AccountStore(db)
-    exchange = PaperExchange(depth=depth)
+    markets = default_markets()
+    if maximum is not None:  # a market order above it is split, a limit above twice it
+        markets[BTC] = replace(markets[BTC], max_market_quantity=maximum, max_quantity=maximum * 2)
+    exchange = PaperExchange(depth=depth, markets=markets)
     vault = Vault(generate_key())
 
     async def paper(account):
@@ -146,8 +150,10 @@ def _hedge_trade(step: MasterTrade, held: dict[PositionSide, int]) -> tuple[Side
     return step.side, leg, quantity, closes
 
 
-async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | None = None) -> None:
-    h = await _harness(path, depth)
+async def _scenario(
+    path: Path, steps: list, hedged: bool = False, depth: D | None = None, maximum: D | None = None
+) -> None:
+    h = await _harness(path, depth, maximum)
     try:
         followers = [await h.add_follower(balance="10000000", sizing_value=value) for value in (D(1), D("0.5"))]
         booked: list[str] = []
@@ -240,10 +246,26 @@ async def _scenario(path: Path, steps: list, hedged: bool = False, depth: D | No
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(steps=actions, hedged=st.booleans(), depth=st.sampled_from([None, D("0.03")]))
+@given(
+    steps=actions,
+    hedged=st.booleans(),
+    depth=st.sampled_from([None, D("0.03")]),
+    maximum=st.sampled_from([None, D("0.05")]),  # a copy of up to 0.3 BTC in up to six parts
+)
+@example(  # an entry of 0.3 BTC in six parts, a lost answer on one of the exit's parts, a settle pass
+    steps=[
+        MasterTrade(Side.BUY, 30, None, 1, False, PositionSide.LONG),
+        Fault(0, "lost"),
+        MasterTrade(Side.SELL, 30, None, 2, True, PositionSide.LONG),
+        Job("resume", 0),
+    ],
+    hedged=False,
+    depth=None,
+    maximum=D("0.05"),
+)
 def test_every_ledger_equals_its_venue_and_no_client_order_id_is_placed_twice(
-    migrated_sqlite, tmp_path_factory, steps, hedged, depth
+    migrated_sqlite, tmp_path_factory, steps, hedged, depth, maximum
 ):
     path = tmp_path_factory.mktemp("example") / "copy.db"
     migrated_sqlite(path)
-    asyncio.run(_scenario(path, steps, hedged, depth))
+    asyncio.run(_scenario(path, steps, hedged, depth, maximum))

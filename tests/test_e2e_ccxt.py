@@ -273,3 +273,55 @@ async def test_a_copy_answered_status_unknown_after_the_venue_accepted_it_is_pla
     await app.listeners.idle()
     for account in (first, second):
         assert len(account.orders) == 1  # the unknown answer was looked up, not resent
+
+
+async def test_a_follower_who_closed_part_by_hand_ends_flat_when_the_master_exits(app, fake):
+    master, follows = await _setup(app, fake)
+    second = fake.accounts[FOLLOWERS[1][0]]  # coefficient 1
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("0.1"), "the entry")
+    await app.listeners.idle()
+
+    def position_reads() -> int:
+        return fake.count("GET", "/fapi/v3/positionRisk") + fake.count("GET", "/fapi/v2/positionRisk")
+
+    reads = position_reads()
+    await fake.master_trade(FOLLOWERS[1][0], "BTCUSDT", "SELL", D("0.04"), reduce_only=True)  # closed by hand
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("0.1"), reduce_only=True)
+    await eventually(lambda: second.signed_position("BTCUSDT") == 0, "the follower flat with the master")
+
+    await app.listeners.idle()
+    user_id = follows[1].user_id
+    exit_copy = (await app.accounts.copy_history(user_id, limit=10))[0]
+    assert (exit_copy.status, exit_copy.filled_quantity) == (CopyStatus.FILLED, D("0.06"))
+    sent = [o for o in second.orders.values() if o.client_order_id == exit_copy.client_order_id]
+    assert [(o.quantity, o.reduce_only) for o in sent] == [(D("0.06"), True)]
+    assert "0.04 BTC closed outside the copier is not sent" in (exit_copy.reason or "")
+    drifts = await app.journal.drifts(follows[1].id)
+    assert [(d.symbol, d.expected, d.actual) for d in drifts] == [("BTC/USDT:USDT", D("0.04"), D(0))]
+    assert position_reads() == reads + len(FOLLOWERS)  # one read per follower account, for its exit only
+
+
+async def test_a_150_btc_market_copy_is_sent_within_market_lot_size_and_fully_executed(app, fake):
+    master, follows = await _setup(app, fake)
+    for key, _ in [MASTER, *FOLLOWERS]:
+        fake.accounts[key].futures_wallet = D("100000000")
+    second = fake.accounts[FOLLOWERS[1][0]]  # coefficient 1
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("150"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("150"), "the whole entry")
+    entries = [o for o in second.orders.values() if o.side == "BUY"]
+    assert sorted(o.quantity for o in entries) == [D(75), D(75)]  # MARKET_LOT_SIZE maxQty 120
+    assert all(o.status == "FILLED" and o.client_order_id.startswith("cs") for o in entries)
+
+    await fake.master_trade(MASTER[0], "BTCUSDT", "SELL", D("150"), reduce_only=True)
+    await eventually(lambda: second.signed_position("BTCUSDT") == 0, "the whole exit")
+    await app.listeners.idle()
+    rows = await app.accounts.copy_history(follows[1].user_id, limit=10)
+    assert sorted((r.side, r.requested_quantity, r.status) for r in rows) == [
+        ("buy", D(75), CopyStatus.FILLED),
+        ("buy", D(75), CopyStatus.FILLED),
+        ("sell", D(75), CopyStatus.FILLED),
+        ("sell", D(75), CopyStatus.FILLED),
+    ]
+    assert all("part" in (r.reason or "") and "120" in (r.reason or "") for r in rows)

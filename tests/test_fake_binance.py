@@ -608,3 +608,44 @@ async def test_a_share_of_orders_is_accepted_late_as_the_seed_decides() -> None:
         assert position["contracts"] == pytest.approx(0.12)  # every order placed once, the late ones too
         patterns.append(pattern)
     assert patterns[0] == patterns[1]
+
+
+async def test_a_reduce_only_order_larger_than_the_position_is_rejected_never_a_flip(
+    fake: FakeBinance, client: Client
+) -> None:
+    rest = await client()
+    await rest.create_order(PERP, "market", "buy", 0.06)
+
+    with pytest.raises(ccxt.ExchangeError, match="-2022"):
+        await rest.create_order(PERP, "market", "sell", 0.1, None, {"reduceOnly": True})
+    positions = await rest.fetch_positions([PERP])
+    assert [D(p["info"]["positionAmt"]) for p in positions] == [D("0.06")]
+
+    await rest.create_order(PERP, "market", "sell", 0.06, None, {"reduceOnly": True})
+    assert await rest.fetch_positions([PERP]) == []
+
+
+async def test_quantities_above_the_market_or_limit_maximum_are_rejected(fake: FakeBinance, client: Client) -> None:
+    fake.accounts[KEY].futures_wallet = D("100000000")
+    rest = await client()
+    market = rest.market(PERP)
+    assert (market["limits"]["market"]["max"], market["limits"]["amount"]["max"]) == (120, 1000)
+
+    with pytest.raises(ccxt.ExchangeError, match="-4005"):
+        await rest.create_order(PERP, "market", "buy", 150)
+    with pytest.raises(ccxt.ExchangeError, match="-4005"):
+        await rest.create_order(PERP, "limit", "buy", 1001, 50_000)
+    await rest.create_order(PERP, "market", "buy", 120)
+    await rest.create_order(PERP, "limit", "buy", 150, 50_000)  # LOT_SIZE allows it: it rests
+    spot = await client("binance")
+    with pytest.raises(ccxt.InvalidOrder, match="MARKET_LOT_SIZE"):
+        await spot.create_order(SPOT_BTC, "market", "buy", 101)
+
+
+async def test_the_minimum_notional_is_waived_for_reduce_only_orders_only(fake: FakeBinance, client: Client) -> None:
+    rest = await client()
+    await rest.create_order(PERP, "market", "buy", 0.003)  # 180 USDT at 60,000
+
+    with pytest.raises(ccxt.ExchangeError, match="-4164"):
+        await rest.create_order(PERP, "market", "sell", 0.001)  # closes, but is not reduce-only
+    await rest.create_order(PERP, "market", "sell", 0.001, None, {"reduceOnly": True})

@@ -5,11 +5,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from core.model import Fill, MarketRules, PositionSide, Side, SizingMode, Skip, SkipReason
+from core.model import Fill, MarketRules, OrderType, PositionSide, Side, SizingMode, Skip, SkipReason
 from core.sizing import (
     Leg,
     LegPlan,
     Sized,
+    cap_exit,
     fit_to_market,
     one_way_note,
     raw_entry_quantity,
@@ -17,6 +18,7 @@ from core.sizing import (
     round_price,
     size_exit,
     split_legs,
+    split_quantity,
 )
 
 BTC = MarketRules("BTC/USDT:USDT", "BTC", "USDT", D("0.001"), D("0.1"), D("0.001"), D("100"), derivative=True)
@@ -133,9 +135,47 @@ def test_contract_size_converts_base_units_to_contracts():
     assert fit_to_market(D(250), rules, D(10)) == D(2)
 
 
-def test_max_quantity_caps_the_order():
+def test_sizing_keeps_a_quantity_above_the_venue_maximum_for_the_planner_to_split():
     rules = MarketRules("X/USDT", "X", "USDT", D(1), D("0.01"), D(1), D(0), max_quantity=D(10))
-    assert fit_to_market(D(15), rules, D(1)) == D(10)
+    assert fit_to_market(D(15), rules, D(1)) == D(15)  # never silently capped: split or capped with a reason
+
+
+def test_a_market_order_is_bounded_by_both_maximums_a_limit_by_the_lot_maximum():
+    rules = MarketRules(
+        "BTC/USDT:USDT", "BTC", "USDT", D("0.001"), D("0.1"), max_quantity=D(1000), max_market_quantity=D(120)
+    )
+    assert rules.max_order_quantity(OrderType.MARKET) == D(120)
+    assert rules.max_order_quantity(OrderType.LIMIT) == D(1000)
+    assert BTC.max_order_quantity(OrderType.MARKET) is None
+
+
+def test_150_within_120_is_split_in_two_equal_parts():
+    assert split_quantity(D(150), D(120), D("0.001")) == [D(75), D(75)]
+    assert split_quantity(D("240.001"), D(120), D("0.001")) == [D("80.001"), D(80), D(80)]
+    assert split_quantity(D(120), D(120), D("0.001")) == [D(120)]
+
+
+@given(
+    steps=st.integers(1, 10**7),
+    max_steps=st.integers(1, 10**6),
+    step=st.sampled_from([D("0.001"), D(1), D("0.5"), D("0.00001")]),
+)
+def test_a_split_is_the_fewest_parts_within_the_maximum_summing_exactly(steps, max_steps, step):
+    assume(steps <= max_steps * 100)  # up to a hundred parts
+    quantity, maximum = steps * step, max_steps * step
+    parts = split_quantity(quantity, maximum, step)
+    assert sum(parts, D(0)) == quantity
+    assert all(0 < part <= maximum and part % step == 0 for part in parts)
+    assert len(parts) == -(-steps // max_steps)  # the fewest possible
+    assert max(parts) - min(parts) <= step  # as equal as the step allows
+
+
+def test_an_exit_is_bounded_by_what_the_venue_shows_held():
+    assert cap_exit(Sized(Side.SELL, D("0.1")), D("0.06"), BTC) == Sized(Side.SELL, D("0.06"))
+    assert cap_exit(Sized(Side.SELL, D("0.05")), D("0.06"), BTC) == Sized(Side.SELL, D("0.05"))
+    nothing = cap_exit(Sized(Side.SELL, D("0.1")), D("0.0004"), BTC)
+    assert isinstance(nothing, Skip) and nothing.reason is SkipReason.NO_POSITION_TO_EXIT
+    assert "shows 0.0004 BTC of the 0.1 BTC" in nothing.detail
 
 
 # -- exits ---------------------------------------------------------------------------------------

@@ -8,14 +8,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from decimal import Decimal
 
 from core.copying import planner
-from core.copying.ids import client_order_id
+from core.copying.ids import client_order_id, split_order_id
 from core.copying.path import OnPath, OrderPath
+from core.copying.positions import VenuePositions
 from core.copying.queues import Key
 from core.copying.recorder import PositionChanged
-from core.copying.results import Subject, draft, journaled_fill, waiting
+from core.copying.results import Subject, draft, journaled_fill, journaled_intent, waiting
 from core.copying.sender import not_after
 from core.copying.settler import Settler
 from core.errors import NotFound, UnknownSymbol, VaultError, VenueError
@@ -31,8 +33,11 @@ from core.model import (
     SizingMode,
     Skip,
     SkipReason,
+    drift_label,
+    venue_side,
 )
-from core.sizing import Leg, LegPlan, one_way_note, split_legs
+from core.records import CopyOrderRecord
+from core.sizing import Leg, LegPlan, Sized, one_way_note, split_legs
 from core.venues.base import Venue
 
 log = logging.getLogger(__name__)
@@ -60,13 +65,22 @@ class Copier(OnPath):
         self._master_equity = master_equity
         self._offer_copy = offer_copy
         self.planning: set[int] = set()  # journaled fills whose copies are being planned now
+        self._held = VenuePositions()  # what follower venues show held, read for exits only
 
     # -- fan-out ------------------------------------------------------------------------------
 
     async def start_copies(
-        self, fill: Fill, entry: JournalEntry, received: float, accept: Callable[[str], bool] | None = None
+        self,
+        fill: Fill,
+        entry: JournalEntry,
+        received: float,
+        accept: Callable[[str], bool] | None = None,
+        *,
+        fresh: bool = False,
     ) -> list[asyncio.Task[list[CopyResult]]]:
-        """Queue one task per active follow (with ``accept``, of the follower accounts it takes)."""
+        """Queue one task per active follow (with ``accept``, of the follower accounts it takes).
+        ``fresh``: the fill was journaled just now, so no copy of it can have been journaled before
+        (a re-plan looks for the parts of an order an earlier plan split)."""
         follows = await self._follows.active(fill.master_id)
         if accept is not None:
             follows = [f for f in follows if accept(f.credential_id)]
@@ -76,7 +90,7 @@ class Copier(OnPath):
         for follow in follows:
 
             async def work(follow: FollowSettings = follow) -> list[CopyResult]:
-                return await self._copy_for_follow(follow, fill, entry.fill_id, legs, master_equity, received)
+                return await self._copy_for_follow(follow, fill, entry.fill_id, legs, master_equity, received, fresh)
 
             tasks.append(self._queues.enqueue((follow.follow_id, fill.symbol), work))
         return tasks
@@ -96,6 +110,7 @@ class Copier(OnPath):
         legs: list[LegPlan],
         master_equity: Decimal | None,
         received: float,
+        fresh: bool,
     ) -> list[CopyResult]:
         key = (follow.follow_id, fill.symbol)
         if await self._must_wait(follow, key, fill_id):
@@ -107,16 +122,17 @@ class Copier(OnPath):
         for index, leg in enumerate(legs):
             cid = client_order_id(fill, follow.follow_id, index)
             try:
-                result = await self.copy_leg(follow, fill, fill_id, leg, cid, master_equity, received)
+                leg_results = await self.copy_leg(follow, fill, fill_id, leg, cid, master_equity, received, fresh=fresh)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug must cost one follower one order, never the others
                 log.exception("copy for follow %s failed unexpectedly", follow.follow_id)
-                result = await self._recorder.failed_unsent(
+                failed = await self._recorder.failed_unsent(
                     follow, Subject.of(follow, fill, cid), fill_id, f"internal error: {type(exc).__name__}", received
                 )
-            results.append(result)
-            if result.filled_quantity > 0 and not follow.dry_run:
+                leg_results = [failed]
+            results += leg_results
+            if any(r.filled_quantity > 0 for r in leg_results) and not follow.dry_run:
                 await self._position_changed(follow, fill.symbol)
         return results
 
@@ -158,40 +174,100 @@ class Copier(OnPath):
         received: float,
         *,
         confirmed: bool = False,
-    ) -> CopyResult:
+        fresh: bool = False,
+    ) -> list[CopyResult]:
+        """The copy of one leg: one order, or the parts of one larger than the venue takes at once
+        (each journaled under its own derived id, fenced and sent in turn; a re-plan follows the
+        parts an earlier plan journaled, never splitting differently)."""
         subject = Subject.of(follow, fill, cid)
+        deadline = None  # an exit is sent however late
+        if leg.leg is Leg.ENTRY:  # a confirmed entry's time runs from the confirmation
+            deadline = not_after(self._clock() if confirmed else fill.executed_at, self._config.max_fill_age)
+        if not fresh:
+            earlier = await self._journaled_parts(cid)
+            if earlier:  # split by an earlier plan: its parts are followed as journaled, never planned again
+                return await self._resume_parts(follow, fill, earlier, received, deadline)
         age = (self._clock() - fill.executed_at).total_seconds()
         stale = self._clock() - fill.executed_at > self._config.max_fill_age
         refused = planner.entry_refused(follow, fill, leg, age, stale and not confirmed)
         if refused is not None:
-            return await self._recorder.skipped(follow, subject, fill_id, refused)
+            return [await self._recorder.skipped(follow, subject, fill_id, refused)]
         try:
             venue = await self._venues.venue_for(follow.credential_id)
             rules = await venue.market(fill.symbol)
         except UnknownSymbol as exc:
-            return await self._recorder.skipped(follow, subject, fill_id, Skip(SkipReason.UNKNOWN_SYMBOL, str(exc)))
+            return [await self._recorder.skipped(follow, subject, fill_id, Skip(SkipReason.UNKNOWN_SYMBOL, str(exc)))]
         except (VenueError, VaultError) as exc:
-            return await self._recorder.failed_unsent(follow, subject, fill_id, str(exc), received, exc)
+            return [await self._recorder.failed_unsent(follow, subject, fill_id, str(exc), received, exc)]
         planned = await self._plan(follow, fill, leg, cid, venue, rules, master_equity)
         if isinstance(planned, Skip):
-            return await self._recorder.skipped(follow, subject, fill_id, planned)
+            return [await self._recorder.skipped(follow, subject, fill_id, planned)]
         intent, note = planned
         if follow.confirm_seconds is not None and not confirmed and self._offer_copy is not None:
-            return await self._offer_copy(follow, fill, fill_id, intent)
+            return [await self._offer_copy(follow, fill, fill_id, intent)]
         if follow.dry_run:
-            return await self._recorder.dry_run(follow, subject, fill_id, intent, rules)
-        existing = await self._journal.begin_copies(
-            [draft(follow, fill, fill_id, intent, CopyStatus.PENDING, reason=note)]
-        )
-        deadline = None  # an exit is sent however late
-        if leg.leg is Leg.ENTRY:  # a confirmed entry's time runs from the confirmation
-            deadline = not_after(self._clock() if confirmed else fill.executed_at, self._config.max_fill_age)
-        if cid in existing:  # planned by an earlier run: never sent before asking the venue
-            row = await self._journal.copy_order(cid)
-            assert row is not None
-            return await self._dispatcher.resume(follow, subject, venue, intent, row, received, not_after=deadline)
-        claim = Claim(cid, FIRST_EPOCH)
-        return await self._dispatcher.send(follow, subject, venue, intent, claim, received, not_after=deadline)
+            return [await self._recorder.dry_run(follow, subject, fill_id, intent, rules)]
+        parts = planner.venue_parts(follow, leg, intent, rules, venue.name)
+        if isinstance(parts, Skip):
+            return [await self._recorder.skipped(follow, subject, fill_id, parts)]
+        if len(parts) > 1 and not fresh and await self._journal.copy_order(cid) is not None:
+            parts = [(intent, None)]  # journaled whole by an earlier plan: followed as it was
+        drafts = [
+            draft(follow, fill, fill_id, part, CopyStatus.PENDING, reason=_joined(note, part_note))
+            for part, part_note in parts
+        ]
+        existing = await self._journal.begin_copies(drafts)  # every part journaled before the first is sent
+        results = []
+        for part, _ in parts:
+            part_subject = Subject.of(follow, fill, part.client_order_id)
+            if part.client_order_id in existing:  # planned by an earlier run: never sent before asking the venue
+                row = await self._journal.copy_order(part.client_order_id)
+                assert row is not None
+                result = await self._dispatcher.resume(
+                    follow, part_subject, venue, part, row, received, not_after=deadline
+                )
+            else:
+                claim = Claim(part.client_order_id, FIRST_EPOCH)
+                result = await self._dispatcher.send(
+                    follow, part_subject, venue, part, claim, received, not_after=deadline
+                )
+            results.append(result)
+        return results
+
+    async def _journaled_parts(self, cid: str) -> list[CopyOrderRecord]:
+        """The parts of order ``cid`` an earlier plan journaled (none when it was not split)."""
+        parts: list[CopyOrderRecord] = []
+        while (row := await self._journal.copy_order(split_order_id(cid, len(parts)))) is not None:
+            parts.append(row)
+        return parts
+
+    async def _resume_parts(
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        parts: list[CopyOrderRecord],
+        received: float,
+        deadline: datetime | None,
+    ) -> list[CopyResult]:
+        """The parts an earlier plan journaled, each as journaled: a part still pending is looked up
+        and sent only once proven absent; the others are as recorded."""
+        try:
+            venue = await self._venues.venue_for(follow.credential_id)
+            derivative = (await venue.market(fill.symbol)).derivative
+        except (VenueError, VaultError) as exc:  # left pending: the settle job comes back to them
+            log.warning("follow %s: the parts of a split copy wait for the venue: %s", follow.follow_id, exc)
+            return [Subject.of(follow, fill, row.client_order_id).from_row(row) for row in parts]
+        results = []
+        for row in parts:
+            subject = Subject.of(follow, fill, row.client_order_id)
+            if row.side is None or row.requested_quantity is None:
+                results.append(subject.from_row(row))
+                continue
+            part = journaled_intent(follow, fill, row, row.side, row.requested_quantity, derivative=derivative)
+            results.append(
+                await self._dispatcher.resume(follow, subject, venue, part, row, received, not_after=deadline)
+            )
+        return results
 
     async def _plan(
         self,
@@ -227,6 +303,12 @@ class Copier(OnPath):
         if position_side is not PositionSide.BOTH and not await venue.hedge_mode():
             net = await self._positions.net(follow.follow_id, fill.symbol, simulated=follow.dry_run)
             note = one_way_note(leg.leg, position_side, net, sized.quantity * sized.side.sign)
+        drift = None
+        if leg.leg is Leg.EXIT and note is None and not follow.dry_run and venue.bounds_exits(rules):
+            bounded = await self._bounded_exit(follow, fill, venue, rules, sized, position, position_side)
+            if isinstance(bounded, Skip):
+                return bounded
+            sized, drift = bounded
         intent = planner.intent_for(follow, fill, leg, cid, sized, rules, position_side, note)
         if isinstance(intent, Skip):
             return intent
@@ -239,7 +321,36 @@ class Copier(OnPath):
             if isinstance(guarded, Skip):
                 return guarded
             intent = guarded
-        return planner.order_for_venue(follow, venue.takes_market_orders, intent, fill.price, rules), note
+        intent = planner.order_for_venue(follow, venue.takes_market_orders, intent, fill.price, rules)
+        return intent, _joined(note, drift)
+
+    async def _bounded_exit(
+        self,
+        follow: FollowSettings,
+        fill: Fill,
+        venue: Venue,
+        rules: MarketRules,
+        sized: Sized,
+        copied: Decimal,
+        position_side: PositionSide,
+    ) -> tuple[Sized, str | None] | Skip:
+        """An exit bounded by what the follower's venue shows held on the side it closes; what the
+        ledger holds beyond it is recorded as drift, with the reason, and never sent."""
+        try:
+            held = await self._held.held(follow.credential_id, venue)
+            hedged = await venue.hedge_mode()
+        except VenueError as exc:  # unbounded, the venue refuses an exit above the position whole
+            return Skip(SkipReason.NO_POSITION_TO_EXIT, f"your exchange's position could not be read: {exc}")
+        side = venue_side(position_side, copied, hedged)
+        shown = sum((p.quantity for p in held if p.symbol == fill.symbol and p.position_side is side), Decimal(0))
+        bounded = planner.bound_exit(sized, copied, shown, rules)
+        label = drift_label(fill.symbol, side)
+        if isinstance(bounded, Skip):
+            await self._journal.record_drift(follow.follow_id, label, copied, shown)
+            return bounded
+        if bounded.note is not None:
+            await self._journal.record_drift(follow.follow_id, label, bounded.expected_after, bounded.actual_after)
+        return bounded.sized, bounded.note
 
     # -- manual confirmation ------------------------------------------------------------------
 
@@ -251,12 +362,12 @@ class Copier(OnPath):
         master_equity = await self._fill_master_equity(fill, [follow])
 
         async def work() -> CopyResult | None:
-            result = await self.copy_leg(
+            results = await self.copy_leg(
                 follow, fill, fill_id, leg, cid, master_equity, time.monotonic(), confirmed=True
             )
-            if result.filled_quantity > 0 and not follow.dry_run:
+            if any(r.filled_quantity > 0 for r in results) and not follow.dry_run:
                 await self._position_changed(follow, fill.symbol)
-            return result
+            return results[0]  # the order, or its first part (each part is notified as it goes)
 
         result = await self._queues.chained((follow.follow_id, fill.symbol), work)
         assert result is not None
@@ -278,3 +389,8 @@ class Copier(OnPath):
             if client_order_id(fill, follow.follow_id, index) == cid:
                 return fill, leg
         raise NotFound(f"no copy {cid} of fill {fill_id} for follow {follow.follow_id}")
+
+
+def _joined(*notes: str | None) -> str | None:
+    """The reasons recorded on a copy, in one line."""
+    return "; ".join(n for n in notes if n) or None

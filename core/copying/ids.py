@@ -24,3 +24,10 @@ def direct_order_id(*parts: object) -> str:
     """The id of an order the copier decides itself (same follow, symbol, reason and position:
     same id)."""
     return "cx" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:30]
+
+
+def split_order_id(client_order_id: str, part: int) -> str:
+    """The id of part ``part`` (0, 1, …) of an order larger than the venue takes at once, derived
+    from the order's own id: a restart re-deciding the same split finds each part instead of
+    sending it twice."""
+    return "cs" + hashlib.sha256(f"{client_order_id}|split|{part}".encode()).hexdigest()[:30]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from core.copying.ids import split_order_id
 from core.model import (
     DEFAULT_PRICE_PROTECTION_PCT,
     EntrySides,
@@ -16,15 +17,27 @@ from core.model import (
     MarketRules,
     OrderIntent,
     OrderType,
+    OversizeAction,
     PositionSide,
     Side,
     SizingMode,
     Skip,
     SkipReason,
     SlippageAction,
+    plain,
 )
 from core.risk import cap_to_max_position, check_filters
-from core.sizing import Leg, LegPlan, Sized, fit_to_market, raw_entry_quantity, round_price, size_exit
+from core.sizing import (
+    Leg,
+    LegPlan,
+    Sized,
+    cap_exit,
+    fit_to_market,
+    raw_entry_quantity,
+    round_price,
+    size_exit,
+    split_quantity,
+)
 
 ZERO = Decimal(0)
 
@@ -200,13 +213,19 @@ def intent_for(
     position_side: PositionSide,
     note: str | None,
 ) -> OrderIntent | Skip:
-    """The order for a sized copy, or the entry-side filter's skip."""
+    """The order for a sized copy, or the entry-side filter's skip. ``note``: why a one-way
+    account's order for a hedge-mode master's leg does something else than the leg (then an exit
+    is not reduce-only, and the minimum notional, waived for reduce-only orders only, applies)."""
     if (
         leg.leg is Leg.ENTRY
         and follow.entry_sides is not EntrySides.BOTH
         and (sized.side is Side.BUY) != (follow.entry_sides is EntrySides.LONG)
     ):
         return Skip(SkipReason.SIDE_FILTERED, f"{follow.entry_sides} entries only")
+    if leg.leg is Leg.EXIT and rules.derivative and note is not None:
+        fitted = fit_to_market(sized.quantity * rules.contract_size, rules, fill.price)
+        if isinstance(fitted, Skip):
+            return fitted
     order_type, limit = copied_order_type(fill)
     return OrderIntent(
         follow_id=follow.follow_id,
@@ -256,3 +275,73 @@ def guard_slippage(
         time_in_force="IOC" if takes_market_orders else None,  # else it rests, like a protected limit
         protected=not takes_market_orders,
     )
+
+
+# -- an exit bounded by the venue's position; an order within the venue's maximum -----------------
+
+
+def held_for_exit(side: Side, venue_quantity: Decimal) -> Decimal:
+    """What an exit sent as ``side`` may close of the venue's signed position on its side: all of
+    it when the position is the one the exit closes (a sell closes a long), else nothing."""
+    closes_long = side is Side.SELL
+    return abs(venue_quantity) if venue_quantity != 0 and (venue_quantity > 0) == closes_long else ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class CappedExit:
+    """An exit bounded by the venue's position: the order, and the drift it found (the ledger's
+    position and the venue's, each as it will be once the order has filled)."""
+
+    sized: Sized
+    note: str | None
+    expected_after: Decimal
+    actual_after: Decimal
+
+
+def bound_exit(sized: Sized, copied: Decimal, venue_quantity: Decimal, rules: MarketRules) -> CappedExit | Skip:
+    """An exit of the copied position ``copied`` (the ledger's, signed) bounded by the venue's
+    signed ``venue_quantity`` on the same side. What the ledger holds beyond what the venue shows
+    (closed by hand, a liquidation) is never sent: it is the drift, recorded with the reason."""
+    held = held_for_exit(sized.side, venue_quantity)
+    capped = cap_exit(sized, held, rules)
+    if isinstance(capped, Skip):
+        return capped
+    if capped.quantity == sized.quantity:
+        return CappedExit(sized, None, copied, venue_quantity)
+    moved = capped.quantity * capped.side.sign
+    missing = sized.quantity - capped.quantity
+    note = (
+        f"your exchange holds {plain(held)} {rules.base} of the {plain(abs(copied))} {rules.base} copied: this exit "
+        f"closes {plain(capped.quantity)}, and the {plain(missing)} {rules.base} closed outside the copier is not "
+        "sent (recorded as drift)"
+    )
+    return CappedExit(capped, note, copied + moved, venue_quantity + moved)
+
+
+def venue_parts(
+    follow: FollowSettings, leg: LegPlan, intent: OrderIntent, rules: MarketRules, venue: str
+) -> list[tuple[OrderIntent, str | None]] | Skip:
+    """The order as the venue takes it at once: itself within the venue's maximum for its type,
+    else several parts within it, each under its own id derived from the order's (an exit is
+    always split: a capped exit would leave the position open), or — an entry of a follow that
+    asks for it — capped at the maximum with the reason. Each part with the note it records."""
+    maximum = rules.max_order_quantity(intent.order_type)
+    if maximum is None or intent.quantity <= maximum:
+        return [(intent, None)]
+    kind = "market" if intent.order_type is OrderType.MARKET else "limit"
+    over = f"{plain(intent.quantity)} {rules.base} is above the {plain(maximum)} {venue} takes in one {kind} order"
+    if leg.leg is Leg.ENTRY and follow.oversize_action is OversizeAction.CAP:
+        rest = intent.quantity - maximum
+        note = f"{over}: capped at {plain(maximum)}, {plain(rest)} not copied (your setting: cap large orders)"
+        return [(replace(intent, quantity=maximum), note)]
+    parts = split_quantity(intent.quantity, maximum, rules.quantity_step)
+    minimum = max(rules.min_quantity, rules.quantity_step)
+    if any(part < minimum for part in parts):
+        return Skip(SkipReason.BELOW_MIN_QUANTITY, f"{over}, and its parts would be below the minimum {minimum}")
+    return [
+        (
+            replace(intent, client_order_id=split_order_id(intent.client_order_id, index), quantity=part),
+            f"part {index + 1} of {len(parts)}: {over}",
+        )
+        for index, part in enumerate(parts)
+    ]

@@ -1,6 +1,11 @@
 """The copied positions exits are sized against: the journal's ledger, the only truth (no mirror
 kept beside it). Reads asked for in the same moment — a fill's fan-out asks for every follow at
-once — are answered by one query per symbol and position side."""
+once — are answered by one query per symbol and position side.
+
+``VenuePositions``: what a follower's venue shows held, which bounds an exit before it is sent
+(``Venue.bounds_exits``). Read only for exits, once per account for the exits asked for in the same
+moment, and always by a read that starts after it was asked for (never an older answer, which
+could predate the account's last fill)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from decimal import Decimal
 
 from core.journal import CopyJournal
 from core.model import PositionSide
+from core.venues.base import Position, Venue
 
 ZERO = Decimal(0)
 
@@ -58,3 +64,33 @@ class PositionBook:
             batch.answer.set_exception(exc)
             return
         batch.answer.set_result(known)
+
+
+@dataclass
+class _Read:
+    venue: Venue
+    answer: asyncio.Future[list[Position]]
+
+
+class VenuePositions:
+    def __init__(self) -> None:
+        self._reads: dict[str, _Read] = {}
+
+    async def held(self, credential_id: str, venue: Venue) -> list[Position]:
+        """The account's positions as its venue shows them now. Raises ``VenueError``."""
+        read = self._reads.get(credential_id)
+        if read is None:
+            loop = asyncio.get_running_loop()
+            read = self._reads[credential_id] = _Read(venue, loop.create_future())
+            loop.call_soon(lambda: asyncio.ensure_future(self._read(credential_id)))
+        return list(await asyncio.shield(read.answer))
+
+    async def _read(self, credential_id: str) -> None:
+        read = self._reads.pop(credential_id)  # asked for from now on: a read of its own
+        try:
+            held = await read.venue.positions()
+        except Exception as exc:  # every exit waiting on this read sees the error
+            read.answer.set_exception(exc)
+            read.answer.exception()  # retrieved here too: no waiter left must not warn
+            return
+        read.answer.set_result(held)

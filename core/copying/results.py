@@ -44,6 +44,29 @@ def journaled_fill(row: MasterFillRecord) -> Fill:
     )
 
 
+def journaled_intent(
+    follow: FollowSettings, fill: Fill, row: CopyOrderRecord, side: Side, quantity: Decimal, *, derivative: bool
+) -> OrderIntent:
+    """The order a pending copy row was journaled as (its ``side`` and requested ``quantity``), to be
+    looked up and, only when proven absent, sent as planned — with the follow's leverage and margin."""
+    return OrderIntent(
+        follow_id=follow.follow_id,
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        side=side,
+        quantity=quantity,
+        order_type=row.order_type,
+        price=row.limit_price,
+        reduce_only=row.reduce_only,
+        reference_price=fill.price,
+        leverage=follow.leverage if derivative else None,
+        margin_mode=follow.margin_mode if derivative else None,
+        product=follow.product or fill.product,
+        position_side=row.position_side,
+        protected=row.protected,
+    )
+
+
 def direct_fill(
     master_id: int,
     cid: str,

@@ -9,11 +9,11 @@ from dataclasses import replace
 
 from core.copying.path import OnPath, OrderPath
 from core.copying.recorder import TrackedReports
-from core.copying.results import Subject
+from core.copying.results import Subject, journaled_intent
 from core.copying.sender import Absent, Placed
 from core.errors import VaultError, VenueError
 from core.journal import Claim, ReportedOrder
-from core.model import CopyResult, CopyStatus, Fill, OrderIntent, OrderState, Skip, SkipReason
+from core.model import CopyResult, CopyStatus, Fill, OrderState, Skip, SkipReason
 from core.records import CopyOrderRecord
 from core.venues.base import Venue
 
@@ -92,22 +92,7 @@ class Settler(OnPath):
             derivative = (await venue.market(row.symbol)).derivative
         except VenueError as exc:
             return _with_error(_pending_result(subject, row), f"still pending: {exc}")
-        intent = OrderIntent(
-            follow_id=follow.follow_id,
-            client_order_id=row.client_order_id,
-            symbol=row.symbol,
-            side=row.side,
-            quantity=row.requested_quantity,
-            order_type=row.order_type,
-            price=row.limit_price,
-            reduce_only=row.reduce_only,
-            reference_price=fill.price,
-            leverage=follow.leverage if derivative else None,
-            margin_mode=follow.margin_mode if derivative else None,
-            product=follow.product or fill.product,
-            position_side=row.position_side,
-            protected=row.protected,
-        )
+        intent = journaled_intent(follow, fill, row, row.side, row.requested_quantity, derivative=derivative)
         not_after = None if row.reduce_only else fill.executed_at + self._config.max_fill_age
         return await self._dispatcher.send(
             follow, subject, venue, intent, claim, time.monotonic(), not_after=not_after, held=True

@@ -97,6 +97,15 @@ class Venue(abc.ABC):
     async def positions(self) -> list[Position]:
         """Open positions (spot: non-zero base balances of listed markets)."""
 
+    def bounds_exits(self, rules: MarketRules) -> bool:
+        """Whether an exit in this market must be bounded by the position ``positions`` shows before
+        it is sent: where the venue refuses a reduce-only order larger than the position (Binance
+        USD-M, -2022) or has no reduce-only flag at all, so that the excess would open the other way
+        (Angel One: a naked short). The engine then reads ``positions`` once per account for the
+        exits of one moment, sends at most what it shows, and records the rest as drift. ``False``
+        where the adapter bounds a sell itself (a spot sell capped to the free balance)."""
+        return False
+
     async def hedge_mode(self) -> bool:
         """Whether the account keeps a long and a short apart per symbol (Binance USD-M hedge
         mode): then it copies a hedge-mode master's legs each on its side, else it nets them."""

@@ -19,6 +19,10 @@ rather than with real money. Every behaviour cites its source: ``docs/research/b
   again (so a blind resend is a second order), and a query by client id returns the newest.
 - Hedge mode: ``positionSide`` LONG/SHORT required and checked, ``reduceOnly`` refused, one
   position per side.
+- Order sizes: LOT_SIZE ``maxQty`` bounds a LIMIT, MARKET_LOT_SIZE ``maxQty`` a MARKET order
+  (USD-M -4005, spot -1013); a reduce-only order larger than the position is refused (-2022),
+  and a reduce-only order never flips a position; the minimum notional is waived for reduce-only
+  orders only (-4164 otherwise, even for an order that closes).
 - Spot: the buy commission is taken from the bought base asset; sells above the free balance are
   refused; balances of open orders are locked.
 - Fees paid with BNB (``pay_fees_in_bnb``, spot and USD-M): while the account holds enough BNB,
@@ -109,6 +113,10 @@ class Instrument:
     min_qty: Decimal
     min_notional: Decimal
     market: str  # FUTURES or SPOT
+    #: LOT_SIZE ``maxQty``: the most one order may ask for (USD-M: LIMIT and other non-market orders)
+    max_qty: Decimal = Decimal("1000")
+    #: MARKET_LOT_SIZE ``maxQty``: the most one MARKET order may ask for
+    market_max_qty: Decimal = Decimal("120")
 
 
 FUTURES_INSTRUMENTS = (
@@ -118,9 +126,42 @@ FUTURES_INSTRUMENTS = (
     Instrument("BNBUSDT", "BNB", "USDT", Decimal("0.010"), Decimal("0.01"), Decimal("0.01"), Decimal("5"), FUTURES),
 )
 SPOT_INSTRUMENTS = (
-    Instrument("BTCUSDT", "BTC", "USDT", Decimal("0.01"), Decimal("0.00001"), Decimal("0.00001"), Decimal("5"), SPOT),
-    Instrument("ETHUSDT", "ETH", "USDT", Decimal("0.01"), Decimal("0.0001"), Decimal("0.0001"), Decimal("5"), SPOT),
-    Instrument("BNBUSDT", "BNB", "USDT", Decimal("0.01"), Decimal("0.001"), Decimal("0.001"), Decimal("5"), SPOT),
+    Instrument(
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        Decimal("0.01"),
+        Decimal("0.00001"),
+        Decimal("0.00001"),
+        Decimal("5"),
+        SPOT,
+        Decimal("9000"),
+        Decimal("100"),
+    ),
+    Instrument(
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        Decimal("0.01"),
+        Decimal("0.0001"),
+        Decimal("0.0001"),
+        Decimal("5"),
+        SPOT,
+        Decimal("9000"),
+        Decimal("100"),
+    ),
+    Instrument(
+        "BNBUSDT",
+        "BNB",
+        "USDT",
+        Decimal("0.01"),
+        Decimal("0.001"),
+        Decimal("0.001"),
+        Decimal("5"),
+        SPOT,
+        Decimal("9000"),
+        Decimal("100"),
+    ),
 )
 
 
@@ -1268,7 +1309,7 @@ class FakeBinance:
         time_in_force = params.get("timeInForce", "GTC")
         if order_type in ("LIMIT", "LIMIT_MAKER") and not price:
             raise mandatory("price")
-        self._check_filters(instrument, quantity, price)
+        self._check_filters(instrument, quantity, price, order_type)
         mark = self.mark_prices[instrument.symbol]
         marketable = (mark <= price if side == "BUY" else mark >= price) if price else True
         reference = price or stop_price or mark
@@ -1277,14 +1318,28 @@ class FakeBinance:
         if market == FUTURES:
             self._check_position_side(account, position_side, "reduceOnly" in params)
             closing = self._is_closing(account, instrument.symbol, side, position_side)
+            # "When you select the "reduce only" option, your order may be rejected due to two reasons: The
+            # order is in the same direction as the open position; or The order is in the opposite direction
+            # and the position size exceeds the open position." (Binance FAQ "Summary of Failed Orders in
+            # Binance Futures", item 4; -2022 REDUCE_ONLY_REJECT on the USD-M error-code page). Never a flip.
+            # Conditional orders are checked when they trigger (``_execute`` never lets one flip).
             if reduce_only and not closing:
+                raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
+            held = abs(account.signed_position(instrument.symbol))
+            if reduce_only and order_type in ("MARKET", "LIMIT") and quantity > held:
                 raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
             if position_side != "BOTH" and closing:
                 # Hedge mode: a close larger than the side's position is refused like a reduce-only
                 # order (-2022 for this case is unconfirmed; ccxt's linear table, binance.py 2152).
                 if quantity > account.position(instrument.symbol, position_side).amount:
                     raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
-            if not closing and quantity * reference < instrument.min_notional:
+            # -4164 "Order's notional must be no smaller than %s (unless you choose reduce only)" (USD-M
+            # error-code page, §1): the waiver is for reduce-only orders, not for any order that happens
+            # to close. A hedge-mode close (``positionSide`` against its side) cannot carry ``reduceOnly``
+            # and only reduces: it is waived like one (unconfirmed).
+            if not (reduce_only or (position_side != "BOTH" and closing)) and quantity * reference < (
+                instrument.min_notional
+            ):
                 raise BinanceError(
                     400,
                     -4164,
@@ -1335,8 +1390,22 @@ class FakeBinance:
             time_in_force=time_in_force,
         )
 
-    def _check_filters(self, instrument: Instrument, quantity: Decimal, price: Decimal) -> None:
+    def _check_filters(self, instrument: Instrument, quantity: Decimal, price: Decimal, order_type: str) -> None:
+        """LOT_SIZE and PRICE_FILTER; the maximum quantity per order: MARKET_LOT_SIZE ``maxQty`` for a
+        MARKET order, LOT_SIZE ``maxQty`` for the others. USD-M answers -4005 QTY_GREATER_THAN_MAX_QTY
+        "Quantity greater than max quantity." (USD-M error-code page); spot -1013 "Filter failure:
+        MARKET_LOT_SIZE" / "Filter failure: LOT_SIZE" (spot filters.md: MARKET_LOT_SIZE "defines the
+        quantity rules for MARKET orders")."""
         if quantity < instrument.min_qty or quantity % instrument.step_size != 0:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        market_order = order_type == "MARKET"
+        if instrument.market == FUTURES:
+            if quantity > (instrument.market_max_qty if market_order else instrument.max_qty):
+                raise BinanceError(400, -4005, "Quantity greater than max quantity.")
+            return
+        if market_order and quantity > instrument.market_max_qty:
+            raise BinanceError(400, -1013, "Filter failure: MARKET_LOT_SIZE")
+        if quantity > instrument.max_qty:  # spot's LOT_SIZE applies to every order
             raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
         if price and price % instrument.tick_size != 0:
             raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
@@ -1479,6 +1548,16 @@ class FakeBinance:
         instrument = self._instrument(order.market, order.symbol)
         trades = []
         for piece in pieces:
+            if order.market == FUTURES and order.reduce_only:
+                # a reduce-only order only ever reduces (FAQ "Summary of Failed Orders in Binance
+                # Futures", item 4): one that triggered after the position shrank fills what is there,
+                # the rest expires; it never flips the position
+                held = account.signed_position(order.symbol)
+                closable = abs(held) if (held > 0) == (order.side == "SELL") else ZERO
+                piece = min(piece, closable)
+                if piece <= 0:
+                    await self._finish(account, order, "EXPIRED")
+                    break
             now = self.now_ms()
             in_bnb = self._commission_in_bnb(account, order.market, piece * price * self.fee_rate)
             if in_bnb is not None:
@@ -1521,6 +1600,8 @@ class FakeBinance:
             trades.append(trade)
             await self._push_execution(account, order, trade)
             await self._push_account_update(account, order)
+        if order.type == "MARKET" and order.is_open:  # a reduce-only market order cut to the position
+            await self._finish(account, order, "EXPIRED")
         return trades
 
     def _commission_in_bnb(self, account: FakeAccount, market: str, quote_commission: Decimal) -> Decimal | None:
@@ -1765,11 +1846,16 @@ def futures_symbol_info(i: Instrument) -> dict[str, Any]:
         "maxMoveOrderLimit": 10000,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "4529764", "tickSize": text(i.tick_size)},
-            {"filterType": "LOT_SIZE", "minQty": text(i.min_qty), "maxQty": "1000", "stepSize": text(i.step_size)},
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": text(i.min_qty),
+                "maxQty": text(i.max_qty),
+                "stepSize": text(i.step_size),
+            },
             {
                 "filterType": "MARKET_LOT_SIZE",
                 "minQty": text(i.min_qty),
-                "maxQty": "120",
+                "maxQty": text(i.market_max_qty),
                 "stepSize": text(i.step_size),
             },
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
@@ -1830,8 +1916,13 @@ def spot_symbol_info(i: Instrument) -> dict[str, Any]:
                 "maxPrice": "1000000.00",
                 "tickSize": text(i.tick_size),
             },
-            {"filterType": "LOT_SIZE", "minQty": text(i.min_qty), "maxQty": "9000.00", "stepSize": text(i.step_size)},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": "0", "maxQty": "100", "stepSize": "0"},
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": text(i.min_qty),
+                "maxQty": text(i.max_qty),
+                "stepSize": text(i.step_size),
+            },
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0", "maxQty": text(i.market_max_qty), "stepSize": "0"},
             {
                 "filterType": "NOTIONAL",
                 "minNotional": text(i.min_notional),

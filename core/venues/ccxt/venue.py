@@ -237,6 +237,7 @@ class CcxtVenue(Venue):
         market = self._ccxt_market(symbol)
         precision, limits = market.get("precision") or {}, market.get("limits") or {}
         amount_limits, cost_limits = limits.get("amount") or {}, limits.get("cost") or {}
+        market_limits = limits.get("market") or {}  # Binance's MARKET_LOT_SIZE (ccxt binance.py 3896)
         return MarketRules(
             symbol=market["symbol"],
             base=market["base"],
@@ -248,6 +249,7 @@ class CcxtVenue(Venue):
             max_quantity=to_decimal(amount_limits.get("max")),
             contract_size=to_decimal(market.get("contractSize")) or Decimal(1),
             derivative=bool(market.get("contract")),
+            max_market_quantity=to_decimal(market_limits.get("max")),
         )
 
     async def symbols(self) -> frozenset[str]:
@@ -517,6 +519,11 @@ class CcxtVenue(Venue):
         if order_type == "limit" and intent.time_in_force == "IOC":
             params["timeInForce"] = "IOC"
         return order_type, params
+
+    def bounds_exits(self, rules: MarketRules) -> bool:
+        """Futures: Binance refuses a reduce-only order above the position (-2022; the FAQ "Summary
+        of Failed Orders in Binance Futures"). Spot sells are capped to the free balance instead."""
+        return rules.derivative
 
     async def hedge_mode(self) -> bool:
         if not self._is_derivatives_venue():

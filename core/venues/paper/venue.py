@@ -59,7 +59,9 @@ def default_markets() -> dict[str, MarketRules]:
             Decimal("0.1"),
             Decimal("0.001"),
             Decimal("100"),
+            max_quantity=Decimal("1000"),  # Binance's LOT_SIZE and MARKET_LOT_SIZE maximums
             derivative=True,
+            max_market_quantity=Decimal("120"),
         ),
         MarketRules(
             "ETH/USDT:USDT",
@@ -388,6 +390,9 @@ class PaperVenue(Venue):
     async def positions(self) -> list[Position]:
         return [Position(s, h.quantity, h.entry_price) for s, h in self.holdings.items() if h.quantity != 0]
 
+    def bounds_exits(self, rules: MarketRules) -> bool:
+        return rules.derivative  # a reduce-only order above the position is refused (``_execute``)
+
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         await self._wait()
         order = self.orders.get(client_order_id)
@@ -461,6 +466,9 @@ class PaperVenue(Venue):
             raise InvalidOrder(f"quantity {intent.quantity} is below the minimum {rules.min_quantity}")
         if intent.price is not None and intent.price % rules.price_tick != 0:
             raise InvalidOrder(f"price {intent.price} is not on the tick {rules.price_tick}")
+        maximum = rules.max_order_quantity(intent.order_type)
+        if maximum is not None and intent.quantity > maximum:
+            raise InvalidOrder(f"quantity {intent.quantity} is above the maximum {maximum} of one order")
         reference = intent.price or self.exchange.prices[intent.symbol]
         notional = intent.quantity * rules.contract_size * reference
         if notional < rules.min_notional and not (intent.reduce_only and rules.derivative):
