@@ -26,6 +26,7 @@ from core.errors import UserError
 from core.model import (
     DEFAULT_PRICE_PROTECTION_PCT,
     DEFAULT_REPRICE_ATTEMPTS,
+    ClosedMarketAction,
     EntrySides,
     MarginMode,
     OrderType,
@@ -338,6 +339,22 @@ REMAINDER_ACTION = Choice(
 )
 
 
+CLOSED_MARKET_ACTION = Choice(
+    "cm",
+    "Market closed",
+    "When a copy comes while its market is closed (after the close, a holiday; Angel One):",
+    (
+        Option(ClosedMarketAction.SKIP, "Skip it", "skipped and recorded (market closed)"),
+        Option(
+            ClosedMarketAction.AFTER_MARKET,
+            "After-market order",
+            "sent as an after-market order (AMO) for the next open, where the broker takes one",
+        ),
+    ),
+    row=11,
+)
+
+
 def _remainder_line(follow: Any) -> str:
     line = f"Unfilled limit copies: {REMAINDER_ACTION.shown(follow.remainder_action)}"
     if follow.remainder_action == RemainderAction.REPRICE:
@@ -557,6 +574,13 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
             "slippage limit from the master's price (or your price protection when no slippage limit is set).",
             row=10,
         ),
+    ),
+    FollowSetting(
+        "closed_market_action",
+        partial(parse_choice, choices=ClosedMarketAction, field="market closed"),
+        line=lambda f: f"Market closed: {CLOSED_MARKET_ACTION.shown(f.closed_market_action)}",
+        widget=CLOSED_MARKET_ACTION,
+        load=ClosedMarketAction,
     ),
     FollowSetting("leverage", parse_leverage),
     FollowSetting("order_types", parse_order_types, load=lambda types: frozenset(OrderType(t) for t in types)),

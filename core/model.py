@@ -112,6 +112,15 @@ class RemainderAction(enum.StrEnum):
     CANCEL = "cancel"  # cancelled; what filled is kept and the order recorded expired
 
 
+class ClosedMarketAction(enum.StrEnum):
+    """What happens to a copy while its market is closed (outside the session, a holiday)."""
+
+    SKIP = "skip"  # recorded skipped: market closed
+    #: sent as an after-market order where the venue takes one (Angel One's variety AMO): it waits
+    #: for the next open
+    AFTER_MARKET = "after_market"
+
+
 class EntrySides(enum.StrEnum):
     """Which of the master's entries are copied (exits always are)."""
 
@@ -195,6 +204,8 @@ class SkipReason(enum.StrEnum):
     SLIPPAGE = "slippage"
     NOT_CONFIRMED = "not_confirmed"
     FOLLOW_STOPPED = "follow_stopped"
+    MARKET_CLOSED = "market_closed"
+    PRICE_BAND = "price_band"
 
 
 SKIP_EXPLANATIONS: dict[SkipReason, str] = {
@@ -213,6 +224,8 @@ SKIP_EXPLANATIONS: dict[SkipReason, str] = {
     SkipReason.SLIPPAGE: "the price on your exchange moved too far from the master's fill",
     SkipReason.NOT_CONFIRMED: "not confirmed",
     SkipReason.FOLLOW_STOPPED: "the follow was stopped or paused before this copy could be sent",
+    SkipReason.MARKET_CLOSED: "the market was closed for this order",
+    SkipReason.PRICE_BAND: "the order's price is outside the exchange's price band for the day",
 }
 
 
@@ -303,6 +316,9 @@ class OrderIntent:
     #: the follower's copied position the order moves (LONG / SHORT: a hedge-mode master's leg);
     #: a hedge-mode account sends it as ``positionSide``, a one-way account nets it
     position_side: PositionSide = PositionSide.BOTH
+    #: while the market is closed, send it as an after-market order where the venue takes one (the
+    #: follow's ``closed_market_action``); otherwise it is not sent then (``NotAdmitted``)
+    after_market: bool = False
     #: set by the order sender only: the moment, on the venue's clock, after which the venue must
     #: refuse this request (``Venue.send_window``); the adapter signs the request so that it does
     send_deadline: datetime | None = None
@@ -426,3 +442,4 @@ class FollowSettings:
     product: str | None = None  # overrides the master's product type (Angel One: INTRADAY, DELIVERY, ...)
     remainder_action: RemainderAction = RemainderAction.REPRICE  # a protected limit's remainder after its window
     reprice_attempts: int = DEFAULT_REPRICE_ATTEMPTS  # at most this many re-sends of one protected limit
+    closed_market_action: ClosedMarketAction = ClosedMarketAction.SKIP  # a copy while its market is closed
