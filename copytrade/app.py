@@ -99,14 +99,15 @@ async def check_vault_opens_every_credential(accounts: AccountStore, vault: Vaul
         vault.decrypt(sealed.ciphertext, owner_id=sealed.user_id, credential_id=sealed.id)
 
 
-def build_drivers(settings: Settings, paper: PaperExchange) -> VenueDrivers:
+def build_drivers(settings: Settings, paper: PaperExchange, clock: Callable[[], datetime] = utcnow) -> VenueDrivers:
     """The venue families of this deployment: paper mode has only the simulated venue, so
-    nothing can leave the process by accident; Angel One only where it is enabled."""
+    nothing can leave the process by accident; Angel One only where it is enabled (its market
+    hours are judged by ``clock``)."""
     drivers: list[VenueDriver] = [PaperDriver(paper)]
     if not settings.is_paper:
         drivers.append(CcxtDriver.from_settings(settings))
     if settings.angelone_enabled:
-        drivers.append(AngelOneDriver.from_settings(settings))
+        drivers.append(AngelOneDriver.from_settings(settings, clock=clock))
     return VenueDrivers(drivers)
 
 
@@ -255,6 +256,7 @@ async def build_app(
     follows_changed: Callable[[int], None] | None = None,
     engine_config: EngineConfig | None = None,
     clock: Callable[[], datetime] = utcnow,
+    market_clock: Callable[[], datetime] | None = None,
 ) -> App:
     """``on_secrets`` is told every secret the service opens (the log redactor masks them).
 
@@ -262,7 +264,8 @@ async def build_app(
     same paper balances, positions and orders. ``follows_changed(master_id)``: told after the
     engine's follows cache is dropped (a scaled-out deployment tells its other processes);
     ``engine_config``: the engine's settings instead of those the settings file gives;
-    ``clock``: the engine's clock."""
+    ``clock``: the engine's clock; ``market_clock``: the one market hours are judged by (the
+    engine's unless given)."""
     vault = load_vault(settings, on_secrets)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -271,7 +274,7 @@ async def build_app(
     journal = JournalStore(db)
     await check_vault_opens_every_credential(accounts, vault)
     exchange = paper or PaperExchange(store=PaperWorldStore(db))
-    drivers = build_drivers(settings, exchange)
+    drivers = build_drivers(settings, exchange, market_clock or clock)
     venues = VenueRegistry(accounts, vault, drivers.factories())
     notifications = NotificationQueue()
     config = EngineConfig(

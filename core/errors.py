@@ -8,6 +8,10 @@ venue adapter maps vendor errors into, so the engine decides on retries by type 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.model import SkipReason
 
 
 class CopytradeError(Exception):
@@ -80,6 +84,16 @@ class TemporaryError(VenueError):
     """Network trouble, 5xx, maintenance: safe to retry when the order surely was not placed."""
 
     retryable = True
+
+
+class NotAdmitted(VenueError):
+    """The venue's own rules refuse the order before anything is sent (its market is closed, its
+    price is outside the day's band): recorded as a skip with ``reason`` (a ``SkipReason`` value)
+    and the numbers in the message, never as a failure."""
+
+    def __init__(self, reason: SkipReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DuplicateOrder(VenueError):

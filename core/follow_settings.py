@@ -26,6 +26,7 @@ from core.errors import UserError
 from core.model import (
     DEFAULT_PRICE_PROTECTION_PCT,
     DEFAULT_REPRICE_ATTEMPTS,
+    ClosedMarketAction,
     EntrySides,
     MarginMode,
     OrderType,
@@ -359,6 +360,20 @@ OVERSIZE_ACTION = Choice(
     ),
     row=11,
 )
+CLOSED_MARKET_ACTION = Choice(
+    "cm",
+    "Market closed",
+    "When a copy comes while its market is closed (after the close, a holiday; Angel One):",
+    (
+        Option(ClosedMarketAction.SKIP, "Skip it", "skipped and recorded (market closed)"),
+        Option(
+            ClosedMarketAction.AFTER_MARKET,
+            "After-market order",
+            "sent as an after-market order (AMO) for the next open, where the broker takes one",
+        ),
+    ),
+    row=11,
+)
 
 
 def _remainder_line(follow: Any) -> str:
@@ -587,6 +602,13 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
         line=lambda f: f"Large orders: {OVERSIZE_ACTION.shown(f.oversize_action)}",
         widget=OVERSIZE_ACTION,
         load=OversizeAction,
+    ),
+    FollowSetting(
+        "closed_market_action",
+        partial(parse_choice, choices=ClosedMarketAction, field="market closed"),
+        line=lambda f: f"Market closed: {CLOSED_MARKET_ACTION.shown(f.closed_market_action)}",
+        widget=CLOSED_MARKET_ACTION,
+        load=ClosedMarketAction,
     ),
     FollowSetting("leverage", parse_leverage),
     FollowSetting("order_types", parse_order_types, load=lambda types: frozenset(OrderType(t) for t in types)),

@@ -135,6 +135,15 @@ class OversizeAction(enum.StrEnum):
     CAP = "cap"  # an entry sent at the maximum, the rest not copied (recorded); exits are always split
 
 
+class ClosedMarketAction(enum.StrEnum):
+    """What happens to a copy while its market is closed (outside the session, a holiday)."""
+
+    SKIP = "skip"  # recorded skipped: market closed
+    #: sent as an after-market order where the venue takes one (Angel One's variety AMO): it waits
+    #: for the next open
+    AFTER_MARKET = "after_market"
+
+
 class EntrySides(enum.StrEnum):
     """Which of the master's entries are copied (exits always are)."""
 
@@ -218,6 +227,8 @@ class SkipReason(enum.StrEnum):
     SLIPPAGE = "slippage"
     NOT_CONFIRMED = "not_confirmed"
     FOLLOW_STOPPED = "follow_stopped"
+    MARKET_CLOSED = "market_closed"
+    PRICE_BAND = "price_band"
 
 
 SKIP_EXPLANATIONS: dict[SkipReason, str] = {
@@ -236,6 +247,8 @@ SKIP_EXPLANATIONS: dict[SkipReason, str] = {
     SkipReason.SLIPPAGE: "the price on your exchange moved too far from the master's fill",
     SkipReason.NOT_CONFIRMED: "not confirmed",
     SkipReason.FOLLOW_STOPPED: "the follow was stopped or paused before this copy could be sent",
+    SkipReason.MARKET_CLOSED: "the market was closed for this order",
+    SkipReason.PRICE_BAND: "the order's price is outside the exchange's price band for the day",
 }
 
 
@@ -344,6 +357,9 @@ class OrderIntent:
     #: the follower's copied position the order moves (LONG / SHORT: a hedge-mode master's leg);
     #: a hedge-mode account sends it as ``positionSide``, a one-way account nets it
     position_side: PositionSide = PositionSide.BOTH
+    #: while the market is closed, send it as an after-market order where the venue takes one (the
+    #: follow's ``closed_market_action``); otherwise it is not sent then (``NotAdmitted``)
+    after_market: bool = False
     #: set by the order sender only: the moment, on the venue's clock, after which the venue must
     #: refuse this request (``Venue.send_window``); the adapter signs the request so that it does
     send_deadline: datetime | None = None
@@ -468,3 +484,4 @@ class FollowSettings:
     remainder_action: RemainderAction = RemainderAction.REPRICE  # a protected limit's remainder after its window
     reprice_attempts: int = DEFAULT_REPRICE_ATTEMPTS  # at most this many re-sends of one protected limit
     oversize_action: OversizeAction = OversizeAction.SPLIT  # a copy above the venue's maximum per order
+    closed_market_action: ClosedMarketAction = ClosedMarketAction.SKIP  # a copy while its market is closed

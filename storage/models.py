@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from core.api_tokens import TokenScope
 from core.model import (
     DEFAULT_REPRICE_ATTEMPTS,
+    ClosedMarketAction,
     CopyStatus,
     EntrySides,
     FollowStatus,
@@ -119,6 +120,10 @@ class Follow(SQLModel, table=True):
     reprice_attempts: int = DEFAULT_REPRICE_ATTEMPTS
     # a copy above the venue's maximum per order: split into parts, or (an entry) capped at the maximum
     oversize_action: OversizeAction = Field(default=OversizeAction.SPLIT, sa_type=_enum(OversizeAction, 8))
+    # a copy while its market is closed: skipped (market_closed) or sent as an after-market order
+    closed_market_action: ClosedMarketAction = Field(
+        default=ClosedMarketAction.SKIP, sa_type=_enum(ClosedMarketAction, 16)
+    )
     status: FollowStatus = Field(default=FollowStatus.ACTIVE, sa_type=_enum(FollowStatus))
     status_reason: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 from core.vault import Vault, generate_key
@@ -34,6 +35,11 @@ from storage.journal import JournalStore
 from storage.migrate import upgrade
 from storage.models import Master
 from tests.harness import Harness
+
+# Hypothesis's per-example deadline is a wall-clock assertion: on a loaded machine (CI shares two
+# cores) it fails examples that are merely slow. Properties are about behaviour, never time.
+settings.register_profile("copytrade", deadline=None)
+settings.load_profile("copytrade")
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

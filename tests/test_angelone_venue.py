@@ -56,7 +56,10 @@ def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options
         request_timeout=timeout,
     )
     return AngelOneAccounts(
-        endpoints, login_limiter=Throttle([RateLimit(1, 0.0)]), session_options={**FAST_SESSIONS, **session_options}
+        endpoints,
+        login_limiter=Throttle([RateLimit(1, 0.0)]),
+        session_options={**FAST_SESSIONS, **session_options},
+        clock=fake.clock,  # the market's clock: a trading morning unless a test moves it
     )
 
 

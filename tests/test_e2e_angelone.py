@@ -5,7 +5,8 @@ on the fake SmartAPI — wired as `copytrade run` wires it in live mode."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+from datetime import datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -18,7 +19,7 @@ from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Sid
 from core.tracking import OrderStreams
 from core.vault import generate_key
 from core.venues.angelone.venue import ordertag_for
-from tests.fakes.smartapi import FOLLOWER, MASTER, FakeSmartApi, credentials_of, fresh_accounts
+from tests.fakes.smartapi import AMO_STATUS, FOLLOWER, IST, MASTER, FakeSmartApi, credentials_of, fresh_accounts
 from tests.harness import eventually
 
 
@@ -54,7 +55,9 @@ async def app(fake, tmp_path, migrated_sqlite):
         angelone_scrip_master_url=fake.scrip_master_url,
         max_fill_age_seconds=D(10**9),  # the fake stamps every order with one fixed exchange time
     )
-    application = await build_app(settings, clock=lambda: utcnow() + application_shift[0])
+    application = await build_app(
+        settings, clock=lambda: utcnow() + application_shift[0], market_clock=market_clock(fake)
+    )
     yield application
     await application.close()
 
@@ -90,6 +93,86 @@ async def test_completed_master_order_is_copied_once_in_whole_lots(app, fake, fo
     assert (copied["ordertype"], copied["duration"], D(copied["price"])) == ("LIMIT", "DAY", D("809.50"))
     assert_no_market_or_ioc_request(fake)
     assert {(r.source_ip, r.public_ip_header) for r in fake.order_requests} == {("127.0.0.7", "127.0.0.7")}
+
+
+async def copy_one_master_order(app, fake, follower_secrets, settings: dict[str, str]):
+    services = app.services
+    owner = await services.register_user(4001, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(4002, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1", **settings})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="601.5", status="complete")
+    for _ in range(200):  # bounded: the copy is recorded within a few hundred milliseconds
+        if await app.accounts.copy_history(user.id):
+            break
+        await asyncio.sleep(0.05)
+    await app.listeners.idle()
+    return user
+
+
+async def test_a_copy_after_the_close_is_recorded_skipped_market_closed(fake, tmp_path, migrated_sqlite):
+    fake.market_time = datetime(2026, 12, 8, 16, 30, tzinfo=IST)
+    async with closed_market_app(fake, tmp_path, migrated_sqlite) as app:
+        egress = fake.start_egress_proxy("127.0.0.7")
+        fake.register_static_ip(FOLLOWER.client_code, "127.0.0.7")
+        secrets = credentials_of(FOLLOWER, egress_proxy=egress.url, static_ip="127.0.0.7")
+        user = await copy_one_master_order(app, fake, secrets, {})
+
+        [row] = await app.accounts.copy_history(user.id)
+        assert (row.status, row.reason_code) == (CopyStatus.SKIPPED, "market_closed")
+        assert "NSE closed at 15:30" in (row.reason or "")
+        assert fake.order_requests == []
+
+
+async def test_a_copy_after_the_close_is_sent_as_an_after_market_order_when_the_follow_says_so(
+    fake, tmp_path, migrated_sqlite
+):
+    fake.market_time = datetime(2026, 12, 8, 16, 30, tzinfo=IST)
+    async with closed_market_app(fake, tmp_path, migrated_sqlite) as app:
+        egress = fake.start_egress_proxy("127.0.0.7")
+        fake.register_static_ip(FOLLOWER.client_code, "127.0.0.7")
+        secrets = credentials_of(FOLLOWER, egress_proxy=egress.url, static_ip="127.0.0.7")
+        user = await copy_one_master_order(app, fake, secrets, {"closed_market_action": "after_market"})
+
+        [order] = fake.orders_of(FOLLOWER.client_code)
+        assert (order["variety"], order["status"], order["ordertype"]) == ("AMO", AMO_STATUS, "LIMIT")
+        [row] = await app.accounts.copy_history(user.id)
+        assert row.status is CopyStatus.PLACED
+        application_shift[0] = timedelta(minutes=5)  # far past a protected limit's 10 s window
+        await app.engine.track()  # its window starts at the next open: it waits for it
+        assert fake.orders_of(FOLLOWER.client_code)[0]["status"] == AMO_STATUS
+
+
+def market_clock(fake: FakeSmartApi):
+    """The market's clock: the fake's market time (a trading morning unless a test moves it before
+    the app starts), running on from there; the engine keeps the real clock (the journal's)."""
+    started, market = utcnow(), fake.clock()
+    return lambda: market + (utcnow() - started)
+
+
+@contextlib.asynccontextmanager
+async def closed_market_app(fake, tmp_path, migrated_sqlite):
+    settings = Settings(
+        database_url=migrated_sqlite(tmp_path / "closed.db"),
+        secret_key=generate_key(),
+        mode=Mode.LIVE,
+        angelone_rest_url=fake.rest_root,
+        angelone_ws_url=fake.ws_url,
+        angelone_scrip_master_url=fake.scrip_master_url,
+        max_fill_age_seconds=D(10**9),
+    )
+    application_shift[0] = timedelta(0)
+    application = await build_app(
+        settings, clock=lambda: utcnow() + application_shift[0], market_clock=market_clock(fake)
+    )
+    try:
+        yield application
+    finally:
+        await application.close()
 
 
 def assert_no_market_or_ioc_request(fake: FakeSmartApi) -> None:

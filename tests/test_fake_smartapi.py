@@ -38,7 +38,9 @@ ABOVE_ORDERS_PER_SECOND = REFUSALS["orders_per_second"]["errorcode"]
 
 @pytest.fixture
 def fake() -> Iterator[FakeSmartApi]:
-    server = FakeSmartApi(fresh_accounts()).start()
+    # these tests read the books straight after each step to check other rules; the read limits
+    # have tests of their own (``limited``)
+    server = FakeSmartApi(fresh_accounts(), read_limits={}).start()
     yield server
     server.stop()
 

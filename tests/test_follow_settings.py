@@ -17,6 +17,7 @@ from bot.settings import settings_keyboard
 from core.errors import UserError
 from core.follow_settings import FOLLOW_SETTINGS, SETTING_FIELDS, SLIPPAGE_ACTION, Choice, validate_follow_changes
 from core.model import (
+    ClosedMarketAction,
     EntrySides,
     FollowSettings,
     MarginMode,
@@ -54,6 +55,7 @@ ACCEPTED: dict[str, tuple[object, object]] = {
     "remainder_action": ("Cancel", RemainderAction.CANCEL),
     "reprice_attempts": ("5", 5),
     "oversize_action": (" Cap ", OversizeAction.CAP),
+    "closed_market_action": (" after_market ", ClosedMarketAction.AFTER_MARKET),
     "leverage": ("10", 10),
     "order_types": ("market stop_limit", ["market", "stop_market"]),
 }
@@ -79,6 +81,7 @@ REFUSED: dict[str, tuple[object, str]] = {
     "price_protection_pct": ("80", "price protection % must be more than 0 and at most 50, got 80"),
     "product": ("CARRY FORWARD", "product type must be one word of letters, e.g. DELIVERY or INTRADAY"),
     "remainder_action": ("chase", "unfilled limit copies must be one of reprice, cancel"),
+    "closed_market_action": ("wait", "market closed must be one of skip, after_market"),
     "reprice_attempts": ("2.5", "re-price attempts must be a whole number from 0 to 10"),
     "oversize_action": ("drop", "large orders must be one of split, cap"),
     "leverage": ("2.5", "leverage must be a whole number"),
@@ -158,6 +161,7 @@ SENT: dict[str, st.SearchStrategy[Any]] = {
     "remainder_action": st.sampled_from([*RemainderAction, "CANCEL", "Reprice"]),
     "reprice_attempts": st.one_of(st.just("off"), st.integers(0, 10).map(str)),
     "oversize_action": st.sampled_from([*OversizeAction, "CAP", "Split"]),
+    "closed_market_action": st.sampled_from([*ClosedMarketAction, "SKIP", "After_Market"]),
     "leverage": st.one_of(st.just("none"), st.integers(1, 125).map(str)),
     "order_types": st.lists(st.sampled_from(["market", "limit", "stop", *OrderType]), max_size=3).map(" ".join),
 }
@@ -242,7 +246,7 @@ def test_the_settings_keyboard_keeps_its_rows_texts_and_callback_codes():
         [("⏳ Max resting time", "se:e:5:mr"), ("✋ Confirm each copy", "se:e:5:cf")],
         [("🛡 Price protection", "se:e:5:pp"), ("🏷 Product type", "se:e:5:pt")],
         [("Unfilled limit copies: reprice", "se:o:5:ra"), ("🔂 Re-price attempts", "se:e:5:rp")],
-        [("Large orders: split", "se:o:5:ov")],
+        [("Large orders: split", "se:o:5:ov"), ("Market closed: skip", "se:o:5:cm")],
     ]
     assert "⚙ Margin: default" in str(settings_keyboard(Follow(id=5, user_id=1, master_id=2, credential_id="c")))
 
@@ -285,6 +289,7 @@ def test_the_summary_keeps_its_lines_in_order():
             "Unfilled limit copies: the rest is cancelled and sent again at the current price, within your "
             "slippage limit (at most 3 times)",
             "Large orders: split into several orders, each within the maximum",
+            "Market closed: skipped and recorded (market closed)",
         ]
     )
 

@@ -21,7 +21,7 @@ from core.copying.sender import (
     TooLate,
     Unknown,
 )
-from core.errors import VenueError
+from core.errors import NotAdmitted, VenueError
 from core.journal import Claim, CopyJournal
 from core.model import CopyResult, CopyStatus, FollowSettings, OrderIntent, OrderOrigin, Skip, SkipReason
 from core.observe import EngineObserver
@@ -72,6 +72,9 @@ class Dispatcher:
         if isinstance(outcome, Placed):
             self._observer.copy_acknowledged(venue.name, time.monotonic() - received)
             return await self._recorder.acknowledged(follow, subject, intent, outcome.report, received)
+        if isinstance(outcome, Refused) and isinstance(outcome.error, NotAdmitted):  # the venue's rules: nothing sent
+            skip = Skip(outcome.error.reason, str(outcome.error))
+            return await self._recorder.closed_unsent(subject, subject.skipped(skip, intent))
         if isinstance(outcome, Refused):
             return await self._recorder.failed(follow, subject, intent, outcome.error, received)
         if isinstance(outcome, Unknown):

@@ -11,6 +11,7 @@ from decimal import Decimal
 from core.copying.ids import split_order_id
 from core.model import (
     DEFAULT_PRICE_PROTECTION_PCT,
+    ClosedMarketAction,
     EntrySides,
     Fill,
     FollowSettings,
@@ -241,6 +242,7 @@ def intent_for(
         margin_mode=follow.margin_mode if rules.derivative else None,
         product=follow.product or fill.product,
         position_side=position_side,
+        after_market=follow.closed_market_action is ClosedMarketAction.AFTER_MARKET,
     )
 
 

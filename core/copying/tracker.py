@@ -61,7 +61,7 @@ class Tracker(OnPath):
         async def follow_one(open_copy: OpenCopy) -> None:
             work: Callable[[], Awaitable[CopyResult | None]]
             if open_copy.protected:
-                if now - open_copy.created_at >= self._config.protected_window:
+                if now - open_copy.created_at >= self._config.protected_window and await self._trading(open_copy):
                     work = functools.partial(self._end_protected, open_copy)
                 else:
                     work = functools.partial(self._follow_order, open_copy, cancel=False, reason=None)
@@ -83,6 +83,17 @@ class Tracker(OnPath):
             )
         )
         return results
+
+    async def _trading(self, open_copy: OpenCopy) -> bool:
+        """Whether the copy's market trades now: a protected limit's window ends only then (an
+        after-market order waits for the open)."""
+        if open_copy.credential_id is None:
+            return True
+        try:
+            venue = await self._venues.venue_for(open_copy.credential_id)
+        except (VenueError, VaultError):
+            return True  # the read of the order will say what is wrong
+        return venue.trading_now(open_copy.symbol)
 
     async def cancel_copies_of_master_order(
         self, master_id: int, order_id: str, accept: Callable[[str], bool] | None = None

@@ -89,6 +89,12 @@ class Venue(abc.ABC):
         is never this process's own clock)."""
         return utcnow()
 
+    def trading_now(self, symbol: str) -> bool:
+        """Whether ``symbol``'s market trades now (always, on a venue that never closes). While it
+        does not, a protected limit's window does not end: an after-market order waits for the
+        open, and nothing re-priced could be sent before it."""
+        return True
+
     @abc.abstractmethod
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         """Look an order up by client order id; ``None`` when the venue has no such order."""

@@ -21,6 +21,15 @@ chosen so" with the reason. In short:
 * Order requests above the orders-per-second threshold (10 per client and exchange segment, more
   for a client with a registered algo id) are refused.
 * Product types are carried on orders, trades, positions and order updates.
+* Sessions: an order is accepted only while its exchange segment trades (``market_time``, India
+  time, a fixed Tuesday morning by default); outside, only an after-market order (variety AMO) in
+  the segment's AMO window, which waits "after market order req received" until ``open_market``.
+* Price bands: a price outside the instrument's day band (``price_bands``; by default 20 % around
+  the last price) is refused; the band is served by the quote API (``getMarketData`` FULL).
+* Reads: order book, trade book and positions answer at most once a second per client, the quote
+  API ten times; above that, Angel One's 403 "exceeding access rate".
+* An order that is not there (cancel, modify) is answered AB1013 "Order not found", never AB1010
+  (an expired session).
 
 * A lost answer (``fail_next(route, "timeout")``) does not mean the order exists: the request is
   recorded a delay later (seeded, 0.5–3 s by default) or never, after the client gave up.
@@ -45,7 +54,8 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as day_time
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -65,6 +75,7 @@ ROUTES = {
     "trade_book": "/rest/secure/angelbroking/order/v1/getTradeBook",
     "position": "/rest/secure/angelbroking/order/v1/getPosition",
     "ltp": "/rest/secure/angelbroking/order/v1/getLtpData",
+    "quote": "/rest/secure/angelbroking/market/v1/quote",
 }
 #: the routes that are "API order execution" in Angel One's notice (research §1): the static IP and
 #: the orders-per-second threshold apply to these. NSE's summary says "Static IP is mandatory for all
@@ -76,6 +87,14 @@ SCRIP_MASTER_PATH = "/OpenAPIScripMaster.json"
 CLIENT_HEADERS = ("X-ClientLocalIP", "X-ClientPublicIP", "X-MACAddress", "X-UserType", "X-SourceID")
 
 INVALID_TOKEN = {"status": False, "message": "Invalid Token", "errorcode": "AG8001", "data": None}
+#: SmartAPI's error table (docs/Exceptions, as client libraries reproduce it; research §2): AB1013
+#: "Order not found" — not AB1010 "AMX Session Expired", which means log in again
+ORDER_NOT_FOUND = {"status": False, "message": "Order not found", "errorcode": "AB1013", "data": None}
+#: SmartAPI forum "Changes in API Rate Limit" (research §2): getOrderBook, getTradeBook and
+#: getPosition 1 a second; quote (getMarketData) and getLtpData 10 a second. Counted per client,
+#: sliding over the last second (unconfirmed whether Angel One counts per client or per API key:
+#: one key per client here, so the same).
+READ_LIMITS_PER_SECOND = {"order_book": 1, "trade_book": 1, "position": 1, "quote": 10, "ltp": 10}
 RATE_LIMIT_TEXT = "Access denied because of exceeding access rate"
 
 #: research §1: "A standard Threshold Order Per Second (TOPS) has been set at 10 OPS per
@@ -105,6 +124,20 @@ REFUSALS: dict[str, dict[str, str]] = {
         "message": "Order rejected: orders per second above the threshold for this exchange segment; "
         "register the algo with the exchange",
     },
+    "market_closed": {
+        # the segment is not trading: unconfirmed text — chosen so
+        "errorcode": "AB4045",
+        "message": "Market is closed for this exchange segment; place an after-market order (variety AMO)",
+    },
+    "amo_window": {
+        "errorcode": "AB4046",
+        "message": "After-market orders are not accepted at this time for this exchange segment",
+    },
+    "price_band": {
+        # research §4: prices outside the band are rejected; the text is unconfirmed
+        "errorcode": "AB4047",
+        "message": "Price is outside the day's price band (circuit limits) of the instrument",
+    },
     "off_tick": {
         # research §4: exchanges require prices on the tick grid; the text is unconfirmed
         "errorcode": "AB4044",
@@ -129,6 +162,40 @@ ORDER_UPDATE_CODES = {
     "trigger pending": "AB10",
 }
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
+#: the fake's market clock by default: Tuesday 8 December 2026, 11:00 India time, a trading day
+MARKET_OPEN_AT = datetime(2026, 12, 8, 11, 0, tzinfo=IST)
+#: the regular sessions per exchange segment, India time. NSE "Regular trading session … Open
+#: 09:15 hrs … Close 15:30 hrs" for equities (NSE's market timings, as reproduced with its 2026
+#: holiday list, stocktrack.co.in); BSE and NSE F&O keep the same hours; MCX trades 09:00–23:30
+#: (23:55 while the US is on standard time: the shorter, stricter close is kept — MCX's circulars
+#: as reported by goldsilverreports.com). The pre-open call auction (09:00–09:08) is not modelled.
+SESSIONS = {
+    "NSE": (day_time(9, 15), day_time(15, 30)),
+    "BSE": (day_time(9, 15), day_time(15, 30)),
+    "NFO": (day_time(9, 15), day_time(15, 30)),
+    "MCX": (day_time(9, 0), day_time(23, 30)),
+    "CDS": (day_time(9, 0), day_time(17, 0)),
+}
+#: when an after-market order is taken. Angel One's own AMO hours are unconfirmed; brokers publish
+#: different windows (Zerodha: NSE/BSE 15:45–08:57, F&O 15:45–09:10, MCX any time; Upstox: equity
+#: 16:01–24:00 and 05:00–08:58, F&O 15:31–24:00 and 05:00–09:13, MCX 05:00–08:58). Chosen so: the
+#: narrowest of them, on every calendar day.
+AMO_WINDOWS = {
+    "NSE": ((day_time(16, 1), day_time(23, 59, 59)), (day_time(5, 0), day_time(8, 57))),
+    "BSE": ((day_time(16, 1), day_time(23, 59, 59)), (day_time(5, 0), day_time(8, 57))),
+    "NFO": ((day_time(16, 1), day_time(23, 59, 59)), (day_time(5, 0), day_time(9, 10))),
+    "MCX": ((day_time(5, 0), day_time(8, 58)),),
+    "CDS": ((day_time(17, 1), day_time(23, 59, 59)), (day_time(5, 0), day_time(8, 58))),
+}
+#: the trading holidays the fake knows (NSE's 2026 list, every segment; MCX: closed all day on
+#: 25 December 2026, rupeezy.in's reproduction of MCX's list). Saturdays and Sundays never trade.
+HOLIDAYS = frozenset({date(2026, 12, 25)})
+#: the status of an after-market order waiting for the open (research §2 lists it)
+AMO_STATUS = "after market order req received"
+#: the day's price band when a test sets none: 20 % either side of the last price (NSE's widest
+#: equity band; F&O operating ranges differ — chosen so)
+DEFAULT_BAND_PCT = Decimal(20)
+DEFAULT_LTP = "612.35"
 ANGEL_TIME_FORMAT = "%d-%b-%Y %H:%M:%S"  # research §2: "09-Oct-2023 17:39:28"
 
 SCRIP_MASTER_ROWS: list[dict[str, str]] = [
@@ -393,6 +460,7 @@ class FakeSmartApi:
         lost_requests: LostRequests = "late",
         lost_request_delay: tuple[float, float] = LOST_REQUEST_DELAY_SECONDS,
         seed: int = 0,
+        read_limits: Mapping[str, int] = READ_LIMITS_PER_SECOND,
     ) -> None:
         self.accounts = {account.client_code: account for account in accounts}
         if unique_static_ips:
@@ -410,12 +478,22 @@ class FakeSmartApi:
         self.rms_delay_seconds = rms_delay_seconds
         self.lost_requests: LostRequests = lost_requests
         self.lost_request_delay = lost_request_delay
+        self.read_limits = dict(read_limits)
         self._rng = random.Random(seed)
         #: how long an accepted cancellation takes to show in the books (0: at once). Unconfirmed —
         #: chosen so: a broker forwards the cancellation to the exchange and its books change on the
         #: exchange's confirmation, so a client may read the order "open" just after cancelOrder's SUCCESS.
         self.cancel_delay_seconds = 0.0
         self.last_prices: dict[str, str] = {}  # trading symbol -> last traded price (getLtpData)
+        #: the market's clock (India time): sessions and AMO windows are judged by it
+        self.market_time = MARKET_OPEN_AT
+        #: trading symbol -> the day's (lower, upper) band; others: DEFAULT_BAND_PCT around the last price
+        self.price_bands: dict[str, tuple[Decimal, Decimal]] = {}
+        #: reads answered and refused for rate, per route
+        self.reads: Counter[str] = Counter()
+        self.read_refusals: Counter[str] = Counter()
+        #: the source address of every order-update socket (who connected from where)
+        self.order_update_sources: list[str] = []
         self.calls: Counter[str] = Counter()
         self.logins: Counter[str] = Counter()
         self.failed_logins = 0
@@ -429,6 +507,7 @@ class FakeSmartApi:
         self._failures: dict[str, deque[Fault]] = defaultdict(deque)
         self._rms_rejections: dict[str, deque[str | None]] = defaultdict(deque)
         self._order_times: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._read_times: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._proxies: list[EgressProxy] = []
         self._order_ids = itertools.count(250_000_000_000_001)
@@ -519,6 +598,46 @@ class FakeSmartApi:
         ``record_after`` shape a ``"timeout"`` of an order route (``Fault``)."""
         with self._lock:
             self._failures[route].extend([Fault(kind, recorded, record_after)] * times)
+
+    def clock(self) -> datetime:
+        """The market's time now (``market_time``) as an aware UTC datetime, for the venue's clock."""
+        return self.market_time.astimezone(UTC)
+
+    def open_market(self, client_code: str) -> list[dict[str, Any]]:
+        """The session opened: ``client_code``'s after-market orders go to the exchange and rest
+        "open" (research §2 status list; Zerodha: AMOs are sent to the exchange at the open)."""
+        snapshots = []
+        with self._lock:
+            for order in self.accounts[client_code].orders:
+                if order["status"] == AMO_STATUS:
+                    self._set_status(order, "open")
+                    snapshots.append(dict(order))
+        for snapshot in snapshots:
+            self._notify(client_code, snapshot)
+        return snapshots
+
+    def band(self, tradingsymbol: str) -> tuple[Decimal, Decimal]:
+        """The day's price band of an instrument: ``price_bands``, else 20 % around the last price a
+        test set (``last_prices``); a test that sets neither gets a band wide enough for any price
+        it sends (its subject is not the band)."""
+        if tradingsymbol in self.price_bands:
+            return self.price_bands[tradingsymbol]
+        if tradingsymbol not in self.last_prices:
+            return Decimal("0.01"), Decimal(10**9)
+        ltp = Decimal(self.last_prices[tradingsymbol])
+        move = ltp * DEFAULT_BAND_PCT / 100
+        return (ltp - move).quantize(Decimal("0.05")), (ltp + move).quantize(Decimal("0.05"))
+
+    def trading(self, exchange: str) -> bool:
+        """Whether ``exchange``'s regular session is on at ``market_time``."""
+        now = self.market_time.astimezone(IST)
+        opens, closes = SESSIONS[exchange]
+        return now.weekday() < 5 and now.date() not in HOLIDAYS and opens <= now.time() < closes
+
+    def takes_amo(self, exchange: str) -> bool:
+        """Whether an after-market order for ``exchange`` is taken at ``market_time``."""
+        now = self.market_time.astimezone(IST).time()
+        return not self.trading(exchange) and any(start <= now <= end for start, end in AMO_WINDOWS[exchange])
 
     def expire_sessions(self) -> None:
         """Invalidate every JWT, as Angel One's daily logout does."""
@@ -705,6 +824,8 @@ class FakeSmartApi:
             if client_code != account.client_code:
                 return web.json_response(INVALID_TOKEN)
             source_ip, public_ip = request.remote or "", request.headers.get("X-ClientPublicIP", "")
+            if route in self.read_limits and not self._within_read_rate(route, account):
+                return web.Response(status=403, text=RATE_LIMIT_TEXT)
             if route in ORDER_ROUTES and fault is not None and failure == "timeout":
                 return await self._lost_answer(fault, route, account, body, source_ip, public_ip)
             if route in ORDER_ROUTES:
@@ -754,6 +875,21 @@ class FakeSmartApi:
             return web.json_response(answers[0])
         return web.Response(status=504, text="<html>504 Gateway Time-out</html>", content_type="text/html")
 
+    def _within_read_rate(self, route: str, account: FakeAccount) -> bool:
+        """Whether this read keeps the client within the route's limit (``read_limits``, by default
+        READ_LIMITS_PER_SECOND); counted either way."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._read_times[(account.client_code, route)]
+            while times and times[0] <= now - 1.0:
+                times.popleft()
+            if len(times) >= self.read_limits[route]:
+                self.read_refusals[route] += 1
+                return False
+            times.append(now)
+            self.reads[route] += 1
+            return True
+
     def _account_for_key(self, api_key: str) -> FakeAccount | None:
         return next((a for a in self.accounts.values() if a.api_key == api_key), None)
 
@@ -799,7 +935,49 @@ class FakeSmartApi:
             return {**ok, "data": ""}
         if route == "ltp":
             return self._ltp(body)
+        if route == "quote":
+            return self._quote(body)
         raise AssertionError(route)
+
+    def _quote(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``getMarketData(mode, exchangeTokens)``: smartapi-python POSTs ``{"mode": ..., "exchangeTokens":
+        {"NSE": ["3045"], ...}}`` to route ``api.market.data`` = /rest/secure/angelbroking/market/v1/quote
+        (smartConnect.py l.53, l.476-482). The FULL answer's ``data`` holds ``fetched`` (per instrument:
+        exchange, tradingSymbol, symbolToken, ltp, open/high/low/close, lowerCircuit, upperCircuit, …, as
+        JSON numbers) and ``unfetched`` (SmartAPI's Market Data docs; a client's recorded answer,
+        yajneshkulalmanjeshwar-source/Vectra_AI_Automated_Trade_System example/test.js). Only FULL is served."""
+        tokens = body.get("exchangeTokens")
+        if body.get("mode") != "FULL" or not isinstance(tokens, dict):
+            return {"status": False, "message": "Invalid request", "errorcode": "AB4000", "data": None}
+        fetched, unfetched = [], []
+        for exchange, listed in tokens.items():
+            for token in listed:
+                row = next((r for r in self.scrip_master if r["exch_seg"] == exchange and r["token"] == token), None)
+                if row is None:
+                    unfetched.append({"exchange": exchange, "symbolToken": token})
+                    continue
+                ltp = Decimal(self.last_prices.get(row["symbol"], DEFAULT_LTP))
+                lower, upper = self.band(row["symbol"])
+                fetched.append(
+                    {
+                        "exchange": exchange,
+                        "tradingSymbol": row["symbol"],
+                        "symbolToken": token,
+                        "ltp": float(ltp),
+                        "open": float(ltp),
+                        "high": float(ltp),
+                        "low": float(ltp),
+                        "close": float(ltp),
+                        "lowerCircuit": float(lower),
+                        "upperCircuit": float(upper),
+                    }
+                )
+        return {
+            "status": True,
+            "message": "SUCCESS",
+            "errorcode": "",
+            "data": {"fetched": fetched, "unfetched": unfetched},
+        }
 
     def _ltp(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``ltpData(exchange, tradingsymbol, symboltoken)``: smartapi-python (angel-one/smartapi-python
@@ -816,7 +994,7 @@ class FakeSmartApi:
         row = self._instrument(body)
         if row is None or row["token"] != body["symboltoken"]:
             return {"status": False, "message": "Symbol not found", "errorcode": "AB1009", "data": None}
-        ltp = Decimal(self.last_prices.get(body["tradingsymbol"], "612.35"))
+        ltp = Decimal(self.last_prices.get(body["tradingsymbol"], DEFAULT_LTP))
         return {
             "status": True,
             "message": "SUCCESS",
@@ -912,7 +1090,9 @@ class FakeSmartApi:
         if order_type not in ("LIMIT", "STOPLOSS_LIMIT") or duration != "DAY":
             return refuse("Invalid order type or duration", "AB4000")
         stop = order_type == "STOPLOSS_LIMIT"
-        if stop != (body.get("variety") == "STOPLOSS"):
+        # an after-market order is a LIMIT only: Upstox "In AMO orders, SL Limit order is not allowed"
+        # (unconfirmed for Angel One — chosen so, the stricter broker)
+        if stop != (body.get("variety") == "STOPLOSS") or body.get("variety") not in ("NORMAL", "STOPLOSS", "AMO"):
             return refuse("Invalid Order Variety", "AB1008")
         if body.get("producttype") not in PRODUCT_TYPES:
             return refuse("Invalid Product Type", "AB1012")
@@ -928,7 +1108,18 @@ class FakeSmartApi:
         tick = Decimal(row["tick_size"]) / 100  # the scrip master gives the tick in paise
         if price % tick or (stop and trigger % tick):
             return _refusal(self.refusals["off_tick"])
+        lower, upper = self.band(row["symbol"])
+        if not lower <= price <= upper:  # research §4: "reject … prices outside a configurable band"
+            return _refusal(self.refusals["price_band"])
         return None
+
+    def _session_refusal(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """An order outside its segment's session is refused; an after-market order (variety AMO,
+        research §2's variety list) only inside the segment's AMO window (``AMO_WINDOWS``)."""
+        exchange = str(body["exchange"])
+        if body.get("variety") == "AMO":
+            return None if self.takes_amo(exchange) else _refusal(self.refusals["amo_window"])
+        return None if self.trading(exchange) else _refusal(self.refusals["market_closed"])
 
     def _place_order(self, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any]:
         def refuse(message: str, code: str) -> dict[str, Any]:
@@ -956,7 +1147,7 @@ class FakeSmartApi:
         # another order. Nothing in research §2 (an optional field, max 20 characters) or
         # docs/angelone.md says Angel One refuses a repeated tag; unconfirmed — chosen so, the
         # conservative assumption (a resend after a lost answer would make a second order).
-        refusal = self._terms_refusal(body, row)
+        refusal = self._terms_refusal(body, row) or self._session_refusal(body)
         if refusal is not None:
             return refusal
         order_id = str(next(self._order_ids))
@@ -983,7 +1174,11 @@ class FakeSmartApi:
         # research §2 (order-book statuses): a stop-loss order waits as "trigger pending"; a LIMIT
         # order rests "open" until it fills (the intermediate "open pending"/"validation pending"
         # states are not modelled).
-        self._set_status(order, "trigger pending" if stop else "open")
+        if body["variety"] == "AMO":  # waits for the open (``open_market``)
+            order["variety"] = "AMO"
+            self._set_status(order, AMO_STATUS)
+        else:
+            self._set_status(order, "trigger pending" if stop else "open")
         with self._lock:
             account.orders.append(order)
             rejections = self._rms_rejections[account.client_code]
@@ -1016,8 +1211,8 @@ class FakeSmartApi:
     def _modify_order(self, account: FakeAccount, body: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             order = next((o for o in account.orders if o["orderid"] == body.get("orderid")), None)
-        if order is None or order["status"] not in ("open", "trigger pending"):
-            return {"status": False, "message": "Order not found or not open", "errorcode": "AB1010", "data": None}
+        if order is None or order["status"] not in ("open", "trigger pending", AMO_STATUS):
+            return ORDER_NOT_FOUND
         row = self._instrument(order)
         assert row is not None
         terms = {**body, "exchange": order["exchange"], "tradingsymbol": order["tradingsymbol"]}
@@ -1057,12 +1252,12 @@ class FakeSmartApi:
                 (
                     o
                     for o in account.orders
-                    if o["orderid"] == body.get("orderid") and o["status"] in ("open", "trigger pending")
+                    if o["orderid"] == body.get("orderid") and o["status"] in ("open", "trigger pending", AMO_STATUS)
                 ),
                 None,
             )
             if order is None:
-                return {"status": False, "message": "Order not found", "errorcode": "AB1010", "data": None}
+                return ORDER_NOT_FOUND
             order_id = order["orderid"]
         if self.cancel_delay_seconds:
             assert self._loop is not None
@@ -1074,7 +1269,7 @@ class FakeSmartApi:
     def _cancelled(self, account: FakeAccount, order_id: str) -> None:
         with self._lock:
             order = self._find_order(account.client_code, order_id)
-            if order["status"] not in ("open", "trigger pending"):
+            if order["status"] not in ("open", "trigger pending", AMO_STATUS):
                 return  # filled (or cancelled) before the cancellation took effect
             # what filled stays filled; the remainder is the cancelled size (research §2: cancelsize)
             order["cancelsize"] = order["unfilledshares"]
@@ -1256,6 +1451,7 @@ class FakeSmartApi:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.order_update_connections += 1
+        self.order_update_sources.append(request.remote or "")
         self._sockets[client_code].add(ws)
         empty_order = {"orderid": "", "filledshares": "", "status": ""}
         await ws.send_str(

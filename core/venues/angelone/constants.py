@@ -42,6 +42,19 @@ ORDERS_PER_SECOND_THRESHOLD = 10
 SEGMENT_ORDER_WINDOW_SECONDS = 1.1
 #: order-book reads of a master's listener: 1 a second
 ORDER_BOOK_POLL_SECONDS = 1.0
+#: reads per client, by SDK method (SmartAPI forum "Changes in API Rate Limit",
+#: docs/research/angelone.md §2): getOrderBook, getTradeBook and getPosition 1 a second; the quote
+#: (getMarketData) and getLtpData 10 a second, 500 a minute, 5000 an hour. Each window has a margin
+#: for the time requests take to reach the broker. Shared by every venue, listener and session of
+#: the client.
+_QUOTES = (RateLimit(10, 1.1), RateLimit(500, 61.0), RateLimit(5000, 3601.0))
+READ_LIMITS: dict[str, tuple[RateLimit, ...]] = {
+    "orderBook": (RateLimit(1, 1.1),),
+    "tradeBook": (RateLimit(1, 1.1),),
+    "position": (RateLimit(1, 1.1),),
+    "getMarketData": _QUOTES,
+    "ltpData": _QUOTES,
+}
 
 # -- answers ---------------------------------------------------------------------------------------
 
@@ -52,11 +65,17 @@ PERMISSION_ERROR_CODES = frozenset({"AB1005", "AB1006", "AB2002"})
 INVALID_ORDER_ERROR_CODES = frozenset({"AB1008", "AB1012", "AB4008"})
 UNKNOWN_SYMBOL_ERROR_CODES = frozenset({"AB1009", "AB1018"})
 RATE_LIMIT_TEXT = "exceeding access rate"
+#: SmartAPI's "… not found" answers (its error table: AB1013 order, AB1014 trade, AB1015 holding,
+#: AB1016 position): an answer about the order, not the session
+NOT_FOUND_ERROR_CODES = frozenset({"AB1013", "AB1014", "AB1015", "AB1016"})
 
 # -- sessions --------------------------------------------------------------------------------------
 
 #: Angel One ends every session once a day, early in the morning India time
 DAILY_LOGOUT_IST = time(5, 0)
+#: a regular order is not sent in the last seconds of a session: it would reach the exchange after
+#: the close (the time a request takes, and the exchange's clock against ours)
+LAST_ORDER_MARGIN = timedelta(seconds=15)
 #: a session is renewed this long before its token expires
 SESSION_REFRESH_MARGIN = timedelta(minutes=30)
 #: retries of a request refused for rate, and the first backoff (doubled each time)
@@ -74,6 +93,8 @@ class ProductType(enum.StrEnum):
 
 
 #: our order types as Angel One's (variety, order type)
+#: the variety of an after-market order (docs/research/angelone.md §2: NORMAL, STOPLOSS, AMO, ROBO)
+AMO_VARIETY = "AMO"
 ORDER_TYPES = {
     OrderType.LIMIT: ("NORMAL", "LIMIT"),
     OrderType.STOP_LIMIT: ("STOPLOSS", "STOPLOSS_LIMIT"),

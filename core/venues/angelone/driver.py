@@ -8,9 +8,12 @@ the duration), so the credential checks here cost nothing in other deployments.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from core.errors import UserError
+from core.model import utcnow
 from core.venues.angelone.constants import ANGEL_ONE_VENUE, PIN_PATTERN, ProductType
 from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints, is_totp_seed
 from core.venues.base import FillSource, Venue
@@ -56,15 +59,16 @@ class AngelOneDriver(VenueDriver):
         *,
         product: str = ProductType.INTRADAY,
         require_egress: bool = False,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         from core.venues.angelone.accounts import AngelOneAccounts
 
-        self.accounts: AngelOneAccounts = AngelOneAccounts(endpoints)
+        self.accounts: AngelOneAccounts = AngelOneAccounts(endpoints, clock=clock)
         self._product = ProductType(product)
         self._require_egress = require_egress
 
     @classmethod
-    def from_settings(cls, settings: AngelOneSettings) -> AngelOneDriver:
+    def from_settings(cls, settings: AngelOneSettings, *, clock: Callable[[], datetime] = utcnow) -> AngelOneDriver:
         defaults = AngelOneEndpoints()
         endpoints = AngelOneEndpoints(
             rest_root=settings.angelone_rest_url or defaults.rest_root,
@@ -72,7 +76,7 @@ class AngelOneDriver(VenueDriver):
             scrip_master_url=settings.angelone_scrip_master_url or defaults.scrip_master_url,
             public_ip=settings.angelone_public_ip,
         )
-        return cls(endpoints, product=settings.angelone_product, require_egress=settings.mode == "live")
+        return cls(endpoints, product=settings.angelone_product, require_egress=settings.mode == "live", clock=clock)
 
     @classmethod
     def check_secrets(cls, secrets: dict[str, str]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from core.errors import (
 )
 from core.venues.angelone.constants import (
     INVALID_ORDER_ERROR_CODES,
+    NOT_FOUND_ERROR_CODES,
     PERMISSION_ERROR_CODES,
     RATE_LIMIT_TEXT,
     SESSION_ERROR_CODES,
@@ -33,6 +34,10 @@ from core.venues.angelone.sdk import SDK
 
 class SessionRejected(Exception):
     """The API refused the session's token: log in again (once) and retry."""
+
+
+class OrderNotFound(InvalidOrder):
+    """Angel One has no such order (AB1013) or it is no longer open: an answer, not a failure."""
 
 
 class RateLimitAnswer(Exception):
@@ -76,6 +81,8 @@ def raise_for_refusal(
         raise PermissionDenied(text)
     if login:
         raise AuthenticationError(text)
+    if code in NOT_FOUND_ERROR_CODES:
+        raise OrderNotFound(text)
     if code in UNKNOWN_SYMBOL_ERROR_CODES:
         raise UnknownSymbol(text)
     if "insufficient" in lowered or "margin" in lowered:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 import requests
 import websocket
@@ -127,8 +128,9 @@ class QuietSmartConnect(SDK.SmartConnect):  # type: ignore[misc,name-defined]
 
 class OrderUpdateSocket(SDK.SmartWebSocketOrderUpdate):  # type: ignore[misc,name-defined]
     """SmartAPI's order-update websocket with callbacks instead of logging, no ``./logs`` folder,
-    verified TLS (the SDK turns certificate checks off) and no built-in retry: the listener owns
-    reconnection and its backoff. ``connect()`` blocks until the socket closes: run it in a thread."""
+    verified TLS (the SDK turns certificate checks off), through the account's egress proxy when it
+    has one, and no built-in retry: the listener owns reconnection and its backoff. ``connect()``
+    blocks until the socket closes: run it in a thread."""
 
     def __init__(
         self,
@@ -141,8 +143,10 @@ class OrderUpdateSocket(SDK.SmartWebSocketOrderUpdate):  # type: ignore[misc,nam
         on_open: Callable[[], object],
         on_message: Callable[[str], object],
         on_close: Callable[[], object],
+        proxy: str | None = None,
     ) -> None:
         self.WEBSOCKET_URI = url
+        self._proxy = urlsplit(proxy) if proxy else None
         self.auth_token = auth_token
         self.api_key = api_key
         self.client_code = client_code
@@ -170,7 +174,18 @@ class OrderUpdateSocket(SDK.SmartWebSocketOrderUpdate):  # type: ignore[misc,nam
             on_error=self.on_error,
             on_close=self.on_close,
         )
-        app.run_forever(ping_interval=self.HEARTBEAT_INTERVAL_SECONDS)
+        proxy = self._proxy
+        if proxy is None:
+            app.run_forever(ping_interval=self.HEARTBEAT_INTERVAL_SECONDS)
+            return
+        auth = (unquote(proxy.username or ""), unquote(proxy.password or "")) if proxy.username else None
+        app.run_forever(  # an HTTP(S) proxy's CONNECT tunnel, as websocket-client opens it
+            ping_interval=self.HEARTBEAT_INTERVAL_SECONDS,
+            http_proxy_host=proxy.hostname,
+            http_proxy_port=proxy.port or (443 if proxy.scheme == "https" else 80),
+            http_proxy_auth=auth,
+            proxy_type="http",
+        )
 
     def on_open(self, wsapp: Any) -> None:
         if self._closing.is_set():

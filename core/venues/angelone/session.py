@@ -27,6 +27,7 @@ from core.venues.angelone.constants import (
 )
 from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints, SecretRedactor
 from core.venues.angelone.errors import RateLimitAnswer, SessionRejected, map_exception, raise_for_refusal
+from core.venues.angelone.gates import RequestGate
 from core.venues.angelone.sdk import OrderUpdateSocket, QuietSmartConnect
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class AngelOneSession:
         refresh_margin: timedelta = SESSION_REFRESH_MARGIN,
         rate_limit_retries: int = RATE_LIMIT_RETRIES,
         backoff_base: float = RATE_LIMIT_BACKOFF_SECONDS,
+        read_gate: Callable[[str], RequestGate | None] = lambda method: None,
     ) -> None:
         self._credentials = credentials
         self._endpoints = endpoints
@@ -72,6 +74,7 @@ class AngelOneSession:
         self._refresh_margin = refresh_margin
         self._rate_limit_retries = rate_limit_retries
         self._backoff_base = backoff_base
+        self._read_gate = read_gate
         self._rate_limit_backoff = ExponentialBackoff(backoff_base)
         self._secrets = SecretRedactor(credentials)
         self._client: QuietSmartConnect | None = None
@@ -178,7 +181,8 @@ class AngelOneSession:
     # -- calls ----------------------------------------------------------------------------------
 
     async def call(self, operation: str, method: str, *args: Any, placing: bool = False) -> Mapping[str, Any]:
-        """Run SDK ``method`` and return its successful answer.
+        """Run SDK ``method`` and return its successful answer. A read limited by SmartAPI (the
+        books, positions, quotes) waits for the client's read gate first.
 
         ``operation`` words the error messages ("placing an order"). With ``placing``, a failure
         after the request may have reached Angel One raises ``OrderStatusUnknown``.
@@ -192,7 +196,11 @@ class AngelOneSession:
                 generation, client = self._generation, self._client
                 assert client is not None  # set by ensure_logged_in, with no await in between
                 try:
-                    return await self._call_once(client, operation, method, args, placing)
+                    gate = self._read_gate(method)
+                    if gate is None:
+                        return await self._call_once(client, operation, method, args, placing)
+                    async with gate.slot():  # SmartAPI's per-client read limits (every attempt counts)
+                        return await self._call_once(self._client or client, operation, method, args, placing)
                 except SessionRejected:
                     if logged_in_again:
                         raise AuthenticationError(
@@ -236,7 +244,10 @@ class AngelOneSession:
     def order_update_socket(
         self, *, on_open: Callable[[], object], on_message: Callable[[str], object], on_close: Callable[[], object]
     ) -> OrderUpdateSocket:
-        """A socket for this account's order updates, carrying the current session's tokens."""
+        """A socket for this account's order updates, carrying the current session's tokens, through
+        the account's egress like its REST requests: Angel One documents the static-IP check for
+        order execution only, NSE's standard for all API access (docs/research/angelone.md §1), and
+        a socket leaving from another client's registered address could look like a shared IP."""
         client = self._client
         if client is None:
             raise AuthenticationError(f"Angel One client {self.client_code} is not logged in")
@@ -249,4 +260,5 @@ class AngelOneSession:
             on_open=on_open,
             on_message=on_message,
             on_close=on_close,
+            proxy=self._credentials.egress_proxy,
         )

@@ -9,16 +9,26 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from core.errors import InvalidOrder, OrderStatusUnknown, TemporaryError
-from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType
+from core.errors import InvalidOrder, NotAdmitted, OrderStatusUnknown, TemporaryError, UnknownSymbol
+from core.model import Execution, MarketRules, OrderIntent, OrderReport, OrderState, OrderType, SkipReason, plain
 from core.throttle import Throttle
-from core.venues.angelone.constants import ORDER_TYPES, ORDERTAG_MAX_LENGTH, PLACE_ORDER_LIMITS, ProductType
-from core.venues.angelone.instruments import Instrument, InstrumentMaster
+from core.venues.angelone.constants import (
+    AMO_VARIETY,
+    ORDER_TYPES,
+    ORDERTAG_MAX_LENGTH,
+    PLACE_ORDER_LIMITS,
+    ProductType,
+)
+from core.venues.angelone.errors import OrderNotFound
+from core.venues.angelone.gates import RequestGate
+from core.venues.angelone.instruments import Instrument, InstrumentMaster, split_symbol
 from core.venues.angelone.orders import AngelOneOrderEvents
 from core.venues.angelone.session import AngelOneSession
+from core.venues.angelone.sessions import TradingCalendar
 from core.venues.base import OrderEventSource, Position, Venue
 
 log = logging.getLogger(__name__)
@@ -65,6 +75,8 @@ ORDER_STATES = {
     "cancelled": OrderState.CANCELED,
     "rejected": OrderState.REJECTED,
 }
+#: statuses of an order that still rests and may be cancelled (an AMO waits for the open)
+RESTING_STATUSES = ("open", "trigger pending", "open pending", "after market order req received")
 
 
 class AngelOneVenue(Venue):
@@ -88,7 +100,9 @@ class AngelOneVenue(Venue):
         session: AngelOneSession,
         instruments: InstrumentMaster,
         *,
-        segment_throttle: Callable[[str], Throttle],
+        segment_gate: Callable[[str], RequestGate],
+        calendar: TradingCalendar,
+        clock: Callable[[], datetime],
         product: ProductType = ProductType.INTRADAY,
         follow_products: Mapping[int, ProductType] | None = None,
         order_limiter: Throttle | None = None,
@@ -99,8 +113,10 @@ class AngelOneVenue(Venue):
         self._product = ProductType(product)
         self._follow_products = {follow_id: ProductType(p) for follow_id, p in (follow_products or {}).items()}
         self._order_limiter = order_limiter or Throttle(PLACE_ORDER_LIMITS)
-        self._segment_throttle = segment_throttle
+        self._segment_gate = segment_gate
         self._require_egress = require_egress
+        self._calendar = calendar
+        self._clock = clock
         self._client_order_ids: OrderedDict[str, str] = OrderedDict()  # ordertag -> client order id
 
     @property
@@ -173,21 +189,77 @@ class AngelOneVenue(Venue):
                 "(connect the key again with its static IP and the proxy that leaves from it)"
             )
 
+    def trading_now(self, symbol: str) -> bool:
+        try:
+            exchange, _ = split_symbol(symbol)
+        except UnknownSymbol:
+            return True
+        return self._calendar.admission(exchange, self._clock(), margin=timedelta(0)).verdict == "open"
+
+    async def prepare_order(self, intent: OrderIntent) -> OrderIntent:
+        """Refuse before anything is sent (``NotAdmitted``, recorded as a skip) an order its market
+        does not take now (closed, or closing: an after-market order only where the follow allows
+        it) and a protected limit outside the instrument's price band for the day."""
+        instrument = await self._instruments.instrument(intent.symbol)
+        self._variety(intent, instrument)
+        if intent.protected and intent.price is not None:
+            await self._check_band(intent, instrument)
+        return intent
+
+    def _variety(self, intent: OrderIntent, instrument: Instrument) -> str | None:
+        """``AMO`` for an after-market order, ``None`` for a regular one; ``NotAdmitted`` when the
+        market takes neither now (docs/angelone.md, "Market hours")."""
+        admission = self._calendar.admission(instrument.exchange, self._clock())
+        if admission.verdict == "open":
+            return None
+        if admission.verdict == "after_market" and intent.after_market:
+            if intent.order_type is not OrderType.LIMIT:
+                raise NotAdmitted(
+                    SkipReason.MARKET_CLOSED,
+                    f"{admission.why}; an after-market order can only be a LIMIT, not a {intent.order_type.value}",
+                )
+            return AMO_VARIETY
+        if admission.verdict == "after_market":
+            raise NotAdmitted(SkipReason.MARKET_CLOSED, f"{admission.why}; after-market orders are off for this follow")
+        raise NotAdmitted(SkipReason.MARKET_CLOSED, admission.why)
+
+    async def _check_band(self, intent: OrderIntent, instrument: Instrument) -> None:
+        """The day's price band (circuit limits) from SmartAPI's quote (``getMarketData`` FULL:
+        ``lowerCircuit``, ``upperCircuit``) bounds a protected limit: outside it the exchange refuses
+        the order, so it is not sent."""
+        assert intent.price is not None
+        answer = await self._session.call(
+            "reading the price band", "getMarketData", "FULL", {instrument.exchange: [instrument.token]}
+        )
+        fetched = (answer.get("data") or {}).get("fetched") or []
+        quote = next((q for q in fetched if str(q.get("symbolToken")) == instrument.token), None)
+        if quote is None:
+            raise TemporaryError(f"Angel One's quote had no price band for {intent.symbol}")
+        lower, upper = _decimal(quote.get("lowerCircuit")), _decimal(quote.get("upperCircuit"))
+        price = round_to_tick(intent.price, instrument.tick_size)
+        if lower <= 0 or upper <= 0 or lower <= price <= upper:
+            return
+        raise NotAdmitted(
+            SkipReason.PRICE_BAND,
+            f"the {intent.side.value} limit {plain(price)} of {intent.symbol} is outside today's band "
+            f"{plain(lower)}-{plain(upper)}",
+        )
+
     async def place_order(self, intent: OrderIntent) -> OrderReport:
         self._check_egress(f"the order for {intent.symbol}")
         instrument = await self._instruments.instrument(intent.symbol)
-        params = self._order_params(intent, instrument)
+        params = self._order_params(intent, instrument, self._variety(intent, instrument))
         await self._order_limiter.acquire()
-        await self._segment_throttle(instrument.exchange).acquire()
-        answer = await self._session.call(
-            f"placing an order for {intent.symbol}", "placeOrderFullResponse", params, placing=True
-        )
+        async with self._segment_gate(instrument.exchange).slot():
+            answer = await self._session.call(
+                f"placing an order for {intent.symbol}", "placeOrderFullResponse", params, placing=True
+            )
         order_id = (answer.get("data") or {}).get("orderid")
         if not order_id:
             raise OrderStatusUnknown(f"Angel One accepted the order for {intent.symbol} without an order id")
         return OrderReport(str(order_id), intent.client_order_id, OrderState.ACKNOWLEDGED)
 
-    def _order_params(self, intent: OrderIntent, instrument: Instrument) -> dict[str, str]:
+    def _order_params(self, intent: OrderIntent, instrument: Instrument, variety_now: str | None) -> dict[str, str]:
         if intent.order_type in (OrderType.MARKET, OrderType.STOP_MARKET) or intent.time_in_force == "IOC":
             raise InvalidOrder(
                 f"Angel One refuses market, stop-market and IOC API orders since 1 April 2026: the "
@@ -214,7 +286,7 @@ class AngelOneVenue(Venue):
                 f"stop price {intent.stop_price} of {intent.symbol} is not positive on tick {instrument.tick_size}"
             )
         return {
-            "variety": variety,
+            "variety": variety_now or variety,
             "tradingsymbol": instrument.trading_symbol,
             "symboltoken": instrument.token,
             "transactiontype": intent.side.value.upper(),
@@ -243,17 +315,19 @@ class AngelOneVenue(Venue):
         resting = [
             row
             for row in answer.get("data") or []
-            if row.get("ordertag") == tag
-            and str(row.get("status") or "").lower() in ("open", "trigger pending", "open pending")
+            if row.get("ordertag") == tag and str(row.get("status") or "").lower() in RESTING_STATUSES
         ]
         if not resting:
             return False
         row = resting[-1]
         self._check_egress(f"the cancellation of order {row['orderid']}")
-        await self._segment_throttle(str(row.get("exchange") or "")).acquire()
-        await self._session.call(
-            "cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL")
-        )
+        try:
+            async with self._segment_gate(str(row.get("exchange") or "")).slot():
+                await self._session.call(
+                    "cancelling an order", "cancelOrder", str(row["orderid"]), str(row.get("variety") or "NORMAL")
+                )
+        except OrderNotFound:  # it ended between the read and the cancellation
+            return False
         return True
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
