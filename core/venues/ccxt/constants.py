@@ -52,6 +52,9 @@ MAX_RECV_WINDOW_MS = 60_000
 #: how long the price of a coin a commission was paid in (Binance's BNB) is reused: one ticker read
 #: per coin per burst of fills, close enough to the trade time without a read per order
 FEE_COIN_PRICE_SECONDS = 10.0
+#: orders whose streamed executions (and their commissions) an account keeps for its look-ups:
+#: far more than its copies in flight at once
+STREAMED_ORDERS = 5000
 #: venues whose resting stop-market / take-profit-market orders carry the follower's TP/SL
 CONDITIONAL_ORDER_VENUES = frozenset({"binanceusdm"})
 

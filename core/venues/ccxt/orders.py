@@ -2,23 +2,35 @@
 stream (USD-M ``ORDER_TRADE_UPDATE`` over a listen key; spot ``executionReport`` over the
 WebSocket API). Each update only names the order; ``CcxtVenue.fetch_order`` reads what it
 became, so fees and cumulative quantities come from one place (ccxt's websocket orders keep the
-first trade's fee, ccxt/pro/binance.py ``handle_order``)."""
+first trade's fee, ccxt/pro/binance.py ``handle_order``). Every raw message is also handed to the
+account's ``StreamedExecutions`` first, so that look-up finds each execution's commission there
+instead of reading the trade list."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from core.venues.base import OrderChange, OrderEventSource
+from core.venues.ccxt.executions import StreamedExecutions
 
 if TYPE_CHECKING:
     from core.venues.ccxt.venue import CcxtVenue
 
 
 class CcxtOrderEvents(OrderEventSource):
-    def __init__(self, stream: CcxtVenue) -> None:
+    def __init__(self, stream: CcxtVenue, executions: StreamedExecutions) -> None:
         self._stream = stream  # a ccxt.pro instance of its own (one websocket per account)
+        self._executions = executions  # shared with the account's venue, which looks orders up
+        # ccxt binds a new socket's message handler when it opens the socket: seen from here first
+        exchange = stream.exchange
+        exchange.handle_message = functools.partial(self._on_message, exchange.handle_message)
+
+    def _on_message(self, handle: Callable[[Any, Any], Any], client: Any, message: Any) -> Any:
+        self._executions.on_message(message)
+        return handle(client, message)
 
     async def changes(self) -> AsyncIterator[OrderChange]:
         await self._stream.ensure_markets()
