@@ -24,7 +24,8 @@ rather than with real money. Every behaviour cites its source: ``docs/research/b
 - Fees paid with BNB (``pay_fees_in_bnb``, spot and USD-M): while the account holds enough BNB,
   every commission is charged in BNB (``commissionAsset`` / ``N`` "BNB") and the trade's own
   assets are received whole; otherwise the standard commission as above.
-- userTrades / myTrades windows and limits, income history, listen-key expiry, order-count limits.
+- userTrades / myTrades windows and limits, income history, listen-key expiry, order-count limits;
+  USD-M orders created more than 90 days ago are no longer found (-2013).
 
 Failure injection for tests: ``fail_next`` (answer the next matching request with an error, the
 request is *not* processed), ``fail_after_processing_next`` (process it, then answer an error:
@@ -79,6 +80,10 @@ DAY_MS = 86_400_000
 # USD-M Account-Trade-List: "The time between startTime and endTime cannot be longer than 7 days";
 # spot rest-api.md (myTrades): "can't be longer than 24 hours" (docs/research/binance.md §4).
 TRADE_WINDOW_MS = {FUTURES: 7 * DAY_MS, SPOT: DAY_MS}
+# USD-M Query Order: no order created more than 90 days ago is found, nor a cancelled or expired
+# one without fills created more than 3 days ago (§2)
+ORDER_KEPT_MS = 90 * DAY_MS
+UNFILLED_ORDER_KEPT_MS = 3 * DAY_MS
 MAX_TRADES_LIMIT = 1000  # USD-M and spot: "limit … Default 500; max 1000" (§4)
 MAX_INCOME_LIMIT = 1000  # Get-Income-History: "limit … Default 100; max 1000"
 
@@ -1117,7 +1122,14 @@ class FakeBinance:
         return algo_order_json(order)
 
     async def _futures_get_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        """Query Order: "These orders will not be found: order status is CANCELED or EXPIRED AND
+        order has NO filled trade AND created time + 3 days < current time; order create time + 90
+        days < current time" (-2013, docs/research/binance.md §2)."""
         order = self._find_order(account, FUTURES, params, "origClientOrderId", algo=False)
+        now = self.now_ms()
+        unfilled_and_ended = order.status in ("CANCELED", "EXPIRED") and order.executed == 0
+        if order.time_ms + ORDER_KEPT_MS < now or (unfilled_and_ended and order.time_ms + UNFILLED_ORDER_KEPT_MS < now):
+            raise BinanceError(400, -2013, MSG_NOT_EXIST)
         return futures_order_json(order)
 
     async def _futures_get_algo_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:

@@ -130,11 +130,15 @@ BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
 TRADES_PAGE = 1000
 SEEN_TRADE_IDS = 20_000
 INCOME_PAGE = 1000
-#: USD-M userTrades: "The time between startTime and endTime cannot be longer than 7 days"
-#: (docs/research/binance.md §4); income history is walked in the same windows.
-HISTORY_WINDOW_MS = 7 * 86_400_000
+DAY_MS = 86_400_000
+#: How far apart one trade-history read's startTime and endTime may be, by ccxt market type: USD-M
+#: userTrades "The time between startTime and endTime cannot be longer than 7 days"; spot myTrades
+#: "can't be longer than 24 hours", -1127 otherwise (docs/research/binance.md §4). Any other type
+#: gets ``HISTORY_WINDOW_MS``, which income history is walked in too.
+HISTORY_WINDOWS_MS: Mapping[str, int] = {"spot": DAY_MS}
+HISTORY_WINDOW_MS = 7 * DAY_MS
 #: userTrades: "Only support querying trade in the past 6 months" (§4): older is not recoverable.
-HISTORY_DEPTH_MS = 180 * 86_400_000
+HISTORY_DEPTH_MS = 180 * DAY_MS
 #: A checkpoint the listener saves lies this far before its socket opened: fills streamed but
 #: not yet journaled when the process died are replayed (the journal is idempotent).
 CHECKPOINT_MARGIN_MS = 60_000

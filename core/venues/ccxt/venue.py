@@ -632,6 +632,24 @@ class CcxtVenue(Venue):
             return await self._report(await self._with_trades(order, symbol), client_order_id)
         return None
 
+    async def order_by_id(self, order_id: str, symbol: str) -> Mapping[str, Any] | None:
+        """ccxt's order by the venue's order id (a master's, for listeners); None when the venue
+        no longer has it (Binance USD-M finds no order created more than 90 days ago, -2013)."""
+        await self.ensure_markets()
+        try:
+            order: Mapping[str, Any] = await self._call(
+                functools.partial(self.exchange.fetch_order, order_id, symbol), retry=True, raw=True
+            )
+        except ccxt.OrderNotFound:
+            return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if binance_code(str(exc)) == ORDER_DOES_NOT_EXIST:
+                return None
+            raise self._map(exc) from None
+        return order
+
     async def _with_trades(self, order: Mapping[str, Any], symbol: str) -> Mapping[str, Any]:
         """An order that executed, with its executions and their fees attached when it carries
         none: Binance's order answers and look-ups (spot and USD-M) have no commission, each
