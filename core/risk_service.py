@@ -536,7 +536,9 @@ class RiskService:
     ) -> dict[tuple[str, PositionSide], tuple[Decimal, Decimal]]:
         """(symbol, position side) -> (what the copies hold, what the venue holds), where they
         differ by a step or more. The side is the venue's: LONG / SHORT on a hedge-mode account
-        (a copy kept as BOTH counts on the side its sign names), BOTH (the net) on a one-way one."""
+        (a copy kept as BOTH counts on the side its sign names), BOTH (the net) on a one-way one.
+        Where the venue's position is a coin balance (spot) it holds what the copies bought up to
+        that balance, never more."""
         hedged = await venue.hedge_mode()
         expected: dict[tuple[str, PositionSide], Decimal] = {}
         for copied in await self.journal.real_positions(follow.follow_id):
@@ -544,15 +546,21 @@ class RiskService:
             expected[key] = expected.get(key, ZERO) + copied.quantity
         watched = {symbol for symbol, _ in expected} | await self.journal.master_symbols(follow.master_id)
         actual: dict[tuple[str, PositionSide], Decimal] = {}
+        balances: set[tuple[str, PositionSide]] = set()
         for held in await venue.positions():
             if held.symbol in watched:
                 key = (held.symbol, _venue_side(held.position_side, held.quantity, hedged))
                 actual[key] = actual.get(key, ZERO) + held.quantity
+                if held.balance:
+                    balances.add(key)
         drifts: dict[tuple[str, PositionSide], tuple[Decimal, Decimal]] = {}
         for key in sorted(set(expected) | set(actual)):
             want, have = expected.get(key, ZERO), actual.get(key, ZERO)
-            step = (await venue.market(key[0])).quantity_step
-            if abs(want - have) >= step:
+            if key in balances:
+                # a spot balance is the user's own coins too: the copies' share of it is at most
+                # what they bought, so only a shortfall is a drift and nothing of the rest is sold
+                have = max(ZERO, min(have, want))
+            if abs(want - have) >= (await venue.market(key[0])).quantity_step:
                 drifts[key] = (want, have)
         return drifts
 

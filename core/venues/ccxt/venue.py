@@ -296,13 +296,14 @@ class CcxtVenue(Venue):
         if self._is_derivatives_venue():
             raw = await self._call(self.exchange.fetch_positions, retry=True)
             return [p for p in (self._position(entry) for entry in raw) if p is not None]
+        # spot: every coin held, the user's own as much as the copies' (marked a balance)
         balance = await self._call(self.exchange.fetch_balance, retry=True)
         held = []
         for currency, amount in (balance.get("total") or {}).items():
             quantity = to_decimal(amount)
             symbol = f"{currency}/{self.quote_currency}"
             if currency != self.quote_currency and quantity and symbol in (self.exchange.markets or {}):
-                held.append(Position(symbol, quantity))
+                held.append(Position(symbol, quantity, balance=True))
         return held
 
     def _position(self, entry: Mapping[str, Any]) -> Position | None:
