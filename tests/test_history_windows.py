@@ -159,3 +159,23 @@ async def test_a_gap_past_six_months_recovers_what_binance_keeps_and_records_the
         assert master.listener.health.reconnects == 0
     finally:
         await master.stop()
+
+
+async def test_a_quiet_spot_master_dropped_at_the_24_hour_mark_reconnects_and_recovers() -> None:
+    """Binance closes a user-data connection at 24 hours (§3; the fake's, shortened): the master's
+    listener reconnects, recovers what the gap held over REST and streams on."""
+    async with FakeBinance(socket_seconds=1.0) as fake:
+        fake.add_account(MASTER_KEY, MASTER_SECRET)
+        master = Master(fake, "binance", datetime.now(UTC) - timedelta(days=2), ["BTC/USDT"])
+        try:
+            master.start()
+            await until(lambda: master.listener.health.connected)
+            await until(lambda: master.listener.health.reconnects >= 1)  # the venue closed it
+
+            await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.01"), market=SPOT)
+            await until(lambda: len(master.fills) == 1)
+            await until(lambda: master.listener.health.reconnects >= 2)  # and again: every trade seen once
+            await until(lambda: master.listener.health.connected)
+            assert [f.quantity for f in master.fills] == [Decimal("0.01")]
+        finally:
+            await master.stop()

@@ -142,5 +142,8 @@ HISTORY_DEPTH_MS = 180 * DAY_MS
 #: A checkpoint the listener saves lies this far before its socket opened: fills streamed but
 #: not yet journaled when the process died are replayed (the journal is idempotent).
 CHECKPOINT_MARGIN_MS = 60_000
+#: How often a USD-M listen key is kept alive (a PUT): Binance expires one 60 minutes after its
+#: creation or last keep-alive (§3), and ccxt 4.5.90 schedules its own keep-alive once only.
+LISTEN_KEY_KEEPALIVE_SECONDS = 30 * 60.0
 #: Binance's user-data event after which "no more user data event will be updated" (§3).
 LISTEN_KEY_EXPIRED = "listenKeyExpired"

@@ -61,6 +61,7 @@ from core.venues.ccxt.constants import (
     EXCHANGE_OPTIONS,
     FEE_COIN_PRICE_SECONDS,
     INVALID_TIMESTAMP,
+    LISTEN_KEY_KEEPALIVE_SECONDS,
     MAX_RECV_WINDOW_MS,
     MIN_RECV_WINDOW_MS,
     ORDER_DOES_NOT_EXIST,
@@ -144,6 +145,7 @@ class CcxtVenue(Venue):
         symbol_map: Mapping[str, str] | None = None,
         read_retries: int = 2,
         retry_backoff: float = 0.25,
+        listen_key_keepalive_seconds: float = LISTEN_KEY_KEEPALIVE_SECONDS,
     ) -> None:
         self.exchange = exchange
         self.name: str = exchange.id
@@ -160,6 +162,7 @@ class CcxtVenue(Venue):
         self._hedge_mode: bool | None = settings.hedge_mode
         self._key_worked = False  # a signed call succeeded: a later -2015 is a temporary ban
         self._coin_prices: dict[str, tuple[Decimal, float]] = {}  # fee coin -> (price in the quote, read at)
+        self._listen_key_keepalive = listen_key_keepalive_seconds  # of this account's order stream
         self._streamed = StreamedExecutions()  # what this account's order stream pushed (``order_events``)
         # constants.py says why only the Binance family has one
         self.send_window: SendWindow | None = BINANCE_SEND_WINDOW if self.name in BINANCE_FAMILY else None
@@ -842,7 +845,7 @@ class CcxtVenue(Venue):
             streaming=True,
         )
         stream.exchange.urls["api"] = copy.deepcopy(self.exchange.urls["api"])
-        return CcxtOrderEvents(stream, self._streamed)
+        return CcxtOrderEvents(stream, self._streamed, keepalive_seconds=self._listen_key_keepalive)
 
     def mapped(self, exc: BaseException) -> errors.VenueError:
         """A ccxt exception as our error (for this account's streams)."""
