@@ -187,3 +187,39 @@ async def test_realized_pnl_after_futures_fees_equals_the_fakes_commissions(fake
     assert account.futures_wallet - Decimal(10000) == gross - commissions
     midnight = datetime.combine(datetime.now(UTC).date(), time(0), tzinfo=UTC)
     assert await h.journal.realized_since(follow_id, midnight) == gross - commissions  # the loss limit's figure
+
+
+async def test_a_spot_commission_seen_on_the_order_stream_needs_no_trade_read(fake: FakeBinance, make_venue) -> None:
+    """Spot's ``executionReport`` carries ``n`` / ``N`` too (over the WebSocket API, wrapped in
+    ``{"subscriptionId", "event"}``): a resting buy filled later is looked up without ``myTrades``,
+    its commission taken in the coin bought."""
+    account = fake.add_account(KEY, SECRET)
+    venue = await make_venue("binance")
+    source = venue.order_events()
+    seen: list[str] = []
+
+    async def collect() -> None:
+        async for change in source.changes():
+            seen.append(change.client_order_id)
+
+    intent = OrderIntent(
+        1, "spot-rest", "BTC/USDT", Side.BUY, Decimal("0.01"), order_type=OrderType.LIMIT, price=Decimal(59000)
+    )
+    await venue.place_order(intent)
+    task = asyncio.create_task(collect())
+    try:
+        await eventually(lambda: fake.open_websockets == 1, "the follower's order stream")
+        await asyncio.sleep(0.05)  # subscribed before the trade
+        await fake.trade_through("BTCUSDT", Decimal(59000))
+        await eventually(lambda: "spot-rest" in seen, "the fill on the stream")
+
+        found = await venue.fetch_order("spot-rest", "BTC/USDT")
+
+        [trade] = account.trades
+        assert found is not None and (found.filled_quantity, found.base_fee) == (Decimal("0.01"), trade.commission)
+        assert found.fee == trade.commission * 59000
+        assert fake.count("GET", "/api/v3/myTrades") == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await source.close()
