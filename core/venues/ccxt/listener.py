@@ -306,7 +306,8 @@ class CcxtFillListener(FillSource):
             since_ms = now_ms - HISTORY_DEPTH_MS
             kept_from = datetime.fromtimestamp(since_ms / 1000, UTC).isoformat(timespec="seconds")
             self._record_unrecoverable(
-                f"trades before {kept_from} cannot be recovered: {self._venue.name} keeps six months of trades"
+                f"trades before {kept_from} cannot be recovered: recovery reaches six months back"
+                " (all Binance USD-M keeps)"
             )
         symbols = self._symbols | await self._known_symbols()
         if self._exchange.has.get("fetchPositions"):
@@ -384,7 +385,7 @@ class CcxtFillListener(FillSource):
         gone = sorted(f"{symbol_of[order_id]} order {order_id}" for order_id, order in orders.items() if order is None)
         if gone:
             self._record_unrecoverable(
-                f"{self._venue.name} no longer has {', '.join(gone)} (orders older than 90 days are not kept):"
+                f"{self._venue.name} no longer has {', '.join(gone)} (Binance keeps no order older than 90 days):"
                 " its trades were recovered as market executions, without the order's type, limit price"
                 " or reduce-only flag"
             )
