@@ -194,6 +194,12 @@ class RiskService:
             return
         if not venue.supports_conditional_orders:
             return  # the price watcher covers this venue
+        while await self._protect_once(follow, venue, symbol):
+            pass  # an order fired before it could be cancelled: its fill moved the position, derive again
+
+    async def _protect_once(self, follow: FollowSettings, venue: Venue, symbol: str) -> bool:
+        """One pass of ``protect``; True when it found a protective order that had fired (and
+        recorded its fill) instead of cancelling it: the resting orders are then derived again."""
         legs = [p for p in await self.journal.real_positions(follow.follow_id) if p.symbol == symbol]
         if len(legs) > 1 and not await venue.hedge_mode():
             legs = _net_leg(legs)
@@ -219,17 +225,33 @@ class RiskService:
             if wanted is not None and wanted[:2] == (order.quantity, order.trigger_price):
                 del desired[(order.kind, order.side)]  # already resting as wanted
                 continue
-            await self._cancel(follow, venue, order)
+            if await self._cancel(follow, venue, order):
+                return True
         for (kind, close_side), (quantity, trigger, position) in desired.items():
             await self._place_protective(follow, venue, position, kind, close_side, quantity, trigger)
+        return False
 
-    async def _cancel(self, follow: FollowSettings, venue: Venue, order: ProtectiveOrder) -> None:
+    async def _cancel(self, follow: FollowSettings, venue: Venue, order: ProtectiveOrder) -> bool:
+        """Cancel a resting protective order. One the venue no longer holds is read: if it fired
+        (a stop reached just before a resize), its fill is recorded and True returned; if it ended
+        otherwise it is marked failed; if it still shows open, the watch looks at it again."""
         try:
-            await self.path.sender.cancel(venue, follow.credential_id, order.client_order_id, order.symbol)
+            if await self.path.sender.cancel(venue, follow.credential_id, order.client_order_id, order.symbol):
+                await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
+                return False
+            report = await venue.fetch_order(order.client_order_id, order.symbol)
         except VenueError as exc:
             log.warning("cancelling %s %s failed: %s", order.kind, order.client_order_id, exc)
-            return
-        await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
+            return False
+        if report is not None and report.status is CopyStatus.FILLED:
+            price = report.average_price or order.trigger_price
+            await self._record_triggered(
+                follow, order, report.filled_quantity, price, report.fee, report.venue_order_id
+            )
+            return True
+        if report is None or report.state.is_terminal:
+            await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
+        return False
 
     async def _place_protective(
         self,
@@ -283,6 +305,7 @@ class RiskService:
             await self._record_triggered(
                 follow, order, ack.filled_quantity, ack.average_price or trigger, ack.fee, ack.venue_order_id
             )
+            await self.protect(follow, symbol)  # the sibling order goes, or is resized
 
     async def _record_triggered(
         self,
@@ -307,7 +330,6 @@ class RiskService:
         report = OrderReport(venue_order_id, order.client_order_id, OrderState.FILLED, filled, price, fee)
         await self.path.direct.record_venue_fill(follow, direct, report)
         await self.journal.set_protective_status(order.client_order_id, CopyStatus.FILLED)
-        await self.protect(follow, order.symbol)  # the sibling order goes, or is resized
 
     # -- the periodic watch -------------------------------------------------------------------
 
@@ -360,6 +382,7 @@ class RiskService:
                     ack.fee,
                     ack.venue_order_id,
                 )
+                await self.protect(follow, symbol)  # the sibling order goes, or is resized
             elif ack.state.is_terminal:  # cancelled, expired or rejected on the venue
                 await self.journal.set_protective_status(order.client_order_id, CopyStatus.FAILED)
                 await self.protect(follow, symbol)  # cancelled or expired on the venue: put it back
@@ -522,7 +545,9 @@ class RiskService:
     ) -> dict[tuple[str, PositionSide], tuple[Decimal, Decimal]]:
         """(symbol, position side) -> (what the copies hold, what the venue holds), where they
         differ by a step or more. The side is the venue's: LONG / SHORT on a hedge-mode account
-        (a copy kept as BOTH counts on the side its sign names), BOTH (the net) on a one-way one."""
+        (a copy kept as BOTH counts on the side its sign names), BOTH (the net) on a one-way one.
+        Where the venue's position is a coin balance (spot) it holds what the copies bought up to
+        that balance, never more."""
         hedged = await venue.hedge_mode()
         expected: dict[tuple[str, PositionSide], Decimal] = {}
         for copied in await self.journal.real_positions(follow.follow_id):
@@ -530,15 +555,21 @@ class RiskService:
             expected[key] = expected.get(key, ZERO) + copied.quantity
         watched = {symbol for symbol, _ in expected} | await self.journal.master_symbols(follow.master_id)
         actual: dict[tuple[str, PositionSide], Decimal] = {}
+        balances: set[tuple[str, PositionSide]] = set()
         for held in await venue.positions():
             if held.symbol in watched:
                 key = (held.symbol, venue_side(held.position_side, held.quantity, hedged))
                 actual[key] = actual.get(key, ZERO) + held.quantity
+                if held.balance:
+                    balances.add(key)
         drifts: dict[tuple[str, PositionSide], tuple[Decimal, Decimal]] = {}
         for key in sorted(set(expected) | set(actual)):
             want, have = expected.get(key, ZERO), actual.get(key, ZERO)
-            step = (await venue.market(key[0])).quantity_step
-            if abs(want - have) >= step:
+            if key in balances:
+                # a spot balance is the user's own coins too: the copies' share of it is at most
+                # what they bought, so only a shortfall is a drift and nothing of the rest is sold
+                have = max(ZERO, min(have, want))
+            if abs(want - have) >= (await venue.market(key[0])).quantity_step:
                 drifts[key] = (want, have)
         return drifts
 

@@ -6,7 +6,7 @@ ccxt.pro), ``OrderStreams`` keeps one stream open for each account that has an o
 oldest open order first, up to ``cap`` accounts: each update makes the engine read that order at
 once instead of at the next poll. Accounts beyond the cap, and any whose stream fails, are
 polled only; an account with no open copy left has its stream closed (a stream costs a
-websocket and, on Binance, a listen key kept alive every 20 minutes — 1,000 idle followers
+websocket and, on Binance USD-M, a listen key kept alive every 30 minutes — 1,000 idle followers
 would hold 1,000 sockets for nothing).
 
 Every update goes through the same look-up and the same journal path as polling, so a stream,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from core.model import CopyResult
 
@@ -16,6 +17,7 @@ Key = tuple[int, str]  # (follow id, symbol)
 class FollowQueues:
     def __init__(self) -> None:
         self._tails: dict[Key, asyncio.Task[list[CopyResult]]] = {}
+        self._running: dict[asyncio.Task[Any], Key] = {}  # a task doing a key's work -> that key
 
     def enqueue(self, key: Key, work: Callable[[], Awaitable[list[CopyResult]]]) -> asyncio.Task[list[CopyResult]]:
         """Start ``work`` once the follow's earlier work in this symbol is done."""
@@ -24,7 +26,13 @@ class FollowQueues:
         async def after_previous() -> list[CopyResult]:
             if previous is not None:
                 await asyncio.wait([previous])
-            return await work()
+            task = asyncio.current_task()
+            assert task is not None
+            self._running[task] = key
+            try:
+                return await work()
+            finally:
+                del self._running[task]
 
         task = asyncio.create_task(after_previous())
         self._tails[key] = task
@@ -37,7 +45,12 @@ class FollowQueues:
         return task
 
     async def chained(self, key: Key, work: Callable[[], Awaitable[CopyResult | None]]) -> CopyResult | None:
-        """Run ``work`` in the follow's queue and return its result."""
+        """Run ``work`` in the follow's queue and return its result. Asked from work already running
+        in that queue (a copy's position upkeep placing or recording an order in the same symbol), it
+        runs at once, in that work's place: queued behind it, it would wait for itself."""
+        task = asyncio.current_task()
+        if task is not None and self._running.get(task) == key:
+            return await work()
 
         async def one() -> list[CopyResult]:
             result = await work()

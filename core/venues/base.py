@@ -21,6 +21,8 @@ class Position:
     quantity: Decimal  # signed: long > 0, short < 0
     entry_price: Decimal | None = None
     position_side: PositionSide = PositionSide.BOTH  # LONG / SHORT: one of a hedge-mode account's two
+    #: a coin balance (spot), not a position: the user's own coins are in it too
+    balance: bool = False
 
 
 @dataclass(frozen=True, slots=True)

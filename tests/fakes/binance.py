@@ -28,7 +28,9 @@ rather than with real money. Every behaviour cites its source: ``docs/research/b
 - Fees paid with BNB (``pay_fees_in_bnb``, spot and USD-M): while the account holds enough BNB,
   every commission is charged in BNB (``commissionAsset`` / ``N`` "BNB") and the trade's own
   assets are received whole; otherwise the standard commission as above.
-- userTrades / myTrades windows and limits, income history, listen-key expiry, order-count limits.
+- userTrades / myTrades windows and limits, income history, order-count limits; listen keys expire
+  60 minutes after their creation or last keep-alive, user-data sockets close after 24 hours;
+  USD-M orders created more than 90 days ago are no longer found (-2013).
 
 Failure injection for tests: ``fail_next`` (answer the next matching request with an error, the
 request is *not* processed), ``fail_after_processing_next`` (process it, then answer an error:
@@ -83,6 +85,10 @@ DAY_MS = 86_400_000
 # USD-M Account-Trade-List: "The time between startTime and endTime cannot be longer than 7 days";
 # spot rest-api.md (myTrades): "can't be longer than 24 hours" (docs/research/binance.md §4).
 TRADE_WINDOW_MS = {FUTURES: 7 * DAY_MS, SPOT: DAY_MS}
+# USD-M Query Order: no order created more than 90 days ago is found, nor a cancelled or expired
+# one without fills created more than 3 days ago (§2)
+ORDER_KEPT_MS = 90 * DAY_MS
+UNFILLED_ORDER_KEPT_MS = 3 * DAY_MS
 MAX_TRADES_LIMIT = 1000  # USD-M and spot: "limit … Default 500; max 1000" (§4)
 MAX_INCOME_LIMIT = 1000  # Get-Income-History: "limit … Default 100; max 1000"
 
@@ -96,6 +102,12 @@ MSG_UNKNOWN_ERROR_503 = "Unknown error, please check your request or try again l
 MSG_INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."  # spot -2010 (§6)
 MSG_NOT_EXIST = "Order does not exist."  # -2013 (§2)
 MSG_LISTEN_KEY = "This listenKey does not exist."  # -1125 (§3)
+# USD-M user-data streams: a listen key is "valid for 60 minutes after creation", "Doing a PUT on a
+# listenKey will extend its validity for 60 minutes"; "A single connection is only valid for 24
+# hours; expect to be disconnected at the 24 hour mark" (the spot WebSocket API: "only valid for 24
+# hours") (docs/research/binance.md §3)
+LISTEN_KEY_SECONDS = 60 * 60.0
+SOCKET_SECONDS = 24 * 60 * 60.0
 
 
 def text(value: Decimal) -> str:
@@ -277,6 +289,7 @@ class FakeAccount:
     trades: list[FakeTrade] = field(default_factory=list)
     income: list[FakeIncome] = field(default_factory=list)
     listen_keys: dict[str, str] = field(default_factory=dict)  # valid listen key -> FUTURES or SPOT
+    listen_key_renewed: dict[str, float] = field(default_factory=dict)  # listen key -> monotonic creation/PUT
     order_times: deque[float] = field(default_factory=deque)  # monotonic times of new orders (rate limit)
 
     def orders_with_client_id(self, market: str, client_order_id: str) -> list[FakeOrder]:
@@ -377,6 +390,8 @@ class FakeBinance:
         order_limit_10s: int = 300,
         order_limit_1m: int = 1200,
         seed: int = 0,
+        listen_key_seconds: float = LISTEN_KEY_SECONDS,
+        socket_seconds: float = SOCKET_SECONDS,
     ) -> None:
         """``latency``: seconds every REST request waits before it is handled (a network round
         trip to a distant exchange; the benchmarks use it). Websocket frames are not delayed.
@@ -386,8 +401,14 @@ class FakeBinance:
         unconfirmed (commonly 300 / 1200 on USD-M, docs/research/binance.md §7), hence settings.
 
         ``seed``: the generator every random choice of the fake draws from (accepted-late delays
-        and which orders are accepted late), so a run can be replayed."""
+        and which orders are accepted late), so a run can be replayed.
+
+        ``listen_key_seconds``: a listen key expires this long after its creation or last keep-alive
+        (60 min, §3); ``socket_seconds``: a user-data socket is closed this long after it opened (24 h,
+        §3). Tests shorten both."""
         self.random = random.Random(seed)
+        self.listen_key_seconds = listen_key_seconds
+        self.socket_seconds = socket_seconds
         self.fee_rate = fee_rate
         self.latency = latency
         self.order_limits = ((10.0, "10S", order_limit_10s), (60.0, "1M", order_limit_1m))
@@ -689,12 +710,7 @@ class FakeBinance:
         key = account.listen_key(market)
         if key is None:
             raise ValueError(f"{api_key} has no active {market} listen key")
-        del account.listen_keys[key]
-        event = {"e": "listenKeyExpired", "E": self.now_ms(), "listenKey": key}
-        for ws, session in list(self._sockets.items()):
-            if session.listen_key == key and not ws.closed:
-                await ws.send_str(json.dumps(event))
-                session.expired = True
+        await self._expire(account, key)
         return key
 
     async def drop_websockets(self, *, refuse_new: bool = False) -> None:
@@ -1113,28 +1129,54 @@ class FakeBinance:
         return {"code": 200, "msg": "success"}
 
     async def _listen_key(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        """ "POST on an account with an active listenKey will return the currently active listenKey"
-        (USD-M user-data-streams/Connect, §3); otherwise a new one."""
-        return {"listenKey": account.listen_key(FUTURES) or self._new_listen_key(account, FUTURES)}
+        """ "POST on an account with an active listenKey will return the currently active listenKey
+        and extend its validity for 60 minutes" (USD-M user-data-streams/Connect, §3); otherwise a new one."""
+        await self._expire_stale_listen_keys(account)
+        key = account.listen_key(FUTURES) or self._new_listen_key(account, FUTURES)
+        account.listen_key_renewed[key] = time.monotonic()
+        return {"listenKey": key}
 
     def _new_listen_key(self, account: FakeAccount, market: str) -> str:
         key = f"lk{next(self._listen_keys)}x{account.api_key}"
         account.listen_keys[key] = market
+        account.listen_key_renewed[key] = time.monotonic()
         return key
 
     async def _keepalive_listen_key(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        """PUT: -1125 "This listenKey does not exist." once the key expired (§3)."""
+        """PUT extends the key 60 minutes; -1125 "This listenKey does not exist." once it expired (§3)."""
+        await self._expire_stale_listen_keys(account)
         key = account.listen_key(FUTURES)
         if key is None or params.get("listenKey", key) != key:
             raise BinanceError(400, -1125, MSG_LISTEN_KEY)
+        account.listen_key_renewed[key] = time.monotonic()
         return {"listenKey": key}
+
+    async def _expire_stale_listen_keys(self, account: FakeAccount) -> None:
+        """Every key of the account not kept alive for ``listen_key_seconds`` expires, as
+        ``expire_listen_key`` does (its sockets are told ``listenKeyExpired``, then nothing)."""
+        now = time.monotonic()
+        for key in list(account.listen_keys):
+            if now - account.listen_key_renewed.get(key, now) >= self.listen_key_seconds:
+                await self._expire(account, key)
+
+    async def _expire(self, account: FakeAccount, key: str) -> None:
+        del account.listen_keys[key]
+        account.listen_key_renewed.pop(key, None)
+        event = {"e": "listenKeyExpired", "E": self.now_ms(), "listenKey": key}
+        for ws, session in list(self._sockets.items()):
+            if session.listen_key == key and not ws.closed:
+                await ws.send_str(json.dumps(event))
+                session.expired = True
 
     async def _spot_user_data_stream(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
         return {"listenKey": account.listen_key(SPOT) or self._new_listen_key(account, SPOT)}
 
     async def _spot_keepalive_listen_key(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
-        if params.get("listenKey") not in account.listen_keys:
+        await self._expire_stale_listen_keys(account)
+        key = params.get("listenKey", "")
+        if key not in account.listen_keys:
             raise BinanceError(400, -1125, MSG_LISTEN_KEY)
+        account.listen_key_renewed[key] = time.monotonic()
         return {}
 
     # ----------------------------------------------------------------- orders
@@ -1158,7 +1200,14 @@ class FakeBinance:
         return algo_order_json(order)
 
     async def _futures_get_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        """Query Order: "These orders will not be found: order status is CANCELED or EXPIRED AND
+        order has NO filled trade AND created time + 3 days < current time; order create time + 90
+        days < current time" (-2013, docs/research/binance.md §2)."""
         order = self._find_order(account, FUTURES, params, "origClientOrderId", algo=False)
+        now = self.now_ms()
+        unfilled_and_ended = order.status in ("CANCELED", "EXPIRED") and order.executed == 0
+        if order.time_ms + ORDER_KEPT_MS < now or (unfilled_and_ended and order.time_ms + UNFILLED_ORDER_KEPT_MS < now):
+            raise BinanceError(400, -2013, MSG_NOT_EXIST)
         return futures_order_json(order)
 
     async def _futures_get_algo_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
@@ -1688,8 +1737,12 @@ class FakeBinance:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._sockets[ws] = session
+        closes_at = time.monotonic() + self.socket_seconds  # "disconnected at the 24 hour mark" (§3)
         try:
             while not ws.closed:
+                if time.monotonic() >= closes_at:
+                    await ws.close()
+                    break
                 if ws in self._silent:
                     await asyncio.sleep(0.05)  # read nothing: pings go unanswered, like a dead peer
                     continue
@@ -1739,6 +1792,7 @@ class FakeBinance:
         return {"subscriptionId": session.subscription_id}
 
     async def _send_event(self, account: FakeAccount, market: str, event: dict[str, Any]) -> None:
+        await self._expire_stale_listen_keys(account)  # a key not kept alive carries nothing more
         plain = json.dumps(event)
         for ws, session in list(self._sockets.items()):
             if session.api_key != account.api_key or session.market != market:

@@ -52,6 +52,9 @@ MAX_RECV_WINDOW_MS = 60_000
 #: how long the price of a coin a commission was paid in (Binance's BNB) is reused: one ticker read
 #: per coin per burst of fills, close enough to the trade time without a read per order
 FEE_COIN_PRICE_SECONDS = 10.0
+#: orders whose streamed executions (and their commissions) an account keeps for its look-ups:
+#: far more than its copies in flight at once
+STREAMED_ORDERS = 5000
 #: venues whose resting stop-market / take-profit-market orders carry the follower's TP/SL
 CONDITIONAL_ORDER_VENUES = frozenset({"binanceusdm"})
 
@@ -127,13 +130,20 @@ BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
 TRADES_PAGE = 1000
 SEEN_TRADE_IDS = 20_000
 INCOME_PAGE = 1000
-#: USD-M userTrades: "The time between startTime and endTime cannot be longer than 7 days"
-#: (docs/research/binance.md §4); income history is walked in the same windows.
-HISTORY_WINDOW_MS = 7 * 86_400_000
+DAY_MS = 86_400_000
+#: How far apart one trade-history read's startTime and endTime may be, by ccxt market type: USD-M
+#: userTrades "The time between startTime and endTime cannot be longer than 7 days"; spot myTrades
+#: "can't be longer than 24 hours", -1127 otherwise (docs/research/binance.md §4). Any other type
+#: gets ``HISTORY_WINDOW_MS``, which income history is walked in too.
+HISTORY_WINDOWS_MS: Mapping[str, int] = {"spot": DAY_MS}
+HISTORY_WINDOW_MS = 7 * DAY_MS
 #: userTrades: "Only support querying trade in the past 6 months" (§4): older is not recoverable.
-HISTORY_DEPTH_MS = 180 * 86_400_000
+HISTORY_DEPTH_MS = 180 * DAY_MS
 #: A checkpoint the listener saves lies this far before its socket opened: fills streamed but
 #: not yet journaled when the process died are replayed (the journal is idempotent).
 CHECKPOINT_MARGIN_MS = 60_000
+#: How often a USD-M listen key is kept alive (a PUT): Binance expires one 60 minutes after its
+#: creation or last keep-alive (§3), and ccxt 4.5.90 schedules its own keep-alive once only.
+LISTEN_KEY_KEEPALIVE_SECONDS = 30 * 60.0
 #: Binance's user-data event after which "no more user data event will be updated" (§3).
 LISTEN_KEY_EXPIRED = "listenKeyExpired"

@@ -8,12 +8,16 @@ journaled fill, or the checkpoint saved when nothing was missing) and replays th
 then, so executions made while disconnected are yielded too. The journal is idempotent per
 venue trade id; within one run a trade id is also yielded only once.
 
-Recovery walks 7-day windows (Binance's userTrades limit) from the checkpoint to now, at most
-six months back (all Binance keeps), over every symbol the master may have traded: the
+Recovery walks the longest windows the market's type allows (``HISTORY_WINDOWS_MS``: 7 days for
+USD-M userTrades, 24 hours for spot myTrades) from the checkpoint to now, at most six months back
+(all Binance keeps; what is older is recorded on ``health`` as not recoverable), over every symbol
+the master may have traded: the
 configured ``symbols``, ``known_symbols()`` (the journal's), the open positions, every symbol
 seen on the stream in this run and, on Binance USD-M, every symbol of the account's income
 history in the gap (each realized PnL or commission row names its symbol). A master with no
 symbol at all is simply streamed: ``fetch_my_trades`` without a symbol is refused by Binance.
+Each recovered trade's order is read for its type and flags; an order Binance no longer keeps
+(created more than 90 days ago) leaves the trade a market execution, recorded on ``health``.
 A recovery that found nothing new saves a checkpoint just before the socket opened
 (``save_checkpoint``), so a quiet master's next recovery starts there.
 
@@ -46,6 +50,7 @@ from core.venues.ccxt.constants import (
     CHECKPOINT_MARGIN_MS,
     HISTORY_DEPTH_MS,
     HISTORY_WINDOW_MS,
+    HISTORY_WINDOWS_MS,
     INCOME_PAGE,
     LISTEN_KEY_EXPIRED,
     SEEN_TRADE_IDS,
@@ -297,7 +302,13 @@ class CcxtFillListener(FillSource):
         now_ms = self._exchange.milliseconds()
         checkpoint = await self._checkpoint()
         since_ms = int((checkpoint or self._started_at).timestamp() * 1000)
-        since_ms = max(since_ms, now_ms - HISTORY_DEPTH_MS)
+        if since_ms < now_ms - HISTORY_DEPTH_MS:
+            since_ms = now_ms - HISTORY_DEPTH_MS
+            kept_from = datetime.fromtimestamp(since_ms / 1000, UTC).isoformat(timespec="seconds")
+            self._record_unrecoverable(
+                f"trades before {kept_from} cannot be recovered: recovery reaches six months back"
+                " (all Binance USD-M keeps)"
+            )
         symbols = self._symbols | await self._known_symbols()
         if self._exchange.has.get("fetchPositions"):
             symbols.update(p.symbol for p in await self._venue.positions())
@@ -322,7 +333,7 @@ class CcxtFillListener(FillSource):
         if self._venue.name != "binanceusdm":
             return set()
         symbols: set[str] = set()
-        for start, end in _windows(since_ms, until_ms):
+        for start, end in _windows(since_ms, until_ms, HISTORY_WINDOW_MS):
             while True:
                 params = {"startTime": start, "endTime": end, "limit": INCOME_PAGE}
                 rows = await self._venue.read(functools.partial(self._exchange.fapiPrivateGetIncome, params))
@@ -335,8 +346,10 @@ class CcxtFillListener(FillSource):
         return {symbol for symbol in symbols if symbol in (self._exchange.markets or {})}
 
     async def _trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
+        """The master's trades in ``symbol``, walked in the longest windows its market type allows."""
         trades: dict[str, dict[str, Any]] = {}
-        for start, end in _windows(since_ms, until_ms):
+        market_type = str((self._exchange.markets or {}).get(symbol, {}).get("type") or "")
+        for start, end in _windows(since_ms, until_ms, HISTORY_WINDOWS_MS.get(market_type, HISTORY_WINDOW_MS)):
             while True:
                 page = await self._venue.read(
                     functools.partial(self._exchange.fetch_my_trades, symbol, start, TRADES_PAGE, {"until": end})
@@ -349,8 +362,11 @@ class CcxtFillListener(FillSource):
         return sorted(trades.values(), key=lambda t: (t.get("timestamp") or 0, str(t["id"])))
 
     async def _fills_from_rest(self, trades: list[dict[str, Any]]) -> list[Fill]:
-        """REST trades lack the order's type, reduce-only flag and status: one order lookup each."""
-        orders: dict[str, Mapping[str, Any]] = {}
+        """REST trades lack the order's type, reduce-only flag and status: one order lookup each.
+        An order the venue no longer has (Binance USD-M: created more than 90 days ago) leaves its
+        trades as they are — a market execution, reduce-only only when it closes a hedge side — and
+        is recorded as such on ``health``."""
+        orders: dict[str, Mapping[str, Any] | None] = {}
         last_trade_of_order: dict[str, str] = {}
         for trade in trades:
             last_trade_of_order[str(trade.get("order"))] = str(trade["id"])
@@ -360,13 +376,25 @@ class CcxtFillListener(FillSource):
                 continue
             order_id = str(trade.get("order"))
             if order_id not in orders:
-                orders[order_id] = await self._venue.read(
-                    functools.partial(self._exchange.fetch_order, order_id, trade["symbol"])
-                )
-            fill = self._fill_from_rest(trade, orders[order_id], last_trade_of_order[order_id] == str(trade["id"]))
+                orders[order_id] = await self._venue.order_by_id(order_id, trade["symbol"])
+            order = orders[order_id]
+            fill = self._fill_from_rest(trade, order or {}, last_trade_of_order[order_id] == str(trade["id"]))
             if fill is not None:
                 fills.append(fill)
+        symbol_of = {str(trade.get("order")): str(trade["symbol"]) for trade in trades}
+        gone = sorted(f"{symbol_of[order_id]} order {order_id}" for order_id, order in orders.items() if order is None)
+        if gone:
+            self._record_unrecoverable(
+                f"{self._venue.name} no longer has {', '.join(gone)} (Binance keeps no order older than 90 days):"
+                " its trades were recovered as market executions, without the order's type, limit price"
+                " or reduce-only flag"
+            )
         return fills
+
+    def _record_unrecoverable(self, message: str) -> None:
+        """What a recovery could not bring back, logged and kept on ``health``."""
+        log.warning("master %s: %s", self._master_id, message)
+        self._health = replace(self._health, last_error=message)
 
     def _fill_from_rest(self, trade: Mapping[str, Any], order: Mapping[str, Any], last_of_order: bool) -> Fill | None:
         info = trade.get("info") or {}
@@ -385,8 +413,9 @@ class CcxtFillListener(FillSource):
             quantity=quantity,
             price=price,
             raw_type=raw_type,
-            filled=last_of_order and order.get("status") == "closed",
-            reduce_only=bool(order.get("reduceOnly")) or _closes_hedge_side(order_info.get("positionSide"), side),
+            filled=last_of_order and order.get("status", "closed") == "closed",
+            reduce_only=bool(order.get("reduceOnly"))
+            or _closes_hedge_side(info.get("positionSide") or order_info.get("positionSide"), side),
             limit_price=to_decimal(order.get("price")),
             stop_price=to_decimal(order.get("triggerPrice")),
             executed_ms=trade.get("timestamp"),
@@ -443,12 +472,12 @@ class CcxtFillListener(FillSource):
         return True
 
 
-def _windows(since_ms: int, until_ms: int) -> list[tuple[int, int]]:
-    """[since, until] cut into consecutive windows no longer than Binance allows."""
+def _windows(since_ms: int, until_ms: int, length_ms: int) -> list[tuple[int, int]]:
+    """[since, until] cut into consecutive windows whose end is less than ``length_ms`` after their start."""
     windows = []
     start = since_ms
     while start <= until_ms:
-        end = min(start + HISTORY_WINDOW_MS - 1, until_ms)
+        end = min(start + length_ms - 1, until_ms)
         windows.append((start, end))
         start = end + 1
     return windows

@@ -61,14 +61,17 @@ from core.venues.ccxt.constants import (
     EXCHANGE_OPTIONS,
     FEE_COIN_PRICE_SECONDS,
     INVALID_TIMESTAMP,
+    LISTEN_KEY_KEEPALIVE_SECONDS,
     MAX_RECV_WINDOW_MS,
     MIN_RECV_WINDOW_MS,
     ORDER_DOES_NOT_EXIST,
     POSITION_SIDE_MISMATCH,
     STREAMING_OPTIONS,
+    TRADES_PAGE,
     UNKNOWN_ORDER_SENT,
 )
 from core.venues.ccxt.errors import binance_code, map_ccxt_error, retry_after_seconds
+from core.venues.ccxt.executions import StreamedExecutions
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.orders import CcxtOrderEvents
 from core.venues.ccxt.throttler import LeakyBucketThrottler
@@ -142,6 +145,7 @@ class CcxtVenue(Venue):
         symbol_map: Mapping[str, str] | None = None,
         read_retries: int = 2,
         retry_backoff: float = 0.25,
+        listen_key_keepalive_seconds: float = LISTEN_KEY_KEEPALIVE_SECONDS,
     ) -> None:
         self.exchange = exchange
         self.name: str = exchange.id
@@ -158,6 +162,8 @@ class CcxtVenue(Venue):
         self._hedge_mode: bool | None = settings.hedge_mode
         self._key_worked = False  # a signed call succeeded: a later -2015 is a temporary ban
         self._coin_prices: dict[str, tuple[Decimal, float]] = {}  # fee coin -> (price in the quote, read at)
+        self._listen_key_keepalive = listen_key_keepalive_seconds  # of this account's order stream
+        self._streamed = StreamedExecutions()  # what this account's order stream pushed (``order_events``)
         # constants.py says why only the Binance family has one
         self.send_window: SendWindow | None = BINANCE_SEND_WINDOW if self.name in BINANCE_FAMILY else None
 
@@ -295,13 +301,14 @@ class CcxtVenue(Venue):
         if self._is_derivatives_venue():
             raw = await self._call(self.exchange.fetch_positions, retry=True)
             return [p for p in (self._position(entry) for entry in raw) if p is not None]
+        # spot: every coin held, the user's own as much as the copies' (marked a balance)
         balance = await self._call(self.exchange.fetch_balance, retry=True)
         held = []
         for currency, amount in (balance.get("total") or {}).items():
             quantity = to_decimal(amount)
             symbol = f"{currency}/{self.quote_currency}"
             if currency != self.quote_currency and quantity and symbol in (self.exchange.markets or {}):
-                held.append(Position(symbol, quantity))
+                held.append(Position(symbol, quantity, balance=True))
         return held
 
     def _position(self, entry: Mapping[str, Any]) -> Position | None:
@@ -356,6 +363,13 @@ class CcxtVenue(Venue):
         )
         self._check_minimums(intent, market, amount, price)
         order = await self._send_order(intent, derivative, amount, price)
+        try:
+            order = await self._with_trades(order, intent.symbol)
+        except errors.VenueError as exc:  # the order is placed: report it, say what is missing
+            return dataclasses.replace(
+                await self._report(order, intent.client_order_id),
+                reason=f"its commission could not be read from {self.name}: {exc}",
+            )
         return await self._report(order, intent.client_order_id)
 
     async def _prepared(self, intent: OrderIntent, settings: FuturesSettings | None) -> OrderIntent:
@@ -624,18 +638,55 @@ class CcxtVenue(Venue):
             if actual and actual != "0":
                 # a triggered conditional order: its fill lives on the market order it created
                 child = await self._call(functools.partial(self.exchange.fetch_order, actual, symbol), retry=True)
-                ack = await self._report(child, client_order_id)
+                ack = await self._report(await self._with_trades(child, symbol), client_order_id)
                 return dataclasses.replace(ack, venue_order_id=str(order.get("id") or ack.venue_order_id))
-            if not market.get("contract") and (to_decimal(order.get("filled")) or ZERO) > 0 and not order.get("trades"):
-                order = await self._with_trades(order, symbol)
-            return await self._report(order, client_order_id)
+            return await self._report(await self._with_trades(order, symbol), client_order_id)
         return None
 
-    async def _with_trades(self, order: Mapping[str, Any], symbol: str) -> dict[str, Any]:
-        """A spot order as Binance's order look-up gives it carries no commission: its trades do
-        (``myTrades`` by order id, with ``commission`` and ``commissionAsset``), so they are read
-        and their fees and ids attached."""
-        trades = await self._call(functools.partial(self.exchange.fetch_order_trades, order["id"], symbol), retry=True)
+    async def order_by_id(self, order_id: str, symbol: str) -> Mapping[str, Any] | None:
+        """ccxt's order by the venue's order id (a master's, for listeners); None when the venue
+        no longer has it (Binance USD-M finds no order created more than 90 days ago, -2013)."""
+        await self.ensure_markets()
+        try:
+            order: Mapping[str, Any] = await self._call(
+                functools.partial(self.exchange.fetch_order, order_id, symbol), retry=True, raw=True
+            )
+        except ccxt.OrderNotFound:
+            return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if binance_code(str(exc)) == ORDER_DOES_NOT_EXIST:
+                return None
+            raise self._map(exc) from None
+        return order
+
+    async def _with_trades(self, order: Mapping[str, Any], symbol: str) -> Mapping[str, Any]:
+        """An order that executed, with its executions and their fees attached when it carries
+        none: Binance's order answers and look-ups (spot and USD-M) have no commission, each
+        execution has (docs/research/binance.md §3, §4). They come from this account's order stream
+        when it showed every execution (``StreamedExecutions``), else from the trade list by order
+        id — one read (USD-M ``userTrades`` weight 5, spot ``myTrades`` weight 20), and only for an
+        order with a fill. Raises ``VenueError`` when that read fails."""
+        filled = to_decimal(order.get("filled")) or ZERO
+        market = self._ccxt_market(symbol)
+        derivative = bool(market.get("contract"))
+        if filled <= 0 or order.get("trades") or self._fee_entries(order):
+            return order
+        if derivative and self.name not in BINANCE_FAMILY:
+            return order  # another exchange's derivatives: its order answers are taken as they are
+        streamed = self._streamed.trades(str(market.get("id") or ""), str(order.get("id") or ""), filled)
+        trades: list[dict[str, Any]]
+        if streamed is not None:
+            trades = streamed
+        else:
+            if derivative:  # ccxt's fetch_order_trades is spot-only on Binance: userTrades by order id
+                read = functools.partial(
+                    self.exchange.fetch_my_trades, symbol, None, TRADES_PAGE, {"orderId": order["id"]}
+                )
+            else:
+                read = functools.partial(self.exchange.fetch_order_trades, order["id"], symbol)
+            trades = await self._call(read, retry=True)
         return {**order, "trades": trades, "fees": [t["fee"] for t in trades if t.get("fee")], "fee": None}
 
     @staticmethod
@@ -801,7 +852,7 @@ class CcxtVenue(Venue):
             streaming=True,
         )
         stream.exchange.urls["api"] = copy.deepcopy(self.exchange.urls["api"])
-        return CcxtOrderEvents(stream)
+        return CcxtOrderEvents(stream, self._streamed, keepalive_seconds=self._listen_key_keepalive)
 
     def mapped(self, exc: BaseException) -> errors.VenueError:
         """A ccxt exception as our error (for this account's streams)."""
