@@ -538,6 +538,7 @@ async def test_over_the_weight_limit_a_429_with_retry_after_then_a_418_ban_for_n
     passed is banned: 418 with Retry-After until the ban ends, for every request of that IP (its
     orders too); another IP is not affected."""
     async with FakeBinance(weight_limit=60, ban_seconds=30) as fake:
+        fake.weights.grace = 0  # no request is still on its way here: the next one did not back off
         fake.add_account(KEY, SECRET)
         proxy = EgressProxy("127.0.0.8")
         await proxy.start()

@@ -181,8 +181,7 @@ class OrderSender:
         backoff = _Backoff(self._config.retry_delays)
         while True:
             if request.not_after is not None and self._clock() > request.not_after:
-                late = (self._clock() - request.not_after).total_seconds()
-                return TooLate(f"its time to be sent ran out {late:.0f} s before it could be sent")
+                return _too_late(self._clock() - request.not_after)
             outcome = await self._attempt(request, backoff)
             if not isinstance(outcome, float):
                 return outcome
@@ -198,6 +197,9 @@ class OrderSender:
                 return backoff.after(exc, venue.name, self._observer)
             except VenueError as exc:
                 return Refused(exc)
+            await venue.ready_to_send()  # the venue's order limits, a 429's pause or a 418's ban
+            if request.not_after is not None and self._clock() > request.not_after:
+                return _too_late(self._clock() - request.not_after, "while the exchange's rate limits held it back")
             deadline = venue.send_deadline()
             fenced = await self._fence(request, deadline)
             if fenced is not None:
@@ -337,6 +339,7 @@ class OrderSender:
         stop-loss): sent once, never re-sent; a lost answer or "already exists" is looked up.
         Raises ``VenueError`` (``OrderStatusUnknown`` when it may rest there unseen)."""
         async with self._order_slots, self._slots(credential_id):
+            await venue.ready_to_send()
             try:
                 return await venue.place_order(intent)
             except (DuplicateOrder, OrderStatusUnknown, TemporaryError) as exc:
@@ -372,6 +375,11 @@ class _Backoff:
             venue, "unknown_outcome" if isinstance(error, (OrderStatusUnknown, TemporaryError)) else "not_sent"
         )
         return delay
+
+
+def _too_late(late: timedelta, why: str = "") -> TooLate:
+    detail = f"its time to be sent ran out {late.total_seconds():.0f} s before it could be sent"
+    return TooLate(f"{detail} {why}" if why else detail)
 
 
 def not_after(executed_at: datetime, max_age: timedelta) -> datetime:

@@ -391,6 +391,10 @@ ENDPOINT_WEIGHTS: dict[tuple[str, str], int | Callable[[Mapping[str, str]], int]
 }
 #: the longest IP ban: "from 2 minutes to 3 days"
 MAX_BAN_SECONDS = 3 * 86_400.0
+#: requests that reach the fake this soon after a 429 were on their way before the client could know
+#: of it: refused 429 like it, not banned ("failing to back off after receiving 429s"; the length is
+#: this fake's choice, a generous network round trip)
+IN_FLIGHT_GRACE = 0.5
 
 
 def endpoint_weight(method: str, path: str, query: Mapping[str, str]) -> int:
@@ -404,6 +408,7 @@ class IpState:
 
     used: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic time, weight) within the window
     back_off_until: float = float("-inf")  # the Retry-After of its last 429
+    refused_at: float = float("-inf")  # when that 429 was answered
     banned_until: float = float("-inf")
     bans: int = 0
 
@@ -417,8 +422,9 @@ class RequestWeights:
       much request weight used; current limit is … request weight per … . Please use WebSocket
       Streams for live updates to avoid polling the API." with ``Retry-After`` (whole seconds until
       enough weight has left the window).
-    - Any request from that IP before that Retry-After has passed — it failed to back off — bans the
-      IP: HTTP 418, -1003 "Way too much request weight used; IP banned until <ms>. Please use
+    - A request that reaches the fake within ``grace`` of that 429 was on its way already: refused
+      429 the same. Any later request from that IP before the Retry-After has passed — it failed to
+      back off — bans the IP: HTTP 418, -1003 "Way too much request weight used; IP banned until <ms>. Please use
       WebSocket Streams for live updates to avoid bans." with ``Retry-After`` until the ban ends;
       every request during the ban gets the same. Bans double for a repeat offender, from
       ``ban_seconds`` up to 3 days (how they scale is not documented beyond "from 2 minutes to 3
@@ -427,15 +433,25 @@ class RequestWeights:
     The client IP is the connection's address: accounts sent through an egress proxy leaving from
     another loopback address (``EgressProxy``) count apart."""
 
-    def __init__(self, limits: Mapping[str, int], *, interval: float, ban_seconds: float) -> None:
+    def __init__(
+        self, limits: Mapping[str, int], *, interval: float, ban_seconds: float, grace: float = IN_FLIGHT_GRACE
+    ) -> None:
         self.limits = dict(limits)  # per market (FUTURES, SPOT)
         self.interval = interval
         self.ban_seconds = ban_seconds
+        self.grace = grace
         self._ips: dict[tuple[str, str], IpState] = {}
         #: what each answered request cost: (ip, market) -> total weight charged
         self.charged: Counter[tuple[str, str]] = Counter()
         #: refusals: (ip, status) -> count of 429 and 418 answers
         self.refused: Counter[tuple[str, int]] = Counter()
+        self._forced: deque[tuple[int, float]] = deque()  # (status, Retry-After seconds) for the next requests
+
+    def refuse_next(self, status: int, retry_after: float) -> None:
+        """The next weighted request, from any IP, is refused as if the IP's weight were used up (by
+        another user of that IP): 429 with ``retry_after`` as the IP's back-off, or a 418 ban that
+        long. The rules above then hold as for any refusal (a request within the back-off is banned)."""
+        self._forced.append((status, retry_after))
 
     @property
     def header(self) -> str:
@@ -474,6 +490,8 @@ class RequestWeights:
         self._expire(state, now)
         if now < state.banned_until:
             raise self._banned(ip, state, now)
+        if now < state.back_off_until and now < state.refused_at + self.grace:  # in flight when it was refused
+            raise self._too_much(ip, state, now, limit=self.limits[market], used=sum(w for _, w in state.used))
         if now < state.back_off_until:  # sent again within a 429's Retry-After
             state.bans += 1
             state.banned_until = now + min(self.ban_seconds * 2 ** (state.bans - 1), MAX_BAN_SECONDS)
@@ -481,22 +499,30 @@ class RequestWeights:
         weight = endpoint_weight(method, path, query)
         used = sum(w for _, w in state.used)
         limit = self.limits[market]
-        if weight and used + weight > limit:
-            retry_after = self._seconds_until_room(state, now, limit - weight)
-            state.back_off_until = now + retry_after
-            self.refused[(ip, 429)] += 1
-            number, interval = self._interval_name()
-            raise BinanceError(
-                429,
-                -1003,
-                f"Too much request weight used; current limit is {limit} request weight per {number} {interval}."
-                " Please use WebSocket Streams for live updates to avoid polling the API.",
-                {"Retry-After": str(retry_after), self.header: str(used)},
-            )
+        forced = self._forced.popleft() if self._forced and weight else None
+        if forced is not None and forced[0] == 418:
+            state.bans += 1
+            state.banned_until = now + forced[1]
+            raise self._banned(ip, state, now)
+        if forced is not None or (weight and used + weight > limit):
+            retry_after = self._seconds_until_room(state, now, limit - weight) if forced is None else forced[1]
+            state.back_off_until, state.refused_at = now + retry_after, now
+            raise self._too_much(ip, state, now, limit=limit, used=used)
         if weight:
             state.used.append((now, weight))
             self.charged[(ip, market)] += weight
         return {self.header: str(used + weight)}
+
+    def _too_much(self, ip: str, state: IpState, now: float, *, limit: int, used: int) -> BinanceError:
+        self.refused[(ip, 429)] += 1
+        number, interval = self._interval_name()
+        return BinanceError(
+            429,
+            -1003,
+            f"Too much request weight used; current limit is {limit} request weight per {number} {interval}."
+            " Please use WebSocket Streams for live updates to avoid polling the API.",
+            {"Retry-After": f"{max(1, math.ceil(state.back_off_until - now))}", self.header: str(used)},
+        )
 
     def _expire(self, state: IpState, now: float) -> None:
         while state.used and state.used[0][0] <= now - self.interval:
