@@ -160,12 +160,23 @@ class WeightBudget:
 
     async def acquire(self, weight: float, *, urgent: bool = False) -> None:
         """Wait until ``weight`` fits (see the class docstring); it counts from the moment this returns."""
-        ceiling = self._limit.limit if urgent else self._limit.limit - self._reserve
-        async with self._lanes[urgent]:
-            while (wait := self._earliest(weight, ceiling) - self._clock()) > 0:
+        if not weight:  # only a pause holds it back: no queue to join (a thousand orders would hand a lock on
+            while (wait := self._paused_until - self._clock()) > 0:  # one loop turn at a time)
                 await self._sleep(wait)
-            self._in_flight += weight
-            self.spent += weight
+            return
+        ceiling = self._limit.limit if urgent else self._limit.limit - self._reserve
+        lane = self._lanes[urgent]
+        if lane.locked() or self._earliest(weight, ceiling) > self._clock():  # else: nobody waits, it fits now
+            async with lane:
+                while (wait := self._earliest(weight, ceiling) - self._clock()) > 0:
+                    await self._sleep(wait)
+                self._take(weight)
+            return
+        self._take(weight)
+
+    def _take(self, weight: float) -> None:
+        self._in_flight += weight
+        self.spent += weight
 
     def answered(self, weight: float) -> None:
         """A request admitted with ``weight`` was answered (or failed): it counts in the window from now."""

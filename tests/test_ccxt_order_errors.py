@@ -102,7 +102,7 @@ async def test_status_unknown_codes_on_a_read_stay_temporary_and_retried(
 
 
 async def test_clock_drift_on_the_order_path_resyncs_and_sends_once_more(fake: FakeBinance, venue: CcxtVenue) -> None:
-    await venue.warm_up()  # the position mode is read before the server's clock jumps
+    await venue.warm_up()  # markets and the connection, before the server's clock jumps
     fake.skew_clock(-20_000)  # -1021: "Timestamp for this request is outside of the recvWindow": nothing placed
 
     ack = await venue.place_order(intent())

@@ -83,7 +83,8 @@ def order(client_order_id: str) -> OrderIntent:
 async def test_a_restart_of_many_followers_on_one_ip_never_draws_a_429_or_418_and_reports_its_weight(
     opened: list[CcxtVenue],
 ) -> None:
-    """30 followers leave from one IP whose limit is 100 weight per 2 s: their warm-up and then one
+    """30 followers leave from one IP whose limit is 100 weight per 2 s: their warm-up (the markets
+    once, a ping each to open its connection) and then one
     read each of their positions (weight 6: 180 in all, a reconciliation pass) are spread over the
     IP's budget instead of sent at once. Warm-up never reads the position mode (weight 30)."""
     async with fake_binance(weight_limit=100, weight_interval=2.0) as fake:
@@ -97,10 +98,10 @@ async def test_a_restart_of_many_followers_on_one_ip_never_draws_a_429_or_418_an
     assert positions == [[]] * 30
     assert fake.weights.refused == Counter()  # not one 429 or 418
     assert fake.count("GET", "/fapi/v1/positionSide/dual") == 0
-    assert warm_up == 1  # the markets, read once for all
-    # the markets (1), then per account ccxt's leverage brackets (1, read once) and the positions (5)
-    assert fake.weights.charged[(HOST, FUTURES)] == 1 + 30 * (1 + 5)
-    assert driver.weights.spent() == {"binanceusdm": 181.0}  # what the service reports it spent
+    assert warm_up == 1 + 30  # the markets, read once for all, and a ping per account (its connection)
+    # the markets (1); per account a ping (1), ccxt's leverage brackets (1, read once) and the positions (5)
+    assert fake.weights.charged[(HOST, FUTURES)] == 1 + 30 * (1 + 1 + 5)
+    assert driver.weights.spent() == {"binanceusdm": 211.0}  # what the service reports it spent
 
 
 async def test_a_429_pauses_every_account_on_that_ip_for_its_retry_after(opened: list[CcxtVenue]) -> None:

@@ -190,6 +190,11 @@ class OrderSender:
     async def _attempt(self, request: SendRequest, backoff: _Backoff) -> SendOutcome | float:
         """One fenced send: its outcome, or how long to wait before the next attempt."""
         venue, intent = request.venue, request.intent
+        # the venue's order limits, a 429's pause or a 418's ban: waited for outside the slots (a ban
+        # on one IP must not hold the slots the orders of other IPs need), the entry's age checked after
+        await venue.ready_to_send()
+        if request.not_after is not None and self._clock() > request.not_after:
+            return _too_late(self._clock() - request.not_after, "while the exchange's rate limits held it back")
         async with self._order_slots, self._slots(request.credential_id):
             try:  # before the deadline is stamped: a slow preparation must not eat the window
                 prepared = await venue.prepare_order(intent)
@@ -197,8 +202,7 @@ class OrderSender:
                 return backoff.after(exc, venue.name, self._observer)
             except VenueError as exc:
                 return Refused(exc)
-            await venue.ready_to_send()  # the venue's order limits, a 429's pause or a 418's ban
-            if request.not_after is not None and self._clock() > request.not_after:
+            if request.not_after is not None and self._clock() > request.not_after:  # its reads waited
                 return _too_late(self._clock() - request.not_after, "while the exchange's rate limits held it back")
             deadline = venue.send_deadline()
             fenced = await self._fence(request, deadline)
@@ -338,8 +342,8 @@ class OrderSender:
         """Place an order that rests on the venue under its own journal (a take-profit or
         stop-loss): sent once, never re-sent; a lost answer or "already exists" is looked up.
         Raises ``VenueError`` (``OrderStatusUnknown`` when it may rest there unseen)."""
+        await venue.ready_to_send()
         async with self._order_slots, self._slots(credential_id):
-            await venue.ready_to_send()
             try:
                 return await venue.place_order(intent)
             except (DuplicateOrder, OrderStatusUnknown, TemporaryError) as exc:

@@ -76,7 +76,7 @@ class Venue(abc.ABC):
 
     async def ready_to_send(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """Wait until one more order may leave by the venue's rate limits (its order counts, a pause
-        the venue imposed): the sender waits here after ``prepare_order`` and before it stamps the
+        the venue imposed): the sender waits here before it prepares the order and stamps the
         deadline, then checks the entry's age again, so a wait never eats the request's window."""
 
     def send_deadline(self) -> datetime | None:

@@ -343,7 +343,7 @@ class StreamSession:
 # USD-M (fapi.binance.com) and spot (api.binance.com) are separate hosts with separate limits.
 #
 # Endpoint weights as each endpoint's page documents them. USD-M (developers.binance.com
-# …/usds-margined-futures/…): Check Server Time 1, Exchange Information 1, 24hr Ticker 1 with a
+# …/usds-margined-futures/…): Test Connectivity 1, Check Server Time 1, Exchange Information 1, 24hr Ticker 1 with a
 # symbol / 40 without, Account Information V2 and V3 5, Futures Account Balance V2 and V3 5,
 # Position Information V2 and V3 5, Notional and Leverage Brackets 1, Change Initial Leverage 1,
 # Change Margin Type 1, Get Current Position Mode 30, Change Position Mode 1, New Order "0 on IP
@@ -352,8 +352,9 @@ class StreamSession:
 # User Data Stream 1. Spot (binance-spot-api-docs rest-api.md at a5e0bc3): Check server time 1,
 # Exchange information 20, 24hr ticker 2 with a symbol / 80 without, Account information 20, New
 # order 1, Query order 4, Cancel order 1, Account trade list 20 without orderId / 5 with it, user
-# data stream 2. Any other route weighs 1.
+# data stream 2, Test connectivity 1. Any other route weighs 1.
 ENDPOINT_WEIGHTS: dict[tuple[str, str], int | Callable[[Mapping[str, str]], int]] = {
+    ("GET", "/fapi/v1/ping"): 1,
     ("GET", "/fapi/v1/time"): 1,
     ("GET", "/fapi/v1/exchangeInfo"): 1,
     ("GET", "/fapi/v1/ticker/24hr"): lambda query: 1 if "symbol" in query else 40,
@@ -378,6 +379,7 @@ ENDPOINT_WEIGHTS: dict[tuple[str, str], int | Callable[[Mapping[str, str]], int]
     ("GET", "/fapi/v1/income"): 30,
     ("POST", "/fapi/v1/listenKey"): 1,
     ("PUT", "/fapi/v1/listenKey"): 1,
+    ("GET", "/api/v3/ping"): 1,
     ("GET", "/api/v3/time"): 1,
     ("GET", "/api/v3/exchangeInfo"): 20,
     ("GET", "/api/v3/ticker/24hr"): lambda query: 2 if "symbol" in query else 80,
@@ -1107,6 +1109,9 @@ class FakeBinance:
         return int(value)
 
     # ----------------------------------------------------------------- public endpoints
+
+    async def _ping(self, account: None, params: dict[str, str]) -> dict[str, Any]:
+        return {}  # Test Connectivity: "{}"
 
     async def _time(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         return {"serverTime": self.server_time_ms()}
@@ -2319,6 +2324,8 @@ def income_json(row: FakeIncome) -> dict[str, Any]:
 
 # (method, path) -> (handler, security): NONE, USER_STREAM (API key only) or SIGNED.
 ROUTES: dict[tuple[str, str], tuple[Callable[..., Awaitable[Any]], str]] = {
+    ("GET", "/fapi/v1/ping"): (FakeBinance._ping, "NONE"),
+    ("GET", "/api/v3/ping"): (FakeBinance._ping, "NONE"),
     ("GET", "/fapi/v1/time"): (FakeBinance._time, "NONE"),
     ("GET", "/fapi/v1/ticker/24hr"): (FakeBinance._ticker, "NONE"),
     ("GET", "/api/v3/ticker/24hr"): (FakeBinance._ticker, "NONE"),

@@ -263,7 +263,7 @@ class WeighedRequests:
     taken back into the budget. The published limits are learnt from ``exchangeInfo`` as ccxt loads
     the markets."""
 
-    requests: AccountRequests | None = None
+    weighed_requests: AccountRequests | None = None
 
     async def fetch2(
         self,
@@ -275,7 +275,7 @@ class WeighedRequests:
     ) -> Any:
         params = {} if params is None else params
         config = {} if config is None else config
-        requests = self.requests
+        requests = self.weighed_requests
         section = api[0] if isinstance(api, list) else str(api)
         if requests is None:
             return await super().fetch2(path, api, method, params, config)  # type: ignore[misc]
@@ -300,8 +300,8 @@ class WeighedRequests:
         request_headers: Any,
         request_body: Any,
     ) -> str:
-        if self.requests is not None:
-            self.requests.answered(code, response_headers or {}, response_body or "")
+        if self.weighed_requests is not None:
+            self.weighed_requests.answered(code, response_headers or {}, response_body or "")
         return super().on_rest_response(  # type: ignore[misc, no-any-return]
             code, reason, url, method, response_headers, response_body, request_headers, request_body
         )

@@ -222,7 +222,7 @@ class CcxtVenue(Venue):
         if exchange.verify and exchange.ssl_context is None:
             exchange.ssl_context = markets_cache.ssl_context(exchange.cafile)
         if binance and weights is not None:
-            exchange.requests = AccountRequests(
+            exchange.weighed_requests = AccountRequests(
                 exchange_id,
                 weights.budget(exchange_id, sandbox=sandbox, egress=egress_proxy),
                 weights.limits(exchange_id, sandbox=sandbox),
@@ -249,9 +249,15 @@ class CcxtVenue(Venue):
     # ------------------------------------------------------------------ markets
 
     async def warm_up(self) -> None:
-        """Markets only. Binance's position mode costs 30 of the IP's weight a read (2,400 a minute
-        on USD-M: 80 accounts' worth), so it is never read here: orders learn it (``_order_params``)."""
+        """Markets, and on Binance the account's HTTP session and connection opened with the
+        lightest request there is (ping, weight 1): a thousand accounts connecting at their first
+        order would do it after the send deadlines were stamped (measured: most of them missed it).
+        Binance's position mode costs 30 of the IP's weight a read (2,400 a minute on USD-M: 80
+        accounts' worth), so it is never read here: orders learn it (``_order_in_hedge_mode``)."""
         await self.ensure_markets()
+        if self.name in BINANCE_FAMILY:
+            ping = self.exchange.fapiPublicGetPing if self._is_derivatives_venue() else self.exchange.publicGetPing
+            await self._call(ping, retry=True, public=True)
 
     async def ensure_markets(self) -> None:
         if not self._markets_ready:
@@ -387,7 +393,7 @@ class CcxtVenue(Venue):
     async def ready_to_send(self) -> None:
         """Binance: wait until one more new order keeps this account's ORDERS limits and no 429 or
         418 holds its IP back (an order weighs 0 on the IP's weight, so reads never delay it)."""
-        requests: AccountRequests | None = getattr(self.exchange, "requests", None)
+        requests: AccountRequests | None = getattr(self.exchange, "weighed_requests", None)
         if requests is not None:
             await requests.order_slot()
 
@@ -857,7 +863,7 @@ class CcxtVenue(Venue):
             headers = self.exchange.last_response_headers or {}
             header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
             retry_after = retry_after_seconds(header)
-            requests: AccountRequests | None = getattr(self.exchange, "requests", None)
+            requests: AccountRequests | None = getattr(self.exchange, "weighed_requests", None)
             if requests is not None:  # the IP's pause: this answer's own, or a later one
                 retry_after = max(retry_after or 0.0, requests.budget.paused_for()) or None
         return map_ccxt_error(
