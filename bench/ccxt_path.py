@@ -7,8 +7,12 @@ Binance in its own process, which verifies every HMAC signature and waits ``rtt`
 handling each REST request. Per fill: ``on_fill`` called → the last follower's order acknowledged
 (``CcxtVenue.place_order`` returned), and the process CPU spent per order (engine, journal, ccxt,
 aiohttp; the server's CPU is not included). Before the first fill the accounts are warmed up as
-``copytrade run`` does at start (decrypt each key, build its ccxt instance, one position-mode
-query); that and the first fill (the symbol's leverage and margin settings) are reported apart.
+``copytrade run`` does at start (decrypt each key, build its ccxt instance, attach the shared
+markets, one ping per account to open its connection; the position mode is not read); that and
+the first fill (the symbol's leverage and margin settings) are reported apart.
+Each run also reports the request weight the fake charged the one IP every account leaves from —
+for the restart's warm-up, the first fill and each later fill — and its 429 / 418 answers (the
+total of the whole benchmark so far: 0 is the only good figure).
 
 **3. Sequential baseline.** On the same warm ``CcxtVenue`` instances, the seeds' loop: one
 follower after another, awaiting each ``place_order`` before the next. No journal, no engine:
@@ -42,13 +46,22 @@ def _check(outcome: Any, n: int, what: str) -> None:
         raise RuntimeError(f"{what}: {len(done)} of {n} copies placed; for example {failed}")
 
 
-async def _engine_runs(app: Any, master_id: int, n: int, repetitions: int, gap: float) -> dict[str, Any]:
+async def _weight(fake: Any) -> tuple[int, int]:
+    """The request weight the fake charged so far (every client IP) and its 429 / 418 answers."""
+    stats = await fake.stats()
+    return sum(stats["weight"].values()), sum(stats["refused"].values())
+
+
+async def _engine_runs(app: Any, fake: Any, master_id: int, n: int, repetitions: int, gap: float) -> dict[str, Any]:
+    weight_before, _ = await _weight(fake)
     started = time.perf_counter()
     await app.engine.warm_up()  # as ``copytrade run`` does at start
     warm_up_ms = (time.perf_counter() - started) * 1000
+    weight_warm, _ = await _weight(fake)
     started = time.perf_counter()
     _check(await app.engine.on_fill(master_fill(master_id, Side.BUY, QUANTITY, PRICE)), n, "first fill")
     first_ms = (time.perf_counter() - started) * 1000
+    weight_first, _ = await _weight(fake)
     acked_ms: list[float] = []
     cpu_ms_per_order: list[float] = []
     done_ms: list[float] = []
@@ -68,8 +81,16 @@ async def _engine_runs(app: Any, master_id: int, n: int, repetitions: int, gap: 
             acked_ms.append((max(clock.times) - started) * 1000)
             while app.notifications.pending():
                 app.notifications._queue.get_nowait()
+    weight_after, refused = await _weight(fake)
     return {
         "followers": n,
+        # Binance's request weight from the one IP every follower leaves from (USD-M: 2,400 a minute)
+        "ip_weight": {
+            "restart_warm_up": weight_warm - weight_before,
+            "first_fill": weight_first - weight_warm,
+            "per_fill_after": round((weight_after - weight_first) / repetitions, 1),
+            "refused_429_418_total": refused,
+        },
         "start_warm_up_ms": round(warm_up_ms, 1),
         "first_fill_ms": round(first_ms, 1),
         "fill_to_last_ack_ms": summary(acked_ms, 1),
@@ -136,7 +157,7 @@ async def run_ccxt_path(
                     "testnet",
                     master_id=master_id,
                 )
-                run = await _engine_runs(app, master_id, n, repetitions, gap)
+                run = await _engine_runs(app, fake, master_id, n, repetitions, gap)
                 if n in ns:
                     out["runs"].append(run)
                 if n == baseline_n:

@@ -9,7 +9,8 @@ answers a small control API under ``/__bench/``:
   (secret ``secret-<prefix>-<i>``) with a large futures wallet;
 - ``POST /__bench/trade {"api_key", "symbol", "side", "quantity"}``: a master execution, pushed
   on the account's user-data sockets; answers the ``time.time_ns()`` each event was sent at;
-- ``GET /__bench/stats``: request counts per path and the server's CPU seconds;
+- ``GET /__bench/stats``: request counts per path, the server's CPU seconds, the request weight
+  charged per client IP and the 429 / 418 answers;
 - ``GET /__bench/orders?prefix=P``: the client order ids of every (non-algo) order of each
   account whose key starts with ``P`` (duplicates and missing copies are counted from them).
 """
@@ -73,6 +74,9 @@ def _server_class() -> type:
                         "requests": {f"{m} {p}": c for (m, p), c in self.requests.items()},
                         "cpu_s": time.process_time(),
                         "open_websockets": self.open_websockets,
+                        # request weight charged per client IP and host, and the 429 / 418 answers
+                        "weight": {f"{ip} {market}": w for (ip, market), w in self.weights.charged.items()},
+                        "refused": {f"{ip} {status}": n for (ip, status), n in self.weights.refused.items()},
                     }
                 )
             if request.path == "/__bench/orders":

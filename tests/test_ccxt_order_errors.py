@@ -102,7 +102,7 @@ async def test_status_unknown_codes_on_a_read_stay_temporary_and_retried(
 
 
 async def test_clock_drift_on_the_order_path_resyncs_and_sends_once_more(fake: FakeBinance, venue: CcxtVenue) -> None:
-    await venue.warm_up()  # the position mode is read before the server's clock jumps
+    await venue.warm_up()  # markets and the connection, before the server's clock jumps
     fake.skew_clock(-20_000)  # -1021: "Timestamp for this request is outside of the recvWindow": nothing placed
 
     ack = await venue.place_order(intent())
@@ -113,7 +113,7 @@ async def test_clock_drift_on_the_order_path_resyncs_and_sends_once_more(fake: F
 
 
 async def test_position_mode_changed_on_the_venue_is_read_again_after_4061(fake: FakeBinance, venue: CcxtVenue) -> None:
-    await venue.warm_up()  # one-way mode read and kept
+    assert await venue.hedge_mode() is False  # one-way mode read and kept
     fake.accounts[KEY].hedge_mode = True  # the user switched to hedge mode on Binance
 
     ack = await venue.place_order(intent())

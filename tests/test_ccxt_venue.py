@@ -403,7 +403,7 @@ async def test_futures_equity_is_wallet_plus_unrealized(fake: FakeBinance, make_
     [
         (400, -1013, "Filter failure: LOT_SIZE", errors.InvalidOrder),
         (400, -2019, "Margin is insufficient.", errors.InsufficientFunds),
-        # the position mode was read with the key first: Binance answers -2015 on a temporary ban
+        # the balance was read with the key first: Binance answers -2015 on a temporary ban
         # too, so after a working session it is not a revoked key (issue 13; this case said
         # AuthenticationError before). A fresh key's -2015: tests/test_ccxt_order_errors.py.
         (401, -2015, "Invalid API-key, IP, or permissions for action.", errors.RateLimited),
@@ -415,7 +415,7 @@ async def test_order_rejections_are_mapped(
 ) -> None:
     fake.add_account(KEY, SECRET)
     venue = await make_venue()
-    await venue.market(FUTURES_BTC)
+    await venue.equity()  # a signed call that worked
     fake.fail_next("POST", "/fapi/v1/order", status=status, code=code, msg=msg)
 
     with pytest.raises(expected, match=str(code)) as caught:

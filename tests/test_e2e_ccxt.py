@@ -83,10 +83,11 @@ async def test_master_executions_are_copied_to_followers_on_binance_futures(app,
 
 async def test_warm_up_at_start_leaves_the_first_copy_nothing_to_fetch_but_its_order(app, fake):
     master, follows = await _setup(app, fake)
-    position_mode = ("GET", "/fapi/v1/positionSide/dual")
-    before = fake.count(*position_mode)
+    position_mode, ping = ("GET", "/fapi/v1/positionSide/dual"), ("GET", "/fapi/v1/ping")
+    before, pinged = fake.count(*position_mode), fake.count(*ping)
     await app.engine.warm_up()
-    assert fake.count(*position_mode) == before + len(FOLLOWERS)  # one per follower account
+    assert fake.count(*ping) == pinged + len(FOLLOWERS)  # one per follower account: its connection opened
+    assert fake.count(*position_mode) == before  # 30 weight each: never read at start
     venues = [await app.venues.venue_for(f.credential_id) for f in follows]
     assert venues[0].exchange.ssl_context is venues[1].exchange.ssl_context  # the CA bundle loaded once
 
@@ -96,7 +97,7 @@ async def test_warm_up_at_start_leaves_the_first_copy_nothing_to_fetch_but_its_o
         lambda: first.signed_position("BTCUSDT") == D("0.05") and second.signed_position("BTCUSDT") == D("0.1"),
         "entries",
     )
-    assert fake.count(*position_mode) == before + len(FOLLOWERS)  # the copies asked nothing again
+    assert fake.count(*position_mode) == before  # one-way accounts: their orders never needed it
 
 
 async def test_key_with_withdrawals_enabled_is_refused_and_not_stored(app, fake):

@@ -25,6 +25,7 @@ from tests.fakes.binance import (
     MSG_UNKNOWN_ERROR_503,
     FakeBinance,
 )
+from tests.fakes.smartapi import EgressProxy
 from tests.harness import eventually
 
 KEY, SECRET = "fake-test-key", "fake-test-secret"
@@ -495,6 +496,92 @@ async def test_order_count_is_reported_and_limited() -> None:
     assert {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 2} in info["rateLimits"]
     assert (counted["X-MBX-ORDER-COUNT-10S"], counted["X-MBX-ORDER-COUNT-1M"]) == ("2", "2")
     assert int(refused["Retry-After"]) >= 1 and "X-MBX-USED-WEIGHT-1M" in refused
+
+
+async def test_request_weight_is_counted_per_ip_with_each_endpoints_documented_weight() -> None:
+    """USD-M New Order weighs 0 on the IP limit, Get Current Position Mode 30, Account V3 5 (each
+    endpoint's page); the answer carries the IP's weight; another IP (an egress proxy leaving from
+    127.0.0.7) has its own count."""
+    async with FakeBinance() as fake:
+        fake.add_account(KEY, SECRET)
+        proxy = EgressProxy("127.0.0.7")
+        await proxy.start()
+        clients = []
+        for proxied in (False, True):
+            rest = ccxt_async.binanceusdm(
+                {"apiKey": KEY, "secret": SECRET, "enableRateLimit": False, "options": {"fetchCurrencies": False}}
+            )
+            if proxied:
+                rest.httpsProxy = proxy.url
+            rest.urls["api"].update(fake.url_overrides())
+            clients.append(rest)
+        direct, through = clients
+        try:
+            await direct.load_markets()  # exchangeInfo: 1
+            await direct.create_order(PERP, "market", "buy", 0.01)  # 0
+            after_order = int(direct.last_response_headers["X-MBX-USED-WEIGHT-1M"])
+            await direct.fapiPrivateGetPositionSideDual()  # 30
+            after_mode = int(direct.last_response_headers["X-MBX-USED-WEIGHT-1M"])
+            await through.fapiPrivateV3GetAccount()  # 5, from another IP
+            other_ip = int(through.last_response_headers["X-MBX-USED-WEIGHT-1M"])
+        finally:
+            for rest in clients:
+                await rest.close()
+            await proxy.close()
+
+    assert (after_order, after_mode, other_ip) == (1, 31, 5)
+    assert fake.weights.used("127.0.0.1") == 31 and fake.weights.used("127.0.0.7") == 5
+
+
+async def test_over_the_weight_limit_a_429_with_retry_after_then_a_418_ban_for_not_backing_off() -> None:
+    """Over the IP's limit: 429 -1003 with Retry-After; a client that sends again before it has
+    passed is banned: 418 with Retry-After until the ban ends, for every request of that IP (its
+    orders too); another IP is not affected."""
+    async with FakeBinance(weight_limit=60, ban_seconds=30) as fake:
+        fake.weights.grace = 0  # no request is still on its way here: the next one did not back off
+        fake.add_account(KEY, SECRET)
+        proxy = EgressProxy("127.0.0.8")
+        await proxy.start()
+        rest = ccxt_async.binanceusdm(
+            {"apiKey": KEY, "secret": SECRET, "enableRateLimit": False, "options": {"fetchCurrencies": False}}
+        )
+        rest.urls["api"].update(fake.url_overrides())
+        other = ccxt_async.binanceusdm(
+            {"apiKey": KEY, "secret": SECRET, "enableRateLimit": False, "options": {"fetchCurrencies": False}}
+        )
+        other.httpsProxy = proxy.url
+        other.urls["api"].update(fake.url_overrides())
+        try:
+            published = await _exchange_info(fake)  # 1
+            await rest.load_markets()  # 1
+            await rest.fapiPrivateGetPositionSideDual()  # 32 of 60
+            with pytest.raises(ccxt.DDoSProtection) as limited:
+                await rest.fapiPrivateGetPositionSideDual()
+            too_much = dict(rest.last_response_headers)
+            with pytest.raises(ccxt.DDoSProtection) as banned:
+                await rest.create_order(PERP, "market", "buy", 0.01)  # weight 0, but it did not back off
+            ban = dict(rest.last_response_headers)
+            assert await other.fapiPrivateGetPositionSideDual() == {"dualSidePosition": False}
+        finally:
+            await rest.close()
+            await other.close()
+            await proxy.close()
+
+    assert '"code":-1003' in str(limited.value).replace(" ", "") and "current limit is 60" in str(limited.value)
+    assert 1 <= int(too_much["Retry-After"]) <= 60 and too_much["X-MBX-USED-WEIGHT-1M"] == "32"
+    assert "IP banned until" in str(banned.value) and 1 <= int(ban["Retry-After"]) <= 30
+    assert fake.weights.refused[("127.0.0.1", 429)] == 1 and fake.weights.refused[("127.0.0.1", 418)] == 1
+    assert fake.order_requests == []  # the banned order never reached the order handling
+    assert {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 60} in published
+
+
+async def _exchange_info(fake: FakeBinance) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(f"{fake.base_url}/api/v3/exchangeInfo") as response:
+        spot = await response.json()
+    async with aiohttp.ClientSession() as http, http.get(f"{fake.base_url}/fapi/v1/exchangeInfo") as response:
+        futures = await response.json()
+    assert spot["rateLimits"][0]["limit"] == 6000
+    return list(futures["rateLimits"])
 
 
 # --------------------------------------------------------------------------- 9. timing and late acceptance

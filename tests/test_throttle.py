@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import InvalidOrder, TemporaryError
 from core.retry import ExponentialBackoff, Retries, StepBackoff, retry
-from core.throttle import RateLimit, Throttle
+from core.throttle import RateLimit, Throttle, WeightBudget
 
 
 class FakeTime:
@@ -93,3 +93,48 @@ def test_backoffs_grow_to_their_ceiling_and_restart_after_a_success():
     assert [retries.next_delay() for _ in range(4)] == [1, 2, 4, 5]
     retries.reset()
     assert retries.next_delay() == 1
+
+
+# -- WeightBudget: one weight limit shared by many callers ----------------------------------------
+
+
+async def test_a_weight_budget_counts_a_request_from_its_answer_and_admits_within_the_limit():
+    time = FakeTime()
+    budget = WeightBudget(RateLimit(10, 1.0), clock=time.clock, sleep=time.sleep)
+    await budget.acquire(6)
+    time.now = 0.5
+    budget.answered(6)  # counted from 0.5: the latest it can have reached the venue
+    await budget.acquire(4)
+    budget.answered(4)
+    await budget.acquire(5)  # 6 must leave the window first: at 1.5
+    assert time.now == 1.5 and budget.spent == 15
+
+
+async def test_reads_wait_for_the_budget_while_the_order_path_uses_the_reserve():
+    time = FakeTime()
+    budget = WeightBudget(RateLimit(10, 1.0), reserve=2, clock=time.clock, sleep=time.sleep)
+    await budget.acquire(8)
+    budget.answered(8)
+    await budget.acquire(2, urgent=True)  # the reserve: at once
+    assert time.now == 0.0
+    await budget.acquire(1)  # a read: only once the 8 have left the window
+    assert time.now == 1.0
+
+
+async def test_the_venues_count_corrects_a_weight_budget_upwards_only():
+    time = FakeTime()
+    budget = WeightBudget(RateLimit(10, 1.0), clock=time.clock, sleep=time.sleep)
+    budget.observe(9)  # another user of the IP spent 9
+    assert budget.used() == 9
+    budget.observe(3)  # a lower count is not trusted
+    assert budget.used() == 9
+    await budget.acquire(2)
+    assert time.now == 1.0
+
+
+async def test_a_pause_holds_back_every_caller_of_a_weight_budget_weight_0_and_urgent_ones_included():
+    time = FakeTime()
+    budget = WeightBudget(RateLimit(10, 1.0), clock=time.clock, sleep=time.sleep)
+    budget.pause(120.0)  # a 418's Retry-After
+    await budget.acquire(0, urgent=True)
+    assert time.now == 120.0 and budget.paused_for() == 0

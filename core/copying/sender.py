@@ -181,8 +181,7 @@ class OrderSender:
         backoff = _Backoff(self._config.retry_delays)
         while True:
             if request.not_after is not None and self._clock() > request.not_after:
-                late = (self._clock() - request.not_after).total_seconds()
-                return TooLate(f"its time to be sent ran out {late:.0f} s before it could be sent")
+                return _too_late(self._clock() - request.not_after)
             outcome = await self._attempt(request, backoff)
             if not isinstance(outcome, float):
                 return outcome
@@ -191,6 +190,11 @@ class OrderSender:
     async def _attempt(self, request: SendRequest, backoff: _Backoff) -> SendOutcome | float:
         """One fenced send: its outcome, or how long to wait before the next attempt."""
         venue, intent = request.venue, request.intent
+        # the venue's order limits, a 429's pause or a 418's ban: waited for outside the slots (a ban
+        # on one IP must not hold the slots the orders of other IPs need), the entry's age checked after
+        await venue.ready_to_send()
+        if request.not_after is not None and self._clock() > request.not_after:
+            return _too_late(self._clock() - request.not_after, "while the exchange's rate limits held it back")
         async with self._order_slots, self._slots(request.credential_id):
             try:  # before the deadline is stamped: a slow preparation must not eat the window
                 prepared = await venue.prepare_order(intent)
@@ -198,6 +202,8 @@ class OrderSender:
                 return backoff.after(exc, venue.name, self._observer)
             except VenueError as exc:
                 return Refused(exc)
+            if request.not_after is not None and self._clock() > request.not_after:  # its reads waited
+                return _too_late(self._clock() - request.not_after, "while the exchange's rate limits held it back")
             deadline = venue.send_deadline()
             fenced = await self._fence(request, deadline)
             if fenced is not None:
@@ -336,6 +342,7 @@ class OrderSender:
         """Place an order that rests on the venue under its own journal (a take-profit or
         stop-loss): sent once, never re-sent; a lost answer or "already exists" is looked up.
         Raises ``VenueError`` (``OrderStatusUnknown`` when it may rest there unseen)."""
+        await venue.ready_to_send()
         async with self._order_slots, self._slots(credential_id):
             try:
                 return await venue.place_order(intent)
@@ -372,6 +379,11 @@ class _Backoff:
             venue, "unknown_outcome" if isinstance(error, (OrderStatusUnknown, TemporaryError)) else "not_sent"
         )
         return delay
+
+
+def _too_late(late: timedelta, why: str = "") -> TooLate:
+    detail = f"its time to be sent ran out {late.total_seconds():.0f} s before it could be sent"
+    return TooLate(f"{detail} {why}" if why else detail)
 
 
 def not_after(executed_at: datetime, max_age: timedelta) -> datetime:

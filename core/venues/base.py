@@ -76,6 +76,11 @@ class Venue(abc.ABC):
         that slow preparations never eat the request's window."""
         return intent
 
+    async def ready_to_send(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
+        """Wait until one more order may leave by the venue's rate limits (its order counts, a pause
+        the venue imposed): the sender waits here before it prepares the order and stamps the
+        deadline, then checks the entry's age again, so a wait never eats the request's window."""
+
     def send_deadline(self) -> datetime | None:
         """The deadline for an order request signed now: the venue's clock as this adapter
         estimates it plus the send window; ``None`` for a venue without one."""

@@ -31,6 +31,9 @@ rather than with real money. Every behaviour cites its source: ``docs/research/b
 - userTrades / myTrades windows and limits, income history, order-count limits; listen keys expire
   60 minutes after their creation or last keep-alive, user-data sockets close after 24 hours;
   USD-M orders created more than 90 days ago are no longer found (-2013).
+- Request weight per client IP (``RequestWeights``): each endpoint's documented weight over a rolling
+  window, ``X-MBX-USED-WEIGHT-1M`` on every answer, 429 (-1003, ``Retry-After``) over the limit and a
+  418 IP ban for a client that sends again before that Retry-After.
 
 Failure injection for tests: ``fail_next`` (answer the next matching request with an error, the
 request is *not* processed), ``fail_after_processing_next`` (process it, then answer an error:
@@ -57,11 +60,12 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import random
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -379,6 +383,229 @@ class StreamSession:
     expired: bool = False  # after listenKeyExpired: "No more user data event will be updated" (§3)
 
 
+# ----------------------------------------------------------------- request weight per IP
+#
+# Binance counts request weight per IP, not per key: "The limits on the API are based on the IPs, not
+# the API keys"; "Every request will contain X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter) in the
+# response headers which has the current used weight for the IP"; "When a 429 is received, it's your
+# obligation as an API to back off and not spam the API. Repeatedly violating rate limits and/or
+# failing to back off after receiving 429s will result in an automated IP ban (HTTP status 418). IP
+# bans are tracked and scale in duration for repeat offenders, from 2 minutes to 3 days."; "A
+# Retry-After header is sent with a 418 or 429 responses and will give the number of seconds
+# required to wait, in the case of a 429, to prevent a ban, or, in the case of a 418, until the ban
+# is over." (spot rest-api.md "LIMITS" and USD-M general-info "LIMITS", docs/research/binance.md §7).
+# USD-M (fapi.binance.com) and spot (api.binance.com) are separate hosts with separate limits.
+#
+# Endpoint weights as each endpoint's page documents them. USD-M (developers.binance.com
+# …/usds-margined-futures/…): Test Connectivity 1, Check Server Time 1, Exchange Information 1, 24hr Ticker 1 with a
+# symbol / 40 without, Account Information V2 and V3 5, Futures Account Balance V2 and V3 5,
+# Position Information V2 and V3 5, Notional and Leverage Brackets 1, Change Initial Leverage 1,
+# Change Margin Type 1, Get Current Position Mode 30, Change Position Mode 1, New Order "0 on IP
+# rate limit(x-mbx-used-weight-1m)" (1 on each order-count limit, below), Query / Cancel Order 1,
+# New / Query / Cancel Algo Order 1, Account Trade List 5, Get Income History 30, Start / Keepalive
+# User Data Stream 1. Spot (binance-spot-api-docs rest-api.md at a5e0bc3): Check server time 1,
+# Exchange information 20, 24hr ticker 2 with a symbol / 80 without, Account information 20, New
+# order 1, Query order 4, Cancel order 1, Account trade list 20 without orderId / 5 with it, user
+# data stream 2, Test connectivity 1. Any other route weighs 1.
+ENDPOINT_WEIGHTS: dict[tuple[str, str], int | Callable[[Mapping[str, str]], int]] = {
+    ("GET", "/fapi/v1/ping"): 1,
+    ("GET", "/fapi/v1/time"): 1,
+    ("GET", "/fapi/v1/exchangeInfo"): 1,
+    ("GET", "/fapi/v1/ticker/24hr"): lambda query: 1 if "symbol" in query else 40,
+    ("GET", "/fapi/v2/account"): 5,
+    ("GET", "/fapi/v3/account"): 5,
+    ("GET", "/fapi/v2/balance"): 5,
+    ("GET", "/fapi/v3/balance"): 5,
+    ("GET", "/fapi/v2/positionRisk"): 5,
+    ("GET", "/fapi/v3/positionRisk"): 5,
+    ("GET", "/fapi/v1/leverageBracket"): 1,
+    ("POST", "/fapi/v1/leverage"): 1,
+    ("POST", "/fapi/v1/marginType"): 1,
+    ("GET", "/fapi/v1/positionSide/dual"): 30,
+    ("POST", "/fapi/v1/positionSide/dual"): 1,
+    ("POST", "/fapi/v1/order"): 0,
+    ("GET", "/fapi/v1/order"): 1,
+    ("DELETE", "/fapi/v1/order"): 1,
+    ("POST", "/fapi/v1/algoOrder"): 1,
+    ("GET", "/fapi/v1/algoOrder"): 1,
+    ("DELETE", "/fapi/v1/algoOrder"): 1,
+    ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v1/income"): 30,
+    ("POST", "/fapi/v1/listenKey"): 1,
+    ("PUT", "/fapi/v1/listenKey"): 1,
+    ("GET", "/api/v3/ping"): 1,
+    ("GET", "/api/v3/time"): 1,
+    ("GET", "/api/v3/exchangeInfo"): 20,
+    ("GET", "/api/v3/ticker/24hr"): lambda query: 2 if "symbol" in query else 80,
+    ("GET", "/api/v3/account"): 20,
+    ("POST", "/api/v3/order"): 1,
+    ("GET", "/api/v3/order"): 4,
+    ("DELETE", "/api/v3/order"): 1,
+    ("GET", "/api/v3/myTrades"): lambda query: 5 if "orderId" in query else 20,
+    ("POST", "/api/v3/userDataStream"): 2,
+    ("PUT", "/api/v3/userDataStream"): 2,
+}
+#: the longest IP ban: "from 2 minutes to 3 days"
+MAX_BAN_SECONDS = 3 * 86_400.0
+#: requests that reach the fake this soon after a 429 were on their way before the client could know
+#: of it: refused 429 like it, not banned ("failing to back off after receiving 429s"; the length is
+#: this fake's choice, a generous network round trip)
+IN_FLIGHT_GRACE = 0.5
+
+
+def endpoint_weight(method: str, path: str, query: Mapping[str, str]) -> int:
+    weight = ENDPOINT_WEIGHTS.get((method, path), 1)
+    return weight(query) if callable(weight) else weight
+
+
+@dataclass
+class IpState:
+    """One client IP on one host: the weight it used (rolling window), its back-off and its bans."""
+
+    used: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic time, weight) within the window
+    back_off_until: float = float("-inf")  # the Retry-After of its last 429
+    refused_at: float = float("-inf")  # when that 429 was answered
+    banned_until: float = float("-inf")
+    bans: int = 0
+
+
+class RequestWeights:
+    """Request weight per client IP and host, over a rolling ``interval``; the 429 and 418 answers.
+
+    - Each request is charged its endpoint's weight (``ENDPOINT_WEIGHTS``); an answer carries the
+      IP's weight in the window as ``X-MBX-USED-WEIGHT-<n><letter>`` (``-1M`` for a minute).
+    - A request that would take the IP over its limit is refused (not charged): HTTP 429, -1003 "Too
+      much request weight used; current limit is … request weight per … . Please use WebSocket
+      Streams for live updates to avoid polling the API." with ``Retry-After`` (whole seconds until
+      enough weight has left the window).
+    - A request that reaches the fake within ``grace`` of that 429 was on its way already: refused
+      429 the same. Any later request from that IP before the Retry-After has passed — it failed to
+      back off — bans the IP: HTTP 418, -1003 "Way too much request weight used; IP banned until <ms>. Please use
+      WebSocket Streams for live updates to avoid bans." with ``Retry-After`` until the ban ends;
+      every request during the ban gets the same. Bans double for a repeat offender, from
+      ``ban_seconds`` up to 3 days (how they scale is not documented beyond "from 2 minutes to 3
+      days": doubling is this fake's choice).
+
+    The client IP is the connection's address: accounts sent through an egress proxy leaving from
+    another loopback address (``EgressProxy``) count apart."""
+
+    def __init__(
+        self, limits: Mapping[str, int], *, interval: float, ban_seconds: float, grace: float = IN_FLIGHT_GRACE
+    ) -> None:
+        self.limits = dict(limits)  # per market (FUTURES, SPOT)
+        self.interval = interval
+        self.ban_seconds = ban_seconds
+        self.grace = grace
+        self._ips: dict[tuple[str, str], IpState] = {}
+        #: what each answered request cost: (ip, market) -> total weight charged
+        self.charged: Counter[tuple[str, str]] = Counter()
+        #: refusals: (ip, status) -> count of 429 and 418 answers
+        self.refused: Counter[tuple[str, int]] = Counter()
+        self._forced: deque[tuple[int, float]] = deque()  # (status, Retry-After seconds) for the next requests
+
+    def refuse_next(self, status: int, retry_after: float) -> None:
+        """The next weighted request, from any IP, is refused as if the IP's weight were used up (by
+        another user of that IP): 429 with ``retry_after`` as the IP's back-off, or a 418 ban that
+        long. The rules above then hold as for any refusal (a request within the back-off is banned)."""
+        self._forced.append((status, retry_after))
+
+    @property
+    def header(self) -> str:
+        number, letter = self._interval_name()
+        return f"X-MBX-USED-WEIGHT-{number}{letter[0]}"
+
+    def _interval_name(self) -> tuple[int, str]:
+        if self.interval >= 60 and self.interval % 60 == 0:
+            return int(self.interval // 60), "MINUTE"
+        return max(1, int(self.interval)), "SECOND"
+
+    def rate_limit(self, market: str) -> dict[str, Any]:
+        """The ``exchangeInfo.rateLimits`` entry of ``market``'s limit."""
+        number, interval = self._interval_name()
+        return {
+            "rateLimitType": "REQUEST_WEIGHT",
+            "interval": interval,
+            "intervalNum": number,
+            "limit": self.limits[market],
+        }
+
+    def used(self, ip: str, market: str = FUTURES) -> int:
+        state = self._ips.get((ip, market))
+        if state is None:
+            return 0
+        self._expire(state, time.monotonic())
+        return sum(weight for _, weight in state.used)
+
+    def admit(self, ip: str, method: str, path: str, query: Mapping[str, str]) -> dict[str, str]:
+        """Charge one request; its weight headers, or ``BinanceError`` 429 / 418."""
+        market = FUTURES if path.startswith("/fapi/") else SPOT if path.startswith("/api/") else None
+        if market is None:
+            return {}  # other hosts (sapi) keep limits of their own
+        now = time.monotonic()
+        state = self._ips.setdefault((ip, market), IpState())
+        self._expire(state, now)
+        if now < state.banned_until:
+            raise self._banned(ip, state, now)
+        if now < state.back_off_until and now < state.refused_at + self.grace:  # in flight when it was refused
+            raise self._too_much(ip, state, now, limit=self.limits[market], used=sum(w for _, w in state.used))
+        if now < state.back_off_until:  # sent again within a 429's Retry-After
+            state.bans += 1
+            state.banned_until = now + min(self.ban_seconds * 2 ** (state.bans - 1), MAX_BAN_SECONDS)
+            raise self._banned(ip, state, now)
+        weight = endpoint_weight(method, path, query)
+        used = sum(w for _, w in state.used)
+        limit = self.limits[market]
+        forced = self._forced.popleft() if self._forced and weight else None
+        if forced is not None and forced[0] == 418:
+            state.bans += 1
+            state.banned_until = now + forced[1]
+            raise self._banned(ip, state, now)
+        if forced is not None or (weight and used + weight > limit):
+            retry_after = self._seconds_until_room(state, now, limit - weight) if forced is None else forced[1]
+            state.back_off_until, state.refused_at = now + retry_after, now
+            raise self._too_much(ip, state, now, limit=limit, used=used)
+        if weight:
+            state.used.append((now, weight))
+            self.charged[(ip, market)] += weight
+        return {self.header: str(used + weight)}
+
+    def _too_much(self, ip: str, state: IpState, now: float, *, limit: int, used: int) -> BinanceError:
+        self.refused[(ip, 429)] += 1
+        number, interval = self._interval_name()
+        return BinanceError(
+            429,
+            -1003,
+            f"Too much request weight used; current limit is {limit} request weight per {number} {interval}."
+            " Please use WebSocket Streams for live updates to avoid polling the API.",
+            {"Retry-After": f"{max(1, math.ceil(state.back_off_until - now))}", self.header: str(used)},
+        )
+
+    def _expire(self, state: IpState, now: float) -> None:
+        while state.used and state.used[0][0] <= now - self.interval:
+            state.used.popleft()
+
+    def _seconds_until_room(self, state: IpState, now: float, allowed: int) -> int:
+        """Whole seconds until the window holds at most ``allowed``."""
+        total, due = sum(w for _, w in state.used), now + self.interval  # a weight above the limit: a whole window
+        for at, weight in state.used:
+            total -= weight
+            if total <= max(allowed, 0):
+                due = at + self.interval
+                break
+        return max(1, math.ceil(due - now))
+
+    def _banned(self, ip: str, state: IpState, now: float) -> BinanceError:
+        self.refused[(ip, 418)] += 1
+        until_ms = int(time.time() * 1000 + (state.banned_until - now) * 1000)
+        return BinanceError(
+            418,
+            -1003,
+            f"Way too much request weight used; IP banned until {until_ms}."
+            " Please use WebSocket Streams for live updates to avoid bans.",
+            {"Retry-After": str(max(1, math.ceil(state.banned_until - now)))},
+        )
+
+
 class FakeBinance:
     """The fake exchange server. Start and stop with ``async with`` (or ``start()``/``stop()``)."""
 
@@ -389,6 +616,10 @@ class FakeBinance:
         latency: float = 0.0,
         order_limit_10s: int = 300,
         order_limit_1m: int = 1200,
+        weight_limit: int = 2400,
+        spot_weight_limit: int = 6000,
+        weight_interval: float = 60.0,
+        ban_seconds: float = 120.0,
         seed: int = 0,
         listen_key_seconds: float = LISTEN_KEY_SECONDS,
         socket_seconds: float = SOCKET_SECONDS,
@@ -399,6 +630,12 @@ class FakeBinance:
         ``order_limit_10s`` / ``order_limit_1m``: new orders an account may send per 10 s / per
         minute before -1015. The real numbers come from ``exchangeInfo.rateLimits`` and are
         unconfirmed (commonly 300 / 1200 on USD-M, docs/research/binance.md §7), hence settings.
+
+        ``weight_limit`` / ``spot_weight_limit`` / ``weight_interval`` / ``ban_seconds``: the request
+        weight each client IP may use per rolling ``weight_interval`` seconds on USD-M / spot (Binance:
+        2,400 and 6,000 a minute) and the first IP ban's length (Binance: "from 2 minutes to 3 days");
+        see ``RequestWeights``. Tests shrink them to stay fast; they are published in
+        ``exchangeInfo.rateLimits``.
 
         ``seed``: the generator every random choice of the fake draws from (accepted-late delays
         and which orders are accepted late), so a run can be replayed.
@@ -434,7 +671,9 @@ class FakeBinance:
         self._trade_ids = itertools.count(5000)
         self._tran_ids = itertools.count(90000)
         self._listen_keys = itertools.count(1)
-        self._request_times: deque[float] = deque()
+        self.weights = RequestWeights(
+            {FUTURES: weight_limit, SPOT: spot_weight_limit}, interval=weight_interval, ban_seconds=ban_seconds
+        )
         self._sockets: dict[web.WebSocketResponse, StreamSession] = {}
         self._accept_websockets = True
         self._silent: set[web.WebSocketResponse] = set()
@@ -750,9 +989,10 @@ class FakeBinance:
             await asyncio.sleep(self.latency)
         self.requests[(method, path)] += 1
         self.request_log.append((method, path))
-        # spot rest-api.md l.153–167: "X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter)" on every
-        # response (§7); each request weighs 1 here.
-        headers = {"X-MBX-USED-WEIGHT-1M": str(self._used_weight())}
+        try:  # the IP's request weight, before anything else (RequestWeights)
+            headers = self.weights.admit(request.remote or "", method, path, request.query)
+        except BinanceError as error:
+            return error.response()
         injection = self._take_injection(method, path)
         if injection is not None and injection.status and not injection.after_processing and injection.late is None:
             return self._injected_error(injection, headers)
@@ -847,13 +1087,6 @@ class FakeBinance:
                 return injection
         return None
 
-    def _used_weight(self) -> int:
-        now = time.monotonic()
-        self._request_times.append(now)
-        while self._request_times[0] < now - 60:
-            self._request_times.popleft()
-        return len(self._request_times)
-
     def _count_order(self, account: FakeAccount) -> dict[str, str]:
         """The order-count limit (spot rest-api.md l.153–167, USD-M order-weight notes, §7): over the
         limit → HTTP 429 -1015 "Too many new orders; current limit is %s orders per %s." with
@@ -934,6 +1167,9 @@ class FakeBinance:
 
     # ----------------------------------------------------------------- public endpoints
 
+    async def _ping(self, account: None, params: dict[str, str]) -> dict[str, Any]:
+        return {}  # Test Connectivity: "{}"
+
     async def _time(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         return {"serverTime": self.server_time_ms()}
 
@@ -967,7 +1203,7 @@ class FakeBinance:
                 self.order_limits, (("SECOND", 10), ("MINUTE", 1)), strict=True
             )
         ]
-        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}, *orders]
+        return [self.weights.rate_limit(FUTURES), *orders]
 
     async def _futures_exchange_info(self, account: None, params: dict[str, str]) -> dict[str, Any]:
         return {
@@ -983,7 +1219,7 @@ class FakeBinance:
         return {
             "timezone": "UTC",
             "serverTime": self.server_time_ms(),
-            "rateLimits": self._rate_limits(),
+            "rateLimits": [self.weights.rate_limit(SPOT), *self._rate_limits()[1:]],
             "exchangeFilters": [],
             "symbols": [spot_symbol_info(i) for i in SPOT_INSTRUMENTS],
         }
@@ -2233,6 +2469,8 @@ def income_json(row: FakeIncome) -> dict[str, Any]:
 
 # (method, path) -> (handler, security): NONE, USER_STREAM (API key only) or SIGNED.
 ROUTES: dict[tuple[str, str], tuple[Callable[..., Awaitable[Any]], str]] = {
+    ("GET", "/fapi/v1/ping"): (FakeBinance._ping, "NONE"),
+    ("GET", "/api/v3/ping"): (FakeBinance._ping, "NONE"),
     ("GET", "/fapi/v1/time"): (FakeBinance._time, "NONE"),
     ("GET", "/fapi/v1/ticker/24hr"): (FakeBinance._ticker, "NONE"),
     ("GET", "/api/v3/ticker/24hr"): (FakeBinance._ticker, "NONE"),

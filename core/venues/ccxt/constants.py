@@ -1,8 +1,9 @@
 """What the ccxt adapter knows of its exchanges, apart from its logic: the exchanges offered by
-name, per-exchange options, Binance's error codes and order types, the listener's limits.
+name, per-exchange options, Binance's error codes, order types and request-weight limits, the
+listener's limits.
 
-Request rates are not tabled here: ccxt carries each exchange's rate limit and per-endpoint
-costs itself, and ``throttler.py`` paces requests by them.
+Request costs per endpoint are ccxt's own tables; ``throttler.py`` paces requests by them (for
+Binance, converted to Binance's request weight and shared per egress IP).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from core import errors as core_errors
 from core.model import OrderType
+from core.throttle import RateLimit
 from core.venues.base import SendWindow
 from core.venues.driver import VenueSpec
 
@@ -147,3 +149,73 @@ CHECKPOINT_MARGIN_MS = 60_000
 LISTEN_KEY_KEEPALIVE_SECONDS = 30 * 60.0
 #: Binance's user-data event after which "no more user data event will be updated" (§3).
 LISTEN_KEY_EXPIRED = "listenKeyExpired"
+
+
+# -- Binance's request weight and order counts (docs/research/binance.md §7) --------------------------
+#: "The limits on the API are based on the IPs, not the API keys": REQUEST_WEIGHT per IP, until the
+#: venue's own ``exchangeInfo.rateLimits`` says otherwise (USD-M 2,400 a minute, spot 6,000). USD-M
+#: and spot are separate hosts with separate counts.
+BINANCE_WEIGHT_LIMITS: Mapping[str, RateLimit] = {
+    "binanceusdm": RateLimit(2400, 60.0),
+    "binance": RateLimit(6000, 60.0),
+}
+#: ORDERS, counted per account: USD-M 300 per 10 s and 1,200 a minute; spot 50 per 10 s and
+#: 160,000 a day (the published ``rateLimits`` replace them once read)
+BINANCE_ORDER_LIMITS: Mapping[str, tuple[RateLimit, ...]] = {
+    "binanceusdm": (RateLimit(300, 10.0), RateLimit(1200, 60.0)),
+    "binance": (RateLimit(50, 10.0), RateLimit(160_000, 86_400.0)),
+}
+#: the share of a published limit the budget spends: the rest is for what it cannot see in time
+#: (another process or program leaving from the same IP; answers still on their way)
+BINANCE_LIMIT_SHARE = 0.9
+#: the share of the weight budget only the order path may use (its look-ups, cancels, the clock)
+BINANCE_URGENT_RESERVE = 0.1
+#: ``rateLimits`` interval names in seconds, and the letters of their ``X-MBX-USED-WEIGHT-<n><letter>``
+RATE_LIMIT_INTERVALS: Mapping[str, float] = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86_400.0}
+#: when a 429 or a 418 carries no ``Retry-After``: a 429 says wait and a 418 ban lasts "from 2 minutes"
+DEFAULT_RETRY_AFTER_SECONDS = {429: 1.0, 418: 120.0}
+#: the ccxt API sections each exchange's IP weight covers (``sapi`` and the others keep limits of their own)
+BINANCE_WEIGHED_SECTIONS: Mapping[str, frozenset[str]] = {
+    "binanceusdm": frozenset(
+        {"fapiPublic", "fapiPrivate", "fapiPublicV2", "fapiPrivateV2", "fapiPublicV3", "fapiPrivateV3"}
+    ),
+    "binance": frozenset({"public", "private", "v1"}),
+}
+#: ccxt cost units per Binance weight unit: ccxt tables spot costs at 0.2 a weight ("1 IP (api) =>
+#: cost = 0.2", binance.py's ``public`` section) and USD-M costs as the weights themselves
+CCXT_COST_PER_WEIGHT: Mapping[str, float] = {
+    "public": 0.2,
+    "private": 0.2,
+    "v1": 0.2,
+}
+#: endpoints whose weight in ccxt's table differs from the endpoint's Binance page: USD-M New Order
+#: "0 on IP rate limit(x-mbx-used-weight-1m)" (ccxt: 4, for its per-account pacing); Account
+#: Information V2/V3, Futures Account Balance V2/V3 and Position Information V2/V3 weigh 5 (ccxt: 1)
+BINANCE_WEIGHTS: Mapping[tuple[str, str, str], float] = {
+    ("fapiPrivate", "POST", "order"): 0,
+    ("fapiPrivateV2", "GET", "account"): 5,
+    ("fapiPrivateV3", "GET", "account"): 5,
+    ("fapiPrivateV2", "GET", "balance"): 5,
+    ("fapiPrivateV3", "GET", "balance"): 5,
+    ("fapiPrivateV2", "GET", "positionRisk"): 5,
+    ("fapiPrivateV3", "GET", "positionRisk"): 5,
+}
+#: new orders: counted on the account's ORDERS limits (``CcxtVenue.ready_to_send`` waits for them)
+BINANCE_NEW_ORDERS = frozenset(
+    {("fapiPrivate", "POST", "order"), ("fapiPrivate", "POST", "algoOrder"), ("private", "POST", "order")}
+)
+#: the order path's requests: never queued behind reads (``WeightBudget`` urgent lane)
+BINANCE_URGENT = BINANCE_NEW_ORDERS | frozenset(
+    {
+        ("fapiPrivate", "GET", "order"),
+        ("fapiPrivate", "DELETE", "order"),
+        ("fapiPrivate", "GET", "algoOrder"),
+        ("fapiPrivate", "DELETE", "algoOrder"),
+        ("fapiPublic", "GET", "time"),
+        ("private", "GET", "order"),
+        ("private", "DELETE", "order"),
+        ("public", "GET", "time"),
+    }
+)
+#: -1015 "Too many new orders": the account's own order count, not the IP's weight
+TOO_MANY_ORDERS = -1015

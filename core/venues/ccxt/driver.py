@@ -17,6 +17,7 @@ from core.venues.registry import VenueAccount
 
 if TYPE_CHECKING:
     from core.venues.ccxt.markets import CcxtMarketsCache
+    from core.venues.ccxt.throttler import WeightBudgets
     from core.venues.ccxt.venue import CcxtVenue
 
 
@@ -59,7 +60,8 @@ def check_exchange_ids(names: Iterable[str]) -> list[str]:
 
 class CcxtDriver(VenueDriver):
     """Opens accounts on the enabled ccxt exchanges; a testnet credential (or every one, in
-    testnet mode) uses the exchange's sandbox. Markets and the TLS context are shared."""
+    testnet mode) uses the exchange's sandbox. Markets, the TLS context and Binance's request-weight
+    budgets (one per egress IP, ``throttler.WeightBudgets``) are shared by every account it opens."""
 
     name = "ccxt"
     curated = CURATED_VENUES
@@ -72,11 +74,13 @@ class CcxtDriver(VenueDriver):
         urls: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         from core.venues.ccxt.markets import CcxtMarketsCache
+        from core.venues.ccxt.throttler import WeightBudgets
 
         self._exchanges = frozenset(exchanges)
         self._testnet_mode = testnet_mode
         self._urls = urls if urls is not None else {}  # read at each open: the settings' own mapping
         self.markets: CcxtMarketsCache = CcxtMarketsCache()
+        self.weights: WeightBudgets = WeightBudgets()
 
     @classmethod
     def from_settings(cls, settings: CcxtSettings) -> CcxtDriver:
@@ -125,6 +129,7 @@ class CcxtDriver(VenueDriver):
             password=account.secrets.get("password"),
             egress_proxy=account.secrets.get("egress_proxy"),
             markets_cache=self.markets,
+            weights=self.weights,
             sandbox=self._testnet_mode or account.environment == "testnet",
             url_overrides=self._urls.get(account.venue),
             streaming=streaming,

@@ -74,7 +74,7 @@ from core.venues.ccxt.errors import binance_code, map_ccxt_error, retry_after_se
 from core.venues.ccxt.executions import StreamedExecutions
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.orders import CcxtOrderEvents
-from core.venues.ccxt.throttler import LeakyBucketThrottler
+from core.venues.ccxt.throttler import AccountRequests, LeakyBucketThrottler, WeightBudgets, weighed
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ T = TypeVar("T")
 ZERO = Decimal(0)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
+RETRIED_READ_ERRORS = (errors.TemporaryError, errors.RateLimited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +147,12 @@ class CcxtVenue(Venue):
         read_retries: int = 2,
         retry_backoff: float = 0.25,
         listen_key_keepalive_seconds: float = LISTEN_KEY_KEEPALIVE_SECONDS,
+        weights: WeightBudgets | None = None,
+        egress_proxy: str | None = None,
     ) -> None:
         self.exchange = exchange
+        self._weights = weights
+        self._egress_proxy = egress_proxy
         self.name: str = exchange.id
         self.sandbox = sandbox
         self.settings = settings
@@ -184,13 +189,22 @@ class CcxtVenue(Venue):
         timeout_ms: int = 10_000,
         enable_rate_limit: bool = True,
         settings: FuturesSettings = FuturesSettings(),
+        weights: WeightBudgets | None = None,
         **venue_kwargs: Any,
     ) -> CcxtVenue:
-        """Build the ccxt instance for one account. ``streaming`` uses ccxt.pro (a master feed)."""
+        """Build the ccxt instance for one account. ``streaming`` uses ccxt.pro (a master feed).
+
+        A Binance account spends the request-weight budget of its egress IP in ``weights`` (shared
+        by every account built with the same object; a private one without it) instead of ccxt's
+        own per-account pacing (``throttler.py``); ``enable_rate_limit`` is for other exchanges."""
         module = ccxt_pro if streaming else ccxt_async
         exchange_class = getattr(module, exchange_id, None)
         if exchange_class is None:
             raise errors.ConfigError(f"ccxt{' pro' if streaming else ''} has no exchange {exchange_id!r}")
+        binance = exchange_id in BINANCE_FAMILY
+        if binance:
+            exchange_class = weighed(exchange_class)
+            weights = weights if weights is not None else WeightBudgets()
         merged_options: dict[str, Any] = {}
         _deep_merge(merged_options, COMMON_OPTIONS)
         _deep_merge(merged_options, EXCHANGE_OPTIONS.get(exchange_id, {}))
@@ -200,7 +214,7 @@ class CcxtVenue(Venue):
         config: dict[str, Any] = {
             "apiKey": api_key,
             "secret": secret,
-            "enableRateLimit": enable_rate_limit,
+            "enableRateLimit": enable_rate_limit and not binance,
             "timeout": timeout_ms,
             "options": merged_options,
         }
@@ -213,7 +227,13 @@ class CcxtVenue(Venue):
         exchange.decimal_to_precision = _in_own_decimal_context(exchange.decimal_to_precision)
         if exchange.verify and exchange.ssl_context is None:
             exchange.ssl_context = markets_cache.ssl_context(exchange.cafile)
-        if enable_rate_limit and exchange.throttler is not None:
+        if binance and weights is not None:
+            exchange.weighed_requests = AccountRequests(
+                exchange_id,
+                weights.budget(exchange_id, sandbox=sandbox, egress=egress_proxy),
+                weights.limits(exchange_id, sandbox=sandbox),
+            )
+        elif enable_rate_limit and exchange.throttler is not None:
             exchange.throttler = LeakyBucketThrottler(exchange.tokenBucket, exchange.asyncio_loop)
         if sandbox:
             if exchange_id in BINANCE_FAMILY:
@@ -222,14 +242,28 @@ class CcxtVenue(Venue):
                 exchange.set_sandbox_mode(True)
         if url_overrides:
             _deep_merge(exchange.urls["api"], url_overrides)
-        return cls(exchange, markets_cache=markets_cache, sandbox=sandbox, settings=settings, **venue_kwargs)
+        return cls(
+            exchange,
+            markets_cache=markets_cache,
+            sandbox=sandbox,
+            settings=settings,
+            weights=weights,
+            egress_proxy=egress_proxy,
+            **venue_kwargs,
+        )
 
     # ------------------------------------------------------------------ markets
 
     async def warm_up(self) -> None:
+        """Markets, and on Binance the account's HTTP session and connection opened with the
+        lightest request there is (ping, weight 1): a thousand accounts connecting at their first
+        order would do it after the send deadlines were stamped (measured: most of them missed it).
+        Binance's position mode costs 30 of the IP's weight a read (2,400 a minute on USD-M: 80
+        accounts' worth), so it is never read here: orders learn it (``_order_in_hedge_mode``)."""
         await self.ensure_markets()
-        if self._is_derivatives_venue():
-            await self._is_hedge_mode()
+        if self.name in BINANCE_FAMILY:
+            ping = self.exchange.fapiPublicGetPing if self._is_derivatives_venue() else self.exchange.publicGetPing
+            await self._call(ping, retry=True, public=True)
 
     async def ensure_markets(self) -> None:
         if not self._markets_ready:
@@ -372,6 +406,13 @@ class CcxtVenue(Venue):
             )
         return await self._report(order, intent.client_order_id)
 
+    async def ready_to_send(self) -> None:
+        """Binance: wait until one more new order keeps this account's ORDERS limits and no 429 or
+        418 holds its IP back (an order weighs 0 on the IP's weight, so reads never delay it)."""
+        requests: AccountRequests | None = getattr(self.exchange, "weighed_requests", None)
+        if requests is not None:
+            await requests.order_slot()
+
     async def _prepared(self, intent: OrderIntent, settings: FuturesSettings | None) -> OrderIntent:
         await self.ensure_markets()
         market = self._ccxt_market(intent.symbol)
@@ -453,8 +494,9 @@ class CcxtVenue(Venue):
             await self._resync_clock()
             return "clock"
         if code == POSITION_SIDE_MISMATCH and derivative and self.settings.hedge_mode is None:
-            known, self._hedge_mode = self._hedge_mode, None  # the user switched modes on the venue
-            return "position mode" if await self._is_hedge_mode() != known else None
+            # not learnt yet, or the user switched modes on the venue: read it (30 weight)
+            sent, self._hedge_mode = bool(self._hedge_mode), None
+            return "position mode" if await self._is_hedge_mode() != sent else None
         return None
 
     async def _capped_to_free_balance(self, intent: OrderIntent, market: Mapping[str, Any]) -> OrderIntent:
@@ -519,7 +561,7 @@ class CcxtVenue(Venue):
             key = "takeProfitPrice" if intent.order_type is OrderType.TAKE_PROFIT_MARKET else "stopLossPrice"
             params[key] = stop
         if derivative:
-            if await self._is_hedge_mode():
+            if await self._order_in_hedge_mode():
                 # hedge mode: the copied position the order moves, else buys open longs and close
                 # shorts; Binance rejects reduceOnly here
                 if intent.position_side is PositionSide.BOTH:
@@ -538,6 +580,17 @@ class CcxtVenue(Venue):
         """Futures: Binance refuses a reduce-only order above the position (-2022; the FAQ "Summary
         of Failed Orders in Binance Futures"). Spot sells are capped to the free balance instead."""
         return rules.derivative
+
+    async def _order_in_hedge_mode(self) -> bool:
+        """The position mode an order is sent in. On Binance, until it is known, one-way (the
+        venue's default) without reading it: an order in the wrong mode is refused whole, either
+        way (-4061, docs/research/binance.md §5), and that refusal reads the mode and sends the
+        order again (``_cure_rejection``); so only accounts in hedge mode ever pay the read, once.
+        Binance pushes no event when the mode changes (ACCOUNT_CONFIG_UPDATE carries leverage and
+        the multi-assets mode only): a change is learnt from the next -4061 the same way."""
+        if self._hedge_mode is None and self.name in BINANCE_FAMILY and self.settings.hedge_mode is None:
+            return False
+        return await self._is_hedge_mode()
 
     async def hedge_mode(self) -> bool:
         if not self._is_derivatives_venue():
@@ -799,7 +852,9 @@ class CcxtVenue(Venue):
     async def _call(
         self, call: Callable[[], Awaitable[T]], *, retry: bool, raw: bool = False, public: bool = False
     ) -> T:
-        """Run a read (or idempotent settings) call, retrying ``TemporaryError`` with backoff.
+        """Run a read (or idempotent settings) call, retrying ``TemporaryError`` with backoff, and
+        ``RateLimited`` (a 429 or 418 refused it unprocessed; the IP's budget holds the retry back
+        until the pause ends).
 
         ``raw`` re-raises ccxt's own exception after retries so callers can match specific ones.
         ``public``: the call is not signed, so its success says nothing of the key (-2015 below).
@@ -816,7 +871,7 @@ class CcxtVenue(Venue):
                 mapped = self._map(exc)
                 if isinstance(exc, ccxt.InvalidNonce) or binance_code(str(exc)) == -1021:
                     await self._resync_clock()
-                if raw and isinstance(exc, ccxt.BaseError) and not isinstance(mapped, errors.TemporaryError):
+                if raw and isinstance(exc, ccxt.BaseError) and not isinstance(mapped, RETRIED_READ_ERRORS):
                     raise
                 raise mapped from None
 
@@ -827,7 +882,7 @@ class CcxtVenue(Venue):
             mapped_call,
             attempts=1 + (self._read_retries if retry else 0),
             backoff=self._retry_backoff,
-            retryable=lambda error: isinstance(error, errors.TemporaryError),
+            retryable=lambda error: isinstance(error, RETRIED_READ_ERRORS),
             on_retry=log_retry,
         )
 
@@ -847,9 +902,11 @@ class CcxtVenue(Venue):
             self.exchange.apiKey,
             self.exchange.secret,
             password=getattr(self.exchange, "password", None) or None,
+            egress_proxy=self._egress_proxy,  # its requests leave from the account's IP, on its budget
             markets_cache=self._markets_cache,
             sandbox=self.sandbox,
             streaming=True,
+            weights=self._weights,
         )
         stream.exchange.urls["api"] = copy.deepcopy(self.exchange.urls["api"])
         return CcxtOrderEvents(stream, self._streamed, keepalive_seconds=self._listen_key_keepalive)
@@ -864,6 +921,9 @@ class CcxtVenue(Venue):
             headers = self.exchange.last_response_headers or {}
             header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
             retry_after = retry_after_seconds(header)
+            requests: AccountRequests | None = getattr(self.exchange, "weighed_requests", None)
+            if requests is not None:  # the IP's pause: this answer's own, or a later one
+                retry_after = max(retry_after or 0.0, requests.budget.paused_for()) or None
         return map_ccxt_error(
             exc,
             exchange_id=self.name,
