@@ -338,11 +338,18 @@ class Copier(OnPath):
         ledger holds beyond it is recorded as drift, with the reason, and never sent."""
         try:
             held = await self._held.held(follow.credential_id, venue)
-            hedged = await venue.hedge_mode()
+            on_symbol = [p for p in held if p.symbol == fill.symbol]
+            # the positions show the account's mode (hedge mode holds LONG / SHORT, one-way BOTH),
+            # sparing the mode's own read (weight 30 on Binance); asked only when nothing is held
+            hedged = (
+                any(p.position_side is not PositionSide.BOTH for p in on_symbol)
+                if on_symbol
+                else await venue.hedge_mode()
+            )
         except VenueError as exc:  # unbounded, the venue refuses an exit above the position whole
             return Skip(SkipReason.NO_POSITION_TO_EXIT, f"your exchange's position could not be read: {exc}")
         side = venue_side(position_side, copied, hedged)
-        shown = sum((p.quantity for p in held if p.symbol == fill.symbol and p.position_side is side), Decimal(0))
+        shown = sum((p.quantity for p in on_symbol if p.position_side is side), Decimal(0))
         bounded = planner.bound_exit(sized, copied, shown, rules)
         label = drift_label(fill.symbol, side)
         if isinstance(bounded, Skip):
