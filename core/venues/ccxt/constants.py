@@ -126,6 +126,8 @@ BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
 }
 TRADES_PAGE = 1000
 SEEN_TRADE_IDS = 20_000
+#: the master's orders whose last state the listener remembers (cancellations and amendments are told apart by it)
+SEEN_ORDERS = 5_000
 INCOME_PAGE = 1000
 #: USD-M userTrades: "The time between startTime and endTime cannot be longer than 7 days"
 #: (docs/research/binance.md §4); income history is walked in the same windows.
