@@ -433,3 +433,20 @@ async def test_a_cancel_made_while_the_socket_was_down_is_found_at_reconnect(
     await until(lambda: len(harness.order_events) == 1, limit_seconds=10)
     assert _changes(harness) == [(str(order.order_id), MasterOrderChange.CANCELED, None)]
     assert len(harness.fills) == 1  # the execution is not yielded twice
+
+
+async def test_an_amendment_made_while_the_socket_was_down_moves_once_and_never_back(
+    fake: FakeBinance, harness: Harness
+) -> None:
+    await harness.start()
+    order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    await until(lambda: len(harness.fills) == 1)
+    await fake.drop_websockets(refuse_new=True)
+    await until(lambda: not harness.listener.health.connected)
+    await fake.master_modify(MASTER_KEY, order.order_id, Decimal("0.010"), Decimal("59500"))  # pushed to no socket
+    fake.accept_websockets()
+    await until(lambda: len(harness.order_events) == 1, limit_seconds=10)
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.001"))  # one more pass over ccxt's cache
+    await until(lambda: len(harness.fills) == 2)
+    assert _changes(harness) == [(str(order.order_id), MasterOrderChange.AMENDED, Decimal("59500"))]

@@ -112,6 +112,7 @@ class _OrderSeen:
     status: str
     price: Decimal | None
     filled: Decimal
+    updated_ms: int  # the venue's time of this state (0: not given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +351,8 @@ class CcxtFillListener(FillSource):
     def _order_changes(self, orders: Iterable[Mapping[str, Any]]) -> list[MasterOrderEvent]:
         """The master's orders that executed something and, since the listener last saw them,
         ended unfilled (cancelled, expired) or moved to another limit price. An order first seen
-        already ended or amended (its earlier states were not seen here) counts as changed."""
+        already ended or amended (its earlier states were not seen here) counts as changed; a state
+        older than the one seen last (by the venue's update time) changes nothing."""
         events = []
         for order in list(orders):
             order_id, symbol = str(order.get("id") or ""), order.get("symbol")
@@ -362,16 +364,18 @@ class CcxtFillListener(FillSource):
                 status=str(order.get("status") or ""),
                 price=to_decimal(order.get("price")) or None,
                 filled=to_decimal(order.get("filled")) or Decimal(0),
+                updated_ms=int(order.get("lastUpdateTimestamp") or order.get("timestamp") or 0),
             )
             before = self._orders.get(order_id)
+            if before is not None and seen.updated_ms < before.updated_ms:
+                continue  # an older state (ccxt's cache after a REST read of the gap): nothing new
             self._orders[order_id] = seen
             self._orders.move_to_end(order_id)
             if len(self._orders) > SEEN_ORDERS:
                 self._orders.popitem(last=False)
             if seen.filled <= 0 or seen == before:
                 continue  # copies exist only of executions
-            at_ms = order.get("lastUpdateTimestamp") or order.get("timestamp")
-            at = datetime.fromtimestamp(at_ms / 1000, UTC) if at_ms else utcnow()
+            at = datetime.fromtimestamp(seen.updated_ms / 1000, UTC) if seen.updated_ms else utcnow()
             ended = _ENDED.get(seen.status)
             if ended is not None and (before is None or before.status != seen.status):
                 events.append(MasterOrderEvent(self._master_id, order_id, symbol, ended, at=at))
