@@ -316,7 +316,7 @@ async def build_app(
         services,
         engine,
         notifications,
-        ListenerSupervisor(engine.on_fill),
+        ListenerSupervisor(engine.on_event),
         exchange,
         drivers,
         risk,

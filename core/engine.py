@@ -27,7 +27,7 @@ from core.copying.results import WAITING, journaled_fill
 from core.copying.settler import Settler
 from core.copying.tracker import Tracker
 from core.journal import JournalEntry, PendingCopy
-from core.model import CopyResult, CopyStatus, Fill, FillStatus, FollowSettings
+from core.model import CopyResult, CopyStatus, Fill, FollowSettings, MasterEvent, MasterOrderEvent
 from core.venues.base import OrderChange
 
 #: how often a stop looks again at its follow's copies another process holds (each look asks the venue)
@@ -73,14 +73,27 @@ class CopyEngine:
 
     # -- master fills -------------------------------------------------------------------------
 
+    async def on_event(self, event: MasterEvent) -> FillOutcome | list[CopyResult]:
+        """What a master's stream yields: an execution is copied, an order change followed."""
+        if isinstance(event, MasterOrderEvent):
+            return await self.on_master_order(event)
+        return await self.on_fill(event)
+
+    async def on_master_order(
+        self, event: MasterOrderEvent, accept: Callable[[str], bool] | None = None
+    ) -> list[CopyResult]:
+        """The master's order was cancelled, expired or amended: its copies still resting follow it
+        (``Tracker.follow_master_order``; with ``accept``, only on the follower accounts it takes).
+        Fills of the master the stream yielded before it are planned first: their copies are
+        followed too."""
+        async with self._master_locks.setdefault(event.master_id, asyncio.Lock()):
+            pass  # a fill handed over before this event holds the lock until its copies are queued
+        return await self._tracker.follow_master_order(event, accept)
+
     async def on_fill(self, fill: Fill) -> FillOutcome:
-        """Copy one master execution to every active follow of that master; a cancellation of a
-        master's order cancels its copies still resting."""
+        """Copy one master execution to every active follow of that master."""
         if not fill.status.is_execution:
-            cancelled: tuple[CopyResult, ...] = ()
-            if fill.status in (FillStatus.CANCELED, FillStatus.EXPIRED):
-                cancelled = tuple(await self._tracker.cancel_copies_of_master_order(fill.master_id, fill.order_id))
-            return FillOutcome(fill, ignored=True, results=cancelled)
+            return FillOutcome(fill, ignored=True)
         received = time.monotonic()
         planning = self._copier.planning
         async with self._master_locks.setdefault(fill.master_id, asyncio.Lock()):
@@ -218,11 +231,6 @@ class CopyEngine:
 
     async def track(self, accept: Callable[[str], bool] | None = None) -> list[CopyResult]:
         return await self._tracker.track(accept)
-
-    async def cancel_copies_of_master_order(
-        self, master_id: int, order_id: str, accept: Callable[[str], bool] | None = None
-    ) -> list[CopyResult]:
-        return await self._tracker.cancel_copies_of_master_order(master_id, order_id, accept)
 
     async def on_order_change(self, credential_id: str, change: OrderChange) -> CopyResult | None:
         return await self._tracker.on_order_change(credential_id, change)

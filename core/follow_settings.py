@@ -286,7 +286,7 @@ def _confirm_line(follow: Any) -> str:
 
 def _resting_line(follow: Any) -> str:
     if follow.max_resting_minutes is None:
-        return "Max resting time of limit copies: off (until filled or the master cancels)"
+        return "Max resting time of limit copies: off (until filled, or the master cancels or moves its order)"
     return f"Max resting time of limit copies: {follow.max_resting_minutes} min (then cancelled; what filled is kept)"
 
 
@@ -534,8 +534,9 @@ FOLLOW_SETTINGS: tuple[FollowSetting, ...] = (
         widget=Typed(
             "mr",
             "⏳ Max resting time",
-            "Send the longest a copied limit order may rest unfilled, in minutes (e.g. 30). "
-            "It is then cancelled; whatever filled is kept.",
+            "Send the longest a copied limit order may rest unfilled, in minutes (e.g. 30; 60 unless you set it). "
+            "It is then cancelled; whatever filled is kept. “off” leaves it until it fills, or until the master "
+            "cancels or moves its order.",
             row=8,
         ),
     ),

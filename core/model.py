@@ -293,6 +293,38 @@ class Fill:
         return self.quantity * self.side.sign
 
 
+class MasterOrderChange(enum.StrEnum):
+    """What happened to a master's order other than an execution, as its copies must follow it."""
+
+    CANCELED = "canceled"  # the master cancelled the rest of it
+    EXPIRED = "expired"  # the venue ended the rest of it (time in force, self-trade prevention, ...)
+    AMENDED = "amended"  # the master moved its price (Binance futures "Modify Order", Angel One modifyOrder)
+
+
+@dataclass(frozen=True, slots=True)
+class MasterOrderEvent:
+    """A master's order was cancelled, expired or amended. Its copies still resting follow it: a
+    cancellation or expiry cancels them (what filled is kept), an amended price replaces them at
+    that price. A changed quantity alone changes no copy: copies are of the master's executions,
+    which an amendment never changes (an amendment below what executed is a cancellation)."""
+
+    master_id: int
+    order_id: str
+    symbol: str
+    change: MasterOrderChange
+    #: the order's limit price after an amendment (None for a cancellation or an expiry)
+    price: Decimal | None = None
+    at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        if self.change is MasterOrderChange.AMENDED and (self.price is None or self.price <= 0):
+            raise ValueError("an amended master order carries its new price")
+
+
+#: what a master's stream yields: an execution, or a change of one of its orders
+MasterEvent = Fill | MasterOrderEvent
+
+
 @dataclass(frozen=True, slots=True)
 class MarketRules:
     """A venue's trading rules for one symbol (lot step, tick, minimums, the most one order may ask
@@ -329,6 +361,11 @@ class MarketRules:
 
 #: the price protection of a market copy sent as a limit when the follow sets none (``core.engine.protected_limit``)
 DEFAULT_PRICE_PROTECTION_PCT = Decimal(1)
+#: how long a copy of a master's limit may rest unfilled when the follow sets nothing: the copy is at
+#: the master's price, so on a liquid market it fills within seconds or minutes of the master's own
+#: execution; one still open an hour later is waiting for the price to come back, and would open the
+#: follower's position at a moment the master did not choose (or after the master has left)
+DEFAULT_MAX_RESTING_MINUTES = 60
 #: how often a protected limit's unfilled remainder is re-sent at a fresh price when the follow sets nothing
 DEFAULT_REPRICE_ATTEMPTS = 3
 
@@ -477,7 +514,9 @@ class FollowSettings:
     entry_sides: EntrySides = EntrySides.BOTH
     close_on_daily_loss: bool = False
     auto_sync: bool = False
-    max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
+    #: a resting copy of a master's limit is cancelled after this many minutes (None: it rests until
+    #: filled, or the master cancels or moves its order)
+    max_resting_minutes: int | None = DEFAULT_MAX_RESTING_MINUTES
     confirm_seconds: int | None = None  # manual confirmation: each copy offered, waiting this long for an answer
     price_protection_pct: Decimal | None = None  # market copies as protected limits (venues without market orders)
     product: str | None = None  # overrides the master's product type (Angel One: INTRADAY, DELIVERY, ...)

@@ -6,12 +6,13 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from core.api_tokens import TokenScope
 from core.model import (
+    DEFAULT_MAX_RESTING_MINUTES,
     DEFAULT_REPRICE_ATTEMPTS,
     ClosedMarketAction,
     CopyStatus,
@@ -111,7 +112,11 @@ class Follow(SQLModel, table=True):
     entry_sides: EntrySides = Field(default=EntrySides.BOTH, sa_type=_enum(EntrySides, 8))
     close_on_daily_loss: bool = False
     auto_sync: bool = False  # reconciliation fixes drift by itself instead of only reporting it
-    max_resting_minutes: int | None = None  # a resting limit copy is cancelled after this many minutes
+    # a resting limit copy is cancelled after this long; None ("off") is stored as NULL: the column has no
+    # INSERT default, which the ORM would put in place of an explicit None
+    max_resting_minutes: int | None = Field(
+        default=DEFAULT_MAX_RESTING_MINUTES, sa_column=Column(Integer, nullable=True)
+    )
     confirm_seconds: int | None = None  # manual confirmation: each copy waits this long for Copy or Skip
     price_protection_pct: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # protected limits
     product: str | None = Field(default=None, max_length=16)  # overrides the master's product type

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.model import Fill, FillStatus, OrderType, Side
+from core.model import Fill, FillStatus, MasterOrderChange, MasterOrderEvent, OrderType, Side
 from core.throttle import RateLimit, Throttle
 from core.venues.angelone.accounts import AngelOneAccounts
 from core.venues.angelone.credentials import AngelOneEndpoints
@@ -62,8 +62,9 @@ class Collector:
         self._task = asyncio.create_task(self._drain(source))
 
     async def _drain(self, source: AngelOneFillSource) -> None:
-        async for fill in source.fills():
-            self.fills.append(fill)
+        async for event in source.fills():
+            if isinstance(event, Fill):  # the tests here are about executions
+                self.fills.append(event)
 
     async def stop(self) -> None:
         self._task.cancel()
@@ -244,6 +245,58 @@ def test_tracker_skips_orders_without_an_execution():
     base = {"orderid": "5", "quantity": "10", "transactiontype": "BUY", "exchange": "NSE", "tradingsymbol": "SBIN-EQ"}
     assert tracker.observe({**base, "filledshares": "0", "averageprice": 0.0, "status": "rejected"}) is None
     assert tracker.observe({**base, "filledshares": "", "averageprice": 0.0, "status": "open"}) is None
+
+
+def _limit_order(**fields) -> dict[str, object]:
+    order = {
+        "orderid": "9",
+        "quantity": "10",
+        "filledshares": "4",
+        "averageprice": 800.0,
+        "price": "800.00",
+        "transactiontype": "BUY",
+        "status": "open",
+        "exchange": "NSE",
+        "tradingsymbol": "SBIN-EQ",
+        "ordertype": "LIMIT",
+        "updatetime": "20-Dec-2024 10:35:49",
+    }
+    return {**order, **fields}
+
+
+def _changes(events: list) -> list[tuple[MasterOrderChange, Decimal | None]]:
+    return [(e.change, e.price) for e in events if isinstance(e, MasterOrderEvent)]
+
+
+def test_tracker_tells_a_cancel_of_an_order_that_executed_after_its_fill():
+    tracker = FillTracker(master_id=1)
+    opened = tracker.observe_all(_limit_order())
+    assert [type(e) for e in opened] == [Fill]
+    cancelled = tracker.observe_all(_limit_order(filledshares="6", averageprice=800.0, status="cancelled"))
+    assert [type(e) for e in cancelled] == [Fill, MasterOrderEvent]  # the last execution, then the cancel
+    [event] = [e for e in cancelled if isinstance(e, MasterOrderEvent)]
+    assert (event.master_id, event.order_id, event.symbol) == (1, "9", "NSE:SBIN-EQ")
+    assert tracker.observe_all(_limit_order(filledshares="6", status="cancelled")) == []  # seen again
+
+
+def test_tracker_tells_a_new_limit_price_but_not_a_new_quantity_nor_an_older_snapshot():
+    tracker = FillTracker(master_id=1)
+    tracker.observe_all(_limit_order())
+    assert tracker.observe_all(_limit_order(quantity="20")) == []
+    moved = _limit_order(price="805.00", updatetime="20-Dec-2024 10:36:10")
+    assert _changes(tracker.observe_all(moved)) == [(MasterOrderChange.AMENDED, Decimal("805.00"))]
+    assert tracker.observe_all(_limit_order()) == []  # a poll read before the modification
+
+
+def test_tracker_tells_nothing_of_an_order_that_never_executed_and_nothing_of_the_baseline():
+    tracker = FillTracker(master_id=1)
+    unfilled = _limit_order(filledshares="0", averageprice=0.0)
+    tracker.observe_all(unfilled)
+    assert tracker.observe_all({**unfilled, "status": "cancelled"}) == []
+    tracker.remember(_limit_order(orderid="10"))
+    assert tracker.observe_all(_limit_order(orderid="10", status="cancelled")) != []  # after the baseline: told
+    tracker.remember(_limit_order(orderid="11", status="cancelled"))
+    assert tracker.observe_all(_limit_order(orderid="11", status="cancelled")) == []  # the baseline itself: not
 
 
 class StalledPeer:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.model import Fill, FillStatus, OrderType, PositionSide, Side
+from core.model import Fill, FillStatus, MasterOrderChange, MasterOrderEvent, OrderType, PositionSide, Side
 from core.venues.ccxt.listener import CcxtFillListener
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.venue import CcxtVenue
@@ -32,6 +32,7 @@ class Harness:
     def __init__(self, fake: FakeBinance, **listener_kwargs) -> None:
         self.fake = fake
         self.fills: list[Fill] = []
+        self.order_events: list[MasterOrderEvent] = []
         self.checkpoint_override: datetime | None = None
         self.venue = CcxtVenue.create(
             "binanceusdm",
@@ -55,8 +56,11 @@ class Harness:
         return self.checkpoint_override
 
     async def _collect(self) -> None:
-        async for fill in self.listener.fills():
-            self.fills.append(fill)
+        async for event in self.listener.fills():
+            if isinstance(event, MasterOrderEvent):
+                self.order_events.append(event)
+            else:
+                self.fills.append(event)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._collect())
@@ -349,3 +353,100 @@ async def test_an_expired_listen_key_reconnects_at_once(fake: FakeBinance) -> No
         assert harness.listener.health.reconnects == 1
     finally:
         await harness.stop()
+
+
+# -- the master's orders: cancellations and amendments (ORDER_TRADE_UPDATE x=CANCELED / x=AMENDMENT) --
+
+
+def _changes(harness: Harness) -> list[tuple[str, MasterOrderChange, Decimal | None]]:
+    return [(e.order_id, e.change, e.price) for e in harness.order_events]
+
+
+async def test_a_cancel_of_an_order_that_executed_is_yielded_after_its_fill(
+    fake: FakeBinance, harness: Harness
+) -> None:
+    await harness.start()
+    order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    await fake.master_cancel(MASTER_KEY, order.order_id)
+    await until(lambda: len(harness.order_events) == 1)
+    assert [f.quantity for f in harness.fills] == [Decimal("0.004")]
+    [cancel] = harness.order_events
+    assert (cancel.master_id, cancel.order_id, cancel.symbol) == (MASTER_ID, str(order.order_id), "BTC/USDT:USDT")
+    assert (cancel.change, cancel.price) == (MasterOrderChange.CANCELED, None)
+
+
+async def test_an_order_cancelled_unfilled_or_filled_whole_yields_no_order_event(
+    fake: FakeBinance, harness: Harness
+) -> None:
+    await harness.start()
+    unfilled = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    await fake.master_cancel(MASTER_KEY, unfilled.order_id)  # nothing executed: nothing was copied
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"))
+    await until(lambda: len(harness.fills) == 1)
+    assert harness.order_events == []
+
+
+async def test_an_amended_price_is_yielded_a_quantity_alone_is_not(fake: FakeBinance, harness: Harness) -> None:
+    await harness.start()
+    order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    await fake.master_modify(MASTER_KEY, order.order_id, Decimal("0.012"), Decimal("59000"))  # quantity only
+    await fake.master_modify(MASTER_KEY, order.order_id, Decimal("0.012"), Decimal("59400.5"))
+    await until(lambda: len(harness.order_events) == 1)
+    assert _changes(harness) == [(str(order.order_id), MasterOrderChange.AMENDED, Decimal("59400.5"))]
+
+
+async def test_an_amendment_below_what_executed_is_a_cancel(fake: FakeBinance, harness: Harness) -> None:
+    """Modify Order: "the order will be cancelled by the amendment" when partially filled and the
+    new quantity <= executedQty (docs/research/binance.md §3)."""
+    await harness.start()
+    order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    await fake.master_modify(MASTER_KEY, order.order_id, Decimal("0.004"), Decimal("59500"))
+    await until(lambda: len(harness.order_events) == 1)
+    assert _changes(harness) == [(str(order.order_id), MasterOrderChange.CANCELED, None)]
+    assert fake.accounts[MASTER_KEY].orders[order.order_id].price == Decimal("59000")  # not moved: cancelled
+
+
+async def test_an_ioc_limits_expired_rest_is_yielded_as_an_expiry(fake: FakeBinance, harness: Harness) -> None:
+    await harness.start()
+    order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    order.time_in_force = "IOC"
+    await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    await fake._finish(fake.accounts[MASTER_KEY], order, "EXPIRED")  # what the matching engine does with the rest
+    await until(lambda: len(harness.order_events) == 1)
+    assert _changes(harness) == [(str(order.order_id), MasterOrderChange.EXPIRED, None)]
+
+
+async def test_a_cancel_made_while_the_socket_was_down_is_found_at_reconnect(
+    fake: FakeBinance, harness: Harness
+) -> None:
+    await harness.start()
+    order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    await until(lambda: len(harness.fills) == 1)
+    await fake.drop_websockets(refuse_new=True)
+    await until(lambda: not harness.listener.health.connected)
+    await fake.master_cancel(MASTER_KEY, order.order_id)  # pushed to no socket
+    fake.accept_websockets()
+    await until(lambda: len(harness.order_events) == 1, limit_seconds=10)
+    assert _changes(harness) == [(str(order.order_id), MasterOrderChange.CANCELED, None)]
+    assert len(harness.fills) == 1  # the execution is not yielded twice
+
+
+async def test_an_amendment_made_while_the_socket_was_down_moves_once_and_never_back(
+    fake: FakeBinance, harness: Harness
+) -> None:
+    await harness.start()
+    order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
+    await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    await until(lambda: len(harness.fills) == 1)
+    await fake.drop_websockets(refuse_new=True)
+    await until(lambda: not harness.listener.health.connected)
+    await fake.master_modify(MASTER_KEY, order.order_id, Decimal("0.010"), Decimal("59500"))  # pushed to no socket
+    fake.accept_websockets()
+    await until(lambda: len(harness.order_events) == 1, limit_seconds=10)
+    await fake.master_trade(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.001"))  # one more pass over ccxt's cache
+    await until(lambda: len(harness.fills) == 2)
+    assert _changes(harness) == [(str(order.order_id), MasterOrderChange.AMENDED, Decimal("59500"))]

@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 from datetime import datetime, timedelta
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Mode, Settings
-from core.copying.ids import reprice_order_id
+from core.copying.ids import moved_order_id, reprice_order_id
 from core.journal import CopyDraft
 from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
@@ -646,3 +647,51 @@ async def test_a_cancellation_that_shows_a_moment_later_is_waited_for_and_the_re
     assert first["status"] == "cancelled" and (again["quantity"], D(again["price"])) == ("10", D("814.05"))
     rows = {r.attempt: r for r in await app.accounts.copy_history(user_id)}
     assert rows[0].state is OrderState.EXPIRED and rows[1].state is OrderState.ACKNOWLEDGED
+
+
+# -- the master's cancellations and modifications: its resting copies follow them (research §2) ----
+
+PARTLY_FILLED = {"quantity": 10, "filled": 4, "average_price": "800", "order_type": "LIMIT", "price": "800"}
+
+
+async def _resting_copy(app, fake, follower_secrets, telegram_id: int) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """The master's BUY 10 @ 800 has executed 4; the follower's copy of those 4 rests at 800."""
+    services = app.services
+    owner = await services.register_user(telegram_id, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(telegram_id + 1, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    await services.follow(user.id, master.id, key.id, {"sizing_value": "1"})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    order = fake.master_order(MASTER.client_code, status="open", **PARTLY_FILLED)
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's copy")
+    await app.listeners.idle()
+    [copy] = fake.orders_of(FOLLOWER.client_code)
+    assert (copy["status"], copy["quantity"], D(copy["price"])) == ("open", "4", D(800))
+    return user.id, order, copy
+
+
+async def test_a_masters_cancel_on_angel_one_cancels_the_resting_copy(app, fake, follower_secrets):
+    user_id, order, copy = await _resting_copy(app, fake, follower_secrets, 4801)
+    fake.master_order(MASTER.client_code, order_id=order["orderid"], status="cancelled", **PARTLY_FILLED)
+    await eventually(lambda: fake.orders_of(FOLLOWER.client_code)[0]["status"] == "cancelled", "the copy cancelled")
+    await app.listeners.idle()
+    [row] = await app.accounts.copy_history(user_id)
+    assert (row.state, row.status) == (OrderState.CANCELED, CopyStatus.CANCELED)
+    assert "master cancelled" in (row.reason or "")
+
+
+async def test_a_masters_modified_price_on_angel_one_moves_the_resting_copy(app, fake, follower_secrets):
+    user_id, order, copy = await _resting_copy(app, fake, follower_secrets, 4811)
+    modified = {**PARTLY_FILLED, "price": "805"}
+    fake.master_order(MASTER.client_code, order_id=order["orderid"], status="open", **modified)
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 2, "the copy placed again")
+    await app.listeners.idle()
+    old, new = fake.orders_of(FOLLOWER.client_code)
+    assert old["status"] == "cancelled"
+    assert (new["status"], new["quantity"], D(new["price"]), new["ordertype"]) == ("open", "4", D(805), "LIMIT")
+    [original] = [r for r in await app.accounts.copy_history(user_id) if r.attempt == 0]
+    assert new["ordertag"] == ordertag_for(moved_order_id(original.client_order_id, 1))
+    assert original.state is OrderState.CANCELED and "moved its order to 805" in (original.reason or "")

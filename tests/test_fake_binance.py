@@ -172,6 +172,41 @@ async def test_ioc_expires_what_it_cannot_fill_and_fok_is_rejected(fake: FakeBin
         await rest.fetch_order(None, PERP, {"clientOrderId": "fok"})
 
 
+async def test_modify_order_moves_a_resting_limit_and_pushes_an_amendment(
+    fake: FakeBinance, client: Client, streams
+) -> None:
+    """USD-M Modify Order, ``PUT /fapi/v1/order`` through ccxt's ``edit_order`` (§3)."""
+    rest, pro = await client(), await client(pro=True)
+    orders = streams(pro.watch_orders)
+    await eventually(lambda: fake.open_websockets == 1, "the user-data socket")
+    placed = await rest.create_order(PERP, "limit", "buy", 0.01, 59000, {"clientOrderId": "mod-1"})
+    await fake.trade_through("BTCUSDT", D("59000"), D("0.004"))
+
+    edited = await rest.edit_order(placed["id"], PERP, "limit", "buy", 0.012, 58800)  # below the mark: rests
+    assert (edited["price"], edited["amount"], edited["filled"], edited["clientOrderId"]) == (
+        58800,
+        0.012,
+        0.004,
+        "mod-1",
+    )
+    await eventually(lambda: [o["info"]["x"] for o in orders.items][-1:] == ["AMENDMENT"], "the amendment event")
+    amendment = orders.items[-1]
+    assert (amendment["info"]["X"], amendment["price"], amendment["amount"]) == ("PARTIALLY_FILLED", 58800, 0.012)
+
+    with pytest.raises(ccxt.InvalidOrder, match="-1013"):  # a filter failure: the order "will stay as it is"
+        raw = {"symbol": "BTCUSDT", "orderId": placed["id"], "side": "BUY", "quantity": "0.012", "price": "58800.05"}
+        await rest.fapiPrivatePutOrder(raw)  # off the 0.10 tick (ccxt's edit_order would round it)
+    assert fake.accounts[KEY].orders[int(placed["id"])].price == D("58800")
+    below = await rest.edit_order(placed["id"], PERP, "limit", "buy", 0.004, 58700)  # not above what executed
+    assert (below["status"], below["price"]) == ("canceled", 58800)
+    await eventually(lambda: [o["info"]["x"] for o in orders.items][-1:] == ["CANCELED"], "the cancellation event")
+    with pytest.raises(ccxt.OrderNotFound):  # a finished order cannot be modified (the code is unconfirmed)
+        await rest.edit_order(placed["id"], PERP, "limit", "buy", 0.01, 59000)
+    market = await rest.create_order(PERP, "market", "buy", 0.01)
+    with pytest.raises(ccxt.OrderNotFound):  # only LIMIT orders may be modified
+        await rest.edit_order(market["id"], PERP, "limit", "buy", 0.01, 59000)
+
+
 async def test_fill_resting_still_fills_a_resting_order(fake: FakeBinance, client: Client) -> None:
     rest = await client()
     order = await rest.create_order(PERP, "limit", "sell", 0.01, 61000, {"clientOrderId": "ask"})

@@ -282,7 +282,7 @@ def test_the_summary_keeps_its_lines_in_order():
             "Entries copied: long and short",
             "Margin mode: exchange default",
             "Auto-sync: off — drift is reported; /sync fixes it",
-            "Max resting time of limit copies: off (until filled or the master cancels)",
+            "Max resting time of limit copies: 60 min (then cancelled; what filled is kept)",
             "Manual confirmation: off (every copy is sent at once)",
             "Price protection: 1 % (default) — market copies as limits where the exchange takes no market orders",
             "Product type: as the master (Angel One)",

@@ -4,7 +4,6 @@ copied positions move only on executions the journal records (once, whatever rep
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal as D
 
@@ -15,7 +14,8 @@ from core.errors import OrderStatusUnknown, TemporaryError
 from core.journal import CopyDraft, ReportedOrder
 from core.model import (
     CopyStatus,
-    FillStatus,
+    MasterOrderChange,
+    MasterOrderEvent,
     OrderIntent,
     OrderOrigin,
     OrderReport,
@@ -137,13 +137,78 @@ async def test_the_master_cancelling_its_order_cancels_the_resting_copies(h):
     below = str(h.exchange.prices[BTC] - 100)
     fill = h.fill(Side.BUY, "0.2", price=below, order_type=OrderType.LIMIT)
     await h.engine.on_fill(fill)
-    cancel = replace(h.fill(Side.BUY, "0.2", price=below, status=FillStatus.CANCELED), order_id=fill.order_id)
-    outcome = await h.engine.on_fill(cancel)
-    assert outcome.ignored and [(r.status, r.state) for r in outcome.results] == [
-        (CopyStatus.CANCELED, OrderState.CANCELED)
-    ]
+    cancel = MasterOrderEvent(fill.master_id, fill.order_id, fill.symbol, MasterOrderChange.CANCELED)
+    results = await h.engine.on_master_order(cancel)
+    assert [(r.status, r.state) for r in results] == [(CopyStatus.CANCELED, OrderState.CANCELED)]
     assert [o.state for o in venue.orders.values()] == [OrderState.CANCELED]
     assert await h.position(follow_id) == 0
+
+
+async def test_a_cancel_handed_over_right_behind_its_fill_cancels_the_copy_still_being_sent(h):
+    follow_id, venue = await h.add_follower()
+    venue.latency = 0.2  # the copy's answer takes a while: the master's cancel arrives meanwhile
+    below = str(h.exchange.prices[BTC] - 100)
+    fill = h.fill(Side.BUY, "0.2", price=below, order_type=OrderType.LIMIT)
+    cancel = MasterOrderEvent(fill.master_id, fill.order_id, fill.symbol, MasterOrderChange.CANCELED)
+    # handed over in stream order, neither awaited before the next is (the listener supervisor's way)
+    copying = asyncio.create_task(h.engine.on_event(fill))
+    cancelling = asyncio.create_task(h.engine.on_master_order(cancel))
+    await copying
+    results = await cancelling
+    assert [(r.status, r.state) for r in results] == [(CopyStatus.CANCELED, OrderState.CANCELED)]
+    assert [o.state for o in venue.orders.values()] == [OrderState.CANCELED]
+
+
+async def test_a_masters_expired_order_cancels_its_copies_with_that_reason(h):
+    follow_id, venue = await h.add_follower()
+    fill = h.fill(Side.BUY, "0.2", price=str(h.exchange.prices[BTC] - 100), order_type=OrderType.LIMIT)
+    await h.engine.on_fill(fill)
+    expired = MasterOrderEvent(fill.master_id, fill.order_id, fill.symbol, MasterOrderChange.EXPIRED)
+    [result] = await h.engine.on_master_order(expired)
+    assert result.state is OrderState.CANCELED and "expired" in (result.reason or "")
+
+
+async def test_a_masters_amended_price_replaces_the_resting_copy_and_keeps_what_filled(h):
+    follow_id, venue = await h.add_follower()
+    price = h.exchange.prices[BTC]
+    fill = h.fill(Side.BUY, "0.2", price=str(price - 100), order_type=OrderType.LIMIT)
+    [placed] = (await h.engine.on_fill(fill)).results
+    amended = MasterOrderEvent(fill.master_id, fill.order_id, fill.symbol, MasterOrderChange.AMENDED, price - D(50))
+    [moved] = await h.engine.on_master_order(amended)
+    assert moved.status is CopyStatus.PLACED and moved.client_order_id.startswith("cm")
+    [old] = await h.rows(client_order_id=placed.client_order_id)
+    assert old.state is OrderState.CANCELED and "moved its order to" in (old.reason or "")
+    [new] = await h.rows(client_order_id=moved.client_order_id)
+    assert (new.limit_price, new.requested_quantity, new.fill_id, new.attempt) == (price - 50, D("0.2"), old.fill_id, 1)
+    assert await h.engine.on_master_order(amended) == []  # the same amendment again: nothing to move
+
+    h.exchange.set_price(BTC, price - 50)  # the market reaches the new price: the replacement fills
+    [filled] = await h.engine.track()
+    assert filled.client_order_id == moved.client_order_id and await h.position(follow_id) == D("0.2")
+    cancel = MasterOrderEvent(fill.master_id, fill.order_id, fill.symbol, MasterOrderChange.CANCELED)
+    assert await h.engine.on_master_order(cancel) == []  # nothing rests any more
+
+
+async def test_a_copy_of_a_masters_limit_rests_an_hour_at_most_when_the_follow_sets_nothing(h):
+    follow_id, venue = await h.add_follower()
+    await h.engine.on_fill(h.fill(Side.BUY, "0.2", price=str(h.exchange.prices[BTC] - 100), order_type=OrderType.LIMIT))
+    h.engine_shift = timedelta(minutes=59)
+    assert await h.engine.track() == []
+    h.engine_shift = timedelta(minutes=61)
+    [expired] = await h.engine.track()
+    assert expired.state is OrderState.EXPIRED
+    assert (
+        expired.reason
+        == "not filled within 60 min, your maximum resting time for limit copies: cancelled (what filled is kept)"
+    )
+
+
+async def test_a_follow_set_to_no_maximum_leaves_its_copy_resting(h):
+    follow_id, venue = await h.add_follower(max_resting_minutes=None)
+    await h.engine.on_fill(h.fill(Side.BUY, "0.2", price=str(h.exchange.prices[BTC] - 100), order_type=OrderType.LIMIT))
+    h.engine_shift = timedelta(days=3)
+    assert await h.engine.track() == []
+    assert [o.state for o in venue.orders.values()] == [OrderState.ACKNOWLEDGED]
 
 
 async def test_a_copy_resting_past_the_follows_maximum_is_cancelled_and_recorded_expired(h):

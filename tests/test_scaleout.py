@@ -25,10 +25,20 @@ from copytrade.scaleout.keys import Keys, group_name
 from copytrade.scaleout.signals import SettingsSignals, deliver_notifications, follow_settings, forward_notifications
 from core.copying.config import FollowPaused
 from core.errors import ConfigError
-from core.model import CopyResult, CopyStatus, Side, Skip, SkipReason
+from core.model import (
+    CopyResult,
+    CopyStatus,
+    MasterOrderChange,
+    MasterOrderEvent,
+    OrderState,
+    OrderType,
+    Side,
+    Skip,
+    SkipReason,
+)
 from core.notifications import NotificationQueue
 from core.sharding import Shard, shard_of
-from tests.harness import eventually
+from tests.harness import BTC, eventually
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -235,6 +245,35 @@ async def test_each_shard_copies_a_published_fill_to_its_own_follows_only_and_ac
             assert venue.place_calls == 1 and [o.intent.quantity for o in venue.orders.values()] == [D("0.5")]
     for index in (0, 1):
         assert (await redis.xpending(keys.fills, group_name(Shard(index, 2))))["pending"] == 0
+
+
+async def test_a_masters_cancel_and_amendment_travel_the_fills_stream_to_every_shards_resting_copies(h, redis, keys):
+    by_shard = await _followers_on_both_shards(h)
+    stop = asyncio.Event()
+    executors = [ShardExecutor(redis, REDIS_URL, keys, Shard(i, 2), h.engine, f"r{i}", block=0.05) for i in (0, 1)]
+    tasks = [await _run(e, stop) for e in executors]
+    publisher = FillPublisher(redis, keys, h.journal)
+    price = h.exchange.prices[BTC]
+    fill = h.fill(qty="0.5", price=str(price - 100), order_type=OrderType.LIMIT)  # the copies rest
+    await publisher.on_fill(fill)
+    moved = MasterOrderEvent(fill.master_id, fill.order_id, fill.symbol, MasterOrderChange.AMENDED, price - 50)
+    await publisher.on_fill(moved)
+    await publisher.on_fill(MasterOrderEvent(fill.master_id, fill.order_id, fill.symbol, MasterOrderChange.CANCELED))
+    await eventually(lambda: all(e.handled == 3 for e in executors), "both shards done")
+    stop.set()
+    await asyncio.gather(*tasks)
+    for follows in by_shard.values():
+        for _, venue in follows:  # each copy moved once (a new order at the new price), then cancelled
+            assert sorted((o.intent.price, o.state) for o in venue.orders.values()) == [
+                (price - 100, OrderState.CANCELED),
+                (price - 50, OrderState.CANCELED),
+            ]
+    entries = [fields for _, fields in await redis.xrange(keys.fills)]
+    assert [(e["kind"], e.get("change"), e.get("price")) for e in entries] == [
+        ("fill", None, None),
+        ("order", "amended", str(price - 50)),
+        ("order", "canceled", None),
+    ]
 
 
 async def test_a_replica_taking_over_resumes_an_unacknowledged_fill_through_the_journal_without_a_second_order(

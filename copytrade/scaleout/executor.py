@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from copytrade.scaleout.fence import ShardLease
-from copytrade.scaleout.fills import group_positions, parse_id
+from copytrade.scaleout.fills import group_positions, order_event_of, parse_id
 from copytrade.scaleout.keys import Keys, group_name
 from core.engine import CopyEngine
 from core.model import CopyStatus
@@ -161,12 +161,10 @@ class ShardExecutor:
                 log.error("shard %s: fill %s of entry %s is not in the journal", self.shard, fields, entry_id)
             elif any(r.status is CopyStatus.PENDING for r in results):
                 return False
-        elif kind == "cancel":
-            await self.engine.cancel_copies_of_master_order(
-                int(fields["master_id"]), fields["order_id"], self.shard.owns
-            )
+        elif kind == "order":
+            await self.engine.on_master_order(order_event_of(fields), self.shard.owns)
         else:
-            log.error("shard %s: entry %s is not a fill or a cancellation: %s", self.shard, entry_id, fields)
+            log.error("shard %s: entry %s is not a fill or a master order's change: %s", self.shard, entry_id, fields)
         await self.redis.xack(self.keys.fills, self.group, entry_id)
         self.handled += 1
         return True

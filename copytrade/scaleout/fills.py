@@ -10,14 +10,18 @@ journal means "handed to the fills stream".
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from copytrade.scaleout.keys import PUBLISHED_MARKER_SECONDS, Keys, is_shard_group
 from core.journal import CopyJournal
-from core.model import Fill, FillStatus
+from core.model import MasterEvent, MasterOrderChange, MasterOrderEvent
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,33 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
 end
 return false
 """
+
+
+def order_event_fields(event: MasterOrderEvent) -> dict[FieldT, EncodableT]:
+    """A master order's change as a fills-stream entry (``kind`` "order")."""
+    fields: dict[FieldT, EncodableT] = {
+        "kind": "order",
+        "master_id": str(event.master_id),
+        "order_id": event.order_id,
+        "symbol": event.symbol,
+        "change": event.change.value,
+        "at": event.at.isoformat(),
+    }
+    if event.price is not None:
+        fields["price"] = str(event.price)
+    return fields
+
+
+def order_event_of(fields: Mapping[str, str]) -> MasterOrderEvent:
+    """The master order's change a fills-stream entry of ``kind`` "order" carries."""
+    return MasterOrderEvent(
+        master_id=int(fields["master_id"]),
+        order_id=fields["order_id"],
+        symbol=fields["symbol"],
+        change=MasterOrderChange(fields["change"]),
+        price=Decimal(fields["price"]) if fields.get("price") else None,
+        at=datetime.fromisoformat(fields["at"]),
+    )
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:
@@ -84,13 +115,15 @@ class FillPublisher:
     def __post_init__(self) -> None:
         self._added = 0
 
-    async def on_fill(self, fill: Fill) -> None:
-        """The listener supervisor's callback (in place of the engine's ``on_fill``)."""
+    async def on_fill(self, event: MasterEvent) -> None:
+        """The listener supervisor's callback (in place of the engine's ``on_event``). A change of a
+        master's order is added as it is (the copies still resting follow it on every shard): it
+        is not journaled, and a repeated one changes nothing that was changed once."""
+        if isinstance(event, MasterOrderEvent):
+            await self.redis.xadd(self.keys.fills, order_event_fields(event))
+            return
+        fill = event
         if not fill.status.is_execution:
-            if fill.status in (FillStatus.CANCELED, FillStatus.EXPIRED):  # the copies still resting are cancelled
-                await self.redis.xadd(
-                    self.keys.fills, {"kind": "cancel", "master_id": fill.master_id, "order_id": fill.order_id}
-                )
             return
         entry = await self.journal.journal_fill(fill)
         if entry is None:  # journaled before: published then, or by ``recover`` at start

@@ -17,7 +17,7 @@ class Keys:
 
     @property
     def fills(self) -> str:
-        """The stream of journaled fills (and master-order cancellations): one entry per fill."""
+        """The stream of journaled fills (and the changes of masters' orders): one entry per fill or change."""
         return f"{self.prefix}:fills"
 
     @property

@@ -20,6 +20,12 @@ def reprice_order_id(client_order_id: str, attempt: int) -> str:
     return "cr" + hashlib.sha256(f"{client_order_id}|reprice|{attempt}".encode()).hexdigest()[:30]
 
 
+def moved_order_id(client_order_id: str, attempt: int) -> str:
+    """The id of the ``attempt``-th replacement of a copy whose master moved its order's price,
+    derived from the order it replaces: a restart re-deciding it finds it instead of sending twice."""
+    return "cm" + hashlib.sha256(f"{client_order_id}|moved|{attempt}".encode()).hexdigest()[:30]
+
+
 def direct_order_id(*parts: object) -> str:
     """The id of an order the copier decides itself (same follow, symbol, reason and position:
     same id)."""

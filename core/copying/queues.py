@@ -6,7 +6,7 @@ known yet, which make that follow's later fills wait."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from core.model import CopyResult
@@ -58,6 +58,12 @@ class FollowQueues:
 
         done = await self.enqueue(key, one)
         return done[0] if done else None
+
+    async def wait_for_queued(self, keys: Iterable[Key]) -> None:
+        """Until the work queued now on ``keys`` is done (work queued after this call is not waited for)."""
+        tails = [self._tails[key] for key in set(keys) if key in self._tails]
+        if tails:
+            await asyncio.wait(tails)
 
     async def drain(self, follow_id: int | None = None) -> None:
         """Wait until the work queued now is done (of one follow, or of all)."""

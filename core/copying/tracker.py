@@ -1,7 +1,8 @@
 """Open copies followed to their end: read by client order id (each pass, and at once when the
 venue pushes a change), cancelled past their follow's maximum resting time or when the master
-cancels the order they copy; a protected limit past its short window cancelled and its unfilled
-remainder re-priced where the follow asks for it."""
+cancels the order they copy, replaced at the master's new price when the master moves it; a
+protected limit past its short window cancelled and its unfilled remainder re-priced where the
+follow asks for it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from core.copying import planner
-from core.copying.ids import reprice_order_id
+from core.copying.ids import moved_order_id, reprice_order_id
 from core.copying.path import OnPath, OrderPath
 from core.copying.recorder import TrackedReports
 from core.copying.results import Subject, draft
@@ -27,18 +28,27 @@ from core.model import (
     CopyStatus,
     Fill,
     FollowSettings,
+    MasterOrderChange,
+    MasterOrderEvent,
     OrderIntent,
     OrderReport,
     OrderState,
+    OrderType,
     RemainderAction,
     plain,
 )
 from core.records import CopyOrderRecord
+from core.sizing import round_price
 from core.venues.base import OrderChange, Venue
 
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
+#: what a follower reads on a copy cancelled because the master's order ended unfilled
+MASTER_ORDER_ENDED = {
+    MasterOrderChange.CANCELED: "the master cancelled its order (what filled is kept)",
+    MasterOrderChange.EXPIRED: "the master's order expired on its venue (what filled is kept)",
+}
 
 
 class Tracker(OnPath):
@@ -68,7 +78,12 @@ class Tracker(OnPath):
             else:
                 resting = open_copy.max_resting_minutes
                 expired = resting is not None and now - open_copy.created_at >= timedelta(minutes=resting)
-                reason = f"cancelled after resting {resting} min, the follow's maximum" if expired else None
+                reason = (
+                    f"not filled within {resting} min, your maximum resting time for limit copies: "
+                    "cancelled (what filled is kept)"
+                    if expired
+                    else None
+                )
                 work = functools.partial(self._follow_order, open_copy, cancel=expired, reason=reason, expired=expired)
             result = await self._queues.chained((open_copy.follow_id, open_copy.symbol), work)
             if result is not None:
@@ -95,24 +110,47 @@ class Tracker(OnPath):
             return True  # the read of the order will say what is wrong
         return venue.trading_now(open_copy.symbol)
 
-    async def cancel_copies_of_master_order(
-        self, master_id: int, order_id: str, accept: Callable[[str], bool] | None = None
+    async def follow_master_order(
+        self, event: MasterOrderEvent, accept: Callable[[str], bool] | None = None
     ) -> list[CopyResult]:
-        """The master cancelled (or the venue expired) one of its orders: cancel its copies still
-        resting (with ``accept``, only on the follower accounts it takes). What filled is kept."""
-        results = []
-        for open_copy in await self._journal.open_copies_of_master_order(master_id, order_id):
-            if self._sender.in_flight(open_copy.client_order_id):
-                continue
-            if accept is not None and (open_copy.credential_id is None or not accept(open_copy.credential_id)):
-                continue
-            work = functools.partial(
-                self._follow_order, open_copy, cancel=True, reason="the master cancelled its order"
+        """The master's order changed (with ``accept``, only the copies on the follower accounts it
+        takes follow it). Cancelled or expired: its copies still resting are cancelled, what filled
+        is kept. Amended to a new price: each copy still resting at another price is replaced —
+        cancelled, and once the venue shows it ended, its unfilled rest sent again at the new price
+        (on the follower's tick, in the follower's favour) under a client order id derived from it,
+        journaled before it is sent and looked up before any resend, like every order. A replacement
+        rather than the venue's own amendment: Binance re-queues a modified order anyway ("modified
+        orders will be reordered in the match queue", docs/research/binance.md §3), and one path then
+        serves every venue."""
+        work: Callable[[OpenCopy], Awaitable[CopyResult | None]]
+        if event.change is MasterOrderChange.AMENDED:
+            assert event.price is not None  # an amendment carries its price
+            work = functools.partial(self._move, price=event.price)
+        else:
+            reason = MASTER_ORDER_ENDED[event.change]
+            work = functools.partial(self._follow_order, cancel=True, reason=reason)
+
+        async def one(open_copy: OpenCopy) -> CopyResult | None:
+            return await self._queues.chained(
+                (open_copy.follow_id, open_copy.symbol), functools.partial(work, open_copy)
             )
-            result = await self._queues.chained((open_copy.follow_id, open_copy.symbol), work)
-            if result is not None:
-                results.append(result)
-        return results
+
+        copies = await self._copies_of_master_order(event, accept)
+        return [r for r in await asyncio.gather(*(one(c) for c in copies)) if r is not None]
+
+    async def _copies_of_master_order(
+        self, event: MasterOrderEvent, accept: Callable[[str], bool] | None
+    ) -> list[OpenCopy]:
+        """The open copies of a master's order, once the copies of its executions queued before
+        this call have been sent: a cancellation right behind a fill finds that fill's copy."""
+        follows = await self._follows.active(event.master_id)
+        await self._queues.wait_for_queued((f.follow_id, event.symbol) for f in follows)
+        return [
+            open_copy
+            for open_copy in await self._journal.open_copies_of_master_order(event.master_id, event.order_id)
+            if not self._sender.in_flight(open_copy.client_order_id)
+            and (accept is None or (open_copy.credential_id is not None and accept(open_copy.credential_id)))
+        ]
 
     async def on_order_change(self, credential_id: str, change: OrderChange) -> CopyResult | None:
         """A follower's venue pushed an update of one of its orders: if it is an open copy (not one
@@ -163,18 +201,10 @@ class Tracker(OnPath):
         otherwise what filled is kept and the order recorded expired. The re-send is journaled
         before the order it replaces is recorded, under a client order id derived from it, and
         goes through the sender like any order: a restart between the two never sends it twice."""
-        read = await self._read_open(open_copy, cancel=True)
-        if read is None:
+        ended = await self._cancel_until_ended(open_copy)
+        if ended is None:
             return None
-        venue, report, cancelled = read
-        for delay in self._config.retry_delays if cancelled else ():
-            if report.state.is_terminal:
-                break
-            await asyncio.sleep(delay)  # a venue may take a moment to show an accepted cancellation
-            try:
-                report = await venue.fetch_order(open_copy.client_order_id, open_copy.symbol) or report
-            except VenueError as exc:
-                log.warning("reading cancelled order %s: %s", open_copy.client_order_id, exc)
+        venue, report, cancelled = ended
         if not report.state.is_terminal:  # the cancellation is not effective yet: the next pass ends it
             return await self._tracked.record(ReportedOrder(report))
         resend_id = reprice_order_id(open_copy.client_order_id, open_copy.attempt + 1)
@@ -204,17 +234,104 @@ class Tracker(OnPath):
         resend = await self._repriced(follow, venue, row, fill, remainder, resend_id)
         if isinstance(resend, str):
             return await self._tracked.record(ReportedOrder(report, reason=f"{window}; {resend}", expired=True))
-        existing = await self._journal.begin_copies(
-            [draft(follow, fill, row.fill_id, resend, CopyStatus.PENDING, origin=row.origin, attempt=row.attempt + 1)]
-        )
         reason = (
             f"{window}; the rest ({plain(remainder)}) was sent again at {plain(resend.price or ZERO)} "
             f"(re-price {row.attempt + 1} of {follow.reprice_attempts})"
         )
-        await self._tracked.record(ReportedOrder(report, reason=reason, expired=True))
+        return await self._send_in_place_of(follow, venue, row, fill, report, resend, reason, expired=True)
+
+    async def _move(self, open_copy: OpenCopy, *, price: Decimal) -> CopyResult | None:
+        """Replace a resting copy of the master's limit at the master's new price (see
+        ``follow_master_order``). A copy already at that price, or not a copy of a limit, stays."""
+        row = await self._journal.copy_order(open_copy.client_order_id)
+        if row is None or row.order_type is not OrderType.LIMIT or row.protected or row.side is None:
+            return None
+        if open_copy.credential_id is None or row.requested_quantity is None:
+            return None
+        try:
+            venue = await self._venues.venue_for(open_copy.credential_id)
+            rules = await venue.market(row.symbol)
+        except (VenueError, VaultError) as exc:
+            log.warning("moving order %s: %s", open_copy.client_order_id, exc)
+            return None
+        new_price = round_price(price, rules.price_tick, row.side)
+        if new_price == row.limit_price:
+            return None
+        ended = await self._cancel_until_ended(open_copy)
+        if ended is None:
+            return None
+        venue, report, cancelled = ended
+        if not cancelled or not report.state.is_terminal:
+            # it ended on its own (filled, or cancelled by the follower), or the cancellation is not
+            # effective yet (the next pass records its end): nothing is sent beside a live order
+            return await self._tracked.record(ReportedOrder(report))
+        moved = f"the master moved its order to {plain(new_price)}"
+        remainder = row.requested_quantity - report.filled_quantity
+        follow = await self._follows.follow(open_copy.follow_id)
+        if remainder <= 0:
+            return await self._tracked.record(ReportedOrder(report))
+        if follow is None:
+            reason = f"{moved}; the follow is not active, so the rest was not placed again (what filled is kept)"
+            return await self._tracked.record(ReportedOrder(report, reason=reason))
+        fill = await self._recorder.fill_of(follow.follow_id, row.fill_id, row)
+        intent = OrderIntent(
+            follow_id=follow.follow_id,
+            client_order_id=moved_order_id(open_copy.client_order_id, row.attempt + 1),
+            symbol=row.symbol,
+            side=row.side,
+            quantity=remainder,
+            order_type=OrderType.LIMIT,
+            price=new_price,
+            reduce_only=row.reduce_only,
+            reference_price=row.master_price,
+            leverage=follow.leverage if rules.derivative else None,
+            margin_mode=follow.margin_mode if rules.derivative else None,
+            product=follow.product or fill.product,
+            position_side=row.position_side,
+        )
+        reason = f"{moved}: the rest ({plain(remainder)}) was placed again there (what filled is kept)"
+        return await self._send_in_place_of(follow, venue, row, fill, report, intent, reason, expired=False)
+
+    async def _cancel_until_ended(self, open_copy: OpenCopy) -> tuple[Venue, OrderReport, bool] | None:
+        """Cancel an open order and read it until the venue shows it ended (a venue may take a
+        moment to show an accepted cancellation): the venue, its last report and whether this call
+        cancelled it; ``None`` when the venue could not be asked."""
+        read = await self._read_open(open_copy, cancel=True)
+        if read is None:
+            return None
+        venue, report, cancelled = read
+        for delay in self._config.retry_delays if cancelled else ():
+            if report.state.is_terminal:
+                break
+            await asyncio.sleep(delay)
+            try:
+                report = await venue.fetch_order(open_copy.client_order_id, open_copy.symbol) or report
+            except VenueError as exc:
+                log.warning("reading cancelled order %s: %s", open_copy.client_order_id, exc)
+        return venue, report, cancelled
+
+    async def _send_in_place_of(
+        self,
+        follow: FollowSettings,
+        venue: Venue,
+        row: CopyOrderRecord,
+        fill: Fill,
+        report: OrderReport,
+        resend: OrderIntent,
+        reason: str,
+        *,
+        expired: bool,
+    ) -> CopyResult | None:
+        """Send ``resend`` for the rest of the ended order ``row``: journaled (its re-send number
+        the next) before the ended order is recorded, then through the dispatcher like any order —
+        or, journaled by a run that stopped before sending it, looked up before any send."""
+        existing = await self._journal.begin_copies(
+            [draft(follow, fill, row.fill_id, resend, CopyStatus.PENDING, origin=row.origin, attempt=row.attempt + 1)]
+        )
+        await self._tracked.record(ReportedOrder(report, reason=reason, expired=expired))
         subject = Subject.of(follow, fill, resend.client_order_id, row.origin)
         received = time.monotonic()
-        if resend.client_order_id in existing:  # journaled by a run that stopped: asked before any send
+        if resend.client_order_id in existing:
             resend_row = await self._journal.copy_order(resend.client_order_id)
             assert resend_row is not None
             return await self._dispatcher.resume(follow, subject, venue, resend, resend_row, received)

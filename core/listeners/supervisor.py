@@ -1,6 +1,6 @@
-"""Runs one fill stream per master and hands each fill to the engine without waiting for it,
-so that a slow follower never delays the master's next fill. A stream that dies is restarted
-with backoff; its health is kept for the admins."""
+"""Runs one fill stream per master and hands each fill (and each change of a master's order) to
+the engine without waiting for it, so that a slow follower never delays the master's next fill.
+A stream that dies is restarted with backoff; its health is kept for the admins."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.errors import NotFound
-from core.model import Fill, utcnow
+from core.model import Fill, MasterEvent, utcnow
 from core.retry import Retries, StepBackoff
 from core.venues.base import FillSource
 
@@ -30,7 +30,7 @@ class StreamHealth:
 
 @dataclass
 class ListenerSupervisor:
-    on_fill: Callable[[Fill], Awaitable[object]]
+    on_fill: Callable[[MasterEvent], Awaitable[object]]
     restart_delays: tuple[float, ...] = (1, 2, 5, 10, 30)
 
     def __post_init__(self) -> None:
@@ -84,11 +84,12 @@ class ListenerSupervisor:
                     source = await open_source()
                 self._sources[master_id] = source
                 health.running = True
-                async for fill in source.fills():
+                async for event in source.fills():
                     restarts.reset()
-                    health.fills += 1
-                    health.last_fill_at = utcnow()
-                    task = asyncio.create_task(self._copy(fill))
+                    if isinstance(event, Fill):
+                        health.fills += 1
+                        health.last_fill_at = utcnow()
+                    task = asyncio.create_task(self._copy(event))
                     self._copies.add(task)
                     task.add_done_callback(self._copies.discard)
             except asyncio.CancelledError:
@@ -109,13 +110,14 @@ class ListenerSupervisor:
             health.restarts += 1
             await restarts.wait()
 
-    async def _copy(self, fill: Fill) -> object:
+    async def _copy(self, event: MasterEvent) -> object:
         try:
-            return await self.on_fill(fill)
+            return await self.on_fill(event)
         except NotFound as exc:
             log.warning("%s", exc)
         except Exception:
-            log.exception("copying fill %s of master %s failed", fill.trade_id, fill.master_id)
+            what = f"fill {event.trade_id}" if isinstance(event, Fill) else f"{event.change} order {event.order_id}"
+            log.exception("copying %s of master %s failed", what, event.master_id)
         return None
 
     async def idle(self) -> None:

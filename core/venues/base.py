@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from core.model import Fill, MarketRules, OrderIntent, OrderReport, PositionSide, utcnow
+from core.model import MarketRules, MasterEvent, OrderIntent, OrderReport, PositionSide, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +180,13 @@ class OrderEventSource(abc.ABC):
 
 
 class FillSource(abc.ABC):
-    """A master account's stream of executions (websocket, or polling where there is no feed)."""
+    """A master account's stream of executions (websocket, or polling where there is no feed), and
+    of its orders' cancellations, expiries and amendments where the venue reports them."""
 
     @abc.abstractmethod
-    def fills(self) -> AsyncIterator[Fill]:
-        """Yield the master's executions as they happen, recovering gaps on reconnect."""
+    def fills(self) -> AsyncIterator[MasterEvent]:
+        """Yield the master's executions (``Fill``) and order changes (``MasterOrderEvent``) as they
+        happen, in the order the venue reported them, recovering gaps on reconnect."""
 
     async def close(self) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """Release the stream's connections and threads. Called before a stream is reopened."""

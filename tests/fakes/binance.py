@@ -34,6 +34,10 @@ rather than with real money. Every behaviour cites its source: ``docs/research/b
 - Request weight per client IP (``RequestWeights``): each endpoint's documented weight over a rolling
   window, ``X-MBX-USED-WEIGHT-1M`` on every answer, 429 (-1003, ``Retry-After``) over the limit and a
   418 IP ban for a client that sends again before that Retry-After.
+- A master's own orders end or move as Binance pushes it: a cancel is ``x=CANCELED``, an IOC's
+  unfilled rest ``x=EXPIRED`` (futures ``ORDER_TRADE_UPDATE``, spot ``executionReport``); USD-M
+  "Modify Order" (``PUT /fapi/v1/order``, LIMIT only) is ``x=AMENDMENT`` with the new ``p``/``q``,
+  or a cancellation when the new quantity is not above what executed (§3).
 
 Failure injection for tests: ``fail_next`` (answer the next matching request with an error, the
 request is *not* processed), ``fail_after_processing_next`` (process it, then answer an error:
@@ -938,6 +942,43 @@ class FakeBinance:
         await self._execute(account, order, fills or [quantity], price or self.mark_prices[symbol])
         return order
 
+    async def master_limit(
+        self, api_key: str, symbol: str, side: str, quantity: Decimal, price: Decimal, *, market: str = FUTURES
+    ) -> FakeOrder:
+        """A GTC LIMIT of ``api_key``'s own (the master trading by hand) resting on the book: pushed
+        as ``x=NEW``; ``fill_resting`` executes it, ``master_cancel`` / ``master_modify`` change it."""
+        account = self.accounts[api_key]
+        now = self.now_ms()
+        order_id = next(self._order_ids)
+        order = FakeOrder(
+            order_id,
+            f"web_{order_id}",
+            market,
+            symbol,
+            side,
+            "LIMIT",
+            quantity,
+            price=price,
+            time_ms=now,
+            update_ms=now,
+        )
+        await self._open(account, order)
+        return order
+
+    async def master_cancel(self, api_key: str, order_id: int) -> FakeOrder:
+        """The account cancels its open order, as ``DELETE /fapi/v1/order`` does (``x=CANCELED``)."""
+        account = self.accounts[api_key]
+        order = account.orders[order_id]
+        assert order.is_open, order.status
+        await self._finish(account, order, "CANCELED")
+        return order
+
+    async def master_modify(self, api_key: str, order_id: int, quantity: Decimal, price: Decimal) -> FakeOrder:
+        """The account modifies its open LIMIT, as ``PUT /fapi/v1/order`` does (``_modify``)."""
+        account = self.accounts[api_key]
+        await self._modify(account, account.orders[order_id], quantity, price)
+        return account.orders[order_id]
+
     async def expire_listen_key(self, api_key: str, market: str = FUTURES) -> str:
         """Expire the account's active ``market`` listen key, as Binance does 60 minutes after the
         last keep-alive: the sockets on it get ``{"e": "listenKeyExpired", "E": …, "listenKey": …}``
@@ -1464,6 +1505,39 @@ class FakeBinance:
         await self._finish(account, order, "CANCELED")
         return futures_order_json(order)
 
+    async def _futures_modify_order(self, account: FakeAccount, params: dict[str, str]) -> dict[str, Any]:
+        """USD-M Modify Order (TRADE), ``PUT /fapi/v1/order`` (docs/research/binance.md §3): "Either
+        orderId or origClientOrderId must be sent"; "Both quantity and price must be sent"."""
+        order = self._find_order(account, FUTURES, params, "origClientOrderId", algo=False)
+        for name in ("side", "quantity", "price"):
+            if not params.get(name):
+                raise mandatory(name)
+        if params["side"] != order.side:
+            raise BinanceError(400, -1102, "Param 'side' is not valid.")  # the exact answer is unconfirmed
+        await self._modify(account, order, Decimal(params["quantity"]), Decimal(params["price"]))
+        return futures_order_json(order)
+
+    async def _modify(self, account: FakeAccount, order: FakeOrder, quantity: Decimal, price: Decimal) -> None:
+        """Modify Order's rules (§3): "currently only LIMIT order modification is supported"; a new
+        quantity or price failing LOT_SIZE / PRICE_FILTER is rejected "and the order will stay as it
+        is"; "the order will be cancelled by the amendment" when it is partially filled and the new
+        quantity <= executedQty, or when it is GTX and the new price would execute at once;
+        otherwise it is pushed as ``x=AMENDMENT`` with its new ``q``/``p`` and "reordered in the
+        match queue" (a new price that crosses the mark executes at once, as a new LIMIT would).
+        The codes for a non-LIMIT or finished order are unconfirmed: -2011 as for a cancel."""
+        if order.type != "LIMIT" or not order.is_open or order.algo:
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        self._check_filters(self._instrument(order.market, order.symbol), quantity, price, order.type)
+        mark = self.mark_prices[order.symbol]
+        marketable = mark <= price if order.side == "BUY" else mark >= price
+        if (order.executed and quantity <= order.executed) or (order.time_in_force == "GTX" and marketable):
+            await self._finish(account, order, "CANCELED")
+            return
+        order.quantity, order.price, order.update_ms = quantity, price, self.now_ms()
+        order.time_ms = order.update_ms  # re-queued: behind the orders already at its price
+        await self._push_order_update(account, order, "AMENDMENT")
+        await self._match(account, order)
+
     async def _futures_user_trades(self, account: FakeAccount, params: dict[str, str]) -> list[dict[str, Any]]:
         return [futures_trade_json(t) for t in self._select_trades(account, FUTURES, params)]
 
@@ -1687,10 +1761,9 @@ class FakeBinance:
         if instrument.market == FUTURES:
             if quantity > (instrument.market_max_qty if market_order else instrument.max_qty):
                 raise BinanceError(400, -4005, "Quantity greater than max quantity.")
-            return
-        if market_order and quantity > instrument.market_max_qty:
+        elif market_order and quantity > instrument.market_max_qty:
             raise BinanceError(400, -1013, "Filter failure: MARKET_LOT_SIZE")
-        if quantity > instrument.max_qty:  # spot's LOT_SIZE applies to every order
+        elif quantity > instrument.max_qty:  # spot's LOT_SIZE applies to every order
             raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
         if price and price % instrument.tick_size != 0:
             raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
@@ -2489,6 +2562,7 @@ ROUTES: dict[tuple[str, str], tuple[Callable[..., Awaitable[Any]], str]] = {
     ("POST", "/fapi/v1/order"): (FakeBinance._futures_new_order, "SIGNED"),
     ("GET", "/fapi/v1/order"): (FakeBinance._futures_get_order, "SIGNED"),
     ("DELETE", "/fapi/v1/order"): (FakeBinance._futures_cancel_order, "SIGNED"),
+    ("PUT", "/fapi/v1/order"): (FakeBinance._futures_modify_order, "SIGNED"),
     ("POST", "/fapi/v1/algoOrder"): (FakeBinance._futures_new_algo_order, "SIGNED"),
     ("GET", "/fapi/v1/algoOrder"): (FakeBinance._futures_get_algo_order, "SIGNED"),
     ("DELETE", "/fapi/v1/algoOrder"): (FakeBinance._futures_cancel_algo_order, "SIGNED"),
@@ -2508,6 +2582,11 @@ ROUTES: dict[tuple[str, str], tuple[Callable[..., Awaitable[Any]], str]] = {
     ("GET", "/sapi/v1/account/apiRestrictions"): (FakeBinance._api_restrictions, "SIGNED"),
 }
 # New orders count against the order-count limit (§7).
-ORDER_ROUTES = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder"), ("POST", "/api/v3/order")}
+ORDER_ROUTES = {
+    ("POST", "/fapi/v1/order"),
+    ("PUT", "/fapi/v1/order"),  # Modify Order: "1 on 10s order rate limit(X-MBX-ORDER-COUNT-10S)" (§3)
+    ("POST", "/api/v3/order"),
+    ("POST", "/fapi/v1/algoOrder"),
+}
 #: the routes whose requests may be accepted late (accept_late_next)
 NEW_ORDER_ROUTES = {("POST", "/fapi/v1/order"), ("POST", "/api/v3/order")}

@@ -5,7 +5,11 @@ book is polled (default every second, never faster than one request per second),
 (re)connect triggers one recovery poll for what happened in the gap. Both feeds go through one
 ``FillTracker`` that remembers each order's cumulative filled quantity, so an execution is emitted
 once however many times, and by whichever feed, it is seen. A fill's quantity is the newly filled
-increment and its trade id is ``"{orderid}:{cumulative filled}"``.
+increment and its trade id is ``"{orderid}:{cumulative filled}"``. The tracker also remembers each
+order's status and limit price: an order that executed something and then shows "cancelled", or
+is still working at another limit price (the master's modifyOrder; whether the update then says
+"modified" or "open" is not documented, so the price decides), becomes a ``MasterOrderEvent``
+after its fill, so that its resting copies follow it.
 
 At start the order book is read once. Without a journaled history (no ``checkpoint``) every
 order in it is the baseline and is not copied. With one, an order the journal has fills of is
@@ -29,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from core.errors import RateLimited, TemporaryError, VenueError
-from core.model import Fill, FillStatus, OrderType, Side, utcnow
+from core.model import Fill, FillStatus, MasterEvent, MasterOrderChange, MasterOrderEvent, OrderType, Side, utcnow
 from core.retry import ExponentialBackoff, Retries
 from core.throttle import RateLimit, Throttle
 from core.venues.angelone.constants import (
@@ -75,6 +79,14 @@ class _OrderProgress:
     average_price: Decimal
 
 
+#: order-book statuses of an order still working on the exchange (docs/research/angelone.md §2)
+_WORKING = frozenset({"open", "modified", "open pending", "trigger pending", "validation pending"})
+
+
+def _status(order: Mapping[str, Any]) -> str:
+    return str(order.get("status") or order.get("orderstatus") or "").lower()
+
+
 class FillTracker:
     """Turns order snapshots (from the socket or the book, in any order, any number of times) into
     fills of the newly filled increments. Snapshots that are not newer than what was seen are ignored."""
@@ -82,12 +94,46 @@ class FillTracker:
     def __init__(self, master_id: int) -> None:
         self._master_id = master_id
         self._orders: dict[str, _OrderProgress] = {}
+        #: order id -> (status, limit price, update time) last seen
+        self._states: dict[str, tuple[str, Decimal, datetime | None]] = {}
 
     def remember(self, order: Mapping[str, Any]) -> None:
         """Record an order's progress without emitting it (the start-up baseline)."""
         order_id = str(order.get("orderid") or "")
         if order_id:
             self.seed(order_id, _decimal(order.get("filledshares")), _decimal(order.get("averageprice")))
+            self._states[order_id] = (_status(order), _decimal(order.get("price")), _updated_at(order))
+
+    def observe_all(self, order: Mapping[str, Any]) -> list[MasterEvent]:
+        """What ``order`` tells that was not told before: its new execution, then what became of
+        the order (``change``)."""
+        fill = self.observe(order)
+        change = self.change(order)
+        return [event for event in (fill, change) if event is not None]
+
+    def change(self, order: Mapping[str, Any]) -> MasterOrderEvent | None:
+        """The master's order, having executed something, now shows "cancelled", or works at
+        another limit price than last seen (first seen: when its status says "modified"). A
+        snapshot older than the last one seen (by the book's update time) changes nothing."""
+        order_id = str(order.get("orderid") or "")
+        if not order_id:
+            return None
+        state = (_status(order), _decimal(order.get("price")), _updated_at(order))
+        before = self._states.get(order_id)
+        if before is not None and before[2] is not None and state[2] is not None and state[2] < before[2]:
+            return None  # an older snapshot (a poll read before the socket's update): nothing new
+        self._states[order_id] = state
+        if _decimal(order.get("filledshares")) <= 0 or before is not None and state[:2] == before[:2]:
+            return None  # copies exist only of executions
+        symbol = f"{str(order.get('exchange', '')).upper()}:{order.get('tradingsymbol', '')}"
+        status, price, _ = state
+        at = _executed_at(order)
+        if status == "cancelled" and (before is None or before[0] != status):
+            return MasterOrderEvent(self._master_id, order_id, symbol, MasterOrderChange.CANCELED, at=at)
+        moved = before[1] != price if before is not None else status == "modified"
+        if status in _WORKING and price > 0 and moved:
+            return MasterOrderEvent(self._master_id, order_id, symbol, MasterOrderChange.AMENDED, price, at)
+        return None
 
     def seed(self, order_id: str, filled: Decimal, average_price: Decimal) -> None:
         """What of an order was emitted before (journaled by an earlier run): only what the order
@@ -114,7 +160,7 @@ class FillTracker:
         self._orders[order_id] = _OrderProgress(filled, average)
         order_type = MASTER_ORDER_TYPES.get(str(order.get("ordertype", "")).upper(), OrderType.MARKET)
         quantity = _decimal(order.get("quantity"))
-        complete = str(order.get("status") or order.get("orderstatus") or "").lower() == "complete"
+        complete = _status(order) == "complete"
         limit_price = _decimal(order.get("price"))
         stop_price = _decimal(order.get("triggerprice"))
         return Fill(
@@ -149,7 +195,8 @@ class ListenerHealth:
 
 
 class AngelOneFillSource(FillSource):
-    """One Angel One master account's executions as a ``Fill`` stream.
+    """One Angel One master account's executions as a ``Fill`` stream, with a ``MasterOrderEvent``
+    when an order that executed something is cancelled or modified.
 
     ``poll_interval`` applies while the socket is down, ``connected_poll_interval`` is a slow safety
     net while it is up (a message can be lost without the socket dropping), ``min_poll_spacing``
@@ -181,7 +228,7 @@ class AngelOneFillSource(FillSource):
         self._reconnect_delay = reconnect_delay
         self._max_reconnect_delay = max_reconnect_delay
         self._clock = clock
-        self._queue: asyncio.Queue[Fill] = asyncio.Queue()
+        self._queue: asyncio.Queue[MasterEvent] = asyncio.Queue()
         self._poll_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._socket: OrderUpdateSocket | None = None
@@ -204,7 +251,7 @@ class AngelOneFillSource(FillSource):
             last_error=self._last_error,
         )
 
-    async def fills(self) -> AsyncIterator[Fill]:
+    async def fills(self) -> AsyncIterator[MasterEvent]:
         if not self._tasks:
             await self._start()
         while True:
@@ -268,9 +315,8 @@ class AngelOneFillSource(FillSource):
     # -- feeds -------------------------------------------------------------------------------------
 
     def _ingest(self, order: Mapping[str, Any]) -> None:
-        fill = self._tracker.observe(order)
-        if fill is not None:
-            self._queue.put_nowait(fill)
+        for event in self._tracker.observe_all(order):
+            self._queue.put_nowait(event)
 
     async def _read_order_book(self) -> list[Mapping[str, Any]]:
         await self._poll_spacing.acquire()

@@ -131,6 +131,8 @@ BINANCE_ORDER_TYPES: Mapping[str, OrderType] = {
 }
 TRADES_PAGE = 1000
 SEEN_TRADE_IDS = 20_000
+#: the master's orders whose last state the listener remembers (cancellations and amendments are told apart by it)
+SEEN_ORDERS = 5_000
 INCOME_PAGE = 1000
 DAY_MS = 86_400_000
 #: How far apart one trade-history read's startTime and endTime may be, by ccxt market type: USD-M

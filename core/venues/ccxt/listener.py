@@ -1,4 +1,5 @@
-"""A master's executions from a ccxt.pro websocket, with REST gap recovery on every (re)connect.
+"""A master's executions, and its orders' cancellations and amendments, from a ccxt.pro websocket,
+with REST gap recovery on every (re)connect.
 
 ``CcxtFillListener.fills()`` never ends on its own: any drop (error, close, a socket silent
 past ``heartbeat_seconds``, Binance's ``listenKeyExpired``) is recorded in ``health``, then the
@@ -21,6 +22,15 @@ Each recovered trade's order is read for its type and flags; an order Binance no
 A recovery that found nothing new saves a checkpoint just before the socket opened
 (``save_checkpoint``), so a quiet master's next recovery starts there.
 
+The master's orders are followed too (``watch_orders`` beside ``watch_my_trades``, on the same
+socket: ccxt.pro binance parses every ``ORDER_TRADE_UPDATE`` / ``executionReport`` into both its
+order and, for ``x=TRADE``, its trade cache). An order that executed something and then ends
+cancelled or expired, or is still open at another limit price (Binance futures ``x=AMENDMENT``),
+is yielded as a ``MasterOrderEvent`` after the fills seen with it, so that its resting copies
+follow it. Fills come only from the trades, exactly as before. After a reconnect, every order last
+seen open with executions is read over REST once, so a cancellation or amendment made while the
+socket was down is not missed; so is every order the gap's trades belong to.
+
 Listen keys are created by ccxt.pro and kept alive here (``listen_key_refresh_seconds``), both
 through the (overridable) REST URLs; on reconnect a listen key is requested again, so an expired
 key cannot wedge the listener. ccxt ignores ``listenKeyExpired`` (pro/binance.py 5358-5380): the
@@ -40,8 +50,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.errors import TemporaryError
-from core.model import Fill, FillStatus, OrderType, PositionSide, Side, utcnow
+from core.errors import TemporaryError, VenueError
+from core.model import (
+    Fill,
+    FillStatus,
+    MasterEvent,
+    MasterOrderChange,
+    MasterOrderEvent,
+    OrderType,
+    PositionSide,
+    Side,
+    utcnow,
+)
 from core.retry import ExponentialBackoff, Retries
 from core.venues.base import FillSource
 from core.venues.ccxt.constants import (
@@ -53,6 +73,7 @@ from core.venues.ccxt.constants import (
     HISTORY_WINDOWS_MS,
     INCOME_PAGE,
     LISTEN_KEY_EXPIRED,
+    SEEN_ORDERS,
     SEEN_TRADE_IDS,
     TRADES_PAGE,
 )
@@ -84,6 +105,21 @@ async def _no_symbols() -> set[str]:
     return set()
 
 
+#: ccxt's unified statuses of an order that ended without executing all of it
+_ENDED = {"canceled": MasterOrderChange.CANCELED, "expired": MasterOrderChange.EXPIRED}
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderSeen:
+    """What the listener last saw of one of the master's orders."""
+
+    symbol: str
+    status: str
+    price: Decimal | None
+    filled: Decimal
+    updated_ms: int  # the venue's time of this state (0: not given)
+
+
 @dataclass(frozen=True, slots=True)
 class ListenerHealth:
     connected: bool = False
@@ -93,7 +129,8 @@ class ListenerHealth:
 
 
 class CcxtFillListener(FillSource):
-    """Yields one ``Fill`` per execution of the master's orders on a ccxt.pro venue."""
+    """Yields one ``Fill`` per execution of the master's orders on a ccxt.pro venue, and a
+    ``MasterOrderEvent`` when an order that executed something is cancelled, expires or moves."""
 
     def __init__(
         self,
@@ -124,8 +161,13 @@ class CcxtFillListener(FillSource):
         self._listen_key_refresh = listen_key_refresh_seconds
         self._started_at = utcnow()
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._orders: OrderedDict[str, _OrderSeen] = OrderedDict()
+        self._follows_orders = bool(venue.exchange.has.get("watchOrders"))
         self._health = ListenerHealth()
         self._listen_key_expired = False
+        #: set on every socket message: the session then looks at ccxt's caches at once (a message
+        #: that arrives while a watch is being armed again resolves no watch)
+        self._arrived = asyncio.Event()
         self._closing: set[asyncio.Task[Any]] = set()
         # ccxt pings this often, so a live socket always answers within one heartbeat window.
         self._exchange.streaming["keepAlive"] = int(heartbeat_seconds * 1000 / 3)
@@ -140,7 +182,7 @@ class CcxtFillListener(FillSource):
         """The listener owns its streaming venue: closing one closes the other."""
         await self._venue.close()
 
-    async def fills(self) -> AsyncIterator[Fill]:
+    async def fills(self) -> AsyncIterator[MasterEvent]:
         reconnects = Retries(ExponentialBackoff(self._backoff_initial, ceiling=self._backoff_max))
         while True:
             connected_once = False
@@ -169,35 +211,48 @@ class CcxtFillListener(FillSource):
 
     # ------------------------------------------------------------------ one connection
 
-    async def _session(self) -> AsyncIterator[Fill]:
+    async def _session(self) -> AsyncIterator[MasterEvent]:
         """Connect, recover the gap over REST, then stream until the socket fails or goes silent."""
         await self._venue.ensure_markets()
         opened_at = time.monotonic()
         opened_ms = self._exchange.milliseconds()
-        watch = asyncio.ensure_future(self._exchange.watch_my_trades())
+        watches = {self._exchange.watch_my_trades: asyncio.ensure_future(self._exchange.watch_my_trades())}
+        if self._follows_orders:
+            watches[self._exchange.watch_orders] = asyncio.ensure_future(self._exchange.watch_orders())
         try:
-            await self._wait_connected(watch)
+            await self._wait_connected(set(watches.values()))
             self._health = replace(self._health, connected=True)
-            for fill in await self._recover_gap(opened_ms):
-                yield fill
+            for event in await self._recover_gap(opened_ms):
+                yield event
             next_keepalive = time.monotonic() + self._listen_key_refresh
             while True:
                 if time.monotonic() >= next_keepalive:
                     await self._keep_listen_key_alive()
                     next_keepalive = time.monotonic() + self._listen_key_refresh
-                done, _ = await asyncio.wait({watch}, timeout=self._heartbeat / 4)
+                self._arrived.clear()
+                woken = asyncio.ensure_future(self._arrived.wait())
+                try:
+                    done, _ = await asyncio.wait(
+                        {*watches.values(), woken}, timeout=self._heartbeat / 4, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    woken.cancel()
                 if self._listen_key_expired:
                     raise ListenKeyExpired(f"{self._venue.name} expired the listen key")
-                if watch in done:
-                    watch.result()  # raises when the socket failed
-                    watch = asyncio.ensure_future(self._exchange.watch_my_trades())
-                for fill in self._unseen_streamed():
+                for watch_again, watch in list(watches.items()):
+                    if watch in done:
+                        watch.result()  # raises when the socket failed
+                        watches[watch_again] = asyncio.ensure_future(watch_again())
+                for fill in self._unseen_streamed():  # an order's executions before what became of it
                     yield fill
+                for change in self._order_changes(self._exchange.orders or []):
+                    yield change
                 if self._silent_for(opened_at) > self._heartbeat:
                     raise SilentSocket(f"no message from {self._venue.name} for {self._heartbeat:g}s")
         finally:
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
+            for watch in watches.values():
+                watch.cancel()
+            await asyncio.gather(*watches.values(), return_exceptions=True)
 
     async def _keep_listen_key_alive(self) -> None:
         """Binance futures listen keys expire after 60 min without a PUT. ccxt 4.5.90 schedules its
@@ -205,20 +260,23 @@ class CcxtFillListener(FillSource):
         if self._venue.name == "binanceusdm":
             await self._venue.read(lambda: self._exchange.fapiPrivatePutListenKey())
 
-    async def _wait_connected(self, watch: asyncio.Future[Any]) -> None:
-        """Until a websocket is open (or the watch fails, or a heartbeat window passes)."""
+    async def _wait_connected(self, watches: set[asyncio.Future[Any]]) -> None:
+        """Until a websocket is open (or a watch fails, or a heartbeat window passes)."""
         deadline = time.monotonic() + self._heartbeat
         while self._open_client() is None:
-            if watch.done():
-                watch.result()
-                return
+            for watch in watches:
+                if watch.done():
+                    watch.result()
+                    return
             if time.monotonic() > deadline:
                 raise SilentSocket(f"could not open the {self._venue.name} user-data stream in {self._heartbeat:g}s")
             await asyncio.sleep(0.02)
 
     def _on_message(self, handle: Callable[[Any, Any], Any], client: Any, message: Any) -> Any:
-        """Every socket message, before ccxt's own handler. On ``listenKeyExpired`` the socket
-        is closed, which ends the session's wait at once (and the listener reconnects)."""
+        """Every socket message, before ccxt's own handler (which fills its caches in the same
+        call): the session is woken to look at them. On ``listenKeyExpired`` the socket is
+        closed, which ends the session's wait at once (and the listener reconnects)."""
+        self._arrived.set()
         event = message.get("event", message) if isinstance(message, dict) else None
         if isinstance(event, dict) and event.get("e") == LISTEN_KEY_EXPIRED:
             self._listen_key_expired = True
@@ -295,10 +353,66 @@ class CcxtFillListener(FillSource):
             position_side=PositionSide.of(info.get("ps")) if binance else PositionSide.BOTH,
         )
 
+    def _order_changes(self, orders: Iterable[Mapping[str, Any]]) -> list[MasterOrderEvent]:
+        """The master's orders that executed something and, since the listener last saw them,
+        ended unfilled (cancelled, expired) or moved to another limit price. An order first seen
+        already ended or amended (its earlier states were not seen here) counts as changed; a state
+        older than the one seen last (by the venue's update time) changes nothing."""
+        events = []
+        for order in list(orders):
+            order_id, symbol = str(order.get("id") or ""), order.get("symbol")
+            if not order_id or not symbol:
+                continue
+            info = order.get("info") or {}
+            seen = _OrderSeen(
+                symbol=symbol,
+                status=str(order.get("status") or ""),
+                price=to_decimal(order.get("price")) or None,
+                filled=to_decimal(order.get("filled")) or Decimal(0),
+                updated_ms=int(order.get("lastUpdateTimestamp") or order.get("timestamp") or 0),
+            )
+            before = self._orders.get(order_id)
+            if before is not None and seen.updated_ms < before.updated_ms:
+                continue  # an older state (ccxt's cache after a REST read of the gap): nothing new
+            self._orders[order_id] = seen
+            self._orders.move_to_end(order_id)
+            if len(self._orders) > SEEN_ORDERS:
+                self._orders.popitem(last=False)
+            if seen.filled <= 0 or seen == before:
+                continue  # copies exist only of executions
+            at = datetime.fromtimestamp(seen.updated_ms / 1000, UTC) if seen.updated_ms else utcnow()
+            ended = _ENDED.get(seen.status)
+            if ended is not None and (before is None or before.status != seen.status):
+                events.append(MasterOrderEvent(self._master_id, order_id, symbol, ended, at=at))
+            elif seen.status == "open" and seen.price is not None:
+                moved = before.price != seen.price if before is not None else info.get("x") == "AMENDMENT"
+                if moved:
+                    events.append(
+                        MasterOrderEvent(self._master_id, order_id, symbol, MasterOrderChange.AMENDED, seen.price, at)
+                    )
+        if events:
+            self._health = replace(self._health, last_event_at=utcnow())
+        return events
+
+    async def _resting_orders_now(self) -> list[Mapping[str, Any]]:
+        """Each order last seen open with executions, as the venue shows it now (after a gap)."""
+        orders = []
+        for order_id, seen in list(self._orders.items()):
+            if seen.status != "open" or seen.filled <= 0:
+                continue
+            try:
+                orders.append(
+                    await self._venue.read(functools.partial(self._exchange.fetch_order, order_id, seen.symbol))
+                )
+            except VenueError as exc:
+                log.warning("master %s: order %s could not be read after a gap: %s", self._master_id, order_id, exc)
+        return orders
+
     # ------------------------------------------------------------------ REST gap recovery
 
-    async def _recover_gap(self, opened_ms: int) -> list[Fill]:
-        """The master's trades from the checkpoint to now, over every symbol it may have traded."""
+    async def _recover_gap(self, opened_ms: int) -> list[MasterEvent]:
+        """The master's trades from the checkpoint to now, over every symbol it may have traded,
+        then what became of its orders meanwhile (``_order_changes``)."""
         now_ms = self._exchange.milliseconds()
         checkpoint = await self._checkpoint()
         since_ms = int((checkpoint or self._started_at).timestamp() * 1000)
@@ -314,18 +428,20 @@ class CcxtFillListener(FillSource):
             symbols.update(p.symbol for p in await self._venue.positions())
         symbols.update(await self._income_symbols(since_ms, now_ms))
         fills: list[Fill] = []
+        orders: dict[str, Mapping[str, Any] | None] = {}
         for symbol in sorted(symbols):
             trades = await self._trades_between(symbol, since_ms, now_ms)
-            fills.extend(await self._fills_from_rest(trades))
+            fills.extend(await self._fills_from_rest(trades, orders))
         fills.sort(key=lambda f: (f.executed_at, f.trade_id))
-        recovered = [f for f in fills if self._remember(f.trade_id)]
+        recovered: list[MasterEvent] = [f for f in fills if self._remember(f.trade_id)]
+        changes = self._order_changes([*await self._resting_orders_now(), *(o for o in orders.values() if o)])
         if recovered:
             log.info("master %s: recovered %d fills over REST", self._master_id, len(recovered))
             self._health = replace(self._health, last_event_at=utcnow())
         elif self._save_checkpoint is not None:
             # nothing was missing up to now, and from its opening on the socket carries the rest
             await self._save_checkpoint(datetime.fromtimestamp((opened_ms - CHECKPOINT_MARGIN_MS) / 1000, UTC))
-        return recovered
+        return [*recovered, *changes]
 
     async def _income_symbols(self, since_ms: int, until_ms: int) -> set[str]:
         """Binance USD-M: the symbols of the account's income rows (realized PnL, commission) in
@@ -361,12 +477,13 @@ class CcxtFillListener(FillSource):
                 start = max(t.get("timestamp") or start for t in page)
         return sorted(trades.values(), key=lambda t: (t.get("timestamp") or 0, str(t["id"])))
 
-    async def _fills_from_rest(self, trades: list[dict[str, Any]]) -> list[Fill]:
-        """REST trades lack the order's type, reduce-only flag and status: one order lookup each.
-        An order the venue no longer has (Binance USD-M: created more than 90 days ago) leaves its
-        trades as they are — a market execution, reduce-only only when it closes a hedge side — and
-        is recorded as such on ``health``."""
-        orders: dict[str, Mapping[str, Any] | None] = {}
+    async def _fills_from_rest(
+        self, trades: list[dict[str, Any]], orders: dict[str, Mapping[str, Any] | None]
+    ) -> list[Fill]:
+        """REST trades lack the order's type, reduce-only flag and status: one order lookup each
+        (kept in ``orders``). An order the venue no longer has (Binance USD-M: created more than 90
+        days ago) leaves its trades as they are — a market execution, reduce-only only when it
+        closes a hedge side — and is recorded as such on ``health``."""
         last_trade_of_order: dict[str, str] = {}
         for trade in trades:
             last_trade_of_order[str(trade.get("order"))] = str(trade["id"])
@@ -382,7 +499,11 @@ class CcxtFillListener(FillSource):
             if fill is not None:
                 fills.append(fill)
         symbol_of = {str(trade.get("order")): str(trade["symbol"]) for trade in trades}
-        gone = sorted(f"{symbol_of[order_id]} order {order_id}" for order_id, order in orders.items() if order is None)
+        gone = sorted(
+            f"{symbol} order {order_id}"
+            for order_id, symbol in symbol_of.items()
+            if order_id in orders and orders[order_id] is None
+        )
         if gone:
             self._record_unrecoverable(
                 f"{self._venue.name} no longer has {', '.join(gone)} (Binance keeps no order older than 90 days):"
