@@ -30,7 +30,10 @@ class Mode(enum.StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    #: an empty value (``NAME=`` in .env.example) means "unset": the default applies
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     telegram_bot_token: str | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_BASE_URL")
@@ -64,7 +67,10 @@ class Settings(BaseSettings):
     ccxt_exchanges: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_EXCHANGES), validation_alias="COPYTRADE_CCXT_EXCHANGES"
     )
-    venue_urls: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS")
+    #: JSON, parsed by ``_parse_venue_urls`` (NoDecode: a malformed value is one line naming the variable)
+    venue_urls: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
+        default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS"
+    )
     angelone_rest_url: str | None = Field(default=None, validation_alias="ANGELONE_REST_URL")
     angelone_ws_url: str | None = Field(default=None, validation_alias="ANGELONE_WS_URL")
     angelone_scrip_master_url: str | None = Field(default=None, validation_alias="ANGELONE_SCRIP_MASTER_URL")
