@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -294,6 +295,7 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         from copytrade.scaleout.roles import run_role
 
         return await run_role(settings, args.role, args.shard, redactor)
+    stop = stop_on_signals()  # before anything is built: a stop while starting is a stop too
     app = await build_app(settings, on_secrets=redactor.add)
     tune_garbage_collector()
     streams = OrderStreams(app.engine, app.journal, app.venues, cap=settings.order_stream_cap)
@@ -312,12 +314,10 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
                 from copytrade.paper_setup import ensure_paper_setup
 
                 await ensure_paper_setup(app, followers=False)
-            return await _run_bot(app, scheduler, http)
+            return await _run_bot(app, stop, scheduler, http)
         if not settings.is_paper:
-            await app.start_listeners()
-            await app.notifications.consume(_log_notification)  # until interrupted
-            return 0
-        return await _run_paper(app, args)
+            return await _run_headless(app, stop)
+        return await _run_paper(app, args, stop)
     finally:
         if warming is not None:
             warming.cancel()
@@ -326,6 +326,81 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         if http is not None:
             await http.stop()
         await app.close()
+
+
+#: how long a stop waits for the fills already made to be handed over, copied and told; a copy
+#: still in flight after it is awaited by ``App.close`` (each send is bounded by its venue's
+#: request timeout), one still unknown is settled at the next start
+STOP_DRAIN_SECONDS = 8.0
+
+
+def stop_on_signals() -> asyncio.Event:
+    """SIGTERM (docker stop, Fly, Heroku) and SIGINT (Ctrl-C) set the returned event. Both get a
+    handler of the process's own: as a container's first process (PID 1) the kernel drops every
+    signal without one, and a shell that started it ignoring SIGINT would leave Ctrl-C ignored."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            pass
+    return stop
+
+
+async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _settle_before_exit(app, fills_taken: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Once ``fills_taken`` (the fills already made are handed over): stop taking fills, let the
+    copies in flight finish and their notifications out, for at most ``STOP_DRAIN_SECONDS``."""
+    try:
+        async with asyncio.timeout(STOP_DRAIN_SECONDS):
+            if fills_taken is not None:
+                await fills_taken()
+            await app.listeners.stop()  # the streams end; the fills handed over are copied first
+            await app.engine.drain()
+            await _polled(lambda: not app.notifications.pending())
+    except TimeoutError:
+        log.warning(
+            "stopping before every copy was told: /history has each one; a copy still unknown is settled "
+            "at the next start"
+        )
+
+
+async def _run_headless(app, stop: asyncio.Event) -> int:
+    """No Telegram token outside paper mode: every master watched, each notification a log line,
+    until a signal; then the copies in flight finish and a summary line is logged."""
+    copies: collections.Counter[str] = collections.Counter()
+
+    async def deliver(event: object) -> None:
+        from core.model import CopyResult
+
+        if isinstance(event, CopyResult):
+            copies[event.status.value] += 1
+        await _log_notification(event)
+
+    await app.start_listeners()
+    log.info(
+        "copytrade (%s): %d master stream(s) watched; without TELEGRAM_BOT_TOKEN each notification is a log "
+        "line; SIGTERM or Ctrl-C stops",
+        app.settings.mode.value,
+        len(app.listeners.health),
+    )
+    consumer = asyncio.create_task(app.notifications.consume(deliver), name="notifications")
+    try:
+        await stop.wait()
+        await _settle_before_exit(app)
+    finally:
+        consumer.cancel()
+    from bot.formatting import format_counts
+
+    log.info("stopped; copies: %s", format_counts(copies))
+    return 0
 
 
 async def _log_notification(event: object) -> None:
@@ -367,21 +442,11 @@ async def _start_http(app, redactor: SecretRedactor):
 # -- end of the HTTP server --------------------------------------------------------------------
 
 
-async def _run_bot(app, scheduler=None, http=None) -> int:
+async def _run_bot(app, stop: asyncio.Event, scheduler=None, http=None) -> int:
     """The Telegram bot (polling, or webhook when WEBHOOK_URL is set) with every master watched
-    and the daily summaries delivered (a job on ``scheduler``); SIGTERM (Heroku, Fly) and
-    Ctrl-C stop it cleanly."""
-    import signal
-
+    and the daily summaries delivered (a job on ``scheduler``) until ``stop`` is set."""
     from bot.app import serve
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
-            pass
     await app.start_listeners()
     await serve(
         app,
@@ -393,8 +458,9 @@ async def _run_bot(app, scheduler=None, http=None) -> int:
     return 0
 
 
-async def _run_paper(app, args: argparse.Namespace) -> int:
-    """Headless paper copier: a simulated master trades, followers copy, notifications print."""
+async def _run_paper(app, args: argparse.Namespace, stop: asyncio.Event) -> int:
+    """Headless paper copier: a simulated master trades, followers copy, notifications print,
+    until ``--max-fills`` or a signal; then the copies in flight finish and the summary prints."""
     from bot.formatting import format_counts, format_event
     from copytrade.paper_setup import ensure_paper_setup
     from core.model import CopyResult
@@ -421,14 +487,13 @@ async def _run_paper(app, args: argparse.Namespace) -> int:
     print(f"copytrade (paper): master #{master_id} trades every {args.interval}s; Ctrl-C to stop", flush=True)
     fills = 0
     try:
-        while args.max_fills is None or fills < args.max_fills:
+        while not stop.is_set() and (args.max_fills is None or fills < args.max_fills):
             action = await trader.step()
             fills += 1
             print(f"master: {action}", flush=True)
-            await asyncio.sleep(args.interval)
-        await _polled(lambda: app.listeners.health[master_id].fills >= fills)  # the pump has taken every fill
-        await app.listeners.idle()
-        await _polled(lambda: not app.notifications.pending())
+            await _wait_or_stop(stop, args.interval)
+
+        await _settle_before_exit(app, lambda: _polled(lambda: app.listeners.health[master_id].fills >= fills))
     finally:
         printer.cancel()
         print(f"copytrade (paper): {fills} master fills; copies: {format_counts(copies)}", flush=True)
