@@ -15,11 +15,6 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
-from telegram.error import InvalidToken
-from telegram.error import NetworkError as TelegramNetworkError
-
 from copytrade.config import Settings, load_settings
 from copytrade.logs import SecretRedactor, configure_logging
 from core.errors import ConfigError, UserError, VaultError
@@ -169,26 +164,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, VaultError, UserError) as exc:
         print(f"copytrade: error: {redactor.redact(str(exc))}", file=sys.stderr)
         return 2
-    except InvalidToken:
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        status = _known_failure(exc, redactor)
+        if status is None:
+            raise
+        return status
+
+
+def _known_failure(exc: Exception, redactor: SecretRedactor) -> int | None:
+    """A failure to tell in one line, and its exit status; ``None`` for a bug (its traceback is
+    shown). Imported here, not at the top: a bad setting is told before the libraries load."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from telegram.error import InvalidToken
+    from telegram.error import NetworkError as TelegramNetworkError
+
+    if isinstance(exc, InvalidToken):
         print(
             "copytrade: error: TELEGRAM_BOT_TOKEN: Telegram refused the token (copy it again from @BotFather)",
             file=sys.stderr,
         )
         return 2
-    except TelegramNetworkError as exc:
+    if isinstance(exc, TelegramNetworkError):
         print(
             f"copytrade: error: TELEGRAM_BOT_TOKEN: the Telegram Bot API cannot be reached: "
             f"{redactor.redact(_first_line(exc))}",
             file=sys.stderr,
         )
         return 1
-    except (SQLAlchemyError, OSError) as exc:
-        if not isinstance(exc, (OperationalError, InterfaceError, OSError)):
-            raise
+    if isinstance(exc, (OperationalError, InterfaceError, OSError)):
         print(f"copytrade: error: DATABASE_URL: cannot open {_safe_url()}: {_first_line(exc)}", file=sys.stderr)
         return 2  # a database that cannot be opened is configuration to fix, like a refused token
-    except KeyboardInterrupt:
-        return 130
+    return None
 
 
 def _from_checkout(command: str, arguments: list[str]) -> int:
@@ -214,6 +222,9 @@ def _from_checkout(command: str, arguments: list[str]) -> int:
 
 
 def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(load_settings().database_url).render_as_string(hide_password=True)
     except (ConfigError, ArgumentError):

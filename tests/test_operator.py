@@ -4,6 +4,7 @@ and the compose file keeping what paper mode must find again after a recreate.""
 
 from __future__ import annotations
 
+import http.server
 import os
 import queue
 import re
@@ -203,3 +204,55 @@ def test_headless_testnet_copier_stops_on_sigterm_with_a_summary_line(tmp_path):
     code, output = running.stopped(signal.SIGTERM)
     assert code == 0, output
     assert "stopped; copies: " in output and "Traceback" not in output
+
+
+# -- a malformed bot token ----------------------------------------------------------------------------
+
+
+class _CountingBotApi(http.server.BaseHTTPRequestHandler):
+    """A Bot API that counts the requests it gets (a malformed token must cause none)."""
+
+    requests: list[str] = []
+
+    def do_POST(self) -> None:
+        self.requests.append(self.path)
+        self.send_response(500)
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "bot123456789:AAEhBOweik6ad6PsVMRx4fQp7Tg8eGA4Qxq",  # pasted with the URL's "bot" prefix
+        "123456789 AAEhBOweik6ad6PsVMRx4fQp7Tg8eGA4Qxq",  # no colon
+        '"123456789:AAEhBOweik6ad6PsVMRx4fQp7Tg8eGA4Qxq"',  # quoted
+        "123456789:AAEhBOweik6ad6Ps VMRx4fQp7Tg8eGA4Qxq",  # a space inside
+        "AAEhBOweik6ad6PsVMRx4fQp7Tg8eGA4Qxq",  # the secret part only
+    ],
+)
+def test_a_malformed_bot_token_exits_2_before_any_network_call_with_the_token_masked(tmp_path, token):
+    _CountingBotApi.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CountingBotApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        done = _copytrade(
+            tmp_path,
+            "run",
+            TELEGRAM_BOT_TOKEN=token,
+            TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/bot",
+        )
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("copytrade: error: TELEGRAM_BOT_TOKEN: is not a bot token"), line
+    assert "AAEhBOweik6ad6Ps" not in done.stderr + done.stdout
+    assert _CountingBotApi.requests == []
+    assert not (tmp_path / "data").exists()  # nothing written either
