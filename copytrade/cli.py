@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--seed", type=int, default=None, help="paper mode without a token: random seed of the simulated master"
     )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="paper mode without a token: also print the skips a follower cannot act on (exits of positions "
+        "they hold no copy of, their own filters; by default only counted) and the HTTP access log",
+    )
     # -- scaled out (copytrade.scaleout): roles meeting in Redis ---------------------------------
     run.add_argument(
         "--role",
@@ -443,7 +449,9 @@ async def _start_http(app, redactor: SecretRedactor):
     try:
         http = await start_http_server(app)
     except OSError as exc:
-        log.error("HTTP server not started: port %s: %s", app.settings.port, exc.strerror or exc)
+        log.error(
+            "HTTP server not started: port %s: %s (set PORT to a free port)", app.settings.port, exc.strerror or exc
+        )
         return None
     if http.webhook is not None:
         redactor.add([http.webhook.secret])  # sent to Telegram in setWebhook, received in a header
@@ -475,7 +483,7 @@ async def _run_paper(app, args: argparse.Namespace, stop: asyncio.Event) -> int:
     from bot.formatting import format_counts, format_event
     from copytrade.paper_setup import ensure_paper_setup
     from core.model import CopyResult
-    from core.notifications import Event
+    from core.notifications import Event, digested
     from core.venues.paper.trader import PaperTrader
     from core.venues.paper.venue import PaperVenue
 
@@ -486,16 +494,27 @@ async def _run_paper(app, args: argparse.Namespace, stop: asyncio.Event) -> int:
     trader = PaperTrader(app.paper, master_venue, random.Random(args.seed))
 
     copies: collections.Counter[str] = collections.Counter()
+    unshown: collections.Counter[str] = collections.Counter()
+    if not args.verbose:  # the copies on stdout, not a request log between them (errors still show)
+        logging.getLogger("copytrade.http").setLevel(logging.WARNING)
 
     async def show(event: Event) -> None:
         if isinstance(event, CopyResult):
             copies[event.status.value] += 1
+        if digested(event) and not args.verbose:
+            unshown["skips"] += 1  # counted in the summary; nothing the follower could do about it
+            return
         user = await app.services.user(event.user_id)
         who = user.display_name if user else f"user {event.user_id}"
         print(f"→ {who}: {format_event(event).splitlines()[0]}", flush=True)
 
     printer = asyncio.create_task(app.notifications.consume(show))
-    print(f"copytrade (paper): master #{master_id} trades every {args.interval}s; Ctrl-C to stop", flush=True)
+    master_name = await app.services.master_name(master_id)
+    print(
+        f"copytrade (paper): {master_name} trades every {args.interval}s; Ctrl-C to stop"
+        + ("" if args.verbose else " (--verbose: also the skips a follower cannot act on)"),
+        flush=True,
+    )
     fills = 0
     try:
         while not stop.is_set() and (args.max_fills is None or fills < args.max_fills):
@@ -507,7 +526,8 @@ async def _run_paper(app, args: argparse.Namespace, stop: asyncio.Event) -> int:
         await _settle_before_exit(app, lambda: _polled(lambda: app.listeners.health[master_id].fills >= fills))
     finally:
         printer.cancel()
-        print(f"copytrade (paper): {fills} master fills; copies: {format_counts(copies)}", flush=True)
+        hidden = f" ({unshown['skips']} skips a follower cannot act on not shown)" if unshown["skips"] else ""
+        print(f"copytrade (paper): {fills} master fills; copies: {format_counts(copies)}{hidden}", flush=True)
     return 0
 
 
