@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
+from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
@@ -39,6 +40,7 @@ from bot.auth import (
     sender_id,
     stored_id,
     user_data,
+    working,
 )
 from bot.formatting import (
     RANK_TITLES,
@@ -116,6 +118,7 @@ async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotU
 async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, master_id: int, sort: str) -> None:
     admin = is_admin(context, sender_id(update))
     services = get_app(context).services
+    await working(update, ChatAction.UPLOAD_PHOTO)  # the statistics and the chart take a moment
     stats = await services.master_statistics(master_id, include_hidden=admin)
     try:
         chart: bytes | None = await services.master_chart(master_id, include_hidden=admin)
