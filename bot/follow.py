@@ -250,7 +250,12 @@ async def _say_following(
     follow_id = stored_id(row)
     text = "✅ Following.\n\n" + format_follow_brief(row, master_name, account.label, account.venue)
     buttons: list[list[tuple[str, str]]] = []
-    plan = await services.open_positions_plan(user.id, follow_id) if offer else []
+    plan: list[Any] = []
+    if offer:
+        try:
+            plan = await services.open_positions_plan(user.id, follow_id)
+        except (VenueError, VaultError) as exc:  # the follow stands; only the offer is left out
+            log.warning("open positions of follow %s not offered: %s", follow_id, exc)
     if any(not isinstance(order, Skip) for order in plan):
         text += (
             f"\n\n{master_name} holds open positions now. Also copy them now at your sizing?\n"
