@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 Event = CopyResult | FollowPaused | DriftFound | RiskNotice | CopyOffer
 
 #: skips a follower can do nothing about (an exit of a position they hold no copy of, their own
-#: filters, a fill too late to copy, a copy they declined): grouped into a digest, not pushed one
-#: by one; a skip they can act on (minimum size, maximum position, slippage, equity) still is
+#: filters, a fill too late to copy, a follow they stopped): grouped into a digest, not pushed one
+#: by one; a skip they can act on (minimum size, maximum position, slippage, equity) still is, and
+#: so is a copy offer's end (it answers their Skip button, or says the offer ran out)
 DIGESTED_SKIPS = frozenset(
     {
         SkipReason.NO_POSITION_TO_EXIT,
@@ -28,7 +29,6 @@ DIGESTED_SKIPS = frozenset(
         SkipReason.SIDE_FILTERED,
         SkipReason.UNKNOWN_SYMBOL,
         SkipReason.STALE_FILL,
-        SkipReason.NOT_CONFIRMED,
         SkipReason.FOLLOW_STOPPED,
     }
 )
