@@ -343,11 +343,11 @@ async def run_broadcast(
         await asyncio.gather(*(send_one(u, t) for u, t in recipients))
     finally:
         final = format_broadcast_progress(len(recipients), len(recipients), **counts, finished=True)
-        try:
+        try:  # the tally once: in the progress message, or as a new one when it cannot be edited
             await bot.edit_message_text(final, chat_id=chat_id, message_id=progress_id)
         except TelegramError:
             log.debug("final progress edit failed", exc_info=True)
-        await bot.send_message(chat_id, final)
+            await bot.send_message(chat_id, final)
     log.info("broadcast finished: %s", counts)
     return counts
 

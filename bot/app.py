@@ -62,6 +62,9 @@ async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None
 
 
 DAILY_SUMMARY_JOB = "daily-summaries"
+SKIP_DIGEST_JOB = "skip-digests"
+#: how often the skips a follower cannot act on are sent, grouped (``core.notifications.DIGESTED_SKIPS``)
+SKIP_DIGEST_MINUTES = 30
 
 
 async def post_init(application: Application) -> None:
@@ -84,12 +87,13 @@ async def post_init(application: Application) -> None:
     scheduler = application.bot_data.get("scheduler")
     if scheduler is not None:
         add_daily_summary_job(scheduler, app.services.reports.summaries, summary_sender(app, bot))
+        scheduler.add_job(notifier.send_digests, "interval", minutes=SKIP_DIGEST_MINUTES, id=SKIP_DIGEST_JOB)
         app.add_paper_trading_job(scheduler)
 
 
 async def post_shutdown(application: Application) -> None:
     scheduler = application.bot_data.get("scheduler")
-    for job in (DAILY_SUMMARY_JOB, SIMULATED_MASTERS_JOB):
+    for job in (DAILY_SUMMARY_JOB, SKIP_DIGEST_JOB, SIMULATED_MASTERS_JOB):
         if scheduler is not None and scheduler.get_job(job) is not None:
             scheduler.remove_job(job)
     notifier = application.bot_data.pop("notifier", None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from telegram import Chat, Update
+from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -115,6 +116,18 @@ def sender_id(update: Update) -> int:
     return sender.id
 
 
+async def working(update: Update, action: str = ChatAction.TYPING) -> None:
+    """Show "typing…" (or "sending photo…") while a slow reply is prepared; Telegram clears it
+    when the reply arrives. A sign that cannot be shown never holds the reply back."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    try:
+        await chat.send_action(action)
+    except TelegramError:
+        log.debug("chat action not shown", exc_info=True)
+
+
 def chat_of(update: Update) -> Chat:
     chat = update.effective_chat
     if chat is None:
@@ -133,9 +146,10 @@ async def reply(update: Update, text: str, **kwargs: Any) -> None:
 def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler], Callback]:
     """Wrap a handler ``(update, context, user)``.
 
-    ``register``: create the user on first contact (only /start does). ``admin``: refuse anyone
-    not in ADMIN_IDS. A ``UserError`` is answered and the conversation stays where it was
-    (``None`` keeps a ConversationHandler in its state); nothing else leaks to the chat.
+    ``register``: create the user on first contact (/start does). ``admin``: refuse anyone not
+    in ADMIN_IDS (and register an admin on first contact). A ``UserError`` is answered and the
+    conversation stays where it was (``None`` keeps a ConversationHandler in its state); nothing
+    else leaks to the chat.
     """
 
     def decorate(func: Handler) -> Callback:
@@ -157,7 +171,7 @@ def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler
                     await reply(update, ADMINS_ONLY)
                     return None
                 record: UserRecord | None
-                if register:
+                if register or admin:  # an admin in ADMIN_IDS needs no /start before /stats
                     record = await app.services.register_user(tg_user.id, tg_user.full_name or tg_user.username or "")
                 else:
                     record = await app.services.user_by_telegram_id(tg_user.id)

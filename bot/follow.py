@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
+from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
@@ -39,24 +40,27 @@ from bot.auth import (
     sender_id,
     stored_id,
     user_data,
+    working,
 )
 from bot.formatting import (
     RANK_TITLES,
     SIZING_HELP,
     SIZING_TITLES,
-    format_follow_settings,
+    format_follow_brief,
     format_master_line,
     format_master_positions,
     format_master_statistics,
     format_open_outcomes,
+    format_opening_plan,
     split_message,
 )
 from bot.keyboards import button, column, keyboard, pager, rows
 from core.errors import UserError, VaultError, VenueError
 from core.follow_settings import RECOMMENDED_SETTINGS, TP_SL_EXPLAINED, validate_follow_changes
-from core.model import MasterStatus, SizingMode
+from core.model import MasterStatus, SizingMode, Skip
 from core.reports.masters import RANK_KEYS
 from core.validation import parse_sizing
+from core.venues.paper.constants import DEFAULT_BALANCE
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +118,7 @@ async def masters(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotU
 async def _master_detail(update: Update, context: ContextTypes.DEFAULT_TYPE, master_id: int, sort: str) -> None:
     admin = is_admin(context, sender_id(update))
     services = get_app(context).services
+    await working(update, ChatAction.UPLOAD_PHOTO)  # the statistics and the chart take a moment
     stats = await services.master_statistics(master_id, include_hidden=admin)
     try:
         chart: bytes | None = await services.master_chart(master_id, include_hidden=admin)
@@ -219,11 +224,12 @@ async def _offer_recommended(
 ) -> None:
     services = get_app(context).services
     preview = services.preview_follow(user.id, master_id, credential_id, RECOMMENDED_SETTINGS)
+    account = await services.own_account(user.id, credential_id)
     warning = await services.master_account_warning(master_id, credential_id)
     await reply(
         update,
         f"Copy {master_name} on {label} with the recommended settings?\n\n"
-        + format_follow_settings(preview, master_name, label)
+        + format_follow_brief(preview, master_name, label, account.venue)
         + "\n\nEach trade is sized in proportion to your account; copying starts with the master's next trade. "
         "Change anything later with /settings." + (f"\n\n{warning}" if warning else ""),
         reply_markup=keyboard(
@@ -233,12 +239,53 @@ async def _offer_recommended(
     )
 
 
-def _following_text(row: Any, master_name: str, label: str) -> str:
-    return (
-        "✅ Following.\n\n"
-        + format_follow_settings(row, master_name, label)
-        + "\n\nYou will get a message for every copied trade. Change settings with /settings."
-    )
+async def _say_following(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, row: Any, master_name: str, *, offer: bool
+) -> None:
+    """ "✅ Following" with the follow at a glance and "All settings" one tap away. ``offer``: when
+    the master holds positions, the same message offers to copy them now, with the sizes it would
+    send — so the first thing a new follower hears is never an exit of a position they lack."""
+    services = get_app(context).services
+    account = await services.own_account(user.id, row.credential_id)
+    follow_id = stored_id(row)
+    text = "✅ Following.\n\n" + format_follow_brief(row, master_name, account.label, account.venue)
+    buttons: list[list[tuple[str, str]]] = []
+    plan: list[Any] = []
+    if offer:
+        try:
+            plan = await services.open_positions_plan(user.id, follow_id)
+        except (VenueError, VaultError) as exc:  # the follow stands; only the offer is left out
+            log.warning("open positions of follow %s not offered: %s", follow_id, exc)
+    if any(not isinstance(order, Skip) for order in plan):
+        text += (
+            f"\n\n{master_name} holds open positions now. Also copy them now at your sizing?\n"
+            + format_opening_plan(plan)
+            + "\nOtherwise their exits are not copied (you hold no copy of them)."
+        )
+        buttons.append([("📥 Copy the open positions now", f"fq:o:{follow_id}")])
+    else:
+        text += "\n\nYou will get a message for every copied trade."
+    buttons.append([("⚙️ All settings", f"se:f:{follow_id}")])
+    await reply(update, text, reply_markup=keyboard(*buttons))
+
+
+async def _open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, follow_id: int) -> None:
+    """Copy the master's open positions for a follow (each order's id is derived from the
+    master's position: pressing twice sends once)."""
+    services = get_app(context).services
+    view = await services.own_follow_view(user.id, follow_id)
+    await reply(update, f"Opening {view.master_name}'s current positions on {view.account_label}…")
+    try:
+        outcomes = await services.open_master_positions(user.id, follow_id)
+    except (VenueError, VaultError) as exc:
+        await reply(
+            update,
+            f"❌ The master's open positions were not copied: your exchange could not be used ({exc}). "
+            "You follow the master from the next trade.",
+        )
+        return
+    for part in split_message("📥 The master's open positions:\n" + format_open_outcomes(outcomes)):
+        await reply(update, part)
 
 
 @handler()
@@ -250,12 +297,16 @@ async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     action = parts[1] if len(parts) > 1 else ""
     if action == "p":
         _, master_id = callback_args(update, 2)
-        account = await services.paper_account(user.id)
-        await reply(update, f"🧪 Your paper account {account.label} is ready with simulated money.")
+        await services.paper_account(user.id)
+        await reply(update, f"🧪 Your paper account is ready with {DEFAULT_BALANCE:,} USDT of simulated money.")
         if int_arg(master_id):
             await offer_follow(update, context, user, int_arg(master_id))
         elif not await list_masters(update, context):
             await reply(update, "No masters are listed yet.")
+        return
+    if action == "o":
+        _, follow_id = callback_args(update, 2)
+        await _open_positions(update, context, user, int_arg(follow_id))
         return
     _, master_id, credential_id = callback_args(update, 3)
     master = await services.master(int_arg(master_id))
@@ -264,7 +315,7 @@ async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
         await _offer_recommended(update, context, user, master.id, master.name, account.id, account.label)
     elif action == "r":
         row = await services.follow(user.id, master.id, account.id, dict(RECOMMENDED_SETTINGS))
-        await reply(update, _following_text(row, master.name, account.label))
+        await _say_following(update, context, user, row, master.name, offer=True)
     else:
         raise UserError(STALE_BUTTON)
 
@@ -417,10 +468,11 @@ async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: di
         else "Copying starts with the master's next trade; positions the master already holds are not copied."
     )
     warning = await services.master_account_warning(state["master_id"], state["credential_id"])
+    account = await services.own_account(user.id, state["credential_id"])
     await reply(
         update,
         "Please check and confirm:\n\n"
-        + format_follow_settings(preview, state["master_name"], state["account_label"])
+        + format_follow_brief(preview, state["master_name"], state["account_label"], account.venue)
         + "\n\n"
         + opening
         + (f"\n\n{warning}" if warning else ""),
@@ -435,20 +487,9 @@ async def follow_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, use
     app = get_app(context)
     row = await app.services.follow(user.id, state["master_id"], state["credential_id"], state["settings"])
     user_data(context).pop(_KEY, None)
-    await reply(update, _following_text(row, state["master_name"], state["account_label"]))
+    await _say_following(update, context, user, row, state["master_name"], offer=False)  # asked already
     if state.get("open_now"):
-        await reply(update, f"Opening {state['master_name']}'s current positions on {state['account_label']}…")
-        try:
-            outcomes = await app.services.open_master_positions(user.id, stored_id(row))
-        except (VenueError, VaultError) as exc:
-            await reply(
-                update,
-                f"❌ The master's open positions were not copied: your exchange could not be used ({exc}). "
-                "You follow the master from the next trade.",
-            )
-            return ConversationHandler.END
-        for part in split_message("📥 The master's open positions:\n" + format_open_outcomes(outcomes)):
-            await reply(update, part)
+        await _open_positions(update, context, user, stored_id(row))
     return ConversationHandler.END
 
 

@@ -9,8 +9,19 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from core.confirmations import CopyOffer
 from core.copying.config import FollowPaused
+from core.copying.direct import DirectOrder
 from core.follow_settings import FOLLOW_SETTINGS
-from core.model import CopyResult, CopyStatus, OrderOrigin, Side, SizingMode, Skip, plain
+from core.model import (
+    SKIP_EXPLANATIONS,
+    CopyResult,
+    CopyStatus,
+    FollowSettings,
+    OrderOrigin,
+    Side,
+    SizingMode,
+    Skip,
+    plain,
+)
 from core.notifications import Event
 from core.risk_service import DriftFound, RiskNotice
 
@@ -362,6 +373,64 @@ def format_follow_settings(follow, master_name: str, account_label: str) -> str:
     title = f"#{follow.id} {master_name}" if follow.id is not None else f"New follow: {master_name}"
     lines = [f"{title} → {account_label}", f"Status: {status}"]
     lines += [setting.line(follow) for setting in FOLLOW_SETTINGS if setting.line is not None]
+    return "\n".join(lines)
+
+
+#: settings that act only where market orders are refused (Angel One): left out of the short
+#: summary of a follow on any other venue
+LIMIT_ONLY_SETTINGS = frozenset({"price_protection_pct", "product", "remainder_action"})
+LIMIT_ONLY_VENUES = frozenset({"angelone"})
+#: at most this many changed settings are listed in the short summary (8 lines with the title,
+#: the status and the sizing); the rest is one tap away, behind "All settings"
+BRIEF_CHANGES = 5
+_DEFAULTS = FollowSettings(follow_id=0, user_id=0, master_id=0, credential_id="")
+
+
+def format_follow_brief(follow, master_name: str, account_label: str, venue: str) -> str:
+    """A follow at a glance (offers, "Following"): the title, the status when not active, the
+    sizing, and only the settings that differ from the defaults and act on ``venue``."""
+    lines = [
+        f"#{follow.id} {master_name} → {account_label}" if follow.id is not None else f"{master_name} → {account_label}"
+    ]
+    if follow.status.value != "active":
+        lines.append("Status: " + follow.status.value + (f" ({follow.status_reason})" if follow.status_reason else ""))
+    changed = []
+    for setting in FOLLOW_SETTINGS:
+        if setting.line is None or (setting.name in LIMIT_ONLY_SETTINGS and venue not in LIMIT_ONLY_VENUES):
+            continue
+        line = setting.line(follow)
+        if setting.name == "sizing_mode":
+            lines.append(line)
+        elif line != setting.line(_DEFAULTS):
+            changed.append(line)
+    if len(changed) > BRIEF_CHANGES:
+        changed = changed[: BRIEF_CHANGES - 1] + [f"… and {len(changed) - BRIEF_CHANGES + 1} more changed settings"]
+    return "\n".join(lines + (changed or ["Every other setting: the default"]))
+
+
+def format_opening_plan(plan: Sequence[DirectOrder | Skip]) -> str:
+    """What copying the master's open positions would send now, one line each."""
+    return "\n".join(
+        f"• {outcome}"
+        if isinstance(outcome, Skip)
+        else f"• {outcome.side.value} {amount(outcome.quantity)} "
+        f"{outcome.symbol} (about {amount(outcome.reference_price)})"
+        for outcome in plan
+    )
+
+
+def format_skip_digest(skips: Sequence[CopyResult], master_names: dict[int, str]) -> str:
+    """The skips held for the digest (``core.notifications.DIGESTED_SKIPS``), one line per master
+    and reason with the count and the symbols."""
+    groups: dict[tuple[int, str], list[CopyResult]] = {}
+    for skip in skips:
+        assert skip.skip is not None  # only skips are digested
+        groups.setdefault((skip.master_id, SKIP_EXPLANATIONS[skip.skip.reason]), []).append(skip)
+    lines = [f"ℹ️ Not copied, nothing for you to do ({len(skips)}):"]
+    for (master_id, why), group in groups.items():
+        symbols = ", ".join(sorted({s.fill.symbol for s in group}))
+        lines.append(f"• {master_names.get(master_id, f'master #{master_id}')}: {len(group)}× {why} ({symbols})")
+    lines.append("Each one is in /history.")
     return "\n".join(lines)
 
 

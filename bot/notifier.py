@@ -8,15 +8,16 @@ import asyncio
 import logging
 import time
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import Forbidden, TelegramError
 
-from bot.formatting import format_event, split_message
+from bot.formatting import format_event, format_skip_digest, split_message
 from bot.host import BotApp
 from bot.keyboards import keyboard
 from core.confirmations import CopyOffer
 from core.model import CopyResult
-from core.notifications import Event
+from core.notifications import Event, SkipDigest, digested
+from core.records import UserRecord
 from core.risk_service import DriftFound
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
         # one lane per sender; a user's events always take the same lane, so they arrive in order
         self._lanes: list[asyncio.Queue[Event]] = []
+        self._digest = SkipDigest()
         self._shown_drifts: dict[
             int, tuple[tuple[object, ...], float]
         ] = {}  # follow id -> (drifts, monotonic deadline)
@@ -105,8 +107,21 @@ class Notifier:
             self._master_names[master_id] = name
         return self._master_names[master_id]
 
+    async def send_digests(self) -> None:
+        """One message per user for the skips held since the last digest (a scheduled job)."""
+        for user_id, skips in self._digest.take().items():
+            user = await self.app.services.user(user_id)
+            if user is None or user.telegram_id is None or user.blocked_bot:
+                continue
+            names = {m: name for m in {s.master_id for s in skips} if (name := await self._master_name(m))}
+            await self._send(user, format_skip_digest(skips, names))
+
     async def deliver(self, event: Event) -> None:
         if self._already_shown(event):
+            return
+        if digested(event):
+            assert isinstance(event, CopyResult)
+            self._digest.hold(event)
             return
         user = await self.app.services.user(event.user_id)
         if user is None or user.telegram_id is None or user.blocked_bot:
@@ -118,8 +133,12 @@ class Notifier:
             if isinstance(event, CopyOffer)
             else None
         )
+        await self._send(user, format_event(event, master_name=master_name), markup)
+
+    async def _send(self, user: UserRecord, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        assert user.telegram_id is not None
         try:
-            for part in split_message(format_event(event, master_name=master_name)):
+            for part in split_message(text):
                 await self.bot.send_message(user.telegram_id, part, reply_markup=markup)
         except Forbidden:
             assert user.id is not None

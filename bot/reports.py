@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Bot, Update
+from telegram.constants import ChatAction
 from telegram.error import Forbidden
 from telegram.ext import CommandHandler, ContextTypes
 
-from bot.auth import ADMINS_ONLY, BotUser, chat_of, get_app, handler, is_admin, reply, sender_id
+from bot.auth import ADMINS_ONLY, BotUser, chat_of, get_app, handler, is_admin, reply, sender_id, working
 from bot.formatting import format_pnl, format_summary_setting, period_title, split_message
 from bot.host import BotApp
 from bot.report_text import daily_summary_text
@@ -37,6 +38,7 @@ async def pnl(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser)
         raise UserError(PNL_USAGE)
     services = get_app(context).services
     period = args[0] if args else None
+    await working(update, ChatAction.UPLOAD_PHOTO)  # the first chart takes seconds
     chart: bytes | None
     try:
         report, chart = await services.pnl_chart(user.id, period=period)

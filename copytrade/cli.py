@@ -7,17 +7,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
-from telegram.error import InvalidToken
-from telegram.error import NetworkError as TelegramNetworkError
 
 from copytrade.config import Settings, load_settings
 from copytrade.logs import SecretRedactor, configure_logging
@@ -88,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--seed", type=int, default=None, help="paper mode without a token: random seed of the simulated master"
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="paper mode without a token: also print the skips a follower cannot act on (exits of positions "
+        "they hold no copy of, their own filters; by default only counted) and the HTTP access log",
     )
     # -- scaled out (copytrade.scaleout): roles meeting in Redis ---------------------------------
     run.add_argument(
@@ -168,26 +170,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, VaultError, UserError) as exc:
         print(f"copytrade: error: {redactor.redact(str(exc))}", file=sys.stderr)
         return 2
-    except InvalidToken:
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        status = _known_failure(exc, redactor)
+        if status is None:
+            raise
+        return status
+
+
+def _known_failure(exc: Exception, redactor: SecretRedactor) -> int | None:
+    """A failure to tell in one line, and its exit status; ``None`` for a bug (its traceback is
+    shown). Imported here, not at the top: a bad setting is told before the libraries load."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from telegram.error import InvalidToken
+    from telegram.error import NetworkError as TelegramNetworkError
+
+    if isinstance(exc, InvalidToken):
         print(
             "copytrade: error: TELEGRAM_BOT_TOKEN: Telegram refused the token (copy it again from @BotFather)",
             file=sys.stderr,
         )
         return 2
-    except TelegramNetworkError as exc:
+    if isinstance(exc, TelegramNetworkError):
         print(
             f"copytrade: error: TELEGRAM_BOT_TOKEN: the Telegram Bot API cannot be reached: "
             f"{redactor.redact(_first_line(exc))}",
             file=sys.stderr,
         )
         return 1
-    except (SQLAlchemyError, OSError) as exc:
-        if not isinstance(exc, (OperationalError, InterfaceError, OSError)):
-            raise
+    if isinstance(exc, (OperationalError, InterfaceError, OSError)):
         print(f"copytrade: error: DATABASE_URL: cannot open {_safe_url()}: {_first_line(exc)}", file=sys.stderr)
         return 2  # a database that cannot be opened is configuration to fix, like a refused token
-    except KeyboardInterrupt:
-        return 130
+    return None
 
 
 def _from_checkout(command: str, arguments: list[str]) -> int:
@@ -213,6 +228,9 @@ def _from_checkout(command: str, arguments: list[str]) -> int:
 
 
 def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(load_settings().database_url).render_as_string(hide_password=True)
     except (ConfigError, ArgumentError):
@@ -294,6 +312,7 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         from copytrade.scaleout.roles import run_role
 
         return await run_role(settings, args.role, args.shard, redactor)
+    stop = stop_on_signals()  # before anything is built: a stop while starting is a stop too
     app = await build_app(settings, on_secrets=redactor.add)
     tune_garbage_collector()
     streams = OrderStreams(app.engine, app.journal, app.venues, cap=settings.order_stream_cap)
@@ -312,12 +331,10 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
                 from copytrade.paper_setup import ensure_paper_setup
 
                 await ensure_paper_setup(app, followers=False)
-            return await _run_bot(app, scheduler, http)
+            return await _run_bot(app, stop, scheduler, http)
         if not settings.is_paper:
-            await app.start_listeners()
-            await app.notifications.consume(_log_notification)  # until interrupted
-            return 0
-        return await _run_paper(app, args)
+            return await _run_headless(app, stop)
+        return await _run_paper(app, args, stop)
     finally:
         if warming is not None:
             warming.cancel()
@@ -326,6 +343,81 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         if http is not None:
             await http.stop()
         await app.close()
+
+
+#: how long a stop waits for the fills already made to be handed over, copied and told; a copy
+#: still in flight after it is awaited by ``App.close`` (each send is bounded by its venue's
+#: request timeout), one still unknown is settled at the next start
+STOP_DRAIN_SECONDS = 8.0
+
+
+def stop_on_signals() -> asyncio.Event:
+    """SIGTERM (docker stop, Fly, Heroku) and SIGINT (Ctrl-C) set the returned event. Both get a
+    handler of the process's own: as a container's first process (PID 1) the kernel drops every
+    signal without one, and a shell that started it ignoring SIGINT would leave Ctrl-C ignored."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            pass
+    return stop
+
+
+async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _settle_before_exit(app, fills_taken: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Once ``fills_taken`` (the fills already made are handed over): stop taking fills, let the
+    copies in flight finish and their notifications out, for at most ``STOP_DRAIN_SECONDS``."""
+    try:
+        async with asyncio.timeout(STOP_DRAIN_SECONDS):
+            if fills_taken is not None:
+                await fills_taken()
+            await app.listeners.stop()  # the streams end; the fills handed over are copied first
+            await app.engine.drain()
+            await _polled(lambda: not app.notifications.pending())
+    except TimeoutError:
+        log.warning(
+            "stopping before every copy was told: /history has each one; a copy still unknown is settled "
+            "at the next start"
+        )
+
+
+async def _run_headless(app, stop: asyncio.Event) -> int:
+    """No Telegram token outside paper mode: every master watched, each notification a log line,
+    until a signal; then the copies in flight finish and a summary line is logged."""
+    copies: collections.Counter[str] = collections.Counter()
+
+    async def deliver(event: object) -> None:
+        from core.model import CopyResult
+
+        if isinstance(event, CopyResult):
+            copies[event.status.value] += 1
+        await _log_notification(event)
+
+    await app.start_listeners()
+    log.info(
+        "copytrade (%s): %d master stream(s) watched; without TELEGRAM_BOT_TOKEN each notification is a log "
+        "line; SIGTERM or Ctrl-C stops",
+        app.settings.mode.value,
+        len(app.listeners.health),
+    )
+    consumer = asyncio.create_task(app.notifications.consume(deliver), name="notifications")
+    try:
+        await stop.wait()
+        await _settle_before_exit(app)
+    finally:
+        consumer.cancel()
+    from bot.formatting import format_counts
+
+    log.info("stopped; copies: %s", format_counts(copies))
+    return 0
 
 
 async def _log_notification(event: object) -> None:
@@ -357,7 +449,9 @@ async def _start_http(app, redactor: SecretRedactor):
     try:
         http = await start_http_server(app)
     except OSError as exc:
-        log.error("HTTP server not started: port %s: %s", app.settings.port, exc.strerror or exc)
+        log.error(
+            "HTTP server not started: port %s: %s (set PORT to a free port)", app.settings.port, exc.strerror or exc
+        )
         return None
     if http.webhook is not None:
         redactor.add([http.webhook.secret])  # sent to Telegram in setWebhook, received in a header
@@ -367,21 +461,11 @@ async def _start_http(app, redactor: SecretRedactor):
 # -- end of the HTTP server --------------------------------------------------------------------
 
 
-async def _run_bot(app, scheduler=None, http=None) -> int:
+async def _run_bot(app, stop: asyncio.Event, scheduler=None, http=None) -> int:
     """The Telegram bot (polling, or webhook when WEBHOOK_URL is set) with every master watched
-    and the daily summaries delivered (a job on ``scheduler``); SIGTERM (Heroku, Fly) and
-    Ctrl-C stop it cleanly."""
-    import signal
-
+    and the daily summaries delivered (a job on ``scheduler``) until ``stop`` is set."""
     from bot.app import serve
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
-            pass
     await app.start_listeners()
     await serve(
         app,
@@ -393,12 +477,13 @@ async def _run_bot(app, scheduler=None, http=None) -> int:
     return 0
 
 
-async def _run_paper(app, args: argparse.Namespace) -> int:
-    """Headless paper copier: a simulated master trades, followers copy, notifications print."""
+async def _run_paper(app, args: argparse.Namespace, stop: asyncio.Event) -> int:
+    """Headless paper copier: a simulated master trades, followers copy, notifications print,
+    until ``--max-fills`` or a signal; then the copies in flight finish and the summary prints."""
     from bot.formatting import format_counts, format_event
     from copytrade.paper_setup import ensure_paper_setup
     from core.model import CopyResult
-    from core.notifications import Event
+    from core.notifications import Event, digested
     from core.venues.paper.trader import PaperTrader
     from core.venues.paper.venue import PaperVenue
 
@@ -409,29 +494,40 @@ async def _run_paper(app, args: argparse.Namespace) -> int:
     trader = PaperTrader(app.paper, master_venue, random.Random(args.seed))
 
     copies: collections.Counter[str] = collections.Counter()
+    unshown: collections.Counter[str] = collections.Counter()
+    if not args.verbose:  # the copies on stdout, not a request log between them (errors still show)
+        logging.getLogger("copytrade.http").setLevel(logging.WARNING)
 
     async def show(event: Event) -> None:
         if isinstance(event, CopyResult):
             copies[event.status.value] += 1
+        if digested(event) and not args.verbose:
+            unshown["skips"] += 1  # counted in the summary; nothing the follower could do about it
+            return
         user = await app.services.user(event.user_id)
         who = user.display_name if user else f"user {event.user_id}"
         print(f"→ {who}: {format_event(event).splitlines()[0]}", flush=True)
 
     printer = asyncio.create_task(app.notifications.consume(show))
-    print(f"copytrade (paper): master #{master_id} trades every {args.interval}s; Ctrl-C to stop", flush=True)
+    master_name = await app.services.master_name(master_id)
+    print(
+        f"copytrade (paper): {master_name} trades every {args.interval}s; Ctrl-C to stop"
+        + ("" if args.verbose else " (--verbose: also the skips a follower cannot act on)"),
+        flush=True,
+    )
     fills = 0
     try:
-        while args.max_fills is None or fills < args.max_fills:
+        while not stop.is_set() and (args.max_fills is None or fills < args.max_fills):
             action = await trader.step()
             fills += 1
             print(f"master: {action}", flush=True)
-            await asyncio.sleep(args.interval)
-        await _polled(lambda: app.listeners.health[master_id].fills >= fills)  # the pump has taken every fill
-        await app.listeners.idle()
-        await _polled(lambda: not app.notifications.pending())
+            await _wait_or_stop(stop, args.interval)
+
+        await _settle_before_exit(app, lambda: _polled(lambda: app.listeners.health[master_id].fills >= fills))
     finally:
         printer.cancel()
-        print(f"copytrade (paper): {fills} master fills; copies: {format_counts(copies)}", flush=True)
+        hidden = f" ({unshown['skips']} skips a follower cannot act on not shown)" if unshown["skips"] else ""
+        print(f"copytrade (paper): {fills} master fills; copies: {format_counts(copies)}{hidden}", flush=True)
     return 0
 
 

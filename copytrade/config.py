@@ -1,26 +1,39 @@
 """Every setting, read from the environment in one place (12-factor).
 
 A missing or malformed value raises ``ConfigError`` whose message names the variable; the
-CLI prints it as one line, never a traceback.
+CLI prints it as one line, never a traceback. The bot token is checked first, and what the other
+checks need (SQLAlchemy's URL parser, the venues' tables) is imported only when they run, so a
+mistyped token is refused in a fraction of a second, before any network call.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
-from core.venues.angelone.constants import ProductType
-from core.venues.ccxt.constants import DEFAULT_EXCHANGES
-from core.venues.ccxt.driver import check_exchange_ids
+
+#: a Bot API token: the bot's numeric id, a colon, then URL-safe characters
+#: (https://core.telegram.org/bots/api#authorizing-your-bot)
+BOT_TOKEN_SHAPE = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
+#: what a token of another shape is told (never the value: it is a secret)
+BAD_BOT_TOKEN = (
+    "TELEGRAM_BOT_TOKEN: is not a bot token (expected <digits>:<letters, digits, - and _> as @BotFather gives "
+    "it, without quotes, spaces or a 'bot' prefix)"
+)
+
+
+def _default_exchanges() -> list[str]:
+    from core.venues.ccxt.constants import DEFAULT_EXCHANGES
+
+    return list(DEFAULT_EXCHANGES)
 
 
 class Mode(enum.StrEnum):
@@ -30,7 +43,10 @@ class Mode(enum.StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    #: an empty value (``NAME=`` in .env.example) means "unset": the default applies
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     telegram_bot_token: str | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_BASE_URL")
@@ -62,14 +78,27 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
     ccxt_exchanges: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_EXCHANGES), validation_alias="COPYTRADE_CCXT_EXCHANGES"
+        default_factory=_default_exchanges, validation_alias="COPYTRADE_CCXT_EXCHANGES"
     )
-    venue_urls: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS")
+    #: JSON, parsed by ``_parse_venue_urls`` (NoDecode: a malformed value is one line naming the variable)
+    venue_urls: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
+        default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS"
+    )
     angelone_rest_url: str | None = Field(default=None, validation_alias="ANGELONE_REST_URL")
     angelone_ws_url: str | None = Field(default=None, validation_alias="ANGELONE_WS_URL")
     angelone_scrip_master_url: str | None = Field(default=None, validation_alias="ANGELONE_SCRIP_MASTER_URL")
     angelone_public_ip: str | None = Field(default=None, validation_alias="ANGELONE_PUBLIC_IP")
     angelone_product: str = Field(default="INTRADAY", validation_alias="ANGELONE_PRODUCT")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bot_token_first(cls, data: Any) -> Any:
+        """Before every other setting: a mistyped token is one line, not a network error later."""
+        if isinstance(data, dict):
+            token = data.get("TELEGRAM_BOT_TOKEN", data.get("telegram_bot_token"))
+            if isinstance(token, str) and not BOT_TOKEN_SHAPE.fullmatch(token):
+                raise ValueError(BAD_BOT_TOKEN)
+        return data
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -97,6 +126,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
         except ArgumentError:
@@ -115,6 +147,8 @@ class Settings(BaseSettings):
     def _check_exchanges(cls, value: object) -> object:
         if isinstance(value, str):
             value = [p.strip().lower() for p in value.split(",") if p.strip()]
+        from core.venues.ccxt.driver import check_exchange_ids
+
         return check_exchange_ids(value)  # type: ignore[arg-type]
 
     @field_validator("venue_urls", mode="before")
@@ -134,6 +168,8 @@ class Settings(BaseSettings):
     @field_validator("angelone_product")
     @classmethod
     def _check_product(cls, value: str) -> str:
+        from core.venues.angelone.constants import ProductType
+
         upper = value.upper()
         if upper not in ProductType.__members__:
             raise ValueError(f"must be one of {', '.join(ProductType.__members__)}")
@@ -157,6 +193,8 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret the settings hold, for the log redactor."""
+        from sqlalchemy.engine import make_url
+
         password = make_url(self.database_url).password if "://" in self.database_url else None
         redis_password = make_url(self.redis_url).password if self.redis_url and "://" in self.redis_url else None
         return [
@@ -183,7 +221,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        location = str(first["loc"][0]) if first["loc"] else "?"
-        variable = _ENV_NAMES.get(location, location)
         message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a check of the whole settings: its message names the variable
+            raise ConfigError(message) from None
+        location = str(first["loc"][0])
+        variable = _ENV_NAMES.get(location, location)
         raise ConfigError(f"{variable}: {message}") from None

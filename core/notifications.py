@@ -9,12 +9,48 @@ from collections.abc import Awaitable, Callable
 
 from core.confirmations import CopyOffer
 from core.copying.config import FollowPaused
-from core.model import CopyResult
+from core.model import CopyResult, SkipReason
 from core.risk_service import DriftFound, RiskNotice
 
 log = logging.getLogger(__name__)
 
 Event = CopyResult | FollowPaused | DriftFound | RiskNotice | CopyOffer
+
+#: skips a follower can do nothing about (an exit of a position they hold no copy of, their own
+#: filters, a fill too late to copy, a follow they stopped): grouped into a digest, not pushed one
+#: by one; a skip they can act on (minimum size, maximum position, slippage, equity) still is, and
+#: so is a copy offer's end (it answers their Skip button, or says the offer ran out)
+DIGESTED_SKIPS = frozenset(
+    {
+        SkipReason.NO_POSITION_TO_EXIT,
+        SkipReason.SYMBOL_NOT_ALLOWED,
+        SkipReason.SYMBOL_BLOCKED,
+        SkipReason.ORDER_TYPE_FILTERED,
+        SkipReason.SIDE_FILTERED,
+        SkipReason.UNKNOWN_SYMBOL,
+        SkipReason.STALE_FILL,
+        SkipReason.FOLLOW_STOPPED,
+    }
+)
+
+
+def digested(event: Event) -> bool:
+    """Whether ``event`` waits for the digest instead of being pushed on its own."""
+    return isinstance(event, CopyResult) and event.skip is not None and event.skip.reason in DIGESTED_SKIPS
+
+
+class SkipDigest:
+    """The digested skips per user, until the next digest takes them."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, list[CopyResult]] = {}
+
+    def hold(self, event: CopyResult) -> None:
+        self._held.setdefault(event.user_id, []).append(event)
+
+    def take(self) -> dict[int, list[CopyResult]]:
+        held, self._held = self._held, {}
+        return held
 
 
 class NotificationQueue:

@@ -14,7 +14,7 @@ levels and closes the position when one is crossed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -619,8 +619,20 @@ class RiskService:
         hedge-mode master's long and short are two entries: a hedge-mode follower opens each on
         its side; a one-way follower sends both (its copied ledger keeps the legs apart, as live
         copies do) and holds their net, with the reason recorded on the copy."""
+        return [
+            order if isinstance(order, Skip) else await self.path.direct.place(follow, order)
+            async for order in self._opening_orders(follow)
+        ]
+
+    async def plan_open_positions(self, follow: FollowSettings) -> list[DirectOrder | Skip]:
+        """The orders ``open_master_positions`` would send now, each with its size, or why not;
+        nothing is sent (the follow's offer shows them)."""
+        return [order async for order in self._opening_orders(follow)]
+
+    async def _opening_orders(self, follow: FollowSettings) -> AsyncIterator[DirectOrder | Skip]:
+        """One order (or skip) per master leg, each made once the previous one was placed (a
+        one-way follower's note reads the copied position the previous leg moved)."""
         venue = await self._venue(follow)
-        outcomes: list[CopyResult | Skip] = []
         master_equity = None
         if follow.sizing_mode is SizingMode.EQUITY_RATIO and self.master_equity is not None:
             master_equity = await self.master_equity(follow.master_id)
@@ -633,7 +645,7 @@ class RiskService:
                 follower_equity = await venue.equity() if follow.sizing_mode is SizingMode.EQUITY_RATIO else None
             except VenueError as exc:
                 reason = SkipReason.UNKNOWN_SYMBOL if isinstance(exc, UnknownSymbol) else SkipReason.NO_EQUITY
-                outcomes.append(Skip(reason, f"{symbol}: {exc}"))
+                yield Skip(reason, f"{symbol}: {exc}")
                 continue
             raw = raw_entry_quantity(
                 follow.sizing_mode,
@@ -645,7 +657,7 @@ class RiskService:
             )
             quantity = raw if isinstance(raw, Skip) else fit_to_market(raw, rules, price)
             if isinstance(quantity, Skip):
-                outcomes.append(quantity)
+                yield quantity
                 continue
             side = Side.BUY if master_quantity > 0 else Side.SELL
             position_side = master_side
@@ -658,11 +670,9 @@ class RiskService:
                 note = one_way_note(Leg.ENTRY, position_side, net, quantity * side.sign)
             leg = () if master_side is PositionSide.BOTH else (master_side,)
             cid = direct_order_id(OrderOrigin.OPEN, follow.follow_id, symbol, master_quantity, *leg)
-            order = DirectOrder(
+            yield DirectOrder(
                 symbol, side, quantity, OrderOrigin.OPEN, cid, price, position_side=position_side, note=note
             )
-            outcomes.append(await self.path.direct.place(follow, order))
-        return outcomes
 
 
 def register_risk_jobs(

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.confirmations import CopyConfirmations
+from core.copying.direct import DirectOrder
 from core.errors import (
     AlreadyFollowing,
     InvalidFollowSettings,
@@ -392,6 +393,12 @@ class Services:
         """Copy the master's open positions at the follow's sizing (a follow just started)."""
         await self.own_follow(user_id, follow_id)
         return await self.risk.open_master_positions(await self._settings(follow_id))
+
+    async def open_positions_plan(self, user_id: int, follow_id: int) -> list[DirectOrder | Skip]:
+        """What ``open_master_positions`` would send now (sizes, or why not), nothing sent: the
+        offer made to a new follower while the master holds positions."""
+        await self.own_follow(user_id, follow_id)
+        return await self.risk.plan_open_positions(await self._settings(follow_id))
 
     async def check_drift(self, user_id: int, follow_id: int) -> dict[str, tuple[Decimal, Decimal]]:
         """Compare the venue's positions with the copy history: ``symbol → (wanted, held)``, a

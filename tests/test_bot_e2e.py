@@ -403,9 +403,9 @@ async def test_broadcast_to_200_users_completes_under_the_rate_limiter(bot):
     assert "Maintenance tonight" in preview.text
     await admin.press("Send")
     progress = await admin.expect("Sending… 0/201")
-    final = await admin.expect("Broadcast finished", within=40)
-    assert "Delivered: 198" in final.text and "Blocked the bot: 3" in final.text and "Failed: 0" in final.text
-    assert "Broadcast finished" in await admin.wait_text(progress.message_id, "Broadcast finished")
+    final = await admin.wait_text(progress.message_id, "Broadcast finished", within=40)  # the progress, edited
+    assert "Delivered: 198" in final and "Blocked the bot: 3" in final and "Failed: 0" in final
+    assert sum("Broadcast finished" in m.text for m in await admin.messages()) == 1  # the tally once
     assert bot.proxy.too_many_requests == 0  # never over Telegram's limit
     sends = [p for m, p in bot.proxy.calls if m == "sendMessage" and int(p["chat_id"]) == recipients[10]]
     assert len(sends) == 2  # the 429 was retried after retry_after, once
@@ -467,6 +467,18 @@ async def test_admin_adds_a_master_manages_it_and_pulls_the_kill_switch(bot):
     await follower.expect("resumed")
 
 
+async def skip_digest(bot, user: ChatUser, needle: str, attempts: int = 100) -> BotMessage:
+    """Run the skip-digest job until its message arrives (the skip may still be on its way to the
+    notifier when the job first runs); bounded."""
+    for _ in range(attempts):
+        await bot.scheduler.get_job("skip-digests").func()
+        try:
+            return await user.expect(needle, within=0.2)
+        except AssertionError:
+            continue
+    raise AssertionError(f"no digest saying {needle!r}")
+
+
 async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bot):
     from core.errors import AuthenticationError
 
@@ -481,8 +493,8 @@ async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bo
     await user.send("ETH")
     await user.expect("Allow list: ETH")
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")
-    skipped = await user.expect("⏭ Not copied", within=15)
-    assert "not on your allow list" in skipped.text
+    skipped = await skip_digest(bot, user, "Not copied, nothing for you to do (1)")  # the follower's own filter
+    assert "the symbol is not on your allow list (BTC/USDT:USDT)" in skipped.text
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [key] = await bot.app.services.accounts_of(owner.id)
     follower_venue = await bot.app.venues.venue_for(key.id)
@@ -708,8 +720,8 @@ async def test_masters_are_paginated_and_a_broadcast_can_target_one_masters_foll
     await admin.send("Master 03 pauses trading this week")
     await admin.expect("(1 user(s))")
     await admin.press("Send")
-    final = await admin.expect("Broadcast finished")
-    assert "Delivered: 1" in final.text
+    progress = await admin.expect("Sending…")
+    assert "Delivered: 1" in await admin.wait_text(progress.message_id, "Broadcast finished")
     await user.expect("Master 03 pauses trading this week")
     assert not any("pauses trading" in m.text for m in await outsider.messages())
 
@@ -1128,7 +1140,7 @@ async def test_a_new_user_follows_in_four_interactions_and_gets_a_paper_copy(bot
     welcome = await user.expect("Welcome to copytrade")
     assert [t for t, _ in welcome.buttons] == ["🧪 Try with a paper account", "🔑 Connect my exchange"]
     await user.press("Try with a paper account")
-    await user.expect("Your paper account paper is ready")
+    await user.expect("Your paper account is ready with 10,000 USDT")
     await user.press("Paper Trend")
     offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
     assert "equity ratio" in offer.text.lower()
@@ -1176,9 +1188,9 @@ async def test_trying_a_paper_account_twice_keeps_one_account(bot):
     await user.send("/start")
     welcome = await user.expect("Welcome to copytrade")
     await user.press("Try with a paper account", welcome)
-    await user.expect("Your paper account paper is ready")
+    await user.expect("Your paper account is ready with 10,000 USDT")
     await user.press("Try with a paper account", welcome)
-    await user.expect("Your paper account paper is ready")
+    await user.expect("Your paper account is ready with 10,000 USDT")
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     assert len(await bot.app.services.accounts_of(owner.id)) == 1
 
@@ -1217,7 +1229,7 @@ async def test_a_masters_own_account_following_another_master_is_warned(bot):
     user = bot.user("Max")
     await user.send("/start")
     await user.press("Try with a paper account")
-    await user.expect("Your paper account paper is ready")
+    await user.expect("Your paper account is ready with 10,000 USDT")
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     [account] = await bot.app.services.accounts_of(owner.id)
     await bot.app.services.add_master("Max Alpha", "paper", owner_id=owner.id, credential_id=account.id)
@@ -1290,3 +1302,70 @@ async def test_more_values_than_fields_are_refused_and_nothing_is_kept(bot):
     await user.send("one two three")
     await user.expect("does not look like a API key")
     assert "one two three" not in await user.own_texts()
+
+
+# -- the newcomer's first messages --------------------------------------------------------------
+
+
+async def test_a_newcomers_first_message_after_following_is_an_offer_and_unactionable_skips_wait_for_the_digest(bot):
+    master, master_venue = await paper_master(bot)
+    await master_trades(master_venue, "m-held", Side.BUY, "0.5")  # the master holds a long before anyone follows
+    await wait_fills(bot, master.id, 1)
+    user = bot.user("Nova")
+    await user.send("/start")
+    await user.expect("Welcome to copytrade")
+    await user.press("Try with a paper account")
+    await user.expect("Your paper account is ready with 10,000 USDT")
+    await user.press("Paper Trend")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    await user.press("Follow with recommended settings", offer)
+    following = await user.expect("✅ Following")
+    # the same message offers the master's open position, at the size it would open (equity ratio:
+    # 10,000 of the follower against the master's 100,000)
+    assert "Paper Trend holds open positions now" in following.text
+    assert "• buy 0.05 BTC/USDT:USDT" in following.text
+    assert [t for t, _ in following.buttons] == ["📥 Copy the open positions now", "⚙️ All settings"]
+
+    await master_trades(master_venue, "m-exit", Side.SELL, "0.25", reduce_only=True)  # an exit not held by the copy
+    await master_trades(master_venue, "m-entry", Side.BUY, "0.1")  # an entry: copied
+    copied = await user.expect("✅ Copied", within=15)
+    assert "bought 0.01 BTC/USDT:USDT" in copied.text
+    after = [m.text for m in await user.messages() if m.message_id > following.message_id]
+    assert after[0].startswith("✅ Copied") and not any("Not copied" in text for text in after), after
+
+    digest = await skip_digest(bot, user, "Not copied, nothing for you to do (1)")
+    assert "Paper Trend: 1× the master reduced a position you do not hold a copy of (BTC/USDT:USDT)" in digest.text
+
+    await user.press("Copy the open positions now", following)
+    opened = await user.expect("📥 The master's open positions:", within=15)
+    assert "1 order(s) sent to open the master's positions" in opened.text
+    _, venue = await follower_venue(bot, user)
+    assert [(p.symbol, p.quantity) for p in await venue.positions()] == [("BTC/USDT:USDT", Decimal("0.045"))]
+
+
+async def test_the_follow_summary_is_at_most_8_lines_with_all_settings_one_tap_away(bot):
+    await paper_master(bot)
+    user = bot.user("Sum")
+    await start(user)
+    await user.press("Try with a paper account")
+    await user.press("Paper Trend")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    summary = offer.text.split("\n\n")[1]
+    assert len(summary.splitlines()) <= 8, summary
+    assert "Price protection" not in offer.text and "Product type" not in offer.text  # Angel One only
+    await user.press("Follow with recommended settings", offer)
+    following = await user.expect("✅ Following")
+    assert len(following.text.split("\n\n")[1].splitlines()) <= 8, following.text
+    await user.press("All settings", following)
+    everything = await user.expect("Reverse: off")
+    assert "Margin mode" in everything.text and "Auto-sync" in everything.text
+
+
+async def test_an_admin_needs_no_start_before_stats_and_a_slow_reply_shows_a_working_sign(bot):
+    admin = bot.user("Boss", ADMIN)
+    await admin.send("/stats")  # the first thing this admin ever sends
+    await admin.expect("Copies, last 7 days")
+    await admin.send("/pnl")
+    await admin.expect("You have not followed anyone yet", within=60)  # the first /pnl loads the chart library
+    actions = [p["action"] for m, p in bot.proxy.calls if m == "sendChatAction" and int(p["chat_id"]) == admin.id]
+    assert actions == ["upload_photo"]

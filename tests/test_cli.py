@@ -309,6 +309,25 @@ def test_run_in_paper_mode_without_a_token_copies_and_exits(capsys, tmp_path):
     assert (tmp_path / "data" / "dev-secret.key").exists()
 
 
+def test_headless_run_prints_only_the_skips_a_follower_can_act_on_unless_verbose(capsys, tmp_path, monkeypatch):
+    from core.model import SKIP_EXPLANATIONS
+    from core.notifications import DIGESTED_SKIPS
+
+    unactionable = tuple(SKIP_EXPLANATIONS[reason] for reason in DIGESTED_SKIPS)
+    argv = ["run", "--max-fills", "12", "--interval", "0.01", "--seed", "1"]
+    assert main(argv) == 0
+    quiet = capsys.readouterr().out
+    hidden = re.search(r"\((\d+) skips a follower cannot act on not shown\)", quiet)
+    assert hidden, quiet
+    assert not [line for line in quiet.splitlines() if line.startswith("→") and any(u in line for u in unactionable)]
+    (tmp_path / "verbose").mkdir()
+    monkeypatch.chdir(tmp_path / "verbose")  # a fresh database: the same master trades
+    assert main([*argv, "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    shown = [line for line in verbose.splitlines() if line.startswith("→") and any(u in line for u in unactionable)]
+    assert shown and "not shown" not in verbose  # (how many varies: copies fill at the price they meet)
+
+
 def _count_rows(tmp_path: Path, *tables: str) -> tuple[int, ...]:
     engine = create_sync_engine(f"sqlite:///{tmp_path / 'data' / 'copytrade.db'}")
     try:

@@ -4,6 +4,7 @@ the vault key policy of each mode."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from decimal import Decimal
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_old_secret_keys_are_split_on_commas(monkeypatch):
     assert load_settings().old_secret_keys == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("value", ["not a url", "mysql://x/y", "postgresql://host", ""])
+@pytest.mark.parametrize("value", ["not a url", "mysql://x/y", "postgresql://host"])
 def test_bad_database_url_raises_naming_database_url(monkeypatch, value):
     assert config_error(monkeypatch, DATABASE_URL=value).startswith("DATABASE_URL")
 
@@ -163,6 +164,32 @@ def test_the_environment_wins_over_the_dotenv_file(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("COPYTRADE_MODE=live\n")
     monkeypatch.setenv("COPYTRADE_MODE", "paper")
     assert load_settings().mode is Mode.PAPER
+
+
+def _env_example_names() -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    return [line.lstrip("# ").split("=", 1)[0] for line in text.splitlines() if re.match(r"#? ?[A-Z_]+=", line)]
+
+
+def test_every_empty_setting_in_a_dotenv_file_means_unset(tmp_path):
+    """``cp .env.example .env`` leaves ``NAME=`` lines: each is the default, never an error."""
+    names = _env_example_names()
+    assert "COPYTRADE_VENUE_URLS" in names and "TELEGRAM_BOT_TOKEN" in names
+    (tmp_path / ".env").write_text("".join(f"{name}=\n" for name in names))
+    assert load_settings().model_dump() == Settings().model_dump()
+
+
+def test_every_empty_setting_in_the_environment_means_unset(monkeypatch):
+    for name in _env_example_names():
+        monkeypatch.setenv(name, "")
+    assert load_settings().model_dump() == Settings().model_dump()
+
+
+def test_malformed_venue_urls_in_a_dotenv_file_is_one_line_naming_the_variable(tmp_path):
+    (tmp_path / ".env").write_text("COPYTRADE_VENUE_URLS={binanceusdm\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith("COPYTRADE_VENUE_URLS: is not valid JSON")
 
 
 # -- load_vault -----------------------------------------------------------------------------------

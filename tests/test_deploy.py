@@ -7,6 +7,7 @@ built only where a Docker daemon answers."""
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import shutil
 import subprocess
@@ -86,6 +87,61 @@ def test_compose_runs_postgres_redis_a_migration_then_the_service_on_its_port():
     )
     fly = tomllib.loads((ROOT / "fly.toml").read_text())
     assert _seconds(app["stop_grace_period"]) >= _seconds(fly["kill_timeout"])
+
+
+def _image_env(name: str) -> str:
+    final = _dockerfile()[[i for i, line in enumerate(_dockerfile()) if line.startswith("FROM ")][-1] :]
+    for line in final:
+        if line.startswith("ENV "):
+            match = re.search(rf"\b{name}=(\S+)", line)
+            if match:
+                return match.group(1)
+    raise AssertionError(f"the image sets no {name}")
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """A compose service's mounts, target to source, in the short or the long syntax."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        mounts[target] = source
+    return mounts
+
+
+def test_compose_keeps_the_data_directory_with_the_paper_key_across_a_recreate():
+    """Paper mode generates its secret key in COPYTRADE_DATA_DIR; PostgreSQL is persisted, so a
+    recreated container without the key would refuse to start (and restart in a loop)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    app = compose["services"]["copytrade"]
+    data_dir = app.get("environment", {}).get("COPYTRADE_DATA_DIR") or _image_env("COPYTRADE_DATA_DIR")
+    source = _mounts(app).get(data_dir)
+    assert source, f"{data_dir} is not mounted: {app.get('volumes')}"
+    assert source in (compose.get("volumes") or {}), "a named volume, kept by docker compose down and up"
+
+
+def _compose_config() -> dict | str:
+    """``docker compose config`` as data, or why it cannot run here."""
+    if shutil.which("docker") is None:
+        return "no docker client on this machine"
+    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=60)
+    if plugin.returncode != 0:
+        return "the docker client has no compose plugin: " + (plugin.stderr.strip().splitlines() or ["?"])[0]
+    done = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_docker_compose_config_is_valid_and_mounts_the_data_directory():
+    config = _compose_config()
+    if isinstance(config, str):
+        pytest.skip(config)
+    [mount] = [m for m in config["services"]["copytrade"]["volumes"] if m["target"] == _image_env("COPYTRADE_DATA_DIR")]
+    assert mount["type"] == "volume" and mount["source"] in config["volumes"]
 
 
 def _dockerfile() -> list[str]:

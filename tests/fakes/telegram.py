@@ -53,6 +53,24 @@ process.on('SIGTERM', () => server.stop().then(() => process.exit(0)));
 """
 
 
+#: the actions sendChatAction accepts (https://core.telegram.org/bots/api#sendchataction)
+CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -248,6 +266,14 @@ class BotApiProxy:
                 self.commands.pop(scope, None)
                 return web.json_response({"ok": True, "result": True})
             return web.json_response({"ok": True, "result": self.commands.get(scope, [])})
+        if method == "sendChatAction":
+            # https://core.telegram.org/bots/api#sendchataction: True, for one of the listed actions only
+            if params.get("action") not in CHAT_ACTIONS or "chat_id" not in params:
+                return web.json_response(
+                    {"ok": False, "error_code": 400, "description": "Bad Request: wrong parameter action in request"},
+                    status=400,
+                )
+            return web.json_response({"ok": True, "result": True})
         if method in self.refused_methods:
             return web.json_response(
                 {"ok": False, "error_code": 400, "description": "Bad Request: failed to get HTTP URL content"},
