@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from core.confirmations import CopyOffer
 from core.copying.config import FollowPaused
 from core.follow_settings import FOLLOW_SETTINGS
-from core.model import CopyResult, CopyStatus, OrderOrigin, Side, SizingMode, Skip, plain
+from core.model import CopyResult, CopyStatus, FeeStatus, OrderOrigin, Side, SizingMode, Skip, plain
 from core.notifications import Event
 from core.risk_service import DriftFound, RiskNotice
 
@@ -388,6 +388,10 @@ def format_history_line(order, master_name: str) -> str:
     status = order.status.value
     if status == "filled":
         tail = f"filled @ {amount(order.average_price)} (master {amount(order.master_price)})"
+        if order.fee_status is FeeStatus.PENDING:
+            tail += "; its commission is still to come"
+        elif order.fee_status is FeeStatus.MISSING:
+            tail += f"; {order.reason}"
     elif status == "skipped":
         tail = f"not copied — {order.reason or order.reason_code or 'no reason recorded'}"
     elif status == "failed":
