@@ -15,6 +15,7 @@ from core.model import (
     SKIP_EXPLANATIONS,
     CopyResult,
     CopyStatus,
+    FeeStatus,
     FollowSettings,
     OrderOrigin,
     Side,
@@ -457,6 +458,10 @@ def format_history_line(order, master_name: str) -> str:
     status = order.status.value
     if status == "filled":
         tail = f"filled @ {amount(order.average_price)} (master {amount(order.master_price)})"
+        if order.fee_status is FeeStatus.PENDING:
+            tail += "; its commission is still to come"
+        elif order.fee_status is FeeStatus.MISSING:
+            tail += f"; {order.reason}"
     elif status == "skipped":
         tail = f"not copied — {order.reason or order.reason_code or 'no reason recorded'}"
     elif status == "failed":

@@ -138,6 +138,37 @@ class OpenCopy:
     attempt: int = 0  # its re-send number
 
 
+@dataclass(frozen=True, slots=True)
+class FeeToCome:
+    """A sent order recorded with a fill whose commission has not come yet (``FeeStatus.PENDING``):
+    what the journal holds of it, to be completed by a fee-only report of the same fill."""
+
+    client_order_id: str
+    follow_id: int
+    credential_id: str | None  # None once the follow's key was removed
+    symbol: str
+    venue_order_id: str | None
+    state: OrderState
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    fee: Decimal
+    base_fee: Decimal
+    since: datetime  # when the order ended (when it was sent, while it is still open)
+
+    def report(self) -> OrderReport:
+        """The order as recorded, its fee still to come: the venue completes it."""
+        return OrderReport(
+            self.venue_order_id or "",
+            self.client_order_id,
+            self.state,
+            self.filled_quantity,
+            self.average_price,
+            self.fee,
+            self.base_fee,
+            fee_pending=True,
+        )
+
+
 #: the epoch of a pending row's first claim: the writer that inserts it holds it
 FIRST_EPOCH = 1
 
@@ -284,6 +315,15 @@ class CopyJournal(Protocol):
         ...
 
     async def pending_copies(self) -> Sequence[PendingCopy]: ...
+
+    async def fees_to_come(self) -> Sequence[FeeToCome]:
+        """Every sent order whose recorded fill still waits for its commission, oldest first."""
+        ...
+
+    async def record_missing_fee(self, client_order_id: str, reason: str) -> bool:
+        """The commission of an order waiting for it never came: marked ``FeeStatus.MISSING`` with
+        ``reason``; False when it was no longer waiting (it came meanwhile)."""
+        ...
 
     async def copy_order(self, client_order_id: str) -> CopyOrderRecord | None: ...
 

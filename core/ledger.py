@@ -12,7 +12,9 @@ realized PnL (which is gross), so a round trip nets ``realized - fees``.
 cumulative filled quantity is above the one recorded or it moves the order to a later state, and
 a terminal state never changes. What a report adds (the new executions) is the difference of
 cumulative quantities, so a stream event, a poll and a settle pass reporting the same fill can
-never count it twice.
+never count it twice. One exception to "a terminal state never changes": a fill recorded with
+its commission still to come (``OrderReport.fee_pending``) takes, once, a report of the same fill
+that carries it — a fee-only advance (no quantity, the fee added).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class OrderProgress:
     average_price: Decimal | None = None
     fee: Decimal = ZERO
     base_fee: Decimal = ZERO
+    fee_pending: bool = False  # a fill is recorded whose commission has not come yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,25 +140,54 @@ def _rank(state: OrderState) -> int:
 def advance(progress: OrderProgress, report: OrderReport) -> Advance | None:
     """Apply ``report`` to an order recorded as ``progress``; ``None`` when it changes nothing
     (a terminal order, a filled quantity not above the recorded one without a later state,
-    or a report older than what is recorded)."""
-    if progress.state.is_terminal or report.filled_quantity < progress.filled_quantity:
+    or a report older than what is recorded) — unless it brings the commission of a fill recorded
+    without it (``_fee_only``)."""
+    if report.filled_quantity < progress.filled_quantity:
         return None
+    completes_fee = (
+        progress.fee_pending and not report.fee_pending and report.filled_quantity == progress.filled_quantity
+    )
+    if progress.state.is_terminal:
+        return _fee_only(progress, report) if completes_fee else None
     state = report.state
     if report.filled_quantity > 0 and _rank(state) < _rank(OrderState.PARTIALLY_FILLED):
         state = OrderState.PARTIALLY_FILLED  # a fill was seen: the order was at least partially filled
     added = report.filled_quantity - progress.filled_quantity
     if added == 0 and _rank(state) <= _rank(progress.state):
-        return None
+        return _fee_only(progress, report) if completes_fee else None
     fee = max(progress.fee, report.fee)  # a report without fee information never takes fees back
     base_fee = max(progress.base_fee, report.base_fee)
     average = report.average_price if report.average_price is not None else progress.average_price
-    new = OrderProgress(state, report.filled_quantity, average if report.filled_quantity > 0 else None, fee, base_fee)
+    pending = report.fee_pending and report.filled_quantity > 0
+    new = OrderProgress(
+        state, report.filled_quantity, average if report.filled_quantity > 0 else None, fee, base_fee, pending
+    )
     if added == 0:
-        return Advance(replace(new, fee=progress.fee, base_fee=progress.base_fee), None)
+        if completes_fee:
+            return Advance(new, _fee_only_increment(progress, new))
+        kept = replace(new, fee=progress.fee, base_fee=progress.base_fee, fee_pending=progress.fee_pending)
+        return Advance(kept, None)
     return Advance(
         new,
         Increment(added, _increment_price(progress, report, added), fee - progress.fee, base_fee - progress.base_fee),
     )
+
+
+def _fee_only(progress: OrderProgress, report: OrderReport) -> Advance:
+    """The commission of the fill ``progress`` recorded without it: the state and fill stay, the
+    fee is added (never taken back), and the order is no longer waiting for it. Only a futures
+    commission comes this way (never paid in the base asset: the holding's quantity stays)."""
+    new = replace(
+        progress,
+        fee=max(progress.fee, report.fee),
+        base_fee=max(progress.base_fee, report.base_fee),
+        fee_pending=False,
+    )
+    return Advance(new, _fee_only_increment(progress, new))
+
+
+def _fee_only_increment(before: OrderProgress, after: OrderProgress) -> Increment:
+    return Increment(ZERO, after.average_price or ZERO, after.fee - before.fee, after.base_fee - before.base_fee)
 
 
 def _increment_price(progress: OrderProgress, report: OrderReport, added: Decimal) -> Decimal:

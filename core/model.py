@@ -209,6 +209,16 @@ class OrderState(enum.StrEnum):
         return CopyStatus.FAILED if self is OrderState.REJECTED else CopyStatus.CANCELED
 
 
+class FeeStatus(enum.StrEnum):
+    """Whether an order's commission is in its recorded fees. A venue whose order answers carry
+    no commission (Binance USD-M) reports a fill with its fee still to come
+    (``OrderReport.fee_pending``); the fee is completed afterwards, off the send path, exactly once."""
+
+    COUNTED = "counted"  # every commission the venue charged so far is in ``fee``
+    PENDING = "pending"  # filled, its commission not known yet: it comes as a fee-only report
+    MISSING = "missing"  # it never came: not counted, and the order's reason says why
+
+
 class SkipReason(enum.StrEnum):
     """Why an order was not sent. Each one is recorded and shown to the follower."""
 
@@ -427,6 +437,9 @@ class OrderReport:
     ``fee`` is every fee so far converted to the quote currency; ``base_fee`` is the part paid
     in the base asset (Binance spot takes a buy's commission from the coin received), which
     the holding does not receive.
+
+    ``fee_pending``: the report carries a fill whose commission the venue did not give with it
+    (``fee`` leaves it out); a later report of the same fill brings it (``FeeStatus``).
     """
 
     venue_order_id: str
@@ -438,6 +451,7 @@ class OrderReport:
     base_fee: Decimal = Decimal(0)
     reason: str | None = None
     executions: tuple[Execution, ...] = ()
+    fee_pending: bool = False
 
     @property
     def status(self) -> CopyStatus:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from core.model import (
     CopyStatus,
+    FeeStatus,
     FollowStatus,
     MasterStatus,
     OrderOrigin,
@@ -190,6 +191,10 @@ class CopyOrderRecord(Protocol):
     def master_price(self) -> Decimal: ...
     @property
     def fee(self) -> Decimal: ...
+    @property
+    def base_fee(self) -> Decimal: ...
+    @property
+    def fee_status(self) -> FeeStatus: ...  # PENDING: a fill's commission is still to come
     @property
     def venue_order_id(self) -> str | None: ...
     @property

@@ -9,7 +9,9 @@ Order of writes is what makes copying safe:
    fill with a compare-and-set (a terminal order never changes, the filled quantity never
    decreases), the new executions (``copy_executions``, unique per order and cumulative fill),
    and — in the same transaction, only for new executions — the follow's copied position,
-   through ``core.ledger``. ``finish_copies`` stores outcomes that executed nothing.
+   through ``core.ledger``. ``finish_copies`` stores outcomes that executed nothing. A fill
+   recorded with its commission still to come (``fee_status`` pending) takes one fee-only report
+   later: the compare-and-set includes ``fee_status``, so it is counted once.
 On restart, pending rows are resolved by asking the venue for the client order id.
 
 Concurrent ``begin_copies``/``finish_copies`` calls are group-committed: one transaction
@@ -38,6 +40,7 @@ from core.journal import (
     FIRST_EPOCH,
     Claim,
     CopyDraft,
+    FeeToCome,
     JournalEntry,
     OpenCopy,
     PendingCopy,
@@ -51,6 +54,7 @@ from core.ledger import Holding, OrderProgress, advance, apply_execution, ledger
 from core.model import (
     CopyResult,
     CopyStatus,
+    FeeStatus,
     Fill,
     FollowSettings,
     FollowStatus,
@@ -654,6 +658,47 @@ class JournalStore:
             )
             return [PendingCopy(*row) for row in rows.all()]
 
+    async def fees_to_come(self) -> list[FeeToCome]:
+        """Sent orders whose recorded fill still waits for its commission, oldest first."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(
+                    col(CopyOrder.client_order_id),
+                    col(CopyOrder.follow_id),
+                    col(Follow.credential_id),
+                    col(CopyOrder.symbol),
+                    col(CopyOrder.venue_order_id),
+                    col(CopyOrder.state),
+                    col(CopyOrder.filled_quantity),
+                    col(CopyOrder.average_price),
+                    col(CopyOrder.fee),
+                    col(CopyOrder.base_fee),
+                    col(CopyOrder.completed_at),
+                    col(CopyOrder.created_at),
+                )
+                .join(Follow, col(Follow.id) == col(CopyOrder.follow_id))
+                .where(col(CopyOrder.fee_status) == FeeStatus.PENDING)
+                .order_by(col(CopyOrder.created_at))
+            )
+            return [
+                FeeToCome(*row[:5], OrderState(row.state), *row[6:10], row.completed_at or row.created_at)
+                for row in rows.all()
+            ]
+
+    async def record_missing_fee(self, client_order_id: str, reason: str) -> bool:
+        """Mark a commission that never came (see ``CopyJournal``): one conditional UPDATE."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(CopyOrder)
+                .where(
+                    col(CopyOrder.client_order_id) == client_order_id,
+                    col(CopyOrder.fee_status) == FeeStatus.PENDING,
+                )
+                .values(fee_status=FeeStatus.MISSING, reason=reason[:500])
+            )
+            assert isinstance(result, CursorResult)  # an UPDATE's result counts its rows
+            return bool(result.rowcount)
+
     async def master_id_of_follow(self, follow_id: int) -> int | None:
         async with self.db.session() as session:
             follow = await session.get(Follow, follow_id)
@@ -877,6 +922,7 @@ _REPORT_UPDATE = (  # compare-and-set: only over the state and fill this report 
         _COPY_ORDERS.c.client_order_id == bindparam("b_cid"),
         _COPY_ORDERS.c.state == bindparam("b_state_before"),
         _COPY_ORDERS.c.filled_quantity == bindparam("b_filled_before"),
+        _COPY_ORDERS.c.fee_status == bindparam("b_fee_status_before"),  # a fee-only report counts once
     )
     .values(
         state=bindparam("b_state"),
@@ -885,6 +931,7 @@ _REPORT_UPDATE = (  # compare-and-set: only over the state and fill this report 
         average_price=bindparam("b_price"),
         fee=bindparam("b_fee"),
         base_fee=bindparam("b_base_fee"),
+        fee_status=bindparam("b_fee_status"),
         venue_order_id=bindparam("b_venue_order_id"),
         reason=bindparam("b_reason"),
         realized_pnl=bindparam("b_realized"),
@@ -1004,6 +1051,7 @@ _REPORTED_COLUMNS = (
     _COPY_ORDERS.c.average_price,
     _COPY_ORDERS.c.fee,
     _COPY_ORDERS.c.base_fee,
+    _COPY_ORDERS.c.fee_status,
     _COPY_ORDERS.c.reason,
     _COPY_ORDERS.c.realized_pnl,
     _COPY_ORDERS.c.latency_ms,
@@ -1023,6 +1071,7 @@ class _Order:
     latency_ms: float | None
     read_state: OrderState
     read_filled: Decimal
+    read_fee_status: FeeStatus
     changed: bool = False
 
 
@@ -1041,19 +1090,23 @@ async def _record_reports(
             if row.state is None:
                 continue  # never sent (skipped, dry run): nothing a venue could report on
             state = OrderState(row.state)
+            fee_status = FeeStatus(row.fee_status)
+            pending = fee_status is FeeStatus.PENDING
             orders[row.client_order_id] = _Order(
                 row,
-                OrderProgress(state, row.filled_quantity, row.average_price, row.fee, row.base_fee),
+                OrderProgress(state, row.filled_quantity, row.average_price, row.fee, row.base_fee, pending),
                 row.venue_order_id,
                 row.reason,
                 row.realized_pnl,
                 row.latency_ms,
                 state,
                 row.filled_quantity,
+                fee_status,
             )
     positions = await _Positions.load(session, {(o.row.follow_id, o.row.symbol) for o in orders.values()})
     transitions: list[Transition | None] = []
     executions: list[dict[str, Any]] = []
+    late_fees: dict[tuple[str, Decimal], Decimal] = {}  # (order, its execution's filled_after) -> fee added
     for reported in reports:
         report = reported.report
         order = orders.get(report.client_order_id)
@@ -1071,7 +1124,14 @@ async def _record_reports(
         origin = OrderOrigin(row.origin)
         moves = origin not in _NOT_LEDGER
         executed = signed = realized = ZERO
-        if step.increment is not None and side is not None:
+        if step.increment is not None and side is not None and not step.increment.quantity:
+            # a commission that came after its fill: the position's fees and the last execution's
+            key = (row.follow_id, row.symbol, False, PositionSide(row.position_side))
+            if moves:
+                positions.apply(key, ZERO, step.increment.price, step.increment.fee)
+            late_key = (row.client_order_id, step.progress.filled_quantity)
+            late_fees[late_key] = late_fees.get(late_key, ZERO) + step.increment.fee
+        elif step.increment is not None and side is not None:
             increment = step.increment
             executed = increment.quantity
             signed = ledger_quantity(side, increment.quantity, increment.base_fee)
@@ -1133,6 +1193,7 @@ async def _record_reports(
         return transitions
     if executions:
         await session.execute(insert(_EXECUTIONS), executions)
+    await _add_late_fees(session, late_fees)
     result = await session.execute(
         _REPORT_UPDATE,
         [
@@ -1140,12 +1201,14 @@ async def _record_reports(
                 "b_cid": o.row.client_order_id,
                 "b_state_before": o.read_state,
                 "b_filled_before": o.read_filled,
+                "b_fee_status_before": o.read_fee_status,
                 "b_state": o.progress.state,
                 "b_status": o.progress.state.copy_status(o.progress.filled_quantity),
                 "b_filled": o.progress.filled_quantity,
                 "b_price": o.progress.average_price,
                 "b_fee": o.progress.fee,
                 "b_base_fee": o.progress.base_fee,
+                "b_fee_status": _fee_status(o),
                 "b_venue_order_id": o.venue_order_id,
                 "b_reason": o.reason[:500] if o.reason else None,
                 "b_realized": o.realized,
@@ -1159,6 +1222,25 @@ async def _record_reports(
         raise _LostRace(f"{len(changed) - result.rowcount} copy orders changed while their reports were recorded")
     await positions.save(session, now)
     return transitions
+
+
+def _fee_status(order: _Order) -> FeeStatus:
+    if order.progress.fee_pending:
+        return FeeStatus.PENDING
+    return FeeStatus.COUNTED if order.read_fee_status is FeeStatus.PENDING else order.read_fee_status
+
+
+async def _add_late_fees(session: AsyncSession, late_fees: dict[tuple[str, Decimal], Decimal]) -> None:
+    """Commissions that came after their fill, added to the execution they were charged for (the
+    last one recorded: the statistics' replay counts them there)."""
+    for (client_order_id, filled_after), fee in sorted(late_fees.items()):
+        where = (
+            _EXECUTIONS.c.client_order_id == client_order_id,
+            _EXECUTIONS.c.filled_after == filled_after,
+        )
+        recorded = (await session.execute(select(_EXECUTIONS.c.fee).where(*where))).scalar_one_or_none()
+        if recorded is not None:
+            await session.execute(update(_EXECUTIONS).where(*where).values(fee=recorded + fee))
 
 
 def _trade_id(report: Any, filled_before: Decimal) -> str | None:

@@ -17,6 +17,7 @@ from core.model import (
     ClosedMarketAction,
     CopyStatus,
     EntrySides,
+    FeeStatus,
     FollowStatus,
     MarginMode,
     MasterStatus,
@@ -204,6 +205,9 @@ class CopyOrder(SQLModel, table=True):
     master_price: Decimal = Field(sa_type=ExactDecimal)
     fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # cumulative, in the quote currency
     base_fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # the part paid in the base asset
+    #: whether ``fee`` has every commission: PENDING while a fill's commission is still to come
+    #: (completed once, off the send path), MISSING when it never came (``reason`` says why)
+    fee_status: FeeStatus = Field(default=FeeStatus.COUNTED, sa_type=_enum(FeeStatus, 8), index=True)
     venue_order_id: str | None = Field(default=None, max_length=64)
     dry_run: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

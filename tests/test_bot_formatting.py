@@ -43,6 +43,7 @@ from core.model import (
     CopyResult,
     CopyStatus,
     EntrySides,
+    FeeStatus,
     Fill,
     FollowStatus,
     MarginMode,
@@ -272,6 +273,13 @@ def test_history_lines_give_every_outcome_in_plain_words():
         format_history_line(filled, "Trend")
         == "05-01 12:30 Trend: buy 0.01 BTC/USDT:USDT — filled @ 60010 (master 60000)"
     )
+    owed = CopyOrder(status=CopyStatus.FILLED, filled_quantity=D("0.010"), fee_status=FeeStatus.PENDING, **base)
+    assert format_history_line(owed, "Trend").endswith("; its commission is still to come")
+    never = "its commission never came (no trades; 30 min after the fill): not counted in the fees"
+    missing = CopyOrder(
+        status=CopyStatus.FILLED, filled_quantity=D("0.010"), fee_status=FeeStatus.MISSING, reason=never, **base
+    )
+    assert format_history_line(missing, "Trend").endswith(f"; {never}")
     skipped = CopyOrder(
         status=CopyStatus.SKIPPED, requested_quantity=None, reason="the symbol is on your block list", **base
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 from hypothesis import given
@@ -102,6 +103,23 @@ def test_terminal_orders_never_change_and_older_reports_are_no_ops():
     assert advance(partial, report(OrderState.ACKNOWLEDGED, "0")) is None
     assert advance(partial, report(OrderState.PARTIALLY_FILLED, "0.4", "100")) is None
     assert advance(partial, report(OrderState.PARTIALLY_FILLED, "0.2", "100")) is None
+
+
+def test_a_commission_that_comes_after_the_fill_is_added_once_and_moves_no_quantity():
+    answered = replace(report(OrderState.FILLED, "1", "100"), fee_pending=True)  # a futures answer: no fee
+    filled = advance(OrderProgress(OrderState.PENDING), answered)
+    assert filled is not None and filled.progress.fee_pending and filled.progress.fee == 0
+    pending_again = advance(filled.progress, answered)
+    assert pending_again is None  # the same answer again brings nothing
+    late = advance(filled.progress, report(OrderState.FILLED, "1", "100", "0.04"))
+    assert late is not None and late.increment is not None
+    assert (late.increment.quantity, late.increment.fee, late.progress.fee) == (0, D("0.04"), D("0.04"))
+    assert (late.progress.state, late.progress.filled_quantity, late.progress.fee_pending) == (
+        OrderState.FILLED,
+        D(1),
+        False,
+    )
+    assert advance(late.progress, report(OrderState.FILLED, "1", "100", "0.04")) is None  # counted once
 
 
 cumulative = st.lists(st.integers(1, 100), min_size=1, max_size=8).map(

@@ -30,6 +30,15 @@ class EngineConfig:
     #: a stopped follow's copies still pending (another process's send, a lost answer) are waited
     #: for this long before its positions are closed without them
     stop_settle_timeout: timedelta = timedelta(seconds=15)
+    #: a futures fill recorded with its commission still to come (Binance's order answers carry
+    #: none) waits this long for the follower's order stream to push it before a tracking pass
+    #: reads the order's trades instead (one ``userTrades`` read, weight 5)
+    commission_stream_wait: timedelta = timedelta(seconds=5)
+    #: at most this many such reads per tracking pass (every 10 s): 40 x 5 weight is 1,200 a minute,
+    #: half of Binance USD-M's 2,400 per IP, so a fan-out's commissions never crowd out its orders
+    commission_reads_per_pass: int = 40
+    #: a commission not known this long after its fill is recorded missing (not counted, with why)
+    commission_give_up: timedelta = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,9 +236,11 @@ class Recorder:
 
 
 def notable(transition: Transition) -> bool:
-    """Followers hear of an order's first answer and of its end; fills in between are recorded
-    (and move the ledger) silently."""
-    return transition.state_before is OrderState.PENDING or transition.state.is_terminal
+    """Followers hear of an order's first answer and of its end; fills in between, and a
+    commission that came after the end, are recorded (and move the ledger) silently."""
+    if transition.state_before is OrderState.PENDING:
+        return True
+    return transition.state.is_terminal and not (transition.state_before and transition.state_before.is_terminal)
 
 
 class TrackedReports:

@@ -2,7 +2,10 @@
 venue pushes a change), cancelled past their follow's maximum resting time or when the master
 cancels the order they copy, replaced at the master's new price when the master moves it; a
 protected limit past its short window cancelled and its unfilled remainder re-priced where the
-follow asks for it."""
+follow asks for it. Fills recorded with their commission still to come (a Binance futures answer
+carries none) completed here, off the send path: from the follower's order stream, else by one
+read of the order's trades in a later pass (bounded per pass), recorded as a fee-only report; one
+that never comes is recorded missing, with why."""
 
 from __future__ import annotations
 
@@ -21,11 +24,12 @@ from core.copying.recorder import TrackedReports
 from core.copying.results import Subject, draft
 from core.copying.sender import OrderSender
 from core.errors import VaultError, VenueError
-from core.journal import FIRST_EPOCH, Claim, OpenCopy, ReportedOrder
+from core.journal import FIRST_EPOCH, Claim, FeeToCome, OpenCopy, ReportedOrder
 from core.model import (
     DEFAULT_PRICE_PROTECTION_PCT,
     CopyResult,
     CopyStatus,
+    FeeStatus,
     Fill,
     FollowSettings,
     MasterOrderChange,
@@ -97,7 +101,48 @@ class Tracker(OnPath):
                 and (accept is None or (c.credential_id is not None and accept(c.credential_id)))
             )
         )
+        await self.complete_commissions(accept)
         return results
+
+    async def complete_commissions(self, accept: Callable[[str], bool] | None = None) -> None:
+        """One pass over the fills whose commission is still to come (with ``accept``, of the follower
+        accounts it takes): each is taken from what the account's order stream pushed; one that has
+        waited ``commission_stream_wait`` is read from the venue instead, at most
+        ``commission_reads_per_pass`` reads a pass, oldest first; one still unknown after
+        ``commission_give_up`` is recorded missing. Reads only: nothing here sends an order."""
+        now = self._clock()
+        reads = self._config.commission_reads_per_pass
+        work = []
+        for owed in await self._journal.fees_to_come():
+            if owed.credential_id is None:
+                reason = "its commission was never read: the exchange key was removed; not counted in the fees"
+                await self._journal.record_missing_fee(owed.client_order_id, reason)
+                continue
+            if accept is not None and not accept(owed.credential_id):
+                continue
+            waited = now - owed.since
+            read = reads > 0 and waited >= self._config.commission_stream_wait
+            reads -= read
+            give_up = read and waited >= self._config.commission_give_up
+            work.append(self._complete_commission(owed.credential_id, owed, read=read, give_up=give_up))
+        await asyncio.gather(*work)
+
+    async def _complete_commission(self, credential_id: str, owed: FeeToCome, *, read: bool, give_up: bool) -> None:
+        """The commission of one fill recorded without it, recorded once it is known (a fee-only
+        report: the journal counts it once, whoever else records it)."""
+        why = "the exchange shows no trades for it"
+        try:
+            venue = await self._venues.venue_for(credential_id)
+            completed = await venue.completed_commission(owed.report(), owed.symbol, read=read)
+        except (VenueError, VaultError) as exc:
+            log.warning("reading the commission of order %s: %s", owed.client_order_id, exc)
+            completed, why = None, str(exc)
+        if completed is not None:
+            await self._tracked.record(ReportedOrder(completed))
+        elif give_up:
+            waited = self._config.commission_give_up.total_seconds() / 60
+            reason = f"its commission never came ({why}; {waited:g} min after the fill): not counted in the fees"
+            await self._journal.record_missing_fee(owed.client_order_id, reason)
 
     async def _trading(self, open_copy: OpenCopy) -> bool:
         """Whether the copy's market trades now: a protected limit's window ends only then (an
@@ -158,7 +203,24 @@ class Tracker(OnPath):
         if self._sender.in_flight(change.client_order_id):
             return None
         row = await self._journal.copy_order(change.client_order_id)
-        if row is None or row.state is None or row.state.is_terminal:
+        if row is None or row.state is None:
+            return None
+        if row.state.is_terminal:  # ended: all it may still lack is a commission the stream brings
+            if row.fee_status is FeeStatus.PENDING:
+                owed = FeeToCome(
+                    row.client_order_id,
+                    row.follow_id,
+                    credential_id,
+                    row.symbol,
+                    row.venue_order_id,
+                    row.state,
+                    row.filled_quantity,
+                    row.average_price,
+                    row.fee,
+                    row.base_fee,
+                    row.completed_at or row.created_at,
+                )
+                await self._complete_commission(credential_id, owed, read=False, give_up=False)
             return None
         open_copy = OpenCopy(
             row.client_order_id, row.follow_id, credential_id, row.symbol, row.state, self._clock(), None

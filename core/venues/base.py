@@ -106,6 +106,13 @@ class Venue(abc.ABC):
     async def fetch_order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         """Look an order up by client order id; ``None`` when the venue has no such order."""
 
+    async def completed_commission(self, report: OrderReport, symbol: str, *, read: bool) -> OrderReport | None:
+        """``report`` (a fill recorded with ``fee_pending``) with its commission: from what this
+        account's order stream pushed, else — with ``read`` — from one read of the venue's trades;
+        ``None`` while it is not known. Only a venue whose reports say ``fee_pending`` is asked;
+        the others give every fee with the fill, so they have nothing to complete."""
+        return None
+
     @abc.abstractmethod
     async def positions(self) -> list[Position]:
         """Open positions (spot: non-zero base balances of listed markets)."""

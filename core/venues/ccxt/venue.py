@@ -111,6 +111,11 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def _attached(order: Mapping[str, Any], trades: list[dict[str, Any]]) -> dict[str, Any]:
+    """ccxt's order with its executions and their fees in place of the order's own (none)."""
+    return {**order, "trades": trades, "fees": [t["fee"] for t in trades if t.get("fee")], "fee": None}
+
+
 def _deep_merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
@@ -397,13 +402,20 @@ class CcxtVenue(Venue):
         )
         self._check_minimums(intent, market, amount, price)
         order = await self._send_order(intent, derivative, amount, price)
-        try:
-            order = await self._with_trades(order, intent.symbol)
-        except errors.VenueError as exc:  # the order is placed: report it, say what is missing
-            return dataclasses.replace(
-                await self._report(order, intent.client_order_id),
-                reason=f"its commission could not be read from {self.name}: {exc}",
-            )
+        if self._lacks_commission(order, market):
+            streamed = self._streamed_trades(order, market)
+            if streamed is not None:
+                order = _attached(order, streamed)
+            elif derivative:  # no read here, in the sender's slot: completed later (``completed_commission``)
+                return dataclasses.replace(await self._report(order, intent.client_order_id), fee_pending=True)
+            else:  # spot: a buy's commission in the coin bought changes what the holding receives
+                try:
+                    order = _attached(order, await self._read_trades(order, intent.symbol, derivative))
+                except errors.VenueError as exc:  # the order is placed: report it, say what is missing
+                    return dataclasses.replace(
+                        await self._report(order, intent.client_order_id),
+                        reason=f"its commission could not be read from {self.name}: {exc}",
+                    )
         return await self._report(order, intent.client_order_id)
 
     async def ready_to_send(self) -> None:
@@ -412,6 +424,34 @@ class CcxtVenue(Venue):
         requests: AccountRequests | None = getattr(self.exchange, "weighed_requests", None)
         if requests is not None:
             await requests.order_slot()
+
+    async def completed_commission(self, report: OrderReport, symbol: str, *, read: bool) -> OrderReport | None:
+        """A futures fill's commission after its answer (which carries none): from this account's
+        order stream when it showed every execution, else with ``read`` one ``userTrades`` read by
+        order id (weight 5); ``None`` while neither has every execution of the fill. Raises
+        ``VenueError`` when the read fails."""
+        await self.ensure_markets()
+        market = self._ccxt_market(symbol)
+        if not report.venue_order_id or report.filled_quantity <= 0:
+            return None
+        order: dict[str, Any] = {
+            "id": report.venue_order_id,
+            "symbol": market["symbol"],
+            "filled": str(report.filled_quantity),
+            "average": str(report.average_price) if report.average_price is not None else None,
+        }
+        trades = self._streamed_trades(order, market)
+        if trades is None:
+            if not read:
+                return None
+            trades = await self._read_trades(order, symbol, bool(market.get("contract")))
+            executed = sum((to_decimal(t.get("amount")) or ZERO for t in trades), ZERO)
+            if executed != report.filled_quantity:  # the trade list does not show every execution yet
+                return None
+        completed = await self._report(_attached(order, trades), report.client_order_id)
+        return dataclasses.replace(
+            report, fee=completed.fee, base_fee=completed.base_fee, reason=completed.reason, fee_pending=False
+        )
 
     async def _prepared(self, intent: OrderIntent, settings: FuturesSettings | None) -> OrderIntent:
         await self.ensure_markets()
@@ -721,26 +761,33 @@ class CcxtVenue(Venue):
         when it showed every execution (``StreamedExecutions``), else from the trade list by order
         id — one read (USD-M ``userTrades`` weight 5, spot ``myTrades`` weight 20), and only for an
         order with a fill. Raises ``VenueError`` when that read fails."""
-        filled = to_decimal(order.get("filled")) or ZERO
         market = self._ccxt_market(symbol)
-        derivative = bool(market.get("contract"))
-        if filled <= 0 or order.get("trades") or self._fee_entries(order):
+        if not self._lacks_commission(order, market):
             return order
-        if derivative and self.name not in BINANCE_FAMILY:
-            return order  # another exchange's derivatives: its order answers are taken as they are
-        streamed = self._streamed.trades(str(market.get("id") or ""), str(order.get("id") or ""), filled)
-        trades: list[dict[str, Any]]
-        if streamed is not None:
-            trades = streamed
+        trades = self._streamed_trades(order, market)
+        if trades is None:
+            trades = await self._read_trades(order, symbol, bool(market.get("contract")))
+        return _attached(order, trades)
+
+    def _lacks_commission(self, order: Mapping[str, Any], market: Mapping[str, Any]) -> bool:
+        """An order with a fill and no fee: a Binance order answer (another exchange's derivatives
+        orders are taken as they are)."""
+        if (to_decimal(order.get("filled")) or ZERO) <= 0 or order.get("trades") or self._fee_entries(order):
+            return False
+        return not market.get("contract") or self.name in BINANCE_FAMILY
+
+    def _streamed_trades(self, order: Mapping[str, Any], market: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """The order's executions as this account's order stream pushed them, when it showed all."""
+        filled = to_decimal(order.get("filled")) or ZERO
+        return self._streamed.trades(str(market.get("id") or ""), str(order.get("id") or ""), filled)
+
+    async def _read_trades(self, order: Mapping[str, Any], symbol: str, derivative: bool) -> list[dict[str, Any]]:
+        if derivative:  # ccxt's fetch_order_trades is spot-only on Binance: userTrades by order id
+            read = functools.partial(self.exchange.fetch_my_trades, symbol, None, TRADES_PAGE, {"orderId": order["id"]})
         else:
-            if derivative:  # ccxt's fetch_order_trades is spot-only on Binance: userTrades by order id
-                read = functools.partial(
-                    self.exchange.fetch_my_trades, symbol, None, TRADES_PAGE, {"orderId": order["id"]}
-                )
-            else:
-                read = functools.partial(self.exchange.fetch_order_trades, order["id"], symbol)
-            trades = await self._call(read, retry=True)
-        return {**order, "trades": trades, "fees": [t["fee"] for t in trades if t.get("fee")], "fee": None}
+            read = functools.partial(self.exchange.fetch_order_trades, order["id"], symbol)
+        trades: list[dict[str, Any]] = await self._call(read, retry=True)
+        return trades
 
     @staticmethod
     def _fee_entries(order: Mapping[str, Any]) -> list[tuple[Decimal, str | None]]:
