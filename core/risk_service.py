@@ -454,8 +454,10 @@ class RiskService:
         *,
         reduce_only: bool = True,
     ) -> list[CopyResult]:
-        """Close a copied position with a reduce-only market order on the venue's step; what is
-        below the step or the minimum is reported (recorded as a skip), never sent unrounded."""
+        """Close a copied position with a reduce-only market order on the venue's step (bounded by
+        what the venue shows held, the rest written off; split within the venue's maximum per
+        order: ``DirectOrders``); what is below the step or the minimum is reported (recorded as a
+        skip), never sent unrounded."""
         rules = await venue.market(position.symbol)
         held = abs(position.quantity)
         quantity = round_down(held, rules.quantity_step)
@@ -471,8 +473,9 @@ class RiskService:
                 price,
                 reduce_only=reduce_only,
                 position_side=position.position_side,
+                closes=position.quantity if reduce_only else None,  # bounded by the venue, the rest written off
             )
-            results.append(await self.path.direct.place(follow, order))
+            results += await self.path.direct.place(follow, order)
         else:
             quantity = ZERO
         remainder = held - quantity
@@ -577,7 +580,7 @@ class RiskService:
             order = DirectOrder(
                 symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces, position_side=position_side
             )
-            results.append(await self.path.direct.place(follow, order))
+            results += await self.path.direct.place(follow, order)
         await self.journal.replace_drifts(follow.follow_id, {})
         return results
 
@@ -630,7 +633,7 @@ class RiskService:
             order = DirectOrder(
                 symbol, side, quantity, OrderOrigin.OPEN, cid, price, position_side=position_side, note=note
             )
-            outcomes.append(await self.path.direct.place(follow, order))
+            outcomes += await self.path.direct.place(follow, order)
         return outcomes
 
 

@@ -343,3 +343,40 @@ async def test_a_150_btc_market_copy_is_sent_within_market_lot_size_and_fully_ex
         ("sell", D(75), CopyStatus.FILLED),
     ]
     assert all("part" in (r.reason or "") and "120" in (r.reason or "") for r in rows)
+
+
+async def test_a_150_btc_stop_close_is_sent_within_market_lot_size_and_the_follower_ends_flat(app, fake):
+    master, follows = await _setup(app, fake)
+    for key, _ in [MASTER, *FOLLOWERS]:
+        fake.accounts[key].futures_wallet = D("100000000")
+    second = fake.accounts[FOLLOWERS[1][0]]  # coefficient 1
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("150"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("150"), "the whole entry")
+    await app.listeners.idle()
+
+    _, results = await app.services.stop_follow(follows[1].user_id, follows[1].id, close_positions=True)
+
+    closes = [o for o in second.orders.values() if o.side == "SELL"]
+    assert sorted(o.quantity for o in closes) == [D(75), D(75)]  # MARKET_LOT_SIZE maxQty 120, never -4005
+    assert all(o.reduce_only and o.status == "FILLED" for o in closes)
+    assert [(r.origin, r.status) for r in results] == [("close", CopyStatus.FILLED)] * 2
+    assert second.signed_position("BTCUSDT") == 0
+    assert [p for p in await app.accounts.follow_positions_of(follows[1].id) if p.quantity] == []
+
+
+async def test_a_stop_close_after_a_partial_close_by_hand_is_not_refused_and_writes_off_the_rest(app, fake):
+    master, follows = await _setup(app, fake)
+    second = fake.accounts[FOLLOWERS[1][0]]  # coefficient 1
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("0.1"), "the entry")
+    await app.listeners.idle()
+    await fake.master_trade(FOLLOWERS[1][0], "BTCUSDT", "SELL", D("0.04"), reduce_only=True)  # closed by hand
+
+    _, results = await app.services.stop_follow(follows[1].user_id, follows[1].id, close_positions=True)
+
+    assert [(r.status, r.filled_quantity) for r in results] == [(CopyStatus.FILLED, D("0.06"))]  # never -2022
+    assert second.signed_position("BTCUSDT") == 0
+    history = await app.accounts.copy_history(follows[1].user_id, limit=10)
+    (write_off,) = [r for r in history if r.origin == "write_off"]
+    assert write_off.requested_quantity == D("0.04")
+    assert [p for p in await app.accounts.follow_positions_of(follows[1].id) if p.quantity] == []

@@ -1,6 +1,8 @@
-"""What was closed outside the copier is written off the ledger. Paper venues (BTC/USDT:USDT
-modelled on Binance: at most 120 in one market order); the paper venue refuses a reduce-only order
-above the position and an order above its maximum, as Binance does (-2022, -4005)."""
+"""What was closed outside the copier is written off the ledger, and the copier's own orders (closing,
+sync, opening the master's positions) are bounded by the venue's position and split within its
+maximum per order like copies. Paper venues (BTC/USDT:USDT modelled on Binance: at most 120 in one
+market order); the paper venue refuses a reduce-only order above the position and an order above
+its maximum, as Binance does (-2022, -4005)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from core.model import CopyStatus, OrderIntent, OrderOrigin, OrderType, Side
 from core.stats import replay
 from storage.stats import StatsStore
 from tests.harness import BTC
+
+RICH = "100000000"
 
 
 async def follow_settings(h, follow_id):
@@ -143,3 +147,60 @@ async def test_a_write_off_waits_while_an_order_of_the_follow_may_still_execute_
     (row,) = await h.rows(client_order_id=result.client_order_id)
     assert "closed outside the copier is not sent (recorded as drift)" in (row.reason or "")
     assert [(d.symbol, d.expected, d.actual) for d in await h.journal.drifts(follow_id)] == [(BTC, D("0.04"), D(0))]
+
+
+# -- the copier's own orders ------------------------------------------------------------------------
+
+
+async def test_a_150_btc_stop_close_is_sent_in_parts_and_the_follower_ends_flat(h):
+    follow_id, venue = await h.add_follower(balance=RICH)
+    await h.engine.on_fill(h.fill(qty="150"))
+    assert await h.position(follow_id) == D(150)
+
+    results = await h.risk.close_positions(await follow_settings(h, follow_id), origin=OrderOrigin.CLOSE)
+
+    closes = [o for o in venue.orders.values() if o.intent.side is Side.SELL]
+    assert sorted(o.intent.quantity for o in closes) == [D(75), D(75)]
+    assert all(o.intent.reduce_only and o.intent.client_order_id.startswith("cs") for o in closes)
+    assert [r.status for r in results] == [CopyStatus.FILLED, CopyStatus.FILLED]
+    assert await venue_position(venue) == 0 and await h.position(follow_id) == 0
+    again = await h.risk.close_positions(await follow_settings(h, follow_id), origin=OrderOrigin.CLOSE)
+    assert again == [] and len(venue.orders) == 4  # two entry parts, two close parts: nothing twice
+
+
+async def test_a_stop_close_larger_than_the_venue_position_closes_what_is_there_and_writes_off_the_rest(h):
+    follow_id, venue = await h.add_follower()
+    await h.engine.on_fill(h.fill(qty="0.1"))
+    await close_by_hand(venue, follow_id, "0.04")
+
+    (result,) = await h.risk.close_positions(await follow_settings(h, follow_id), origin=OrderOrigin.CLOSE)
+
+    assert (result.status, result.filled_quantity) == (CopyStatus.FILLED, D("0.06"))
+    assert await venue_position(venue) == 0 and await h.position(follow_id) == 0
+    (write_off,) = await h.rows(follow_id=follow_id, origin=OrderOrigin.WRITE_OFF)
+    assert write_off.requested_quantity == D("0.04") and write_off.fill_id is None
+
+
+async def test_opening_the_masters_150_btc_position_is_sent_in_parts(h):
+    await h.journal.set_master_position(h.master_id, BTC, D(150))
+    follow_id, venue = await h.add_follower(balance=RICH)
+
+    outcomes = await h.risk.open_master_positions(await follow_settings(h, follow_id))
+
+    assert sorted(o.intent.quantity for o in venue.orders.values()) == [D(75), D(75)]
+    assert [r.status for r in outcomes] == [CopyStatus.FILLED, CopyStatus.FILLED]
+    assert await h.position(follow_id) == D(150) and await venue_position(venue) == D(150)
+
+
+async def test_a_sync_above_the_market_maximum_is_sent_in_parts(h):
+    follow_id, venue = await h.add_follower(balance=RICH)
+    await h.engine.on_fill(h.fill(qty="150"))
+    for half in ("75", "75.0"):  # a liquidation, say: the copy history still holds 150
+        await close_by_hand(venue, follow_id, half)
+    follow = await follow_settings(h, follow_id)
+    await h.risk.reconcile(follow)
+
+    results = await h.risk.sync(follow)
+
+    assert [r.status for r in results] == [CopyStatus.FILLED, CopyStatus.FILLED]
+    assert await venue_position(venue) == D(150) and await h.position(follow_id) == D(150)

@@ -48,7 +48,12 @@ class OrderPath:
         self.dispatcher = Dispatcher(journal, self.sender, self.recorder, self.observer)
         self.bounds = ExitBounds(journal, self.recorder)
         self.direct = DirectOrders(
-            journal=journal, venues=venues, queues=self.queues, recorder=self.recorder, dispatcher=self.dispatcher
+            journal=journal,
+            venues=venues,
+            queues=self.queues,
+            recorder=self.recorder,
+            dispatcher=self.dispatcher,
+            bounds=self.bounds,
         )
 
 
