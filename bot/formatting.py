@@ -57,6 +57,7 @@ ORIGIN_TITLES = {
     OrderOrigin.SYNC: "🔁 Sync with your copy history",
     OrderOrigin.OPEN: "📥 Opening the master's position",
     OrderOrigin.CLOSE: "🔒 Closing your copied position",
+    OrderOrigin.WRITE_OFF: "✂️ Closed outside the copier",
 }
 
 
@@ -77,6 +78,8 @@ def format_direct_result(result: CopyResult) -> str:
         return f"{title}: the exchange did not answer for {symbol}; it will be checked and never sent twice"
     if result.status is CopyStatus.SKIPPED:
         return f"{title}: not sent for {symbol}: {result.reason}"
+    if result.status is CopyStatus.WRITTEN_OFF:
+        return f"{title}: {amount(result.requested_quantity)} {symbol} taken off your copied position. {result.reason}"
     if result.status is CopyStatus.CANCELED:
         return (
             f"{title}: cancelled on your exchange for {symbol}, nothing filled ({result.reason or 'by the exchange'})"
@@ -468,6 +471,8 @@ def format_history_line(order, master_name: str) -> str:
         tail = f"failed — {order.reason or order.reason_code or 'no reason recorded'}"
     elif status == "pending":
         tail = "waiting for the exchange's answer (never sent twice)"
+    elif status == "written_off":
+        tail = f"taken off your copied position, never sent — {order.reason or 'closed outside the copier'}"
     else:
         tail = "placed, not filled yet"
     return f"{head} — {tail}" + (" [dry run]" if order.dry_run else "")

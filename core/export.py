@@ -5,7 +5,10 @@ Money and quantities are written as plain decimal strings (never floats), times 
 UTC. A master fill the follow has no copy order for (the follow was paused, or a fill nobody
 copied in an admin export) is a row with the copy columns empty and status ``not_copied``. An
 order the copier placed on its own (take-profit, stop-loss, sync, close) has no master fill: its
-master columns are empty, its timestamp is when it was placed and ``origin`` says what it was.
+master columns are empty, its timestamp is when it was placed and ``origin`` says what it was. A
+write-off (``origin`` ``write_off``, status ``written_off``: what an exit found closed outside the
+copier, taken off the copied position, never sent) sits under the master fill whose exit found it,
+or stands alone when a close of the copier's own found it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ COLUMNS: tuple[str, ...] = (
     "user_id",
     "account",
     "client_order_id",
-    "origin",  # copy, or an order the copier placed itself: take_profit, stop_loss, sync, open, close
+    "origin",  # copy, an order the copier placed itself (take_profit, stop_loss, sync, open, close), or write_off
     "venue_order_id",
     "side",
     "order_type",

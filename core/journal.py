@@ -86,6 +86,34 @@ class PositionChange:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteOff:
+    """What the ledger held beyond the venue's position when an order closing it was bounded by it
+    (closed outside the copier: by hand, a liquidation), taken off the copied position as a journal
+    entry of its own (``OrderOrigin.WRITE_OFF``, never sent). ``expected``: the copied position
+    (signed) it was computed against; ``side``: the side that closes it."""
+
+    client_order_id: str  # ``ids.write_off_id`` of the order whose decision found it
+    fill_id: int | None  # the master fill whose exit found it (None: an order the copier decided)
+    follow_id: int
+    user_id: int
+    symbol: str
+    position_side: PositionSide  # the copied position it comes off
+    side: Side
+    quantity: Decimal  # > 0, at most ``abs(expected)``
+    expected: Decimal
+    reference_price: Decimal  # the master's price, or the order's: shown beside it, never PnL
+    reason: str
+    drift_label: str  # the drift it resolves (``model.drift_label``): no longer stored once written off
+    #: the take-profit / stop-loss orders of the symbol the venue showed still resting after the
+    #: position was read (so none of them closed what is missing); any other resting one blocks it
+    untriggered: tuple[str, ...] = ()
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        return self.quantity * self.side.sign
+
+
+@dataclass(frozen=True, slots=True)
 class ReportedOrder:
     """A venue's report about one journaled order, to be recorded."""
 
@@ -328,8 +356,23 @@ class CopyJournal(Protocol):
     async def copy_order(self, client_order_id: str) -> CopyOrderRecord | None: ...
 
     async def record_drift(self, follow_id: int, label: str, expected: Decimal, actual: Decimal) -> None:
-        """Store one drift found while copying (an exit bounded by the venue's position), beside the
-        others the last reconciliation found (the next one replaces them all)."""
+        """Store one drift found while copying (an exit bounded by the venue's position whose
+        write-off must wait), beside the others the last reconciliation found (the next one
+        replaces them all)."""
+        ...
+
+    async def protective_orders(self, follow_id: int, symbol: str | None = None) -> Sequence[ProtectiveOrder]:
+        """The follow's take-profit / stop-loss orders resting on the venue (of ``symbol``)."""
+        ...
+
+    async def write_off(self, entry: WriteOff) -> bool:
+        """Record ``entry`` and move the copied position by it (``core.ledger.write_off``), in one
+        transaction, only while the ledger is complete: its position is still ``entry.expected`` and
+        no order of the follow in that symbol may still execute unrecorded (a copy pending, resting
+        or partially filled; a take-profit or stop-loss resting on the venue, unless the venue
+        showed it still resting: ``entry.untriggered``), since its execution could be what the
+        venue shows missing. Drops the stored drift it resolves. True when it was
+        recorded now; False when recorded before or when it must wait (the caller records the drift)."""
         ...
 
 

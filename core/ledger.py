@@ -8,6 +8,11 @@ reducing it realizes ``(price - entry) x closed x direction`` and leaves the ent
 crossing zero opens the remainder at the execution's price. Fees are kept apart from the
 realized PnL (which is gross), so a round trip nets ``realized - fees``.
 
+``write_off`` is the only other way a holding moves: what was closed outside the copier (by hand,
+a liquidation), found when an exit is bounded by the position the venue shows. The copier does not
+know the price it was closed at, so a write-off realizes nothing and pays no fee: it is not the
+copier's PnL (the follower's exchange has the real one), and the entry price of what is left stays.
+
 ``advance`` is the compare-and-set rule of an order's life: a report changes nothing unless its
 cumulative filled quantity is above the one recorded or it moves the order to a later state, and
 a terminal state never changes. What a report adds (the new executions) is the difference of
@@ -64,6 +69,22 @@ def apply_execution(
         elif (after > 0) != (before > 0):  # reversed: the remainder opened at this price
             entry = price
     return Holding(after, entry, holding.realized_pnl + realized, holding.fees + fee), realized
+
+
+def write_off(holding: Holding, signed_quantity: Decimal) -> Holding:
+    """``holding`` less ``signed_quantity`` closed outside the copier (its sign against the holding,
+    never more than it holds: a write-off closes, it never opens or reverses). No PnL, no fee; the
+    entry price stays, and goes with the last of the holding."""
+    before = holding.quantity
+    if (
+        signed_quantity == 0
+        or before == 0
+        or (signed_quantity > 0) == (before > 0)
+        or abs(signed_quantity) > abs(before)
+    ):
+        raise ValueError(f"a write-off of {signed_quantity} cannot close a holding of {before}")
+    after = before + signed_quantity
+    return Holding(after, holding.entry_price if after != 0 else None, holding.realized_pnl, holding.fees)
 
 
 def ledger_quantity(side: Side, quantity: Decimal, base_fee: Decimal = ZERO) -> Decimal:

@@ -168,6 +168,7 @@ class OrderOrigin(enum.StrEnum):
     SYNC = "sync"  # brings the venue back to the copy history
     OPEN = "open"  # opens the master's positions when a follow starts
     CLOSE = "close"  # closes the copied positions (/stop, the daily loss limit)
+    WRITE_OFF = "write_off"  # closed outside the copier: taken off the copied position, never sent
 
 
 class CopyStatus(enum.StrEnum):
@@ -180,6 +181,7 @@ class CopyStatus(enum.StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     OFFERED = "offered"  # manual confirmation: waiting for the follower's answer, nothing journaled yet
+    WRITTEN_OFF = "written_off"  # a write-off (``OrderOrigin.WRITE_OFF``): recorded, never sent
 
 
 class OrderState(enum.StrEnum):

@@ -477,8 +477,10 @@ class RiskService:
         *,
         reduce_only: bool = True,
     ) -> list[CopyResult]:
-        """Close a copied position with a reduce-only market order on the venue's step; what is
-        below the step or the minimum is reported (recorded as a skip), never sent unrounded."""
+        """Close a copied position with a reduce-only market order on the venue's step (bounded by
+        what the venue shows held, the rest written off; split within the venue's maximum per
+        order: ``DirectOrders``); what is below the step or the minimum is reported (recorded as a
+        skip), never sent unrounded."""
         rules = await venue.market(position.symbol)
         held = abs(position.quantity)
         quantity = round_down(held, rules.quantity_step)
@@ -494,8 +496,9 @@ class RiskService:
                 price,
                 reduce_only=reduce_only,
                 position_side=position.position_side,
+                closes=position.quantity if reduce_only else None,  # bounded by the venue, the rest written off
             )
-            results.append(await self.path.direct.place(follow, order))
+            results += await self.path.direct.place(follow, order)
         else:
             quantity = ZERO
         remainder = held - quantity
@@ -608,7 +611,7 @@ class RiskService:
             order = DirectOrder(
                 symbol, side, quantity, OrderOrigin.SYNC, cid, price, reduce_only=reduces, position_side=position_side
             )
-            results.append(await self.path.direct.place(follow, order))
+            results += await self.path.direct.place(follow, order)
         await self.journal.replace_drifts(follow.follow_id, {})
         return results
 
@@ -619,10 +622,11 @@ class RiskService:
         hedge-mode master's long and short are two entries: a hedge-mode follower opens each on
         its side; a one-way follower sends both (its copied ledger keeps the legs apart, as live
         copies do) and holds their net, with the reason recorded on the copy."""
-        return [
-            order if isinstance(order, Skip) else await self.path.direct.place(follow, order)
-            async for order in self._opening_orders(follow)
-        ]
+        outcomes: list[CopyResult | Skip] = []
+        async for order in self._opening_orders(follow):
+            # an order above the venue's maximum is sent in parts, a result each
+            outcomes += [order] if isinstance(order, Skip) else await self.path.direct.place(follow, order)
+        return outcomes
 
     async def plan_open_positions(self, follow: FollowSettings) -> list[DirectOrder | Skip]:
         """The orders ``open_master_positions`` would send now, each with its size, or why not;

@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from core.errors import UserError
-from core.ledger import Holding, apply_execution
+from core.ledger import Holding, apply_execution, write_off
 from core.model import PositionSide, Side
 
 ZERO = Decimal(0)
@@ -353,6 +353,7 @@ class CopyExecution:
     price: Decimal
     fee: Decimal = ZERO
     position_side: PositionSide = PositionSide.BOTH  # a hedge-mode copy's leg is its own position
+    written_off: bool = False  # closed outside the copier (``core.ledger.write_off``): no PnL, no fee
 
 
 @dataclass(slots=True)
@@ -365,10 +366,15 @@ class LedgerReplay:
     fees_by_day: dict[date, Decimal] = field(default_factory=dict)
 
     def apply(self, execution: CopyExecution) -> None:
+        key = (execution.symbol, execution.position_side)
+        if execution.written_off:
+            self.positions[key] = write_off(
+                self.positions.get(key, Holding()), execution.quantity * execution.side.sign
+            )
+            return
         day = utc_day(execution.at)
         if execution.fee:
             self.fees_by_day[day] = self.fees_by_day.get(day, ZERO) + execution.fee
-        key = (execution.symbol, execution.position_side)
         holding, realized = apply_execution(
             self.positions.get(key, Holding()), execution.quantity * execution.side.sign, execution.price, execution.fee
         )

@@ -49,8 +49,9 @@ from core.journal import (
     ReportedOrder,
     SendFence,
     Transition,
+    WriteOff,
 )
-from core.ledger import Holding, OrderProgress, advance, apply_execution, ledger_quantity
+from core.ledger import Holding, OrderProgress, advance, apply_execution, ledger_quantity, write_off
 from core.model import (
     CopyResult,
     CopyStatus,
@@ -60,6 +61,7 @@ from core.model import (
     FollowStatus,
     OrderOrigin,
     OrderState,
+    OrderType,
     PositionSide,
     Side,
     utcnow,
@@ -110,11 +112,13 @@ class _Submission:
     reports: Sequence[ReportedOrder] = ()
     claims: Sequence[str] = ()  # pending copies whose lease this writer takes (each a new epoch)
     fences: Sequence[SendFence] = ()  # sends to fence: granted only while their claim is current
+    write_offs: Sequence[WriteOff] = ()
     future: asyncio.Future[None] | None = None
     already: set[str] = field(default_factory=set)  # drafts' ids that existed before
     claimed: dict[str, int] = field(default_factory=dict)  # the claims granted, with their epochs
     fenced: set[str] = field(default_factory=set)  # the fences granted
     transitions: list[Transition | None] = field(default_factory=list)  # one per report
+    written_off: set[str] = field(default_factory=set)  # the write-offs recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +250,7 @@ class _CopyWriter:
         results = [r for s in batch for r in s.results]
         changes = [c for s in batch for c in s.position_changes]
         reports = [r for s in batch for r in s.reports]
+        write_offs = [w for s in batch for w in s.write_offs]
         async with self._db.session() as session:
             now = await self._db.now(session)  # leases and fences on the database's clock, never a host's
             for submission in batch:  # in the group commit: a hundred claims cost one transaction
@@ -256,7 +261,7 @@ class _CopyWriter:
                 submission.fenced = {
                     f.claim.client_order_id for f in submission.fences if await self._fence(session, f, now)
                 }
-            if self._db.is_sqlite and (changes or reports):
+            if self._db.is_sqlite and (changes or reports or write_offs):
                 # the write lock before the positions are read: another process's writer waits
                 # here instead of saving a position moved from the same stale read (PostgreSQL:
                 # the read locks the rows, ``_Positions.load``)
@@ -267,8 +272,10 @@ class _CopyWriter:
             if changes:
                 await _move_positions(session, changes, now)
             transitions = await _record_reports(session, reports, now) if reports else []
+            written_off = await _write_offs(session, write_offs, now) if write_offs else set()
         position = 0
         for submission in batch:
+            submission.written_off = {w.client_order_id for w in submission.write_offs} & written_off
             submission.transitions = transitions[position : position + len(submission.reports)]
             position += len(submission.reports)
         return existing
@@ -606,6 +613,10 @@ class JournalStore:
     async def record_reports(self, reports: Sequence[ReportedOrder]) -> list[Transition | None]:
         """Record venue reports (see the module's docstring); ``None`` for one that changed nothing."""
         return (await self._writes.submit(_Submission(reports=reports))).transitions
+
+    async def write_off(self, entry: WriteOff) -> bool:
+        """Take what was closed outside the copier off the ledger (see ``CopyJournal.write_off``)."""
+        return entry.client_order_id in (await self._writes.submit(_Submission(write_offs=[entry]))).written_off
 
     async def open_copies(self) -> list[OpenCopy]:
         """Every sent order the venue still works (acknowledged or partially filled), oldest first."""
@@ -1151,6 +1162,7 @@ async def _record_reports(
                     "price": increment.price,
                     "fee": increment.fee,
                     "moved_ledger": moves,
+                    "written_off": False,
                     "realized_pnl": realized,
                     "recorded_at": now,
                 }
@@ -1241,6 +1253,125 @@ async def _add_late_fees(session: AsyncSession, late_fees: dict[tuple[str, Decim
         recorded = (await session.execute(select(_EXECUTIONS.c.fee).where(*where))).scalar_one_or_none()
         if recorded is not None:
             await session.execute(update(_EXECUTIONS).where(*where).values(fee=recorded + fee))
+
+
+_PROTECTIVE = ProtectiveOrderRow.metadata.tables[ProtectiveOrderRow.__tablename__]
+_DRIFTS = PositionDrift.metadata.tables[PositionDrift.__tablename__]
+#: an order of the follow that may still execute unrecorded: pending, resting or partially filled
+_UNSETTLED = (OrderState.PENDING, *_OPEN)
+
+
+async def _write_offs(session: AsyncSession, entries: Sequence[WriteOff], now: datetime) -> set[str]:
+    """Record each write-off whose ledger is complete (``CopyJournal.write_off``): a ``copy_orders``
+    row of its own (never sent: no state), the execution that moves the copied position through
+    ``core.ledger.write_off`` (``copy_executions.written_off``, so a replay of the executions moves
+    it the same way), and the stored drift it resolves gone. Returns the ids recorded."""
+    ids = [e.client_order_id for e in entries]
+    known = set(
+        (
+            await session.execute(select(_COPY_ORDERS.c.client_order_id).where(_COPY_ORDERS.c.client_order_id.in_(ids)))
+        ).scalars()
+    )
+    positions = await _Positions.load(session, {(e.follow_id, e.symbol) for e in entries})
+    recorded: set[str] = set()
+    orders, executions = [], []
+    for entry in entries:
+        if entry.client_order_id in known or entry.client_order_id in recorded:
+            continue
+        key = (entry.follow_id, entry.symbol, False, entry.position_side)
+        holding = positions.holdings.get(key, Holding())
+        if holding.quantity != entry.expected or await _may_still_execute(session, entry):
+            continue  # the ledger moved, or may be missing an execution: the venue's shortfall is not proven
+        positions.holdings[key] = write_off(holding, entry.signed_quantity)
+        positions.touched.add(key)
+        recorded.add(entry.client_order_id)
+        orders.append(
+            {
+                "client_order_id": entry.client_order_id,
+                "fill_id": entry.fill_id,
+                "follow_id": entry.follow_id,
+                "user_id": entry.user_id,
+                "symbol": entry.symbol,
+                "side": entry.side,
+                "order_type": OrderType.MARKET,
+                "reduce_only": False,
+                "status": CopyStatus.WRITTEN_OFF,
+                "state": None,
+                "reason_code": OrderOrigin.WRITE_OFF.value,
+                "reason": entry.reason[:500],
+                "requested_quantity": entry.quantity,
+                "filled_quantity": ZERO,
+                "average_price": None,
+                "limit_price": None,
+                "protected": False,
+                "attempt": 0,
+                "master_price": entry.reference_price,
+                "fee": ZERO,
+                "base_fee": ZERO,
+                "venue_order_id": None,
+                "dry_run": False,
+                "origin": OrderOrigin.WRITE_OFF,
+                "position_side": entry.position_side,
+                "realized_pnl": ZERO,
+                "created_at": now,
+                "completed_at": now,
+                "latency_ms": None,
+                "lease_owner": None,
+                "lease_until": None,
+                "claim_epoch": 0,
+                "send_started_at": None,
+                "send_deadline": None,
+            }
+        )
+        executions.append(
+            {
+                "client_order_id": entry.client_order_id,
+                "filled_after": entry.quantity,
+                "trade_id": None,
+                "follow_id": entry.follow_id,
+                "symbol": entry.symbol,
+                "side": entry.side,
+                "quantity": entry.quantity,
+                "ledger_quantity": entry.signed_quantity,
+                "price": holding.entry_price if holding.entry_price is not None else entry.reference_price,
+                "fee": ZERO,
+                "moved_ledger": True,
+                "written_off": True,
+                "realized_pnl": ZERO,
+                "recorded_at": now,
+            }
+        )
+    if not recorded:
+        return recorded
+    await session.execute(insert(_COPY_ORDERS), orders)
+    await session.execute(insert(_EXECUTIONS), executions)
+    for entry in entries:
+        if entry.client_order_id in recorded:
+            await session.execute(
+                _DRIFTS.delete().where(_DRIFTS.c.follow_id == entry.follow_id, _DRIFTS.c.symbol == entry.drift_label)
+            )
+    await positions.save(session, now)
+    return recorded
+
+
+async def _may_still_execute(session: AsyncSession, entry: WriteOff) -> bool:
+    """Whether an order of the follow in the write-off's symbol may still execute without the
+    ledger knowing yet: a copy or direct order pending, resting or partially filled, or a
+    take-profit / stop-loss resting on the venue that the venue did not show untriggered after the
+    position was read (it may have triggered there unseen)."""
+    copies = select(_COPY_ORDERS.c.client_order_id).where(
+        _COPY_ORDERS.c.follow_id == entry.follow_id,
+        _COPY_ORDERS.c.symbol == entry.symbol,
+        _COPY_ORDERS.c.state.in_([s.value for s in _UNSETTLED]),
+    )
+    protective = select(_PROTECTIVE.c.client_order_id).where(
+        _PROTECTIVE.c.follow_id == entry.follow_id,
+        _PROTECTIVE.c.symbol == entry.symbol,
+        _PROTECTIVE.c.status.in_([s.value for s in _RESTING]),
+        _PROTECTIVE.c.client_order_id.not_in(entry.untriggered),
+    )
+    found = await session.execute(copies.union_all(protective).limit(1))
+    return found.first() is not None
 
 
 def _trade_id(report: Any, filled_before: Decimal) -> str | None:

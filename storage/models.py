@@ -245,6 +245,9 @@ class CopyExecution(SQLModel, table=True):
     price: Decimal = Field(sa_type=ExactDecimal)
     fee: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # in the quote currency
     moved_ledger: bool = True  # False for sync orders: they move the venue to the ledger
+    # a write-off (closed outside the copier, never executed by it): moves the ledger through
+    # ``core.ledger.write_off`` — no PnL, no fee; ``price`` is the entry price it left at
+    written_off: bool = False
     realized_pnl: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

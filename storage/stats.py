@@ -340,8 +340,8 @@ class StatsStore:
         """The follow's executions in the order they moved its ledger: the venue's reports stored
         in ``copy_executions`` (the rows ``follow_positions`` was built from, so a replay gives the
         same positions and realized PnL; sync orders, which move the venue to the ledger, are left
-        out as the ledger leaves them out), or for ``simulated`` the dry-run copies (requested
-        quantity at the master's price, no fee)."""
+        out as the ledger leaves them out; write-offs are in, marked, as they moved it), or for
+        ``simulated`` the dry-run copies (requested quantity at the master's price, no fee)."""
         if not simulated:
             return await self._executions(follow_id)
         async with self.db.session() as session:
@@ -393,6 +393,7 @@ class StatsStore:
                     row.price,
                     row.fee,
                     position_side,
+                    row.written_off,
                 )
                 for row, position_side in rows.all()
             ]

@@ -276,12 +276,14 @@ async def test_a_copy_answered_status_unknown_after_the_venue_accepted_it_is_pla
         assert len(account.orders) == 1  # the unknown answer was looked up, not resent
 
 
-async def test_a_follower_who_closed_part_by_hand_ends_flat_when_the_master_exits(app, fake):
+async def test_a_follower_who_closed_part_by_hand_is_not_bought_back_by_sync_after_the_master_exits(app, fake):
     master, follows = await _setup(app, fake)
     second = fake.accounts[FOLLOWERS[1][0]]  # coefficient 1
     await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"))
     await eventually(lambda: second.signed_position("BTCUSDT") == D("0.1"), "the entry")
     await app.listeners.idle()
+    (entry,) = await app.accounts.copy_history(follows[1].user_id, limit=10)
+    entry_price = entry.average_price
 
     def position_reads() -> int:
         return fake.count("GET", "/fapi/v3/positionRisk") + fake.count("GET", "/fapi/v2/positionRisk")
@@ -293,14 +295,30 @@ async def test_a_follower_who_closed_part_by_hand_ends_flat_when_the_master_exit
 
     await app.listeners.idle()
     user_id = follows[1].user_id
-    exit_copy = (await app.accounts.copy_history(user_id, limit=10))[0]
+    history = await app.accounts.copy_history(user_id, limit=10)
+    exit_copy = next(r for r in history if r.origin == "copy" and r.side == "sell")
     assert (exit_copy.status, exit_copy.filled_quantity) == (CopyStatus.FILLED, D("0.06"))
     sent = [o for o in second.orders.values() if o.client_order_id == exit_copy.client_order_id]
     assert [(o.quantity, o.reduce_only) for o in sent] == [(D("0.06"), True)]
     assert "0.04 BTC closed outside the copier is not sent" in (exit_copy.reason or "")
-    drifts = await app.journal.drifts(follows[1].id)
-    assert [(d.symbol, d.expected, d.actual) for d in drifts] == [("BTC/USDT:USDT", D("0.04"), D(0))]
+    (write_off,) = [r for r in history if r.origin == "write_off"]
+    assert (write_off.status, write_off.requested_quantity) == (CopyStatus.WRITTEN_OFF, D("0.04"))
+    assert write_off.client_order_id not in {o.client_order_id for o in second.orders.values()}
     assert position_reads() == reads + len(FOLLOWERS)  # one read per follower account, for its exit only
+    assert [p for p in await app.accounts.follow_positions_of(follows[1].id) if p.quantity] == []
+
+    export = await app.services.reports.exports.export_user_log(user_id, fmt="json")
+    logged = [r for r in json.loads(export.content)["rows"] if r["origin"] == "write_off"]
+    assert [(r["status"], r["side"], r["requested_quantity"]) for r in logged] == [("written_off", "sell", "0.04")]
+    assert logged[0]["reason"].startswith("closed outside the copier") and logged[0]["master_trade_id"]
+    pnl = (await app.services.reports.pnl.follow_pnl(user_id, period="all")).follows[0]
+    assert pnl.positions == ()  # /pnl: nothing open, and only the 0.06 the copier closed realized
+    assert pnl.realized_gross == (exit_copy.average_price - entry_price) * D("0.06")
+
+    orders_before = len(second.orders)
+    assert await app.services.check_drift(user_id, follows[1].id) == {}  # nothing to report again
+    assert await app.services.sync(user_id, follows[1].id) == []
+    assert len(second.orders) == orders_before and second.signed_position("BTCUSDT") == 0  # nothing bought back
 
 
 async def test_a_150_btc_market_copy_is_sent_within_market_lot_size_and_fully_executed(app, fake):
@@ -326,3 +344,40 @@ async def test_a_150_btc_market_copy_is_sent_within_market_lot_size_and_fully_ex
         ("sell", D(75), CopyStatus.FILLED),
     ]
     assert all("part" in (r.reason or "") and "120" in (r.reason or "") for r in rows)
+
+
+async def test_a_150_btc_stop_close_is_sent_within_market_lot_size_and_the_follower_ends_flat(app, fake):
+    master, follows = await _setup(app, fake)
+    for key, _ in [MASTER, *FOLLOWERS]:
+        fake.accounts[key].futures_wallet = D("100000000")
+    second = fake.accounts[FOLLOWERS[1][0]]  # coefficient 1
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("150"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("150"), "the whole entry")
+    await app.listeners.idle()
+
+    _, results = await app.services.stop_follow(follows[1].user_id, follows[1].id, close_positions=True)
+
+    closes = [o for o in second.orders.values() if o.side == "SELL"]
+    assert sorted(o.quantity for o in closes) == [D(75), D(75)]  # MARKET_LOT_SIZE maxQty 120, never -4005
+    assert all(o.reduce_only and o.status == "FILLED" for o in closes)
+    assert [(r.origin, r.status) for r in results] == [("close", CopyStatus.FILLED)] * 2
+    assert second.signed_position("BTCUSDT") == 0
+    assert [p for p in await app.accounts.follow_positions_of(follows[1].id) if p.quantity] == []
+
+
+async def test_a_stop_close_after_a_partial_close_by_hand_is_not_refused_and_writes_off_the_rest(app, fake):
+    master, follows = await _setup(app, fake)
+    second = fake.accounts[FOLLOWERS[1][0]]  # coefficient 1
+    await fake.master_trade(MASTER[0], "BTCUSDT", "BUY", D("0.1"))
+    await eventually(lambda: second.signed_position("BTCUSDT") == D("0.1"), "the entry")
+    await app.listeners.idle()
+    await fake.master_trade(FOLLOWERS[1][0], "BTCUSDT", "SELL", D("0.04"), reduce_only=True)  # closed by hand
+
+    _, results = await app.services.stop_follow(follows[1].user_id, follows[1].id, close_positions=True)
+
+    assert [(r.status, r.filled_quantity) for r in results] == [(CopyStatus.FILLED, D("0.06"))]  # never -2022
+    assert second.signed_position("BTCUSDT") == 0
+    history = await app.accounts.copy_history(follows[1].user_id, limit=10)
+    (write_off,) = [r for r in history if r.origin == "write_off"]
+    assert write_off.requested_quantity == D("0.04")
+    assert [p for p in await app.accounts.follow_positions_of(follows[1].id) if p.quantity] == []

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.ledger import Holding, OrderProgress, advance, apply_execution, fee_in_quote, ledger_quantity
-from core.model import OrderReport, OrderState, Side
+from core.ledger import Holding, OrderProgress, advance, apply_execution, fee_in_quote, ledger_quantity, write_off
+from core.model import OrderReport, OrderState, PositionSide, Side
+from core.stats import CopyExecution, replay
 
 quantities = st.integers(1, 10_000).map(lambda n: D(n) / 1000)
 prices = st.integers(1, 1_000_000).map(lambda n: D(n) / 100)
@@ -54,6 +57,79 @@ def test_splitting_an_execution_in_two_gives_the_same_holding(before, quantity, 
         assert split.entry_price is None
     else:
         assert split.entry_price is not None and abs(split.entry_price - whole.entry_price) < D("1e-20")
+
+
+#: an execution, or a write-off (closed outside the copier) of this quantity, at most what is held
+with_write_offs = st.lists(
+    st.one_of(st.tuples(signed, prices, fees), quantities.map(lambda q: ("write_off", q))), max_size=30
+)
+
+
+def written_off(holding: Holding, asked: D) -> D:
+    """The write-off of ``asked`` (at most what is held), signed against the holding."""
+    return -min(asked, abs(holding.quantity)) * (1 if holding.quantity > 0 else -1)
+
+
+def run_with_write_offs(steps) -> tuple[Holding, D, D]:
+    """The holding, the PnL the executions realized, and the signed total written off."""
+    holding, realized, written = Holding(), D(0), D(0)
+    for step in steps:
+        if step[0] == "write_off":
+            if holding.quantity == 0:
+                continue
+            quantity = written_off(holding, step[1])
+            after = write_off(holding, quantity)
+            assert after.entry_price == (holding.entry_price if after.quantity != 0 else None)
+            assert (after.realized_pnl, after.fees) == (holding.realized_pnl, holding.fees)
+            assert abs(after.quantity) < abs(holding.quantity) and after.quantity * holding.quantity >= 0
+            holding, written = after, written + quantity
+            continue
+        quantity, price, fee = step
+        holding, gained = apply_execution(holding, quantity, price, fee)
+        realized += gained
+    return holding, realized, written
+
+
+@given(with_write_offs)
+def test_write_offs_keep_the_ledger_invariants_and_realize_nothing(steps):
+    holding, realized, written = run_with_write_offs(steps)
+    executed = [s for s in steps if s[0] != "write_off"]
+    assert holding.quantity == sum((q for q, _, _ in executed), D(0)) + written
+    assert holding.fees == sum((f for _, _, f in executed), D(0))  # a write-off pays no fee
+    assert holding.realized_pnl == realized  # and realizes nothing: its price is not the copier's to know
+    assert (holding.entry_price is None) == (holding.quantity == 0)
+
+
+@given(with_write_offs)
+def test_a_replay_of_executions_and_write_offs_gives_the_ledgers_holding(steps):
+    holding, _, _ = run_with_write_offs(steps)
+    rows, replayed = [], Holding()
+    at = datetime(2026, 12, 8, tzinfo=UTC)
+    for step in steps:  # as the journal stores them: each with the signed change it made
+        if step[0] == "write_off":
+            if replayed.quantity == 0:
+                continue
+            quantity, price, fee, off = written_off(replayed, step[1]), D(1), D(0), True
+            replayed = write_off(replayed, quantity)
+        else:
+            (quantity, price, fee), off = step, False
+            replayed, _ = apply_execution(replayed, quantity, price, fee)
+        side = Side.BUY if quantity > 0 else Side.SELL
+        rows.append(CopyExecution(at, "BTC", side, abs(quantity), price, fee, written_off=off))
+    ledger = replay(rows)
+    assert ledger.positions.get(("BTC", PositionSide.BOTH), Holding()) == holding
+    assert sum(ledger.realized_by_day.values(), D(0)) == holding.realized_pnl
+
+
+def test_a_write_off_never_opens_reverses_or_grows_a_holding():
+    long = Holding(D("0.1"), D(60000))
+    assert write_off(long, D("-0.04")) == Holding(D("0.06"), D(60000))
+    assert write_off(long, D("-0.1")) == Holding()
+    for wrong in (D("0.01"), D("-0.11"), D(0)):
+        with pytest.raises(ValueError):
+            write_off(long, wrong)
+    with pytest.raises(ValueError):
+        write_off(Holding(), D("-0.01"))
 
 
 def test_a_reversal_opens_the_remainder_at_the_execution_price():

@@ -12,12 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.copying import planner
-from core.copying.ids import client_order_id, split_order_id
+from core.copying.ids import client_order_id, split_order_id, write_off_id
 from core.copying.path import OnPath, OrderPath
-from core.copying.positions import VenuePositions
 from core.copying.queues import Key
 from core.copying.recorder import PositionChanged
-from core.copying.results import Subject, draft, journaled_fill, journaled_intent, waiting
+from core.copying.results import Subject, draft, joined, journaled_fill, journaled_intent, waiting
 from core.copying.sender import not_after
 from core.copying.settler import Settler
 from core.errors import NotFound, UnknownSymbol, VaultError, VenueError
@@ -29,15 +28,14 @@ from core.model import (
     FollowSettings,
     MarketRules,
     OrderIntent,
+    OrderOrigin,
     PositionSide,
     SizingMode,
     Skip,
     SkipReason,
-    drift_label,
-    venue_side,
 )
 from core.records import CopyOrderRecord
-from core.sizing import Leg, LegPlan, Sized, one_way_note, split_legs
+from core.sizing import Leg, LegPlan, one_way_note, split_legs
 from core.venues.base import Venue
 
 log = logging.getLogger(__name__)
@@ -65,7 +63,6 @@ class Copier(OnPath):
         self._master_equity = master_equity
         self._offer_copy = offer_copy
         self.planning: set[int] = set()  # journaled fills whose copies are being planned now
-        self._held = VenuePositions()  # what follower venues show held, read for exits only
 
     # -- fan-out ------------------------------------------------------------------------------
 
@@ -199,7 +196,7 @@ class Copier(OnPath):
             return [await self._recorder.skipped(follow, subject, fill_id, Skip(SkipReason.UNKNOWN_SYMBOL, str(exc)))]
         except (VenueError, VaultError) as exc:
             return [await self._recorder.failed_unsent(follow, subject, fill_id, str(exc), received, exc)]
-        planned = await self._plan(follow, fill, leg, cid, venue, rules, master_equity)
+        planned = await self._plan(follow, fill, fill_id, leg, cid, venue, rules, master_equity)
         if isinstance(planned, Skip):
             return [await self._recorder.skipped(follow, subject, fill_id, planned)]
         intent, note = planned
@@ -207,13 +204,13 @@ class Copier(OnPath):
             return [await self._offer_copy(follow, fill, fill_id, intent)]
         if follow.dry_run:
             return [await self._recorder.dry_run(follow, subject, fill_id, intent, rules)]
-        parts = planner.venue_parts(follow, leg, intent, rules, venue.name)
+        parts = planner.venue_parts(follow, leg.leg is Leg.ENTRY, intent, rules, venue.name)
         if isinstance(parts, Skip):
             return [await self._recorder.skipped(follow, subject, fill_id, parts)]
         if len(parts) > 1 and not fresh and await self._journal.copy_order(cid) is not None:
             parts = [(intent, None)]  # journaled whole by an earlier plan: followed as it was
         drafts = [
-            draft(follow, fill, fill_id, part, CopyStatus.PENDING, reason=_joined(note, part_note))
+            draft(follow, fill, fill_id, part, CopyStatus.PENDING, reason=joined(note, part_note))
             for part, part_note in parts
         ]
         existing = await self._journal.begin_copies(drafts)  # every part journaled before the first is sent
@@ -273,6 +270,7 @@ class Copier(OnPath):
         self,
         follow: FollowSettings,
         fill: Fill,
+        fill_id: int,
         leg: LegPlan,
         cid: str,
         venue: Venue,
@@ -305,7 +303,8 @@ class Copier(OnPath):
             note = one_way_note(leg.leg, position_side, net, sized.quantity * sized.side.sign)
         drift = None
         if leg.leg is Leg.EXIT and note is None and not follow.dry_run and venue.bounds_exits(rules):
-            bounded = await self._bounded_exit(follow, fill, venue, rules, sized, position, position_side)
+            write_off = Subject.of(follow, fill, write_off_id(cid), OrderOrigin.WRITE_OFF)
+            bounded = await self._bounds.bound(follow, write_off, fill_id, venue, rules, sized, position, position_side)
             if isinstance(bounded, Skip):
                 return bounded
             sized, drift = bounded
@@ -322,42 +321,7 @@ class Copier(OnPath):
                 return guarded
             intent = guarded
         intent = planner.order_for_venue(follow, venue.takes_market_orders, intent, fill.price, rules)
-        return intent, _joined(note, drift)
-
-    async def _bounded_exit(
-        self,
-        follow: FollowSettings,
-        fill: Fill,
-        venue: Venue,
-        rules: MarketRules,
-        sized: Sized,
-        copied: Decimal,
-        position_side: PositionSide,
-    ) -> tuple[Sized, str | None] | Skip:
-        """An exit bounded by what the follower's venue shows held on the side it closes; what the
-        ledger holds beyond it is recorded as drift, with the reason, and never sent."""
-        try:
-            held = await self._held.held(follow.credential_id, venue)
-            on_symbol = [p for p in held if p.symbol == fill.symbol]
-            # the positions show the account's mode (hedge mode holds LONG / SHORT, one-way BOTH),
-            # sparing the mode's own read (weight 30 on Binance); asked only when nothing is held
-            hedged = (
-                any(p.position_side is not PositionSide.BOTH for p in on_symbol)
-                if on_symbol
-                else await venue.hedge_mode()
-            )
-        except VenueError as exc:  # unbounded, the venue refuses an exit above the position whole
-            return Skip(SkipReason.NO_POSITION_TO_EXIT, f"your exchange's position could not be read: {exc}")
-        side = venue_side(position_side, copied, hedged)
-        shown = sum((p.quantity for p in on_symbol if p.position_side is side), Decimal(0))
-        bounded = planner.bound_exit(sized, copied, shown, rules)
-        label = drift_label(fill.symbol, side)
-        if isinstance(bounded, Skip):
-            await self._journal.record_drift(follow.follow_id, label, copied, shown)
-            return bounded
-        if bounded.note is not None:
-            await self._journal.record_drift(follow.follow_id, label, bounded.expected_after, bounded.actual_after)
-        return bounded.sized, bounded.note
+        return intent, joined(note, drift)
 
     # -- manual confirmation ------------------------------------------------------------------
 
@@ -396,8 +360,3 @@ class Copier(OnPath):
             if client_order_id(fill, follow.follow_id, index) == cid:
                 return fill, leg
         raise NotFound(f"no copy {cid} of fill {fill_id} for follow {follow.follow_id}")
-
-
-def _joined(*notes: str | None) -> str | None:
-    """The reasons recorded on a copy, in one line."""
-    return "; ".join(n for n in notes if n) or None

@@ -37,3 +37,10 @@ def split_order_id(client_order_id: str, part: int) -> str:
     from the order's own id: a restart re-deciding the same split finds each part instead of
     sending it twice."""
     return "cs" + hashlib.sha256(f"{client_order_id}|split|{part}".encode()).hexdigest()[:30]
+
+
+def write_off_id(client_order_id: str) -> str:
+    """The id of the write-off an order's decision found (what the ledger held beyond the venue's
+    position when the order ``client_order_id`` was bounded by it): a re-plan finds it, never writes
+    it off twice."""
+    return "cw" + hashlib.sha256(f"{client_order_id}|write_off".encode()).hexdigest()[:30]

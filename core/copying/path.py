@@ -1,5 +1,6 @@
 """The order path every part of the copier shares: one sender (the only door to the venues), one
-recorder, one queue per follow and symbol, one cache of follows, one book of positions. Built
+recorder, one queue per follow and symbol, one cache of follows, one book of positions, one bound of
+exits by the venue's position (and its write-offs). Built
 first, so that the risk controls (which place orders through ``direct``) and the copier (which
 tells the risk controls when a position moved) are each given what they need at construction."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from core.copying.bounds import ExitBounds
 from core.copying.config import EngineConfig, Notify, VenueProvider
 from core.copying.direct import DirectOrders
 from core.copying.dispatch import Dispatcher
@@ -44,8 +46,14 @@ class OrderPath:
         self.recorder = Recorder(journal, notify, self.observer, self.follows, self.unknowns)
         self.sender = OrderSender(journal, self.config, self.observer, clock)
         self.dispatcher = Dispatcher(journal, self.sender, self.recorder, self.observer)
+        self.bounds = ExitBounds(journal, self.recorder)
         self.direct = DirectOrders(
-            journal=journal, venues=venues, queues=self.queues, recorder=self.recorder, dispatcher=self.dispatcher
+            journal=journal,
+            venues=venues,
+            queues=self.queues,
+            recorder=self.recorder,
+            dispatcher=self.dispatcher,
+            bounds=self.bounds,
         )
 
 
@@ -61,3 +69,4 @@ class OnPath:
         self._queues = path.queues
         self._recorder = path.recorder
         self._dispatcher = path.dispatcher
+        self._bounds = path.bounds

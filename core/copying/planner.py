@@ -290,49 +290,56 @@ def held_for_exit(side: Side, venue_quantity: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
-class CappedExit:
-    """An exit bounded by the venue's position: the order, and the drift it found (the ledger's
-    position and the venue's, each as it will be once the order has filled)."""
+class BoundExit:
+    """An exit bounded by the venue's position: the order to send (or why none is), the note it
+    records, and what the ledger holds beyond what the venue shows (in order units, >= 0) — written
+    off the ledger, so that it equals the venue; where the write-off must wait, the drift (the
+    ledger's position and the venue's, each as it will be once the order has filled)."""
 
-    sized: Sized
+    order: Sized | Skip
     note: str | None
+    written_off: Decimal
     expected_after: Decimal
     actual_after: Decimal
 
 
-def bound_exit(sized: Sized, copied: Decimal, venue_quantity: Decimal, rules: MarketRules) -> CappedExit | Skip:
+def bound_exit(sized: Sized, copied: Decimal, venue_quantity: Decimal, rules: MarketRules) -> BoundExit:
     """An exit of the copied position ``copied`` (the ledger's, signed) bounded by the venue's
-    signed ``venue_quantity`` on the same side. What the ledger holds beyond what the venue shows
-    (closed by hand, a liquidation) is never sent: it is the drift, recorded with the reason."""
+    signed ``venue_quantity`` on the same side. When the exit asks for more than the venue shows,
+    what the ledger holds beyond it (closed by hand, a liquidation) is never sent: it is written
+    off — all of it, so a partial exit that finds less than it closes leaves the ledger at the
+    venue's position too. An exit within what the venue shows writes nothing off."""
     held = held_for_exit(sized.side, venue_quantity)
+    if sized.quantity <= held:
+        return BoundExit(sized, None, ZERO, copied, venue_quantity)
+    beyond = max(abs(copied) - held, ZERO)
     capped = cap_exit(sized, held, rules)
     if isinstance(capped, Skip):
-        return capped
-    if capped.quantity == sized.quantity:
-        return CappedExit(sized, None, copied, venue_quantity)
+        return BoundExit(capped, None, beyond, copied, venue_quantity)
     moved = capped.quantity * capped.side.sign
     missing = sized.quantity - capped.quantity
     note = (
         f"your exchange holds {plain(held)} {rules.base} of the {plain(abs(copied))} {rules.base} copied: this exit "
         f"closes {plain(capped.quantity)}, and the {plain(missing)} {rules.base} closed outside the copier is not "
-        "sent (recorded as drift)"
+        "sent"
     )
-    return CappedExit(capped, note, copied + moved, venue_quantity + moved)
+    return BoundExit(capped, note, beyond, copied + moved, venue_quantity + moved)
 
 
 def venue_parts(
-    follow: FollowSettings, leg: LegPlan, intent: OrderIntent, rules: MarketRules, venue: str
+    follow: FollowSettings, entry: bool, intent: OrderIntent, rules: MarketRules, venue: str
 ) -> list[tuple[OrderIntent, str | None]] | Skip:
     """The order as the venue takes it at once: itself within the venue's maximum for its type,
-    else several parts within it, each under its own id derived from the order's (an exit is
-    always split: a capped exit would leave the position open), or — an entry of a follow that
-    asks for it — capped at the maximum with the reason. Each part with the note it records."""
+    else several parts within it, each under its own id derived from the order's (anything but an
+    entry is always split: a capped exit or close would leave the position open, a capped sync the
+    drift), or — an ``entry`` of a follow that asks for it — capped at the maximum with the reason.
+    Each part with the note it records."""
     maximum = rules.max_order_quantity(intent.order_type)
     if maximum is None or intent.quantity <= maximum:
         return [(intent, None)]
     kind = "market" if intent.order_type is OrderType.MARKET else "limit"
     over = f"{plain(intent.quantity)} {rules.base} is above the {plain(maximum)} {venue} takes in one {kind} order"
-    if leg.leg is Leg.ENTRY and follow.oversize_action is OversizeAction.CAP:
+    if entry and follow.oversize_action is OversizeAction.CAP:
         rest = intent.quantity - maximum
         note = f"{over}: capped at {plain(maximum)}, {plain(rest)} not copied (your setting: cap large orders)"
         return [(replace(intent, quantity=maximum), note)]

@@ -25,6 +25,11 @@ from core.records import CopyOrderRecord, MasterFillRecord
 WAITING = "waiting"
 
 
+def joined(*notes: str | None) -> str | None:
+    """The reasons recorded on an order, in one line."""
+    return "; ".join(n for n in notes if n) or None
+
+
 def journaled_fill(row: MasterFillRecord) -> Fill:
     """The ``Fill`` a journal row records (resuming after a restart, another process's fill)."""
     return Fill(
@@ -140,6 +145,21 @@ class Subject:
     ) -> CopyResult:
         return self._result(
             CopyStatus.FAILED, intent, error=message, error_code=code, latency_ms=latency_ms, state=state
+        )
+
+    def written_off(self, side: Side, quantity: Decimal, reason: str) -> CopyResult:
+        """A write-off (closed outside the copier), recorded under this subject: never sent."""
+        return CopyResult(
+            self.follow_id,
+            self.user_id,
+            self.master_id,
+            self.client_order_id,
+            self.fill,
+            CopyStatus.WRITTEN_OFF,
+            side=side,
+            requested_quantity=quantity,
+            error=reason,
+            origin=self.origin,
         )
 
     def pending(self, intent: OrderIntent | None = None, *, error: str | None = None) -> CopyResult:
