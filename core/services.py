@@ -75,6 +75,12 @@ class FollowStatusView:
     drifts: Sequence[DriftRecord]
 
 
+def followable(status: MasterStatus) -> bool:
+    """Only a listed master takes new followers, by any door (bot, API): a hidden master keeps
+    copying for its followers but takes no new ones, a retired one is copied no more."""
+    return status is MasterStatus.ACTIVE
+
+
 class Services:
     def __init__(
         self,
@@ -268,7 +274,7 @@ class Services:
         self, user_id: int, master_id: int, credential_id: str, settings: dict[str, Any] | None = None
     ) -> FollowRecord:
         master = await self.accounts.master(master_id)
-        if master is None or master.status is MasterStatus.RETIRED:
+        if master is None or not followable(master.status):
             raise UnknownMaster("no such master")
         credential = await self.own_account(user_id, credential_id)
         if master.credential_id == credential_id:

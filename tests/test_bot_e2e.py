@@ -223,7 +223,12 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
     await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
-    for bad, answer in (("abc", "must be a number"), ("0", "more than 0"), ("1e9", "at most 100")):
+    for bad, answer in (
+        ("abc", "must be a number"),
+        ("0", "more than 0"),
+        ("1e9", "no thousands separators, comma or exponent"),
+        ("101", "at most 100"),
+    ):
         await user.send(bad)
         assert answer in (await user.expect("coefficient")).text
     await user.send("1")

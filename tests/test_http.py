@@ -13,7 +13,8 @@ import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Settings
-from copytrade.http.api import PREFIX, TokenBuckets
+from copytrade.http.api import PREFIX
+from copytrade.http.limits import Limits, TokenBuckets
 from copytrade.http.metrics import Metrics
 from copytrade.http.server import HttpServer, Readiness, build_http_app, service_sources, start_http_server
 from copytrade.paper_setup import add_paper_follower, create_paper_master
@@ -129,15 +130,15 @@ async def test_metrics_count_a_real_copy_from_fill_to_acknowledgement(served):
     response = await client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
-    label = str(master.id)
-    assert _sample(text, "copytrade_fills_received_total", master=label) == 1
+    assert _sample(text, "copytrade_fills_received_total") == 1
     assert _sample(text, "copytrade_copy_latency_seconds_count", venue="paper") == 1
     assert _sample(text, "copytrade_copy_orders_total", status="filled", reason="") == 1
     assert _sample(text, "copytrade_journal_commit_seconds_count", operation="fill") == 1
     assert _sample(text, "copytrade_journal_commit_seconds_count", operation="report") == 1
-    assert _sample(text, "copytrade_listener_connected", master=label) == 1
-    assert _sample(text, "copytrade_listener_reconnects_total", master=label) == 0
-    assert _sample(text, "copytrade_listener_last_event_age_seconds", master=label) >= 0
+    assert _sample(text, "copytrade_listeners") == _sample(text, "copytrade_listeners_connected") == 1
+    assert _sample(text, "copytrade_listener_reconnects_total") == 0
+    assert _sample(text, "copytrade_listener_last_event_age_seconds") >= 0
+    assert f'"{master.id}"' not in text  # no master's id in the public metrics
     assert _sample(text, "copytrade_notification_backlog") == app.notifications.pending()
     assert "copytrade_telegram_rate_limited_total 0.0" in text
     assert "copytrade_order_retries_total{" not in text  # the paper venue answered the first time
@@ -275,8 +276,9 @@ async def test_api_errors_carry_the_seed_codes(served):
     master, follow, account, _, ann, _, _ = await _users(app)
     headers = _bearer(ann)
     unknown = await client.get(f"{PREFIX}/trader/detail", params={"traderId": "999"}, headers=headers)
-    _error(unknown, 400, "80001")
-    _error(await client.post(f"{PREFIX}/follow", json={"traderId": "abc"}, headers=headers), 400, "80001")
+    _error(unknown, 404, "80001")
+    not_an_id = await client.post(f"{PREFIX}/follow", json={"traderId": "abc"}, headers=headers)
+    assert "traderId must be an id" in _error(not_an_id, 400, "40000")
     bad = await client.post(
         f"{PREFIX}/updateSettings", json={"followId": str(follow.id), "leverage": "0.5"}, headers=headers
     )
@@ -291,7 +293,7 @@ async def test_api_errors_carry_the_seed_codes(served):
         await client.post(f"{PREFIX}/updateSettings", json={"followId": str(follow.id)}, headers=headers), 400, "80002"
     )
     already = await client.post(f"{PREFIX}/follow", json={"traderId": str(master.id)}, headers=headers)
-    _error(already, 400, "80005")
+    _error(already, 409, "80005")
     assert (await app.services.own_follow(follow.user_id, follow.id)).leverage is None  # nothing changed
     _error(await client.get(f"{PREFIX}/traders", params={"pageSize": 101}, headers=headers), 400, "40000")
     _error(await client.get(f"{PREFIX}/traders", params={"sortBy": "luck"}, headers=headers), 400, "40000")
@@ -339,22 +341,17 @@ async def test_tokens_are_stored_only_as_hashes(app):
 
 
 async def test_api_rate_limits_each_token_on_its_own(app):
-    metrics = Metrics(service_sources(app))
-    http = build_http_app(app, metrics)
-    # a second API over the same service with a tiny bucket and a stopped clock
-    from fastapi import FastAPI
-
-    from copytrade.http.api import add_api
-
-    limited = FastAPI()
-    add_api(limited, app, buckets=TokenBuckets(burst=2, per_second=1.0, clock=lambda: 0.0))
-    assert http is not limited
+    # tiny buckets on a stopped clock
+    limits = Limits(
+        per_address=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_token=TokenBuckets(2, 1.0, clock=lambda: 0.0),
+        per_user=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+    )
     one = await app.services.register_user(90_004, "Di")
     two = await app.services.register_user(90_005, "Ed")
     first, _ = await app.api_tokens.create(one.id, "read")
     second, _ = await app.api_tokens.create(two.id, "read")
-    server = HttpServer(limited, host="127.0.0.1", port=0, metrics=metrics)
-    await server.start()
+    server = await start_http_server(app, host="127.0.0.1", port=0, limits=limits)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             for _ in range(2):
@@ -363,6 +360,29 @@ async def test_api_rate_limits_each_token_on_its_own(app):
             _error(refused, 429, "40029")
             assert refused.headers["retry-after"] == "1"
             _ok(await client.get(f"{PREFIX}/traders", headers=_bearer(second)))
+    finally:
+        await server.stop()
+
+
+async def test_a_users_tokens_share_one_rate(app):
+    """Five tokens are not five times the rate, nor is a token made after another was revoked a fresh burst."""
+    limits = Limits(
+        per_address=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_token=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_user=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+    )
+    user = await app.services.register_user(90_006, "Fay")
+    tokens = [(await app.api_tokens.create(user.id, "read"))[0] for _ in range(2)]
+    server = await start_http_server(app, host="127.0.0.1", port=0, limits=limits)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for token in (tokens[0], tokens[1], tokens[0]):
+                _ok(await client.get(f"{PREFIX}/traders", headers=_bearer(token)))
+            _error(await client.get(f"{PREFIX}/traders", headers=_bearer(tokens[1])), 429, "40029")
+            _, view = await app.api_tokens.create(user.id, "read")
+            await app.api_tokens.revoke(user.id, view.id)
+            fresh, _ = await app.api_tokens.create(user.id, "read")
+            _error(await client.get(f"{PREFIX}/traders", headers=_bearer(fresh)), 429, "40029")
     finally:
         await server.stop()
 
