@@ -30,6 +30,7 @@ from core.api_tokens import new_token
 from core.model import CopyResult
 from core.vault import generate_key
 from core.venues.paper.trader import PaperTrader
+from core.venues.paper.venue import PaperVenue
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -125,6 +126,7 @@ async def test_a_flood_of_requests_does_not_slow_copying_and_never_grows_the_ser
             users.append(follow.user_id)
         valid, _ = await app.api_tokens.create(users[0], "read")
         venue = await app.venues.venue_for(key.id)
+        assert isinstance(venue, PaperVenue)
         await app.start_listeners()
         trader = PaperTrader(app.paper, venue, random.Random(5))
 
