@@ -5,6 +5,9 @@ and a stolen database yields no usable token), scoped ``read`` or ``trade``.
 A token carries a checksum of its random part (``ctk_<43 random characters><6 of checksum>``), so that
 a made-up or mistyped token is told apart without a database query (``well_formed``). The checksum is
 not secret: it filters garbage, it proves nothing; a token is only ever proven by its stored hash.
+Tokens issued before the checksum (``ctk_<43 random characters>``) keep working: a value of that
+shape cannot be told apart without a lookup, so the HTTP server's guard limits the client address
+before it is looked up (``copytrade/http/limits.py``).
 
 The plain token is shown once, at creation, and never stored or logged."""
 
@@ -31,6 +34,8 @@ MAX_TOKENS_PER_USER = 5
 _RANDOM_CHARACTERS = 43  # secrets.token_urlsafe(32): 256 bits
 _CHECKSUM_CHARACTERS = 6
 TOKEN_LENGTH = len(TOKEN_PREFIX) + _RANDOM_CHARACTERS + _CHECKSUM_CHARACTERS
+#: a token made before tokens carried a checksum: the prefix and the random part only
+LEGACY_TOKEN_LENGTH = len(TOKEN_PREFIX) + _RANDOM_CHARACTERS
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 _LABEL = re.compile(r"^[\w .@#-]{1,32}$", re.UNICODE)
 
@@ -84,12 +89,16 @@ def new_token() -> str:
 
 
 def well_formed(token: str) -> bool:
-    """The shape and checksum of a token, checked without storage: ``False`` is surely no token."""
-    if len(token) != TOKEN_LENGTH or not token.startswith(TOKEN_PREFIX):
+    """The shape and checksum of a token, checked without storage: ``False`` is surely no token.
+    ``True`` for a checksummed token whose checksum matches, and for any value of the old shape
+    (no checksum to check: only the lookup tells)."""
+    if len(token) not in (TOKEN_LENGTH, LEGACY_TOKEN_LENGTH) or not token.startswith(TOKEN_PREFIX):
         return False
     body = token[len(TOKEN_PREFIX) :]
     if not _URLSAFE.fullmatch(body):
         return False
+    if len(token) == LEGACY_TOKEN_LENGTH:
+        return True
     random_part, check = body[:_RANDOM_CHARACTERS], body[_RANDOM_CHARACTERS:]
     return hmac.compare_digest(check, _checksum(random_part))
 
@@ -123,7 +132,7 @@ class ApiTokens:
 
     async def authenticate(self, token: str) -> ApiTokenView | None:
         """The live token this value is; ``None`` for anything else (unknown, revoked, malformed:
-        the last without a database query)."""
+        the last without a database query, unless it has the old shape without a checksum)."""
         if not well_formed(token):
             return None
         return await self._repository.api_token_by_hash(token_hash(token))

@@ -406,3 +406,62 @@ async def test_http_access_log_keeps_tokens_and_query_strings_out(served, caplog
     assert any(f"GET {PREFIX}/history 200" in line for line in lines)
     served_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not the test's client
     assert served_side and not any(ann in r.getMessage() or "followId" in r.getMessage() for r in served_side)
+
+
+def _count_queries(app) -> list[str]:
+    """Every statement the service's database engine executes from now on."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(app.db.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    return statements
+
+
+async def test_a_token_issued_before_tokens_carried_a_checksum_still_authenticates(served):
+    import secrets
+
+    from core.api_tokens import TokenScope, token_hash
+    from storage.api_tokens import ApiTokenStore
+
+    app, client = served
+    user = await app.services.register_user(90_010, "Gus")
+    legacy = "ctk_" + secrets.token_urlsafe(32)  # how /apitoken made tokens before the checksum
+    await ApiTokenStore(app.db).create_api_token(user.id, token_hash(legacy), legacy[:10] + "…", TokenScope.READ, "old")
+    assert _ok(await client.get(f"{PREFIX}/follows", headers=_bearer(legacy))) == []
+
+
+async def test_a_made_up_or_mistyped_token_is_refused_without_a_database_query(served):
+    from core.api_tokens import new_token
+
+    app, client = served
+    real = new_token()
+    mistyped = real[:10] + ("A" if real[10] != "A" else "B") + real[11:]  # its checksum no longer matches
+    queries = _count_queries(app)
+    for token in ("ctk_" + "x" * 49, mistyped, "ctk_" + "x" * 44, "ctk_" + "é" * 43, "bogus", "ctk_" + "x" * 200):
+        headers = {"Authorization": f"Bearer {token}".encode()}
+        _error(await client.get(f"{PREFIX}/traders", headers=headers), 401, "40001")
+    assert queries == []
+    # an old-format value has no checksum: it costs one lookup (the counter sees it), and is refused
+    _error(await client.get(f"{PREFIX}/traders", headers=_bearer("ctk_" + "y" * 43)), 401, "40001")
+    assert queries
+
+
+async def test_a_flood_of_old_format_tokens_is_limited_per_address_before_any_query(app):
+    limits = Limits(
+        per_address=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+        per_token=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_user=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+    )
+    server = await start_http_server(app, host="127.0.0.1", port=0, limits=limits)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            queries = _count_queries(app)
+            for n in range(3):
+                _error(await client.get(f"{PREFIX}/traders", headers=_bearer(f"ctk_{n:043d}")), 401, "40001")
+            looked_up = len(queries)
+            assert looked_up >= 3
+            for n in range(3, 20):
+                _error(await client.get(f"{PREFIX}/traders", headers=_bearer(f"ctk_{n:043d}")), 429, "40029")
+            assert len(queries) == looked_up
+    finally:
+        await server.stop()
