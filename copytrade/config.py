@@ -21,6 +21,7 @@ from core.errors import ConfigError
 from core.venues.angelone.constants import ProductType
 from core.venues.ccxt.constants import DEFAULT_EXCHANGES
 from core.venues.ccxt.driver import check_exchange_ids
+from core.venues.egress import IPNetwork, parse_networks
 
 
 class Mode(enum.StrEnum):
@@ -65,6 +66,10 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_EXCHANGES), validation_alias="COPYTRADE_CCXT_EXCHANGES"
     )
     venue_urls: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS")
+    #: ranges an account's egress proxy may be in besides public addresses (core/venues/egress.py)
+    egress_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(), validation_alias="COPYTRADE_EGRESS_ALLOW"
+    )
     angelone_rest_url: str | None = Field(default=None, validation_alias="ANGELONE_REST_URL")
     angelone_ws_url: str | None = Field(default=None, validation_alias="ANGELONE_WS_URL")
     angelone_scrip_master_url: str | None = Field(default=None, validation_alias="ANGELONE_SCRIP_MASTER_URL")
@@ -116,6 +121,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [p.strip().lower() for p in value.split(",") if p.strip()]
         return check_exchange_ids(value)  # type: ignore[arg-type]
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _parse_egress_allow(cls, value: object) -> object:
+        if isinstance(value, str | list | tuple):
+            return parse_networks(value)
+        return value
 
     @field_validator("venue_urls", mode="before")
     @classmethod

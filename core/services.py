@@ -19,9 +19,11 @@ from typing import Any
 from core.confirmations import CopyConfirmations
 from core.errors import (
     AlreadyFollowing,
+    AuthenticationError,
     InvalidFollowSettings,
     NotFound,
     OrderStatusUnknown,
+    PermissionDenied,
     RateLimited,
     TemporaryError,
     UnknownMaster,
@@ -51,6 +53,7 @@ from core.risk_service import RiskService
 from core.stores import AccountRepository, JournalReader
 from core.vault import Vault, key_fingerprint
 from core.venues.catalog import clean_secrets, venue_spec
+from core.venues.egress import EGRESS_UNUSABLE, EgressRefused
 from core.venues.paper.constants import DEFAULT_BALANCE, PAPER_VENUE
 from core.venues.registry import VenueAccount, VenueRegistry
 
@@ -149,17 +152,27 @@ class Services:
             raise UserError(f"{venue} is not available in this deployment ({spec.title}); choose one of {available}")
         credential_id = secrets_module.token_hex(16)
         account = VenueAccount(credential_id, venue, environment, cleaned)
-        adapter = await self.venues.build(account)
+        # through an egress proxy, every failure but the venue's own verdict on the key reads the
+        # same (EGRESS_UNUSABLE): refused, unresolvable, closed, silent or not a proxy
+        through_egress = bool(cleaned.get("egress_proxy"))
         try:
-            await adapter.validate()
+            adapter = await self.venues.build(account)
+            try:
+                await adapter.validate()
+            finally:
+                await adapter.close()
+        except EgressRefused:
+            raise UserError(EGRESS_UNUSABLE) from None
         except (TemporaryError, RateLimited, OrderStatusUnknown):
+            if through_egress:
+                raise UserError(EGRESS_UNUSABLE) from None
             raise UserError(
                 f"{spec.title} could not be reached to check the key; nothing was saved, try again in a minute"
             ) from None
         except VenueError as exc:
+            if through_egress and not isinstance(exc, AuthenticationError | PermissionDenied):
+                raise UserError(EGRESS_UNUSABLE) from None
             raise UserError(f"{spec.title} refused this key: {exc}") from None
-        finally:
-            await adapter.close()
         view = await self.accounts.create_credential(
             credential_id=credential_id,
             user_id=user_id,

@@ -68,10 +68,12 @@ from core.venues.ccxt.constants import (
     STREAMING_OPTIONS,
     UNKNOWN_ORDER_SENT,
 )
+from core.venues.ccxt.egress import egress_session
 from core.venues.ccxt.errors import binance_code, map_ccxt_error, retry_after_seconds
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.orders import CcxtOrderEvents
 from core.venues.ccxt.throttler import LeakyBucketThrottler
+from core.venues.egress import PUBLIC_ONLY, EgressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,7 @@ class CcxtVenue(Venue):
         markets_cache: CcxtMarketsCache,
         password: str | None = None,
         egress_proxy: str | None = None,
+        egress: EgressPolicy = PUBLIC_ONLY,
         sandbox: bool = False,
         url_overrides: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
@@ -180,7 +183,9 @@ class CcxtVenue(Venue):
         settings: FuturesSettings = FuturesSettings(),
         **venue_kwargs: Any,
     ) -> CcxtVenue:
-        """Build the ccxt instance for one account. ``streaming`` uses ccxt.pro (a master feed)."""
+        """Build the ccxt instance for one account. ``streaming`` uses ccxt.pro (a master feed).
+        An ``egress_proxy`` must be where ``egress`` allows (``EgressRefused``): an address is
+        checked here, a name each time it is connected to (``core/venues/ccxt/egress.py``)."""
         module = ccxt_pro if streaming else ccxt_async
         exchange_class = getattr(module, exchange_id, None)
         if exchange_class is None:
@@ -201,12 +206,18 @@ class CcxtVenue(Venue):
         if password:
             config["password"] = password
         if egress_proxy:  # ccxt's per-instance proxies: REST (aiohttp's proxy) and websockets
+            egress.check_literal(egress_proxy)
             config["httpsProxy"] = egress_proxy
             config["wssProxy"] = egress_proxy
         exchange = exchange_class(config)
         exchange.decimal_to_precision = _in_own_decimal_context(exchange.decimal_to_precision)
         if exchange.verify and exchange.ssl_context is None:
             exchange.ssl_context = markets_cache.ssl_context(exchange.cafile)
+        if egress_proxy:
+            # ccxt never builds a session of its own for this instance (not even after close):
+            # every connection goes through the checked resolver, and ``close`` closes it
+            exchange.session = egress_session(egress, exchange.ssl_context or exchange.verify)
+            exchange.own_session = False
         if enable_rate_limit and exchange.throttler is not None:
             exchange.throttler = LeakyBucketThrottler(exchange.tokenBucket, exchange.asyncio_loop)
         if sandbox:
@@ -816,4 +827,7 @@ class CcxtVenue(Venue):
         )
 
     async def close(self) -> None:
+        session = None if self.exchange.own_session else self.exchange.session
         await self.exchange.close()
+        if session is not None:
+            await session.close()
