@@ -1295,3 +1295,19 @@ async def test_more_values_than_fields_are_refused_and_nothing_is_kept(bot):
     await user.send("one two three")
     await user.expect("does not look like a API key")
     assert "one two three" not in await user.own_texts()
+
+
+async def test_a_hidden_master_takes_no_new_follower_through_the_bot(bot):
+    """Hidden after its offer was shown: the offer's button and the shared link both refuse it."""
+    from core.model import MasterStatus
+
+    master, _ = await paper_master(bot)
+    user = bot.user("Hal")
+    await user.send(f"/start follow-{master.id}")
+    await user.press("Try with a paper account")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    await bot.app.services.set_master_status(master.id, MasterStatus.HIDDEN)
+    await user.press("Follow with recommended settings", offer)
+    await user.expect("no such master")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    assert await bot.app.services.follows_of(owner.id) == []

@@ -465,3 +465,74 @@ async def test_a_flood_of_old_format_tokens_is_limited_per_address_before_any_qu
             assert len(queries) == looked_up
     finally:
         await server.stop()
+
+
+# -- strict inputs and visibility ---------------------------------------------------------------
+
+
+async def test_an_id_of_other_digits_than_0_to_9_is_a_400_naming_the_field(served):
+    """``"²".isdigit()`` is true and ``int("²")`` fails: the API must not answer 500."""
+    app, client = served
+    _, follow, _, _, ann, _, _ = await _users(app)
+    headers = _bearer(ann)
+    for text in ("²", "٣", "１"):
+        detail = await client.get(f"{PREFIX}/trader/detail", params={"traderId": text}, headers=headers)
+        assert "traderId must be an id: 1 to 18 digits 0-9" in _error(detail, 400, "40000")
+        history = await client.get(f"{PREFIX}/history", params={"followId": text}, headers=headers)
+        assert "followId must be an id" in _error(history, 400, "40000")
+        stop = await client.post(f"{PREFIX}/stop", json={"followId": text}, headers=headers)
+        assert "followId must be an id" in _error(stop, 400, "40000")
+    assert (await app.services.own_follow(follow.user_id, follow.id)).status.value == "active"
+
+
+async def test_an_amount_with_a_thousands_separator_is_a_400_and_changes_nothing(served):
+    app, client = served
+    _, follow, _, _, ann, _, _ = await _users(app)
+    before = await app.services.own_follow(follow.user_id, follow.id)
+    for amount in ("1,000", "1_0", "1e3", "５", "٣"):
+        refused = await client.post(
+            f"{PREFIX}/updateSettings", json={"followId": str(follow.id), "copyAmount": amount}, headers=_bearer(ann)
+        )
+        message = _error(refused, 400, "40000")
+        assert "copyAmount must be a plain number such as 1000 or 0.5" in message and "thousands separators" in message
+    assert await app.services.own_follow(follow.user_id, follow.id) == before
+
+
+async def test_a_hidden_master_cannot_be_followed_through_the_api(served):
+    from core.model import MasterStatus
+
+    app, client = served
+    master, _, _, bob_key, _, _, bob = await _users(app)
+    await app.services.set_master_status(master.id, MasterStatus.HIDDEN)
+    refused = await client.post(
+        f"{PREFIX}/follow", json={"traderId": str(master.id), "accountId": bob_key.id}, headers=_bearer(bob)
+    )
+    _error(refused, 404, "80001")
+    assert _ok(await client.get(f"{PREFIX}/follows", headers=_bearer(bob))) == []
+
+
+async def test_the_webhook_answers_400_to_a_body_that_is_not_a_telegram_update(app):
+    from telegram.ext import Application
+
+    from copytrade.http.server import TelegramWebhook
+
+    token = "123456:webhook-test"
+    webhook = TelegramWebhook("http://127.0.0.1/telegram-hook", token)
+    application = Application.builder().token(token).updater(None).build()
+    webhook.attach(application)
+    metrics = Metrics(service_sources(app))
+    server = HttpServer(build_http_app(app, metrics, webhook=webhook), host="127.0.0.1", port=0, metrics=metrics)
+    await server.start()
+    try:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": webhook.secret, "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", headers=headers) as client:
+            for body in (b"[]", b'"x"', b"null", b"{}", b'{"update_id": "7"}', b"42"):
+                refused = await client.post("/telegram-hook", content=body)
+                assert (refused.status_code, refused.text) == (400, "not a Telegram update"), body
+            assert application.update_queue.empty()
+            update = {"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}}}
+            assert (await client.post("/telegram-hook", json=update)).status_code == 200
+            queued = await application.update_queue.get()
+            assert getattr(queued, "update_id", None) == 7
+    finally:
+        await server.stop()
