@@ -20,6 +20,7 @@ from core.confirmations import CopyConfirmations
 from core.errors import (
     AlreadyFollowing,
     AuthenticationError,
+    FollowStopped,
     InvalidFollowSettings,
     NotFound,
     OrderStatusUnknown,
@@ -328,7 +329,7 @@ class Services:
         """Validate and apply settings; they take effect on the master's next fill."""
         row = await self.own_follow(user_id, follow_id)
         if row.status is FollowStatus.STOPPED:
-            raise UserError("this follow is stopped; follow the master again to copy it")
+            raise FollowStopped()
         assert row.credential_id is not None  # only a stopped follow loses its key
         validated = await self._valid_settings(row.credential_id, changes, current_mode=row.sizing_mode)
         if "dry_run" in validated and validated["dry_run"] != row.dry_run:
@@ -342,7 +343,7 @@ class Services:
     async def set_status(self, user_id: int, follow_id: int, status: FollowStatus) -> FollowRecord:
         row = await self.own_follow(user_id, follow_id)
         if row.status is FollowStatus.STOPPED and status is not FollowStatus.STOPPED:
-            raise UserError("this follow is stopped; follow the master again to copy it")
+            raise FollowStopped()
         updated = await self.accounts.update_follow(follow_id, {"status": status, "status_reason": None})
         assert updated is not None
         self._on_follows_changed(row.master_id)

@@ -1,7 +1,8 @@
 """schemathesis fuzzes the REST API from its own OpenAPI schema, over a real socket, with valid
 and invalid inputs (positive and negative generation modes): no answer is a 5xx, and every answer is in
 the seed's envelope ``{code, msg, requestTime, data}``. Bounded (``MAX_EXAMPLES`` per operation
-and kind) so that the suite stays fast."""
+and kind) so that the suite stays fast; tests/test_api_schema_fuzz.py runs schemathesis with every
+check and phase."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 from starlette.exceptions import HTTPException
 
 from copytrade.http.core_loop import CoreLoop
@@ -41,6 +42,7 @@ from copytrade.http.limits import Limits, retry_after
 from core.api_tokens import ApiTokens, ApiTokenView, TokenScope
 from core.errors import (
     AlreadyFollowing,
+    FollowStopped,
     InsufficientFunds,
     InvalidFollowSettings,
     NotFound,
@@ -55,6 +57,7 @@ from core.model import PositionSide, SizingMode
 from core.numbers import plain_decimal
 from core.records import CopyOrderRecord, FollowRecord, PositionRecord
 from core.reports.masters import MasterStatistics
+from core.validation import LEVERAGE_MAX, MAX_DECIMAL_PLACES, SIZING_LIMITS, STOP_LOSS_MAX, TAKE_PROFIT_MAX
 
 if TYPE_CHECKING:
     from copytrade.app import App
@@ -72,6 +75,37 @@ ID_PATTERN = r"^[0-9]{1,18}$"
 NUMBER_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,18})?$"
 
 
+def _above_zero(high: Decimal, *, below: bool = False) -> str:
+    """A regular expression (no lookaround) of the plain decimals more than 0 and at most
+    ``high``, a power of ten (``below``: less than it), with at most MAX_DECIMAL_PLACES places:
+    the schema says exactly what the core accepts."""
+    digits = len(str(int(high))) - 1
+    assert high == 10**digits, high
+    places = MAX_DECIMAL_PLACES
+    fraction = rf"(?:\.[0-9]{{1,{places}}})?"
+    small = "|".join(rf"0\.0{{{zeros}}}[1-9][0-9]{{0,{places - 1 - zeros}}}" for zeros in range(places))
+    whole = rf"[1-9][0-9]{{0,{digits - 1}}}{fraction}"
+    top = "" if below else rf"|1{'0' * digits}(?:\.0{{1,{places}}})?"
+    return f"(?:{whole}|{small}{top})"
+
+
+#: each setting's values, as the core bounds them (core/validation.py); "0" turns take-profit or
+#: stop-loss off
+COPY_AMOUNT_PATTERN = f"^{_above_zero(SIZING_LIMITS[SizingMode.FIXED_NOTIONAL][1])}$"
+COEFFICIENT_PATTERN = f"^{_above_zero(SIZING_LIMITS[SizingMode.COEFFICIENT][1])}$"
+assert LEVERAGE_MAX == 125
+LEVERAGE_PATTERN = r"^(?:[1-9][0-9]?|1[01][0-9]|12[0-5])$"
+TAKE_PROFIT_PATTERN = f"^(?:0|{_above_zero(TAKE_PROFIT_MAX)})$"
+STOP_LOSS_PATTERN = f"^(?:0|{_above_zero(STOP_LOSS_MAX, below=True)})$"
+_RANGES = {
+    COPY_AMOUNT_PATTERN: f"more than 0 and at most {SIZING_LIMITS[SizingMode.FIXED_NOTIONAL][1]}",
+    COEFFICIENT_PATTERN: f"more than 0 and at most {SIZING_LIMITS[SizingMode.COEFFICIENT][1]}",
+    LEVERAGE_PATTERN: f"a whole number from 1 to {LEVERAGE_MAX}",
+    TAKE_PROFIT_PATTERN: f"0 (off), or more than 0 and at most {TAKE_PROFIT_MAX}",
+    STOP_LOSS_PATTERN: f"0 (off), or more than 0 and below {STOP_LOSS_MAX}",
+}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, msg: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(msg)
@@ -83,6 +117,7 @@ _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (UnknownMaster, 404, Code.INVALID_TRADER),
     (InvalidFollowSettings, 400, Code.INVALID_SETTINGS),
     (AlreadyFollowing, 409, Code.ALREADY_FOLLOWING),
+    (FollowStopped, 409, Code.CONFLICT),
     (NotFound, 404, Code.NOT_FOUND),
     (UserError, 400, Code.BAD_REQUEST),
     (InsufficientFunds, 400, Code.INSUFFICIENT_BALANCE),
@@ -137,10 +172,25 @@ def _authenticator(tokens: ApiTokens, core: CoreLoop, limits: Limits, scope: Tok
 
 # -- request bodies -----------------------------------------------------------------------------
 
-Number = Annotated[
-    str, Field(pattern=NUMBER_PATTERN, examples=["100"], description="a plain decimal: digits and a dot, e.g. 0.5")
-]
+
+def _number(pattern: str, example: str, meaning: str) -> Any:
+    return Field(
+        default=None,
+        pattern=pattern,
+        examples=[example],
+        description=f"{meaning}: a plain decimal (digits and a dot), {_RANGES[pattern]}",
+    )
+
+
 Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["1"])]
+_SETTINGS = ("copyAmount", "coefficient", "leverage", "marginMode", "takeProfit", "stopLoss")
+#: copyAmount and coefficient are two sizings: one at most
+_ONE_SIZING: JsonDict = {
+    "not": {
+        "properties": {"copyAmount": {"type": "string"}, "coefficient": {"type": "string"}},
+        "required": ["copyAmount", "coefficient"],
+    }
+}
 
 
 class _Body(BaseModel):
@@ -148,12 +198,14 @@ class _Body(BaseModel):
 
 
 class SettingsBody(_Body):
-    copyAmount: Number | None = Field(default=None, description="quote currency per copied entry (fixed notional)")
-    coefficient: Number | None = Field(default=None, description="follower quantity = master quantity × this")
-    leverage: Number | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SIZING)
+
+    copyAmount: str | None = _number(COPY_AMOUNT_PATTERN, "100", "quote currency per copied entry (fixed notional)")
+    coefficient: str | None = _number(COEFFICIENT_PATTERN, "1", "follower quantity = master quantity × this")
+    leverage: str | None = _number(LEVERAGE_PATTERN, "5", "leverage")
     marginMode: Literal["isolated", "cross"] | None = None
-    takeProfit: Number | None = Field(default=None, description="take-profit in %")
-    stopLoss: Number | None = Field(default=None, description="stop-loss in %")
+    takeProfit: str | None = _number(TAKE_PROFIT_PATTERN, "10", "take-profit in %")
+    stopLoss: str | None = _number(STOP_LOSS_PATTERN, "5", "stop-loss in %")
 
 
 class FollowBody(SettingsBody):
@@ -165,10 +217,19 @@ class FollowBody(SettingsBody):
 
 class StopBody(_Body):
     followId: Id
-    closePositions: bool = Field(default=False, description="also close the positions this follow opened")
+    closePositions: bool = Field(default=False, strict=True, description="also close the positions this follow opened")
 
 
 class UpdateBody(SettingsBody):
+    #: and at least one setting to change
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            **_ONE_SIZING,
+            "anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in _SETTINGS],
+        },
+    )
+
     followId: Id
 
 
@@ -320,22 +381,35 @@ class Envelope(BaseModel):
     data: Any
 
 
-def _answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The schema's answers of a route: its success and these errors, each in the envelope."""
+def _answers(*statuses: int, links: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The schema's answers of a route: its success (with its OpenAPI ``links`` to the routes its
+    answer feeds) and these errors, each in the envelope."""
     meaning = {
         400: "bad input (the message says which field and why)",
         401: "no API token, or an unknown or revoked one",
         403: "a read token on a route that trades",
         404: "no such trader or follow (of yours)",
-        409: "already following this trader with this account",
+        409: "already following this trader with this account (80005), or the follow is stopped (40009)",
         413: "a body larger than the API takes",
         429: "too many requests from this address, with this token or by this user (Retry-After)",
         503: "the venue or the service is unavailable for now; try again",
     }
     out: dict[int | str, dict[str, Any]] = {200: {"model": Envelope, "description": "success"}}
+    if links:
+        out[200]["links"] = links
     for status in (400, 401, 429, 503, *statuses):
         out[status] = {"model": ErrorEnvelope, "description": meaning[status]}
     return out
+
+
+#: what a new follow's answer feeds (the stateful phase of schemathesis follows these)
+_FOLLOWED = "$response.body#/data/followId"
+_FOLLOW_LINKS = {
+    "history": {"operationId": "history", "parameters": {"followId": _FOLLOWED}},
+    "positions": {"operationId": "positions", "parameters": {"followId": _FOLLOWED}},
+    "updateSettings": {"operationId": "updateSettings", "requestBody": {"followId": _FOLLOWED, "leverage": "3"}},
+    "stop": {"operationId": "stop", "requestBody": {"followId": _FOLLOWED}},
+}
 
 
 def _millis(value: int | None) -> datetime | None:
@@ -402,14 +476,22 @@ def add_api(http: FastAPI, service: App, *, core: CoreLoop, limits: Limits) -> N
             account = accounts[0].id
         return await services.follow(user_id, master_id, account, settings)
 
-    @router.post("/follow", summary="Start copying a master", responses=_answers(403, 404, 409, 413))
+    @router.post(
+        "/follow",
+        summary="Start copying a master",
+        operation_id="follow",
+        responses=_answers(403, 404, 409, 413, links=_FOLLOW_LINKS),
+    )
     async def follow(body: FollowBody, caller: Caller = trader) -> JSONResponse:
         settings = _settings(body)
         row = await core.run(_follow_now(caller.user_id, _id(body.traderId), body.accountId, settings))
         return envelope(SUCCESS, "success", _follow(row))
 
     @router.post(
-        "/stop", summary="Stop copying (optionally closing the copied positions)", responses=_answers(403, 404, 413)
+        "/stop",
+        summary="Stop copying (optionally closing the copied positions)",
+        operation_id="stop",
+        responses=_answers(403, 404, 413),
     )
     async def stop(body: StopBody, caller: Caller = trader) -> JSONResponse:
         row, closed = await core.run(
@@ -418,7 +500,12 @@ def add_api(http: FastAPI, service: App, *, core: CoreLoop, limits: Limits) -> N
         data = {"followId": str(row.id), "status": row.status.value, "closingOrders": len(closed)}
         return envelope(SUCCESS, "success", data)
 
-    @router.post("/updateSettings", summary="Change a follow's settings", responses=_answers(403, 404, 413))
+    @router.post(
+        "/updateSettings",
+        summary="Change a follow's settings",
+        operation_id="updateSettings",
+        responses=_answers(403, 404, 409, 413),
+    )
     async def update_settings(body: UpdateBody, caller: Caller = trader) -> JSONResponse:
         changes = _settings(body)
         if not changes:
@@ -440,7 +527,9 @@ def add_api(http: FastAPI, service: App, *, core: CoreLoop, limits: Limits) -> N
         total = await services.copy_history_count(user_id, follow_id=follow_id, since=since, until=until)
         return rows, total
 
-    @router.get("/history", summary="A follow's copy orders, newest first", responses=_answers(404))
+    @router.get(
+        "/history", summary="A follow's copy orders, newest first", operation_id="history", responses=_answers(404)
+    )
     async def history(
         followId: IdQuery,
         caller: Caller = reader,
@@ -449,9 +538,7 @@ def add_api(http: FastAPI, service: App, *, core: CoreLoop, limits: Limits) -> N
         pageSize: PageSize = DEFAULT_PAGE_SIZE,
         pageNo: PageNo = 1,
     ) -> JSONResponse:
-        since, until = _millis(startTime), _millis(endTime)
-        if since is not None and until is not None and until <= since:
-            raise UserError("endTime must be after startTime")
+        since, until = _millis(startTime), _millis(endTime)  # an interval ending before it starts holds nothing
         rows, total = await core.run(
             _history(caller.user_id, _id(followId), pageSize, (pageNo - 1) * pageSize, since, until)
         )
@@ -464,7 +551,9 @@ def add_api(http: FastAPI, service: App, *, core: CoreLoop, limits: Limits) -> N
                 return [p for p in status.positions if p.quantity]
         return []  # a stopped follow holds no copied positions
 
-    @router.get("/positions", summary="A follow's copied open positions", responses=_answers(404))
+    @router.get(
+        "/positions", summary="A follow's copied open positions", operation_id="positions", responses=_answers(404)
+    )
     async def positions(followId: IdQuery, caller: Caller = reader) -> JSONResponse:
         rows = await core.run(_positions(caller.user_id, _id(followId)))
         return envelope(SUCCESS, "success", [_position(p) for p in rows])
@@ -486,7 +575,8 @@ def _add_error_handlers(http: FastAPI) -> None:
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return envelope(Code.BAD_REQUEST, _invalid_message(exc), status=400)
+        code, message = _invalid(exc)
+        return envelope(code, message, status=400)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -507,22 +597,25 @@ def _add_error_handlers(http: FastAPI) -> None:
     http.add_exception_handler(HTTPException, http_error)
 
 
-def _invalid_message(exc: RequestValidationError) -> str:
-    """One clear sentence for the first thing wrong with a request."""
+def _invalid(exc: RequestValidationError) -> tuple[str, str]:
+    """The code and one clear sentence for the first thing wrong with a request: a setting out of
+    its range is the seed's invalid settings (80002), anything else a bad request."""
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
     given = first.get("input")
     shown = f", got {given[:20]!r}" if isinstance(given, str) else ""
     pattern = (first.get("ctx") or {}).get("pattern")
     if pattern == ID_PATTERN:
-        return f"{where} must be an id: 1 to 18 digits 0-9{shown}"
-    if pattern == NUMBER_PATTERN:
-        return (
+        return Code.BAD_REQUEST, f"{where} must be an id: 1 to 18 digits 0-9{shown}"
+    if pattern in _RANGES:
+        if isinstance(given, str) and re.fullmatch(NUMBER_PATTERN, given):
+            return Code.INVALID_SETTINGS, f"{where} must be {_RANGES[pattern]}{shown}"
+        return Code.BAD_REQUEST, (
             f"{where} must be a plain number such as 1000 or 0.5: digits 0-9 and a dot, no thousands "
             f"separators, comma or exponent{shown}"
         )
     message = str(first.get("msg", "invalid request"))
-    return f"{where}: {message}" if where else message
+    return Code.BAD_REQUEST, f"{where}: {message}" if where else message
 
 
 def _document_errors_only_as_sent(http: FastAPI) -> None:
