@@ -11,11 +11,11 @@ among them: they are never routed), shared (100.64.0.0/10) or the metadata servi
 (``COPYTRADE_EGRESS_ALLOW``: a proxy on the operator's own private network, or a test's listener).
 
 The check runs where the connection is made, every time it is made, so a name that resolved to a
-public address at /connect and to 127.0.0.1 later (DNS rebinding) is refused: the ccxt adapter
-resolves the proxy through ``EgressPolicy.resolve`` in its HTTP client's resolver
-(``core/venues/ccxt/egress.py``) and connects to the addresses it returned; Angel One's SDK does
-the same in its transport (``core/venues/angelone/sdk.py``). A proxy given as an address is
-checked when the account's client is built (an address does not change).
+public address at /connect and to 127.0.0.1 later (DNS rebinding) is refused: the ccxt adapter's
+HTTP client checks every address its resolver returns with ``EgressPolicy.check_address`` and
+connects only to those (``core/venues/ccxt/egress.py``); Angel One's SDK resolves and checks the
+proxy at each request (``EgressPolicy.pinned``, ``core/venues/angelone/sdk.py``). A proxy given as
+an address is checked when the account's client is built (an address does not change).
 
 Whatever the failure, a user sees one text (``EGRESS_UNUSABLE``): a refused address, a name that
 does not resolve, a closed, silent or open port and a proxy that answers but will not forward all
