@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.errors import ConfigError
+from core.venues.egress import IPNetwork, parse_networks
 
 #: a Bot API token: the bot's numeric id, a colon, then URL-safe characters
 #: (https://core.telegram.org/bots/api#authorizing-your-bot)
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     #: JSON, parsed by ``_parse_venue_urls`` (NoDecode: a malformed value is one line naming the variable)
     venue_urls: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
         default_factory=dict, validation_alias="COPYTRADE_VENUE_URLS"
+    )
+    #: ranges an account's egress proxy may be in besides public addresses (core/venues/egress.py)
+    egress_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(), validation_alias="COPYTRADE_EGRESS_ALLOW"
     )
     angelone_rest_url: str | None = Field(default=None, validation_alias="ANGELONE_REST_URL")
     angelone_ws_url: str | None = Field(default=None, validation_alias="ANGELONE_WS_URL")
@@ -150,6 +155,13 @@ class Settings(BaseSettings):
         from core.venues.ccxt.driver import check_exchange_ids
 
         return check_exchange_ids(value)  # type: ignore[arg-type]
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _parse_egress_allow(cls, value: object) -> object:
+        if isinstance(value, str | list | tuple):
+            return parse_networks(value)
+        return value
 
     @field_validator("venue_urls", mode="before")
     @classmethod

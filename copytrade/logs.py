@@ -125,3 +125,5 @@ def configure_logging(level: str, *, json_lines: bool = False, redactor: SecretR
     logging.raiseExceptions = False
     for noisy in ("alembic", "apscheduler", "uvicorn"):  # uvicorn: start/stop lines (copytrade.http logs access)
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiosqlite's DEBUG lines name each call with its statement's parameters (an API token's hash)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

@@ -34,6 +34,13 @@ class AlreadyFollowing(UserError):
     """The account already copies this master (a stopped follow may be started again)."""
 
 
+class FollowStopped(UserError):
+    """The follow is stopped: it takes no change until the master is followed again."""
+
+    def __init__(self) -> None:
+        super().__init__("this follow is stopped; follow the master again to copy it")
+
+
 class InvalidFollowSettings(UserError):
     """A follow setting is unknown or out of its bounds; nothing was changed."""
 

@@ -20,9 +20,12 @@ from core.confirmations import CopyConfirmations
 from core.copying.direct import DirectOrder
 from core.errors import (
     AlreadyFollowing,
+    AuthenticationError,
+    FollowStopped,
     InvalidFollowSettings,
     NotFound,
     OrderStatusUnknown,
+    PermissionDenied,
     RateLimited,
     TemporaryError,
     UnknownMaster,
@@ -52,6 +55,7 @@ from core.risk_service import RiskService
 from core.stores import AccountRepository, JournalReader
 from core.vault import Vault, key_fingerprint
 from core.venues.catalog import clean_secrets, venue_spec
+from core.venues.egress import EGRESS_UNUSABLE, EgressRefused
 from core.venues.paper.constants import DEFAULT_BALANCE, PAPER_VENUE
 from core.venues.registry import VenueAccount, VenueRegistry
 
@@ -74,6 +78,12 @@ class FollowStatusView:
     view: FollowView
     positions: Sequence[PositionRecord]
     drifts: Sequence[DriftRecord]
+
+
+def followable(status: MasterStatus) -> bool:
+    """Only a listed master takes new followers, by any door (bot, API): a hidden master keeps
+    copying for its followers but takes no new ones, a retired one is copied no more."""
+    return status is MasterStatus.ACTIVE
 
 
 class Services:
@@ -144,17 +154,27 @@ class Services:
             raise UserError(f"{venue} is not available in this deployment ({spec.title}); choose one of {available}")
         credential_id = secrets_module.token_hex(16)
         account = VenueAccount(credential_id, venue, environment, cleaned)
-        adapter = await self.venues.build(account)
+        # through an egress proxy, every failure but the venue's own verdict on the key reads the
+        # same (EGRESS_UNUSABLE): refused, unresolvable, closed, silent or not a proxy
+        through_egress = bool(cleaned.get("egress_proxy"))
         try:
-            await adapter.validate()
+            adapter = await self.venues.build(account)
+            try:
+                await adapter.validate()
+            finally:
+                await adapter.close()
+        except EgressRefused:
+            raise UserError(EGRESS_UNUSABLE) from None
         except (TemporaryError, RateLimited, OrderStatusUnknown):
+            if through_egress:
+                raise UserError(EGRESS_UNUSABLE) from None
             raise UserError(
                 f"{spec.title} could not be reached to check the key; nothing was saved, try again in a minute"
             ) from None
         except VenueError as exc:
+            if through_egress and not isinstance(exc, AuthenticationError | PermissionDenied):
+                raise UserError(EGRESS_UNUSABLE) from None
             raise UserError(f"{spec.title} refused this key: {exc}") from None
-        finally:
-            await adapter.close()
         view = await self.accounts.create_credential(
             credential_id=credential_id,
             user_id=user_id,
@@ -269,7 +289,7 @@ class Services:
         self, user_id: int, master_id: int, credential_id: str, settings: dict[str, Any] | None = None
     ) -> FollowRecord:
         master = await self.accounts.master(master_id)
-        if master is None or master.status is MasterStatus.RETIRED:
+        if master is None or not followable(master.status):
             raise UnknownMaster("no such master")
         credential = await self.own_account(user_id, credential_id)
         if master.credential_id == credential_id:
@@ -310,7 +330,7 @@ class Services:
         """Validate and apply settings; they take effect on the master's next fill."""
         row = await self.own_follow(user_id, follow_id)
         if row.status is FollowStatus.STOPPED:
-            raise UserError("this follow is stopped; follow the master again to copy it")
+            raise FollowStopped()
         assert row.credential_id is not None  # only a stopped follow loses its key
         validated = await self._valid_settings(row.credential_id, changes, current_mode=row.sizing_mode)
         if "dry_run" in validated and validated["dry_run"] != row.dry_run:
@@ -324,7 +344,7 @@ class Services:
     async def set_status(self, user_id: int, follow_id: int, status: FollowStatus) -> FollowRecord:
         row = await self.own_follow(user_id, follow_id)
         if row.status is FollowStatus.STOPPED and status is not FollowStatus.STOPPED:
-            raise UserError("this follow is stopped; follow the master again to copy it")
+            raise FollowStopped()
         updated = await self.accounts.update_follow(follow_id, {"status": status, "status_reason": None})
         assert updated is not None
         self._on_follows_changed(row.master_id)

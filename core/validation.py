@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TypeVar
 
 from core.errors import UserError
@@ -27,6 +27,12 @@ STOP_LOSS_MAX = Decimal(100)
 MONEY_LIMIT_MAX = Decimal(1_000_000_000)
 LEVERAGE_MAX = 125
 SYMBOL_LIST_MAX = 100
+#: a plain decimal as typed: ASCII digits, an optional sign and one dot; no thousands separators
+#: ("1,000"), no underscores ("1_0"), no exponent ("1e3") and no other scripts' digits ("５", "٣")
+PLAIN_NUMBER_HINT = (
+    "written plainly, like 1000 or 0.5: digits 0-9 and a dot, no thousands separators, comma or exponent"
+)
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9/:_.&-]{0,39}$")
 CLEAR_WORDS = {"", "none", "off", "no", "-", "0"}
 _TRUE = {"on", "yes", "true", "1", "y"}
@@ -39,10 +45,7 @@ def parse_decimal(value: object, field: str, *, low: Decimal, high: Decimal, low
     if isinstance(value, Decimal):
         number = value
     else:
-        try:
-            number = Decimal(str(value).strip().replace(",", "."))
-        except InvalidOperation:
-            raise UserError(f"{field} must be a number, got {str(value)[:20]!r}") from None
+        number = _plain_decimal(value, field)
     if not number.is_finite():
         raise UserError(f"{field} must be a finite number")
     if number.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
@@ -52,6 +55,13 @@ def parse_decimal(value: object, field: str, *, low: Decimal, high: Decimal, low
         bound = "at least" if low_inclusive else "more than"
         raise UserError(f"{field} must be {bound} {low} and at most {high}, got {number}")
     return number
+
+
+def _plain_decimal(value: object, field: str) -> Decimal:
+    text = str(value).strip()
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise UserError(f"{field} must be a number, got {text[:20]!r} ({PLAIN_NUMBER_HINT})")
+    return Decimal(text)
 
 
 def parse_sizing(mode: object, value: object) -> tuple[SizingMode, Decimal]:

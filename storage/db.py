@@ -48,7 +48,9 @@ def create_sync_engine(database_url: str) -> Engine:
     """For migrations and the CLI's one-off maintenance commands."""
     ensure_sqlite_directory(database_url)
     url = _driver_url(database_url, asynchronous=False)
-    engine = create_engine(url, poolclass=NullPool if url.get_backend_name() == "sqlite" else None)
+    engine = create_engine(
+        url, poolclass=NullPool if url.get_backend_name() == "sqlite" else None, hide_parameters=True
+    )
     if url.get_backend_name() == "sqlite":
         _tune_sqlite(engine)
     return engine
@@ -62,7 +64,9 @@ class Database:
         url = _driver_url(database_url, asynchronous=True)
         self.url = database_url
         self.is_sqlite = url.get_backend_name() == "sqlite"
-        kwargs: dict[str, object] = {}
+        # statements' parameters (an API token's hash, a sealed credential) never reach a log line
+        # or an exception text, at any level
+        kwargs: dict[str, object] = {"hide_parameters": True}
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -17,6 +17,7 @@ from core.model import Fill, Side, utcnow
 from core.observe import EngineObserver
 from core.risk_service import RiskService
 from core.vault import Vault
+from core.venues.egress import EgressPolicy, parse_networks
 from core.venues.paper.venue import PaperExchange, PaperVenue
 from core.venues.registry import VenueRegistry
 from storage.accounts import AccountStore
@@ -112,3 +113,10 @@ class Harness:
                 )
             )
             return sum((row.quantity for row in rows.scalars()), D(0))
+
+
+#: the tests' egress proxies listen on 127.0.0.x, which an egress policy refuses unless the
+#: operator allow-lists it (COPYTRADE_EGRESS_ALLOW); tests allow it as an operator would a
+#: proxy on its own network
+LOOPBACK_EGRESS = parse_networks("127.0.0.0/8")  # Settings(egress_allow=...)
+LOOPBACK_ALLOWED = EgressPolicy(LOOPBACK_EGRESS)

@@ -25,6 +25,7 @@ from tests.fakes.smartapi import (
     credentials_of,
     fresh_accounts,
 )
+from tests.harness import LOOPBACK_ALLOWED
 
 
 @pytest.fixture
@@ -36,7 +37,10 @@ def fake():
 
 def make_accounts(fake: FakeSmartApi) -> AngelOneAccounts:
     endpoints = AngelOneEndpoints(
-        rest_root=fake.rest_root, order_updates_url=fake.ws_url, scrip_master_url=fake.scrip_master_url
+        rest_root=fake.rest_root,
+        order_updates_url=fake.ws_url,
+        scrip_master_url=fake.scrip_master_url,
+        egress=LOOPBACK_ALLOWED,  # the fake's egress proxies listen on 127.0.0.x
     )
     return AngelOneAccounts(
         endpoints,

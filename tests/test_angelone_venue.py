@@ -36,6 +36,7 @@ from core.venues.angelone.sdk import import_smartapi
 from core.venues.angelone.venue import ordertag_for
 from core.venues.catalog import clean_secrets, venue_spec
 from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
+from tests.harness import LOOPBACK_ALLOWED
 from tests.venue_contract import VenueContract
 
 FAST_SESSIONS = {"backoff_base": 0.01}
@@ -54,6 +55,7 @@ def make_accounts(fake: FakeSmartApi, *, timeout: float = 5.0, **session_options
         order_updates_url=fake.ws_url,
         scrip_master_url=fake.scrip_master_url,
         request_timeout=timeout,
+        egress=LOOPBACK_ALLOWED,
     )
     return AngelOneAccounts(
         endpoints,

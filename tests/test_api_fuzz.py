@@ -1,7 +1,8 @@
 """schemathesis fuzzes the REST API from its own OpenAPI schema, over a real socket, with valid
 and invalid inputs (positive and negative generation modes): no answer is a 5xx, and every answer is in
 the seed's envelope ``{code, msg, requestTime, data}``. Bounded (``MAX_EXAMPLES`` per operation
-and kind) so that the suite stays fast."""
+and kind) so that the suite stays fast; tests/test_api_schema_fuzz.py runs schemathesis with every
+check and phase."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import asyncio
 
 import httpx
 import schemathesis
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -17,9 +17,9 @@ from schemathesis.core.result import Ok
 
 from copytrade.app import build_app
 from copytrade.config import Settings
-from copytrade.http.api import TokenBuckets, add_api
+from copytrade.http.limits import Limits
 from copytrade.http.metrics import Metrics
-from copytrade.http.server import HttpServer, service_sources
+from copytrade.http.server import HttpServer, build_http_app, service_sources
 from copytrade.paper_setup import add_paper_follower, create_paper_master
 from core.vault import generate_key
 
@@ -40,10 +40,10 @@ async def test_fuzzed_requests_never_get_a_5xx_and_always_the_envelope(tmp_path,
     master, _ = await create_paper_master(app.services, "Ace", "100000")
     follow, _ = await add_paper_follower(app.services, master.id, "Bea", "20000", {"sizing_value": "1"})
     token, _ = await app.api_tokens.create(follow.user_id, "trade")
-    # the service's API without its rate limit: the fuzzer sends hundreds of requests at once
-    fuzzed = FastAPI(title="copytrade", version="1")
-    add_api(fuzzed, app, buckets=TokenBuckets(burst=1_000_000, per_second=1_000_000.0))
-    server = HttpServer(fuzzed, host="127.0.0.1", port=0, metrics=Metrics(service_sources(app)))
+    # the service's HTTP app without its rate limits: the fuzzer sends hundreds of requests at once
+    metrics = Metrics(service_sources(app))
+    fuzzed = build_http_app(app, metrics, limits=Limits.unlimited())
+    server = HttpServer(fuzzed, host="127.0.0.1", port=0, metrics=metrics)
     await server.start()
     try:
         base = f"http://127.0.0.1:{server.port}"

@@ -223,7 +223,12 @@ async def test_follow_end_to_end_rejects_bad_input_and_notifies_the_copied_fill(
     await user.press("Customize")
     await user.press("Coefficient")
     await user.expect("Send the value")
-    for bad, answer in (("abc", "must be a number"), ("0", "more than 0"), ("1e9", "at most 100")):
+    for bad, answer in (
+        ("abc", "must be a number"),
+        ("0", "more than 0"),
+        ("1e9", "no thousands separators, comma or exponent"),
+        ("101", "at most 100"),
+    ):
         await user.send(bad)
         assert answer in (await user.expect("coefficient")).text
     await user.send("1")
@@ -1369,3 +1374,19 @@ async def test_an_admin_needs_no_start_before_stats_and_a_slow_reply_shows_a_wor
     await admin.expect("You have not followed anyone yet", within=60)  # the first /pnl loads the chart library
     actions = [p["action"] for m, p in bot.proxy.calls if m == "sendChatAction" and int(p["chat_id"]) == admin.id]
     assert actions == ["upload_photo"]
+
+
+async def test_a_hidden_master_takes_no_new_follower_through_the_bot(bot):
+    """Hidden after its offer was shown: the offer's button and the shared link both refuse it."""
+    from core.model import MasterStatus
+
+    master, _ = await paper_master(bot)
+    user = bot.user("Hal")
+    await user.send(f"/start follow-{master.id}")
+    await user.press("Try with a paper account")
+    offer = await user.expect("Copy Paper Trend on paper with the recommended settings?")
+    await bot.app.services.set_master_status(master.id, MasterStatus.HIDDEN)
+    await user.press("Follow with recommended settings", offer)
+    await user.expect("no such master")
+    owner = await bot.app.accounts.user_by_telegram_id(user.id)
+    assert await bot.app.services.follows_of(owner.id) == []

@@ -26,7 +26,7 @@ from core.venues.ccxt.venue import CcxtVenue, FuturesSettings
 from storage.models import FollowPosition
 from tests.fakes.binance import FUTURES, SPOT, FakeBinance
 from tests.fakes.smartapi import EgressProxy
-from tests.harness import eventually
+from tests.harness import LOOPBACK_ALLOWED, eventually
 from tests.venue_contract import VenueContract
 
 FUTURES_BTC = "BTC/USDT:USDT"
@@ -742,7 +742,7 @@ async def test_an_account_with_an_egress_sends_every_request_through_its_proxy(
     proxy = EgressProxy("127.0.0.9")
     await proxy.start()
     try:
-        through = await make_venue(egress_proxy=proxy.url)
+        through = await make_venue(egress_proxy=proxy.url, egress=LOOPBACK_ALLOWED)
         assert await through.equity() > 0
         forwarded = proxy.forwarded
         assert forwarded >= 1

@@ -26,7 +26,7 @@ from core.venues.registry import VenueAccount
 from storage.models import Follow
 from tests.fakes.binance import FUTURES, FakeBinance
 from tests.fakes.smartapi import EgressProxy
-from tests.harness import eventually
+from tests.harness import LOOPBACK_ALLOWED, eventually
 
 PERP = "BTC/USDT:USDT"
 HOST = "127.0.0.1"
@@ -66,7 +66,7 @@ def accounts_on(fake: FakeBinance, driver: CcxtDriver, opened: list[CcxtVenue]) 
 
 
 def driver_for(fake: FakeBinance) -> CcxtDriver:
-    return CcxtDriver(["binanceusdm"], urls={"binanceusdm": fake.url_overrides()})
+    return CcxtDriver(["binanceusdm"], urls={"binanceusdm": fake.url_overrides()}, egress=LOOPBACK_ALLOWED)
 
 
 def order(client_order_id: str) -> OrderIntent:

@@ -21,7 +21,7 @@ from core.tracking import OrderStreams
 from core.vault import generate_key
 from core.venues.angelone.venue import ordertag_for
 from tests.fakes.smartapi import AMO_STATUS, FOLLOWER, IST, MASTER, FakeSmartApi, credentials_of, fresh_accounts
-from tests.harness import eventually
+from tests.harness import LOOPBACK_EGRESS, eventually
 
 
 @pytest.fixture
@@ -55,6 +55,7 @@ async def app(fake, tmp_path, migrated_sqlite):
         angelone_ws_url=fake.ws_url,
         angelone_scrip_master_url=fake.scrip_master_url,
         max_fill_age_seconds=D(10**9),  # the fake stamps every order with one fixed exchange time
+        egress_allow=LOOPBACK_EGRESS,
     )
     application = await build_app(
         settings, clock=lambda: utcnow() + application_shift[0], market_clock=market_clock(fake)
@@ -165,6 +166,7 @@ async def closed_market_app(fake, tmp_path, migrated_sqlite):
         angelone_ws_url=fake.ws_url,
         angelone_scrip_master_url=fake.scrip_master_url,
         max_fill_age_seconds=D(10**9),
+        egress_allow=LOOPBACK_EGRESS,
     )
     application_shift[0] = timedelta(0)
     application = await build_app(

@@ -29,6 +29,7 @@ from tests.fakes.smartapi import (
     FakeSmartApi,
     fresh_accounts,
 )
+from tests.harness import LOOPBACK_ALLOWED
 
 WAIT_LIMIT_SECONDS = 10  # only a bound on a failing test, never an expectation
 STATIC_IP_REFUSED = REFUSALS["static_ip"]["errorcode"]
@@ -45,10 +46,11 @@ def fake() -> Iterator[FakeSmartApi]:
     server.stop()
 
 
-def logged_in(fake: FakeSmartApi, account: FakeAccount, *, proxies: dict[str, str] | None = None) -> Any:
-    """A SmartConnect logged in to ``account``, sending through ``proxies`` if given."""
-    client = QuietSmartConnect(account.api_key, root=fake.rest_root, timeout=5.0, public_ip=None)
-    client.proxies = proxies or {}
+def logged_in(fake: FakeSmartApi, account: FakeAccount, *, proxy: str | None = None) -> Any:
+    """A SmartConnect logged in to ``account``, sending through the ``proxy`` URL if given."""
+    client = QuietSmartConnect(
+        account.api_key, root=fake.rest_root, timeout=5.0, public_ip=None, proxy=proxy, egress=LOOPBACK_ALLOWED
+    )
     answer = client.generateSession(account.client_code, account.pin, pyotp.TOTP(account.totp_secret).now())
     assert answer["status"] is True
     return client
@@ -321,7 +323,7 @@ def test_an_order_from_an_unregistered_ip_is_refused_whatever_the_public_ip_head
 def test_an_order_through_the_clients_own_egress_is_accepted(fake):
     fake.register_static_ip(FOLLOWER.client_code, "127.0.0.5")
     egress = fake.start_egress_proxy("127.0.0.5")
-    client = logged_in(fake, FOLLOWER, proxies=egress.proxies)
+    client = logged_in(fake, FOLLOWER, proxy=egress.url)
 
     order_id = client.placeOrder(limit_order())
     assert client.cancelOrder(order_id, "NORMAL")["status"] is True
@@ -339,9 +341,9 @@ def test_each_client_is_accepted_only_through_its_own_egress(fake):
     server = FakeSmartApi([first, second]).start()
     try:
         egress_a, egress_b = server.start_egress_proxy("127.0.0.11"), server.start_egress_proxy("127.0.0.12")
-        a_through_a = logged_in(server, first, proxies=egress_a.proxies)
-        a_through_b = logged_in(server, first, proxies=egress_b.proxies)
-        b_through_b = logged_in(server, second, proxies=egress_b.proxies)
+        a_through_a = logged_in(server, first, proxy=egress_a.url)
+        a_through_b = logged_in(server, first, proxy=egress_b.url)
+        b_through_b = logged_in(server, second, proxy=egress_b.url)
 
         assert a_through_a.placeOrder(limit_order())
         assert b_through_b.placeOrder(limit_order())
@@ -354,11 +356,11 @@ def test_each_client_is_accepted_only_through_its_own_egress(fake):
 def test_an_egress_with_credentials_refuses_requests_without_them(fake):
     fake.register_static_ip(FOLLOWER.client_code, "127.0.0.6")
     egress = fake.start_egress_proxy("127.0.0.6", username="ops", password="s3cret")
-    anonymous = {"http": egress.url.replace("ops:s3cret@", "")}
+    anonymous = egress.url.replace("ops:s3cret@", "")
 
     with pytest.raises(SDK.exceptions.DataException):  # the SDK cannot read the proxy's 407
-        logged_in(fake, FOLLOWER, proxies=anonymous)
-    client = logged_in(fake, FOLLOWER, proxies=egress.proxies)
+        logged_in(fake, FOLLOWER, proxy=anonymous)
+    client = logged_in(fake, FOLLOWER, proxy=egress.url)
     assert client.placeOrder(limit_order())
     assert egress.refused == 1
 

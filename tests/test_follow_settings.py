@@ -27,6 +27,7 @@ from core.model import (
     SizingMode,
     SlippageAction,
 )
+from core.validation import PLAIN_NUMBER_HINT
 from storage.journal import follow_settings
 from storage.models import Credential, Follow, Master
 from tests.test_storage import make_user, saved
@@ -38,7 +39,7 @@ ACCEPTED: dict[str, tuple[object, object]] = {
     "allowed_symbols": ("btc, eth", ["BTC", "ETH"]),
     "blocked_symbols": ("doge", ["DOGE"]),
     "dry_run": ("yes", True),
-    "take_profit_pct": ("5,5", D("5.5")),
+    "take_profit_pct": ("5.5", D("5.5")),
     "stop_loss_pct": ("3", D(3)),
     "daily_loss_limit": ("200", D(200)),
     "close_on_daily_loss": ("on", True),
@@ -62,7 +63,7 @@ ACCEPTED: dict[str, tuple[object, object]] = {
 #: a value each setting refuses, and the message that says so (the bot shows it as it is)
 REFUSED: dict[str, tuple[object, str]] = {
     "reverse": ("maybe", "reverse must be on or off"),
-    "max_position_notional": ("abc", "max position must be a number, got 'abc'"),
+    "max_position_notional": ("abc", f"max position must be a number, got 'abc' ({PLAIN_NUMBER_HINT})"),
     "allowed_symbols": ("BTC$", "'BTC$' is not a symbol name"),
     "blocked_symbols": (" ".join(f"S{n}" for n in range(101)), "block list may hold at most 100 symbols"),
     "dry_run": ("perhaps", "dry run must be on or off"),
@@ -70,7 +71,7 @@ REFUSED: dict[str, tuple[object, str]] = {
     "stop_loss_pct": ("100", "stop-loss % must be below 100 (100 % means the price reached zero)"),
     "daily_loss_limit": ("-5", "daily loss limit must be more than 0 and at most 1000000000, got -5"),
     "close_on_daily_loss": ("2", "close on loss limit must be on or off"),
-    "max_total_notional": ("abc", "max total position must be a number, got 'abc'"),
+    "max_total_notional": ("abc", f"max total position must be a number, got 'abc' ({PLAIN_NUMBER_HINT})"),
     "slippage_pct": ("80", "slippage limit % must be more than 0 and at most 50, got 80"),
     "slippage_action": ("maybe", "slippage action must be one of skip, limit"),
     "entry_sides": ("sideways", "entry sides must be one of both, long, short"),

@@ -13,7 +13,8 @@ import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Settings
-from copytrade.http.api import PREFIX, TokenBuckets
+from copytrade.http.api import PREFIX
+from copytrade.http.limits import Limits, TokenBuckets
 from copytrade.http.metrics import Metrics
 from copytrade.http.server import HttpServer, Readiness, build_http_app, service_sources, start_http_server
 from copytrade.paper_setup import add_paper_follower, create_paper_master
@@ -129,15 +130,15 @@ async def test_metrics_count_a_real_copy_from_fill_to_acknowledgement(served):
     response = await client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
-    label = str(master.id)
-    assert _sample(text, "copytrade_fills_received_total", master=label) == 1
+    assert _sample(text, "copytrade_fills_received_total") == 1
     assert _sample(text, "copytrade_copy_latency_seconds_count", venue="paper") == 1
     assert _sample(text, "copytrade_copy_orders_total", status="filled", reason="") == 1
     assert _sample(text, "copytrade_journal_commit_seconds_count", operation="fill") == 1
     assert _sample(text, "copytrade_journal_commit_seconds_count", operation="report") == 1
-    assert _sample(text, "copytrade_listener_connected", master=label) == 1
-    assert _sample(text, "copytrade_listener_reconnects_total", master=label) == 0
-    assert _sample(text, "copytrade_listener_last_event_age_seconds", master=label) >= 0
+    assert _sample(text, "copytrade_listeners") == _sample(text, "copytrade_listeners_connected") == 1
+    assert _sample(text, "copytrade_listener_reconnects_total") == 0
+    assert _sample(text, "copytrade_listener_last_event_age_seconds") >= 0
+    assert f'"{master.id}"' not in text  # no master's id in the public metrics
     assert _sample(text, "copytrade_notification_backlog") == app.notifications.pending()
     assert "copytrade_telegram_rate_limited_total 0.0" in text
     assert "copytrade_order_retries_total{" not in text  # the paper venue answered the first time
@@ -275,8 +276,9 @@ async def test_api_errors_carry_the_seed_codes(served):
     master, follow, account, _, ann, _, _ = await _users(app)
     headers = _bearer(ann)
     unknown = await client.get(f"{PREFIX}/trader/detail", params={"traderId": "999"}, headers=headers)
-    _error(unknown, 400, "80001")
-    _error(await client.post(f"{PREFIX}/follow", json={"traderId": "abc"}, headers=headers), 400, "80001")
+    _error(unknown, 404, "80001")
+    not_an_id = await client.post(f"{PREFIX}/follow", json={"traderId": "abc"}, headers=headers)
+    assert "traderId must be an id" in _error(not_an_id, 400, "40000")
     bad = await client.post(
         f"{PREFIX}/updateSettings", json={"followId": str(follow.id), "leverage": "0.5"}, headers=headers
     )
@@ -291,7 +293,7 @@ async def test_api_errors_carry_the_seed_codes(served):
         await client.post(f"{PREFIX}/updateSettings", json={"followId": str(follow.id)}, headers=headers), 400, "80002"
     )
     already = await client.post(f"{PREFIX}/follow", json={"traderId": str(master.id)}, headers=headers)
-    _error(already, 400, "80005")
+    _error(already, 409, "80005")
     assert (await app.services.own_follow(follow.user_id, follow.id)).leverage is None  # nothing changed
     _error(await client.get(f"{PREFIX}/traders", params={"pageSize": 101}, headers=headers), 400, "40000")
     _error(await client.get(f"{PREFIX}/traders", params={"sortBy": "luck"}, headers=headers), 400, "40000")
@@ -339,22 +341,17 @@ async def test_tokens_are_stored_only_as_hashes(app):
 
 
 async def test_api_rate_limits_each_token_on_its_own(app):
-    metrics = Metrics(service_sources(app))
-    http = build_http_app(app, metrics)
-    # a second API over the same service with a tiny bucket and a stopped clock
-    from fastapi import FastAPI
-
-    from copytrade.http.api import add_api
-
-    limited = FastAPI()
-    add_api(limited, app, buckets=TokenBuckets(burst=2, per_second=1.0, clock=lambda: 0.0))
-    assert http is not limited
+    # tiny buckets on a stopped clock
+    limits = Limits(
+        per_address=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_token=TokenBuckets(2, 1.0, clock=lambda: 0.0),
+        per_user=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+    )
     one = await app.services.register_user(90_004, "Di")
     two = await app.services.register_user(90_005, "Ed")
     first, _ = await app.api_tokens.create(one.id, "read")
     second, _ = await app.api_tokens.create(two.id, "read")
-    server = HttpServer(limited, host="127.0.0.1", port=0, metrics=metrics)
-    await server.start()
+    server = await start_http_server(app, host="127.0.0.1", port=0, limits=limits)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             for _ in range(2):
@@ -363,6 +360,29 @@ async def test_api_rate_limits_each_token_on_its_own(app):
             _error(refused, 429, "40029")
             assert refused.headers["retry-after"] == "1"
             _ok(await client.get(f"{PREFIX}/traders", headers=_bearer(second)))
+    finally:
+        await server.stop()
+
+
+async def test_a_users_tokens_share_one_rate(app):
+    """Five tokens are not five times the rate, nor is a token made after another was revoked a fresh burst."""
+    limits = Limits(
+        per_address=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_token=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_user=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+    )
+    user = await app.services.register_user(90_006, "Fay")
+    tokens = [(await app.api_tokens.create(user.id, "read"))[0] for _ in range(2)]
+    server = await start_http_server(app, host="127.0.0.1", port=0, limits=limits)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for token in (tokens[0], tokens[1], tokens[0]):
+                _ok(await client.get(f"{PREFIX}/traders", headers=_bearer(token)))
+            _error(await client.get(f"{PREFIX}/traders", headers=_bearer(tokens[1])), 429, "40029")
+            _, view = await app.api_tokens.create(user.id, "read")
+            await app.api_tokens.revoke(user.id, view.id)
+            fresh, _ = await app.api_tokens.create(user.id, "read")
+            _error(await client.get(f"{PREFIX}/traders", headers=_bearer(fresh)), 429, "40029")
     finally:
         await server.stop()
 
@@ -387,3 +407,133 @@ async def test_http_access_log_keeps_tokens_and_query_strings_out(served, caplog
     assert any(f"GET {PREFIX}/history 200" in line for line in lines)
     served_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not the test's client
     assert served_side and not any(ann in r.getMessage() or "followId" in r.getMessage() for r in served_side)
+
+
+def _count_queries(app) -> list[str]:
+    """Every statement the service's database engine executes from now on."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(app.db.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    return statements
+
+
+async def test_a_token_issued_before_tokens_carried_a_checksum_still_authenticates(served):
+    import secrets
+
+    from core.api_tokens import TokenScope, token_hash
+    from storage.api_tokens import ApiTokenStore
+
+    app, client = served
+    user = await app.services.register_user(90_010, "Gus")
+    legacy = "ctk_" + secrets.token_urlsafe(32)  # how /apitoken made tokens before the checksum
+    await ApiTokenStore(app.db).create_api_token(user.id, token_hash(legacy), legacy[:10] + "…", TokenScope.READ, "old")
+    assert _ok(await client.get(f"{PREFIX}/follows", headers=_bearer(legacy))) == []
+
+
+async def test_a_made_up_or_mistyped_token_is_refused_without_a_database_query(served):
+    from core.api_tokens import new_token
+
+    app, client = served
+    real = new_token()
+    mistyped = real[:10] + ("A" if real[10] != "A" else "B") + real[11:]  # its checksum no longer matches
+    queries = _count_queries(app)
+    for token in ("ctk_" + "x" * 49, mistyped, "ctk_" + "x" * 44, "ctk_" + "é" * 43, "bogus", "ctk_" + "x" * 200):
+        headers = {"Authorization": f"Bearer {token}".encode()}
+        _error(await client.get(f"{PREFIX}/traders", headers=headers), 401, "40001")
+    assert queries == []
+    # an old-format value has no checksum: it costs one lookup (the counter sees it), and is refused
+    _error(await client.get(f"{PREFIX}/traders", headers=_bearer("ctk_" + "y" * 43)), 401, "40001")
+    assert queries
+
+
+async def test_a_flood_of_old_format_tokens_is_limited_per_address_before_any_query(app):
+    limits = Limits(
+        per_address=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+        per_token=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_user=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+    )
+    server = await start_http_server(app, host="127.0.0.1", port=0, limits=limits)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            queries = _count_queries(app)
+            for n in range(3):
+                _error(await client.get(f"{PREFIX}/traders", headers=_bearer(f"ctk_{n:043d}")), 401, "40001")
+            looked_up = len(queries)
+            assert looked_up >= 3
+            for n in range(3, 20):
+                _error(await client.get(f"{PREFIX}/traders", headers=_bearer(f"ctk_{n:043d}")), 429, "40029")
+            assert len(queries) == looked_up
+    finally:
+        await server.stop()
+
+
+# -- strict inputs and visibility ---------------------------------------------------------------
+
+
+async def test_an_id_of_other_digits_than_0_to_9_is_a_400_naming_the_field(served):
+    """``"²".isdigit()`` is true and ``int("²")`` fails: the API must not answer 500."""
+    app, client = served
+    _, follow, _, _, ann, _, _ = await _users(app)
+    headers = _bearer(ann)
+    for text in ("²", "٣", "１"):
+        detail = await client.get(f"{PREFIX}/trader/detail", params={"traderId": text}, headers=headers)
+        assert "traderId must be an id: 1 to 18 digits 0-9" in _error(detail, 400, "40000")
+        history = await client.get(f"{PREFIX}/history", params={"followId": text}, headers=headers)
+        assert "followId must be an id" in _error(history, 400, "40000")
+        stop = await client.post(f"{PREFIX}/stop", json={"followId": text}, headers=headers)
+        assert "followId must be an id" in _error(stop, 400, "40000")
+    assert (await app.services.own_follow(follow.user_id, follow.id)).status.value == "active"
+
+
+async def test_an_amount_with_a_thousands_separator_is_a_400_and_changes_nothing(served):
+    app, client = served
+    _, follow, _, _, ann, _, _ = await _users(app)
+    before = await app.services.own_follow(follow.user_id, follow.id)
+    for amount in ("1,000", "1_0", "1e3", "５", "٣"):
+        refused = await client.post(
+            f"{PREFIX}/updateSettings", json={"followId": str(follow.id), "copyAmount": amount}, headers=_bearer(ann)
+        )
+        message = _error(refused, 400, "40000")
+        assert "copyAmount must be a plain number such as 1000 or 0.5" in message and "thousands separators" in message
+    assert await app.services.own_follow(follow.user_id, follow.id) == before
+
+
+async def test_a_hidden_master_cannot_be_followed_through_the_api(served):
+    from core.model import MasterStatus
+
+    app, client = served
+    master, _, _, bob_key, _, _, bob = await _users(app)
+    await app.services.set_master_status(master.id, MasterStatus.HIDDEN)
+    refused = await client.post(
+        f"{PREFIX}/follow", json={"traderId": str(master.id), "accountId": bob_key.id}, headers=_bearer(bob)
+    )
+    _error(refused, 404, "80001")
+    assert _ok(await client.get(f"{PREFIX}/follows", headers=_bearer(bob))) == []
+
+
+async def test_the_webhook_answers_400_to_a_body_that_is_not_a_telegram_update(app):
+    from telegram.ext import Application
+
+    from copytrade.http.server import TelegramWebhook
+
+    token = "123456:webhook-test"
+    webhook = TelegramWebhook("http://127.0.0.1/telegram-hook", token)
+    application = Application.builder().token(token).updater(None).build()
+    webhook.attach(application)
+    metrics = Metrics(service_sources(app))
+    server = HttpServer(build_http_app(app, metrics, webhook=webhook), host="127.0.0.1", port=0, metrics=metrics)
+    await server.start()
+    try:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": webhook.secret, "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", headers=headers) as client:
+            for body in (b"[]", b'"x"', b"null", b"{}", b'{"update_id": "7"}', b"42"):
+                refused = await client.post("/telegram-hook", content=body)
+                assert (refused.status_code, refused.text) == (400, "not a Telegram update"), body
+            assert application.update_queue.empty()
+            update = {"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}}}
+            assert (await client.post("/telegram-hook", json=update)).status_code == 200
+            queued = await application.update_queue.get()
+            assert getattr(queued, "update_id", None) == 7
+    finally:
+        await server.stop()

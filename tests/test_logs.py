@@ -112,3 +112,26 @@ async def _place_one_order_through_ccxt() -> None:
             await venue.place_order(OrderIntent(1, "ct-logs-1", "BTC/USDT:USDT", Side.BUY, Decimal("0.01")))
         finally:
             await venue.close()
+
+
+async def test_an_api_tokens_hash_reaches_no_log_line_at_debug(capfd, tmp_path, migrated_sqlite) -> None:
+    """The database library's own DEBUG output (SQLAlchemy's statements with their parameters,
+    aiosqlite's calls) would carry the SHA-256 of every token presented."""
+    from core.api_tokens import ApiTokens, token_hash
+    from storage.api_tokens import ApiTokenStore
+    from storage.db import Database
+
+    db = Database(migrated_sqlite(tmp_path / "tokens.db"))
+    tokens = ApiTokens(ApiTokenStore(db))
+    presented = "ctk_" + "q" * 43
+    engine_logger = logging.getLogger("sqlalchemy.engine")
+    with service_logging():
+        engine_logger.setLevel(logging.DEBUG)  # what echo="debug" turns on
+        try:
+            assert await tokens.authenticate(presented) is None
+        finally:
+            engine_logger.setLevel(logging.NOTSET)
+            await db.dispose()
+    logged = capfd.readouterr().err
+    assert "api_tokens" in logged  # the statement itself was logged
+    assert token_hash(presented) not in logged

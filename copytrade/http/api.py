@@ -6,15 +6,23 @@ Every rule (ownership, validation, bounds) is the core's, the same as the bot's;
 reaches their own follows because every call passes the token's user to the core.
 
 Authentication: ``Authorization: Bearer <token>`` with a token made by ``/apitoken`` in
-Telegram; ``read`` tokens may only GET, ``trade`` tokens may also POST. Each token is
-rate-limited (a token bucket held by this app instance)."""
+Telegram; ``read`` tokens may only GET, ``trade`` tokens may also POST. Before any of this, the
+server's guard (``copytrade/http/limits.py``) has limited the client address and the presented
+token and refused malformed tokens and oversized bodies; here, once the token is found, the user
+is limited over all their tokens.
+
+The routes run in the HTTP server's loop; what they need of the service runs in the core loop
+(``CoreLoop.run``), and the answer is serialised back in the HTTP loop.
+
+Bitget's documented paths for the same API, ``/api/mix/v1/copytrading/…``, are a second mount of
+the same routes (not in the schema twice)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,12 +31,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 from starlette.exceptions import HTTPException
 
+from copytrade.http.core_loop import CoreLoop
+from copytrade.http.envelope import SUCCESS, Code, envelope
+from copytrade.http.limits import Limits, retry_after
 from core.api_tokens import ApiTokens, ApiTokenView, TokenScope
 from core.errors import (
     AlreadyFollowing,
+    FollowStopped,
     InsufficientFunds,
     InvalidFollowSettings,
     NotFound,
@@ -43,6 +57,7 @@ from core.model import PositionSide, SizingMode
 from core.numbers import plain_decimal
 from core.records import CopyOrderRecord, FollowRecord, PositionRecord
 from core.reports.masters import MasterStatistics
+from core.validation import LEVERAGE_MAX, MAX_DECIMAL_PLACES, SIZING_LIMITS, STOP_LOSS_MAX, TAKE_PROFIT_MAX
 
 if TYPE_CHECKING:
     from copytrade.app import App
@@ -50,42 +65,45 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/copytrading"
+#: Bitget's documented paths for the same API (seed 004): the same routes, mounted again
+BITGET_PREFIX = "/api/mix/v1/copytrading"
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
-#: requests a token may make: a burst, then a steady rate per second
-RATE_BURST = 20
-RATE_PER_SECOND = 5.0
-
-SUCCESS = "00000"
-
-
-class Code:
-    """The envelope's ``code``: the seed's 800xx for copy trading, HTTP-like 4xxxx/5xxxx otherwise."""
-
-    INVALID_TRADER = "80001"
-    INVALID_SETTINGS = "80002"
-    INSUFFICIENT_BALANCE = "80003"
-    ALREADY_FOLLOWING = "80005"
-    BAD_REQUEST = "40000"
-    UNAUTHORIZED = "40001"
-    FORBIDDEN = "40003"
-    NOT_FOUND = "40004"
-    METHOD_NOT_ALLOWED = "40005"
-    TOO_MANY_REQUESTS = "40029"
-    INTERNAL = "50000"
-    VENUE_UNAVAILABLE = "50003"
+#: an id as the API takes it: ASCII digits only (``"²".isdigit()`` is true; ``int("²")`` fails)
+ID_PATTERN = r"^[0-9]{1,18}$"
+#: an amount as the API takes it: a plain ASCII decimal (no separators, no exponent, no other digits)
+NUMBER_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,18})?$"
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def _above_zero(high: Decimal, *, below: bool = False) -> str:
+    """A regular expression (no lookaround) of the plain decimals more than 0 and at most
+    ``high``, a power of ten (``below``: less than it), with at most MAX_DECIMAL_PLACES places:
+    the schema says exactly what the core accepts."""
+    digits = len(str(int(high))) - 1
+    assert high == 10**digits, high
+    places = MAX_DECIMAL_PLACES
+    fraction = rf"(?:\.[0-9]{{1,{places}}})?"
+    small = "|".join(rf"0\.0{{{zeros}}}[1-9][0-9]{{0,{places - 1 - zeros}}}" for zeros in range(places))
+    whole = rf"[1-9][0-9]{{0,{digits - 1}}}{fraction}"
+    top = "" if below else rf"|1{'0' * digits}(?:\.0{{1,{places}}})?"
+    return f"(?:{whole}|{small}{top})"
 
 
-def envelope(
-    code: str, msg: str, data: Any = None, *, status: int = 200, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"code": code, "msg": msg, "requestTime": _now_ms(), "data": data}, status_code=status, headers=headers
-    )
+#: each setting's values, as the core bounds them (core/validation.py); "0" turns take-profit or
+#: stop-loss off
+COPY_AMOUNT_PATTERN = f"^{_above_zero(SIZING_LIMITS[SizingMode.FIXED_NOTIONAL][1])}$"
+COEFFICIENT_PATTERN = f"^{_above_zero(SIZING_LIMITS[SizingMode.COEFFICIENT][1])}$"
+assert LEVERAGE_MAX == 125
+LEVERAGE_PATTERN = r"^(?:[1-9][0-9]?|1[01][0-9]|12[0-5])$"
+TAKE_PROFIT_PATTERN = f"^(?:0|{_above_zero(TAKE_PROFIT_MAX)})$"
+STOP_LOSS_PATTERN = f"^(?:0|{_above_zero(STOP_LOSS_MAX, below=True)})$"
+_RANGES = {
+    COPY_AMOUNT_PATTERN: f"more than 0 and at most {SIZING_LIMITS[SizingMode.FIXED_NOTIONAL][1]}",
+    COEFFICIENT_PATTERN: f"more than 0 and at most {SIZING_LIMITS[SizingMode.COEFFICIENT][1]}",
+    LEVERAGE_PATTERN: f"a whole number from 1 to {LEVERAGE_MAX}",
+    TAKE_PROFIT_PATTERN: f"0 (off), or more than 0 and at most {TAKE_PROFIT_MAX}",
+    STOP_LOSS_PATTERN: f"0 (off), or more than 0 and below {STOP_LOSS_MAX}",
+}
 
 
 class ApiError(Exception):
@@ -96,9 +114,10 @@ class ApiError(Exception):
 
 #: core errors → (HTTP status, code); the first matching class wins, most specific first
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
-    (UnknownMaster, 400, Code.INVALID_TRADER),
+    (UnknownMaster, 404, Code.INVALID_TRADER),
     (InvalidFollowSettings, 400, Code.INVALID_SETTINGS),
-    (AlreadyFollowing, 400, Code.ALREADY_FOLLOWING),
+    (AlreadyFollowing, 409, Code.ALREADY_FOLLOWING),
+    (FollowStopped, 409, Code.CONFLICT),
     (NotFound, 404, Code.NOT_FOUND),
     (UserError, 400, Code.BAD_REQUEST),
     (InsufficientFunds, 400, Code.INSUFFICIENT_BALANCE),
@@ -119,33 +138,6 @@ def error_status(exc: Exception) -> tuple[int, str]:
 # -- authentication and rate limit --------------------------------------------------------------
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
-class TokenBuckets:
-    """One bucket per API token: ``burst`` requests at once, refilled at ``per_second``."""
-
-    def __init__(
-        self, burst: int = RATE_BURST, per_second: float = RATE_PER_SECOND, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.burst, self.per_second, self._clock = burst, per_second, clock
-        self._buckets: dict[int, _Bucket] = {}
-
-    def take(self, token_id: int) -> float:
-        """0 when the request may go; else the seconds until it may."""
-        now = self._clock()
-        bucket = self._buckets.setdefault(token_id, _Bucket(float(self.burst), now))
-        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.per_second)
-        bucket.at = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.per_second
-
-
 @dataclass(frozen=True)
 class Caller:
     token: ApiTokenView
@@ -155,19 +147,22 @@ class Caller:
         return self.token.user_id
 
 
-def _authenticator(tokens: ApiTokens, buckets: TokenBuckets, scope: TokenScope):
-    async def authenticate(request: Request) -> Caller:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+#: the bearer scheme in the schema (the Authorize button of /docs); the guard has checked the header
+_BEARER = HTTPBearer(auto_error=False, description="a token made with /apitoken in Telegram")
+
+
+def _authenticator(tokens: ApiTokens, core: CoreLoop, limits: Limits, scope: TokenScope):
+    async def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Caller:
+        if credentials is None or not credentials.credentials.strip():
             raise ApiError(401, Code.UNAUTHORIZED, "send an API token: Authorization: Bearer <token> (/apitoken)")
-        view = await tokens.authenticate(value.strip())
+        view = await core.run(tokens.authenticate(credentials.credentials.strip()))
         if view is None:
             raise ApiError(401, Code.UNAUTHORIZED, "unknown or revoked API token")
-        wait = buckets.take(view.id)
+        wait = limits.per_user.take(view.user_id)
         if wait:
-            raise ApiError(
-                429, Code.TOO_MANY_REQUESTS, "too many requests with this token", {"Retry-After": str(math.ceil(wait))}
-            )
+            raise ApiError(429, Code.TOO_MANY_REQUESTS, "too many requests by this user", retry_after(wait))
         if scope is TokenScope.TRADE and view.scope is not TokenScope.TRADE:
             raise ApiError(403, Code.FORBIDDEN, "this token may only read; create a trade token with /apitoken")
         return Caller(view)
@@ -177,7 +172,25 @@ def _authenticator(tokens: ApiTokens, buckets: TokenBuckets, scope: TokenScope):
 
 # -- request bodies -----------------------------------------------------------------------------
 
-Number = Annotated[str, Field(max_length=40, examples=["100"])]
+
+def _number(pattern: str, example: str, meaning: str) -> Any:
+    return Field(
+        default=None,
+        pattern=pattern,
+        examples=[example],
+        description=f"{meaning}: a plain decimal (digits and a dot), {_RANGES[pattern]}",
+    )
+
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["1"])]
+_SETTINGS = ("copyAmount", "coefficient", "leverage", "marginMode", "takeProfit", "stopLoss")
+#: copyAmount and coefficient are two sizings: one at most
+_ONE_SIZING: JsonDict = {
+    "not": {
+        "properties": {"copyAmount": {"type": "string"}, "coefficient": {"type": "string"}},
+        "required": ["copyAmount", "coefficient"],
+    }
+}
 
 
 class _Body(BaseModel):
@@ -185,28 +198,39 @@ class _Body(BaseModel):
 
 
 class SettingsBody(_Body):
-    copyAmount: Number | None = Field(default=None, description="quote currency per copied entry (fixed notional)")
-    coefficient: Number | None = Field(default=None, description="follower quantity = master quantity × this")
-    leverage: Number | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SIZING)
+
+    copyAmount: str | None = _number(COPY_AMOUNT_PATTERN, "100", "quote currency per copied entry (fixed notional)")
+    coefficient: str | None = _number(COEFFICIENT_PATTERN, "1", "follower quantity = master quantity × this")
+    leverage: str | None = _number(LEVERAGE_PATTERN, "5", "leverage")
     marginMode: Literal["isolated", "cross"] | None = None
-    takeProfit: Number | None = Field(default=None, description="take-profit in %")
-    stopLoss: Number | None = Field(default=None, description="stop-loss in %")
+    takeProfit: str | None = _number(TAKE_PROFIT_PATTERN, "10", "take-profit in %")
+    stopLoss: str | None = _number(STOP_LOSS_PATTERN, "5", "stop-loss in %")
 
 
 class FollowBody(SettingsBody):
-    traderId: str = Field(max_length=20, description="the master's id (GET /traders)")
+    traderId: Id = Field(description="the master's id (GET /traders)")
     accountId: str | None = Field(
         default=None, max_length=32, description="your exchange account; optional when you have only one"
     )
 
 
 class StopBody(_Body):
-    followId: str = Field(max_length=20)
-    closePositions: bool = Field(default=False, description="also close the positions this follow opened")
+    followId: Id
+    closePositions: bool = Field(default=False, strict=True, description="also close the positions this follow opened")
 
 
 class UpdateBody(SettingsBody):
-    followId: str = Field(max_length=20)
+    #: and at least one setting to change
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            **_ONE_SIZING,
+            "anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in _SETTINGS],
+        },
+    )
+
+    followId: Id
 
 
 def _settings(body: SettingsBody) -> dict[str, Any]:
@@ -230,18 +254,18 @@ def _settings(body: SettingsBody) -> dict[str, Any]:
     return out
 
 
-def _id(value: str, what: str, error: type[UserError] = NotFound) -> int:
-    text = value.strip()
-    if not text.isdigit() or len(text) > 18:
-        raise error(f"no such {what}")
-    return int(text)
+def _id(value: str) -> int:
+    """An id the schema's pattern has let through (ASCII digits, at most 18)."""
+    if not re.fullmatch(ID_PATTERN, value):
+        raise UserError("an id is 1 to 18 digits 0-9")
+    return int(value)
 
 
 # -- answers ------------------------------------------------------------------------------------
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(plain_decimal(value))
+    return None if value is None else format(plain_decimal(value), "f")  # 0.000000000000000001, never 1E-18
 
 
 def _ms(value: datetime | None) -> int | None:
@@ -338,6 +362,54 @@ SortBy = Literal["profit", "monthlyProfit", "followers", "winRate", "drawdown", 
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 PageNo = Annotated[int, Query(ge=1, le=1_000_000)]
 Millis = Annotated[int | None, Query(ge=0, le=253_402_300_799_999)]  # up to the year 9999
+IdQuery = Annotated[str, Query(pattern=ID_PATTERN, examples=["1"])]
+
+
+class ErrorEnvelope(BaseModel):
+    """Every answer but a success: ``data`` is null."""
+
+    code: str = Field(examples=[Code.BAD_REQUEST])
+    msg: str
+    requestTime: int
+    data: None = None
+
+
+class Envelope(BaseModel):
+    code: Literal["00000"]
+    msg: str
+    requestTime: int
+    data: Any
+
+
+def _answers(*statuses: int, links: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The schema's answers of a route: its success (with its OpenAPI ``links`` to the routes its
+    answer feeds) and these errors, each in the envelope."""
+    meaning = {
+        400: "bad input (the message says which field and why)",
+        401: "no API token, or an unknown or revoked one",
+        403: "a read token on a route that trades",
+        404: "no such trader or follow (of yours)",
+        409: "already following this trader with this account (80005), or the follow is stopped (40009)",
+        413: "a body larger than the API takes",
+        429: "too many requests from this address, with this token or by this user (Retry-After)",
+        503: "the venue or the service is unavailable for now; try again",
+    }
+    out: dict[int | str, dict[str, Any]] = {200: {"model": Envelope, "description": "success"}}
+    if links:
+        out[200]["links"] = links
+    for status in (400, 401, 429, 503, *statuses):
+        out[status] = {"model": ErrorEnvelope, "description": meaning[status]}
+    return out
+
+
+#: what a new follow's answer feeds (the stateful phase of schemathesis follows these)
+_FOLLOWED = "$response.body#/data/followId"
+_FOLLOW_LINKS = {
+    "history": {"operationId": "history", "parameters": {"followId": _FOLLOWED}},
+    "positions": {"operationId": "positions", "parameters": {"followId": _FOLLOWED}},
+    "updateSettings": {"operationId": "updateSettings", "requestBody": {"followId": _FOLLOWED, "leverage": "3"}},
+    "stop": {"operationId": "stop", "requestBody": {"followId": _FOLLOWED}},
+}
 
 
 def _millis(value: int | None) -> datetime | None:
@@ -347,16 +419,15 @@ def _millis(value: int | None) -> datetime | None:
 # -- the routes ---------------------------------------------------------------------------------
 
 
-def add_api(http: FastAPI, service: App, *, buckets: TokenBuckets | None = None) -> None:
-    """The API's routes and its error handling (every error in the envelope) on ``http``."""
+def add_api(http: FastAPI, service: App, *, core: CoreLoop, limits: Limits) -> None:
+    """The API's routes and its error handling (every error in the envelope) on ``http``;
+    ``core``: the service's loop, where each route's work runs."""
     services = service.services
-    tokens = service.api_tokens
-    limits = buckets or TokenBuckets()
-    reader = Depends(_authenticator(tokens, limits, TokenScope.READ))
-    trader = Depends(_authenticator(tokens, limits, TokenScope.TRADE))
-    router = APIRouter(prefix=PREFIX, tags=["copytrading"])
+    reader = Depends(_authenticator(service.api_tokens, core, limits, TokenScope.READ))
+    trader = Depends(_authenticator(service.api_tokens, core, limits, TokenScope.TRADE))
+    router = APIRouter(tags=["copytrading"])
 
-    @router.get("/traders", summary="Masters you can copy, ranked")
+    @router.get("/traders", summary="Masters you can copy, ranked", responses=_answers())
     async def traders(
         caller: Caller = reader,
         pageSize: PageSize = DEFAULT_PAGE_SIZE,
@@ -364,15 +435,15 @@ def add_api(http: FastAPI, service: App, *, buckets: TokenBuckets | None = None)
         sortBy: SortBy = "profit",
         sortType: Literal["asc", "desc"] = "desc",
     ) -> JSONResponse:
-        ranked = await services.ranked_masters(SORT_KEYS[sortBy], descending=sortType == "desc")
+        ranked = await core.run(services.ranked_masters(SORT_KEYS[sortBy], descending=sortType == "desc"))
         start = (pageNo - 1) * pageSize
         page = [_trader(s) for s in ranked[start : start + pageSize]]
         return envelope(SUCCESS, "success", _page(page, len(ranked), pageNo, pageSize))
 
-    @router.get("/trader/detail", summary="One master: statistics and open positions")
-    async def trader_detail(traderId: Annotated[str, Query(max_length=20)], caller: Caller = reader) -> JSONResponse:
+    @router.get("/trader/detail", summary="One master: statistics and open positions", responses=_answers(404))
+    async def trader_detail(traderId: IdQuery, caller: Caller = reader) -> JSONResponse:
         try:
-            stats = await services.master_statistics(_id(traderId, "trader", UnknownMaster))
+            stats = await core.run(services.master_statistics(_id(traderId)))
         except NotFound as exc:
             raise UnknownMaster(str(exc)) from None
         data = _trader(stats) | {
@@ -395,76 +466,102 @@ def add_api(http: FastAPI, service: App, *, buckets: TokenBuckets | None = None)
         }
         return envelope(SUCCESS, "success", data)
 
-    @router.post("/follow", summary="Start copying a master")
-    async def follow(body: FollowBody, caller: Caller = trader) -> JSONResponse:
-        master_id = _id(body.traderId, "trader", UnknownMaster)
-        account = body.accountId
+    async def _follow_now(user_id: int, master_id: int, account: str | None, settings: dict[str, Any]) -> FollowRecord:
         if account is None:
-            accounts = await services.accounts_of(caller.user_id)
+            accounts = await services.accounts_of(user_id)
             if len(accounts) != 1:
                 raise InvalidFollowSettings(
                     "give accountId: " + (", ".join(a.id for a in accounts) or "connect an exchange account first")
                 )
             account = accounts[0].id
-        row = await services.follow(caller.user_id, master_id, account, _settings(body))
+        return await services.follow(user_id, master_id, account, settings)
+
+    @router.post(
+        "/follow",
+        summary="Start copying a master",
+        operation_id="follow",
+        responses=_answers(403, 404, 409, 413, links=_FOLLOW_LINKS),
+    )
+    async def follow(body: FollowBody, caller: Caller = trader) -> JSONResponse:
+        settings = _settings(body)
+        row = await core.run(_follow_now(caller.user_id, _id(body.traderId), body.accountId, settings))
         return envelope(SUCCESS, "success", _follow(row))
 
-    @router.post("/stop", summary="Stop copying (optionally closing the copied positions)")
+    @router.post(
+        "/stop",
+        summary="Stop copying (optionally closing the copied positions)",
+        operation_id="stop",
+        responses=_answers(403, 404, 413),
+    )
     async def stop(body: StopBody, caller: Caller = trader) -> JSONResponse:
-        row, closed = await services.stop_follow(
-            caller.user_id, _id(body.followId, "follow"), close_positions=body.closePositions
+        row, closed = await core.run(
+            services.stop_follow(caller.user_id, _id(body.followId), close_positions=body.closePositions)
         )
         data = {"followId": str(row.id), "status": row.status.value, "closingOrders": len(closed)}
         return envelope(SUCCESS, "success", data)
 
-    @router.post("/updateSettings", summary="Change a follow's settings")
+    @router.post(
+        "/updateSettings",
+        summary="Change a follow's settings",
+        operation_id="updateSettings",
+        responses=_answers(403, 404, 409, 413),
+    )
     async def update_settings(body: UpdateBody, caller: Caller = trader) -> JSONResponse:
         changes = _settings(body)
         if not changes:
             raise InvalidFollowSettings("nothing to change: give at least one setting")
-        row = await services.update_follow(caller.user_id, _id(body.followId, "follow"), changes)
+        row = await core.run(services.update_follow(caller.user_id, _id(body.followId), changes))
         return envelope(SUCCESS, "success", _follow(row))
 
-    @router.get("/follows", summary="Your follows")
+    @router.get("/follows", summary="Your follows", responses=_answers())
     async def follows(caller: Caller = reader) -> JSONResponse:
-        rows = await services.follows_of(caller.user_id)
+        rows = await core.run(services.follows_of(caller.user_id))
         return envelope(SUCCESS, "success", [_follow(row) for row in rows])
 
-    @router.get("/history", summary="A follow's copy orders, newest first")
+    async def _history(
+        user_id: int, follow_id: int, limit: int, offset: int, since: datetime | None, until: datetime | None
+    ) -> tuple[Sequence[CopyOrderRecord], int]:
+        rows = await services.copy_history(
+            user_id, limit=limit, offset=offset, follow_id=follow_id, since=since, until=until
+        )
+        total = await services.copy_history_count(user_id, follow_id=follow_id, since=since, until=until)
+        return rows, total
+
+    @router.get(
+        "/history", summary="A follow's copy orders, newest first", operation_id="history", responses=_answers(404)
+    )
     async def history(
-        followId: Annotated[str, Query(max_length=20)],
+        followId: IdQuery,
         caller: Caller = reader,
         startTime: Millis = None,
         endTime: Millis = None,
         pageSize: PageSize = DEFAULT_PAGE_SIZE,
         pageNo: PageNo = 1,
     ) -> JSONResponse:
-        follow_id = _id(followId, "follow")
-        since, until = _millis(startTime), _millis(endTime)
-        if since is not None and until is not None and until <= since:
-            raise UserError("endTime must be after startTime")
-        rows = await services.copy_history(
-            caller.user_id,
-            limit=pageSize,
-            offset=(pageNo - 1) * pageSize,
-            follow_id=follow_id,
-            since=since,
-            until=until,
+        since, until = _millis(startTime), _millis(endTime)  # an interval ending before it starts holds nothing
+        rows, total = await core.run(
+            _history(caller.user_id, _id(followId), pageSize, (pageNo - 1) * pageSize, since, until)
         )
-        total = await services.copy_history_count(caller.user_id, follow_id=follow_id, since=since, until=until)
         return envelope(SUCCESS, "success", _page([_order(r) for r in rows], total, pageNo, pageSize))
 
-    @router.get("/positions", summary="A follow's copied open positions")
-    async def positions(followId: Annotated[str, Query(max_length=20)], caller: Caller = reader) -> JSONResponse:
-        follow_id = _id(followId, "follow")
-        await services.own_follow(caller.user_id, follow_id)
-        for status in await services.follow_statuses(caller.user_id):
+    async def _positions(user_id: int, follow_id: int) -> list[PositionRecord]:
+        await services.own_follow(user_id, follow_id)
+        for status in await services.follow_statuses(user_id):
             if status.view.follow.id == follow_id:
-                return envelope(SUCCESS, "success", [_position(p) for p in status.positions if p.quantity])
-        return envelope(SUCCESS, "success", [])  # a stopped follow holds no copied positions
+                return [p for p in status.positions if p.quantity]
+        return []  # a stopped follow holds no copied positions
 
-    http.include_router(router)
+    @router.get(
+        "/positions", summary="A follow's copied open positions", operation_id="positions", responses=_answers(404)
+    )
+    async def positions(followId: IdQuery, caller: Caller = reader) -> JSONResponse:
+        rows = await core.run(_positions(caller.user_id, _id(followId)))
+        return envelope(SUCCESS, "success", [_position(p) for p in rows])
+
+    http.include_router(router, prefix=PREFIX)
+    http.include_router(router, prefix=BITGET_PREFIX, include_in_schema=False)
     _add_error_handlers(http)
+    _document_errors_only_as_sent(http)
 
 
 def _add_error_handlers(http: FastAPI) -> None:
@@ -478,10 +575,8 @@ def _add_error_handlers(http: FastAPI) -> None:
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
-        message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
-        return envelope(Code.BAD_REQUEST, message, status=400)
+        code, message = _invalid(exc)
+        return envelope(code, message, status=400)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -500,3 +595,43 @@ def _add_error_handlers(http: FastAPI) -> None:
     http.add_exception_handler(VenueError, core_error)
     http.add_exception_handler(RequestValidationError, invalid_request)
     http.add_exception_handler(HTTPException, http_error)
+
+
+def _invalid(exc: RequestValidationError) -> tuple[str, str]:
+    """The code and one clear sentence for the first thing wrong with a request: a setting out of
+    its range is the seed's invalid settings (80002), anything else a bad request."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+    given = first.get("input")
+    shown = f", got {given[:20]!r}" if isinstance(given, str) else ""
+    pattern = (first.get("ctx") or {}).get("pattern")
+    if pattern == ID_PATTERN:
+        return Code.BAD_REQUEST, f"{where} must be an id: 1 to 18 digits 0-9{shown}"
+    if pattern in _RANGES:
+        if isinstance(given, str) and re.fullmatch(NUMBER_PATTERN, given):
+            return Code.INVALID_SETTINGS, f"{where} must be {_RANGES[pattern]}{shown}"
+        return Code.BAD_REQUEST, (
+            f"{where} must be a plain number such as 1000 or 0.5: digits 0-9 and a dot, no thousands "
+            f"separators, comma or exponent{shown}"
+        )
+    message = str(first.get("msg", "invalid request"))
+    return Code.BAD_REQUEST, f"{where}: {message}" if where else message
+
+
+def _document_errors_only_as_sent(http: FastAPI) -> None:
+    """FastAPI documents a 422 for every route with inputs; this API answers bad input with 400 in
+    the envelope (``_answers``), never 422: the schema is rid of it."""
+    build = http.openapi
+
+    def openapi() -> dict[str, Any]:
+        if http.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            http.openapi_schema = schema
+        return http.openapi_schema
+
+    http.openapi = openapi  # type: ignore[method-assign]

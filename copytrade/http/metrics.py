@@ -4,6 +4,9 @@ global one: two apps in one process, or two tests, never share counters).
 Fed three ways: the engine calls ``Metrics`` as its ``core.observe.EngineObserver``; the
 Telegram pacer calls ``telegram_rate_limited``; and what the service already keeps (the
 listeners' health, the notification queue) is read at each scrape by ``_ServiceCollector``.
+
+``/metrics`` is public (a scraper has no token): its labels are venues, statuses, reasons and
+operations, never a master's or a user's id; the masters' streams are counted together.
 """
 
 from __future__ import annotations
@@ -40,29 +43,29 @@ class _ServiceCollector(Collector):
         self._sources = sources
 
     def collect(self) -> Iterator[Metric]:
-        fills = CounterMetricFamily(
-            "copytrade_fills_received", "Master fills received from the master's stream", labels=["master"]
-        )
-        reconnects = CounterMetricFamily(
-            "copytrade_listener_reconnects", "Restarts and reconnects of a master's stream", labels=["master"]
-        )
-        connected = GaugeMetricFamily(
-            "copytrade_listener_connected", "1 when the master's stream is connected", labels=["master"]
-        )
-        age = GaugeMetricFamily(
-            "copytrade_listener_last_event_age_seconds",
-            "Seconds since the master's stream last delivered an event (absent before the first)",
-            labels=["master"],
-        )
+        streams = list(self._sources.listener_health().values())
         now = self._sources.clock()
-        for master_id, health in sorted(self._sources.listener_health().items()):
-            label = [str(master_id)]
-            fills.add_metric(label, health.fills)
-            reconnects.add_metric(label, health.restarts)
-            connected.add_metric(label, 1 if health.running else 0)
-            if health.last_fill_at is not None:
-                age.add_metric(label, max(0.0, (now - health.last_fill_at).total_seconds()))
-        yield from (fills, reconnects, connected, age)
+        ages = [max(0.0, (now - h.last_fill_at).total_seconds()) for h in streams if h.last_fill_at is not None]
+        yield CounterMetricFamily(
+            "copytrade_fills_received",
+            "Master fills received from the masters' streams",
+            value=sum(h.fills for h in streams),
+        )
+        yield CounterMetricFamily(
+            "copytrade_listener_reconnects",
+            "Restarts and reconnects of the masters' streams",
+            value=sum(h.restarts for h in streams),
+        )
+        yield GaugeMetricFamily("copytrade_listeners", "Masters' streams watched", value=len(streams))
+        yield GaugeMetricFamily(
+            "copytrade_listeners_connected", "Masters' streams connected", value=sum(1 for h in streams if h.running)
+        )
+        if ages:
+            yield GaugeMetricFamily(
+                "copytrade_listener_last_event_age_seconds",
+                "Seconds since the stream quiet the longest last delivered an event (absent before any)",
+                value=max(ages),
+            )
         yield GaugeMetricFamily(
             "copytrade_notification_backlog",
             "Notifications queued, not yet handed to Telegram",

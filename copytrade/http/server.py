@@ -2,6 +2,11 @@
 ``/healthz``, ``/readyz``, ``/metrics``, the Telegram webhook (when WEBHOOK_URL is set), and the
 copy-trading REST API under ``/api/v1/copytrading`` (``copytrade/http/api.py``).
 
+The server runs in a thread of its own with its own event loop: a flood of requests is read,
+parsed, limited and refused there (``copytrade/http/limits.py``), never in the service's loop,
+where the copier runs. What a request needs of the service is carried over to the service's loop
+(``CoreLoop``) once the request has passed every limit.
+
 Access is logged by this module with the path only, never the query string or a header: an API
 token or a webhook secret cannot reach a log line from here (uvicorn's own access log is off)."""
 
@@ -13,18 +18,26 @@ import hmac
 import json
 import logging
 import socket
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import swagger_ui_bundle
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.app import webhook_secret
+from copytrade.http.api import BITGET_PREFIX, PREFIX
+from copytrade.http.core_loop import CoreLoop
+from copytrade.http.limits import API_BODY_LIMIT, NO_BODY, WEBHOOK_BODY_LIMIT, Guard, Limits
 from copytrade.http.metrics import Metrics, ServiceSources
 
 if TYPE_CHECKING:
@@ -42,11 +55,24 @@ READY_DATABASE_TIMEOUT = 2.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: seconds requests in flight get to finish when the service stops (fly.toml's kill_timeout counts it)
 SHUTDOWN_GRACE_SECONDS = 5
+#: connections served at once; past it uvicorn answers 503 at once
+MAX_CONNECTIONS = 500
+#: seconds an idle keep-alive connection stays open
+KEEP_ALIVE_SECONDS = 5
+#: seconds the server gets to bind and start in its thread
+START_TIMEOUT_SECONDS = 10.0
+#: seconds a thread may hold the GIL while another waits for it (Python's default is 5 ms): with the
+#: HTTP thread busy under a flood, the copier's loop waits at most this long each time it wakes
+#: (tests/test_http_flood.py: p50 1.8x the quiet latency with 5 ms, within 1.2x with 0.5 ms)
+GIL_SWITCH_SECONDS = 0.0005
+#: the Swagger UI of /docs, from the installed swagger-ui-bundle package (no CDN)
+DOCS_ASSETS = "/docs-assets"
 
 
 class TelegramWebhook:
     """The webhook route's target: posts carry Telegram's secret header; each update goes on the
-    application's update queue (python-telegram-bot's custom-webhook pattern, ``updater=None``)."""
+    application's update queue (python-telegram-bot's custom-webhook pattern, ``updater=None``),
+    in the core loop where the bot runs."""
 
     def __init__(self, url: str, token: str) -> None:
         self.path = urlparse(url).path or "/"
@@ -56,22 +82,27 @@ class TelegramWebhook:
     def attach(self, application: Application) -> None:
         self._application = application
 
-    async def receive(self, request: Request) -> Response:
+    async def receive(self, request: Request, core: CoreLoop) -> Response:
         from telegram import Update
 
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return PlainTextResponse("forbidden", status_code=403)
-        if self._application is None:  # Telegram retries a failed delivery
+        application = self._application
+        if application is None:  # Telegram retries a failed delivery
             return PlainTextResponse("the bot is starting", status_code=503)
         try:
             data = json.loads(await request.body())
-            update = Update.de_json(data, self._application.bot)
-        except (ValueError, TypeError, KeyError):
+        except ValueError:
             return PlainTextResponse("not a Telegram update", status_code=400)
-        if update is None:
+        # an update is an object with an integer update_id (Bot API: Update); [], "x", null are not
+        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
             return PlainTextResponse("not a Telegram update", status_code=400)
-        await self._application.update_queue.put(update)
+        try:
+            update = Update.de_json(data, application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return PlainTextResponse("not a Telegram update", status_code=400)
+        await core.call(application.update_queue.put_nowait, update)
         return Response(status_code=200)
 
 
@@ -116,17 +147,26 @@ class AccessLog:
             return
         started = time.monotonic()
         status = 500
+        logged = False
+
+        def line() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, (time.monotonic() - started) * 1000)
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                line()  # before the client can have the whole answer
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, (time.monotonic() - started) * 1000)
+            line()
 
 
 def service_sources(service: App) -> ServiceSources:
@@ -137,24 +177,55 @@ def service_sources(service: App) -> ServiceSources:
     )
 
 
+def body_limit(webhook: TelegramWebhook | None) -> Callable[[str], int]:
+    """The bytes a route's body may have: the API's, the webhook's, none elsewhere."""
+
+    def limit(path: str) -> int:
+        if path.startswith((PREFIX, BITGET_PREFIX)):
+            return API_BODY_LIMIT
+        if webhook is not None and path == webhook.path:
+            return WEBHOOK_BODY_LIMIT
+        return NO_BODY
+
+    return limit
+
+
 def build_http_app(
     service: App,
     metrics: Metrics,
     *,
+    core: CoreLoop | None = None,
+    limits: Limits | None = None,
     webhook: TelegramWebhook | None = None,
     readiness: Readiness | None = None,
 ) -> FastAPI:
-    """The ASGI app over a built service; the REST API's routes included."""
+    """The ASGI app over a built service; the REST API's routes included. ``core``: the service's
+    loop (the running one unless given), where the work of each request runs."""
     from copytrade.http.api import add_api
 
+    core = core or CoreLoop.current()
+    limits = limits or Limits()
     ready = readiness or Readiness(service.db.ping, service_sources(service))
     http = FastAPI(
         title="copytrade",
         version="1",
-        description="Copy trading: health, metrics and the REST API (v1).",
-        docs_url="/docs",
+        description="Copy trading: the REST API (v1). Authorize with a token made by /apitoken in Telegram.",
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
+        redirect_slashes=False,  # a redirect would be built from the Host header the client sent
     )
+    http.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @http.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="copytrade API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
     @http.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -162,19 +233,25 @@ def build_http_app(
 
     @http.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        reasons = await ready.reasons()
+        reasons = await core.run(ready.reasons())
         if reasons:
             return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @http.get("/metrics", include_in_schema=False)
     async def metrics_route() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await core.call(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
     if webhook is not None:
-        http.add_api_route(webhook.path, webhook.receive, methods=["POST"], include_in_schema=False)
-    add_api(http, service)
+
+        async def telegram(request: Request) -> Response:
+            return await webhook.receive(request, core)
+
+        http.add_api_route(webhook.path, telegram, methods=["POST"], include_in_schema=False)
+    add_api(http, service, core=core, limits=limits)
     http.add_middleware(AccessLog)
+    # outermost: a refused request costs no more than its refusal (not even an access-log line)
+    http.add_middleware(Guard, limits=limits, body_limit=body_limit(webhook), api_prefixes=(PREFIX, BITGET_PREFIX))
     return http
 
 
@@ -187,7 +264,7 @@ class _OwnSignals(uvicorn.Server):
 
 
 class HttpServer:
-    """uvicorn serving the ASGI app on ``host:port`` inside the service's event loop."""
+    """uvicorn serving the ASGI app on ``host:port`` in a thread of its own, with its own event loop."""
 
     def __init__(
         self, asgi: FastAPI, *, host: str, port: int, metrics: Metrics, webhook: TelegramWebhook | None = None
@@ -202,11 +279,15 @@ class HttpServer:
             access_log=False,
             log_config=None,
             server_header=False,
+            date_header=False,
+            limit_concurrency=MAX_CONNECTIONS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
         self._server = _OwnSignals(config)
         self._socket: socket.socket | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     @property
     def port(self) -> int:
@@ -215,7 +296,7 @@ class HttpServer:
         return int(self._socket.getsockname()[1])
 
     async def start(self) -> None:
-        """Bind (an ``OSError`` if the port is taken), then serve in the background."""
+        """Bind (an ``OSError`` if the port is taken), then serve in the server's thread."""
         config = self._server.config
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -228,24 +309,40 @@ class HttpServer:
             sock.close()
             raise
         self._socket = sock
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-server")
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
+        self._thread = threading.Thread(target=self._serve, args=(sock,), name="http-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self._server.started:
-            if self._task.done():
-                self._task.result()  # serving failed: raise its error
+            if not self._thread.is_alive():
+                if self._failure is not None:
+                    raise self._failure
                 raise RuntimeError("the HTTP server stopped while starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the HTTP server did not start within {START_TIMEOUT_SECONDS:.0f} s")
             await asyncio.sleep(0.01)
 
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[sock]))
+        except BaseException as exc:  # handed to start() or stop(), which raise it in the service's loop
+            self._failure = exc
+
     async def stop(self) -> None:
-        if self._task is None:
+        if self._thread is None:
             return
         self._server.should_exit = True
-        await self._task
-        self._task = None
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
         if self._socket is not None:
             self._socket.close()
+        if self._failure is not None:
+            raise self._failure
 
 
-async def start_http_server(service: App, *, host: str = "0.0.0.0", port: int | None = None) -> HttpServer:
+async def start_http_server(
+    service: App, *, host: str = "0.0.0.0", port: int | None = None, limits: Limits | None = None
+) -> HttpServer:
     """Watch the service with its metrics (the engine reports to them), build the ASGI app and its server on
     $PORT, and start it. With WEBHOOK_URL and a bot token, the webhook route is on it;
     ``server.webhook.attach(application)`` once the bot has started."""
@@ -256,7 +353,7 @@ async def start_http_server(service: App, *, host: str = "0.0.0.0", port: int | 
     if settings.webhook_url and settings.telegram_bot_token:
         webhook = TelegramWebhook(settings.webhook_url, settings.telegram_bot_token)
     server = HttpServer(
-        build_http_app(service, metrics, webhook=webhook),
+        build_http_app(service, metrics, limits=limits, webhook=webhook),
         host=host,
         port=settings.port if port is None else port,
         metrics=metrics,

@@ -105,7 +105,7 @@ class DirectOrders:
     async def place(self, follow: FollowSettings, order: DirectOrder) -> list[CopyResult]:
         """Send ``order`` after the follow's work in flight in its symbol; never sent twice. One
         result, or one per part of an order split within the venue's maximum."""
-        return await self._queues.enqueue((follow.follow_id, order.symbol), lambda: self._place(follow, order))
+        return await self._queues.run((follow.follow_id, order.symbol), lambda: self._place(follow, order))
 
     async def record_venue_fill(self, follow: FollowSettings, order: DirectOrder, report: OrderReport) -> CopyResult:
         """An order resting on the venue for this follow (a take-profit or stop-loss) executed, as

@@ -45,19 +45,23 @@ class FollowQueues:
         return task
 
     async def chained(self, key: Key, work: Callable[[], Awaitable[CopyResult | None]]) -> CopyResult | None:
-        """Run ``work`` in the follow's queue and return its result. Asked from work already running
-        in that queue (a copy's position upkeep placing or recording an order in the same symbol), it
-        runs at once, in that work's place: queued behind it, it would wait for itself."""
-        task = asyncio.current_task()
-        if task is not None and self._running.get(task) == key:
-            return await work()
+        """Run ``work`` in the follow's queue and return its result (see ``run``)."""
 
         async def one() -> list[CopyResult]:
             result = await work()
             return [] if result is None else [result]
 
-        done = await self.enqueue(key, one)
+        done = await self.run(key, one)
         return done[0] if done else None
+
+    async def run(self, key: Key, work: Callable[[], Awaitable[list[CopyResult]]]) -> list[CopyResult]:
+        """Run ``work`` in the follow's queue and return its results. Asked from work already running
+        in that queue (a copy's position upkeep placing or recording an order in the same symbol), it
+        runs at once, in that work's place: queued behind it, it would wait for itself."""
+        task = asyncio.current_task()
+        if task is not None and self._running.get(task) == key:
+            return await work()
+        return await self.enqueue(key, work)
 
     async def wait_for_queued(self, keys: Iterable[Key]) -> None:
         """Until the work queued now on ``keys`` is done (work queued after this call is not waited for)."""

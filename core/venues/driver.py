@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit
 
 from core.errors import UserError
 from core.venues.base import FillSource, Venue
@@ -57,15 +56,6 @@ class JobScheduler(Protocol):
     """The part of APScheduler's ``AsyncIOScheduler`` a driver uses."""
 
     def add_job(self, func: Callable[..., Any], trigger: str, **options: Any) -> object: ...
-
-
-def check_egress_proxy(proxy: str) -> str:
-    """An account's egress proxy as stored: an http:// or https:// URL with a host (the proxy's
-    own user and password may be in it); ``UserError`` says what is wrong."""
-    url = urlsplit(proxy)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise UserError("the egress proxy must be an http:// or https:// URL, e.g. http://user:pass@203.0.113.7:3128")
-    return proxy
 
 
 def secret_label(name: str) -> str:

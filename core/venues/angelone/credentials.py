@@ -20,7 +20,7 @@ from core.venues.angelone.constants import (
     REST_ROOT,
     SCRIP_MASTER_URL,
 )
-from core.venues.driver import check_egress_proxy
+from core.venues.egress import PUBLIC_ONLY, EgressPolicy, check_egress_proxy
 
 
 def is_totp_seed(secret: str) -> bool:
@@ -110,6 +110,8 @@ class AngelOneEndpoints:
     request_timeout: float = REQUEST_TIMEOUT_SECONDS
     #: the static IP registered with Angel One (sent as X-ClientPublicIP); the SDK sends a fixed one
     public_ip: str | None = None
+    #: where an account's egress proxy may be (checked at every connection to it)
+    egress: EgressPolicy = PUBLIC_ONLY
 
 
 class SecretRedactor:

@@ -18,6 +18,7 @@ from core.venues.angelone.constants import ANGEL_ONE_VENUE, PIN_PATTERN, Product
 from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints, is_totp_seed
 from core.venues.base import FillSource, Venue
 from core.venues.driver import JobScheduler, MasterStream, VenueDriver
+from core.venues.egress import EgressPolicy, IPNetwork
 from core.venues.registry import VenueAccount
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ class AngelOneSettings(Protocol):
 
     @property
     def mode(self) -> str: ...  # "live": orders only through each client's own egress
+
+    @property
+    def egress_allow(self) -> tuple[IPNetwork, ...]: ...  # private ranges egress proxies may be in
 
 
 class AngelOneDriver(VenueDriver):
@@ -75,6 +79,7 @@ class AngelOneDriver(VenueDriver):
             order_updates_url=settings.angelone_ws_url or defaults.order_updates_url,
             scrip_master_url=settings.angelone_scrip_master_url or defaults.scrip_master_url,
             public_ip=settings.angelone_public_ip,
+            egress=EgressPolicy(settings.egress_allow),
         )
         return cls(endpoints, product=settings.angelone_product, require_egress=settings.mode == "live", clock=clock)
 

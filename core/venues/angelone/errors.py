@@ -30,6 +30,7 @@ from core.venues.angelone.constants import (
     UNKNOWN_SYMBOL_ERROR_CODES,
 )
 from core.venues.angelone.sdk import SDK
+from core.venues.egress import EgressRefused
 
 
 class SessionRejected(Exception):
@@ -47,6 +48,8 @@ class RateLimitAnswer(Exception):
 def map_exception(exc: Exception, operation: str, placing: bool) -> Exception:
     """Map a transport or SDK exception, never quoting it (URLs and bodies may hold tokens)."""
     kind = type(exc).__name__
+    if isinstance(exc, EgressRefused):
+        return exc  # refused before anything was sent
     if isinstance(exc, SDK.exceptions.DataException) and RATE_LIMIT_TEXT in str(exc).lower():
         return RateLimitAnswer()
     if isinstance(exc, SDK.exceptions.TokenException):

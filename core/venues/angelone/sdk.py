@@ -25,6 +25,8 @@ from urllib.parse import unquote, urlsplit
 import requests
 import websocket
 
+from core.venues.egress import PUBLIC_ONLY, EgressPolicy
+
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +103,14 @@ class QuietSmartConnect(SDK.SmartConnect):  # type: ignore[misc,name-defined]
     handler that records credentials) and with a configurable REST root and public IP header."""
 
     def __init__(
-        self, api_key: str, *, root: str, timeout: float, public_ip: str | None, proxy: str | None = None
+        self,
+        api_key: str,
+        *,
+        root: str,
+        timeout: float,
+        public_ip: str | None,
+        proxy: str | None = None,
+        egress: EgressPolicy = PUBLIC_ONLY,
     ) -> None:
         self.debug = False
         self.api_key = api_key
@@ -112,13 +121,24 @@ class QuietSmartConnect(SDK.SmartConnect):  # type: ignore[misc,name-defined]
         self.refresh_token = None
         self.feed_token = None
         self.userId = None
-        self.proxies: dict[str, str] = {"http": proxy, "https": proxy} if proxy else {}
+        self._proxy = proxy
+        self._egress = egress
         self.root = root
         self.timeout = timeout
         self.Authorization = None
         self.reqsession = requests
         if public_ip:
             self.clientPublicIp = public_ip
+
+    @property
+    def proxies(self) -> dict[str, str]:
+        """What the SDK passes to requests as ``proxies``, read at each request: the account's
+        egress proxy, resolved and checked then (``EgressPolicy.pinned``: ``EgressRefused``, and
+        nothing sent, when it may not be connected to)."""
+        if self._proxy is None:
+            return {}
+        pinned = self._egress.pinned(self._proxy)
+        return {"http": pinned, "https": pinned}
 
     def getProfile(self, refreshToken: str | None = None) -> Any:  # noqa: N802 (SDK name)
         """The API identifies the user by the Authorization header. The SDK also sends the refresh

@@ -125,6 +125,7 @@ class AngelOneSession:
             timeout=endpoints.request_timeout,
             public_ip=self._credentials.static_ip or endpoints.public_ip,
             proxy=self._credentials.egress_proxy,
+            egress=endpoints.egress,
         )
         operation = f"logging in client {self.client_code}"
         try:

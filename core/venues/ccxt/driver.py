@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.venues.base import FillSource, Venue
 from core.venues.ccxt.constants import CREDENTIAL_FIELDS, CURATED_VENUES, DEFAULT_FIELDS
-from core.venues.driver import MasterStream, VenueDriver, VenueSpec, check_egress_proxy
+from core.venues.driver import MasterStream, VenueDriver, VenueSpec
+from core.venues.egress import PUBLIC_ONLY, EgressPolicy, IPNetwork, check_egress_proxy
 from core.venues.registry import VenueAccount
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ class CcxtSettings(Protocol):
 
     @property
     def venue_urls(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def egress_allow(self) -> tuple[IPNetwork, ...]: ...  # private ranges egress proxies may be in
 
 
 @functools.cache
@@ -72,11 +76,13 @@ class CcxtDriver(VenueDriver):
         *,
         testnet_mode: bool = False,
         urls: Mapping[str, Mapping[str, Any]] | None = None,
+        egress: EgressPolicy = PUBLIC_ONLY,
     ) -> None:
         from core.venues.ccxt.markets import CcxtMarketsCache
         from core.venues.ccxt.throttler import WeightBudgets
 
         self._exchanges = frozenset(exchanges)
+        self._egress = egress
         self._testnet_mode = testnet_mode
         self._urls = urls if urls is not None else {}  # read at each open: the settings' own mapping
         self.markets: CcxtMarketsCache = CcxtMarketsCache()
@@ -84,7 +90,12 @@ class CcxtDriver(VenueDriver):
 
     @classmethod
     def from_settings(cls, settings: CcxtSettings) -> CcxtDriver:
-        return cls(settings.ccxt_exchanges, testnet_mode=settings.mode == "testnet", urls=settings.venue_urls)
+        return cls(
+            settings.ccxt_exchanges,
+            testnet_mode=settings.mode == "testnet",
+            urls=settings.venue_urls,
+            egress=EgressPolicy(settings.egress_allow),
+        )
 
     @classmethod
     def spec(cls, venue: str) -> VenueSpec | None:
@@ -128,6 +139,7 @@ class CcxtDriver(VenueDriver):
             account.secrets["secret"],
             password=account.secrets.get("password"),
             egress_proxy=account.secrets.get("egress_proxy"),
+            egress=self._egress,
             markets_cache=self.markets,
             weights=self.weights,
             sandbox=self._testnet_mode or account.environment == "testnet",

@@ -70,11 +70,13 @@ from core.venues.ccxt.constants import (
     TRADES_PAGE,
     UNKNOWN_ORDER_SENT,
 )
+from core.venues.ccxt.egress import egress_session
 from core.venues.ccxt.errors import binance_code, map_ccxt_error, retry_after_seconds
 from core.venues.ccxt.executions import StreamedExecutions
 from core.venues.ccxt.markets import CcxtMarketsCache
 from core.venues.ccxt.orders import CcxtOrderEvents
 from core.venues.ccxt.throttler import AccountRequests, LeakyBucketThrottler, WeightBudgets, weighed
+from core.venues.egress import PUBLIC_ONLY, EgressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +156,12 @@ class CcxtVenue(Venue):
         listen_key_keepalive_seconds: float = LISTEN_KEY_KEEPALIVE_SECONDS,
         weights: WeightBudgets | None = None,
         egress_proxy: str | None = None,
+        egress: EgressPolicy = PUBLIC_ONLY,
     ) -> None:
         self.exchange = exchange
         self._weights = weights
         self._egress_proxy = egress_proxy
+        self._egress = egress  # where that proxy may be: the account's order stream is held to it too
         self.name: str = exchange.id
         self.sandbox = sandbox
         self.settings = settings
@@ -187,6 +191,7 @@ class CcxtVenue(Venue):
         markets_cache: CcxtMarketsCache,
         password: str | None = None,
         egress_proxy: str | None = None,
+        egress: EgressPolicy = PUBLIC_ONLY,
         sandbox: bool = False,
         url_overrides: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
@@ -201,7 +206,10 @@ class CcxtVenue(Venue):
 
         A Binance account spends the request-weight budget of its egress IP in ``weights`` (shared
         by every account built with the same object; a private one without it) instead of ccxt's
-        own per-account pacing (``throttler.py``); ``enable_rate_limit`` is for other exchanges."""
+        own per-account pacing (``throttler.py``); ``enable_rate_limit`` is for other exchanges.
+
+        An ``egress_proxy`` must be where ``egress`` allows (``EgressRefused``): an address is
+        checked here, a name each time it is connected to (``core/venues/ccxt/egress.py``)."""
         module = ccxt_pro if streaming else ccxt_async
         exchange_class = getattr(module, exchange_id, None)
         if exchange_class is None:
@@ -226,12 +234,18 @@ class CcxtVenue(Venue):
         if password:
             config["password"] = password
         if egress_proxy:  # ccxt's per-instance proxies: REST (aiohttp's proxy) and websockets
+            egress.check_literal(egress_proxy)
             config["httpsProxy"] = egress_proxy
             config["wssProxy"] = egress_proxy
         exchange = exchange_class(config)
         exchange.decimal_to_precision = _in_own_decimal_context(exchange.decimal_to_precision)
         if exchange.verify and exchange.ssl_context is None:
             exchange.ssl_context = markets_cache.ssl_context(exchange.cafile)
+        if egress_proxy:
+            # ccxt never builds a session of its own for this instance (not even after close):
+            # every connection goes through the checked resolver, and ``close`` closes it
+            exchange.session = egress_session(egress, exchange.ssl_context or exchange.verify)
+            exchange.own_session = False
         if binance and weights is not None:
             exchange.weighed_requests = AccountRequests(
                 exchange_id,
@@ -254,6 +268,7 @@ class CcxtVenue(Venue):
             settings=settings,
             weights=weights,
             egress_proxy=egress_proxy,
+            egress=egress,
             **venue_kwargs,
         )
 
@@ -950,6 +965,7 @@ class CcxtVenue(Venue):
             self.exchange.secret,
             password=getattr(self.exchange, "password", None) or None,
             egress_proxy=self._egress_proxy,  # its requests leave from the account's IP, on its budget
+            egress=self._egress,
             markets_cache=self._markets_cache,
             sandbox=self.sandbox,
             streaming=True,
@@ -981,4 +997,7 @@ class CcxtVenue(Venue):
         )
 
     async def close(self) -> None:
+        session = None if self.exchange.own_session else self.exchange.session
         await self.exchange.close()
+        if session is not None:
+            await session.close()
