@@ -41,7 +41,7 @@ from core.vault import generate_key
 from core.venues.paper.trader import PaperTrader
 from core.venues.paper.venue import PaperVenue
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.alone]
 
 REQUESTS = 2_000
 #: trades in each set, quiet and flooded: the 90th percentile is then 20 trades from the worst

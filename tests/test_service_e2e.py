@@ -122,9 +122,16 @@ async def test_the_running_service_serves_every_endpoint_and_logs_no_secret_at_d
                     break
                 await asyncio.sleep(0.05)
             assert (status, body) == (200, {"status": "ready"})
-            async with session.get(f"{base}/metrics") as response:
-                metrics = await response.text()
-            assert response.status == 200 and "copytrade_listeners_connected 1.0" in metrics
+            for _ in range(200):  # ready may come a moment before every stream counts as connected
+                async with session.get(f"{base}/metrics") as response:
+                    metrics = await response.text()
+                values = dict(line.split() for line in metrics.splitlines() if line.startswith("copytrade_listeners"))
+                if values.get("copytrade_listeners_connected") == values.get("copytrade_listeners"):
+                    break
+                await asyncio.sleep(0.05)
+            # every paper master's stream watched and connected
+            assert response.status == 200 and float(values["copytrade_listeners"]) >= 1
+            assert values["copytrade_listeners_connected"] == values["copytrade_listeners"], values
 
             # the webhook: refused without Telegram's secret, served with it (the bot answers Ann)
             update = {
@@ -174,7 +181,7 @@ async def test_the_running_service_serves_every_endpoint_and_logs_no_secret_at_d
             )
             assert (status, body["data"]["leverage"]) == (200, "4")
             status, body = await _json(session, "POST", f"{api}/follow", headers=ann, json={"traderId": str(master_id)})
-            assert (status, body["code"]) == (400, "80005")
+            assert (status, body["code"]) == (409, "80005")  # already following
             status, body = await _json(session, "POST", f"{api}/stop", headers=ann, json={"followId": fid})
             assert (status, body["data"]["status"]) == (200, "stopped")
             status, body = await _json(session, "POST", f"{api}/follow", headers=bob, json={"traderId": str(master_id)})
