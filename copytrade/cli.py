@@ -362,8 +362,8 @@ def stop_on_signals() -> asyncio.Event:
     for signum in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
-            pass
+        except (NotImplementedError, RuntimeError) as exc:  # not on this platform / not the main thread
+            log.warning("%s cannot be handled here (%s): the process stops only by its default action", signum, exc)
     return stop
 
 
