@@ -337,7 +337,7 @@ async def _run(settings: Settings, args: argparse.Namespace, redactor: SecretRed
         return await _run_paper(app, args, stop)
     finally:
         if warming is not None:
-            warming.cancel()
+            await _ended(warming)
         scheduler.shutdown(wait=False)
         await streams.close()
         if http is not None:
@@ -365,6 +365,13 @@ def stop_on_signals() -> asyncio.Event:
         except (NotImplementedError, RuntimeError) as exc:  # not on this platform / not the main thread
             log.warning("%s cannot be handled here (%s): the process stops only by its default action", signum, exc)
     return stop
+
+
+async def _ended(task: asyncio.Task) -> None:
+    """Cancel ``task`` and wait until it has unwound: a task still unwinding when the database is
+    disposed would hand its connection back to a closed pool."""
+    task.cancel()
+    await asyncio.wait([task])
 
 
 async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -413,7 +420,7 @@ async def _run_headless(app, stop: asyncio.Event) -> int:
         await stop.wait()
         await _settle_before_exit(app)
     finally:
-        consumer.cancel()
+        await _ended(consumer)
     from bot.formatting import format_counts
 
     log.info("stopped; copies: %s", format_counts(copies))
@@ -525,7 +532,7 @@ async def _run_paper(app, args: argparse.Namespace, stop: asyncio.Event) -> int:
 
         await _settle_before_exit(app, lambda: _polled(lambda: app.listeners.health[master_id].fills >= fills))
     finally:
-        printer.cancel()
+        await _ended(printer)
         hidden = f" ({unshown['skips']} skips a follower cannot act on not shown)" if unshown["skips"] else ""
         print(f"copytrade (paper): {fills} master fills; copies: {format_counts(copies)}{hidden}", flush=True)
     return 0

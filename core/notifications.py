@@ -56,6 +56,7 @@ class SkipDigest:
 class NotificationQueue:
     def __init__(self, maxsize: int = 100_000) -> None:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self._delivering = 0
         self.dropped = 0
 
     def publish(self, event: Event) -> None:
@@ -67,7 +68,9 @@ class NotificationQueue:
             log.warning("notification queue full: %d notifications dropped so far", self.dropped)
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        """The events not delivered yet: queued, or in a consumer's hands right now (a stop that
+        waits for none pending does not cancel a delivery half-way, in the middle of its reads)."""
+        return self._queue.qsize() + self._delivering
 
     def take_all(self) -> list[Event]:
         """Everything queued now, without waiting (a consumer that delivers in batches)."""
@@ -83,9 +86,12 @@ class NotificationQueue:
         """Deliver events forever; a failing delivery is logged and the next one goes on."""
         while True:
             event = await self._queue.get()
+            self._delivering += 1
             try:
                 await handler(event)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivering a notification failed")
+            finally:
+                self._delivering -= 1

@@ -165,7 +165,7 @@ def test_headless_paper_run_stops_on_a_signal_with_its_summary(tmp_path, signum)
     code, output = running.stopped(signum)
     assert code == 0, output
     assert re.search(r"^copytrade \(paper\): \d+ master fills; copies:", output, re.MULTILINE), output
-    assert "Traceback" not in output
+    assert "Traceback" not in output, output
 
 
 def test_headless_paper_run_as_pid_1_stops_on_sigterm_with_its_summary(tmp_path):

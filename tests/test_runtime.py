@@ -224,6 +224,29 @@ async def test_a_failing_delivery_does_not_stop_the_others():
     assert delivered == [1, 2]
 
 
+async def test_a_notification_being_delivered_is_still_pending_until_its_delivery_ends():
+    """A stop waits for none pending, then cancels the consumer: a delivery half-way (reading the
+    user's name) must keep it waiting, or the cancel lands inside its database reads."""
+    queue = NotificationQueue()
+    reading, release = asyncio.Event(), asyncio.Event()
+
+    async def deliver(event):
+        reading.set()
+        await release.wait()
+
+    queue.publish(_result(1))
+    consumer = asyncio.create_task(queue.consume(deliver))
+    await asyncio.wait_for(reading.wait(), 5)
+    assert queue.pending() == 1  # out of the queue, not delivered yet
+    release.set()
+    for _ in range(100):
+        if not queue.pending():
+            break
+        await asyncio.sleep(0.005)
+    assert queue.pending() == 0
+    consumer.cancel()
+
+
 async def test_scheduled_settle_job_resolves_a_copy_left_pending(sqlite_db):
     accounts, journal, vault = AccountStore(sqlite_db), JournalStore(sqlite_db), Vault(generate_key())
     exchange = PaperExchange()
