@@ -391,6 +391,9 @@ async def test_an_amended_price_is_yielded_a_quantity_alone_is_not(fake: FakeBin
     await harness.start()
     order = await fake.master_limit(MASTER_KEY, "BTCUSDT", "BUY", Decimal("0.010"), Decimal("59000"))
     await fake.fill_resting(MASTER_KEY, order.order_id, Decimal("0.004"))
+    # the execution seen first, as it is live: an order first seen already amended counts as moved
+    # (its earlier price was not seen), which a quantity-only amendment seen first would then be
+    await until(lambda: len(harness.fills) == 1)
     await fake.master_modify(MASTER_KEY, order.order_id, Decimal("0.012"), Decimal("59000"))  # quantity only
     await fake.master_modify(MASTER_KEY, order.order_id, Decimal("0.012"), Decimal("59400.5"))
     await until(lambda: len(harness.order_events) == 1)
