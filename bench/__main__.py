@@ -101,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--report", type=Path, default=None, help="also write every measurement as JSON to this file")
     parser.add_argument(
+        "--compare",
+        metavar="REF",
+        default=None,
+        help="also run the same benchmarks on git revision REF, alternately with this checkout, and print each "
+        "figure's ratio (this / REF): a regression guard on a machine whose absolute figures are noisy",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --compare: runs of each revision, alternately (default 1; the ratio is of the medians)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -125,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scaleout_followers is not None and args.scaleout_followers < 2:
         print("bench: error: --scaleout-followers must be at least 2", file=sys.stderr)
         return 2
+    if args.rounds < 1:
+        print("bench: error: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    if args.compare is not None:
+        return _compare(args)
     if args.profile is not None:
         os.environ["BENCH_PROFILE"] = str(args.profile)
     sizes = QUICK if args.quick else FULL
@@ -139,6 +157,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(format_table(headline, quick=args.quick or sizes.scaleout != FULL.scaleout))
         print(json.dumps(report, indent=2))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``--compare REF``: the chosen benchmarks on REF and on this checkout, alternately."""
+    from bench.compare import CompareError, compare, format_comparison
+
+    # only what was given: an older revision may not know a newer option's default
+    given = ["--only", args.only, "--rtt", str(args.rtt)]
+    if args.quick:
+        given.append("--quick")
+    if args.scaleout_followers is not None:
+        given += ["--scaleout-followers", str(args.scaleout_followers)]
+
+    def note(text: str) -> None:
+        if not args.json:
+            print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+    try:
+        result = compare(args.compare, given, rounds=args.rounds, note=note)
+    except CompareError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.report is not None:
+        args.report.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["ratios"]) if args.json else format_comparison(result))
     return 0
 
 

@@ -78,3 +78,37 @@ def test_copytrade_bench_hands_its_arguments_to_the_suite(capsys):
         copytrade_main(["bench", "--help"])
     assert exit_info.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+def _git(repository: Path, *argv: str) -> None:
+    subprocess.run(["git", "-C", str(repository), *argv], check=True, capture_output=True)
+
+
+def _figure_printer(repository: Path, figure: float) -> None:
+    (repository / "bench").mkdir(exist_ok=True)
+    (repository / "bench" / "__init__.py").write_text("")
+    (repository / "bench" / "__main__.py").write_text(
+        f"import json\nprint(json.dumps({{'engine_ms_per_follower': {figure}, 'not_run': {{}}}}))\n"
+    )
+
+
+def test_compare_runs_the_reference_revision_from_its_own_source_and_gives_the_ratio(tmp_path):
+    """Each side runs its own code, not the installed package: the reference's figure is its own."""
+    from bench.compare import compare
+
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    _git(repository, "init", "-q")
+    _figure_printer(repository, 0.5)
+    _git(repository, "add", "-A")
+    _git(repository, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "slower")
+    _figure_printer(repository, 0.25)  # this checkout: uncommitted, twice as fast
+    result = compare("HEAD", [], rounds=2, repository=repository)
+    assert [run["engine_ms_per_follower"] for run in result["reference"]["runs"]] == [0.5, 0.5]
+    assert [run["engine_ms_per_follower"] for run in result["current"]["runs"]] == [0.25, 0.25]
+    assert result["ratios"] == [{"key": "engine_ms_per_follower", "reference": 0.5, "current": 0.25, "ratio": 0.5}]
+
+
+def test_compare_with_an_unknown_revision_is_one_clear_error(capsys):
+    assert main(["--compare", "no-such-revision", "--only", "engine"]) == 2
+    assert "'no-such-revision' is not a commit" in capsys.readouterr().err
