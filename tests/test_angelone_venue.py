@@ -30,10 +30,11 @@ from core.throttle import RateLimit, Throttle
 from core.venues.angelone.accounts import AngelOneAccounts
 from core.venues.angelone.constants import IST, LOGIN_LIMITS, ProductType
 from core.venues.angelone.credentials import AngelOneCredentials, AngelOneEndpoints, SecretRedactor
-from core.venues.angelone.instruments import InstrumentMaster
+from core.venues.angelone.instruments import FreezeQuantities, InstrumentMaster
 from core.venues.angelone.jobs import register_jobs
 from core.venues.angelone.sdk import import_smartapi
 from core.venues.angelone.venue import ordertag_for
+from core.venues.base import ExitScope
 from core.venues.catalog import clean_secrets, venue_spec
 from tests.fakes.smartapi import FOLLOWER, SCRIP_MASTER_ROWS, FakeSmartApi, credentials_of, fresh_accounts
 from tests.harness import LOOPBACK_ALLOWED
@@ -224,8 +225,59 @@ async def test_market_rules_come_from_the_scrip_master_loaded_once(fake):
         "INR",
     )
     assert crude.price_tick == Decimal(1)
-    assert await venue.symbols() == {"NSE:SBIN-EQ", "BSE:SBIN", "NFO:NIFTY24DEC24000CE", "MCX:CRUDEOIL24DECFUT"}
+    assert await venue.symbols() == {
+        "NSE:SBIN-EQ",
+        "BSE:SBIN",
+        "NFO:NIFTY24DEC24000CE",
+        "NFO:NIFTY29DEC2626000CE",
+        "MCX:CRUDEOIL24DECFUT",
+    }
     assert fake.scrip_master_downloads == 1
+
+
+async def test_an_index_option_takes_at_most_its_freeze_quantity_in_whole_lots_per_order(fake):
+    """NSE's freeze quantity (the packaged table: NIFTY 1,800 units) bounds one order; on NIFTY's lot of
+    65 the most one order may ask for is 27 lots, 1,755 units (ICICI Direct: "the effective freeze
+    quantity becomes 1,755"). Equities and MCX contracts have no freeze quantity in the table."""
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER))
+
+    nifty = await venue.market("NFO:NIFTY29DEC2626000CE")
+    assert (nifty.quantity_step, nifty.max_quantity) == (Decimal(65), Decimal(1800))
+    assert nifty.max_order_quantity(OrderType.LIMIT) == Decimal(1755)
+    assert (await venue.market("NSE:SBIN-EQ")).max_order_quantity(OrderType.LIMIT) is None
+    assert (await venue.market("MCX:CRUDEOIL24DECFUT")).max_quantity is None
+
+
+def test_the_packaged_freeze_table_says_its_source_and_date_and_refuses_a_wrong_limit():
+    table = FreezeQuantities.packaged()
+    assert table.of("NFO", "NIFTY") == Decimal(1800) and table.of("NFO", "banknifty") == Decimal(600)
+    assert table.of("NSE", "SBIN") is None
+    assert table.as_of == date(2026, 2, 1) and "NSE" in table.source
+    with pytest.raises(ValueError, match="NIFTY is not a positive whole number"):
+        FreezeQuantities.parse({"as_of": "2026-02-01", "segments": {"NFO": {"NIFTY": "1800"}}})
+    with pytest.raises(ValueError, match="unknown segment"):
+        FreezeQuantities.parse({"as_of": "2026-02-01", "segments": {"XYZ": {"NIFTY": 1800}}})
+
+
+async def test_positions_are_read_per_product_with_the_demat_holdings_and_an_exit_is_scoped_to_its_product(fake):
+    """``position`` gives netqty per instrument and product (an INTRADAY sell of nothing held is a
+    negative one), ``holding`` the demat shares; an exit closes only its own product's position."""
+    venue = make_accounts(fake).venue(credentials_of(FOLLOWER), product=ProductType.INTRADAY)
+    sold = await venue.place_order(intent(side=Side.SELL, quantity="4", price="600"))
+    fake.fill(FOLLOWER.client_code, sold.venue_order_id)
+    fake.hold(FOLLOWER.client_code, "SBIN-EQ", 30, "550.5", t1=5)
+
+    held = await venue.positions()
+
+    assert [(p.symbol, p.quantity, p.product, p.balance) for p in held] == [
+        ("NSE:SBIN-EQ", Decimal(-4), "INTRADAY", False),
+        ("NSE:SBIN-EQ", Decimal(35), "DELIVERY", True),
+    ]
+    assert venue.bounds_exits(await venue.market("NSE:SBIN-EQ"))
+    assert venue.exit_scope(1, None).product == "INTRADAY"
+    assert "squares INTRADAY positions off" in (venue.exit_scope(1, "intraday").closed_by or "")
+    assert venue.exit_scope(1, "DELIVERY") == ExitScope("DELIVERY")
+    assert fake.reads["position"] == fake.reads["holding"] == 1
 
 
 @pytest.mark.parametrize("symbol", ["CDS:USDINR24DECFUT", "NSE:NOSUCH-EQ", "SBIN-EQ"])

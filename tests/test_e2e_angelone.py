@@ -16,7 +16,7 @@ from copytrade.app import build_app
 from copytrade.config import Mode, Settings
 from core.copying.ids import moved_order_id, reprice_order_id
 from core.journal import CopyDraft
-from core.model import CopyStatus, Fill, OrderIntent, OrderState, OrderType, Side, utcnow
+from core.model import CopyStatus, Fill, OrderIntent, OrderOrigin, OrderState, OrderType, Side, utcnow
 from core.tracking import OrderStreams
 from core.vault import generate_key
 from core.venues.angelone.venue import ordertag_for
@@ -697,3 +697,129 @@ async def test_a_masters_modified_price_on_angel_one_moves_the_resting_copy(app,
     [original] = [r for r in await app.accounts.copy_history(user_id) if r.attempt == 0]
     assert new["ordertag"] == ordertag_for(moved_order_id(original.client_order_id, 1))
     assert original.state is OrderState.CANCELED and "moved its order to 805" in (original.reason or "")
+
+
+async def follow_the_master(app, user_telegram_id: int, follower_secrets, settings: dict[str, str] | None = None):
+    services = app.services
+    owner = await services.register_user(user_telegram_id, "master owner")
+    master_key = await services.connect_account(owner.id, "angelone", "master", credentials_of(MASTER))
+    master = await services.add_master("Nifty Desk", "angelone", owner_id=owner.id, credential_id=master_key.id)
+    user = await services.register_user(user_telegram_id + 1, "follower")
+    key = await services.connect_account(user.id, "angelone", "main", follower_secrets)
+    follow = await services.follow(user.id, master.id, key.id, {"sizing_value": "1", **(settings or {})})
+    await app.start_listeners()
+    await eventually(lambda: app.listeners.health[master.id].running, "the master's order feed")
+    return user, follow
+
+
+def net_quantity(fake: FakeSmartApi, symbol: str, product: str = "INTRADAY") -> int:
+    return sum(
+        int(p["netqty"])
+        for p in fake.positions_of(FOLLOWER.client_code)
+        if p["tradingsymbol"] == symbol and p["producttype"] == product
+    )
+
+
+async def test_a_follower_the_broker_squared_off_ends_flat_not_short_when_the_master_exits(app, fake, follower_secrets):
+    """SmartAPI has no reduce-only flag: the follower's copied 10 SBIN (INTRADAY) were squared off by
+    the broker before the close, the master then sold. The exit is bounded by the follower's INTRADAY
+    position (read through the read gate): nothing is sent, the 10 are written off the ledger with
+    the reason, and the follower is told."""
+    user, follow = await follow_the_master(app, 4301, follower_secrets)
+    fake.master_order(MASTER.client_code, quantity=10, filled=10, average_price="601.5", status="complete")
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 1, "the follower's entry")
+    await app.listeners.idle()
+    await app.engine.drain()
+    [entry] = fake.orders_of(FOLLOWER.client_code)
+    fake.fill(FOLLOWER.client_code, entry["orderid"])
+    await app.engine.track()
+    assert await app.engine.journal.follow_positions([follow.id], "NSE:SBIN-EQ") == {follow.id: D(10)}
+    app.notifications.take_all()
+
+    [square_off] = fake.square_off_intraday(FOLLOWER.client_code)
+    fake.master_order(MASTER.client_code, side="SELL", quantity=10, filled=10, average_price="605", status="complete")
+
+    async def written_off() -> bool:
+        return any(r.origin == "write_off" for r in await app.accounts.copy_history(user.id, limit=10))
+
+    for _ in range(200):  # bounded: the exit is decided within a few hundred milliseconds
+        if await written_off():
+            break
+        await asyncio.sleep(0.05)
+    await app.listeners.idle()
+    await app.engine.drain()
+
+    assert [o["orderid"] for o in fake.orders_of(FOLLOWER.client_code)] == [entry["orderid"], square_off["orderid"]]
+    assert net_quantity(fake, "SBIN-EQ") == 0  # flat, not -10
+    history = await app.accounts.copy_history(user.id, limit=10)
+    [write_off] = [r for r in history if r.origin == "write_off"]
+    assert (write_off.status, write_off.side, write_off.requested_quantity) == (CopyStatus.WRITTEN_OFF, "sell", D(10))
+    assert "Angel One squares INTRADAY positions off before the close" in (write_off.reason or "")
+    assert "showed 0 SBIN INTRADAY of the 10 SBIN copied" in (write_off.reason or "")
+    [exit_copy] = [r for r in history if r.origin == "copy" and r.status is CopyStatus.SKIPPED]
+    assert exit_copy.reason_code == "no_position_to_exit" and "closed outside the copier" in (exit_copy.reason or "")
+    assert await app.engine.journal.follow_positions([follow.id], "NSE:SBIN-EQ") in ({}, {follow.id: D(0)})
+    told = [e for e in app.notifications.take_all() if getattr(e, "origin", None) is OrderOrigin.WRITE_OFF]
+    assert [e.client_order_id for e in told] == [write_off.client_order_id]
+
+
+NIFTY = "NIFTY29DEC2626000CE"
+
+
+async def test_a_copy_above_the_freeze_quantity_goes_out_in_whole_lot_slices_that_fill_and_so_does_its_exit(
+    app, fake, follower_secrets
+):
+    """NIFTY's freeze quantity is 1,800 units (NSE, 2026) and its lot 65: a 2,015-unit (31-lot) copy is
+    sent as 16 + 15 lots, each slice its own ordertag, each followed to its fill; the ledger equals the
+    follower's position. The master's exit of all of it is sliced too and closes the position."""
+    user, follow = await follow_the_master(app, 4401, follower_secrets)
+    fake.master_order(
+        MASTER.client_code,
+        symbol=NIFTY,
+        exchange="NFO",
+        quantity=2015,
+        filled=2015,
+        average_price="120.05",
+        status="complete",
+    )
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 2, "both slices of the entry")
+    await app.listeners.idle()
+    await app.engine.drain()
+
+    slices = fake.orders_of(FOLLOWER.client_code)
+    assert [(o["transactiontype"], o["quantity"]) for o in slices] == [("BUY", "1040"), ("BUY", "975")]
+    assert len({o["ordertag"] for o in slices}) == 2 and all(0 < len(o["ordertag"]) <= 20 for o in slices)
+    for order in slices:
+        fake.fill(FOLLOWER.client_code, order["orderid"])
+    await app.engine.track()
+    rows = [r for r in await app.accounts.copy_history(user.id, limit=10) if r.origin == "copy"]
+    assert sorted((r.status, r.filled_quantity) for r in rows) == [
+        (CopyStatus.FILLED, D(975)),
+        (CopyStatus.FILLED, D(1040)),
+    ]
+    assert {ordertag_for(r.client_order_id) for r in rows} == {o["ordertag"] for o in slices}
+    symbol = f"NFO:{NIFTY}"
+    assert await app.engine.journal.follow_positions([follow.id], symbol) == {follow.id: D(2015)}
+    assert net_quantity(fake, NIFTY) == 2015
+
+    fake.master_order(
+        MASTER.client_code,
+        symbol=NIFTY,
+        exchange="NFO",
+        side="SELL",
+        quantity=2015,
+        filled=2015,
+        average_price="125",
+        status="complete",
+    )
+    await eventually(lambda: len(fake.orders_of(FOLLOWER.client_code)) == 4, "both slices of the exit")
+    await app.listeners.idle()
+    await app.engine.drain()
+    exits = fake.orders_of(FOLLOWER.client_code)[2:]
+    assert [(o["transactiontype"], o["quantity"]) for o in exits] == [("SELL", "1040"), ("SELL", "975")]
+    for order in exits:
+        fake.fill(FOLLOWER.client_code, order["orderid"])
+    await app.engine.track()
+    assert net_quantity(fake, NIFTY) == 0
+    assert await app.engine.journal.follow_positions([follow.id], symbol) in ({}, {follow.id: D(0)})
+    assert all(o["status"] == "complete" for o in fake.orders_of(FOLLOWER.client_code))

@@ -458,6 +458,72 @@ def test_product_types_are_carried_on_orders_trades_positions_and_updates(fake, 
     assert refused["status"] is False and refused["errorcode"] == "AB1012"
 
 
+def test_a_sell_of_nothing_held_makes_a_short_intraday_position(fake):
+    """NSE allows intraday short selling: a SELL with no position fills and the net goes negative."""
+    client = logged_in(fake, FOLLOWER)
+    sold = client.placeOrder(limit_order(side="SELL", quantity="10"))
+    fake.fill(FOLLOWER.client_code, sold)
+
+    [position] = client.position()["data"]
+    assert (position["producttype"], position["netqty"], position["sellqty"]) == ("INTRADAY", "-10", "10")
+
+
+def test_the_brokers_square_off_closes_intraday_positions_only_with_orders_of_its_own(fake, order_updates):
+    client = logged_in(fake, FOLLOWER)
+    updates = order_updates(fake, client, FOLLOWER)
+    intraday = client.placeOrder(limit_order(quantity="10"))
+    delivery = client.placeOrder(limit_order(quantity="4", product="DELIVERY"))
+    fake.fill(FOLLOWER.client_code, intraday)
+    fake.fill(FOLLOWER.client_code, delivery)
+    resting = client.placeOrder(limit_order(quantity="2", price="600"))
+    fake.last_prices["SBIN-EQ"] = "615.00"
+
+    [square_off] = fake.square_off_intraday(FOLLOWER.client_code)
+
+    assert (square_off["transactiontype"], square_off["quantity"], square_off["ordertag"]) == ("SELL", "10", "")
+    assert (square_off["status"], square_off["averageprice"]) == ("complete", "615.00")
+    assert {(p["producttype"], p["netqty"]) for p in client.position()["data"]} == {
+        ("INTRADAY", "0"),
+        ("DELIVERY", "4"),
+    }
+    assert {o["orderid"]: o["status"] for o in book(client)}[resting] == "cancelled"  # cancelled first
+    assert square_off["orderid"] in {t["orderid"] for t in client.tradeBook()["data"]}
+    wait_until(lambda: square_off["orderid"] in {o["orderid"] for o in updates.orders()})
+
+
+def test_holdings_are_served_by_get_holding(fake):
+    client = logged_in(fake, FOLLOWER)
+    assert client.holding()["data"] is None
+    fake.hold(FOLLOWER.client_code, "SBIN-EQ", 30, "550.5", t1=5)
+
+    [holding] = client.holding()["data"]
+
+    assert (holding["tradingsymbol"], holding["quantity"], holding["t1quantity"], holding["product"]) == (
+        "SBIN-EQ",
+        "30",
+        "5",
+        "DELIVERY",
+    )
+
+
+def test_an_nfo_order_above_the_freeze_quantity_is_accepted_then_rejected_by_the_exchange(fake, order_updates):
+    """NSE: an order "with quantity more than the respective freeze quantity limit" is rejected; the
+    freeze quantity itself is taken (NIFTY 1,800 units; 27 lots of 65 = 1,755 is the most on the lot)."""
+    client = logged_in(fake, FOLLOWER)
+    updates = order_updates(fake, client, FOLLOWER)
+    option = {"symbol": "NIFTY29DEC2626000CE", "token": "61250", "exchange": "NFO", "price": "120.05"}
+
+    above = client.placeOrder(limit_order(quantity="1820", **option))  # 28 lots
+    within = client.placeOrder(limit_order(quantity="1755", **option))
+
+    wait_until(lambda: {o["orderid"]: o["status"] for o in updates.orders()}.get(above) == "rejected")
+    orders = {o["orderid"]: o for o in book(client)}
+    assert orders[above]["text"] == "Order quantity 1820 is above the freeze quantity 1800 of the contract"
+    assert orders[within]["status"] == "open"
+    assert fake.freeze_quantity({"exch_seg": "NFO", "name": "NIFTY"}) == 1800
+    assert fake.freeze_quantity({"exch_seg": "NSE", "name": "SBIN"}) is None
+
+
 def test_cancelling_a_partly_filled_order_keeps_what_filled(fake):
     client = logged_in(fake, FOLLOWER)
     order_id = client.placeOrder(limit_order("612.35", "10"))

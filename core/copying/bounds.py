@@ -42,15 +42,18 @@ class ExitBounds:
         sized: Sized,
         copied: Decimal,
         position_side: PositionSide,
+        product: str | None,
     ) -> tuple[Sized, str | None] | Skip:
-        """``sized``, an order closing the copied position ``copied`` (signed) on ``position_side``,
+        """``sized``, an order closing the copied position ``copied`` (signed) on ``position_side``
+        (under ``product`` where the venue keeps positions per product: ``Venue.exit_scope``),
         bounded by what the venue shows on the side it closes, with the note it records; or why
         nothing is sent. ``write_off``: the subject a write-off is recorded and told under (its id
         derived from the order's, ``ids.write_off_id``; the master fill ``fill_id``, if any)."""
+        scope = venue.exit_scope(follow.follow_id, product)
         try:
             held = await self._held.held(follow.credential_id, venue)
             symbol = write_off.fill.symbol
-            on_symbol = [p for p in held if p.symbol == symbol]
+            on_symbol = [p for p in held if p.symbol == symbol and (scope is None or p.product == scope.product)]
             # the positions show the account's mode (hedge mode holds LONG / SHORT, one-way BOTH),
             # sparing the mode's own read (weight 30 on Binance); asked only when nothing is held
             hedged = (
@@ -67,6 +70,8 @@ class ExitBounds:
         if bounded.written_off > 0:
             label = drift_label(symbol, side)
             held_there = planner.held_for_exit(sized.side, shown)
+            held_as = f" {scope.product}" if scope is not None else ""
+            closed_by = f" ({scope.closed_by})" if scope is not None and scope.closed_by else ""
             entry = WriteOff(
                 client_order_id=write_off.client_order_id,
                 fill_id=fill_id,
@@ -79,9 +84,10 @@ class ExitBounds:
                 expected=copied,
                 reference_price=write_off.fill.price,
                 reason=(
-                    f"closed outside the copier: your exchange showed {plain(held_there)} {rules.base} of the "
-                    f"{plain(abs(copied))} {rules.base} copied, so {plain(bounded.written_off)} {rules.base} comes off "
-                    "your copied position (never sent; the price it was closed at is not known, so no PnL is counted)"
+                    f"closed outside the copier{closed_by}: your exchange showed {plain(held_there)} {rules.base}"
+                    f"{held_as} of the {plain(abs(copied))} {rules.base} copied, so {plain(bounded.written_off)} "
+                    f"{rules.base} comes off your copied position (never sent; the price it was closed at is not "
+                    "known, so no PnL is counted)"
                 ),
                 drift_label=label,
                 untriggered=await self._untriggered(follow, venue, symbol),

@@ -304,7 +304,9 @@ class Copier(OnPath):
         drift = None
         if leg.leg is Leg.EXIT and note is None and not follow.dry_run and venue.bounds_exits(rules):
             write_off = Subject.of(follow, fill, write_off_id(cid), OrderOrigin.WRITE_OFF)
-            bounded = await self._bounds.bound(follow, write_off, fill_id, venue, rules, sized, position, position_side)
+            bounded = await self._bounds.bound(
+                follow, write_off, fill_id, venue, rules, sized, position, position_side, follow.product or fill.product
+            )
             if isinstance(bounded, Skip):
                 return bounded
             sized, drift = bounded

@@ -154,7 +154,7 @@ class DirectOrders:
             write_off = Subject.of(follow, subject.fill, write_off_id(order.client_order_id), OrderOrigin.WRITE_OFF)
             sized = Sized(order.side, order.quantity)
             bounded = await self._bounds.bound(
-                follow, write_off, None, venue, rules, sized, order.closes, order.position_side
+                follow, write_off, None, venue, rules, sized, order.closes, order.position_side, intent.product
             )
             if isinstance(bounded, Skip):
                 return [await self._recorder.skipped(follow, subject, None, bounded, intent)]

@@ -23,6 +23,19 @@ class Position:
     position_side: PositionSide = PositionSide.BOTH  # LONG / SHORT: one of a hedge-mode account's two
     #: a coin balance (spot), not a position: the user's own coins are in it too
     balance: bool = False
+    #: the product it is held under where the venue keeps positions apart by product (Angel One:
+    #: INTRADAY, DELIVERY, CARRYFORWARD, MARGIN); ``None`` where it does not
+    product: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitScope:
+    """Which of a venue's positions an exit closes where the venue keeps them apart by product
+    (``Venue.exit_scope``): the exit is bounded by the positions of ``product`` only, and what the
+    ledger holds beyond them is written off with ``closed_by`` (who may have closed it) in its reason."""
+
+    product: str
+    closed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +138,13 @@ class Venue(abc.ABC):
         exits of one moment, sends at most what it shows, and records the rest as drift. ``False``
         where the adapter bounds a sell itself (a spot sell capped to the free balance)."""
         return False
+
+    def exit_scope(self, follow_id: int, product: str | None) -> ExitScope | None:
+        """The product an exit of follow ``follow_id`` goes out under (``product``: the follow's or
+        the master's, else the venue's default for the follow), where the venue keeps a position per
+        product and an exit of one product never closes another's (Angel One: selling INTRADAY what
+        is held DELIVERY opens an INTRADAY short). ``None`` where positions have no product."""
+        return None
 
     async def hedge_mode(self) -> bool:
         """Whether the account keeps a long and a short apart per symbol (Binance USD-M hedge

@@ -20,7 +20,12 @@ chosen so" with the reason. In short:
   leave from ``ip`` (any 127.0.0.x address on Linux): pass its ``url`` as the SDK's ``proxies``.
 * Order requests above the orders-per-second threshold (10 per client and exchange segment, more
   for a client with a registered algo id) are refused.
-* Product types are carried on orders, trades, positions and order updates.
+* Product types are carried on orders, trades, positions and order updates. Positions are net per
+  instrument and product and may go short: a SELL of nothing held makes a negative ``netqty`` (NSE
+  allows intraday short selling; nothing here refuses it). ``square_off_intraday`` is the broker's
+  auto square-off of INTRADAY positions before the close; ``hold`` puts shares in demat (getHolding).
+* Freeze quantities: an NFO order above NSE's freeze quantity of its underlying
+  (``FREEZE_QUANTITIES``) is accepted, then rejected by the exchange with the reason in the book.
 * Sessions: an order is accepted only while its exchange segment trades (``market_time``, India
   time, a fixed Tuesday morning by default); outside, only an after-market order (variety AMO) in
   the segment's AMO window, which waits "after market order req received" until ``open_market``.
@@ -74,6 +79,7 @@ ROUTES = {
     "order_book": "/rest/secure/angelbroking/order/v1/getOrderBook",
     "trade_book": "/rest/secure/angelbroking/order/v1/getTradeBook",
     "position": "/rest/secure/angelbroking/order/v1/getPosition",
+    "holding": "/rest/secure/angelbroking/portfolio/v1/getHolding",
     "ltp": "/rest/secure/angelbroking/order/v1/getLtpData",
     "quote": "/rest/secure/angelbroking/market/v1/quote",
 }
@@ -90,11 +96,11 @@ INVALID_TOKEN = {"status": False, "message": "Invalid Token", "errorcode": "AG80
 #: SmartAPI's error table (docs/Exceptions, as client libraries reproduce it; research §2): AB1013
 #: "Order not found" — not AB1010 "AMX Session Expired", which means log in again
 ORDER_NOT_FOUND = {"status": False, "message": "Order not found", "errorcode": "AB1013", "data": None}
-#: SmartAPI forum "Changes in API Rate Limit" (research §2): getOrderBook, getTradeBook and
-#: getPosition 1 a second; quote (getMarketData) and getLtpData 10 a second. Counted per client,
-#: sliding over the last second (unconfirmed whether Angel One counts per client or per API key:
-#: one key per client here, so the same).
-READ_LIMITS_PER_SECOND = {"order_book": 1, "trade_book": 1, "position": 1, "quote": 10, "ltp": 10}
+#: SmartAPI forum "Changes in API Rate Limit" (research §2): getOrderBook, getTradeBook,
+#: getPosition and getHolding 1 a second; quote (getMarketData) and getLtpData 10 a second. Counted
+#: per client, sliding over the last second (unconfirmed whether Angel One counts per client or per
+#: API key: one key per client here, so the same).
+READ_LIMITS_PER_SECOND = {"order_book": 1, "trade_book": 1, "position": 1, "holding": 1, "quote": 10, "ltp": 10}
 RATE_LIMIT_TEXT = "Access denied because of exceeding access rate"
 
 #: research §1: "A standard Threshold Order Per Second (TOPS) has been set at 10 OPS per
@@ -146,6 +152,18 @@ REFUSALS: dict[str, dict[str, str]] = {
 }
 #: research §2: rejections reach the order book's ``text``; the wording of an RMS margin rejection
 #: is unconfirmed — chosen so, in the shape of Angel One's app messages.
+#: NSE's quantity freeze limits per underlying, in units (NSE's circular under Chapter 1.8 "Quantity
+#: Freeze for Futures & Options Contracts" of consolidated circular NSE/FAOP/67775, as ICICI Direct
+#: reproduces the revision w.e.f. 1 February 2026: NIFTY 1,800, BANKNIFTY 600, FINNIFTY 1,800,
+#: MIDCPNIFTY 2,800, NIFTYNXT50 600). The exchange rejects an order "with quantity more than the
+#: respective freeze quantity limit" (NSE's circular as 5paisa reproduces it): the freeze quantity
+#: itself is accepted (Angel One's announcement of 3 April 2023: "Maximum units you can buy or sell
+#: per order").
+FREEZE_QUANTITIES = {"NIFTY": 1800, "BANKNIFTY": 600, "FINNIFTY": 1800, "MIDCPNIFTY": 2800, "NIFTYNXT50": 600}
+#: the text of an exchange's freeze-quantity rejection in the order book: the broker accepts the
+#: order and the exchange rejects it ("frozen and automatically rejected by the Exchange"). Angel
+#: One's own wording is unconfirmed — chosen so, in the shape of its RMS texts.
+FREEZE_REJECTION_TEXT = "Order quantity {quantity} is above the freeze quantity {freeze} of the contract"
 RMS_REJECTION_TEXT = (
     "Your order has been rejected due to Insufficient Funds. Available funds - Rs. 0.00 . "
     "You require Rs. {required} funds to execute this order."
@@ -233,6 +251,19 @@ SCRIP_MASTER_ROWS: list[dict[str, str]] = [
         "tick_size": "5.000000",
     },
     {
+        # NIFTY's lot is 65 units for contracts expiring after December 2025 (ICICI Direct: "with the
+        # revised lot size of 65, the effective freeze quantity becomes 1,755")
+        "token": "61250",
+        "symbol": "NIFTY29DEC2626000CE",
+        "name": "NIFTY",
+        "expiry": "29DEC2026",
+        "strike": "2600000.000000",
+        "lotsize": "65",
+        "instrumenttype": "OPTIDX",
+        "exch_seg": "NFO",
+        "tick_size": "5.000000",
+    },
+    {
         "token": "234230",
         "symbol": "CRUDEOIL24DECFUT",
         "name": "CRUDEOIL",
@@ -276,6 +307,8 @@ class FakeAccount:
     algo_id: str | None = None
     algo_orders_per_second: int | None = None
     positions: list[dict[str, Any]] = field(default_factory=list)
+    #: demat holdings (getHolding rows): shares bought on earlier days, held DELIVERY
+    holdings: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
 
@@ -461,6 +494,7 @@ class FakeSmartApi:
         lost_request_delay: tuple[float, float] = LOST_REQUEST_DELAY_SECONDS,
         seed: int = 0,
         read_limits: Mapping[str, int] = READ_LIMITS_PER_SECOND,
+        freeze_quantities: Mapping[str, int] = FREEZE_QUANTITIES,
     ) -> None:
         self.accounts = {account.client_code: account for account in accounts}
         if unique_static_ips:
@@ -479,6 +513,8 @@ class FakeSmartApi:
         self.lost_requests: LostRequests = lost_requests
         self.lost_request_delay = lost_request_delay
         self.read_limits = dict(read_limits)
+        #: underlying -> NSE's freeze quantity, for the NFO contracts of that underlying
+        self.freeze_quantities = dict(freeze_quantities)
         self._rng = random.Random(seed)
         #: how long an accepted cancellation takes to show in the books (0: at once). Unconfirmed —
         #: chosen so: a broker forwards the cancellation to the exchange and its books change on the
@@ -718,6 +754,81 @@ class FakeSmartApi:
         self._notify(client_code, snapshot)
         return snapshot
 
+    def square_off_intraday(self, client_code: str, price: str | Decimal | None = None) -> list[dict[str, Any]]:
+        """The broker's auto square-off of ``client_code``'s INTRADAY positions before the close, which
+        a test triggers (the time is the broker's: Zerodha 15:20 for equities and 15:25 for F&O,
+        Geojit 15:15, "at the discretion of our risk management team"; Angel One's own times are
+        unconfirmed, research §3). As research §3 asks, and as Geojit describes it: the pending
+        INTRADAY orders are cancelled first, then each open INTRADAY position is closed by an order
+        the broker places — no ordertag, at ``price`` (default: the last price) — filled at once,
+        so the order book, the trade book and the positions show it. DELIVERY and CARRYFORWARD
+        positions are left as they are. Returns the square-off orders."""
+        account = self.accounts[client_code]
+        snapshots = []
+        with self._lock:
+            for order in account.orders:
+                if order["producttype"] == "INTRADAY" and order["status"] in ("open", "trigger pending", AMO_STATUS):
+                    order["cancelsize"] = order["unfilledshares"]
+                    self._set_status(order, "cancelled", text="Cancelled by the broker's intraday square-off")
+                    snapshots.append(dict(order))
+            for position in list(account.positions):
+                net = int(position["netqty"])
+                if position["producttype"] != "INTRADAY" or net == 0:
+                    continue
+                fill_price = Decimal(str(price or self.last_prices.get(position["tradingsymbol"], DEFAULT_LTP)))
+                order = {
+                    **self._order_fields(
+                        symbol=position["tradingsymbol"],
+                        exchange=position["exchange"],
+                        side="SELL" if net > 0 else "BUY",
+                        quantity=abs(net),
+                        order_type="LIMIT",
+                        price=fill_price,
+                        trigger_price=Decimal(0),
+                        product="INTRADAY",
+                        duration="DAY",
+                        order_id=str(next(self._order_ids)),
+                        tag="",
+                    ),
+                    "averageprice": "0.00",
+                    "filledshares": "0",
+                    "unfilledshares": str(abs(net)),
+                }
+                account.orders.append(order)
+                self._execute(account, order, abs(net), fill_price)
+                snapshots.append(dict(order))
+        for snapshot in snapshots:
+            self._notify(client_code, snapshot)
+        return [s for s in snapshots if s["status"] == "complete"]
+
+    def hold(self, client_code: str, symbol: str, quantity: int, average_price: str, *, t1: int = 0) -> None:
+        """``client_code`` holds ``quantity`` shares of ``symbol`` (NSE) in demat, bought on earlier
+        days, and ``t1`` more bought on the previous trading day (getHolding's ``quantity`` and
+        ``t1quantity``; the fields as SmartAPI clients type a holding, e.g. norenapigo's
+        ``Holding``: tradingsymbol, exchange, isin, t1quantity, realisedquantity, quantity,
+        authorisedquantity, product, collateralquantity, collateraltype, haircut — plus
+        averageprice and symboltoken). Unconfirmed whether ``quantity`` already counts ``t1quantity``
+        — chosen so: apart, as Kite's holdings keep them."""
+        row = next(r for r in self.scrip_master if r["exch_seg"] == "NSE" and r["symbol"] == symbol)
+        with self._lock:
+            self.accounts[client_code].holdings.append(
+                {
+                    "tradingsymbol": symbol,
+                    "exchange": "NSE",
+                    "isin": "INE062A01020",
+                    "t1quantity": str(t1),
+                    "realisedquantity": str(quantity),
+                    "quantity": str(quantity),
+                    "authorisedquantity": "0",
+                    "product": "DELIVERY",
+                    "collateralquantity": None,
+                    "collateraltype": None,
+                    "haircut": "0",
+                    "averageprice": _money(Decimal(average_price)),
+                    "symboltoken": row["token"],
+                }
+            )
+
     def master_order(
         self,
         client_code: str,
@@ -927,6 +1038,8 @@ class FakeSmartApi:
         with self._lock:
             if route == "position":
                 return {**ok, "data": [dict(p) for p in account.positions] or None}
+            if route == "holding":
+                return {**ok, "data": [dict(h) for h in account.holdings] or None}
             if route == "order_book":
                 return {**ok, "data": [dict(order) for order in account.orders] or None}
             if route == "trade_book":
@@ -1113,6 +1226,11 @@ class FakeSmartApi:
             return _refusal(self.refusals["price_band"])
         return None
 
+    def freeze_quantity(self, row: Mapping[str, str]) -> int | None:
+        """The most one order of the contract ``row`` may ask for: NSE's freeze quantity of its
+        underlying for an NFO contract (``freeze_quantities``), else no limit."""
+        return self.freeze_quantities.get(row["name"]) if row["exch_seg"] == "NFO" else None
+
     def _session_refusal(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """An order outside its segment's session is refused; an after-market order (variety AMO,
         research §2's variety list) only inside the segment's AMO window (``AMO_WINDOWS``)."""
@@ -1179,11 +1297,14 @@ class FakeSmartApi:
             self._set_status(order, AMO_STATUS)
         else:
             self._set_status(order, "trigger pending" if stop else "open")
+        freeze = self.freeze_quantity(row)
         with self._lock:
             account.orders.append(order)
             rejections = self._rms_rejections[account.client_code]
             rejected = bool(rejections)
             text = rejections.popleft() if rejected else None
+            if freeze is not None and quantity > freeze:
+                rejected, text = True, FREEZE_REJECTION_TEXT.format(quantity=quantity, freeze=freeze)
             snapshot = dict(order)
         self._notify(account.client_code, snapshot)
         if rejected:

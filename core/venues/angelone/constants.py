@@ -43,7 +43,7 @@ SEGMENT_ORDER_WINDOW_SECONDS = 1.1
 #: order-book reads of a master's listener: 1 a second
 ORDER_BOOK_POLL_SECONDS = 1.0
 #: reads per client, by SDK method (SmartAPI forum "Changes in API Rate Limit",
-#: docs/research/angelone.md §2): getOrderBook, getTradeBook and getPosition 1 a second; the quote
+#: docs/research/angelone.md §2): getOrderBook, getTradeBook, getPosition and getHolding 1 a second; the quote
 #: (getMarketData) and getLtpData 10 a second, 500 a minute, 5000 an hour. Each window has a margin
 #: for the time requests take to reach the broker. Shared by every venue, listener and session of
 #: the client.
@@ -52,6 +52,7 @@ READ_LIMITS: dict[str, tuple[RateLimit, ...]] = {
     "orderBook": (RateLimit(1, 1.1),),
     "tradeBook": (RateLimit(1, 1.1),),
     "position": (RateLimit(1, 1.1),),
+    "holding": (RateLimit(1, 1.1),),
     "getMarketData": _QUOTES,
     "ltpData": _QUOTES,
 }

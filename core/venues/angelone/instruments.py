@@ -5,6 +5,11 @@ Symbols are addressed as ``"EXCHANGE:TRADINGSYMBOL"``, e.g. ``"NSE:SBIN-EQ"`` or
 (``symbol``) exactly as the scrip master spells them. The master file lists about 150 000
 contracts and is republished every morning, so one ``InstrumentMaster`` object is built per
 process and handed to every Angel One account; nothing is kept in module globals.
+
+The scrip master has no freeze quantity (NSE's most units per F&O order): it comes from
+``freeze_quantities.json`` beside this module (``FreezeQuantities``), a table an operator updates
+when NSE revises the limits (docs/angelone.md, "Freeze quantities"), and bounds each order
+(``MarketRules.max_quantity``): a larger copy is sent as slices of whole lots.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from importlib import resources
 
 import requests
 
@@ -45,6 +51,8 @@ class Instrument:
     tick_size: Decimal  # rupees (the file gives paise)
     instrument_type: str = ""
     expiry: str = ""
+    #: the most units one order may ask for (NSE's freeze quantity; ``None``: no known limit)
+    freeze_quantity: Decimal | None = None
 
     @property
     def symbol(self) -> str:
@@ -58,8 +66,48 @@ class Instrument:
             quantity_step=self.lot_size,
             price_tick=self.tick_size,
             min_quantity=self.lot_size,
+            max_quantity=self.freeze_quantity,
             derivative=bool(self.instrument_type),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeQuantities:
+    """NSE's quantity freeze limits: an order with more units than its contract's freeze quantity
+    is rejected by the exchange ("orders … with quantity more than the respective freeze quantity
+    limit … shall be frozen and automatically rejected"), the freeze quantity itself is taken. Per
+    exchange segment and underlying (the scrip master's ``name``); a contract not listed has no
+    known limit. ``as_of`` and ``source`` say which revision the table is."""
+
+    limits: Mapping[str, Mapping[str, Decimal]]
+    as_of: date
+    source: str
+
+    @classmethod
+    def packaged(cls) -> FreezeQuantities:
+        """The table shipped with the package (``freeze_quantities.json``)."""
+        text = resources.files(__package__).joinpath("freeze_quantities.json").read_text(encoding="utf-8")
+        return cls.parse(json.loads(text))
+
+    @classmethod
+    def parse(cls, table: Mapping[str, object]) -> FreezeQuantities:
+        """The table from its JSON; ``ValueError`` naming what is wrong (a freeze quantity that is
+        not a positive whole number would slice orders wrongly)."""
+        segments = table.get("segments")
+        if not isinstance(segments, Mapping):
+            raise ValueError("the freeze quantity table has no 'segments'")
+        limits: dict[str, dict[str, Decimal]] = {}
+        for exchange, underlyings in segments.items():
+            if str(exchange).upper() not in SUPPORTED_EXCHANGES or not isinstance(underlyings, Mapping):
+                raise ValueError(f"the freeze quantity table names an unknown segment {exchange!r}")
+            for name, units in underlyings.items():
+                if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+                    raise ValueError(f"the freeze quantity of {exchange} {name} is not a positive whole number")
+                limits.setdefault(str(exchange).upper(), {})[str(name).upper()] = Decimal(units)
+        return cls(limits, date.fromisoformat(str(table.get("as_of"))), str(table.get("source") or ""))
+
+    def of(self, exchange: str, name: str) -> Decimal | None:
+        return self.limits.get(exchange, {}).get(name.upper())
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
@@ -73,8 +121,9 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return exchange.upper(), trading_symbol.upper()
 
 
-def parse_scrip_master(rows: list[Mapping[str, str]]) -> dict[str, Instrument]:
-    """Index the scrip master rows of the supported exchanges by ``EXCHANGE:TRADINGSYMBOL``.
+def parse_scrip_master(rows: list[Mapping[str, str]], freeze: FreezeQuantities | None = None) -> dict[str, Instrument]:
+    """Index the scrip master rows of the supported exchanges by ``EXCHANGE:TRADINGSYMBOL``, each
+    with its underlying's freeze quantity from ``freeze``.
 
     Rows with an unreadable lot or tick are dropped: a wrong lot size would size orders wrongly.
     """
@@ -100,6 +149,8 @@ def parse_scrip_master(rows: list[Mapping[str, str]]) -> dict[str, Instrument]:
             continue
         if lot_size <= 0 or tick_size <= 0 or lot_size != lot_size.to_integral_value():
             continue
+        if freeze is not None and (limit := freeze.of(exchange, instrument.name)) is not None:
+            instrument = replace(instrument, freeze_quantity=limit)
         instruments[instrument.symbol] = instrument
     return instruments
 
@@ -125,8 +176,10 @@ class InstrumentMaster:
         *,
         download: Callable[[str], list[Mapping[str, str]]] = download_scrip_master,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        freeze: FreezeQuantities | None = None,
     ) -> None:
         self._url = url
+        self._freeze = freeze if freeze is not None else FreezeQuantities.packaged()
         self._download = download
         self._clock = clock
         self._instruments: dict[str, Instrument] = {}
@@ -178,7 +231,7 @@ class InstrumentMaster:
     async def _load(self, now: datetime) -> None:
         try:
             rows = await asyncio.to_thread(self._download, self._url)
-            instruments = await asyncio.to_thread(parse_scrip_master, rows)
+            instruments = await asyncio.to_thread(parse_scrip_master, rows, self._freeze)
             if not instruments:
                 raise ValueError("no usable contract in the list")
         except asyncio.CancelledError:

@@ -3,6 +3,7 @@ whole lots, prices on the tick, placement throttled by Angel One's per-account l
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -29,7 +30,7 @@ from core.venues.angelone.instruments import Instrument, InstrumentMaster, split
 from core.venues.angelone.orders import AngelOneOrderEvents
 from core.venues.angelone.session import AngelOneSession
 from core.venues.angelone.sessions import TradingCalendar
-from core.venues.base import OrderEventSource, Position, Venue
+from core.venues.base import ExitScope, OrderEventSource, Position, Venue
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class AngelOneVenue(Venue):
     ) -> None:
         self._session = session
         self._instruments = instruments
-        self._product = ProductType(product)
+        self._product_default = ProductType(product)
         self._follow_products = {follow_id: ProductType(p) for follow_id, p in (follow_products or {}).items()}
         self._order_limiter = order_limiter or Throttle(PLACE_ORDER_LIMITS)
         self._segment_gate = segment_gate
@@ -144,12 +145,15 @@ class AngelOneVenue(Venue):
 
     def _product_for(self, intent: OrderIntent) -> ProductType:
         """The master's product when the fill carried one, else the follow's, else the default."""
-        if intent.product:
+        return self._product(intent.product, intent.follow_id)
+
+    def _product(self, product: str | None, follow_id: int) -> ProductType:
+        if product:
             try:
-                return ProductType(intent.product.upper())
+                return ProductType(product.upper())
             except ValueError:
-                log.warning("unknown Angel One product %r on a copy; using the configured one", intent.product)
-        return self._follow_products.get(intent.follow_id, self._product)
+                log.warning("unknown Angel One product %r on a copy; using the configured one", product)
+        return self._follow_products.get(follow_id, self._product_default)
 
     async def market(self, symbol: str) -> MarketRules:
         return (await self._instruments.instrument(symbol)).market_rules()
@@ -165,14 +169,53 @@ class AngelOneVenue(Venue):
         return _decimal(data["net"])
 
     async def positions(self) -> list[Position]:
-        answer = await self._session.call("reading the positions", "position")
+        """Today's net positions per instrument and product (``position``: ``netqty`` per
+        ``symboltoken`` and ``producttype``; an INTRADAY sell of nothing held is a negative one),
+        and the demat holdings (``holding``: shares bought on earlier days, DELIVERY), each read
+        through the client's read gate. A DELIVERY exit is bounded by both together; the holdings
+        are the user's own shares too (``Position.balance``)."""
+        today, held = await asyncio.gather(
+            self._rows("reading the positions", "position"), self._rows("reading the holdings", "holding")
+        )
         positions = []
-        for row in answer.get("data") or []:
+        for row in today:
             quantity = _decimal(row.get("netqty"))
             if quantity != 0:
                 entry = _decimal(row.get("avgnetprice") or row.get("netprice"))
-                positions.append(Position(f"{row['exchange']}:{row['tradingsymbol']}", quantity, entry or None))
+                product = str(row.get("producttype") or "").upper() or None
+                symbol = f"{row['exchange']}:{row['tradingsymbol']}"
+                positions.append(Position(symbol, quantity, entry or None, product=product))
+        for row in held:
+            # ``t1quantity``: bought on the previous trading day, not yet delivered; sellable
+            quantity = _decimal(row.get("quantity")) + _decimal(row.get("t1quantity"))
+            if quantity > 0:
+                symbol = f"{row['exchange']}:{row['tradingsymbol']}"
+                cost = _decimal(row.get("averageprice")) or None
+                positions.append(Position(symbol, quantity, cost, balance=True, product=ProductType.DELIVERY.value))
         return positions
+
+    async def _rows(self, operation: str, method: str) -> list[Mapping[str, Any]]:
+        """The rows of a book read; none where SmartAPI answers "… not found" (AB1015 holding,
+        AB1016 position: nothing held)."""
+        try:
+            answer = await self._session.call(operation, method)
+        except OrderNotFound:
+            return []
+        return list(answer.get("data") or [])
+
+    def bounds_exits(self, rules: MarketRules) -> bool:
+        """Always: ``placeOrder`` has no reduce-only flag, so an exit past the position opens the
+        other way (an INTRADAY sell of what the broker squared off is a naked short)."""
+        return True
+
+    def exit_scope(self, follow_id: int, product: str | None) -> ExitScope:
+        """An exit closes the position of the product it is sent under (``_product_for``): the
+        follow's or the master's, else the configured one. An INTRADAY position may have been
+        squared off by Angel One before the close (its risk policy), which the reason says."""
+        chosen = self._product(product, follow_id)
+        if chosen is ProductType.INTRADAY:
+            return ExitScope(chosen.value, "Angel One squares INTRADAY positions off before the close")
+        return ExitScope(chosen.value)
 
     async def validate(self) -> None:
         """Log in now, then read the profile and the funds: a key that works for both can trade."""
