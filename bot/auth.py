@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from telegram import Chat, Update
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     BaseHandler,
@@ -143,6 +143,40 @@ async def reply(update: Update, text: str, **kwargs: Any) -> None:
     await chat.send_message(text, **kwargs)
 
 
+async def show(
+    update: Update, text: str, *, message_id: int | None = None, edit: bool = True, **kwargs: Any
+) -> int | None:
+    """Answer a step of a dialogue in its own message: a pressed button's message (or the
+    dialogue message ``message_id``, after a typed value) is edited in place, so a dialogue stays
+    one message; a command, a button that opens a new dialogue (``edit=False``: the message it
+    is on stays as it was), or a message that cannot be edited (a photo, one too old) gets a new
+    one. Returns the id of the message that now shows ``text``."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    query = update.callback_query
+    if (
+        message_id is None
+        and edit
+        and query is not None
+        and query.message is not None
+        and getattr(query.message, "text", None)
+    ):
+        message_id = query.message.message_id
+    if message_id is not None:
+        try:
+            await chat.get_bot().edit_message_text(text, chat_id=chat.id, message_id=message_id, **kwargs)
+            return message_id
+        except BadRequest as exc:
+            # https://core.telegram.org/bots/api#editmessagetext: the same text and keyboard again
+            # is refused as "message is not modified" and leaves the message as it should be
+            if "not modified" in str(exc).lower():
+                return message_id
+            log.debug("dialogue message %s not edited (%s); sending a new one", message_id, exc)
+    sent = await chat.send_message(text, **kwargs)
+    return sent.message_id
+
+
 def handler(*, admin: bool = False, register: bool = False) -> Callable[[Handler], Callback]:
     """Wrap a handler ``(update, context, user)``.
 
@@ -220,7 +254,7 @@ def cancel_fallbacks(
         user_data(context).pop(state_key, None)
         if update.callback_query:
             await update.callback_query.answer()
-        await reply(update, answer)
+        await show(update, answer)  # a ✖ button's question becomes the answer
         return ConversationHandler.END
 
     handlers: list[BaseHandler[Any, Any, Any]] = [CommandHandler("cancel", cancel)]

@@ -38,6 +38,7 @@ from bot.auth import (
     message_text,
     reply,
     sender_id,
+    show,
     stored_id,
     user_data,
     working,
@@ -107,7 +108,7 @@ async def _masters_page(update: Update, context: ContextTypes.DEFAULT_TYPE, sort
         "\nPnL and drawdown are the master's own, gross of fees; — means not known yet. "
         "Tap a master for every statistic and the chart, or a button below to sort differently."
     )
-    await reply(update, split_message("\n".join(lines))[0], reply_markup=_masters_markup(chunk, sort, page, pages))
+    await show(update, split_message("\n".join(lines))[0], reply_markup=_masters_markup(chunk, sort, page, pages))
 
 
 @handler()
@@ -178,18 +179,22 @@ def connect_button(master_id: int | None = None) -> tuple[str, str]:
     return ("🔑 Connect my exchange", f"cn:go:{master_id or 0}")
 
 
-async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, master_id: int) -> None:
+async def offer_follow(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, master_id: int, *, edit: bool = True
+) -> None:
     """What following ``master_id`` takes from here: a paper account or /connect without a key,
-    the account to use when several could, else the recommended settings to confirm."""
+    the account to use when several could, else the recommended settings to confirm — in place
+    of the pressed button's message unless ``edit`` is False."""
     services = get_app(context).services
     master = await services.master(master_id)
     accounts = await services.accounts_of(user.id)
     if not accounts:
-        await reply(
+        await show(
             update,
             f"To copy {master.name} you need an exchange account. Try it first with simulated money, "
             "or connect your own exchange.",
             reply_markup=keyboard([paper_button(master.id)], [connect_button(master.id)]),
+            edit=edit,
         )
         return
     following = {
@@ -197,20 +202,22 @@ async def offer_follow(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
     }
     free = [a for a in accounts if a.id not in following and a.id != master.credential_id]
     if not free:
-        await reply(
+        await show(
             update,
             f"You are already following {master.name} with every connected account (error 80005). "
             "Change it with /settings, or /connect another account.",
+            edit=edit,
         )
         return
     if len(free) > 1:
-        await reply(
+        await show(
             update,
             f"Copy {master.name} with which account?",
             reply_markup=column([(f"{a.label} ({a.venue})", f"fq:a:{master.id}:{a.id}") for a in free]),
+            edit=edit,
         )
         return
-    await _offer_recommended(update, context, user, master.id, master.name, free[0].id, free[0].label)
+    await _offer_recommended(update, context, user, master.id, master.name, free[0].id, free[0].label, edit=edit)
 
 
 async def _offer_recommended(
@@ -221,12 +228,14 @@ async def _offer_recommended(
     master_name: str,
     credential_id: str,
     label: str,
+    *,
+    edit: bool = True,
 ) -> None:
     services = get_app(context).services
     preview = services.preview_follow(user.id, master_id, credential_id, RECOMMENDED_SETTINGS)
     account = await services.own_account(user.id, credential_id)
     warning = await services.master_account_warning(master_id, credential_id)
-    await reply(
+    await show(
         update,
         f"Copy {master_name} on {label} with the recommended settings?\n\n"
         + format_follow_brief(preview, master_name, label, account.venue)
@@ -236,6 +245,7 @@ async def _offer_recommended(
             [("✅ Follow with recommended settings", f"fq:r:{master_id}:{credential_id}")],
             [("⚙️ Customize", f"fw:c:{master_id}:{credential_id}")],
         ),
+        edit=edit,
     )
 
 
@@ -265,8 +275,8 @@ async def _say_following(
         buttons.append([("📥 Copy the open positions now", f"fq:o:{follow_id}")])
     else:
         text += "\n\nYou will get a message for every copied trade."
-    buttons.append([("⚙️ All settings", f"se:f:{follow_id}")])
-    await reply(update, text, reply_markup=keyboard(*buttons))
+    buttons.append([("⚙️ All settings", f"se:n:{follow_id}")])
+    await show(update, text, reply_markup=keyboard(*buttons))
 
 
 async def _open_positions(update: Update, context: ContextTypes.DEFAULT_TYPE, user: BotUser, follow_id: int) -> None:
@@ -299,8 +309,8 @@ async def follow_quick(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
         _, master_id = callback_args(update, 2)
         await services.paper_account(user.id)
         await reply(update, f"🧪 Your paper account is ready with {DEFAULT_BALANCE:,} USDT of simulated money.")
-        if int_arg(master_id):
-            await offer_follow(update, context, user, int_arg(master_id))
+        if int_arg(master_id):  # below "ready": the message the button is on stays
+            await offer_follow(update, context, user, int_arg(master_id), edit=False)
         elif not await list_masters(update, context):
             await reply(update, "No masters are listed yet.")
         return
@@ -371,7 +381,7 @@ async def follow_customize(update: Update, context: ContextTypes.DEFAULT_TYPE, u
     lines = ["How should your order size be computed?"] + [
         f"• {SIZING_TITLES[m]}: {SIZING_HELP[m]}" for m in SizingMode
     ]
-    await reply(
+    await show(
         update,
         "\n".join(lines),
         reply_markup=column([(SIZING_TITLES[m], f"fw:s:{CODE_OF_MODE[m]}") for m in SizingMode], [("Cancel", "fw:x")]),
@@ -386,7 +396,7 @@ async def follow_pick_mode(update: Update, context: ContextTypes.DEFAULT_TYPE, u
     if code not in MODE_CODES:
         raise UserError(STALE_BUTTON)
     state["mode"] = MODE_CODES[code]
-    await reply(update, f"{SIZING_TITLES[state['mode']]}: {SIZING_HELP[state['mode']]}.\nSend the value (a number).")
+    await show(update, f"{SIZING_TITLES[state['mode']]}: {SIZING_HELP[state['mode']]}.\nSend the value (a number).")
     return VALUE
 
 
@@ -407,7 +417,7 @@ async def follow_value(update: Update, context: ContextTypes.DEFAULT_TYPE, user:
 
 
 async def _ask_stop_loss(update: Update) -> int:
-    await reply(
+    await show(
         update,
         "Stop-loss: close a copied position when it loses this many percent (e.g. 3). Send a number, or:",
         reply_markup=keyboard([("No stop-loss", "fw:sl:none")]),
@@ -435,7 +445,7 @@ async def follow_stop_loss(update: Update, context: ContextTypes.DEFAULT_TYPE, u
     if not held:
         state["open_now"] = False
         return await _summary(update, context, state, user)
-    await reply(
+    await show(
         update,
         f"{state['master_name']} holds open positions now: {format_master_positions(held)}.\n"
         "Copy them now at your sizing (market orders on your account as soon as you confirm), "
@@ -469,7 +479,7 @@ async def _summary(update: Update, context: ContextTypes.DEFAULT_TYPE, state: di
     )
     warning = await services.master_account_warning(state["master_id"], state["credential_id"])
     account = await services.own_account(user.id, state["credential_id"])
-    await reply(
+    await show(
         update,
         "Please check and confirm:\n\n"
         + format_follow_brief(preview, state["master_name"], state["account_label"], account.venue)

@@ -3,14 +3,14 @@ the messages are plain text, split below Telegram's 4096-character limit by ``sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from core.confirmations import CopyOffer
 from core.copying.config import FollowPaused
 from core.copying.direct import DirectOrder
-from core.follow_settings import FOLLOW_SETTINGS
+from core.follow_settings import FOLLOW_SETTINGS, SETTINGS_BY_NAME
 from core.model import (
     SKIP_EXPLANATIONS,
     CopyResult,
@@ -371,23 +371,59 @@ def format_master_statistics(stats) -> str:
     return "\n".join(lines)
 
 
-def format_follow_settings(follow, master_name: str, account_label: str) -> str:
-    """Every setting of one follow, as shown by /settings and the follow summary."""
-    status = follow.status.value + (f" ({follow.status_reason})" if follow.status_reason else "")
-    title = f"#{follow.id} {master_name}" if follow.id is not None else f"New follow: {master_name}"
-    lines = [f"{title} → {account_label}", f"Status: {status}"]
-    lines += [setting.line(follow) for setting in FOLLOW_SETTINGS if setting.line is not None]
-    return "\n".join(lines)
-
-
-#: settings that act only where market orders are refused (Angel One): left out of the short
-#: summary of a follow on any other venue
-LIMIT_ONLY_SETTINGS = frozenset({"price_protection_pct", "product", "remainder_action"})
-LIMIT_ONLY_VENUES = frozenset({"angelone"})
+#: settings that act only on Angel One (no market orders, product types, exchange hours): left
+#: out of the summary and of /settings on a follow on any other venue
+ANGELONE_ONLY_SETTINGS = frozenset(
+    {"price_protection_pct", "product", "remainder_action", "reprice_attempts", "closed_market_action"}
+)
+ANGELONE_VENUES = frozenset({"angelone"})
 #: at most this many changed settings are listed in the short summary (8 lines with the title,
 #: the status and the sizing); the rest is one tap away, behind "All settings"
 BRIEF_CHANGES = 5
 _DEFAULTS = FollowSettings(follow_id=0, user_id=0, master_id=0, credential_id="")
+
+
+def applies(name: str, venue: str | None) -> bool:
+    """Whether setting ``name`` acts on a follow on ``venue`` (``None``: any venue, all shown)."""
+    return venue is None or name not in ANGELONE_ONLY_SETTINGS or venue in ANGELONE_VENUES
+
+
+def format_follow_settings(
+    follow, master_name: str, account_label: str, *, names: Collection[str] | None = None, venue: str | None = None
+) -> str:
+    """A follow's title and status, then the summary line of each setting in ``names`` (every one
+    by default) that acts on ``venue``, in the table's order: a /settings screen."""
+    status = follow.status.value + (f" ({follow.status_reason})" if follow.status_reason else "")
+    title = f"#{follow.id} {master_name}" if follow.id is not None else f"New follow: {master_name}"
+    lines = [f"{title} → {account_label}", f"Status: {status}"]
+    lines += [
+        setting.line(follow)
+        for setting in FOLLOW_SETTINGS
+        if setting.line is not None and (names is None or setting.name in names) and applies(setting.name, venue)
+    ]
+    return "\n".join(lines)
+
+
+def changed_settings(follow, venue: str | None, names: Collection[str] | None = None) -> list[str]:
+    """The summary lines of the settings (of ``names``; every one by default, the sizing aside)
+    that differ from the defaults and act on ``venue``."""
+    changed = []
+    for setting in FOLLOW_SETTINGS:
+        if setting.line is None or setting.name == "sizing_mode" or not applies(setting.name, venue):
+            continue
+        if names is not None and setting.name not in names:
+            continue
+        line = setting.line(follow)
+        if line != setting.line(_DEFAULTS):
+            changed.append(line)
+    return changed
+
+
+def at_most(lines: list[str], count: int = BRIEF_CHANGES) -> list[str]:
+    """``lines``, the last ones counted in one line when there are more than ``count``."""
+    if len(lines) <= count:
+        return lines
+    return lines[: count - 1] + [f"… and {len(lines) - count + 1} more changed settings"]
 
 
 def format_follow_brief(follow, master_name: str, account_label: str, venue: str) -> str:
@@ -398,18 +434,10 @@ def format_follow_brief(follow, master_name: str, account_label: str, venue: str
     ]
     if follow.status.value != "active":
         lines.append("Status: " + follow.status.value + (f" ({follow.status_reason})" if follow.status_reason else ""))
-    changed = []
-    for setting in FOLLOW_SETTINGS:
-        if setting.line is None or (setting.name in LIMIT_ONLY_SETTINGS and venue not in LIMIT_ONLY_VENUES):
-            continue
-        line = setting.line(follow)
-        if setting.name == "sizing_mode":
-            lines.append(line)
-        elif line != setting.line(_DEFAULTS):
-            changed.append(line)
-    if len(changed) > BRIEF_CHANGES:
-        changed = changed[: BRIEF_CHANGES - 1] + [f"… and {len(changed) - BRIEF_CHANGES + 1} more changed settings"]
-    return "\n".join(lines + (changed or ["Every other setting: the default"]))
+    sizing = SETTINGS_BY_NAME["sizing_mode"].line
+    assert sizing is not None  # the sizing has its line in the table
+    lines.append(sizing(follow))
+    return "\n".join(lines + (at_most(changed_settings(follow, venue)) or ["Every other setting: the default"]))
 
 
 def format_opening_plan(plan: Sequence[DirectOrder | Skip]) -> str:

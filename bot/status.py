@@ -10,7 +10,18 @@ from typing import Any
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.auth import STALE_BUTTON, BotUser, callback_args, callback_data, get_app, handler, int_arg, reply, stored_id
+from bot.auth import (
+    STALE_BUTTON,
+    BotUser,
+    callback_args,
+    callback_data,
+    get_app,
+    handler,
+    int_arg,
+    reply,
+    show,
+    stored_id,
+)
 from bot.formatting import (
     format_counts,
     format_drift_rows,
@@ -63,7 +74,7 @@ async def _history_page(update: Update, context: ContextTypes.DEFAULT_TYPE, user
     lines = [f"🧾 Copy history (page {page + 1}/{pages}, newest first):"]
     lines += [format_history_line(o, names.get(o.follow_id, f"follow #{o.follow_id}")) for o in orders]
     nav = pager("hi:p", page, pages)
-    await reply(update, split_message("\n".join(lines))[0], reply_markup=keyboard(nav) if nav else None)
+    await show(update, split_message("\n".join(lines))[0], reply_markup=keyboard(nav) if nav else None)
 
 
 @handler()

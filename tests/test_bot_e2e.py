@@ -279,16 +279,20 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
 
     await user.send("/settings")
     view = await user.expect("Sizing: coefficient × 1")
+    dialogue = len(await user.messages())  # every press and typed value below edits this one message
     await user.press("Reverse: off", view)
     await user.expect("Reverse: on")
     await user.press("Reverse: on")
     await user.expect("Reverse: off")
+    await user.press("Risk")
     await user.press("Max position")
     await user.expect("maximum position value")
     await user.send("lots")
-    await user.expect("max position must be a number")
+    await user.expect("max position must be a number")  # the one new message: what was wrong
     await user.send("5000")
     assert "Max position: 5000" in (await user.expect("Saved")).text
+    assert len(await user.messages()) == dialogue + 1
+    await user.press("Back")
     await user.press("Sizing")
     await user.expect("Choose the mode")
     await user.press("Fixed order value")
@@ -296,7 +300,10 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
     await user.send("-5")
     await user.expect("more than 0")
     await user.send("700")
-    assert "700 (quote currency) per entry" in (await user.expect("Saved")).text
+    saved = await user.expect("Saved")
+    assert "700 (quote currency) per entry" in saved.text
+    assert "Also changed:\n• Max position: 5000" in saved.text  # the other screens' changes in sight
+    await user.press("Orders")
     await user.press("Block list")
     await user.send("NOPE")
     await user.expect("NOPE is not traded")
@@ -309,6 +316,7 @@ async def test_settings_changes_apply_and_stop_closes_the_copied_positions(bot):
     await user.expect("Dry run: on")
     await user.press("Dry run: on")
     await user.expect("Dry run: off")
+    assert len(await user.messages()) == dialogue + 3  # the two refused values, and nothing else
 
     await master_trades(master_venue, "m-1", Side.BUY, "0.01")  # the next fill uses the new sizing: 700 USDT
     copied = await user.expect("✅ Copied", within=15)
@@ -493,6 +501,7 @@ async def test_skips_failures_and_a_rejected_key_are_notified_with_what_to_do(bo
     await connect_paper(user, "hal-paper-key")
     await follow_master(user, "Paper Trend")
     await user.send("/settings")
+    await user.press("Orders")
     await user.press("Allow list")
     await user.expect("Send the symbols to copy")
     await user.send("ETH")
@@ -750,9 +759,11 @@ async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_w
     [before] = await bot.app.services.follows_of(owner.id)
 
     await user.send("/settings")
-    view = await user.expect("Slippage limit: off")
-    assert "Take-profit: off" in view.text and "not active" not in view.text
-    await user.press("Slippage limit", view)
+    view = await user.expect("Take-profit: off")
+    assert "not active" not in view.text
+    await user.press("Risk", view)
+    risk = await user.expect("Slippage limit: off")
+    await user.press("Slippage limit", risk)
     assert "how far your exchange's price may be" in (await user.expect("Send the slippage limit")).text
     await user.send("80")
     assert "slippage limit % must be more than 0 and at most 50, got 80" in (await user.expect("slippage limit")).text
@@ -762,18 +773,12 @@ async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_w
     assert "Slippage limit: 0.5 % — skip the copy" in (await user.expect("Saved")).text
     await user.press("Slippage action: skip")
     choices = await user.expect("When the price moved past your slippage limit")
-    assert [t for t, _ in choices.buttons] == ["• Skip the copy", "Send a limit order at the limit"]
+    assert [t for t, _ in choices.buttons] == ["• Skip the copy", "Send a limit order at the limit", "◀ Back"]
     await user.press("Send a limit order", choices)
     assert (
         "Slippage limit: 0.5 % — limit order at the allowed price (cancelled at once"
         in (await user.expect("Saved")).text
     )
-    await user.press("Entries: both")
-    await user.press("Long only")
-    assert "Entries copied: long only" in (await user.expect("Saved")).text
-    await user.press("Margin: default")
-    await user.press("Isolated")
-    assert "Margin mode: isolated" in (await user.expect("Saved")).text
     await user.press("Max total position")
     await user.expect("maximum value of all copied positions together")
     await user.send("-3")
@@ -791,6 +796,17 @@ async def test_risk_settings_refuse_bad_values_and_save_good_ones_with_buttons_w
     )
     await user.press("Auto-sync: off")
     assert "Auto-sync: on" in (await user.expect("Saved")).text
+    await user.press("Back")
+    await user.press("Orders")
+    await user.press("Entries: both")
+    await user.press("Long only")
+    assert "Entries copied: long only" in (await user.expect("Saved")).text
+    await user.press("Back")
+    await user.press("Venue")
+    await user.press("Margin: default")
+    await user.press("Isolated")
+    assert "Margin mode: isolated" in (await user.expect("Saved")).text
+    await user.press("Back")
     await user.press("Stop-loss")
     assert "resting reduce-only order" in (await user.expect("Send the stop-loss")).text
     await user.send("100")
@@ -1362,8 +1378,30 @@ async def test_the_follow_summary_is_at_most_8_lines_with_all_settings_one_tap_a
     following = await user.expect("✅ Following")
     assert len(following.text.split("\n\n")[1].splitlines()) <= 8, following.text
     await user.press("All settings", following)
-    everything = await user.expect("Reverse: off")
-    assert "Margin mode" in everything.text and "Auto-sync" in everything.text
+    first = await user.expect("Reverse: off")
+    assert first.message_id > following.message_id  # "Following" and its offer stay as they were
+    assert [t for t, _ in first.buttons] == [
+        "📏 Sizing",
+        "🔁 Reverse: off",
+        "🎯 Take-profit",
+        "🛑 Stop-loss",
+        "⏸ Pause copying",
+        "🚦 Risk",
+        "📋 Orders",
+        "🏦 Venue",
+    ]
+    screens = {}
+    for name, needle in (("Risk", "Auto-sync"), ("Orders", "Block list"), ("Venue", "Margin mode")):
+        await user.press(name, first)
+        screens[name] = await user.expect(needle)
+        assert screens[name].message_id == first.message_id  # the same message, edited
+        assert len(screens[name].buttons) <= 8 and screens[name].buttons[-1][0] == "◀ Back"
+        await user.press("Back", screens[name])
+        await user.expect("Reverse: off")
+    venue = screens["Venue"]
+    assert "Price protection" not in venue.text and "Market closed" not in venue.text  # Angel One only
+    assert [t for t, _ in venue.buttons] == ["⚙ Margin: default", "Large orders: split", "◀ Back"]
+    assert len(following.text.split("\n\n")[1].splitlines()) <= 8
 
 
 async def test_an_admin_needs_no_start_before_stats_and_a_slow_reply_shows_a_working_sign(bot):
@@ -1390,3 +1428,40 @@ async def test_a_hidden_master_takes_no_new_follower_through_the_bot(bot):
     await user.expect("no such master")
     owner = await bot.app.accounts.user_by_telegram_id(user.id)
     assert await bot.app.services.follows_of(owner.id) == []
+
+
+async def test_the_follow_dialogue_answers_each_press_in_place(bot):
+    """Each button of /follow edits the dialogue's message; only a typed value gets the next
+    question as a new message (below the user's answer)."""
+    await paper_master(bot)
+    user = bot.user("Ina")
+    await start(user)
+    await connect_paper(user, "ina-paper-key")
+    listing = await user.expect("Which master")  # what a new account is offered next
+    before = len(await user.messages())
+    await user.press("Paper Trend", listing)
+    await user.press("Customize", await user.expect("Copy Paper Trend on "))
+    await user.press("Cancel", await user.expect("How should your order size be computed"))
+    cancelled = await user.expect("Cancelled; nothing was changed")
+    assert cancelled.message_id == listing.message_id and len(await user.messages()) == before
+
+    await user.send("/follow")
+    listing = await user.expect("Which master")
+    before = len(await user.messages())
+    await user.press("Paper Trend", listing)
+    offer = await user.expect("Copy Paper Trend on ")
+    assert offer.message_id == listing.message_id
+    await user.press("Customize")
+    await user.expect("How should your order size be computed")
+    await user.press("Coefficient")
+    await user.expect("Send the value")
+    await user.send("1")
+    question = await user.expect("Take-profit")
+    await user.press("No take-profit")
+    await user.expect("Stop-loss")
+    await user.press("No stop-loss")
+    await user.expect("Please check and confirm")
+    await user.press("Confirm")
+    following = await user.expect("✅ Following")
+    assert following.message_id == question.message_id
+    assert len(await user.messages()) == before + 1  # it was 7 new messages, one per step

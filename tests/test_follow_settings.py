@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 from sqlmodel import SQLModel
 
 from bot.formatting import format_follow_settings
-from bot.settings import settings_keyboard
+from bot.settings import MAIN, SCREENS, SUBSCREENS, screen_keyboard
 from core.errors import UserError
 from core.follow_settings import FOLLOW_SETTINGS, SETTING_FIELDS, SLIPPAGE_ACTION, Choice, validate_follow_changes
 from core.model import (
     ClosedMarketAction,
     EntrySides,
     FollowSettings,
+    FollowStatus,
     MarginMode,
     OrderType,
     OversizeAction,
@@ -193,8 +194,11 @@ def test_every_setting_renders_in_the_summary_and_the_keyboard(changes):
     row = Follow(id=4, user_id=2, master_id=3, credential_id="c", **validate_follow_changes(changes))
     text = format_follow_settings(row, "Trend", "main")
     assert text.count("\n") + 1 == 2 + sum(1 for s in FOLLOW_SETTINGS if s.line is not None)
-    buttons = [b for line in settings_keyboard(row).inline_keyboard for b in line]
-    assert len(buttons) == sum(1 for s in FOLLOW_SETTINGS if s.widget is not None)
+    screens = [screen_keyboard(row, "angelone", screen) for screen in SCREENS.values()]
+    buttons = [b for markup in screens for line in markup.inline_keyboard for b in line]
+    navigation = 1 + len(SUBSCREENS) + len(SUBSCREENS)  # pause / resume and each sub-screen; each Back
+    assert len(buttons) == sum(1 for s in FOLLOW_SETTINGS if s.widget is not None) + navigation
+    assert all(sum(len(line) for line in markup.inline_keyboard) <= 8 for markup in screens)
     for setting in FOLLOW_SETTINGS:
         if isinstance(setting.widget, Choice):
             current = getattr(row, setting.name)
@@ -232,24 +236,54 @@ async def test_every_setting_survives_a_round_trip_through_the_database(accounts
     assert isinstance(again.slippage_action, SlippageAction) and isinstance(again.entry_sides, EntrySides)
 
 
-def test_the_settings_keyboard_keeps_its_rows_texts_and_callback_codes():
+def test_the_settings_screens_keep_their_rows_texts_and_callback_codes():
     row = Follow(id=5, user_id=1, master_id=2, credential_id="c", reverse=True, margin_mode=MarginMode.ISOLATED)
-    layout = [[(b.text, b.callback_data) for b in line] for line in settings_keyboard(row).inline_keyboard]
-    assert layout == [
+
+    def layout(venue: str, code: str) -> list[list[tuple[str, str]]]:
+        markup = screen_keyboard(row, venue, SCREENS[code])
+        return [[(b.text, b.callback_data) for b in line] for line in markup.inline_keyboard]
+
+    assert layout("binanceusdm", "h") == [
         [("📏 Sizing", "se:m:5"), ("🔁 Reverse: on", "se:t:5:rv")],
         [("🎯 Take-profit", "se:e:5:tp"), ("🛑 Stop-loss", "se:e:5:sl")],
+        [("⏸ Pause copying", "se:p:5")],
+        [("🚦 Risk", "se:g:5:r"), ("📋 Orders", "se:g:5:o"), ("🏦 Venue", "se:g:5:v")],
+    ]
+    assert layout("binanceusdm", "r") == [
         [("📉 Daily loss limit", "se:e:5:dl"), ("🔒 Close on loss limit: off", "se:t:5:cl")],
         [("📦 Max position", "se:e:5:mp"), ("🧮 Max total position", "se:e:5:mt")],
         [("🐢 Slippage limit", "se:e:5:sp"), ("Slippage action: skip", "se:o:5:sa")],
-        [("↕ Entries: both", "se:o:5:es"), ("⚙ Margin: isolated", "se:o:5:mm")],
+        [("⚖️ Auto-sync: off", "se:t:5:as")],
+        [("◀ Back", "se:f:5")],
+    ]
+    assert layout("binanceusdm", "o") == [
+        [("↕ Entries: both", "se:o:5:es")],
         [("✅ Allow list", "se:e:5:al"), ("🚫 Block list", "se:e:5:bl")],
-        [("🧪 Dry run: off", "se:t:5:dr"), ("⚖️ Auto-sync: off", "se:t:5:as")],
+        [("🧪 Dry run: off", "se:t:5:dr")],
         [("⏳ Max resting time", "se:e:5:mr"), ("✋ Confirm each copy", "se:e:5:cf")],
+        [("◀ Back", "se:f:5")],
+    ]
+    assert layout("binanceusdm", "v") == [
+        [("⚙ Margin: isolated", "se:o:5:mm")],
+        [("Large orders: split", "se:o:5:ov")],
+        [("◀ Back", "se:f:5")],
+    ]  # Angel One's own settings only on an Angel One follow
+    assert layout("angelone", "v") == [
+        [("⚙ Margin: isolated", "se:o:5:mm")],
         [("🛡 Price protection", "se:e:5:pp"), ("🏷 Product type", "se:e:5:pt")],
         [("Unfilled limit copies: reprice", "se:o:5:ra"), ("🔂 Re-price attempts", "se:e:5:rp")],
         [("Large orders: split", "se:o:5:ov"), ("Market closed: skip", "se:o:5:cm")],
+        [("◀ Back", "se:f:5")],
     ]
-    assert "⚙ Margin: default" in str(settings_keyboard(Follow(id=5, user_id=1, master_id=2, credential_id="c")))
+    paused = Follow(id=5, user_id=1, master_id=2, credential_id="c", status=FollowStatus.PAUSED)
+    assert "▶️ Resume copying" in str(screen_keyboard(paused, "paper", MAIN))
+    assert "⚙ Margin: default" in str(screen_keyboard(paused, "paper", SCREENS["v"]))
+
+
+def test_every_setting_shown_or_edited_is_on_exactly_one_settings_screen():
+    placed = [name for screen in SCREENS.values() for name in screen.settings]
+    assert len(placed) == len(set(placed))
+    assert {s.name for s in FOLLOW_SETTINGS if s.widget is not None or s.line is not None} <= set(placed)
 
 
 def test_the_summary_keeps_its_lines_in_order():

@@ -386,6 +386,10 @@ class ChatUser:
         self.id = user_id or fresh_id()
         self.name = name
         self.cursor = 0  # message id of the last bot message consumed by expect()
+        #: what each bot message said at the last match or press: a message edited since (a
+        #: dialogue answered in place) is new to expect() again
+        self.seen: dict[int, str] = {}
+        self.last_expected = 0  # message id of the last message expect() returned (maybe an edited one)
         self.interactions = 0  # every message sent and every button pressed (deleted ones included)
 
     @property
@@ -452,20 +456,25 @@ class ChatUser:
     async def expect(
         self, needle: str | Callable[[str], bool], within: float = 10.0, *, kind: str | None = None
     ) -> BotMessage:
-        """The next bot message (after the last one expected) whose text contains ``needle``;
-        with ``kind`` ("photo" or "document") only such a message, ``needle`` in its caption."""
+        """The next bot message (after the last one expected, or one edited since the last match
+        or press) whose text contains ``needle``; with ``kind`` ("photo" or "document") only such
+        a message, ``needle`` in its caption."""
         match = needle if callable(needle) else (lambda text: needle in text)
         deadline = time.monotonic() + within
         seen: list[str] = []
         while True:
             seen = []
-            for message in await self.messages():
-                if message.message_id > self.cursor:
+            messages = await self.messages()
+            for message in messages:
+                edited = message.message_id in self.seen and self.seen[message.message_id] != message.text
+                if message.message_id > self.cursor or edited:
                     seen.append(message.text)
                     if kind == "photo" and message.photo is None or kind == "document" and message.document is None:
                         continue
                     if match(message.text):
-                        self.cursor = message.message_id
+                        self.cursor = max(self.cursor, message.message_id)
+                        self.last_expected = message.message_id
+                        self.seen = {m.message_id: m.text for m in messages}
                         return message
             if time.monotonic() > deadline:
                 raise AssertionError(f"no bot message matching {needle!r}; new messages: {seen!r}")
@@ -484,16 +493,23 @@ class ChatUser:
 
     async def press(self, label: str, message: BotMessage | None = None, within: float = 10.0) -> None:
         """Press the inline button whose text contains ``label`` on ``message`` (default: the
-        newest bot message from the last one expected on that has such a button; waits for it)."""
+        newest bot message from the last one expected on that has such a button, or the last one
+        expected itself when it was an edited one; waits for it)."""
         deadline = time.monotonic() + within
         while True:
+            messages = await self.messages()
             candidates = (
-                [message] if message else [m for m in reversed(await self.messages()) if m.message_id >= self.cursor]
+                [message]
+                if message
+                else [
+                    m for m in reversed(messages) if m.message_id >= self.cursor or m.message_id == self.last_expected
+                ]
             )
             for candidate in candidates:
                 for text, data in candidate.buttons:
                     if label in text:
                         self.cursor = max(self.cursor, candidate.message_id)
+                        self.seen = {m.message_id: m.text for m in messages}
                         await self.press_data(data, candidate)
                         return
             if time.monotonic() > deadline:
