@@ -21,7 +21,7 @@ import pytest
 
 from copytrade.app import build_app
 from copytrade.config import Settings
-from copytrade.http.limits import Limits, TokenBuckets
+from copytrade.http.limits import Limits, Rate
 from copytrade.http.metrics import Metrics
 from copytrade.http.server import HttpServer, build_http_app, service_sources
 from copytrade.paper_setup import add_paper_follower, create_paper_master
@@ -43,7 +43,7 @@ async def test_schemathesis_with_every_check_and_phase_finds_nothing(tmp_path, m
     follow, _ = await add_paper_follower(app.services, master.id, "Bea", "20000", {"sizing_value": "1"})
     token, _ = await app.api_tokens.create(follow.user_id, "trade")
     metrics = Metrics(service_sources(app))
-    limits = Limits(*(TokenBuckets(BURST, BURST) for _ in range(3)))
+    limits = Limits(*(Rate(BURST, BURST) for _ in range(3)))
     server = HttpServer(build_http_app(app, metrics, limits=limits), host="127.0.0.1", port=0, metrics=metrics)
     await server.start()
     try:

@@ -14,13 +14,16 @@ import pytest
 from copytrade.app import build_app
 from copytrade.config import Settings
 from copytrade.http.api import PREFIX
-from copytrade.http.limits import Limits, TokenBuckets
+from copytrade.http.limits import Limits, Rate
 from copytrade.http.metrics import Metrics
 from copytrade.http.server import HttpServer, Readiness, build_http_app, service_sources, start_http_server
 from copytrade.paper_setup import add_paper_follower, create_paper_master
 from core.vault import generate_key
 from core.venues.paper.trader import PaperTrader
 from tests.harness import eventually
+
+#: a rate that refills one request in about three hours: within a test, the buckets hold their burst only
+STOPPED = 1e-4
 
 
 @pytest.fixture
@@ -341,11 +344,10 @@ async def test_tokens_are_stored_only_as_hashes(app):
 
 
 async def test_api_rate_limits_each_token_on_its_own(app):
-    # tiny buckets on a stopped clock
     limits = Limits(
-        per_address=TokenBuckets(100, 1.0, clock=lambda: 0.0),
-        per_token=TokenBuckets(2, 1.0, clock=lambda: 0.0),
-        per_user=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+        per_address=Rate(100, STOPPED),
+        per_token=Rate(2, STOPPED),
+        per_user=Rate(3, STOPPED),
     )
     one = await app.services.register_user(90_004, "Di")
     two = await app.services.register_user(90_005, "Ed")
@@ -358,7 +360,7 @@ async def test_api_rate_limits_each_token_on_its_own(app):
                 _ok(await client.get(f"{PREFIX}/traders", headers=_bearer(first)))
             refused = await client.get(f"{PREFIX}/traders", headers=_bearer(first))
             _error(refused, 429, "40029")
-            assert refused.headers["retry-after"] == "1"
+            assert int(refused.headers["retry-after"]) >= 1
             _ok(await client.get(f"{PREFIX}/traders", headers=_bearer(second)))
     finally:
         await server.stop()
@@ -367,9 +369,9 @@ async def test_api_rate_limits_each_token_on_its_own(app):
 async def test_a_users_tokens_share_one_rate(app):
     """Five tokens are not five times the rate, nor is a token made after another was revoked a fresh burst."""
     limits = Limits(
-        per_address=TokenBuckets(100, 1.0, clock=lambda: 0.0),
-        per_token=TokenBuckets(100, 1.0, clock=lambda: 0.0),
-        per_user=TokenBuckets(3, 1.0, clock=lambda: 0.0),
+        per_address=Rate(100, STOPPED),
+        per_token=Rate(100, STOPPED),
+        per_user=Rate(3, STOPPED),
     )
     user = await app.services.register_user(90_006, "Fay")
     tokens = [(await app.api_tokens.create(user.id, "read"))[0] for _ in range(2)]
@@ -449,9 +451,9 @@ async def test_a_made_up_or_mistyped_token_is_refused_without_a_database_query(s
 
 async def test_a_flood_of_old_format_tokens_is_limited_per_address_before_any_query(app):
     limits = Limits(
-        per_address=TokenBuckets(3, 1.0, clock=lambda: 0.0),
-        per_token=TokenBuckets(100, 1.0, clock=lambda: 0.0),
-        per_user=TokenBuckets(100, 1.0, clock=lambda: 0.0),
+        per_address=Rate(3, STOPPED),
+        per_token=Rate(100, STOPPED),
+        per_user=Rate(100, STOPPED),
     )
     server = await start_http_server(app, host="127.0.0.1", port=0, limits=limits)
     try:

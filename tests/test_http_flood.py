@@ -2,19 +2,19 @@
 
 The service (core loop: storage, listeners, the copier) runs in this test's loop with its real HTTP
 server; another process floods that server with 2,000 requests (made-up, well-formed unknown,
-valid and missing tokens, and 10 MB bodies), again while the trades last. The master makes 200
-trades with the flooder stopped and 200 with it running, alternately, so that whatever else the
+valid and missing tokens, and 10 MB bodies), again while the trades last. The master makes 500
+trades with the flooder stopped and 500 with it running, alternately, so that whatever else the
 machine does weighs on both sets alike; each trade's copy latency is master trade → every
 follower's copy result. The two sets are compared with each other in the one run, never with a
 clock figure, and the server's memory is bounded (a 10 MB body is never read).
 
-What is asserted: the median under the flood within 3x of the quiet one, the 90th percentile within
-4x. That guards what the HTTP server's own thread and loop won: before them the same flood took the
-median from 68 ms to 610-1,041 ms (9-15x). It is not yet the 1.2x copying deserves. The HTTP thread
-shares the service's interpreter lock. On this 2-core machine, with the test alone, the flooded
-median was 2.03x the quiet one (p90 2.48x); beside other tests' workers it was 2.26x. Under an
-outside load of 6-8 it was 0.96-1.11x, where the quiet set is slow too. HTTP in a process of its
-own is the way to 1.2x."""
+What is asserted: the median and the 99th percentile under the flood within 1.2x of the quiet ones,
+and the memory of the service and of its front door bounded. The front door (copytrade/http/front.py)
+holds the port in a process of its own, at a lower CPU priority than the service, and refuses the
+flood there. Measured alone on this 2-core machine, 500 trades each: p50 0.97-1.03x, p90 1.01-1.19x,
+p99 0.83-0.91x (200 trades each: p50 0.96-1.17x, p99 1.07-1.47x: the 99th percentile of 200 is the
+second worst, hence 500). Before, with HTTP in a thread of the service's process (sharing its
+interpreter lock): p50 2.03x, p90 2.48x; with HTTP on the copier's loop: 9-15x."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ from core.venues.paper.venue import PaperVenue
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.alone]
 
 REQUESTS = 2_000
-#: trades in each set, quiet and flooded: the 90th percentile is then 20 trades from the worst
-TRADES = 200
+#: trades in each set, quiet and flooded: the 99th percentile is then 5 trades from the worst
+TRADES = 500
 FOLLOWERS = 3
 BIG_BODY = 10 * 1024 * 1024
 
@@ -95,8 +95,8 @@ asyncio.run(main())
 """
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as status:
+def _rss_bytes(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
@@ -157,7 +157,7 @@ async def test_a_flood_of_requests_does_not_slow_copying_and_never_grows_the_ser
             kind = kinds[n % len(kinds)]
             token = {"made-up": "ctk_" + "x" * 49, "unknown": new_token(), "valid": valid, "none": ""}.get(kind, "")
             plan.append(("big" if kind == "big" else "get", token if kind != "big" else new_token()))
-        rss_before = _rss_bytes()
+        rss_before, front_before = _rss_bytes(), _rss_bytes(server.front_pid)
         # the attacker's CPU is not the server's: the flooder on one core, this process (the service,
         # its HTTP thread and the copier) on the other
         cores = sorted(os.sched_getaffinity(0))
@@ -207,7 +207,7 @@ async def test_a_flood_of_requests_does_not_slow_copying_and_never_grows_the_ser
             flooded.append(await trade_and_wait())
         flooder.send_signal(signal.SIGCONT)
         await counted(flooder)
-        rss_after = _rss_bytes()
+        rss_after, front_after = _rss_bytes(), _rss_bytes(server.front_pid)
         _pin(set(cores))
     finally:
         await server.stop()
@@ -225,7 +225,10 @@ async def test_a_flood_of_requests_does_not_slow_copying_and_never_grows_the_ser
         f"flooded / quiet: "
         + ", ".join(f"p{round(q * 100)} {r:.2f}x" for q, r in ratios.items())
         + f" (quiet p50 {_p(quiet, 0.5) * 1000:.1f} ms, p99 {_p(quiet, 0.99) * 1000:.1f} ms); server memory "
-        f"+{(rss_after - rss_before) / 2**20:.1f} MiB; answers {counts}"
+        f"+{(rss_after - rss_before) / 2**20:.1f} MiB, front door +{(front_after - front_before) / 2**20:.1f} MiB; "
+        f"answers {counts}"
     )
-    assert ratios[0.5] <= 3.0 and ratios[0.9] <= 4.0, (ratios, counts)
-    assert rss_after - rss_before < 64 * 1024 * 1024, (rss_before, rss_after)  # 200 bodies of 10 MB were sent
+    assert ratios[0.5] <= 1.2 and ratios[0.99] <= 1.2, (ratios, counts)
+    # hundreds of bodies of 10 MB were sent: none was read whole, by either process
+    assert rss_after - rss_before < 64 * 1024 * 1024, (rss_before, rss_after)
+    assert front_after - front_before < 64 * 1024 * 1024, (front_before, front_after)

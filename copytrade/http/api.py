@@ -7,9 +7,9 @@ reaches their own follows because every call passes the token's user to the core
 
 Authentication: ``Authorization: Bearer <token>`` with a token made by ``/apitoken`` in
 Telegram; ``read`` tokens may only GET, ``trade`` tokens may also POST. Before any of this, the
-server's guard (``copytrade/http/limits.py``) has limited the client address and the presented
-token and refused malformed tokens and oversized bodies; here, once the token is found, the user
-is limited over all their tokens.
+front door's guard (``copytrade/http/front.py``, ``limits.py``) has limited the client address and
+the presented token and refused malformed tokens and oversized bodies; here, once the token is
+found, the user is limited over all their tokens.
 
 The routes run in the HTTP server's loop; what they need of the service runs in the core loop
 (``CoreLoop.run``), and the answer is serialised back in the HTTP loop.
@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException
 
 from copytrade.http.core_loop import CoreLoop
 from copytrade.http.envelope import SUCCESS, Code, envelope
-from copytrade.http.limits import Limits, retry_after
+from copytrade.http.limits import Buckets, retry_after
 from core.api_tokens import ApiTokens, ApiTokenView, TokenScope
 from core.errors import (
     AlreadyFollowing,
@@ -151,7 +151,7 @@ class Caller:
 _BEARER = HTTPBearer(auto_error=False, description="a token made with /apitoken in Telegram")
 
 
-def _authenticator(tokens: ApiTokens, core: CoreLoop, limits: Limits, scope: TokenScope):
+def _authenticator(tokens: ApiTokens, core: CoreLoop, per_user: Buckets, scope: TokenScope):
     async def authenticate(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> Caller:
@@ -160,7 +160,7 @@ def _authenticator(tokens: ApiTokens, core: CoreLoop, limits: Limits, scope: Tok
         view = await core.run(tokens.authenticate(credentials.credentials.strip()))
         if view is None:
             raise ApiError(401, Code.UNAUTHORIZED, "unknown or revoked API token")
-        wait = limits.per_user.take(view.user_id)
+        wait = await per_user.take(str(view.user_id))
         if wait:
             raise ApiError(429, Code.TOO_MANY_REQUESTS, "too many requests by this user", retry_after(wait))
         if scope is TokenScope.TRADE and view.scope is not TokenScope.TRADE:
@@ -419,12 +419,12 @@ def _millis(value: int | None) -> datetime | None:
 # -- the routes ---------------------------------------------------------------------------------
 
 
-def add_api(http: FastAPI, service: App, *, core: CoreLoop, limits: Limits) -> None:
+def add_api(http: FastAPI, service: App, *, core: CoreLoop, per_user: Buckets) -> None:
     """The API's routes and its error handling (every error in the envelope) on ``http``;
     ``core``: the service's loop, where each route's work runs."""
     services = service.services
-    reader = Depends(_authenticator(service.api_tokens, core, limits, TokenScope.READ))
-    trader = Depends(_authenticator(service.api_tokens, core, limits, TokenScope.TRADE))
+    reader = Depends(_authenticator(service.api_tokens, core, per_user, TokenScope.READ))
+    trader = Depends(_authenticator(service.api_tokens, core, per_user, TokenScope.TRADE))
     router = APIRouter(tags=["copytrading"])
 
     @router.get("/traders", summary="Masters you can copy, ranked", responses=_answers())

@@ -1,15 +1,16 @@
-"""What every request passes before any work is done for it, in the HTTP server's own event loop
-(``copytrade/http/server.py``): a token bucket per client address, the shape and checksum of an
-API token and a bucket per presented token (neither needs the database), a body size limit per
+"""What every request passes before any work is done for it, in the HTTP front door, a process of
+its own (``copytrade/http/front.py``): a token bucket per client address, the shape and checksum of
+an API token and a bucket per presented token (neither needs the database), a body size limit per
 route enforced while the body is read, a time limit per request, and the security headers of
 every answer.
 
-A request refused here costs no database query and never reaches the copier's event loop.
+A request refused here costs no database query and not one instruction of the service's process,
+where the copier runs. The bucket per user, which needs the token looked up, is the service's
+(``copytrade/http/api.py``), over the same ``Rate`` and the same buckets.
 
-The buckets are held by the one process that serves HTTP: in a scaled-out deployment only
-``copytrade run --role all`` serves it (the roles of ``copytrade.scaleout`` bind no port), so a
-deployment has one set of buckets. Behind a reverse proxy, the client address is the one
-uvicorn takes from ``X-Forwarded-For`` when the proxy is listed in FORWARDED_ALLOW_IPS."""
+The limits travel to the front door as data (``Limits``, a few numbers), and each process keeps its
+own buckets for them. Behind a reverse proxy, the client address is the one uvicorn takes from
+``X-Forwarded-For`` in the front door when the proxy is listed in FORWARDED_ALLOW_IPS."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +62,14 @@ DOCS_CSP = (
 )
 
 
+class Buckets(Protocol):
+    """Token buckets by key: in the process (``TokenBuckets``), or shared through Redis."""
+
+    async def take(self, key: str) -> float:
+        """0 when the request may go (one token taken); else the seconds until it may."""
+        ...
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -84,8 +94,12 @@ class TokenBuckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def take(self, key: Hashable) -> float:
+    async def take(self, key: Hashable) -> float:
         """0 when the request may go (one token taken); else the seconds until it may."""
+        return self.take_now(key)
+
+    def take_now(self, key: Hashable) -> float:
+        """``take`` without a wait: these buckets are in the process's memory."""
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -102,19 +116,38 @@ class TokenBuckets:
         return (1 - bucket.tokens) / self.per_second
 
 
-@dataclass
-class Limits:
-    """The buckets of one HTTP server: per client address and per presented token (before any
-    lookup), per user (after the token is found: a user's several tokens share one rate)."""
+@dataclass(frozen=True)
+class Rate:
+    """``burst`` requests at once, refilled at ``per_second``."""
 
-    per_address: TokenBuckets = field(default_factory=lambda: TokenBuckets(ADDRESS_BURST, ADDRESS_PER_SECOND))
-    per_token: TokenBuckets = field(default_factory=lambda: TokenBuckets(TOKEN_BURST, TOKEN_PER_SECOND))
-    per_user: TokenBuckets = field(default_factory=lambda: TokenBuckets(TOKEN_BURST, TOKEN_PER_SECOND))
+    burst: int
+    per_second: float
+
+    def buckets(self) -> TokenBuckets:
+        return TokenBuckets(self.burst, self.per_second)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The rates of the HTTP surface: per client address and per presented token (in the front door,
+    before any lookup), per user (in the service, once the token is found: a user's several tokens
+    share one rate, and a token made after another was revoked is no fresh burst)."""
+
+    per_address: Rate = Rate(ADDRESS_BURST, ADDRESS_PER_SECOND)
+    per_token: Rate = Rate(TOKEN_BURST, TOKEN_PER_SECOND)
+    per_user: Rate = Rate(TOKEN_BURST, TOKEN_PER_SECOND)
 
     @classmethod
     def unlimited(cls) -> Limits:
         """For a fuzzer sending thousands of requests at once."""
-        return cls(*(TokenBuckets(10**9, 1e9) for _ in range(3)))
+        return cls(*(Rate(10**9, 1e9) for _ in range(3)))
+
+    def as_json(self) -> dict[str, list[float]]:
+        return {name: [rate.burst, rate.per_second] for name, rate in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[float]]) -> Limits:
+        return cls(**{name: Rate(int(burst), float(per_second)) for name, (burst, per_second) in data.items()})
 
 
 class _BodyTooLarge(Exception):
@@ -134,18 +167,14 @@ class Guard:
         self,
         app: ASGIApp,
         *,
-        limits: Limits,
+        per_address: Buckets,
+        per_token: Buckets,
         body_limit: Callable[[str], int],
         api_prefixes: tuple[str, ...],
         timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
-        self.app, self.limits, self.body_limit, self.api_prefixes, self.timeout = (
-            app,
-            limits,
-            body_limit,
-            api_prefixes,
-            timeout,
-        )
+        self.app, self.per_address, self.per_token = app, per_address, per_token
+        self.body_limit, self.api_prefixes, self.timeout = body_limit, api_prefixes, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -163,7 +192,7 @@ class Guard:
                 message = {**message, "headers": [*headers, *SECURITY_HEADERS, (b"content-security-policy", csp)]}
             await send(message)
 
-        refusal = self._refusal(scope, path)
+        refusal = await self._refusal(scope, path)
         if refusal is not None:
             await refusal(scope, receive, sending)
             return
@@ -189,10 +218,9 @@ class Guard:
             if not started:
                 await envelope(Code.UNAVAILABLE, "the request took too long", status=503)(scope, receive, sending)
 
-    def _refusal(self, scope: Scope, path: str) -> ASGIApp | None:
+    async def _refusal(self, scope: Scope, path: str) -> ASGIApp | None:
         """The answer to a request refused before anything is read of its body, or ``None``."""
-        client = scope.get("client")
-        wait = self.limits.per_address.take(client[0] if client else "")
+        wait = await self.per_address.take(client_address(scope))
         if wait:
             return envelope(
                 Code.TOO_MANY_REQUESTS, "too many requests from this address", status=429, headers=retry_after(wait)
@@ -214,12 +242,18 @@ class Guard:
         token = value.strip()
         if not well_formed(token):
             return envelope(Code.UNAUTHORIZED, "unknown or revoked API token", status=401)
-        wait = self.limits.per_token.take(hashlib.sha256(token.encode()).digest())
+        wait = await self.per_token.take(hashlib.sha256(token.encode()).hexdigest())
         if wait:
             return envelope(
                 Code.TOO_MANY_REQUESTS, "too many requests with this token", status=429, headers=retry_after(wait)
             )
         return None
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address as the server saw it (after FORWARDED_ALLOW_IPS' proxies); "" if none."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 def _too_large(limit: int) -> ASGIApp:

@@ -2,10 +2,11 @@
 ``/healthz``, ``/readyz``, ``/metrics``, the Telegram webhook (when WEBHOOK_URL is set), and the
 copy-trading REST API under ``/api/v1/copytrading`` (``copytrade/http/api.py``).
 
-The server runs in a thread of its own with its own event loop: a flood of requests is read,
-parsed, limited and refused there (``copytrade/http/limits.py``), never in the service's loop,
-where the copier runs. What a request needs of the service is carried over to the service's loop
-(``CoreLoop``) once the request has passed every limit.
+$PORT is held by the front door, a process of its own (``copytrade/http/front.py``): a flood of
+requests is read, parsed, limited and refused there (``copytrade/http/limits.py``), never in the
+service's process, where the copier runs. What it admits reaches the ASGI app built here on a
+private unix socket, served in a thread of the service with its own event loop; what a request
+needs of the service is carried over to the service's loop (``CoreLoop``).
 
 Access is logged by this module with the path only, never the query string or a header: an API
 token or a webhook secret cannot reach a log line from here (uvicorn's own access log is off)."""
@@ -17,11 +18,16 @@ import contextlib
 import hmac
 import json
 import logging
+import os
+import shutil
+import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -37,7 +43,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.app import webhook_secret
 from copytrade.http.api import BITGET_PREFIX, PREFIX
 from copytrade.http.core_loop import CoreLoop
-from copytrade.http.limits import API_BODY_LIMIT, NO_BODY, WEBHOOK_BODY_LIMIT, Guard, Limits
+from copytrade.http.front import PEER_HEADER, READY, FrontConfig
+from copytrade.http.limits import Limits
 from copytrade.http.metrics import Metrics, ServiceSources
 
 if TYPE_CHECKING:
@@ -55,12 +62,14 @@ READY_DATABASE_TIMEOUT = 2.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: seconds requests in flight get to finish when the service stops (fly.toml's kill_timeout counts it)
 SHUTDOWN_GRACE_SECONDS = 5
-#: connections served at once; past it uvicorn answers 503 at once
-MAX_CONNECTIONS = 500
-#: seconds an idle keep-alive connection stays open
-KEEP_ALIVE_SECONDS = 5
-#: seconds the server gets to bind and start in its thread
-START_TIMEOUT_SECONDS = 10.0
+#: the front door's connections to the service (front.INNER_CONNECTIONS) and a margin
+MAX_CONNECTIONS = 100
+#: seconds an idle keep-alive connection from the front door stays open
+KEEP_ALIVE_SECONDS = 60
+#: seconds the server gets to start in its thread, and the front door in its process
+START_TIMEOUT_SECONDS = 20.0
+#: seconds the front door gets to stop on SIGTERM before it is killed (its requests in flight end first)
+FRONT_STOP_SECONDS = 10.0
 #: seconds a thread may hold the GIL while another waits for it (Python's default is 5 ms): with the
 #: HTTP thread busy under a flood, the copier's loop waits at most this long each time it wakes
 #: (tests/test_http_flood.py: p50 1.8x the quiet latency with 5 ms, within 1.2x with 0.5 ms)
@@ -135,8 +144,22 @@ class Readiness:
         return reasons
 
 
+class FromFrontDoor:
+    """The client's address is the one the front door saw and sent in ``PEER_HEADER`` (only the
+    front door reaches this app: its socket is in a directory only this user may open)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            peer = next((v.decode("latin-1") for k, v in scope["headers"] if k == PEER_HEADER.encode()), "")
+            scope = {**scope, "client": (peer, 0) if peer else None}
+        await self.app(scope, receive, send)
+
+
 class AccessLog:
-    """One line per request: method, path (no query string), status, milliseconds."""
+    """One line per request: method, path (no query string), status, milliseconds, client address."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -153,7 +176,9 @@ class AccessLog:
             nonlocal logged
             if not logged:
                 logged = True
-                log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, (time.monotonic() - started) * 1000)
+                elapsed = (time.monotonic() - started) * 1000
+                client = scope.get("client") or ("-",)
+                log.info("%s %s %d %.1fms %s", scope["method"], scope["path"], status, elapsed, client[0])
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -177,17 +202,12 @@ def service_sources(service: App) -> ServiceSources:
     )
 
 
-def body_limit(webhook: TelegramWebhook | None) -> Callable[[str], int]:
-    """The bytes a route's body may have: the API's, the webhook's, none elsewhere."""
+@dataclass(frozen=True)
+class FrontRules:
+    """What the front door applies before a request reaches the app: the limits, the webhook's path."""
 
-    def limit(path: str) -> int:
-        if path.startswith((PREFIX, BITGET_PREFIX)):
-            return API_BODY_LIMIT
-        if webhook is not None and path == webhook.path:
-            return WEBHOOK_BODY_LIMIT
-        return NO_BODY
-
-    return limit
+    limits: Limits
+    webhook_path: str | None
 
 
 def build_http_app(
@@ -248,10 +268,11 @@ def build_http_app(
             return await webhook.receive(request, core)
 
         http.add_api_route(webhook.path, telegram, methods=["POST"], include_in_schema=False)
-    add_api(http, service, core=core, limits=limits)
+    add_api(http, service, core=core, per_user=limits.per_user.buckets())
     http.add_middleware(AccessLog)
-    # outermost: a refused request costs no more than its refusal (not even an access-log line)
-    http.add_middleware(Guard, limits=limits, body_limit=body_limit(webhook), api_prefixes=(PREFIX, BITGET_PREFIX))
+    http.add_middleware(FromFrontDoor)
+    # the rules the front door applies before anything reaches this app (HttpServer passes them on)
+    http.state.front_door = FrontRules(limits, webhook.path if webhook is not None else None)
     return http
 
 
@@ -264,53 +285,80 @@ class _OwnSignals(uvicorn.Server):
 
 
 class HttpServer:
-    """uvicorn serving the ASGI app on ``host:port`` in a thread of its own, with its own event loop."""
+    """The service's HTTP surface: the front door (``copytrade/http/front.py``) in a process of its own
+    on ``host:port``, and uvicorn serving the ASGI app to it on a private unix socket, in a thread of
+    the service with its own event loop."""
 
     def __init__(
         self, asgi: FastAPI, *, host: str, port: int, metrics: Metrics, webhook: TelegramWebhook | None = None
     ) -> None:
         self.metrics = metrics
         self.webhook = webhook
+        self._host, self._port = host, port
+        self._rules: FrontRules = asgi.state.front_door
         config = uvicorn.Config(
             asgi,
-            host=host,
-            port=port,
             lifespan="off",
             access_log=False,
             log_config=None,
             server_header=False,
             date_header=False,
+            proxy_headers=False,  # the client's address is the front door's PEER_HEADER
             limit_concurrency=MAX_CONNECTIONS,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
         self._server = _OwnSignals(config)
-        self._socket: socket.socket | None = None
+        self._bound_port: int | None = None
+        self._private: str | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._front: asyncio.subprocess.Process | None = None
+        self._front_watch: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
         """The bound port (the one asked for, or the one the system chose for port 0)."""
-        assert self._socket is not None, "not started"
-        return int(self._socket.getsockname()[1])
+        assert self._bound_port is not None, "not started"
+        return self._bound_port
+
+    @property
+    def front_pid(self) -> int:
+        """The front door's process id."""
+        assert self._front is not None, "not started"
+        return self._front.pid
 
     async def start(self) -> None:
-        """Bind (an ``OSError`` if the port is taken), then serve in the server's thread."""
-        config = self._server.config
-        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        """Bind $PORT (an ``OSError`` if it is taken), serve the app on the private socket in the
+        server's thread, then start the front door on the bound port."""
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        public = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((config.host, config.port))
-            sock.listen(config.backlog)
-            sock.setblocking(False)
+            public.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            public.bind((self._host, self._port))
+            public.listen(self._server.config.backlog)
+            self._bound_port = int(public.getsockname()[1])
+            try:
+                await self._start_inner()
+                await self._start_front(public)
+            except BaseException:
+                await self.stop()
+                raise
+        finally:
+            public.close()  # the front door holds its own copy: only it accepts on $PORT
+
+    async def _start_inner(self) -> None:
+        self._private = tempfile.mkdtemp(prefix="copytrade-http-")  # mode 0700: this user only
+        inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            inner.bind(os.path.join(self._private, "service.sock"))
+            inner.listen(self._server.config.backlog)
+            inner.setblocking(False)
         except OSError:
-            sock.close()
+            inner.close()
             raise
-        self._socket = sock
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
-        self._thread = threading.Thread(target=self._serve, args=(sock,), name="http-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(inner,), name="http-server", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self._server.started:
@@ -322,6 +370,39 @@ class HttpServer:
                 raise RuntimeError(f"the HTTP server did not start within {START_TIMEOUT_SECONDS:.0f} s")
             await asyncio.sleep(0.01)
 
+    async def _start_front(self, public: socket.socket) -> None:
+        assert self._private is not None
+        config = FrontConfig(
+            fd=public.fileno(),
+            inner=os.path.join(self._private, "service.sock"),
+            limits=self._rules.limits,
+            api_prefixes=(PREFIX, BITGET_PREFIX),
+            webhook_path=self._rules.webhook_path,
+        )
+        front = self._front = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "copytrade.http.front",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            pass_fds=(public.fileno(),),
+        )
+        assert front.stdin is not None and front.stdout is not None
+        front.stdin.write(config.to_line())  # stdin stays open: its end tells the front door the service is gone
+        await front.stdin.drain()
+        try:
+            line = await asyncio.wait_for(front.stdout.readline(), START_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise RuntimeError(f"the HTTP front door did not start within {START_TIMEOUT_SECONDS:.0f} s") from None
+        if line.strip().decode() != READY:
+            raise RuntimeError("the HTTP front door stopped while starting (its error is above)")
+        self._front_watch = asyncio.create_task(self._watch_front(front), name="http-front-door")
+
+    @staticmethod
+    async def _watch_front(front: asyncio.subprocess.Process) -> None:
+        code = await front.wait()
+        log.error("the HTTP front door exited (status %s): $PORT is not served; copying goes on", code)
+
     def _serve(self, sock: socket.socket) -> None:
         try:
             asyncio.run(self._server.serve(sockets=[sock]))
@@ -329,13 +410,29 @@ class HttpServer:
             self._failure = exc
 
     async def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._server.should_exit = True
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
-        if self._socket is not None:
-            self._socket.close()
+        """The front door first (its requests in flight answered), then the app's server."""
+        if self._front_watch is not None:
+            self._front_watch.cancel()
+            self._front_watch = None
+        front, self._front = self._front, None
+        if front is not None and front.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                front.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(front.wait(), FRONT_STOP_SECONDS)
+            except TimeoutError:
+                log.warning("the HTTP front door did not stop within %.0f s: killed", FRONT_STOP_SECONDS)
+                front.kill()
+                await front.wait()
+        if front is not None and front.stdin is not None:
+            front.stdin.close()
+        if self._thread is not None:
+            self._server.should_exit = True
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
         if self._failure is not None:
             raise self._failure
 
