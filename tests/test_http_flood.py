@@ -11,11 +11,12 @@ clock figure, and the server's memory is bounded (a 10 MB body is never read).
 What is asserted: the median under the flood within 1.2x of the quiet one, the 99th percentile
 within 1.5x (looser than the goal of 1.2x: it measured 1.26x once, the five worst of 500 trades
 decide it), and the memory of the service and of its front door bounded. The front door
-(copytrade/http/front.py) holds the port in a process of its own, at a lower CPU priority than the service, and refuses the
-flood there. Measured alone on this 2-core machine, 500 trades each: p50 0.97-1.03x, p90 1.01-1.19x,
-p99 0.83-0.91x (200 trades each: p50 0.96-1.17x, p99 1.07-1.47x: the 99th percentile of 200 is the
-second worst, hence 500). Before, with HTTP in a thread of the service's process (sharing its
-interpreter lock): p50 2.03x, p90 2.48x; with HTTP on the copier's loop: 9-15x."""
+(copytrade/http/front.py) holds the port in a process of its own, at a lower CPU priority than the
+service, and refuses the flood there. Measured alone on this 2-core machine, 500 trades each: p50
+0.97-1.03x, p90 1.01-1.19x, p99 0.83-0.91x (200 trades each: p50 0.96-1.17x, p99 1.07-1.47x: the
+99th percentile of 200 is the second worst, hence 500). Before, with HTTP in a thread of the
+service's process (sharing its interpreter lock): p50 2.03x, p90 2.48x; with HTTP on the copier's
+loop: 9-15x."""
 
 from __future__ import annotations
 
