@@ -151,7 +151,7 @@ class Limits:
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """A body went past its route's limit while being read: the rest is never read."""
 
 
 def retry_after(wait: float) -> dict[str, str]:
